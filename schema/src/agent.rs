@@ -1,1 +1,181 @@
-//! todo
+//! The wire protocol between the server and its agents, versioned: `agent::v1`.
+//!
+//! JSON text frames, one message each, tagged by `type`. Every agent event that changes a run
+//! carries a sequence number: the agent appends it to its durable log before sending, the server
+//! stores it and acknowledges by sequence, and ignores any sequence it has already seen, so a
+//! replay after a reconnect loses nothing and counts nothing twice.
+
+pub mod v1 {
+    use crate::ids::RunId;
+    use crate::run::Outcome;
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+
+    pub const PROTOCOL_VERSION: u32 = 1;
+    /// Frames larger than this are refused by both sides.
+    pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
+
+    /// Which output stream a chunk belongs to.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Stream {
+        Stdout,
+        Stderr,
+    }
+
+    /// The agent's resource figures, sent with each heartbeat.
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    pub struct AgentStats {
+        pub cpu_percent: f32,
+        pub memory_percent: f32,
+        pub uptime_seconds: u64,
+        pub running: u32,
+    }
+
+    /// Messages from the agent to the server.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum AgentMsg {
+        /// The first frame: who the agent is, and the highest sequence it knows was acknowledged.
+        Hello {
+            protocol: u32,
+            token: String,
+            name: String,
+            hostname: String,
+            queues: Vec<String>,
+            version: String,
+            os: String,
+            last_acked_seq: u64,
+        },
+        Heartbeat {
+            stats: AgentStats,
+        },
+        /// A run event, durable on the agent until acknowledged.
+        Event {
+            seq: u64,
+            run_id: RunId,
+            attempt: u32,
+            event: AgentEvent,
+        },
+    }
+
+    /// What happened to a run on the agent.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "kind", rename_all = "snake_case")]
+    pub enum AgentEvent {
+        Accepted,
+        /// The agent will not run it (already accepted once, cannot become the user, ...).
+        Refused {
+            reason: String,
+        },
+        Spawned {
+            pid: u32,
+        },
+        /// A chunk of output; `offset` is the byte offset of `data` in the stream.
+        Output {
+            stream: Stream,
+            offset: u64,
+            data: String,
+        },
+        Ended {
+            outcome: Outcome,
+        },
+    }
+
+    /// Messages from the server to the agent.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum ServerMsg {
+        Welcome {
+            protocol: u32,
+            server_version: String,
+            heartbeat_seconds: u32,
+            acked_seq: u64,
+        },
+        /// The connection is refused; the server closes it after this frame.
+        Refused {
+            reason: String,
+        },
+        Dispatch(Dispatch),
+        Terminate {
+            run_id: RunId,
+            attempt: u32,
+            grace_seconds: u32,
+            by: String,
+        },
+        /// Everything up to and including `seq` is stored.
+        Ack {
+            seq: u64,
+        },
+        /// A frame the server could not use; the connection stays open.
+        Error {
+            code: String,
+            message: String,
+        },
+    }
+
+    /// Work for the agent: one attempt of one run.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Dispatch {
+        pub run_id: RunId,
+        pub attempt: u32,
+        pub task: String,
+        pub command: String,
+        pub run_as_user: String,
+        pub env: BTreeMap<String, String>,
+        pub stdout_path: Option<String>,
+        pub stderr_path: Option<String>,
+        pub max_run_time_seconds: u32,
+        pub kill_grace_seconds: u32,
+    }
+
+    /// Parses a frame from an agent, with a short error that is safe to send back.
+    pub fn parse_agent_frame(text: &str) -> Result<AgentMsg, String> {
+        if text.len() > MAX_FRAME_BYTES {
+            return Err(format!(
+                "frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES}",
+                text.len()
+            ));
+        }
+        serde_json::from_str(text).map_err(|e| format!("malformed frame: {e}"))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn frames_are_tagged_json() {
+            let m = AgentMsg::Event {
+                seq: 7,
+                run_id: RunId(3),
+                attempt: 1,
+                event: AgentEvent::Spawned { pid: 99 },
+            };
+            let text = serde_json::to_string(&m).unwrap();
+            assert_eq!(
+                text,
+                r#"{"type":"event","seq":7,"run_id":3,"attempt":1,"event":{"kind":"spawned","pid":99}}"#
+            );
+            assert_eq!(parse_agent_frame(&text).unwrap(), m);
+            let end = AgentEvent::Ended {
+                outcome: Outcome::Exited { code: 2 },
+            };
+            assert_eq!(
+                serde_json::to_string(&end).unwrap(),
+                r#"{"kind":"ended","outcome":{"kind":"exited","code":2}}"#
+            );
+        }
+
+        #[test]
+        fn bad_frames_are_errors() {
+            assert!(parse_agent_frame("garbage")
+                .unwrap_err()
+                .starts_with("malformed frame"));
+            assert!(parse_agent_frame(r#"{"type":"launch_missiles"}"#).is_err());
+            assert!(parse_agent_frame(&" ".repeat(MAX_FRAME_BYTES + 1))
+                .unwrap_err()
+                .contains("exceeds"));
+        }
+    }
+}

@@ -1,1 +1,162 @@
-//! todo
+//! `${E:VAR}`, `${T:task_name}`, `${P:status}`...: checked when a definition is saved, expanded at run time.
+
+use crate::error::FieldError;
+use std::collections::HashMap;
+
+/// Where a text is used decides which placeholders it may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaceholderContext {
+    /// Commands and stdout/stderr paths: `E` and `T`.
+    Command,
+    /// Alert texts: `E`, `T` and `P`.
+    Alert,
+}
+
+const TASK_KEYS: [&str; 3] = ["task_name", "task_id", "group_name"];
+const RUN_KEYS: [&str; 4] = ["status", "exit_code", "duration", "stdout"];
+
+/// One placeholder found in a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placeholder<'a> {
+    pub start: usize,
+    pub end: usize,
+    pub kind: char,
+    pub key: &'a str,
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
+        && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Finds every `${X:key}` in `text`, checking each against `ctx`.
+pub fn scan<'a>(
+    field: &str,
+    text: &'a str,
+    ctx: PlaceholderContext,
+) -> Result<Vec<Placeholder<'a>>, FieldError> {
+    let mut out = Vec::new();
+    let mut rest = 0;
+    while let Some(found) = text[rest..].find("${") {
+        let start = rest + found;
+        let Some(close) = text[start..].find('}') else {
+            return Err(FieldError::new(
+                field,
+                "placeholder",
+                format!("unclosed placeholder at character {}", start + 1),
+            ));
+        };
+        let end = start + close + 1;
+        let inner = &text[start + 2..end - 1];
+        let bad = |why: &str| {
+            FieldError::new(
+                field,
+                "placeholder",
+                format!(
+                    "unknown placeholder ${{{inner}}} at character {}: {why}",
+                    start + 1
+                ),
+            )
+        };
+        let (kind, key) = inner
+            .split_once(':')
+            .ok_or_else(|| bad("expected ${E:VAR}, ${T:...} or ${P:...}"))?;
+        let kind = match kind {
+            "E" if is_env_name(key) => 'E',
+            "E" => return Err(bad("not an environment variable name")),
+            "T" if TASK_KEYS.contains(&key) => 'T',
+            "T" => return Err(bad("T takes task_name, task_id or group_name")),
+            "P" if ctx == PlaceholderContext::Alert && RUN_KEYS.contains(&key) => 'P',
+            "P" if ctx == PlaceholderContext::Alert => {
+                return Err(bad("P takes status, exit_code, duration or stdout"))
+            }
+            "P" => return Err(bad("run placeholders (P) are only allowed in alert texts")),
+            _ => return Err(bad("the kind must be E, T or P")),
+        };
+        out.push(Placeholder {
+            start,
+            end,
+            kind,
+            key,
+        });
+        rest = end;
+    }
+    Ok(out)
+}
+
+/// Replaces every placeholder with its value; `values` is keyed by `"E:VAR"`, `"T:task_name"`...
+/// A placeholder without a value becomes empty, as an unset shell variable would.
+pub fn expand(
+    text: &str,
+    ctx: PlaceholderContext,
+    values: &HashMap<String, String>,
+) -> Result<String, FieldError> {
+    let found = scan("text", text, ctx)?;
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for p in found {
+        out.push_str(&text[at..p.start]);
+        if let Some(v) = values.get(&format!("{}:{}", p.kind, p.key)) {
+            out.push_str(v);
+        }
+        at = p.end;
+    }
+    out.push_str(&text[at..]);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_placeholders_pass_unknown_fail() {
+        let ok = scan(
+            "command",
+            "run.sh ${E:YYYYMMDD} ${T:task_name} > /tmp/${T:task_id}",
+            PlaceholderContext::Command,
+        )
+        .unwrap();
+        assert_eq!(ok.len(), 3);
+        for (text, needle) in [
+            ("${X:foo}", "kind"),
+            ("${T:owner}", "task_name"),
+            ("${P:status}", "only allowed in alert"),
+            ("${E:1BAD}", "environment"),
+            ("echo ${E:HOME", "unclosed"),
+            ("${nothing}", "expected"),
+        ] {
+            let e = scan("command", text, PlaceholderContext::Command).unwrap_err();
+            assert_eq!(
+                (e.field.as_str(), e.rule.as_str()),
+                ("command", "placeholder")
+            );
+            assert!(e.message.contains(needle), "{text}: {}", e.message);
+        }
+        assert!(scan(
+            "message",
+            "${P:status} ${P:stdout}",
+            PlaceholderContext::Alert
+        )
+        .is_ok());
+        assert!(scan("message", "${P:pid}", PlaceholderContext::Alert).is_err());
+    }
+
+    #[test]
+    fn expansion() {
+        let values: HashMap<String, String> = [("E:YYYYMMDD", "20261128"), ("T:task_name", "load")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(
+            expand(
+                "/data/${T:task_name}/${E:YYYYMMDD}/${E:UNSET}.log",
+                PlaceholderContext::Command,
+                &values
+            )
+            .unwrap(),
+            "/data/load/20261128/.log"
+        );
+    }
+}

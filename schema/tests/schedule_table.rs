@@ -198,7 +198,10 @@ const CASES: &[Case] = &[
         cron: Some("0 12 29 2 *"),
         days: None,
         after: "2026-03-01T00:00:00Z",
-        expect: &[("2028-02-29T12:00:00", "2028-02-29T12:00:00Z", None), ("2032-02-29T12:00:00", "2032-02-29T12:00:00Z", None)],
+        expect: &[
+            ("2028-02-29T12:00:00", "2028-02-29T12:00:00Z", None),
+            ("2032-02-29T12:00:00", "2032-02-29T12:00:00Z", None),
+        ],
     },
     Case {
         name: "Last day of the month, through a leap February",
@@ -238,7 +241,10 @@ const CASES: &[Case] = &[
         cron: Some("0 6 * * *"),
         days: Some("2nd tuesday"),
         after: "2026-11-28T00:00:00Z",
-        expect: &[("2026-12-08T06:00:00", "2026-12-08T06:00:00Z", None), ("2027-01-12T06:00:00", "2027-01-12T06:00:00Z", None)],
+        expect: &[
+            ("2026-12-08T06:00:00", "2026-12-08T06:00:00Z", None),
+            ("2027-01-12T06:00:00", "2027-01-12T06:00:00Z", None),
+        ],
     },
     Case {
         name: "Weekday window crossing midnight keeps the run date it opened on",
@@ -276,16 +282,38 @@ const CASES: &[Case] = &[
 fn schedules_fire_at_the_right_instants() {
     for c in CASES {
         let s = schedule(c);
-        let got: Vec<(String, String, Option<DstNote>)> = preview(&s, None, utc(c.after), c.expect.len())
-            .into_iter()
-            .map(|slot| (slot.key(), slot.at.format("%Y-%m-%dT%H:%M:%SZ").to_string(), slot.dst))
+        let got: Vec<(String, String, Option<DstNote>)> =
+            preview(&s, None, utc(c.after), c.expect.len())
+                .into_iter()
+                .map(|slot| {
+                    (
+                        slot.key(),
+                        slot.at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                        slot.dst,
+                    )
+                })
+                .collect();
+        let want: Vec<(String, String, Option<DstNote>)> = c
+            .expect
+            .iter()
+            .map(|(l, u, n)| (l.to_string(), u.to_string(), *n))
             .collect();
-        let want: Vec<(String, String, Option<DstNote>)> =
-            c.expect.iter().map(|(l, u, n)| (l.to_string(), u.to_string(), *n)).collect();
         assert_eq!(got, want, "{}", c.name);
         // next_fire_after agrees with the preview, and is strictly after its argument.
-        assert_eq!(next_fire_after(&s, None, utc(c.after)).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()), Some(want[0].1.clone()), "{}", c.name);
-        assert_eq!(next_fire_after(&s, None, utc(&want[0].1)).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()), want.get(1).map(|w| w.1.clone()), "{} (second)", c.name);
+        assert_eq!(
+            next_fire_after(&s, None, utc(c.after))
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            Some(want[0].1.clone()),
+            "{}",
+            c.name
+        );
+        assert_eq!(
+            next_fire_after(&s, None, utc(&want[0].1))
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            want.get(1).map(|w| w.1.clone()),
+            "{} (second)",
+            c.name
+        );
     }
 }
 
@@ -294,7 +322,11 @@ fn holiday_range_skips_and_marks() {
     let cal = Calendar::parse(&CalendarDraft {
         name: "XMAS".into(),
         description: String::new(),
-        holidays: vec![HolidayDraft { start: "2026-12-24".into(), end: Some("2026-12-26".into()), reason: "Christmas".into() }],
+        holidays: vec![HolidayDraft {
+            start: "2026-12-24".into(),
+            end: Some("2026-12-26".into()),
+            reason: "Christmas".into(),
+        }],
     })
     .unwrap();
     let s = Schedule::parse(&ScheduleDraft {
@@ -305,7 +337,10 @@ fn holiday_range_skips_and_marks() {
     })
     .unwrap();
     let slots = preview(&s, Some(&cal), utc("2026-12-23T00:00:00Z"), 5);
-    let marks: Vec<(String, Option<&str>)> = slots.iter().map(|s| (s.run_date.to_string(), s.holiday.as_deref())).collect();
+    let marks: Vec<(String, Option<&str>)> = slots
+        .iter()
+        .map(|s| (s.run_date.to_string(), s.holiday.as_deref()))
+        .collect();
     assert_eq!(
         marks,
         vec![
@@ -316,13 +351,20 @@ fn holiday_range_skips_and_marks() {
             ("2026-12-27".into(), None),
         ]
     );
-    assert_eq!(next_fire_after(&s, Some(&cal), utc("2026-12-23T08:00:00Z")), Some(utc("2026-12-27T08:00:00Z")));
+    assert_eq!(
+        next_fire_after(&s, Some(&cal), utc("2026-12-23T08:00:00Z")),
+        Some(utc("2026-12-27T08:00:00Z"))
+    );
 }
 
 #[test]
 fn offsets_are_reported_for_previews() {
-    let s = Schedule::parse(&ScheduleDraft { trigger_times: Some("12:00".into()), timezone: "Pacific/Chatham".into(), ..Default::default() })
-        .unwrap();
+    let s = Schedule::parse(&ScheduleDraft {
+        trigger_times: Some("12:00".into()),
+        timezone: "Pacific/Chatham".into(),
+        ..Default::default()
+    })
+    .unwrap();
     let slots = preview(&s, None, utc("2026-09-25T00:00:00Z"), 2);
     assert_eq!(slots[0].utc_offset_seconds, 12 * 3600 + 45 * 60);
     assert_eq!(slots[1].utc_offset_seconds, 13 * 3600 + 45 * 60);
