@@ -132,10 +132,7 @@ pub mod v1 {
     /// Parses a frame from an agent, with a short error that is safe to send back.
     pub fn parse_agent_frame(text: &str) -> Result<AgentMsg, String> {
         if text.len() > MAX_FRAME_BYTES {
-            return Err(format!(
-                "frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES}",
-                text.len()
-            ));
+            return Err(format!("frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES}", text.len()));
         }
         serde_json::from_str(text).map_err(|e| format!("malformed frame: {e}"))
     }
@@ -146,21 +143,11 @@ pub mod v1 {
 
         #[test]
         fn frames_are_tagged_json() {
-            let m = AgentMsg::Event {
-                seq: 7,
-                run_id: RunId(3),
-                attempt: 1,
-                event: AgentEvent::Spawned { pid: 99 },
-            };
+            let m = AgentMsg::Event { seq: 7, run_id: RunId(3), attempt: 1, event: AgentEvent::Spawned { pid: 99 } };
             let text = serde_json::to_string(&m).unwrap();
-            assert_eq!(
-                text,
-                r#"{"type":"event","seq":7,"run_id":3,"attempt":1,"event":{"kind":"spawned","pid":99}}"#
-            );
+            assert_eq!(text, r#"{"type":"event","seq":7,"run_id":3,"attempt":1,"event":{"kind":"spawned","pid":99}}"#);
             assert_eq!(parse_agent_frame(&text).unwrap(), m);
-            let end = AgentEvent::Ended {
-                outcome: Outcome::Exited { code: 2 },
-            };
+            let end = AgentEvent::Ended { outcome: Outcome::Exited { code: 2 } };
             assert_eq!(
                 serde_json::to_string(&end).unwrap(),
                 r#"{"kind":"ended","outcome":{"kind":"exited","code":2}}"#
@@ -169,13 +156,9 @@ pub mod v1 {
 
         #[test]
         fn bad_frames_are_errors() {
-            assert!(parse_agent_frame("garbage")
-                .unwrap_err()
-                .starts_with("malformed frame"));
+            assert!(parse_agent_frame("garbage").unwrap_err().starts_with("malformed frame"));
             assert!(parse_agent_frame(r#"{"type":"launch_missiles"}"#).is_err());
-            assert!(parse_agent_frame(&" ".repeat(MAX_FRAME_BYTES + 1))
-                .unwrap_err()
-                .contains("exceeds"));
+            assert!(parse_agent_frame(&" ".repeat(MAX_FRAME_BYTES + 1)).unwrap_err().contains("exceeds"));
         }
     }
 }

@@ -45,22 +45,14 @@ pub struct HolidayDraft {
 }
 
 fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, FieldError> {
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| {
-        FieldError::new(
-            field,
-            "date",
-            format!("{raw:?} is not a date in the form YYYY-MM-DD"),
-        )
-    })
+    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+        .map_err(|_| FieldError::new(field, "date", format!("{raw:?} is not a date in the form YYYY-MM-DD")))
 }
 
 impl Calendar {
     pub fn parse(draft: &CalendarDraft) -> Result<Calendar, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let name = errors.take(CalendarName::parse(&draft.name).map_err(|e| FieldError {
-            field: "name".into(),
-            ..e
-        }));
+        let name = errors.take(CalendarName::parse(&draft.name).map_err(|e| FieldError { field: "name".into(), ..e }));
         let mut holidays = Vec::with_capacity(draft.holidays.len());
         for (i, h) in draft.holidays.iter().enumerate() {
             let at = format!("holidays[{i}]");
@@ -70,35 +62,19 @@ impl Calendar {
                 None => start,
             };
             if h.reason.chars().count() > 256 {
-                errors.push(FieldError::new(
-                    format!("{at}.reason"),
-                    "max_length",
-                    "must be at most 256 characters",
-                ));
+                errors.push(FieldError::new(format!("{at}.reason"), "max_length", "must be at most 256 characters"));
             }
             if let (Some(start), Some(end)) = (start, end) {
                 if end < start {
-                    errors.push(FieldError::new(
-                        format!("{at}.end"),
-                        "range_order",
-                        "must not be before start",
-                    ));
+                    errors.push(FieldError::new(format!("{at}.end"), "range_order", "must not be before start"));
                 } else {
-                    holidays.push(Holiday {
-                        start,
-                        end,
-                        reason: h.reason.trim().to_string(),
-                    });
+                    holidays.push(Holiday { start, end, reason: h.reason.trim().to_string() });
                 }
             }
         }
         holidays.sort_by_key(|h| (h.start, h.end));
         let description = draft.description.clone();
-        errors.into_result(|| Calendar {
-            name: name.expect("checked"),
-            description,
-            holidays,
-        })
+        errors.into_result(|| Calendar { name: name.expect("checked"), description, holidays })
     }
 
     pub fn to_draft(&self) -> CalendarDraft {
@@ -120,10 +96,7 @@ impl Calendar {
     /// The holiday covering `date`, if any.
     pub fn holiday_on(&self, date: NaiveDate) -> Option<&Holiday> {
         // Ranges may overlap, so a binary search on start alone is not enough; calendars are small.
-        self.holidays
-            .iter()
-            .take_while(|h| h.start <= date)
-            .find(|h| date <= h.end)
+        self.holidays.iter().take_while(|h| h.start <= date).find(|h| date <= h.end)
     }
 
     /// A business day is a Monday-to-Friday that is not a holiday of this calendar.
@@ -150,16 +123,8 @@ mod tests {
             name: "US_HOLIDAYS".into(),
             description: String::new(),
             holidays: vec![
-                HolidayDraft {
-                    start: "2026-12-24".into(),
-                    end: Some("2026-12-26".into()),
-                    reason: "Christmas".into(),
-                },
-                HolidayDraft {
-                    start: "2026-07-03".into(),
-                    end: None,
-                    reason: "Independence Day (observed)".into(),
-                },
+                HolidayDraft { start: "2026-12-24".into(), end: Some("2026-12-26".into()), reason: "Christmas".into() },
+                HolidayDraft { start: "2026-07-03".into(), end: None, reason: "Independence Day (observed)".into() },
             ],
         })
         .unwrap();
@@ -180,30 +145,12 @@ mod tests {
             name: "bad name".into(),
             description: String::new(),
             holidays: vec![
-                HolidayDraft {
-                    start: "2026-02-30".into(),
-                    end: None,
-                    reason: String::new(),
-                },
-                HolidayDraft {
-                    start: "2026-03-05".into(),
-                    end: Some("2026-03-01".into()),
-                    reason: String::new(),
-                },
+                HolidayDraft { start: "2026-02-30".into(), end: None, reason: String::new() },
+                HolidayDraft { start: "2026-03-05".into(), end: Some("2026-03-01".into()), reason: String::new() },
             ],
         })
         .unwrap_err();
-        let got: Vec<_> = err
-            .iter()
-            .map(|e| (e.field.as_str(), e.rule.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("name", "charset"),
-                ("holidays[0].start", "date"),
-                ("holidays[1].end", "range_order")
-            ]
-        );
+        let got: Vec<_> = err.iter().map(|e| (e.field.as_str(), e.rule.as_str())).collect();
+        assert_eq!(got, vec![("name", "charset"), ("holidays[0].start", "date"), ("holidays[1].end", "range_order")]);
     }
 }

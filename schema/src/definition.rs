@@ -56,11 +56,9 @@ impl MisfirePolicy {
             "run_once" => Ok(Self::RunOnce),
             "run_all" => Ok(Self::RunAll),
             "skip" => Ok(Self::Skip),
-            other => Err(FieldError::new(
-                "misfire_policy",
-                "one_of",
-                format!("{other:?} must be run_once, run_all or skip"),
-            )),
+            other => {
+                Err(FieldError::new("misfire_policy", "one_of", format!("{other:?} must be run_once, run_all or skip")))
+            }
         }
     }
 
@@ -124,13 +122,10 @@ impl AlertRule {
     pub fn parse(d: &AlertRuleDraft) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
         let at = || -> Result<NaiveTime, FieldError> {
-            let raw = d.at.as_deref().ok_or_else(|| {
-                FieldError::new("at", "required", format!("{} needs at: HH:MM", d.on))
-            })?;
-            crate::schedule::parse_time(raw).map_err(|e| FieldError {
-                field: "at".into(),
-                ..e
-            })
+            let raw =
+                d.at.as_deref()
+                    .ok_or_else(|| FieldError::new("at", "required", format!("{} needs at: HH:MM", d.on)))?;
+            crate::schedule::parse_time(raw).map_err(|e| FieldError { field: "at".into(), ..e })
         };
         let trigger = match d.on.as_str() {
             "failure" => Some(AlertTrigger::Failure),
@@ -138,22 +133,12 @@ impl AlertRule {
             "always" => Some(AlertTrigger::Always),
             "retry" => Some(AlertTrigger::Retry),
             "timeout" => Some(AlertTrigger::Timeout),
-            "not_started_by" => errors
-                .take(at())
-                .map(|at| AlertTrigger::NotStartedBy { at }),
-            "still_running_at" => errors
-                .take(at())
-                .map(|at| AlertTrigger::StillRunningAt { at }),
+            "not_started_by" => errors.take(at()).map(|at| AlertTrigger::NotStartedBy { at }),
+            "still_running_at" => errors.take(at()).map(|at| AlertTrigger::StillRunningAt { at }),
             "longer_than" => match d.minutes {
-                Some(m) if (1..=10_080).contains(&m) => {
-                    Some(AlertTrigger::LongerThan { minutes: m as u32 })
-                }
+                Some(m) if (1..=10_080).contains(&m) => Some(AlertTrigger::LongerThan { minutes: m as u32 }),
                 _ => {
-                    errors.push(FieldError::new(
-                        "minutes",
-                        "range",
-                        "longer_than needs minutes between 1 and 10080",
-                    ));
+                    errors.push(FieldError::new("minutes", "range", "longer_than needs minutes between 1 and 10080"));
                     None
                 }
             },
@@ -167,11 +152,7 @@ impl AlertRule {
             }
         };
         if d.integration.trim().is_empty() {
-            errors.push(FieldError::new(
-                "integration",
-                "required",
-                "name the integration to notify",
-            ));
+            errors.push(FieldError::new("integration", "required", "name the integration to notify"));
         }
         if let Some(m) = &d.message {
             errors.take(scan("message", m, PlaceholderContext::Alert));
@@ -190,14 +171,8 @@ impl AlertRule {
             AlertTrigger::Always => ("always", None, None),
             AlertTrigger::Retry => ("retry", None, None),
             AlertTrigger::Timeout => ("timeout", None, None),
-            AlertTrigger::NotStartedBy { at } => {
-                ("not_started_by", Some(at.format("%H:%M").to_string()), None)
-            }
-            AlertTrigger::StillRunningAt { at } => (
-                "still_running_at",
-                Some(at.format("%H:%M").to_string()),
-                None,
-            ),
+            AlertTrigger::NotStartedBy { at } => ("not_started_by", Some(at.format("%H:%M").to_string()), None),
+            AlertTrigger::StillRunningAt { at } => ("still_running_at", Some(at.format("%H:%M").to_string()), None),
             AlertTrigger::LongerThan { minutes } => ("longer_than", None, Some(i64::from(minutes))),
         };
         AlertRuleDraft {
@@ -251,10 +226,7 @@ pub struct TaskDraft {
     pub accept_expiry_seconds: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dependency: Option<String>,
-    #[serde(
-        default = "default_misfire",
-        skip_serializing_if = "is_default_misfire"
-    )]
+    #[serde(default = "default_misfire", skip_serializing_if = "is_default_misfire")]
     pub misfire_policy: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<AlertRuleDraft>,
@@ -318,21 +290,13 @@ pub struct TaskDef {
 
 fn check_len(errors: &mut FieldErrors, field: &str, value: &str, max: usize) {
     if value.chars().count() > max {
-        errors.push(FieldError::new(
-            field,
-            "max_length",
-            format!("must be at most {max} characters"),
-        ));
+        errors.push(FieldError::new(field, "max_length", format!("must be at most {max} characters")));
     }
 }
 
 fn check_range(errors: &mut FieldErrors, field: &str, value: i64, min: i64, max: i64) -> u32 {
     if value < min || value > max {
-        errors.push(FieldError::new(
-            field,
-            "range",
-            format!("{value} must be between {min} and {max}"),
-        ));
+        errors.push(FieldError::new(field, "range", format!("{value} must be between {min} and {max}")));
         0
     } else {
         value as u32
@@ -342,11 +306,7 @@ fn check_range(errors: &mut FieldErrors, field: &str, value: i64, min: i64, max:
 fn check_path(errors: &mut FieldErrors, field: &str, value: &Option<String>) -> Option<String> {
     let v = value.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
     if !v.starts_with('/') {
-        errors.push(FieldError::new(
-            field,
-            "absolute_path",
-            "must be an absolute path on the agent's host",
-        ));
+        errors.push(FieldError::new(field, "absolute_path", "must be an absolute path on the agent's host"));
     }
     check_len(errors, field, v, 4096);
     errors.take(scan(field, v, PlaceholderContext::Command));
@@ -380,10 +340,7 @@ fn parse_schedule(errors: &mut FieldErrors, draft: &Option<ScheduleDraft>) -> Op
 }
 
 fn named<T>(r: Result<T, FieldError>, field: &str) -> Result<T, FieldError> {
-    r.map_err(|e| FieldError {
-        field: field.into(),
-        ..e
-    })
+    r.map_err(|e| FieldError { field: field.into(), ..e })
 }
 
 impl TaskDef {
@@ -415,52 +372,26 @@ impl TaskDef {
                     && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
             };
             if !valid_name {
-                errors.push(FieldError::new(&field, "env_name", "an environment variable name: letters, digits and '_', not starting with a digit"));
-            } else if k.starts_with("BATON_") {
                 errors.push(FieldError::new(
                     &field,
-                    "reserved",
-                    "BATON_* variables are set by Baton",
+                    "env_name",
+                    "an environment variable name: letters, digits and '_', not starting with a digit",
                 ));
+            } else if k.starts_with("BATON_") {
+                errors.push(FieldError::new(&field, "reserved", "BATON_* variables are set by Baton"));
             }
             if v.contains('\0') {
-                errors.push(FieldError::new(
-                    &field,
-                    "no_nul",
-                    "must not contain a NUL character",
-                ));
+                errors.push(FieldError::new(&field, "no_nul", "must not contain a NUL character"));
             }
             check_len(&mut errors, &field, v, 32_768);
         }
         let schedule = parse_schedule(&mut errors, &d.schedule);
-        let retry_attempts = check_range(
-            &mut errors,
-            "retry_attempts",
-            d.retry_attempts,
-            0,
-            MAX_RETRY_ATTEMPTS,
-        );
-        let retry_delay_seconds = check_range(
-            &mut errors,
-            "retry_delay_seconds",
-            d.retry_delay_seconds,
-            0,
-            86_400,
-        );
-        let max_run_time_seconds = check_range(
-            &mut errors,
-            "max_run_time_seconds",
-            d.max_run_time_seconds,
-            1,
-            MAX_RUN_TIME_SECONDS,
-        );
-        let accept_expiry_seconds = check_range(
-            &mut errors,
-            "accept_expiry_seconds",
-            d.accept_expiry_seconds,
-            1,
-            86_400,
-        );
+        let retry_attempts = check_range(&mut errors, "retry_attempts", d.retry_attempts, 0, MAX_RETRY_ATTEMPTS);
+        let retry_delay_seconds = check_range(&mut errors, "retry_delay_seconds", d.retry_delay_seconds, 0, 86_400);
+        let max_run_time_seconds =
+            check_range(&mut errors, "max_run_time_seconds", d.max_run_time_seconds, 1, MAX_RUN_TIME_SECONDS);
+        let accept_expiry_seconds =
+            check_range(&mut errors, "accept_expiry_seconds", d.accept_expiry_seconds, 1, 86_400);
         let dependency = parse_dependency(&mut errors, &d.dependency);
         let misfire_policy = errors.take(MisfirePolicy::parse(&d.misfire_policy));
         let alerts = check_alerts(&mut errors, &d.alerts);
@@ -472,11 +403,7 @@ impl TaskDef {
                     "a grouped task inherits its group's schedule and must not set its own",
                 ));
             }
-        } else if d
-            .dependency
-            .as_deref()
-            .is_some_and(|s| !s.trim().is_empty())
-        {
+        } else if d.dependency.as_deref().is_some_and(|s| !s.trim().is_empty()) {
             errors.push(FieldError::new(
                 "dependency",
                 "grouped_only",
@@ -507,10 +434,7 @@ impl TaskDef {
             profile: d.profile.clone(),
             active: d.active,
             schedule,
-            retry: RetryPolicy {
-                retry_attempts,
-                retry_delay_seconds,
-            },
+            retry: RetryPolicy { retry_attempts, retry_delay_seconds },
             max_run_time_seconds,
             accept_expiry_seconds,
             dependency,
@@ -656,10 +580,8 @@ impl GroupDef {
 pub fn check_group_members<'a>(
     members: impl IntoIterator<Item = (&'a str, Option<&'a DependencyExpr>)>,
 ) -> Result<(), FieldError> {
-    let nodes: BTreeMap<String, Option<DependencyExpr>> = members
-        .into_iter()
-        .map(|(n, e)| (n.to_string(), e.cloned()))
-        .collect();
+    let nodes: BTreeMap<String, Option<DependencyExpr>> =
+        members.into_iter().map(|(n, e)| (n.to_string(), e.cloned())).collect();
     check_graph(&nodes).map_err(|e| e.into_field_error())
 }
 
@@ -678,12 +600,7 @@ mod tests {
     }
 
     fn rules(d: &TaskDraft) -> Vec<(String, String)> {
-        TaskDef::parse(d)
-            .unwrap_err()
-            .0
-            .into_iter()
-            .map(|e| (e.field, e.rule))
-            .collect()
+        TaskDef::parse(d).unwrap_err().0.into_iter().map(|e| (e.field, e.rule)).collect()
     }
 
     #[test]
@@ -707,27 +624,11 @@ mod tests {
         let cases: Vec<(Mutation, &str, &str)> = vec![
             (Box::new(|d| d.name = "bad name".into()), "name", "charset"),
             (Box::new(|d| d.command = " ".into()), "command", "required"),
-            (
-                Box::new(|d| d.command = "echo ${T:nope}".into()),
-                "command",
-                "placeholder",
-            ),
+            (Box::new(|d| d.command = "echo ${T:nope}".into()), "command", "placeholder"),
             (Box::new(|d| d.target = "".into()), "target", "required"),
-            (
-                Box::new(|d| d.run_as_user = "9x".into()),
-                "run_as_user",
-                "posix_user",
-            ),
-            (
-                Box::new(|d| d.stdout_path = Some("relative/out.log".into())),
-                "stdout_path",
-                "absolute_path",
-            ),
-            (
-                Box::new(|d| d.stderr_path = Some("/x/${P:status}".into())),
-                "stderr_path",
-                "placeholder",
-            ),
+            (Box::new(|d| d.run_as_user = "9x".into()), "run_as_user", "posix_user"),
+            (Box::new(|d| d.stdout_path = Some("relative/out.log".into())), "stdout_path", "absolute_path"),
+            (Box::new(|d| d.stderr_path = Some("/x/${P:status}".into())), "stderr_path", "placeholder"),
             (
                 Box::new(|d| {
                     d.profile.insert("BATON_RUN_ID".into(), "1".into());
@@ -742,46 +643,14 @@ mod tests {
                 "profile.1X",
                 "env_name",
             ),
-            (
-                Box::new(|d| d.retry_attempts = 11),
-                "retry_attempts",
-                "range",
-            ),
-            (
-                Box::new(|d| d.retry_attempts = -1),
-                "retry_attempts",
-                "range",
-            ),
-            (
-                Box::new(|d| d.max_run_time_seconds = 0),
-                "max_run_time_seconds",
-                "range",
-            ),
-            (
-                Box::new(|d| d.max_run_time_seconds = 82_801),
-                "max_run_time_seconds",
-                "range",
-            ),
-            (
-                Box::new(|d| d.accept_expiry_seconds = 0),
-                "accept_expiry_seconds",
-                "range",
-            ),
-            (
-                Box::new(|d| d.misfire_policy = "twice".into()),
-                "misfire_policy",
-                "one_of",
-            ),
-            (
-                Box::new(|d| d.dependency = Some("S:other".into())),
-                "dependency",
-                "grouped_only",
-            ),
-            (
-                Box::new(|d| d.group = Some("etl".into())),
-                "schedule",
-                "inherited",
-            ),
+            (Box::new(|d| d.retry_attempts = 11), "retry_attempts", "range"),
+            (Box::new(|d| d.retry_attempts = -1), "retry_attempts", "range"),
+            (Box::new(|d| d.max_run_time_seconds = 0), "max_run_time_seconds", "range"),
+            (Box::new(|d| d.max_run_time_seconds = 82_801), "max_run_time_seconds", "range"),
+            (Box::new(|d| d.accept_expiry_seconds = 0), "accept_expiry_seconds", "range"),
+            (Box::new(|d| d.misfire_policy = "twice".into()), "misfire_policy", "one_of"),
+            (Box::new(|d| d.dependency = Some("S:other".into())), "dependency", "grouped_only"),
+            (Box::new(|d| d.group = Some("etl".into())), "schedule", "inherited"),
             (
                 Box::new(|d| {
                     d.group = Some("etl".into());
@@ -797,11 +666,7 @@ mod tests {
                 "iana_timezone",
             ),
             (Box::new(|d| d.instance = "".into()), "instance", "required"),
-            (
-                Box::new(|d| d.description = "x".repeat(4097)),
-                "description",
-                "max_length",
-            ),
+            (Box::new(|d| d.description = "x".repeat(4097)), "description", "max_length"),
             (
                 Box::new(|d| {
                     d.alerts.push(AlertRuleDraft {
@@ -829,11 +694,7 @@ mod tests {
         for (mutate, field, rule) in cases {
             let mut d = valid();
             mutate(&mut d);
-            assert_eq!(
-                rules(&d),
-                vec![(field.to_string(), rule.to_string())],
-                "{field}/{rule}"
-            );
+            assert_eq!(rules(&d), vec![(field.to_string(), rule.to_string())], "{field}/{rule}");
         }
     }
 
@@ -861,22 +722,13 @@ mod tests {
     #[test]
     fn group_rules() {
         let mut g = GroupDraft::new("nightly");
-        g.schedule = Some(ScheduleDraft {
-            cron: Some("0 2 * * *".into()),
-            timezone: "UTC".into(),
-            ..Default::default()
-        });
+        g.schedule =
+            Some(ScheduleDraft { cron: Some("0 2 * * *".into()), timezone: "UTC".into(), ..Default::default() });
         assert_eq!(GroupDef::parse(&g).unwrap().to_draft(), g);
         g.name = "night-ly".into();
         g.schedule.as_mut().unwrap().cron = Some("0 2 * *".into());
         let e = GroupDef::parse(&g).unwrap_err();
-        let got: Vec<_> = e
-            .iter()
-            .map(|e| (e.field.as_str(), e.rule.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![("name", "charset"), ("schedule.cron", "cron_fields")]
-        );
+        let got: Vec<_> = e.iter().map(|e| (e.field.as_str(), e.rule.as_str())).collect();
+        assert_eq!(got, vec![("name", "charset"), ("schedule.cron", "cron_fields")]);
     }
 }

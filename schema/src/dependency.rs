@@ -111,20 +111,14 @@ fn tokenize(src: &str) -> Result<Vec<(usize, Tok)>, DependencySyntaxError> {
                 i += 2;
                 continue;
             }
-            return Err(DependencySyntaxError {
-                position: i,
-                message: format!("expected '{c}{c}'"),
-            });
+            return Err(DependencySyntaxError { position: i, message: format!("expected '{c}{c}'") });
         }
         let start = i;
         while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
             i += 1;
         }
         if i == start {
-            return Err(DependencySyntaxError {
-                position: i,
-                message: format!("unexpected character {c:?}"),
-            });
+            return Err(DependencySyntaxError { position: i, message: format!("unexpected character {c:?}") });
         }
         let word: String = chars[start..i].iter().collect();
         if chars.get(i) == Some(&':') {
@@ -135,11 +129,9 @@ fn tokenize(src: &str) -> Result<Vec<(usize, Tok)>, DependencySyntaxError> {
                 });
             }
             let state =
-                StateLetter::parse(word.chars().next().unwrap_or(' ')).ok_or_else(|| {
-                    DependencySyntaxError {
-                        position: start,
-                        message: format!("{word:?} is not a state letter (S, F, T, K or E)"),
-                    }
+                StateLetter::parse(word.chars().next().unwrap_or(' ')).ok_or_else(|| DependencySyntaxError {
+                    position: start,
+                    message: format!("{word:?} is not a state letter (S, F, T, K or E)"),
                 })?;
             i += 1;
             let name_start = i;
@@ -152,10 +144,7 @@ fn tokenize(src: &str) -> Result<Vec<(usize, Tok)>, DependencySyntaxError> {
                     message: "expected a task or group name after ':'".into(),
                 });
             }
-            out.push((
-                start,
-                Tok::Atom(state, chars[name_start..i].iter().collect()),
-            ));
+            out.push((start, Tok::Atom(state, chars[name_start..i].iter().collect())));
             continue;
         }
         match word.to_ascii_lowercase().as_str() {
@@ -164,9 +153,7 @@ fn tokenize(src: &str) -> Result<Vec<(usize, Tok)>, DependencySyntaxError> {
             _ => {
                 return Err(DependencySyntaxError {
                     position: start,
-                    message: format!(
-                        "expected STATE:name, 'and', 'or' or a parenthesis, found {word:?}"
-                    ),
+                    message: format!("expected STATE:name, 'and', 'or' or a parenthesis, found {word:?}"),
                 })
             }
         }
@@ -230,10 +217,9 @@ impl Parser {
                 position: at,
                 message: format!("expected STATE:name or '(', found {}", describe(&t)),
             }),
-            None => Err(DependencySyntaxError {
-                position: at,
-                message: "expected STATE:name or '(', found the end".into(),
-            }),
+            None => {
+                Err(DependencySyntaxError { position: at, message: "expected STATE:name or '(', found the end".into() })
+            }
         }
     }
 }
@@ -262,11 +248,7 @@ pub enum Readiness {
 impl DependencyExpr {
     pub fn parse(src: &str) -> Result<Self, DependencySyntaxError> {
         let toks = tokenize(src)?;
-        let mut p = Parser {
-            toks,
-            pos: 0,
-            end: src.chars().count(),
-        };
+        let mut p = Parser { toks, pos: 0, end: src.chars().count() };
         let e = p.expr()?;
         if let Some((pos, t)) = p.toks.get(p.pos) {
             return Err(DependencySyntaxError {
@@ -378,16 +360,12 @@ impl GraphError {
                 "unknown_name",
                 format!("{owner} depends on {name:?}, which is not in the same group"),
             ),
-            Self::SelfReference { owner } => FieldError::new(
-                "dependency",
-                "self_reference",
-                format!("{owner} depends on itself"),
-            ),
-            Self::Cycle(path) => FieldError::new(
-                "dependency",
-                "cycle",
-                format!("dependency cycle: {}", path.join(" -> ")),
-            ),
+            Self::SelfReference { owner } => {
+                FieldError::new("dependency", "self_reference", format!("{owner} depends on itself"))
+            }
+            Self::Cycle(path) => {
+                FieldError::new("dependency", "cycle", format!("dependency cycle: {}", path.join(" -> ")))
+            }
         }
     }
 }
@@ -398,15 +376,10 @@ pub fn check_graph(nodes: &BTreeMap<String, Option<DependencyExpr>>) -> Result<(
     for (owner, expr) in nodes {
         for name in expr.iter().flat_map(|e| e.names()) {
             if name == owner {
-                return Err(GraphError::SelfReference {
-                    owner: owner.clone(),
-                });
+                return Err(GraphError::SelfReference { owner: owner.clone() });
             }
             if !nodes.contains_key(name) {
-                return Err(GraphError::UnknownName {
-                    owner: owner.clone(),
-                    name: name.to_string(),
-                });
+                return Err(GraphError::UnknownName { owner: owner.clone(), name: name.to_string() });
             }
         }
     }
@@ -426,17 +399,13 @@ pub fn check_graph(nodes: &BTreeMap<String, Option<DependencyExpr>>) -> Result<(
     ) -> Option<Vec<String>> {
         marks.insert(n, Mark::Grey);
         stack.push(n);
-        let deps: BTreeSet<&str> = nodes
-            .get(n)
-            .and_then(|e| e.as_ref())
-            .map(|e| e.names().into_iter().collect())
-            .unwrap_or_default();
+        let deps: BTreeSet<&str> =
+            nodes.get(n).and_then(|e| e.as_ref()).map(|e| e.names().into_iter().collect()).unwrap_or_default();
         for d in deps {
             match marks.get(d).copied() {
                 Some(Mark::Grey) => {
                     let from = stack.iter().position(|s| *s == d).unwrap_or(0);
-                    let mut cycle: Vec<String> =
-                        stack[from..].iter().map(|s| s.to_string()).collect();
+                    let mut cycle: Vec<String> = stack[from..].iter().map(|s| s.to_string()).collect();
                     cycle.push(d.to_string());
                     return Some(cycle);
                 }
@@ -494,13 +463,8 @@ mod tests {
         assert_eq!(err("S:").0, 2);
         assert_eq!(err("S:a & S:b").0, 4);
         assert_eq!(err("S:a xor S:b").0, 4);
-        let fe = DependencyExpr::parse("S:a )")
-            .unwrap_err()
-            .into_field_error();
-        assert_eq!(
-            (fe.field.as_str(), fe.rule.as_str()),
-            ("dependency", "dependency_syntax")
-        );
+        let fe = DependencyExpr::parse("S:a )").unwrap_err().into_field_error();
+        assert_eq!((fe.field.as_str(), fe.rule.as_str()), ("dependency", "dependency_syntax"));
         assert!(fe.message.starts_with("at character 5"), "{}", fe.message);
     }
 
@@ -518,52 +482,22 @@ mod tests {
         st.insert("load".into(), RunStatus::Failed);
         assert_eq!(e.evaluate(&st), Readiness::Never);
         st.insert("extract".into(), RunStatus::Failed);
-        assert_eq!(
-            DependencyExpr::parse("E:extract").unwrap().evaluate(&st),
-            Readiness::Ready
-        );
+        assert_eq!(DependencyExpr::parse("E:extract").unwrap().evaluate(&st), Readiness::Ready);
     }
 
     fn graph(edges: &[(&str, Option<&str>)]) -> BTreeMap<String, Option<DependencyExpr>> {
-        edges
-            .iter()
-            .map(|(n, e)| (n.to_string(), e.map(|s| DependencyExpr::parse(s).unwrap())))
-            .collect()
+        edges.iter().map(|(n, e)| (n.to_string(), e.map(|s| DependencyExpr::parse(s).unwrap()))).collect()
     }
 
     #[test]
     fn cycles_are_named() {
-        let g = graph(&[
-            ("a", None),
-            ("b", Some("S:a and S:d")),
-            ("c", Some("S:b")),
-            ("d", Some("S:c")),
-        ]);
-        assert_eq!(
-            check_graph(&g),
-            Err(GraphError::Cycle(vec![
-                "b".into(),
-                "d".into(),
-                "c".into(),
-                "b".into()
-            ]))
-        );
+        let g = graph(&[("a", None), ("b", Some("S:a and S:d")), ("c", Some("S:b")), ("d", Some("S:c"))]);
+        assert_eq!(check_graph(&g), Err(GraphError::Cycle(vec!["b".into(), "d".into(), "c".into(), "b".into()])));
         let msg = check_graph(&g).unwrap_err().into_field_error().message;
         assert_eq!(msg, "dependency cycle: b -> d -> c -> b");
-        let ok = graph(&[
-            ("a", None),
-            ("b", Some("S:a")),
-            ("c", Some("S:a")),
-            ("d", Some("S:b and S:c")),
-        ]);
+        let ok = graph(&[("a", None), ("b", Some("S:a")), ("c", Some("S:a")), ("d", Some("S:b and S:c"))]);
         assert_eq!(check_graph(&ok), Ok(()));
-        assert!(matches!(
-            check_graph(&graph(&[("a", Some("S:zz"))])),
-            Err(GraphError::UnknownName { .. })
-        ));
-        assert!(matches!(
-            check_graph(&graph(&[("a", Some("S:a"))])),
-            Err(GraphError::SelfReference { .. })
-        ));
+        assert!(matches!(check_graph(&graph(&[("a", Some("S:zz"))])), Err(GraphError::UnknownName { .. })));
+        assert!(matches!(check_graph(&graph(&[("a", Some("S:a"))])), Err(GraphError::SelfReference { .. })));
     }
 }

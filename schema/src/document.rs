@@ -51,17 +51,13 @@ pub struct ValidInstance {
 
 impl Document {
     pub fn new(instances: Vec<InstanceDoc>) -> Self {
-        Self {
-            kind: DOCUMENT_KIND.into(),
-            version: DOCUMENT_VERSION,
-            instances,
-        }
+        Self { kind: DOCUMENT_KIND.into(), version: DOCUMENT_VERSION, instances }
     }
 
     /// Reads JSON text; a structural error carries the JSON path where serde stopped.
     pub fn from_json(text: &str) -> Result<Document, FieldErrors> {
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| FieldError::new("$", "json", format!("not valid JSON: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| FieldError::new("$", "json", format!("not valid JSON: {e}")))?;
         Self::from_value(value)
     }
 
@@ -78,12 +74,7 @@ impl Document {
                 .into())
             }
             None => {
-                return Err(FieldError::new(
-                    "$.version",
-                    "required",
-                    "the document must have a numeric version",
-                )
-                .into())
+                return Err(FieldError::new("$.version", "required", "the document must have a numeric version").into())
             }
         }
         // Locate structural errors item by item so the path points at the broken element.
@@ -93,25 +84,13 @@ impl Document {
                 for (key, parse) in [
                     (
                         "calendars",
-                        (|v: &serde_json::Value| {
-                            serde_json::from_value::<CalendarDraft>(v.clone()).map(|_| ())
-                        })
+                        (|v: &serde_json::Value| serde_json::from_value::<CalendarDraft>(v.clone()).map(|_| ()))
                             as fn(&serde_json::Value) -> Result<(), serde_json::Error>,
                     ),
-                    ("groups", |v| {
-                        serde_json::from_value::<GroupDraft>(v.clone()).map(|_| ())
-                    }),
-                    ("tasks", |v| {
-                        serde_json::from_value::<TaskDraft>(v.clone()).map(|_| ())
-                    }),
+                    ("groups", |v| serde_json::from_value::<GroupDraft>(v.clone()).map(|_| ())),
+                    ("tasks", |v| serde_json::from_value::<TaskDraft>(v.clone()).map(|_| ())),
                 ] {
-                    for (j, item) in inst
-                        .get(key)
-                        .and_then(|v| v.as_array())
-                        .into_iter()
-                        .flatten()
-                        .enumerate()
-                    {
+                    for (j, item) in inst.get(key).and_then(|v| v.as_array()).into_iter().flatten().enumerate() {
                         if let Err(e) = parse(item) {
                             errors.push(FieldError::new(
                                 format!("$.instances[{i}].{key}[{j}]"),
@@ -126,8 +105,7 @@ impl Document {
         if !errors.is_empty() {
             return Err(errors);
         }
-        serde_json::from_value(value)
-            .map_err(|e| FieldError::new("$", "structure", e.to_string()).into())
+        serde_json::from_value(value).map_err(|e| FieldError::new("$", "structure", e.to_string()).into())
     }
 
     /// Validates every definition, the names' uniqueness, group references and the dependency
@@ -135,11 +113,7 @@ impl Document {
     pub fn validate(&self) -> Result<ValidDocument, FieldErrors> {
         let mut errors = FieldErrors::new();
         if self.kind != DOCUMENT_KIND {
-            errors.push(FieldError::new(
-                "$.kind",
-                "kind",
-                format!("expected {DOCUMENT_KIND:?}"),
-            ));
+            errors.push(FieldError::new("$.kind", "kind", format!("expected {DOCUMENT_KIND:?}")));
         }
         let mut out = Vec::new();
         let mut seen_instances = BTreeSet::new();
@@ -206,16 +180,9 @@ impl Document {
                 }
             }
             if groups.len() == inst.groups.len() {
-                let nodes = groups
-                    .iter()
-                    .map(|g| (g.name.to_string(), g.dependency.clone()))
-                    .collect();
+                let nodes = groups.iter().map(|g| (g.name.to_string(), g.dependency.clone())).collect();
                 if let Err(e) = check_graph(&nodes) {
-                    let j = inst
-                        .groups
-                        .iter()
-                        .position(|g| g.name == e.owner())
-                        .unwrap_or(0);
+                    let j = inst.groups.iter().position(|g| g.name == e.owner()).unwrap_or(0);
                     errors.push(e.into_field_error().under(&format!("{at}.groups[{j}]")));
                 }
             }
@@ -271,10 +238,7 @@ impl Document {
                 }
             }
             for (group, idx) in members.iter().filter(|(g, _)| !incomplete.contains(*g)) {
-                let nodes = idx
-                    .iter()
-                    .map(|k| (tasks[*k].name.to_string(), tasks[*k].dependency.clone()))
-                    .collect();
+                let nodes = idx.iter().map(|k| (tasks[*k].name.to_string(), tasks[*k].dependency.clone())).collect();
                 if let Err(e) = check_graph(&nodes) {
                     let j = inst
                         .tasks
@@ -285,12 +249,7 @@ impl Document {
                 }
             }
             if let Some(name) = name {
-                out.push(ValidInstance {
-                    name,
-                    calendars,
-                    groups,
-                    tasks,
-                });
+                out.push(ValidInstance { name, calendars, groups, tasks });
             }
         }
         errors.into_result(|| ValidDocument { instances: out })
@@ -317,10 +276,7 @@ mod tests {
         b.dependency = Some("S:extract".into());
         Document::new(vec![InstanceDoc {
             name: "default".into(),
-            calendars: vec![CalendarDraft {
-                name: "HOL".into(),
-                ..Default::default()
-            }],
+            calendars: vec![CalendarDraft { name: "HOL".into(), ..Default::default() }],
             groups: vec![g],
             tasks: vec![a, b],
         }])
@@ -346,17 +302,11 @@ mod tests {
         orphan.group = Some("missing".into());
         d.instances[0].tasks.push(orphan);
         let e = d.validate().unwrap_err();
-        let got: Vec<(&str, &str)> = e
-            .iter()
-            .map(|e| (e.field.as_str(), e.rule.as_str()))
-            .collect();
+        let got: Vec<(&str, &str)> = e.iter().map(|e| (e.field.as_str(), e.rule.as_str())).collect();
         assert_eq!(
             got,
             vec![
-                (
-                    "$.instances[0].groups[0].schedule.calendar",
-                    "unknown_calendar"
-                ),
+                ("$.instances[0].groups[0].schedule.calendar", "unknown_calendar"),
                 ("$.instances[0].tasks[1].run_as_user", "required"),
                 ("$.instances[0].tasks[2].group", "unknown_group"),
             ]
@@ -366,14 +316,8 @@ mod tests {
         d.instances[0].tasks.pop();
         d.instances[0].groups[0].schedule.as_mut().unwrap().calendar = None;
         let e = d.validate().unwrap_err();
-        assert_eq!(
-            (e.0[0].field.as_str(), e.0[0].rule.as_str()),
-            ("$.instances[0].tasks[0].dependency", "cycle")
-        );
-        assert_eq!(
-            e.0[0].message,
-            "dependency cycle: extract -> load -> extract"
-        );
+        assert_eq!((e.0[0].field.as_str(), e.0[0].rule.as_str()), ("$.instances[0].tasks[0].dependency", "cycle"));
+        assert_eq!(e.0[0].message, "dependency cycle: extract -> load -> extract");
     }
 
     #[test]
@@ -382,8 +326,7 @@ mod tests {
         let e = Document::from_json(text).unwrap_err();
         assert_eq!(e.0[0].field, "$.instances[0].tasks[0]");
         assert!(e.0[0].message.contains("retries"), "{}", e.0[0].message);
-        let e = Document::from_json(r#"{"kind":"baton.definitions","version":2,"instances":[]}"#)
-            .unwrap_err();
+        let e = Document::from_json(r#"{"kind":"baton.definitions","version":2,"instances":[]}"#).unwrap_err();
         assert_eq!(e.0[0].rule, "version");
         assert_eq!(Document::from_json("{").unwrap_err().0[0].rule, "json");
     }

@@ -13,16 +13,8 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn new(
-        field: impl Into<String>,
-        rule: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            field: field.into(),
-            rule: rule.into(),
-            message: message.into(),
-        }
+    pub fn new(field: impl Into<String>, rule: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), rule: rule.into(), message: message.into() }
     }
 
     /// The same error, nested under `parent` (`schedule` + `timezone` → `schedule.timezone`).

@@ -9,16 +9,9 @@ fn check_identifier(field: &str, raw: &str, max: usize) -> Result<(), FieldError
         return Err(FieldError::new(field, "required", "must not be empty"));
     }
     if raw.chars().count() > max {
-        return Err(FieldError::new(
-            field,
-            "max_length",
-            format!("must be at most {max} characters"),
-        ));
+        return Err(FieldError::new(field, "max_length", format!("must be at most {max} characters")));
     }
-    if let Some(bad) = raw
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
-    {
+    if let Some(bad) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
         return Err(FieldError::new(
             field,
             "charset",
@@ -95,16 +88,9 @@ impl Target {
             return Err(FieldError::new(FIELD, "required", "must not be empty"));
         }
         if raw.len() > 253 {
-            return Err(FieldError::new(
-                FIELD,
-                "max_length",
-                "must be at most 253 characters",
-            ));
+            return Err(FieldError::new(FIELD, "max_length", "must be at most 253 characters"));
         }
-        if let Some(bad) = raw
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-        {
+        if let Some(bad) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
             return Err(FieldError::new(
                 FIELD,
                 "charset",
@@ -150,24 +136,14 @@ impl RunAsUser {
         match chars.next() {
             None => return Err(FieldError::new(FIELD, "required", "must not be empty")),
             Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
-                return Err(FieldError::new(
-                    FIELD,
-                    "posix_user",
-                    "must start with a letter or '_'",
-                ))
+                return Err(FieldError::new(FIELD, "posix_user", "must start with a letter or '_'"))
             }
             _ => {}
         }
         if raw.len() > 32 {
-            return Err(FieldError::new(
-                FIELD,
-                "max_length",
-                "must be at most 32 characters",
-            ));
+            return Err(FieldError::new(FIELD, "max_length", "must be at most 32 characters"));
         }
-        if let Some(bad) =
-            chars.find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-        {
+        if let Some(bad) = chars.find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
             return Err(FieldError::new(
                 FIELD,
                 "posix_user",
@@ -209,10 +185,7 @@ mod tests {
     fn task_name_rules() {
         assert!(TaskName::parse("extract_2024").is_ok());
         assert_eq!(TaskName::parse("").unwrap_err().rule, "required");
-        assert_eq!(
-            TaskName::parse(&"a".repeat(129)).unwrap_err().rule,
-            "max_length"
-        );
+        assert_eq!(TaskName::parse(&"a".repeat(129)).unwrap_err().rule, "max_length");
         assert!(TaskName::parse(&"a".repeat(128)).is_ok());
         let e = TaskName::parse("load-data").unwrap_err();
         assert_eq!((e.field.as_str(), e.rule.as_str()), ("name", "charset"));

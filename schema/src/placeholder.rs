@@ -31,11 +31,7 @@ fn is_env_name(s: &str) -> bool {
 }
 
 /// Finds every `${X:key}` in `text`, checking each against `ctx`.
-pub fn scan<'a>(
-    field: &str,
-    text: &'a str,
-    ctx: PlaceholderContext,
-) -> Result<Vec<Placeholder<'a>>, FieldError> {
+pub fn scan<'a>(field: &str, text: &'a str, ctx: PlaceholderContext) -> Result<Vec<Placeholder<'a>>, FieldError> {
     let mut out = Vec::new();
     let mut rest = 0;
     while let Some(found) = text[rest..].find("${") {
@@ -53,15 +49,10 @@ pub fn scan<'a>(
             FieldError::new(
                 field,
                 "placeholder",
-                format!(
-                    "unknown placeholder ${{{inner}}} at character {}: {why}",
-                    start + 1
-                ),
+                format!("unknown placeholder ${{{inner}}} at character {}: {why}", start + 1),
             )
         };
-        let (kind, key) = inner
-            .split_once(':')
-            .ok_or_else(|| bad("expected ${E:VAR}, ${T:...} or ${P:...}"))?;
+        let (kind, key) = inner.split_once(':').ok_or_else(|| bad("expected ${E:VAR}, ${T:...} or ${P:...}"))?;
         let kind = match kind {
             "E" if is_env_name(key) => 'E',
             "E" => return Err(bad("not an environment variable name")),
@@ -74,12 +65,7 @@ pub fn scan<'a>(
             "P" => return Err(bad("run placeholders (P) are only allowed in alert texts")),
             _ => return Err(bad("the kind must be E, T or P")),
         };
-        out.push(Placeholder {
-            start,
-            end,
-            kind,
-            key,
-        });
+        out.push(Placeholder { start, end, kind, key });
         rest = end;
     }
     Ok(out)
@@ -87,11 +73,7 @@ pub fn scan<'a>(
 
 /// Replaces every placeholder with its value; `values` is keyed by `"E:VAR"`, `"T:task_name"`...
 /// A placeholder without a value becomes empty, as an unset shell variable would.
-pub fn expand(
-    text: &str,
-    ctx: PlaceholderContext,
-    values: &HashMap<String, String>,
-) -> Result<String, FieldError> {
+pub fn expand(text: &str, ctx: PlaceholderContext, values: &HashMap<String, String>) -> Result<String, FieldError> {
     let found = scan("text", text, ctx)?;
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
@@ -112,12 +94,9 @@ mod tests {
 
     #[test]
     fn known_placeholders_pass_unknown_fail() {
-        let ok = scan(
-            "command",
-            "run.sh ${E:YYYYMMDD} ${T:task_name} > /tmp/${T:task_id}",
-            PlaceholderContext::Command,
-        )
-        .unwrap();
+        let ok =
+            scan("command", "run.sh ${E:YYYYMMDD} ${T:task_name} > /tmp/${T:task_id}", PlaceholderContext::Command)
+                .unwrap();
         assert_eq!(ok.len(), 3);
         for (text, needle) in [
             ("${X:foo}", "kind"),
@@ -128,18 +107,10 @@ mod tests {
             ("${nothing}", "expected"),
         ] {
             let e = scan("command", text, PlaceholderContext::Command).unwrap_err();
-            assert_eq!(
-                (e.field.as_str(), e.rule.as_str()),
-                ("command", "placeholder")
-            );
+            assert_eq!((e.field.as_str(), e.rule.as_str()), ("command", "placeholder"));
             assert!(e.message.contains(needle), "{text}: {}", e.message);
         }
-        assert!(scan(
-            "message",
-            "${P:status} ${P:stdout}",
-            PlaceholderContext::Alert
-        )
-        .is_ok());
+        assert!(scan("message", "${P:status} ${P:stdout}", PlaceholderContext::Alert).is_ok());
         assert!(scan("message", "${P:pid}", PlaceholderContext::Alert).is_err());
     }
 
@@ -150,12 +121,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         assert_eq!(
-            expand(
-                "/data/${T:task_name}/${E:YYYYMMDD}/${E:UNSET}.log",
-                PlaceholderContext::Command,
-                &values
-            )
-            .unwrap(),
+            expand("/data/${T:task_name}/${E:YYYYMMDD}/${E:UNSET}.log", PlaceholderContext::Command, &values).unwrap(),
             "/data/load/20261128/.log"
         );
     }

@@ -40,10 +40,7 @@ impl RunStatus {
 
     /// A final status ends the run (until an operator modifies it).
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Self::Success | Self::Failed | Self::Terminated | Self::Skipped
-        )
+        matches!(self, Self::Success | Self::Failed | Self::Terminated | Self::Skipped)
     }
 
     /// On an agent: dispatched and not yet ended.
@@ -66,9 +63,7 @@ impl RunStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+        Self::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -230,24 +225,12 @@ pub struct RunMachine {
 
 impl RunMachine {
     pub fn new(retry: RetryPolicy) -> Self {
-        Self {
-            status: RunStatus::Idle,
-            attempt: 0,
-            retry,
-            reason: None,
-            retry_at: None,
-            agent: None,
-            pid: None,
-        }
+        Self { status: RunStatus::Idle, attempt: 0, retry, reason: None, retry_at: None, agent: None, pid: None }
     }
 
     /// Applies `event` at `now`, returning the transitions it caused (a failed attempt with retries
     /// left yields two: to Failed for the attempt, then back to Idle until the retry).
-    pub fn apply(
-        &mut self,
-        event: &RunEvent,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Transition>, IllegalTransition> {
+    pub fn apply(&mut self, event: &RunEvent, now: DateTime<Utc>) -> Result<Vec<Transition>, IllegalTransition> {
         use RunStatus::*;
         let illegal = |m: &Self| IllegalTransition {
             status: m.status,
@@ -275,36 +258,18 @@ impl RunMachine {
                 let (to, reason) = match outcome {
                     Outcome::Exited { code: 0 } => (Success, None),
                     Outcome::Exited { code } => (Failed, Some(Reason::ExitCode { code: *code })),
-                    Outcome::Signalled { signal } => {
-                        (Failed, Some(Reason::Signal { signal: *signal }))
+                    Outcome::Signalled { signal } => (Failed, Some(Reason::Signal { signal: *signal })),
+                    Outcome::SpawnFailed { message } => (Failed, Some(Reason::SpawnError { message: message.clone() })),
+                    Outcome::TimedOut { after_seconds } => {
+                        (Failed, Some(Reason::Timeout { after_seconds: *after_seconds }))
                     }
-                    Outcome::SpawnFailed { message } => (
-                        Failed,
-                        Some(Reason::SpawnError {
-                            message: message.clone(),
-                        }),
-                    ),
-                    Outcome::TimedOut { after_seconds } => (
-                        Failed,
-                        Some(Reason::Timeout {
-                            after_seconds: *after_seconds,
-                        }),
-                    ),
-                    Outcome::Terminated { user } => (
-                        Terminated,
-                        Some(Reason::TerminatedBy { user: user.clone() }),
-                    ),
+                    Outcome::Terminated { user } => (Terminated, Some(Reason::TerminatedBy { user: user.clone() })),
                 };
                 self.finish_attempt(&mut out, to, reason, now);
             }
-            (Triggered, RunEvent::AgentRefused { message }) => self.finish_attempt(
-                &mut out,
-                Failed,
-                Some(Reason::Refused {
-                    message: message.clone(),
-                }),
-                now,
-            ),
+            (Triggered, RunEvent::AgentRefused { message }) => {
+                self.finish_attempt(&mut out, Failed, Some(Reason::Refused { message: message.clone() }), now)
+            }
             (Triggered, RunEvent::AcceptExpired) => {
                 self.finish_attempt(&mut out, Failed, Some(Reason::AcceptExpired), now)
             }
@@ -313,69 +278,34 @@ impl RunMachine {
             }
             (Idle | Triggered | Started, RunEvent::Terminate { user }) => {
                 self.retry_at = None;
-                self.step(
-                    &mut out,
-                    Terminated,
-                    now,
-                    Some(Reason::TerminatedBy { user: user.clone() }),
-                );
+                self.step(&mut out, Terminated, now, Some(Reason::TerminatedBy { user: user.clone() }));
             }
-            (Idle, RunEvent::Skip { reason }) => {
-                self.step(&mut out, Skipped, now, Some(reason.clone()))
-            }
+            (Idle, RunEvent::Skip { reason }) => self.step(&mut out, Skipped, now, Some(reason.clone())),
             (Idle, RunEvent::Freeze) => self.step(&mut out, Frozen, now, Some(Reason::Frozen)),
             (Frozen, RunEvent::Unfreeze) => self.step(&mut out, Idle, now, None),
             (from, RunEvent::ModifyStatus { to, user })
                 if from.is_final() && from != *to && matches!(to, Success | Failed | Skipped) =>
             {
-                self.step(
-                    &mut out,
-                    *to,
-                    now,
-                    Some(Reason::ModifiedBy { user: user.clone() }),
-                );
+                self.step(&mut out, *to, now, Some(Reason::ModifiedBy { user: user.clone() }));
             }
             _ => return Err(illegal(self)),
         }
         Ok(out)
     }
 
-    fn step(
-        &mut self,
-        out: &mut Vec<Transition>,
-        to: RunStatus,
-        now: DateTime<Utc>,
-        reason: Option<Reason>,
-    ) {
-        out.push(Transition {
-            from: self.status,
-            to,
-            attempt: self.attempt,
-            at: now,
-            reason: reason.clone(),
-        });
+    fn step(&mut self, out: &mut Vec<Transition>, to: RunStatus, now: DateTime<Utc>, reason: Option<Reason>) {
+        out.push(Transition { from: self.status, to, attempt: self.attempt, at: now, reason: reason.clone() });
         self.status = to;
         self.reason = reason;
     }
 
-    fn finish_attempt(
-        &mut self,
-        out: &mut Vec<Transition>,
-        to: RunStatus,
-        reason: Option<Reason>,
-        now: DateTime<Utc>,
-    ) {
+    fn finish_attempt(&mut self, out: &mut Vec<Transition>, to: RunStatus, reason: Option<Reason>, now: DateTime<Utc>) {
         self.step(out, to, now, reason);
         if to == RunStatus::Failed && self.attempt <= self.retry.retry_attempts {
             let at = now + Duration::seconds(i64::from(self.retry.retry_delay_seconds));
             self.retry_at = Some(at);
             let next_attempt = self.attempt + 1;
-            self.step(
-                out,
-                RunStatus::Idle,
-                now,
-                Some(Reason::RetryScheduled { next_attempt, at }),
-            );
+            self.step(out, RunStatus::Idle, now, Some(Reason::RetryScheduled { next_attempt, at }));
         }
     }
 }
@@ -389,12 +319,7 @@ mod tests {
     }
 
     fn run(m: &mut RunMachine, events: &[RunEvent]) -> Vec<RunStatus> {
-        events
-            .iter()
-            .enumerate()
-            .flat_map(|(i, e)| m.apply(e, t(i as i64)).unwrap())
-            .map(|tr| tr.to)
-            .collect()
+        events.iter().enumerate().flat_map(|(i, e)| m.apply(e, t(i as i64)).unwrap()).map(|tr| tr.to).collect()
     }
 
     fn dispatched() -> RunEvent {
@@ -403,19 +328,14 @@ mod tests {
 
     #[test]
     fn happy_path() {
-        let mut m = RunMachine::new(RetryPolicy {
-            retry_attempts: 0,
-            retry_delay_seconds: 0,
-        });
+        let mut m = RunMachine::new(RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 });
         let got = run(
             &mut m,
             &[
                 dispatched(),
                 RunEvent::Accepted,
                 RunEvent::Spawned { pid: 42 },
-                RunEvent::Ended {
-                    outcome: Outcome::Exited { code: 0 },
-                },
+                RunEvent::Ended { outcome: Outcome::Exited { code: 0 } },
             ],
         );
         use RunStatus::*;
@@ -426,41 +346,16 @@ mod tests {
     #[test]
     fn retries_until_the_third_attempt_succeeds() {
         use RunStatus::*;
-        let mut m = RunMachine::new(RetryPolicy {
-            retry_attempts: 2,
-            retry_delay_seconds: 30,
-        });
-        let fail = RunEvent::Ended {
-            outcome: Outcome::Exited { code: 1 },
-        };
+        let mut m = RunMachine::new(RetryPolicy { retry_attempts: 2, retry_delay_seconds: 30 });
+        let fail = RunEvent::Ended { outcome: Outcome::Exited { code: 1 } };
         let mut statuses = Vec::new();
         let mut now = 0;
         for attempt in 1..=3 {
-            for e in [
-                dispatched(),
-                RunEvent::Accepted,
-                RunEvent::Spawned { pid: attempt },
-            ] {
-                statuses.extend(
-                    m.apply(&e, t(now))
-                        .unwrap()
-                        .into_iter()
-                        .map(|tr| (tr.attempt, tr.to)),
-                );
+            for e in [dispatched(), RunEvent::Accepted, RunEvent::Spawned { pid: attempt }] {
+                statuses.extend(m.apply(&e, t(now)).unwrap().into_iter().map(|tr| (tr.attempt, tr.to)));
             }
-            let end = if attempt < 3 {
-                fail.clone()
-            } else {
-                RunEvent::Ended {
-                    outcome: Outcome::Exited { code: 0 },
-                }
-            };
-            statuses.extend(
-                m.apply(&end, t(now))
-                    .unwrap()
-                    .into_iter()
-                    .map(|tr| (tr.attempt, tr.to)),
-            );
+            let end = if attempt < 3 { fail.clone() } else { RunEvent::Ended { outcome: Outcome::Exited { code: 0 } } };
+            statuses.extend(m.apply(&end, t(now)).unwrap().into_iter().map(|tr| (tr.attempt, tr.to)));
             // Dispatching before the retry delay is refused.
             if attempt < 3 {
                 assert!(m.apply(&dispatched(), t(now + 29)).is_err());
@@ -491,125 +386,52 @@ mod tests {
 
     #[test]
     fn last_attempt_decides() {
-        let mut m = RunMachine::new(RetryPolicy {
-            retry_attempts: 1,
-            retry_delay_seconds: 0,
-        });
+        let mut m = RunMachine::new(RetryPolicy { retry_attempts: 1, retry_delay_seconds: 0 });
         for _ in 0..2 {
             m.apply(&dispatched(), t(0)).unwrap();
             m.apply(&RunEvent::AcceptExpired, t(0)).unwrap();
         }
-        assert_eq!(
-            (m.status, m.attempt, m.reason.clone()),
-            (RunStatus::Failed, 2, Some(Reason::AcceptExpired))
-        );
+        assert_eq!((m.status, m.attempt, m.reason.clone()), (RunStatus::Failed, 2, Some(Reason::AcceptExpired)));
     }
 
     #[test]
     fn illegal_transitions_are_errors() {
-        let mut m = RunMachine::new(RetryPolicy {
-            retry_attempts: 0,
-            retry_delay_seconds: 0,
-        });
+        let mut m = RunMachine::new(RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 });
         assert!(m.apply(&RunEvent::Accepted, t(0)).is_err());
         assert!(m.apply(&RunEvent::Spawned { pid: 1 }, t(0)).is_err());
         m.apply(&dispatched(), t(0)).unwrap();
-        assert!(
-            m.apply(&dispatched(), t(0)).is_err(),
-            "no second dispatch of one attempt"
-        );
+        assert!(m.apply(&dispatched(), t(0)).is_err(), "no second dispatch of one attempt");
         m.apply(&RunEvent::Accepted, t(0)).unwrap();
         m.apply(&RunEvent::Spawned { pid: 7 }, t(0)).unwrap();
-        m.apply(
-            &RunEvent::Ended {
-                outcome: Outcome::Signalled { signal: 9 },
-            },
-            t(1),
-        )
-        .unwrap();
-        let err = m
-            .apply(
-                &RunEvent::Ended {
-                    outcome: Outcome::Exited { code: 0 },
-                },
-                t(2),
-            )
-            .unwrap_err();
+        m.apply(&RunEvent::Ended { outcome: Outcome::Signalled { signal: 9 } }, t(1)).unwrap();
+        let err = m.apply(&RunEvent::Ended { outcome: Outcome::Exited { code: 0 } }, t(2)).unwrap_err();
         assert_eq!(err.status, RunStatus::Failed);
-        assert_eq!(
-            m.status,
-            RunStatus::Failed,
-            "a duplicate end changes nothing"
-        );
-        assert!(m
-            .apply(
-                &RunEvent::ModifyStatus {
-                    to: RunStatus::Running,
-                    user: "op".into()
-                },
-                t(3)
-            )
-            .is_err());
-        m.apply(
-            &RunEvent::ModifyStatus {
-                to: RunStatus::Success,
-                user: "op".into(),
-            },
-            t(3),
-        )
-        .unwrap();
+        assert_eq!(m.status, RunStatus::Failed, "a duplicate end changes nothing");
+        assert!(m.apply(&RunEvent::ModifyStatus { to: RunStatus::Running, user: "op".into() }, t(3)).is_err());
+        m.apply(&RunEvent::ModifyStatus { to: RunStatus::Success, user: "op".into() }, t(3)).unwrap();
         assert_eq!(m.reason, Some(Reason::ModifiedBy { user: "op".into() }));
     }
 
     #[test]
     fn freeze_skip_terminate() {
-        let p = RetryPolicy {
-            retry_attempts: 3,
-            retry_delay_seconds: 60,
-        };
+        let p = RetryPolicy { retry_attempts: 3, retry_delay_seconds: 60 };
         let mut m = RunMachine::new(p);
         m.apply(&RunEvent::Freeze, t(0)).unwrap();
         assert!(m.apply(&dispatched(), t(0)).is_err());
         m.apply(&RunEvent::Unfreeze, t(1)).unwrap();
-        m.apply(
-            &RunEvent::Skip {
-                reason: Reason::Holiday { reason: "x".into() },
-            },
-            t(2),
-        )
-        .unwrap();
+        m.apply(&RunEvent::Skip { reason: Reason::Holiday { reason: "x".into() } }, t(2)).unwrap();
         assert_eq!(m.status, RunStatus::Skipped);
         let mut m = RunMachine::new(p);
         m.apply(&dispatched(), t(0)).unwrap();
         m.apply(&RunEvent::Accepted, t(0)).unwrap();
         m.apply(&RunEvent::Spawned { pid: 9 }, t(0)).unwrap();
-        m.apply(
-            &RunEvent::Ended {
-                outcome: Outcome::Terminated { user: "op".into() },
-            },
-            t(1),
-        )
-        .unwrap();
-        assert_eq!(
-            m.status,
-            RunStatus::Terminated,
-            "terminated is final: no retry"
-        );
+        m.apply(&RunEvent::Ended { outcome: Outcome::Terminated { user: "op".into() } }, t(1)).unwrap();
+        assert_eq!(m.status, RunStatus::Terminated, "terminated is final: no retry");
         let mut m = RunMachine::new(p);
         m.apply(&dispatched(), t(0)).unwrap();
         m.apply(&RunEvent::Accepted, t(0)).unwrap();
         m.apply(&RunEvent::Spawned { pid: 9 }, t(0)).unwrap();
-        m.apply(
-            &RunEvent::Ended {
-                outcome: Outcome::TimedOut { after_seconds: 5 },
-            },
-            t(5),
-        )
-        .unwrap();
-        assert_eq!(
-            (m.status, m.attempt),
-            (RunStatus::Idle, 1),
-            "a timeout is retried"
-        );
+        m.apply(&RunEvent::Ended { outcome: Outcome::TimedOut { after_seconds: 5 } }, t(5)).unwrap();
+        assert_eq!((m.status, m.attempt), (RunStatus::Idle, 1), "a timeout is retried");
     }
 }

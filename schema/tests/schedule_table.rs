@@ -282,34 +282,22 @@ const CASES: &[Case] = &[
 fn schedules_fire_at_the_right_instants() {
     for c in CASES {
         let s = schedule(c);
-        let got: Vec<(String, String, Option<DstNote>)> =
-            preview(&s, None, utc(c.after), c.expect.len())
-                .into_iter()
-                .map(|slot| {
-                    (
-                        slot.key(),
-                        slot.at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                        slot.dst,
-                    )
-                })
-                .collect();
-        let want: Vec<(String, String, Option<DstNote>)> = c
-            .expect
-            .iter()
-            .map(|(l, u, n)| (l.to_string(), u.to_string(), *n))
+        let got: Vec<(String, String, Option<DstNote>)> = preview(&s, None, utc(c.after), c.expect.len())
+            .into_iter()
+            .map(|slot| (slot.key(), slot.at.format("%Y-%m-%dT%H:%M:%SZ").to_string(), slot.dst))
             .collect();
+        let want: Vec<(String, String, Option<DstNote>)> =
+            c.expect.iter().map(|(l, u, n)| (l.to_string(), u.to_string(), *n)).collect();
         assert_eq!(got, want, "{}", c.name);
         // next_fire_after agrees with the preview, and is strictly after its argument.
         assert_eq!(
-            next_fire_after(&s, None, utc(c.after))
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            next_fire_after(&s, None, utc(c.after)).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
             Some(want[0].1.clone()),
             "{}",
             c.name
         );
         assert_eq!(
-            next_fire_after(&s, None, utc(&want[0].1))
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            next_fire_after(&s, None, utc(&want[0].1)).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
             want.get(1).map(|w| w.1.clone()),
             "{} (second)",
             c.name
@@ -337,10 +325,8 @@ fn holiday_range_skips_and_marks() {
     })
     .unwrap();
     let slots = preview(&s, Some(&cal), utc("2026-12-23T00:00:00Z"), 5);
-    let marks: Vec<(String, Option<&str>)> = slots
-        .iter()
-        .map(|s| (s.run_date.to_string(), s.holiday.as_deref()))
-        .collect();
+    let marks: Vec<(String, Option<&str>)> =
+        slots.iter().map(|s| (s.run_date.to_string(), s.holiday.as_deref())).collect();
     assert_eq!(
         marks,
         vec![
@@ -351,10 +337,7 @@ fn holiday_range_skips_and_marks() {
             ("2026-12-27".into(), None),
         ]
     );
-    assert_eq!(
-        next_fire_after(&s, Some(&cal), utc("2026-12-23T08:00:00Z")),
-        Some(utc("2026-12-27T08:00:00Z"))
-    );
+    assert_eq!(next_fire_after(&s, Some(&cal), utc("2026-12-23T08:00:00Z")), Some(utc("2026-12-27T08:00:00Z")));
 }
 
 #[test]

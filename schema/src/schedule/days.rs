@@ -18,9 +18,7 @@ impl DayMask {
             return Err(FieldError::new(
                 FIELD,
                 "day_mask",
-                format!(
-                    "{raw:?} must be 7 characters of 0 or 1, Monday first (1111100 = weekdays)"
-                ),
+                format!("{raw:?} must be 7 characters of 0 or 1, Monday first (1111100 = weekdays)"),
             ));
         }
         let mut mask = [false; 7];
@@ -28,11 +26,7 @@ impl DayMask {
             mask[i] = b == b'1';
         }
         if !mask.contains(&true) {
-            return Err(FieldError::new(
-                FIELD,
-                "never_fires",
-                "a day mask of 0000000 never fires",
-            ));
+            return Err(FieldError::new(FIELD, "never_fires", "a day mask of 0000000 never fires"));
         }
         Ok(Self(mask))
     }
@@ -131,10 +125,7 @@ impl OrdinalDay {
         let (nth_word, kind) = match words.as_slice() {
             [n, "day"] => (*n, DayKind::Day),
             [n, "business", "day"] => (*n, DayKind::BusinessDay),
-            [n, w] => (
-                *n,
-                DayKind::Weekday(parse_weekday(w).ok_or_else(|| bad("unknown day name"))?),
-            ),
+            [n, w] => (*n, DayKind::Weekday(parse_weekday(w).ok_or_else(|| bad("unknown day name"))?)),
             _ => return Err(bad("not an ordinal day")),
         };
         let nth = parse_nth(nth_word).ok_or_else(|| bad("unknown ordinal"))?;
@@ -145,9 +136,7 @@ impl OrdinalDay {
         };
         if let Nth::From(n) = nth {
             if n == 0 || n > max {
-                return Err(bad(&format!(
-                    "the ordinal must be 1-{max} for this kind of day"
-                )));
+                return Err(bad(&format!("the ordinal must be 1-{max} for this kind of day")));
             }
         }
         Ok(Self { nth, kind })
@@ -158,9 +147,7 @@ impl OrdinalDay {
         let counts = |d: NaiveDate| match self.kind {
             DayKind::Weekday(w) => d.weekday() == w,
             DayKind::Day => true,
-            DayKind::BusinessDay => {
-                calendar.map_or_else(|| is_weekday(d), |c| c.is_business_day(d))
-            }
+            DayKind::BusinessDay => calendar.map_or_else(|| is_weekday(d), |c| c.is_business_day(d)),
         };
         if !counts(date) {
             return false;
@@ -168,11 +155,7 @@ impl OrdinalDay {
         match self.nth {
             Nth::From(n) => {
                 let first = date.with_day(1).unwrap_or(date);
-                let before = first
-                    .iter_days()
-                    .take_while(|d| *d < date)
-                    .filter(|d| counts(*d))
-                    .count();
+                let before = first.iter_days().take_while(|d| *d < date).filter(|d| counts(*d)).count();
                 before + 1 == usize::from(n)
             }
             Nth::Last => {
@@ -300,21 +283,9 @@ mod tests {
         ] {
             assert_eq!(OrdinalDay::parse(raw).unwrap().to_string(), canon);
         }
-        for bad in [
-            "6th monday",
-            "0th day",
-            "2st monday",
-            "last moonday",
-            "monday",
-            "32nd day",
-            "11st day",
-        ] {
+        for bad in ["6th monday", "0th day", "2st monday", "last moonday", "monday", "32nd day", "11st day"] {
             let e = OrdinalDay::parse(bad).unwrap_err();
-            assert_eq!(
-                (e.field.as_str(), e.rule.as_str()),
-                ("days", "ordinal_day"),
-                "{bad}"
-            );
+            assert_eq!((e.field.as_str(), e.rule.as_str()), ("days", "ordinal_day"), "{bad}");
         }
     }
 
@@ -339,11 +310,7 @@ mod tests {
         let cal = Calendar::parse(&CalendarDraft {
             name: "C".into(),
             description: String::new(),
-            holidays: vec![HolidayDraft {
-                start: "2026-06-01".into(),
-                end: None,
-                reason: "x".into(),
-            }],
+            holidays: vec![HolidayDraft { start: "2026-06-01".into(), end: None, reason: "x".into() }],
         })
         .unwrap();
         let second = OrdinalDay::parse("2nd business day").unwrap();
@@ -351,9 +318,6 @@ mod tests {
         assert!(second.matches(d("2026-06-03"), Some(&cal)));
         assert!(second.matches(d("2026-06-02"), None));
         let last = OrdinalDay::parse("last business day").unwrap();
-        assert!(
-            last.matches(d("2026-10-30"), None),
-            "Friday 30th; 31st is a Saturday"
-        );
+        assert!(last.matches(d("2026-10-30"), None), "Friday 30th; 31st is a Saturday");
     }
 }

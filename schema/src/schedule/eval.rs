@@ -2,10 +2,7 @@
 
 use super::{Schedule, Timing};
 use crate::calendar::Calendar;
-use chrono::{
-    DateTime, Days, Duration, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike,
-    Utc,
-};
+use chrono::{DateTime, Days, Duration, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -58,24 +55,15 @@ pub(crate) fn resolve(tz: Tz, local: NaiveDateTime) -> (DateTime<Utc>, Option<Ds
         LocalResult::None => {
             // Walk back minute by minute to the last wall-clock minute before the gap; offsets change
             // on whole minutes, so the gap ends one minute after that minute's instant.
-            let mut probe = local
-                .with_second(0)
-                .and_then(|t| t.with_nanosecond(0))
-                .unwrap_or(local);
+            let mut probe = local.with_second(0).and_then(|t| t.with_nanosecond(0)).unwrap_or(local);
             for _ in 0..(48 * 60) {
                 probe -= Duration::minutes(1);
                 if let Some(before) = tz.from_local_datetime(&probe).earliest() {
-                    return (
-                        before.with_timezone(&Utc) + Duration::minutes(1),
-                        Some(DstNote::Shifted),
-                    );
+                    return (before.with_timezone(&Utc) + Duration::minutes(1), Some(DstNote::Shifted));
                 }
             }
             // No timezone has a gap of two days; fall back to reading the time as UTC.
-            (
-                DateTime::from_naive_utc_and_offset(local, Utc),
-                Some(DstNote::Shifted),
-            )
+            (DateTime::from_naive_utc_and_offset(local, Utc), Some(DstNote::Shifted))
         }
     }
 }
@@ -95,11 +83,7 @@ pub struct SlotIter<'a> {
     prev_at: Option<DateTime<Utc>>,
 }
 
-pub fn slots_after<'a>(
-    schedule: &'a Schedule,
-    calendar: Option<&'a Calendar>,
-    after: DateTime<Utc>,
-) -> SlotIter<'a> {
+pub fn slots_after<'a>(schedule: &'a Schedule, calendar: Option<&'a Calendar>, after: DateTime<Utc>) -> SlotIter<'a> {
     let local_after = after.with_timezone(&schedule.timezone).naive_local();
     // A window that crosses midnight belongs to the previous run date.
     let start = local_after.date().pred_opt().unwrap_or(local_after.date());
@@ -109,9 +93,7 @@ pub fn slots_after<'a>(
         after,
         floor: local_after - Duration::hours(3),
         next_date: start,
-        last_date: start
-            .checked_add_days(Days::new(HORIZON_DAYS))
-            .unwrap_or(start),
+        last_date: start.checked_add_days(Days::new(HORIZON_DAYS)).unwrap_or(start),
         run_date: None,
         listed: Vec::new().into_iter(),
         cron_cursor: None,
@@ -159,30 +141,18 @@ impl SlotIter<'_> {
                     self.run_date = None;
                     return false;
                 }
-                self.cron_cursor = Some(if first.date() == date {
-                    first
-                } else {
-                    Self::day_start(date)
-                });
+                self.cron_cursor = Some(if first.date() == date { first } else { Self::day_start(date) });
             }
             self.next_date = date.succ_opt().unwrap_or(date);
             if !s.days.matches(date, self.calendar) {
                 continue;
             }
             self.listed = match &s.timing {
-                Timing::TriggerTimes(t) => t
-                    .times()
-                    .iter()
-                    .map(|t| date.and_time(*t))
-                    .collect::<Vec<_>>()
-                    .into_iter(),
+                Timing::TriggerTimes(t) => t.times().iter().map(|t| date.and_time(*t)).collect::<Vec<_>>().into_iter(),
                 Timing::RunFrequency(f) => f.slots(date).into_iter(),
                 Timing::Cron(_) => Vec::new().into_iter(),
             };
-            let holiday = self
-                .calendar
-                .and_then(|c| c.holiday_on(date))
-                .map(|h| h.reason.clone());
+            let holiday = self.calendar.and_then(|c| c.holiday_on(date)).map(|h| h.reason.clone());
             self.run_date = Some((date, holiday));
             return true;
         }
@@ -211,18 +181,8 @@ impl Iterator for SlotIter<'_> {
                 continue;
             }
             let (run_date, holiday) = self.run_date.clone()?;
-            let utc_offset_seconds = tz
-                .offset_from_utc_datetime(&at.naive_utc())
-                .fix()
-                .local_minus_utc();
-            return Some(Slot {
-                run_date,
-                local,
-                at,
-                utc_offset_seconds,
-                dst,
-                holiday,
-            });
+            let utc_offset_seconds = tz.offset_from_utc_datetime(&at.naive_utc()).fix().local_minus_utc();
+            return Some(Slot { run_date, local, at, utc_offset_seconds, dst, holiday });
         }
     }
 }
@@ -233,17 +193,10 @@ pub fn next_fire_after(
     calendar: Option<&Calendar>,
     after: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    slots_after(schedule, calendar, after)
-        .find(|s| s.holiday.is_none())
-        .map(|s| s.at)
+    slots_after(schedule, calendar, after).find(|s| s.holiday.is_none()).map(|s| s.at)
 }
 
 /// The next `count` slots after `after`, holiday slots included and marked.
-pub fn preview(
-    schedule: &Schedule,
-    calendar: Option<&Calendar>,
-    after: DateTime<Utc>,
-    count: usize,
-) -> Vec<Slot> {
+pub fn preview(schedule: &Schedule, calendar: Option<&Calendar>, after: DateTime<Utc>, count: usize) -> Vec<Slot> {
     slots_after(schedule, calendar, after).take(count).collect()
 }

@@ -72,10 +72,8 @@ impl Schedule {
     pub fn parse(draft: &ScheduleDraft) -> Result<Schedule, FieldErrors> {
         let mut errors = FieldErrors::new();
         let given = [
-            nonblank(&draft.trigger_times)
-                .map(|t| TriggerTimes::parse(t).map(Timing::TriggerTimes)),
-            nonblank(&draft.run_frequency)
-                .map(|t| RunFrequency::parse(t).map(Timing::RunFrequency)),
+            nonblank(&draft.trigger_times).map(|t| TriggerTimes::parse(t).map(Timing::TriggerTimes)),
+            nonblank(&draft.run_frequency).map(|t| RunFrequency::parse(t).map(Timing::RunFrequency)),
             nonblank(&draft.cron).map(|t| CronSpec::parse(t).map(|c| Timing::Cron(Box::new(c)))),
         ];
         let count = given.iter().filter(|g| g.is_some()).count();
@@ -87,30 +85,18 @@ impl Schedule {
             ));
             None
         } else {
-            given
-                .into_iter()
-                .flatten()
-                .next()
-                .and_then(|r| errors.take(r))
+            given.into_iter().flatten().next().and_then(|r| errors.take(r))
         };
         let days = errors.take(DayRule::parse(draft.days.as_deref().unwrap_or("")));
         let timezone = errors.take(parse_timezone(&draft.timezone));
         let calendar = match nonblank(&draft.calendar) {
-            Some(c) => errors.take(CalendarName::parse(c).map_err(|e| FieldError {
-                field: "calendar".into(),
-                ..e
-            })),
+            Some(c) => errors.take(CalendarName::parse(c).map_err(|e| FieldError { field: "calendar".into(), ..e })),
             None => None,
         };
         let (Some(timing), Some(days), Some(timezone)) = (timing, days, timezone) else {
             return Err(errors);
         };
-        let schedule = Schedule {
-            timing,
-            days,
-            timezone,
-            calendar,
-        };
+        let schedule = Schedule { timing, days, timezone, calendar };
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -152,13 +138,7 @@ impl Schedule {
 mod tests {
     use super::*;
 
-    fn draft(
-        tt: Option<&str>,
-        rf: Option<&str>,
-        cron: Option<&str>,
-        days: Option<&str>,
-        tz: &str,
-    ) -> ScheduleDraft {
+    fn draft(tt: Option<&str>, rf: Option<&str>, cron: Option<&str>, days: Option<&str>, tz: &str) -> ScheduleDraft {
         ScheduleDraft {
             trigger_times: tt.map(Into::into),
             run_frequency: rf.map(Into::into),
@@ -170,20 +150,12 @@ mod tests {
     }
 
     fn rules(d: &ScheduleDraft) -> Vec<(String, String)> {
-        Schedule::parse(d)
-            .unwrap_err()
-            .0
-            .into_iter()
-            .map(|e| (e.field, e.rule))
-            .collect()
+        Schedule::parse(d).unwrap_err().0.into_iter().map(|e| (e.field, e.rule)).collect()
     }
 
     #[test]
     fn exactly_one_timing() {
-        assert_eq!(
-            rules(&draft(None, None, None, None, "UTC")),
-            vec![("".into(), "one_timing".into())]
-        );
+        assert_eq!(rules(&draft(None, None, None, None, "UTC")), vec![("".into(), "one_timing".into())]);
         assert_eq!(
             rules(&draft(Some("02:00"), None, Some("* * * * *"), None, "UTC")),
             vec![("".into(), "one_timing".into())]
@@ -192,13 +164,7 @@ mod tests {
 
     #[test]
     fn all_errors_at_once() {
-        let got = rules(&draft(
-            Some("25:00"),
-            None,
-            None,
-            Some("1111"),
-            "Mars/Olympus",
-        ));
+        let got = rules(&draft(Some("25:00"), None, None, Some("1111"), "Mars/Olympus"));
         assert_eq!(
             got,
             vec![
@@ -211,23 +177,14 @@ mod tests {
 
     #[test]
     fn never_firing_schedules_are_rejected() {
-        assert_eq!(
-            rules(&draft(None, None, Some("0 0 30 2 *"), None, "UTC")),
-            vec![("".into(), "never_fires".into())]
-        );
+        assert_eq!(rules(&draft(None, None, Some("0 0 30 2 *"), None, "UTC")), vec![("".into(), "never_fires".into())]);
         assert_eq!(
             rules(&draft(Some("02:00"), None, None, Some("0000000"), "UTC")),
             vec![("days".into(), "never_fires".into())]
         );
         // The 1st of a month is never its last Friday.
         assert_eq!(
-            rules(&draft(
-                None,
-                None,
-                Some("0 0 1 * *"),
-                Some("last friday"),
-                "UTC"
-            )),
+            rules(&draft(None, None, Some("0 0 1 * *"), Some("last friday"), "UTC")),
             vec![("".into(), "never_fires".into())]
         );
         // Leap day only: rare but real.
@@ -237,37 +194,16 @@ mod tests {
     #[test]
     fn draft_round_trip() {
         for d in [
-            draft(
-                Some("18:00,02:00"),
-                None,
-                None,
-                Some("1111100"),
-                "Europe/London",
-            ),
-            draft(
-                None,
-                Some("22:00-02:00-30"),
-                None,
-                Some("last friday"),
-                "America/New_York",
-            ),
+            draft(Some("18:00,02:00"), None, None, Some("1111100"), "Europe/London"),
+            draft(None, Some("22:00-02:00-30"), None, Some("last friday"), "America/New_York"),
             draft(None, None, Some("0 */5 * * * *"), None, "Asia/Kolkata"),
         ] {
             let s = Schedule::parse(&d).unwrap();
             assert_eq!(Schedule::parse(&s.to_draft()).unwrap(), s);
         }
-        let normalised = Schedule::parse(&draft(
-            Some("18:00, 02:00"),
-            None,
-            None,
-            Some("first monday"),
-            "UTC",
-        ))
-        .unwrap();
-        assert_eq!(
-            normalised.to_draft().trigger_times.as_deref(),
-            Some("02:00,18:00")
-        );
+        let normalised =
+            Schedule::parse(&draft(Some("18:00, 02:00"), None, None, Some("first monday"), "UTC")).unwrap();
+        assert_eq!(normalised.to_draft().trigger_times.as_deref(), Some("02:00,18:00"));
         assert_eq!(normalised.to_draft().days.as_deref(), Some("1st monday"));
     }
 }

@@ -9,11 +9,7 @@ use std::fmt;
 /// Parses `HH:MM` (24-hour, two digits each) for the given field.
 pub(crate) fn parse_hhmm(field: &str, raw: &str) -> Result<NaiveTime, FieldError> {
     let bad = || {
-        FieldError::new(
-            field,
-            "time_format",
-            format!("{raw:?} is not a local time in the form HH:MM (00:00-23:59)"),
-        )
+        FieldError::new(field, "time_format", format!("{raw:?} is not a local time in the form HH:MM (00:00-23:59)"))
     };
     let raw = raw.trim();
     let (h, m) = raw.split_once(':').ok_or_else(bad)?;
@@ -37,16 +33,9 @@ impl TriggerTimes {
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         if raw.trim().is_empty() {
-            return Err(FieldError::new(
-                Self::FIELD,
-                "required",
-                "must list at least one time HH:MM",
-            ));
+            return Err(FieldError::new(Self::FIELD, "required", "must list at least one time HH:MM"));
         }
-        let mut times = raw
-            .split(',')
-            .map(|p| parse_hhmm(Self::FIELD, p))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut times = raw.split(',').map(|p| parse_hhmm(Self::FIELD, p)).collect::<Result<Vec<_>, _>>()?;
         times.sort();
         times.dedup();
         Ok(Self(times))
@@ -102,11 +91,7 @@ impl RunFrequency {
                 format!("interval {interval_minutes} must be 1-1440 minutes"),
             ));
         }
-        Ok(Self {
-            start,
-            end,
-            interval_minutes,
-        })
+        Ok(Self { start, end, interval_minutes })
     }
 
     /// The window's nominal local slots for one run date, in order.
@@ -114,10 +99,7 @@ impl RunFrequency {
         let first = run_date.and_time(self.start);
         let (last, inclusive) = match self.start.cmp(&self.end) {
             std::cmp::Ordering::Less => (run_date.and_time(self.end), true),
-            std::cmp::Ordering::Greater => (
-                run_date.succ_opt().unwrap_or(run_date).and_time(self.end),
-                true,
-            ),
+            std::cmp::Ordering::Greater => (run_date.succ_opt().unwrap_or(run_date).and_time(self.end), true),
             std::cmp::Ordering::Equal => (first + Duration::days(1), false),
         };
         let step = Duration::minutes(i64::from(self.interval_minutes));
@@ -133,13 +115,7 @@ impl RunFrequency {
 
 impl fmt::Display for RunFrequency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}-{}-{}",
-            hhmm(self.start),
-            hhmm(self.end),
-            self.interval_minutes
-        )
+        write!(f, "{}-{}-{}", hhmm(self.start), hhmm(self.end), self.interval_minutes)
     }
 }
 
@@ -173,11 +149,7 @@ impl CronSpec {
             ));
         }
         if source.eq_ignore_ascii_case("@reboot") {
-            return Err(FieldError::new(
-                Self::FIELD,
-                "cron_syntax",
-                "@reboot has no fire times",
-            ));
+            return Err(FieldError::new(Self::FIELD, "cron_syntax", "@reboot has no fire times"));
         }
         let cron = CronParser::builder()
             .seconds(Seconds::Optional)
@@ -217,12 +189,7 @@ mod tests {
 
     #[test]
     fn trigger_times_sorted_and_checked() {
-        assert_eq!(
-            TriggerTimes::parse("18:30, 02:00,18:30")
-                .unwrap()
-                .to_string(),
-            "02:00,18:30"
-        );
+        assert_eq!(TriggerTimes::parse("18:30, 02:00,18:30").unwrap().to_string(), "02:00,18:30");
         for bad in ["", "24:00", "7:00", "07:60", "07-00", "07:00,"] {
             let e = TriggerTimes::parse(bad).unwrap_err();
             assert_eq!(e.field, "trigger_times", "{bad}");
@@ -241,22 +208,10 @@ mod tests {
         let night = RunFrequency::parse("22:00-02:00-60").unwrap();
         let slots = night.slots(d);
         assert_eq!(slots.len(), 5);
-        assert_eq!(
-            slots[4],
-            "2026-06-02T02:00:00".parse::<NaiveDateTime>().unwrap()
-        );
-        assert_eq!(
-            RunFrequency::parse("08:00-10:00-0").unwrap_err().rule,
-            "interval_range"
-        );
-        assert_eq!(
-            RunFrequency::parse("08:00-10:00-1441").unwrap_err().rule,
-            "interval_range"
-        );
-        assert_eq!(
-            RunFrequency::parse("08:00-10:00").unwrap_err().rule,
-            "frequency_format"
-        );
+        assert_eq!(slots[4], "2026-06-02T02:00:00".parse::<NaiveDateTime>().unwrap());
+        assert_eq!(RunFrequency::parse("08:00-10:00-0").unwrap_err().rule, "interval_range");
+        assert_eq!(RunFrequency::parse("08:00-10:00-1441").unwrap_err().rule, "interval_range");
+        assert_eq!(RunFrequency::parse("08:00-10:00").unwrap_err().rule, "frequency_format");
         assert_eq!(night.to_string(), "22:00-02:00-60");
     }
 
@@ -265,14 +220,8 @@ mod tests {
         assert!(CronSpec::parse("*/5 * * * *").is_ok());
         assert!(CronSpec::parse("30 */5 * * * *").is_ok());
         assert_eq!(CronSpec::parse("* * * *").unwrap_err().rule, "cron_fields");
-        assert_eq!(
-            CronSpec::parse("* * * * * * *").unwrap_err().rule,
-            "cron_fields"
-        );
-        assert_eq!(
-            CronSpec::parse("61 * * * *").unwrap_err().rule,
-            "cron_syntax"
-        );
+        assert_eq!(CronSpec::parse("* * * * * * *").unwrap_err().rule, "cron_fields");
+        assert_eq!(CronSpec::parse("61 * * * *").unwrap_err().rule, "cron_syntax");
         assert_eq!(CronSpec::parse("@reboot").unwrap_err().rule, "cron_syntax");
     }
 
@@ -281,19 +230,10 @@ mod tests {
         let t = |s: &str| s.parse::<NaiveDateTime>().unwrap();
         // Day of week 7 is Sunday.
         let sun = CronSpec::parse("0 9 * * 7").unwrap();
-        assert_eq!(
-            sun.next_from(t("2026-11-28T00:00:00")),
-            Some(t("2026-11-29T09:00:00"))
-        );
+        assert_eq!(sun.next_from(t("2026-11-28T00:00:00")), Some(t("2026-11-29T09:00:00")));
         // Day of month OR day of week when both are restricted: the 1st, or any Monday.
         let either = CronSpec::parse("0 0 1 * 1").unwrap();
-        assert_eq!(
-            either.next_from(t("2026-11-28T00:00:00")),
-            Some(t("2026-11-30T00:00:00"))
-        );
-        assert_eq!(
-            either.next_from(t("2026-11-30T00:00:01")),
-            Some(t("2026-12-01T00:00:00"))
-        );
+        assert_eq!(either.next_from(t("2026-11-28T00:00:00")), Some(t("2026-11-30T00:00:00")));
+        assert_eq!(either.next_from(t("2026-11-30T00:00:01")), Some(t("2026-12-01T00:00:00")));
     }
 }
