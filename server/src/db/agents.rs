@@ -1,0 +1,106 @@
+//! The `agents` table: every agent that ever registered, its last known figures and status.
+
+use super::schema::agents;
+use super::{ts, with_conn, DbConn, DbResult};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = agents)]
+pub struct AgentRow {
+    pub id: i64,
+    pub name: String,
+    pub hostname: String,
+    pub queues: String,
+    pub version: String,
+    pub os: String,
+    pub status: String,
+    pub cpu_percent: Option<f64>,
+    pub memory_percent: Option<f64>,
+    pub uptime_seconds: Option<i64>,
+    pub last_acked_seq: i64,
+    pub last_seen_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+impl AgentRow {
+    pub fn queue_list(&self) -> Vec<&str> {
+        self.queues.split(',').filter(|q| !q.is_empty()).collect()
+    }
+}
+
+/// What an agent says about itself when it connects.
+#[derive(Debug, Clone)]
+pub struct Registration<'a> {
+    pub name: &'a str,
+    pub hostname: &'a str,
+    pub queues: &'a [String],
+    pub version: &'a str,
+    pub os: &'a str,
+}
+
+/// Records a (re)connecting agent as ONLINE, creating it on first contact; returns its row.
+pub fn register(conn: &mut DbConn, r: &Registration<'_>, now: DateTime<Utc>) -> DbResult<AgentRow> {
+    let queues = r.queues.join(",");
+    Ok(with_conn!(conn, |c| diesel::insert_into(agents::table)
+        .values((
+            agents::name.eq(r.name),
+            agents::hostname.eq(r.hostname),
+            agents::queues.eq(&queues),
+            agents::version.eq(r.version),
+            agents::os.eq(r.os),
+            agents::status.eq("ONLINE"),
+            agents::last_seen_at.eq(Some(ts(now))),
+            agents::created_at.eq(ts(now)),
+        ))
+        .on_conflict(agents::name)
+        .do_update()
+        .set((
+            agents::hostname.eq(r.hostname),
+            agents::queues.eq(&queues),
+            agents::version.eq(r.version),
+            agents::os.eq(r.os),
+            agents::status.eq("ONLINE"),
+            agents::last_seen_at.eq(Some(ts(now))),
+        ))
+        .returning(AgentRow::as_returning())
+        .get_result(c))?)
+}
+
+pub fn heartbeat(conn: &mut DbConn, id: i64, cpu: f64, mem: f64, uptime: i64, now: DateTime<Utc>) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::update(agents::table.find(id))
+        .set((
+            agents::cpu_percent.eq(Some(cpu)),
+            agents::memory_percent.eq(Some(mem)),
+            agents::uptime_seconds.eq(Some(uptime)),
+            agents::last_seen_at.eq(Some(ts(now))),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+pub fn set_status(conn: &mut DbConn, id: i64, status: &str) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::update(agents::table.find(id)).set(agents::status.eq(status)).execute(c))?;
+    Ok(())
+}
+
+/// Remembers the highest event sequence stored for an agent (what the server acknowledged).
+pub fn set_acked(conn: &mut DbConn, id: i64, seq: i64) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::update(agents::table.find(id).filter(agents::last_acked_seq.lt(seq)))
+        .set(agents::last_acked_seq.eq(seq))
+        .execute(c))?;
+    Ok(())
+}
+
+/// On server start nothing is connected yet.
+pub fn mark_all_offline(conn: &mut DbConn) -> DbResult<usize> {
+    Ok(with_conn!(conn, |c| diesel::update(agents::table).set(agents::status.eq("OFFLINE")).execute(c))?)
+}
+
+pub fn list(conn: &mut DbConn) -> DbResult<Vec<AgentRow>> {
+    Ok(with_conn!(conn, |c| agents::table.order(agents::name).select(AgentRow::as_select()).load(c))?)
+}
+
+pub fn by_name(conn: &mut DbConn, name: &str) -> DbResult<Option<AgentRow>> {
+    Ok(with_conn!(conn, |c| agents::table.filter(agents::name.eq(name)).select(AgentRow::as_select()).first(c).optional())?)
+}

@@ -1,0 +1,81 @@
+//! The `alert_rules` table: who is told what when a task or group does something.
+
+use super::schema::alert_rules;
+use super::{from_json, to_json, with_conn, DbConn, DbResult};
+use baton_schema::definition::{AlertRule, AlertRuleDraft, AlertTrigger};
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = alert_rules)]
+pub struct AlertRuleRow {
+    pub id: i64,
+    pub task_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub trigger_on: String,
+    pub integration: String,
+    pub message: Option<String>,
+    pub position: i32,
+}
+
+impl AlertRuleRow {
+    pub fn to_rule(&self) -> DbResult<AlertRule> {
+        Ok(AlertRule {
+            trigger: from_json::<AlertTrigger>("alert trigger", &self.trigger_on)?,
+            integration: self.integration.clone(),
+            message: self.message.clone(),
+        })
+    }
+
+    pub fn to_draft(&self) -> DbResult<AlertRuleDraft> {
+        Ok(self.to_rule()?.to_draft())
+    }
+}
+
+/// The owner of a set of rules.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner {
+    Task(i64),
+    Group(i64),
+}
+
+pub fn replace(conn: &mut DbConn, owner: Owner, rules: &[AlertRule]) -> DbResult<()> {
+    let (task_id, group_id) = match owner {
+        Owner::Task(t) => (Some(t), None),
+        Owner::Group(g) => (None, Some(g)),
+    };
+    let rows: Vec<_> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                alert_rules::task_id.eq(task_id),
+                alert_rules::group_id.eq(group_id),
+                alert_rules::trigger_on.eq(to_json(&r.trigger)),
+                alert_rules::integration.eq(r.integration.clone()),
+                alert_rules::message.eq(r.message.clone()),
+                alert_rules::position.eq(i32::try_from(i).unwrap_or(i32::MAX)),
+            )
+        })
+        .collect();
+    with_conn!(conn, |c| {
+        match owner {
+            Owner::Task(t) => diesel::delete(alert_rules::table.filter(alert_rules::task_id.eq(t))).execute(c)?,
+            Owner::Group(g) => diesel::delete(alert_rules::table.filter(alert_rules::group_id.eq(g))).execute(c)?,
+        };
+        if !rows.is_empty() {
+            diesel::insert_into(alert_rules::table).values(&rows).execute(c)?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    Ok(())
+}
+
+pub fn of(conn: &mut DbConn, owner: Owner) -> DbResult<Vec<AlertRuleRow>> {
+    Ok(with_conn!(conn, |c| {
+        let q = alert_rules::table.select(AlertRuleRow::as_select()).order(alert_rules::position).into_boxed();
+        match owner {
+            Owner::Task(t) => q.filter(alert_rules::task_id.eq(t)).load(c),
+            Owner::Group(g) => q.filter(alert_rules::group_id.eq(g)).load(c),
+        }
+    })?)
+}

@@ -1,0 +1,65 @@
+//! The `credentials` table: secrets under path keys, stored only as ciphertext with their nonce.
+
+use super::schema::credentials;
+use super::{ts, with_conn, DbConn, DbError, DbResult};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = credentials)]
+pub struct CredentialRow {
+    pub id: i64,
+    pub key: String,
+    pub nonce: String,
+    pub ciphertext: String,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Sets or rotates the encrypted value under `key`.
+pub fn put(conn: &mut DbConn, key: &str, nonce: &str, ciphertext: &str, now: DateTime<Utc>) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::insert_into(credentials::table)
+        .values((
+            credentials::key.eq(key),
+            credentials::nonce.eq(nonce),
+            credentials::ciphertext.eq(ciphertext),
+            credentials::version.eq(1),
+            credentials::created_at.eq(ts(now)),
+            credentials::updated_at.eq(ts(now)),
+        ))
+        .on_conflict(credentials::key)
+        .do_update()
+        .set((
+            credentials::nonce.eq(nonce),
+            credentials::ciphertext.eq(ciphertext),
+            credentials::version.eq(credentials::version + 1),
+            credentials::updated_at.eq(ts(now)),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+pub fn get(conn: &mut DbConn, key: &str) -> DbResult<Option<CredentialRow>> {
+    Ok(with_conn!(conn, |c| credentials::table
+        .filter(credentials::key.eq(key))
+        .select(CredentialRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// Keys only, never values.
+pub fn keys(conn: &mut DbConn) -> DbResult<Vec<(String, i64, NaiveDateTime)>> {
+    Ok(with_conn!(conn, |c| credentials::table
+        .order(credentials::key)
+        .select((credentials::key, credentials::version, credentials::updated_at))
+        .load(c))?)
+}
+
+pub fn delete(conn: &mut DbConn, key: &str) -> DbResult<()> {
+    let n = with_conn!(conn, |c| diesel::delete(credentials::table.filter(credentials::key.eq(key))).execute(c))?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}

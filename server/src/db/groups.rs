@@ -1,0 +1,179 @@
+//! The `groups` table: containers of tasks with a shared schedule, timezone, calendar and instance.
+
+use super::schema::groups;
+use super::{from_json, to_json, ts, with_conn, DbConn, DbResult};
+use baton_schema::definition::{AlertRuleDraft, GroupDef, GroupDraft};
+use baton_schema::ids::GroupId;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = groups)]
+pub struct GroupRow {
+    pub id: i64,
+    pub instance_id: i64,
+    pub name: String,
+    pub description: String,
+    pub owner: String,
+    pub team: String,
+    pub active: bool,
+    pub schedule: Option<String>,
+    pub dependency: Option<String>,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl GroupRow {
+    pub fn to_draft(&self, instance: &str, alerts: Vec<AlertRuleDraft>) -> DbResult<GroupDraft> {
+        Ok(GroupDraft {
+            gid: Some(GroupId(self.id)),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            owner: self.owner.clone(),
+            team: self.team.clone(),
+            instance: instance.to_string(),
+            active: self.active,
+            schedule: self.schedule.as_deref().map(|s| from_json("group schedule", s)).transpose()?,
+            dependency: self.dependency.clone(),
+            alerts,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GroupFilter {
+    pub instance_ids: Option<Vec<i64>>,
+    pub active: Option<bool>,
+    /// Part of the name.
+    pub search: Option<String>,
+}
+
+pub(crate) fn like_pattern(s: &str) -> String {
+    let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+macro_rules! filtered {
+    ($f:expr) => {{
+        let f: &GroupFilter = $f;
+        let mut q = groups::table.into_boxed();
+        if let Some(ids) = &f.instance_ids {
+            q = q.filter(groups::instance_id.eq_any(ids.clone()));
+        }
+        if let Some(a) = f.active {
+            q = q.filter(groups::active.eq(a));
+        }
+        if let Some(s) = f.search.as_deref().filter(|s| !s.is_empty()) {
+            q = q.filter(groups::name.like(like_pattern(s)).escape('\\'));
+        }
+        q
+    }};
+}
+
+/// One page of groups by ascending id, after the cursor `after`; `limit + 1` rows are read so the
+/// caller knows whether there is a next page.
+pub fn page(conn: &mut DbConn, f: &GroupFilter, after: Option<i64>, limit: i64) -> DbResult<Vec<GroupRow>> {
+    Ok(with_conn!(conn, |c| {
+        let mut q = filtered!(f).select(GroupRow::as_select()).order(groups::id.asc()).limit(limit);
+        if let Some(a) = after {
+            q = q.filter(groups::id.gt(a));
+        }
+        q.load(c)
+    })?)
+}
+
+pub fn count(conn: &mut DbConn, f: &GroupFilter) -> DbResult<i64> {
+    Ok(with_conn!(conn, |c| filtered!(f).count().get_result(c))?)
+}
+
+pub fn get(conn: &mut DbConn, id: i64) -> DbResult<GroupRow> {
+    Ok(with_conn!(conn, |c| groups::table.find(id).select(GroupRow::as_select()).first(c))?)
+}
+
+pub fn by_name(conn: &mut DbConn, instance_id: i64, name: &str) -> DbResult<Option<GroupRow>> {
+    Ok(with_conn!(conn, |c| groups::table
+        .filter(groups::instance_id.eq(instance_id).and(groups::name.eq(name)))
+        .select(GroupRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+pub fn in_instance(conn: &mut DbConn, instance_id: i64) -> DbResult<Vec<GroupRow>> {
+    Ok(with_conn!(conn, |c| groups::table
+        .filter(groups::instance_id.eq(instance_id))
+        .order(groups::id)
+        .select(GroupRow::as_select())
+        .load(c))?)
+}
+
+/// Inserts a group (with the given id when importing by id) and returns its GID.
+pub fn insert(conn: &mut DbConn, instance_id: i64, g: &GroupDef, now: DateTime<Utc>) -> DbResult<i64> {
+    let schedule = g.schedule.as_ref().map(|s| to_json(&s.to_draft()));
+    let dependency = g.dependency.as_ref().map(ToString::to_string);
+    Ok(with_conn!(conn, |c| {
+        let values = (
+            groups::instance_id.eq(instance_id),
+            groups::name.eq(g.name.as_str()),
+            groups::description.eq(&g.description),
+            groups::owner.eq(&g.owner),
+            groups::team.eq(&g.team),
+            groups::active.eq(g.active),
+            groups::schedule.eq(&schedule),
+            groups::dependency.eq(&dependency),
+            groups::version.eq(1),
+            groups::created_at.eq(ts(now)),
+            groups::updated_at.eq(ts(now)),
+        );
+        match g.gid {
+            Some(id) => diesel::insert_into(groups::table)
+                .values((groups::id.eq(id.0), values))
+                .returning(groups::id)
+                .get_result(c),
+            None => diesel::insert_into(groups::table).values(values).returning(groups::id).get_result(c),
+        }
+    })?)
+}
+
+/// Updates every field of a group and bumps its version.
+pub fn update(conn: &mut DbConn, id: i64, instance_id: i64, g: &GroupDef, now: DateTime<Utc>) -> DbResult<()> {
+    let schedule = g.schedule.as_ref().map(|s| to_json(&s.to_draft()));
+    let dependency = g.dependency.as_ref().map(ToString::to_string);
+    let n = with_conn!(conn, |c| diesel::update(groups::table.find(id))
+        .set((
+            groups::instance_id.eq(instance_id),
+            groups::name.eq(g.name.as_str()),
+            groups::description.eq(&g.description),
+            groups::owner.eq(&g.owner),
+            groups::team.eq(&g.team),
+            groups::active.eq(g.active),
+            groups::schedule.eq(&schedule),
+            groups::dependency.eq(&dependency),
+            groups::version.eq(groups::version + 1),
+            groups::updated_at.eq(ts(now)),
+        ))
+        .execute(c))?;
+    if n == 0 {
+        return Err(super::DbError::NotFound);
+    }
+    Ok(())
+}
+
+pub fn set_active(conn: &mut DbConn, id: i64, active: bool, now: DateTime<Utc>) -> DbResult<()> {
+    let n = with_conn!(conn, |c| diesel::update(groups::table.find(id))
+        .set((groups::active.eq(active), groups::version.eq(groups::version + 1), groups::updated_at.eq(ts(now))))
+        .execute(c))?;
+    if n == 0 {
+        return Err(super::DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// Deletes a group; refused (Conflict) while tasks still belong to it.
+pub fn delete(conn: &mut DbConn, id: i64) -> DbResult<()> {
+    let n = with_conn!(conn, |c| diesel::delete(groups::table.find(id)).execute(c))?;
+    if n == 0 {
+        return Err(super::DbError::NotFound);
+    }
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! Storage: diesel over r2d2, one code base for SQLite (the embedded default) and PostgreSQL.
+//!
+//! The pool hands out [`DbConn`], a `MultiConnection` over both backends. Repository functions
+//! (one module per table) take `&mut DbConn` and use [`with_conn!`] to run the same diesel code on
+//! whichever backend is inside, so both get the full dialect (RETURNING, upserts, booleans).
+//! Diesel is blocking: async callers go through [`Db::run`], which uses the blocking thread pool.
+
+pub mod agent_tokens;
+pub mod agents;
+pub mod alert_rules;
+pub mod api_tokens;
+pub mod audit;
+pub mod calendars;
+pub mod credentials;
+pub mod dependencies;
+pub mod events;
+pub mod group_runs;
+pub mod groups;
+pub mod instance_leases;
+pub mod instances;
+pub mod integrations;
+pub mod run_output;
+pub mod run_transitions;
+pub mod runs;
+pub mod schema;
+pub mod sessions;
+pub mod tasks;
+pub mod users;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection, PooledConnection};
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs `$body` with `$c` bound to the concrete connection inside a [`DbConn`].
+macro_rules! with_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Pg($c) => $body,
+            $crate::db::DbConn::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use with_conn;
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// `postgres://...` or `postgresql://...` is PostgreSQL; `sqlite://PATH`, `sqlite:PATH` or a
+    /// plain path is SQLite.
+    pub fn parse(url: &str) -> Self {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::Postgres(url.to_string())
+        } else {
+            let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+            Self::Sqlite(PathBuf::from(path))
+        }
+    }
+
+    pub fn sqlite_in(data_dir: &Path) -> Self {
+        Self::Sqlite(data_dir.join("baton.db"))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// For logs: the path, or the URL without its password.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(p) => p.display().to_string(),
+            Self::Postgres(u) => match (u.find("://"), u.rfind('@')) {
+                (Some(s), Some(at)) if at > s => {
+                    let creds = &u[s + 3..at];
+                    let user = creds.split(':').next().unwrap_or("");
+                    format!("{}{user}:***{}", &u[..s + 3], &u[at..])
+                }
+                _ => u.clone(),
+            },
+        }
+    }
+}
+
+/// Opens connections of the configured backend only: a PostgreSQL URL never falls back to
+/// creating a SQLite file of that name, as a derived `MultiConnection::establish` would.
+#[derive(Debug)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        match &self.url {
+            DatabaseUrl::Postgres(u) => PgConnection::establish(u).map(DbConn::Pg).map_err(r2d2::Error::ConnectionError),
+            DatabaseUrl::Sqlite(p) => {
+                let mut c = SqliteConnection::establish(&p.to_string_lossy()).map_err(r2d2::Error::ConnectionError)?;
+                c.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConn::Sqlite(c))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        with_conn!(conn, |c| c.batch_execute("SELECT 1")).map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Query(diesel::result::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => Self::NotFound,
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => Self::Conflict(info.message().to_string()),
+            Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
+                Self::Conflict(format!("still referenced: {}", info.message()))
+            }
+            other => Self::Query(other),
+        }
+    }
+}
+
+impl From<r2d2::PoolError> for DbError {
+    fn from(e: r2d2::PoolError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// The pool, and the way async code reaches it.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<Manager>,
+    url: DatabaseUrl,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Db({})", self.url.redacted())
+    }
+}
+
+impl Db {
+    /// Connects (failing fast with a clear error when the database is unreachable) and applies
+    /// the embedded migrations of the backend.
+    pub fn open(url: DatabaseUrl) -> anyhow::Result<Db> {
+        use anyhow::Context;
+        if let DatabaseUrl::Sqlite(p) = &url {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+            }
+        }
+        let max = match url {
+            DatabaseUrl::Sqlite(_) => 8,
+            DatabaseUrl::Postgres(_) => 16,
+        };
+        let manager = Manager { url: url.clone() };
+        // Probe once directly, so an unreachable database is one clear error rather than a pool timeout.
+        let mut probe = manager.connect().with_context(|| format!("cannot open the database {}", url.redacted()))?;
+        match &mut probe {
+            DbConn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+            DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        }
+        .map_err(|e| anyhow::anyhow!("applying migrations to {}: {e}", url.redacted()))?;
+        drop(probe);
+        let pool = r2d2::Pool::builder()
+            .max_size(max)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .with_context(|| format!("building the connection pool for {}", url.redacted()))?;
+        Ok(Db { pool, url })
+    }
+
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    pub fn conn(&self) -> DbResult<PooledConnection<Manager>> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs blocking diesel work on the blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?
+    }
+}
+
+/// Timestamps are stored as UTC without a zone.
+pub fn ts(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc()
+}
+
+pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    DateTime::from_naive_utc_and_offset(t, Utc)
+}
+
+/// Reads a JSON column, calling bad data what it is.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> DbResult<T> {
+    serde_json::from_str(text).map_err(|e| DbError::Corrupt(format!("{what}: {e}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}

@@ -1,0 +1,213 @@
+//! The `runs` table: one row per (task, run date, slot), carrying every step's time.
+
+use super::groups::like_pattern;
+use super::schema::runs;
+use super::{ts, with_conn, DbConn, DbError, DbResult};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = runs)]
+pub struct RunRow {
+    pub id: i64,
+    pub kind: String,
+    pub task_id: Option<i64>,
+    pub task_name: String,
+    pub instance_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub group_run_id: Option<i64>,
+    pub run_date: NaiveDate,
+    pub slot: String,
+    pub status: String,
+    pub attempt: i32,
+    pub reason: Option<String>,
+    pub command: String,
+    pub target: String,
+    pub run_as_user: String,
+    pub agent_id: Option<i64>,
+    pub pid: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub scheduled_for: Option<NaiveDateTime>,
+    pub triggered_at: Option<NaiveDateTime>,
+    pub started_at: Option<NaiveDateTime>,
+    pub ended_at: Option<NaiveDateTime>,
+    pub stdout_bytes: i64,
+    pub stderr_bytes: i64,
+    pub output_truncated_bytes: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// What a new run is made of. `kind` is scheduled, forced or adhoc.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = runs)]
+pub struct NewRun {
+    pub kind: String,
+    pub task_id: Option<i64>,
+    pub task_name: String,
+    pub instance_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub group_run_id: Option<i64>,
+    pub run_date: NaiveDate,
+    pub slot: String,
+    pub status: String,
+    pub command: String,
+    pub target: String,
+    pub run_as_user: String,
+    pub scheduled_for: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Whether `create` made the run or found it already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    New(i64),
+    Existing(i64),
+}
+
+impl Created {
+    pub fn id(self) -> i64 {
+        match self {
+            Self::New(i) | Self::Existing(i) => i,
+        }
+    }
+}
+
+/// Creates the run for its (task, run date, slot) unless it exists: a second call for the same
+/// slot, from a restart or a race, finds the first run instead of making another.
+pub fn create(conn: &mut DbConn, new: &NewRun) -> DbResult<Created> {
+    let inserted: Vec<i64> = with_conn!(conn, |c| diesel::insert_into(runs::table)
+        .values(new)
+        .on_conflict((runs::task_id, runs::run_date, runs::slot))
+        .do_nothing()
+        .returning(runs::id)
+        .get_results(c))?;
+    if let Some(id) = inserted.first() {
+        return Ok(Created::New(*id));
+    }
+    let existing: i64 = with_conn!(conn, |c| runs::table
+        .filter(runs::task_id.eq(new.task_id).and(runs::run_date.eq(new.run_date)).and(runs::slot.eq(&new.slot)))
+        .select(runs::id)
+        .first(c))?;
+    Ok(Created::Existing(existing))
+}
+
+pub fn get(conn: &mut DbConn, id: i64) -> DbResult<RunRow> {
+    Ok(with_conn!(conn, |c| runs::table.find(id).select(RunRow::as_select()).first(c))?)
+}
+
+/// The new state of a run after some transitions, written with them in one transaction.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = runs)]
+pub struct RunChange {
+    pub status: String,
+    pub attempt: i32,
+    pub reason: Option<Option<String>>,
+    pub agent_id: Option<Option<i64>>,
+    pub pid: Option<Option<i64>>,
+    pub exit_code: Option<Option<i32>>,
+    pub triggered_at: Option<Option<NaiveDateTime>>,
+    pub started_at: Option<Option<NaiveDateTime>>,
+    pub ended_at: Option<Option<NaiveDateTime>>,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn set(conn: &mut DbConn, id: i64, change: &RunChange) -> DbResult<()> {
+    let n = with_conn!(conn, |c| diesel::update(runs::table.find(id)).set(change).execute(c))?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// Adds to the byte counts of a run's output.
+pub fn add_output_bytes(conn: &mut DbConn, id: i64, stdout: i64, stderr: i64, truncated: i64) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::update(runs::table.find(id))
+        .set((
+            runs::stdout_bytes.eq(runs::stdout_bytes + stdout),
+            runs::stderr_bytes.eq(runs::stderr_bytes + stderr),
+            runs::output_truncated_bytes.eq(runs::output_truncated_bytes + truncated),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub statuses: Option<Vec<String>>,
+    pub task_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub instance_ids: Option<Vec<i64>>,
+    pub kind: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub run_date: Option<NaiveDate>,
+    /// Part of the task's name.
+    pub search: Option<String>,
+}
+
+macro_rules! filtered {
+    ($f:expr) => {{
+        let f: &RunFilter = $f;
+        let mut q = runs::table.into_boxed();
+        if let Some(s) = &f.statuses {
+            q = q.filter(runs::status.eq_any(s.clone()));
+        }
+        if let Some(t) = f.task_id {
+            q = q.filter(runs::task_id.eq(t));
+        }
+        if let Some(g) = f.group_id {
+            q = q.filter(runs::group_id.eq(g));
+        }
+        if let Some(ids) = &f.instance_ids {
+            q = q.filter(runs::instance_id.eq_any(ids.clone()));
+        }
+        if let Some(k) = &f.kind {
+            q = q.filter(runs::kind.eq(k.clone()));
+        }
+        if let Some(since) = f.since {
+            q = q.filter(runs::created_at.ge(ts(since)));
+        }
+        if let Some(d) = f.run_date {
+            q = q.filter(runs::run_date.eq(d));
+        }
+        if let Some(s) = f.search.as_deref().filter(|s| !s.is_empty()) {
+            q = q.filter(runs::task_name.like(like_pattern(s)).escape('\\'));
+        }
+        q
+    }};
+}
+
+/// One page of runs, newest first, before the cursor `before` (a run id).
+pub fn page(conn: &mut DbConn, f: &RunFilter, before: Option<i64>, limit: i64) -> DbResult<Vec<RunRow>> {
+    Ok(with_conn!(conn, |c| {
+        let mut q = filtered!(f).select(RunRow::as_select()).order(runs::id.desc()).limit(limit);
+        if let Some(b) = before {
+            q = q.filter(runs::id.lt(b));
+        }
+        q.load(c)
+    })?)
+}
+
+pub fn count(conn: &mut DbConn, f: &RunFilter) -> DbResult<i64> {
+    Ok(with_conn!(conn, |c| filtered!(f).count().get_result(c))?)
+}
+
+/// Counts of runs by status for one run date (the dashboard).
+pub fn status_counts(conn: &mut DbConn, run_date: NaiveDate) -> DbResult<Vec<(String, i64)>> {
+    use diesel::dsl::count_star;
+    Ok(with_conn!(conn, |c| runs::table
+        .filter(runs::run_date.eq(run_date))
+        .group_by(runs::status)
+        .select((runs::status, count_star()))
+        .load(c))?)
+}
+
+/// Runs that were on an agent when the server stopped: the engine rebuilds its view from these.
+pub fn active(conn: &mut DbConn) -> DbResult<Vec<RunRow>> {
+    Ok(with_conn!(conn, |c| runs::table
+        .filter(runs::status.eq_any(["TRIGGERED", "STARTED", "RUNNING"]))
+        .order(runs::id)
+        .select(RunRow::as_select())
+        .load(c))?)
+}

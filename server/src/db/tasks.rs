@@ -1,0 +1,265 @@
+//! The `tasks` table: units of work, each a command on a target run as a user.
+
+use super::groups::like_pattern;
+use super::schema::tasks;
+use super::{from_json, to_json, ts, with_conn, DbConn, DbError, DbResult};
+use baton_schema::definition::{AlertRuleDraft, TaskDef, TaskDraft};
+use baton_schema::ids::TaskId;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = tasks)]
+pub struct TaskRow {
+    pub id: i64,
+    pub instance_id: i64,
+    pub group_id: Option<i64>,
+    pub name: String,
+    pub description: String,
+    pub owner: String,
+    pub team: String,
+    pub command: String,
+    pub target: String,
+    pub run_as_user: String,
+    pub stdout_path: Option<String>,
+    pub stderr_path: Option<String>,
+    pub profile: String,
+    pub active: bool,
+    pub schedule: Option<String>,
+    pub retry_attempts: i32,
+    pub retry_delay_seconds: i32,
+    pub max_run_time_seconds: i32,
+    pub accept_expiry_seconds: i32,
+    pub dependency: Option<String>,
+    pub misfire_policy: String,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl TaskRow {
+    /// The stored task as a draft; `group` is its group's name (the caller resolves it).
+    pub fn to_draft(&self, instance: &str, group: Option<&str>, alerts: Vec<AlertRuleDraft>) -> DbResult<TaskDraft> {
+        Ok(TaskDraft {
+            tid: Some(TaskId(self.id)),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            owner: self.owner.clone(),
+            team: self.team.clone(),
+            instance: instance.to_string(),
+            group: group.map(str::to_string),
+            command: self.command.clone(),
+            target: self.target.clone(),
+            run_as_user: self.run_as_user.clone(),
+            stdout_path: self.stdout_path.clone(),
+            stderr_path: self.stderr_path.clone(),
+            profile: from_json::<BTreeMap<String, String>>("task profile", &self.profile)?,
+            active: self.active,
+            schedule: self.schedule.as_deref().map(|s| from_json("task schedule", s)).transpose()?,
+            retry_attempts: i64::from(self.retry_attempts),
+            retry_delay_seconds: i64::from(self.retry_delay_seconds),
+            max_run_time_seconds: i64::from(self.max_run_time_seconds),
+            accept_expiry_seconds: i64::from(self.accept_expiry_seconds),
+            dependency: self.dependency.clone(),
+            misfire_policy: self.misfire_policy.clone(),
+            alerts,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub instance_ids: Option<Vec<i64>>,
+    pub group_id: Option<i64>,
+    /// Only tasks without a group.
+    pub ungrouped: bool,
+    pub active: Option<bool>,
+    /// Part of the name.
+    pub search: Option<String>,
+}
+
+macro_rules! filtered {
+    ($f:expr) => {{
+        let f: &TaskFilter = $f;
+        let mut q = tasks::table.into_boxed();
+        if let Some(ids) = &f.instance_ids {
+            q = q.filter(tasks::instance_id.eq_any(ids.clone()));
+        }
+        if let Some(g) = f.group_id {
+            q = q.filter(tasks::group_id.eq(g));
+        }
+        if f.ungrouped {
+            q = q.filter(tasks::group_id.is_null());
+        }
+        if let Some(a) = f.active {
+            q = q.filter(tasks::active.eq(a));
+        }
+        if let Some(s) = f.search.as_deref().filter(|s| !s.is_empty()) {
+            q = q.filter(tasks::name.like(like_pattern(s)).escape('\\'));
+        }
+        q
+    }};
+}
+
+/// One page of tasks by ascending TID after the cursor `after`.
+pub fn page(conn: &mut DbConn, f: &TaskFilter, after: Option<i64>, limit: i64) -> DbResult<Vec<TaskRow>> {
+    Ok(with_conn!(conn, |c| {
+        let mut q = filtered!(f).select(TaskRow::as_select()).order(tasks::id.asc()).limit(limit);
+        if let Some(a) = after {
+            q = q.filter(tasks::id.gt(a));
+        }
+        q.load(c)
+    })?)
+}
+
+pub fn count(conn: &mut DbConn, f: &TaskFilter) -> DbResult<i64> {
+    Ok(with_conn!(conn, |c| filtered!(f).count().get_result(c))?)
+}
+
+pub fn get(conn: &mut DbConn, id: i64) -> DbResult<TaskRow> {
+    Ok(with_conn!(conn, |c| tasks::table.find(id).select(TaskRow::as_select()).first(c))?)
+}
+
+pub fn get_many(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<TaskRow>> {
+    Ok(with_conn!(conn, |c| tasks::table.filter(tasks::id.eq_any(ids)).select(TaskRow::as_select()).load(c))?)
+}
+
+pub fn by_name(conn: &mut DbConn, instance_id: i64, name: &str) -> DbResult<Option<TaskRow>> {
+    Ok(with_conn!(conn, |c| tasks::table
+        .filter(tasks::instance_id.eq(instance_id).and(tasks::name.eq(name)))
+        .select(TaskRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+pub fn in_group(conn: &mut DbConn, group_id: i64) -> DbResult<Vec<TaskRow>> {
+    Ok(with_conn!(conn, |c| tasks::table
+        .filter(tasks::group_id.eq(group_id))
+        .order(tasks::id)
+        .select(TaskRow::as_select())
+        .load(c))?)
+}
+
+pub fn in_instance(conn: &mut DbConn, instance_id: i64) -> DbResult<Vec<TaskRow>> {
+    Ok(with_conn!(conn, |c| tasks::table
+        .filter(tasks::instance_id.eq(instance_id))
+        .order(tasks::id)
+        .select(TaskRow::as_select())
+        .load(c))?)
+}
+
+fn clamp(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+/// Inserts a task (with its TID when importing by id) and returns the TID.
+pub fn insert(conn: &mut DbConn, instance_id: i64, group_id: Option<i64>, t: &TaskDef, now: DateTime<Utc>) -> DbResult<i64> {
+    let schedule = t.schedule.as_ref().map(|s| to_json(&s.to_draft()));
+    let dependency = t.dependency.as_ref().map(ToString::to_string);
+    let profile = to_json(&t.profile);
+    Ok(with_conn!(conn, |c| {
+        let values = (
+            (
+                tasks::instance_id.eq(instance_id),
+                tasks::group_id.eq(group_id),
+                tasks::name.eq(t.name.as_str()),
+                tasks::description.eq(&t.description),
+                tasks::owner.eq(&t.owner),
+                tasks::team.eq(&t.team),
+                tasks::command.eq(&t.command),
+                tasks::target.eq(t.target.as_str()),
+                tasks::run_as_user.eq(t.run_as_user.as_str()),
+                tasks::stdout_path.eq(&t.stdout_path),
+                tasks::stderr_path.eq(&t.stderr_path),
+                tasks::profile.eq(&profile),
+            ),
+            (
+                tasks::active.eq(t.active),
+                tasks::schedule.eq(&schedule),
+                tasks::retry_attempts.eq(clamp(t.retry.retry_attempts)),
+                tasks::retry_delay_seconds.eq(clamp(t.retry.retry_delay_seconds)),
+                tasks::max_run_time_seconds.eq(clamp(t.max_run_time_seconds)),
+                tasks::accept_expiry_seconds.eq(clamp(t.accept_expiry_seconds)),
+                tasks::dependency.eq(&dependency),
+                tasks::misfire_policy.eq(t.misfire_policy.as_str()),
+                tasks::version.eq(1),
+                tasks::created_at.eq(ts(now)),
+                tasks::updated_at.eq(ts(now)),
+            ),
+        );
+        match t.tid {
+            Some(id) => diesel::insert_into(tasks::table)
+                .values((tasks::id.eq(id.0), values))
+                .returning(tasks::id)
+                .get_result(c),
+            None => diesel::insert_into(tasks::table).values(values).returning(tasks::id).get_result(c),
+        }
+    })?)
+}
+
+/// Updates every field of a task and bumps its version.
+pub fn update(
+    conn: &mut DbConn,
+    id: i64,
+    instance_id: i64,
+    group_id: Option<i64>,
+    t: &TaskDef,
+    now: DateTime<Utc>,
+) -> DbResult<()> {
+    let schedule = t.schedule.as_ref().map(|s| to_json(&s.to_draft()));
+    let dependency = t.dependency.as_ref().map(ToString::to_string);
+    let profile = to_json(&t.profile);
+    let n = with_conn!(conn, |c| diesel::update(tasks::table.find(id))
+        .set((
+            (
+                tasks::instance_id.eq(instance_id),
+                tasks::group_id.eq(group_id),
+                tasks::name.eq(t.name.as_str()),
+                tasks::description.eq(&t.description),
+                tasks::owner.eq(&t.owner),
+                tasks::team.eq(&t.team),
+                tasks::command.eq(&t.command),
+                tasks::target.eq(t.target.as_str()),
+                tasks::run_as_user.eq(t.run_as_user.as_str()),
+                tasks::stdout_path.eq(&t.stdout_path),
+                tasks::stderr_path.eq(&t.stderr_path),
+                tasks::profile.eq(&profile),
+            ),
+            (
+                tasks::active.eq(t.active),
+                tasks::schedule.eq(&schedule),
+                tasks::retry_attempts.eq(clamp(t.retry.retry_attempts)),
+                tasks::retry_delay_seconds.eq(clamp(t.retry.retry_delay_seconds)),
+                tasks::max_run_time_seconds.eq(clamp(t.max_run_time_seconds)),
+                tasks::accept_expiry_seconds.eq(clamp(t.accept_expiry_seconds)),
+                tasks::dependency.eq(&dependency),
+                tasks::misfire_policy.eq(t.misfire_policy.as_str()),
+                tasks::version.eq(tasks::version + 1),
+                tasks::updated_at.eq(ts(now)),
+            ),
+        ))
+        .execute(c))?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+pub fn set_active(conn: &mut DbConn, id: i64, active: bool, now: DateTime<Utc>) -> DbResult<()> {
+    let n = with_conn!(conn, |c| diesel::update(tasks::table.find(id))
+        .set((tasks::active.eq(active), tasks::version.eq(tasks::version + 1), tasks::updated_at.eq(ts(now))))
+        .execute(c))?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+pub fn delete(conn: &mut DbConn, id: i64) -> DbResult<()> {
+    let n = with_conn!(conn, |c| diesel::delete(tasks::table.find(id)).execute(c))?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}

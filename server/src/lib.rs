@@ -1,0 +1,6 @@
+//! The Baton server: storage, HTTP and GraphQL wiring, configuration and the command line.
+//!
+//! The binary `baton` (src/main.rs) is a thin shell over this library, so tests can reach the
+//! storage layer directly.
+
+pub mod db;
