@@ -156,7 +156,11 @@ impl From<diesel::result::Error> for DbError {
         match e {
             Error::NotFound => Self::NotFound,
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => Self::Conflict(info.message().to_string()),
-            Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
+            // SQLite reports foreign key failures with an unknown kind.
+            Error::DatabaseError(kind, info)
+                if matches!(kind, DatabaseErrorKind::ForeignKeyViolation)
+                    || info.message().contains("FOREIGN KEY constraint failed") =>
+            {
                 Self::Conflict(format!("still referenced: {}", info.message()))
             }
             other => Self::Query(other),

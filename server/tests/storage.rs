@@ -1,0 +1,275 @@
+//! Storage tests: each runs against a fresh SQLite file always, and against a fresh PostgreSQL
+//! database whenever `BATON_TEST_DATABASE_URL` is set (CI sets it).
+
+use baton_schema::definition::{AlertRuleDraft, GroupDef, GroupDraft, TaskDef, TaskDraft};
+use baton_schema::run::{RunStatus, Transition};
+use baton_schema::schedule::ScheduleDraft;
+use baton_server::db::{self, DatabaseUrl, Db, DbError};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+
+struct TestDb {
+    db: Db,
+    name: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh database per backend available.
+fn databases() -> Vec<TestDb> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sqlite = Db::open(DatabaseUrl::Sqlite(dir.path().join("t.db"))).expect("open sqlite");
+    let mut out = vec![TestDb { db: sqlite, name: "sqlite", _dir: Some(dir) }];
+    if let Ok(base) = std::env::var("BATON_TEST_DATABASE_URL") {
+        out.push(TestDb { db: Db::open(DatabaseUrl::Postgres(fresh_postgres(&base))).expect("open postgres"), name: "postgres", _dir: None });
+    }
+    out
+}
+
+/// Creates an empty database on the server of `base` and returns its URL.
+fn fresh_postgres(base: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = format!("baton_test_{}_{}_{n}", std::process::id(), Utc::now().timestamp_micros());
+    let mut admin = diesel::PgConnection::establish(base).expect("connect to BATON_TEST_DATABASE_URL");
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
+    let (prefix, _) = base.rsplit_once('/').expect("URL with a database path");
+    format!("{prefix}/{name}")
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-11-28T12:00:00Z".parse().unwrap()
+}
+
+fn group(name: &str) -> GroupDef {
+    let mut g = GroupDraft::new(name);
+    g.schedule = Some(ScheduleDraft { trigger_times: Some("02:00".into()), timezone: "Europe/London".into(), ..Default::default() });
+    GroupDef::parse(&g).unwrap()
+}
+
+fn task(name: &str, group: Option<&str>) -> TaskDef {
+    let mut d = TaskDraft::new(name, "echo ${T:task_name}", "etl", "batch");
+    d.profile.insert("MODE".into(), "full".into());
+    if let Some(g) = group {
+        d.group = Some(g.into());
+    } else {
+        d.schedule = Some(ScheduleDraft { cron: Some("*/5 * * * *".into()), timezone: "UTC".into(), ..Default::default() });
+    }
+    d.alerts.push(AlertRuleDraft { on: "failure".into(), integration: "ops".into(), ..Default::default() });
+    TaskDef::parse(&d).unwrap()
+}
+
+#[test]
+fn migrations_create_the_default_instance_and_reopen_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::Sqlite(dir.path().join("nested/data/baton.db"));
+    let db = Db::open(url.clone()).unwrap();
+    let names: Vec<String> = db::instances::list(&mut db.conn().unwrap()).unwrap().into_iter().map(|i| i.name).collect();
+    assert_eq!(names, vec!["default"]);
+    drop(db);
+    let again = Db::open(url).unwrap();
+    assert_eq!(db::instances::list(&mut again.conn().unwrap()).unwrap().len(), 1);
+    for t in databases() {
+        let mut c = t.db.conn().unwrap();
+        assert!(db::instances::by_name(&mut c, "default").unwrap().is_some(), "{}", t.name);
+        let other = db::instances::ensure(&mut c, "finance", now()).unwrap();
+        assert_eq!(db::instances::ensure(&mut c, "finance", now()).unwrap().id, other.id, "{}", t.name);
+    }
+}
+
+#[test]
+fn unreachable_postgres_is_a_clear_error() {
+    let err = Db::open(DatabaseUrl::Postgres("postgres://baton:secret@127.0.0.1:1/baton".into())).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("cannot open the database postgres://baton:***@127.0.0.1:1/baton"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+}
+
+#[test]
+fn definitions_round_trip_and_keep_their_rules() {
+    for t in databases() {
+        let mut c = t.db.conn().unwrap();
+        let inst = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
+        let gid = db::groups::insert(&mut c, inst, &group("nightly"), now()).unwrap();
+        let mut extract = task("extract", Some("nightly"));
+        let tid = db::tasks::insert(&mut c, inst, Some(gid), &extract, now()).unwrap();
+        db::alert_rules::replace(&mut c, db::alert_rules::Owner::Task(tid), &extract.alerts).unwrap();
+
+        let row = db::tasks::get(&mut c, tid).unwrap();
+        let alerts = db::alert_rules::of(&mut c, db::alert_rules::Owner::Task(tid))
+            .unwrap()
+            .iter()
+            .map(|r| r.to_draft().unwrap())
+            .collect();
+        let back = TaskDef::parse(&row.to_draft("default", Some("nightly"), alerts).unwrap()).unwrap();
+        extract.tid = Some(baton_schema::ids::TaskId(tid));
+        assert_eq!(back, extract, "{}", t.name);
+
+        // Names are unique per instance.
+        let dup = db::tasks::insert(&mut c, inst, Some(gid), &task("extract", Some("nightly")), now());
+        assert!(matches!(dup, Err(DbError::Conflict(_))), "{}: {dup:?}", t.name);
+        // A group with tasks cannot be deleted (foreign keys are on for SQLite too).
+        assert!(matches!(db::groups::delete(&mut c, gid), Err(DbError::Conflict(_))), "{}", t.name);
+        // Updates bump the version.
+        extract.description = "pulls the files".into();
+        db::tasks::update(&mut c, tid, inst, Some(gid), &extract, now()).unwrap();
+        let row = db::tasks::get(&mut c, tid).unwrap();
+        assert_eq!((row.version, row.description.as_str()), (2, "pulls the files"), "{}", t.name);
+        assert!(matches!(db::tasks::update(&mut c, 999_999, inst, None, &extract, now()), Err(DbError::NotFound)));
+        db::tasks::delete(&mut c, tid).unwrap();
+        db::groups::delete(&mut c, gid).unwrap();
+    }
+}
+
+#[test]
+fn task_pages_are_complete_stable_and_filtered() {
+    for t in databases() {
+        let mut c = t.db.conn().unwrap();
+        let inst = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
+        for i in 0..250 {
+            let mut def = task(&format!("job_{i:03}"), None);
+            def.active = i % 5 != 0;
+            db::tasks::insert(&mut c, inst, None, &def, now()).unwrap();
+        }
+        let all = db::tasks::TaskFilter::default();
+        assert_eq!(db::tasks::count(&mut c, &all).unwrap(), 250);
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = db::tasks::page(&mut c, &all, after, 40).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(|r| r.id);
+            seen.extend(page.into_iter().map(|r| r.name));
+        }
+        assert_eq!(seen.len(), 250, "{}", t.name);
+        assert_eq!(seen.first().map(String::as_str), Some("job_000"));
+        let inactive = db::tasks::TaskFilter { active: Some(false), ..Default::default() };
+        assert_eq!(db::tasks::count(&mut c, &inactive).unwrap(), 50, "{}", t.name);
+        // '_' in a search is literal, not a LIKE wildcard.
+        let search = db::tasks::TaskFilter { search: Some("jo_".into()), ..Default::default() };
+        let names: Vec<String> = db::tasks::page(&mut c, &search, None, 100).unwrap().into_iter().map(|r| r.name).collect();
+        assert_eq!(names, Vec::<String>::new(), "{}", t.name);
+        let search = db::tasks::TaskFilter { search: Some("job_01".into()), ..Default::default() };
+        assert_eq!(db::tasks::count(&mut c, &search).unwrap(), 10, "{}", t.name);
+    }
+}
+
+fn new_run(task_id: i64, slot: &str) -> db::runs::NewRun {
+    db::runs::NewRun {
+        kind: "scheduled".into(),
+        task_id: Some(task_id),
+        task_name: "job".into(),
+        instance_id: None,
+        group_id: None,
+        group_run_id: None,
+        run_date: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+        slot: slot.into(),
+        status: "IDLE".into(),
+        command: "true".into(),
+        target: "etl".into(),
+        run_as_user: "batch".into(),
+        scheduled_for: Some(now().naive_utc()),
+        created_at: now().naive_utc(),
+        updated_at: now().naive_utc(),
+    }
+}
+
+#[test]
+fn one_run_per_slot_transitions_in_order_and_output_once() {
+    for t in databases() {
+        let mut c = t.db.conn().unwrap();
+        let inst = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
+        let tid = db::tasks::insert(&mut c, inst, None, &task("job", None), now()).unwrap();
+        let first = db::runs::create(&mut c, &new_run(tid, "2026-11-28T12:00:00")).unwrap();
+        let second = db::runs::create(&mut c, &new_run(tid, "2026-11-28T12:00:00")).unwrap();
+        assert!(matches!(first, db::runs::Created::New(_)), "{}", t.name);
+        assert_eq!(second, db::runs::Created::Existing(first.id()), "{}", t.name);
+        let other = db::runs::create(&mut c, &new_run(tid, "2026-11-28T12:05:00")).unwrap();
+        assert_ne!(other.id(), first.id());
+
+        let steps = [(RunStatus::Idle, RunStatus::Triggered), (RunStatus::Triggered, RunStatus::Started)];
+        let trs: Vec<Transition> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, (f, to))| Transition { from: *f, to: *to, attempt: 1, at: now() + Duration::seconds(i as i64), reason: None })
+            .collect();
+        db::run_transitions::append(&mut c, first.id(), &trs[..1]).unwrap();
+        db::run_transitions::append(&mut c, first.id(), &trs[1..]).unwrap();
+        let stored = db::run_transitions::of_run(&mut c, first.id()).unwrap();
+        let got: Vec<(i32, String)> = stored.iter().map(|r| (r.seq, r.to_status.clone())).collect();
+        assert_eq!(got, vec![(1, "TRIGGERED".to_string()), (2, "STARTED".to_string())], "{}", t.name);
+
+        assert!(db::run_output::append(&mut c, first.id(), 1, "stdout", 0, "hello ", now()).unwrap());
+        assert!(db::run_output::append(&mut c, first.id(), 1, "stdout", 6, "world\n", now()).unwrap());
+        assert!(!db::run_output::append(&mut c, first.id(), 1, "stdout", 6, "world\n", now()).unwrap(), "replay ignored");
+        let from_8: Vec<(i64, String)> =
+            db::run_output::read(&mut c, first.id(), 1, "stdout", 8, 10).unwrap().into_iter().map(|r| (r.byte_offset, r.data)).collect();
+        assert_eq!(from_8, vec![(6, "world\n".to_string())], "{}", t.name);
+
+        let failed = db::runs::RunFilter { statuses: Some(vec!["IDLE".into()]), ..Default::default() };
+        let page = db::runs::page(&mut c, &failed, None, 10).unwrap();
+        assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), vec![other.id(), first.id()], "newest first");
+        assert_eq!(db::runs::page(&mut c, &failed, Some(other.id()), 10).unwrap().len(), 1);
+        assert_eq!(db::runs::count(&mut c, &failed).unwrap(), 2);
+    }
+}
+
+#[test]
+fn sessions_tokens_and_credentials() {
+    for t in databases() {
+        let mut c = t.db.conn().unwrap();
+        let uid = db::users::insert(&mut c, "ada", "$argon2id$...", "operator", "*", now()).unwrap();
+        assert!(matches!(db::users::insert(&mut c, "ada", "x", "viewer", "*", now()), Err(DbError::Conflict(_))));
+        db::sessions::insert(&mut c, uid, "h1", now() + Duration::hours(8), now()).unwrap();
+        assert!(db::sessions::find_live(&mut c, "h1", now()).unwrap().is_some(), "{}", t.name);
+        assert!(db::sessions::find_live(&mut c, "h1", now() + Duration::hours(9)).unwrap().is_none(), "expired");
+        assert_eq!(db::sessions::delete_for_user(&mut c, uid).unwrap(), 1);
+        assert!(db::sessions::find_live(&mut c, "h1", now()).unwrap().is_none());
+
+        let tok = db::api_tokens::insert(&mut c, uid, "ci", "th", Some(now() + Duration::days(1)), now()).unwrap();
+        assert!(db::api_tokens::find_live(&mut c, "th", now()).unwrap().is_some());
+        assert!(db::api_tokens::find_live(&mut c, "th", now() + Duration::days(2)).unwrap().is_none());
+        db::api_tokens::revoke(&mut c, tok, now()).unwrap();
+        assert!(db::api_tokens::find_live(&mut c, "th", now()).unwrap().is_none());
+        assert!(matches!(db::api_tokens::revoke(&mut c, tok, now()), Err(DbError::NotFound)));
+
+        db::credentials::put(&mut c, "alerts/email", "n1", "c1", now()).unwrap();
+        db::credentials::put(&mut c, "alerts/email", "n2", "c2", now()).unwrap();
+        let row = db::credentials::get(&mut c, "alerts/email").unwrap().unwrap();
+        assert_eq!((row.version, row.ciphertext.as_str()), (2, "c2"), "{}", t.name);
+        assert_eq!(db::credentials::keys(&mut c).unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn instance_leases_are_fenced() {
+    for t in databases() {
+        let mut c = t.db.conn().unwrap();
+        let inst = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
+        let ttl = Duration::seconds(10);
+        assert_eq!(db::instance_leases::acquire(&mut c, inst, "a", ttl, now()).unwrap(), Some(1), "{}", t.name);
+        assert_eq!(db::instance_leases::acquire(&mut c, inst, "b", ttl, now()).unwrap(), None);
+        assert_eq!(db::instance_leases::acquire(&mut c, inst, "a", ttl, now() + Duration::seconds(5)).unwrap(), Some(1));
+        assert_eq!(db::instance_leases::acquire(&mut c, inst, "b", ttl, now() + Duration::seconds(16)).unwrap(), Some(2));
+        assert_eq!(db::instance_leases::acquire(&mut c, inst, "a", ttl, now() + Duration::seconds(17)).unwrap(), None);
+    }
+}
+
+#[test]
+fn agents_register_once_per_name() {
+    for t in databases() {
+        let mut c = t.db.conn().unwrap();
+        let queues = vec!["etl".to_string(), "reports".to_string()];
+        let r = db::agents::Registration { name: "a1", hostname: "h1", queues: &queues, version: "0.1.0", os: "linux" };
+        let first = db::agents::register(&mut c, &r, now()).unwrap();
+        let again = db::agents::register(&mut c, &db::agents::Registration { hostname: "h2", ..r.clone() }, now()).unwrap();
+        assert_eq!(first.id, again.id, "{}", t.name);
+        assert_eq!((again.hostname.as_str(), again.queue_list()), ("h2", vec!["etl", "reports"]));
+        db::agents::set_acked(&mut c, first.id, 7).unwrap();
+        db::agents::set_acked(&mut c, first.id, 3).unwrap();
+        assert_eq!(db::agents::by_name(&mut c, "a1").unwrap().unwrap().last_acked_seq, 7, "acks never go back");
+    }
+}
+
