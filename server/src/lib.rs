@@ -3,4 +3,7 @@
 //! The binary `baton` (src/main.rs) is a thin shell over this library, so tests can reach the
 //! storage layer directly.
 
+pub mod api;
+pub mod config;
 pub mod db;
+pub mod http;

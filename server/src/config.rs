@@ -1,0 +1,94 @@
+//! Server configuration: defaults, then a TOML file, then environment variables and flags.
+
+use crate::db::DatabaseUrl;
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// What `baton serve` needs to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseUrl,
+}
+
+/// The TOML file's shape; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+}
+
+/// Values given on the command line or in the environment (they win over the file).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+impl Config {
+    pub fn load(file: Option<&Path>, o: Overrides) -> anyhow::Result<Config> {
+        let f = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| anyhow::anyhow!("config file {}: {}", path.display(), e.message()))?
+            }
+            None => FileConfig::default(),
+        };
+        let listen_text = o.listen.or(f.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr = match listen_text.parse() {
+            Ok(a) => a,
+            Err(_) => bail!("listen: {listen_text:?} is not an address such as 127.0.0.1:8080"),
+        };
+        let data_dir = o.data_dir.or(f.data_dir).unwrap_or_else(|| PathBuf::from("data"));
+        let database = match o.database_url.or(f.database_url) {
+            Some(u) if u.trim().is_empty() => bail!("database_url: must not be empty"),
+            Some(u) => DatabaseUrl::parse(u.trim()),
+            None => DatabaseUrl::sqlite_in(&data_dir),
+        };
+        Ok(Config { listen, data_dir, database })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_file_and_overrides() {
+        let c = Config::load(None, Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.database, DatabaseUrl::Sqlite(PathBuf::from("data/baton.db")));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baton.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\ndatabase_url = \"postgres://u@127.0.0.1/b\"\n").unwrap();
+        let c = Config::load(Some(&path), Overrides { listen: Some("127.0.0.1:0".into()), ..Default::default() }).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:0");
+        assert_eq!(c.database, DatabaseUrl::Postgres("postgres://u@127.0.0.1/b".into()));
+    }
+
+    #[test]
+    fn bad_config_is_one_clear_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baton.toml");
+        std::fs::write(&path, "listen = 8080\n").unwrap();
+        let e = format!("{:#}", Config::load(Some(&path), Overrides::default()).unwrap_err());
+        assert!(e.contains("baton.toml") && e.contains("invalid type"), "{e}");
+        std::fs::write(&path, "colour = \"blue\"\n").unwrap();
+        let e = format!("{:#}", Config::load(Some(&path), Overrides::default()).unwrap_err());
+        assert!(e.contains("unknown field `colour`"), "{e}");
+        let e = Config::load(None, Overrides { listen: Some("localhost".into()), ..Default::default() }).unwrap_err();
+        assert_eq!(e.to_string(), "listen: \"localhost\" is not an address such as 127.0.0.1:8080");
+        let e = Config::load(Some(Path::new("/nonexistent/baton.toml")), Overrides::default()).unwrap_err();
+        assert!(format!("{e:#}").starts_with("reading config file /nonexistent/baton.toml"));
+    }
+}
