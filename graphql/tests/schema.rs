@@ -1,4 +1,5 @@
 //! The API's contract: the checked-in SDL matches the code, and the schema runs without a server.
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use async_trait::async_trait;
 use baton_graphql::{build_schema, sdl, ApiError, Backend, InstanceInfo};
@@ -32,10 +33,17 @@ fn checked_in_sdl_is_current() {
 
 #[tokio::test]
 async fn version_and_instances() {
-    let ok = build_schema(Arc::new(Fixed(Ok(vec![InstanceInfo { id: 1, name: "default".into(), description: String::new() }]))));
+    let ok = build_schema(Arc::new(Fixed(Ok(vec![InstanceInfo {
+        id: 1,
+        name: "default".into(),
+        description: String::new(),
+    }]))));
     let res = ok.execute("{ version instances { name } }").await;
     assert!(res.errors.is_empty(), "{:?}", res.errors);
-    assert_eq!(res.data.into_json().unwrap(), serde_json::json!({"version": "9.9.9", "instances": [{"name": "default"}]}));
+    assert_eq!(
+        res.data.into_json().unwrap(),
+        serde_json::json!({"version": "9.9.9", "instances": [{"name": "default"}]})
+    );
 }
 
 #[tokio::test]

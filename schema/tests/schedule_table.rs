@@ -1,5 +1,6 @@
 //! Table-driven checks of when schedules fire, across DST changes, odd offsets, month ends and holidays.
 //! Every expected instant below was worked out by hand from the tz database's transitions.
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use baton_schema::calendar::{Calendar, CalendarDraft, HolidayDraft};
 use baton_schema::schedule::{next_fire_after, preview, DstNote, Schedule, ScheduleDraft};

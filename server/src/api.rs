@@ -27,7 +27,7 @@ impl Backend for ServerBackend {
     }
 
     async fn instances(&self) -> Result<Vec<InstanceInfo>, ApiError> {
-        let rows = self.db.run(|c| db::instances::list(c)).await.map_err(internal)?;
+        let rows = self.db.run(db::instances::list).await.map_err(internal)?;
         Ok(rows.into_iter().map(|r| InstanceInfo { id: r.id, name: r.name, description: r.description }).collect())
     }
 }

@@ -37,7 +37,8 @@ impl Config {
     pub fn load(file: Option<&Path>, o: Overrides) -> anyhow::Result<Config> {
         let f = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
                 toml::from_str::<FileConfig>(&text)
                     .map_err(|e| anyhow::anyhow!("config file {}: {}", path.display(), e.message()))?
             }
@@ -71,7 +72,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("baton.toml");
         std::fs::write(&path, "listen = \"0.0.0.0:9000\"\ndatabase_url = \"postgres://u@127.0.0.1/b\"\n").unwrap();
-        let c = Config::load(Some(&path), Overrides { listen: Some("127.0.0.1:0".into()), ..Default::default() }).unwrap();
+        let c =
+            Config::load(Some(&path), Overrides { listen: Some("127.0.0.1:0".into()), ..Default::default() }).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:0");
         assert_eq!(c.database, DatabaseUrl::Postgres("postgres://u@127.0.0.1/b".into()));
     }

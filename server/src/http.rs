@@ -25,9 +25,13 @@ async fn graphql(schema: web::Data<BatonSchema>, req: GraphQLRequest) -> GraphQL
 }
 
 async fn graphiql() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").title("Baton GraphQL").finish())
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("Baton GraphQL")
+            .finish(),
+    )
 }
 
 /// Serves a UI file, or `index.html` for client-side routes so they survive a reload.
@@ -46,10 +50,7 @@ async fn ui(req: HttpRequest) -> HttpResponse {
     };
     let mime = mime_guess::from_path(name).first_or_octet_stream();
     let cache = if name == "index.html" { "no-cache" } else { "public, max-age=300" };
-    HttpResponse::Ok()
-        .content_type(mime.as_ref())
-        .insert_header(("Cache-Control", cache))
-        .body(file.data.into_owned())
+    HttpResponse::Ok().content_type(mime.as_ref()).insert_header(("Cache-Control", cache)).body(file.data.into_owned())
 }
 
 /// Binds, prints the address it listens on (tests read it when the port is 0), and serves.

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 
 /// Baton: a workload-automation scheduler.
 #[derive(Parser, Debug)]
-#[command(name = "baton", version, about = "Baton: a workload-automation scheduler. `baton serve` runs the server, its API at /graphql and its web UI at /.")]
+#[command(
+    name = "baton",
+    version,
+    about = "Baton: a workload-automation scheduler. `baton serve` runs the server, its API at /graphql and its web UI at /."
+)]
 struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true, env = "BATON_LOG_JSON")]

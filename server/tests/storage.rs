@@ -1,5 +1,6 @@
 //! Storage tests: each runs against a fresh SQLite file always, and against a fresh PostgreSQL
 //! database whenever `BATON_TEST_DATABASE_URL` is set (CI sets it).
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use baton_schema::definition::{AlertRuleDraft, GroupDef, GroupDraft, TaskDef, TaskDraft};
 use baton_schema::run::{RunStatus, Transition};
@@ -21,7 +22,11 @@ fn databases() -> Vec<TestDb> {
     let sqlite = Db::open(DatabaseUrl::Sqlite(dir.path().join("t.db"))).expect("open sqlite");
     let mut out = vec![TestDb { db: sqlite, name: "sqlite", _dir: Some(dir) }];
     if let Ok(base) = std::env::var("BATON_TEST_DATABASE_URL") {
-        out.push(TestDb { db: Db::open(DatabaseUrl::Postgres(fresh_postgres(&base))).expect("open postgres"), name: "postgres", _dir: None });
+        out.push(TestDb {
+            db: Db::open(DatabaseUrl::Postgres(fresh_postgres(&base))).expect("open postgres"),
+            name: "postgres",
+            _dir: None,
+        });
     }
     out
 }
@@ -43,7 +48,11 @@ fn now() -> DateTime<Utc> {
 
 fn group(name: &str) -> GroupDef {
     let mut g = GroupDraft::new(name);
-    g.schedule = Some(ScheduleDraft { trigger_times: Some("02:00".into()), timezone: "Europe/London".into(), ..Default::default() });
+    g.schedule = Some(ScheduleDraft {
+        trigger_times: Some("02:00".into()),
+        timezone: "Europe/London".into(),
+        ..Default::default()
+    });
     GroupDef::parse(&g).unwrap()
 }
 
@@ -53,7 +62,8 @@ fn task(name: &str, group: Option<&str>) -> TaskDef {
     if let Some(g) = group {
         d.group = Some(g.into());
     } else {
-        d.schedule = Some(ScheduleDraft { cron: Some("*/5 * * * *".into()), timezone: "UTC".into(), ..Default::default() });
+        d.schedule =
+            Some(ScheduleDraft { cron: Some("*/5 * * * *".into()), timezone: "UTC".into(), ..Default::default() });
     }
     d.alerts.push(AlertRuleDraft { on: "failure".into(), integration: "ops".into(), ..Default::default() });
     TaskDef::parse(&d).unwrap()
@@ -64,7 +74,8 @@ fn migrations_create_the_default_instance_and_reopen_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let url = DatabaseUrl::Sqlite(dir.path().join("nested/data/baton.db"));
     let db = Db::open(url.clone()).unwrap();
-    let names: Vec<String> = db::instances::list(&mut db.conn().unwrap()).unwrap().into_iter().map(|i| i.name).collect();
+    let names: Vec<String> =
+        db::instances::list(&mut db.conn().unwrap()).unwrap().into_iter().map(|i| i.name).collect();
     assert_eq!(names, vec!["default"]);
     drop(db);
     let again = Db::open(url).unwrap();
@@ -149,7 +160,8 @@ fn task_pages_are_complete_stable_and_filtered() {
         assert_eq!(db::tasks::count(&mut c, &inactive).unwrap(), 50, "{}", t.name);
         // '_' in a search is literal, not a LIKE wildcard.
         let search = db::tasks::TaskFilter { search: Some("jo_".into()), ..Default::default() };
-        let names: Vec<String> = db::tasks::page(&mut c, &search, None, 100).unwrap().into_iter().map(|r| r.name).collect();
+        let names: Vec<String> =
+            db::tasks::page(&mut c, &search, None, 100).unwrap().into_iter().map(|r| r.name).collect();
         assert_eq!(names, Vec::<String>::new(), "{}", t.name);
         let search = db::tasks::TaskFilter { search: Some("job_01".into()), ..Default::default() };
         assert_eq!(db::tasks::count(&mut c, &search).unwrap(), 10, "{}", t.name);
@@ -193,7 +205,13 @@ fn one_run_per_slot_transitions_in_order_and_output_once() {
         let trs: Vec<Transition> = steps
             .iter()
             .enumerate()
-            .map(|(i, (f, to))| Transition { from: *f, to: *to, attempt: 1, at: now() + Duration::seconds(i as i64), reason: None })
+            .map(|(i, (f, to))| Transition {
+                from: *f,
+                to: *to,
+                attempt: 1,
+                at: now() + Duration::seconds(i as i64),
+                reason: None,
+            })
             .collect();
         db::run_transitions::append(&mut c, first.id(), &trs[..1]).unwrap();
         db::run_transitions::append(&mut c, first.id(), &trs[1..]).unwrap();
@@ -203,9 +221,15 @@ fn one_run_per_slot_transitions_in_order_and_output_once() {
 
         assert!(db::run_output::append(&mut c, first.id(), 1, "stdout", 0, "hello ", now()).unwrap());
         assert!(db::run_output::append(&mut c, first.id(), 1, "stdout", 6, "world\n", now()).unwrap());
-        assert!(!db::run_output::append(&mut c, first.id(), 1, "stdout", 6, "world\n", now()).unwrap(), "replay ignored");
-        let from_8: Vec<(i64, String)> =
-            db::run_output::read(&mut c, first.id(), 1, "stdout", 8, 10).unwrap().into_iter().map(|r| (r.byte_offset, r.data)).collect();
+        assert!(
+            !db::run_output::append(&mut c, first.id(), 1, "stdout", 6, "world\n", now()).unwrap(),
+            "replay ignored"
+        );
+        let from_8: Vec<(i64, String)> = db::run_output::read(&mut c, first.id(), 1, "stdout", 8, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.byte_offset, r.data))
+            .collect();
         assert_eq!(from_8, vec![(6, "world\n".to_string())], "{}", t.name);
 
         let failed = db::runs::RunFilter { statuses: Some(vec!["IDLE".into()]), ..Default::default() };
@@ -251,8 +275,14 @@ fn instance_leases_are_fenced() {
         let ttl = Duration::seconds(10);
         assert_eq!(db::instance_leases::acquire(&mut c, inst, "a", ttl, now()).unwrap(), Some(1), "{}", t.name);
         assert_eq!(db::instance_leases::acquire(&mut c, inst, "b", ttl, now()).unwrap(), None);
-        assert_eq!(db::instance_leases::acquire(&mut c, inst, "a", ttl, now() + Duration::seconds(5)).unwrap(), Some(1));
-        assert_eq!(db::instance_leases::acquire(&mut c, inst, "b", ttl, now() + Duration::seconds(16)).unwrap(), Some(2));
+        assert_eq!(
+            db::instance_leases::acquire(&mut c, inst, "a", ttl, now() + Duration::seconds(5)).unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            db::instance_leases::acquire(&mut c, inst, "b", ttl, now() + Duration::seconds(16)).unwrap(),
+            Some(2)
+        );
         assert_eq!(db::instance_leases::acquire(&mut c, inst, "a", ttl, now() + Duration::seconds(17)).unwrap(), None);
     }
 }
@@ -264,7 +294,8 @@ fn agents_register_once_per_name() {
         let queues = vec!["etl".to_string(), "reports".to_string()];
         let r = db::agents::Registration { name: "a1", hostname: "h1", queues: &queues, version: "0.1.0", os: "linux" };
         let first = db::agents::register(&mut c, &r, now()).unwrap();
-        let again = db::agents::register(&mut c, &db::agents::Registration { hostname: "h2", ..r.clone() }, now()).unwrap();
+        let again =
+            db::agents::register(&mut c, &db::agents::Registration { hostname: "h2", ..r.clone() }, now()).unwrap();
         assert_eq!(first.id, again.id, "{}", t.name);
         assert_eq!((again.hostname.as_str(), again.queue_list()), ("h2", vec!["etl", "reports"]));
         db::agents::set_acked(&mut c, first.id, 7).unwrap();
@@ -272,4 +303,3 @@ fn agents_register_once_per_name() {
         assert_eq!(db::agents::by_name(&mut c, "a1").unwrap().unwrap().last_acked_seq, 7, "acks never go back");
     }
 }
-

@@ -1,1 +1,222 @@
-fn main() {}
+//! `cargo xtask`: the project's two commands and what they need.
+//!
+//! - `cargo xtask run [-- ARGS]`: builds everything (the wasm UI included) and starts `baton serve`.
+//! - `cargo xtask test`: installs and starts what the tests need, then runs every check and test.
+//! - `cargo xtask ui`: builds only the wasm UI into web/dist.
+//!
+//! The wasm-bindgen step uses the `wasm-bindgen-cli-support` library at the exact version of the
+//! `wasm-bindgen` crate in Cargo.lock, so no CLI has to be installed or downloaded.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn step(what: &str) {
+    eprintln!("\n==> {what}");
+}
+
+/// Runs a command in the workspace root, failing with its name when it fails.
+fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.current_dir(root()).status().with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.current_dir(root()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // A parent cargo's settings must not leak into nested builds.
+    for v in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
+        c.env_remove(v);
+    }
+    c
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0")
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Runs a command as root: directly when we are root, through `sudo -n` otherwise.
+fn as_root(args: &[&str]) -> Command {
+    if is_root() {
+        let mut c = Command::new(args[0]);
+        c.args(&args[1..]);
+        c
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("-n").args(args);
+        c
+    }
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().is_ok_and(|o| o.status.success())
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    static UPDATED: std::sync::Once = std::sync::Once::new();
+    let mut update_result = Ok(());
+    UPDATED.call_once(|| {
+        update_result = run(as_root(&["apt-get", "update", "-qq"]).env("DEBIAN_FRONTEND", "noninteractive"))
+    });
+    update_result?;
+    let mut args = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+    args.extend_from_slice(packages);
+    run(as_root(&args).env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if !installed.lines().any(|l| l.trim() == WASM_TARGET) {
+        step("adding the wasm32-unknown-unknown target");
+        run(Command::new("rustup").args(["target", "add", WASM_TARGET]))?;
+    }
+    Ok(())
+}
+
+/// Builds the web crate for wasm, runs wasm-bindgen on it, and writes web/dist.
+fn build_ui() -> Result<()> {
+    ensure_wasm_target()?;
+    step("building the web UI (wasm)");
+    run(cargo().args(["build", "--release", "--package", "baton-web", "--lib", "--target", WASM_TARGET]))?;
+    let wasm = root().join("target").join(WASM_TARGET).join("release/baton_web.wasm");
+    let dist = root().join("web/dist");
+    std::fs::create_dir_all(&dist)?;
+    let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
+    bindgen
+        .input_path(&wasm)
+        .web(true)
+        .map_err(|e| anyhow::anyhow!("wasm-bindgen: {e}"))?
+        .omit_default_module_path(false)
+        .typescript(false)
+        .generate(&dist)
+        .map_err(|e| anyhow::anyhow!("wasm-bindgen on {}: {e}", wasm.display()))?;
+    for file in ["index.html", "style.css"] {
+        std::fs::copy(root().join("web/static").join(file), dist.join(file))
+            .with_context(|| format!("copying {file}"))?;
+    }
+    let size = std::fs::metadata(dist.join("baton_web_bg.wasm")).map(|m| m.len()).unwrap_or(0);
+    eprintln!("web UI written to {} (wasm {} KiB)", dist.display(), size / 1024);
+    Ok(())
+}
+
+/// PostgreSQL for the storage tests: installed and started when possible; returns the URL.
+fn ensure_postgres() -> Result<Option<String>> {
+    if let Ok(url) = std::env::var("BATON_TEST_DATABASE_URL") {
+        return Ok(Some(url));
+    }
+    if !have("pg_ctlcluster") {
+        step("installing PostgreSQL");
+        apt_install(&["postgresql"])?;
+    }
+    let clusters = output(Command::new("pg_lsclusters").arg("-h")).unwrap_or_default();
+    let Some(line) = clusters.lines().next() else {
+        bail!("PostgreSQL is installed but has no cluster (pg_lsclusters)")
+    };
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    let (version, name, port, status) = (cols[0], cols[1], cols[2], cols[3]);
+    if status != "online" {
+        step(&format!("starting PostgreSQL {version}/{name} on port {port}"));
+        run(&mut as_root(&["pg_ctlcluster", version, name, "start"]))?;
+    }
+    let sql = "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'baton') THEN \
+               CREATE ROLE baton LOGIN CREATEDB PASSWORD 'baton'; END IF; END $$;";
+    let mut psql = if is_root() {
+        let mut c = Command::new("su");
+        c.args(["postgres", "-c", &format!("psql -q -p {port} -c \"{sql}\"")]);
+        c
+    } else {
+        let mut c = Command::new("sudo");
+        c.args(["-n", "-u", "postgres", "psql", "-q", "-p", port, "-c", sql]);
+        c
+    };
+    run(&mut psql).context("creating the test role in PostgreSQL")?;
+    Ok(Some(format!("postgres://baton:baton@127.0.0.1:{port}/postgres")))
+}
+
+/// Chromium and chromedriver for the browser tests.
+fn ensure_chromium() -> Result<()> {
+    if !(have("chromium") && have("chromedriver")) {
+        step("installing Chromium and chromedriver");
+        apt_install(&["chromium", "chromium-driver"])?;
+    }
+    Ok(())
+}
+
+fn can_install() -> bool {
+    is_root() || Command::new("sudo").args(["-n", "true"]).output().is_ok_and(|o| o.status.success())
+}
+
+fn test() -> Result<()> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    if can_install() {
+        match ensure_postgres() {
+            Ok(Some(url)) => env.push(("BATON_TEST_DATABASE_URL".into(), url)),
+            Ok(None) => {}
+            Err(e) if !in_ci() => eprintln!("warning: PostgreSQL unavailable, its tests are skipped: {e:#}"),
+            Err(e) => return Err(e),
+        }
+        ensure_chromium()?;
+    } else if std::env::var("BATON_TEST_DATABASE_URL").is_err() {
+        eprintln!(
+            "warning: not root and no password-less sudo, so PostgreSQL and Chromium were not installed.\n\
+             Install them with: sudo apt-get install postgresql chromium chromium-driver\n\
+             PostgreSQL tests run when BATON_TEST_DATABASE_URL names a database server they may create databases on."
+        );
+    }
+    build_ui()?;
+    step("cargo fmt --check");
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    step("cargo clippy --workspace --all-targets -- -D warnings");
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    step("the domain core compiles for wasm32");
+    run(cargo().args(["check", "--package", "baton-schema", "--target", WASM_TARGET]))?;
+    step("building the binaries");
+    run(cargo().args(["build", "--workspace", "--bins"]))?;
+    step("cargo test --workspace");
+    let mut t = cargo();
+    t.args(["test", "--workspace"]);
+    for (k, v) in &env {
+        t.env(k, v);
+    }
+    run(&mut t)?;
+    eprintln!("\nall checks passed");
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("ui") => build_ui(),
+        Some("test") => test(),
+        Some("run") => {
+            build_ui()?;
+            step("building and starting baton serve");
+            let extra: Vec<&str> = args[1..].iter().map(String::as_str).filter(|a| *a != "--").collect();
+            run(cargo()
+                .args(["run", "--release", "--package", "baton-server", "--bin", "baton", "--", "serve"])
+                .args(extra))
+        }
+        _ => {
+            eprintln!("usage: cargo xtask <run [-- SERVE-ARGS] | test | ui>");
+            std::process::exit(2);
+        }
+    }
+}

@@ -42,9 +42,10 @@ pub fn list(conn: &mut DbConn) -> DbResult<Vec<AgentTokenRow>> {
 }
 
 pub fn revoke(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> DbResult<()> {
-    let n = with_conn!(conn, |c| diesel::update(agent_tokens::table.find(id).filter(agent_tokens::revoked_at.is_null()))
-        .set(agent_tokens::revoked_at.eq(Some(ts(now))))
-        .execute(c))?;
+    let n =
+        with_conn!(conn, |c| diesel::update(agent_tokens::table.find(id).filter(agent_tokens::revoked_at.is_null()))
+            .set(agent_tokens::revoked_at.eq(Some(ts(now))))
+            .execute(c))?;
     if n == 0 {
         return Err(DbError::NotFound);
     }

@@ -102,5 +102,9 @@ pub fn list(conn: &mut DbConn) -> DbResult<Vec<AgentRow>> {
 }
 
 pub fn by_name(conn: &mut DbConn, name: &str) -> DbResult<Option<AgentRow>> {
-    Ok(with_conn!(conn, |c| agents::table.filter(agents::name.eq(name)).select(AgentRow::as_select()).first(c).optional())?)
+    Ok(with_conn!(conn, |c| agents::table
+        .filter(agents::name.eq(name))
+        .select(AgentRow::as_select())
+        .first(c)
+        .optional())?)
 }

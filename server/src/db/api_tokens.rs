@@ -50,7 +50,9 @@ pub fn find_live(conn: &mut DbConn, token_hash: &str, now: DateTime<Utc>) -> DbR
 }
 
 pub fn touch(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> DbResult<()> {
-    with_conn!(conn, |c| diesel::update(api_tokens::table.find(id)).set(api_tokens::last_used_at.eq(Some(ts(now)))).execute(c))?;
+    with_conn!(conn, |c| diesel::update(api_tokens::table.find(id))
+        .set(api_tokens::last_used_at.eq(Some(ts(now))))
+        .execute(c))?;
     Ok(())
 }
 

@@ -53,7 +53,8 @@ pub struct AuditFilter {
 /// Newest first, before the cursor.
 pub fn page(conn: &mut DbConn, f: &AuditFilter, before: Option<i64>, limit: i64) -> DbResult<Vec<AuditRow>> {
     Ok(with_conn!(conn, |c| {
-        let mut q = audit_log::table.select(AuditRow::as_select()).order(audit_log::id.desc()).limit(limit).into_boxed();
+        let mut q =
+            audit_log::table.select(AuditRow::as_select()).order(audit_log::id.desc()).limit(limit).into_boxed();
         if let Some(a) = &f.actor {
             q = q.filter(audit_log::actor.eq(a.clone()));
         }

@@ -19,7 +19,13 @@ pub struct DependencyRow {
 pub fn replace_for_task(conn: &mut DbConn, task_id: i64, edges: &[(i64, char)]) -> DbResult<()> {
     let rows: Vec<_> = edges
         .iter()
-        .map(|(to, st)| (dependencies::task_id.eq(task_id), dependencies::depends_on_task_id.eq(*to), dependencies::state.eq(st.to_string())))
+        .map(|(to, st)| {
+            (
+                dependencies::task_id.eq(task_id),
+                dependencies::depends_on_task_id.eq(*to),
+                dependencies::state.eq(st.to_string()),
+            )
+        })
         .collect();
     with_conn!(conn, |c| {
         diesel::delete(dependencies::table.filter(dependencies::task_id.eq(task_id))).execute(c)?;
@@ -35,7 +41,13 @@ pub fn replace_for_task(conn: &mut DbConn, task_id: i64, edges: &[(i64, char)]) 
 pub fn replace_for_group(conn: &mut DbConn, group_id: i64, edges: &[(i64, char)]) -> DbResult<()> {
     let rows: Vec<_> = edges
         .iter()
-        .map(|(to, st)| (dependencies::group_id.eq(group_id), dependencies::depends_on_group_id.eq(*to), dependencies::state.eq(st.to_string())))
+        .map(|(to, st)| {
+            (
+                dependencies::group_id.eq(group_id),
+                dependencies::depends_on_group_id.eq(*to),
+                dependencies::state.eq(st.to_string()),
+            )
+        })
         .collect();
     with_conn!(conn, |c| {
         diesel::delete(dependencies::table.filter(dependencies::group_id.eq(group_id))).execute(c)?;

@@ -7,7 +7,13 @@ use diesel::prelude::*;
 
 /// Takes or renews the lease on an instance for `owner` if it is free, expired or already ours.
 /// Returns the fencing token when held; a new holder gets a larger token than any before it.
-pub fn acquire(conn: &mut DbConn, instance_id: i64, owner: &str, ttl: Duration, now: DateTime<Utc>) -> DbResult<Option<i64>> {
+pub fn acquire(
+    conn: &mut DbConn,
+    instance_id: i64,
+    owner: &str,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> DbResult<Option<i64>> {
     let expires = ts(now + ttl);
     with_conn!(conn, |c| c.transaction::<_, super::DbError, _>(|c| {
         let current: Option<(String, i64, chrono::NaiveDateTime)> = instance_leases::table
@@ -33,7 +39,11 @@ pub fn acquire(conn: &mut DbConn, instance_id: i64, owner: &str, ttl: Duration, 
                 let n = diesel::update(
                     instance_leases::table.find(instance_id).filter(instance_leases::fencing_token.eq(token)),
                 )
-                .set((instance_leases::owner.eq(owner), instance_leases::fencing_token.eq(next), instance_leases::expires_at.eq(expires)))
+                .set((
+                    instance_leases::owner.eq(owner),
+                    instance_leases::fencing_token.eq(next),
+                    instance_leases::expires_at.eq(expires),
+                ))
                 .execute(c)?;
                 Ok((n == 1).then_some(next))
             }

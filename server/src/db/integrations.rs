@@ -19,7 +19,14 @@ pub struct IntegrationRow {
     pub updated_at: NaiveDateTime,
 }
 
-pub fn insert(conn: &mut DbConn, name: &str, kind: &str, config: &str, credential_key: Option<&str>, now: DateTime<Utc>) -> DbResult<i64> {
+pub fn insert(
+    conn: &mut DbConn,
+    name: &str,
+    kind: &str,
+    config: &str,
+    credential_key: Option<&str>,
+    now: DateTime<Utc>,
+) -> DbResult<i64> {
     Ok(with_conn!(conn, |c| diesel::insert_into(integrations::table)
         .values((
             integrations::name.eq(name),
@@ -33,9 +40,19 @@ pub fn insert(conn: &mut DbConn, name: &str, kind: &str, config: &str, credentia
         .get_result(c))?)
 }
 
-pub fn update(conn: &mut DbConn, id: i64, config: &str, credential_key: Option<&str>, now: DateTime<Utc>) -> DbResult<()> {
+pub fn update(
+    conn: &mut DbConn,
+    id: i64,
+    config: &str,
+    credential_key: Option<&str>,
+    now: DateTime<Utc>,
+) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::update(integrations::table.find(id))
-        .set((integrations::config.eq(config), integrations::credential_key.eq(credential_key), integrations::updated_at.eq(ts(now))))
+        .set((
+            integrations::config.eq(config),
+            integrations::credential_key.eq(credential_key),
+            integrations::updated_at.eq(ts(now))
+        ))
         .execute(c))?;
     if n == 0 {
         return Err(DbError::NotFound);

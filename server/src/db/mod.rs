@@ -115,7 +115,9 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<DbConn, r2d2::Error> {
         match &self.url {
-            DatabaseUrl::Postgres(u) => PgConnection::establish(u).map(DbConn::Pg).map_err(r2d2::Error::ConnectionError),
+            DatabaseUrl::Postgres(u) => {
+                PgConnection::establish(u).map(DbConn::Pg).map_err(r2d2::Error::ConnectionError)
+            }
             DatabaseUrl::Sqlite(p) => {
                 let mut c = SqliteConnection::establish(&p.to_string_lossy()).map_err(r2d2::Error::ConnectionError)?;
                 c.batch_execute(
@@ -155,7 +157,9 @@ impl From<diesel::result::Error> for DbError {
         use diesel::result::{DatabaseErrorKind, Error};
         match e {
             Error::NotFound => Self::NotFound,
-            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => Self::Conflict(info.message().to_string()),
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                Self::Conflict(info.message().to_string())
+            }
             // SQLite reports foreign key failures with an unknown kind.
             Error::DatabaseError(kind, info)
                 if matches!(kind, DatabaseErrorKind::ForeignKeyViolation)
@@ -196,7 +200,8 @@ impl Db {
         use anyhow::Context;
         if let DatabaseUrl::Sqlite(p) = &url {
             if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating the data directory {}", dir.display()))?;
             }
         }
         let max = match url {

@@ -43,7 +43,14 @@ pub fn append(
 }
 
 /// Chunks of one stream of one attempt that end after `from`, in order, at most `limit` chunks.
-pub fn read(conn: &mut DbConn, run_id: i64, attempt: i32, stream: &str, from: i64, limit: i64) -> DbResult<Vec<OutputRow>> {
+pub fn read(
+    conn: &mut DbConn,
+    run_id: i64,
+    attempt: i32,
+    stream: &str,
+    from: i64,
+    limit: i64,
+) -> DbResult<Vec<OutputRow>> {
     // A chunk that starts before `from` may still reach past it: start from the last chunk
     // that begins at or before `from`.
     let start: Option<i64> = with_conn!(conn, |c| run_output::table

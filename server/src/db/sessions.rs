@@ -16,7 +16,13 @@ pub struct SessionRow {
     pub last_seen_at: NaiveDateTime,
 }
 
-pub fn insert(conn: &mut DbConn, user_id: i64, token_hash: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> DbResult<i64> {
+pub fn insert(
+    conn: &mut DbConn,
+    user_id: i64,
+    token_hash: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DbResult<i64> {
     Ok(with_conn!(conn, |c| diesel::insert_into(sessions::table)
         .values((
             sessions::user_id.eq(user_id),

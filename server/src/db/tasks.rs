@@ -154,7 +154,13 @@ fn clamp(v: u32) -> i32 {
 }
 
 /// Inserts a task (with its TID when importing by id) and returns the TID.
-pub fn insert(conn: &mut DbConn, instance_id: i64, group_id: Option<i64>, t: &TaskDef, now: DateTime<Utc>) -> DbResult<i64> {
+pub fn insert(
+    conn: &mut DbConn,
+    instance_id: i64,
+    group_id: Option<i64>,
+    t: &TaskDef,
+    now: DateTime<Utc>,
+) -> DbResult<i64> {
     let schedule = t.schedule.as_ref().map(|s| to_json(&s.to_draft()));
     let dependency = t.dependency.as_ref().map(ToString::to_string);
     let profile = to_json(&t.profile);

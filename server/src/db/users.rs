@@ -19,7 +19,14 @@ pub struct UserRow {
     pub updated_at: NaiveDateTime,
 }
 
-pub fn insert(conn: &mut DbConn, username: &str, password_hash: &str, role: &str, instances: &str, now: DateTime<Utc>) -> DbResult<i64> {
+pub fn insert(
+    conn: &mut DbConn,
+    username: &str,
+    password_hash: &str,
+    role: &str,
+    instances: &str,
+    now: DateTime<Utc>,
+) -> DbResult<i64> {
     Ok(with_conn!(conn, |c| diesel::insert_into(users::table)
         .values((
             users::username.eq(username),
@@ -35,7 +42,11 @@ pub fn insert(conn: &mut DbConn, username: &str, password_hash: &str, role: &str
 }
 
 pub fn by_username(conn: &mut DbConn, username: &str) -> DbResult<Option<UserRow>> {
-    Ok(with_conn!(conn, |c| users::table.filter(users::username.eq(username)).select(UserRow::as_select()).first(c).optional())?)
+    Ok(with_conn!(conn, |c| users::table
+        .filter(users::username.eq(username))
+        .select(UserRow::as_select())
+        .first(c)
+        .optional())?)
 }
 
 pub fn get(conn: &mut DbConn, id: i64) -> DbResult<UserRow> {
@@ -51,9 +62,21 @@ pub fn count(conn: &mut DbConn) -> DbResult<i64> {
 }
 
 /// Changes role, instances and disabled flag together.
-pub fn update_access(conn: &mut DbConn, id: i64, role: &str, instances: &str, disabled: bool, now: DateTime<Utc>) -> DbResult<()> {
+pub fn update_access(
+    conn: &mut DbConn,
+    id: i64,
+    role: &str,
+    instances: &str,
+    disabled: bool,
+    now: DateTime<Utc>,
+) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::update(users::table.find(id))
-        .set((users::role.eq(role), users::instances.eq(instances), users::disabled.eq(disabled), users::updated_at.eq(ts(now))))
+        .set((
+            users::role.eq(role),
+            users::instances.eq(instances),
+            users::disabled.eq(disabled),
+            users::updated_at.eq(ts(now))
+        ))
         .execute(c))?;
     if n == 0 {
         return Err(DbError::NotFound);

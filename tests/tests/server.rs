@@ -1,0 +1,106 @@
+//! The real `baton` binary: it starts on port 0 with a fresh data directory, answers /healthz and
+//! GraphQL, serves the wasm UI, and fails clearly on bad configuration.
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
+use baton_tests::{binary, chromium, in_ci, Server};
+use std::process::Command;
+
+#[test]
+fn healthz_graphql_and_the_ui() {
+    let server = Server::start().unwrap();
+
+    let mut health = ureq::get(&server.url("/healthz")).call().unwrap();
+    assert_eq!(health.status(), 200);
+    let body: serde_json::Value = health.body_mut().read_json().unwrap();
+    assert_eq!(body["status"], "ok");
+
+    let res = server.graphql("{ version instances { name } }", serde_json::json!({})).unwrap();
+    assert_eq!(res["data"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(res["data"]["instances"], serde_json::json!([{"name": "default"}]));
+
+    // The SQLite database was created under the data directory, with no configuration.
+    assert!(server.data_dir.path().join("baton.db").exists());
+
+    // `/` is the UI's page, which loads the generated JS, which loads the wasm.
+    let index = ureq::get(&server.url("/")).call().unwrap().body_mut().read_to_string().unwrap();
+    assert!(index.contains("/baton_web.js"), "{index}");
+    let js = ureq::get(&server.url("/baton_web.js")).call().unwrap().body_mut().read_to_string().unwrap();
+    assert!(js.contains("baton_web_bg.wasm"), "the JS glue names its wasm");
+    let mut wasm = ureq::get(&server.url("/baton_web_bg.wasm")).call().unwrap();
+    assert_eq!(wasm.headers().get("content-type").unwrap(), "application/wasm");
+    let bytes = wasm.body_mut().with_config().limit(64 * 1024 * 1024).read_to_vec().unwrap();
+    assert_eq!(&bytes[..4], b"\0asm", "a real wasm module");
+
+    // Client-side routes get the page too, so they survive a reload.
+    let route = ureq::get(&server.url("/task-runs")).call().unwrap().body_mut().read_to_string().unwrap();
+    assert_eq!(route, index);
+}
+
+#[test]
+fn the_ui_renders_the_version_in_a_real_browser() {
+    let Some(chrome) = chromium() else {
+        assert!(!in_ci(), "Chromium must be installed in CI (cargo xtask test installs it)");
+        eprintln!("skipped: no Chromium here (sudo apt-get install chromium)");
+        return;
+    };
+    let server = Server::start().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chrome)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(server.url("/"))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let expected = format!("<p id=\"version\">Baton {}</p>", env!("CARGO_PKG_VERSION"));
+    assert!(dom.contains(&expected), "the wasm app did not render the version from GraphQL:\n{dom}");
+    assert!(dom.contains("Instances: default"), "{dom}");
+}
+
+#[test]
+fn bad_configuration_is_one_clear_line_and_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("baton.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nmystery = 1\n").unwrap();
+    let out = Command::new(binary("baton")).arg("serve").arg("--config").arg(&config).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("baton: error: config file") && last.contains("unknown field `mystery`"), "{stderr}");
+
+    let out = Command::new(binary("baton"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", "postgres://baton:hunter2@127.0.0.1:1/none"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("baton: error: cannot open the database postgres://baton:***@127.0.0.1:1/none"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "the password is never printed");
+}
+
+#[test]
+fn help_is_clear() {
+    let out = Command::new(binary("baton")).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("serve") && text.contains("workload-automation scheduler"), "{text}");
+    let out = Command::new(binary("baton")).args(["serve", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--listen", "--data", "--database-url", "--config"] {
+        assert!(text.contains(flag), "{flag} missing from:\n{text}");
+    }
+}
