@@ -14,32 +14,42 @@ struct TestDb {
     db: Db,
     name: &'static str,
     _dir: Option<tempfile::TempDir>,
+    /// (server URL, database name) of a PostgreSQL database to drop afterwards.
+    pg: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((base, name)) = &self.pg {
+            if let Ok(mut admin) = diesel::PgConnection::establish(base) {
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
 }
 
 /// A fresh database per backend available.
 fn databases() -> Vec<TestDb> {
     let dir = tempfile::tempdir().expect("temp dir");
     let sqlite = Db::open(DatabaseUrl::Sqlite(dir.path().join("t.db"))).expect("open sqlite");
-    let mut out = vec![TestDb { db: sqlite, name: "sqlite", _dir: Some(dir) }];
+    let mut out = vec![TestDb { db: sqlite, name: "sqlite", _dir: Some(dir), pg: None }];
     if let Ok(base) = std::env::var("BATON_TEST_DATABASE_URL") {
-        out.push(TestDb {
-            db: Db::open(DatabaseUrl::Postgres(fresh_postgres(&base))).expect("open postgres"),
-            name: "postgres",
-            _dir: None,
-        });
+        let (url, db_name) = fresh_postgres(&base);
+        let db = Db::open(DatabaseUrl::Postgres(url)).expect("open postgres");
+        out.push(TestDb { db, name: "postgres", _dir: None, pg: Some((base, db_name)) });
     }
     out
 }
 
-/// Creates an empty database on the server of `base` and returns its URL.
-fn fresh_postgres(base: &str) -> String {
+/// Creates an empty database on the server of `base`; returns its URL and name.
+fn fresh_postgres(base: &str) -> (String, String) {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let name = format!("baton_test_{}_{}_{n}", std::process::id(), Utc::now().timestamp_micros());
     let mut admin = diesel::PgConnection::establish(base).expect("connect to BATON_TEST_DATABASE_URL");
     admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
     let (prefix, _) = base.rsplit_once('/').expect("URL with a database path");
-    format!("{prefix}/{name}")
+    (format!("{prefix}/{name}"), name)
 }
 
 fn now() -> DateTime<Utc> {

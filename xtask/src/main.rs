@@ -138,9 +138,10 @@ fn ensure_postgres() -> Result<Option<String>> {
     }
     let sql = "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'baton') THEN \
                CREATE ROLE baton LOGIN CREATEDB PASSWORD 'baton'; END IF; END $$;";
+    // No shell in between: `$$` must reach psql as it is.
     let mut psql = if is_root() {
-        let mut c = Command::new("su");
-        c.args(["postgres", "-c", &format!("psql -q -p {port} -c \"{sql}\"")]);
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", "psql", "-q", "-p", port, "-c", sql]);
         c
     } else {
         let mut c = Command::new("sudo");
