@@ -1,7 +1,17 @@
 //! The seam between the API and the system: the server implements [`Backend`]; tests may too.
+//! Records here are plain data built from `baton-schema` types; the API maps them to GraphQL types.
 
 use crate::error::ApiError;
 use async_trait::async_trait;
+use baton_schema::access::{InstanceAccess, Role};
+use baton_schema::calendar::CalendarDraft;
+use baton_schema::definition::{GroupDraft, TaskDraft};
+use baton_schema::document::Document;
+use baton_schema::FieldError;
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+
+pub type BackendResult<T> = Result<T, ApiError>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceInfo {
@@ -10,9 +20,243 @@ pub struct InstanceInfo {
     pub description: String,
 }
 
+/// The authenticated caller of a request (set by the HTTP layer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: i64,
+    pub username: String,
+    pub role: Role,
+    pub instances: InstanceAccess,
+}
+
+/// Where a request came from, for the audit log and login rate limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub ip: String,
+    /// The session token the request carried, if any (logout ends it).
+    pub session_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageArgs {
+    pub after: Option<i64>,
+    pub first: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub has_next: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    pub draft: TaskDraft,
+    pub instance_id: i64,
+    pub group_id: Option<i64>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupRecord {
+    pub draft: GroupDraft,
+    pub instance_id: i64,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DefinitionFilter {
+    pub instance: Option<String>,
+    pub group_id: Option<i64>,
+    pub active: Option<bool>,
+    pub search: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CalendarRecord {
+    pub id: i64,
+    pub instance: String,
+    pub draft: CalendarDraft,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FlowGraphData {
+    pub group: GroupRecord,
+    pub tasks: Vec<TaskRecord>,
+    /// (task that waits, task it waits for, state letter)
+    pub edges: Vec<(i64, i64, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub instances: InstanceAccess,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiTokenRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Import mode: merge upserts what the document has; replace also deletes what it lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    Merge,
+    Replace,
+}
+
+/// One definition an import creates or deletes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanItem {
+    pub kind: String,
+    pub instance: String,
+    pub name: String,
+}
+
+/// One field an import changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanChange {
+    pub item: PlanItem,
+    pub fields: Vec<FieldChange>,
+}
+
+/// What an import does (or would do, in a dry run), or why it cannot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportPlan {
+    pub created: Vec<PlanItem>,
+    pub changed: Vec<PlanChange>,
+    pub deleted: Vec<PlanItem>,
+    pub errors: Vec<FieldError>,
+    pub applied: bool,
+}
+
+/// A change the API publishes to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionChange {
+    /// task, group or calendar
+    pub kind: String,
+    pub id: i64,
+    pub name: String,
+    pub instance: String,
+    /// created, updated or deleted
+    pub action: String,
+    pub at: DateTime<Utc>,
+    /// Increases by one per published change.
+    pub sequence: u64,
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// The server's version.
     fn version(&self) -> &str;
-    async fn instances(&self) -> Result<Vec<InstanceInfo>, ApiError>;
+    async fn instances(&self) -> BackendResult<Vec<InstanceInfo>>;
+    async fn create_instance(&self, actor: &Principal, name: &str, description: &str) -> BackendResult<InstanceInfo>;
+
+    // Sessions and users.
+    async fn login(&self, client: &ClientInfo, username: &str, password: &str) -> BackendResult<(String, UserRecord)>;
+    async fn logout(&self, client: &ClientInfo) -> BackendResult<bool>;
+    async fn users(&self) -> BackendResult<Vec<UserRecord>>;
+    async fn create_user(
+        &self,
+        actor: &Principal,
+        username: &str,
+        password: &str,
+        role: Role,
+        instances: InstanceAccess,
+    ) -> BackendResult<UserRecord>;
+    async fn update_user(
+        &self,
+        actor: &Principal,
+        id: i64,
+        role: Option<Role>,
+        instances: Option<InstanceAccess>,
+        disabled: Option<bool>,
+    ) -> BackendResult<UserRecord>;
+    async fn set_password(&self, actor: &Principal, id: i64, password: &str) -> BackendResult<bool>;
+    async fn api_tokens(&self, user_id: Option<i64>) -> BackendResult<Vec<ApiTokenRecord>>;
+    async fn create_api_token(
+        &self,
+        actor: &Principal,
+        name: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> BackendResult<(String, ApiTokenRecord)>;
+    async fn revoke_api_token(&self, actor: &Principal, id: i64) -> BackendResult<bool>;
+
+    // Definitions.
+    async fn tasks(&self, p: &Principal, f: &DefinitionFilter, page: PageArgs) -> BackendResult<Page<TaskRecord>>;
+    async fn task(&self, p: &Principal, tid: i64) -> BackendResult<TaskRecord>;
+    async fn create_task(&self, p: &Principal, draft: TaskDraft) -> BackendResult<TaskRecord>;
+    async fn update_task(&self, p: &Principal, tid: i64, draft: TaskDraft) -> BackendResult<TaskRecord>;
+    async fn delete_task(&self, p: &Principal, tid: i64) -> BackendResult<bool>;
+    async fn set_task_active(&self, p: &Principal, tid: i64, active: bool) -> BackendResult<TaskRecord>;
+    async fn groups(&self, p: &Principal, f: &DefinitionFilter, page: PageArgs) -> BackendResult<Page<GroupRecord>>;
+    async fn group(&self, p: &Principal, gid: i64) -> BackendResult<GroupRecord>;
+    /// Groups by id, for the DataLoader (ids the caller may not see are left out).
+    async fn groups_by_ids(&self, p: &Principal, ids: &[i64]) -> BackendResult<Vec<GroupRecord>>;
+    async fn create_group(&self, p: &Principal, draft: GroupDraft) -> BackendResult<GroupRecord>;
+    async fn update_group(&self, p: &Principal, gid: i64, draft: GroupDraft) -> BackendResult<GroupRecord>;
+    async fn delete_group(&self, p: &Principal, gid: i64) -> BackendResult<bool>;
+    async fn set_group_active(&self, p: &Principal, gid: i64, active: bool) -> BackendResult<GroupRecord>;
+    async fn flow_graph(&self, p: &Principal, gid: i64) -> BackendResult<FlowGraphData>;
+    async fn calendars(&self, p: &Principal, instance: Option<&str>) -> BackendResult<Vec<CalendarRecord>>;
+    async fn calendar(&self, p: &Principal, instance: &str, name: &str) -> BackendResult<Option<CalendarRecord>>;
+    async fn save_calendar(&self, p: &Principal, instance: &str, draft: CalendarDraft)
+        -> BackendResult<CalendarRecord>;
+    async fn delete_calendar(&self, p: &Principal, instance: &str, name: &str) -> BackendResult<bool>;
+
+    // Audit, import and export.
+    async fn audit_log(&self, f: &AuditFilter, page: PageArgs) -> BackendResult<Page<AuditRecord>>;
+    async fn export(&self, p: &Principal, instances: Option<Vec<String>>) -> BackendResult<Document>;
+    async fn import(
+        &self,
+        p: &Principal,
+        document: serde_json::Value,
+        mode: ImportMode,
+        dry_run: bool,
+    ) -> BackendResult<ImportPlan>;
+
+    /// Every definition change from now on, in order.
+    fn definition_changes(&self) -> BoxStream<'static, DefinitionChange>;
 }

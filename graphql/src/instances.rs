@@ -1,9 +1,11 @@
 //! Instances: the namespaces tasks and groups live in.
 
-use crate::backend::{Backend, InstanceInfo};
+use crate::backend::InstanceInfo;
+use crate::definitions::backend;
 use crate::error::ApiResult;
-use async_graphql::{Context, ErrorExtensions, Object, SimpleObject};
-use std::sync::Arc;
+use crate::guard::{principal, RoleGuard};
+use async_graphql::{Context, Object, SimpleObject};
+use baton_schema::access::Role;
 
 /// A namespace of tasks and groups; names are unique within it.
 #[derive(SimpleObject)]
@@ -24,10 +26,27 @@ pub struct InstanceQuery;
 
 #[Object]
 impl InstanceQuery {
-    /// Every instance, by name.
+    /// The instances the caller may see, by name.
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn instances(&self, ctx: &Context<'_>) -> ApiResult<Vec<Instance>> {
-        let backend = ctx.data_unchecked::<Arc<dyn Backend>>();
-        let list = backend.instances().await.map_err(|e| e.extend())?;
-        Ok(list.into_iter().map(Instance::from).collect())
+        let access = &principal(ctx)?.instances;
+        let all = backend(ctx).instances().await?;
+        Ok(all.into_iter().filter(|i| access.allows(&i.name)).map(Instance::from).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct InstanceMutation;
+
+#[Object]
+impl InstanceMutation {
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn create_instance(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        #[graphql(default)] description: String,
+    ) -> ApiResult<Instance> {
+        Ok(backend(ctx).create_instance(principal(ctx)?, &name, &description).await?.into())
     }
 }

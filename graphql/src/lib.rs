@@ -2,37 +2,108 @@
 //! in [`build_schema`]. The API reaches the rest of the system only through the [`Backend`] trait,
 //! which the server implements: this crate knows no actix-web and no diesel, and the whole schema
 //! can be executed in tests with `schema.execute()`.
+//!
+//! Conventions every domain follows: lists are Relay connections with `totalCount` and opaque
+//! cursors (keyset on the id, so deep pages stay fast); every non-public field has a
+//! [`guard::RoleGuard`]; the backend enforces instance access; errors carry `extensions.code`.
 
-mod backend;
+mod audit;
+mod auth;
+pub mod backend;
+mod calendars;
+mod definitions;
 pub mod error;
+pub mod guard;
 mod instances;
+mod loaders;
 mod meta;
+mod subscriptions;
+mod transfer;
 
-pub use backend::{Backend, InstanceInfo};
+pub use auth::{SESSION_COOKIE, SESSION_HOURS};
+pub use backend::{Backend, ClientInfo, InstanceInfo, Principal};
 pub use error::ApiError;
 
-use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema};
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{MergedObject, MergedSubscription, Schema};
 use std::sync::Arc;
 
 /// The root of every query: one part per domain.
 #[derive(MergedObject, Default)]
-pub struct Query(meta::MetaQuery, instances::InstanceQuery);
+pub struct Query(
+    meta::MetaQuery,
+    instances::InstanceQuery,
+    auth::AuthQuery,
+    definitions::DefinitionQuery,
+    calendars::CalendarQuery,
+    audit::AuditQuery,
+);
 
-pub type BatonSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+/// The root of every mutation: one part per domain.
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    auth::AuthMutation,
+    instances::InstanceMutation,
+    definitions::DefinitionMutation,
+    calendars::CalendarMutation,
+    transfer::TransferMutation,
+);
+
+/// The root of every subscription.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(subscriptions::DefinitionSubscription);
+
+pub type BatonSchema = Schema<Query, Mutation, Subscription>;
 
 /// Query nesting and cost limits: deep or huge queries are refused before they run.
 pub const MAX_DEPTH: usize = 16;
 pub const MAX_COMPLEXITY: usize = 5_000;
 
 pub fn build_schema(backend: Arc<dyn Backend>) -> BatonSchema {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .data(backend)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
 }
 
+/// Attaches to one request the caller, where it came from, and DataLoaders scoped to the caller.
+pub fn prepare_request(
+    mut request: async_graphql::Request,
+    backend: &Arc<dyn Backend>,
+    principal: Option<Principal>,
+    client: ClientInfo,
+) -> async_graphql::Request {
+    if let Some(p) = principal {
+        request = request
+            .data(DataLoader::new(
+                loaders::GroupLoader { backend: backend.clone(), principal: p.clone() },
+                tokio::spawn,
+            ))
+            .data(p);
+    }
+    request.data(client)
+}
+
+/// The same for a subscription connection.
+pub fn request_data(
+    backend: &Arc<dyn Backend>,
+    principal: Option<Principal>,
+    client: ClientInfo,
+) -> async_graphql::Data {
+    let mut data = async_graphql::Data::default();
+    if let Some(p) = principal {
+        data.insert(DataLoader::new(
+            loaders::GroupLoader { backend: backend.clone(), principal: p.clone() },
+            tokio::spawn,
+        ));
+        data.insert(p);
+    }
+    data.insert(client);
+    data
+}
+
 /// The SDL of the schema, as checked in at `graphql/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription).finish().sdl()
+    Schema::build(Query::default(), Mutation::default(), Subscription::default()).finish().sdl()
 }

@@ -34,7 +34,7 @@ impl StateLetter {
         })
     }
 
-    fn letter(self) -> char {
+    pub fn letter(self) -> char {
         match self {
             Self::Success => 'S',
             Self::Failed => 'F',

@@ -4,6 +4,7 @@
 //! actors, so that scheduling and state-machine decisions are unit-testable and the crate compiles
 //! for wasm32 (the web UI uses the same parsers for inline validation).
 
+pub mod access;
 pub mod agent;
 pub mod calendar;
 pub mod definition;

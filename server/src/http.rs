@@ -1,12 +1,16 @@
-//! HTTP wiring: `/healthz`, `/graphql` (and GraphiQL), and the embedded web UI at `/`.
+//! HTTP wiring: `/healthz`, `/graphql` (queries and mutations over POST, GraphiQL over GET,
+//! subscriptions over WebSocket at `/graphql/ws` or `/graphql` with an upgrade), and the embedded
+//! web UI at `/`. Callers are identified here, from the session cookie or a bearer token.
 
-use crate::api::ServerBackend;
 use crate::config::Config;
 use crate::db::Db;
-use actix_web::{get, middleware, web, App, HttpRequest, HttpResponse, HttpServer, Responder};
+use crate::service::{users, Services};
+use actix_web::{get, http::header, middleware, web, App, HttpRequest, HttpResponse, HttpServer, Responder};
 use async_graphql::http::GraphiQLSource;
-use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
-use baton_graphql::{build_schema, BatonSchema};
+use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
+use baton_graphql::{
+    build_schema, prepare_request, request_data, Backend, BatonSchema, ClientInfo, Principal, SESSION_COOKIE,
+};
 use rust_embed::RustEmbed;
 use std::sync::Arc;
 
@@ -15,23 +19,96 @@ use std::sync::Arc;
 #[folder = "../web/dist"]
 struct UiAssets;
 
+#[derive(Clone)]
+struct AppState {
+    schema: BatonSchema,
+    backend: Arc<dyn Backend>,
+    db: Db,
+}
+
 #[get("/healthz")]
 async fn healthz() -> impl Responder {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
-async fn graphql(schema: web::Data<BatonSchema>, req: GraphQLRequest) -> GraphQLResponse {
-    schema.execute(req.into_inner()).await.into()
+/// The token a request carries: `Authorization: Bearer ...`, else the session cookie.
+fn request_token(req: &HttpRequest) -> Option<String> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    bearer.or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_string())).filter(|t| !t.is_empty())
 }
 
-async fn graphiql() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(
+fn client_info(req: &HttpRequest, token: Option<String>) -> ClientInfo {
+    let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    ClientInfo { ip, session_token: token }
+}
+
+async fn principal_for(db: &Db, token: Option<String>) -> Option<Principal> {
+    let token = token?;
+    db.run(move |c| Ok(users::authenticate(c, &token))).await.ok()?.unwrap_or_else(|e| {
+        tracing::warn!(error = ?e, "authenticating a request");
+        None
+    })
+}
+
+async fn graphql(state: web::Data<AppState>, http: HttpRequest, req: GraphQLRequest) -> GraphQLResponse {
+    let token = request_token(&http);
+    let principal = principal_for(&state.db, token.clone()).await;
+    let request = prepare_request(req.into_inner(), &state.backend, principal, client_info(&http, token));
+    state.schema.execute(request).await.into()
+}
+
+/// GraphiQL for GET, the WebSocket transport for an upgrade.
+async fn graphql_get(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    payload: web::Payload,
+) -> actix_web::Result<HttpResponse> {
+    if http.headers().contains_key(header::UPGRADE) {
+        return subscriptions(state, http, payload).await;
+    }
+    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(
         GraphiQLSource::build()
             .endpoint("/graphql")
             .subscription_endpoint("/graphql/ws")
             .title("Baton GraphQL")
             .finish(),
-    )
+    ))
+}
+
+/// graphql-transport-ws (and the older graphql-ws). The caller is the cookie's or bearer's, or the
+/// `token` (or `Authorization: Bearer ...`) of the connection_init payload.
+async fn subscriptions(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    payload: web::Payload,
+) -> actix_web::Result<HttpResponse> {
+    let token = request_token(&http);
+    let from_upgrade = principal_for(&state.db, token.clone()).await;
+    let client = client_info(&http, token);
+    let (db, backend) = (state.db.clone(), state.backend.clone());
+    GraphQLSubscription::new(state.schema.clone())
+        .on_connection_init(move |value: serde_json::Value| {
+            let (db, backend, client, from_upgrade) =
+                (db.clone(), backend.clone(), client.clone(), from_upgrade.clone());
+            async move {
+                let init_token = value
+                    .get("token")
+                    .or_else(|| value.get("Authorization"))
+                    .and_then(|v| v.as_str())
+                    .map(|t| t.trim_start_matches("Bearer ").to_string());
+                let principal = match init_token {
+                    Some(t) => principal_for(&db, Some(t)).await,
+                    None => from_upgrade,
+                };
+                Ok(request_data(&backend, principal, client))
+            }
+        })
+        .start(&http, payload)
 }
 
 /// Serves a UI file, or `index.html` for client-side routes so they survive a reload.
@@ -55,15 +132,19 @@ async fn ui(req: HttpRequest) -> HttpResponse {
 
 /// Binds, prints the address it listens on (tests read it when the port is 0), and serves.
 pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
-    let schema = build_schema(Arc::new(ServerBackend { db }));
+    let services = Services::new(db.clone());
+    let backend: Arc<dyn Backend> = services;
+    let state = AppState { schema: build_schema(backend.clone()), backend, db };
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(web::Data::new(schema.clone()))
+            .app_data(web::Data::new(state.clone()))
+            .app_data(web::JsonConfig::default().limit(64 * 1024 * 1024))
             .wrap(middleware::Compress::default())
-            .wrap(tracing_actix())
+            .wrap(middleware::Logger::new("%r %s %Dms").log_target("baton::http"))
             .service(healthz)
             .route("/graphql", web::post().to(graphql))
-            .route("/graphql", web::get().to(graphiql))
+            .route("/graphql", web::get().to(graphql_get))
+            .route("/graphql/ws", web::get().to(subscriptions))
             .default_service(web::get().to(ui))
     })
     .bind(config.listen)
@@ -74,8 +155,4 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     }
     server.run().await?;
     Ok(())
-}
-
-fn tracing_actix() -> middleware::Logger {
-    middleware::Logger::new("%r %s %Dms").log_target("baton::http")
 }

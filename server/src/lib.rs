@@ -3,7 +3,8 @@
 //! The binary `baton` (src/main.rs) is a thin shell over this library, so tests can reach the
 //! storage layer directly.
 
-pub mod api;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod service;

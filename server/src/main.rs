@@ -1,24 +1,57 @@
 //! `baton`: the scheduler server and its command line.
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use baton_schema::access::{InstanceAccess, Role};
+use baton_server::client::{self, Remote};
 use baton_server::config::{Config, Overrides};
-use baton_server::db::Db;
-use clap::{Parser, Subcommand};
+use baton_server::db::{DatabaseUrl, Db};
+use baton_server::service::users;
+use clap::{Args, Parser, Subcommand};
+use std::io::Read;
 use std::path::PathBuf;
 
-/// Baton: a workload-automation scheduler.
+/// Baton: a workload-automation scheduler. `baton serve` runs the server, its API at /graphql and
+/// its web UI at /; the other commands administer it.
 #[derive(Parser, Debug)]
-#[command(
-    name = "baton",
-    version,
-    about = "Baton: a workload-automation scheduler. `baton serve` runs the server, its API at /graphql and its web UI at /."
-)]
+#[command(name = "baton", version)]
 struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true, env = "BATON_LOG_JSON")]
     log_json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where the database is, for commands that open it directly.
+#[derive(Args, Debug, Clone)]
+struct Storage {
+    /// Directory of the embedded SQLite database (default ./data).
+    #[arg(long, env = "BATON_DATA")]
+    data: Option<PathBuf>,
+    /// postgres://user:pass@host/db, or a SQLite file path.
+    #[arg(long, env = "BATON_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl Storage {
+    fn open(self) -> anyhow::Result<Db> {
+        let url = match self.database_url {
+            Some(u) => DatabaseUrl::parse(&u),
+            None => DatabaseUrl::sqlite_in(&self.data.unwrap_or_else(|| PathBuf::from("data"))),
+        };
+        Db::open(url)
+    }
+}
+
+/// A server to talk to, and the token to use (default: what `baton login` saved).
+#[derive(Args, Debug, Clone)]
+struct RemoteArgs {
+    /// The server's base URL (default: the one `baton login` used, else http://127.0.0.1:8080).
+    #[arg(long, env = "BATON_SERVER")]
+    server: Option<String>,
+    /// A session or API token (default: the one `baton login` saved).
+    #[arg(long, env = "BATON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -38,12 +71,71 @@ enum Command {
         #[arg(long, env = "BATON_DATABASE_URL")]
         database_url: Option<String>,
     },
+    /// Manage users directly in the database.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Log in to a server and save the session token for the other commands.
+    Login {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Write the definitions document (JSON) of a server to standard output or a file.
+    Export {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Only these instances (repeatable); all you may see by default.
+        #[arg(long = "instance")]
+        instances: Vec<String>,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Import a definitions document: validated whole, applied in one transaction or not at all.
+    Import {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// The document (JSON); `-` reads standard input.
+        file: PathBuf,
+        /// Show the plan without applying it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete what the document's instances have that it lacks.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Create a user (reads the password from standard input).
+    Create {
+        #[arg(long)]
+        username: String,
+        /// viewer, user, operator, admin or superadmin.
+        #[arg(long)]
+        role: String,
+        /// `*` or a comma-separated list of instance names.
+        #[arg(long, default_value = "*")]
+        instances: String,
+        /// Read the password from standard input (required: passwords never go in arguments).
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        storage: Storage,
+    },
 }
 
 fn init_logs(json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
-    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -55,14 +147,93 @@ fn init_logs(json: bool) {
     }
 }
 
+fn read_password_stdin() -> anyhow::Result<String> {
+    let mut text = String::new();
+    std::io::stdin().read_to_string(&mut text).context("reading the password from standard input")?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn api_error(e: baton_server::service::SvcError) -> anyhow::Error {
+    let api: baton_graphql::ApiError = e.into();
+    anyhow::anyhow!(api.message())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config, listen, data, database_url } => {
             let config = Config::load(config.as_deref(), Overrides { listen, data_dir: data, database_url })?;
             tracing::info!(database = %config.database.redacted(), backend = config.database.backend_name(), "opening the database");
             let db = Db::open(config.database.clone())?;
+            let mut conn = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(password) = users::bootstrap(&mut conn).map_err(api_error)? {
+                println!(
+                    "baton: created the first superadmin: username admin, password {password} (shown once; change it)"
+                );
+            }
+            drop(conn);
             let rt = actix_web::rt::System::new();
             rt.block_on(baton_server::http::serve(config, db)).context("serving")
+        }
+        Command::User { command: UserCommand::Create { username, role, instances, password_stdin, storage } } => {
+            if !password_stdin {
+                bail!("--password-stdin is required: pass the password on standard input");
+            }
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
+            let instances =
+                InstanceAccess::parse(&instances).map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
+            let password = read_password_stdin()?;
+            let db = storage.open()?;
+            let mut conn = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let id = users::insert_user(&mut conn, &username, &password, role, &instances).map_err(api_error)?;
+            println!("created user {username} (id {id}, role {role})");
+            Ok(())
+        }
+        Command::Login { remote, username, password_stdin } => {
+            let remote = Remote::resolve(remote.server, None)?;
+            let password = if password_stdin {
+                read_password_stdin()?
+            } else {
+                eprint!("password for {username}: ");
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line.trim_end().to_string()
+            };
+            client::login(&remote, &username, &password)?;
+            println!(
+                "logged in to {} as {username}; token saved in {}",
+                remote.server,
+                client::credentials_path().display()
+            );
+            Ok(())
+        }
+        Command::Export { remote, instances, output } => {
+            let remote = Remote::resolve(remote.server, remote.token)?;
+            let doc = client::export(&remote, &instances)?;
+            let text = serde_json::to_string_pretty(&doc)? + "\n";
+            match output {
+                Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+        Command::Import { remote, file, dry_run, replace } => {
+            let remote = Remote::resolve(remote.server, remote.token)?;
+            let text = if file.as_os_str() == "-" {
+                let mut t = String::new();
+                std::io::stdin().read_to_string(&mut t)?;
+                t
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let document: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+            let plan = client::import(&remote, document, dry_run, replace)?;
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+            let errors = plan.get("errors").and_then(|e| e.as_array()).map_or(0, Vec::len);
+            if errors > 0 {
+                bail!("the document has {errors} problem(s); nothing was imported");
+            }
+            Ok(())
         }
     }
 }

@@ -79,3 +79,32 @@ pub fn of(conn: &mut DbConn, owner: Owner) -> DbResult<Vec<AlertRuleRow>> {
         }
     })?)
 }
+
+/// The rules of many tasks (or groups) in one query, grouped by owner id.
+pub fn of_many(
+    conn: &mut DbConn,
+    tasks: bool,
+    ids: &[i64],
+) -> DbResult<std::collections::HashMap<i64, Vec<AlertRuleRow>>> {
+    let rows: Vec<AlertRuleRow> = with_conn!(conn, |c| {
+        let q = alert_rules::table
+            .select(AlertRuleRow::as_select())
+            .order((alert_rules::id, alert_rules::position))
+            .into_boxed();
+        if tasks {
+            q.filter(alert_rules::task_id.eq_any(ids)).load(c)
+        } else {
+            q.filter(alert_rules::group_id.eq_any(ids)).load(c)
+        }
+    })?;
+    let mut out: std::collections::HashMap<i64, Vec<AlertRuleRow>> = std::collections::HashMap::new();
+    for r in rows {
+        if let Some(owner) = if tasks { r.task_id } else { r.group_id } {
+            out.entry(owner).or_default().push(r);
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_by_key(|r| r.position);
+    }
+    Ok(out)
+}

@@ -70,3 +70,19 @@ pub fn page(conn: &mut DbConn, f: &AuditFilter, before: Option<i64>, limit: i64)
         q.load(c)
     })?)
 }
+
+pub fn count(conn: &mut DbConn, f: &AuditFilter) -> DbResult<i64> {
+    Ok(with_conn!(conn, |c| {
+        let mut q = audit_log::table.into_boxed();
+        if let Some(a) = &f.actor {
+            q = q.filter(audit_log::actor.eq(a.clone()));
+        }
+        if let Some(a) = &f.action {
+            q = q.filter(audit_log::action.eq(a.clone()));
+        }
+        if let Some(s) = f.since {
+            q = q.filter(audit_log::at.ge(ts(s)));
+        }
+        q.count().get_result(c)
+    })?)
+}

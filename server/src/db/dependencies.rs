@@ -67,3 +67,12 @@ pub fn of_tasks(conn: &mut DbConn, task_ids: &[i64]) -> DbResult<Vec<DependencyR
         .select(DependencyRow::as_select())
         .load(c))?)
 }
+
+/// The edges among groups.
+pub fn of_groups(conn: &mut DbConn, group_ids: &[i64]) -> DbResult<Vec<DependencyRow>> {
+    Ok(with_conn!(conn, |c| dependencies::table
+        .filter(dependencies::group_id.eq_any(group_ids))
+        .order(dependencies::id)
+        .select(DependencyRow::as_select())
+        .load(c))?)
+}

@@ -40,3 +40,10 @@ pub fn ensure(conn: &mut DbConn, name: &str, now: DateTime<Utc>) -> DbResult<Ins
         .returning(InstanceRow::as_returning())
         .get_result(c))?)
 }
+
+pub fn set_description(conn: &mut DbConn, id: i64, description: &str) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::update(instances::table.find(id))
+        .set(instances::description.eq(description))
+        .execute(c))?;
+    Ok(())
+}

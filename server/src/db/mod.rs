@@ -267,3 +267,24 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) 
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
+
+/// Runs `f` in one transaction on whichever backend `conn` holds.
+pub fn transaction<T, E>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(f)
+}
+
+/// After rows were inserted with explicit ids (an import), moves PostgreSQL's id sequences past
+/// them; SQLite's AUTOINCREMENT follows by itself.
+pub fn sync_id_sequences(conn: &mut DbConn) -> DbResult<()> {
+    if let DbConn::Pg(c) = conn {
+        for table in ["tasks", "groups"] {
+            c.batch_execute(&format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT MAX(id) FROM {table}), 1))"
+            ))?;
+        }
+    }
+    Ok(())
+}

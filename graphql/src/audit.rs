@@ -1,0 +1,69 @@
+//! The audit log, for admins.
+
+use crate::backend::{AuditFilter, AuditRecord};
+use crate::definitions::{backend, connection, page_args, ListConnection};
+use crate::error::ApiResult;
+use crate::guard::RoleGuard;
+use async_graphql::{Context, InputObject, Object, SimpleObject};
+use baton_schema::access::Role;
+use chrono::{DateTime, Utc};
+
+/// One recorded mutation or adhoc command.
+#[derive(SimpleObject)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    /// The mutation's name, e.g. createTask.
+    pub action: String,
+    pub target: String,
+    /// JSON of the record before the change, where it applies.
+    pub before: Option<String>,
+    /// JSON of the record after the change, where it applies.
+    pub after: Option<String>,
+    /// The caller's address.
+    pub origin: String,
+}
+
+impl From<AuditRecord> for AuditEntry {
+    fn from(a: AuditRecord) -> Self {
+        AuditEntry {
+            id: a.id,
+            at: a.at,
+            actor: a.actor,
+            action: a.action,
+            target: a.target,
+            before: a.before,
+            after: a.after,
+            origin: a.origin,
+        }
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct AuditFilterInput {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+pub struct AuditQuery;
+
+#[Object]
+impl AuditQuery {
+    /// Newest first.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<ListConnection<AuditEntry>> {
+        let f = filter.unwrap_or_default();
+        let f = AuditFilter { actor: f.actor, action: f.action, since: f.since };
+        let page = backend(ctx).audit_log(&f, page_args(first, after)?).await?;
+        Ok(connection(page, |a| a.id, AuditEntry::from))
+    }
+}

@@ -1,0 +1,197 @@
+//! Sessions, users and API tokens.
+
+use crate::backend::{ApiTokenRecord, ClientInfo, UserRecord};
+use crate::definitions::{backend, require};
+use crate::error::{ApiError, ApiResult};
+use crate::guard::{principal, RoleGuard};
+use async_graphql::{Context, Object, SimpleObject};
+use baton_schema::access::{InstanceAccess, Role};
+use chrono::{DateTime, Utc};
+
+/// The session cookie the browser keeps (HTTP-only); clients use the same token as a bearer token.
+pub const SESSION_COOKIE: &str = "baton_session";
+/// How long a session lasts.
+pub const SESSION_HOURS: i64 = 12;
+
+#[derive(SimpleObject)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    /// viewer, user, operator, admin or superadmin
+    pub role: String,
+    /// `*` or a comma-separated list of instance names.
+    pub instances: String,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<UserRecord> for User {
+    fn from(u: UserRecord) -> Self {
+        User {
+            id: u.id,
+            username: u.username,
+            role: u.role.to_string(),
+            instances: u.instances.to_string(),
+            disabled: u.disabled,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct LoginPayload {
+    /// A bearer token for `Authorization: Bearer ...`; browsers get it as an HTTP-only cookie too.
+    pub token: String,
+    pub user: User,
+}
+
+#[derive(SimpleObject)]
+pub struct ApiToken {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiTokenRecord> for ApiToken {
+    fn from(t: ApiTokenRecord) -> Self {
+        ApiToken {
+            id: t.id,
+            user_id: t.user_id,
+            name: t.name,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            revoked_at: t.revoked_at,
+            last_used_at: t.last_used_at,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct CreatedApiToken {
+    /// Shown once: only its hash is stored.
+    pub token: String,
+    pub info: ApiToken,
+}
+
+fn client(ctx: &Context<'_>) -> ClientInfo {
+    ctx.data_opt::<ClientInfo>().cloned().unwrap_or_default()
+}
+
+#[derive(Default)]
+pub struct AuthQuery;
+
+#[Object]
+impl AuthQuery {
+    /// The caller.
+    async fn me(&self, ctx: &Context<'_>) -> ApiResult<User> {
+        let p = principal(ctx)?;
+        let users = backend(ctx).users().await?;
+        users.into_iter().find(|u| u.id == p.user_id).map(User::from).ok_or_else(|| ApiError::Unauthenticated.into())
+    }
+
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn users(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
+        Ok(backend(ctx).users().await?.into_iter().map(User::from).collect())
+    }
+
+    /// The caller's tokens; admins may ask for anyone's (or everyone's, without `userId`).
+    async fn api_tokens(&self, ctx: &Context<'_>, user_id: Option<i64>) -> ApiResult<Vec<ApiToken>> {
+        let p = principal(ctx)?;
+        let whose = match user_id {
+            Some(u) if u == p.user_id => Some(u),
+            Some(u) => {
+                require(p, Role::Admin)?;
+                Some(u)
+            }
+            None if p.role >= Role::Admin => None,
+            None => Some(p.user_id),
+        };
+        Ok(backend(ctx).api_tokens(whose).await?.into_iter().map(ApiToken::from).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct AuthMutation;
+
+#[Object]
+impl AuthMutation {
+    /// Starts a session. Failed attempts are rate-limited per user name and per address.
+    async fn login(&self, ctx: &Context<'_>, username: String, password: String) -> ApiResult<LoginPayload> {
+        let (token, user) = backend(ctx).login(&client(ctx), &username, &password).await?;
+        ctx.append_http_header(
+            "Set-Cookie",
+            format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", SESSION_HOURS * 3600),
+        );
+        Ok(LoginPayload { token, user: user.into() })
+    }
+
+    /// Ends the session the request carries.
+    async fn logout(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        principal(ctx)?;
+        let ended = backend(ctx).logout(&client(ctx)).await?;
+        ctx.append_http_header(
+            "Set-Cookie",
+            format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        );
+        Ok(ended)
+    }
+
+    /// Admins create users up to operator; superadmins any role.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        username: String,
+        password: String,
+        role: String,
+        #[graphql(default_with = "\"*\".to_string()")] instances: String,
+    ) -> ApiResult<User> {
+        let role = Role::parse(&role).map_err(ApiError::from)?;
+        let instances = InstanceAccess::parse(&instances).map_err(ApiError::from)?;
+        Ok(backend(ctx).create_user(principal(ctx)?, &username, &password, role, instances).await?.into())
+    }
+
+    /// Changes a user's role, instances or disabled flag; any of these ends the user's sessions.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: i64,
+        role: Option<String>,
+        instances: Option<String>,
+        disabled: Option<bool>,
+    ) -> ApiResult<User> {
+        let role = role.map(|r| Role::parse(&r)).transpose().map_err(ApiError::from)?;
+        let instances = instances.map(|i| InstanceAccess::parse(&i)).transpose().map_err(ApiError::from)?;
+        Ok(backend(ctx).update_user(principal(ctx)?, id, role, instances, disabled).await?.into())
+    }
+
+    /// Users change their own password; admins anyone's.
+    async fn set_password(&self, ctx: &Context<'_>, id: i64, password: String) -> ApiResult<bool> {
+        let p = principal(ctx)?;
+        if id != p.user_id {
+            require(p, Role::Admin)?;
+        }
+        Ok(backend(ctx).set_password(p, id, &password).await?)
+    }
+
+    /// A named token for automation, acting as the caller.
+    async fn create_api_token(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> ApiResult<CreatedApiToken> {
+        let (token, info) = backend(ctx).create_api_token(principal(ctx)?, &name, expires_at).await?;
+        Ok(CreatedApiToken { token, info: info.into() })
+    }
+
+    /// Revokes one of the caller's tokens (admins: anyone's).
+    async fn revoke_api_token(&self, ctx: &Context<'_>, id: i64) -> ApiResult<bool> {
+        Ok(backend(ctx).revoke_api_token(principal(ctx)?, id).await?)
+    }
+}

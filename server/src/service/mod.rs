@@ -1,0 +1,357 @@
+//! The server's implementation of the API's [`Backend`]: authentication, definitions, import and
+//! export, each checked for role and instance access, validated, audited, and published.
+
+pub mod auth;
+mod definitions;
+mod transfer;
+pub mod users;
+
+use crate::db::{self, DbConn, DbError};
+use async_trait::async_trait;
+use baton_graphql::backend::*;
+use baton_graphql::ApiError;
+use baton_schema::access::{InstanceAccess, Role};
+use baton_schema::calendar::CalendarDraft;
+use baton_schema::definition::{GroupDraft, TaskDraft};
+use baton_schema::document::Document;
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// A failure inside a service call: an answer for the client, or a storage failure to log.
+#[derive(Debug)]
+pub enum SvcError {
+    Api(ApiError),
+    Db(DbError),
+}
+
+impl From<ApiError> for SvcError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+impl From<DbError> for SvcError {
+    fn from(e: DbError) -> Self {
+        Self::Db(e)
+    }
+}
+impl From<diesel::result::Error> for SvcError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+impl From<baton_schema::FieldErrors> for SvcError {
+    fn from(e: baton_schema::FieldErrors) -> Self {
+        Self::Api(e.into())
+    }
+}
+impl From<baton_schema::FieldError> for SvcError {
+    fn from(e: baton_schema::FieldError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl From<SvcError> for ApiError {
+    fn from(e: SvcError) -> Self {
+        match e {
+            SvcError::Api(a) => a,
+            SvcError::Db(DbError::NotFound) => ApiError::NotFound("record".into()),
+            SvcError::Db(DbError::Conflict(m)) => ApiError::Conflict(m),
+            SvcError::Db(other) => {
+                tracing::error!(error = %other, "storage failure");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+pub type SvcResult<T> = Result<T, SvcError>;
+
+/// Everything the API needs from the server.
+pub struct Services {
+    pub db: db::Db,
+    changes: broadcast::Sender<DefinitionChange>,
+    sequence: AtomicU64,
+    limiter: Mutex<auth::LoginLimiter>,
+}
+
+impl Services {
+    pub fn new(db: db::Db) -> Arc<Services> {
+        let (changes, _) = broadcast::channel(4096);
+        Arc::new(Services {
+            db,
+            changes,
+            sequence: AtomicU64::new(0),
+            limiter: Mutex::new(auth::LoginLimiter::default()),
+        })
+    }
+
+    /// Runs blocking storage work and turns its failure into an API error.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> SvcResult<T> + Send + 'static,
+    ) -> BackendResult<T> {
+        let pool = self.db.clone();
+        let out = pool.run(move |c| Ok(f(c))).await.map_err(|e| ApiError::from(SvcError::Db(e)))?;
+        out.map_err(ApiError::from)
+    }
+
+    /// Publishes a change to subscribers (after it was stored).
+    fn publish(&self, kind: &str, id: i64, name: &str, instance: &str, action: &str) {
+        let sequence = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
+        let _ = self.changes.send(DefinitionChange {
+            kind: kind.into(),
+            id,
+            name: name.into(),
+            instance: instance.into(),
+            action: action.into(),
+            at: Utc::now(),
+            sequence,
+        });
+    }
+}
+
+/// The ids of the instances `p` may see (None: all).
+pub(crate) fn visible_instances(c: &mut DbConn, access: &InstanceAccess) -> SvcResult<Option<Vec<i64>>> {
+    Ok(match access {
+        InstanceAccess::All => None,
+        InstanceAccess::Only(names) => Some(
+            db::instances::list(c)?.into_iter().filter(|i| names.iter().any(|n| *n == i.name)).map(|i| i.id).collect(),
+        ),
+    })
+}
+
+/// The instance of that name, if `p` may use it.
+pub(crate) fn instance_for(c: &mut DbConn, p: &Principal, name: &str) -> SvcResult<db::instances::InstanceRow> {
+    if !p.instances.allows(name) {
+        return Err(ApiError::Forbidden(format!("no access to instance {name}")).into());
+    }
+    db::instances::by_name(c, name)?
+        .ok_or_else(|| ApiError::invalid("instance", "unknown_instance", format!("no instance {name}")).into())
+}
+
+/// Checks that `p` may see the instance with this id.
+pub(crate) fn check_instance_id(c: &mut DbConn, p: &Principal, id: i64) -> SvcResult<String> {
+    let row = db::instances::get(c, id)?;
+    if !p.instances.allows(&row.name) {
+        return Err(ApiError::NotFound("record".into()).into());
+    }
+    Ok(row.name)
+}
+
+pub(crate) fn require(p: &Principal, role: Role) -> SvcResult<()> {
+    if p.role >= role {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("needs the {role} role")).into())
+    }
+}
+
+/// Records one mutation in the audit log.
+pub(crate) fn audit(
+    c: &mut DbConn,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: Option<String>,
+    after: Option<String>,
+) -> SvcResult<()> {
+    db::audit::record(c, &db::audit::AuditEntry { actor, action, target, before, after, origin: "api" }, Utc::now())?;
+    Ok(())
+}
+
+#[async_trait]
+impl Backend for Services {
+    fn version(&self) -> &str {
+        env!("CARGO_PKG_VERSION")
+    }
+
+    async fn instances(&self) -> BackendResult<Vec<InstanceInfo>> {
+        self.run(|c| {
+            Ok(db::instances::list(c)?
+                .into_iter()
+                .map(|r| InstanceInfo { id: r.id, name: r.name, description: r.description })
+                .collect())
+        })
+        .await
+    }
+
+    async fn create_instance(&self, actor: &Principal, name: &str, description: &str) -> BackendResult<InstanceInfo> {
+        let (actor, name, description) = (actor.clone(), name.to_string(), description.to_string());
+        let info = self
+            .run(move |c| {
+                baton_schema::names::InstanceName::parse(&name)?;
+                if db::instances::by_name(c, &name)?.is_some() {
+                    return Err(ApiError::Conflict(format!("instance {name} exists")).into());
+                }
+                db::transaction(c, |c| {
+                    let row = db::instances::ensure(c, &name, Utc::now())?;
+                    if !description.is_empty() {
+                        db::instances::set_description(c, row.id, &description)?;
+                    }
+                    audit(c, &actor.username, "createInstance", &name, None, Some(name.clone()))?;
+                    Ok(InstanceInfo { id: row.id, name: row.name, description })
+                })
+            })
+            .await?;
+        Ok(info)
+    }
+
+    async fn login(&self, client: &ClientInfo, username: &str, password: &str) -> BackendResult<(String, UserRecord)> {
+        self.login_impl(client, username, password).await
+    }
+    async fn logout(&self, client: &ClientInfo) -> BackendResult<bool> {
+        self.logout_impl(client).await
+    }
+    async fn users(&self) -> BackendResult<Vec<UserRecord>> {
+        self.users_impl().await
+    }
+    async fn create_user(
+        &self,
+        actor: &Principal,
+        username: &str,
+        password: &str,
+        role: Role,
+        instances: InstanceAccess,
+    ) -> BackendResult<UserRecord> {
+        self.create_user_impl(actor, username, password, role, instances).await
+    }
+    async fn update_user(
+        &self,
+        actor: &Principal,
+        id: i64,
+        role: Option<Role>,
+        instances: Option<InstanceAccess>,
+        disabled: Option<bool>,
+    ) -> BackendResult<UserRecord> {
+        self.update_user_impl(actor, id, role, instances, disabled).await
+    }
+    async fn set_password(&self, actor: &Principal, id: i64, password: &str) -> BackendResult<bool> {
+        self.set_password_impl(actor, id, password).await
+    }
+    async fn api_tokens(&self, user_id: Option<i64>) -> BackendResult<Vec<ApiTokenRecord>> {
+        self.api_tokens_impl(user_id).await
+    }
+    async fn create_api_token(
+        &self,
+        actor: &Principal,
+        name: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> BackendResult<(String, ApiTokenRecord)> {
+        self.create_api_token_impl(actor, name, expires_at).await
+    }
+    async fn revoke_api_token(&self, actor: &Principal, id: i64) -> BackendResult<bool> {
+        self.revoke_api_token_impl(actor, id).await
+    }
+
+    async fn tasks(&self, p: &Principal, f: &DefinitionFilter, page: PageArgs) -> BackendResult<Page<TaskRecord>> {
+        self.tasks_impl(p, f, page).await
+    }
+    async fn task(&self, p: &Principal, tid: i64) -> BackendResult<TaskRecord> {
+        self.task_impl(p, tid).await
+    }
+    async fn create_task(&self, p: &Principal, draft: TaskDraft) -> BackendResult<TaskRecord> {
+        self.save_task_impl(p, None, draft).await
+    }
+    async fn update_task(&self, p: &Principal, tid: i64, draft: TaskDraft) -> BackendResult<TaskRecord> {
+        self.save_task_impl(p, Some(tid), draft).await
+    }
+    async fn delete_task(&self, p: &Principal, tid: i64) -> BackendResult<bool> {
+        self.delete_task_impl(p, tid).await
+    }
+    async fn set_task_active(&self, p: &Principal, tid: i64, active: bool) -> BackendResult<TaskRecord> {
+        self.set_task_active_impl(p, tid, active).await
+    }
+    async fn groups(&self, p: &Principal, f: &DefinitionFilter, page: PageArgs) -> BackendResult<Page<GroupRecord>> {
+        self.groups_impl(p, f, page).await
+    }
+    async fn group(&self, p: &Principal, gid: i64) -> BackendResult<GroupRecord> {
+        self.group_impl(p, gid).await
+    }
+    async fn groups_by_ids(&self, p: &Principal, ids: &[i64]) -> BackendResult<Vec<GroupRecord>> {
+        self.groups_by_ids_impl(p, ids).await
+    }
+    async fn create_group(&self, p: &Principal, draft: GroupDraft) -> BackendResult<GroupRecord> {
+        self.save_group_impl(p, None, draft).await
+    }
+    async fn update_group(&self, p: &Principal, gid: i64, draft: GroupDraft) -> BackendResult<GroupRecord> {
+        self.save_group_impl(p, Some(gid), draft).await
+    }
+    async fn delete_group(&self, p: &Principal, gid: i64) -> BackendResult<bool> {
+        self.delete_group_impl(p, gid).await
+    }
+    async fn set_group_active(&self, p: &Principal, gid: i64, active: bool) -> BackendResult<GroupRecord> {
+        self.set_group_active_impl(p, gid, active).await
+    }
+    async fn flow_graph(&self, p: &Principal, gid: i64) -> BackendResult<FlowGraphData> {
+        self.flow_graph_impl(p, gid).await
+    }
+    async fn calendars(&self, p: &Principal, instance: Option<&str>) -> BackendResult<Vec<CalendarRecord>> {
+        self.calendars_impl(p, instance).await
+    }
+    async fn calendar(&self, p: &Principal, instance: &str, name: &str) -> BackendResult<Option<CalendarRecord>> {
+        self.calendar_impl(p, instance, name).await
+    }
+    async fn save_calendar(
+        &self,
+        p: &Principal,
+        instance: &str,
+        draft: CalendarDraft,
+    ) -> BackendResult<CalendarRecord> {
+        self.save_calendar_impl(p, instance, draft).await
+    }
+    async fn delete_calendar(&self, p: &Principal, instance: &str, name: &str) -> BackendResult<bool> {
+        self.delete_calendar_impl(p, instance, name).await
+    }
+
+    async fn audit_log(&self, f: &AuditFilter, page: PageArgs) -> BackendResult<Page<AuditRecord>> {
+        let f = db::audit::AuditFilter { actor: f.actor.clone(), action: f.action.clone(), since: f.since };
+        self.run(move |c| {
+            let mut rows = db::audit::page(c, &f, page.after, page.first + 1)?;
+            let has_next = rows.len() as i64 > page.first;
+            rows.truncate(page.first as usize);
+            let total = db::audit::count(c, &f)?;
+            Ok(Page {
+                items: rows
+                    .into_iter()
+                    .map(|r| AuditRecord {
+                        id: r.id,
+                        at: db::utc(r.at),
+                        actor: r.actor,
+                        action: r.action,
+                        target: r.target,
+                        before: r.before_value,
+                        after: r.after_value,
+                        origin: r.origin,
+                    })
+                    .collect(),
+                total,
+                has_next,
+            })
+        })
+        .await
+    }
+
+    async fn export(&self, p: &Principal, instances: Option<Vec<String>>) -> BackendResult<Document> {
+        self.export_impl(p, instances).await
+    }
+
+    async fn import(
+        &self,
+        p: &Principal,
+        document: serde_json::Value,
+        mode: ImportMode,
+        dry_run: bool,
+    ) -> BackendResult<ImportPlan> {
+        self.import_impl(p, document, mode, dry_run).await
+    }
+
+    fn definition_changes(&self) -> BoxStream<'static, DefinitionChange> {
+        tokio_stream::wrappers::BroadcastStream::new(self.changes.subscribe())
+            .filter_map(|r| async move { r.ok() })
+            .boxed()
+    }
+}

@@ -1,0 +1,472 @@
+//! Import and export of definitions: the whole document is validated first, planned against the
+//! database (created, changed field by field, deleted), and applied in one transaction or not at all.
+
+use super::definitions::{group_records, task_records, write_group_edges, write_task_edges};
+use super::{audit, Services, SvcError};
+use crate::db::{self, DbConn};
+use baton_graphql::backend::*;
+use baton_graphql::ApiError;
+use baton_schema::calendar::CalendarDraft;
+use baton_schema::definition::{GroupDef, TaskDef};
+use baton_schema::dependency::{check_graph, DependencyExpr};
+use baton_schema::document::{Document, InstanceDoc};
+use baton_schema::ids::{GroupId, TaskId};
+use baton_schema::FieldError;
+use chrono::Utc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Why an import transaction was rolled back.
+enum Abort {
+    /// A dry run: the plan is complete, nothing is kept.
+    DryRun(ImportPlan),
+    /// Problems found while planning; nothing is kept.
+    Invalid(ImportPlan),
+    Failed(SvcError),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Failed(e.into())
+    }
+}
+impl From<SvcError> for Abort {
+    fn from(e: SvcError) -> Self {
+        Abort::Failed(e)
+    }
+}
+impl From<db::DbError> for Abort {
+    fn from(e: db::DbError) -> Self {
+        Abort::Failed(e.into())
+    }
+}
+
+/// Top-level fields whose values differ between two drafts (ids left out).
+fn diff(before: &serde_json::Value, after: &serde_json::Value) -> Vec<FieldChange> {
+    let empty = serde_json::Map::new();
+    let (b, a) = (before.as_object().unwrap_or(&empty), after.as_object().unwrap_or(&empty));
+    let mut keys: Vec<&String> = b.keys().chain(a.keys()).filter(|k| *k != "tid" && *k != "gid").collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (bv, av) = (b.get(k).cloned().unwrap_or_default(), a.get(k).cloned().unwrap_or_default());
+            (bv != av).then(|| FieldChange { field: k.clone(), before: bv, after: av })
+        })
+        .collect()
+}
+
+fn item(kind: &str, instance: &str, name: &str) -> PlanItem {
+    PlanItem { kind: kind.into(), instance: instance.into(), name: name.into() }
+}
+
+impl Services {
+    pub(super) async fn export_impl(&self, p: &Principal, instances: Option<Vec<String>>) -> BackendResult<Document> {
+        let p = p.clone();
+        self.run(move |c| {
+            let all = db::instances::list(c)?;
+            let chosen: Vec<db::instances::InstanceRow> = match &instances {
+                Some(names) => {
+                    let mut out = Vec::new();
+                    for (i, n) in names.iter().enumerate() {
+                        let row = all.iter().find(|r| &r.name == n).ok_or_else(|| {
+                            ApiError::invalid(
+                                &format!("instances[{i}]"),
+                                "unknown_instance",
+                                format!("no instance {n}"),
+                            )
+                        })?;
+                        if !p.instances.allows(n) {
+                            return Err(ApiError::Forbidden(format!("no access to instance {n}")).into());
+                        }
+                        out.push(row.clone());
+                    }
+                    out
+                }
+                None => all.into_iter().filter(|r| p.instances.allows(&r.name)).collect(),
+            };
+            let mut docs = Vec::new();
+            for inst in chosen {
+                let mut calendars = Vec::new();
+                for row in db::calendars::list(c, Some(inst.id))? {
+                    calendars.push(db::calendars::draft(c, &row)?);
+                }
+                let groups = {
+                    let rows = db::groups::in_instance(c, inst.id)?;
+                    group_records(c, rows)
+                }?
+                .into_iter()
+                .map(|g| g.draft)
+                .collect();
+                let tasks = {
+                    let rows = db::tasks::in_instance(c, inst.id)?;
+                    task_records(c, rows)
+                }?
+                .into_iter()
+                .map(|t| t.draft)
+                .collect();
+                docs.push(InstanceDoc { name: inst.name, calendars, groups, tasks });
+            }
+            Ok(Document::new(docs))
+        })
+        .await
+    }
+
+    pub(super) async fn import_impl(
+        &self,
+        p: &Principal,
+        value: serde_json::Value,
+        mode: ImportMode,
+        dry_run: bool,
+    ) -> BackendResult<ImportPlan> {
+        let doc = match Document::from_value(value) {
+            Ok(d) => d,
+            Err(e) => return Ok(ImportPlan { errors: e.0, ..Default::default() }),
+        };
+        let valid = match doc.validate() {
+            Ok(v) => v,
+            Err(e) => return Ok(ImportPlan { errors: e.0, ..Default::default() }),
+        };
+        let mut errors = Vec::new();
+        for (i, inst) in valid.instances.iter().enumerate() {
+            if !p.instances.allows(inst.name.as_str()) {
+                errors.push(FieldError::new(
+                    format!("$.instances[{i}].name"),
+                    "forbidden",
+                    format!("no access to instance {}", inst.name),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Ok(ImportPlan { errors, ..Default::default() });
+        }
+        let p = p.clone();
+        let started = std::time::Instant::now();
+        let plan = self
+            .run(move |c| {
+                let result = db::transaction(c, |c| -> Result<ImportPlan, Abort> {
+                    let mut plan = ImportPlan::default();
+                    for (i, inst) in valid.instances.iter().enumerate() {
+                        apply_instance(c, i, inst, &doc.instances[i], mode, &mut plan)?;
+                    }
+                    db::sync_id_sequences(c)?;
+                    if !plan.errors.is_empty() {
+                        return Err(Abort::Invalid(plan));
+                    }
+                    if dry_run {
+                        return Err(Abort::DryRun(plan));
+                    }
+                    let summary = format!(
+                        "{{\"created\":{},\"changed\":{},\"deleted\":{}}}",
+                        plan.created.len(),
+                        plan.changed.len(),
+                        plan.deleted.len()
+                    );
+                    audit(c, &p.username, "importDefinitions", "definitions", None, Some(summary))?;
+                    plan.applied = true;
+                    Ok(plan)
+                });
+                match result {
+                    Ok(plan) | Err(Abort::DryRun(plan)) | Err(Abort::Invalid(plan)) => Ok(plan),
+                    Err(Abort::Failed(e)) => Err(e),
+                }
+            })
+            .await?;
+        tracing::info!(
+            applied = plan.applied,
+            created = plan.created.len(),
+            changed = plan.changed.len(),
+            deleted = plan.deleted.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "import"
+        );
+        if plan.applied {
+            let instances: HashSet<&str> = doc_instances(&plan);
+            for inst in instances {
+                self.publish("instance", 0, inst, inst, "imported");
+            }
+        }
+        Ok(plan)
+    }
+}
+
+fn doc_instances(plan: &ImportPlan) -> HashSet<&str> {
+    plan.created
+        .iter()
+        .chain(plan.deleted.iter())
+        .chain(plan.changed.iter().map(|c| &c.item))
+        .map(|i| i.instance.as_str())
+        .collect()
+}
+
+/// Plans and writes one instance of the document; problems go to `plan.errors` with JSON paths.
+fn apply_instance(
+    c: &mut DbConn,
+    i: usize,
+    inst: &baton_schema::document::ValidInstance,
+    raw: &InstanceDoc,
+    mode: ImportMode,
+    plan: &mut ImportPlan,
+) -> Result<(), Abort> {
+    let at = format!("$.instances[{i}]");
+    let name = inst.name.to_string();
+    let now = Utc::now();
+    let instance = match db::instances::by_name(c, &name)? {
+        Some(row) => row,
+        None => {
+            plan.created.push(item("instance", &name, &name));
+            db::instances::ensure(c, &name, now)?
+        }
+    };
+
+    // Calendars, by name.
+    let mut existing_cals: HashMap<String, db::calendars::CalendarRow> =
+        db::calendars::list(c, Some(instance.id))?.into_iter().map(|r| (r.name.clone(), r)).collect();
+    for cal in &inst.calendars {
+        let after = cal.to_draft();
+        match existing_cals.remove(cal.name.as_str()) {
+            Some(row) => {
+                let before: CalendarDraft = db::calendars::draft(c, &row)?;
+                let fields = diff(
+                    &serde_json::to_value(&before).unwrap_or_default(),
+                    &serde_json::to_value(&after).unwrap_or_default(),
+                );
+                if !fields.is_empty() {
+                    plan.changed.push(PlanChange { item: item("calendar", &name, cal.name.as_str()), fields });
+                    db::calendars::save(c, instance.id, cal, now)?;
+                }
+            }
+            None => {
+                plan.created.push(item("calendar", &name, cal.name.as_str()));
+                db::calendars::save(c, instance.id, cal, now)?;
+            }
+        }
+    }
+
+    // Groups: by GID when given and present, else by name.
+    let before_groups = {
+        let rows = db::groups::in_instance(c, instance.id)?;
+        group_records(c, rows)
+    }?;
+    let mut kept_groups: HashSet<i64> = HashSet::new();
+    for (j, g) in inst.groups.iter().enumerate() {
+        let gat = format!("{at}.groups[{j}]");
+        let by_id = match g.gid {
+            Some(id) => match db::groups::get(c, id.0) {
+                Ok(row) if row.instance_id != instance.id => {
+                    plan.errors.push(FieldError::new(
+                        format!("{gat}.gid"),
+                        "other_instance",
+                        format!("group {id} belongs to another instance"),
+                    ));
+                    continue;
+                }
+                Ok(row) => Some(row.id),
+                Err(db::DbError::NotFound) => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        let existing = by_id.or_else(|| {
+            before_groups.iter().find(|b| b.draft.name == g.name.as_str()).and_then(|b| b.draft.gid.map(|x| x.0))
+        });
+        match existing {
+            Some(id) => {
+                kept_groups.insert(id);
+                let before = before_groups.iter().find(|b| b.draft.gid == Some(GroupId(id)));
+                let after = GroupDef { gid: Some(GroupId(id)), ..g.clone() }.to_draft();
+                let fields = diff(
+                    &before.map(|b| serde_json::to_value(&b.draft).unwrap_or_default()).unwrap_or_default(),
+                    &serde_json::to_value(&after).unwrap_or_default(),
+                );
+                if !fields.is_empty() {
+                    plan.changed.push(PlanChange { item: item("group", &name, g.name.as_str()), fields });
+                    if let Err(e) = db::groups::update(c, id, instance.id, g, now) {
+                        plan.errors.push(FieldError::new(format!("{gat}.name"), "conflict", e.to_string()));
+                    }
+                }
+            }
+            None => {
+                plan.created.push(item("group", &name, g.name.as_str()));
+                match db::groups::insert(c, instance.id, g, now) {
+                    Ok(id) => {
+                        kept_groups.insert(id);
+                    }
+                    Err(e) => plan.errors.push(FieldError::new(format!("{gat}.name"), "conflict", e.to_string())),
+                }
+            }
+        }
+    }
+
+    // Tasks: by TID when given and present, else by name.
+    let before_tasks = {
+        let rows = db::tasks::in_instance(c, instance.id)?;
+        task_records(c, rows)
+    }?;
+    let group_ids: HashMap<String, i64> =
+        db::groups::in_instance(c, instance.id)?.into_iter().map(|g| (g.name, g.id)).collect();
+    let calendar_names: HashSet<String> =
+        db::calendars::list(c, Some(instance.id))?.into_iter().map(|r| r.name).collect();
+    let mut kept_tasks: HashSet<i64> = HashSet::new();
+    let mut written: Vec<(usize, i64)> = Vec::new();
+    for (j, t) in inst.tasks.iter().enumerate() {
+        let tat = format!("{at}.tasks[{j}]");
+        let group_id = match &t.group {
+            Some(g) => match group_ids.get(g.as_str()) {
+                Some(id) => Some(*id),
+                None => {
+                    plan.errors.push(FieldError::new(
+                        format!("{tat}.group"),
+                        "unknown_group",
+                        format!("no group {g} in instance {name}"),
+                    ));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        if let Some(cal) = t.schedule.as_ref().and_then(|s| s.calendar.as_ref()) {
+            if !calendar_names.contains(cal.as_str()) {
+                plan.errors.push(FieldError::new(
+                    format!("{tat}.schedule.calendar"),
+                    "unknown_calendar",
+                    format!("no calendar {cal} in instance {name}"),
+                ));
+            }
+        }
+        let by_id = match t.tid {
+            Some(id) => match db::tasks::get(c, id.0) {
+                Ok(row) if row.instance_id != instance.id => {
+                    plan.errors.push(FieldError::new(
+                        format!("{tat}.tid"),
+                        "other_instance",
+                        format!("task {id} belongs to another instance"),
+                    ));
+                    continue;
+                }
+                Ok(row) => Some(row.id),
+                Err(db::DbError::NotFound) => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        let existing = by_id.or_else(|| {
+            before_tasks.iter().find(|b| b.draft.name == t.name.as_str()).and_then(|b| b.draft.tid.map(|x| x.0))
+        });
+        let id = match existing {
+            Some(id) => {
+                let before = before_tasks.iter().find(|b| b.draft.tid == Some(TaskId(id)));
+                let after = TaskDef { tid: Some(TaskId(id)), ..t.clone() }.to_draft();
+                let fields = diff(
+                    &before.map(|b| serde_json::to_value(&b.draft).unwrap_or_default()).unwrap_or_default(),
+                    &serde_json::to_value(&after).unwrap_or_default(),
+                );
+                if !fields.is_empty() {
+                    plan.changed.push(PlanChange { item: item("task", &name, t.name.as_str()), fields });
+                    if let Err(e) = db::tasks::update(c, id, instance.id, group_id, t, now) {
+                        plan.errors.push(FieldError::new(format!("{tat}.name"), "conflict", e.to_string()));
+                        continue;
+                    }
+                }
+                id
+            }
+            None => {
+                plan.created.push(item("task", &name, t.name.as_str()));
+                match db::tasks::insert(c, instance.id, group_id, t, now) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        plan.errors.push(FieldError::new(format!("{tat}.name"), "conflict", e.to_string()));
+                        continue;
+                    }
+                }
+            }
+        };
+        kept_tasks.insert(id);
+        written.push((j, id));
+        db::alert_rules::replace(c, db::alert_rules::Owner::Task(id), &t.alerts).map_err(SvcError::from)?;
+    }
+
+    // Replace mode: what the instance has and the document lacks goes.
+    if mode == ImportMode::Replace {
+        for b in &before_tasks {
+            let id = b.draft.tid.map_or(0, |t| t.0);
+            if !kept_tasks.contains(&id) {
+                plan.deleted.push(item("task", &name, &b.draft.name));
+                db::dependencies::replace_for_task(c, id, &[])?;
+            }
+        }
+        for b in &before_tasks {
+            let id = b.draft.tid.map_or(0, |t| t.0);
+            if !kept_tasks.contains(&id) {
+                if let Err(e) = db::tasks::delete(c, id) {
+                    plan.errors.push(FieldError::new(
+                        format!("{at}.tasks"),
+                        "still_referenced",
+                        format!("cannot delete task {}: {e}", b.draft.name),
+                    ));
+                }
+            }
+        }
+        for b in &before_groups {
+            let id = b.draft.gid.map_or(0, |g| g.0);
+            if !kept_groups.contains(&id) {
+                plan.deleted.push(item("group", &name, &b.draft.name));
+                db::dependencies::replace_for_group(c, id, &[])?;
+                if let Err(e) = db::groups::delete(c, id) {
+                    plan.errors.push(FieldError::new(
+                        format!("{at}.groups"),
+                        "still_referenced",
+                        format!("cannot delete group {}: {e}", b.draft.name),
+                    ));
+                }
+            }
+        }
+        for (cal_name, row) in existing_cals {
+            plan.deleted.push(item("calendar", &name, &cal_name));
+            db::calendars::delete(c, row.id)?;
+        }
+    }
+
+    // Dependencies are checked on the merged result, one group at a time, then written as edges.
+    let mut by_group: BTreeMap<i64, Vec<db::tasks::TaskRow>> = BTreeMap::new();
+    for row in db::tasks::in_instance(c, instance.id)? {
+        if let Some(g) = row.group_id {
+            by_group.entry(g).or_default().push(row);
+        }
+    }
+    for (gid, members) in &by_group {
+        let nodes: BTreeMap<String, Option<DependencyExpr>> = members
+            .iter()
+            .map(|m| (m.name.clone(), m.dependency.as_deref().and_then(|d| DependencyExpr::parse(d).ok())))
+            .collect();
+        if let Err(e) = check_graph(&nodes) {
+            let j = inst.tasks.iter().position(|t| t.name.as_str() == e.owner()).unwrap_or(0);
+            plan.errors.push(e.into_field_error().under(&format!("{at}.tasks[{j}]")));
+            continue;
+        }
+        let _ = gid;
+    }
+    if plan.errors.is_empty() {
+        for (j, id) in &written {
+            let t = &inst.tasks[*j];
+            let gid = t.group.as_ref().and_then(|g| group_ids.get(g.as_str()).copied());
+            write_task_edges(c, *id, gid, t.dependency.as_ref())?;
+        }
+        let groups_now = db::groups::in_instance(c, instance.id)?;
+        let nodes: BTreeMap<String, Option<DependencyExpr>> = groups_now
+            .iter()
+            .map(|g| (g.name.clone(), g.dependency.as_deref().and_then(|d| DependencyExpr::parse(d).ok())))
+            .collect();
+        if let Err(e) = check_graph(&nodes) {
+            let j = raw.groups.iter().position(|g| g.name == e.owner()).unwrap_or(0);
+            plan.errors.push(e.into_field_error().under(&format!("{at}.groups[{j}]")));
+        } else {
+            for g in &inst.groups {
+                if let Some(id) = group_ids.get(g.name.as_str()) {
+                    write_group_edges(c, *id, instance.id, g.dependency.as_ref())?;
+                    db::alert_rules::replace(c, db::alert_rules::Owner::Group(*id), &g.alerts)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,307 @@
+//! Users, sessions and API tokens as the API sees them.
+
+use super::auth::{self, MIN_PASSWORD_LEN};
+use super::{audit, require, Services, SvcError, SvcResult};
+use crate::db::{self, DbConn};
+use baton_graphql::backend::*;
+use baton_graphql::{ApiError, SESSION_HOURS};
+use baton_schema::access::{InstanceAccess, Role};
+use chrono::{DateTime, Duration, Utc};
+
+fn user_record(r: db::users::UserRow) -> SvcResult<UserRecord> {
+    Ok(UserRecord {
+        id: r.id,
+        role: Role::parse(&r.role)
+            .map_err(|_| SvcError::Db(db::DbError::Corrupt(format!("role of user {}", r.username))))?,
+        instances: InstanceAccess::parse(&r.instances)
+            .map_err(|_| SvcError::Db(db::DbError::Corrupt(format!("instances of user {}", r.username))))?,
+        username: r.username,
+        disabled: r.disabled,
+        created_at: db::utc(r.created_at),
+    })
+}
+
+fn token_record(r: db::api_tokens::ApiTokenRow) -> ApiTokenRecord {
+    ApiTokenRecord {
+        id: r.id,
+        user_id: r.user_id,
+        name: r.name,
+        created_at: db::utc(r.created_at),
+        expires_at: r.expires_at.map(db::utc),
+        revoked_at: r.revoked_at.map(db::utc),
+        last_used_at: r.last_used_at.map(db::utc),
+    }
+}
+
+pub fn check_username(name: &str) -> Result<(), baton_schema::FieldError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(baton_schema::FieldError::new("username", "charset", "1-64 letters, digits, '_', '-', '.' or '@'"))
+    }
+}
+
+pub fn check_password(password: &str) -> Result<(), baton_schema::FieldError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(baton_schema::FieldError::new(
+            "password",
+            "min_length",
+            format!("must be at least {MIN_PASSWORD_LEN} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a user directly in storage (the CLI and first start use this; the API adds its checks).
+pub fn insert_user(
+    c: &mut DbConn,
+    username: &str,
+    password: &str,
+    role: Role,
+    instances: &InstanceAccess,
+) -> SvcResult<i64> {
+    check_username(username)?;
+    check_password(password)?;
+    let hash = auth::hash_password(password).map_err(|_| SvcError::Api(ApiError::Internal))?;
+    match db::users::insert(c, username, &hash, role.as_str(), &instances.to_string(), Utc::now()) {
+        Ok(id) => Ok(id),
+        Err(db::DbError::Conflict(_)) => Err(ApiError::Conflict(format!("user {username} exists")).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The principal a session or API token stands for, if it is live and its user is enabled.
+pub fn authenticate(c: &mut DbConn, token: &str) -> SvcResult<Option<Principal>> {
+    let now = Utc::now();
+    let hash = auth::token_hash(token);
+    let user_id = if let Some(s) = db::sessions::find_live(c, &hash, now)? {
+        s.user_id
+    } else if let Some(t) = db::api_tokens::find_live(c, &hash, now)? {
+        db::api_tokens::touch(c, t.id, now)?;
+        t.user_id
+    } else {
+        return Ok(None);
+    };
+    let u = user_record(db::users::get(c, user_id)?)?;
+    if u.disabled {
+        return Ok(None);
+    }
+    Ok(Some(Principal { user_id: u.id, username: u.username, role: u.role, instances: u.instances }))
+}
+
+/// On first start, with no user at all, creates `admin` as superadmin and returns its password.
+pub fn bootstrap(c: &mut DbConn) -> SvcResult<Option<String>> {
+    if db::users::count(c)? > 0 {
+        return Ok(None);
+    }
+    let password = auth::new_password().map_err(|_| SvcError::Api(ApiError::Internal))?;
+    insert_user(c, "admin", &password, Role::Superadmin, &InstanceAccess::All)?;
+    audit(c, "baton", "bootstrapSuperadmin", "admin", None, None)?;
+    Ok(Some(password))
+}
+
+impl Services {
+    pub(super) async fn login_impl(
+        &self,
+        client: &ClientInfo,
+        username: &str,
+        password: &str,
+    ) -> BackendResult<(String, UserRecord)> {
+        let keys = vec![format!("user:{username}"), format!("ip:{}", client.ip)];
+        let now = Utc::now();
+        if let Err(wait) = self.limiter.lock().map_err(|_| ApiError::Internal)?.check(&keys, now) {
+            return Err(ApiError::Forbidden(format!("too many failed logins; try again in {wait} s")));
+        }
+        let (username, password) = (username.to_string(), password.to_string());
+        let result = self
+            .run(move |c| {
+                let Some(row) = db::users::by_username(c, &username)? else { return Ok(None) };
+                if row.disabled || !auth::verify_password(&password, &row.password_hash) {
+                    return Ok(None);
+                }
+                let token = auth::new_token("bs_").map_err(|_| SvcError::Api(ApiError::Internal))?;
+                db::sessions::insert(c, row.id, &auth::token_hash(&token), now + Duration::hours(SESSION_HOURS), now)?;
+                audit(c, &row.username, "login", &row.username, None, None)?;
+                Ok(Some((token, user_record(row)?)))
+            })
+            .await?;
+        let mut limiter = self.limiter.lock().map_err(|_| ApiError::Internal)?;
+        match result {
+            Some(ok) => {
+                limiter.succeeded(&keys[0]);
+                Ok(ok)
+            }
+            None => {
+                limiter.failed(&keys, now);
+                Err(ApiError::Unauthenticated)
+            }
+        }
+    }
+
+    pub(super) async fn logout_impl(&self, client: &ClientInfo) -> BackendResult<bool> {
+        let Some(token) = client.session_token.clone() else { return Ok(false) };
+        self.run(move |c| Ok(db::sessions::delete_by_hash(c, &auth::token_hash(&token))? > 0)).await
+    }
+
+    pub(super) async fn users_impl(&self) -> BackendResult<Vec<UserRecord>> {
+        self.run(|c| db::users::list(c)?.into_iter().map(user_record).collect()).await
+    }
+
+    pub(super) async fn create_user_impl(
+        &self,
+        actor: &Principal,
+        username: &str,
+        password: &str,
+        role: Role,
+        instances: InstanceAccess,
+    ) -> BackendResult<UserRecord> {
+        if !actor.role.may_grant(role) {
+            return Err(ApiError::Forbidden(format!("a {} cannot grant the {role} role", actor.role)));
+        }
+        let (actor, username, password) = (actor.clone(), username.to_string(), password.to_string());
+        self.run(move |c| {
+            db::transaction(c, |c| {
+                let id = insert_user(c, &username, &password, role, &instances)?;
+                let after = format!("{{\"username\":{username:?},\"role\":\"{role}\",\"instances\":\"{instances}\"}}");
+                audit(c, &actor.username, "createUser", &username, None, Some(after))?;
+                user_record(db::users::get(c, id)?)
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn update_user_impl(
+        &self,
+        actor: &Principal,
+        id: i64,
+        role: Option<Role>,
+        instances: Option<InstanceAccess>,
+        disabled: Option<bool>,
+    ) -> BackendResult<UserRecord> {
+        let actor = actor.clone();
+        self.run(move |c| {
+            db::transaction(c, |c| {
+                let before = user_record(db::users::get(c, id)?)?;
+                // Only a superadmin touches an admin or a superadmin, or grants those roles.
+                if !actor.role.may_grant(before.role) || role.is_some_and(|r| !actor.role.may_grant(r)) {
+                    return Err(ApiError::Forbidden(format!("a {} cannot change this user's role", actor.role)).into());
+                }
+                if id == actor.user_id && (disabled == Some(true) || role.is_some_and(|r| r < actor.role)) {
+                    return Err(ApiError::Forbidden("you cannot disable or demote yourself".into()).into());
+                }
+                let new_role = role.unwrap_or(before.role);
+                let new_instances = instances.clone().unwrap_or_else(|| before.instances.clone());
+                let new_disabled = disabled.unwrap_or(before.disabled);
+                db::users::update_access(
+                    c,
+                    id,
+                    new_role.as_str(),
+                    &new_instances.to_string(),
+                    new_disabled,
+                    Utc::now(),
+                )?;
+                let changed =
+                    new_role != before.role || new_instances != before.instances || new_disabled != before.disabled;
+                if changed {
+                    // A new role, new instances or a disable take effect at once: sessions end.
+                    db::sessions::delete_for_user(c, id)?;
+                }
+                let b = format!(
+                    "{{\"role\":\"{}\",\"instances\":\"{}\",\"disabled\":{}}}",
+                    before.role, before.instances, before.disabled
+                );
+                let a = format!(
+                    "{{\"role\":\"{new_role}\",\"instances\":\"{new_instances}\",\"disabled\":{new_disabled}}}"
+                );
+                audit(c, &actor.username, "updateUser", &before.username, Some(b), Some(a))?;
+                user_record(db::users::get(c, id)?)
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn set_password_impl(&self, actor: &Principal, id: i64, password: &str) -> BackendResult<bool> {
+        let (actor, password) = (actor.clone(), password.to_string());
+        self.run(move |c| {
+            check_password(&password)?;
+            let target = user_record(db::users::get(c, id)?)?;
+            if id != actor.user_id && !actor.role.may_grant(target.role) {
+                return Err(ApiError::Forbidden(format!("a {} cannot change this user's password", actor.role)).into());
+            }
+            let hash = auth::hash_password(&password).map_err(|_| SvcError::Api(ApiError::Internal))?;
+            db::transaction(c, |c| {
+                db::users::set_password(c, id, &hash, Utc::now())?;
+                db::sessions::delete_for_user(c, id)?;
+                audit(c, &actor.username, "setPassword", &target.username, None, None)?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn api_tokens_impl(&self, user_id: Option<i64>) -> BackendResult<Vec<ApiTokenRecord>> {
+        self.run(move |c| Ok(db::api_tokens::list(c, user_id)?.into_iter().map(token_record).collect())).await
+    }
+
+    pub(super) async fn create_api_token_impl(
+        &self,
+        actor: &Principal,
+        name: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> BackendResult<(String, ApiTokenRecord)> {
+        let (actor, name) = (actor.clone(), name.trim().to_string());
+        if name.is_empty() || name.len() > 128 {
+            return Err(ApiError::invalid("name", "length", "must be 1-128 characters"));
+        }
+        if expires_at.is_some_and(|e| e <= Utc::now()) {
+            return Err(ApiError::invalid("expiresAt", "future", "must be in the future"));
+        }
+        self.run(move |c| {
+            let token = auth::new_token("bt_").map_err(|_| SvcError::Api(ApiError::Internal))?;
+            db::transaction(c, |c| {
+                let id = match db::api_tokens::insert(
+                    c,
+                    actor.user_id,
+                    &name,
+                    &auth::token_hash(&token),
+                    expires_at,
+                    Utc::now(),
+                ) {
+                    Err(db::DbError::Conflict(_)) => {
+                        return Err(ApiError::Conflict(format!("you already have a token named {name}")).into())
+                    }
+                    other => other?,
+                };
+                audit(c, &actor.username, "createApiToken", &name, None, None)?;
+                let row = db::api_tokens::list(c, Some(actor.user_id))?
+                    .into_iter()
+                    .find(|t| t.id == id)
+                    .ok_or(db::DbError::NotFound)?;
+                Ok((token, token_record(row)))
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn revoke_api_token_impl(&self, actor: &Principal, id: i64) -> BackendResult<bool> {
+        let actor = actor.clone();
+        self.run(move |c| {
+            let row = db::api_tokens::list(c, None)?
+                .into_iter()
+                .find(|t| t.id == id)
+                .ok_or(ApiError::NotFound("token".into()))?;
+            if row.user_id != actor.user_id {
+                require(&actor, Role::Admin)?;
+            }
+            db::transaction(c, |c| {
+                db::api_tokens::revoke(c, id, Utc::now())?;
+                audit(c, &actor.username, "revokeApiToken", &row.name, None, None)?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+}
