@@ -44,6 +44,8 @@ pub struct Server {
     pub child: Child,
     pub base_url: String,
     pub data_dir: tempfile::TempDir,
+    /// The first superadmin's password, printed once on first start.
+    pub admin_password: String,
     stderr: mpsc::Receiver<String>,
 }
 
@@ -55,7 +57,11 @@ impl Server {
     }
 
     pub fn start_with(extra: &[&str]) -> Result<Server> {
-        let data_dir = tempfile::tempdir()?;
+        Self::start_in(tempfile::tempdir()?, extra)
+    }
+
+    /// Starts on an existing data directory (prepared, say, with `baton user create`).
+    pub fn start_in(data_dir: tempfile::TempDir, extra: &[&str]) -> Result<Server> {
         let mut child = Command::new(binary("baton"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data_dir.path())
@@ -70,9 +76,13 @@ impl Server {
         let (addr_tx, addr_rx) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
+            let mut password = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("baton: created the first superadmin: username admin, password ") {
+                    password = rest.split_whitespace().next().unwrap_or_default().to_string();
+                }
                 if let Some(url) = line.strip_prefix("baton listening on ") {
-                    let _ = addr_tx.send(url.to_string());
+                    let _ = addr_tx.send((url.to_string(), password.clone()));
                 }
             }
         });
@@ -86,7 +96,7 @@ impl Server {
                 let _ = err_tx.send(line);
             }
         });
-        let base_url = match addr_rx.recv_timeout(Duration::from_secs(30)) {
+        let (base_url, admin_password) = match addr_rx.recv_timeout(Duration::from_secs(30)) {
             Ok(u) => u,
             Err(_) => {
                 let _ = child.kill();
@@ -94,18 +104,41 @@ impl Server {
                 bail!("baton did not start listening within 30 s; stderr:\n{}", lines.join("\n"));
             }
         };
-        Ok(Server { child, base_url, data_dir, stderr: err_rx })
+        Ok(Server { child, base_url, data_dir, admin_password, stderr: err_rx })
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
 
-    /// Runs a GraphQL query and returns the whole response (data and errors).
+    /// Runs a GraphQL operation without credentials and returns the whole response.
     pub fn graphql(&self, query: &str, variables: serde_json::Value) -> Result<serde_json::Value> {
+        self.graphql_as(None, query, variables)
+    }
+
+    /// Runs a GraphQL operation with a bearer token (if any) and returns the whole response.
+    pub fn graphql_as(&self, token: Option<&str>, query: &str, variables: serde_json::Value) -> Result<serde_json::Value> {
         let body = serde_json::json!({ "query": query, "variables": variables });
-        let mut resp = ureq::post(&self.url("/graphql")).send_json(&body).context("POST /graphql")?;
+        let mut req = ureq::post(&self.url("/graphql"));
+        if let Some(t) = token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        let mut resp = req.send_json(&body).context("POST /graphql")?;
         Ok(resp.body_mut().read_json()?)
+    }
+
+    /// Logs in and returns the bearer token.
+    pub fn login(&self, username: &str, password: &str) -> Result<String> {
+        let res = self.graphql(
+            "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }",
+            serde_json::json!({ "u": username, "p": password }),
+        )?;
+        res.pointer("/data/login/token").and_then(|t| t.as_str()).map(str::to_string).with_context(|| format!("login failed: {res}"))
+    }
+
+    /// The superadmin's token.
+    pub fn admin(&self) -> Result<String> {
+        self.login("admin", &self.admin_password)
     }
 
     /// What the server wrote to stderr so far.
@@ -129,4 +162,15 @@ pub fn chromium() -> Option<PathBuf> {
 /// True when running in CI, where every prerequisite must be present.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// The `extensions.code` of the first error of a GraphQL response, if any.
+pub fn error_code(res: &serde_json::Value) -> Option<String> {
+    res.pointer("/errors/0/extensions/code").and_then(|c| c.as_str()).map(str::to_string)
+}
+
+/// The data of a response that must have succeeded.
+pub fn data(res: serde_json::Value) -> serde_json::Value {
+    assert!(res.get("errors").is_none_or(|e| e.as_array().is_none_or(|a| a.is_empty())), "unexpected errors: {res}");
+    res["data"].clone()
 }

@@ -14,8 +14,10 @@ fn healthz_graphql_and_the_ui() {
     let body: serde_json::Value = health.body_mut().read_json().unwrap();
     assert_eq!(body["status"], "ok");
 
-    let res = server.graphql("{ version instances { name } }", serde_json::json!({})).unwrap();
+    let res = server.graphql("{ version }", serde_json::json!({})).unwrap();
     assert_eq!(res["data"]["version"], env!("CARGO_PKG_VERSION"));
+    let token = server.admin().unwrap();
+    let res = server.graphql_as(Some(&token), "{ instances { name } }", serde_json::json!({})).unwrap();
     assert_eq!(res["data"]["instances"], serde_json::json!([{"name": "default"}]));
 
     // The SQLite database was created under the data directory, with no configuration.
@@ -64,7 +66,6 @@ fn the_ui_renders_the_version_in_a_real_browser() {
     let dom = String::from_utf8_lossy(&out.stdout);
     let expected = format!("<p id=\"version\">Baton {}</p>", env!("CARGO_PKG_VERSION"));
     assert!(dom.contains(&expected), "the wasm app did not render the version from GraphQL:\n{dom}");
-    assert!(dom.contains("Instances: default"), "{dom}");
 }
 
 #[test]

@@ -18,12 +18,6 @@ enum Load<T> {
 #[derive(Clone, PartialEq, Deserialize)]
 struct About {
     version: String,
-    instances: Vec<InstanceName>,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-struct InstanceName {
-    name: String,
 }
 
 #[function_component(App)]
@@ -33,7 +27,7 @@ fn app() -> Html {
         let about = about.clone();
         use_effect_with((), move |_| {
             wasm_bindgen_futures::spawn_local(async move {
-                about.set(match gql::query::<About>("{ version instances { name } }").await {
+                about.set(match gql::query::<About>("{ version }").await {
                     Ok(a) => Load::Ready(a),
                     Err(e) => Load::Failed(e),
                 });
@@ -44,10 +38,7 @@ fn app() -> Html {
         Load::Loading => html! { <p class="muted">{ "Loading…" }</p> },
         Load::Failed(e) => html! { <p class="error" id="error">{ format!("Cannot reach the server: {e}") }</p> },
         Load::Ready(a) => html! {
-            <>
-                <p id="version">{ format!("Baton {}", a.version) }</p>
-                <p id="instances">{ format!("Instances: {}", a.instances.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")) }</p>
-            </>
+            <p id="version">{ format!("Baton {}", a.version) }</p>
         },
     };
     html! {
