@@ -187,6 +187,73 @@ pub struct DefinitionChange {
     pub sequence: u64,
 }
 
+/// One run of a task (all its attempts).
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub id: i64,
+    /// scheduled, forced or adhoc
+    pub kind: String,
+    pub task_id: Option<i64>,
+    pub task_name: String,
+    pub instance: Option<String>,
+    pub group_id: Option<i64>,
+    pub run_date: chrono::NaiveDate,
+    pub slot: String,
+    pub status: baton_schema::run::RunStatus,
+    pub attempt: i32,
+    /// Why it ended as it did (or was skipped), in words.
+    pub reason: Option<String>,
+    pub command: String,
+    pub target: String,
+    pub run_as_user: String,
+    pub agent_id: Option<i64>,
+    pub pid: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub triggered_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub stdout_bytes: i64,
+    pub stderr_bytes: i64,
+    pub output_truncated_bytes: i64,
+}
+
+/// One stored step of a run.
+#[derive(Debug, Clone)]
+pub struct TransitionRecord {
+    pub seq: i32,
+    pub from: String,
+    pub to: String,
+    pub attempt: i32,
+    pub at: DateTime<Utc>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub statuses: Option<Vec<baton_schema::run::RunStatus>>,
+    pub task_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub instance: Option<String>,
+    pub kind: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub run_date: Option<chrono::NaiveDate>,
+    /// Part of the task's name.
+    pub search: Option<String>,
+}
+
+/// A slice of one output stream.
+#[derive(Debug, Clone)]
+pub struct OutputSlice {
+    /// The byte offset of `data` in the stream.
+    pub offset: i64,
+    pub data: String,
+    /// Where to continue reading.
+    pub next_offset: i64,
+    /// Bytes of this stream stored so far (after the cap).
+    pub total_bytes: i64,
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// The server's version.
@@ -256,6 +323,22 @@ pub trait Backend: Send + Sync + 'static {
         mode: ImportMode,
         dry_run: bool,
     ) -> BackendResult<ImportPlan>;
+
+    // Runs (read side; the engine and agents write them).
+    async fn runs(&self, p: &Principal, f: &RunFilter, page: PageArgs) -> BackendResult<Page<RunRecord>>;
+    async fn run(&self, p: &Principal, id: i64) -> BackendResult<RunRecord>;
+    async fn run_transitions(&self, p: &Principal, id: i64) -> BackendResult<Vec<TransitionRecord>>;
+    async fn run_output(
+        &self,
+        p: &Principal,
+        id: i64,
+        attempt: Option<i32>,
+        stream: &str,
+        offset: i64,
+        limit: i64,
+    ) -> BackendResult<OutputSlice>;
+    /// Runs of one run date by status, in the caller's instances.
+    async fn status_counts(&self, p: &Principal, run_date: chrono::NaiveDate) -> BackendResult<Vec<(String, i64)>>;
 
     /// Every definition change from now on, in order.
     fn definition_changes(&self) -> BoxStream<'static, DefinitionChange>;

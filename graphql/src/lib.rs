@@ -17,6 +17,7 @@ pub mod guard;
 mod instances;
 mod loaders;
 mod meta;
+mod runs;
 mod subscriptions;
 mod transfer;
 
@@ -37,6 +38,7 @@ pub struct Query(
     definitions::DefinitionQuery,
     calendars::CalendarQuery,
     audit::AuditQuery,
+    runs::RunQuery,
 );
 
 /// The root of every mutation: one part per domain.

@@ -78,7 +78,8 @@ impl Server {
         std::thread::spawn(move || {
             let mut password = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("baton: created the first superadmin: username admin, password ") {
+                if let Some(rest) = line.strip_prefix("baton: created the first superadmin: username admin, password ")
+                {
                     password = rest.split_whitespace().next().unwrap_or_default().to_string();
                 }
                 if let Some(url) = line.strip_prefix("baton listening on ") {
@@ -117,7 +118,12 @@ impl Server {
     }
 
     /// Runs a GraphQL operation with a bearer token (if any) and returns the whole response.
-    pub fn graphql_as(&self, token: Option<&str>, query: &str, variables: serde_json::Value) -> Result<serde_json::Value> {
+    pub fn graphql_as(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> Result<serde_json::Value> {
         let body = serde_json::json!({ "query": query, "variables": variables });
         let mut req = ureq::post(&self.url("/graphql"));
         if let Some(t) = token {
@@ -133,7 +139,10 @@ impl Server {
             "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }",
             serde_json::json!({ "u": username, "p": password }),
         )?;
-        res.pointer("/data/login/token").and_then(|t| t.as_str()).map(str::to_string).with_context(|| format!("login failed: {res}"))
+        res.pointer("/data/login/token")
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+            .with_context(|| format!("login failed: {res}"))
     }
 
     /// The superadmin's token.

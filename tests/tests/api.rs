@@ -27,7 +27,8 @@ fn make_user(s: &Server, admin: &str, name: &str, role: &str, instances: &str) -
 }
 
 fn create_task(s: &Server, token: &str, input: Value) -> Value {
-    s.graphql_as(Some(token), "mutation($t: TaskInput!) { createTask(input: $t) { tid name } }", json!({ "t": input })).unwrap()
+    s.graphql_as(Some(token), "mutation($t: TaskInput!) { createTask(input: $t) { tid name } }", json!({ "t": input }))
+        .unwrap()
 }
 
 fn task_input(name: &str) -> Value {
@@ -51,14 +52,28 @@ fn role_matrix_over_every_mutation_and_sensitive_query() {
     let s = Server::start().unwrap();
     let admin = s.admin().unwrap();
     data(s.graphql_as(Some(&admin), "mutation { createGroup(input: {name: \"g1\", schedule: {triggerTimes: \"01:00\", timezone: \"UTC\"}}) { gid } }", json!({})).unwrap());
-    let t1 = data(create_task(&s, &admin, json!({"name": "t1", "group": "g1", "command": "true", "target": "etl", "runAsUser": "batch"})))["createTask"]["tid"].as_i64().unwrap();
+    let t1 = data(create_task(
+        &s,
+        &admin,
+        json!({"name": "t1", "group": "g1", "command": "true", "target": "etl", "runAsUser": "batch"}),
+    ))["createTask"]["tid"]
+        .as_i64()
+        .unwrap();
     let mut tokens = Vec::new();
     let mut doomed = std::collections::HashMap::new();
     for role in ROLES {
         tokens.push((role, make_user(&s, &admin, &format!("u_{role}"), role, "*")));
-        let tid = data(create_task(&s, &admin, task_input(&format!("del_{role}"))))["createTask"]["tid"].as_i64().unwrap();
+        let tid =
+            data(create_task(&s, &admin, task_input(&format!("del_{role}"))))["createTask"]["tid"].as_i64().unwrap();
         doomed.insert(role.to_string(), tid);
-        data(s.graphql_as(Some(&admin), "mutation($n: String!) { saveCalendar(input: {name: $n}) { id } }", json!({ "n": format!("DEL_{role}") })).unwrap());
+        data(
+            s.graphql_as(
+                Some(&admin),
+                "mutation($n: String!) { saveCalendar(input: {name: $n}) { id } }",
+                json!({ "n": format!("DEL_{role}") }),
+            )
+            .unwrap(),
+        );
     }
     let ops = vec![
         op("instances", "viewer", |_| ("{ instances { name } }".into(), json!({}))),
@@ -68,28 +83,73 @@ fn role_matrix_over_every_mutation_and_sensitive_query() {
         op("groups", "viewer", |_| ("{ groups { totalCount edges { node { name } } } }".into(), json!({}))),
         op("flowGraph", "viewer", |_| ("{ flowGraph(gid: 1) { nodes { name } } }".into(), json!({}))),
         op("calendars", "viewer", |_| ("{ calendars { name } }".into(), json!({}))),
-        op("schedulePreview", "viewer", |_| ("{ schedulePreview(schedule: {cron: \"0 2 * * *\", timezone: \"UTC\"}, count: 2) { utc } }".into(), json!({}))),
+        op("schedulePreview", "viewer", |_| {
+            (
+                "{ schedulePreview(schedule: {cron: \"0 2 * * *\", timezone: \"UTC\"}, count: 2) { utc } }".into(),
+                json!({}),
+            )
+        }),
         op("apiTokens", "viewer", |_| ("{ apiTokens { name } }".into(), json!({}))),
-        op("createApiToken", "viewer", |r| ("mutation($n: String!) { createApiToken(name: $n) { token } }".into(), json!({ "n": format!("tok_{r}") }))),
+        op("createApiToken", "viewer", |r| {
+            ("mutation($n: String!) { createApiToken(name: $n) { token } }".into(), json!({ "n": format!("tok_{r}") }))
+        }),
         op("exportDefinitions", "viewer", |_| ("mutation { exportDefinitions }".into(), json!({}))),
         op("users", "admin", |_| ("{ users { username } }".into(), json!({}))),
         op("auditLog", "admin", |_| ("{ auditLog(first: 5) { totalCount } }".into(), json!({}))),
-        op("createTask", "admin", |r| ("mutation($t: TaskInput!) { createTask(input: $t) { tid } }".into(), json!({ "t": task_input(&format!("new_{r}")) }))),
+        op("createTask", "admin", |r| {
+            (
+                "mutation($t: TaskInput!) { createTask(input: $t) { tid } }".into(),
+                json!({ "t": task_input(&format!("new_{r}")) }),
+            )
+        }),
         op("updateTask", "admin", move |r| {
             let mut t = json!({"name": "t1", "group": "g1", "command": "true", "target": "etl", "runAsUser": "batch"});
             t["description"] = json!(format!("by {r}"));
-            ("mutation($id: Int!, $t: TaskInput!) { updateTask(tid: $id, input: $t) { version } }".into(), json!({ "id": t1, "t": t }))
+            (
+                "mutation($id: Int!, $t: TaskInput!) { updateTask(tid: $id, input: $t) { version } }".into(),
+                json!({ "id": t1, "t": t }),
+            )
         }),
-        op("setTaskActive", "admin", move |_| ("mutation($id: Int!) { setTaskActive(tid: $id, active: true) { active } }".into(), json!({ "id": t1 }))),
-        op("deleteTask", "admin", move |r| ("mutation($id: Int!) { deleteTask(tid: $id) }".into(), json!({ "id": doomed.get(r).copied().unwrap_or(999_999) }))),
-        op("createGroup", "admin", |r| ("mutation($n: String!) { createGroup(input: {name: $n}) { gid } }".into(), json!({ "n": format!("g_{r}") }))),
-        op("updateGroup", "admin", |r| ("mutation($d: String!) { updateGroup(gid: 1, input: {name: \"g1\", description: $d, schedule: {triggerTimes: \"01:00\", timezone: \"UTC\"}}) { version } }".into(), json!({ "d": r }))),
-        op("setGroupActive", "admin", |_| ("mutation { setGroupActive(gid: 1, active: true) { active } }".into(), json!({}))),
-        op("saveCalendar", "admin", |r| ("mutation($n: String!) { saveCalendar(input: {name: $n, holidays: [{start: \"2026-12-25\", reason: \"Christmas\"}]}) { id } }".into(), json!({ "n": format!("CAL_{r}") }))),
-        op("deleteCalendar", "admin", |r| ("mutation($n: String!) { deleteCalendar(name: $n) }".into(), json!({ "n": format!("DEL_{r}") }))),
-        op("createInstance", "admin", |r| ("mutation($n: String!) { createInstance(name: $n) { id } }".into(), json!({ "n": format!("inst_{r}") }))),
-        op("createUser", "admin", |r| ("mutation($n: String!) { createUser(username: $n, password: \"password-123\", role: \"viewer\") { id } }".into(), json!({ "n": format!("made_by_{r}") }))),
-        op("importDefinitions", "admin", |_| ("mutation($d: JSON!) { importDefinitions(document: $d, dryRun: true) { applied errors { path } } }".into(), json!({ "d": { "kind": "baton.definitions", "version": 1, "instances": [] } }))),
+        op("setTaskActive", "admin", move |_| {
+            ("mutation($id: Int!) { setTaskActive(tid: $id, active: true) { active } }".into(), json!({ "id": t1 }))
+        }),
+        op("deleteTask", "admin", move |r| {
+            (
+                "mutation($id: Int!) { deleteTask(tid: $id) }".into(),
+                json!({ "id": doomed.get(r).copied().unwrap_or(999_999) }),
+            )
+        }),
+        op("createGroup", "admin", |r| {
+            (
+                "mutation($n: String!) { createGroup(input: {name: $n}) { gid } }".into(),
+                json!({ "n": format!("g_{r}") }),
+            )
+        }),
+        op("updateGroup", "admin", |r| {
+            ("mutation($d: String!) { updateGroup(gid: 1, input: {name: \"g1\", description: $d, schedule: {triggerTimes: \"01:00\", timezone: \"UTC\"}}) { version } }".into(), json!({ "d": r }))
+        }),
+        op("setGroupActive", "admin", |_| {
+            ("mutation { setGroupActive(gid: 1, active: true) { active } }".into(), json!({}))
+        }),
+        op("saveCalendar", "admin", |r| {
+            ("mutation($n: String!) { saveCalendar(input: {name: $n, holidays: [{start: \"2026-12-25\", reason: \"Christmas\"}]}) { id } }".into(), json!({ "n": format!("CAL_{r}") }))
+        }),
+        op("deleteCalendar", "admin", |r| {
+            ("mutation($n: String!) { deleteCalendar(name: $n) }".into(), json!({ "n": format!("DEL_{r}") }))
+        }),
+        op("createInstance", "admin", |r| {
+            ("mutation($n: String!) { createInstance(name: $n) { id } }".into(), json!({ "n": format!("inst_{r}") }))
+        }),
+        op("createUser", "admin", |r| {
+            ("mutation($n: String!) { createUser(username: $n, password: \"password-123\", role: \"viewer\") { id } }".into(), json!({ "n": format!("made_by_{r}") }))
+        }),
+        op("importDefinitions", "admin", |_| {
+            (
+                "mutation($d: JSON!) { importDefinitions(document: $d, dryRun: true) { applied errors { path } } }"
+                    .into(),
+                json!({ "d": { "kind": "baton.definitions", "version": 1, "instances": [] } }),
+            )
+        }),
     ];
     for o in &ops {
         let (query, vars) = (o.request)("anon");
@@ -112,23 +172,34 @@ fn role_matrix_over_every_mutation_and_sensitive_query() {
     let outsider = make_user(&s, &admin, "outsider", "admin", "elsewhere");
     let res = s.graphql_as(Some(&outsider), "query($t: Int!) { task(tid: $t) { name } }", json!({ "t": t1 })).unwrap();
     assert_eq!(error_code(&res).as_deref(), Some("NOT_FOUND"), "{res}");
-    let res = data(s.graphql_as(Some(&outsider), "{ tasks { totalCount } groups { totalCount } instances { name } }", json!({})).unwrap());
+    let res = data(
+        s.graphql_as(Some(&outsider), "{ tasks { totalCount } groups { totalCount } instances { name } }", json!({}))
+            .unwrap(),
+    );
     assert_eq!(res["tasks"]["totalCount"], 0);
     assert_eq!(res["groups"]["totalCount"], 0);
     assert_eq!(res["instances"], json!([]));
     let res = create_task(&s, &outsider, task_input("sneaky"));
     assert_eq!(error_code(&res).as_deref(), Some("FORBIDDEN"), "{res}");
-    let res = s.graphql_as(Some(&outsider), "mutation { exportDefinitions(instances: [\"default\"]) }", json!({})).unwrap();
+    let res =
+        s.graphql_as(Some(&outsider), "mutation { exportDefinitions(instances: [\"default\"]) }", json!({})).unwrap();
     assert_eq!(error_code(&res).as_deref(), Some("FORBIDDEN"), "{res}");
 
     // Admins grant up to operator; only superadmins grant admin.
     let admin_user = &tokens[3].1;
-    let res = s.graphql_as(Some(admin_user), "mutation { createUser(username: \"boss\", password: \"password-123\", role: \"superadmin\") { id } }", json!({})).unwrap();
+    let res = s
+        .graphql_as(
+            Some(admin_user),
+            "mutation { createUser(username: \"boss\", password: \"password-123\", role: \"superadmin\") { id } }",
+            json!({}),
+        )
+        .unwrap();
     assert_eq!(error_code(&res).as_deref(), Some("FORBIDDEN"), "{res}");
 
     // Every mutation above went to the audit log, with its actor.
     let log = data(s.graphql_as(Some(&admin), "{ auditLog(first: 500, filter: {action: \"createTask\"}) { totalCount edges { node { actor target after } } } }", json!({})).unwrap());
-    let actors: Vec<&str> = log["auditLog"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["actor"].as_str().unwrap()).collect();
+    let actors: Vec<&str> =
+        log["auditLog"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["actor"].as_str().unwrap()).collect();
     assert!(actors.contains(&"u_admin") && actors.contains(&"u_superadmin") && actors.contains(&"admin"), "{actors:?}");
     assert!(!actors.contains(&"u_operator"), "a refused mutation is not recorded as done");
     let first = &log["auditLog"]["edges"][0]["node"];
@@ -142,17 +213,28 @@ fn sessions_tokens_and_role_changes() {
     let bob = make_user(&s, &admin, "bob", "admin", "*");
     let bob_id = data(s.graphql_as(Some(&bob), "{ me { id role } }", json!({})).unwrap())["me"]["id"].as_i64().unwrap();
 
-    let res = s.graphql("mutation { login(username: \"bob\", password: \"wrong-password\") { token } }", json!({})).unwrap();
+    let res =
+        s.graphql("mutation { login(username: \"bob\", password: \"wrong-password\") { token } }", json!({})).unwrap();
     assert_eq!(error_code(&res).as_deref(), Some("UNAUTHENTICATED"));
 
     // An API token works as a bearer token, acts with its user's current role, and dies when revoked.
-    let created = data(s.graphql_as(Some(&bob), "mutation { createApiToken(name: \"ci\") { token info { id name } } }", json!({})).unwrap());
+    let created = data(
+        s.graphql_as(Some(&bob), "mutation { createApiToken(name: \"ci\") { token info { id name } } }", json!({}))
+            .unwrap(),
+    );
     let api = created["createApiToken"]["token"].as_str().unwrap().to_string();
     let api_id = created["createApiToken"]["info"]["id"].as_i64().unwrap();
     assert_eq!(data(s.graphql_as(Some(&api), "{ me { username } }", json!({})).unwrap())["me"]["username"], "bob");
 
     // A role change ends bob's sessions at once; his token now acts as a viewer.
-    data(s.graphql_as(Some(&admin), "mutation($id: Int!) { updateUser(id: $id, role: \"viewer\") { role } }", json!({ "id": bob_id })).unwrap());
+    data(
+        s.graphql_as(
+            Some(&admin),
+            "mutation($id: Int!) { updateUser(id: $id, role: \"viewer\") { role } }",
+            json!({ "id": bob_id }),
+        )
+        .unwrap(),
+    );
     let res = s.graphql_as(Some(&bob), "{ me { username } }", json!({})).unwrap();
     assert_eq!(error_code(&res).as_deref(), Some("UNAUTHENTICATED"), "session ended: {res}");
     let res = create_task(&s, &api, task_input("by_token"));
@@ -165,10 +247,23 @@ fn sessions_tokens_and_role_changes() {
     // Logout ends the session; disabling a user ends theirs and refuses new logins.
     let bob2 = s.login("bob", "password-123").unwrap();
     data(s.graphql_as(Some(&bob2), "mutation { logout }", json!({})).unwrap());
-    assert_eq!(error_code(&s.graphql_as(Some(&bob2), "{ me { id } }", json!({})).unwrap()).as_deref(), Some("UNAUTHENTICATED"));
+    assert_eq!(
+        error_code(&s.graphql_as(Some(&bob2), "{ me { id } }", json!({})).unwrap()).as_deref(),
+        Some("UNAUTHENTICATED")
+    );
     let bob3 = s.login("bob", "password-123").unwrap();
-    data(s.graphql_as(Some(&admin), "mutation($id: Int!) { updateUser(id: $id, disabled: true) { disabled } }", json!({ "id": bob_id })).unwrap());
-    assert_eq!(error_code(&s.graphql_as(Some(&bob3), "{ me { id } }", json!({})).unwrap()).as_deref(), Some("UNAUTHENTICATED"));
+    data(
+        s.graphql_as(
+            Some(&admin),
+            "mutation($id: Int!) { updateUser(id: $id, disabled: true) { disabled } }",
+            json!({ "id": bob_id }),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        error_code(&s.graphql_as(Some(&bob3), "{ me { id } }", json!({})).unwrap()).as_deref(),
+        Some("UNAUTHENTICATED")
+    );
     assert!(s.login("bob", "password-123").is_err());
 
     // The browser gets an HTTP-only cookie that authenticates without a bearer token.
@@ -178,7 +273,10 @@ fn sessions_tokens_and_role_changes() {
     let cookie = resp.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
     assert!(cookie.starts_with("baton_session=") && cookie.contains("HttpOnly"), "{cookie}");
     let pair = cookie.split(';').next().unwrap();
-    let mut me = ureq::post(&s.url("/graphql")).header("Cookie", pair).send_json(json!({ "query": "{ me { username } }" })).unwrap();
+    let mut me = ureq::post(&s.url("/graphql"))
+        .header("Cookie", pair)
+        .send_json(json!({ "query": "{ me { username } }" }))
+        .unwrap();
     let body: Value = me.body_mut().read_json().unwrap();
     assert_eq!(body["data"]["me"]["username"], "admin");
 }
@@ -187,12 +285,16 @@ fn sessions_tokens_and_role_changes() {
 fn failed_logins_are_rate_limited() {
     let s = Server::start().unwrap();
     for _ in 0..5 {
-        let res = s.graphql("mutation { login(username: \"admin\", password: \"nope-nope\") { token } }", json!({})).unwrap();
+        let res =
+            s.graphql("mutation { login(username: \"admin\", password: \"nope-nope\") { token } }", json!({})).unwrap();
         assert_eq!(error_code(&res).as_deref(), Some("UNAUTHENTICATED"));
     }
     // Even the right password is refused until the window passes.
     let res = s
-        .graphql("mutation($p: String!) { login(username: \"admin\", password: $p) { token } }", json!({ "p": s.admin_password }))
+        .graphql(
+            "mutation($p: String!) { login(username: \"admin\", password: $p) { token } }",
+            json!({ "p": s.admin_password }),
+        )
         .unwrap();
     assert_eq!(error_code(&res).as_deref(), Some("FORBIDDEN"), "{res}");
     assert!(res["errors"][0]["message"].as_str().unwrap().contains("too many failed logins"));
@@ -203,8 +305,16 @@ fn validation_errors_name_the_field_and_the_rule() {
     let s = Server::start().unwrap();
     let admin = s.admin().unwrap();
     data(s.graphql_as(Some(&admin), "mutation { createGroup(input: {name: \"g\"}) { gid } }", json!({})).unwrap());
-    data(create_task(&s, &admin, json!({"name": "a", "group": "g", "command": "true", "target": "etl", "runAsUser": "batch"})));
-    data(create_task(&s, &admin, json!({"name": "b", "group": "g", "command": "true", "target": "etl", "runAsUser": "batch", "dependency": "S:a"})));
+    data(create_task(
+        &s,
+        &admin,
+        json!({"name": "a", "group": "g", "command": "true", "target": "etl", "runAsUser": "batch"}),
+    ));
+    data(create_task(
+        &s,
+        &admin,
+        json!({"name": "b", "group": "g", "command": "true", "target": "etl", "runAsUser": "batch", "dependency": "S:a"}),
+    ));
     let cases: Vec<(Value, &str, &str)> = vec![
         (json!({"name": "bad name"}), "name", "charset"),
         (json!({"command": ""}), "command", "required"),
@@ -219,17 +329,41 @@ fn validation_errors_name_the_field_and_the_rule() {
         (json!({"misfirePolicy": "sometimes"}), "misfire_policy", "one_of"),
         (json!({"schedule": {"triggerTimes": "25:00", "timezone": "UTC"}}), "schedule.trigger_times", "time_format"),
         (json!({"schedule": {"cron": "0 0 30 2 *", "timezone": "UTC"}}), "schedule", "never_fires"),
-        (json!({"schedule": {"runFrequency": "08:00-18:00-0", "timezone": "UTC"}}), "schedule.run_frequency", "interval_range"),
-        (json!({"schedule": {"triggerTimes": "02:00", "days": "0000000", "timezone": "UTC"}}), "schedule.days", "never_fires"),
-        (json!({"schedule": {"triggerTimes": "02:00", "days": "6th monday", "timezone": "UTC"}}), "schedule.days", "ordinal_day"),
-        (json!({"schedule": {"triggerTimes": "02:00", "timezone": "Mars/Olympus"}}), "schedule.timezone", "iana_timezone"),
-        (json!({"schedule": {"triggerTimes": "02:00", "timezone": "UTC", "calendar": "NOPE"}}), "schedule.calendar", "unknown_calendar"),
+        (
+            json!({"schedule": {"runFrequency": "08:00-18:00-0", "timezone": "UTC"}}),
+            "schedule.run_frequency",
+            "interval_range",
+        ),
+        (
+            json!({"schedule": {"triggerTimes": "02:00", "days": "0000000", "timezone": "UTC"}}),
+            "schedule.days",
+            "never_fires",
+        ),
+        (
+            json!({"schedule": {"triggerTimes": "02:00", "days": "6th monday", "timezone": "UTC"}}),
+            "schedule.days",
+            "ordinal_day",
+        ),
+        (
+            json!({"schedule": {"triggerTimes": "02:00", "timezone": "Mars/Olympus"}}),
+            "schedule.timezone",
+            "iana_timezone",
+        ),
+        (
+            json!({"schedule": {"triggerTimes": "02:00", "timezone": "UTC", "calendar": "NOPE"}}),
+            "schedule.calendar",
+            "unknown_calendar",
+        ),
         (json!({"dependency": "S:a"}), "dependency", "grouped_only"),
         (json!({"group": "nope", "schedule": null}), "group", "unknown_group"),
         (json!({"group": "g", "schedule": null, "dependency": "S:zz"}), "dependency", "unknown_name"),
         (json!({"group": "g", "schedule": null, "dependency": "S:a and"}), "dependency", "dependency_syntax"),
         (json!({"group": "g"}), "schedule", "inherited"),
-        (json!({"alerts": [{"on": "failure", "integration": "ops", "message": "${P:nope}"}]}), "alerts[0].message", "placeholder"),
+        (
+            json!({"alerts": [{"on": "failure", "integration": "ops", "message": "${P:nope}"}]}),
+            "alerts[0].message",
+            "placeholder",
+        ),
     ];
     for (patch, field, rule) in cases {
         let mut input = task_input("x");
@@ -243,13 +377,31 @@ fn validation_errors_name_the_field_and_the_rule() {
     }
     // A cycle through an update is refused with the cycle named, and nothing changes.
     let a = json!({"name": "a", "group": "g", "command": "true", "target": "etl", "runAsUser": "batch", "dependency": "S:b"});
-    let res = s.graphql_as(Some(&admin), "mutation($t: TaskInput!) { updateTask(tid: 1, input: $t) { tid } }", json!({ "t": a })).unwrap();
+    let res = s
+        .graphql_as(
+            Some(&admin),
+            "mutation($t: TaskInput!) { updateTask(tid: 1, input: $t) { tid } }",
+            json!({ "t": a }),
+        )
+        .unwrap();
     assert_eq!(res["errors"][0]["extensions"]["rule"], "cycle", "{res}");
     assert!(res["errors"][0]["message"].as_str().unwrap().contains("a -> b -> a"), "{res}");
     let res = data(s.graphql_as(Some(&admin), "{ task(tid: 1) { dependency version } }", json!({})).unwrap());
     assert_eq!(res["task"], json!({ "dependency": null, "version": 1 }));
+    // Queries nested too deep are refused before they run.
+    let deep = format!(
+        "{{ __schema {{ types {{ fields {{ type {{ {}name{} }} }} }} }} }}",
+        "ofType { ".repeat(14),
+        " }".repeat(14)
+    );
+    let res = s.graphql_as(Some(&admin), &deep, json!({})).unwrap();
+    assert!(res["errors"][0]["message"].as_str().unwrap().contains("nested too deep"), "{res}");
     // Names are unique per instance.
-    let res = create_task(&s, &admin, json!({"name": "a", "group": "g", "command": "true", "target": "etl", "runAsUser": "batch"}));
+    let res = create_task(
+        &s,
+        &admin,
+        json!({"name": "a", "group": "g", "command": "true", "target": "etl", "runAsUser": "batch"}),
+    );
     assert_eq!(error_code(&res).as_deref(), Some("CONFLICT"), "{res}");
 }
 
@@ -279,7 +431,9 @@ fn import(s: &Server, token: &str, doc: &Value, dry_run: bool, mode: &str) -> Va
 }
 
 fn task_count(s: &Server, token: &str) -> i64 {
-    data(s.graphql_as(Some(token), "{ tasks { totalCount } }", json!({})).unwrap())["tasks"]["totalCount"].as_i64().unwrap()
+    data(s.graphql_as(Some(token), "{ tasks { totalCount } }", json!({})).unwrap())["tasks"]["totalCount"]
+        .as_i64()
+        .unwrap()
 }
 
 #[test]
@@ -299,21 +453,30 @@ fn import_plans_applies_atomically_and_round_trips() {
 
     let plan = import(&a, &admin, &doc, true, "MERGE");
     assert_eq!(plan["applied"], false);
-    let created: Vec<String> = plan["created"].as_array().unwrap().iter().map(|c| format!("{}:{}", c["kind"].as_str().unwrap(), c["name"].as_str().unwrap())).collect();
+    let created: Vec<String> = plan["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}:{}", c["kind"].as_str().unwrap(), c["name"].as_str().unwrap()))
+        .collect();
     assert_eq!(created, vec!["calendar:HOL", "group:nightly", "task:extract", "task:load"]);
     assert_eq!(task_count(&a, &admin), 0, "a dry run changes nothing");
 
     let plan = import(&a, &admin, &doc, false, "MERGE");
     assert_eq!(plan["applied"], true, "{plan}");
     assert_eq!(task_count(&a, &admin), 2);
-    let graph = data(a.graphql_as(Some(&admin), "{ flowGraph(gid: 1) { edges { from to state } } }", json!({})).unwrap());
+    let graph =
+        data(a.graphql_as(Some(&admin), "{ flowGraph(gid: 1) { edges { from to state } } }", json!({})).unwrap());
     assert_eq!(graph["flowGraph"]["edges"], json!([{ "from": 2, "to": 1, "state": "S" }]));
 
     // A changed field shows up field by field.
     let mut changed = doc.clone();
     changed["instances"][0]["tasks"][1]["command"] = json!("load.sh --fast");
     let plan = import(&a, &admin, &changed, true, "MERGE");
-    assert_eq!(plan["changed"], json!([{ "item": { "kind": "task", "name": "load" }, "fields": [{ "field": "command", "before": "load.sh", "after": "load.sh --fast" }] }]));
+    assert_eq!(
+        plan["changed"],
+        json!([{ "item": { "kind": "task", "name": "load" }, "fields": [{ "field": "command", "before": "load.sh", "after": "load.sh --fast" }] }])
+    );
     assert_eq!(plan["created"], json!([]));
 
     // Replace mode deletes what the document lacks.
@@ -323,12 +486,16 @@ fn import_plans_applies_atomically_and_round_trips() {
     assert_eq!(plan["deleted"], json!([{ "kind": "task", "name": "load" }]), "{plan}");
 
     // Round trip: export, import into an empty server, export again: the same document.
-    let exported = data(a.graphql_as(Some(&admin), "mutation { exportDefinitions }", json!({})).unwrap())["exportDefinitions"].clone();
+    let exported = data(a.graphql_as(Some(&admin), "mutation { exportDefinitions }", json!({})).unwrap())
+        ["exportDefinitions"]
+        .clone();
     assert!(!exported.to_string().contains("password"), "no secrets in exports");
     let b = Server::start().unwrap();
     let b_admin = b.admin().unwrap();
     assert_eq!(import(&b, &b_admin, &exported, false, "MERGE")["applied"], true);
-    let again = data(b.graphql_as(Some(&b_admin), "mutation { exportDefinitions }", json!({})).unwrap())["exportDefinitions"].clone();
+    let again = data(b.graphql_as(Some(&b_admin), "mutation { exportDefinitions }", json!({})).unwrap())
+        ["exportDefinitions"]
+        .clone();
     assert_eq!(again, exported);
     // New definitions after an import by id get fresh ids.
     let res = data(create_task(&b, &b_admin, task_input("after_import")));
@@ -341,7 +508,10 @@ fn one_bad_task_among_a_thousand_leaves_the_database_untouched() {
     let admin = s.admin().unwrap();
     let plan = import(&s, &admin, &document(1000, Some(999)), false, "MERGE");
     assert_eq!(plan["applied"], false);
-    assert_eq!(plan["errors"], json!([{ "path": "$.instances[0].tasks[999].schedule", "rule": "never_fires", "message": "this schedule can never fire" }]));
+    assert_eq!(
+        plan["errors"],
+        json!([{ "path": "$.instances[0].tasks[999].schedule", "rule": "never_fires", "message": "this schedule can never fire" }])
+    );
     assert_eq!(task_count(&s, &admin), 0);
     // A problem only the database can see (an unknown group) also rolls everything back.
     let mut doc = document(1000, None);
@@ -390,7 +560,9 @@ fn ten_thousand_tasks_import_and_page_completely() {
         after = conn["edges"].as_array().unwrap().last().map(|e| e["cursor"].as_str().unwrap().to_string());
     }
     assert_eq!((seen.len(), pages), (10_000, 20));
-    let res = data(s.graphql_as(Some(&admin), "{ tasks(filter: {search: \"job_0999\"}) { totalCount } }", json!({})).unwrap());
+    let res = data(
+        s.graphql_as(Some(&admin), "{ tasks(filter: {search: \"job_0999\"}) { totalCount } }", json!({})).unwrap(),
+    );
     assert_eq!(res["tasks"]["totalCount"], 10);
     let res = s.graphql_as(Some(&admin), "{ tasks(first: 501) { totalCount } }", json!({})).unwrap();
     assert_eq!(res["errors"][0]["extensions"]["field"], "first");
@@ -408,7 +580,9 @@ fn definition_changes_arrive_in_order_over_a_websocket() {
         let (mut ws, _) = tungstenite::connect(req).unwrap();
         let mut send = |v: Value| ws.send(Message::Text(v.to_string().into())).unwrap();
         send(json!({ "type": "connection_init", "payload": { "token": admin } }));
-        send(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { definitionChanges { kind name action sequence } }" } }));
+        send(
+            json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { definitionChanges { kind name action sequence } }" } }),
+        );
         let mut next = || loop {
             let msg = ws.read().unwrap();
             if let Message::Text(t) = msg {
@@ -427,7 +601,14 @@ fn definition_changes_arrive_in_order_over_a_websocket() {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while got.len() < 3 && std::time::Instant::now() < deadline {
             if sent < 3 {
-                data(s.graphql_as(Some(&admin), "mutation($n: String!) { createGroup(input: {name: $n}) { gid } }", json!({ "n": names[sent] })).unwrap());
+                data(
+                    s.graphql_as(
+                        Some(&admin),
+                        "mutation($n: String!) { createGroup(input: {name: $n}) { gid } }",
+                        json!({ "n": names[sent] }),
+                    )
+                    .unwrap(),
+                );
                 sent += 1;
             }
             let v = next();
@@ -492,7 +673,8 @@ fn command_line_user_create_login_export_import() {
         c.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
         c.wait_with_output().unwrap()
     };
-    let out = baton(&["login", "--server", &s.base_url, "--username", "ops", "--password-stdin"], Some("ops-password-1\n"));
+    let out =
+        baton(&["login", "--server", &s.base_url, "--username", "ops", "--password-stdin"], Some("ops-password-1\n"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let doc_path = creds.path().join("doc.json");

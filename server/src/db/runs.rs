@@ -194,13 +194,24 @@ pub fn count(conn: &mut DbConn, f: &RunFilter) -> DbResult<i64> {
 }
 
 /// Counts of runs by status for one run date (the dashboard).
-pub fn status_counts(conn: &mut DbConn, run_date: NaiveDate) -> DbResult<Vec<(String, i64)>> {
+pub fn status_counts(
+    conn: &mut DbConn,
+    run_date: NaiveDate,
+    instance_ids: Option<&[i64]>,
+) -> DbResult<Vec<(String, i64)>> {
     use diesel::dsl::count_star;
-    Ok(with_conn!(conn, |c| runs::table
-        .filter(runs::run_date.eq(run_date))
-        .group_by(runs::status)
-        .select((runs::status, count_star()))
-        .load(c))?)
+    Ok(with_conn!(conn, |c| match instance_ids {
+        Some(ids) => runs::table
+            .filter(runs::run_date.eq(run_date).and(runs::instance_id.eq_any(ids)))
+            .group_by(runs::status)
+            .select((runs::status, count_star()))
+            .load(c),
+        None => runs::table
+            .filter(runs::run_date.eq(run_date))
+            .group_by(runs::status)
+            .select((runs::status, count_star()))
+            .load(c),
+    })?)
 }
 
 /// Runs that were on an agent when the server stopped: the engine rebuilds its view from these.

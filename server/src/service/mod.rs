@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod definitions;
+mod runs;
 mod transfer;
 pub mod users;
 
@@ -347,6 +348,30 @@ impl Backend for Services {
         dry_run: bool,
     ) -> BackendResult<ImportPlan> {
         self.import_impl(p, document, mode, dry_run).await
+    }
+
+    async fn runs(&self, p: &Principal, f: &RunFilter, page: PageArgs) -> BackendResult<Page<RunRecord>> {
+        self.runs_impl(p, f, page).await
+    }
+    async fn run(&self, p: &Principal, id: i64) -> BackendResult<RunRecord> {
+        self.run_impl(p, id).await
+    }
+    async fn run_transitions(&self, p: &Principal, id: i64) -> BackendResult<Vec<TransitionRecord>> {
+        self.run_transitions_impl(p, id).await
+    }
+    async fn run_output(
+        &self,
+        p: &Principal,
+        id: i64,
+        attempt: Option<i32>,
+        stream: &str,
+        offset: i64,
+        limit: i64,
+    ) -> BackendResult<OutputSlice> {
+        self.run_output_impl(p, id, attempt, stream, offset, limit).await
+    }
+    async fn status_counts(&self, p: &Principal, run_date: chrono::NaiveDate) -> BackendResult<Vec<(String, i64)>> {
+        self.status_counts_impl(p, run_date).await
     }
 
     fn definition_changes(&self) -> BoxStream<'static, DefinitionChange> {

@@ -307,7 +307,7 @@ fn apply_instance(
     let calendar_names: HashSet<String> =
         db::calendars::list(c, Some(instance.id))?.into_iter().map(|r| r.name).collect();
     let mut kept_tasks: HashSet<i64> = HashSet::new();
-    let mut written: Vec<(usize, i64)> = Vec::new();
+    let mut written: Vec<(usize, i64, bool)> = Vec::new();
     for (j, t) in inst.tasks.iter().enumerate() {
         let tat = format!("{at}.tasks[{j}]");
         let group_id = match &t.group {
@@ -352,6 +352,7 @@ fn apply_instance(
         let existing = by_id.or_else(|| {
             before_tasks.iter().find(|b| b.draft.name == t.name.as_str()).and_then(|b| b.draft.tid.map(|x| x.0))
         });
+        let is_new = existing.is_none();
         let id = match existing {
             Some(id) => {
                 let before = before_tasks.iter().find(|b| b.draft.tid == Some(TaskId(id)));
@@ -381,8 +382,11 @@ fn apply_instance(
             }
         };
         kept_tasks.insert(id);
-        written.push((j, id));
-        db::alert_rules::replace(c, db::alert_rules::Owner::Task(id), &t.alerts).map_err(SvcError::from)?;
+        written.push((j, id, is_new));
+        // A new task has no rules or edges to replace yet.
+        if !(is_new && t.alerts.is_empty()) {
+            db::alert_rules::replace(c, db::alert_rules::Owner::Task(id), &t.alerts).map_err(SvcError::from)?;
+        }
     }
 
     // Replace mode: what the instance has and the document lacks goes.
@@ -446,8 +450,11 @@ fn apply_instance(
         let _ = gid;
     }
     if plan.errors.is_empty() {
-        for (j, id) in &written {
+        for (j, id, is_new) in &written {
             let t = &inst.tasks[*j];
+            if *is_new && t.dependency.is_none() {
+                continue;
+            }
             let gid = t.group.as_ref().and_then(|g| group_ids.get(g.as_str()).copied());
             write_task_edges(c, *id, gid, t.dependency.as_ref())?;
         }

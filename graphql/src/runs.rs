@@ -1,0 +1,295 @@
+//! Runs as the API shows them: filtered lists, one run with its timeline, its output by offset,
+//! and the dashboard's counters. The engine and the agents write runs; this is the read side.
+
+use crate::backend::{RunFilter, RunRecord, TransitionRecord};
+use crate::definitions::{backend, connection, page_args, ListConnection};
+use crate::error::{ApiError, ApiResult};
+use crate::guard::{principal, RoleGuard};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
+use baton_schema::access::Role;
+use baton_schema::run::RunStatus;
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// The status of a run (the words and order of the Tasks & Groups page).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "RunStatus")]
+pub enum Status {
+    Idle,
+    Triggered,
+    Started,
+    Running,
+    Success,
+    Failed,
+    Terminated,
+    Skipped,
+    Frozen,
+}
+
+impl From<RunStatus> for Status {
+    fn from(s: RunStatus) -> Self {
+        match s {
+            RunStatus::Idle => Self::Idle,
+            RunStatus::Triggered => Self::Triggered,
+            RunStatus::Started => Self::Started,
+            RunStatus::Running => Self::Running,
+            RunStatus::Success => Self::Success,
+            RunStatus::Failed => Self::Failed,
+            RunStatus::Terminated => Self::Terminated,
+            RunStatus::Skipped => Self::Skipped,
+            RunStatus::Frozen => Self::Frozen,
+        }
+    }
+}
+
+impl From<Status> for RunStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Idle => Self::Idle,
+            Status::Triggered => Self::Triggered,
+            Status::Started => Self::Started,
+            Status::Running => Self::Running,
+            Status::Success => Self::Success,
+            Status::Failed => Self::Failed,
+            Status::Terminated => Self::Terminated,
+            Status::Skipped => Self::Skipped,
+            Status::Frozen => Self::Frozen,
+        }
+    }
+}
+
+/// stdout or stderr.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+#[derive(InputObject, Default)]
+pub struct RunFilterInput {
+    pub status: Option<Vec<Status>>,
+    pub task_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub instance: Option<String>,
+    /// scheduled, forced or adhoc
+    pub kind: Option<String>,
+    /// Runs created at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Runs created in the last N hours.
+    pub since_hours: Option<i32>,
+    /// YYYY-MM-DD
+    pub run_date: Option<NaiveDate>,
+    /// Part of the task's name.
+    pub search: Option<String>,
+}
+
+/// One step of a run's life.
+#[derive(SimpleObject)]
+pub struct RunTransition {
+    pub seq: i32,
+    pub from: String,
+    pub to: String,
+    pub attempt: i32,
+    pub at: DateTime<Utc>,
+    pub reason: Option<String>,
+}
+
+impl From<TransitionRecord> for RunTransition {
+    fn from(t: TransitionRecord) -> Self {
+        RunTransition { seq: t.seq, from: t.from, to: t.to, attempt: t.attempt, at: t.at, reason: t.reason }
+    }
+}
+
+/// One run of a task for one run date and slot, with all its attempts.
+pub struct Run(pub RunRecord);
+
+#[Object]
+impl Run {
+    async fn id(&self) -> i64 {
+        self.0.id
+    }
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+    async fn task_id(&self) -> Option<i64> {
+        self.0.task_id
+    }
+    async fn task_name(&self) -> &str {
+        &self.0.task_name
+    }
+    async fn instance(&self) -> Option<&str> {
+        self.0.instance.as_deref()
+    }
+    async fn group_id(&self) -> Option<i64> {
+        self.0.group_id
+    }
+    async fn run_date(&self) -> NaiveDate {
+        self.0.run_date
+    }
+    /// The slot's nominal local time (a run's identity within its run date).
+    async fn slot(&self) -> &str {
+        &self.0.slot
+    }
+    async fn status(&self) -> Status {
+        self.0.status.into()
+    }
+    async fn attempt(&self) -> i32 {
+        self.0.attempt
+    }
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+    async fn command(&self) -> &str {
+        &self.0.command
+    }
+    async fn target(&self) -> &str {
+        &self.0.target
+    }
+    async fn run_as_user(&self) -> &str {
+        &self.0.run_as_user
+    }
+    async fn agent_id(&self) -> Option<i64> {
+        self.0.agent_id
+    }
+    async fn pid(&self) -> Option<i64> {
+        self.0.pid
+    }
+    async fn exit_code(&self) -> Option<i32> {
+        self.0.exit_code
+    }
+    async fn scheduled_for(&self) -> Option<DateTime<Utc>> {
+        self.0.scheduled_for
+    }
+    async fn triggered_at(&self) -> Option<DateTime<Utc>> {
+        self.0.triggered_at
+    }
+    async fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.started_at
+    }
+    async fn ended_at(&self) -> Option<DateTime<Utc>> {
+        self.0.ended_at
+    }
+    /// From start to end (or to now while running), in milliseconds.
+    async fn duration_ms(&self) -> Option<i64> {
+        let start = self.0.started_at?;
+        Some((self.0.ended_at.unwrap_or_else(Utc::now) - start).num_milliseconds())
+    }
+    async fn stdout_bytes(&self) -> i64 {
+        self.0.stdout_bytes
+    }
+    async fn stderr_bytes(&self) -> i64 {
+        self.0.stderr_bytes
+    }
+    /// Bytes dropped from the front of the output to stay within the cap.
+    async fn output_truncated_bytes(&self) -> i64 {
+        self.0.output_truncated_bytes
+    }
+    /// Every step, in order.
+    async fn transitions(&self, ctx: &Context<'_>) -> ApiResult<Vec<RunTransition>> {
+        let list = backend(ctx).run_transitions(principal(ctx)?, self.0.id).await?;
+        Ok(list.into_iter().map(Into::into).collect())
+    }
+}
+
+/// A slice of a run's output.
+#[derive(SimpleObject)]
+pub struct OutputChunk {
+    pub offset: i64,
+    pub data: String,
+    pub next_offset: i64,
+    pub total_bytes: i64,
+}
+
+/// How many runs of a day are in each status.
+#[derive(SimpleObject)]
+pub struct StatusCount {
+    pub status: Status,
+    pub count: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct Dashboard {
+    pub run_date: NaiveDate,
+    pub counts: Vec<StatusCount>,
+}
+
+#[derive(Default)]
+pub struct RunQuery;
+
+#[Object]
+impl RunQuery {
+    /// Runs the caller may see, newest first.
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn runs(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<RunFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<ListConnection<Run>> {
+        let f = filter.unwrap_or_default();
+        let since = match (f.since, f.since_hours) {
+            (Some(s), _) => Some(s),
+            (None, Some(h)) if (1..=24 * 366).contains(&h) => Some(Utc::now() - chrono::Duration::hours(i64::from(h))),
+            (None, Some(_)) => {
+                return Err(ApiError::invalid("filter.sinceHours", "range", "must be between 1 and 8784").into())
+            }
+            (None, None) => None,
+        };
+        let filter = RunFilter {
+            statuses: f.status.map(|s| s.into_iter().map(RunStatus::from).collect()),
+            task_id: f.task_id,
+            group_id: f.group_id,
+            instance: f.instance,
+            kind: f.kind,
+            since,
+            run_date: f.run_date,
+            search: f.search,
+        };
+        let page = backend(ctx).runs(principal(ctx)?, &filter, page_args(first, after)?).await?;
+        Ok(connection(page, |r| r.id, Run))
+    }
+
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn run(&self, ctx: &Context<'_>, id: i64) -> ApiResult<Run> {
+        Ok(Run(backend(ctx).run(principal(ctx)?, id).await?))
+    }
+
+    /// Up to `limit` bytes of one stream from `offset` (the latest attempt unless `attempt`).
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn run_output(
+        &self,
+        ctx: &Context<'_>,
+        run_id: i64,
+        stream: OutputStream,
+        #[graphql(default)] offset: i64,
+        #[graphql(default = 65536)] limit: i64,
+        attempt: Option<i32>,
+    ) -> ApiResult<OutputChunk> {
+        if !(1..=1_048_576).contains(&limit) || offset < 0 {
+            return Err(ApiError::invalid("limit", "range", "limit must be 1-1048576 and offset not negative").into());
+        }
+        let stream = match stream {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        };
+        let s = backend(ctx).run_output(principal(ctx)?, run_id, attempt, stream, offset, limit).await?;
+        Ok(OutputChunk { offset: s.offset, data: s.data, next_offset: s.next_offset, total_bytes: s.total_bytes })
+    }
+
+    /// Counts by status for a run date (today, UTC, by default).
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn dashboard(&self, ctx: &Context<'_>, run_date: Option<NaiveDate>) -> ApiResult<Dashboard> {
+        let date = run_date.unwrap_or_else(|| Utc::now().date_naive());
+        let counts = backend(ctx).status_counts(principal(ctx)?, date).await?;
+        Ok(Dashboard {
+            run_date: date,
+            counts: RunStatus::ALL
+                .iter()
+                .map(|s| StatusCount {
+                    status: (*s).into(),
+                    count: counts.iter().find(|(name, _)| name == s.as_str()).map_or(0, |(_, n)| *n),
+                })
+                .collect(),
+        })
+    }
+}
