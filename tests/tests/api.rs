@@ -36,11 +36,14 @@ fn task_input(name: &str) -> Value {
             "schedule": { "triggerTimes": "02:00", "timezone": "Europe/London" } })
 }
 
+/// Builds the request (query and variables) an operation sends on behalf of a role.
+type RequestFor = Box<dyn Fn(&str) -> (String, Value)>;
+
 /// One operation of the matrix: a name, the least role it needs, and the request for a role.
 struct Op {
     name: &'static str,
     min: &'static str,
-    request: Box<dyn Fn(&str) -> (String, Value)>,
+    request: RequestFor,
 }
 
 fn op(name: &'static str, min: &'static str, request: impl Fn(&str) -> (String, Value) + 'static) -> Op {

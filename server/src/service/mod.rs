@@ -119,9 +119,9 @@ impl Services {
 pub(crate) fn visible_instances(c: &mut DbConn, access: &InstanceAccess) -> SvcResult<Option<Vec<i64>>> {
     Ok(match access {
         InstanceAccess::All => None,
-        InstanceAccess::Only(names) => Some(
-            db::instances::list(c)?.into_iter().filter(|i| names.iter().any(|n| *n == i.name)).map(|i| i.id).collect(),
-        ),
+        InstanceAccess::Only(names) => {
+            Some(db::instances::list(c)?.into_iter().filter(|i| names.contains(&i.name)).map(|i| i.id).collect())
+        }
     })
 }
 
