@@ -254,6 +254,40 @@ pub struct OutputSlice {
     pub total_bytes: i64,
 }
 
+/// An agent as last seen.
+#[derive(Debug, Clone)]
+pub struct AgentRecord {
+    pub id: i64,
+    pub name: String,
+    pub hostname: String,
+    pub queues: Vec<String>,
+    pub version: String,
+    pub os: String,
+    /// ONLINE or OFFLINE
+    pub status: String,
+    pub cpu_percent: Option<f64>,
+    pub memory_percent: Option<f64>,
+    pub uptime_seconds: Option<i64>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentTokenRecord {
+    pub id: i64,
+    pub name: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// An agent came online, went offline, or came back.
+#[derive(Debug, Clone)]
+pub struct AgentChangeRecord {
+    pub name: String,
+    pub status: String,
+    pub at: DateTime<Utc>,
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// The server's version.
@@ -339,6 +373,14 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BackendResult<OutputSlice>;
     /// Runs of one run date by status, in the caller's instances.
     async fn status_counts(&self, p: &Principal, run_date: chrono::NaiveDate) -> BackendResult<Vec<(String, i64)>>;
+
+    // Agents.
+    async fn agents(&self) -> BackendResult<Vec<AgentRecord>>;
+    async fn agent_tokens(&self) -> BackendResult<Vec<AgentTokenRecord>>;
+    /// A new enrollment token, shown once.
+    async fn create_agent_token(&self, actor: &Principal, name: &str) -> BackendResult<(String, AgentTokenRecord)>;
+    async fn revoke_agent_token(&self, actor: &Principal, id: i64) -> BackendResult<bool>;
+    fn agent_changes(&self) -> BoxStream<'static, AgentChangeRecord>;
 
     /// Every definition change from now on, in order.
     fn definition_changes(&self) -> BoxStream<'static, DefinitionChange>;

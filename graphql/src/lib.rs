@@ -7,6 +7,7 @@
 //! cursors (keyset on the id, so deep pages stay fast); every non-public field has a
 //! [`guard::RoleGuard`]; the backend enforces instance access; errors carry `extensions.code`.
 
+mod agents;
 mod audit;
 mod auth;
 pub mod backend;
@@ -39,6 +40,7 @@ pub struct Query(
     calendars::CalendarQuery,
     audit::AuditQuery,
     runs::RunQuery,
+    agents::AgentQuery,
 );
 
 /// The root of every mutation: one part per domain.
@@ -49,11 +51,12 @@ pub struct Mutation(
     definitions::DefinitionMutation,
     calendars::CalendarMutation,
     transfer::TransferMutation,
+    agents::AgentMutation,
 );
 
 /// The root of every subscription.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(subscriptions::DefinitionSubscription);
+pub struct Subscription(subscriptions::DefinitionSubscription, agents::AgentSubscription);
 
 pub type BatonSchema = Schema<Query, Mutation, Subscription>;
 

@@ -12,6 +12,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database: DatabaseUrl,
+    pub agent_heartbeat: crate::agents::HeartbeatPolicy,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -21,6 +22,10 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    /// Seconds between agent heartbeats (1-300).
+    pub agent_heartbeat_seconds: Option<u32>,
+    /// Missed heartbeats after which an agent is OFFLINE (1-100).
+    pub agent_missed_heartbeats: Option<u32>,
 }
 
 /// Values given on the command line or in the environment (they win over the file).
@@ -55,7 +60,20 @@ impl Config {
             Some(u) => DatabaseUrl::parse(u.trim()),
             None => DatabaseUrl::sqlite_in(&data_dir),
         };
-        Ok(Config { listen, data_dir, database })
+        let mut agent_heartbeat = crate::agents::HeartbeatPolicy::default();
+        if let Some(v) = f.agent_heartbeat_seconds {
+            if !(1..=300).contains(&v) {
+                bail!("agent_heartbeat_seconds: {v} must be between 1 and 300");
+            }
+            agent_heartbeat.interval_seconds = v;
+        }
+        if let Some(v) = f.agent_missed_heartbeats {
+            if !(1..=100).contains(&v) {
+                bail!("agent_missed_heartbeats: {v} must be between 1 and 100");
+            }
+            agent_heartbeat.missed = v;
+        }
+        Ok(Config { listen, data_dir, database, agent_heartbeat })
     }
 }
 

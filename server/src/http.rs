@@ -2,6 +2,7 @@
 //! subscriptions over WebSocket at `/graphql/ws` or `/graphql` with an upgrade), and the embedded
 //! web UI at `/`. Callers are identified here, from the session cookie or a bearer token.
 
+use crate::agents::{agent_socket, AgentHub};
 use crate::config::Config;
 use crate::db::Db;
 use crate::service::{users, Services};
@@ -132,12 +133,17 @@ async fn ui(req: HttpRequest) -> HttpResponse {
 
 /// Binds, prints the address it listens on (tests read it when the port is 0), and serves.
 pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
-    let services = Services::new(db.clone());
+    let marked = db.run(crate::db::agents::mark_all_offline).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::debug!(agents = marked, "no agent is connected yet");
+    let hub = AgentHub::new(db.clone(), config.agent_heartbeat);
+    actix_web::rt::spawn(hub.clone().watch_heartbeats());
+    let services = Services::new(db.clone(), hub.clone());
     let backend: Arc<dyn Backend> = services;
     let state = AppState { schema: build_schema(backend.clone()), backend, db };
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
+            .app_data(web::Data::new(hub.clone()))
             .app_data(web::JsonConfig::default().limit(64 * 1024 * 1024))
             .wrap(middleware::Compress::default())
             .wrap(middleware::Logger::new("%r %s %Dms").log_target("baton::http"))
@@ -145,6 +151,7 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
             .route("/graphql", web::post().to(graphql))
             .route("/graphql", web::get().to(graphql_get))
             .route("/graphql/ws", web::get().to(subscriptions))
+            .route("/agent", web::get().to(agent_socket))
             .default_service(web::get().to(ui))
     })
     .bind(config.listen)

@@ -3,6 +3,7 @@
 //! The binary `baton` (src/main.rs) is a thin shell over this library, so tests can reach the
 //! storage layer directly.
 
+pub mod agents;
 pub mod client;
 pub mod config;
 pub mod db;

@@ -71,6 +71,12 @@ enum Command {
         #[arg(long, env = "BATON_DATABASE_URL")]
         database_url: Option<String>,
     },
+    /// Manage agent enrollment tokens directly in the database.
+    #[command(name = "agent-token")]
+    AgentToken {
+        #[command(subcommand)]
+        command: AgentTokenCommand,
+    },
     /// Manage users directly in the database.
     User {
         #[command(subcommand)]
@@ -109,6 +115,17 @@ enum Command {
         /// Also delete what the document's instances have that it lacks.
         #[arg(long)]
         replace: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AgentTokenCommand {
+    /// Create an enrollment token; it is printed as the last line (only its hash is stored).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        storage: Storage,
     },
 }
 
@@ -186,6 +203,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut conn = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
             let id = users::insert_user(&mut conn, &username, &password, role, &instances).map_err(api_error)?;
             println!("created user {username} (id {id}, role {role})");
+            Ok(())
+        }
+        Command::AgentToken { command: AgentTokenCommand::Create { name, storage } } => {
+            let db = storage.open()?;
+            let mut conn = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (token, _) = baton_server::service::agents::create_token(&mut conn, &name, "baton agent-token")
+                .map_err(api_error)?;
+            println!("agent token {name} created; give it to baton-agent --token:");
+            println!("{token}");
             Ok(())
         }
         Command::Login { remote, username, password_stdin } => {

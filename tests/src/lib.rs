@@ -183,3 +183,75 @@ pub fn data(res: serde_json::Value) -> serde_json::Value {
     assert!(res.get("errors").is_none_or(|e| e.as_array().is_none_or(|a| a.is_empty())), "unexpected errors: {res}");
     res["data"].clone()
 }
+
+/// A running `baton-agent`, killed when dropped.
+pub struct Agent {
+    pub child: Child,
+    pub state_dir: tempfile::TempDir,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Agent {
+    /// Starts the real agent binary against `server` with the given token, name and queues.
+    pub fn start(server: &str, token: &str, name: &str, queues: &str) -> Result<Agent> {
+        let state_dir = tempfile::tempdir()?;
+        let mut child = Command::new(binary("baton-agent"))
+            .args(["--server", server, "--token", token, "--name", name, "--queues", queues, "--state-dir"])
+            .arg(state_dir.path())
+            .env("BATON_LOG", std::env::var("TEST_LOG").map(|_| "debug").unwrap_or("info"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting baton-agent")?;
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("TEST_LOG").is_some() {
+                    eprintln!("[agent] {line}");
+                }
+                let _ = tx.send(line);
+            }
+        });
+        Ok(Agent { child, state_dir, stderr: rx })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the agent to exit and returns its exit code and everything it wrote to stderr.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<(Option<i32>, String)> {
+        let status = wait_for("the agent to exit", timeout, || self.child.try_wait().ok().flatten())?;
+        std::thread::sleep(Duration::from_millis(50));
+        let lines: Vec<String> = self.stderr.try_iter().collect();
+        Ok((status.code(), lines.join("\n")))
+    }
+
+    /// Sends a signal (by name, e.g. STOP or CONT) to the agent.
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.signal("CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates an agent enrollment token with the CLI, straight into a server's database, and
+/// returns the token (the command's last line).
+pub fn agent_token_cli(data_dir: &Path, name: &str) -> Result<String> {
+    let out = Command::new(binary("baton"))
+        .args(["agent-token", "create", "--name", name, "--data"])
+        .arg(data_dir)
+        .output()?;
+    if !out.status.success() {
+        bail!("baton agent-token create failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    Ok(stdout.lines().last().unwrap_or_default().trim().to_string())
+}

@@ -1,6 +1,7 @@
 //! The server's implementation of the API's [`Backend`]: authentication, definitions, import and
 //! export, each checked for role and instance access, validated, audited, and published.
 
+pub mod agents;
 pub mod auth;
 mod definitions;
 mod runs;
@@ -74,16 +75,18 @@ pub type SvcResult<T> = Result<T, SvcError>;
 /// Everything the API needs from the server.
 pub struct Services {
     pub db: db::Db,
+    pub hub: Arc<crate::agents::AgentHub>,
     changes: broadcast::Sender<DefinitionChange>,
     sequence: AtomicU64,
     limiter: Mutex<auth::LoginLimiter>,
 }
 
 impl Services {
-    pub fn new(db: db::Db) -> Arc<Services> {
+    pub fn new(db: db::Db, hub: Arc<crate::agents::AgentHub>) -> Arc<Services> {
         let (changes, _) = broadcast::channel(4096);
         Arc::new(Services {
             db,
+            hub,
             changes,
             sequence: AtomicU64::new(0),
             limiter: Mutex::new(auth::LoginLimiter::default()),
@@ -372,6 +375,26 @@ impl Backend for Services {
     }
     async fn status_counts(&self, p: &Principal, run_date: chrono::NaiveDate) -> BackendResult<Vec<(String, i64)>> {
         self.status_counts_impl(p, run_date).await
+    }
+
+    async fn agents(&self) -> BackendResult<Vec<AgentRecord>> {
+        self.agents_impl().await
+    }
+    async fn agent_tokens(&self) -> BackendResult<Vec<AgentTokenRecord>> {
+        self.agent_tokens_impl().await
+    }
+    async fn create_agent_token(&self, actor: &Principal, name: &str) -> BackendResult<(String, AgentTokenRecord)> {
+        self.create_agent_token_impl(actor, name).await
+    }
+    async fn revoke_agent_token(&self, actor: &Principal, id: i64) -> BackendResult<bool> {
+        self.revoke_agent_token_impl(actor, id).await
+    }
+    fn agent_changes(&self) -> BoxStream<'static, AgentChangeRecord> {
+        tokio_stream::wrappers::BroadcastStream::new(self.hub.subscribe())
+            .filter_map(|r| async move {
+                r.ok().map(|c| AgentChangeRecord { name: c.name, status: c.status, at: Utc::now() })
+            })
+            .boxed()
     }
 
     fn definition_changes(&self) -> BoxStream<'static, DefinitionChange> {

@@ -1,0 +1,117 @@
+//! The agent's options: flags, then environment variables, then a TOML file, then defaults.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Baton's agent: runs commands on this host for a Baton server and reports every step.
+#[derive(Parser, Debug, Default)]
+#[command(name = "baton-agent", version)]
+pub struct Cli {
+    /// The server's URL; several, comma-separated, are tried in turn (http://host:8080).
+    #[arg(long, env = "BATON_SERVER", value_delimiter = ',')]
+    pub server: Vec<String>,
+    /// The enrollment token (`baton agent-token create --name N` prints one).
+    #[arg(long, env = "BATON_AGENT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// This agent's name, unique among the server's agents (default: the hostname).
+    #[arg(long, env = "BATON_AGENT_NAME")]
+    pub name: Option<String>,
+    /// Queues this agent serves, comma-separated; a task whose target is one of them may run here.
+    #[arg(long, env = "BATON_AGENT_QUEUES", value_delimiter = ',')]
+    pub queues: Vec<String>,
+    /// Where the agent keeps its durable state (event log, runs it accepted).
+    #[arg(long, env = "BATON_AGENT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// A TOML file with server, token, name, queues and state_dir.
+    #[arg(long, env = "BATON_AGENT_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    server: Option<Vec<String>>,
+    token: Option<String>,
+    name: Option<String>,
+    queues: Option<Vec<String>>,
+    state_dir: Option<PathBuf>,
+}
+
+/// Settled options.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub servers: Vec<String>,
+    pub token: String,
+    pub name: String,
+    pub hostname: String,
+    pub queues: Vec<String>,
+    pub state_dir: PathBuf,
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn check_name(what: &str, v: &str) -> Result<()> {
+    if v.is_empty() || v.len() > 253 || !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        bail!("{what}: {v:?} may contain only letters, digits, '_', '-' and '.'");
+    }
+    Ok(())
+}
+
+impl Config {
+    pub fn from_cli(cli: Cli) -> Result<Config> {
+        let file = match &cli.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| anyhow::anyhow!("config file {}: {}", p.display(), e.message()))?
+            }
+            None => FileConfig::default(),
+        };
+        let servers = if cli.server.is_empty() { file.server.unwrap_or_default() } else { cli.server };
+        let servers: Vec<String> =
+            servers.into_iter().map(|s| s.trim().trim_end_matches('/').to_string()).filter(|s| !s.is_empty()).collect();
+        if servers.is_empty() {
+            bail!("server: give the server's URL with --server (or BATON_SERVER)");
+        }
+        for s in &servers {
+            if !(s.starts_with("http://")
+                || s.starts_with("https://")
+                || s.starts_with("ws://")
+                || s.starts_with("wss://"))
+            {
+                bail!("server: {s:?} must start with http://, https://, ws:// or wss://");
+            }
+        }
+        let token = cli
+            .token
+            .or(file.token)
+            .filter(|t| !t.is_empty())
+            .context("token: give the enrollment token with --token (or BATON_AGENT_TOKEN)")?;
+        let hostname = hostname();
+        let name = cli.name.or(file.name).unwrap_or_else(|| hostname.clone());
+        check_name("name", &name)?;
+        let queues = if cli.queues.is_empty() { file.queues.unwrap_or_default() } else { cli.queues };
+        for q in &queues {
+            check_name("queues", q)?;
+        }
+        let state_dir = cli.state_dir.or(file.state_dir).unwrap_or_else(|| PathBuf::from("baton-agent-state"));
+        std::fs::create_dir_all(&state_dir)
+            .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+        Ok(Config { servers, token, name, hostname, queues, state_dir })
+    }
+
+    /// The WebSocket URL of a server.
+    pub fn socket_url(server: &str) -> String {
+        let ws = server.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+        format!("{ws}/agent")
+    }
+}

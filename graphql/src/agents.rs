@@ -1,0 +1,133 @@
+//! Agents: who is connected, their figures, their enrollment tokens, and live presence changes.
+
+use crate::backend::{AgentChangeRecord, AgentRecord, AgentTokenRecord};
+use crate::definitions::backend;
+use crate::error::ApiResult;
+use crate::guard::{principal, RoleGuard};
+use async_graphql::{Context, Object, SimpleObject, Subscription};
+use baton_schema::access::Role;
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+
+#[derive(SimpleObject)]
+pub struct Agent {
+    pub id: i64,
+    pub name: String,
+    pub hostname: String,
+    pub queues: Vec<String>,
+    pub version: String,
+    pub os: String,
+    /// ONLINE or OFFLINE
+    pub status: String,
+    pub cpu_percent: Option<f64>,
+    pub memory_percent: Option<f64>,
+    pub uptime_seconds: Option<i64>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+impl From<AgentRecord> for Agent {
+    fn from(a: AgentRecord) -> Self {
+        Agent {
+            id: a.id,
+            name: a.name,
+            hostname: a.hostname,
+            queues: a.queues,
+            version: a.version,
+            os: a.os,
+            status: a.status,
+            cpu_percent: a.cpu_percent,
+            memory_percent: a.memory_percent,
+            uptime_seconds: a.uptime_seconds,
+            last_seen_at: a.last_seen_at,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AgentToken {
+    pub id: i64,
+    pub name: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<AgentTokenRecord> for AgentToken {
+    fn from(t: AgentTokenRecord) -> Self {
+        AgentToken {
+            id: t.id,
+            name: t.name,
+            created_by: t.created_by,
+            created_at: t.created_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct CreatedAgentToken {
+    /// Shown once: give it to `baton-agent --token`.
+    pub token: String,
+    pub info: AgentToken,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct AgentEvent {
+    pub name: String,
+    pub status: String,
+    pub at: DateTime<Utc>,
+}
+
+impl From<AgentChangeRecord> for AgentEvent {
+    fn from(c: AgentChangeRecord) -> Self {
+        AgentEvent { name: c.name, status: c.status, at: c.at }
+    }
+}
+
+#[derive(Default)]
+pub struct AgentQuery;
+
+#[Object]
+impl AgentQuery {
+    /// Every agent that ever registered, by name.
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn agents(&self, ctx: &Context<'_>) -> ApiResult<Vec<Agent>> {
+        Ok(backend(ctx).agents().await?.into_iter().map(Agent::from).collect())
+    }
+
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn agent_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<AgentToken>> {
+        Ok(backend(ctx).agent_tokens().await?.into_iter().map(AgentToken::from).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct AgentMutation;
+
+#[Object]
+impl AgentMutation {
+    /// An enrollment token for agents (also `baton agent-token create --name N`).
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn create_agent_token(&self, ctx: &Context<'_>, name: String) -> ApiResult<CreatedAgentToken> {
+        let (token, info) = backend(ctx).create_agent_token(principal(ctx)?, &name).await?;
+        Ok(CreatedAgentToken { token, info: info.into() })
+    }
+
+    /// Agents using it can no longer connect.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn revoke_agent_token(&self, ctx: &Context<'_>, id: i64) -> ApiResult<bool> {
+        Ok(backend(ctx).revoke_agent_token(principal(ctx)?, id).await?)
+    }
+}
+
+#[derive(Default)]
+pub struct AgentSubscription;
+
+#[Subscription]
+impl AgentSubscription {
+    /// Agents coming online, going OFFLINE, or coming back.
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn agent_events(&self, ctx: &Context<'_>) -> impl Stream<Item = AgentEvent> {
+        backend(ctx).agent_changes().map(AgentEvent::from)
+    }
+}

@@ -1,0 +1,333 @@
+//! The agent gateway: agents connect to `/agent` over WebSocket, authenticate with an enrollment
+//! token, register, and heartbeat. The hub knows which agents are online, refuses a second agent
+//! of a name already online, and marks an agent OFFLINE (no new work) after missed heartbeats.
+
+use crate::db::{self, Db};
+use crate::service::auth::token_hash;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::AggregatedMessage;
+use baton_schema::agent::v1::{self, AgentMsg, ServerMsg, PROTOCOL_VERSION};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+
+/// Heartbeat settings the server gives its agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatPolicy {
+    pub interval_seconds: u32,
+    /// Missed heartbeats after which an agent is OFFLINE.
+    pub missed: u32,
+}
+
+impl Default for HeartbeatPolicy {
+    fn default() -> Self {
+        Self { interval_seconds: 5, missed: 3 }
+    }
+}
+
+/// A change in an agent's presence or figures, for subscribers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentChange {
+    pub name: String,
+    pub status: String,
+}
+
+/// One connected agent.
+struct Conn {
+    id: i64,
+    /// Frames for the agent.
+    tx: mpsc::UnboundedSender<ServerMsg>,
+    last_heartbeat: DateTime<Utc>,
+    online: bool,
+    /// Which connection this is, so a stale close cannot remove a newer one.
+    serial: u64,
+}
+
+/// The registry of connected agents.
+pub struct AgentHub {
+    db: Db,
+    pub policy: HeartbeatPolicy,
+    conns: Mutex<HashMap<String, Conn>>,
+    serial: std::sync::atomic::AtomicU64,
+    changes: broadcast::Sender<AgentChange>,
+}
+
+/// Frames that make no sense count against a connection; past this many it is closed.
+const MAX_BAD_FRAMES: u32 = 100;
+
+impl AgentHub {
+    pub fn new(db: Db, policy: HeartbeatPolicy) -> Arc<AgentHub> {
+        let (changes, _) = broadcast::channel(1024);
+        Arc::new(AgentHub { db, policy, conns: Mutex::new(HashMap::new()), serial: Default::default(), changes })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<AgentChange> {
+        self.changes.subscribe()
+    }
+
+    /// Names of the agents online now.
+    pub fn online(&self) -> Vec<String> {
+        self.conns
+            .lock()
+            .map(|c| c.iter().filter(|(_, v)| v.online).map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Sends a frame to an online agent; false when it is not connected.
+    pub fn send(&self, name: &str, msg: ServerMsg) -> bool {
+        self.conns.lock().ok().and_then(|c| c.get(name).map(|c| c.tx.send(msg).is_ok())).unwrap_or(false)
+    }
+
+    fn publish(&self, name: &str, status: &str) {
+        let _ = self.changes.send(AgentChange { name: name.into(), status: status.into() });
+    }
+
+    async fn set_status(&self, id: i64, status: &'static str) {
+        if let Err(e) = self.db.run(move |c| db::agents::set_status(c, id, status)).await {
+            tracing::error!(error = %e, agent = id, "recording an agent's status");
+        }
+    }
+
+    /// Marks agents that missed their heartbeats OFFLINE; runs until the server stops.
+    pub async fn watch_heartbeats(self: Arc<Self>) {
+        let limit = chrono::Duration::seconds(i64::from(self.policy.interval_seconds * self.policy.missed));
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let now = Utc::now();
+            let lost: Vec<(String, i64)> = match self.conns.lock() {
+                Ok(mut conns) => conns
+                    .iter_mut()
+                    .filter(|(_, c)| c.online && now - c.last_heartbeat > limit)
+                    .map(|(name, c)| {
+                        c.online = false;
+                        (name.clone(), c.id)
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            for (name, id) in lost {
+                tracing::warn!(agent = %name, "missed its heartbeats: OFFLINE");
+                self.set_status(id, "OFFLINE").await;
+                self.publish(&name, "OFFLINE");
+            }
+        }
+    }
+}
+
+/// Checks the first frame of a connection and registers the agent.
+async fn admit(
+    hub: &AgentHub,
+    hello: AgentMsg,
+    tx: &mpsc::UnboundedSender<ServerMsg>,
+) -> Result<(String, i64, u64), String> {
+    let AgentMsg::Hello { protocol, token, name, hostname, queues, version, os, .. } = hello else {
+        return Err("the first frame must be hello".into());
+    };
+    if protocol != PROTOCOL_VERSION {
+        return Err(format!("protocol {protocol} is not supported (the server speaks {PROTOCOL_VERSION})"));
+    }
+    if baton_schema::names::Target::parse(&name).is_err()
+        || queues.iter().any(|q| baton_schema::names::Target::parse(q).is_err())
+    {
+        return Err("agent and queue names may contain only letters, digits, '_', '-' and '.'".into());
+    }
+    let hash = token_hash(&token);
+    let known = hub.db.run(move |c| db::agent_tokens::find_live(c, &hash)).await.map_err(|e| e.to_string())?;
+    if known.is_none() {
+        return Err("the enrollment token is unknown or revoked".into());
+    }
+    let serial = hub.serial.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    {
+        let mut conns = hub.conns.lock().map_err(|_| "internal error".to_string())?;
+        // A live agent of that name keeps it; a stale one (missed heartbeats) is replaced, and
+        // dropping its sender ends its connection.
+        if conns.get(&name).is_some_and(|c| c.online) {
+            return Err(format!("an agent named {name} is already online"));
+        }
+        // Reserve the name before the database write, so two racing agents cannot both get it.
+        conns.insert(name.clone(), Conn { id: 0, tx: tx.clone(), last_heartbeat: Utc::now(), online: false, serial });
+    }
+    let reg_name = name.clone();
+    let row = hub
+        .db
+        .run(move |c| {
+            db::agents::register(
+                c,
+                &db::agents::Registration {
+                    name: &reg_name,
+                    hostname: &hostname,
+                    queues: &queues,
+                    version: &version,
+                    os: &os,
+                },
+                Utc::now(),
+            )
+        })
+        .await;
+    let row = match row {
+        Ok(r) => r,
+        Err(e) => {
+            if let Ok(mut conns) = hub.conns.lock() {
+                conns.remove(&name);
+            }
+            return Err(format!("registration failed: {e}"));
+        }
+    };
+    if let Ok(mut conns) = hub.conns.lock() {
+        if let Some(c) = conns.get_mut(&name) {
+            c.id = row.id;
+            c.online = true;
+        }
+    }
+    Ok((name, row.id, u64::try_from(row.last_acked_seq).unwrap_or(0)))
+}
+
+/// `GET /agent`: the WebSocket of one agent.
+pub async fn agent_socket(
+    hub: web::Data<Arc<AgentHub>>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> actix_web::Result<HttpResponse> {
+    let (response, mut session, stream) = actix_ws::handle(&req, body)?;
+    let mut stream =
+        stream.max_frame_size(v1::MAX_FRAME_BYTES).aggregate_continuations().max_continuation_size(v1::MAX_FRAME_BYTES);
+    let hub = hub.get_ref().clone();
+    let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    actix_web::rt::spawn(async move {
+        let (tx, mut rx) = mpsc::unbounded_channel::<ServerMsg>();
+        let send = |s: &mut actix_ws::Session, m: &ServerMsg| {
+            let text = serde_json::to_string(m).unwrap_or_default();
+            let mut s = s.clone();
+            async move { s.text(text).await.is_ok() }
+        };
+        // The first frame must be a hello, within ten seconds.
+        let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
+        let hello = match first {
+            Ok(Some(Ok(AggregatedMessage::Text(t)))) => v1::parse_agent_frame(&t),
+            _ => Err("expected a hello frame within 10 s".into()),
+        };
+        let admitted = match hello {
+            Ok(h) => admit(&hub, h, &tx).await,
+            Err(e) => Err(e),
+        };
+        let (name, id, acked) = match admitted {
+            Ok(a) => a,
+            Err(reason) => {
+                tracing::warn!(%peer, %reason, "agent refused");
+                send(&mut session, &ServerMsg::Refused { reason }).await;
+                let _ = session.close(None).await;
+                return;
+            }
+        };
+        tracing::info!(agent = %name, %peer, "agent connected");
+        hub.publish(&name, "ONLINE");
+        send(
+            &mut session,
+            &ServerMsg::Welcome {
+                protocol: PROTOCOL_VERSION,
+                server_version: env!("CARGO_PKG_VERSION").into(),
+                heartbeat_seconds: hub.policy.interval_seconds,
+                acked_seq: acked,
+            },
+        )
+        .await;
+        let serial = hub.conns.lock().ok().and_then(|c| c.get(&name).map(|c| c.serial)).unwrap_or(0);
+        let mut bad = 0u32;
+        loop {
+            tokio::select! {
+                out = rx.recv() => match out {
+                    Some(m) => if !send(&mut session, &m).await { break },
+                    None => break,
+                },
+                frame = stream.next() => match frame {
+                    Some(Ok(AggregatedMessage::Text(t))) => {
+                        match v1::parse_agent_frame(&t) {
+                            Ok(AgentMsg::Heartbeat { stats }) => on_heartbeat(&hub, &name, id, stats).await,
+                            Ok(AgentMsg::Hello { .. }) => {
+                                bad += 1;
+                                send(&mut session, &ServerMsg::Error { code: "protocol".into(), message: "already registered".into() }).await;
+                            }
+                            Ok(AgentMsg::Event { seq, run_id, .. }) => {
+                                bad += 1;
+                                let message = format!("run {run_id} is not dispatched to this agent (event {seq} ignored)");
+                                send(&mut session, &ServerMsg::Error { code: "unknown_run".into(), message }).await;
+                            }
+                            Err(message) => {
+                                bad += 1;
+                                send(&mut session, &ServerMsg::Error { code: "malformed".into(), message }).await;
+                            }
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Ping(p))) => { let _ = session.pong(&p).await; }
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        bad += 1;
+                        send(&mut session, &ServerMsg::Error { code: "malformed".into(), message: "binary frames are not part of the protocol".into() }).await;
+                    }
+                    Some(Ok(AggregatedMessage::Pong(_))) => {}
+                    Some(Ok(AggregatedMessage::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        tracing::warn!(agent = %name, error = %e, "bad frame; closing");
+                        send(&mut session, &ServerMsg::Error { code: "protocol".into(), message: e.to_string() }).await;
+                        break;
+                    }
+                },
+            }
+            if bad > MAX_BAD_FRAMES {
+                tracing::warn!(agent = %name, "too many bad frames; closing");
+                break;
+            }
+        }
+        let _ = session.close(None).await;
+        let removed = hub.conns.lock().ok().map(|mut c| {
+            if c.get(&name).is_some_and(|x| x.serial == serial) {
+                c.remove(&name);
+                true
+            } else {
+                false
+            }
+        });
+        if removed == Some(true) {
+            hub.set_status(id, "OFFLINE").await;
+            hub.publish(&name, "OFFLINE");
+            tracing::info!(agent = %name, "agent disconnected");
+        }
+    });
+    Ok(response)
+}
+
+async fn on_heartbeat(hub: &AgentHub, name: &str, id: i64, stats: v1::AgentStats) {
+    let came_back = match hub.conns.lock() {
+        Ok(mut conns) => match conns.get_mut(name) {
+            Some(c) => {
+                c.last_heartbeat = Utc::now();
+                let back = !c.online;
+                c.online = true;
+                back
+            }
+            None => false,
+        },
+        Err(_) => false,
+    };
+    let (cpu, mem, up) = (f64::from(stats.cpu_percent), f64::from(stats.memory_percent), stats.uptime_seconds);
+    let res = hub
+        .db
+        .run(move |c| {
+            db::agents::heartbeat(c, id, cpu, mem, i64::try_from(up).unwrap_or(i64::MAX), Utc::now())?;
+            if came_back {
+                db::agents::set_status(c, id, "ONLINE")?;
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = res {
+        tracing::error!(error = %e, agent = %name, "recording a heartbeat");
+    }
+    if came_back {
+        tracing::info!(agent = %name, "heartbeats resumed: ONLINE");
+        hub.publish(name, "ONLINE");
+    }
+}

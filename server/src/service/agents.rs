@@ -1,0 +1,86 @@
+//! Agents and their enrollment tokens, as the API sees them.
+
+use super::{audit, Services, SvcError, SvcResult};
+use crate::db::{self, DbConn};
+use baton_graphql::backend::*;
+use baton_graphql::ApiError;
+use chrono::Utc;
+
+fn token_record(r: db::agent_tokens::AgentTokenRow) -> AgentTokenRecord {
+    AgentTokenRecord {
+        id: r.id,
+        name: r.name,
+        created_by: r.created_by,
+        created_at: db::utc(r.created_at),
+        revoked_at: r.revoked_at.map(db::utc),
+    }
+}
+
+/// Creates an enrollment token and returns it (only its hash is stored).
+pub fn create_token(c: &mut DbConn, name: &str, created_by: &str) -> SvcResult<(String, AgentTokenRecord)> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 128 {
+        return Err(ApiError::invalid("name", "length", "must be 1-128 characters").into());
+    }
+    let token = super::auth::new_token("ba_").map_err(|_| SvcError::Api(ApiError::Internal))?;
+    db::transaction(c, |c| {
+        let id = match db::agent_tokens::insert(c, name, &super::auth::token_hash(&token), created_by, Utc::now()) {
+            Err(db::DbError::Conflict(_)) => {
+                return Err(ApiError::Conflict(format!("an agent token named {name} exists")).into())
+            }
+            other => other?,
+        };
+        audit(c, created_by, "createAgentToken", name, None, None)?;
+        let row = db::agent_tokens::list(c)?.into_iter().find(|t| t.id == id).ok_or(db::DbError::NotFound)?;
+        Ok((token, token_record(row)))
+    })
+}
+
+impl Services {
+    pub(super) async fn agents_impl(&self) -> BackendResult<Vec<AgentRecord>> {
+        self.run(|c| {
+            Ok(db::agents::list(c)?
+                .into_iter()
+                .map(|a| AgentRecord {
+                    id: a.id,
+                    queues: a.queue_list().into_iter().map(str::to_string).collect(),
+                    name: a.name,
+                    hostname: a.hostname,
+                    version: a.version,
+                    os: a.os,
+                    status: a.status,
+                    cpu_percent: a.cpu_percent,
+                    memory_percent: a.memory_percent,
+                    uptime_seconds: a.uptime_seconds,
+                    last_seen_at: a.last_seen_at.map(db::utc),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    pub(super) async fn agent_tokens_impl(&self) -> BackendResult<Vec<AgentTokenRecord>> {
+        self.run(|c| Ok(db::agent_tokens::list(c)?.into_iter().map(token_record).collect())).await
+    }
+
+    pub(super) async fn create_agent_token_impl(
+        &self,
+        actor: &Principal,
+        name: &str,
+    ) -> BackendResult<(String, AgentTokenRecord)> {
+        let (actor, name) = (actor.username.clone(), name.to_string());
+        self.run(move |c| create_token(c, &name, &actor)).await
+    }
+
+    pub(super) async fn revoke_agent_token_impl(&self, actor: &Principal, id: i64) -> BackendResult<bool> {
+        let actor = actor.username.clone();
+        self.run(move |c| {
+            db::transaction(c, |c| {
+                db::agent_tokens::revoke(c, id, Utc::now()).map_err(|_| ApiError::NotFound("agent token".into()))?;
+                audit(c, &actor, "revokeAgentToken", &id.to_string(), None, None)?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+}
