@@ -4,6 +4,9 @@
 //! error and exit code 2.
 
 mod config;
+mod log;
+mod runner;
+mod shim;
 mod stats;
 
 use anyhow::{Context, Result};
@@ -11,7 +14,9 @@ use baton_schema::agent::v1::{AgentMsg, ServerMsg, PROTOCOL_VERSION};
 use clap::Parser;
 use config::{Cli, Config};
 use futures_util::{SinkExt, StreamExt};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 /// How a connection ended.
@@ -22,7 +27,21 @@ enum End {
     Lost(String),
 }
 
-async fn session(cfg: &Config, url: &str, sampler: &mut stats::Sampler) -> End {
+/// What outlives a connection: the event log, the runner and the queue of frames to send.
+struct Agent {
+    log: Arc<Mutex<log::EventLog>>,
+    runner: runner::Runner,
+    outbox: mpsc::UnboundedReceiver<AgentMsg>,
+}
+
+async fn send(ws: &mut Socket, msg: &AgentMsg) -> Result<(), String> {
+    let text = serde_json::to_string(msg).map_err(|e| e.to_string())?;
+    ws.send(Message::Text(text.into())).await.map_err(|e| e.to_string())
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn session(cfg: &Config, url: &str, sampler: &mut stats::Sampler, agent: &mut Agent) -> End {
     let (mut ws, _) = match tokio_tungstenite::connect_async(url).await {
         Ok(c) => c,
         Err(e) => return End::Lost(format!("connecting to {url}: {e}")),
@@ -35,15 +54,34 @@ async fn session(cfg: &Config, url: &str, sampler: &mut stats::Sampler) -> End {
         queues: cfg.queues.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
-        last_acked_seq: 0,
+        last_acked_seq: agent.log.lock().map(|l| l.acked()).unwrap_or(0),
     };
-    let text = serde_json::to_string(&hello).unwrap_or_default();
-    if let Err(e) = ws.send(Message::Text(text.into())).await {
+    if let Err(e) = send(&mut ws, &hello).await {
         return End::Lost(format!("sending hello: {e}"));
     }
     let heartbeat = match tokio::time::timeout(Duration::from_secs(15), ws.next()).await {
         Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ServerMsg>(&t) {
-            Ok(ServerMsg::Welcome { heartbeat_seconds, .. }) => heartbeat_seconds.max(1),
+            Ok(ServerMsg::Welcome { heartbeat_seconds, acked_seq, .. }) => {
+                // Replay, in order, what the server has not stored; frames queued while away are
+                // in the log too, so the queue is dropped.
+                let pending = match agent.log.lock() {
+                    Ok(mut l) => {
+                        l.ack(acked_seq);
+                        l.pending()
+                    }
+                    Err(_) => Vec::new(),
+                };
+                while agent.outbox.try_recv().is_ok() {}
+                if !pending.is_empty() {
+                    tracing::info!(events = pending.len(), "replaying events the server has not acknowledged");
+                }
+                for m in &pending {
+                    if let Err(e) = send(&mut ws, m).await {
+                        return End::Lost(format!("replaying: {e}"));
+                    }
+                }
+                heartbeat_seconds.max(1)
+            }
             Ok(ServerMsg::Refused { reason }) => return End::Refused(reason),
             Ok(other) => return End::Lost(format!("unexpected first frame: {other:?}")),
             Err(e) => return End::Lost(format!("unreadable first frame: {e}")),
@@ -58,17 +96,36 @@ async fn session(cfg: &Config, url: &str, sampler: &mut stats::Sampler) -> End {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let msg = AgentMsg::Heartbeat { stats: sampler.sample(0) };
-                let text = serde_json::to_string(&msg).unwrap_or_default();
-                if let Err(e) = ws.send(Message::Text(text.into())).await {
+                let msg = AgentMsg::Heartbeat { stats: sampler.sample(agent.runner.running()) };
+                if let Err(e) = send(&mut ws, &msg).await {
                     return End::Lost(format!("sending a heartbeat: {e}"));
+                }
+            }
+            out = agent.outbox.recv() => {
+                if let Some(m) = out {
+                    if let Err(e) = send(&mut ws, &m).await {
+                        return End::Lost(format!("sending an event: {e}"));
+                    }
                 }
             }
             frame = ws.next() => match frame {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerMsg>(&t) {
                     Ok(ServerMsg::Error { code, message }) => tracing::warn!(%code, %message, "the server reported an error"),
                     Ok(ServerMsg::Refused { reason }) => return End::Refused(reason),
-                    Ok(other) => tracing::debug!(?other, "frame not handled by this agent yet"),
+                    Ok(ServerMsg::Dispatch(d)) => {
+                        tracing::info!(run = d.run_id.0, attempt = d.attempt, "dispatched");
+                        agent.runner.accept(d);
+                    }
+                    Ok(ServerMsg::Terminate { run_id, attempt, grace_seconds, by }) => {
+                        tracing::info!(run = run_id.0, attempt, %by, "terminate");
+                        agent.runner.terminate(run_id.0, attempt, grace_seconds, by);
+                    }
+                    Ok(ServerMsg::Ack { seq }) => {
+                        if let Ok(mut l) = agent.log.lock() {
+                            l.ack(seq);
+                        }
+                    }
+                    Ok(ServerMsg::Welcome { .. }) => {}
                     Err(e) => tracing::warn!(error = %e, "unreadable frame from the server"),
                 },
                 Some(Ok(Message::Close(_))) | None => return End::Lost("the server closed the connection".into()),
@@ -81,12 +138,17 @@ async fn session(cfg: &Config, url: &str, sampler: &mut stats::Sampler) -> End {
 
 async fn run(cfg: Config) -> Result<()> {
     tracing::info!(name = %cfg.name, state_dir = %cfg.state_dir.display(), servers = ?cfg.servers, "starting");
+    let log = Arc::new(Mutex::new(log::EventLog::open(&cfg.state_dir)?));
+    let (tx, outbox) = mpsc::unbounded_channel();
+    let runner = runner::Runner::new(&cfg.state_dir, log.clone(), tx)?;
+    runner.resume();
+    let mut agent = Agent { log, runner, outbox };
     let mut sampler = stats::Sampler::default();
     let mut backoff = Duration::from_millis(250);
     let mut i = 0usize;
     loop {
         let url = Config::socket_url(&cfg.servers[i % cfg.servers.len()]);
-        match session(&cfg, &url, &mut sampler).await {
+        match session(&cfg, &url, &mut sampler, &mut agent).await {
             End::Refused(reason) => anyhow::bail!("refused by {url}: {reason}"),
             End::Lost(why) => {
                 tracing::warn!(server = %url, %why, retry_in_ms = backoff.as_millis() as u64, "disconnected");
@@ -99,6 +161,18 @@ async fn run(cfg: Config) -> Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
+    // `baton-agent shim DIR` supervises one attempt (started by the agent itself).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "shim") {
+        let Some(dir) = args.get(2) else { return std::process::ExitCode::from(2) };
+        return match shim::run(std::path::Path::new(dir)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("baton-agent shim: error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let cli = Cli::parse();
     use std::io::IsTerminal;
     tracing_subscriber::fmt()

@@ -288,6 +288,40 @@ pub struct AgentChangeRecord {
     pub at: DateTime<Utc>,
 }
 
+/// A command to run on agents outside any task.
+#[derive(Debug, Clone)]
+pub struct AdhocRequest {
+    /// Agent names; or
+    pub agents: Vec<String>,
+    /// every online agent of this queue.
+    pub queue: Option<String>,
+    pub command: String,
+    pub run_as_user: String,
+    pub max_run_time_seconds: u32,
+}
+
+/// A run transition as published.
+#[derive(Debug, Clone)]
+pub struct RunUpdateRecord {
+    pub run_id: i64,
+    pub task_name: String,
+    pub from: baton_schema::run::RunStatus,
+    pub to: baton_schema::run::RunStatus,
+    pub attempt: i32,
+    pub at: DateTime<Utc>,
+    pub reason: Option<String>,
+}
+
+/// A chunk of output as published.
+#[derive(Debug, Clone)]
+pub struct OutputUpdateRecord {
+    pub run_id: i64,
+    pub attempt: i32,
+    pub stream: String,
+    pub offset: i64,
+    pub data: String,
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// The server's version.
@@ -373,6 +407,15 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BackendResult<OutputSlice>;
     /// Runs of one run date by status, in the caller's instances.
     async fn status_counts(&self, p: &Principal, run_date: chrono::NaiveDate) -> BackendResult<Vec<(String, i64)>>;
+
+    // Execution.
+    async fn run_adhoc(&self, p: &Principal, req: AdhocRequest) -> BackendResult<Vec<RunRecord>>;
+    async fn force_run(&self, p: &Principal, tid: i64, run_date: Option<chrono::NaiveDate>)
+        -> BackendResult<RunRecord>;
+    async fn terminate_run(&self, p: &Principal, id: i64) -> BackendResult<bool>;
+    /// Every run transition from now on, in the order stored (so in order per run).
+    fn run_updates(&self) -> BoxStream<'static, RunUpdateRecord>;
+    fn output_updates(&self) -> BoxStream<'static, OutputUpdateRecord>;
 
     // Agents.
     async fn agents(&self) -> BackendResult<Vec<AgentRecord>>;

@@ -14,6 +14,7 @@ pub mod backend;
 mod calendars;
 mod definitions;
 pub mod error;
+mod execution;
 pub mod guard;
 mod instances;
 mod loaders;
@@ -52,11 +53,16 @@ pub struct Mutation(
     calendars::CalendarMutation,
     transfer::TransferMutation,
     agents::AgentMutation,
+    execution::ExecutionMutation,
 );
 
 /// The root of every subscription.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(subscriptions::DefinitionSubscription, agents::AgentSubscription);
+pub struct Subscription(
+    subscriptions::DefinitionSubscription,
+    agents::AgentSubscription,
+    execution::ExecutionSubscription,
+);
 
 pub type BatonSchema = Schema<Query, Mutation, Subscription>;
 

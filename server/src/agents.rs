@@ -3,6 +3,7 @@
 //! of a name already online, and marks an agent OFFLINE (no new work) after missed heartbeats.
 
 use crate::db::{self, Db};
+use crate::driver::Driver;
 use crate::service::auth::token_hash;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::AggregatedMessage;
@@ -189,6 +190,7 @@ async fn admit(
 /// `GET /agent`: the WebSocket of one agent.
 pub async fn agent_socket(
     hub: web::Data<Arc<AgentHub>>,
+    driver: web::Data<Arc<Driver>>,
     req: HttpRequest,
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
@@ -196,6 +198,7 @@ pub async fn agent_socket(
     let mut stream =
         stream.max_frame_size(v1::MAX_FRAME_BYTES).aggregate_continuations().max_continuation_size(v1::MAX_FRAME_BYTES);
     let hub = hub.get_ref().clone();
+    let driver = driver.get_ref().clone();
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     actix_web::rt::spawn(async move {
         let (tx, mut rx) = mpsc::unbounded_channel::<ServerMsg>();
@@ -214,7 +217,7 @@ pub async fn agent_socket(
             Ok(h) => admit(&hub, h, &tx).await,
             Err(e) => Err(e),
         };
-        let (name, id, acked) = match admitted {
+        let (name, id, mut acked) = match admitted {
             Ok(a) => a,
             Err(reason) => {
                 tracing::warn!(%peer, %reason, "agent refused");
@@ -251,10 +254,26 @@ pub async fn agent_socket(
                                 bad += 1;
                                 send(&mut session, &ServerMsg::Error { code: "protocol".into(), message: "already registered".into() }).await;
                             }
-                            Ok(AgentMsg::Event { seq, run_id, .. }) => {
-                                bad += 1;
-                                let message = format!("run {run_id} is not dispatched to this agent (event {seq} ignored)");
-                                send(&mut session, &ServerMsg::Error { code: "unknown_run".into(), message }).await;
+                            Ok(AgentMsg::Event { seq, run_id, attempt, event }) => {
+                                if seq == 0 {
+                                    bad += 1;
+                                    send(&mut session, &ServerMsg::Error { code: "malformed".into(), message: "sequence numbers start at 1".into() }).await;
+                                    continue;
+                                }
+                                // A replay of what is stored already: acknowledge again, change nothing.
+                                if seq > acked {
+                                    if !driver.on_agent_event(&name, run_id.0, attempt, event).await {
+                                        bad += 1;
+                                        let message = format!("run {run_id} attempt {attempt} is not dispatched to this agent (event {seq} ignored)");
+                                        send(&mut session, &ServerMsg::Error { code: "unknown_run".into(), message }).await;
+                                    }
+                                    acked = seq;
+                                    let stored = hub.db.run(move |c| db::agents::set_acked(c, id, i64::try_from(seq).unwrap_or(i64::MAX))).await;
+                                    if let Err(e) = stored {
+                                        tracing::error!(agent = %name, error = %e, "recording an acknowledgement");
+                                    }
+                                }
+                                send(&mut session, &ServerMsg::Ack { seq }).await;
                             }
                             Err(message) => {
                                 bad += 1;

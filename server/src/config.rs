@@ -13,6 +13,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database: DatabaseUrl,
     pub agent_heartbeat: crate::agents::HeartbeatPolicy,
+    /// How long a run's agent may stay away before the run fails with `agent lost`.
+    pub agent_lost_seconds: u32,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -26,6 +28,8 @@ pub struct FileConfig {
     pub agent_heartbeat_seconds: Option<u32>,
     /// Missed heartbeats after which an agent is OFFLINE (1-100).
     pub agent_missed_heartbeats: Option<u32>,
+    /// Seconds a run's agent may stay away before the run fails with `agent lost` (default 300).
+    pub agent_lost_seconds: Option<u32>,
 }
 
 /// Values given on the command line or in the environment (they win over the file).
@@ -73,7 +77,11 @@ impl Config {
             }
             agent_heartbeat.missed = v;
         }
-        Ok(Config { listen, data_dir, database, agent_heartbeat })
+        let agent_lost_seconds = f.agent_lost_seconds.unwrap_or(300);
+        if !(1..=86_400).contains(&agent_lost_seconds) {
+            bail!("agent_lost_seconds: {agent_lost_seconds} must be between 1 and 86400");
+        }
+        Ok(Config { listen, data_dir, database, agent_heartbeat, agent_lost_seconds })
     }
 }
 

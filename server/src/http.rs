@@ -137,13 +137,21 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     tracing::debug!(agents = marked, "no agent is connected yet");
     let hub = AgentHub::new(db.clone(), config.agent_heartbeat);
     actix_web::rt::spawn(hub.clone().watch_heartbeats());
-    let services = Services::new(db.clone(), hub.clone());
+    let driver = crate::driver::Driver::new(
+        db.clone(),
+        hub.clone(),
+        chrono::Duration::seconds(i64::from(config.agent_lost_seconds)),
+    );
+    driver.recover().await;
+    actix_web::rt::spawn(driver.clone().run_clock());
+    let services = Services::new(db.clone(), hub.clone(), driver.clone());
     let backend: Arc<dyn Backend> = services;
     let state = AppState { schema: build_schema(backend.clone()), backend, db };
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(hub.clone()))
+            .app_data(web::Data::new(driver.clone()))
             .app_data(web::JsonConfig::default().limit(64 * 1024 * 1024))
             .wrap(middleware::Compress::default())
             .wrap(middleware::Logger::new("%r %s %Dms").log_target("baton::http"))

@@ -7,5 +7,6 @@ pub mod agents;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod driver;
 pub mod http;
 pub mod service;

@@ -151,7 +151,7 @@ fn hostile_frames_get_errors_and_the_server_carries_on() {
         ws.send(Message::Text(frame.clone().into())).unwrap();
         let answer = loop {
             let a = read(&mut ws).unwrap();
-            if a["type"] != "welcome" {
+            if a["type"] != "welcome" && a["type"] != "ack" {
                 break a;
             }
         };
@@ -162,7 +162,13 @@ fn hostile_frames_get_errors_and_the_server_carries_on() {
         );
     }
     ws.send(Message::Binary(vec![0u8; 16].into())).unwrap();
-    assert_eq!(read(&mut ws).unwrap()["code"], "malformed");
+    let answer = loop {
+        let a = read(&mut ws).unwrap();
+        if a["type"] != "ack" {
+            break a;
+        }
+    };
+    assert_eq!(answer["code"], "malformed");
     // A frame over the limit ends the connection.
     let huge = format!("{{\"type\":\"heartbeat\",\"pad\":\"{}\"}}", "x".repeat(5 * 1024 * 1024));
     let _ = ws.send(Message::Text(huge.into()));

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod auth;
 mod definitions;
+mod execution;
 mod runs;
 mod transfer;
 pub mod users;
@@ -76,17 +77,19 @@ pub type SvcResult<T> = Result<T, SvcError>;
 pub struct Services {
     pub db: db::Db,
     pub hub: Arc<crate::agents::AgentHub>,
+    pub driver: Arc<crate::driver::Driver>,
     changes: broadcast::Sender<DefinitionChange>,
     sequence: AtomicU64,
     limiter: Mutex<auth::LoginLimiter>,
 }
 
 impl Services {
-    pub fn new(db: db::Db, hub: Arc<crate::agents::AgentHub>) -> Arc<Services> {
+    pub fn new(db: db::Db, hub: Arc<crate::agents::AgentHub>, driver: Arc<crate::driver::Driver>) -> Arc<Services> {
         let (changes, _) = broadcast::channel(4096);
         Arc::new(Services {
             db,
             hub,
+            driver,
             changes,
             sequence: AtomicU64::new(0),
             limiter: Mutex::new(auth::LoginLimiter::default()),
@@ -393,6 +396,49 @@ impl Backend for Services {
         tokio_stream::wrappers::BroadcastStream::new(self.hub.subscribe())
             .filter_map(|r| async move {
                 r.ok().map(|c| AgentChangeRecord { name: c.name, status: c.status, at: Utc::now() })
+            })
+            .boxed()
+    }
+
+    async fn run_adhoc(&self, p: &Principal, req: AdhocRequest) -> BackendResult<Vec<RunRecord>> {
+        self.run_adhoc_impl(p, req).await
+    }
+    async fn force_run(
+        &self,
+        p: &Principal,
+        tid: i64,
+        run_date: Option<chrono::NaiveDate>,
+    ) -> BackendResult<RunRecord> {
+        self.force_run_impl(p, tid, run_date).await
+    }
+    async fn terminate_run(&self, p: &Principal, id: i64) -> BackendResult<bool> {
+        self.terminate_run_impl(p, id).await
+    }
+    fn run_updates(&self) -> BoxStream<'static, RunUpdateRecord> {
+        tokio_stream::wrappers::BroadcastStream::new(self.driver.subscribe())
+            .filter_map(|r| async move {
+                r.ok().map(|u| RunUpdateRecord {
+                    run_id: u.run_id,
+                    task_name: u.task_name,
+                    from: u.transition.from,
+                    to: u.transition.to,
+                    attempt: i32::try_from(u.transition.attempt).unwrap_or(i32::MAX),
+                    at: u.transition.at,
+                    reason: u.transition.reason.map(|r| r.to_string()),
+                })
+            })
+            .boxed()
+    }
+    fn output_updates(&self) -> BoxStream<'static, OutputUpdateRecord> {
+        tokio_stream::wrappers::BroadcastStream::new(self.driver.subscribe_output())
+            .filter_map(|r| async move {
+                r.ok().map(|u| OutputUpdateRecord {
+                    run_id: u.run_id,
+                    attempt: i32::try_from(u.attempt).unwrap_or(i32::MAX),
+                    stream: u.stream.to_string(),
+                    offset: u.offset,
+                    data: u.data,
+                })
             })
             .boxed()
     }

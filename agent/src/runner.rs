@@ -1,0 +1,240 @@
+//! Runs dispatched work: accepts each (run, attempt) at most once, starts its shim, follows its
+//! pid, output and exit through the files the shim writes, and turns them into logged events.
+//! The files survive an agent restart, so a restarted agent picks up where it left off.
+
+use crate::log::EventLog;
+use crate::shim::{kill_group, ExitRecord, Job};
+use anyhow::{Context, Result};
+use baton_schema::agent::v1::{AgentEvent, AgentMsg, Dispatch, Stream};
+use baton_schema::run::Outcome;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Largest output chunk per event.
+const CHUNK: usize = 64 * 1024;
+
+/// How far the events of one attempt have been logged (`progress.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Progress {
+    spawned: bool,
+    stdout: u64,
+    stderr: u64,
+}
+
+#[derive(Clone)]
+pub struct Runner {
+    runs_dir: PathBuf,
+    log: Arc<Mutex<EventLog>>,
+    out: mpsc::UnboundedSender<AgentMsg>,
+    active: Arc<Mutex<HashSet<(i64, u32)>>>,
+}
+
+fn run_dir_name(run_id: i64, attempt: u32) -> String {
+    format!("{run_id}-{attempt}")
+}
+
+impl Runner {
+    pub fn new(state_dir: &Path, log: Arc<Mutex<EventLog>>, out: mpsc::UnboundedSender<AgentMsg>) -> Result<Runner> {
+        let runs_dir = state_dir.join("runs");
+        std::fs::create_dir_all(&runs_dir).with_context(|| format!("creating {}", runs_dir.display()))?;
+        Ok(Runner { runs_dir, log, out, active: Arc::new(Mutex::new(HashSet::new())) })
+    }
+
+    pub fn running(&self) -> u32 {
+        self.active.lock().map(|a| u32::try_from(a.len()).unwrap_or(u32::MAX)).unwrap_or(0)
+    }
+
+    /// Logs an event and hands it to the connection (if any) for sending.
+    fn emit(&self, run_id: i64, attempt: u32, event: AgentEvent) {
+        let msg = match self.log.lock() {
+            Ok(mut log) => log.append(run_id, attempt, event),
+            Err(_) => return,
+        };
+        match msg {
+            Ok(m) => {
+                let _ = self.out.send(m);
+            }
+            Err(e) => tracing::error!(run = run_id, error = %e, "writing the event log"),
+        }
+    }
+
+    /// Accepts a dispatch once; a second dispatch of the same attempt is refused.
+    pub fn accept(&self, d: Dispatch) {
+        let (run_id, attempt) = (d.run_id.0, d.attempt);
+        let dir = self.runs_dir.join(run_dir_name(run_id, attempt));
+        if dir.exists() {
+            self.emit(
+                run_id,
+                attempt,
+                AgentEvent::Refused { reason: format!("run {run_id} attempt {attempt} was already accepted here") },
+            );
+            return;
+        }
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            self.emit(run_id, attempt, AgentEvent::Refused { reason: format!("cannot create the run directory: {e}") });
+            return;
+        }
+        let job = Job {
+            command: d.command,
+            run_as_user: d.run_as_user,
+            env: d.env,
+            stdout_path: d.stdout_path.map(PathBuf::from).unwrap_or_else(|| dir.join("stdout.log")),
+            stderr_path: d.stderr_path.map(PathBuf::from).unwrap_or_else(|| dir.join("stderr.log")),
+            max_run_time_seconds: d.max_run_time_seconds,
+            kill_grace_seconds: d.kill_grace_seconds,
+        };
+        if let Err(e) = std::fs::write(dir.join("job.json"), serde_json::to_string(&job).unwrap_or_default()) {
+            self.emit(run_id, attempt, AgentEvent::Refused { reason: format!("cannot write the job: {e}") });
+            return;
+        }
+        self.emit(run_id, attempt, AgentEvent::Accepted);
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("baton-agent"));
+        // Its own process group: the shim outlives the agent and its signals.
+        let spawned = std::process::Command::new(exe)
+            .arg("shim")
+            .arg(&dir)
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        match spawned {
+            Ok(mut child) => {
+                // Reap the shim when it ends so it leaves no zombie; its result is in exit.json.
+                std::thread::spawn(move || {
+                    let _ = child.wait();
+                });
+            }
+            Err(e) => {
+                let _ = crate::shim::write_exit(
+                    &dir,
+                    &ExitRecord { spawn_error: Some(format!("starting the shim: {e}")), ..Default::default() },
+                );
+            }
+        }
+        self.follow(run_id, attempt, dir, Progress::default());
+    }
+
+    /// Follows the attempts that were running when the agent stopped.
+    pub fn resume(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.runs_dir) else { return };
+        for e in entries.flatten() {
+            let dir = e.path();
+            if dir.join("reported").exists() {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some((r, a)) = name.split_once('-') else { continue };
+            let (Ok(run_id), Ok(attempt)) = (r.parse::<i64>(), a.parse::<u32>()) else { continue };
+            let progress: Progress = std::fs::read_to_string(dir.join("progress.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+            tracing::info!(run = run_id, attempt, "following a run started before this agent restarted");
+            self.follow(run_id, attempt, dir, progress);
+        }
+    }
+
+    /// Stops an attempt's whole process tree; its end is reported as terminated.
+    pub fn terminate(&self, run_id: i64, attempt: u32, grace_seconds: u32, by: String) {
+        let dir = self.runs_dir.join(run_dir_name(run_id, attempt));
+        let _ = std::fs::write(dir.join("terminate"), &by);
+        if let Some(pid) = std::fs::read_to_string(dir.join("pid")).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            std::thread::spawn(move || kill_group(pid, Duration::from_secs(u64::from(grace_seconds))));
+        }
+    }
+
+    fn follow(&self, run_id: i64, attempt: u32, dir: PathBuf, mut progress: Progress) {
+        if let Ok(mut a) = self.active.lock() {
+            a.insert((run_id, attempt));
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let job: Option<Job> =
+                std::fs::read_to_string(dir.join("job.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+            let (out_path, err_path) = match &job {
+                Some(j) => (j.stdout_path.clone(), j.stderr_path.clone()),
+                None => (dir.join("stdout.log"), dir.join("stderr.log")),
+            };
+            let mut tick = tokio::time::interval(Duration::from_millis(25));
+            loop {
+                tick.tick().await;
+                let mut changed = false;
+                if !progress.spawned {
+                    if let Some(pid) =
+                        std::fs::read_to_string(dir.join("pid")).ok().and_then(|p| p.trim().parse::<u32>().ok())
+                    {
+                        me.emit(run_id, attempt, AgentEvent::Spawned { pid });
+                        progress.spawned = true;
+                        changed = true;
+                    }
+                }
+                let exit: Option<ExitRecord> =
+                    std::fs::read_to_string(dir.join("exit.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+                // After the exit, drain everything; before it, a chunk per stream per tick.
+                loop {
+                    let a = me.pump(run_id, attempt, Stream::Stdout, &out_path, &mut progress.stdout);
+                    let b = me.pump(run_id, attempt, Stream::Stderr, &err_path, &mut progress.stderr);
+                    changed |= a || b;
+                    if exit.is_none() || !(a || b) {
+                        break;
+                    }
+                }
+                if changed {
+                    let _ =
+                        std::fs::write(dir.join("progress.json"), serde_json::to_string(&progress).unwrap_or_default());
+                }
+                if let Some(exit) = exit {
+                    let outcome = if let Some(e) = exit.spawn_error {
+                        Outcome::SpawnFailed { message: e }
+                    } else if let Ok(by) = std::fs::read_to_string(dir.join("terminate")) {
+                        Outcome::Terminated { user: by }
+                    } else if exit.timed_out {
+                        Outcome::TimedOut { after_seconds: job.as_ref().map_or(0, |j| j.max_run_time_seconds) }
+                    } else if let Some(sig) = exit.signal {
+                        Outcome::Signalled { signal: sig }
+                    } else {
+                        Outcome::Exited { code: exit.code.unwrap_or(-1) }
+                    };
+                    me.emit(run_id, attempt, AgentEvent::Ended { outcome });
+                    let _ = std::fs::write(dir.join("reported"), "");
+                    if let Ok(mut a) = me.active.lock() {
+                        a.remove(&(run_id, attempt));
+                    }
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Logs the next chunk of a stream from `offset`; returns whether there was one. Chunks end on
+    /// whole UTF-8 characters; invalid bytes are replaced.
+    fn pump(&self, run_id: i64, attempt: u32, stream: Stream, path: &Path, offset: &mut u64) -> bool {
+        let Ok(mut f) = std::fs::File::open(path) else { return false };
+        if f.seek(SeekFrom::Start(*offset)).is_err() {
+            return false;
+        }
+        let mut buf = vec![0u8; CHUNK];
+        let n = match f.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        buf.truncate(n);
+        let take = match std::str::from_utf8(&buf) {
+            Ok(_) => n,
+            // Keep an incomplete character for the next read, unless the chunk is nothing else.
+            Err(e) if e.error_len().is_none() && e.valid_up_to() > 0 => e.valid_up_to(),
+            Err(_) => n,
+        };
+        let data = String::from_utf8_lossy(&buf[..take]).into_owned();
+        self.emit(run_id, attempt, AgentEvent::Output { stream, offset: *offset, data });
+        *offset += take as u64;
+        true
+    }
+}

@@ -1,0 +1,141 @@
+//! `baton-agent shim DIR`: the small process that supervises one attempt. It outlives the agent
+//! (it runs in its own process group), becomes the run-as user, starts `sh -c COMMAND` in a new
+//! process group with stdout and stderr in files, enforces the maximum run time by killing the
+//! whole group (SIGTERM, a grace period, SIGKILL), and records how it ended in `exit.json`, so an
+//! agent that restarts still learns the result.
+
+use anyhow::{Context, Result};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::{Pid, Uid, User};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What the agent asks the shim to run (`job.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub command: String,
+    pub run_as_user: String,
+    pub env: BTreeMap<String, String>,
+    pub stdout_path: PathBuf,
+    pub stderr_path: PathBuf,
+    pub max_run_time_seconds: u32,
+    pub kill_grace_seconds: u32,
+}
+
+/// How the attempt ended (`exit.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExitRecord {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub spawn_error: Option<String>,
+}
+
+pub fn write_exit(dir: &Path, rec: &ExitRecord) -> Result<()> {
+    let tmp = dir.join("exit.json.tmp");
+    std::fs::write(&tmp, serde_json::to_string(rec)?)?;
+    std::fs::rename(&tmp, dir.join("exit.json"))?;
+    Ok(())
+}
+
+/// Kills a process group: SIGTERM, up to `grace` for it to go, then SIGKILL.
+pub fn kill_group(pgid: i32, grace: Duration) {
+    let pg = Pid::from_raw(pgid);
+    if killpg(pg, Signal::SIGTERM).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        // Signal 0 probes whether any member is left.
+        if killpg(pg, None).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = killpg(pg, Signal::SIGKILL);
+}
+
+/// Becomes `user` (supplementary groups, group, user, HOME) when running as root; otherwise
+/// the job must be for the user the agent already is.
+fn become_user(name: &str, dir: &Path, job: &Job) -> Result<Option<PathBuf>, String> {
+    let user = User::from_name(name)
+        .map_err(|e| format!("looking up user {name}: {e}"))?
+        .ok_or_else(|| format!("no user named {name} on this host"))?;
+    let me = Uid::current();
+    if user.uid == me {
+        return Ok(Some(user.dir));
+    }
+    if !me.is_root() {
+        let current = User::from_uid(me).ok().flatten().map(|u| u.name).unwrap_or_else(|| me.to_string());
+        return Err(format!("the agent runs as {current} and cannot become {name}"));
+    }
+    // The files the job writes, and the run directory for exit.json, must be the user's.
+    for p in [dir, job.stdout_path.as_path(), job.stderr_path.as_path()] {
+        nix::unistd::chown(p, Some(user.uid), Some(user.gid))
+            .map_err(|e| format!("giving {} to {name}: {e}", p.display()))?;
+    }
+    let cname = std::ffi::CString::new(name).map_err(|_| "bad user name".to_string())?;
+    nix::unistd::initgroups(&cname, user.gid).map_err(|e| format!("setting {name}'s groups: {e}"))?;
+    nix::unistd::setgid(user.gid).map_err(|e| format!("becoming group {}: {e}", user.gid))?;
+    nix::unistd::setuid(user.uid).map_err(|e| format!("becoming {name}: {e}"))?;
+    Ok(Some(user.dir))
+}
+
+pub fn run(dir: &Path) -> Result<()> {
+    let job: Job = serde_json::from_str(&std::fs::read_to_string(dir.join("job.json")).context("reading job.json")?)?;
+    let open = |p: &Path| std::fs::OpenOptions::new().create(true).append(true).open(p);
+    let (out, err) = match (open(&job.stdout_path), open(&job.stderr_path)) {
+        (Ok(o), Ok(e)) => (o, e),
+        (Err(e), _) | (_, Err(e)) => {
+            return write_exit(
+                dir,
+                &ExitRecord { spawn_error: Some(format!("opening the output files: {e}")), ..Default::default() },
+            );
+        }
+    };
+    let home = match become_user(&job.run_as_user, dir, &job) {
+        Ok(h) => h,
+        Err(why) => return write_exit(dir, &ExitRecord { spawn_error: Some(why), ..Default::default() }),
+    };
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(&job.command).envs(&job.env).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+    if let Some(h) = home {
+        cmd.env("HOME", &h).env("USER", &job.run_as_user).env("LOGNAME", &job.run_as_user);
+        if h.is_dir() {
+            cmd.current_dir(h);
+        }
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return write_exit(
+                dir,
+                &ExitRecord { spawn_error: Some(format!("starting sh: {e}")), ..Default::default() },
+            )
+        }
+    };
+    let pid = child.id();
+    std::fs::write(dir.join("pid.tmp"), pid.to_string())?;
+    std::fs::rename(dir.join("pid.tmp"), dir.join("pid"))?;
+    let deadline = Instant::now() + Duration::from_secs(u64::from(job.max_run_time_seconds.max(1)));
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if !timed_out && Instant::now() >= deadline {
+            timed_out = true;
+            kill_group(i32::try_from(pid).unwrap_or(0), Duration::from_secs(u64::from(job.kill_grace_seconds)));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if timed_out {
+        // Whatever of the group survived the grace period goes too.
+        let _ = killpg(Pid::from_raw(i32::try_from(pid).unwrap_or(0)), Signal::SIGKILL);
+    }
+    write_exit(dir, &ExitRecord { code: status.code(), signal: status.signal(), timed_out, spawn_error: None })
+}

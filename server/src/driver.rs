@@ -1,0 +1,457 @@
+//! The run driver: carries runs through their lifecycle on agents. It feeds the pure
+//! `RunMachine` of `baton-schema` with dispatches, agent events and the passing of time, stores
+//! every transition before publishing it, and carries out what follows (send to an agent, retry,
+//! fail with a reason).
+
+use crate::agents::AgentHub;
+use crate::db::{self, Db};
+use baton_schema::agent::v1::{AgentEvent, Dispatch, ServerMsg, Stream as OutStream};
+use baton_schema::ids::RunId;
+use baton_schema::run::{Outcome, RetryPolicy, RunEvent, RunMachine, RunStatus, Transition};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// What an attempt needs on the agent.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub task: String,
+    pub command: String,
+    pub run_as_user: String,
+    pub env: BTreeMap<String, String>,
+    pub stdout_path: Option<String>,
+    pub stderr_path: Option<String>,
+    pub max_run_time_seconds: u32,
+    pub accept_expiry_seconds: u32,
+    pub retry: RetryPolicy,
+    /// An agent name, a hostname or a queue; for adhoc runs, the agent's name.
+    pub target: String,
+    pub run_date: chrono::NaiveDate,
+}
+
+/// A run transition, as subscribers see it.
+#[derive(Debug, Clone)]
+pub struct RunUpdate {
+    pub run_id: i64,
+    pub task_name: String,
+    pub transition: Transition,
+}
+
+/// A chunk of output, as subscribers see it.
+#[derive(Debug, Clone)]
+pub struct OutputUpdate {
+    pub run_id: i64,
+    pub attempt: u32,
+    pub stream: &'static str,
+    pub offset: i64,
+    pub data: String,
+}
+
+struct Active {
+    machine: RunMachine,
+    spec: JobSpec,
+    /// When the current dispatch must have been accepted.
+    accept_by: Option<DateTime<Utc>>,
+    /// Since when the run's agent has been away.
+    away_since: Option<DateTime<Utc>>,
+}
+
+pub struct Driver {
+    db: Db,
+    hub: Arc<AgentHub>,
+    runs: Mutex<HashMap<i64, Active>>,
+    updates: broadcast::Sender<RunUpdate>,
+    output: broadcast::Sender<OutputUpdate>,
+    /// Bytes kept per stream and attempt; beyond it the tail is kept.
+    pub output_cap: i64,
+    /// How long a run's agent may stay away before the run fails with `agent lost`.
+    pub agent_lost_after: Duration,
+    pub kill_grace_seconds: u32,
+}
+
+fn stream_name(s: OutStream) -> &'static str {
+    match s {
+        OutStream::Stdout => "stdout",
+        OutStream::Stderr => "stderr",
+    }
+}
+
+impl Driver {
+    pub fn new(db: Db, hub: Arc<AgentHub>, agent_lost_after: Duration) -> Arc<Driver> {
+        let (updates, _) = broadcast::channel(16_384);
+        let (output, _) = broadcast::channel(16_384);
+        Arc::new(Driver {
+            db,
+            hub,
+            runs: Mutex::new(HashMap::new()),
+            updates,
+            output,
+            output_cap: 10 * 1024 * 1024,
+            agent_lost_after,
+            kill_grace_seconds: 5,
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<RunUpdate> {
+        self.updates.subscribe()
+    }
+
+    pub fn subscribe_output(&self) -> broadcast::Receiver<OutputUpdate> {
+        self.output.subscribe()
+    }
+
+    /// Runs currently on agents, per agent (for choosing the least busy).
+    fn load_by_agent(&self) -> HashMap<String, usize> {
+        let mut load = HashMap::new();
+        if let Ok(runs) = self.runs.lock() {
+            for a in runs.values().filter(|a| a.machine.status.is_active()) {
+                if let Some(agent) = &a.machine.agent {
+                    *load.entry(agent.clone()).or_insert(0) += 1;
+                }
+            }
+        }
+        load
+    }
+
+    /// The least busy online agent whose name, hostname or queue is `target`.
+    async fn pick_agent(&self, target: &str) -> Option<String> {
+        let online = self.hub.online();
+        let target = target.to_string();
+        let rows = self.db.run(db::agents::list).await.ok()?;
+        let load = self.load_by_agent();
+        rows.into_iter()
+            .filter(|a| online.contains(&a.name))
+            .filter(|a| a.name == target || a.hostname == target || a.queue_list().contains(&target.as_str()))
+            .min_by_key(|a| (load.get(&a.name).copied().unwrap_or(0), a.name.clone()))
+            .map(|a| a.name)
+    }
+
+    /// Stores transitions (with the run's new state) in one transaction, then publishes them.
+    async fn record(&self, run_id: i64, machine: &RunMachine, transitions: Vec<Transition>, exit_code: Option<i32>) {
+        if transitions.is_empty() {
+            return;
+        }
+        let now = Utc::now();
+        let agent_name = machine.agent.clone();
+        let status = machine.status;
+        let reason = machine.reason.as_ref().map(db::to_json);
+        let attempt = i32::try_from(machine.attempt).unwrap_or(i32::MAX);
+        let pid = machine.pid.map(i64::from);
+        let trs = transitions.clone();
+        let res = self
+            .db
+            .run(move |c| {
+                let agent_id = match &agent_name {
+                    Some(n) if !n.is_empty() => db::agents::by_name(c, n)?.map(|a| a.id),
+                    _ => None,
+                };
+                let last = trs.last().map(|t| t.to);
+                let change = db::runs::RunChange {
+                    status: status.as_str().into(),
+                    attempt,
+                    reason: Some(reason),
+                    agent_id: Some(agent_id),
+                    pid: Some(pid),
+                    exit_code: exit_code.map(Some),
+                    triggered_at: trs.iter().any(|t| t.to == RunStatus::Triggered).then(|| Some(db::ts(now))),
+                    started_at: trs.iter().any(|t| t.to == RunStatus::Running).then(|| Some(db::ts(now))),
+                    ended_at: last.filter(|s| s.is_final()).map(|_| Some(db::ts(now))),
+                    updated_at: db::ts(now),
+                };
+                db::transaction(c, |c| {
+                    db::runs::set(c, run_id, &change)?;
+                    db::run_transitions::append(c, run_id, &trs)
+                })
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::error!(run = run_id, error = %e, "storing run transitions");
+            return;
+        }
+        let task_name =
+            self.runs.lock().ok().and_then(|r| r.get(&run_id).map(|a| a.spec.task.clone())).unwrap_or_default();
+        for t in transitions {
+            let _ = self.updates.send(RunUpdate { run_id, task_name: task_name.clone(), transition: t });
+        }
+    }
+
+    /// Applies an event to an active run; illegal events are logged and ignored.
+    async fn apply(&self, run_id: i64, event: RunEvent, exit_code: Option<i32>) -> bool {
+        let now = Utc::now();
+        let (machine, transitions) = {
+            let Ok(mut runs) = self.runs.lock() else { return false };
+            let Some(active) = runs.get_mut(&run_id) else { return false };
+            match active.machine.apply(&event, now) {
+                Ok(t) => {
+                    if active.machine.status != RunStatus::Triggered {
+                        active.accept_by = None;
+                    }
+                    (active.machine.clone(), t)
+                }
+                Err(e) => {
+                    tracing::warn!(run = run_id, error = %e, "ignored");
+                    return false;
+                }
+            }
+        };
+        self.record(run_id, &machine, transitions, exit_code).await;
+        if machine.status.is_final() {
+            if let Ok(mut runs) = self.runs.lock() {
+                runs.remove(&run_id);
+            }
+        }
+        true
+    }
+
+    /// Takes charge of a stored run (status Idle) and dispatches its first attempt.
+    pub async fn start(&self, run_id: i64, spec: JobSpec) {
+        let machine = RunMachine::new(spec.retry);
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.insert(run_id, Active { machine, spec, accept_by: None, away_since: None });
+        }
+        self.dispatch(run_id).await;
+    }
+
+    /// Sends the next attempt to an agent (or waits for one until the accept deadline).
+    async fn dispatch(&self, run_id: i64) {
+        let Some(spec) = self.runs.lock().ok().and_then(|r| r.get(&run_id).map(|a| a.spec.clone())) else { return };
+        let agent = self.pick_agent(&spec.target).await;
+        if !self.apply(run_id, RunEvent::Dispatched { agent: agent.clone().unwrap_or_default() }, None).await {
+            return;
+        }
+        let attempt = {
+            let Ok(mut runs) = self.runs.lock() else { return };
+            let Some(a) = runs.get_mut(&run_id) else { return };
+            a.accept_by = Some(Utc::now() + Duration::seconds(i64::from(spec.accept_expiry_seconds)));
+            a.machine.attempt
+        };
+        if let Some(agent) = agent {
+            self.send_dispatch(run_id, attempt, &agent, &spec);
+        }
+    }
+
+    fn send_dispatch(&self, run_id: i64, attempt: u32, agent: &str, spec: &JobSpec) {
+        let mut env = spec.env.clone();
+        env.insert("BATON_RUN_ID".into(), run_id.to_string());
+        env.insert("BATON_TASK".into(), spec.task.clone());
+        env.insert("BATON_RUN_DATE".into(), spec.run_date.format("%Y%m%d").to_string());
+        env.insert("BATON_ATTEMPT".into(), attempt.to_string());
+        let msg = ServerMsg::Dispatch(Dispatch {
+            run_id: RunId(run_id),
+            attempt,
+            task: spec.task.clone(),
+            command: spec.command.clone(),
+            run_as_user: spec.run_as_user.clone(),
+            env,
+            stdout_path: spec.stdout_path.clone(),
+            stderr_path: spec.stderr_path.clone(),
+            max_run_time_seconds: spec.max_run_time_seconds,
+            kill_grace_seconds: self.kill_grace_seconds,
+        });
+        if !self.hub.send(agent, msg) {
+            tracing::warn!(run = run_id, %agent, "the agent went away before the dispatch was sent");
+        }
+    }
+
+    /// An event from an agent. Returns false when the run is not this agent's (the caller
+    /// answers with an error).
+    pub async fn on_agent_event(&self, agent: &str, run_id: i64, attempt: u32, event: AgentEvent) -> bool {
+        let owned = self.runs.lock().ok().is_some_and(|r| {
+            r.get(&run_id).is_some_and(|a| a.machine.agent.as_deref() == Some(agent) && a.machine.attempt == attempt)
+        });
+        if !owned {
+            return false;
+        }
+        match event {
+            AgentEvent::Accepted => self.apply(run_id, RunEvent::Accepted, None).await,
+            AgentEvent::Refused { reason } => {
+                self.apply(run_id, RunEvent::AgentRefused { message: reason }, None).await
+            }
+            AgentEvent::Spawned { pid } => self.apply(run_id, RunEvent::Spawned { pid }, None).await,
+            AgentEvent::Ended { outcome } => {
+                let code = match &outcome {
+                    Outcome::Exited { code } => Some(*code),
+                    _ => None,
+                };
+                self.apply(run_id, RunEvent::Ended { outcome }, code).await
+            }
+            AgentEvent::Output { stream, offset, data } => {
+                self.store_output(
+                    run_id,
+                    attempt,
+                    stream_name(stream),
+                    i64::try_from(offset).unwrap_or(i64::MAX),
+                    data,
+                )
+                .await;
+                true
+            }
+        }
+    }
+
+    /// Stores a chunk, keeping at most `output_cap` bytes per stream: past the cap, the oldest
+    /// chunks are dropped and counted as truncated.
+    async fn store_output(&self, run_id: i64, attempt: u32, stream: &'static str, offset: i64, data: String) {
+        let cap = self.output_cap;
+        let len = data.len() as i64;
+        let att = i32::try_from(attempt).unwrap_or(i32::MAX);
+        let chunk = data.clone();
+        let res = self
+            .db
+            .run(move |c| {
+                let new = db::run_output::append(c, run_id, att, stream, offset, &chunk, Utc::now())?;
+                if !new {
+                    return Ok(false);
+                }
+                let dropped = db::run_output::trim_to(c, run_id, att, stream, offset + len - cap)?;
+                let (o, e) = if stream == "stdout" { (len, 0) } else { (0, len) };
+                db::runs::add_output_bytes(c, run_id, o, e, dropped)?;
+                Ok(true)
+            })
+            .await;
+        match res {
+            Ok(true) => {
+                let _ = self.output.send(OutputUpdate { run_id, attempt, stream, offset, data });
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(run = run_id, error = %e, "storing output"),
+        }
+    }
+
+    /// Stops a run: on an agent, the agent kills its process group; otherwise at once.
+    pub async fn terminate(&self, run_id: i64, user: &str) -> Result<(), String> {
+        let (status, agent, attempt) = {
+            let runs = self.runs.lock().map_err(|_| "internal error".to_string())?;
+            let a = runs.get(&run_id).ok_or_else(|| format!("run {run_id} is not active"))?;
+            (a.machine.status, a.machine.agent.clone(), a.machine.attempt)
+        };
+        match (status, agent) {
+            (RunStatus::Started | RunStatus::Running, Some(agent)) if !agent.is_empty() => {
+                let sent = self.hub.send(
+                    &agent,
+                    ServerMsg::Terminate {
+                        run_id: RunId(run_id),
+                        attempt,
+                        grace_seconds: self.kill_grace_seconds,
+                        by: user.into(),
+                    },
+                );
+                if sent {
+                    Ok(())
+                } else {
+                    Err(format!("agent {agent} is not connected; the run ends when it is back or lost"))
+                }
+            }
+            _ => {
+                self.apply(run_id, RunEvent::Terminate { user: user.into() }, None).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// The passing of time: accept deadlines, retries that are due, agents that stayed away.
+    pub async fn tick(&self, now: DateTime<Utc>) {
+        let online = self.hub.online();
+        let mut expired = Vec::new();
+        let mut retry = Vec::new();
+        let mut lost = Vec::new();
+        let mut waiting = Vec::new();
+        if let Ok(mut runs) = self.runs.lock() {
+            for (id, a) in runs.iter_mut() {
+                match a.machine.status {
+                    RunStatus::Triggered if a.accept_by.is_some_and(|t| now >= t) => expired.push(*id),
+                    RunStatus::Triggered if a.machine.agent.as_deref() == Some("") => waiting.push(*id),
+                    RunStatus::Idle if a.machine.retry_at.is_some_and(|t| now >= t) => retry.push(*id),
+                    s if s.is_active() => {
+                        let here = a.machine.agent.as_ref().is_some_and(|n| online.contains(n));
+                        if here {
+                            a.away_since = None;
+                        } else {
+                            let since = *a.away_since.get_or_insert(now);
+                            if now - since >= self.agent_lost_after && s != RunStatus::Triggered {
+                                lost.push(*id);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for id in expired {
+            self.apply(id, RunEvent::AcceptExpired, None).await;
+        }
+        for id in lost {
+            tracing::warn!(run = id, "its agent stayed away: agent lost");
+            self.apply(id, RunEvent::AgentLost, None).await;
+        }
+        for id in retry {
+            self.dispatch(id).await;
+        }
+        // Dispatched while no agent was there: send as soon as one is.
+        for id in waiting {
+            let Some(spec) = self.runs.lock().ok().and_then(|r| r.get(&id).map(|a| a.spec.clone())) else { continue };
+            if let Some(agent) = self.pick_agent(&spec.target).await {
+                let attempt = {
+                    let Ok(mut runs) = self.runs.lock() else { continue };
+                    let Some(a) = runs.get_mut(&id) else { continue };
+                    a.machine.agent = Some(agent.clone());
+                    a.machine.attempt
+                };
+                self.send_dispatch(id, attempt, &agent, &spec);
+            }
+        }
+    }
+
+    /// Runs `tick` until the server stops.
+    pub async fn run_clock(self: Arc<Self>) {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            every.tick().await;
+            self.tick(Utc::now()).await;
+        }
+    }
+
+    /// After a restart: takes charge again of the runs that were on agents, so their agents'
+    /// replayed events land and lost agents are noticed.
+    pub async fn recover(&self) {
+        let rows = match self.db.run(db::runs::active).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "loading active runs");
+                return;
+            }
+        };
+        let agents: HashMap<i64, String> =
+            self.db.run(db::agents::list).await.unwrap_or_default().into_iter().map(|a| (a.id, a.name)).collect();
+        let n = rows.len();
+        if let Ok(mut runs) = self.runs.lock() {
+            for r in rows {
+                let Some(status) = RunStatus::parse(&r.status) else { continue };
+                let mut machine = RunMachine::new(RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 });
+                machine.status = status;
+                machine.attempt = u32::try_from(r.attempt).unwrap_or(0);
+                machine.agent = r.agent_id.and_then(|a| agents.get(&a).cloned());
+                machine.pid = r.pid.and_then(|p| u32::try_from(p).ok());
+                let spec = JobSpec {
+                    task: r.task_name.clone(),
+                    command: r.command.clone(),
+                    run_as_user: r.run_as_user.clone(),
+                    env: BTreeMap::new(),
+                    stdout_path: None,
+                    stderr_path: None,
+                    max_run_time_seconds: 0,
+                    accept_expiry_seconds: 300,
+                    retry: machine.retry,
+                    target: r.target.clone(),
+                    run_date: r.run_date,
+                };
+                let accept_by = (status == RunStatus::Triggered).then(|| Utc::now() + Duration::seconds(300));
+                runs.insert(r.id, Active { machine, spec, accept_by, away_since: None });
+            }
+        }
+        if n > 0 {
+            tracing::info!(runs = n, "recovered runs that were on agents");
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Starting and stopping runs: adhoc commands, force-run of a task, terminate.
+
+use super::definitions::task_records;
+use super::{audit, check_instance_id, require, Services, SvcError};
+use crate::db::{self, to_json};
+use crate::driver::JobSpec;
+use baton_graphql::backend::*;
+use baton_graphql::ApiError;
+use baton_schema::access::Role;
+use baton_schema::definition::TaskDef;
+use baton_schema::placeholder::{scan, PlaceholderContext};
+use baton_schema::run::RetryPolicy;
+use chrono::{NaiveDate, Utc};
+use std::collections::{BTreeMap, HashMap};
+
+/// Expands `${T:...}` and the `${E:...}` the server knows (the profile, YYYYMMDD, HHMM); any other
+/// `${E:VAR}` becomes `${VAR}`, for the shell to read from the host's environment.
+pub fn expand_command(text: &str, values: &HashMap<String, String>) -> Result<String, baton_schema::FieldError> {
+    let found = scan("command", text, PlaceholderContext::Command)?;
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for p in found {
+        out.push_str(&text[at..p.start]);
+        match values.get(&format!("{}:{}", p.kind, p.key)) {
+            Some(v) => out.push_str(v),
+            None if p.kind == 'E' => out.push_str(&format!("${{{}}}", p.key)),
+            None => {}
+        }
+        at = p.end;
+    }
+    out.push_str(&text[at..]);
+    Ok(out)
+}
+
+/// A new run for `target`, not yet tied to a task (adhoc); force-run fills in the task.
+fn new_run(kind: &str, run_date: NaiveDate, slot: String, command: &str, target: &str, user: &str) -> db::runs::NewRun {
+    let now = db::ts(Utc::now());
+    db::runs::NewRun {
+        kind: kind.into(),
+        task_id: None,
+        task_name: kind.into(),
+        instance_id: None,
+        group_id: None,
+        group_run_id: None,
+        run_date,
+        slot,
+        status: "IDLE".into(),
+        command: command.into(),
+        target: target.into(),
+        run_as_user: user.into(),
+        scheduled_for: Some(now),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+impl Services {
+    async fn run_record(&self, p: &Principal, id: i64) -> BackendResult<RunRecord> {
+        self.run_impl(p, id).await
+    }
+
+    pub(super) async fn run_adhoc_impl(&self, p: &Principal, req: AdhocRequest) -> BackendResult<Vec<RunRecord>> {
+        if req.command.trim().is_empty() {
+            return Err(ApiError::invalid("command", "required", "must not be empty"));
+        }
+        baton_schema::names::RunAsUser::parse(&req.run_as_user)?;
+        if !(1..=82_800).contains(&req.max_run_time_seconds) {
+            return Err(ApiError::invalid("maxRunTimeSeconds", "range", "must be between 1 and 82800"));
+        }
+        let online = self.hub.online();
+        let agents: Vec<String> = match (&req.queue, req.agents.is_empty()) {
+            (Some(q), true) => {
+                let q = q.clone();
+                let rows = self.run(|c| Ok(db::agents::list(c)?)).await?;
+                let list: Vec<String> = rows
+                    .into_iter()
+                    .filter(|a| online.contains(&a.name) && a.queue_list().contains(&q.as_str()))
+                    .map(|a| a.name)
+                    .collect();
+                if list.is_empty() {
+                    return Err(ApiError::invalid("queue", "no_agent", format!("no online agent serves queue {q}")));
+                }
+                list
+            }
+            (None, false) => req.agents.clone(),
+            _ => return Err(ApiError::invalid("agents", "one_of", "give agents or a queue, not both and not neither")),
+        };
+        let (actor, command, user) = (p.username.clone(), req.command.clone(), req.run_as_user.clone());
+        let names = agents.clone();
+        let ids: Vec<(i64, String)> = self
+            .run(move |c| {
+                for a in &names {
+                    if db::agents::by_name(c, a)?.is_none() {
+                        return Err(ApiError::invalid("agents", "unknown_agent", format!("no agent {a}")).into());
+                    }
+                }
+                db::transaction(c, |c| {
+                    let stamp = Utc::now().format("%Y%m%dT%H%M%S%.6f").to_string();
+                    let mut ids = Vec::new();
+                    for a in &names {
+                        let run =
+                            new_run("adhoc", Utc::now().date_naive(), format!("adhoc-{stamp}-{a}"), &command, a, &user);
+                        ids.push((db::runs::create(c, &run)?.id(), a.clone()));
+                    }
+                    let after = format!(
+                        "{{\"agents\":{},\"command\":{},\"run_as_user\":{}}}",
+                        to_json(&names),
+                        to_json(&command),
+                        to_json(&user)
+                    );
+                    audit(c, &actor, "runAdhoc", &names.join(","), None, Some(after))?;
+                    Ok::<_, SvcError>(ids)
+                })
+            })
+            .await?;
+        let mut out = Vec::new();
+        for (id, agent) in ids {
+            let spec = JobSpec {
+                task: "adhoc".into(),
+                command: req.command.clone(),
+                run_as_user: req.run_as_user.clone(),
+                env: BTreeMap::new(),
+                stdout_path: None,
+                stderr_path: None,
+                max_run_time_seconds: req.max_run_time_seconds,
+                accept_expiry_seconds: 60,
+                retry: RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 },
+                target: agent,
+                run_date: Utc::now().date_naive(),
+            };
+            self.driver.start(id, spec).await;
+            out.push(self.run_record(p, id).await?);
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn force_run_impl(
+        &self,
+        p: &Principal,
+        tid: i64,
+        run_date: Option<NaiveDate>,
+    ) -> BackendResult<RunRecord> {
+        let pc = p.clone();
+        let (id, spec) = self
+            .run(move |c| {
+                require(&pc, Role::Operator)?;
+                let row = db::tasks::get(c, tid).map_err(|_| ApiError::NotFound("task".into()))?;
+                check_instance_id(c, &pc, row.instance_id).map_err(|_| ApiError::NotFound("task".into()))?;
+                let rec = task_records(c, vec![row.clone()])?.remove(0);
+                let def = TaskDef::parse(&rec.draft)?;
+                // A grouped task runs on its group's schedule and timezone.
+                let schedule = match row.group_id {
+                    Some(g) => db::groups::get(c, g)?
+                        .schedule
+                        .and_then(|s| serde_json::from_str(&s).ok())
+                        .and_then(|d| baton_schema::schedule::Schedule::parse(&d).ok()),
+                    None => def.schedule.clone(),
+                };
+                let tz = schedule.map(|s| s.timezone).unwrap_or(chrono_tz::UTC);
+                let local_now = Utc::now().with_timezone(&tz);
+                let date = run_date.unwrap_or_else(|| local_now.date_naive());
+                let mut values: HashMap<String, String> =
+                    def.profile.iter().map(|(k, v)| (format!("E:{k}"), v.clone())).collect();
+                values.insert("E:YYYYMMDD".into(), date.format("%Y%m%d").to_string());
+                values.insert("E:HHMM".into(), local_now.format("%H%M").to_string());
+                values.insert("T:task_name".into(), def.name.to_string());
+                values.insert("T:task_id".into(), tid.to_string());
+                values.insert("T:group_name".into(), def.group.as_ref().map(ToString::to_string).unwrap_or_default());
+                let command = expand_command(&def.command, &values)?;
+                let stdout_path = def.stdout_path.as_deref().map(|s| expand_command(s, &values)).transpose()?;
+                let stderr_path = def.stderr_path.as_deref().map(|s| expand_command(s, &values)).transpose()?;
+                let slot = format!("force-{}", Utc::now().format("%Y%m%dT%H%M%S%.6f"));
+                let run = db::runs::NewRun {
+                    task_id: Some(tid),
+                    task_name: def.name.to_string(),
+                    instance_id: Some(row.instance_id),
+                    group_id: row.group_id,
+                    ..new_run("forced", date, slot, &command, def.target.as_str(), def.run_as_user.as_str())
+                };
+                let id = db::transaction(c, |c| {
+                    let id = db::runs::create(c, &run)?.id();
+                    audit(
+                        c,
+                        &pc.username,
+                        "forceRun",
+                        &format!("task {tid} {}", def.name),
+                        None,
+                        Some(format!("{{\"run\":{id},\"run_date\":\"{date}\"}}")),
+                    )?;
+                    Ok::<_, SvcError>(id)
+                })?;
+                let mut env = def.profile.clone();
+                env.insert("YYYYMMDD".into(), date.format("%Y%m%d").to_string());
+                env.insert("HHMM".into(), local_now.format("%H%M").to_string());
+                let spec = JobSpec {
+                    task: def.name.to_string(),
+                    command,
+                    run_as_user: def.run_as_user.to_string(),
+                    env,
+                    stdout_path,
+                    stderr_path,
+                    max_run_time_seconds: def.max_run_time_seconds,
+                    accept_expiry_seconds: def.accept_expiry_seconds,
+                    retry: def.retry,
+                    target: def.target.to_string(),
+                    run_date: date,
+                };
+                Ok((id, spec))
+            })
+            .await?;
+        self.driver.start(id, spec).await;
+        self.run_record(p, id).await
+    }
+
+    pub(super) async fn terminate_run_impl(&self, p: &Principal, id: i64) -> BackendResult<bool> {
+        require(p, Role::Operator).map_err(ApiError::from)?;
+        self.run_record(p, id).await?;
+        let actor = p.username.clone();
+        self.run(move |c| audit(c, &actor, "terminateRun", &format!("run {id}"), None, None)).await?;
+        self.driver.terminate(id, &p.username).await.map_err(ApiError::Conflict)?;
+        Ok(true)
+    }
+}
