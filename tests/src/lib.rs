@@ -62,8 +62,13 @@ impl Server {
 
     /// Starts on an existing data directory (prepared, say, with `baton user create`).
     pub fn start_in(data_dir: tempfile::TempDir, extra: &[&str]) -> Result<Server> {
+        Self::start_at(data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// Starts on an existing data directory and a given address (to restart on the same port).
+    pub fn start_at(data_dir: tempfile::TempDir, listen: &str, extra: &[&str]) -> Result<Server> {
         let mut child = Command::new(binary("baton"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .args(["serve", "--listen", listen, "--data"])
             .arg(data_dir.path())
             .args(extra)
             .env_remove("BATON_DATABASE_URL")
@@ -150,6 +155,14 @@ impl Server {
         self.login("admin", &self.admin_password)
     }
 
+    /// Kills the server (SIGKILL) and hands back its data directory, to start it again.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let placeholder = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.data_dir, placeholder)
+    }
+
     /// What the server wrote to stderr so far.
     pub fn stderr_lines(&self) -> Vec<String> {
         self.stderr.try_iter().collect()
@@ -187,17 +200,26 @@ pub fn data(res: serde_json::Value) -> serde_json::Value {
 /// A running `baton-agent`, killed when dropped.
 pub struct Agent {
     pub child: Child,
-    pub state_dir: tempfile::TempDir,
+    pub state_dir: PathBuf,
+    _owned: Option<tempfile::TempDir>,
     stderr: mpsc::Receiver<String>,
 }
 
 impl Agent {
     /// Starts the real agent binary against `server` with the given token, name and queues.
     pub fn start(server: &str, token: &str, name: &str, queues: &str) -> Result<Agent> {
-        let state_dir = tempfile::tempdir()?;
+        let dir = tempfile::tempdir()?;
+        let mut a = Self::start_with_state(server, token, name, queues, dir.path())?;
+        a._owned = Some(dir);
+        Ok(a)
+    }
+
+    /// Starts the agent on a state directory the caller keeps (to restart it on the same state).
+    pub fn start_with_state(server: &str, token: &str, name: &str, queues: &str, state_dir: &Path) -> Result<Agent> {
+        let state_dir = state_dir.to_path_buf();
         let mut child = Command::new(binary("baton-agent"))
             .args(["--server", server, "--token", token, "--name", name, "--queues", queues, "--state-dir"])
-            .arg(state_dir.path())
+            .arg(&state_dir)
             .env("BATON_LOG", std::env::var("TEST_LOG").map(|_| "debug").unwrap_or("info"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -213,7 +235,7 @@ impl Agent {
                 let _ = tx.send(line);
             }
         });
-        Ok(Agent { child, state_dir, stderr: rx })
+        Ok(Agent { child, state_dir, _owned: None, stderr: rx })
     }
 
     pub fn pid(&self) -> u32 {
@@ -254,4 +276,17 @@ pub fn agent_token_cli(data_dir: &Path, name: &str) -> Result<String> {
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     Ok(stdout.lines().last().unwrap_or_default().trim().to_string())
+}
+
+/// A free port on 127.0.0.1 (for a server that must come back on the same address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+/// Whether a process is alive (and not a zombie).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        let state = s.rsplit(") ").next().and_then(|r| r.chars().next());
+        state != Some('Z')
+    })
 }

@@ -1,0 +1,304 @@
+//! Runs on real agents running real commands: both output streams, exit codes, signals, timeouts
+//! and terminate killing whole process trees, accept expiry, retries, run-as users, an agent
+//! killed and restarted mid-run, a server restarted mid-run, a connection cut mid-run, and 200
+//! concurrent runs on one agent.
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
+use baton_tests::{agent_token_cli, alive, data, free_port, wait_for, Agent, Server};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const CONFIG: &str = "agent_heartbeat_seconds = 1\nagent_missed_heartbeats = 3\nagent_lost_seconds = 30\n";
+
+struct Rig {
+    server: Server,
+    admin: String,
+    token: String,
+    _agent: Option<Agent>,
+}
+
+fn config_file(extra: &str) -> String {
+    let path = std::env::temp_dir().join(format!("baton-test-{}-{}.toml", std::process::id(), free_port()));
+    std::fs::write(&path, format!("{CONFIG}{extra}")).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// A server and one agent `a1` serving queue `etl`.
+fn rig() -> Rig {
+    let server = Server::start_with(&["--config", &config_file("")]).unwrap();
+    let admin = server.admin().unwrap();
+    let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    let agent = Agent::start(&server.base_url, &token, "a1", "etl").unwrap();
+    wait_online(&server, &admin, "a1");
+    Rig { server, admin, token, _agent: Some(agent) }
+}
+
+fn wait_online(s: &Server, admin: &str, name: &str) {
+    wait_for(&format!("{name} online"), Duration::from_secs(20), || {
+        let res = data(s.graphql_as(Some(admin), "{ agents { name status } }", json!({})).ok()?);
+        res["agents"].as_array()?.iter().any(|a| a["name"] == name && a["status"] == "ONLINE").then_some(())
+    })
+    .unwrap();
+}
+
+fn adhoc(s: &Server, token: &str, command: &str, user: &str, max: i64) -> i64 {
+    let res = data(
+        s.graphql_as(
+            Some(token),
+            "mutation($c: String!, $u: String!, $m: Int!) { runAdhoc(agents: [\"a1\"], command: $c, runAsUser: $u, maxRunTimeSeconds: $m) { id } }",
+            json!({ "c": command, "u": user, "m": max }),
+        )
+        .unwrap(),
+    );
+    res["runAdhoc"][0]["id"].as_i64().unwrap()
+}
+
+const RUN: &str =
+    "query($id: Int!) { run(id: $id) { id status attempt reason exitCode pid transitions { from to attempt } } }";
+
+fn run(s: &Server, token: &str, id: i64) -> Value {
+    data(s.graphql_as(Some(token), RUN, json!({ "id": id })).unwrap())["run"].clone()
+}
+
+fn wait_status(s: &Server, token: &str, id: i64, statuses: &[&str], timeout: Duration) -> Value {
+    wait_for(&format!("run {id} to be one of {statuses:?}"), timeout, || {
+        let r = run(s, token, id);
+        statuses.contains(&r["status"].as_str()?).then_some(r)
+    })
+    .unwrap()
+}
+
+fn output(s: &Server, token: &str, id: i64, stream: &str) -> String {
+    let q = format!("query($id: Int!) {{ runOutput(runId: $id, stream: {stream}, limit: 1048576) {{ data }} }}");
+    data(s.graphql_as(Some(token), &q, json!({ "id": id })).unwrap())["runOutput"]["data"].as_str().unwrap().to_string()
+}
+
+fn statuses(r: &Value) -> Vec<String> {
+    r["transitions"].as_array().unwrap().iter().map(|t| t["to"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn success_with_output_on_both_streams_and_baton_variables() {
+    let r = rig();
+    let (s, t) = (&r.server, &r.admin);
+    let id = adhoc(s, t, "echo out; echo err >&2; echo run=$BATON_RUN_ID", "root", 60);
+    let done = wait_status(s, t, id, &["SUCCESS", "FAILED"], Duration::from_secs(20));
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+    assert_eq!(statuses(&done), vec!["TRIGGERED", "STARTED", "RUNNING", "SUCCESS"]);
+    assert!(done["pid"].as_i64().unwrap() > 1);
+    assert_eq!(output(s, t, id, "STDOUT"), format!("out\nrun={id}\n"));
+    assert_eq!(output(s, t, id, "STDERR"), "err\n");
+}
+
+#[test]
+fn non_zero_exit_and_exit_by_signal_fail_with_the_reason() {
+    let r = rig();
+    let (s, t) = (&r.server, &r.admin);
+    let a = adhoc(s, t, "exit 3", "root", 60);
+    let b = adhoc(s, t, "kill -9 $$", "root", 60);
+    let a = wait_status(s, t, a, &["FAILED", "SUCCESS"], Duration::from_secs(20));
+    let b = wait_status(s, t, b, &["FAILED", "SUCCESS"], Duration::from_secs(20));
+    assert_eq!(
+        (a["status"].as_str(), a["reason"].as_str(), a["exitCode"].as_i64()),
+        (Some("FAILED"), Some("exit code 3"), Some(3))
+    );
+    assert_eq!((b["status"].as_str(), b["reason"].as_str()), (Some("FAILED"), Some("killed by signal 9")));
+}
+
+/// Starts `sleep 300 & sleep 300` and returns the run id and the two grandchildren's pids.
+fn start_tree(r: &Rig, max: i64) -> (i64, Vec<u32>) {
+    let (s, t) = (&r.server, &r.admin);
+    let dir = tempfile::tempdir().unwrap().keep();
+    let pids = dir.join("pids");
+    let cmd = format!("sh -c 'sleep 300 & echo $! >> {p}; sleep 300 & echo $! >> {p}; wait'", p = pids.display());
+    let id = adhoc(s, t, &cmd, "root", max);
+    let pids = wait_for("both grandchildren", Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(&pids).ok()?;
+        let list: Vec<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        (list.len() == 2).then_some(list)
+    })
+    .unwrap();
+    assert!(pids.iter().all(|p| alive(*p)));
+    (id, pids)
+}
+
+#[test]
+fn timeout_kills_the_whole_process_tree() {
+    let r = rig();
+    let (id, pids) = start_tree(&r, 2);
+    let done = wait_status(&r.server, &r.admin, id, &["FAILED", "SUCCESS", "TERMINATED"], Duration::from_secs(30));
+    assert_eq!(
+        (done["status"].as_str(), done["reason"].as_str()),
+        (Some("FAILED"), Some("timed out after 2 s")),
+        "{done}"
+    );
+    wait_for("the grandchildren to be gone", Duration::from_secs(10), || pids.iter().all(|p| !alive(*p)).then_some(()))
+        .unwrap();
+}
+
+#[test]
+fn terminate_kills_the_whole_process_tree() {
+    let r = rig();
+    let (id, pids) = start_tree(&r, 600);
+    wait_status(&r.server, &r.admin, id, &["RUNNING"], Duration::from_secs(20));
+    let res = data(
+        r.server
+            .graphql_as(Some(&r.admin), "mutation($id: Int!) { terminateRun(id: $id) }", json!({ "id": id }))
+            .unwrap(),
+    );
+    assert_eq!(res["terminateRun"], true);
+    let done = wait_status(&r.server, &r.admin, id, &["TERMINATED", "FAILED", "SUCCESS"], Duration::from_secs(30));
+    assert_eq!(
+        (done["status"].as_str(), done["reason"].as_str()),
+        (Some("TERMINATED"), Some("terminated by admin")),
+        "{done}"
+    );
+    wait_for("the grandchildren to be gone", Duration::from_secs(10), || pids.iter().all(|p| !alive(*p)).then_some(()))
+        .unwrap();
+}
+
+fn create_task(s: &Server, token: &str, input: Value) -> i64 {
+    let res = data(
+        s.graphql_as(Some(token), "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": input }))
+            .unwrap(),
+    );
+    res["createTask"]["tid"].as_i64().unwrap()
+}
+
+fn force(s: &Server, token: &str, tid: i64) -> i64 {
+    data(s.graphql_as(Some(token), "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": tid })).unwrap())
+        ["forceRun"]["id"]
+        .as_i64()
+        .unwrap()
+}
+
+#[test]
+fn a_dispatch_nobody_accepts_fails_with_accept_expired() {
+    let r = rig();
+    let (s, t) = (&r.server, &r.admin);
+    let tid = create_task(
+        s,
+        t,
+        json!({"name": "lonely", "command": "true", "target": "no_such_host", "runAsUser": "root", "acceptExpirySeconds": 1}),
+    );
+    let id = force(s, t, tid);
+    let done = wait_status(s, t, id, &["FAILED", "SUCCESS"], Duration::from_secs(20));
+    assert_eq!((done["status"].as_str(), done["reason"].as_str()), (Some("FAILED"), Some("accept expired")), "{done}");
+}
+
+#[test]
+fn retries_until_the_third_attempt_succeeds() {
+    let r = rig();
+    let (s, t) = (&r.server, &r.admin);
+    let counter = tempfile::tempdir().unwrap().keep().join("n");
+    let cmd = format!(
+        "n=$(cat {f} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {f}; echo attempt $n; [ $n -ge 3 ]",
+        f = counter.display()
+    );
+    let tid = create_task(
+        s,
+        t,
+        json!({"name": "flaky", "command": cmd, "target": "etl", "runAsUser": "root", "retryAttempts": 2, "retryDelaySeconds": 0}),
+    );
+    let id = force(s, t, tid);
+    let done = wait_status(s, t, id, &["SUCCESS", "FAILED"], Duration::from_secs(30));
+    assert_eq!((done["status"].as_str(), done["attempt"].as_i64()), (Some("SUCCESS"), Some(3)), "{done}");
+    let per_attempt: Vec<(i64, String)> = done["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["attempt"].as_i64().unwrap(), x["to"].as_str().unwrap().to_string()))
+        .collect();
+    let failed: Vec<i64> = per_attempt.iter().filter(|(_, to)| to == "FAILED").map(|(a, _)| *a).collect();
+    assert_eq!(failed, vec![1, 2], "{per_attempt:?}");
+    assert_eq!(output(s, t, id, "STDOUT"), "attempt 3\n", "the latest attempt's output");
+}
+
+#[test]
+fn run_as_another_user() {
+    let r = rig();
+    let (s, t) = (&r.server, &r.admin);
+    let root = std::process::Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&root.stdout).trim() != "0" {
+        eprintln!("skipped: the agent must run as root to become another user");
+        return;
+    }
+    let id = adhoc(s, t, "id -un; id -gn", "nobody", 60);
+    let done = wait_status(s, t, id, &["SUCCESS", "FAILED"], Duration::from_secs(20));
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+    let out = output(s, t, id, "STDOUT");
+    assert!(out.starts_with("nobody\n"), "{out}");
+    let id = adhoc(s, t, "true", "no_such_user_here", 60);
+    let done = wait_status(s, t, id, &["SUCCESS", "FAILED"], Duration::from_secs(20));
+    assert_eq!(
+        (done["status"].as_str(), done["reason"].as_str()),
+        (Some("FAILED"), Some("could not start: no user named no_such_user_here on this host")),
+        "{done}"
+    );
+}
+
+#[test]
+fn an_agent_killed_and_restarted_mid_run_still_reports_the_result() {
+    let server = Server::start_with(&["--config", &config_file("")]).unwrap();
+    let admin = server.admin().unwrap();
+    let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut agent = Agent::start_with_state(&server.base_url, &token, "a1", "etl", state.path()).unwrap();
+    wait_online(&server, &admin, "a1");
+    let id = adhoc(&server, &admin, "echo before; sleep 2; echo after", "root", 60);
+    wait_status(&server, &admin, id, &["RUNNING"], Duration::from_secs(20));
+    agent.signal("KILL");
+    let _ = agent.wait_exit(Duration::from_secs(5));
+    let _again = Agent::start_with_state(&server.base_url, &token, "a1", "etl", state.path()).unwrap();
+    let done = wait_status(&server, &admin, id, &["SUCCESS", "FAILED"], Duration::from_secs(30));
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+    assert_eq!(statuses(&done), vec!["TRIGGERED", "STARTED", "RUNNING", "SUCCESS"], "each step once");
+    assert_eq!(output(&server, &admin, id, "STDOUT"), "before\nafter\n");
+}
+
+#[test]
+fn a_server_restarted_mid_run_loses_nothing() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let data_dir = tempfile::tempdir().unwrap();
+    let data_path = data_dir.path().to_path_buf();
+    let config = config_file("");
+    let server = Server::start_at(data_dir, &listen, &["--config", &config]).unwrap();
+    let admin = server.admin().unwrap();
+    let password = server.admin_password.clone();
+    let token = agent_token_cli(&data_path, "hosts").unwrap();
+    let _agent = Agent::start(&server.base_url, &token, "a1", "etl").unwrap();
+    wait_online(&server, &admin, "a1");
+    let id = adhoc(&server, &admin, "echo one; sleep 3; echo two", "root", 60);
+    wait_status(&server, &admin, id, &["RUNNING"], Duration::from_secs(20));
+    // Keep the data directory: the server dies, its files stay.
+    let data_dir = server.kill();
+    let server = Server::start_at(data_dir, &listen, &["--config", &config]).unwrap();
+    let admin = server.login("admin", &password).unwrap();
+    let done = wait_status(&server, &admin, id, &["SUCCESS", "FAILED"], Duration::from_secs(40));
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+    assert_eq!(statuses(&done), vec!["TRIGGERED", "STARTED", "RUNNING", "SUCCESS"], "each step once");
+    assert_eq!(output(&server, &admin, id, "STDOUT"), "one\ntwo\n");
+}
+
+#[test]
+fn two_hundred_concurrent_runs_on_one_agent() {
+    let r = rig();
+    let (s, t) = (&r.server, &r.admin);
+    let ids: Vec<i64> = (0..200).map(|i| adhoc(s, t, &format!("sleep 1; echo {i}"), "root", 120)).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let res = data(
+            s.graphql_as(Some(t), "{ runs(first: 500, filter: {status: [SUCCESS]}) { totalCount } }", json!({}))
+                .unwrap(),
+        );
+        if res["runs"]["totalCount"] == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "only {} of 200 succeeded", res["runs"]["totalCount"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for (i, id) in ids.iter().enumerate().step_by(37) {
+        assert_eq!(output(s, t, *id, "STDOUT"), format!("{i}\n"));
+    }
+}
