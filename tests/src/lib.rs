@@ -250,6 +250,11 @@ impl Agent {
         Ok((status.code(), lines.join("\n")))
     }
 
+    /// What the agent wrote to stderr so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+
     /// Sends a signal (by name, e.g. STOP or CONT) to the agent.
     pub fn signal(&self, sig: &str) {
         let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status();

@@ -13,7 +13,6 @@ const CONFIG: &str = "agent_heartbeat_seconds = 1\nagent_missed_heartbeats = 3\n
 struct Rig {
     server: Server,
     admin: String,
-    token: String,
     _agent: Option<Agent>,
 }
 
@@ -30,7 +29,7 @@ fn rig() -> Rig {
     let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
     let agent = Agent::start(&server.base_url, &token, "a1", "etl").unwrap();
     wait_online(&server, &admin, "a1");
-    Rig { server, admin, token, _agent: Some(agent) }
+    Rig { server, admin, _agent: Some(agent) }
 }
 
 fn wait_online(s: &Server, admin: &str, name: &str) {
@@ -301,4 +300,69 @@ fn two_hundred_concurrent_runs_on_one_agent() {
     for (i, id) in ids.iter().enumerate().step_by(37) {
         assert_eq!(output(s, t, *id, "STDOUT"), format!("{i}\n"));
     }
+}
+
+/// A TCP proxy on loopback whose connections the test can cut (the listener stays).
+struct Proxy {
+    port: u16,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(to: String) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = conns.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let Ok(upstream) = std::net::TcpStream::connect(&to) else { continue };
+                let pairs = [
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                    (upstream.try_clone().unwrap(), client.try_clone().unwrap()),
+                ];
+                kept.lock().unwrap().extend([client, upstream]);
+                for (mut from, mut to) in pairs {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, conns }
+    }
+
+    /// Drops every connection through the proxy at once.
+    fn cut(&self) {
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn a_connection_cut_mid_run_loses_nothing_and_counts_nothing_twice() {
+    let server = Server::start_with(&["--config", &config_file("")]).unwrap();
+    let admin = server.admin().unwrap();
+    let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    let proxy = Proxy::start(server.base_url.trim_start_matches("http://").to_string());
+    let agent = Agent::start(&format!("http://127.0.0.1:{}", proxy.port), &token, "a1", "etl").unwrap();
+    wait_online(&server, &admin, "a1");
+    let id = adhoc(&server, &admin, "for i in 1 2 3 4 5 6; do echo line $i; sleep 0.3; done", "root", 60);
+    wait_status(&server, &admin, id, &["RUNNING"], Duration::from_secs(20));
+    proxy.cut();
+    let done = wait_status(&server, &admin, id, &["SUCCESS", "FAILED"], Duration::from_secs(40));
+    assert_eq!(done["status"], "SUCCESS", "the job ran on through the cut: {done}");
+    assert_eq!(statuses(&done), vec!["TRIGGERED", "STARTED", "RUNNING", "SUCCESS"], "each step once");
+    assert_eq!(
+        output(&server, &admin, id, "STDOUT"),
+        "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\n",
+        "output complete, nothing twice"
+    );
+    let log = agent.stderr_lines().join("\n");
+    assert!(
+        log.contains("disconnected") && log.matches("registered").count() >= 2,
+        "the connection really was cut and made again:\n{log}"
+    );
 }
