@@ -15,6 +15,8 @@ pub struct Config {
     pub agent_heartbeat: crate::agents::HeartbeatPolicy,
     /// How long a run's agent may stay away before the run fails with `agent lost`.
     pub agent_lost_seconds: u32,
+    /// Bytes of output kept per stream and attempt (the tail is kept).
+    pub run_output_cap_bytes: i64,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -30,6 +32,8 @@ pub struct FileConfig {
     pub agent_missed_heartbeats: Option<u32>,
     /// Seconds a run's agent may stay away before the run fails with `agent lost` (default 300).
     pub agent_lost_seconds: Option<u32>,
+    /// Bytes of output kept per stream and attempt, the tail (default 10 MiB).
+    pub run_output_cap_bytes: Option<i64>,
 }
 
 /// Values given on the command line or in the environment (they win over the file).
@@ -81,7 +85,11 @@ impl Config {
         if !(1..=86_400).contains(&agent_lost_seconds) {
             bail!("agent_lost_seconds: {agent_lost_seconds} must be between 1 and 86400");
         }
-        Ok(Config { listen, data_dir, database, agent_heartbeat, agent_lost_seconds })
+        let run_output_cap_bytes = f.run_output_cap_bytes.unwrap_or(10 * 1024 * 1024);
+        if !(1024..=1 << 34).contains(&run_output_cap_bytes) {
+            bail!("run_output_cap_bytes: {run_output_cap_bytes} must be between 1024 and 17179869184");
+        }
+        Ok(Config { listen, data_dir, database, agent_heartbeat, agent_lost_seconds, run_output_cap_bytes })
     }
 }
 

@@ -78,7 +78,7 @@ fn stream_name(s: OutStream) -> &'static str {
 }
 
 impl Driver {
-    pub fn new(db: Db, hub: Arc<AgentHub>, agent_lost_after: Duration) -> Arc<Driver> {
+    pub fn new(db: Db, hub: Arc<AgentHub>, agent_lost_after: Duration, output_cap: i64) -> Arc<Driver> {
         let (updates, _) = broadcast::channel(16_384);
         let (output, _) = broadcast::channel(16_384);
         Arc::new(Driver {
@@ -87,7 +87,7 @@ impl Driver {
             runs: Mutex::new(HashMap::new()),
             updates,
             output,
-            output_cap: 10 * 1024 * 1024,
+            output_cap,
             agent_lost_after,
             kill_grace_seconds: 5,
         })

@@ -137,11 +137,8 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     tracing::debug!(agents = marked, "no agent is connected yet");
     let hub = AgentHub::new(db.clone(), config.agent_heartbeat);
     actix_web::rt::spawn(hub.clone().watch_heartbeats());
-    let driver = crate::driver::Driver::new(
-        db.clone(),
-        hub.clone(),
-        chrono::Duration::seconds(i64::from(config.agent_lost_seconds)),
-    );
+    let lost_after = chrono::Duration::seconds(i64::from(config.agent_lost_seconds));
+    let driver = crate::driver::Driver::new(db.clone(), hub.clone(), lost_after, config.run_output_cap_bytes);
     driver.recover().await;
     actix_web::rt::spawn(driver.clone().run_clock());
     let services = Services::new(db.clone(), hub.clone(), driver.clone());

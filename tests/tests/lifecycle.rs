@@ -366,3 +366,25 @@ fn a_connection_cut_mid_run_loses_nothing_and_counts_nothing_twice() {
         "the connection really was cut and made again:\n{log}"
     );
 }
+
+#[test]
+fn output_beyond_the_cap_keeps_the_tail_and_says_what_was_cut() {
+    let server = Server::start_with(&["--config", &config_file("run_output_cap_bytes = 200000\n")]).unwrap();
+    let admin = server.admin().unwrap();
+    let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    let _agent = Agent::start(&server.base_url, &token, "a1", "etl").unwrap();
+    wait_online(&server, &admin, "a1");
+    // 1,000,000 bytes: 10,000 lines of 100.
+    let id =
+        adhoc(&server, &admin, "i=0; while [ $i -lt 10000 ]; do printf '%099d\\n' $i; i=$((i+1)); done", "root", 120);
+    let done = wait_status(&server, &admin, id, &["SUCCESS", "FAILED"], Duration::from_secs(60));
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+    let sizes = data(server.graphql_as(Some(&admin), "query($id: Int!) { run(id: $id) { stdoutBytes outputTruncatedBytes } runOutput(runId: $id, stream: STDOUT, limit: 1048576) { offset data } }", json!({ "id": id })).unwrap());
+    let cut = sizes["run"]["outputTruncatedBytes"].as_i64().unwrap();
+    assert_eq!(sizes["run"]["stdoutBytes"], 1_000_000);
+    assert!(cut >= 800_000 - 65_536 && cut <= 800_000, "about 800,000 bytes cut: {cut}");
+    let kept = sizes["runOutput"]["data"].as_str().unwrap();
+    assert_eq!(sizes["runOutput"]["offset"].as_i64().unwrap(), cut, "reading starts where the tail starts");
+    assert!(kept.ends_with(&format!("{:099}\n", 9999)), "the tail is kept");
+    assert_eq!(kept.len() as i64, 1_000_000 - cut);
+}

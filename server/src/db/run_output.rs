@@ -67,22 +67,24 @@ pub fn read(
         .load(c))?)
 }
 
-/// Drops the chunks of a stream that end at or before `keep_from` (a byte offset); returns the
-/// bytes dropped. Used to keep the tail of output beyond the cap.
+/// Drops the chunks of a stream that end at or before `keep_from` (a byte offset), so at least
+/// the bytes from `keep_from` on stay; returns the bytes dropped. Keeps the tail beyond the cap.
 pub fn trim_to(conn: &mut DbConn, run_id: i64, attempt: i32, stream: &str, keep_from: i64) -> DbResult<i64> {
     if keep_from <= 0 {
         return Ok(0);
     }
-    let doomed: Vec<(i64, String)> = with_conn!(conn, |c| run_output::table
+    let before: Vec<(i64, i64, String)> = with_conn!(conn, |c| run_output::table
         .filter(run_output::run_id.eq(run_id).and(run_output::stream.eq(stream)).and(run_output::attempt.eq(attempt)))
-        .select((run_output::id, run_output::data))
+        .select((run_output::id, run_output::byte_offset, run_output::data))
         .filter(run_output::byte_offset.lt(keep_from))
-        .load::<(i64, String)>(c))?;
+        .load::<(i64, i64, String)>(c))?;
     let mut dropped = 0i64;
     let mut ids = Vec::new();
-    for (id, data) in doomed {
-        ids.push(id);
-        dropped += data.len() as i64;
+    for (id, offset, data) in before {
+        if offset + data.len() as i64 <= keep_from {
+            ids.push(id);
+            dropped += data.len() as i64;
+        }
     }
     if !ids.is_empty() {
         with_conn!(conn, |c| diesel::delete(run_output::table.filter(run_output::id.eq_any(&ids))).execute(c))?;
