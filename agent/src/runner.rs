@@ -162,9 +162,10 @@ impl Runner {
                 Some(j) => (j.stdout_path.clone(), j.stderr_path.clone()),
                 None => (dir.join("stdout.log"), dir.join("stderr.log")),
             };
-            let mut tick = tokio::time::interval(Duration::from_millis(25));
+            // Look often while things happen, less often while they do not.
+            let mut wait = Duration::from_millis(1);
             loop {
-                tick.tick().await;
+                tokio::time::sleep(wait).await;
                 let mut changed = false;
                 if !progress.spawned {
                     if let Some(pid) =
