@@ -190,6 +190,9 @@ impl Runner {
                 if changed {
                     let _ =
                         std::fs::write(dir.join("progress.json"), serde_json::to_string(&progress).unwrap_or_default());
+                    wait = Duration::from_millis(1);
+                } else {
+                    wait = (wait * 2).min(Duration::from_millis(25));
                 }
                 if let Some(exit) = exit {
                     let outcome = if let Some(e) = exit.spawn_error {

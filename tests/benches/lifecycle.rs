@@ -38,12 +38,18 @@ fn main() {
     .unwrap();
     let submit = |cmd: &str| {
         let res = s
-            .graphql_as(Some(&admin), "mutation($c: String!) { runAdhoc(agents: [\"a1\"], command: $c, runAsUser: \"root\") { id } }", json!({ "c": cmd }))
+            .graphql_as(
+                Some(&admin),
+                "mutation($c: String!) { runAdhoc(agents: [\"a1\"], command: $c, runAsUser: \"root\") { id } }",
+                json!({ "c": cmd }),
+            )
             .unwrap();
         data(res)["runAdhoc"][0]["id"].as_i64().unwrap()
     };
     let successes = || {
-        let res = data(s.graphql_as(Some(&admin), "{ runs(filter: {status: [SUCCESS]}) { totalCount } }", json!({})).unwrap());
+        let res = data(
+            s.graphql_as(Some(&admin), "{ runs(filter: {status: [SUCCESS]}) { totalCount } }", json!({})).unwrap(),
+        );
         res["runs"]["totalCount"].as_i64().unwrap()
     };
 
@@ -53,7 +59,14 @@ fn main() {
     for i in 0..100 {
         let id = submit("true");
         wait_for("a run", Duration::from_secs(30), || (successes() > i).then_some(())).unwrap();
-        let r = data(s.graphql_as(Some(&admin), "query($id: Int!) { run(id: $id) { transitions { to at } } }", json!({ "id": id })).unwrap());
+        let r = data(
+            s.graphql_as(
+                Some(&admin),
+                "query($id: Int!) { run(id: $id) { transitions { to at } } }",
+                json!({ "id": id }),
+            )
+            .unwrap(),
+        );
         let at = |to: &str| {
             let t = r["run"]["transitions"].as_array().unwrap().iter().find(|t| t["to"] == to).unwrap();
             chrono::DateTime::parse_from_rfc3339(t["at"].as_str().unwrap()).unwrap()
