@@ -581,6 +581,9 @@ fn definition_changes_arrive_in_order_over_a_websocket() {
         let mut req = s.url(path).replace("http://", "ws://").into_client_request().unwrap();
         req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
         let (mut ws, _) = tungstenite::connect(req).unwrap();
+        if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+            tcp.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        }
         let mut send = |v: Value| ws.send(Message::Text(v.to_string().into())).unwrap();
         send(json!({ "type": "connection_init", "payload": { "token": admin } }));
         send(

@@ -388,3 +388,81 @@ fn output_beyond_the_cap_keeps_the_tail_and_says_what_was_cut() {
     assert!(kept.ends_with(&format!("{:099}\n", 9999)), "the tail is kept");
     assert_eq!(kept.len() as i64, 1_000_000 - cut);
 }
+
+#[test]
+fn a_run_whose_agent_stays_away_fails_with_agent_lost() {
+    let cfg = std::env::temp_dir().join(format!("baton-lost-{}.toml", std::process::id()));
+    std::fs::write(&cfg, "agent_heartbeat_seconds = 1\nagent_missed_heartbeats = 2\nagent_lost_seconds = 2\n").unwrap();
+    let server = Server::start_with(&["--config", cfg.to_str().unwrap()]).unwrap();
+    let admin = server.admin().unwrap();
+    let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    let agent = Agent::start(&server.base_url, &token, "a1", "etl").unwrap();
+    wait_online(&server, &admin, "a1");
+    let id = adhoc(&server, &admin, "sleep 30", "root", 60);
+    wait_status(&server, &admin, id, &["RUNNING"], Duration::from_secs(20));
+    agent.signal("STOP");
+    let done = wait_status(&server, &admin, id, &["FAILED", "SUCCESS"], Duration::from_secs(30));
+    assert_eq!((done["status"].as_str(), done["reason"].as_str()), (Some("FAILED"), Some("agent lost")), "{done}");
+}
+
+#[test]
+fn transitions_and_output_stream_live_in_order() {
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::Message;
+    let r = rig();
+    let (s, t) = (&r.server, &r.admin);
+    let connect = || {
+        let mut req = s.url("/graphql/ws").replace("http://", "ws://").into_client_request().unwrap();
+        req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+        let (mut ws, _) = tungstenite::connect(req).unwrap();
+        // A missing event fails the test instead of hanging it.
+        if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+            tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        }
+        ws.send(Message::Text(json!({ "type": "connection_init", "payload": { "token": t } }).to_string().into()))
+            .unwrap();
+        loop {
+            if let Message::Text(m) = ws.read().unwrap() {
+                if serde_json::from_str::<Value>(&m).unwrap()["type"] == "connection_ack" {
+                    return ws;
+                }
+            }
+        }
+    };
+    let mut events = connect();
+    events.send(Message::Text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { runEvents { runId from to attempt } }" } }).to_string().into())).unwrap();
+    // The subscription is registered once the server has read it; a first run proves it.
+    let mut seen: Vec<(i64, String)> = Vec::new();
+    let mut next = |ws: &mut tungstenite::WebSocket<_>| -> Value {
+        loop {
+            if let Message::Text(m) = ws.read().unwrap() {
+                let v: Value = serde_json::from_str(&m).unwrap();
+                if v["type"] == "next" {
+                    return v["payload"]["data"].clone();
+                }
+            }
+        }
+    };
+    let id = adhoc(s, t, "sleep 1; echo one; echo two >&2", "root", 60);
+    let mut output = connect();
+    let q = format!("subscription {{ runOutput(runId: {id}) {{ stream offset data }} }}");
+    output
+        .send(Message::Text(json!({ "id": "2", "type": "subscribe", "payload": { "query": q } }).to_string().into()))
+        .unwrap();
+    while !seen.iter().any(|(r, to)| *r == id && to == "SUCCESS") {
+        let d = next(&mut events);
+        seen.push((d["runEvents"]["runId"].as_i64().unwrap(), d["runEvents"]["to"].as_str().unwrap().to_string()));
+    }
+    let mine: Vec<&str> = seen.iter().filter(|(r, _)| *r == id).map(|(_, to)| to.as_str()).collect();
+    assert_eq!(mine, vec!["TRIGGERED", "STARTED", "RUNNING", "SUCCESS"], "every transition, in order");
+    let mut got = std::collections::BTreeMap::new();
+    while got.len() < 2 {
+        let d = next(&mut output);
+        got.insert(
+            d["runOutput"]["stream"].as_str().unwrap().to_string(),
+            d["runOutput"]["data"].as_str().unwrap().to_string(),
+        );
+    }
+    assert_eq!(got.get("stdout").map(String::as_str), Some("one\n"));
+    assert_eq!(got.get("stderr").map(String::as_str), Some("two\n"));
+}
