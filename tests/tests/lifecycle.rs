@@ -433,7 +433,7 @@ fn transitions_and_output_stream_live_in_order() {
     events.send(Message::Text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { runEvents { runId from to attempt } }" } }).to_string().into())).unwrap();
     // The subscription is registered once the server has read it; a first run proves it.
     let mut seen: Vec<(i64, String)> = Vec::new();
-    let mut next = |ws: &mut tungstenite::WebSocket<_>| -> Value {
+    let next = |ws: &mut tungstenite::WebSocket<_>| -> Value {
         loop {
             if let Message::Text(m) = ws.read().unwrap() {
                 let v: Value = serde_json::from_str(&m).unwrap();
