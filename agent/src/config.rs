@@ -111,7 +111,45 @@ impl Config {
 
     /// The WebSocket URL of a server.
     pub fn socket_url(server: &str) -> String {
-        let ws = server.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+        let ws = server.trim_end_matches('/').replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
         format!("{ws}/agent")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.toml");
+        let state = dir.path().join("state");
+        std::fs::write(&file, format!("server = [\"http://a:1\", \"http://b:2\"]\ntoken = \"t\"\nname = \"from_file\"\nqueues = [\"q1\"]\nstate_dir = {state:?}\n")).unwrap();
+        let cfg =
+            Config::from_cli(Cli { config: Some(file.clone()), name: Some("from_flag".into()), ..Default::default() })
+                .unwrap();
+        assert_eq!(cfg.servers, vec!["http://a:1", "http://b:2"]);
+        assert_eq!((cfg.name.as_str(), cfg.queues.clone()), ("from_flag", vec!["q1".to_string()]));
+        assert!(state.is_dir(), "the state directory is created");
+        assert_eq!(Config::socket_url("https://x:8443/"), "wss://x:8443/agent");
+        assert_eq!(Config::socket_url("http://127.0.0.1:80"), "ws://127.0.0.1:80/agent");
+
+        let err = Config::from_cli(Cli {
+            config: Some(file.clone()),
+            queues: vec!["bad queue".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("queues:"), "{err}");
+        let err =
+            Config::from_cli(Cli { server: vec!["ftp://x".into()], token: Some("t".into()), ..Default::default() })
+                .unwrap_err();
+        assert!(err.to_string().starts_with("server:"), "{err}");
+        let err = Config::from_cli(Cli { server: vec!["http://x".into()], ..Default::default() }).unwrap_err();
+        assert!(err.to_string().starts_with("token:"), "{err}");
+        std::fs::write(&file, "sever = \"typo\"\n").unwrap();
+        let err = Config::from_cli(Cli { config: Some(file), ..Default::default() }).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field `sever`"), "{err:#}");
     }
 }

@@ -91,3 +91,36 @@ impl EventLog {
         self.pending.iter().map(|(_, m)| m.clone()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn unacknowledged_events_survive_a_restart_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut log = EventLog::open(dir.path()).unwrap();
+            for i in 0..5 {
+                log.append(7, 1, AgentEvent::Spawned { pid: 100 + i }).unwrap();
+            }
+            log.ack(2);
+            assert_eq!(log.pending().len(), 3);
+        }
+        // A torn last line, as after a crash mid-write, is skipped.
+        let mut f = OpenOptions::new().append(true).open(dir.path().join("events.log")).unwrap();
+        f.write_all(b"{\"type\":\"event\",\"seq\":6,\"run").unwrap();
+        let mut log = EventLog::open(dir.path()).unwrap();
+        let seqs: Vec<u64> =
+            log.pending().iter().map(|m| if let AgentMsg::Event { seq, .. } = m { *seq } else { 0 }).collect();
+        assert_eq!(seqs, vec![3, 4, 5]);
+        assert_eq!(log.acked(), 2);
+        // New events continue the sequence; acks are never taken back.
+        let next = log.append(7, 1, AgentEvent::Accepted).unwrap();
+        assert!(matches!(next, AgentMsg::Event { seq: 6, .. }));
+        log.ack(6);
+        log.ack(3);
+        assert_eq!((log.acked(), log.pending().len()), (6, 0));
+    }
+}
