@@ -95,7 +95,6 @@ impl EventLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write as _;
 
     #[test]
     fn unacknowledged_events_survive_a_restart_in_order() {
