@@ -7,6 +7,7 @@
 pub mod access;
 pub mod agent;
 pub mod calendar;
+pub mod clock;
 pub mod definition;
 pub mod dependency;
 pub mod document;

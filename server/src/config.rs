@@ -17,6 +17,8 @@ pub struct Config {
     pub agent_lost_seconds: u32,
     /// Bytes of output kept per stream and attempt (the tail is kept).
     pub run_output_cap_bytes: i64,
+    /// Slots missed by less than this while the server was down still run (misfire policy).
+    pub misfire_grace_seconds: u32,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -34,6 +36,8 @@ pub struct FileConfig {
     pub agent_lost_seconds: Option<u32>,
     /// Bytes of output kept per stream and attempt, the tail (default 10 MiB).
     pub run_output_cap_bytes: Option<i64>,
+    /// Slots missed by less than this while the server was down run once (default 900).
+    pub misfire_grace_seconds: Option<u32>,
 }
 
 /// Values given on the command line or in the environment (they win over the file).
@@ -89,7 +93,19 @@ impl Config {
         if !(1024..=1 << 34).contains(&run_output_cap_bytes) {
             bail!("run_output_cap_bytes: {run_output_cap_bytes} must be between 1024 and 17179869184");
         }
-        Ok(Config { listen, data_dir, database, agent_heartbeat, agent_lost_seconds, run_output_cap_bytes })
+        let misfire_grace_seconds = f.misfire_grace_seconds.unwrap_or(900);
+        if misfire_grace_seconds > 86_400 {
+            bail!("misfire_grace_seconds: {misfire_grace_seconds} must be at most 86400");
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            database,
+            agent_heartbeat,
+            agent_lost_seconds,
+            run_output_cap_bytes,
+            misfire_grace_seconds,
+        })
     }
 }
 

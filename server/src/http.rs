@@ -142,6 +142,24 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     driver.recover().await;
     actix_web::rt::spawn(driver.clone().run_clock());
     let services = Services::new(db.clone(), hub.clone(), driver.clone());
+    let engine = crate::engine::Engine::start(crate::engine::EngineDeps {
+        db: db.clone(),
+        driver: driver.clone(),
+        grace: chrono::Duration::seconds(i64::from(config.misfire_grace_seconds)),
+        restarts: Default::default(),
+        fired: Default::default(),
+    });
+    // Definitions changed through the API reach the engine at once: no restart, no refresh.
+    let mut changes = services.definition_changes();
+    actix_web::rt::spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(c) = changes.next().await {
+            match c.kind.as_str() {
+                "task" => engine.do_send(crate::engine::TaskChanged(c.id)),
+                _ => engine.do_send(crate::engine::ReloadAll),
+            }
+        }
+    });
     let backend: Arc<dyn Backend> = services;
     let state = AppState { schema: build_schema(backend.clone()), backend, db };
     let server = HttpServer::new(move || {

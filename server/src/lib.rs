@@ -8,5 +8,6 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod driver;
+pub mod engine;
 pub mod http;
 pub mod service;

@@ -4,7 +4,7 @@
 pub mod agents;
 pub mod auth;
 mod definitions;
-mod execution;
+pub mod execution;
 mod runs;
 mod transfer;
 pub mod users;
