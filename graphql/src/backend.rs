@@ -322,6 +322,33 @@ pub struct OutputUpdateRecord {
     pub data: String,
 }
 
+/// One upcoming slot of a task.
+#[derive(Debug, Clone)]
+pub struct UpcomingRecord {
+    pub task_id: i64,
+    pub task_name: String,
+    pub instance: String,
+    pub run_date: chrono::NaiveDate,
+    /// Nominal local time, as in the schedule.
+    pub local_time: chrono::NaiveDateTime,
+    pub timezone: String,
+    pub utc: DateTime<Utc>,
+    pub holiday: Option<String>,
+}
+
+/// What the Scheduler page shows.
+#[derive(Debug, Clone)]
+pub struct SchedulerHealth {
+    pub version: String,
+    pub instances: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    pub connected_agents: i64,
+    pub task_actors: i64,
+    pub runs_fired_since_start: i64,
+    pub scheduled_runs_last_24h: i64,
+    pub actor_restarts: i64,
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// The server's version.
@@ -416,6 +443,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Every run transition from now on, in the order stored (so in order per run).
     fn run_updates(&self) -> BoxStream<'static, RunUpdateRecord>;
     fn output_updates(&self) -> BoxStream<'static, OutputUpdateRecord>;
+
+    /// The next `limit` slots of the active scheduled tasks the caller may see.
+    async fn upcoming_runs(&self, p: &Principal, limit: usize) -> BackendResult<Vec<UpcomingRecord>>;
+    async fn scheduler_health(&self, p: &Principal) -> BackendResult<SchedulerHealth>;
 
     // Agents.
     async fn agents(&self) -> BackendResult<Vec<AgentRecord>>;

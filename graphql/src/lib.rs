@@ -20,6 +20,7 @@ mod instances;
 mod loaders;
 mod meta;
 mod runs;
+mod scheduler;
 mod subscriptions;
 mod transfer;
 
@@ -42,6 +43,7 @@ pub struct Query(
     audit::AuditQuery,
     runs::RunQuery,
     agents::AgentQuery,
+    scheduler::SchedulerQuery,
 );
 
 /// The root of every mutation: one part per domain.

@@ -31,6 +31,8 @@ pub struct EngineDeps {
     pub grace: Duration,
     pub restarts: Arc<AtomicU64>,
     pub fired: Arc<AtomicU64>,
+    /// Task actors with a schedule to keep.
+    pub actors: Arc<AtomicU64>,
 }
 
 /// A task as the actor needs it.
@@ -226,6 +228,7 @@ impl Actor for TaskActor {
         ctx.wait(async move { load_task(&deps, tid).await }.into_actor(self).map(|loaded, act, ctx| {
             act.loaded = loaded;
             if act.loaded.is_some() {
+                act.deps.actors.fetch_add(1, Ordering::Relaxed);
                 act.wake(ctx);
             }
         }));
@@ -236,7 +239,9 @@ impl Supervised for TaskActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.deps.restarts.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(task = self.tid, "task actor restarted; reloading it from the database");
-        self.loaded = None;
+        if self.loaded.take().is_some() {
+            self.deps.actors.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -248,7 +253,9 @@ struct Retire;
 impl Handler<Retire> for TaskActor {
     type Result = ();
     fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
-        self.loaded = None;
+        if self.loaded.take().is_some() {
+            self.deps.actors.fetch_sub(1, Ordering::Relaxed);
+        }
         ctx.stop();
     }
 }

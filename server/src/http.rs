@@ -142,13 +142,16 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     driver.recover().await;
     actix_web::rt::spawn(driver.clone().run_clock());
     let services = Services::new(db.clone(), hub.clone(), driver.clone());
-    let engine = crate::engine::Engine::start(crate::engine::EngineDeps {
+    let deps = crate::engine::EngineDeps {
         db: db.clone(),
         driver: driver.clone(),
         grace: chrono::Duration::seconds(i64::from(config.misfire_grace_seconds)),
         restarts: Default::default(),
         fired: Default::default(),
-    });
+        actors: Default::default(),
+    };
+    let _ = services.engine_stats.set(deps.clone());
+    let engine = crate::engine::Engine::start(deps);
     // Definitions changed through the API reach the engine at once: no restart, no refresh.
     let mut changes = services.definition_changes();
     actix_web::rt::spawn(async move {

@@ -144,6 +144,11 @@ fn hostile_frames_get_errors_and_the_server_carries_on() {
         (
             json!({"type": "event", "seq": 0, "run_id": -5, "attempt": 0, "event": {"kind": "spawned", "pid": 1}})
                 .to_string(),
+            "malformed",
+        ),
+        (
+            json!({"type": "event", "seq": 2, "run_id": -5, "attempt": 0, "event": {"kind": "ended", "outcome": {"kind": "exited", "code": 0}}})
+                .to_string(),
             "unknown_run",
         ),
         (hello.to_string(), "protocol"),

@@ -67,6 +67,21 @@ fn a_cron_with_seconds_fires_on_time_and_changes_apply_live() {
         assert!(slots.insert(r["slot"].as_str().unwrap().to_string()), "one run per slot");
     }
 
+    // What comes next, and how the scheduler is doing.
+    let up = data(s.graphql_as(Some(&admin), "{ upcomingRuns(limit: 3) { taskName utc localTime timezone } scheduler { taskActors connectedAgents runsFiredSinceStart scheduledRunsLast24h actorRestarts uptimeSeconds } }", json!({})).unwrap());
+    let next: Vec<chrono::DateTime<chrono::Utc>> =
+        up["upcomingRuns"].as_array().unwrap().iter().map(|u| ts(&u["utc"])).collect();
+    assert_eq!(next.len(), 3);
+    assert!(next.windows(2).all(|w| (w[1] - w[0]).num_seconds() == 2), "{up}");
+    assert_eq!(up["upcomingRuns"][0]["timezone"], "UTC");
+    let h = &up["scheduler"];
+    assert_eq!(
+        (h["taskActors"].as_i64(), h["connectedAgents"].as_i64(), h["actorRestarts"].as_i64()),
+        (Some(1), Some(1), Some(0)),
+        "{h}"
+    );
+    assert!(h["runsFiredSinceStart"].as_i64().unwrap() >= 3 && h["scheduledRunsLast24h"].as_i64().unwrap() >= 3, "{h}");
+
     // A change of definition is picked up at once: no restart, no refresh event.
     let mut v2 = task.clone();
     v2["command"] = json!("echo v2");

@@ -204,8 +204,11 @@ impl Db {
                     .with_context(|| format!("creating the data directory {}", dir.display()))?;
             }
         }
+        // SQLite has one writer; a transaction that reads and then writes fails at once
+        // (SQLITE_BUSY_SNAPSHOT, whatever the busy timeout) when another connection wrote in
+        // between. One connection serialises all access and avoids that; statements are short.
         let max = match url {
-            DatabaseUrl::Sqlite(_) => 8,
+            DatabaseUrl::Sqlite(_) => 1,
             DatabaseUrl::Postgres(_) => 16,
         };
         let manager = Manager { url: url.clone() };
@@ -220,7 +223,7 @@ impl Db {
         let pool = r2d2::Pool::builder()
             .max_size(max)
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(10))
+            .connection_timeout(Duration::from_secs(30))
             .build(manager)
             .with_context(|| format!("building the connection pool for {}", url.redacted()))?;
         Ok(Db { pool, url })

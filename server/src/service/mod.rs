@@ -6,6 +6,7 @@ pub mod auth;
 mod definitions;
 pub mod execution;
 mod runs;
+mod scheduler;
 mod transfer;
 pub mod users;
 
@@ -78,6 +79,9 @@ pub struct Services {
     pub db: db::Db,
     pub hub: Arc<crate::agents::AgentHub>,
     pub driver: Arc<crate::driver::Driver>,
+    /// Figures the engine keeps, for health.
+    pub engine_stats: std::sync::OnceLock<crate::engine::EngineDeps>,
+    pub started_at: DateTime<Utc>,
     changes: broadcast::Sender<DefinitionChange>,
     sequence: AtomicU64,
     limiter: Mutex<auth::LoginLimiter>,
@@ -90,6 +94,8 @@ impl Services {
             db,
             hub,
             driver,
+            engine_stats: std::sync::OnceLock::new(),
+            started_at: Utc::now(),
             changes,
             sequence: AtomicU64::new(0),
             limiter: Mutex::new(auth::LoginLimiter::default()),
@@ -378,6 +384,13 @@ impl Backend for Services {
     }
     async fn status_counts(&self, p: &Principal, run_date: chrono::NaiveDate) -> BackendResult<Vec<(String, i64)>> {
         self.status_counts_impl(p, run_date).await
+    }
+
+    async fn upcoming_runs(&self, p: &Principal, limit: usize) -> BackendResult<Vec<UpcomingRecord>> {
+        self.upcoming_runs_impl(p, limit).await
+    }
+    async fn scheduler_health(&self, p: &Principal) -> BackendResult<SchedulerHealth> {
+        self.scheduler_health_impl(p).await
     }
 
     async fn agents(&self) -> BackendResult<Vec<AgentRecord>> {

@@ -1,0 +1,96 @@
+//! What the scheduler will do next, and how it is doing.
+
+use crate::backend::{SchedulerHealth, UpcomingRecord};
+use crate::definitions::backend;
+use crate::error::{ApiError, ApiResult};
+use crate::guard::{principal, RoleGuard};
+use async_graphql::{Context, Object, SimpleObject};
+use baton_schema::access::Role;
+use chrono::{DateTime, NaiveDate, Utc};
+
+#[derive(SimpleObject)]
+pub struct UpcomingRun {
+    pub task_id: i64,
+    pub task_name: String,
+    pub instance: String,
+    pub run_date: NaiveDate,
+    /// The nominal local time, as written in the schedule.
+    pub local_time: String,
+    pub timezone: String,
+    pub utc: DateTime<Utc>,
+    /// Set when the slot falls on a holiday (it will be skipped).
+    pub holiday: Option<String>,
+}
+
+impl From<UpcomingRecord> for UpcomingRun {
+    fn from(u: UpcomingRecord) -> Self {
+        UpcomingRun {
+            task_id: u.task_id,
+            task_name: u.task_name,
+            instance: u.instance,
+            run_date: u.run_date,
+            local_time: u.local_time.format("%Y-%m-%d %H:%M:%S").to_string(),
+            timezone: u.timezone,
+            utc: u.utc,
+            holiday: u.holiday,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Scheduler {
+    pub version: String,
+    /// The instances this server schedules.
+    pub instances: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    pub uptime_seconds: i64,
+    pub connected_agents: i64,
+    /// Task actors armed.
+    pub task_actors: i64,
+    pub runs_fired_since_start: i64,
+    #[graphql(name = "scheduledRunsLast24h")]
+    pub scheduled_runs_last_24h: i64,
+    pub actor_restarts: i64,
+}
+
+impl From<SchedulerHealth> for Scheduler {
+    fn from(h: SchedulerHealth) -> Self {
+        Scheduler {
+            uptime_seconds: (Utc::now() - h.started_at).num_seconds(),
+            version: h.version,
+            instances: h.instances,
+            started_at: h.started_at,
+            connected_agents: h.connected_agents,
+            task_actors: h.task_actors,
+            runs_fired_since_start: h.runs_fired_since_start,
+            scheduled_runs_last_24h: h.scheduled_runs_last_24h,
+            actor_restarts: h.actor_restarts,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct SchedulerQuery;
+
+#[Object]
+impl SchedulerQuery {
+    /// The next runs of active scheduled tasks, soonest first, in UTC and local time.
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn upcoming_runs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] limit: i32,
+    ) -> ApiResult<Vec<UpcomingRun>> {
+        if !(1..=500).contains(&limit) {
+            return Err(ApiError::invalid("limit", "range", "must be between 1 and 500").into());
+        }
+        let list = backend(ctx).upcoming_runs(principal(ctx)?, limit as usize).await?;
+        Ok(list.into_iter().map(UpcomingRun::from).collect())
+    }
+
+    /// The scheduler's health, for the Scheduler page.
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn scheduler(&self, ctx: &Context<'_>) -> ApiResult<Scheduler> {
+        Ok(backend(ctx).scheduler_health(principal(ctx)?).await?.into())
+    }
+}
