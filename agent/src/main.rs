@@ -42,7 +42,8 @@ async fn send(ws: &mut Socket, msg: &AgentMsg) -> Result<(), String> {
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn session(cfg: &Config, url: &str, sampler: &mut stats::Sampler, agent: &mut Agent) -> End {
-    let (mut ws, _) = match tokio_tungstenite::connect_async(url).await {
+    // Small frames must go out at once: with Nagle's algorithm each waits for the last ACK.
+    let (mut ws, _) = match tokio_tungstenite::connect_async_with_config(url, None, true).await {
         Ok(c) => c,
         Err(e) => return End::Lost(format!("connecting to {url}: {e}")),
     };
