@@ -107,51 +107,53 @@ pub fn in_instance(conn: &mut DbConn, instance_id: i64) -> DbResult<Vec<GroupRow
         .load(c))?)
 }
 
+/// Every column a definition sets, for inserts and updates alike.
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = groups, treat_none_as_null = true)]
+struct GroupFields {
+    instance_id: i64,
+    name: String,
+    description: String,
+    owner: String,
+    team: String,
+    active: bool,
+    schedule: Option<String>,
+    dependency: Option<String>,
+}
+
+impl GroupFields {
+    fn new(instance_id: i64, g: &GroupDef) -> Self {
+        GroupFields {
+            instance_id,
+            name: g.name.to_string(),
+            description: g.description.clone(),
+            owner: g.owner.clone(),
+            team: g.team.clone(),
+            active: g.active,
+            schedule: g.schedule.as_ref().map(|s| to_json(&s.to_draft())),
+            dependency: g.dependency.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
 /// Inserts a group (with the given id when importing by id) and returns its GID.
 pub fn insert(conn: &mut DbConn, instance_id: i64, g: &GroupDef, now: DateTime<Utc>) -> DbResult<i64> {
-    let schedule = g.schedule.as_ref().map(|s| to_json(&s.to_draft()));
-    let dependency = g.dependency.as_ref().map(ToString::to_string);
-    Ok(with_conn!(conn, |c| {
-        let values = (
-            groups::instance_id.eq(instance_id),
-            groups::name.eq(g.name.as_str()),
-            groups::description.eq(&g.description),
-            groups::owner.eq(&g.owner),
-            groups::team.eq(&g.team),
-            groups::active.eq(g.active),
-            groups::schedule.eq(&schedule),
-            groups::dependency.eq(&dependency),
-            groups::version.eq(1),
-            groups::created_at.eq(ts(now)),
-            groups::updated_at.eq(ts(now)),
-        );
-        match g.gid {
-            Some(id) => diesel::insert_into(groups::table)
-                .values((groups::id.eq(id.0), values))
-                .returning(groups::id)
-                .get_result(c),
-            None => diesel::insert_into(groups::table).values(values).returning(groups::id).get_result(c),
-        }
+    let fields = GroupFields::new(instance_id, g);
+    let stamps = (groups::version.eq(1), groups::created_at.eq(ts(now)), groups::updated_at.eq(ts(now)));
+    Ok(with_conn!(conn, |c| match g.gid {
+        Some(id) => diesel::insert_into(groups::table)
+            .values((groups::id.eq(id.0), &fields, stamps))
+            .returning(groups::id)
+            .get_result(c),
+        None => diesel::insert_into(groups::table).values((&fields, stamps)).returning(groups::id).get_result(c),
     })?)
 }
 
 /// Updates every field of a group and bumps its version.
 pub fn update(conn: &mut DbConn, id: i64, instance_id: i64, g: &GroupDef, now: DateTime<Utc>) -> DbResult<()> {
-    let schedule = g.schedule.as_ref().map(|s| to_json(&s.to_draft()));
-    let dependency = g.dependency.as_ref().map(ToString::to_string);
+    let fields = GroupFields::new(instance_id, g);
     let n = with_conn!(conn, |c| diesel::update(groups::table.find(id))
-        .set((
-            groups::instance_id.eq(instance_id),
-            groups::name.eq(g.name.as_str()),
-            groups::description.eq(&g.description),
-            groups::owner.eq(&g.owner),
-            groups::team.eq(&g.team),
-            groups::active.eq(g.active),
-            groups::schedule.eq(&schedule),
-            groups::dependency.eq(&dependency),
-            groups::version.eq(groups::version + 1),
-            groups::updated_at.eq(ts(now)),
-        ))
+        .set((&fields, groups::version.eq(groups::version + 1), groups::updated_at.eq(ts(now))))
         .execute(c))?;
     if n == 0 {
         return Err(super::DbError::NotFound);

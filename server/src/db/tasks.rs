@@ -153,6 +153,59 @@ fn clamp(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
+/// Every column a definition sets, for inserts and updates alike.
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = tasks, treat_none_as_null = true)]
+struct TaskFields {
+    instance_id: i64,
+    group_id: Option<i64>,
+    name: String,
+    description: String,
+    owner: String,
+    team: String,
+    command: String,
+    target: String,
+    run_as_user: String,
+    stdout_path: Option<String>,
+    stderr_path: Option<String>,
+    profile: String,
+    active: bool,
+    schedule: Option<String>,
+    retry_attempts: i32,
+    retry_delay_seconds: i32,
+    max_run_time_seconds: i32,
+    accept_expiry_seconds: i32,
+    dependency: Option<String>,
+    misfire_policy: String,
+}
+
+impl TaskFields {
+    fn new(instance_id: i64, group_id: Option<i64>, t: &TaskDef) -> Self {
+        TaskFields {
+            instance_id,
+            group_id,
+            name: t.name.to_string(),
+            description: t.description.clone(),
+            owner: t.owner.clone(),
+            team: t.team.clone(),
+            command: t.command.clone(),
+            target: t.target.to_string(),
+            run_as_user: t.run_as_user.to_string(),
+            stdout_path: t.stdout_path.clone(),
+            stderr_path: t.stderr_path.clone(),
+            profile: to_json(&t.profile),
+            active: t.active,
+            schedule: t.schedule.as_ref().map(|s| to_json(&s.to_draft())),
+            retry_attempts: clamp(t.retry.retry_attempts),
+            retry_delay_seconds: clamp(t.retry.retry_delay_seconds),
+            max_run_time_seconds: clamp(t.max_run_time_seconds),
+            accept_expiry_seconds: clamp(t.accept_expiry_seconds),
+            dependency: t.dependency.as_ref().map(ToString::to_string),
+            misfire_policy: t.misfire_policy.as_str().to_string(),
+        }
+    }
+}
+
 /// Inserts a task (with its TID when importing by id) and returns the TID.
 pub fn insert(
     conn: &mut DbConn,
@@ -161,46 +214,14 @@ pub fn insert(
     t: &TaskDef,
     now: DateTime<Utc>,
 ) -> DbResult<i64> {
-    let schedule = t.schedule.as_ref().map(|s| to_json(&s.to_draft()));
-    let dependency = t.dependency.as_ref().map(ToString::to_string);
-    let profile = to_json(&t.profile);
-    Ok(with_conn!(conn, |c| {
-        let values = (
-            (
-                tasks::instance_id.eq(instance_id),
-                tasks::group_id.eq(group_id),
-                tasks::name.eq(t.name.as_str()),
-                tasks::description.eq(&t.description),
-                tasks::owner.eq(&t.owner),
-                tasks::team.eq(&t.team),
-                tasks::command.eq(&t.command),
-                tasks::target.eq(t.target.as_str()),
-                tasks::run_as_user.eq(t.run_as_user.as_str()),
-                tasks::stdout_path.eq(&t.stdout_path),
-                tasks::stderr_path.eq(&t.stderr_path),
-                tasks::profile.eq(&profile),
-            ),
-            (
-                tasks::active.eq(t.active),
-                tasks::schedule.eq(&schedule),
-                tasks::retry_attempts.eq(clamp(t.retry.retry_attempts)),
-                tasks::retry_delay_seconds.eq(clamp(t.retry.retry_delay_seconds)),
-                tasks::max_run_time_seconds.eq(clamp(t.max_run_time_seconds)),
-                tasks::accept_expiry_seconds.eq(clamp(t.accept_expiry_seconds)),
-                tasks::dependency.eq(&dependency),
-                tasks::misfire_policy.eq(t.misfire_policy.as_str()),
-                tasks::version.eq(1),
-                tasks::created_at.eq(ts(now)),
-                tasks::updated_at.eq(ts(now)),
-            ),
-        );
-        match t.tid {
-            Some(id) => diesel::insert_into(tasks::table)
-                .values((tasks::id.eq(id.0), values))
-                .returning(tasks::id)
-                .get_result(c),
-            None => diesel::insert_into(tasks::table).values(values).returning(tasks::id).get_result(c),
-        }
+    let fields = TaskFields::new(instance_id, group_id, t);
+    let stamps = (tasks::version.eq(1), tasks::created_at.eq(ts(now)), tasks::updated_at.eq(ts(now)));
+    Ok(with_conn!(conn, |c| match t.tid {
+        Some(id) => diesel::insert_into(tasks::table)
+            .values((tasks::id.eq(id.0), &fields, stamps))
+            .returning(tasks::id)
+            .get_result(c),
+        None => diesel::insert_into(tasks::table).values((&fields, stamps)).returning(tasks::id).get_result(c),
     })?)
 }
 
@@ -213,38 +234,9 @@ pub fn update(
     t: &TaskDef,
     now: DateTime<Utc>,
 ) -> DbResult<()> {
-    let schedule = t.schedule.as_ref().map(|s| to_json(&s.to_draft()));
-    let dependency = t.dependency.as_ref().map(ToString::to_string);
-    let profile = to_json(&t.profile);
+    let fields = TaskFields::new(instance_id, group_id, t);
     let n = with_conn!(conn, |c| diesel::update(tasks::table.find(id))
-        .set((
-            (
-                tasks::instance_id.eq(instance_id),
-                tasks::group_id.eq(group_id),
-                tasks::name.eq(t.name.as_str()),
-                tasks::description.eq(&t.description),
-                tasks::owner.eq(&t.owner),
-                tasks::team.eq(&t.team),
-                tasks::command.eq(&t.command),
-                tasks::target.eq(t.target.as_str()),
-                tasks::run_as_user.eq(t.run_as_user.as_str()),
-                tasks::stdout_path.eq(&t.stdout_path),
-                tasks::stderr_path.eq(&t.stderr_path),
-                tasks::profile.eq(&profile),
-            ),
-            (
-                tasks::active.eq(t.active),
-                tasks::schedule.eq(&schedule),
-                tasks::retry_attempts.eq(clamp(t.retry.retry_attempts)),
-                tasks::retry_delay_seconds.eq(clamp(t.retry.retry_delay_seconds)),
-                tasks::max_run_time_seconds.eq(clamp(t.max_run_time_seconds)),
-                tasks::accept_expiry_seconds.eq(clamp(t.accept_expiry_seconds)),
-                tasks::dependency.eq(&dependency),
-                tasks::misfire_policy.eq(t.misfire_policy.as_str()),
-                tasks::version.eq(tasks::version + 1),
-                tasks::updated_at.eq(ts(now)),
-            ),
-        ))
+        .set((&fields, tasks::version.eq(tasks::version + 1), tasks::updated_at.eq(ts(now))))
         .execute(c))?;
     if n == 0 {
         return Err(DbError::NotFound);
