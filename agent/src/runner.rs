@@ -191,9 +191,11 @@ impl Runner {
                     let _ =
                         std::fs::write(dir.join("progress.json"), serde_json::to_string(&progress).unwrap_or_default());
                     wait = Duration::from_millis(1);
-                } else {
+                } else if progress.spawned {
                     wait = (wait * 2).min(Duration::from_millis(25));
                 }
+                // Until the process is known, keep looking every millisecond: that is the
+                // dispatch-to-start latency.
                 if let Some(exit) = exit {
                     let outcome = if let Some(e) = exit.spawn_error {
                         Outcome::SpawnFailed { message: e }
