@@ -245,8 +245,15 @@ impl Agent {
     /// Waits for the agent to exit and returns its exit code and everything it wrote to stderr.
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<(Option<i32>, String)> {
         let status = wait_for("the agent to exit", timeout, || self.child.try_wait().ok().flatten())?;
-        std::thread::sleep(Duration::from_millis(50));
-        let lines: Vec<String> = self.stderr.try_iter().collect();
+        // Read until the reader thread has seen the end of the pipe.
+        let mut lines = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(_) => break,
+            }
+        }
         Ok((status.code(), lines.join("\n")))
     }
 
