@@ -581,48 +581,50 @@ fn definition_changes_arrive_in_order_over_a_websocket() {
         let mut req = s.url(path).replace("http://", "ws://").into_client_request().unwrap();
         req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
         let (mut ws, _) = tungstenite::connect(req).unwrap();
+        // Reads give up after a while, so a missing event fails the test instead of hanging it.
         if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
-            tcp.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+            tcp.set_read_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
         }
-        let mut send = |v: Value| ws.send(Message::Text(v.to_string().into())).unwrap();
-        send(json!({ "type": "connection_init", "payload": { "token": admin } }));
-        send(
-            json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { definitionChanges { kind name action sequence } }" } }),
-        );
-        let mut next = || loop {
-            let msg = ws.read().unwrap();
-            if let Message::Text(t) = msg {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] == "connection_ack" {
-                    continue;
+        ws.send(Message::Text(json!({ "type": "connection_init", "payload": { "token": admin } }).to_string().into()))
+            .unwrap();
+        let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { definitionChanges { kind name action sequence } }" } });
+        ws.send(Message::Text(subscribe.to_string().into())).unwrap();
+        // The server registers the subscription a moment after it reads it; changes made before
+        // that are not this subscriber's. So: make changes one by one until three have arrived,
+        // then check they are consecutive changes, in the order made.
+        let mut created: Vec<String> = Vec::new();
+        let mut got: Vec<Value> = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while got.len() < 3 {
+            assert!(std::time::Instant::now() < deadline, "only {} events arrived for {created:?}", got.len());
+            let name = format!("ws{}_{}", path.len(), created.len());
+            data(
+                s.graphql_as(
+                    Some(&admin),
+                    "mutation($n: String!) { createGroup(input: {name: $n}) { gid } }",
+                    json!({ "n": name }),
+                )
+                .unwrap(),
+            );
+            created.push(name);
+            while let Ok(msg) = ws.read() {
+                if let Message::Text(t) = msg {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    match v["type"].as_str() {
+                        Some("connection_ack") => {}
+                        Some("next") => got.push(v["payload"]["data"]["definitionChanges"].clone()),
+                        _ => panic!("unexpected frame {v}"),
+                    }
                 }
-                return v;
             }
-        };
-        // The subscription is live once the server has acknowledged the connection; give it a
-        // change to prove it, then make three more.
-        let names: Vec<String> = (0..3).map(|i| format!("ws{}_{i}", path.len())).collect();
-        let mut got = Vec::new();
-        let mut sent = 0;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while got.len() < 3 && std::time::Instant::now() < deadline {
-            if sent < 3 {
-                data(
-                    s.graphql_as(
-                        Some(&admin),
-                        "mutation($n: String!) { createGroup(input: {name: $n}) { gid } }",
-                        json!({ "n": names[sent] }),
-                    )
-                    .unwrap(),
-                );
-                sent += 1;
-            }
-            let v = next();
-            assert_eq!(v["type"], "next", "{v}");
-            got.push(v["payload"]["data"]["definitionChanges"].clone());
         }
-        let got_names: Vec<&str> = got.iter().map(|g| g["name"].as_str().unwrap()).collect();
-        assert_eq!(got_names, names.iter().map(String::as_str).collect::<Vec<_>>(), "in order");
+        let names: Vec<&str> = got.iter().map(|g| g["name"].as_str().unwrap()).collect();
+        let first = created.iter().position(|c| c == names[0]).unwrap();
+        assert_eq!(
+            names,
+            created[first..first + names.len()].iter().map(String::as_str).collect::<Vec<_>>(),
+            "in order, none missing"
+        );
         let seqs: Vec<i64> = got.iter().map(|g| g["sequence"].as_i64().unwrap()).collect();
         assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
         assert!(got.iter().all(|g| g["kind"] == "group" && g["action"] == "created"));

@@ -443,6 +443,24 @@ fn transitions_and_output_stream_live_in_order() {
             }
         }
     };
+    // Warm-up runs until one is seen: then the subscription is live for the run we watch.
+    let mut live = false;
+    for _ in 0..10 {
+        let warm = adhoc(s, t, "true", "root", 60);
+        wait_status(s, t, warm, &["SUCCESS"], Duration::from_secs(20));
+        events.set_read_timeout(Duration::from_millis(500));
+        while let Ok(Message::Text(m)) = events.read() {
+            let v: Value = serde_json::from_str(&m).unwrap();
+            if v["payload"]["data"]["runEvents"]["runId"] == warm {
+                live = true;
+            }
+        }
+        if live {
+            break;
+        }
+    }
+    assert!(live, "the subscription never delivered an event");
+    events.set_read_timeout(Duration::from_secs(30));
     let id = adhoc(s, t, "sleep 1; echo one; echo two >&2", "root", 60);
     let mut output = connect();
     let q = format!("subscription {{ runOutput(runId: {id}) {{ stream offset data }} }}");
@@ -465,4 +483,17 @@ fn transitions_and_output_stream_live_in_order() {
     }
     assert_eq!(got.get("stdout").map(String::as_str), Some("one\n"));
     assert_eq!(got.get("stderr").map(String::as_str), Some("two\n"));
+}
+
+/// Sets how long a test's WebSocket read may wait.
+trait ReadTimeout {
+    fn set_read_timeout(&mut self, d: Duration);
+}
+
+impl ReadTimeout for tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
+    fn set_read_timeout(&mut self, d: Duration) {
+        if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = self.get_ref() {
+            tcp.set_read_timeout(Some(d)).unwrap();
+        }
+    }
 }
