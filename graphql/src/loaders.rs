@@ -1,7 +1,6 @@
 //! DataLoaders: related records are fetched in one batch per request, never one query per row.
 
 use crate::backend::{Backend, Principal};
-use crate::definitions::Group;
 use crate::error::ApiError;
 use async_graphql::dataloader::Loader;
 use std::collections::HashMap;
@@ -20,11 +19,5 @@ impl Loader<i64> for GroupLoader {
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         let groups = self.backend.groups_by_ids(&self.principal, keys).await?;
         Ok(groups.into_iter().filter_map(|g| g.draft.gid.map(|id| (id.0, g))).collect())
-    }
-}
-
-impl From<crate::backend::GroupRecord> for Group {
-    fn from(g: crate::backend::GroupRecord) -> Self {
-        Group(g)
     }
 }

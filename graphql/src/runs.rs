@@ -10,9 +10,10 @@ use baton_schema::access::Role;
 use baton_schema::run::RunStatus;
 use chrono::{DateTime, NaiveDate, Utc};
 
-/// The status of a run (the words and order of the Tasks & Groups page).
+/// The status of a run (the words and order of the Tasks & Groups page); the domain's own
+/// `RunStatus`, exposed as it is.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(name = "RunStatus")]
+#[graphql(name = "RunStatus", remote = "baton_schema::run::RunStatus")]
 pub enum Status {
     Idle,
     Triggered,
@@ -23,38 +24,6 @@ pub enum Status {
     Terminated,
     Skipped,
     Frozen,
-}
-
-impl From<RunStatus> for Status {
-    fn from(s: RunStatus) -> Self {
-        match s {
-            RunStatus::Idle => Self::Idle,
-            RunStatus::Triggered => Self::Triggered,
-            RunStatus::Started => Self::Started,
-            RunStatus::Running => Self::Running,
-            RunStatus::Success => Self::Success,
-            RunStatus::Failed => Self::Failed,
-            RunStatus::Terminated => Self::Terminated,
-            RunStatus::Skipped => Self::Skipped,
-            RunStatus::Frozen => Self::Frozen,
-        }
-    }
-}
-
-impl From<Status> for RunStatus {
-    fn from(s: Status) -> Self {
-        match s {
-            Status::Idle => Self::Idle,
-            Status::Triggered => Self::Triggered,
-            Status::Started => Self::Started,
-            Status::Running => Self::Running,
-            Status::Success => Self::Success,
-            Status::Failed => Self::Failed,
-            Status::Terminated => Self::Terminated,
-            Status::Skipped => Self::Skipped,
-            Status::Frozen => Self::Frozen,
-        }
-    }
 }
 
 /// stdout or stderr.

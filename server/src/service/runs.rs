@@ -6,6 +6,11 @@ use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::run::{Reason, RunStatus};
 
+/// A stored reason (JSON), in words; text that is not a reason is shown as it is.
+fn reason_text(json: &str) -> String {
+    serde_json::from_str::<Reason>(json).map(|r| r.to_string()).unwrap_or_else(|_| json.to_string())
+}
+
 fn record(c: &mut DbConn, r: db::runs::RunRow) -> SvcResult<RunRecord> {
     let instance = match r.instance_id {
         Some(id) => Some(db::instances::get(c, id)?.name),
@@ -13,10 +18,7 @@ fn record(c: &mut DbConn, r: db::runs::RunRow) -> SvcResult<RunRecord> {
     };
     let status = RunStatus::parse(&r.status)
         .ok_or_else(|| SvcError::Db(db::DbError::Corrupt(format!("status of run {}", r.id))))?;
-    let reason = r.reason.as_deref().map(|j| match serde_json::from_str::<Reason>(j) {
-        Ok(reason) => reason.to_string(),
-        Err(_) => j.to_string(),
-    });
+    let reason = r.reason.as_deref().map(reason_text);
     Ok(RunRecord {
         id: r.id,
         kind: r.kind,
@@ -112,9 +114,7 @@ impl Services {
                     to: t.to_status,
                     attempt: t.attempt,
                     at: db::utc(t.at),
-                    reason: t.reason.as_deref().map(|j| {
-                        serde_json::from_str::<Reason>(j).map(|r| r.to_string()).unwrap_or_else(|_| j.to_string())
-                    }),
+                    reason: t.reason.as_deref().map(reason_text),
                 })
                 .collect())
         })
