@@ -12,6 +12,7 @@ pub mod definition;
 pub mod dependency;
 pub mod document;
 pub mod error;
+pub mod flow;
 pub mod ids;
 pub mod names;
 pub mod placeholder;

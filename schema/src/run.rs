@@ -112,6 +112,12 @@ pub enum Reason {
         at: DateTime<Utc>,
     },
     Frozen,
+    /// A dependency can no longer hold today.
+    DependencyNotMet {
+        expression: String,
+    },
+    /// Its group run ended without starting it (the group was skipped or failed first).
+    GroupEnded,
 }
 
 impl fmt::Display for Reason {
@@ -134,6 +140,8 @@ impl fmt::Display for Reason {
                 write!(f, "attempt {next_attempt} at {at}")
             }
             Self::Frozen => f.write_str("frozen"),
+            Self::DependencyNotMet { expression } => write!(f, "dependency can no longer hold: {expression}"),
+            Self::GroupEnded => f.write_str("its group run ended"),
         }
     }
 }
