@@ -322,6 +322,39 @@ pub struct OutputUpdateRecord {
     pub data: String,
 }
 
+/// An operator's command to the scheduler (force-run, terminate, modify status, freeze,
+/// unfreeze, enable, disable), with who, when, origin, target and the scheduler's answer.
+#[derive(Debug, Clone)]
+pub struct OperatorEventRecord {
+    pub id: i64,
+    pub kind: String,
+    pub actor: String,
+    pub origin: String,
+    pub task_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub run_id: Option<i64>,
+    pub run_date: Option<chrono::NaiveDate>,
+    /// What was asked, as JSON.
+    pub payload: String,
+    pub result: Option<String>,
+    pub ok: Option<bool>,
+    pub created_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+}
+
+/// One run of a group (its tasks' runs share its run date and slot).
+#[derive(Debug, Clone)]
+pub struct GroupRunRecord {
+    pub id: i64,
+    pub group_id: i64,
+    pub run_date: chrono::NaiveDate,
+    pub slot: String,
+    /// IDLE while its group dependency does not hold yet, RUNNING, SUCCESS, FAILED or SKIPPED.
+    pub status: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
 /// One upcoming slot of a task.
 #[derive(Debug, Clone)]
 pub struct UpcomingRecord {
@@ -347,6 +380,7 @@ pub struct SchedulerHealth {
     pub runs_fired_since_start: i64,
     pub scheduled_runs_last_24h: i64,
     pub actor_restarts: i64,
+    pub group_actors: i64,
 }
 
 #[async_trait]
@@ -440,6 +474,30 @@ pub trait Backend: Send + Sync + 'static {
     async fn force_run(&self, p: &Principal, tid: i64, run_date: Option<chrono::NaiveDate>)
         -> BackendResult<RunRecord>;
     async fn terminate_run(&self, p: &Principal, id: i64) -> BackendResult<bool>;
+    /// Sets a final run's status (Success, Failed or Skipped); its group's flow follows.
+    async fn modify_run_status(
+        &self,
+        p: &Principal,
+        id: i64,
+        to: baton_schema::run::RunStatus,
+    ) -> BackendResult<OperatorEventRecord>;
+    /// Freezes (or unfreezes) a task for a run date (default today in its timezone).
+    async fn freeze_task(
+        &self,
+        p: &Principal,
+        tid: i64,
+        run_date: Option<chrono::NaiveDate>,
+        freeze: bool,
+    ) -> BackendResult<OperatorEventRecord>;
+    async fn operator_events(
+        &self,
+        p: &Principal,
+        task_id: Option<i64>,
+        limit: i64,
+    ) -> BackendResult<Vec<OperatorEventRecord>>;
+    /// Slots missed while the server was down (run late within the grace, or skipped), newest first.
+    async fn missed_runs(&self, p: &Principal, since: DateTime<Utc>, limit: i64) -> BackendResult<Vec<RunRecord>>;
+    async fn group_runs(&self, p: &Principal, gid: i64, limit: i64) -> BackendResult<Vec<GroupRunRecord>>;
     /// Every run transition from now on, in the order stored (so in order per run).
     fn run_updates(&self) -> BoxStream<'static, RunUpdateRecord>;
     fn output_updates(&self) -> BoxStream<'static, OutputUpdateRecord>;

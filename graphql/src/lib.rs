@@ -19,6 +19,7 @@ pub mod guard;
 mod instances;
 mod loaders;
 mod meta;
+mod operations;
 mod runs;
 mod scheduler;
 mod subscriptions;
@@ -44,6 +45,7 @@ pub struct Query(
     runs::RunQuery,
     agents::AgentQuery,
     scheduler::SchedulerQuery,
+    operations::OperatorQuery,
 );
 
 /// The root of every mutation: one part per domain.
@@ -56,6 +58,7 @@ pub struct Mutation(
     transfer::TransferMutation,
     agents::AgentMutation,
     execution::ExecutionMutation,
+    operations::OperatorMutation,
 );
 
 /// The root of every subscription.

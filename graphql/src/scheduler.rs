@@ -51,6 +51,8 @@ pub struct Scheduler {
     #[graphql(name = "scheduledRunsLast24h")]
     pub scheduled_runs_last_24h: i64,
     pub actor_restarts: i64,
+    /// Group actors of active groups.
+    pub group_actors: i64,
 }
 
 impl From<SchedulerHealth> for Scheduler {
@@ -65,6 +67,7 @@ impl From<SchedulerHealth> for Scheduler {
             runs_fired_since_start: h.runs_fired_since_start,
             scheduled_runs_last_24h: h.scheduled_runs_last_24h,
             actor_restarts: h.actor_restarts,
+            group_actors: h.group_actors,
         }
     }
 }

@@ -32,46 +32,63 @@ pub struct Step {
 
 /// Decides what follows from the current states.
 ///
-/// `waiting` are the members not started yet (a frozen member is not waiting: it holds until
-/// unfrozen). `states` are the day's statuses by name; names it lacks (another flow's members,
-/// not yet known) count as not ended. Skips cascade within one step: a member that can never
-/// start may make its dependants never start too.
+/// `waiting` are the members not started yet (a frozen member is not waiting: it holds the flow
+/// until unfrozen). `states` are the day's statuses by name; names it lacks (members of another
+/// flow without a run yet) count as not ended.
+///
+/// A member whose dependency can no longer hold keeps waiting while something failed, so that an
+/// operator who modifies the failed status lets it proceed; the flow then ends Failed. When
+/// nothing failed, such members are skipped with the reason (which may let others start), and
+/// the flow ends Success once nothing is running.
 pub fn step(members: &[Member], waiting: &BTreeSet<String>, states: &HashMap<String, RunStatus>) -> Step {
     let mut states = states.clone();
     let mut waiting = waiting.clone();
     let mut actions = Vec::new();
+    let readiness = |m: &Member, states: &HashMap<String, RunStatus>| {
+        m.dependency.as_ref().map_or(Readiness::Ready, |d| d.evaluate(states))
+    };
+    let status_of =
+        |m: &Member, states: &HashMap<String, RunStatus>| states.get(&m.name).copied().unwrap_or(RunStatus::Idle);
     loop {
-        let mut changed = false;
-        for m in members {
-            if !waiting.contains(&m.name) {
-                continue;
+        let ready: Vec<&Member> =
+            members.iter().filter(|m| waiting.contains(&m.name) && readiness(m, &states) == Readiness::Ready).collect();
+        if !ready.is_empty() {
+            for m in ready {
+                actions.push(FlowAction::Start(m.name.clone()));
+                states.insert(m.name.clone(), RunStatus::Triggered);
+                waiting.remove(&m.name);
             }
-            let readiness = m.dependency.as_ref().map_or(Readiness::Ready, |d| d.evaluate(&states));
-            match readiness {
-                Readiness::Ready => {
-                    actions.push(FlowAction::Start(m.name.clone()));
-                    states.insert(m.name.clone(), RunStatus::Triggered);
-                }
-                Readiness::Never => {
-                    let expression = m.dependency.as_ref().map(ToString::to_string).unwrap_or_default();
-                    actions.push(FlowAction::Skip(m.name.clone(), Reason::DependencyNotMet { expression }));
-                    states.insert(m.name.clone(), RunStatus::Skipped);
-                }
-                Readiness::Waiting => continue,
-            }
-            waiting.remove(&m.name);
-            changed = true;
+            continue;
         }
-        if !changed {
+        let active = members.iter().any(|m| !waiting.contains(&m.name) && !status_of(m, &states).is_final());
+        let failed = members.iter().any(|m| matches!(status_of(m, &states), RunStatus::Failed | RunStatus::Terminated));
+        if active || failed {
             break;
         }
+        let never: Vec<&Member> =
+            members.iter().filter(|m| waiting.contains(&m.name) && readiness(m, &states) == Readiness::Never).collect();
+        if never.is_empty() {
+            break;
+        }
+        for m in never {
+            let expression = m.dependency.as_ref().map(ToString::to_string).unwrap_or_default();
+            actions.push(FlowAction::Skip(m.name.clone(), Reason::DependencyNotMet { expression }));
+            states.insert(m.name.clone(), RunStatus::Skipped);
+            waiting.remove(&m.name);
+        }
     }
-    let status_of = |m: &Member| states.get(&m.name).copied().unwrap_or(RunStatus::Idle);
-    // Within a flow whose names are all its own members, the cascade above settles every waiting
-    // member once the others end; so the flow ends exactly when every member has ended.
-    let all_ended = members.iter().all(|m| !waiting.contains(&m.name) && status_of(m).is_final());
-    let failed = members.iter().any(|m| matches!(status_of(m), RunStatus::Failed | RunStatus::Terminated));
-    let outcome = all_ended.then_some(if failed { RunStatus::Failed } else { RunStatus::Success });
+    let active = members.iter().any(|m| !waiting.contains(&m.name) && !status_of(m, &states).is_final());
+    let failed = members.iter().any(|m| matches!(status_of(m, &states), RunStatus::Failed | RunStatus::Terminated));
+    let outcome = if active {
+        None
+    } else if failed {
+        Some(RunStatus::Failed)
+    } else if waiting.is_empty() {
+        Some(RunStatus::Success)
+    } else {
+        // Still waiting on another flow's members (groups without a run yet today).
+        None
+    };
     Step { actions, outcome }
 }
 
@@ -153,32 +170,39 @@ mod tests {
     #[test]
     fn a_failing_branch_runs_the_handler_and_fails_the_group() {
         let (log, outcome) = play(&diamond(), &[("right", Failed)]);
-        assert_eq!(
-            log,
-            vec![
-                "start extract",
-                "start left",
-                "start right",
-                "skip load (dependency can no longer hold: S:left and S:right)",
-                "start cleanup"
-            ]
-        );
+        assert_eq!(log, vec!["start extract", "start left", "start right", "start cleanup"]);
+        // load keeps waiting: an operator who sets right to Success lets it run.
         assert_eq!(outcome, Some(Failed));
     }
 
     #[test]
-    fn skips_cascade_and_a_failure_with_nothing_left_fails() {
+    fn after_a_failure_dependants_wait_and_the_group_fails() {
         let m = members(&[("a", None), ("b", Some("S:a")), ("c", Some("S:b"))]);
         let (log, outcome) = play(&m, &[("a", Failed)]);
+        assert_eq!(log, vec!["start a"]);
+        assert_eq!(outcome, Some(Failed));
+    }
+
+    #[test]
+    fn skips_cascade_and_may_let_others_start() {
+        let m = members(&[("a", None), ("b", Some("F:a")), ("c", Some("S:b")), ("d", Some("E:c"))]);
+        let (log, outcome) = play(&m, &[]);
         assert_eq!(
             log,
             vec![
                 "start a",
-                "skip b (dependency can no longer hold: S:a)",
-                "skip c (dependency can no longer hold: S:b)"
+                "skip b (dependency can no longer hold: F:a)",
+                "skip c (dependency can no longer hold: S:b)",
+                "start d"
             ]
         );
-        assert_eq!(outcome, Some(Failed));
+        assert_eq!(outcome, Some(Success));
+    }
+
+    #[test]
+    fn terminated_counts_as_a_failure() {
+        let m = members(&[("a", None), ("b", None)]);
+        assert_eq!(play(&m, &[("b", Terminated)]).1, Some(Failed));
     }
 
     #[test]
@@ -203,12 +227,21 @@ mod tests {
     fn modify_status_lets_dependants_proceed() {
         let m = members(&[("a", None), ("b", Some("S:a"))]);
         let waiting = BTreeSet::from(["b".to_string()]);
-        // Failed a: b can never start (its only dependency names a member that ended failed).
+        // Failed a: b waits and the flow has failed.
         let s = step(&m, &waiting, &HashMap::from([("a".to_string(), Failed)]));
-        assert!(matches!(&s.actions[..], [FlowAction::Skip(n, _)] if n == "b"));
+        assert_eq!((s.actions.len(), s.outcome), (0, Some(Failed)));
         // Modified to Success before the step: b starts.
         let s = step(&m, &waiting, &HashMap::from([("a".to_string(), Success)]));
-        assert_eq!(s.actions, vec![FlowAction::Start("b".into())]);
+        assert_eq!((s.actions, s.outcome), (vec![FlowAction::Start("b".into())], None));
+    }
+
+    #[test]
+    fn a_group_whose_dependency_cannot_hold_is_skipped() {
+        let m = members(&[("nightly", Some("S:feeds"))]);
+        let waiting = BTreeSet::from(["nightly".to_string()]);
+        let s = step(&m, &waiting, &HashMap::from([("feeds".to_string(), Failed)]));
+        assert!(matches!(&s.actions[..], [FlowAction::Skip(n, Reason::DependencyNotMet { .. })] if n == "nightly"));
+        assert_eq!(s.outcome, Some(Success), "the flow of one skipped group ends");
     }
 
     #[test]

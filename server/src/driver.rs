@@ -28,6 +28,15 @@ pub struct JobSpec {
     /// An agent name, a hostname or a queue; for adhoc runs, the agent's name.
     pub target: String,
     pub run_date: chrono::NaiveDate,
+    /// The group run it belongs to, whose flow follows its transitions.
+    pub group_run: Option<GroupRunRef>,
+}
+
+/// A run's place in a group run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupRunRef {
+    pub group_id: i64,
+    pub group_run_id: i64,
 }
 
 /// A run transition, as subscribers see it.
@@ -35,6 +44,7 @@ pub struct JobSpec {
 pub struct RunUpdate {
     pub run_id: i64,
     pub task_name: String,
+    pub group_run: Option<GroupRunRef>,
     pub transition: Transition,
 }
 
@@ -169,11 +179,67 @@ impl Driver {
             tracing::error!(run = run_id, error = %e, "storing run transitions");
             return;
         }
-        let task_name =
-            self.runs.lock().ok().and_then(|r| r.get(&run_id).map(|a| a.spec.task.clone())).unwrap_or_default();
+        let (task_name, group_run) = self
+            .runs
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&run_id).map(|a| (a.spec.task.clone(), a.spec.group_run)))
+            .unwrap_or_default();
+        self.publish(run_id, &task_name, group_run, transitions);
+    }
+
+    fn publish(&self, run_id: i64, task_name: &str, group_run: Option<GroupRunRef>, transitions: Vec<Transition>) {
         for t in transitions {
-            let _ = self.updates.send(RunUpdate { run_id, task_name: task_name.clone(), transition: t });
+            let _ = self.updates.send(RunUpdate { run_id, task_name: task_name.to_string(), group_run, transition: t });
         }
+    }
+
+    /// Applies an operator's or the engine's event to a stored run that is not on an agent
+    /// (skip, freeze, unfreeze, modify status): stored, then published. Returns the new status.
+    pub async fn settle(&self, run_id: i64, event: RunEvent) -> Result<RunStatus, String> {
+        if self.runs.lock().map_err(|_| "internal error".to_string())?.contains_key(&run_id) {
+            return Err(format!("run {run_id} is on an agent; terminate it first"));
+        }
+        let ev = event.clone();
+        let res = self
+            .db
+            .run(move |c| {
+                db::transaction(c, |c| {
+                    let row = db::runs::get(c, run_id)?;
+                    let mut m = RunMachine::new(RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 });
+                    m.status = RunStatus::parse(&row.status).unwrap_or(RunStatus::Idle);
+                    m.attempt = u32::try_from(row.attempt).unwrap_or(0);
+                    let trs = match m.apply(&ev, Utc::now()) {
+                        Ok(t) => t,
+                        Err(e) => return Ok(Err(e.to_string())),
+                    };
+                    let now = Utc::now();
+                    let change = db::runs::RunChange {
+                        status: m.status.as_str().into(),
+                        attempt: row.attempt,
+                        reason: Some(m.reason.as_ref().map(db::to_json)),
+                        agent_id: None,
+                        pid: None,
+                        exit_code: None,
+                        triggered_at: None,
+                        started_at: None,
+                        ended_at: Some(m.status.is_final().then(|| db::ts(now))),
+                        updated_at: db::ts(now),
+                    };
+                    db::runs::set(c, run_id, &change)?;
+                    db::run_transitions::append(c, run_id, &trs)?;
+                    let group_run = row
+                        .group_id
+                        .zip(row.group_run_id)
+                        .map(|(group_id, group_run_id)| GroupRunRef { group_id, group_run_id });
+                    Ok::<_, db::DbError>(Ok((m.status, row.task_name, group_run, trs)))
+                })
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let (status, task, group_run, trs) = res?;
+        self.publish(run_id, &task, group_run, trs);
+        Ok(status)
     }
 
     /// Applies an event to an active run; illegal events are logged and ignored.
@@ -208,6 +274,9 @@ impl Driver {
     pub async fn start(&self, run_id: i64, spec: JobSpec) {
         let machine = RunMachine::new(spec.retry);
         if let Ok(mut runs) = self.runs.lock() {
+            if runs.contains_key(&run_id) {
+                return;
+            }
             runs.insert(run_id, Active { machine, spec, accept_by: None, away_since: None });
         }
         self.dispatch(run_id).await;
@@ -445,6 +514,10 @@ impl Driver {
                     retry: machine.retry,
                     target: r.target.clone(),
                     run_date: r.run_date,
+                    group_run: r
+                        .group_id
+                        .zip(r.group_run_id)
+                        .map(|(group_id, group_run_id)| GroupRunRef { group_id, group_run_id }),
                 };
                 let accept_by = (status == RunStatus::Triggered).then(|| Utc::now() + Duration::seconds(300));
                 runs.insert(r.id, Active { machine, spec, accept_by, away_since: None });

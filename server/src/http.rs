@@ -142,14 +142,8 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     driver.recover().await;
     actix_web::rt::spawn(driver.clone().run_clock());
     let services = Services::new(db.clone(), hub.clone(), driver.clone());
-    let deps = crate::engine::EngineDeps {
-        db: db.clone(),
-        driver: driver.clone(),
-        grace: chrono::Duration::seconds(i64::from(config.misfire_grace_seconds)),
-        restarts: Default::default(),
-        fired: Default::default(),
-        actors: Default::default(),
-    };
+    let grace = chrono::Duration::seconds(i64::from(config.misfire_grace_seconds));
+    let deps = crate::engine::EngineDeps::new(db.clone(), driver.clone(), grace);
     let _ = services.engine_stats.set(deps.clone());
     let engine = crate::engine::Engine::start(deps);
     // Definitions changed through the API reach the engine at once: no restart, no refresh.
@@ -159,6 +153,7 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
         while let Some(c) = changes.next().await {
             match c.kind.as_str() {
                 "task" => engine.do_send(crate::engine::TaskChanged(c.id)),
+                "group" => engine.do_send(crate::engine::GroupChanged(c.id)),
                 _ => engine.do_send(crate::engine::ReloadAll),
             }
         }

@@ -62,3 +62,31 @@ pub fn page(conn: &mut DbConn, task_id: Option<i64>, before: Option<i64>, limit:
         q.load(c)
     })?)
 }
+
+/// Whether a task is frozen for a run date: its latest freeze or unfreeze that took effect
+/// was a freeze.
+pub fn frozen(conn: &mut DbConn, task_id: i64, run_date: NaiveDate) -> DbResult<bool> {
+    let last: Option<String> = with_conn!(conn, |c| events::table
+        .filter(events::task_id.eq(task_id).and(events::run_date.eq(run_date)))
+        .filter(events::kind.eq_any(["freeze", "unfreeze"]).and(events::ok.eq(Some(true))))
+        .order(events::id.desc())
+        .select(events::kind)
+        .first(c)
+        .optional())?;
+    Ok(last.as_deref() == Some("freeze"))
+}
+
+pub fn get(conn: &mut DbConn, id: i64) -> DbResult<EventRow> {
+    Ok(with_conn!(conn, |c| events::table.find(id).select(EventRow::as_select()).first(c))?)
+}
+
+/// The runs named by events of one kind since a time, newest first (the missed-runs ledger).
+pub fn of_kind_since(conn: &mut DbConn, kind: &str, since: DateTime<Utc>, limit: i64) -> DbResult<Vec<i64>> {
+    let ids: Vec<Option<i64>> = with_conn!(conn, |c| events::table
+        .filter(events::kind.eq(kind).and(events::created_at.ge(ts(since))))
+        .order(events::id.desc())
+        .limit(limit)
+        .select(events::run_id)
+        .load(c))?;
+    Ok(ids.into_iter().flatten().collect())
+}

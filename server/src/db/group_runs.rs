@@ -18,24 +18,78 @@ pub struct GroupRunRow {
     pub created_at: NaiveDateTime,
 }
 
-/// Creates the group run for its slot unless it exists; returns its id either way.
-pub fn create(conn: &mut DbConn, group_id: i64, run_date: NaiveDate, slot: &str, now: DateTime<Utc>) -> DbResult<i64> {
-    with_conn!(conn, |c| diesel::insert_into(group_runs::table)
+/// Creates the group run for its slot unless it exists (status IDLE while it waits for its
+/// group dependency, RUNNING otherwise); returns its id and whether it is new.
+pub fn create(
+    conn: &mut DbConn,
+    group_id: i64,
+    run_date: NaiveDate,
+    slot: &str,
+    status: &str,
+    now: DateTime<Utc>,
+) -> DbResult<(i64, bool)> {
+    let started = (status == "RUNNING").then(|| ts(now));
+    let ended = (status == "SKIPPED").then(|| ts(now));
+    let n = with_conn!(conn, |c| diesel::insert_into(group_runs::table)
         .values((
             group_runs::group_id.eq(group_id),
             group_runs::run_date.eq(run_date),
             group_runs::slot.eq(slot),
-            group_runs::status.eq("RUNNING"),
-            group_runs::started_at.eq(Some(ts(now))),
+            group_runs::status.eq(status),
+            group_runs::started_at.eq(started),
+            group_runs::ended_at.eq(ended),
             group_runs::created_at.eq(ts(now)),
         ))
         .on_conflict((group_runs::group_id, group_runs::run_date, group_runs::slot))
         .do_nothing()
         .execute(c))?;
-    Ok(with_conn!(conn, |c| group_runs::table
+    let id = with_conn!(conn, |c| group_runs::table
         .filter(group_runs::group_id.eq(group_id).and(group_runs::run_date.eq(run_date)).and(group_runs::slot.eq(slot)))
         .select(group_runs::id)
-        .first(c))?)
+        .first(c))?;
+    Ok((id, n == 1))
+}
+
+/// A group run starts its tasks (its group dependency holds, or an operator's change lets an
+/// ended one go on).
+pub fn set_running(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::update(group_runs::table.find(id))
+        .set((group_runs::status.eq("RUNNING"), group_runs::ended_at.eq(None::<NaiveDateTime>)))
+        .execute(c))?;
+    with_conn!(conn, |c| diesel::update(group_runs::table.find(id).filter(group_runs::started_at.is_null()))
+        .set(group_runs::started_at.eq(Some(ts(now))))
+        .execute(c))?;
+    Ok(())
+}
+
+/// The group runs of a group that have not ended.
+pub fn open_of_group(conn: &mut DbConn, group_id: i64) -> DbResult<Vec<GroupRunRow>> {
+    Ok(with_conn!(conn, |c| group_runs::table
+        .filter(group_runs::group_id.eq(group_id).and(group_runs::status.eq_any(["IDLE", "RUNNING"])))
+        .order(group_runs::id)
+        .select(GroupRunRow::as_select())
+        .load(c))?)
+}
+
+/// The latest status of each group of an instance on a run date, by group name.
+pub fn states_on(conn: &mut DbConn, instance_id: i64, run_date: NaiveDate) -> DbResult<Vec<(String, String)>> {
+    use super::schema::groups;
+    Ok(with_conn!(conn, |c| group_runs::table
+        .inner_join(groups::table)
+        .filter(groups::instance_id.eq(instance_id).and(group_runs::run_date.eq(run_date)))
+        .order(group_runs::id)
+        .select((groups::name, group_runs::status))
+        .load(c))?)
+}
+
+/// Newest first, for the API.
+pub fn of_group(conn: &mut DbConn, group_id: i64, limit: i64) -> DbResult<Vec<GroupRunRow>> {
+    Ok(with_conn!(conn, |c| group_runs::table
+        .filter(group_runs::group_id.eq(group_id))
+        .order(group_runs::id.desc())
+        .limit(limit)
+        .select(GroupRunRow::as_select())
+        .load(c))?)
 }
 
 pub fn finish(conn: &mut DbConn, id: i64, status: &str, now: DateTime<Utc>) -> DbResult<()> {

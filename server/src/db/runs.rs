@@ -222,3 +222,21 @@ pub fn active(conn: &mut DbConn) -> DbResult<Vec<RunRow>> {
         .select(RunRow::as_select())
         .load(c))?)
 }
+
+/// The runs of one group run, in order of creation.
+pub fn of_group_run(conn: &mut DbConn, group_run_id: i64) -> DbResult<Vec<RunRow>> {
+    Ok(with_conn!(conn, |c| runs::table
+        .filter(runs::group_run_id.eq(group_run_id))
+        .order(runs::id)
+        .select(RunRow::as_select())
+        .load(c))?)
+}
+
+/// A task's runs of one run date that an operator may freeze (waiting) or unfreeze (frozen).
+pub fn of_task_on(conn: &mut DbConn, task_id: i64, run_date: NaiveDate, status: &str) -> DbResult<Vec<RunRow>> {
+    Ok(with_conn!(conn, |c| runs::table
+        .filter(runs::task_id.eq(task_id).and(runs::run_date.eq(run_date)).and(runs::status.eq(status)))
+        .order(runs::id)
+        .select(RunRow::as_select())
+        .load(c))?)
+}

@@ -303,6 +303,7 @@ diesel::joinable!(calendars -> instances (instance_id));
 diesel::joinable!(calendar_dates -> calendars (calendar_id));
 diesel::joinable!(groups -> instances (instance_id));
 diesel::joinable!(tasks -> groups (group_id));
+diesel::joinable!(group_runs -> groups (group_id));
 diesel::joinable!(run_transitions -> runs (run_id));
 diesel::joinable!(run_output -> runs (run_id));
 diesel::joinable!(sessions -> users (user_id));

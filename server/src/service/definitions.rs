@@ -382,6 +382,16 @@ impl Services {
                     let row = db::tasks::get(c, tid).map_err(|_| not_found("task"))?;
                     let instance = check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("task"))?;
                     db::tasks::set_active(c, tid, active, Utc::now())?;
+                    let target = super::operator::Target {
+                        task_id: Some(tid),
+                        group_id: row.group_id,
+                        run_id: None,
+                        run_date: None,
+                    };
+                    let kind = if active { "enable" } else { "disable" };
+                    let event = super::operator::record_event(c, &p.username, kind, &target, "{}".into())?;
+                    let result = format!("task {} {kind}d", row.name);
+                    db::events::acknowledge(c, event, true, &result, Utc::now())?;
                     audit(
                         c,
                         &p.username,
@@ -548,6 +558,11 @@ impl Services {
                     let row = db::groups::get(c, gid).map_err(|_| not_found("group"))?;
                     let instance = check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("group"))?;
                     db::groups::set_active(c, gid, active, Utc::now())?;
+                    let target = super::operator::Target { group_id: Some(gid), ..Default::default() };
+                    let kind = if active { "enable" } else { "disable" };
+                    let event = super::operator::record_event(c, &p.username, kind, &target, "{}".into())?;
+                    let result = format!("group {} {kind}d", row.name);
+                    db::events::acknowledge(c, event, true, &result, Utc::now())?;
                     audit(
                         c,
                         &p.username,

@@ -127,6 +127,7 @@ impl Services {
                 retry: RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 },
                 target: agent,
                 run_date: Utc::now().date_naive(),
+                group_run: None,
             };
             self.driver.start(id, spec).await;
             out.push(self.run_record(p, id).await?);
@@ -141,7 +142,7 @@ impl Services {
         run_date: Option<NaiveDate>,
     ) -> BackendResult<RunRecord> {
         let pc = p.clone();
-        let (id, spec) = self
+        let (id, spec, event) = self
             .run(move |c| {
                 require(&pc, Role::Operator)?;
                 let row = db::tasks::get(c, tid).map_err(|_| ApiError::NotFound("task".into()))?;
@@ -177,8 +178,21 @@ impl Services {
                     group_id: row.group_id,
                     ..new_run("forced", date, slot, &command, def.target.as_str(), def.run_as_user.as_str())
                 };
-                let id = db::transaction(c, |c| {
+                let (id, event) = db::transaction(c, |c| {
                     let id = db::runs::create(c, &run)?.id();
+                    let target = super::operator::Target {
+                        task_id: Some(tid),
+                        group_id: row.group_id,
+                        run_id: Some(id),
+                        run_date: Some(date),
+                    };
+                    let event = super::operator::record_event(
+                        c,
+                        &pc.username,
+                        "force_run",
+                        &target,
+                        format!("{{\"run_date\":\"{date}\"}}"),
+                    )?;
                     audit(
                         c,
                         &pc.username,
@@ -187,7 +201,7 @@ impl Services {
                         None,
                         Some(format!("{{\"run\":{id},\"run_date\":\"{date}\"}}")),
                     )?;
-                    Ok::<_, SvcError>(id)
+                    Ok::<_, SvcError>((id, event))
                 })?;
                 let mut env = def.profile.clone();
                 env.insert("YYYYMMDD".into(), date.format("%Y%m%d").to_string());
@@ -204,20 +218,35 @@ impl Services {
                     retry: def.retry,
                     target: def.target.to_string(),
                     run_date: date,
+                    group_run: None,
                 };
-                Ok((id, spec))
+                Ok((id, spec, event))
             })
             .await?;
         self.driver.start(id, spec).await;
+        self.acknowledge(event, Ok(format!("run {id} started"))).await?;
         self.run_record(p, id).await
     }
 
     pub(super) async fn terminate_run_impl(&self, p: &Principal, id: i64) -> BackendResult<bool> {
         require(p, Role::Operator).map_err(ApiError::from)?;
-        self.run_record(p, id).await?;
+        let run = self.run_record(p, id).await?;
         let actor = p.username.clone();
-        self.run(move |c| audit(c, &actor, "terminateRun", &format!("run {id}"), None, None)).await?;
-        self.driver.terminate(id, &p.username).await.map_err(ApiError::Conflict)?;
+        let target = super::operator::Target {
+            task_id: run.task_id,
+            group_id: run.group_id,
+            run_id: Some(id),
+            run_date: Some(run.run_date),
+        };
+        let event = self
+            .run(move |c| {
+                audit(c, &actor, "terminateRun", &format!("run {id}"), None, None)?;
+                super::operator::record_event(c, &actor, "terminate", &target, "{}".into())
+            })
+            .await?;
+        let outcome = self.driver.terminate(id, &p.username).await;
+        self.acknowledge(event, outcome.clone().map(|()| format!("run {id} is being terminated"))).await?;
+        outcome.map_err(ApiError::Conflict)?;
         Ok(true)
     }
 }

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod auth;
 mod definitions;
 pub mod execution;
+pub mod operator;
 mod runs;
 mod scheduler;
 mod transfer;
@@ -426,6 +427,37 @@ impl Backend for Services {
     }
     async fn terminate_run(&self, p: &Principal, id: i64) -> BackendResult<bool> {
         self.terminate_run_impl(p, id).await
+    }
+    async fn modify_run_status(
+        &self,
+        p: &Principal,
+        id: i64,
+        to: baton_schema::run::RunStatus,
+    ) -> BackendResult<OperatorEventRecord> {
+        self.modify_run_status_impl(p, id, to).await
+    }
+    async fn freeze_task(
+        &self,
+        p: &Principal,
+        tid: i64,
+        run_date: Option<chrono::NaiveDate>,
+        freeze: bool,
+    ) -> BackendResult<OperatorEventRecord> {
+        self.freeze_task_impl(p, tid, run_date, freeze).await
+    }
+    async fn operator_events(
+        &self,
+        p: &Principal,
+        task_id: Option<i64>,
+        limit: i64,
+    ) -> BackendResult<Vec<OperatorEventRecord>> {
+        self.operator_events_impl(p, task_id, limit).await
+    }
+    async fn missed_runs(&self, p: &Principal, since: DateTime<Utc>, limit: i64) -> BackendResult<Vec<RunRecord>> {
+        self.missed_runs_impl(p, since, limit).await
+    }
+    async fn group_runs(&self, p: &Principal, gid: i64, limit: i64) -> BackendResult<Vec<GroupRunRecord>> {
+        self.group_runs_impl(p, gid, limit).await
     }
     fn run_updates(&self) -> BoxStream<'static, RunUpdateRecord> {
         tokio_stream::wrappers::BroadcastStream::new(self.driver.subscribe())

@@ -11,7 +11,7 @@ fn reason_text(json: &str) -> String {
     serde_json::from_str::<Reason>(json).map(|r| r.to_string()).unwrap_or_else(|_| json.to_string())
 }
 
-fn record(c: &mut DbConn, r: db::runs::RunRow) -> SvcResult<RunRecord> {
+pub(super) fn record(c: &mut DbConn, r: db::runs::RunRow) -> SvcResult<RunRecord> {
     let instance = match r.instance_id {
         Some(id) => Some(db::instances::get(c, id)?.name),
         None => None,

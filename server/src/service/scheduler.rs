@@ -74,6 +74,7 @@ impl Services {
             runs_fired_since_start: stats.map_or(0, |s| i64::try_from(s.fired.load(Ordering::Relaxed)).unwrap_or(0)),
             scheduled_runs_last_24h: last_24h,
             actor_restarts: stats.map_or(0, |s| i64::try_from(s.restarts.load(Ordering::Relaxed)).unwrap_or(0)),
+            group_actors: stats.map_or(0, |s| i64::try_from(s.group_actors.load(Ordering::Relaxed)).unwrap_or(0)),
         })
     }
 }

@@ -1,0 +1,167 @@
+//! Operators' events (modify status, freeze, unfreeze) with their acknowledgement, the list of
+//! events, the missed-runs ledger and a group's runs.
+
+use crate::backend::{GroupRunRecord, OperatorEventRecord};
+use crate::definitions::backend;
+use crate::error::{ApiError, ApiResult};
+use crate::guard::{principal, RoleGuard};
+use crate::runs::{Run, Status};
+use async_graphql::{Context, Object, SimpleObject};
+use baton_schema::access::Role;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+/// An operator's command to the scheduler and the scheduler's answer.
+#[derive(SimpleObject)]
+pub struct OperatorEvent {
+    pub id: i64,
+    /// force_run, terminate, modify_status, freeze, unfreeze, enable, disable (or missed, the
+    /// scheduler's own note of a slot missed while it was down)
+    pub kind: String,
+    pub actor: String,
+    pub origin: String,
+    pub task_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub run_id: Option<i64>,
+    pub run_date: Option<NaiveDate>,
+    /// What was asked, as JSON.
+    pub payload: String,
+    /// The scheduler's answer, once acknowledged.
+    pub result: Option<String>,
+    pub ok: Option<bool>,
+    pub created_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+}
+
+impl From<OperatorEventRecord> for OperatorEvent {
+    fn from(e: OperatorEventRecord) -> Self {
+        OperatorEvent {
+            id: e.id,
+            kind: e.kind,
+            actor: e.actor,
+            origin: e.origin,
+            task_id: e.task_id,
+            group_id: e.group_id,
+            run_id: e.run_id,
+            run_date: e.run_date,
+            payload: e.payload,
+            result: e.result,
+            ok: e.ok,
+            created_at: e.created_at,
+            acknowledged_at: e.acknowledged_at,
+        }
+    }
+}
+
+/// One run of a group.
+#[derive(SimpleObject)]
+pub struct GroupRun {
+    pub id: i64,
+    pub group_id: i64,
+    pub run_date: NaiveDate,
+    pub slot: String,
+    /// IDLE while its group dependency does not hold yet, RUNNING, SUCCESS, FAILED or SKIPPED.
+    pub status: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl From<GroupRunRecord> for GroupRun {
+    fn from(r: GroupRunRecord) -> Self {
+        GroupRun {
+            id: r.id,
+            group_id: r.group_id,
+            run_date: r.run_date,
+            slot: r.slot,
+            status: r.status,
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+        }
+    }
+}
+
+fn limit_of(limit: i32) -> ApiResult<i64> {
+    if (1..=1000).contains(&limit) {
+        Ok(i64::from(limit))
+    } else {
+        Err(ApiError::invalid("limit", "range", "must be between 1 and 1000").into())
+    }
+}
+
+#[derive(Default)]
+pub struct OperatorQuery;
+
+#[Object]
+impl OperatorQuery {
+    /// Operators' events, newest first (of one task with `taskId`).
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn operator_events(
+        &self,
+        ctx: &Context<'_>,
+        task_id: Option<i64>,
+        #[graphql(default = 100)] limit: i32,
+    ) -> ApiResult<Vec<OperatorEvent>> {
+        let list = backend(ctx).operator_events(principal(ctx)?, task_id, limit_of(limit)?).await?;
+        Ok(list.into_iter().map(OperatorEvent::from).collect())
+    }
+
+    /// Slots missed while the server was down in the last `hours`: run late (within the misfire
+    /// grace, per the task's policy) or skipped with the reason; newest first.
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn missed_runs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 24)] hours: i32,
+        #[graphql(default = 100)] limit: i32,
+    ) -> ApiResult<Vec<Run>> {
+        if !(1..=24 * 366).contains(&hours) {
+            return Err(ApiError::invalid("hours", "range", "must be between 1 and 8784").into());
+        }
+        let since = Utc::now() - Duration::hours(i64::from(hours));
+        let list = backend(ctx).missed_runs(principal(ctx)?, since, limit_of(limit)?).await?;
+        Ok(list.into_iter().map(Run).collect())
+    }
+
+    /// A group's runs, newest first.
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn group_runs(
+        &self,
+        ctx: &Context<'_>,
+        gid: i64,
+        #[graphql(default = 20)] limit: i32,
+    ) -> ApiResult<Vec<GroupRun>> {
+        let list = backend(ctx).group_runs(principal(ctx)?, gid, limit_of(limit)?).await?;
+        Ok(list.into_iter().map(GroupRun::from).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct OperatorMutation;
+
+#[Object]
+impl OperatorMutation {
+    /// Sets an ended run's status to SUCCESS, FAILED or SKIPPED; in a group, dependants that
+    /// were waiting on it proceed. Recorded and acknowledged.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn modify_run_status(&self, ctx: &Context<'_>, id: i64, status: Status) -> ApiResult<OperatorEvent> {
+        Ok(backend(ctx).modify_run_status(principal(ctx)?, id, status.into()).await?.into())
+    }
+
+    /// Holds a task for a run date (default today in its timezone): its waiting runs become
+    /// FROZEN and new ones are made frozen, until unfrozen.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn freeze_task(&self, ctx: &Context<'_>, tid: i64, run_date: Option<NaiveDate>) -> ApiResult<OperatorEvent> {
+        Ok(backend(ctx).freeze_task(principal(ctx)?, tid, run_date, true).await?.into())
+    }
+
+    /// Releases a frozen task for a run date: its frozen runs start (or wait for their
+    /// dependencies in a group).
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn unfreeze_task(
+        &self,
+        ctx: &Context<'_>,
+        tid: i64,
+        run_date: Option<NaiveDate>,
+    ) -> ApiResult<OperatorEvent> {
+        Ok(backend(ctx).freeze_task(principal(ctx)?, tid, run_date, false).await?.into())
+    }
+}

@@ -1,0 +1,537 @@
+//! One actor per group. A scheduled group opens a group run per slot (once per group, run date
+//! and slot) with one run per active task, waiting; a group without a schedule but with a
+//! dependency on other groups opens one when a group it names opens one that day. The pure flow
+//! machine of `baton-schema` decides, at each change of its tasks' states, who starts, who can
+//! never start and how the group run ends; a group run whose own dependency does not hold yet
+//! waits for the other groups of its run date. An inactive group starts nothing: its tasks hold.
+//!
+//! All of the actor's database work runs under `ctx.wait`, so its messages are handled one at a
+//! time against a state that matches the database; after a restart it reloads that state.
+
+use super::launch::{self, Origin};
+use super::task::{calendar, is_missed, note_missed, record_skip, start_of_today, CalendarCache};
+use super::{EngineDeps, GroupRunChanged};
+use crate::db::{self, DbConn, DbResult};
+use crate::driver::{GroupRunRef, JobSpec};
+use actix::prelude::*;
+use baton_schema::clock::{Action, ScheduleClock};
+use baton_schema::definition::{GroupDef, MisfirePolicy, TaskDef};
+use baton_schema::flow::{self, FlowAction, Member};
+use baton_schema::run::{Reason, RunEvent, RunStatus};
+use baton_schema::schedule::Slot;
+use chrono::{NaiveDate, NaiveDateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// A task of a group run.
+#[derive(Debug, Clone)]
+struct MemberRun {
+    run_id: i64,
+    status: RunStatus,
+    attempt: u32,
+}
+
+impl MemberRun {
+    /// Not started yet (a run waiting for its retry has an attempt behind it).
+    fn waiting(&self) -> bool {
+        self.status == RunStatus::Idle && self.attempt == 0
+    }
+}
+
+#[derive(Debug, Clone)]
+struct OpenRun {
+    id: i64,
+    slot: Slot,
+    /// Waiting for the group's own dependency on other groups.
+    held: bool,
+    /// Ended, and opened again because an operator modified one of its runs.
+    reopened: bool,
+    members: BTreeMap<String, MemberRun>,
+}
+
+/// What the actor knows of its group.
+struct Group {
+    def: GroupDef,
+    instance_id: i64,
+    clock: Option<ScheduleClock>,
+    timer: Option<SpawnHandle>,
+    /// Its active tasks by name.
+    tasks: Arc<BTreeMap<String, (i64, TaskDef)>>,
+    flow: Arc<Vec<Member>>,
+    open: BTreeMap<i64, OpenRun>,
+}
+
+/// A slot as stored in a group run (the instant is not needed once the run exists).
+fn slot_of(run_date: NaiveDate, key: &str, at: NaiveDateTime) -> Slot {
+    let local = NaiveDateTime::parse_from_str(key, "%Y-%m-%dT%H:%M:%S")
+        .unwrap_or_else(|_| run_date.and_hms_opt(0, 0, 0).unwrap_or_default());
+    Slot { run_date, local, at: db::utc(at), utc_offset_seconds: 0, dst: None, holiday: None }
+}
+
+fn open_run_from_db(c: &mut DbConn, row: &db::group_runs::GroupRunRow) -> DbResult<OpenRun> {
+    let runs = db::runs::of_group_run(c, row.id)?;
+    let at = runs.iter().find_map(|r| r.scheduled_for).unwrap_or(row.created_at);
+    let members = runs
+        .into_iter()
+        .map(|r| {
+            let status = RunStatus::parse(&r.status).unwrap_or(RunStatus::Idle);
+            let attempt = u32::try_from(r.attempt).unwrap_or(0);
+            (r.task_name, MemberRun { run_id: r.id, status, attempt })
+        })
+        .collect();
+    let reopened = !matches!(row.status.as_str(), "IDLE" | "RUNNING");
+    Ok(OpenRun {
+        id: row.id,
+        slot: slot_of(row.run_date, &row.slot, at),
+        held: row.status == "IDLE",
+        reopened,
+        members,
+    })
+}
+
+fn load(c: &mut DbConn, gid: i64, grace: chrono::Duration) -> DbResult<Option<Group>> {
+    let Ok(row) = db::groups::get(c, gid) else { return Ok(None) };
+    if !row.active {
+        return Ok(None);
+    }
+    let instance = db::instances::get(c, row.instance_id)?.name;
+    let Ok(def) = GroupDef::parse(&row.to_draft(&instance, Vec::new())?) else { return Ok(None) };
+    let mut tasks = BTreeMap::new();
+    for t in db::tasks::in_group(c, gid)?.into_iter().filter(|t| t.active) {
+        if let Ok(d) = TaskDef::parse(&t.to_draft(&instance, Some(&row.name), Vec::new())?) {
+            tasks.insert(d.name.to_string(), (t.id, d));
+        }
+    }
+    let flow =
+        tasks.values().map(|(_, d)| Member { name: d.name.to_string(), dependency: d.dependency.clone() }).collect();
+    let clock = match &def.schedule {
+        Some(s) => {
+            let cal = match &s.calendar {
+                Some(n) => calendar(c, &mut CalendarCache::new(), row.instance_id, n.as_str())?,
+                None => None,
+            };
+            let from = start_of_today(s.timezone, Utc::now()).max(db::utc(row.updated_at));
+            Some(ScheduleClock::new(s.clone(), cal, MisfirePolicy::RunOnce, grace, from))
+        }
+        None => None,
+    };
+    let mut open = BTreeMap::new();
+    for r in db::group_runs::open_of_group(c, gid)? {
+        open.insert(r.id, open_run_from_db(c, &r)?);
+    }
+    Ok(Some(Group {
+        def,
+        instance_id: row.instance_id,
+        clock,
+        timer: None,
+        tasks: Arc::new(tasks),
+        flow: Arc::new(flow),
+        open,
+    }))
+}
+
+/// What one pass over a group run needs, taken out of the actor.
+struct Pass {
+    deps: EngineDeps,
+    gid: i64,
+    group_name: String,
+    instance_id: i64,
+    dependency: Option<baton_schema::dependency::DependencyExpr>,
+    tasks: Arc<BTreeMap<String, (i64, TaskDef)>>,
+    flow: Arc<Vec<Member>>,
+    run: OpenRun,
+}
+
+/// Whether the group run ended with this pass, and how.
+struct Passed {
+    run: OpenRun,
+    ended: Option<RunStatus>,
+    changed: bool,
+}
+
+fn spec_of(p: &Pass, name: &str) -> Option<JobSpec> {
+    let (tid, def) = p.tasks.get(name)?;
+    let group = GroupRunRef { group_id: p.gid, group_run_id: p.run.id };
+    let origin =
+        Origin { task_id: *tid, instance_id: p.instance_id, group: Some((group, &p.group_name)), slot: &p.run.slot };
+    Some(launch::build(def, &origin).1)
+}
+
+/// Advances one group run as far as it goes now.
+async fn pass(mut p: Pass) -> Passed {
+    let mut changed = false;
+    if p.run.held {
+        let (inst, date) = (p.instance_id, p.run.slot.run_date);
+        let states = match p.deps.db.run(move |c| db::group_runs::states_on(c, inst, date)).await {
+            Ok(rows) => rows
+                .into_iter()
+                .filter_map(|(n, s)| RunStatus::parse(&s).map(|s| (n, s)))
+                .collect::<HashMap<String, RunStatus>>(),
+            Err(e) => {
+                tracing::error!(group = %p.group_name, error = %e, "reading the day's group runs");
+                return Passed { run: p.run, ended: None, changed };
+            }
+        };
+        // The groups it names take part in its flow: while one of them failed, it waits (an
+        // operator may fix that), as a task waits on a failed task of its group.
+        let mut me = vec![Member { name: p.group_name.clone(), dependency: p.dependency.clone() }];
+        if let Some(d) = &p.dependency {
+            me.extend(d.names().into_iter().map(|n| Member { name: n.to_string(), dependency: None }));
+        }
+        let step = flow::step(&me, &BTreeSet::from([p.group_name.clone()]), &states);
+        match step.actions.first() {
+            Some(FlowAction::Start(_)) => {
+                let id = p.run.id;
+                if let Err(e) = p.deps.db.run(move |c| db::group_runs::set_running(c, id, Utc::now())).await {
+                    tracing::error!(group_run = id, error = %e, "starting a group run");
+                    return Passed { run: p.run, ended: None, changed };
+                }
+                tracing::info!(group = %p.group_name, group_run = id, "group dependency holds");
+                p.run.held = false;
+                changed = true;
+            }
+            Some(FlowAction::Skip(_, reason)) => {
+                for m in p.run.members.values_mut().filter(|m| m.waiting()) {
+                    if let Ok(s) = p.deps.driver.settle(m.run_id, RunEvent::Skip { reason: reason.clone() }).await {
+                        m.status = s;
+                    }
+                }
+                return Passed { run: p.run, ended: Some(RunStatus::Skipped), changed: true };
+            }
+            None => return Passed { run: p.run, ended: None, changed },
+        }
+    }
+    let waiting: BTreeSet<String> = p.run.members.iter().filter(|(_, m)| m.waiting()).map(|(n, _)| n.clone()).collect();
+    let states: HashMap<String, RunStatus> = p.run.members.iter().map(|(n, m)| (n.clone(), m.status)).collect();
+    // Members that left the group since the run opened are not part of its flow.
+    let flow: Vec<Member> = p.flow.iter().filter(|m| p.run.members.contains_key(&m.name)).cloned().collect();
+    let step = flow::step(&flow, &waiting, &states);
+    if p.run.reopened && step.actions.iter().any(|a| matches!(a, FlowAction::Start(_))) {
+        let id = p.run.id;
+        match p.deps.db.run(move |c| db::group_runs::set_running(c, id, Utc::now())).await {
+            Ok(()) => p.run.reopened = false,
+            Err(e) => tracing::error!(group_run = id, error = %e, "running a group run again"),
+        }
+    }
+    for action in &step.actions {
+        match action {
+            FlowAction::Start(name) => {
+                let Some(spec) = spec_of(&p, name) else { continue };
+                let Some(m) = p.run.members.get_mut(name) else { continue };
+                m.status = RunStatus::Triggered;
+                m.attempt = m.attempt.max(1);
+                p.deps.fired.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(group = %p.group_name, task = %name, run = m.run_id, "dependency holds: started");
+                p.deps.driver.start(m.run_id, spec).await;
+            }
+            FlowAction::Skip(name, reason) => {
+                let Some(m) = p.run.members.get_mut(name) else { continue };
+                match p.deps.driver.settle(m.run_id, RunEvent::Skip { reason: reason.clone() }).await {
+                    Ok(s) => m.status = s,
+                    Err(e) => tracing::error!(run = m.run_id, error = %e, "skipping a run"),
+                }
+            }
+        }
+        changed = true;
+    }
+    Passed { run: p.run, ended: step.outcome, changed }
+}
+
+/// Opens the group run of a slot (once) with a run per active task, waiting; a slot skipped by
+/// the clock (holiday, missed) is stored as a skipped group run with skipped task runs.
+fn open_run(c: &mut DbConn, g: &Group, gid: i64, slot: &Slot, skip: Option<&Reason>) -> DbResult<Option<OpenRun>> {
+    let held = g.def.dependency.is_some();
+    let status = match (skip, held) {
+        (Some(_), _) => "SKIPPED",
+        (None, true) => "IDLE",
+        (None, false) => "RUNNING",
+    };
+    db::transaction(c, |c| {
+        let (id, new) = db::group_runs::create(c, gid, slot.run_date, &slot.key(), status, Utc::now())?;
+        if !new {
+            return Ok(None);
+        }
+        let mut members = BTreeMap::new();
+        for (tid, def) in g.tasks.values() {
+            let group = GroupRunRef { group_id: gid, group_run_id: id };
+            let origin =
+                Origin { task_id: *tid, instance_id: g.instance_id, group: Some((group, g.def.name.as_str())), slot };
+            let (row, _) = launch::build(def, &origin);
+            let run_id = db::runs::create(c, &row)?.id();
+            if is_missed(slot.at, skip) {
+                note_missed(c, &row, run_id, slot.at, skip.is_none())?;
+            }
+            let mut status = RunStatus::Idle;
+            if let Some(r) = skip {
+                record_skip(c, run_id, r.clone())?;
+                status = RunStatus::Skipped;
+            }
+            members.insert(def.name.to_string(), MemberRun { run_id, status, attempt: 0 });
+        }
+        Ok(skip.is_none().then(|| OpenRun { id, slot: slot.clone(), held, reopened: false, members }))
+    })
+}
+
+pub struct GroupActor {
+    gid: i64,
+    deps: EngineDeps,
+    root: Recipient<GroupRunChanged>,
+    group: Option<Group>,
+}
+
+impl GroupActor {
+    pub fn new(gid: i64, deps: EngineDeps, root: Recipient<GroupRunChanged>) -> Self {
+        Self { gid, deps, root, group: None }
+    }
+
+    fn reload(&mut self, ctx: &mut Context<Self>) {
+        let (db, gid, grace) = (self.deps.db.clone(), self.gid, self.deps.grace);
+        ctx.wait(async move { db.run(move |c| load(c, gid, grace)).await }.into_actor(self).map(|res, act, ctx| {
+            if let Some(old) = act.group.take() {
+                if let Some(h) = old.timer {
+                    ctx.cancel_future(h);
+                }
+                act.deps.group_actors.fetch_sub(1, Ordering::Relaxed);
+            }
+            match res {
+                Ok(g) => act.group = g,
+                Err(e) => tracing::error!(group = act.gid, error = %e, "loading a group for the engine"),
+            }
+            if act.group.is_some() {
+                act.deps.group_actors.fetch_add(1, Ordering::Relaxed);
+                let open: Vec<i64> = act.group.as_ref().map(|g| g.open.keys().copied().collect()).unwrap_or_default();
+                for id in open {
+                    act.advance(id, ctx);
+                }
+                act.wake(ctx);
+            }
+        }));
+    }
+
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        let Some(g) = self.group.as_mut() else { return };
+        if let Some(h) = g.timer.take() {
+            ctx.cancel_future(h);
+        }
+        let Some(at) = g.clock.as_ref().and_then(ScheduleClock::next_wakeup) else { return };
+        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+        g.timer = Some(ctx.run_later(wait, |act, ctx| act.wake(ctx)));
+    }
+
+    fn wake(&mut self, ctx: &mut Context<Self>) {
+        let Some(g) = self.group.as_mut() else { return };
+        g.timer = None;
+        let actions = g.clock.as_mut().map(|c| c.poll(Utc::now())).unwrap_or_default();
+        for a in actions {
+            let (slot, skip) = match a {
+                Action::Fire(s) => (s, None),
+                Action::Skip(s, r) => (s, Some(r)),
+            };
+            self.open(slot, skip, ctx);
+        }
+        self.arm(ctx);
+    }
+
+    /// Opens the group run of a slot and advances it.
+    fn open(&mut self, slot: Slot, skip: Option<Reason>, ctx: &mut Context<Self>) {
+        let Some(g) = self.group.as_ref() else { return };
+        let (db, gid) = (self.deps.db.clone(), self.gid);
+        let snapshot = Group {
+            def: g.def.clone(),
+            instance_id: g.instance_id,
+            clock: None,
+            timer: None,
+            tasks: g.tasks.clone(),
+            flow: g.flow.clone(),
+            open: BTreeMap::new(),
+        };
+        let date = slot.run_date;
+        ctx.wait(
+            async move { db.run(move |c| open_run(c, &snapshot, gid, &slot, skip.as_ref())).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| match res {
+                    Ok(Some(run)) => {
+                        let id = run.id;
+                        tracing::info!(group = act.gid, group_run = id, run_date = %date, "group fired");
+                        act.deps.fired.fetch_add(1, Ordering::Relaxed);
+                        if let Some(g) = act.group.as_mut() {
+                            g.open.insert(id, run);
+                            act.announce(date);
+                        }
+                        act.advance(id, ctx);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(group = act.gid, error = %e, "opening a group run"),
+                }),
+        );
+    }
+
+    fn announce(&self, run_date: NaiveDate) {
+        let Some(g) = self.group.as_ref() else { return };
+        self.root.do_send(GroupRunChanged { instance_id: g.instance_id, run_date, group: g.def.name.to_string() });
+    }
+
+    /// Runs one pass over an open group run, then stores its end if it ended.
+    fn advance(&mut self, id: i64, ctx: &mut Context<Self>) {
+        let Some(g) = self.group.as_ref() else { return };
+        let Some(run) = g.open.get(&id).cloned() else { return };
+        let p = Pass {
+            deps: self.deps.clone(),
+            gid: self.gid,
+            group_name: g.def.name.to_string(),
+            instance_id: g.instance_id,
+            dependency: g.def.dependency.clone(),
+            tasks: g.tasks.clone(),
+            flow: g.flow.clone(),
+            run,
+        };
+        let db = self.deps.db.clone();
+        ctx.wait(
+            async move {
+                let done = pass(p).await;
+                if let Some(status) = done.ended {
+                    let id = done.run.id;
+                    let st = status.as_str();
+                    if let Err(e) = db.run(move |c| db::group_runs::finish(c, id, st, Utc::now())).await {
+                        tracing::error!(group_run = id, error = %e, "ending a group run");
+                    }
+                }
+                done
+            }
+            .into_actor(self)
+            .map(|done, act, _| {
+                let date = done.run.slot.run_date;
+                let Some(g) = act.group.as_mut() else { return };
+                match done.ended {
+                    Some(status) => {
+                        tracing::info!(group = %g.def.name, group_run = done.run.id, status = status.as_str(), "group run ended");
+                        g.open.remove(&done.run.id);
+                        act.announce(date);
+                    }
+                    None => {
+                        g.open.insert(done.run.id, done.run);
+                        if done.changed {
+                            act.announce(date);
+                        }
+                    }
+                }
+            }),
+        );
+    }
+}
+
+impl Actor for GroupActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.reload(ctx);
+    }
+}
+
+impl Supervised for GroupActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.deps.restarts.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(group = self.gid, "group actor restarted; reloading it from the database");
+        if self.group.take().is_some() {
+            self.deps.group_actors.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The group or one of its tasks changed: read it again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reload;
+
+impl Handler<Reload> for GroupActor {
+    type Result = ();
+    fn handle(&mut self, _: Reload, ctx: &mut Context<Self>) {
+        self.reload(ctx);
+    }
+}
+
+/// A transition of one of the group's runs.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MemberUpdate {
+    pub group_run_id: i64,
+    pub task_name: String,
+    pub status: RunStatus,
+    pub attempt: u32,
+    /// An operator set this status (the only change that opens an ended group run again).
+    pub modified: bool,
+}
+
+impl Handler<MemberUpdate> for GroupActor {
+    type Result = ();
+    fn handle(&mut self, u: MemberUpdate, ctx: &mut Context<Self>) {
+        let Some(g) = self.group.as_mut() else { return };
+        if let Some(run) = g.open.get_mut(&u.group_run_id) {
+            if let Some(m) = run.members.get_mut(&u.task_name) {
+                m.status = u.status;
+                m.attempt = u.attempt;
+            }
+            self.advance(u.group_run_id, ctx);
+            return;
+        }
+        // A run of an ended group run changed: when an operator modified its status, the group
+        // run is opened again (dependants may proceed, or the outcome change).
+        if !u.modified {
+            return;
+        }
+        let (db, id) = (self.deps.db.clone(), u.group_run_id);
+        ctx.wait(
+            async move {
+                db.run(move |c| {
+                    let row = db::group_runs::get(c, id)?;
+                    if row.status == "SKIPPED" {
+                        return Ok(None);
+                    }
+                    open_run_from_db(c, &row).map(Some)
+                })
+                .await
+            }
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                let Ok(Some(run)) = res else { return };
+                let Some(g) = act.group.as_mut() else { return };
+                g.open.insert(id, run);
+                act.advance(id, ctx);
+            }),
+        );
+    }
+}
+
+/// Another group of the instance opened or ended a group run on a run date.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DateChanged {
+    pub run_date: NaiveDate,
+    pub group: String,
+}
+
+impl Handler<DateChanged> for GroupActor {
+    type Result = ();
+    fn handle(&mut self, d: DateChanged, ctx: &mut Context<Self>) {
+        let Some(g) = self.group.as_ref() else { return };
+        if g.def.name.as_str() == d.group {
+            return;
+        }
+        let names_it = g.def.dependency.as_ref().is_some_and(|e| e.names().contains(&d.group.as_str()));
+        if !names_it {
+            return;
+        }
+        let held: Vec<i64> =
+            g.open.values().filter(|r| r.held && r.slot.run_date == d.run_date).map(|r| r.id).collect();
+        if held.is_empty() && g.def.schedule.is_none() {
+            // A group that follows others opens its run of the day when one of them does.
+            let slot = slot_of(d.run_date, "", db::ts(Utc::now()));
+            self.open(slot, None, ctx);
+            return;
+        }
+        for id in held {
+            self.advance(id, ctx);
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The scheduling engine: one supervised actix actor per active scheduled task outside groups
+//! (`task`) and one per group (`group`), each a thin shell around the pure machines of
+//! `baton-schema` (`ScheduleClock`, the flow machine). The root actor loads the definitions at
+//! start, starts, reloads and stops actors as definitions change, routes run transitions to the
+//! group whose flow they belong to, and tells groups when another group of their instance opened
+//! or ended a group run (group-to-group dependencies).
+
+pub mod group;
+pub mod launch;
+pub mod task;
+
+use crate::db::{self, Db};
+use crate::driver::{Driver, RunUpdate};
+use actix::prelude::*;
+use chrono::{Duration, NaiveDate};
+use group::{DateChanged, GroupActor, MemberUpdate, Reload};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use task::{CalendarCache, Retire, TaskActor};
+
+/// What every actor shares.
+#[derive(Clone)]
+pub struct EngineDeps {
+    pub db: Db,
+    pub driver: Arc<Driver>,
+    /// Slots missed by less than this run (per the task's misfire policy); older ones are skipped.
+    pub grace: Duration,
+    pub restarts: Arc<AtomicU64>,
+    /// Runs and group runs the engine started.
+    pub fired: Arc<AtomicU64>,
+    /// Task actors with a schedule to keep.
+    pub actors: Arc<AtomicU64>,
+    /// Group actors of active groups.
+    pub group_actors: Arc<AtomicU64>,
+}
+
+impl EngineDeps {
+    pub fn new(db: Db, driver: Arc<Driver>, grace: Duration) -> Self {
+        Self {
+            db,
+            driver,
+            grace,
+            restarts: Default::default(),
+            fired: Default::default(),
+            actors: Default::default(),
+            group_actors: Default::default(),
+        }
+    }
+}
+
+/// The root: which actors run.
+pub struct Engine {
+    deps: EngineDeps,
+    tasks: HashMap<i64, Addr<TaskActor>>,
+    groups: HashMap<i64, (i64, Addr<GroupActor>)>,
+}
+
+/// A task's definition changed (or was created or deleted): start, reload or stop its actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TaskChanged(pub i64);
+
+/// A group's definition changed (or was created or deleted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct GroupChanged(pub i64);
+
+/// Many definitions changed (an import, a calendar): reload everything.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReloadAll;
+
+/// A group opened or ended a group run on a run date.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct GroupRunChanged {
+    pub instance_id: i64,
+    pub run_date: NaiveDate,
+    pub group: String,
+}
+
+/// Everything the root reads at start: every task's clock at once (one pass over the table, not
+/// one query per actor), and the groups.
+struct Loaded {
+    tasks: Vec<(i64, task::Loaded)>,
+    groups: Vec<(i64, i64)>,
+}
+
+fn load_everything(c: &mut db::DbConn, grace: Duration) -> db::DbResult<Loaded> {
+    let instances: HashMap<i64, String> = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
+    let filter = db::tasks::TaskFilter { active: Some(true), ungrouped: true, ..Default::default() };
+    let mut calendars = CalendarCache::new();
+    let mut tasks = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = db::tasks::page(c, &filter, after, 5_000)?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id);
+        for row in rows.iter().filter(|r| r.schedule.is_some()) {
+            if let Some(l) = task::prepare(c, row, &instances, &mut calendars, grace)? {
+                tasks.push((row.id, l));
+            }
+        }
+    }
+    let groups = db::groups::page(c, &db::groups::GroupFilter::default(), None, i64::MAX)?
+        .into_iter()
+        .map(|g| (g.id, g.instance_id))
+        .collect();
+    Ok(Loaded { tasks, groups })
+}
+
+impl Engine {
+    pub fn start(deps: EngineDeps) -> Addr<Engine> {
+        Engine { deps, tasks: HashMap::new(), groups: HashMap::new() }.start()
+    }
+
+    fn start_task(&mut self, tid: i64, preloaded: Option<task::Loaded>) {
+        if let Some(old) = self.tasks.remove(&tid) {
+            old.do_send(Retire);
+        }
+        let deps = self.deps.clone();
+        let mut preloaded = preloaded;
+        let addr = Supervisor::start(move |_| TaskActor::new(tid, deps, preloaded.take()));
+        self.tasks.insert(tid, addr);
+    }
+
+    fn start_group(&mut self, gid: i64, instance_id: i64, ctx: &mut Context<Self>) {
+        if let Some((_, a)) = self.groups.get(&gid) {
+            a.do_send(Reload);
+            return;
+        }
+        let (deps, root) = (self.deps.clone(), ctx.address().recipient());
+        let addr = Supervisor::start(move |_| GroupActor::new(gid, deps, root));
+        self.groups.insert(gid, (instance_id, addr));
+    }
+
+    /// Reads the groups again: starts actors for new ones, reloads the rest, drops deleted ones.
+    fn sync_groups(&mut self, ctx: &mut Context<Self>) {
+        let db = self.deps.db.clone();
+        ctx.spawn(
+            async move { db.run(|c| db::groups::page(c, &db::groups::GroupFilter::default(), None, i64::MAX)).await }
+                .into_actor(self)
+                .map(|rows, act, ctx| {
+                    let Ok(rows) = rows else { return };
+                    let present: std::collections::HashSet<i64> = rows.iter().map(|g| g.id).collect();
+                    act.groups.retain(|id, _| present.contains(id));
+                    for g in rows {
+                        act.start_group(g.id, g.instance_id, ctx);
+                    }
+                }),
+        );
+    }
+
+    fn load_all(&mut self, ctx: &mut Context<Self>) {
+        let (db, grace) = (self.deps.db.clone(), self.deps.grace);
+        let started = std::time::Instant::now();
+        ctx.wait(async move { db.run(move |c| load_everything(c, grace)).await }.into_actor(self).map(
+            move |res, act, ctx| match res {
+                Ok(loaded) => {
+                    for old in act.tasks.drain().map(|(_, a)| a).collect::<Vec<_>>() {
+                        old.do_send(Retire);
+                    }
+                    let (n, g) = (loaded.tasks.len(), loaded.groups.len());
+                    for (id, l) in loaded.tasks {
+                        act.start_task(id, Some(l));
+                    }
+                    for (gid, inst) in loaded.groups {
+                        act.start_group(gid, inst, ctx);
+                    }
+                    tracing::info!(tasks = n, groups = g, ms = started.elapsed().as_millis() as u64, "engine armed");
+                }
+                Err(e) => tracing::error!(error = %e, "loading definitions for the engine"),
+            },
+        ));
+    }
+}
+
+impl Actor for Engine {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.load_all(ctx);
+        // Transitions of grouped runs drive their group's flow.
+        let updates = tokio_stream::wrappers::BroadcastStream::new(self.deps.driver.subscribe());
+        ctx.add_stream(updates);
+    }
+}
+
+impl StreamHandler<Result<RunUpdate, tokio_stream::wrappers::errors::BroadcastStreamRecvError>> for Engine {
+    fn handle(
+        &mut self,
+        item: Result<RunUpdate, tokio_stream::wrappers::errors::BroadcastStreamRecvError>,
+        ctx: &mut Context<Self>,
+    ) {
+        match item {
+            Ok(u) => {
+                let Some(g) = u.group_run else { return };
+                if let Some((_, a)) = self.groups.get(&g.group_id) {
+                    a.do_send(MemberUpdate {
+                        group_run_id: g.group_run_id,
+                        task_name: u.task_name,
+                        status: u.transition.to,
+                        attempt: u.transition.attempt,
+                        modified: matches!(u.transition.reason, Some(baton_schema::run::Reason::ModifiedBy { .. })),
+                    });
+                }
+            }
+            Err(e) => {
+                // Fell behind a burst: let every group read its state again from the database.
+                tracing::warn!(error = %e, "engine missed run updates; reloading groups");
+                for (_, a) in self.groups.values() {
+                    a.do_send(Reload);
+                }
+                let _ = ctx;
+            }
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+impl Handler<TaskChanged> for Engine {
+    type Result = ();
+    fn handle(&mut self, TaskChanged(tid): TaskChanged, ctx: &mut Context<Self>) {
+        // The new actor decides from the database whether it has anything to do; groups read
+        // their members again (the task may have joined or left one).
+        self.start_task(tid, None);
+        for (_, a) in self.groups.values() {
+            a.do_send(Reload);
+        }
+        let _ = ctx;
+    }
+}
+
+impl Handler<GroupChanged> for Engine {
+    type Result = ();
+    fn handle(&mut self, _: GroupChanged, ctx: &mut Context<Self>) {
+        self.sync_groups(ctx);
+    }
+}
+
+impl Handler<ReloadAll> for Engine {
+    type Result = ();
+    fn handle(&mut self, _: ReloadAll, ctx: &mut Context<Self>) {
+        self.load_all(ctx);
+    }
+}
+
+impl Handler<GroupRunChanged> for Engine {
+    type Result = ();
+    fn handle(&mut self, c: GroupRunChanged, _: &mut Context<Self>) {
+        for (inst, a) in self.groups.values() {
+            if *inst == c.instance_id {
+                a.do_send(DateChanged { run_date: c.run_date, group: c.group.clone() });
+            }
+        }
+    }
+}
+
+/// Actors running (for health).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct ActorCount;
+
+impl Handler<ActorCount> for Engine {
+    type Result = usize;
+    fn handle(&mut self, _: ActorCount, _: &mut Context<Self>) -> usize {
+        self.tasks.len() + self.groups.len()
+    }
+}

@@ -1,0 +1,286 @@
+//! One actor per active, scheduled task outside any group: it sleeps until its next slot
+//! (`run_later`), feeds `now` into the pure `ScheduleClock`, and carries out what it returns: a
+//! run per fired slot, made once per (task, run date, slot) and handed to the driver (or frozen
+//! when an operator froze the task for that day), or a Skipped run with its reason.
+
+use super::launch::{self, Origin};
+use super::EngineDeps;
+use crate::db::{self, DbConn, DbResult};
+use actix::prelude::*;
+use baton_schema::calendar::Calendar;
+use baton_schema::clock::{Action, ScheduleClock, ON_TIME};
+use baton_schema::definition::TaskDef;
+use baton_schema::run::{Reason, RunEvent, RunStatus, Transition};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+/// A task as its actor needs it.
+pub struct Loaded {
+    def: TaskDef,
+    tid: i64,
+    instance_id: i64,
+    clock: ScheduleClock,
+    timer: Option<SpawnHandle>,
+}
+
+/// The local midnight of today in `tz`, in UTC.
+pub fn start_of_today(tz: chrono_tz::Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+    let today = now.with_timezone(&tz).date_naive();
+    tz.from_local_datetime(&today.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .earliest()
+        .map_or(now, |t| t.with_timezone(&Utc))
+}
+
+/// Calendars by (instance, name), read once per load.
+pub type CalendarCache = HashMap<(i64, String), Option<Calendar>>;
+
+pub fn calendar(c: &mut DbConn, cache: &mut CalendarCache, instance_id: i64, name: &str) -> DbResult<Option<Calendar>> {
+    let key = (instance_id, name.to_string());
+    if let Some(cal) = cache.get(&key) {
+        return Ok(cal.clone());
+    }
+    let cal = db::calendars::load(c, instance_id, name)?;
+    cache.insert(key, cal.clone());
+    Ok(cal)
+}
+
+/// Makes the clock of one stored task if it is active, ungrouped and scheduled.
+pub fn prepare(
+    c: &mut DbConn,
+    row: &db::tasks::TaskRow,
+    instances: &HashMap<i64, String>,
+    calendars: &mut CalendarCache,
+    grace: Duration,
+) -> DbResult<Option<Loaded>> {
+    if !row.active || row.group_id.is_some() || row.schedule.is_none() {
+        return Ok(None);
+    }
+    let instance = instances.get(&row.instance_id).cloned().unwrap_or_default();
+    let draft = row.to_draft(&instance, None, Vec::new())?;
+    let Ok(def) = TaskDef::parse(&draft) else { return Ok(None) };
+    let Some(schedule) = def.schedule.clone() else { return Ok(None) };
+    let cal = match &schedule.calendar {
+        Some(name) => calendar(c, calendars, row.instance_id, name.as_str())?,
+        None => None,
+    };
+    // Slots from the start of today (downtime), but not from before the definition last changed.
+    let from = start_of_today(schedule.timezone, Utc::now()).max(db::utc(row.updated_at));
+    let clock = ScheduleClock::new(schedule, cal, def.misfire_policy, grace, from);
+    Ok(Some(Loaded { tid: row.id, instance_id: row.instance_id, def, clock, timer: None }))
+}
+
+async fn load_task(deps: &EngineDeps, tid: i64) -> Option<Loaded> {
+    let grace = deps.grace;
+    let res = deps
+        .db
+        .run(move |c| {
+            let row = db::tasks::get(c, tid)?;
+            let instances = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
+            prepare(c, &row, &instances, &mut CalendarCache::new(), grace)
+        })
+        .await;
+    res.unwrap_or_else(|e| {
+        tracing::error!(task = tid, error = %e, "loading a task for the engine");
+        None
+    })
+}
+
+/// Makes the run of one slot (once) and starts it, or records it as skipped.
+async fn carry_out(deps: EngineDeps, tid: i64, instance_id: i64, def: TaskDef, action: Action) {
+    let (slot, skip): (_, Option<Reason>) = match action {
+        Action::Fire(s) => (s, None),
+        Action::Skip(s, r) => (s, Some(r)),
+    };
+    let (mut row, spec) = launch::build(&def, &Origin { task_id: tid, instance_id, group: None, slot: &slot });
+    if skip.is_some() {
+        row.status = "SKIPPED".into();
+    }
+    let reason = skip.clone();
+    let (run_date, slot_at) = (slot.run_date, slot.at);
+    let created = deps
+        .db
+        .run(move |c| {
+            db::transaction(c, |c| {
+                let created = db::runs::create(c, &row)?;
+                if let (db::runs::Created::New(id), Some(r)) = (created, &reason) {
+                    record_skip(c, id, r.clone())?;
+                }
+                if let db::runs::Created::New(id) = created {
+                    if is_missed(slot_at, reason.as_ref()) {
+                        note_missed(c, &row, id, slot_at, reason.is_none())?;
+                    }
+                }
+                let frozen = db::events::frozen(c, tid, run_date)?;
+                Ok::<_, db::DbError>((created, frozen))
+            })
+        })
+        .await;
+    match created {
+        Ok((db::runs::Created::New(id), frozen)) if skip.is_none() => {
+            deps.fired.fetch_add(1, Ordering::Relaxed);
+            if frozen {
+                tracing::info!(task = %def.name, run = id, slot = %slot.key(), "frozen for the day");
+                if let Err(e) = deps.driver.settle(id, RunEvent::Freeze).await {
+                    tracing::error!(run = id, error = %e, "freezing a run");
+                }
+            } else {
+                tracing::info!(task = %def.name, run = id, slot = %slot.key(), "fired");
+                deps.driver.start(id, spec).await;
+            }
+        }
+        Ok((db::runs::Created::New(id), _)) => {
+            tracing::info!(task = %def.name, run = id, slot = %slot.key(), "skipped")
+        }
+        Ok((db::runs::Created::Existing(_), _)) => {
+            tracing::debug!(task = %def.name, slot = %slot.key(), "slot already has its run")
+        }
+        Err(e) => tracing::error!(task = %def.name, error = %e, "creating a scheduled run"),
+    }
+}
+
+/// Notes in the missed-runs ledger (the `events` table, kind `missed`) a slot handled late
+/// because the server was down: run late, or skipped.
+pub fn note_missed(
+    c: &mut DbConn,
+    run: &db::runs::NewRun,
+    run_id: i64,
+    slot_at: DateTime<Utc>,
+    ran: bool,
+) -> DbResult<()> {
+    let late = (Utc::now() - slot_at).num_seconds();
+    let id = db::events::insert(
+        c,
+        &db::events::NewEvent {
+            kind: "missed".into(),
+            actor: "scheduler".into(),
+            origin: "engine".into(),
+            task_id: run.task_id,
+            group_id: run.group_id,
+            run_id: Some(run_id),
+            run_date: Some(run.run_date),
+            payload: format!("{{\"slot\":\"{}\",\"late_seconds\":{late}}}", run.slot),
+            created_at: db::ts(Utc::now()),
+        },
+    )?;
+    let result = if ran { format!("ran {late} s late") } else { "skipped".to_string() };
+    db::events::acknowledge(c, id, true, &result, Utc::now())
+}
+
+/// Whether a slot handled now was missed while the server was down.
+pub fn is_missed(slot_at: DateTime<Utc>, skip: Option<&Reason>) -> bool {
+    matches!(skip, Some(Reason::Missed { .. })) || (skip.is_none() && Utc::now() - slot_at > ON_TIME)
+}
+
+/// Stores a run created as SKIPPED: its one transition and its reason.
+pub fn record_skip(c: &mut DbConn, id: i64, reason: Reason) -> DbResult<()> {
+    let now = Utc::now();
+    let t = Transition { from: RunStatus::Idle, to: RunStatus::Skipped, attempt: 0, at: now, reason: Some(reason) };
+    db::run_transitions::append(c, id, std::slice::from_ref(&t))?;
+    let change = db::runs::RunChange {
+        status: "SKIPPED".into(),
+        attempt: 0,
+        reason: Some(t.reason.as_ref().map(db::to_json)),
+        agent_id: None,
+        pid: None,
+        exit_code: None,
+        triggered_at: None,
+        started_at: None,
+        ended_at: Some(Some(db::ts(now))),
+        updated_at: db::ts(now),
+    };
+    db::runs::set(c, id, &change)
+}
+
+pub struct TaskActor {
+    tid: i64,
+    deps: EngineDeps,
+    loaded: Option<Loaded>,
+    /// Handed over by the root when it loaded every task at once.
+    preloaded: Option<Loaded>,
+}
+
+impl TaskActor {
+    pub fn new(tid: i64, deps: EngineDeps, preloaded: Option<Loaded>) -> Self {
+        Self { tid, deps, loaded: None, preloaded }
+    }
+
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        let Some(l) = self.loaded.as_mut() else { return };
+        if let Some(h) = l.timer.take() {
+            ctx.cancel_future(h);
+        }
+        let Some(at) = l.clock.next_wakeup() else { return };
+        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+        l.timer = Some(ctx.run_later(wait, |act, ctx| act.wake(ctx)));
+    }
+
+    fn wake(&mut self, ctx: &mut Context<Self>) {
+        let Some(l) = self.loaded.as_mut() else { return };
+        l.timer = None;
+        let actions = l.clock.poll(Utc::now());
+        if !actions.is_empty() {
+            let (deps, tid, inst, def) = (self.deps.clone(), l.tid, l.instance_id, l.def.clone());
+            // Slots are carried out in order, one after the other.
+            ctx.spawn(
+                async move {
+                    for a in actions {
+                        carry_out(deps.clone(), tid, inst, def.clone(), a).await;
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+        self.arm(ctx);
+    }
+
+    fn take_charge(&mut self, loaded: Option<Loaded>, ctx: &mut Context<Self>) {
+        self.loaded = loaded;
+        if self.loaded.is_some() {
+            self.deps.actors.fetch_add(1, Ordering::Relaxed);
+            self.wake(ctx);
+        }
+    }
+}
+
+impl Actor for TaskActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(l) = self.preloaded.take() {
+            self.take_charge(Some(l), ctx);
+            return;
+        }
+        let (deps, tid) = (self.deps.clone(), self.tid);
+        ctx.wait(
+            async move { load_task(&deps, tid).await }
+                .into_actor(self)
+                .map(|loaded, act, ctx| act.take_charge(loaded, ctx)),
+        );
+    }
+}
+
+impl Supervised for TaskActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.deps.restarts.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(task = self.tid, "task actor restarted; reloading it from the database");
+        if self.loaded.take().is_some() {
+            self.deps.actors.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Stops an actor for good (the root drops its address too).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+impl Handler<Retire> for TaskActor {
+    type Result = ();
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        if self.loaded.take().is_some() {
+            self.deps.actors.fetch_sub(1, Ordering::Relaxed);
+        }
+        ctx.stop();
+    }
+}

@@ -1,0 +1,266 @@
+//! Operators' commands to the scheduler: modify a run's status, freeze and unfreeze a task for a
+//! day; each is recorded in the `events` table (who, when, origin, target) before it is carried
+//! out, and acknowledged with its result. Also the ledger of slots missed while the server was
+//! down, and a group's runs.
+
+use super::runs::record as run_record;
+use super::{audit, check_instance_id, require, visible_instances, Services, SvcError, SvcResult};
+use crate::db::{self, DbConn};
+use baton_graphql::backend::*;
+use baton_graphql::ApiError;
+use baton_schema::access::Role;
+use baton_schema::run::{RunEvent, RunStatus};
+use chrono::{DateTime, NaiveDate, Utc};
+
+pub(crate) fn event_record(e: db::events::EventRow) -> OperatorEventRecord {
+    OperatorEventRecord {
+        id: e.id,
+        kind: e.kind,
+        actor: e.actor,
+        origin: e.origin,
+        task_id: e.task_id,
+        group_id: e.group_id,
+        run_id: e.run_id,
+        run_date: e.run_date,
+        payload: e.payload,
+        result: e.result,
+        ok: e.ok,
+        created_at: db::utc(e.created_at),
+        acknowledged_at: e.acknowledged_at.map(db::utc),
+    }
+}
+
+/// What an event is about.
+#[derive(Default, Clone)]
+pub(crate) struct Target {
+    pub task_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub run_id: Option<i64>,
+    pub run_date: Option<NaiveDate>,
+}
+
+/// Records an operator's event before it is carried out.
+pub(crate) fn record_event(c: &mut DbConn, actor: &str, kind: &str, t: &Target, payload: String) -> SvcResult<i64> {
+    Ok(db::events::insert(
+        c,
+        &db::events::NewEvent {
+            kind: kind.into(),
+            actor: actor.into(),
+            origin: "api".into(),
+            task_id: t.task_id,
+            group_id: t.group_id,
+            run_id: t.run_id,
+            run_date: t.run_date,
+            payload,
+            created_at: db::ts(Utc::now()),
+        },
+    )?)
+}
+
+impl Services {
+    /// Stores the scheduler's answer to an event and returns the event as stored.
+    pub(crate) async fn acknowledge(
+        &self,
+        id: i64,
+        outcome: Result<String, String>,
+    ) -> BackendResult<OperatorEventRecord> {
+        let (ok, text) = match outcome {
+            Ok(t) => (true, t),
+            Err(t) => (false, t),
+        };
+        self.run(move |c| {
+            db::events::acknowledge(c, id, ok, &text, Utc::now())?;
+            Ok(event_record(db::events::get(c, id)?))
+        })
+        .await
+    }
+
+    pub(super) async fn modify_run_status_impl(
+        &self,
+        p: &Principal,
+        id: i64,
+        to: RunStatus,
+    ) -> BackendResult<OperatorEventRecord> {
+        if !matches!(to, RunStatus::Success | RunStatus::Failed | RunStatus::Skipped) {
+            return Err(ApiError::invalid("status", "one_of", "must be SUCCESS, FAILED or SKIPPED"));
+        }
+        let pc = p.clone();
+        let event = self
+            .run(move |c| {
+                require(&pc, Role::Operator)?;
+                let row = db::runs::get(c, id).map_err(|_| ApiError::NotFound("run".into()))?;
+                if let Some(i) = row.instance_id {
+                    check_instance_id(c, &pc, i).map_err(|_| ApiError::NotFound("run".into()))?;
+                }
+                let target = Target {
+                    task_id: row.task_id,
+                    group_id: row.group_id,
+                    run_id: Some(id),
+                    run_date: Some(row.run_date),
+                };
+                let payload = format!("{{\"from\":\"{}\",\"to\":\"{}\"}}", row.status, to.as_str());
+                audit(
+                    c,
+                    &pc.username,
+                    "modifyRunStatus",
+                    &format!("run {id}"),
+                    Some(row.status),
+                    Some(to.as_str().into()),
+                )?;
+                record_event(c, &pc.username, "modify_status", &target, payload)
+            })
+            .await?;
+        let outcome = self
+            .driver
+            .settle(id, RunEvent::ModifyStatus { to, user: p.username.clone() })
+            .await
+            .map(|s| format!("run {id} is now {}", s.as_str()));
+        let failed = outcome.as_ref().err().cloned();
+        let rec = self.acknowledge(event, outcome).await?;
+        match failed {
+            Some(why) => Err(ApiError::Conflict(why)),
+            None => Ok(rec),
+        }
+    }
+
+    pub(super) async fn freeze_task_impl(
+        &self,
+        p: &Principal,
+        tid: i64,
+        run_date: Option<NaiveDate>,
+        freeze: bool,
+    ) -> BackendResult<OperatorEventRecord> {
+        let pc = p.clone();
+        let kind = if freeze { "freeze" } else { "unfreeze" };
+        let (event, date, runs) = self
+            .run(move |c| {
+                require(&pc, Role::Operator)?;
+                let row = db::tasks::get(c, tid).map_err(|_| ApiError::NotFound("task".into()))?;
+                check_instance_id(c, &pc, row.instance_id).map_err(|_| ApiError::NotFound("task".into()))?;
+                // Today is the day in the task's timezone (its group's when grouped).
+                let schedule = match row.group_id {
+                    Some(g) => db::groups::get(c, g)?.schedule,
+                    None => row.schedule.clone(),
+                };
+                let tz = schedule
+                    .and_then(|s| serde_json::from_str::<baton_schema::schedule::ScheduleDraft>(&s).ok())
+                    .and_then(|d| d.timezone.parse::<chrono_tz::Tz>().ok())
+                    .unwrap_or(chrono_tz::UTC);
+                let date = run_date.unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive());
+                let target = Target { task_id: Some(tid), group_id: row.group_id, run_id: None, run_date: Some(date) };
+                audit(
+                    c,
+                    &pc.username,
+                    if freeze { "freezeTask" } else { "unfreezeTask" },
+                    &format!("task {tid} {}", row.name),
+                    None,
+                    Some(date.to_string()),
+                )?;
+                let event = record_event(c, &pc.username, kind, &target, format!("{{\"run_date\":\"{date}\"}}"))?;
+                // Waiting runs of the day are frozen; frozen ones are released.
+                let status = if freeze { "IDLE" } else { "FROZEN" };
+                let runs: Vec<db::runs::RunRow> =
+                    db::runs::of_task_on(c, tid, date, status)?.into_iter().filter(|r| r.attempt == 0).collect();
+                Ok::<_, SvcError>((event, date, runs))
+            })
+            .await?;
+        let mut touched = 0;
+        for r in &runs {
+            let ev = if freeze { RunEvent::Freeze } else { RunEvent::Unfreeze };
+            if self.driver.settle(r.id, ev).await.is_ok() {
+                touched += 1;
+                // A released run outside any group starts now (its slot has passed); a grouped one
+                // goes back to its group's flow, which starts it when its dependency holds.
+                if !freeze && r.group_run_id.is_none() {
+                    let row = r.clone();
+                    if let Ok(Some(spec)) = self.run(move |c| Ok(crate::engine::launch::stored_job(c, &row)?)).await {
+                        self.driver.start(r.id, spec).await;
+                    }
+                }
+            }
+        }
+        let text = format!(
+            "task {tid} {} for {date}; {touched} run(s) {}",
+            if freeze { "frozen" } else { "unfrozen" },
+            if freeze { "held" } else { "released" }
+        );
+        self.acknowledge(event, Ok(text)).await
+    }
+
+    pub(super) async fn operator_events_impl(
+        &self,
+        p: &Principal,
+        task_id: Option<i64>,
+        limit: i64,
+    ) -> BackendResult<Vec<OperatorEventRecord>> {
+        let p = p.clone();
+        self.run(move |c| {
+            let visible = visible_instances(c, &p.instances)?;
+            let rows = db::events::page(c, task_id, None, limit)?;
+            let mut out = Vec::new();
+            for e in rows {
+                // Events about a task are shown to those who may see the task.
+                if let (Some(ids), Some(t)) = (&visible, e.task_id) {
+                    match db::tasks::get(c, t) {
+                        Ok(row) if ids.contains(&row.instance_id) => {}
+                        _ => continue,
+                    }
+                }
+                out.push(event_record(e));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(super) async fn missed_runs_impl(
+        &self,
+        p: &Principal,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> BackendResult<Vec<RunRecord>> {
+        let p = p.clone();
+        self.run(move |c| {
+            let visible = visible_instances(c, &p.instances)?;
+            let ids = db::events::of_kind_since(c, "missed", since, limit)?;
+            let mut out = Vec::new();
+            for id in ids {
+                let Ok(row) = db::runs::get(c, id) else { continue };
+                if let (Some(v), Some(i)) = (&visible, row.instance_id) {
+                    if !v.contains(&i) {
+                        continue;
+                    }
+                }
+                out.push(run_record(c, row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(super) async fn group_runs_impl(
+        &self,
+        p: &Principal,
+        gid: i64,
+        limit: i64,
+    ) -> BackendResult<Vec<GroupRunRecord>> {
+        let p = p.clone();
+        self.run(move |c| {
+            let g = db::groups::get(c, gid).map_err(|_| ApiError::NotFound("group".into()))?;
+            check_instance_id(c, &p, g.instance_id).map_err(|_| ApiError::NotFound("group".into()))?;
+            Ok(db::group_runs::of_group(c, gid, limit)?
+                .into_iter()
+                .map(|r| GroupRunRecord {
+                    id: r.id,
+                    group_id: r.group_id,
+                    run_date: r.run_date,
+                    slot: r.slot,
+                    status: r.status,
+                    started_at: r.started_at.map(db::utc),
+                    ended_at: r.ended_at.map(db::utc),
+                })
+                .collect())
+        })
+        .await
+    }
+}
