@@ -151,7 +151,7 @@ impl Driver {
         let trs = transitions.clone();
         let res = self
             .db
-            .run(move |c| {
+            .write(move |c| {
                 let agent_id = match &agent_name {
                     Some(n) if !n.is_empty() => db::agents::by_name(c, n)?.map(|a| a.id),
                     _ => None,
@@ -169,10 +169,8 @@ impl Driver {
                     ended_at: last.filter(|s| s.is_final()).map(|_| Some(db::ts(now))),
                     updated_at: db::ts(now),
                 };
-                db::transaction(c, |c| {
-                    db::runs::set(c, run_id, &change)?;
-                    db::run_transitions::append(c, run_id, &trs)
-                })
+                db::runs::set(c, run_id, &change)?;
+                db::run_transitions::append(c, run_id, &trs)
             })
             .await;
         if let Err(e) = res {
@@ -368,7 +366,7 @@ impl Driver {
         let chunk = data.clone();
         let res = self
             .db
-            .run(move |c| {
+            .write(move |c| {
                 let new = db::run_output::append(c, run_id, att, stream, offset, &chunk, Utc::now())?;
                 if !new {
                     return Ok(false);

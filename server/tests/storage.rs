@@ -251,6 +251,38 @@ fn one_run_per_slot_transitions_in_order_and_output_once() {
 }
 
 #[test]
+fn batched_writes_share_transactions_and_a_failing_one_undoes_only_itself() {
+    for t in databases() {
+        let tid = {
+            let mut c = t.db.conn().unwrap();
+            let inst = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
+            db::tasks::insert(&mut c, inst, None, &task("job", None), now()).unwrap()
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let before = t.db.write_batches();
+        let results: Vec<Result<i64, DbError>> = rt.block_on(async {
+            let writes = (0..500).map(|i| {
+                let db = t.db.clone();
+                async move {
+                    // Write 250 names a task that does not exist: the foreign key refuses it.
+                    let task_id = if i == 250 { tid + 1_000 } else { tid };
+                    let run = new_run(task_id, &format!("2026-11-28T12:{:02}:{:02}", i / 60, i % 60));
+                    db.write(move |c| Ok(db::runs::create(c, &run)?.id())).await
+                }
+            });
+            futures_util::future::join_all(writes).await
+        });
+        let batches = t.db.write_batches() - before;
+        assert!(results[250].is_err(), "{}", t.name);
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 499, "{}", t.name);
+        assert!(batches < 50, "{}: 500 writes took {batches} transactions", t.name);
+        let mut c = t.db.conn().unwrap();
+        let stored = db::runs::count(&mut c, &db::runs::RunFilter { task_id: Some(tid), ..Default::default() }).unwrap();
+        assert_eq!(stored, 499, "{}: every other write is stored", t.name);
+    }
+}
+
+#[test]
 fn sessions_tokens_and_credentials() {
     for t in databases() {
         let mut c = t.db.conn().unwrap();

@@ -8,6 +8,7 @@
 pub mod agent_tokens;
 pub mod agents;
 pub mod alert_rules;
+pub mod batch;
 pub mod api_tokens;
 pub mod audit;
 pub mod calendars;
@@ -185,6 +186,7 @@ pub type DbResult<T> = Result<T, DbError>;
 pub struct Db {
     pool: r2d2::Pool<Manager>,
     url: DatabaseUrl,
+    batcher: batch::Batcher,
 }
 
 impl std::fmt::Debug for Db {
@@ -226,7 +228,8 @@ impl Db {
             .connection_timeout(Duration::from_secs(30))
             .build(manager)
             .with_context(|| format!("building the connection pool for {}", url.redacted()))?;
-        Ok(Db { pool, url })
+        let batcher = batch::Batcher::start(pool.clone());
+        Ok(Db { pool, url, batcher })
     }
 
     pub fn url(&self) -> &DatabaseUrl {
@@ -235,6 +238,21 @@ impl Db {
 
     pub fn conn(&self) -> DbResult<PooledConnection<Manager>> {
         Ok(self.pool.get()?)
+    }
+
+    /// Runs a small write in the next batch (one transaction for many writers, see `batch`);
+    /// answers once it is committed.
+    pub async fn write<T, F>(&self, f: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
+    {
+        self.batcher.write(f).await
+    }
+
+    /// Transactions the batch writer has run (for tests and benchmarks).
+    pub fn write_batches(&self) -> u64 {
+        self.batcher.batches()
     }
 
     /// Runs blocking diesel work on the blocking pool.

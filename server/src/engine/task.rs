@@ -100,7 +100,7 @@ async fn carry_out(deps: EngineDeps, tid: i64, instance_id: i64, def: TaskDef, a
     let (run_date, slot_at) = (slot.run_date, slot.at);
     let created = deps
         .db
-        .run(move |c| {
+        .write(move |c| {
             db::transaction(c, |c| {
                 let created = db::runs::create(c, &row)?;
                 if let (db::runs::Created::New(id), Some(r)) = (created, &reason) {
