@@ -277,7 +277,8 @@ fn batched_writes_share_transactions_and_a_failing_one_undoes_only_itself() {
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 499, "{}", t.name);
         assert!(batches < 50, "{}: 500 writes took {batches} transactions", t.name);
         let mut c = t.db.conn().unwrap();
-        let stored = db::runs::count(&mut c, &db::runs::RunFilter { task_id: Some(tid), ..Default::default() }).unwrap();
+        let stored =
+            db::runs::count(&mut c, &db::runs::RunFilter { task_id: Some(tid), ..Default::default() }).unwrap();
         assert_eq!(stored, 499, "{}: every other write is stored", t.name);
     }
 }

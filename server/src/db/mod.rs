@@ -8,9 +8,9 @@
 pub mod agent_tokens;
 pub mod agents;
 pub mod alert_rules;
-pub mod batch;
 pub mod api_tokens;
 pub mod audit;
+pub mod batch;
 pub mod calendars;
 pub mod credentials;
 pub mod dependencies;

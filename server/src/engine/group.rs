@@ -148,6 +148,8 @@ struct Passed {
     run: OpenRun,
     ended: Option<RunStatus>,
     changed: bool,
+    /// The flow machine panicked: the actor restarts.
+    crashed: bool,
 }
 
 fn spec_of(p: &Pass, name: &str) -> Option<JobSpec> {
@@ -170,7 +172,7 @@ async fn pass(mut p: Pass) -> Passed {
                 .collect::<HashMap<String, RunStatus>>(),
             Err(e) => {
                 tracing::error!(group = %p.group_name, error = %e, "reading the day's group runs");
-                return Passed { run: p.run, ended: None, changed };
+                return Passed { run: p.run, ended: None, changed, crashed: false };
             }
         };
         // The groups it names take part in its flow: while one of them failed, it waits (an
@@ -179,13 +181,16 @@ async fn pass(mut p: Pass) -> Passed {
         if let Some(d) = &p.dependency {
             me.extend(d.names().into_iter().map(|n| Member { name: n.to_string(), dependency: None }));
         }
-        let step = flow::step(&me, &BTreeSet::from([p.group_name.clone()]), &states);
+        let waiting = BTreeSet::from([p.group_name.clone()]);
+        let Some(step) = super::guarded("group dependency", p.gid, || flow::step(&me, &waiting, &states)) else {
+            return Passed { run: p.run, ended: None, changed, crashed: true };
+        };
         match step.actions.first() {
             Some(FlowAction::Start(_)) => {
                 let id = p.run.id;
                 if let Err(e) = p.deps.db.run(move |c| db::group_runs::set_running(c, id, Utc::now())).await {
                     tracing::error!(group_run = id, error = %e, "starting a group run");
-                    return Passed { run: p.run, ended: None, changed };
+                    return Passed { run: p.run, ended: None, changed, crashed: false };
                 }
                 tracing::info!(group = %p.group_name, group_run = id, "group dependency holds");
                 p.run.held = false;
@@ -197,16 +202,18 @@ async fn pass(mut p: Pass) -> Passed {
                         m.status = s;
                     }
                 }
-                return Passed { run: p.run, ended: Some(RunStatus::Skipped), changed: true };
+                return Passed { run: p.run, ended: Some(RunStatus::Skipped), changed: true, crashed: false };
             }
-            None => return Passed { run: p.run, ended: None, changed },
+            None => return Passed { run: p.run, ended: None, changed, crashed: false },
         }
     }
     let waiting: BTreeSet<String> = p.run.members.iter().filter(|(_, m)| m.waiting()).map(|(n, _)| n.clone()).collect();
     let states: HashMap<String, RunStatus> = p.run.members.iter().map(|(n, m)| (n.clone(), m.status)).collect();
     // Members that left the group since the run opened are not part of its flow.
     let flow: Vec<Member> = p.flow.iter().filter(|m| p.run.members.contains_key(&m.name)).cloned().collect();
-    let step = flow::step(&flow, &waiting, &states);
+    let Some(step) = super::guarded("group flow", p.gid, || flow::step(&flow, &waiting, &states)) else {
+        return Passed { run: p.run, ended: None, changed, crashed: true };
+    };
     if p.run.reopened && step.actions.iter().any(|a| matches!(a, FlowAction::Start(_))) {
         let id = p.run.id;
         match p.deps.db.run(move |c| db::group_runs::set_running(c, id, Utc::now())).await {
@@ -235,7 +242,7 @@ async fn pass(mut p: Pass) -> Passed {
         }
         changed = true;
     }
-    Passed { run: p.run, ended: step.outcome, changed }
+    Passed { run: p.run, ended: step.outcome, changed, crashed: false }
 }
 
 /// Opens the group run of a slot (once) with a run per active task, waiting; a slot skipped by
@@ -296,7 +303,11 @@ impl GroupActor {
             }
             match res {
                 Ok(g) => act.group = g,
-                Err(e) => tracing::error!(group = act.gid, error = %e, "loading a group for the engine"),
+                Err(e) => {
+                    // The database is away: try again in a moment, through the supervisor.
+                    tracing::error!(group = act.gid, error = %e, "loading a group for the engine");
+                    ctx.run_later(std::time::Duration::from_secs(1), |_, ctx| ctx.stop());
+                }
             }
             if act.group.is_some() {
                 act.deps.group_actors.fetch_add(1, Ordering::Relaxed);
@@ -322,7 +333,13 @@ impl GroupActor {
     fn wake(&mut self, ctx: &mut Context<Self>) {
         let Some(g) = self.group.as_mut() else { return };
         g.timer = None;
-        let actions = g.clock.as_mut().map(|c| c.poll(Utc::now())).unwrap_or_default();
+        let gid = self.gid;
+        let Some(actions) =
+            super::guarded("group clock", gid, || g.clock.as_mut().map(|c| c.poll(Utc::now())).unwrap_or_default())
+        else {
+            ctx.stop();
+            return;
+        };
         for a in actions {
             let (slot, skip) = match a {
                 Action::Fire(s) => (s, None),
@@ -400,7 +417,11 @@ impl GroupActor {
                 done
             }
             .into_actor(self)
-            .map(|done, act, _| {
+            .map(|done, act, ctx| {
+                if done.crashed {
+                    ctx.stop();
+                    return;
+                }
                 let date = done.run.slot.run_date;
                 let Some(g) = act.group.as_mut() else { return };
                 match done.ended {

@@ -19,6 +19,18 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use task::{CalendarCache, Retire, TaskActor};
 
+/// Runs pure machine code for an actor. A panic there becomes `None`: the actor then stops and
+/// its supervisor restarts it, reloading its state from the database (counted in `restarts`).
+pub fn guarded<R>(what: &str, id: i64, f: impl FnOnce() -> R) -> Option<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(_) => {
+            tracing::error!(what, id, "an engine actor panicked; its supervisor restarts it");
+            None
+        }
+    }
+}
+
 /// What every actor shares.
 #[derive(Clone)]
 pub struct EngineDeps {

@@ -70,7 +70,7 @@ pub fn prepare(
     Ok(Some(Loaded { tid: row.id, instance_id: row.instance_id, def, clock, timer: None }))
 }
 
-async fn load_task(deps: &EngineDeps, tid: i64) -> Option<Loaded> {
+async fn load_task(deps: &EngineDeps, tid: i64) -> Result<Option<Loaded>, ()> {
     let grace = deps.grace;
     let res = deps
         .db
@@ -80,10 +80,15 @@ async fn load_task(deps: &EngineDeps, tid: i64) -> Option<Loaded> {
             prepare(c, &row, &instances, &mut CalendarCache::new(), grace)
         })
         .await;
-    res.unwrap_or_else(|e| {
-        tracing::error!(task = tid, error = %e, "loading a task for the engine");
-        None
-    })
+    match res {
+        Ok(l) => Ok(l),
+        // A task deleted meanwhile has nothing to keep.
+        Err(db::DbError::NotFound) => Ok(None),
+        Err(e) => {
+            tracing::error!(task = tid, error = %e, "loading a task for the engine");
+            Err(())
+        }
+    }
 }
 
 /// Makes the run of one slot (once) and starts it, or records it as skipped.
@@ -218,7 +223,10 @@ impl TaskActor {
     fn wake(&mut self, ctx: &mut Context<Self>) {
         let Some(l) = self.loaded.as_mut() else { return };
         l.timer = None;
-        let actions = l.clock.poll(Utc::now());
+        let Some(actions) = super::guarded("task clock", l.tid, || l.clock.poll(Utc::now())) else {
+            ctx.stop();
+            return;
+        };
         if !actions.is_empty() {
             let (deps, tid, inst, def) = (self.deps.clone(), l.tid, l.instance_id, l.def.clone());
             // Slots are carried out in order, one after the other.
@@ -252,11 +260,13 @@ impl Actor for TaskActor {
             return;
         }
         let (deps, tid) = (self.deps.clone(), self.tid);
-        ctx.wait(
-            async move { load_task(&deps, tid).await }
-                .into_actor(self)
-                .map(|loaded, act, ctx| act.take_charge(loaded, ctx)),
-        );
+        ctx.wait(async move { load_task(&deps, tid).await }.into_actor(self).map(|loaded, act, ctx| match loaded {
+            Ok(l) => act.take_charge(l, ctx),
+            // The database is away: try again in a moment, through the supervisor.
+            Err(()) => {
+                ctx.run_later(std::time::Duration::from_secs(1), |_, ctx| ctx.stop());
+            }
+        }));
     }
 }
 
@@ -282,5 +292,80 @@ impl Handler<Retire> for TaskActor {
             self.deps.actors.fetch_sub(1, Ordering::Relaxed);
         }
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::agents::{AgentHub, HeartbeatPolicy};
+    use crate::db::{DatabaseUrl, Db};
+    use crate::driver::Driver;
+    use baton_schema::definition::TaskDraft;
+    use baton_schema::schedule::ScheduleDraft;
+
+    /// Makes the actor's machine panic, as a bug would.
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Crash;
+
+    impl Handler<Crash> for TaskActor {
+        type Result = ();
+        fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
+            if super::super::guarded("test", self.tid, || panic!("a bug in the machine")).is_none() {
+                ctx.stop();
+            }
+        }
+    }
+
+    /// Whether the actor holds its task with a timer set.
+    #[derive(Message)]
+    #[rtype(result = "bool")]
+    struct Armed;
+
+    impl Handler<Armed> for TaskActor {
+        type Result = bool;
+        fn handle(&mut self, _: Armed, _: &mut Context<Self>) -> bool {
+            self.loaded.as_ref().is_some_and(|l| l.timer.is_some())
+        }
+    }
+
+    async fn until(what: &str, mut f: impl AsyncFnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !f().await {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    #[test]
+    fn a_panicking_actor_is_restarted_by_its_supervisor_and_reloads_its_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
+        let mut draft = TaskDraft::new("hourly", "true", "etl", "batch");
+        draft.schedule =
+            Some(ScheduleDraft { cron: Some("0 * * * *".into()), timezone: "UTC".into(), ..Default::default() });
+        let def = TaskDef::parse(&draft).unwrap();
+        let tid = {
+            let mut c = db.conn().unwrap();
+            let inst = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
+            db::tasks::insert(&mut c, inst, None, &def, Utc::now()).unwrap()
+        };
+        actix::System::new().block_on(async move {
+            let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default());
+            let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20);
+            let deps = EngineDeps::new(db, driver, Duration::minutes(15));
+            let d = deps.clone();
+            let addr = Supervisor::start(move |_| TaskActor::new(tid, d, None));
+            until("the task to be armed", async || addr.send(Armed).await.unwrap_or(false)).await;
+            assert_eq!(deps.actors.load(Ordering::Relaxed), 1);
+
+            addr.do_send(Crash);
+            until("the restart", async || deps.restarts.load(Ordering::Relaxed) == 1).await;
+            until("the task to be armed again", async || addr.send(Armed).await.unwrap_or(false)).await;
+            assert_eq!(deps.actors.load(Ordering::Relaxed), 1, "counted once, reloaded from the database");
+            assert_eq!(deps.restarts.load(Ordering::Relaxed), 1);
+        });
     }
 }
