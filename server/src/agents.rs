@@ -39,6 +39,8 @@ pub struct AgentChange {
 /// One connected agent.
 struct Conn {
     id: i64,
+    hostname: String,
+    queues: Vec<String>,
     /// Frames for the agent.
     tx: mpsc::UnboundedSender<ServerMsg>,
     last_heartbeat: DateTime<Utc>,
@@ -75,6 +77,27 @@ impl AgentHub {
             .lock()
             .map(|c| c.iter().filter(|(_, v)| v.online).map(|(k, _)| k.clone()).collect())
             .unwrap_or_default()
+    }
+
+    /// Online agents a target (an agent name, a hostname or a queue) reaches, with their ids;
+    /// read from memory, so dispatch costs no database round trip.
+    pub fn candidates(&self, target: &str) -> Vec<(String, i64)> {
+        self.conns
+            .lock()
+            .map(|c| {
+                c.iter()
+                    .filter(|(name, v)| {
+                        v.online && (*name == target || v.hostname == target || v.queues.iter().any(|q| q == target))
+                    })
+                    .map(|(name, v)| (name.clone(), v.id))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The id of a connected agent.
+    pub fn id_of(&self, name: &str) -> Option<i64> {
+        self.conns.lock().ok().and_then(|c| c.get(name).map(|v| v.id)).filter(|id| *id > 0)
     }
 
     /// Sends a frame to an online agent; false when it is not connected.
@@ -150,7 +173,16 @@ async fn admit(
             return Err(format!("an agent named {name} is already online"));
         }
         // Reserve the name before the database write, so two racing agents cannot both get it.
-        conns.insert(name.clone(), Conn { id: 0, tx: tx.clone(), last_heartbeat: Utc::now(), online: false, serial });
+        let conn = Conn {
+            id: 0,
+            hostname: hostname.clone(),
+            queues: queues.clone(),
+            tx: tx.clone(),
+            last_heartbeat: Utc::now(),
+            online: false,
+            serial,
+        };
+        conns.insert(name.clone(), conn);
     }
     let reg_name = name.clone();
     let row = hub

@@ -125,16 +125,13 @@ impl Driver {
     }
 
     /// The least busy online agent whose name, hostname or queue is `target`.
-    async fn pick_agent(&self, target: &str) -> Option<String> {
-        let online = self.hub.online();
-        let target = target.to_string();
-        let rows = self.db.run(db::agents::list).await.ok()?;
+    fn pick_agent(&self, target: &str) -> Option<String> {
         let load = self.load_by_agent();
-        rows.into_iter()
-            .filter(|a| online.contains(&a.name))
-            .filter(|a| a.name == target || a.hostname == target || a.queue_list().contains(&target.as_str()))
-            .min_by_key(|a| (load.get(&a.name).copied().unwrap_or(0), a.name.clone()))
-            .map(|a| a.name)
+        self.hub
+            .candidates(target)
+            .into_iter()
+            .min_by_key(|(name, _)| (load.get(name).copied().unwrap_or(0), name.clone()))
+            .map(|(name, _)| name)
     }
 
     /// Stores transitions (with the run's new state) in one transaction, then publishes them.
@@ -149,11 +146,13 @@ impl Driver {
         let attempt = i32::try_from(machine.attempt).unwrap_or(i32::MAX);
         let pid = machine.pid.map(i64::from);
         let trs = transitions.clone();
+        let known_id = agent_name.as_deref().and_then(|n| self.hub.id_of(n));
         let res = self
             .db
             .write(move |c| {
-                let agent_id = match &agent_name {
-                    Some(n) if !n.is_empty() => db::agents::by_name(c, n)?.map(|a| a.id),
+                let agent_id = match (&agent_name, known_id) {
+                    (_, Some(id)) => Some(id),
+                    (Some(n), None) if !n.is_empty() => db::agents::by_name(c, n)?.map(|a| a.id),
                     _ => None,
                 };
                 let last = trs.last().map(|t| t.to);
@@ -283,7 +282,7 @@ impl Driver {
     /// Sends the next attempt to an agent (or waits for one until the accept deadline).
     async fn dispatch(&self, run_id: i64) {
         let Some(spec) = self.runs.lock().ok().and_then(|r| r.get(&run_id).map(|a| a.spec.clone())) else { return };
-        let agent = self.pick_agent(&spec.target).await;
+        let agent = self.pick_agent(&spec.target);
         if !self.apply(run_id, RunEvent::Dispatched { agent: agent.clone().unwrap_or_default() }, None).await {
             return;
         }
@@ -458,7 +457,7 @@ impl Driver {
         // Dispatched while no agent was there: send as soon as one is.
         for id in waiting {
             let Some(spec) = self.runs.lock().ok().and_then(|r| r.get(&id).map(|a| a.spec.clone())) else { continue };
-            if let Some(agent) = self.pick_agent(&spec.target).await {
+            if let Some(agent) = self.pick_agent(&spec.target) {
                 let attempt = {
                     let Ok(mut runs) = self.runs.lock() else { continue };
                     let Some(a) = runs.get_mut(&id) else { continue };

@@ -163,6 +163,10 @@ impl Server {
         std::mem::replace(&mut self.data_dir, placeholder)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the server wrote to stderr so far.
     pub fn stderr_lines(&self) -> Vec<String> {
         self.stderr.try_iter().collect()
