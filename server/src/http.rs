@@ -175,6 +175,13 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
             .route("/agent", web::get().to(agent_socket))
             .default_service(web::get().to(ui))
     })
+    // Small frames (a dispatch, an acknowledgement) go out at once: without this, Nagle's algorithm
+    // holds a frame sent while the previous one awaits the agent's delayed ACK (about 40 ms).
+    .on_connect(|conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
     .bind(config.listen)
     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     for addr in server.addrs() {
