@@ -14,7 +14,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 /// Largest output chunk per event.
 const CHUNK: usize = 64 * 1024;
@@ -96,19 +96,33 @@ impl Runner {
         self.emit(run_id, attempt, AgentEvent::Accepted);
         let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("baton-agent"));
         // Its own process group: the shim outlives the agent and its signals.
+        // The shim's stdout tells when something happened (its pid line, then EOF at its exit), so
+        // the follower wakes at once instead of at its next look at the files.
+        let wake = Arc::new(Notify::new());
         let spawned = std::process::Command::new(exe)
             .arg("shim")
             .arg(&dir)
             .process_group(0)
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn();
         match spawned {
             Ok(mut child) => {
+                let stdout = child.stdout.take();
+                let w = wake.clone();
                 // Reap the shim when it ends so it leaves no zombie; its result is in exit.json.
                 std::thread::spawn(move || {
+                    if let Some(out) = stdout {
+                        let mut lines = std::io::BufReader::new(out);
+                        let mut line = String::new();
+                        while matches!(std::io::BufRead::read_line(&mut lines, &mut line), Ok(n) if n > 0) {
+                            w.notify_one();
+                            line.clear();
+                        }
+                    }
                     let _ = child.wait();
+                    w.notify_one();
                 });
             }
             Err(e) => {
@@ -118,7 +132,7 @@ impl Runner {
                 );
             }
         }
-        self.follow(run_id, attempt, dir, Progress::default());
+        self.follow(run_id, attempt, dir, Progress::default(), Some(wake));
     }
 
     /// Follows the attempts that were running when the agent stopped.
@@ -137,7 +151,7 @@ impl Runner {
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or_default();
             tracing::info!(run = run_id, attempt, "following a run started before this agent restarted");
-            self.follow(run_id, attempt, dir, progress);
+            self.follow(run_id, attempt, dir, progress, None);
         }
     }
 
@@ -150,7 +164,7 @@ impl Runner {
         }
     }
 
-    fn follow(&self, run_id: i64, attempt: u32, dir: PathBuf, mut progress: Progress) {
+    fn follow(&self, run_id: i64, attempt: u32, dir: PathBuf, mut progress: Progress, wake: Option<Arc<Notify>>) {
         if let Ok(mut a) = self.active.lock() {
             a.insert((run_id, attempt));
         }
@@ -165,7 +179,15 @@ impl Runner {
             // Look often while things happen, less often while they do not.
             let mut wait = Duration::from_millis(1);
             loop {
-                tokio::time::sleep(wait).await;
+                match &wake {
+                    Some(w) => {
+                        tokio::select! {
+                            () = tokio::time::sleep(wait) => {}
+                            () = w.notified() => {}
+                        }
+                    }
+                    None => tokio::time::sleep(wait).await,
+                }
                 let mut changed = false;
                 if !progress.spawned {
                     if let Some(pid) =

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What the agent asks the shim to run (`job.json`).
@@ -121,18 +123,31 @@ pub fn run(dir: &Path) -> Result<()> {
     let pid = child.id();
     std::fs::write(dir.join("pid.tmp"), pid.to_string())?;
     std::fs::rename(dir.join("pid.tmp"), dir.join("pid"))?;
-    let deadline = Instant::now() + Duration::from_secs(u64::from(job.max_run_time_seconds.max(1)));
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if !timed_out && Instant::now() >= deadline {
-            timed_out = true;
-            kill_group(i32::try_from(pid).unwrap_or(0), Duration::from_secs(u64::from(job.kill_grace_seconds)));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    // Wake the agent at once (it reads the pid file); an agent that went away no longer listens,
+    // and the pid file is what a restarted one reads.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{pid}").and_then(|()| out.flush());
+    }
+    // A watchdog enforces the maximum run time while this thread waits for the exit.
+    let done = Arc::new(AtomicBool::new(false));
+    let timed_out = Arc::new(AtomicBool::new(false));
+    {
+        let (done, timed_out) = (done.clone(), timed_out.clone());
+        let limit = Duration::from_secs(u64::from(job.max_run_time_seconds.max(1)));
+        let grace = Duration::from_secs(u64::from(job.kill_grace_seconds));
+        std::thread::spawn(move || {
+            std::thread::sleep(limit);
+            if !done.load(Ordering::SeqCst) {
+                timed_out.store(true, Ordering::SeqCst);
+                kill_group(i32::try_from(pid).unwrap_or(0), grace);
+            }
+        });
+    }
+    let status = child.wait()?;
+    done.store(true, Ordering::SeqCst);
+    let timed_out = timed_out.load(Ordering::SeqCst);
     if timed_out {
         // Whatever of the group survived the grace period goes too.
         let _ = killpg(Pid::from_raw(i32::try_from(pid).unwrap_or(0)), Signal::SIGKILL);
