@@ -284,6 +284,22 @@ fn batched_writes_share_transactions_and_a_failing_one_undoes_only_itself() {
 }
 
 #[test]
+fn lookups_by_more_ids_than_a_statement_may_bind() {
+    for t in databases() {
+        let mut c = t.db.conn().unwrap();
+        let inst = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
+        let tid = db::tasks::insert(&mut c, inst, None, &task("job", None), now()).unwrap();
+        // SQLite binds at most 32,766 variables per statement; imports of 100,000 tasks look up more.
+        let mut ids: Vec<i64> = (1_000_000..1_040_000).collect();
+        ids.push(tid);
+        let tasks = db::tasks::get_many(&mut c, &ids).unwrap();
+        assert_eq!(tasks.iter().map(|r| r.id).collect::<Vec<_>>(), vec![tid], "{}", t.name);
+        assert!(db::dependencies::of_tasks(&mut c, &ids).unwrap().is_empty(), "{}", t.name);
+        assert!(db::groups::get_many(&mut c, &ids).unwrap().is_empty(), "{}", t.name);
+    }
+}
+
+#[test]
 fn sessions_tokens_and_credentials() {
     for t in databases() {
         let mut c = t.db.conn().unwrap();

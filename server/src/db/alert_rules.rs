@@ -86,16 +86,18 @@ pub fn of_many(
     tasks: bool,
     ids: &[i64],
 ) -> DbResult<std::collections::HashMap<i64, Vec<AlertRuleRow>>> {
-    let rows: Vec<AlertRuleRow> = with_conn!(conn, |c| {
-        let q = alert_rules::table
-            .select(AlertRuleRow::as_select())
-            .order((alert_rules::id, alert_rules::position))
-            .into_boxed();
-        if tasks {
-            q.filter(alert_rules::task_id.eq_any(ids)).load(c)
-        } else {
-            q.filter(alert_rules::group_id.eq_any(ids)).load(c)
-        }
+    let rows: Vec<AlertRuleRow> = super::in_chunks(ids, |ids| {
+        Ok(with_conn!(conn, |c| {
+            let q = alert_rules::table
+                .select(AlertRuleRow::as_select())
+                .order((alert_rules::id, alert_rules::position))
+                .into_boxed();
+            if tasks {
+                q.filter(alert_rules::task_id.eq_any(ids)).load(c)
+            } else {
+                q.filter(alert_rules::group_id.eq_any(ids)).load(c)
+            }
+        })?)
     })?;
     let mut out: std::collections::HashMap<i64, Vec<AlertRuleRow>> = std::collections::HashMap::new();
     for r in rows {

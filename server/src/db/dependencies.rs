@@ -61,18 +61,24 @@ pub fn replace_for_group(conn: &mut DbConn, group_id: i64, edges: &[(i64, char)]
 
 /// The edges among the tasks of a group.
 pub fn of_tasks(conn: &mut DbConn, task_ids: &[i64]) -> DbResult<Vec<DependencyRow>> {
-    Ok(with_conn!(conn, |c| dependencies::table
-        .filter(dependencies::task_id.eq_any(task_ids))
-        .order(dependencies::id)
-        .select(DependencyRow::as_select())
-        .load(c))?)
+    let mut rows = super::in_chunks(task_ids, |ids| {
+        Ok(with_conn!(conn, |c| dependencies::table
+            .filter(dependencies::task_id.eq_any(ids))
+            .select(DependencyRow::as_select())
+            .load(c))?)
+    })?;
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
 }
 
 /// The edges among groups.
 pub fn of_groups(conn: &mut DbConn, group_ids: &[i64]) -> DbResult<Vec<DependencyRow>> {
-    Ok(with_conn!(conn, |c| dependencies::table
-        .filter(dependencies::group_id.eq_any(group_ids))
-        .order(dependencies::id)
-        .select(DependencyRow::as_select())
-        .load(c))?)
+    let mut rows = super::in_chunks(group_ids, |ids| {
+        Ok(with_conn!(conn, |c| dependencies::table
+            .filter(dependencies::group_id.eq_any(ids))
+            .select(DependencyRow::as_select())
+            .load(c))?)
+    })?;
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
 }

@@ -181,5 +181,7 @@ pub fn delete(conn: &mut DbConn, id: i64) -> DbResult<()> {
 }
 
 pub fn get_many(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<GroupRow>> {
-    Ok(with_conn!(conn, |c| groups::table.filter(groups::id.eq_any(ids)).select(GroupRow::as_select()).load(c))?)
+    super::in_chunks(ids, |ids| {
+        Ok(with_conn!(conn, |c| groups::table.filter(groups::id.eq_any(ids)).select(GroupRow::as_select()).load(c))?)
+    })
 }

@@ -271,6 +271,18 @@ impl Db {
     }
 }
 
+/// Ids per `IN (...)` list: SQLite binds at most 32,766 variables per statement.
+pub const IDS_PER_QUERY: usize = 10_000;
+
+/// Runs a query over a long list of ids in pieces that every backend accepts.
+pub(crate) fn in_chunks<T>(ids: &[i64], mut f: impl FnMut(&[i64]) -> DbResult<Vec<T>>) -> DbResult<Vec<T>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        out.extend(f(chunk)?);
+    }
+    Ok(out)
+}
+
 /// Timestamps are stored as UTC without a zone.
 pub fn ts(t: DateTime<Utc>) -> NaiveDateTime {
     t.naive_utc()

@@ -122,7 +122,9 @@ pub fn get(conn: &mut DbConn, id: i64) -> DbResult<TaskRow> {
 }
 
 pub fn get_many(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<TaskRow>> {
-    Ok(with_conn!(conn, |c| tasks::table.filter(tasks::id.eq_any(ids)).select(TaskRow::as_select()).load(c))?)
+    super::in_chunks(ids, |ids| {
+        Ok(with_conn!(conn, |c| tasks::table.filter(tasks::id.eq_any(ids)).select(TaskRow::as_select()).load(c))?)
+    })
 }
 
 pub fn by_name(conn: &mut DbConn, instance_id: i64, name: &str) -> DbResult<Option<TaskRow>> {
