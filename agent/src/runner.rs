@@ -16,6 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 
+/// How often a running attempt's output files are read.
+const OUTPUT_POLL: Duration = Duration::from_millis(25);
+
 /// Largest output chunk per event.
 const CHUNK: usize = 64 * 1024;
 
@@ -176,8 +179,10 @@ impl Runner {
                 Some(j) => (j.stdout_path.clone(), j.stderr_path.clone()),
                 None => (dir.join("stdout.log"), dir.join("stderr.log")),
             };
-            // Look often while things happen, less often while they do not.
-            let mut wait = Duration::from_millis(1);
+            // With the shim's wake-ups (pid, exit), the files are only looked at for output, every
+            // `OUTPUT_POLL`. Without them (an attempt resumed after a restart), look often while
+            // things happen, less often while they do not.
+            let mut wait = if wake.is_some() { OUTPUT_POLL } else { Duration::from_millis(1) };
             loop {
                 match &wake {
                     Some(w) => {
@@ -212,12 +217,16 @@ impl Runner {
                 if changed {
                     let _ =
                         std::fs::write(dir.join("progress.json"), serde_json::to_string(&progress).unwrap_or_default());
-                    wait = Duration::from_millis(1);
-                } else if progress.spawned {
-                    wait = (wait * 2).min(Duration::from_millis(25));
                 }
-                // Until the process is known, keep looking every millisecond: that is the
-                // dispatch-to-start latency.
+                if wake.is_none() {
+                    // Until the process is known, look every millisecond: that is the
+                    // dispatch-to-start latency.
+                    wait = if changed || !progress.spawned {
+                        Duration::from_millis(1)
+                    } else {
+                        (wait * 2).min(Duration::from_millis(25))
+                    };
+                }
                 if let Some(exit) = exit {
                     let outcome = if let Some(e) = exit.spawn_error {
                         Outcome::SpawnFailed { message: e }
