@@ -4,7 +4,10 @@ use crate::error::FieldError;
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Parses `HH:MM` (24-hour, two digits each) for the given field.
 pub(crate) fn parse_hhmm(field: &str, raw: &str) -> Result<NaiveTime, FieldError> {
@@ -125,8 +128,30 @@ impl fmt::Display for RunFrequency {
 #[derive(Debug, Clone)]
 pub struct CronSpec {
     source: String,
-    cron: Cron,
+    /// Shared by every schedule with the same expression: a parsed expression takes kilobytes,
+    /// and a hundred thousand tasks use a few hundred expressions.
+    cron: Arc<Cron>,
 }
+
+/// Parsed expressions by source, while any schedule holds them.
+fn interned(source: &str) -> Option<Arc<Cron>> {
+    INTERNED.get_or_init(Default::default).lock().ok()?.get(source).and_then(Weak::upgrade)
+}
+
+fn intern(source: &str, cron: Cron) -> Arc<Cron> {
+    let cron = Arc::new(cron);
+    if let Ok(mut map) = INTERNED.get_or_init(Default::default).lock() {
+        // Now and then, forget the expressions no schedule holds any more.
+        if INSERTS.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        map.insert(source.to_string(), Arc::downgrade(&cron));
+    }
+    cron
+}
+
+static INTERNED: OnceLock<Mutex<HashMap<String, Weak<Cron>>>> = OnceLock::new();
+static INSERTS: AtomicUsize = AtomicUsize::new(0);
 
 impl PartialEq for CronSpec {
     fn eq(&self, other: &Self) -> bool {
@@ -151,11 +176,15 @@ impl CronSpec {
         if source.eq_ignore_ascii_case("@reboot") {
             return Err(FieldError::new(Self::FIELD, "cron_syntax", "@reboot has no fire times"));
         }
+        if let Some(cron) = interned(&source) {
+            return Ok(Self { source, cron });
+        }
         let cron = CronParser::builder()
             .seconds(Seconds::Optional)
             .build()
             .parse(&source)
             .map_err(|e| FieldError::new(Self::FIELD, "cron_syntax", format!("{raw:?}: {e}")))?;
+        let cron = intern(&source, cron);
         Ok(Self { source, cron })
     }
 
@@ -218,6 +247,10 @@ mod tests {
     #[test]
     fn cron_fields_and_syntax() {
         assert!(CronSpec::parse("*/5 * * * *").is_ok());
+        // Schedules with the same expression share one parsed form.
+        let (a, b) = (CronSpec::parse("7 3 * * 1-5").unwrap(), CronSpec::parse("7  3 * * 1-5").unwrap());
+        assert!(Arc::ptr_eq(&a.cron, &b.cron));
+        assert!(!Arc::ptr_eq(&a.cron, &CronSpec::parse("8 3 * * 1-5").unwrap().cron));
         assert!(CronSpec::parse("30 */5 * * * *").is_ok());
         assert_eq!(CronSpec::parse("* * * *").unwrap_err().rule, "cron_fields");
         assert_eq!(CronSpec::parse("* * * * * * *").unwrap_err().rule, "cron_fields");

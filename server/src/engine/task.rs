@@ -67,6 +67,9 @@ pub fn prepare(
     // Slots from the start of today (downtime), but not from before the definition last changed.
     let from = start_of_today(schedule.timezone, Utc::now()).max(db::utc(row.updated_at));
     let clock = ScheduleClock::new(schedule, cal, def.misfire_policy, grace, from);
+    // The clock holds the schedule; the definition keeps only what a run is made of.
+    let mut def = def;
+    def.schedule = None;
     Ok(Some(Loaded { tid: row.id, instance_id: row.instance_id, def, clock, timer: None }))
 }
 
@@ -200,14 +203,15 @@ pub fn record_skip(c: &mut DbConn, id: i64, reason: Reason) -> DbResult<()> {
 pub struct TaskActor {
     tid: i64,
     deps: EngineDeps,
-    loaded: Option<Loaded>,
+    /// Boxed: a hundred thousand idle actors keep only a pointer each when unloaded.
+    loaded: Option<Box<Loaded>>,
     /// Handed over by the root when it loaded every task at once.
-    preloaded: Option<Loaded>,
+    preloaded: Option<Box<Loaded>>,
 }
 
 impl TaskActor {
     pub fn new(tid: i64, deps: EngineDeps, preloaded: Option<Loaded>) -> Self {
-        Self { tid, deps, loaded: None, preloaded }
+        Self { tid, deps, loaded: None, preloaded: preloaded.map(Box::new) }
     }
 
     fn arm(&mut self, ctx: &mut Context<Self>) {
@@ -242,7 +246,7 @@ impl TaskActor {
         self.arm(ctx);
     }
 
-    fn take_charge(&mut self, loaded: Option<Loaded>, ctx: &mut Context<Self>) {
+    fn take_charge(&mut self, loaded: Option<Box<Loaded>>, ctx: &mut Context<Self>) {
         self.loaded = loaded;
         if self.loaded.is_some() {
             self.deps.actors.fetch_add(1, Ordering::Relaxed);
@@ -261,7 +265,7 @@ impl Actor for TaskActor {
         }
         let (deps, tid) = (self.deps.clone(), self.tid);
         ctx.wait(async move { load_task(&deps, tid).await }.into_actor(self).map(|loaded, act, ctx| match loaded {
-            Ok(l) => act.take_charge(l, ctx),
+            Ok(l) => act.take_charge(l.map(Box::new), ctx),
             // The database is away: try again in a moment, through the supervisor.
             Err(()) => {
                 ctx.run_later(std::time::Duration::from_secs(1), |_, ctx| ctx.stop());
