@@ -1,7 +1,9 @@
-//! A small GraphQL client over `fetch`: one POST to /graphql, errors turned into readable text.
+//! A small GraphQL client over `fetch`: one POST to /graphql with the session cookie, errors
+//! turned into readable text with the server's code (UNAUTHENTICATED sends the user to login).
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_json::Value;
 
 #[derive(Deserialize)]
 struct Response<T> {
@@ -13,24 +15,50 @@ struct Response<T> {
 #[derive(Deserialize)]
 struct GraphqlError {
     message: String,
+    #[serde(default)]
+    extensions: Option<Value>,
 }
 
-/// Runs a query without variables and decodes its `data`.
-pub async fn query<T: DeserializeOwned>(query: &str) -> Result<T, String> {
-    let body = serde_json::json!({ "query": query });
-    let resp = gloo_net::http::Request::post("/graphql")
-        .json(&body)
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !resp.ok() {
-        return Err(format!("HTTP {}", resp.status()));
+/// What went wrong with a request, as the page shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Error {
+    /// The server's `extensions.code` (UNAUTHENTICATED, FORBIDDEN, VALIDATION, ...), or NETWORK.
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
-    let r: Response<T> = resp.json().await.map_err(|e| e.to_string())?;
-    match (r.data, r.errors.first()) {
-        (_, Some(e)) => Err(e.message.clone()),
+}
+
+fn network(e: impl std::fmt::Display) -> Error {
+    Error { code: "NETWORK".into(), message: format!("cannot reach the server: {e}") }
+}
+
+/// Runs an operation with variables and decodes its `data`.
+pub async fn request<T: DeserializeOwned>(query: &str, variables: Value) -> Result<T, Error> {
+    let body = serde_json::json!({ "query": query, "variables": variables });
+    let resp = gloo_net::http::Request::post("/graphql").json(&body).map_err(network)?.send().await.map_err(network)?;
+    let r: Response<T> = resp.json().await.map_err(network)?;
+    match (r.data, r.errors.into_iter().next()) {
+        (_, Some(e)) => {
+            let code = e
+                .extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .and_then(Value::as_str)
+                .unwrap_or("ERROR")
+                .to_string();
+            Err(Error { code, message: e.message })
+        }
         (Some(d), None) => Ok(d),
-        (None, None) => Err("empty response".into()),
+        (None, None) => Err(Error { code: "ERROR".into(), message: "empty response".into() }),
     }
+}
+
+/// Runs an operation without variables.
+pub async fn query<T: DeserializeOwned>(query: &str) -> Result<T, Error> {
+    request(query, Value::Null).await
 }

@@ -1,52 +1,174 @@
 //! The Baton web UI: a Yew app rendered client-side from wasm, embedded in the `baton` binary,
-//! talking to the server only through GraphQL.
+//! talking to the server only through GraphQL (queries and mutations over `fetch`, live updates
+//! over graphql-transport-ws). Pages are role-aware: what a role may not do is not offered.
 
 mod gql;
+mod live;
+mod pages;
+mod status;
 
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use yew::prelude::*;
+use yew_router::prelude::*;
 
 /// What a page shows while its data is on the way.
 #[derive(Clone, PartialEq)]
-enum Load<T> {
+pub enum Load<T> {
     Loading,
     Ready(T),
-    Failed(String),
+    Failed(gql::Error),
 }
 
+/// The client-side routes; the server answers every one of them with the same page.
+#[derive(Clone, Routable, PartialEq)]
+pub enum Route {
+    #[at("/")]
+    Dashboard,
+    #[at("/task-runs")]
+    TaskRuns,
+    #[at("/task-runs/:id")]
+    Run { id: i64 },
+    #[at("/agents")]
+    Agents,
+    #[at("/scheduler")]
+    Scheduler,
+    #[at("/tasks")]
+    Tasks,
+    #[at("/adhoc")]
+    Adhoc,
+    #[at("/calendars")]
+    Calendars,
+    #[at("/admin")]
+    Admin,
+    #[not_found]
+    #[at("/404")]
+    NotFound,
+}
+
+/// Who is logged in.
 #[derive(Clone, PartialEq, Deserialize)]
-struct About {
-    version: String,
+pub struct Me {
+    pub username: String,
+    pub role: String,
+}
+
+impl Me {
+    fn rank(&self) -> u8 {
+        match self.role.as_str() {
+            "viewer" => 0,
+            "user" => 1,
+            "operator" => 2,
+            "admin" => 3,
+            "superadmin" => 4,
+            _ => 0,
+        }
+    }
+    /// May force-run, terminate, modify status, freeze, run adhoc commands.
+    pub fn is_operator(&self) -> bool {
+        self.rank() >= 2
+    }
+    pub fn is_admin(&self) -> bool {
+        self.rank() >= 3
+    }
+}
+
+#[derive(Deserialize)]
+struct MeData {
+    me: Me,
+}
+
+fn switch(route: Route, me: &Me) -> Html {
+    match route {
+        Route::Dashboard => html! { <pages::dashboard::Dashboard /> },
+        Route::TaskRuns => html! { <pages::runs::RunList /> },
+        Route::Run { id } => html! { <pages::runs::RunDetail {id} me={me.clone()} /> },
+        Route::Agents => html! { <pages::agents::Agents /> },
+        Route::Scheduler => html! { <pages::scheduler::Scheduler /> },
+        Route::Tasks | Route::Adhoc | Route::Calendars | Route::Admin => html! {
+            <section><p class="muted" id="not-yet">{ "This page comes with the next part of the web UI." }</p></section>
+        },
+        Route::NotFound => html! { <section><h2>{ "Not found" }</h2></section> },
+    }
+}
+
+#[function_component(Nav)]
+fn nav(props: &NavProps) -> Html {
+    let logout = {
+        let on_logout = props.on_logout.clone();
+        Callback::from(move |_| {
+            let on_logout = on_logout.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = gql::query::<serde_json::Value>("mutation { logout }").await;
+                on_logout.emit(());
+            });
+        })
+    };
+    html! {
+        <nav>
+            <span class="brand">{ "Baton" }</span>
+            <Link<Route> to={Route::Dashboard}>{ "Dashboard" }</Link<Route>>
+            <Link<Route> to={Route::Tasks}>{ "Tasks & Groups" }</Link<Route>>
+            <Link<Route> to={Route::TaskRuns}>{ "Task runs" }</Link<Route>>
+            if props.me.is_operator() { <Link<Route> to={Route::Adhoc}>{ "Adhoc" }</Link<Route>> }
+            <Link<Route> to={Route::Agents}>{ "Agents" }</Link<Route>>
+            <Link<Route> to={Route::Calendars}>{ "Calendars" }</Link<Route>>
+            <Link<Route> to={Route::Scheduler}>{ "Scheduler" }</Link<Route>>
+            if props.me.is_admin() { <Link<Route> to={Route::Admin}>{ "Administration" }</Link<Route>> }
+            <span class="who" id="who">{ format!("{} ({})", props.me.username, props.me.role) }</span>
+            <button class="link" id="logout" onclick={logout}>{ "Log out" }</button>
+        </nav>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct NavProps {
+    me: Me,
+    on_logout: Callback<()>,
 }
 
 #[function_component(App)]
 fn app() -> Html {
-    let about = use_state(|| Load::<About>::Loading);
-    {
-        let about = about.clone();
-        use_effect_with((), move |_| {
+    let me = use_state(|| Load::<Me>::Loading);
+    let check = {
+        let me = me.clone();
+        Callback::from(move |()| {
+            let me = me.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                about.set(match gql::query::<About>("{ version }").await {
-                    Ok(a) => Load::Ready(a),
+                me.set(match gql::query::<MeData>("{ me { username role } }").await {
+                    Ok(d) => Load::Ready(d.me),
                     Err(e) => Load::Failed(e),
                 });
             });
-        });
-    }
-    let body = match &*about {
-        Load::Loading => html! { <p class="muted">{ "Loading…" }</p> },
-        Load::Failed(e) => html! { <p class="error" id="error">{ format!("Cannot reach the server: {e}") }</p> },
-        Load::Ready(a) => html! {
-            <p id="version">{ format!("Baton {}", a.version) }</p>
-        },
+        })
     };
-    html! {
-        <main>
-            <header><h1>{ "Baton" }</h1></header>
-            { body }
-        </main>
+    {
+        let check = check.clone();
+        use_effect_with((), move |_| check.emit(()));
     }
+    let body = match &*me {
+        Load::Loading => html! { <p class="muted">{ "Loading…" }</p> },
+        Load::Failed(e) if e.code == "UNAUTHENTICATED" || e.code == "FORBIDDEN" => {
+            html! { <pages::login::Login on_login={check.clone()} /> }
+        }
+        Load::Failed(e) => html! { <p class="error" id="error">{ e.to_string() }</p> },
+        Load::Ready(m) => {
+            let m2 = m.clone();
+            let on_logout = {
+                let me = me.clone();
+                Callback::from(move |()| {
+                    me.set(Load::Failed(gql::Error { code: "UNAUTHENTICATED".into(), message: String::new() }))
+                })
+            };
+            html! {
+                <>
+                    <Nav me={m.clone()} {on_logout} />
+                    <main><Switch<Route> render={move |r| switch(r, &m2)} /></main>
+                </>
+            }
+        }
+    };
+    html! { <BrowserRouter>{ body }</BrowserRouter> }
 }
 
 /// Entry point, called by the generated JavaScript once the wasm is loaded.

@@ -1,0 +1,194 @@
+//! The web UI in a real browser: Debian's Chromium driven through chromedriver (WebDriver, via
+//! fantoccini), against the real server and a real agent. Logs in, watches a forced run go from
+//! Triggered to Success without a reload, follows output live, terminates a long run, and checks
+//! that a viewer is not offered operators' actions. Saves a screenshot of each page it visits in
+//! `target/ui-screenshots`.
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
+use baton_tests::{agent_token_cli, chromium, data, free_port, in_ci, wait_for, Agent, Server};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// chromedriver on a free loopback port, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromedriver() -> Option<Driver> {
+    let bin = ["/usr/bin/chromedriver"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+    let port = free_port();
+    let child = Command::new(bin)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let status = format!("{url}/status");
+    wait_for("chromedriver", Duration::from_secs(20), || ureq::get(&status).call().ok().map(|_| ())).ok()?;
+    Some(Driver { child, url })
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium().unwrap().to_string_lossy(),
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1400,1000", "--no-first-run", "--disable-background-networking"]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .unwrap()
+}
+
+/// Waits until the element's text satisfies `ok`, reading it again (never a fixed sleep).
+async fn text_until(c: &Client, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if ok(&t) {
+                    return t;
+                }
+                last = t;
+            }
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what} in {css}; last text: {last:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn shot(c: &Client, name: &str) {
+    let dir = baton_tests::bin_dir().parent().unwrap().join("ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), c.screenshot().await.unwrap()).unwrap();
+}
+
+async fn login(c: &Client, base: &str, user: &str, password: &str) {
+    c.goto(base).await.unwrap();
+    c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#login")).await.unwrap();
+    c.find(Locator::Css("#username")).await.unwrap().send_keys(user).await.unwrap();
+    c.find(Locator::Css("#password")).await.unwrap().send_keys(password).await.unwrap();
+    c.find(Locator::Css("#login-submit")).await.unwrap().click().await.unwrap();
+    text_until(c, "#who", "the logged-in user", |t| t.starts_with(user)).await;
+}
+
+fn gql(s: &Server, token: &str, q: &str, v: Value) -> Value {
+    data(s.graphql_as(Some(token), q, v).unwrap())
+}
+
+#[test]
+fn operators_and_viewers_use_the_ui_live_in_a_real_browser() {
+    let (Some(_), Some(driver)) = (chromium(), chromedriver()) else {
+        assert!(!in_ci(), "Chromium and chromedriver must be installed in CI (cargo xtask test installs them)");
+        eprintln!("skipped: no Chromium or chromedriver here (sudo apt-get install chromium chromium-driver)");
+        return;
+    };
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    let token = agent_token_cli(s.data_dir.path(), "hosts").unwrap();
+    let _agent = Agent::start(&s.base_url, &token, "a1", "etl").unwrap();
+    wait_for("the agent", Duration::from_secs(20), || {
+        (gql(&s, &admin, "{ agents { status } }", json!({}))["agents"][0]["status"] == "ONLINE").then_some(())
+    })
+    .unwrap();
+    let task = |name: &str, command: &str| -> i64 {
+        let t = json!({"name": name, "command": command, "target": "etl", "runAsUser": "root"});
+        gql(&s, &admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": t }))["createTask"]
+            ["tid"]
+            .as_i64()
+            .unwrap()
+    };
+    let talk = task("talk", "echo hello; sleep 1; echo world; echo oops >&2");
+    let long = task("long", "sleep 300");
+    gql(
+        &s,
+        &admin,
+        "mutation { createUser(username: \"vera\", password: \"viewer-password-1\", role: \"viewer\") { id } }",
+        json!({}),
+    );
+    let password = s.admin_password.clone();
+    let base = s.url("/");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = browser(&driver).await;
+        login(&c, &base, "admin", &password).await;
+        text_until(&c, "#counts", "today's counts", |t| t.contains("Success")).await;
+        shot(&c, "dashboard").await;
+
+        // A forced run appears and goes to Success on the runs page, without a reload.
+        c.goto(&s.url("/task-runs")).await.unwrap();
+        c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#no-runs")).await.unwrap();
+        let run = gql(&s, &admin, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": talk }))["forceRun"]
+            ["id"]
+            .as_i64()
+            .unwrap();
+        let row = format!("#run-{run}");
+        text_until(&c, &row, "the forced run, live", |t| {
+            t.contains("Triggered") || t.contains("Started") || t.contains("Running")
+        })
+        .await;
+        text_until(&c, &row, "its success, live", |t| t.contains("Success")).await;
+        shot(&c, "task-runs").await;
+
+        // Output is followed live, stdout and stderr apart.
+        let run2 = gql(&s, &admin, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": talk }))["forceRun"]
+            ["id"]
+            .as_i64()
+            .unwrap();
+        c.goto(&s.url(&format!("/task-runs/{run2}"))).await.unwrap();
+        text_until(&c, "#stdout", "the first line", |t| t.contains("hello")).await;
+        text_until(&c, "#stdout", "the second line, followed", |t| t.contains("hello") && t.contains("world")).await;
+        text_until(&c, "#stderr", "stderr apart", |t| t.contains("oops") && !t.contains("hello")).await;
+        text_until(&c, "#timeline", "the timeline", |t| t.contains("Running") && t.contains("Success")).await;
+        shot(&c, "run").await;
+
+        // Terminate a long run from its page.
+        let run3 = gql(&s, &admin, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": long }))["forceRun"]
+            ["id"]
+            .as_i64()
+            .unwrap();
+        c.goto(&s.url(&format!("/task-runs/{run3}"))).await.unwrap();
+        text_until(&c, "#run-status", "the long run running", |t| t.contains("Running")).await;
+        c.find(Locator::Css("#terminate")).await.unwrap().click().await.unwrap();
+        text_until(&c, "#run-status", "its termination", |t| t.contains("Terminated")).await;
+        text_until(&c, "#run-reason", "who terminated it", |t| t.contains("terminated by admin")).await;
+
+        for (path, name, css) in [("/agents", "agents", "#agents"), ("/scheduler", "scheduler", "#health")] {
+            c.goto(&s.url(path)).await.unwrap();
+            c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await.unwrap();
+            shot(&c, name).await;
+        }
+        text_until(&c, "#health", "the scheduler's figures", |t| t.contains("Connected agents")).await;
+
+        // A viewer sees the run but is offered no operator action.
+        c.find(Locator::Css("#logout")).await.unwrap().click().await.unwrap();
+        c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#login")).await.unwrap();
+        login(&c, &base, "vera", "viewer-password-1").await;
+        c.goto(&s.url(&format!("/task-runs/{run}"))).await.unwrap();
+        text_until(&c, "#run-status", "the run", |t| t.contains("Success")).await;
+        assert!(c.find(Locator::Css("#actions")).await.is_err(), "a viewer is offered no operator action");
+        assert!(c.find(Locator::Css("#terminate")).await.is_err());
+        let nav = text_until(&c, "nav", "the menu", |t| t.contains("Task runs")).await;
+        assert!(!nav.contains("Adhoc") && !nav.contains("Administration"), "{nav}");
+        shot(&c, "viewer-run").await;
+        c.close().await.unwrap();
+    });
+}

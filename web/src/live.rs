@@ -1,0 +1,83 @@
+//! Live updates: a graphql-transport-ws subscription over `/graphql/ws` (the session cookie
+//! identifies the caller), reconnected with backoff when the connection drops. Pages use it as a
+//! signal to read again, so a missed event while disconnected costs nothing.
+
+use futures_util::{SinkExt, StreamExt};
+use gloo_net::websocket::{futures::WebSocket, Message};
+use serde_json::{json, Value};
+use std::cell::Cell;
+use std::rc::Rc;
+use yew::prelude::*;
+
+fn ws_url() -> String {
+    let loc = web_sys_location();
+    let scheme = if loc.0 == "https:" { "wss" } else { "ws" };
+    format!("{scheme}://{}/graphql/ws", loc.1)
+}
+
+fn web_sys_location() -> (String, String) {
+    let loc = gloo_utils::window().location();
+    (loc.protocol().unwrap_or_default(), loc.host().unwrap_or_default())
+}
+
+/// Runs one connection until it closes; calls `on_next` with each event's `data`.
+async fn session(query: &str, variables: &Value, on_next: &Callback<Value>, alive: &Cell<bool>) -> bool {
+    let Ok(ws) = WebSocket::open_with_protocol(&ws_url(), "graphql-transport-ws") else { return false };
+    let (mut tx, mut rx) = ws.split();
+    let init = json!({ "type": "connection_init", "payload": {} }).to_string();
+    if tx.send(Message::Text(init)).await.is_err() {
+        return false;
+    }
+    let mut subscribed = false;
+    while let Some(msg) = rx.next().await {
+        if !alive.get() {
+            return true;
+        }
+        let Ok(Message::Text(text)) = msg else { break };
+        let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+        match v["type"].as_str() {
+            Some("connection_ack") if !subscribed => {
+                let sub =
+                    json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } });
+                if tx.send(Message::Text(sub.to_string())).await.is_err() {
+                    break;
+                }
+                subscribed = true;
+                // Whatever happened while (re)connecting is read again.
+                on_next.emit(Value::Null);
+            }
+            Some("next") => on_next.emit(v["payload"]["data"].clone()),
+            Some("ping") => {
+                let _ = tx.send(Message::Text(json!({ "type": "pong" }).to_string())).await;
+            }
+            Some("error") | Some("complete") => break,
+            _ => {}
+        }
+    }
+    subscribed
+}
+
+/// Subscribes while the component lives; `on_next` gets each event's data (and `null` after each
+/// (re)connection, to read again what may have been missed).
+#[hook]
+pub fn use_subscription(query: &'static str, variables: Value, on_next: Callback<Value>) {
+    let key = variables.to_string();
+    use_effect_with(key, move |_| {
+        let alive = Rc::new(Cell::new(true));
+        let flag = alive.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let mut backoff = 250u32;
+            while flag.get() {
+                if session(query, &variables, &on_next, &flag).await {
+                    backoff = 250;
+                }
+                if !flag.get() {
+                    break;
+                }
+                gloo_timers::future::TimeoutFuture::new(backoff).await;
+                backoff = (backoff * 2).min(10_000);
+            }
+        });
+        move || alive.set(false)
+    });
+}

@@ -1,0 +1,68 @@
+//! Agents: name, status, host, queues, version, CPU, memory, uptime; live.
+
+use crate::gql;
+use crate::live::use_subscription;
+use crate::Load;
+use serde::Deserialize;
+use serde_json::Value;
+use yew::prelude::*;
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Agent {
+    name: String,
+    status: String,
+    hostname: String,
+    queues: Vec<String>,
+    version: String,
+    cpu_percent: Option<f64>,
+    memory_percent: Option<f64>,
+    uptime_seconds: Option<i64>,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+struct Data {
+    agents: Vec<Agent>,
+}
+
+#[function_component(Agents)]
+pub fn agents() -> Html {
+    let data = use_state(|| Load::<Data>::Loading);
+    let reload = {
+        let data = data.clone();
+        Callback::from(move |_: Value| {
+            let data = data.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let q = "{ agents { name status hostname queues version cpuPercent memoryPercent uptimeSeconds } }";
+                data.set(match gql::query::<Data>(q).await {
+                    Ok(d) => Load::Ready(d),
+                    Err(e) => Load::Failed(e),
+                });
+            });
+        })
+    };
+    use_subscription("subscription { agentEvents { name status } }", Value::Null, reload);
+    let pct = |v: Option<f64>| v.map(|x| format!("{x:.0} %")).unwrap_or_else(|| "–".into());
+    let body = match &*data {
+        Load::Loading => html! { <p class="muted">{ "Loading…" }</p> },
+        Load::Failed(e) => html! { <p class="error">{ e.to_string() }</p> },
+        Load::Ready(d) if d.agents.is_empty() => html! {
+            <p class="muted" id="no-agents">{ "No agent has registered yet: create an enrollment token and start baton-agent on a host." }</p>
+        },
+        Load::Ready(d) => html! {
+            <table id="agents"><thead><tr>
+                <th>{ "Name" }</th><th>{ "Status" }</th><th>{ "Host" }</th><th>{ "Queues" }</th>
+                <th>{ "Version" }</th><th>{ "CPU" }</th><th>{ "Memory" }</th><th>{ "Uptime" }</th>
+            </tr></thead><tbody>
+            { for d.agents.iter().map(|a| html! {
+                <tr class={format!("agent-{}", a.status.to_lowercase())}>
+                    <td>{ &a.name }</td><td>{ &a.status }</td><td>{ &a.hostname }</td><td>{ a.queues.join(", ") }</td>
+                    <td>{ &a.version }</td><td>{ pct(a.cpu_percent) }</td><td>{ pct(a.memory_percent) }</td>
+                    <td>{ a.uptime_seconds.map(|s| format!("{}h {:02}m", s / 3600, (s % 3600) / 60)).unwrap_or_else(|| "–".into()) }</td>
+                </tr>
+            }) }
+            </tbody></table>
+        },
+    };
+    html! { <section><h2>{ "Agents" }</h2>{ body }</section> }
+}

@@ -1,0 +1,7 @@
+//! One module per page.
+
+pub mod agents;
+pub mod dashboard;
+pub mod login;
+pub mod runs;
+pub mod scheduler;

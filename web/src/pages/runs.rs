@@ -1,0 +1,324 @@
+//! Task runs: a filtered, live list, and a run's page with its timeline of transitions, stdout
+//! and stderr apart (paged, followed live), and the operators' actions.
+
+use crate::gql;
+use crate::live::use_subscription;
+use crate::status::badge;
+use crate::{Load, Me, Route};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use web_sys::HtmlSelectElement;
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RunRow {
+    id: i64,
+    kind: String,
+    task_id: Option<i64>,
+    task_name: String,
+    run_date: String,
+    status: String,
+    attempt: i64,
+    reason: Option<String>,
+    target: String,
+    scheduled_for: Option<String>,
+    triggered_at: Option<String>,
+    ended_at: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+struct Edge {
+    node: RunRow,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Conn {
+    edges: Vec<Edge>,
+    total_count: i64,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+struct ListData {
+    runs: Conn,
+}
+
+const LIST: &str = "query($f: RunFilterInput) { runs(first: 100, filter: $f) { totalCount edges { node { \
+    id kind taskId taskName runDate status attempt reason target scheduledFor triggeredAt endedAt } } } }";
+
+#[function_component(RunList)]
+pub fn run_list() -> Html {
+    let status = use_state(String::new);
+    let hours = use_state(|| 24i64);
+    let data = use_state(|| Load::<ListData>::Loading);
+    let filter = {
+        let mut f = json!({ "sinceHours": *hours });
+        if !status.is_empty() {
+            f["status"] = json!([*status]);
+        }
+        f
+    };
+    let reload = {
+        let (data, filter) = (data.clone(), filter.clone());
+        Callback::from(move |_: Value| {
+            let (data, filter) = (data.clone(), filter.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                data.set(match gql::request::<ListData>(LIST, json!({ "f": filter })).await {
+                    Ok(d) => Load::Ready(d),
+                    Err(e) => Load::Failed(e),
+                });
+            });
+        })
+    };
+    {
+        let reload = reload.clone();
+        use_effect_with(filter.to_string(), move |_| reload.emit(Value::Null));
+    }
+    use_subscription("subscription { runEvents { runId to } }", Value::Null, reload);
+    let on_status = {
+        let status = status.clone();
+        Callback::from(move |e: Event| {
+            if let Some(s) = e.target_dyn_into::<HtmlSelectElement>() {
+                status.set(s.value());
+            }
+        })
+    };
+    let on_hours = {
+        let hours = hours.clone();
+        Callback::from(move |e: Event| {
+            if let Some(s) = e.target_dyn_into::<HtmlSelectElement>() {
+                hours.set(s.value().parse().unwrap_or(24));
+            }
+        })
+    };
+    let body = match &*data {
+        Load::Loading => html! { <p class="muted">{ "Loading…" }</p> },
+        Load::Failed(e) => html! { <p class="error">{ e.to_string() }</p> },
+        Load::Ready(d) if d.runs.edges.is_empty() => html! { <p class="muted" id="no-runs">{ "No run matches." }</p> },
+        Load::Ready(d) => html! {
+            <>
+            <p class="muted">{ format!("{} runs", d.runs.total_count) }</p>
+            <table id="runs"><thead><tr>
+                <th>{ "Run" }</th><th>{ "Task" }</th><th>{ "Status" }</th><th>{ "Attempt" }</th><th>{ "Run date" }</th>
+                <th>{ "Target" }</th><th>{ "Scheduled" }</th><th>{ "Ended" }</th><th>{ "Why" }</th>
+            </tr></thead><tbody>
+            { for d.runs.edges.iter().map(|e| { let r = &e.node; html! {
+                <tr id={format!("run-{}", r.id)}>
+                    <td><Link<Route> to={Route::Run { id: r.id }}>{ format!("#{}", r.id) }</Link<Route>></td>
+                    <td>{ &r.task_name }<span class="muted">{ format!(" {}", r.kind) }</span></td>
+                    <td>{ badge(&r.status) }</td><td>{ r.attempt }</td><td>{ &r.run_date }</td><td>{ &r.target }</td>
+                    <td>{ r.scheduled_for.clone().or(r.triggered_at.clone()).unwrap_or_default() }</td>
+                    <td>{ r.ended_at.clone().unwrap_or_default() }</td><td>{ r.reason.clone().unwrap_or_default() }</td>
+                </tr>
+            }}) }
+            </tbody></table>
+            </>
+        },
+    };
+    html! {
+        <section>
+            <h2>{ "Task runs" }</h2>
+            <div class="filters">
+                <label>{ "Status " }<select id="filter-status" onchange={on_status}>
+                    <option value="" selected={status.is_empty()}>{ "any" }</option>
+                    { for ["IDLE", "TRIGGERED", "STARTED", "RUNNING", "SUCCESS", "FAILED", "TERMINATED", "SKIPPED", "FROZEN"].iter().map(|s| html! {
+                        <option value={*s} selected={*status == *s}>{ crate::status::label(s).1 }</option>
+                    }) }
+                </select></label>
+                <label>{ " Since " }<select id="filter-hours" onchange={on_hours}>
+                    { for [1i64, 6, 24, 72, 168].iter().map(|h| html! { <option value={h.to_string()} selected={*hours == *h}>{ format!("{h} h") }</option> }) }
+                </select></label>
+            </div>
+            { body }
+        </section>
+    }
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Transition {
+    from: String,
+    to: String,
+    attempt: i64,
+    at: String,
+    reason: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Detail {
+    id: i64,
+    kind: String,
+    task_id: Option<i64>,
+    task_name: String,
+    run_date: String,
+    status: String,
+    attempt: i64,
+    reason: Option<String>,
+    command: String,
+    target: String,
+    run_as_user: String,
+    pid: Option<i64>,
+    exit_code: Option<i64>,
+    output_truncated_bytes: i64,
+    transitions: Vec<Transition>,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+struct DetailData {
+    run: Detail,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Chunk {
+    data: String,
+    next_offset: i64,
+    total_bytes: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChunkData {
+    run_output: Chunk,
+}
+
+#[derive(Properties, PartialEq)]
+pub struct DetailProps {
+    pub id: i64,
+    pub me: Me,
+}
+
+/// One stream of a run's output: read by pages of 64 KiB from the start, then followed live.
+#[function_component(Output)]
+fn output(props: &OutputProps) -> Html {
+    let text = use_state(String::new);
+    let offset = use_mut_ref(|| 0i64);
+    let total = use_state(|| 0i64);
+    let (id, stream) = (props.id, props.stream);
+    let fetch = {
+        let (text, offset, total) = (text.clone(), offset.clone(), total.clone());
+        Callback::from(move |_: Value| {
+            let (text, offset, total) = (text.clone(), offset.clone(), total.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                // Read on from where this view stands until the stored end.
+                let mut acc = (*text).clone();
+                for _ in 0..64 {
+                    let at = *offset.borrow();
+                    let q = "query($id: Int!, $s: OutputStream!, $o: Int!) { runOutput(runId: $id, stream: $s, offset: $o) { data nextOffset totalBytes } }";
+                    let Ok(c) = gql::request::<ChunkData>(q, json!({ "id": id, "s": stream, "o": at })).await else {
+                        break;
+                    };
+                    let c = c.run_output;
+                    acc.push_str(&c.data);
+                    *offset.borrow_mut() = c.next_offset;
+                    total.set(c.total_bytes);
+                    if c.data.is_empty() || c.next_offset >= c.total_bytes {
+                        break;
+                    }
+                }
+                text.set(acc);
+            });
+        })
+    };
+    use_subscription("subscription($id: Int!) { runOutput(runId: $id) { stream offset } }", json!({ "id": id }), fetch);
+    html! {
+        <div class="output">
+            <h3>{ stream.to_lowercase() }<span class="muted">{ format!(" {} bytes", *total) }</span></h3>
+            <pre id={stream.to_lowercase()}>{ (*text).clone() }</pre>
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct OutputProps {
+    id: i64,
+    stream: &'static str,
+}
+
+#[function_component(RunDetail)]
+pub fn run_detail(props: &DetailProps) -> Html {
+    let id = props.id;
+    let data = use_state(|| Load::<DetailData>::Loading);
+    let notice = use_state(|| None::<String>);
+    let reload = {
+        let data = data.clone();
+        Callback::from(move |_: Value| {
+            let data = data.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let q = "query($id: Int!) { run(id: $id) { id kind taskId taskName runDate status attempt reason command target runAsUser pid exitCode outputTruncatedBytes transitions { from to attempt at reason } } }";
+                data.set(match gql::request::<DetailData>(q, json!({ "id": id })).await {
+                    Ok(d) => Load::Ready(d),
+                    Err(e) => Load::Failed(e),
+                });
+            });
+        })
+    };
+    use_subscription("subscription($id: Int) { runEvents(runId: $id) { to } }", json!({ "id": id }), reload);
+    let act = {
+        let notice = notice.clone();
+        move |mutation: &'static str, vars: Value| {
+            let notice = notice.clone();
+            Callback::from(move |_: MouseEvent| {
+                let (notice, vars) = (notice.clone(), vars.clone());
+                wasm_bindgen_futures::spawn_local(async move {
+                    notice.set(Some(match gql::request::<Value>(mutation, vars).await {
+                        Ok(_) => "Done.".to_string(),
+                        Err(e) => e.message,
+                    }));
+                });
+            })
+        }
+    };
+    let body = match &*data {
+        Load::Loading => html! { <p class="muted">{ "Loading…" }</p> },
+        Load::Failed(e) => html! { <p class="error">{ e.to_string() }</p> },
+        Load::Ready(d) => {
+            let r = &d.run;
+            let active = matches!(r.status.as_str(), "IDLE" | "TRIGGERED" | "STARTED" | "RUNNING");
+            let ended = matches!(r.status.as_str(), "SUCCESS" | "FAILED" | "TERMINATED" | "SKIPPED");
+            html! {
+                <>
+                <h2>{ format!("Run #{} — {}", r.id, r.task_name) }{ " " }<span id="run-status">{ badge(&r.status) }</span></h2>
+                <p class="muted">{ format!("{} run for {}, attempt {}, on {} as {}", r.kind, r.run_date, r.attempt, r.target, r.run_as_user) }
+                    { r.pid.map(|p| format!(", pid {p}")).unwrap_or_default() }
+                    { r.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default() }</p>
+                if let Some(why) = &r.reason { <p id="run-reason">{ why.clone() }</p> }
+                <pre class="command">{ &r.command }</pre>
+                if props.me.is_operator() {
+                    <div class="actions" id="actions">
+                        if active && r.status != "IDLE" { <button id="terminate" onclick={act("mutation($id: Int!) { terminateRun(id: $id) }", json!({ "id": r.id }))}>{ "⛔ Terminate" }</button> }
+                        if let Some(tid) = r.task_id {
+                            <button id="force-run" onclick={act("mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": tid }))}>{ "🚀 Force run" }</button>
+                            <button id="freeze" onclick={act("mutation($t: Int!) { freezeTask(tid: $t) { ok } }", json!({ "t": tid }))}>{ "🧊 Freeze today" }</button>
+                            <button id="unfreeze" onclick={act("mutation($t: Int!) { unfreezeTask(tid: $t) { ok } }", json!({ "t": tid }))}>{ "Unfreeze" }</button>
+                        }
+                        if ended && r.status != "SUCCESS" { <button id="set-success" onclick={act("mutation($id: Int!) { modifyRunStatus(id: $id, status: SUCCESS) { ok } }", json!({ "id": r.id }))}>{ "Set to Success" }</button> }
+                        if ended && r.status != "FAILED" { <button id="set-failed" onclick={act("mutation($id: Int!) { modifyRunStatus(id: $id, status: FAILED) { ok } }", json!({ "id": r.id }))}>{ "Set to Failed" }</button> }
+                    </div>
+                }
+                if let Some(n) = &*notice { <p class="notice" id="notice">{ n.clone() }</p> }
+                <h3>{ "Timeline" }</h3>
+                <ol class="timeline" id="timeline">
+                    { for r.transitions.iter().map(|t| html! {
+                        <li><span class="muted">{ &t.at }</span>{ " " }{ badge(&t.from) }{ " → " }{ badge(&t.to) }
+                            { format!(" (attempt {})", t.attempt) }{ t.reason.clone().map(|x| format!(" — {x}")).unwrap_or_default() }</li>
+                    }) }
+                </ol>
+                if r.output_truncated_bytes > 0 { <p class="muted">{ format!("{} bytes of early output were cut (the tail is kept).", r.output_truncated_bytes) }</p> }
+                </>
+            }
+        }
+    };
+    html! {
+        <section id="run">
+            { body }
+            <div class="outputs">
+                <Output id={id} stream="STDOUT" />
+                <Output id={id} stream="STDERR" />
+            </div>
+        </section>
+    }
+}
