@@ -412,6 +412,9 @@ pub struct FlowNode {
     pub name: String,
     pub active: bool,
     pub dependency: Option<String>,
+    /// The node's top-left corner in a layered layout (upstream above dependants).
+    pub x: f64,
+    pub y: f64,
 }
 
 /// `from` waits for `to` to reach `state`.
@@ -428,6 +431,11 @@ pub struct FlowGraph {
     pub group: Group,
     pub nodes: Vec<FlowNode>,
     pub edges: Vec<FlowEdge>,
+    /// The drawing's size, and each node's, in the layout's units.
+    pub width: f64,
+    pub height: f64,
+    pub node_width: f64,
+    pub node_height: f64,
 }
 
 #[derive(Default)]
@@ -477,16 +485,22 @@ impl DefinitionQuery {
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn flow_graph(&self, ctx: &Context<'_>, gid: i64) -> ApiResult<FlowGraph> {
         let g = backend(ctx).flow_graph(principal(ctx)?, gid).await?;
+        let ids: Vec<i64> = g.tasks.iter().map(|t| t.draft.tid.map_or(0, |t| t.0)).collect();
+        let pairs: Vec<(i64, i64)> = g.edges.iter().map(|(dependant, upstream, _)| (*upstream, *dependant)).collect();
+        let layout = crate::layout::layered(&ids, &pairs);
         Ok(FlowGraph {
             group: Group(g.group),
+            width: layout.width,
+            height: layout.height,
+            node_width: crate::layout::NODE_WIDTH,
+            node_height: crate::layout::NODE_HEIGHT,
             nodes: g
                 .tasks
                 .into_iter()
-                .map(|t| FlowNode {
-                    tid: t.draft.tid.map_or(0, |t| t.0),
-                    name: t.draft.name,
-                    active: t.draft.active,
-                    dependency: t.draft.dependency,
+                .map(|t| {
+                    let tid = t.draft.tid.map_or(0, |t| t.0);
+                    let (x, y) = layout.at.get(&tid).copied().unwrap_or_default();
+                    FlowNode { tid, name: t.draft.name, active: t.draft.active, dependency: t.draft.dependency, x, y }
                 })
                 .collect(),
             edges: g.edges.into_iter().map(|(from, to, state)| FlowEdge { from, to, state }).collect(),

@@ -17,6 +17,7 @@ pub mod error;
 mod execution;
 pub mod guard;
 mod instances;
+pub mod layout;
 mod loaders;
 mod meta;
 mod operations;
