@@ -70,7 +70,13 @@ async fn text_until(c: &Client, css: &str, what: &str, ok: impl Fn(&str) -> bool
                 last = t;
             }
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what} in {css}; last text: {last:?}");
+        if Instant::now() >= deadline {
+            let page = match c.find(Locator::Css("main")).await {
+                Ok(m) => m.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            panic!("timed out waiting for {what} in {css}; last text: {last:?}; the page says:\n{page}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -189,6 +195,121 @@ fn operators_and_viewers_use_the_ui_live_in_a_real_browser() {
         let nav = text_until(&c, "nav", "the menu", |t| t.contains("Task runs")).await;
         assert!(!nav.contains("Adhoc") && !nav.contains("Administration"), "{nav}");
         shot(&c, "viewer-run").await;
+        c.close().await.unwrap();
+    });
+}
+
+/// Types into a form field, replacing what it holds.
+async fn fill(c: &Client, css: &str, text: &str) {
+    let e = c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await.unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await.unwrap().click().await.unwrap();
+}
+
+#[test]
+fn tasks_and_groups_are_built_in_the_browser_with_the_flow_graph_and_an_import_plan() {
+    let (Some(_), Some(driver)) = (chromium(), chromedriver()) else {
+        assert!(!in_ci(), "Chromium and chromedriver must be installed in CI (cargo xtask test installs them)");
+        eprintln!("skipped: no Chromium or chromedriver here");
+        return;
+    };
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    let password = s.admin_password.clone();
+    let base = s.url("/");
+    let dependency_of = |name: &str| -> Value {
+        let res = gql(
+            &s,
+            &admin,
+            "query($n: String) { tasks(filter: {search: $n}) { nodes { name dependency } } }",
+            json!({ "n": name }),
+        );
+        res["tasks"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| t["dependency"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = browser(&driver).await;
+        login(&c, &base, "admin", &password).await;
+        c.goto(&s.url("/tasks")).await.unwrap();
+        text_until(&c, "#tasks-page", "the page", |t| t.contains("Tasks & Groups")).await;
+
+        // A group, then three tasks in it; a bad name is refused beside its field.
+        click(&c, "#new-group").await;
+        fill(&c, "#g-name", "etl").await;
+        fill(&c, "#g-when", "02:00").await;
+        click(&c, "#save-group").await;
+        text_until(&c, ".flow h3", "the new group's graph", |t| t.contains("etl")).await;
+        click(&c, "#new-task").await;
+        fill(&c, "#f-name", "bad name!").await;
+        fill(&c, "#f-command", "true").await;
+        fill(&c, "#f-target", "etl").await;
+        fill(&c, "#f-runAsUser", "root").await;
+        click(&c, "#save-task").await;
+        let why = text_until(&c, "#error-name", "the name's validation message", |t| !t.is_empty()).await;
+        assert!(!why.contains("empty"), "the name typed was read: {why}");
+        for name in ["extract", "transform", "load"] {
+            click(&c, "#new-task").await;
+            fill(&c, "#f-name", name).await;
+            fill(&c, "#f-group", "etl").await;
+            fill(&c, "#f-command", "true").await;
+            fill(&c, "#f-target", "etl").await;
+            fill(&c, "#f-runAsUser", "root").await;
+            click(&c, "#save-task").await;
+            text_until(&c, "#form-saved", "the saved task", |t| t.contains(name)).await;
+        }
+        shot(&c, "task-form").await;
+
+        // Two dependencies connected in the flow graph; a third that would close a cycle is refused.
+        click(&c, "#tab-groups").await;
+        let gid = gql(&s, &admin, "{ groups { nodes { gid } } }", json!({}))["groups"]["nodes"][0]["gid"].as_i64().unwrap();
+        click(&c, &format!("#group-{gid}")).await;
+        c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#node-load")).await.unwrap();
+        click(&c, "#connect").await;
+        for (up, down) in [("extract", "transform"), ("transform", "load")] {
+            click(&c, &format!("#node-{up}")).await;
+            click(&c, &format!("#node-{down}")).await;
+            text_until(&c, "#flow-notice", "the dependency", |t| t.contains("added")).await;
+            let expected = format!("S:{up}");
+            wait_for("the stored dependency", Duration::from_secs(10), || (dependency_of(down) == json!(expected)).then_some(())).unwrap();
+        }
+        click(&c, "#node-load").await;
+        click(&c, "#node-extract").await;
+        text_until(&c, "#flow-notice", "the cycle refused", |t| t.contains("cycle")).await;
+        assert_eq!(dependency_of("extract"), Value::Null, "a refused dependency is not stored");
+        // Upstream above downstream in the drawing.
+        let y = |css: &'static str| {
+            let c = &c;
+            async move { c.find(Locator::Css(css)).await.unwrap().attr("y").await.unwrap().unwrap().parse::<f64>().unwrap() }
+        };
+        assert!(y("#node-extract rect").await < y("#node-transform rect").await);
+        assert!(y("#node-transform rect").await < y("#node-load rect").await);
+        shot(&c, "flow-graph").await;
+
+        // An import shows its plan first, and applies only when asked.
+        let doc = json!({"kind": "baton.definitions", "version": 1, "instances": [{"name": "default",
+            "tasks": [{"name": "imported", "command": "true", "target": "etl", "run_as_user": "root"}]}]});
+        let file = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+        std::fs::write(file.path(), doc.to_string()).unwrap();
+        click(&c, "#import").await;
+        c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#import-file")).await.unwrap()
+            .send_keys(&file.path().to_string_lossy()).await.unwrap();
+        text_until(&c, "#plan-created", "the plan", |t| t.contains("created: 1") && t.contains("imported")).await;
+        assert_eq!(dependency_of("imported"), Value::Null);
+        assert!(gql(&s, &admin, "{ tasks(filter: {search: \"imported\"}) { totalCount } }", json!({}))["tasks"]["totalCount"] == 0, "nothing applied before the confirmation");
+        shot(&c, "import-plan").await;
+        click(&c, "#apply-import").await;
+        text_until(&c, "#import-done", "the import", |t| t.contains("Imported")).await;
+        assert_eq!(gql(&s, &admin, "{ tasks(filter: {search: \"imported\"}) { totalCount } }", json!({}))["tasks"]["totalCount"], 1);
         c.close().await.unwrap();
     });
 }

@@ -25,6 +25,15 @@ pub struct Error {
     /// The server's `extensions.code` (UNAUTHENTICATED, FORBIDDEN, VALIDATION, ...), or NETWORK.
     pub code: String,
     pub message: String,
+    /// Validation errors by field (the field's name as the API spells it, and the message).
+    pub fields: Vec<(String, String)>,
+}
+
+impl Error {
+    /// The message for one field, to show beside it.
+    pub fn field(&self, name: &str) -> Option<String> {
+        self.fields.iter().find(|(f, _)| f == name || f.ends_with(&format!(".{name}"))).map(|(_, m)| m.clone())
+    }
 }
 
 impl std::fmt::Display for Error {
@@ -34,7 +43,7 @@ impl std::fmt::Display for Error {
 }
 
 fn network(e: impl std::fmt::Display) -> Error {
-    Error { code: "NETWORK".into(), message: format!("cannot reach the server: {e}") }
+    Error { code: "NETWORK".into(), message: format!("cannot reach the server: {e}"), fields: Vec::new() }
 }
 
 /// Runs an operation with variables and decodes its `data`.
@@ -51,10 +60,18 @@ pub async fn request<T: DeserializeOwned>(query: &str, variables: Value) -> Resu
                 .and_then(Value::as_str)
                 .unwrap_or("ERROR")
                 .to_string();
-            Err(Error { code, message: e.message })
+            let mut fields: Vec<(String, String)> = Vec::new();
+            if let Some(list) = e.extensions.as_ref().and_then(|x| x.get("errors")).and_then(Value::as_array) {
+                for f in list {
+                    let name = f.get("field").and_then(Value::as_str).unwrap_or_default().to_string();
+                    let msg = f.get("message").and_then(Value::as_str).unwrap_or_default().to_string();
+                    fields.push((name, msg));
+                }
+            }
+            Err(Error { code, message: e.message, fields })
         }
         (Some(d), None) => Ok(d),
-        (None, None) => Err(Error { code: "ERROR".into(), message: "empty response".into() }),
+        (None, None) => Err(Error { code: "ERROR".into(), message: "empty response".into(), fields: Vec::new() }),
     }
 }
 

@@ -64,6 +64,10 @@ impl Me {
             _ => 0,
         }
     }
+    /// May create and edit definitions.
+    pub fn rank_at_least_user(&self) -> bool {
+        self.rank() >= 1
+    }
     /// May force-run, terminate, modify status, freeze, run adhoc commands.
     pub fn is_operator(&self) -> bool {
         self.rank() >= 2
@@ -85,7 +89,8 @@ fn switch(route: Route, me: &Me) -> Html {
         Route::Run { id } => html! { <pages::runs::RunDetail {id} me={me.clone()} /> },
         Route::Agents => html! { <pages::agents::Agents /> },
         Route::Scheduler => html! { <pages::scheduler::Scheduler /> },
-        Route::Tasks | Route::Adhoc | Route::Calendars | Route::Admin => html! {
+        Route::Tasks => html! { <pages::tasks::Tasks me={me.clone()} /> },
+        Route::Adhoc | Route::Calendars | Route::Admin => html! {
             <section><p class="muted" id="not-yet">{ "This page comes with the next part of the web UI." }</p></section>
         },
         Route::NotFound => html! { <section><h2>{ "Not found" }</h2></section> },
@@ -157,7 +162,11 @@ fn app() -> Html {
             let on_logout = {
                 let me = me.clone();
                 Callback::from(move |()| {
-                    me.set(Load::Failed(gql::Error { code: "UNAUTHENTICATED".into(), message: String::new() }))
+                    me.set(Load::Failed(gql::Error {
+                        code: "UNAUTHENTICATED".into(),
+                        message: String::new(),
+                        fields: Vec::new(),
+                    }))
                 })
             };
             html! {

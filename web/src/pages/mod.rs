@@ -5,3 +5,4 @@ pub mod dashboard;
 pub mod login;
 pub mod runs;
 pub mod scheduler;
+pub mod tasks;
