@@ -32,6 +32,11 @@ fn healthz_graphql_and_the_ui() {
     assert_eq!(wasm.headers().get("content-type").unwrap(), "application/wasm");
     let bytes = wasm.body_mut().with_config().limit(64 * 1024 * 1024).read_to_vec().unwrap();
     assert_eq!(&bytes[..4], b"\0asm", "a real wasm module");
+    // Browsers get it compressed: brotli when they accept it, else gzip.
+    for (accept, expected) in [("br", "br"), ("gzip", "gzip")] {
+        let res = ureq::get(&server.url("/baton_web_bg.wasm")).header("Accept-Encoding", accept).call().unwrap();
+        assert_eq!(res.headers().get("content-encoding").and_then(|v| v.to_str().ok()), Some(expected), "{accept}");
+    }
 
     // Client-side routes get the page too, so they survive a reload.
     let route = ureq::get(&server.url("/task-runs")).call().unwrap().body_mut().read_to_string().unwrap();

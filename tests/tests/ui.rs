@@ -184,6 +184,49 @@ fn operators_and_viewers_use_the_ui_live_in_a_real_browser() {
         }
         text_until(&c, "#health", "the scheduler's figures", |t| t.contains("Connected agents")).await;
 
+        // Adhoc: a command on a chosen agent, its output live.
+        c.goto(&s.url("/adhoc")).await.unwrap();
+        c.wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css("#pick-a1"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.find(Locator::Css("#adhoc-command")).await.unwrap().send_keys("echo adhoc-$((40+2))").await.unwrap();
+        c.find(Locator::Css("#adhoc-user")).await.unwrap().send_keys("root").await.unwrap();
+        c.find(Locator::Css("#adhoc-run")).await.unwrap().click().await.unwrap();
+        text_until(&c, "#adhoc-run-a1 #stdout", "the adhoc output", |t| t.contains("adhoc-42")).await;
+        shot(&c, "adhoc").await;
+
+        // Calendars: one created from the page.
+        c.goto(&s.url("/calendars")).await.unwrap();
+        c.wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css("#cal-name"))
+            .await
+            .unwrap()
+            .send_keys("holidays")
+            .await
+            .unwrap();
+        c.find(Locator::Css("#cal-holidays")).await.unwrap().send_keys("2026-12-25 Christmas").await.unwrap();
+        c.find(Locator::Css("#save-calendar")).await.unwrap().click().await.unwrap();
+        text_until(&c, "#calendar-holidays", "the saved calendar", |t| {
+            t.contains("2026-12-25") && t.contains("Christmas")
+        })
+        .await;
+        shot(&c, "calendars").await;
+
+        // Administration: users, tokens (shown once), the audit log.
+        c.goto(&s.url("/admin")).await.unwrap();
+        text_until(&c, "#users", "the users", |t| t.contains("vera") && t.contains("viewer")).await;
+        c.find(Locator::Css("#token-name")).await.unwrap().send_keys("ci").await.unwrap();
+        c.find(Locator::Css("#create-token")).await.unwrap().click().await.unwrap();
+        text_until(&c, "#admin-notice", "the new token, once", |t| t.contains("not shown again")).await;
+        text_until(&c, "#audit", "the audit log", |t| t.contains("saveCalendar") || t.contains("createUser")).await;
+        shot(&c, "admin").await;
+
         // A viewer sees the run but is offered no operator action.
         c.find(Locator::Css("#logout")).await.unwrap().click().await.unwrap();
         c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#login")).await.unwrap();

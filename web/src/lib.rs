@@ -90,9 +90,9 @@ fn switch(route: Route, me: &Me) -> Html {
         Route::Agents => html! { <pages::agents::Agents /> },
         Route::Scheduler => html! { <pages::scheduler::Scheduler /> },
         Route::Tasks => html! { <pages::tasks::Tasks me={me.clone()} /> },
-        Route::Adhoc | Route::Calendars | Route::Admin => html! {
-            <section><p class="muted" id="not-yet">{ "This page comes with the next part of the web UI." }</p></section>
-        },
+        Route::Adhoc => html! { <pages::adhoc::Adhoc /> },
+        Route::Calendars => html! { <pages::calendars::Calendars me={me.clone()} /> },
+        Route::Admin => html! { <pages::admin::Admin me={me.clone()} /> },
         Route::NotFound => html! { <section><h2>{ "Not found" }</h2></section> },
     }
 }

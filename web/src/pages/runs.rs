@@ -193,7 +193,7 @@ pub struct DetailProps {
 
 /// One stream of a run's output: read by pages of 64 KiB from the start, then followed live.
 #[function_component(Output)]
-fn output(props: &OutputProps) -> Html {
+pub fn output(props: &OutputProps) -> Html {
     let text = use_state(String::new);
     let offset = use_mut_ref(|| 0i64);
     let total = use_state(|| 0i64);
@@ -233,9 +233,9 @@ fn output(props: &OutputProps) -> Html {
 }
 
 #[derive(Properties, PartialEq)]
-struct OutputProps {
-    id: i64,
-    stream: &'static str,
+pub struct OutputProps {
+    pub id: i64,
+    pub stream: &'static str,
 }
 
 #[function_component(RunDetail)]

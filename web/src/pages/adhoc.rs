@@ -1,0 +1,117 @@
+//! Adhoc: run a command on chosen agents or on every agent of a queue, as a run-as user, with a
+//! maximum run time; each agent's run and output appear live.
+
+use super::runs::Output;
+use crate::gql;
+use crate::status::badge;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+#[derive(Clone, PartialEq, Deserialize)]
+struct Agent {
+    name: String,
+    status: String,
+    queues: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Started {
+    id: i64,
+    target: String,
+    status: String,
+}
+
+#[function_component(Adhoc)]
+pub fn adhoc() -> Html {
+    let agents = use_state(Vec::<Agent>::new);
+    let picked = use_state(Vec::<String>::new);
+    let runs = use_state(Vec::<Started>::new);
+    let error = use_state(|| None::<gql::Error>);
+    let (queue, command, user, max) = (use_node_ref(), use_node_ref(), use_node_ref(), use_node_ref());
+    {
+        let agents = agents.clone();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                #[derive(Deserialize)]
+                struct D {
+                    agents: Vec<Agent>,
+                }
+                if let Ok(d) = gql::query::<D>("{ agents { name status queues } }").await {
+                    agents.set(d.agents);
+                }
+            });
+        });
+    }
+    let toggle = |name: String| {
+        let picked = picked.clone();
+        Callback::from(move |_: Event| {
+            let mut p = (*picked).clone();
+            if let Some(i) = p.iter().position(|x| *x == name) {
+                p.remove(i);
+            } else {
+                p.push(name.clone());
+            }
+            picked.set(p);
+        })
+    };
+    let submit = {
+        let (picked, runs, error) = (picked.clone(), runs.clone(), error.clone());
+        let (queue, command, user, max) = (queue.clone(), command.clone(), user.clone(), max.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let v = |r: &NodeRef| r.cast::<HtmlInputElement>().map(|i| i.value()).unwrap_or_default();
+            let q = v(&queue);
+            let vars = json!({
+                "agents": if q.trim().is_empty() { json!(*picked) } else { json!([]) },
+                "queue": if q.trim().is_empty() { Value::Null } else { json!(q.trim()) },
+                "command": v(&command), "user": v(&user),
+                "max": v(&max).trim().parse::<i64>().unwrap_or(3600),
+            });
+            let (runs, error) = (runs.clone(), error.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let m = "mutation($agents: [String!]!, $queue: String, $command: String!, $user: String!, $max: Int!) { runAdhoc(agents: $agents, queue: $queue, command: $command, runAsUser: $user, maxRunTimeSeconds: $max) { id target status } }";
+                match gql::request::<Value>(m, vars).await {
+                    Ok(d) => {
+                        error.set(None);
+                        runs.set(serde_json::from_value(d["runAdhoc"].clone()).unwrap_or_default());
+                    }
+                    Err(e) => error.set(Some(e)),
+                }
+            });
+        })
+    };
+    let err =
+        |k: &str| (*error).as_ref().and_then(|e| e.field(k)).map(|m| html! { <span class="field-error">{ m }</span> });
+    html! {
+        <section id="adhoc">
+            <h2>{ "Adhoc command" }</h2>
+            <form class="form" id="adhoc-form" onsubmit={submit}>
+                <fieldset><legend>{ "Agents" }</legend>
+                    if agents.is_empty() { <p class="muted">{ "No agent has registered yet." }</p> }
+                    { for agents.iter().map(|a| html! {
+                        <label class="check"><input type="checkbox" id={format!("pick-{}", a.name)} onchange={toggle(a.name.clone())} />
+                            { format!(" {} ({}; queues {})", a.name, a.status, a.queues.join(", ")) }</label>
+                    }) }
+                    <label>{ "…or every online agent of the queue" }<input id="adhoc-queue" ref={queue} />{ err("queue") }</label>
+                    { err("agents") }
+                </fieldset>
+                <label>{ "Command" }<input id="adhoc-command" ref={command} required=true />{ err("command") }</label>
+                <div class="grid">
+                    <label>{ "Run as user" }<input id="adhoc-user" ref={user} required=true />{ err("runAsUser") }</label>
+                    <label>{ "Max run time (s)" }<input id="adhoc-max" ref={max} type="number" value="3600" />{ err("maxRunTimeSeconds") }</label>
+                </div>
+                if let Some(e) = &*error { <p class="error" id="adhoc-error">{ e.message.clone() }</p> }
+                <button id="adhoc-run" type="submit">{ "Run" }</button>
+            </form>
+            { for runs.iter().map(|r| html! {
+                <div class="adhoc-run" id={format!("adhoc-run-{}", r.target)}>
+                    <h3>{ format!("{} — run #{} ", r.target, r.id) }{ badge(&r.status) }</h3>
+                    <div class="outputs"><Output id={r.id} stream="STDOUT" /><Output id={r.id} stream="STDERR" /></div>
+                </div>
+            }) }
+        </section>
+    }
+}

@@ -1,0 +1,189 @@
+//! Administration: users (role, instance access, disabled) and new users, the caller's API
+//! tokens (a new one is shown once), and the audit log.
+
+use crate::gql;
+use crate::{Load, Me};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use web_sys::{HtmlInputElement, HtmlSelectElement};
+use yew::prelude::*;
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct User {
+    id: i64,
+    username: String,
+    role: String,
+    instances: String,
+    disabled: bool,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Token {
+    id: i64,
+    name: String,
+    created_at: String,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+struct Entry {
+    at: String,
+    actor: String,
+    action: String,
+    target: String,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+struct Audit {
+    nodes: Vec<Entry>,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Data {
+    users: Vec<User>,
+    api_tokens: Vec<Token>,
+    audit_log: Audit,
+}
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub me: Me,
+}
+
+#[function_component(Admin)]
+pub fn admin(props: &Props) -> Html {
+    let data = use_state(|| Load::<Data>::Loading);
+    let bump = use_state(|| 0u32);
+    let notice = use_state(|| None::<(String, bool)>);
+    let (uname, upass, urole, uinst, tname) =
+        (use_node_ref(), use_node_ref(), use_node_ref(), use_node_ref(), use_node_ref());
+    {
+        let data = data.clone();
+        use_effect_with(*bump, move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                let q = "{ users { id username role instances disabled } apiTokens { id name createdAt expiresAt revokedAt } auditLog(first: 50) { nodes { at actor action target } } }";
+                data.set(match gql::query::<Data>(q).await {
+                    Ok(d) => Load::Ready(d),
+                    Err(e) => Load::Failed(e),
+                });
+            });
+        });
+    }
+    let run = {
+        let (bump, notice) = (bump.clone(), notice.clone());
+        move |m: &'static str, vars: Value, ok: &'static str| {
+            let (bump, notice) = (bump.clone(), notice.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match gql::request::<Value>(m, vars).await {
+                    Ok(v) => {
+                        let token = v["createApiToken"]["token"]
+                            .as_str()
+                            .map(|t| format!(" Copy it now, it is not shown again: {t}"));
+                        notice.set(Some((format!("{ok}{}", token.unwrap_or_default()), false)));
+                        bump.set(*bump + 1);
+                    }
+                    Err(e) => notice.set(Some((e.message, true))),
+                }
+            });
+        }
+    };
+    let create_user = {
+        let run = run.clone();
+        let (uname, upass, urole, uinst) = (uname.clone(), upass.clone(), urole.clone(), uinst.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let v = |r: &NodeRef| r.cast::<HtmlInputElement>().map(|i| i.value()).unwrap_or_default();
+            let role = urole.cast::<HtmlSelectElement>().map(|s| s.value()).unwrap_or_default();
+            run(
+                "mutation($u: String!, $p: String!, $r: String!, $i: String!) { createUser(username: $u, password: $p, role: $r, instances: $i) { id } }",
+                json!({ "u": v(&uname), "p": v(&upass), "r": role, "i": v(&uinst) }),
+                "User created.",
+            );
+        })
+    };
+    let create_token = {
+        let run = run.clone();
+        let tname = tname.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let n = tname.cast::<HtmlInputElement>().map(|i| i.value()).unwrap_or_default();
+            run("mutation($n: String!) { createApiToken(name: $n) { token } }", json!({ "n": n }), "Token created.");
+        })
+    };
+    let body = match &*data {
+        Load::Loading => html! { <p class="muted">{ "Loading…" }</p> },
+        Load::Failed(e) => html! { <p class="error">{ e.to_string() }</p> },
+        Load::Ready(d) => {
+            let toggle = |u: &User| {
+                let run = run.clone();
+                let (id, disabled) = (u.id, !u.disabled);
+                Callback::from(move |_: MouseEvent| {
+                    run(
+                        "mutation($id: Int!, $d: Boolean) { updateUser(id: $id, disabled: $d) { id } }",
+                        json!({ "id": id, "d": disabled }),
+                        "User updated.",
+                    )
+                })
+            };
+            let revoke = |t: &Token| {
+                let run = run.clone();
+                let id = t.id;
+                Callback::from(move |_: MouseEvent| {
+                    run("mutation($id: Int!) { revokeApiToken(id: $id) }", json!({ "id": id }), "Token revoked.")
+                })
+            };
+            html! {
+                <>
+                <h3>{ "Users" }</h3>
+                <table id="users"><thead><tr><th>{ "User" }</th><th>{ "Role" }</th><th>{ "Instances" }</th><th>{ "" }</th></tr></thead><tbody>
+                { for d.users.iter().map(|u| html! {
+                    <tr id={format!("user-{}", u.username)}><td>{ &u.username }</td><td>{ &u.role }</td><td>{ &u.instances }</td>
+                    <td>{ if u.disabled { "disabled " } else { "" } }
+                        if props.me.is_admin() && u.username != props.me.username { <button onclick={toggle(u)}>{ if u.disabled { "Enable" } else { "Disable" } }</button> }</td></tr>
+                }) }
+                </tbody></table>
+                <h3>{ "My API tokens" }</h3>
+                <table id="tokens"><tbody>
+                { for d.api_tokens.iter().map(|t| html! {
+                    <tr><td>{ &t.name }</td><td class="muted">{ format!("created {}", t.created_at) }</td>
+                    <td>{ t.expires_at.clone().map(|e| format!("expires {e}")).unwrap_or_default() }</td>
+                    <td>{ match &t.revoked_at { Some(r) => html! { { format!("revoked {r}") } }, None => html! { <button onclick={revoke(t)}>{ "Revoke" }</button> } } }</td></tr>
+                }) }
+                </tbody></table>
+                <h3>{ "Audit log" }</h3>
+                <table id="audit"><tbody>
+                { for d.audit_log.nodes.iter().map(|e| html! { <tr><td class="muted">{ &e.at }</td><td>{ &e.actor }</td><td>{ &e.action }</td><td>{ &e.target }</td></tr> }) }
+                </tbody></table>
+                </>
+            }
+        }
+    };
+    html! {
+        <section id="admin">
+            <h2>{ "Administration" }</h2>
+            if let Some((n, bad)) = &*notice { <p class={if *bad { "error" } else { "notice" }} id="admin-notice">{ n.clone() }</p> }
+            <div class="grid2">
+                <form class="form" id="user-form" onsubmit={create_user}>
+                    <h3>{ "New user" }</h3>
+                    <label>{ "Username" }<input id="new-username" ref={uname} required=true /></label>
+                    <label>{ "Password" }<input id="new-password" type="password" ref={upass} required=true /></label>
+                    <label>{ "Role" }<select id="new-role" ref={urole}>
+                        { for ["viewer", "user", "operator", "admin"].iter().map(|r| html! { <option value={*r} selected={*r == "viewer"}>{ *r }</option> }) }
+                    </select></label>
+                    <label>{ "Instances (* or a comma-separated list)" }<input id="new-instances" ref={uinst} value="*" /></label>
+                    <button id="create-user" type="submit">{ "Create user" }</button>
+                </form>
+                <form class="form" id="token-form" onsubmit={create_token}>
+                    <h3>{ "New API token" }</h3>
+                    <label>{ "Name" }<input id="token-name" ref={tname} required=true /></label>
+                    <button id="create-token" type="submit">{ "Create token" }</button>
+                </form>
+            </div>
+            { body }
+        </section>
+    }
+}
