@@ -153,6 +153,12 @@ fn operators_and_viewers_use_the_ui_live_in_a_real_browser() {
         .await;
         text_until(&c, &row, "its success, live", |t| t.contains("Success")).await;
         shot(&c, "task-runs").await;
+        // Filtered by name: another task's runs are not listed.
+        c.find(Locator::Css("#filter-name")).await.unwrap().send_keys("nomatch").await.unwrap();
+        c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#no-runs")).await.unwrap();
+        c.find(Locator::Css("#filter-name")).await.unwrap().clear().await.unwrap();
+        c.find(Locator::Css("#filter-name")).await.unwrap().send_keys("talk").await.unwrap();
+        text_until(&c, &row, "the run, filtered by its name", |t| t.contains("talk")).await;
 
         // Output is followed live, stdout and stderr apart.
         let run2 = gql(&s, &admin, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": talk }))["forceRun"]
@@ -311,6 +317,13 @@ fn tasks_and_groups_are_built_in_the_browser_with_the_flow_graph_and_an_import_p
             text_until(&c, "#form-saved", "the saved task", |t| t.contains(name)).await;
         }
         shot(&c, "task-form").await;
+        // The table sorts by name, both ways.
+        click(&c, "#tab-groups").await;
+        click(&c, "#tab-tasks").await;
+        click(&c, "#sort-name").await;
+        text_until(&c, "#definitions tbody tr:first-child", "ascending order", |t| t.starts_with("extract")).await;
+        click(&c, "#sort-name").await;
+        text_until(&c, "#definitions tbody tr:first-child", "descending order", |t| t.starts_with("transform")).await;
 
         // Two dependencies connected in the flow graph; a third that would close a cycle is refused.
         click(&c, "#tab-groups").await;

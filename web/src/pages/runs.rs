@@ -51,12 +51,16 @@ const LIST: &str = "query($f: RunFilterInput) { runs(first: 100, filter: $f) { t
 #[function_component(RunList)]
 pub fn run_list() -> Html {
     let status = use_state(String::new);
+    let name = use_state(String::new);
     let hours = use_state(|| 24i64);
     let data = use_state(|| Load::<ListData>::Loading);
     let filter = {
         let mut f = json!({ "sinceHours": *hours });
         if !status.is_empty() {
             f["status"] = json!([*status]);
+        }
+        if !name.trim().is_empty() {
+            f["search"] = json!(name.trim());
         }
         f
     };
@@ -82,6 +86,14 @@ pub fn run_list() -> Html {
         Callback::from(move |e: Event| {
             if let Some(s) = e.target_dyn_into::<HtmlSelectElement>() {
                 status.set(s.value());
+            }
+        })
+    };
+    let on_name = {
+        let name = name.clone();
+        Callback::from(move |e: InputEvent| {
+            if let Some(i) = e.target_dyn_into::<web_sys::HtmlInputElement>() {
+                name.set(i.value());
             }
         })
     };
@@ -127,6 +139,7 @@ pub fn run_list() -> Html {
                         <option value={*s} selected={*status == *s}>{ crate::status::label(s).1 }</option>
                     }) }
                 </select></label>
+                <label>{ " Task " }<input id="filter-name" placeholder="part of the name" oninput={on_name} /></label>
                 <label>{ " Since " }<select id="filter-hours" onchange={on_hours}>
                     { for [1i64, 6, 24, 72, 168].iter().map(|h| html! { <option value={h.to_string()} selected={*hours == *h}>{ format!("{h} h") }</option> }) }
                 </select></label>

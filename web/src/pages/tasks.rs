@@ -119,6 +119,8 @@ pub fn tasks(props: &Props) -> Html {
     let list = use_state(|| Load::<Conn>::Loading);
     let pane = use_state(|| Pane::Nothing);
     let bump = use_state(|| 0u32);
+    // Sorting of the page shown: by name, ascending or descending; None keeps the TID order.
+    let sort = use_state(|| None::<bool>);
     let editor = props.me.rank_at_least_user();
     {
         let (tab, search, active, cursor, list) =
@@ -200,14 +202,27 @@ pub fn tasks(props: &Props) -> Html {
                 let (cursor, end) = (cursor.clone(), c.page_info.end_cursor.clone());
                 Callback::from(move |_: MouseEvent| cursor.set(end.clone()))
             };
+            let mut rows: Vec<&Row> = c.nodes.iter().collect();
+            if let Some(asc) = *sort {
+                rows.sort_by(|a, b| if asc { a.name.cmp(&b.name) } else { b.name.cmp(&a.name) });
+            }
+            let toggle_sort = {
+                let sort = sort.clone();
+                Callback::from(move |_: MouseEvent| sort.set(Some(!(*sort).unwrap_or(false))))
+            };
+            let arrow = match *sort {
+                Some(true) => " ▲",
+                Some(false) => " ▼",
+                None => "",
+            };
             html! {
                 <>
                 <table id="definitions"><thead><tr>
-                    <th>{ "Name" }</th>
+                    <th class="sortable" id="sort-name" onclick={toggle_sort}>{ format!("Name{arrow}") }</th>
                     if *tab == Tab::Tasks { <th>{ "Group" }</th> }
                     <th>{ "Schedule" }</th><th>{ "Active" }</th>
                 </tr></thead><tbody>
-                { for c.nodes.iter().map(|r| {
+                { for rows.into_iter().map(|r| {
                     let target = match (r.tid, r.gid) {
                         (Some(t), _) => Pane::TaskForm(Some(t)),
                         (_, Some(g)) => Pane::Group(g),
