@@ -313,10 +313,19 @@ fn tasks_and_groups_are_built_in_the_browser_with_the_flow_graph_and_an_import_p
             fill(&c, "#f-command", "true").await;
             fill(&c, "#f-target", "etl").await;
             fill(&c, "#f-runAsUser", "root").await;
+            if name == "extract" {
+                // An alert rule with a bad trigger is refused beside the alerts; a good one is kept.
+                fill(&c, "#f-alerts", "whenever ops").await;
+                click(&c, "#save-task").await;
+                text_until(&c, "#error-alerts", "the alert rule's message", |t| t.contains("alerts")).await;
+                fill(&c, "#f-alerts", "failure ops").await;
+            }
             click(&c, "#save-task").await;
             text_until(&c, "#form-saved", "the saved task", |t| t.contains(name)).await;
         }
         shot(&c, "task-form").await;
+        let alerts = gql(&s, &admin, "{ tasks(filter: {search: \"extract\"}) { nodes { alerts { on integration } } } }", json!({}));
+        assert_eq!(alerts["tasks"]["nodes"][0]["alerts"], json!([{"on": "failure", "integration": "ops"}]), "{alerts}");
         // The table sorts by name, both ways.
         click(&c, "#tab-groups").await;
         click(&c, "#tab-tasks").await;

@@ -32,7 +32,10 @@ pub struct Error {
 impl Error {
     /// The message for one field, to show beside it.
     pub fn field(&self, name: &str) -> Option<String> {
-        self.fields.iter().find(|(f, _)| f == name || f.ends_with(&format!(".{name}"))).map(|(_, m)| m.clone())
+        self.fields
+            .iter()
+            .find(|(f, _)| f == name || f.ends_with(&format!(".{name}")) || f.starts_with(&format!("{name}[")))
+            .map(|(f, m)| if f == name { m.clone() } else { format!("{f}: {m}") })
     }
 }
 

@@ -83,8 +83,11 @@ pub fn adhoc() -> Html {
             });
         })
     };
-    let err =
-        |k: &str| (*error).as_ref().and_then(|e| e.field(k)).map(|m| html! { <span class="field-error">{ m }</span> });
+    // Always rendered, so the fields next to it keep what was typed.
+    let err = |k: &str| {
+        let m = (*error).as_ref().and_then(|e| e.field(k)).unwrap_or_default();
+        html! { <span class="field-error">{ m }</span> }
+    };
     html! {
         <section id="adhoc">
             <h2>{ "Adhoc command" }</h2>

@@ -52,7 +52,27 @@ const LIST: &str = "query($f: RunFilterInput) { runs(first: 100, filter: $f) { t
 pub fn run_list() -> Html {
     let status = use_state(String::new);
     let name = use_state(String::new);
+    let group = use_state(String::new);
+    let groups = use_state(Vec::<(i64, String)>::new);
     let hours = use_state(|| 24i64);
+    {
+        let groups = groups.clone();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Ok(v) = gql::query::<Value>("{ groups(first: 500) { nodes { gid name } } }").await {
+                    let list = v["groups"]["nodes"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|g| Some((g["gid"].as_i64()?, g["name"].as_str()?.to_string())))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    groups.set(list);
+                }
+            });
+        });
+    }
     let data = use_state(|| Load::<ListData>::Loading);
     let filter = {
         let mut f = json!({ "sinceHours": *hours });
@@ -61,6 +81,9 @@ pub fn run_list() -> Html {
         }
         if !name.trim().is_empty() {
             f["search"] = json!(name.trim());
+        }
+        if let Ok(g) = group.parse::<i64>() {
+            f["groupId"] = json!(g);
         }
         f
     };
@@ -94,6 +117,14 @@ pub fn run_list() -> Html {
         Callback::from(move |e: InputEvent| {
             if let Some(i) = e.target_dyn_into::<web_sys::HtmlInputElement>() {
                 name.set(i.value());
+            }
+        })
+    };
+    let on_group = {
+        let group = group.clone();
+        Callback::from(move |e: Event| {
+            if let Some(s) = e.target_dyn_into::<HtmlSelectElement>() {
+                group.set(s.value());
             }
         })
     };
@@ -140,6 +171,10 @@ pub fn run_list() -> Html {
                     }) }
                 </select></label>
                 <label>{ " Task " }<input id="filter-name" placeholder="part of the name" oninput={on_name} /></label>
+                <label>{ " Group " }<select id="filter-group" onchange={on_group}>
+                    <option value="" selected={group.is_empty()}>{ "any" }</option>
+                    { for groups.iter().map(|(id, n)| html! { <option value={id.to_string()} selected={*group == id.to_string()}>{ n.clone() }</option> }) }
+                </select></label>
                 <label>{ " Since " }<select id="filter-hours" onchange={on_hours}>
                     { for [1i64, 6, 24, 72, 168].iter().map(|h| html! { <option value={h.to_string()} selected={*hours == *h}>{ format!("{h} h") }</option> }) }
                 </select></label>

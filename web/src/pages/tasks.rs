@@ -76,6 +76,45 @@ fn schedule_text(s: &Option<Value>) -> String {
     String::new()
 }
 
+/// One alert rule from a line of the form: `ON INTEGRATION [HH:MM | MINUTES] [message]`.
+fn alert_rule(line: &str) -> Value {
+    let mut words = line.split_whitespace();
+    let on = words.next().unwrap_or_default().to_string();
+    let integration = words.next().unwrap_or_default().to_string();
+    let mut rest: Vec<&str> = words.collect();
+    let (mut at, mut minutes) = (Value::Null, Value::Null);
+    if let Some(first) = rest.first().copied() {
+        if on == "longer_than" && first.parse::<i64>().is_ok() {
+            minutes = json!(first.parse::<i64>().unwrap_or(0));
+            rest.remove(0);
+        } else if matches!(on.as_str(), "not_started_by" | "still_running_at") && first.contains(':') {
+            at = json!(first);
+            rest.remove(0);
+        }
+    }
+    let message = rest.join(" ");
+    json!({ "on": on, "integration": integration, "at": at, "minutes": minutes,
+            "message": if message.is_empty() { Value::Null } else { json!(message) } })
+}
+
+/// A stored alert rule as a line of the form.
+fn alert_line(r: &Value) -> String {
+    let mut parts = vec![
+        r["on"].as_str().unwrap_or_default().to_string(),
+        r["integration"].as_str().unwrap_or_default().to_string(),
+    ];
+    if let Some(a) = r["at"].as_str() {
+        parts.push(a.to_string());
+    }
+    if let Some(m) = r["minutes"].as_i64() {
+        parts.push(m.to_string());
+    }
+    if let Some(m) = r["message"].as_str() {
+        parts.push(m.to_string());
+    }
+    parts.join(" ")
+}
+
 /// Puts the stored values into the fields once (the fields are not bound to state, so a
 /// re-render never overwrites what the user is typing).
 fn fill_fields(refs: &HashMap<&'static str, NodeRef>, values: &[(&'static str, String)]) {
@@ -541,7 +580,7 @@ async fn set_dependency(tid: i64, dependency: Option<String>) -> Result<(), gql:
     .map(|_| ())
 }
 
-const TASK_FIELDS: &str = "name description owner team instance group { name } command target runAsUser stdoutPath stderrPath profile { name value } active schedule { triggerTimes runFrequency cron days timezone calendar } retryAttempts retryDelaySeconds maxRunTimeSeconds acceptExpirySeconds dependency misfirePolicy";
+const TASK_FIELDS: &str = "name description owner team instance group { name } command target runAsUser stdoutPath stderrPath profile { name value } active schedule { triggerTimes runFrequency cron days timezone calendar } retryAttempts retryDelaySeconds maxRunTimeSeconds acceptExpirySeconds dependency misfirePolicy alerts { on at minutes integration message }";
 
 /// A stored task as the input that saves it unchanged.
 async fn load_task_input(tid: i64) -> Result<Value, gql::Error> {
@@ -568,6 +607,22 @@ fn task_form(props: &TaskFormProps) -> Html {
     let error = use_state(|| None::<gql::Error>);
     let saved = use_state(|| None::<String>);
     let preview = use_state(Vec::<Value>::new);
+    let calendars = use_state(Vec::<String>::new);
+    {
+        let calendars = calendars.clone();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Ok(v) = gql::query::<Value>("{ calendars { name } }").await {
+                    let names = v["calendars"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect())
+                        .unwrap_or_default();
+                    calendars.set(names);
+                }
+            });
+        });
+    }
+    let filled = use_mut_ref(|| None::<String>);
     let refs: HashMap<&'static str, NodeRef> = (*use_state(|| {
         [
             "name",
@@ -594,6 +649,7 @@ fn task_form(props: &TaskFormProps) -> Html {
             "dependency",
             "misfirePolicy",
             "active",
+            "alerts",
         ]
         .into_iter()
         .map(|k| (k, NodeRef::default()))
@@ -640,7 +696,9 @@ fn task_form(props: &TaskFormProps) -> Html {
                 s
             };
             let active = refs["active"].cast::<HtmlInputElement>().is_none_or(|i| i.checked());
+            let alerts: Vec<Value> = v("alerts").lines().filter(|l| !l.trim().is_empty()).map(alert_rule).collect();
             json!({
+                "alerts": alerts,
                 "name": v("name"), "description": v("description"), "owner": v("owner"), "team": v("team"),
                 "instance": v("instance"), "group": opt("group"), "command": v("command"), "target": v("target"),
                 "runAsUser": v("runAsUser"), "stdoutPath": opt("stdoutPath"), "stderrPath": opt("stderrPath"),
@@ -749,20 +807,32 @@ fn task_form(props: &TaskFormProps) -> Html {
         ("dependency", text("dependency")),
         ("misfirePolicy", text("misfirePolicy")),
         ("active", t["active"].as_bool().unwrap_or(true).to_string()),
+        (
+            "alerts",
+            t["alerts"].as_array().map(|a| a.iter().map(alert_line).collect::<Vec<_>>().join("\n")).unwrap_or_default(),
+        ),
     ];
     {
         let refs = refs.clone();
-        use_effect_with(t.to_string(), move |_| fill_fields(&refs, &initial));
+        let filled = filled.clone();
+        let key = t.to_string();
+        use_effect_with(t.to_string(), move |_| {
+            // Once per loaded definition: later renders must never overwrite what was typed.
+            if filled.borrow().as_deref() != Some(key.as_str()) {
+                fill_fields(&refs, &initial);
+                *filled.borrow_mut() = Some(key);
+            }
+        });
     }
+    // Always rendered (empty when the field is fine): a node that comes and goes would make Yew
+    // rebuild the field next to it and lose what was typed.
     let err = |k: &str| {
-        (*error)
-            .as_ref()
-            .and_then(|e| e.field(k))
-            .map(|m| html! { <span class="field-error" id={format!("error-{k}")}>{ m }</span> })
+        let m = (*error).as_ref().and_then(|e| e.field(k)).unwrap_or_default();
+        html! { <span class="field-error" id={format!("error-{k}")}>{ m }</span> }
     };
     let field = |label_text: &str, k: &'static str| {
         html! {
-            <label>{ label_text.to_string() }<input id={format!("f-{k}")} ref={refs[k].clone()} disabled={!props.editor} onchange={on_preview.clone()} />{ err(k) }</label>
+            <label>{ label_text.to_string() }<input id={format!("f-{k}")} list={(k == "calendar").then_some("calendar-names")} ref={refs[k].clone()} disabled={!props.editor} onchange={on_preview.clone()} />{ err(k) }</label>
         }
     };
     html! {
@@ -816,6 +886,9 @@ fn task_form(props: &TaskFormProps) -> Html {
                 </select></label>
                 <label class="check"><input type="checkbox" id="f-active" ref={refs["active"].clone()} disabled={!props.editor} />{ " Active" }</label>
             </div>
+            <datalist id="calendar-names">{ for calendars.iter().map(|c| html! { <option value={c.clone()} /> }) }</datalist>
+            <label>{ "Alerts, one per line: ON INTEGRATION [HH:MM | MINUTES] [message] (on: failure, success, always, retry, timeout, not_started_by, still_running_at, longer_than)" }
+                <textarea id="f-alerts" ref={refs["alerts"].clone()} disabled={!props.editor} />{ err("alerts") }</label>
             if let Some(e) = &*error { if e.fields.is_empty() { <p class="error" id="form-error">{ e.message.clone() }</p> } else { <p class="error" id="form-error">{ "Please correct the fields marked below or above." }</p> } }
             if let Some(m) = &*saved { <p class="notice" id="form-saved">{ m.clone() }</p> }
             if props.editor { <button id="save-task" type="submit">{ "Save" }</button> }
@@ -834,6 +907,7 @@ struct GroupFormProps {
 fn group_form(props: &GroupFormProps) -> Html {
     let loaded = use_state(|| props.gid.is_none().then(|| json!({"instance": "default", "active": true})));
     let error = use_state(|| None::<gql::Error>);
+    let filled = use_mut_ref(|| None::<String>);
     let refs: HashMap<&'static str, NodeRef> = (*use_state(|| {
         [
             "name",
@@ -937,13 +1011,21 @@ fn group_form(props: &GroupFormProps) -> Html {
     ];
     {
         let refs = refs.clone();
-        use_effect_with(t.to_string(), move |_| fill_fields(&refs, &initial));
+        let filled = filled.clone();
+        let key = t.to_string();
+        use_effect_with(t.to_string(), move |_| {
+            // Once per loaded definition: later renders must never overwrite what was typed.
+            if filled.borrow().as_deref() != Some(key.as_str()) {
+                fill_fields(&refs, &initial);
+                *filled.borrow_mut() = Some(key);
+            }
+        });
     }
+    // Always rendered (empty when the field is fine): a node that comes and goes would make Yew
+    // rebuild the field next to it and lose what was typed.
     let err = |k: &str| {
-        (*error)
-            .as_ref()
-            .and_then(|e| e.field(k))
-            .map(|m| html! { <span class="field-error" id={format!("error-{k}")}>{ m }</span> })
+        let m = (*error).as_ref().and_then(|e| e.field(k)).unwrap_or_default();
+        html! { <span class="field-error" id={format!("error-{k}")}>{ m }</span> }
     };
     let field = |label_text: &str, k: &'static str| {
         html! {
