@@ -226,7 +226,18 @@ fn operators_and_viewers_use_the_ui_live_in_a_real_browser() {
 
         // Administration: users, tokens (shown once), the audit log.
         c.goto(&s.url("/admin")).await.unwrap();
-        text_until(&c, "#users", "the users", |t| t.contains("vera") && t.contains("viewer")).await;
+        text_until(&c, "#users", "the users", |t| t.contains("vera")).await;
+        // A user's role is changed from the page (and changed back before vera logs in).
+        for role in ["operator", "viewer"] {
+            let select = c.find(Locator::Css("#role-vera")).await.unwrap();
+            select.select_by_value(role).await.unwrap();
+            text_until(&c, "#admin-notice", "the role change", |t| t.contains("Role changed")).await;
+            wait_for("the stored role", Duration::from_secs(10), || {
+                let users = gql(&s, &admin, "{ users { username role } }", json!({}));
+                users["users"].as_array()?.iter().any(|u| u["username"] == "vera" && u["role"] == role).then_some(())
+            })
+            .unwrap();
+        }
         c.find(Locator::Css("#token-name")).await.unwrap().send_keys("ci").await.unwrap();
         c.find(Locator::Css("#create-token")).await.unwrap().click().await.unwrap();
         text_until(&c, "#admin-notice", "the new token, once", |t| t.contains("not shown again")).await;

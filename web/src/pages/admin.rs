@@ -129,6 +129,32 @@ pub fn admin(props: &Props) -> Html {
                     )
                 })
             };
+            let set_role = |u: &User| {
+                let run = run.clone();
+                let id = u.id;
+                Callback::from(move |e: Event| {
+                    if let Some(sel) = e.target_dyn_into::<HtmlSelectElement>() {
+                        run(
+                            "mutation($id: Int!, $r: String) { updateUser(id: $id, role: $r) { id } }",
+                            json!({ "id": id, "r": sel.value() }),
+                            "Role changed.",
+                        );
+                    }
+                })
+            };
+            let set_instances = |u: &User| {
+                let run = run.clone();
+                let id = u.id;
+                Callback::from(move |e: Event| {
+                    if let Some(i) = e.target_dyn_into::<HtmlInputElement>() {
+                        run(
+                            "mutation($id: Int!, $i: String) { updateUser(id: $id, instances: $i) { id } }",
+                            json!({ "id": id, "i": i.value() }),
+                            "Instance access changed.",
+                        );
+                    }
+                })
+            };
             let revoke = |t: &Token| {
                 let run = run.clone();
                 let id = t.id;
@@ -141,7 +167,15 @@ pub fn admin(props: &Props) -> Html {
                 <h3>{ "Users" }</h3>
                 <table id="users"><thead><tr><th>{ "User" }</th><th>{ "Role" }</th><th>{ "Instances" }</th><th>{ "" }</th></tr></thead><tbody>
                 { for d.users.iter().map(|u| html! {
-                    <tr id={format!("user-{}", u.username)}><td>{ &u.username }</td><td>{ &u.role }</td><td>{ &u.instances }</td>
+                    <tr id={format!("user-{}", u.username)}><td>{ &u.username }</td>
+                    if props.me.is_admin() && u.username != props.me.username && u.role != "superadmin" {
+                        <td><select id={format!("role-{}", u.username)} onchange={set_role(u)}>
+                            { for ["viewer", "user", "operator", "admin"].iter().map(|r| html! { <option value={*r} selected={u.role == *r}>{ *r }</option> }) }
+                        </select></td>
+                        <td><input id={format!("instances-{}", u.username)} value={u.instances.clone()} onchange={set_instances(u)} /></td>
+                    } else {
+                        <td>{ &u.role }</td><td>{ &u.instances }</td>
+                    }
                     <td>{ if u.disabled { "disabled " } else { "" } }
                         if props.me.is_admin() && u.username != props.me.username { <button onclick={toggle(u)}>{ if u.disabled { "Enable" } else { "Disable" } }</button> }</td></tr>
                 }) }
