@@ -124,6 +124,7 @@ fn operators_and_viewers_use_the_ui_live_in_a_real_browser() {
     };
     let talk = task("talk", "echo hello; sleep 1; echo world; echo oops >&2");
     let long = task("long", "sleep 300");
+    let big = task("big", "seq 1 100000");
     gql(
         &s,
         &admin,
@@ -171,6 +172,33 @@ fn operators_and_viewers_use_the_ui_live_in_a_real_browser() {
         text_until(&c, "#stderr", "stderr apart", |t| t.contains("oops") && !t.contains("hello")).await;
         text_until(&c, "#timeline", "the timeline", |t| t.contains("Running") && t.contains("Success")).await;
         shot(&c, "run").await;
+
+        // Large output opens on its latest window; Earlier pages back to the start, Latest returns.
+        let run4 = gql(&s, &admin, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": big }))["forceRun"]
+            ["id"]
+            .as_i64()
+            .unwrap();
+        wait_for("the big run", Duration::from_secs(30), || {
+            let r = gql(&s, &admin, "query($id: Int!) { run(id: $id) { status stdoutBytes } }", json!({ "id": run4 }));
+            (r["run"]["status"] == "SUCCESS" && r["run"]["stdoutBytes"] == 588_895).then_some(())
+        })
+        .unwrap();
+        c.goto(&s.url(&format!("/task-runs/{run4}"))).await.unwrap();
+        let tail = text_until(&c, "#stdout", "the latest window", |t| t.trim_end().ends_with("\n100000")).await;
+        assert!(!tail.starts_with("1\n2\n3\n"), "only a window is shown");
+        text_until(&c, "#stdout-range", "the range", |t| t.contains("of 588895")).await;
+        for _ in 0..3 {
+            let earlier = c.find(Locator::Css("#stdout-earlier")).await.unwrap();
+            if earlier.attr("disabled").await.unwrap().is_some() {
+                break;
+            }
+            let before = c.find(Locator::Css("#stdout-range")).await.unwrap().text().await.unwrap();
+            earlier.click().await.unwrap();
+            text_until(&c, "#stdout-range", "the earlier window", |t| t != before).await;
+        }
+        text_until(&c, "#stdout", "the first window", |t| t.starts_with("1\n2\n3\n")).await;
+        click(&c, "#stdout-latest").await;
+        text_until(&c, "#stdout", "the latest window again", |t| t.trim_end().ends_with("\n100000")).await;
 
         // Terminate a long run from its page.
         let run3 = gql(&s, &admin, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": long }))["forceRun"]

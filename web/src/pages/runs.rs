@@ -239,43 +239,133 @@ pub struct DetailProps {
     pub me: Me,
 }
 
-/// One stream of a run's output: read by pages of 64 KiB from the start, then followed live.
+/// How much of a stream a view holds: large outputs are read a window at a time.
+const WINDOW: i64 = 256 * 1024;
+
+const OUTPUT_QUERY: &str = "query($id: Int!, $s: OutputStream!, $o: Int!) { runOutput(runId: $id, stream: $s, offset: $o) { data nextOffset totalBytes } }";
+
+/// Reads from `from` until `until` (or the stored end); returns the text, where it ended, and the
+/// stream's total.
+async fn read_range(id: i64, stream: &str, from: i64, until: i64) -> (String, i64, i64) {
+    let (mut acc, mut at, mut total) = (String::new(), from, 0);
+    while at < until {
+        let Ok(c) = gql::request::<ChunkData>(OUTPUT_QUERY, json!({ "id": id, "s": stream, "o": at })).await else {
+            break;
+        };
+        let c = c.run_output;
+        total = c.total_bytes;
+        if c.data.is_empty() || c.next_offset <= at {
+            break;
+        }
+        acc.push_str(&c.data);
+        at = c.next_offset;
+    }
+    (acc, at, total)
+}
+
+/// One stream of a run's output, a window at a time: it opens on the latest output and follows
+/// it live; Earlier and Later page through the rest.
 #[function_component(Output)]
 pub fn output(props: &OutputProps) -> Html {
     let text = use_state(String::new);
-    let offset = use_mut_ref(|| 0i64);
+    // The window: where it starts and where reading stopped.
+    let start = use_mut_ref(|| 0i64);
+    let end = use_mut_ref(|| 0i64);
     let total = use_state(|| 0i64);
+    let follow = use_state(|| true);
     let (id, stream) = (props.id, props.stream);
-    let fetch = {
-        let (text, offset, total) = (text.clone(), offset.clone(), total.clone());
-        Callback::from(move |_: Value| {
-            let (text, offset, total) = (text.clone(), offset.clone(), total.clone());
+    let show = {
+        let (text, start, end, total) = (text.clone(), start.clone(), end.clone(), total.clone());
+        Callback::from(move |from: Option<i64>| {
+            let (text, start, end, total) = (text.clone(), start.clone(), end.clone(), total.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                // Read on from where this view stands until the stored end.
-                let mut acc = (*text).clone();
-                for _ in 0..64 {
-                    let at = *offset.borrow();
-                    let q = "query($id: Int!, $s: OutputStream!, $o: Int!) { runOutput(runId: $id, stream: $s, offset: $o) { data nextOffset totalBytes } }";
-                    let Ok(c) = gql::request::<ChunkData>(q, json!({ "id": id, "s": stream, "o": at })).await else {
-                        break;
-                    };
-                    let c = c.run_output;
-                    acc.push_str(&c.data);
-                    *offset.borrow_mut() = c.next_offset;
-                    total.set(c.total_bytes);
-                    if c.data.is_empty() || c.next_offset >= c.total_bytes {
-                        break;
+                // No start given: the latest window.
+                let from = match from {
+                    Some(f) => f.max(0),
+                    None => {
+                        let (_, _, t) = read_range(id, stream, 0, 1).await;
+                        (t - WINDOW).max(0)
                     }
-                }
-                text.set(acc);
+                };
+                let (data, at, t) = read_range(id, stream, from, from + WINDOW).await;
+                *start.borrow_mut() = from;
+                *end.borrow_mut() = at;
+                total.set(t);
+                text.set(data);
             });
         })
     };
-    use_subscription("subscription($id: Int!) { runOutput(runId: $id) { stream offset } }", json!({ "id": id }), fetch);
+    let on_event = {
+        let (text, start, end, total, follow, show) =
+            (text.clone(), start.clone(), end.clone(), total.clone(), follow.clone(), show.clone());
+        Callback::from(move |v: Value| {
+            if !*follow {
+                return;
+            }
+            if v.is_null() {
+                // (Re)connected: read the latest window again.
+                show.emit(None);
+                return;
+            }
+            let (text, start, end, total) = (text.clone(), start.clone(), end.clone(), total.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let from = *end.borrow();
+                let (data, at, t) = read_range(id, stream, from, i64::MAX).await;
+                let mut all = (*text).clone();
+                all.push_str(&data);
+                // Keep at most two windows while following.
+                if all.len() as i64 > 2 * WINDOW {
+                    let mut cut = all.len() - WINDOW as usize;
+                    while !all.is_char_boundary(cut) {
+                        cut += 1;
+                    }
+                    *start.borrow_mut() += cut as i64;
+                    all.drain(..cut);
+                }
+                *end.borrow_mut() = at;
+                total.set(t);
+                text.set(all);
+            });
+        })
+    };
+    use_subscription(
+        "subscription($id: Int!) { runOutput(runId: $id) { stream offset } }",
+        json!({ "id": id }),
+        on_event,
+    );
+    let s = *start.borrow();
+    let e = *end.borrow();
+    let earlier = {
+        let (show, follow) = (show.clone(), follow.clone());
+        Callback::from(move |_: MouseEvent| {
+            follow.set(false);
+            show.emit(Some(s - WINDOW));
+        })
+    };
+    let later = {
+        let (show, follow) = (show.clone(), follow.clone());
+        Callback::from(move |_: MouseEvent| {
+            follow.set(false);
+            show.emit(Some(e));
+        })
+    };
+    let latest = {
+        let (show, follow) = (show.clone(), follow.clone());
+        Callback::from(move |_: MouseEvent| {
+            follow.set(true);
+            show.emit(None);
+        })
+    };
+    let name = stream.to_lowercase();
     html! {
         <div class="output">
-            <h3>{ stream.to_lowercase() }<span class="muted">{ format!(" {} bytes", *total) }</span></h3>
-            <pre id={stream.to_lowercase()}>{ (*text).clone() }</pre>
+            <h3>{ name.clone() }<span class="muted" id={format!("{name}-range")}>{ format!(" bytes {s}–{e} of {}", *total) }</span></h3>
+            <div class="pager">
+                <button id={format!("{name}-earlier")} disabled={s <= 0} onclick={earlier}>{ "Earlier" }</button>
+                <button id={format!("{name}-later")} disabled={e >= *total} onclick={later}>{ "Later" }</button>
+                <button id={format!("{name}-latest")} disabled={*follow} onclick={latest}>{ "Latest, live" }</button>
+            </div>
+            <pre id={name}>{ (*text).clone() }</pre>
         </div>
     }
 }
