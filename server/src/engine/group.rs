@@ -472,6 +472,25 @@ impl Handler<Reload> for GroupActor {
     }
 }
 
+/// A task changed: the group reads its members again if the task was one of them or now is.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MemberChanged {
+    pub tid: i64,
+    /// The task's group now (None when ungrouped or deleted).
+    pub group_id: Option<i64>,
+}
+
+impl Handler<MemberChanged> for GroupActor {
+    type Result = ();
+    fn handle(&mut self, m: MemberChanged, ctx: &mut Context<Self>) {
+        let was_member = self.group.as_ref().is_some_and(|g| g.tasks.values().any(|(tid, _)| *tid == m.tid));
+        if was_member || m.group_id == Some(self.gid) {
+            self.reload(ctx);
+        }
+    }
+}
+
 /// A transition of one of the group's runs.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -13,7 +13,7 @@ use crate::db::{self, Db};
 use crate::driver::{Driver, RunUpdate};
 use actix::prelude::*;
 use chrono::{Duration, NaiveDate};
-use group::{DateChanged, GroupActor, MemberUpdate, Reload};
+use group::{DateChanged, GroupActor, MemberChanged, MemberUpdate, Reload};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -137,8 +137,10 @@ impl Engine {
         self.tasks.insert(tid, addr);
     }
 
+    /// Starts a group's actor, or has the running one read its group again.
     fn start_group(&mut self, gid: i64, instance_id: i64, ctx: &mut Context<Self>) {
-        if let Some((_, a)) = self.groups.get(&gid) {
+        if let Some((inst, a)) = self.groups.get_mut(&gid) {
+            *inst = instance_id;
             a.do_send(Reload);
             return;
         }
@@ -147,21 +149,18 @@ impl Engine {
         self.groups.insert(gid, (instance_id, addr));
     }
 
-    /// Reads the groups again: starts actors for new ones, reloads the rest, drops deleted ones.
-    fn sync_groups(&mut self, ctx: &mut Context<Self>) {
+    /// One group changed: start or reload its actor, or drop it when the group is gone.
+    fn group_changed(&mut self, gid: i64, ctx: &mut Context<Self>) {
         let db = self.deps.db.clone();
-        ctx.spawn(
-            async move { db.run(|c| db::groups::page(c, &db::groups::GroupFilter::default(), None, i64::MAX)).await }
-                .into_actor(self)
-                .map(|rows, act, ctx| {
-                    let Ok(rows) = rows else { return };
-                    let present: std::collections::HashSet<i64> = rows.iter().map(|g| g.id).collect();
-                    act.groups.retain(|id, _| present.contains(id));
-                    for g in rows {
-                        act.start_group(g.id, g.instance_id, ctx);
-                    }
-                }),
-        );
+        ctx.spawn(async move { db.run(move |c| db::groups::get(c, gid)).await }.into_actor(self).map(
+            move |row, act, ctx| match row {
+                Ok(g) => act.start_group(g.id, g.instance_id, ctx),
+                Err(db::DbError::NotFound) => {
+                    act.groups.remove(&gid);
+                }
+                Err(e) => tracing::error!(group = gid, error = %e, "reading a changed group"),
+            },
+        ));
     }
 
     fn load_all(&mut self, ctx: &mut Context<Self>) {
@@ -174,6 +173,8 @@ impl Engine {
                         old.do_send(Retire);
                     }
                     let (n, g) = (loaded.tasks.len(), loaded.groups.len());
+                    let present: std::collections::HashSet<i64> = loaded.groups.iter().map(|(id, _)| *id).collect();
+                    act.groups.retain(|id, _| present.contains(id));
                     for (id, l) in loaded.tasks {
                         act.start_task(id, Some(l));
                     }
@@ -202,7 +203,7 @@ impl StreamHandler<Result<RunUpdate, tokio_stream::wrappers::errors::BroadcastSt
     fn handle(
         &mut self,
         item: Result<RunUpdate, tokio_stream::wrappers::errors::BroadcastStreamRecvError>,
-        ctx: &mut Context<Self>,
+        _: &mut Context<Self>,
     ) {
         match item {
             Ok(u) => {
@@ -223,31 +224,36 @@ impl StreamHandler<Result<RunUpdate, tokio_stream::wrappers::errors::BroadcastSt
                 for (_, a) in self.groups.values() {
                     a.do_send(Reload);
                 }
-                let _ = ctx;
             }
         }
     }
 
+    /// The engine outlives the stream (the default would stop the actor with it).
     fn finished(&mut self, _ctx: &mut Context<Self>) {}
 }
 
 impl Handler<TaskChanged> for Engine {
     type Result = ();
     fn handle(&mut self, TaskChanged(tid): TaskChanged, ctx: &mut Context<Self>) {
-        // The new actor decides from the database whether it has anything to do; groups read
-        // their members again (the task may have joined or left one).
+        // The new actor decides from the database whether it has anything to do. Only the groups
+        // the task left or joined read their members again.
         self.start_task(tid, None);
-        for (_, a) in self.groups.values() {
-            a.do_send(Reload);
-        }
-        let _ = ctx;
+        let db = self.deps.db.clone();
+        ctx.spawn(async move { db.run(move |c| db::tasks::get(c, tid)).await }.into_actor(self).map(
+            move |row, act, _| {
+                let group_id = row.ok().and_then(|r| r.group_id);
+                for (_, a) in act.groups.values() {
+                    a.do_send(MemberChanged { tid, group_id });
+                }
+            },
+        ));
     }
 }
 
 impl Handler<GroupChanged> for Engine {
     type Result = ();
-    fn handle(&mut self, _: GroupChanged, ctx: &mut Context<Self>) {
-        self.sync_groups(ctx);
+    fn handle(&mut self, GroupChanged(gid): GroupChanged, ctx: &mut Context<Self>) {
+        self.group_changed(gid, ctx);
     }
 }
 
