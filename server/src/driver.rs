@@ -39,6 +39,13 @@ pub struct GroupRunRef {
     pub group_run_id: i64,
 }
 
+impl GroupRunRef {
+    /// From a stored run's columns: a run belongs to a group run when it has both.
+    pub fn of(group_id: Option<i64>, group_run_id: Option<i64>) -> Option<Self> {
+        group_id.zip(group_run_id).map(|(group_id, group_run_id)| Self { group_id, group_run_id })
+    }
+}
+
 /// A run transition, as subscribers see it.
 #[derive(Debug, Clone)]
 pub struct RunUpdate {
@@ -225,10 +232,7 @@ impl Driver {
                     };
                     db::runs::set(c, run_id, &change)?;
                     db::run_transitions::append(c, run_id, &trs)?;
-                    let group_run = row
-                        .group_id
-                        .zip(row.group_run_id)
-                        .map(|(group_id, group_run_id)| GroupRunRef { group_id, group_run_id });
+                    let group_run = GroupRunRef::of(row.group_id, row.group_run_id);
                     Ok::<_, db::DbError>(Ok((m.status, row.task_name, group_run, trs)))
                 })
             })
@@ -511,10 +515,7 @@ impl Driver {
                     retry: machine.retry,
                     target: r.target.clone(),
                     run_date: r.run_date,
-                    group_run: r
-                        .group_id
-                        .zip(r.group_run_id)
-                        .map(|(group_id, group_run_id)| GroupRunRef { group_id, group_run_id }),
+                    group_run: GroupRunRef::of(r.group_id, r.group_run_id),
                 };
                 let accept_by = (status == RunStatus::Triggered).then(|| Utc::now() + Duration::seconds(300));
                 runs.insert(r.id, Active { machine, spec, accept_by, away_since: None });

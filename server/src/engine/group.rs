@@ -12,14 +12,14 @@ use super::launch::{self, Origin};
 use super::task::{calendar, is_missed, note_missed, record_skip, start_of_today, CalendarCache};
 use super::{EngineDeps, GroupRunChanged};
 use crate::db::{self, DbConn, DbResult};
-use crate::driver::{GroupRunRef, JobSpec};
+use crate::driver::JobSpec;
 use actix::prelude::*;
 use baton_schema::clock::{Action, ScheduleClock};
 use baton_schema::definition::{GroupDef, MisfirePolicy, TaskDef};
 use baton_schema::flow::{self, FlowAction, Member};
 use baton_schema::run::{Reason, RunEvent, RunStatus};
 use baton_schema::schedule::Slot;
-use chrono::{NaiveDate, NaiveDateTime, Utc};
+use chrono::{NaiveDate, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -62,13 +62,6 @@ struct Group {
     open: BTreeMap<i64, OpenRun>,
 }
 
-/// A slot as stored in a group run (the instant is not needed once the run exists).
-fn slot_of(run_date: NaiveDate, key: &str, at: NaiveDateTime) -> Slot {
-    let local = NaiveDateTime::parse_from_str(key, "%Y-%m-%dT%H:%M:%S")
-        .unwrap_or_else(|_| run_date.and_hms_opt(0, 0, 0).unwrap_or_default());
-    Slot { run_date, local, at: db::utc(at), utc_offset_seconds: 0, dst: None, holiday: None }
-}
-
 fn open_run_from_db(c: &mut DbConn, row: &db::group_runs::GroupRunRow) -> DbResult<OpenRun> {
     let runs = db::runs::of_group_run(c, row.id)?;
     let at = runs.iter().find_map(|r| r.scheduled_for).unwrap_or(row.created_at);
@@ -83,7 +76,7 @@ fn open_run_from_db(c: &mut DbConn, row: &db::group_runs::GroupRunRow) -> DbResu
     let reopened = !matches!(row.status.as_str(), "IDLE" | "RUNNING");
     Ok(OpenRun {
         id: row.id,
-        slot: slot_of(row.run_date, &row.slot, at),
+        slot: launch::stored_slot(row.run_date, &row.slot, db::utc(at)),
         held: row.status == "IDLE",
         reopened,
         members,
@@ -154,9 +147,13 @@ struct Passed {
 
 fn spec_of(p: &Pass, name: &str) -> Option<JobSpec> {
     let (tid, def) = p.tasks.get(name)?;
-    let group = GroupRunRef { group_id: p.gid, group_run_id: p.run.id };
-    let origin =
-        Origin { task_id: *tid, instance_id: p.instance_id, group: Some((group, &p.group_name)), slot: &p.run.slot };
+    let origin = Origin {
+        task_id: *tid,
+        instance_id: p.instance_id,
+        group: Some((p.gid, &p.group_name)),
+        group_run_id: Some(p.run.id),
+        slot: &p.run.slot,
+    };
     Some(launch::build(def, &origin).1)
 }
 
@@ -261,9 +258,13 @@ fn open_run(c: &mut DbConn, g: &Group, gid: i64, slot: &Slot, skip: Option<&Reas
         }
         let mut members = BTreeMap::new();
         for (tid, def) in g.tasks.values() {
-            let group = GroupRunRef { group_id: gid, group_run_id: id };
-            let origin =
-                Origin { task_id: *tid, instance_id: g.instance_id, group: Some((group, g.def.name.as_str())), slot };
+            let origin = Origin {
+                task_id: *tid,
+                instance_id: g.instance_id,
+                group: Some((gid, g.def.name.as_str())),
+                group_run_id: Some(id),
+                slot,
+            };
             let (row, _) = launch::build(def, &origin);
             let run_id = db::runs::create(c, &row)?.id();
             if is_missed(slot.at, skip) {
@@ -566,7 +567,7 @@ impl Handler<DateChanged> for GroupActor {
             g.open.values().filter(|r| r.held && r.slot.run_date == d.run_date).map(|r| r.id).collect();
         if held.is_empty() && g.def.schedule.is_none() {
             // A group that follows others opens its run of the day when one of them does.
-            let slot = slot_of(d.run_date, "", db::ts(Utc::now()));
+            let slot = launch::stored_slot(d.run_date, "", Utc::now());
             self.open(slot, None, ctx);
             return;
         }

@@ -6,6 +6,7 @@ use crate::driver::{GroupRunRef, JobSpec};
 use crate::service::execution::expand_command;
 use baton_schema::definition::TaskDef;
 use baton_schema::schedule::Slot;
+use baton_schema::FieldError;
 use chrono::Utc;
 use std::collections::HashMap;
 
@@ -13,13 +14,35 @@ use std::collections::HashMap;
 pub struct Origin<'a> {
     pub task_id: i64,
     pub instance_id: i64,
-    /// The group and group run, with the group's name for `${T:group_name}`.
-    pub group: Option<(GroupRunRef, &'a str)>,
+    /// The task's group (id, and name for `${T:group_name}`).
+    pub group: Option<(i64, &'a str)>,
+    /// The group run it belongs to, whose flow follows it (none for a forced run).
+    pub group_run_id: Option<i64>,
     pub slot: &'a Slot,
 }
 
-/// The row to store (status IDLE) and the job to start once it may.
+/// The row to store (status IDLE, kind scheduled) and the job to start once it may. Definitions
+/// are validated when saved, so expansion only fails on a stale row: the text is kept as it is.
 pub fn build(def: &TaskDef, origin: &Origin<'_>) -> (db::runs::NewRun, JobSpec) {
+    let lenient = |t: &str, values: &HashMap<String, String>| {
+        Ok::<_, std::convert::Infallible>(expand_command(t, values).unwrap_or_else(|_| t.to_string()))
+    };
+    match make(def, origin, lenient) {
+        Ok(built) => built,
+        Err(never) => match never {},
+    }
+}
+
+/// As `build`, but a placeholder that cannot be expanded is an error (for a run an operator asks for).
+pub fn try_build(def: &TaskDef, origin: &Origin<'_>) -> Result<(db::runs::NewRun, JobSpec), FieldError> {
+    make(def, origin, expand_command)
+}
+
+fn make<E>(
+    def: &TaskDef,
+    origin: &Origin<'_>,
+    expand: impl Fn(&str, &HashMap<String, String>) -> Result<String, E>,
+) -> Result<(db::runs::NewRun, JobSpec), E> {
     let slot = origin.slot;
     let mut values: HashMap<String, String> = def.profile.iter().map(|(k, v)| (format!("E:{k}"), v.clone())).collect();
     values.insert("E:YYYYMMDD".into(), slot.run_date.format("%Y%m%d").to_string());
@@ -27,18 +50,18 @@ pub fn build(def: &TaskDef, origin: &Origin<'_>) -> (db::runs::NewRun, JobSpec) 
     values.insert("T:task_name".into(), def.name.to_string());
     values.insert("T:task_id".into(), origin.task_id.to_string());
     values.insert("T:group_name".into(), origin.group.map(|(_, n)| n.to_string()).unwrap_or_default());
-    // Definitions are validated when saved, so expansion only fails on a stale row: keep the text.
-    let expand = |t: &str| expand_command(t, &values).unwrap_or_else(|_| t.to_string());
-    let command = expand(&def.command);
+    let command = expand(&def.command, &values)?;
+    let stdout_path = def.stdout_path.as_deref().map(|p| expand(p, &values)).transpose()?;
+    let stderr_path = def.stderr_path.as_deref().map(|p| expand(p, &values)).transpose()?;
     let now = db::ts(Utc::now());
-    let group_run = origin.group.map(|(g, _)| g);
+    let group_id = origin.group.map(|(g, _)| g);
     let row = db::runs::NewRun {
         kind: "scheduled".into(),
         task_id: Some(origin.task_id),
         task_name: def.name.to_string(),
         instance_id: Some(origin.instance_id),
-        group_id: group_run.map(|g| g.group_id),
-        group_run_id: group_run.map(|g| g.group_run_id),
+        group_id,
+        group_run_id: origin.group_run_id,
         run_date: slot.run_date,
         slot: slot.key(),
         status: "IDLE".into(),
@@ -57,16 +80,24 @@ pub fn build(def: &TaskDef, origin: &Origin<'_>) -> (db::runs::NewRun, JobSpec) 
         command,
         run_as_user: def.run_as_user.to_string(),
         env,
-        stdout_path: def.stdout_path.as_deref().map(&expand),
-        stderr_path: def.stderr_path.as_deref().map(&expand),
+        stdout_path,
+        stderr_path,
         max_run_time_seconds: def.max_run_time_seconds,
         accept_expiry_seconds: def.accept_expiry_seconds,
         retry: def.retry,
         target: def.target.to_string(),
         run_date: slot.run_date,
-        group_run,
+        group_run: GroupRunRef::of(group_id, origin.group_run_id),
     };
-    (row, spec)
+    Ok((row, spec))
+}
+
+/// A slot as stored with a run (its key is the nominal local time; a following group's run has
+/// no time of its own and gets the run date's midnight).
+pub fn stored_slot(run_date: chrono::NaiveDate, key: &str, at: chrono::DateTime<Utc>) -> Slot {
+    let local = chrono::NaiveDateTime::parse_from_str(key, "%Y-%m-%dT%H:%M:%S")
+        .unwrap_or_else(|_| run_date.and_hms_opt(0, 0, 0).unwrap_or_default());
+    Slot { run_date, local, at, utc_offset_seconds: 0, dst: None, holiday: None }
 }
 
 /// The job of a stored run that was held (frozen) and may start now.
@@ -79,14 +110,14 @@ pub fn stored_job(c: &mut db::DbConn, run: &db::runs::RunRow) -> db::DbResult<Op
         None => None,
     };
     let Ok(def) = TaskDef::parse(&row.to_draft(&instance, group.as_deref(), Vec::new())?) else { return Ok(None) };
-    let local = chrono::NaiveDateTime::parse_from_str(&run.slot, "%Y-%m-%dT%H:%M:%S")
-        .unwrap_or_else(|_| run.run_date.and_hms_opt(0, 0, 0).unwrap_or_default());
-    let at = run.scheduled_for.map_or_else(Utc::now, db::utc);
-    let slot = Slot { run_date: run.run_date, local, at, utc_offset_seconds: 0, dst: None, holiday: None };
-    let group_run =
-        run.group_id.zip(run.group_run_id).map(|(group_id, group_run_id)| GroupRunRef { group_id, group_run_id });
-    let origin =
-        Origin { task_id: tid, instance_id: row.instance_id, group: group_run.zip(group.as_deref()), slot: &slot };
+    let slot = stored_slot(run.run_date, &run.slot, run.scheduled_for.map_or_else(Utc::now, db::utc));
+    let origin = Origin {
+        task_id: tid,
+        instance_id: row.instance_id,
+        group: row.group_id.zip(group.as_deref()),
+        group_run_id: run.group_run_id,
+        slot: &slot,
+    };
     let (_, mut spec) = build(&def, &origin);
     // The stored command is the one the run was made with.
     spec.command.clone_from(&run.command);

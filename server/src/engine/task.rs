@@ -100,7 +100,8 @@ async fn carry_out(deps: EngineDeps, tid: i64, instance_id: i64, def: TaskDef, a
         Action::Fire(s) => (s, None),
         Action::Skip(s, r) => (s, Some(r)),
     };
-    let (mut row, spec) = launch::build(&def, &Origin { task_id: tid, instance_id, group: None, slot: &slot });
+    let (mut row, spec) =
+        launch::build(&def, &Origin { task_id: tid, instance_id, group: None, group_run_id: None, slot: &slot });
     if skip.is_some() {
         row.status = "SKIPPED".into();
     }

@@ -4,12 +4,14 @@ use super::definitions::task_records;
 use super::{audit, check_instance_id, require, Services, SvcError};
 use crate::db::{self, to_json};
 use crate::driver::JobSpec;
+use crate::engine::launch::{self, Origin};
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::Role;
 use baton_schema::definition::TaskDef;
 use baton_schema::placeholder::{scan, PlaceholderContext};
 use baton_schema::run::RetryPolicy;
+use baton_schema::schedule::Slot;
 use chrono::{NaiveDate, Utc};
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,7 +34,20 @@ pub fn expand_command(text: &str, values: &HashMap<String, String>) -> Result<St
     Ok(out)
 }
 
-/// A new run for `target`, not yet tied to a task (adhoc); force-run fills in the task.
+/// The timezone a task's days are counted in: its group's schedule's when grouped, else its
+/// own (UTC without a schedule).
+pub(super) fn task_timezone(c: &mut db::DbConn, row: &db::tasks::TaskRow) -> Result<chrono_tz::Tz, SvcError> {
+    let schedule = match row.group_id {
+        Some(g) => db::groups::get(c, g)?.schedule,
+        None => row.schedule.clone(),
+    };
+    Ok(schedule
+        .and_then(|s| serde_json::from_str::<baton_schema::schedule::ScheduleDraft>(&s).ok())
+        .and_then(|d| baton_schema::schedule::Schedule::parse(&d).ok())
+        .map_or(chrono_tz::UTC, |s| s.timezone))
+}
+
+/// A new run for `target`, not yet tied to a task (adhoc).
 fn new_run(kind: &str, run_date: NaiveDate, slot: String, command: &str, target: &str, user: &str) -> db::runs::NewRun {
     let now = db::ts(Utc::now());
     db::runs::NewRun {
@@ -149,35 +164,26 @@ impl Services {
                 check_instance_id(c, &pc, row.instance_id).map_err(|_| ApiError::NotFound("task".into()))?;
                 let rec = task_records(c, vec![row.clone()])?.remove(0);
                 let def = TaskDef::parse(&rec.draft)?;
-                // A grouped task runs on its group's schedule and timezone.
-                let schedule = match row.group_id {
-                    Some(g) => db::groups::get(c, g)?
-                        .schedule
-                        .and_then(|s| serde_json::from_str(&s).ok())
-                        .and_then(|d| baton_schema::schedule::Schedule::parse(&d).ok()),
-                    None => def.schedule.clone(),
-                };
-                let tz = schedule.map(|s| s.timezone).unwrap_or(chrono_tz::UTC);
-                let local_now = Utc::now().with_timezone(&tz);
+                let local_now = Utc::now().with_timezone(&task_timezone(c, &row)?);
                 let date = run_date.unwrap_or_else(|| local_now.date_naive());
-                let mut values: HashMap<String, String> =
-                    def.profile.iter().map(|(k, v)| (format!("E:{k}"), v.clone())).collect();
-                values.insert("E:YYYYMMDD".into(), date.format("%Y%m%d").to_string());
-                values.insert("E:HHMM".into(), local_now.format("%H%M").to_string());
-                values.insert("T:task_name".into(), def.name.to_string());
-                values.insert("T:task_id".into(), tid.to_string());
-                values.insert("T:group_name".into(), def.group.as_ref().map(ToString::to_string).unwrap_or_default());
-                let command = expand_command(&def.command, &values)?;
-                let stdout_path = def.stdout_path.as_deref().map(|s| expand_command(s, &values)).transpose()?;
-                let stderr_path = def.stderr_path.as_deref().map(|s| expand_command(s, &values)).transpose()?;
-                let slot = format!("force-{}", Utc::now().format("%Y%m%dT%H%M%S%.6f"));
-                let run = db::runs::NewRun {
-                    task_id: Some(tid),
-                    task_name: def.name.to_string(),
-                    instance_id: Some(row.instance_id),
-                    group_id: row.group_id,
-                    ..new_run("forced", date, slot, &command, def.target.as_str(), def.run_as_user.as_str())
+                let slot = Slot {
+                    run_date: date,
+                    local: local_now.naive_local(),
+                    at: Utc::now(),
+                    utc_offset_seconds: 0,
+                    dst: None,
+                    holiday: None,
                 };
+                let origin = Origin {
+                    task_id: tid,
+                    instance_id: row.instance_id,
+                    group: row.group_id.zip(def.group.as_ref().map(|g| g.as_str())),
+                    group_run_id: None,
+                    slot: &slot,
+                };
+                let (mut run, spec) = launch::try_build(&def, &origin)?;
+                run.kind = "forced".into();
+                run.slot = format!("force-{}", Utc::now().format("%Y%m%dT%H%M%S%.6f"));
                 let (id, event) = db::transaction(c, |c| {
                     let id = db::runs::create(c, &run)?.id();
                     let target = super::operator::Target {
@@ -203,23 +209,6 @@ impl Services {
                     )?;
                     Ok::<_, SvcError>((id, event))
                 })?;
-                let mut env = def.profile.clone();
-                env.insert("YYYYMMDD".into(), date.format("%Y%m%d").to_string());
-                env.insert("HHMM".into(), local_now.format("%H%M").to_string());
-                let spec = JobSpec {
-                    task: def.name.to_string(),
-                    command,
-                    run_as_user: def.run_as_user.to_string(),
-                    env,
-                    stdout_path,
-                    stderr_path,
-                    max_run_time_seconds: def.max_run_time_seconds,
-                    accept_expiry_seconds: def.accept_expiry_seconds,
-                    retry: def.retry,
-                    target: def.target.to_string(),
-                    run_date: date,
-                    group_run: None,
-                };
                 Ok((id, spec, event))
             })
             .await?;

@@ -138,14 +138,7 @@ impl Services {
                 let row = db::tasks::get(c, tid).map_err(|_| ApiError::NotFound("task".into()))?;
                 check_instance_id(c, &pc, row.instance_id).map_err(|_| ApiError::NotFound("task".into()))?;
                 // Today is the day in the task's timezone (its group's when grouped).
-                let schedule = match row.group_id {
-                    Some(g) => db::groups::get(c, g)?.schedule,
-                    None => row.schedule.clone(),
-                };
-                let tz = schedule
-                    .and_then(|s| serde_json::from_str::<baton_schema::schedule::ScheduleDraft>(&s).ok())
-                    .and_then(|d| d.timezone.parse::<chrono_tz::Tz>().ok())
-                    .unwrap_or(chrono_tz::UTC);
+                let tz = super::execution::task_timezone(c, &row)?;
                 let date = run_date.unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive());
                 let target = Target { task_id: Some(tid), group_id: row.group_id, run_id: None, run_date: Some(date) };
                 audit(
