@@ -49,7 +49,8 @@ pub fn step(members: &[Member], waiting: &BTreeSet<String>, states: &HashMap<Str
     };
     let status_of =
         |m: &Member, states: &HashMap<String, RunStatus>| states.get(&m.name).copied().unwrap_or(RunStatus::Idle);
-    loop {
+    // Whether something still runs, and whether something failed, once nothing more follows now.
+    let (active, failed) = loop {
         let ready: Vec<&Member> =
             members.iter().filter(|m| waiting.contains(&m.name) && readiness(m, &states) == Readiness::Ready).collect();
         if !ready.is_empty() {
@@ -63,12 +64,12 @@ pub fn step(members: &[Member], waiting: &BTreeSet<String>, states: &HashMap<Str
         let active = members.iter().any(|m| !waiting.contains(&m.name) && !status_of(m, &states).is_final());
         let failed = members.iter().any(|m| matches!(status_of(m, &states), RunStatus::Failed | RunStatus::Terminated));
         if active || failed {
-            break;
+            break (active, failed);
         }
         let never: Vec<&Member> =
             members.iter().filter(|m| waiting.contains(&m.name) && readiness(m, &states) == Readiness::Never).collect();
         if never.is_empty() {
-            break;
+            break (active, failed);
         }
         for m in never {
             let expression = m.dependency.as_ref().map(ToString::to_string).unwrap_or_default();
@@ -76,9 +77,7 @@ pub fn step(members: &[Member], waiting: &BTreeSet<String>, states: &HashMap<Str
             states.insert(m.name.clone(), RunStatus::Skipped);
             waiting.remove(&m.name);
         }
-    }
-    let active = members.iter().any(|m| !waiting.contains(&m.name) && !status_of(m, &states).is_final());
-    let failed = members.iter().any(|m| matches!(status_of(m, &states), RunStatus::Failed | RunStatus::Terminated));
+    };
     let outcome = if active {
         None
     } else if failed {
