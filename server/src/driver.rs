@@ -46,6 +46,43 @@ impl GroupRunRef {
     }
 }
 
+/// Applies an event to a stored run that is not on an agent, through the run machine, and
+/// stores the result with its transitions (inside the caller's transaction). An illegal event is
+/// `Ok(Err(why))` and changes nothing. Publishing is the caller's.
+pub fn settle_stored(c: &mut db::DbConn, run_id: i64, event: &RunEvent) -> db::DbResult<Result<Settled, String>> {
+    let row = db::runs::get(c, run_id)?;
+    let mut m = RunMachine::new(RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 });
+    m.status = RunStatus::parse(&row.status).unwrap_or(RunStatus::Idle);
+    m.attempt = u32::try_from(row.attempt).unwrap_or(0);
+    let now = Utc::now();
+    let trs = match m.apply(event, now) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let change = db::runs::RunChange {
+        status: m.status.as_str().into(),
+        attempt: row.attempt,
+        reason: Some(m.reason.as_ref().map(db::to_json)),
+        agent_id: None,
+        pid: None,
+        exit_code: None,
+        triggered_at: None,
+        started_at: None,
+        ended_at: Some(m.status.is_final().then(|| db::ts(now))),
+        updated_at: db::ts(now),
+    };
+    db::runs::set(c, run_id, &change)?;
+    db::run_transitions::append(c, run_id, &trs)?;
+    Ok(Ok(Settled { status: m.status, row, transitions: trs }))
+}
+
+/// A stored run after `settle_stored`.
+pub struct Settled {
+    pub status: RunStatus,
+    pub row: db::runs::RunRow,
+    pub transitions: Vec<Transition>,
+}
+
 /// A run transition, as subscribers see it.
 #[derive(Debug, Clone)]
 pub struct RunUpdate {
@@ -204,36 +241,14 @@ impl Driver {
         if self.runs.lock().map_err(|_| "internal error".to_string())?.contains_key(&run_id) {
             return Err(format!("run {run_id} is on an agent; terminate it first"));
         }
-        let ev = event.clone();
         let res = self
             .db
             .run(move |c| {
                 db::transaction(c, |c| {
-                    let row = db::runs::get(c, run_id)?;
-                    let mut m = RunMachine::new(RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 });
-                    m.status = RunStatus::parse(&row.status).unwrap_or(RunStatus::Idle);
-                    m.attempt = u32::try_from(row.attempt).unwrap_or(0);
-                    let trs = match m.apply(&ev, Utc::now()) {
-                        Ok(t) => t,
-                        Err(e) => return Ok(Err(e.to_string())),
-                    };
-                    let now = Utc::now();
-                    let change = db::runs::RunChange {
-                        status: m.status.as_str().into(),
-                        attempt: row.attempt,
-                        reason: Some(m.reason.as_ref().map(db::to_json)),
-                        agent_id: None,
-                        pid: None,
-                        exit_code: None,
-                        triggered_at: None,
-                        started_at: None,
-                        ended_at: Some(m.status.is_final().then(|| db::ts(now))),
-                        updated_at: db::ts(now),
-                    };
-                    db::runs::set(c, run_id, &change)?;
-                    db::run_transitions::append(c, run_id, &trs)?;
-                    let group_run = GroupRunRef::of(row.group_id, row.group_run_id);
-                    Ok::<_, db::DbError>(Ok((m.status, row.task_name, group_run, trs)))
+                    Ok::<_, db::DbError>(settle_stored(c, run_id, &event)?.map(|s| {
+                        let group_run = GroupRunRef::of(s.row.group_id, s.row.group_run_id);
+                        (s.status, s.row.task_name, group_run, s.transitions)
+                    }))
                 })
             })
             .await

@@ -10,7 +10,7 @@ use actix::prelude::*;
 use baton_schema::calendar::Calendar;
 use baton_schema::clock::{Action, ScheduleClock, ON_TIME};
 use baton_schema::definition::TaskDef;
-use baton_schema::run::{Reason, RunEvent, RunStatus, Transition};
+use baton_schema::run::{Reason, RunEvent};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -100,11 +100,8 @@ async fn carry_out(deps: EngineDeps, tid: i64, instance_id: i64, def: TaskDef, a
         Action::Fire(s) => (s, None),
         Action::Skip(s, r) => (s, Some(r)),
     };
-    let (mut row, spec) =
+    let (row, spec) =
         launch::build(&def, &Origin { task_id: tid, instance_id, group: None, group_run_id: None, slot: &slot });
-    if skip.is_some() {
-        row.status = "SKIPPED".into();
-    }
     let reason = skip.clone();
     let (run_date, slot_at) = (slot.run_date, slot.at);
     let created = deps
@@ -181,24 +178,12 @@ pub fn is_missed(slot_at: DateTime<Utc>, skip: Option<&Reason>) -> bool {
     matches!(skip, Some(Reason::Missed { .. })) || (skip.is_none() && Utc::now() - slot_at > ON_TIME)
 }
 
-/// Stores a run created as SKIPPED: its one transition and its reason.
+/// Records a new (IDLE) run as Skipped with its reason, through the run machine.
 pub fn record_skip(c: &mut DbConn, id: i64, reason: Reason) -> DbResult<()> {
-    let now = Utc::now();
-    let t = Transition { from: RunStatus::Idle, to: RunStatus::Skipped, attempt: 0, at: now, reason: Some(reason) };
-    db::run_transitions::append(c, id, std::slice::from_ref(&t))?;
-    let change = db::runs::RunChange {
-        status: "SKIPPED".into(),
-        attempt: 0,
-        reason: Some(t.reason.as_ref().map(db::to_json)),
-        agent_id: None,
-        pid: None,
-        exit_code: None,
-        triggered_at: None,
-        started_at: None,
-        ended_at: Some(Some(db::ts(now))),
-        updated_at: db::ts(now),
-    };
-    db::runs::set(c, id, &change)
+    if let Err(why) = crate::driver::settle_stored(c, id, &RunEvent::Skip { reason })? {
+        tracing::error!(run = id, %why, "skipping a new run");
+    }
+    Ok(())
 }
 
 pub struct TaskActor {
