@@ -244,8 +244,18 @@ async fn pass(mut p: Pass) -> Passed {
 
 /// Opens the group run of a slot (once) with a run per active task, waiting; a slot skipped by
 /// the clock (holiday, missed) is stored as a skipped group run with skipped task runs.
-fn open_run(c: &mut DbConn, g: &Group, gid: i64, slot: &Slot, skip: Option<&Reason>) -> DbResult<Option<OpenRun>> {
-    let held = g.def.dependency.is_some();
+/// What opening a group run needs to know of its group.
+struct Opening {
+    gid: i64,
+    instance_id: i64,
+    name: String,
+    /// The group has a dependency of its own: its run waits for it.
+    held: bool,
+    tasks: Arc<BTreeMap<String, (i64, TaskDef)>>,
+}
+
+fn open_run(c: &mut DbConn, g: &Opening, slot: &Slot, skip: Option<&Reason>) -> DbResult<Option<OpenRun>> {
+    let (gid, held) = (g.gid, g.held);
     let status = match (skip, held) {
         (Some(_), _) => "SKIPPED",
         (None, true) => "IDLE",
@@ -261,7 +271,7 @@ fn open_run(c: &mut DbConn, g: &Group, gid: i64, slot: &Slot, skip: Option<&Reas
             let origin = Origin {
                 task_id: *tid,
                 instance_id: g.instance_id,
-                group: Some((gid, g.def.name.as_str())),
+                group: Some((gid, g.name.as_str())),
                 group_run_id: Some(id),
                 slot,
             };
@@ -354,21 +364,18 @@ impl GroupActor {
     /// Opens the group run of a slot and advances it.
     fn open(&mut self, slot: Slot, skip: Option<Reason>, ctx: &mut Context<Self>) {
         let Some(g) = self.group.as_ref() else { return };
-        let (db, gid) = (self.deps.db.clone(), self.gid);
-        let snapshot = Group {
-            def: g.def.clone(),
+        let db = self.deps.db.clone();
+        let opening = Opening {
+            gid: self.gid,
             instance_id: g.instance_id,
-            clock: None,
-            timer: None,
+            name: g.def.name.to_string(),
+            held: g.def.dependency.is_some(),
             tasks: g.tasks.clone(),
-            flow: g.flow.clone(),
-            open: BTreeMap::new(),
         };
         let date = slot.run_date;
         ctx.wait(
-            async move { db.run(move |c| open_run(c, &snapshot, gid, &slot, skip.as_ref())).await }
-                .into_actor(self)
-                .map(move |res, act, ctx| match res {
+            async move { db.run(move |c| open_run(c, &opening, &slot, skip.as_ref())).await }.into_actor(self).map(
+                move |res, act, ctx| match res {
                     Ok(Some(run)) => {
                         let id = run.id;
                         tracing::info!(group = act.gid, group_run = id, run_date = %date, "group fired");
@@ -381,7 +388,8 @@ impl GroupActor {
                     }
                     Ok(None) => {}
                     Err(e) => tracing::error!(group = act.gid, error = %e, "opening a group run"),
-                }),
+                },
+            ),
         );
     }
 
