@@ -83,11 +83,7 @@ pub fn adhoc() -> Html {
             });
         })
     };
-    // Always rendered, so the fields next to it keep what was typed.
-    let err = |k: &str| {
-        let m = (*error).as_ref().and_then(|e| e.field(k)).unwrap_or_default();
-        html! { <span class="field-error">{ m }</span> }
-    };
+    let err = |k: &str| super::field_error(&error, k);
     html! {
         <section id="adhoc">
             <h2>{ "Adhoc command" }</h2>

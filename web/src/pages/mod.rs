@@ -9,3 +9,12 @@ pub mod login;
 pub mod runs;
 pub mod scheduler;
 pub mod tasks;
+
+use yew::prelude::*;
+
+/// A field's validation message. Always rendered (empty when the field is fine): a node that
+/// comes and goes would make Yew rebuild the field next to it and lose what was typed.
+pub fn field_error(error: &Option<crate::gql::Error>, k: &str) -> Html {
+    let m = error.as_ref().and_then(|e| e.field(k)).unwrap_or_default();
+    html! { <span class="field-error" id={format!("error-{k}")}>{ m }</span> }
+}

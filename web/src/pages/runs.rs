@@ -45,6 +45,16 @@ struct ListData {
     runs: Conn,
 }
 
+/// Sets a filter from a select's value.
+fn on_select<T: 'static>(state: &UseStateHandle<T>, parse: fn(String) -> T) -> Callback<Event> {
+    let state = state.clone();
+    Callback::from(move |e: Event| {
+        if let Some(s) = e.target_dyn_into::<HtmlSelectElement>() {
+            state.set(parse(s.value()));
+        }
+    })
+}
+
 const LIST: &str = "query($f: RunFilterInput) { runs(first: 100, filter: $f) { totalCount edges { node { \
     id kind taskId taskName runDate status attempt reason target scheduledFor triggeredAt endedAt } } } }";
 
@@ -104,14 +114,7 @@ pub fn run_list() -> Html {
         use_effect_with(filter.to_string(), move |_| reload.emit(Value::Null));
     }
     use_subscription("subscription { runEvents { runId to } }", Value::Null, reload);
-    let on_status = {
-        let status = status.clone();
-        Callback::from(move |e: Event| {
-            if let Some(s) = e.target_dyn_into::<HtmlSelectElement>() {
-                status.set(s.value());
-            }
-        })
-    };
+    let on_status = on_select(&status, |v| v);
     let on_name = {
         let name = name.clone();
         Callback::from(move |e: InputEvent| {
@@ -120,22 +123,8 @@ pub fn run_list() -> Html {
             }
         })
     };
-    let on_group = {
-        let group = group.clone();
-        Callback::from(move |e: Event| {
-            if let Some(s) = e.target_dyn_into::<HtmlSelectElement>() {
-                group.set(s.value());
-            }
-        })
-    };
-    let on_hours = {
-        let hours = hours.clone();
-        Callback::from(move |e: Event| {
-            if let Some(s) = e.target_dyn_into::<HtmlSelectElement>() {
-                hours.set(s.value().parse().unwrap_or(24));
-            }
-        })
-    };
+    let on_group = on_select(&group, |v| v);
+    let on_hours = on_select(&hours, |v| v.parse().unwrap_or(24));
     let body = match &*data {
         Load::Loading => html! { <p class="muted">{ "Loading…" }</p> },
         Load::Failed(e) => html! { <p class="error">{ e.to_string() }</p> },

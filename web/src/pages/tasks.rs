@@ -4,6 +4,7 @@
 //! validation messages beside each field and a live schedule preview. Import and export in the
 //! header.
 
+use super::field_error;
 use crate::gql;
 use crate::live::use_subscription;
 use crate::status::label;
@@ -113,6 +114,36 @@ fn alert_line(r: &Value) -> String {
         parts.push(m.to_string());
     }
     parts.join(" ")
+}
+
+/// A form's text as an optional value: blank is absent.
+fn optional(s: &str) -> Value {
+    if s.trim().is_empty() {
+        Value::Null
+    } else {
+        json!(s.trim())
+    }
+}
+
+/// The kind of a stored schedule (`triggerTimes`, `runFrequency` or `cron`) and its text.
+fn schedule_kind(s: &Value) -> (&'static str, String) {
+    ["triggerTimes", "runFrequency", "cron"]
+        .iter()
+        .find_map(|k| s[*k].as_str().map(|v| (*k, v.to_string())))
+        .unwrap_or(("triggerTimes", String::new()))
+}
+
+/// The schedule a form's fields describe (`kind`, `when`, `timezone`, `days`, `calendar`); no
+/// `when` means no schedule.
+fn schedule_input(v: &dyn Fn(&str) -> String) -> Value {
+    let when = v("when");
+    if when.trim().is_empty() {
+        return Value::Null;
+    }
+    let mut s =
+        json!({ "timezone": v("timezone"), "days": optional(&v("days")), "calendar": optional(&v("calendar")) });
+    s[v("kind")] = json!(when.trim());
+    s
 }
 
 /// Puts the stored values into the fields once (the fields are not bound to state, so a
@@ -622,7 +653,6 @@ fn task_form(props: &TaskFormProps) -> Html {
             });
         });
     }
-    let filled = use_mut_ref(|| None::<String>);
     let refs: HashMap<&'static str, NodeRef> = (*use_state(|| {
         [
             "name",
@@ -673,28 +703,14 @@ fn task_form(props: &TaskFormProps) -> Html {
         let refs = refs.clone();
         move || -> Value {
             let v = |k: &str| input_value(&refs[k]);
-            let opt = |k: &str| {
-                let s = v(k);
-                if s.trim().is_empty() {
-                    Value::Null
-                } else {
-                    json!(s.trim())
-                }
-            };
+            let opt = |k: &str| optional(&v(k));
             let num = |k: &str| v(k).trim().parse::<i64>().map(Value::from).unwrap_or(Value::Null);
             let profile: Vec<Value> = v("profile")
                 .lines()
                 .filter_map(|l| l.split_once('='))
                 .map(|(k, val)| json!({ "name": k.trim(), "value": val }))
                 .collect();
-            let when = v("when");
-            let schedule = if when.trim().is_empty() {
-                Value::Null
-            } else {
-                let mut s = json!({ "timezone": v("timezone"), "days": opt("days"), "calendar": opt("calendar") });
-                s[v("kind")] = json!(when.trim());
-                s
-            };
+            let schedule = schedule_input(&v);
             let active = refs["active"].cast::<HtmlInputElement>().is_none_or(|i| i.checked());
             let alerts: Vec<Value> = v("alerts").lines().filter(|l| !l.trim().is_empty()).map(alert_rule).collect();
             json!({
@@ -765,10 +781,7 @@ fn task_form(props: &TaskFormProps) -> Html {
         })
     };
     let s = &t["schedule"];
-    let (kind, when) = ["triggerTimes", "runFrequency", "cron"]
-        .iter()
-        .find_map(|k| s[*k].as_str().map(|v| (*k, v.to_string())))
-        .unwrap_or(("triggerTimes", String::new()));
+    let (kind, when) = schedule_kind(s);
     let text = |k: &str| t[k].as_str().unwrap_or_default().to_string();
     let num = |k: &str| t[k].as_i64().map(|n| n.to_string()).unwrap_or_default();
     let profile_text = t["profile"]
@@ -813,23 +826,11 @@ fn task_form(props: &TaskFormProps) -> Html {
         ),
     ];
     {
+        // Once per loaded definition: later renders never overwrite what was typed.
         let refs = refs.clone();
-        let filled = filled.clone();
-        let key = t.to_string();
-        use_effect_with(t.to_string(), move |_| {
-            // Once per loaded definition: later renders must never overwrite what was typed.
-            if filled.borrow().as_deref() != Some(key.as_str()) {
-                fill_fields(&refs, &initial);
-                *filled.borrow_mut() = Some(key);
-            }
-        });
+        use_effect_with(t.to_string(), move |_| fill_fields(&refs, &initial));
     }
-    // Always rendered (empty when the field is fine): a node that comes and goes would make Yew
-    // rebuild the field next to it and lose what was typed.
-    let err = |k: &str| {
-        let m = (*error).as_ref().and_then(|e| e.field(k)).unwrap_or_default();
-        html! { <span class="field-error" id={format!("error-{k}")}>{ m }</span> }
-    };
+    let err = |k: &str| field_error(&error, k);
     let field = |label_text: &str, k: &'static str| {
         html! {
             <label>{ label_text.to_string() }<input id={format!("f-{k}")} list={(k == "calendar").then_some("calendar-names")} ref={refs[k].clone()} disabled={!props.editor} onchange={on_preview.clone()} />{ err(k) }</label>
@@ -907,7 +908,6 @@ struct GroupFormProps {
 fn group_form(props: &GroupFormProps) -> Html {
     let loaded = use_state(|| props.gid.is_none().then(|| json!({"instance": "default", "active": true})));
     let error = use_state(|| None::<gql::Error>);
-    let filled = use_mut_ref(|| None::<String>);
     let refs: HashMap<&'static str, NodeRef> = (*use_state(|| {
         [
             "name",
@@ -947,21 +947,8 @@ fn group_form(props: &GroupFormProps) -> Html {
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let v = |k: &str| input_value(&refs[k]);
-            let opt = |k: &str| {
-                let s = v(k);
-                if s.trim().is_empty() {
-                    Value::Null
-                } else {
-                    json!(s.trim())
-                }
-            };
-            let schedule = if v("when").trim().is_empty() {
-                Value::Null
-            } else {
-                let mut s = json!({ "timezone": v("timezone"), "days": opt("days"), "calendar": opt("calendar") });
-                s[v("kind")] = json!(v("when").trim());
-                s
-            };
+            let opt = |k: &str| optional(&v(k));
+            let schedule = schedule_input(&v);
             let active = refs["active"].cast::<HtmlInputElement>().is_none_or(|i| i.checked());
             let input = json!({ "name": v("name"), "description": v("description"), "owner": v("owner"), "team": v("team"),
                 "instance": v("instance"), "active": active, "schedule": schedule, "dependency": opt("dependency") });
@@ -990,10 +977,7 @@ fn group_form(props: &GroupFormProps) -> Html {
         })
     };
     let s = &t["schedule"];
-    let (kind, when) = ["triggerTimes", "runFrequency", "cron"]
-        .iter()
-        .find_map(|k| s[*k].as_str().map(|v| (*k, v.to_string())))
-        .unwrap_or(("triggerTimes", String::new()));
+    let (kind, when) = schedule_kind(s);
     let text = |k: &str| t[k].as_str().unwrap_or_default().to_string();
     let initial: Vec<(&'static str, String)> = vec![
         ("name", text("name")),
@@ -1010,23 +994,11 @@ fn group_form(props: &GroupFormProps) -> Html {
         ("active", t["active"].as_bool().unwrap_or(true).to_string()),
     ];
     {
+        // Once per loaded definition: later renders never overwrite what was typed.
         let refs = refs.clone();
-        let filled = filled.clone();
-        let key = t.to_string();
-        use_effect_with(t.to_string(), move |_| {
-            // Once per loaded definition: later renders must never overwrite what was typed.
-            if filled.borrow().as_deref() != Some(key.as_str()) {
-                fill_fields(&refs, &initial);
-                *filled.borrow_mut() = Some(key);
-            }
-        });
+        use_effect_with(t.to_string(), move |_| fill_fields(&refs, &initial));
     }
-    // Always rendered (empty when the field is fine): a node that comes and goes would make Yew
-    // rebuild the field next to it and lose what was typed.
-    let err = |k: &str| {
-        let m = (*error).as_ref().and_then(|e| e.field(k)).unwrap_or_default();
-        html! { <span class="field-error" id={format!("error-{k}")}>{ m }</span> }
-    };
+    let err = |k: &str| field_error(&error, k);
     let field = |label_text: &str, k: &'static str| {
         html! {
             <label>{ label_text.to_string() }<input id={format!("g-{k}")} ref={refs[k].clone()} disabled={!props.editor} />{ err(k) }</label>
