@@ -274,15 +274,3 @@ impl Handler<GroupRunChanged> for Engine {
         }
     }
 }
-
-/// Actors running (for health).
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct ActorCount;
-
-impl Handler<ActorCount> for Engine {
-    type Result = usize;
-    fn handle(&mut self, _: ActorCount, _: &mut Context<Self>) -> usize {
-        self.tasks.len() + self.groups.len()
-    }
-}
