@@ -5,23 +5,53 @@
 use futures_util::{SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message};
 use serde_json::{json, Value};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use yew::prelude::*;
 
 fn ws_url() -> String {
-    let loc = web_sys_location();
-    let scheme = if loc.0 == "https:" { "wss" } else { "ws" };
-    format!("{scheme}://{}/graphql/ws", loc.1)
-}
-
-fn web_sys_location() -> (String, String) {
     let loc = gloo_utils::window().location();
-    (loc.protocol().unwrap_or_default(), loc.host().unwrap_or_default())
+    let scheme = if loc.protocol().unwrap_or_default() == "https:" { "wss" } else { "ws" };
+    format!("{scheme}://{}/graphql/ws", loc.host().unwrap_or_default())
 }
 
-/// Runs one connection until it closes; calls `on_next` with each event's `data`.
-async fn session(query: &str, variables: &Value, on_next: &Callback<Value>, alive: &Cell<bool>) -> bool {
+/// Events within this many milliseconds reach the page as one.
+const SETTLE_MS: u32 = 100;
+
+/// Hands events to the page at most once per `SETTLE_MS`: pages read again on an event, and a
+/// burst of thousands of transitions must not become thousands of reads. A reconnection
+/// (`null`, "read everything again") wins over the events it is merged with.
+struct Coalesce {
+    pending: RefCell<Option<Value>>,
+    on_next: Callback<Value>,
+}
+
+impl Coalesce {
+    fn push(self: &Rc<Self>, v: Value) {
+        let mut pending = self.pending.borrow_mut();
+        match pending.as_mut() {
+            Some(held) => {
+                if v.is_null() {
+                    *held = Value::Null;
+                }
+            }
+            None => {
+                *pending = Some(v);
+                let me = self.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    gloo_timers::future::TimeoutFuture::new(SETTLE_MS).await;
+                    let next = me.pending.borrow_mut().take();
+                    if let Some(v) = next {
+                        me.on_next.emit(v);
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Runs one connection until it closes; hands each event's `data` on.
+async fn session(query: &str, variables: &Value, on_next: &Rc<Coalesce>, alive: &Cell<bool>) -> bool {
     let Ok(ws) = WebSocket::open_with_protocol(&ws_url(), "graphql-transport-ws") else { return false };
     let (mut tx, mut rx) = ws.split();
     let init = json!({ "type": "connection_init", "payload": {} }).to_string();
@@ -44,9 +74,9 @@ async fn session(query: &str, variables: &Value, on_next: &Callback<Value>, aliv
                 }
                 subscribed = true;
                 // Whatever happened while (re)connecting is read again.
-                on_next.emit(Value::Null);
+                on_next.push(Value::Null);
             }
-            Some("next") => on_next.emit(v["payload"]["data"].clone()),
+            Some("next") => on_next.push(v["payload"]["data"].clone()),
             Some("ping") => {
                 let _ = tx.send(Message::Text(json!({ "type": "pong" }).to_string())).await;
             }
@@ -65,10 +95,11 @@ pub fn use_subscription(query: &'static str, variables: Value, on_next: Callback
     use_effect_with(key, move |_| {
         let alive = Rc::new(Cell::new(true));
         let flag = alive.clone();
+        let out = Rc::new(Coalesce { pending: RefCell::new(None), on_next });
         wasm_bindgen_futures::spawn_local(async move {
             let mut backoff = 250u32;
             while flag.get() {
-                if session(query, &variables, &on_next, &flag).await {
+                if session(query, &variables, &out, &flag).await {
                     backoff = 250;
                 }
                 if !flag.get() {
