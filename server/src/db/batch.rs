@@ -21,9 +21,29 @@ type Job = Box<dyn FnOnce(&mut DbConn) -> Finish + Send>;
 
 #[derive(Clone)]
 pub struct Batcher {
-    tx: mpsc::UnboundedSender<Job>,
+    writer: Arc<Writer>,
     /// Transactions committed (or tried) so far.
     batches: Arc<AtomicU64>,
+}
+
+/// The writer thread and its queue. When the last handle goes, the queue closes and the thread
+/// is waited for, so its connections are closed by the time the `Db` is gone (a database
+/// reopened right after never races the old pool's last checkpoint).
+struct Writer {
+    tx: Option<mpsc::UnboundedSender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            // A job that dropped the last handle runs on the writer itself, which cannot wait for itself.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
 }
 
 impl Batcher {
@@ -62,10 +82,14 @@ impl Batcher {
                 }
             }
         });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "starting the database writer thread");
-        }
-        Batcher { tx, batches }
+        let thread = match spawned {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "starting the database writer thread");
+                None
+            }
+        };
+        Batcher { writer: Arc::new(Writer { tx: Some(tx), thread }), batches }
     }
 
     /// Transactions the writer has run.
@@ -88,7 +112,9 @@ impl Batcher {
                 let _ = answer.send(res);
             })
         });
-        self.tx.send(job).map_err(|_| DbError::Unavailable("the database writer has stopped".into()))?;
+        let tx =
+            self.writer.tx.as_ref().ok_or_else(|| DbError::Unavailable("the database writer has stopped".into()))?;
+        tx.send(job).map_err(|_| DbError::Unavailable("the database writer has stopped".into()))?;
         answered.await.map_err(|_| DbError::Unavailable("the database writer dropped a write".into()))?
     }
 }
