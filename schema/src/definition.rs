@@ -344,6 +344,19 @@ fn named<T>(r: Result<T, FieldError>, field: &str) -> Result<T, FieldError> {
 }
 
 impl TaskDef {
+    /// The credential keys its profile names with `${C:key}`, in order, each once.
+    pub fn credential_keys(&self) -> Vec<crate::names::CredentialKey> {
+        let mut keys = Vec::new();
+        for (k, v) in &self.profile {
+            for key in crate::placeholder::credential_refs(k, v).unwrap_or_default() {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys
+    }
+
     pub fn parse(d: &TaskDraft) -> Result<TaskDef, FieldErrors> {
         let mut errors = FieldErrors::new();
         let name = errors.take(TaskName::parse(&d.name));
@@ -383,6 +396,7 @@ impl TaskDef {
             if v.contains('\0') {
                 errors.push(FieldError::new(&field, "no_nul", "must not contain a NUL character"));
             }
+            errors.take(crate::placeholder::credential_refs(&field, v));
             check_len(&mut errors, &field, v, 32_768);
         }
         let schedule = parse_schedule(&mut errors, &d.schedule);

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod agent;
+pub mod alert;
 pub mod calendar;
 pub mod clock;
 pub mod definition;

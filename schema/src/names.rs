@@ -209,3 +209,59 @@ mod tests {
         assert_eq!(ok.as_str(), "good");
     }
 }
+
+identifier!(/// An integration's name (`ops_slack`), referenced by alert rules.
+    IntegrationName, "name", 128);
+
+/// A credential's path key (`alerts/email`): segments of `[A-Za-z0-9_.-]` joined by `/`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CredentialKey(String);
+
+impl CredentialKey {
+    pub fn parse_as(field: &str, raw: &str) -> Result<Self, FieldError> {
+        if raw.is_empty() {
+            return Err(FieldError::new(field, "required", "must not be empty"));
+        }
+        if raw.len() > 200 {
+            return Err(FieldError::new(field, "max_length", "must be at most 200 characters"));
+        }
+        let segment_ok =
+            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !raw.split('/').all(segment_ok) {
+            return Err(FieldError::new(
+                field,
+                "format",
+                format!("{raw:?} must be path segments of letters, digits, '_', '.' or '-' joined by '/' (alerts/email)"),
+            ));
+        }
+        Ok(Self(raw.to_string()))
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        Self::parse_as("key", raw)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CredentialKey {
+    type Error = FieldError;
+    fn try_from(v: String) -> Result<Self, FieldError> {
+        Self::parse(&v)
+    }
+}
+
+impl From<CredentialKey> for String {
+    fn from(v: CredentialKey) -> String {
+        v.0
+    }
+}
+
+impl fmt::Display for CredentialKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

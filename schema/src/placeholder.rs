@@ -88,8 +88,52 @@ pub fn expand(text: &str, ctx: PlaceholderContext, values: &HashMap<String, Stri
     Ok(out)
 }
 
+/// The credential keys a profile value names with `${C:key}` (a run sees their values in its
+/// environment, and the agent masks them in its output). Other text is left as it is.
+pub fn credential_refs(field: &str, text: &str) -> Result<Vec<crate::names::CredentialKey>, FieldError> {
+    let mut out = Vec::new();
+    let mut rest = 0;
+    while let Some(found) = text[rest..].find("${C:") {
+        let start = rest + found;
+        let Some(close) = text[start..].find('}') else {
+            return Err(FieldError::new(field, "placeholder", format!("unclosed ${{C:...}} at character {}", start + 1)));
+        };
+        let key = crate::names::CredentialKey::parse_as(field, &text[start + 4..start + close])?;
+        if !out.contains(&key) {
+            out.push(key);
+        }
+        rest = start + close + 1;
+    }
+    Ok(out)
+}
+
+/// Replaces each `${C:key}` with `lookup(key)`.
+pub fn expand_credentials(text: &str, mut lookup: impl FnMut(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    while let Some(found) = text[rest..].find("${C:") {
+        let start = rest + found;
+        let Some(close) = text[start..].find('}') else { break };
+        out.push_str(&text[rest..start]);
+        out.push_str(&lookup(&text[start + 4..start + close]).unwrap_or_default());
+        rest = start + close + 1;
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn credentials_in_profile_values() {
+        let keys = credential_refs("profile.DSN", "postgres://app:${C:db/app}@h/${C:db/app}?${E:X}").unwrap();
+        assert_eq!(keys.iter().map(|k| k.as_str()).collect::<Vec<_>>(), ["db/app"]);
+        let e = credential_refs("profile.DSN", "${C:bad key}").unwrap_err();
+        assert_eq!((e.field.as_str(), e.rule.as_str()), ("profile.DSN", "format"));
+        let out = expand_credentials("u:${C:db/app}@h", |k| (k == "db/app").then(|| "s3cret".to_string()));
+        assert_eq!(out, "u:s3cret@h");
+    }
+
     use super::*;
 
     #[test]

@@ -13,6 +13,12 @@ pub use days::{DayKind, DayMask, DayRule, Nth, OrdinalDay};
 pub use eval::{next_fire_after, preview, slots_after, DstNote, Slot, SlotIter};
 pub use timing::{CronSpec, RunFrequency, Timing, TriggerTimes};
 
+/// The instant a nominal local time falls at, under the DST policy (a gap moves it to the first
+/// instant after the gap; a repeated hour takes its first occurrence).
+pub fn resolve_local(tz: chrono_tz::Tz, local: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
+    eval::resolve(tz, local).0
+}
+
 use crate::error::{FieldError, FieldErrors};
 use crate::names::CalendarName;
 use chrono::{DateTime, NaiveDate, Utc};

@@ -7,6 +7,7 @@
 
 pub mod agent_tokens;
 pub mod agents;
+pub mod alert_deliveries;
 pub mod alert_rules;
 pub mod api_tokens;
 pub mod audit;

@@ -299,6 +299,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    alert_deliveries (id) {
+        id -> BigInt,
+        dedupe_key -> Text,
+        integration -> Text,
+        source -> Text,
+        run_id -> Nullable<BigInt>,
+        trigger_on -> Text,
+        subject -> Text,
+        message -> Text,
+        details -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    alert_attempts (id) {
+        id -> BigInt,
+        delivery_id -> BigInt,
+        attempt -> Integer,
+        at -> Timestamp,
+        ok -> Bool,
+        detail -> Text,
+    }
+}
+
 diesel::joinable!(calendars -> instances (instance_id));
 diesel::joinable!(calendar_dates -> calendars (calendar_id));
 diesel::joinable!(groups -> instances (instance_id));
@@ -307,6 +338,7 @@ diesel::joinable!(group_runs -> groups (group_id));
 diesel::joinable!(run_transitions -> runs (run_id));
 diesel::joinable!(run_output -> runs (run_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(alert_attempts -> alert_deliveries (delivery_id));
 diesel::joinable!(api_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -319,6 +351,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     integrations,
     alert_rules,
     credentials,
+    alert_deliveries,
+    alert_attempts,
     agents,
     agent_tokens,
     group_runs,

@@ -1,0 +1,2 @@
+DROP TABLE alert_attempts;
+DROP TABLE alert_deliveries;
