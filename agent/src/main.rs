@@ -5,6 +5,7 @@
 
 mod config;
 mod log;
+mod mask;
 mod runner;
 mod shim;
 mod stats;

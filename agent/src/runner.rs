@@ -46,6 +46,12 @@ impl Runner {
     pub fn new(state_dir: &Path, log: Arc<Mutex<EventLog>>, out: mpsc::UnboundedSender<AgentMsg>) -> Result<Runner> {
         let runs_dir = state_dir.join("runs");
         std::fs::create_dir_all(&runs_dir).with_context(|| format!("creating {}", runs_dir.display()))?;
+        // Jobs hold their environment, credentials included: for the agent's user only.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&runs_dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("restricting {}", runs_dir.display()))?;
+        }
         Ok(Runner { runs_dir, log, out, active: Arc::new(Mutex::new(HashSet::new())) })
     }
 
@@ -91,6 +97,7 @@ impl Runner {
             stderr_path: d.stderr_path.map(PathBuf::from).unwrap_or_else(|| dir.join("stderr.log")),
             max_run_time_seconds: d.max_run_time_seconds,
             kill_grace_seconds: d.kill_grace_seconds,
+            secrets: d.secrets,
         };
         if let Err(e) = std::fs::write(dir.join("job.json"), serde_json::to_string(&job).unwrap_or_default()) {
             self.emit(run_id, attempt, AgentEvent::Refused { reason: format!("cannot write the job: {e}") });
@@ -175,6 +182,7 @@ impl Runner {
         tokio::spawn(async move {
             let job: Option<Job> =
                 std::fs::read_to_string(dir.join("job.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+            let secrets = job.as_ref().map(|j| j.secrets.clone()).unwrap_or_default();
             let (out_path, err_path) = match &job {
                 Some(j) => (j.stdout_path.clone(), j.stderr_path.clone()),
                 None => (dir.join("stdout.log"), dir.join("stderr.log")),
@@ -207,8 +215,9 @@ impl Runner {
                     std::fs::read_to_string(dir.join("exit.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
                 // After the exit, drain everything; before it, a chunk per stream per tick.
                 loop {
-                    let a = me.pump(run_id, attempt, Stream::Stdout, &out_path, &mut progress.stdout);
-                    let b = me.pump(run_id, attempt, Stream::Stderr, &err_path, &mut progress.stderr);
+                    let ended = exit.is_some();
+                    let a = me.pump(run_id, attempt, Stream::Stdout, &out_path, &mut progress.stdout, &secrets, ended);
+                    let b = me.pump(run_id, attempt, Stream::Stderr, &err_path, &mut progress.stderr, &secrets, ended);
                     changed |= a || b;
                     if exit.is_none() || !(a || b) {
                         break;
@@ -250,9 +259,19 @@ impl Runner {
         });
     }
 
-    /// Logs the next chunk of a stream from `offset`; returns whether there was one. Chunks end on
-    /// whole UTF-8 characters; invalid bytes are replaced.
-    fn pump(&self, run_id: i64, attempt: u32, stream: Stream, path: &Path, offset: &mut u64) -> bool {
+    /// Logs the next chunk of a stream from `offset`, secrets masked; returns whether there was
+    /// one. Chunks end on whole UTF-8 characters; invalid bytes are replaced.
+    #[allow(clippy::too_many_arguments)]
+    fn pump(
+        &self,
+        run_id: i64,
+        attempt: u32,
+        stream: Stream,
+        path: &Path,
+        offset: &mut u64,
+        secrets: &[String],
+        exited: bool,
+    ) -> bool {
         let Ok(mut f) = std::fs::File::open(path) else { return false };
         if f.seek(SeekFrom::Start(*offset)).is_err() {
             return false;
@@ -269,7 +288,12 @@ impl Runner {
             Err(e) if e.error_len().is_none() && e.valid_up_to() > 0 => e.valid_up_to(),
             Err(_) => n,
         };
-        let data = String::from_utf8_lossy(&buf[..take]).into_owned();
+        // The file is complete once the process exited and this read reached its end.
+        let (masked, take) = crate::mask::mask(&buf[..take], secrets, exited && n < CHUNK);
+        if take == 0 {
+            return false;
+        }
+        let data = String::from_utf8_lossy(&masked).into_owned();
         self.emit(run_id, attempt, AgentEvent::Output { stream, offset: *offset, data });
         *offset += take as u64;
         true

@@ -26,6 +26,9 @@ pub struct Job {
     pub stderr_path: PathBuf,
     pub max_run_time_seconds: u32,
     pub kill_grace_seconds: u32,
+    /// Values masked in the output sent to the server (the credentials this run may see).
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 /// How the attempt ended (`exit.json`).

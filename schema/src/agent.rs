@@ -127,6 +127,9 @@ pub mod v1 {
         pub stderr_path: Option<String>,
         pub max_run_time_seconds: u32,
         pub kill_grace_seconds: u32,
+        /// Values of the credentials in `env`: the agent masks them in the output it sends.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub secrets: Vec<String>,
     }
 
     /// Parses a frame from an agent, with a short error that is safe to send back.

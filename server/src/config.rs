@@ -19,6 +19,9 @@ pub struct Config {
     pub run_output_cap_bytes: i64,
     /// Slots missed by less than this while the server was down still run (misfire policy).
     pub misfire_grace_seconds: u32,
+    /// The credential store's master key file (generated when absent and nothing is stored).
+    pub master_key_file: PathBuf,
+    pub alerts: crate::alerts::AlertPolicy,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -38,6 +41,14 @@ pub struct FileConfig {
     pub run_output_cap_bytes: Option<i64>,
     /// Slots missed by less than this while the server was down run once (default 900).
     pub misfire_grace_seconds: Option<u32>,
+    /// The master key file (default `<data_dir>/master.key`); `BATON_MASTER_KEY` wins over it.
+    pub master_key_file: Option<PathBuf>,
+    /// Attempts at delivering one alert before it is given up (1-20, default 6).
+    pub alert_attempts: Option<u32>,
+    /// Milliseconds before the first retry of an alert; each next one waits twice as long (default 2000).
+    pub alert_retry_base_ms: Option<u64>,
+    /// Seconds between deadline checks (1-300, default 15).
+    pub alert_check_seconds: Option<u32>,
 }
 
 /// Values given on the command line or in the environment (they win over the file).
@@ -97,7 +108,26 @@ impl Config {
         if misfire_grace_seconds > 86_400 {
             bail!("misfire_grace_seconds: {misfire_grace_seconds} must be at most 86400");
         }
+        let alert_attempts = f.alert_attempts.unwrap_or(6);
+        if !(1..=20).contains(&alert_attempts) {
+            bail!("alert_attempts: {alert_attempts} must be between 1 and 20");
+        }
+        let alert_retry_base_ms = f.alert_retry_base_ms.unwrap_or(2_000);
+        if !(10..=3_600_000).contains(&alert_retry_base_ms) {
+            bail!("alert_retry_base_ms: {alert_retry_base_ms} must be between 10 and 3600000");
+        }
+        let alert_check_seconds = f.alert_check_seconds.unwrap_or(15);
+        if !(1..=300).contains(&alert_check_seconds) {
+            bail!("alert_check_seconds: {alert_check_seconds} must be between 1 and 300");
+        }
+        let master_key_file = f.master_key_file.unwrap_or_else(|| data_dir.join("master.key"));
         Ok(Config {
+            master_key_file,
+            alerts: crate::alerts::AlertPolicy {
+                attempts: alert_attempts,
+                retry_base: std::time::Duration::from_millis(alert_retry_base_ms),
+                check_every: std::time::Duration::from_secs(u64::from(alert_check_seconds)),
+            },
             listen,
             data_dir,
             database,

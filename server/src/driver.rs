@@ -122,6 +122,7 @@ pub struct Driver {
     /// How long a run's agent may stay away before the run fails with `agent lost`.
     pub agent_lost_after: Duration,
     pub kill_grace_seconds: u32,
+    vault: std::sync::OnceLock<Arc<crate::vault::Vault>>,
 }
 
 fn stream_name(s: OutStream) -> &'static str {
@@ -144,6 +145,7 @@ impl Driver {
             output_cap,
             agent_lost_after,
             kill_grace_seconds: 5,
+            vault: std::sync::OnceLock::new(),
         })
     }
 
@@ -312,12 +314,41 @@ impl Driver {
             a.machine.attempt
         };
         if let Some(agent) = agent {
-            self.send_dispatch(run_id, attempt, &agent, &spec);
+            if let Err(message) = self.send_dispatch(run_id, attempt, &agent, &spec) {
+                self.apply(run_id, RunEvent::AgentRefused { message }, None).await;
+            }
         }
     }
 
-    fn send_dispatch(&self, run_id: i64, attempt: u32, agent: &str, spec: &JobSpec) {
+    /// Sends an attempt to its agent; a credential its profile names that is not set is an error
+    /// (the run fails with it rather than run without).
+    fn send_dispatch(&self, run_id: i64, attempt: u32, agent: &str, spec: &JobSpec) -> Result<(), String> {
         let mut env = spec.env.clone();
+        let mut secrets = Vec::new();
+        for (name, value) in env.iter_mut() {
+            if !value.contains("${C:") {
+                continue;
+            }
+            let mut missing = None;
+            let vault = self.vault.get();
+            *value = baton_schema::placeholder::expand_credentials(value, |key| {
+                match vault.and_then(|v| v.lookup(key)) {
+                    Some(v) => {
+                        if !secrets.contains(&v) {
+                            secrets.push(v.clone());
+                        }
+                        Some(v)
+                    }
+                    None => {
+                        missing = Some(key.to_string());
+                        None
+                    }
+                }
+            });
+            if let Some(key) = missing {
+                return Err(format!("profile variable {name} names credential {key}, which is not set"));
+            }
+        }
         env.insert("BATON_RUN_ID".into(), run_id.to_string());
         env.insert("BATON_TASK".into(), spec.task.clone());
         env.insert("BATON_RUN_DATE".into(), spec.run_date.format("%Y%m%d").to_string());
@@ -333,10 +364,17 @@ impl Driver {
             stderr_path: spec.stderr_path.clone(),
             max_run_time_seconds: spec.max_run_time_seconds,
             kill_grace_seconds: self.kill_grace_seconds,
+            secrets,
         });
         if !self.hub.send(agent, msg) {
             tracing::warn!(run = run_id, %agent, "the agent went away before the dispatch was sent");
         }
+        Ok(())
+    }
+
+    /// Gives the driver the credential store, for `${C:key}` in profiles.
+    pub fn use_vault(&self, vault: Arc<crate::vault::Vault>) {
+        let _ = self.vault.set(vault);
     }
 
     /// An event from an agent. Returns false when the run is not this agent's (the caller
@@ -483,7 +521,9 @@ impl Driver {
                     a.machine.agent = Some(agent.clone());
                     a.machine.attempt
                 };
-                self.send_dispatch(id, attempt, &agent, &spec);
+                if let Err(message) = self.send_dispatch(id, attempt, &agent, &spec) {
+                    self.apply(id, RunEvent::AgentRefused { message }, None).await;
+                }
             }
         }
     }

@@ -141,9 +141,24 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     let driver = crate::driver::Driver::new(db.clone(), hub.clone(), lost_after, config.run_output_cap_bytes);
     driver.recover().await;
     actix_web::rt::spawn(driver.clone().run_clock());
-    let services = Services::new(db.clone(), hub.clone(), driver.clone());
+    // The credential store opens before anything runs: a missing or wrong key stops here.
+    let env_key = std::env::var(crate::vault::KEY_ENV).ok();
+    let vault = {
+        let mut c = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Arc::new(crate::vault::Vault::open(&mut c, env_key.as_deref(), &config.master_key_file)?)
+    };
+    driver.use_vault(vault.clone());
     let grace = chrono::Duration::seconds(i64::from(config.misfire_grace_seconds));
     let deps = crate::engine::EngineDeps::new(db.clone(), driver.clone(), grace);
+    let alerts = crate::alerts::Alerts::start(
+        db.clone(),
+        vault.clone(),
+        config.alerts.clone(),
+        driver.subscribe(),
+        deps.group_ends.subscribe(),
+    );
+    let services = Services::new(db.clone(), hub.clone(), driver.clone());
+    let _ = services.alerting.set((vault, alerts));
     let _ = services.engine_stats.set(deps.clone());
     let engine = crate::engine::Engine::start(deps);
     // Definitions changed through the API reach the engine at once: no restart, no refresh.

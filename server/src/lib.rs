@@ -4,6 +4,7 @@
 //! storage layer directly.
 
 pub mod agents;
+pub mod alerts;
 pub mod client;
 pub mod config;
 pub mod db;
@@ -11,3 +12,4 @@ pub mod driver;
 pub mod engine;
 pub mod http;
 pub mod service;
+pub mod vault;

@@ -110,3 +110,17 @@ pub fn of_many(
     }
     Ok(out)
 }
+
+/// Every rule with a deadline trigger (not_started_by, still_running_at, longer_than).
+pub fn with_deadlines(conn: &mut DbConn) -> DbResult<Vec<AlertRuleRow>> {
+    Ok(with_conn!(conn, |c| alert_rules::table
+        .filter(
+            alert_rules::trigger_on
+                .like("%not_started_by%")
+                .or(alert_rules::trigger_on.like("%still_running_at%"))
+                .or(alert_rules::trigger_on.like("%longer_than%"))
+        )
+        .order(alert_rules::id)
+        .select(AlertRuleRow::as_select())
+        .load(c))?)
+}

@@ -102,3 +102,12 @@ pub fn finish(conn: &mut DbConn, id: i64, status: &str, now: DateTime<Utc>) -> D
 pub fn get(conn: &mut DbConn, id: i64) -> DbResult<GroupRunRow> {
     Ok(with_conn!(conn, |c| group_runs::table.find(id).select(GroupRunRow::as_select()).first(c))?)
 }
+
+/// A group's runs of one run date, in order.
+pub fn of_group_on(conn: &mut DbConn, group_id: i64, run_date: NaiveDate) -> DbResult<Vec<GroupRunRow>> {
+    Ok(with_conn!(conn, |c| group_runs::table
+        .filter(group_runs::group_id.eq(group_id).and(group_runs::run_date.eq(run_date)))
+        .order(group_runs::id)
+        .select(GroupRunRow::as_select())
+        .load(c))?)
+}

@@ -240,3 +240,12 @@ pub fn of_task_on(conn: &mut DbConn, task_id: i64, run_date: NaiveDate, status: 
         .select(RunRow::as_select())
         .load(c))?)
 }
+
+/// Every run of a task on one run date, in order of creation.
+pub fn of_task_on_date(conn: &mut DbConn, task_id: i64, run_date: NaiveDate) -> DbResult<Vec<RunRow>> {
+    Ok(with_conn!(conn, |c| runs::table
+        .filter(runs::task_id.eq(task_id).and(runs::run_date.eq(run_date)))
+        .order(runs::id)
+        .select(RunRow::as_select())
+        .load(c))?)
+}

@@ -413,14 +413,24 @@ impl GroupActor {
             run,
         };
         let db = self.deps.db.clone();
+        let ends = self.deps.group_ends.clone();
+        let gid = self.gid;
         ctx.wait(
             async move {
                 let done = pass(p).await;
                 if let Some(status) = done.ended {
                     let id = done.run.id;
                     let st = status.as_str();
-                    if let Err(e) = db.run(move |c| db::group_runs::finish(c, id, st, Utc::now())).await {
-                        tracing::error!(group_run = id, error = %e, "ending a group run");
+                    match db.run(move |c| db::group_runs::finish(c, id, st, Utc::now())).await {
+                        Ok(()) => {
+                            let _ = ends.send(crate::alerts::GroupRunEnd {
+                                group_id: gid,
+                                group_run_id: id,
+                                run_date: done.run.slot.run_date,
+                                status: st.to_string(),
+                            });
+                        }
+                        Err(e) => tracing::error!(group_run = id, error = %e, "ending a group run"),
                     }
                 }
                 done

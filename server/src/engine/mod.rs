@@ -45,6 +45,8 @@ pub struct EngineDeps {
     pub actors: Arc<AtomicU64>,
     /// Group actors of active groups.
     pub group_actors: Arc<AtomicU64>,
+    /// Group runs that ended (alerts listen).
+    pub group_ends: tokio::sync::broadcast::Sender<crate::alerts::GroupRunEnd>,
 }
 
 impl EngineDeps {
@@ -57,6 +59,7 @@ impl EngineDeps {
             fired: Default::default(),
             actors: Default::default(),
             group_actors: Default::default(),
+            group_ends: tokio::sync::broadcast::channel(4096).0,
         }
     }
 }

@@ -82,6 +82,8 @@ pub struct Services {
     pub driver: Arc<crate::driver::Driver>,
     /// Figures the engine keeps, for health.
     pub engine_stats: std::sync::OnceLock<crate::engine::EngineDeps>,
+    /// The credential store and the alert queue.
+    pub alerting: std::sync::OnceLock<(Arc<crate::vault::Vault>, Arc<crate::alerts::Alerts>)>,
     pub started_at: DateTime<Utc>,
     changes: broadcast::Sender<DefinitionChange>,
     sequence: AtomicU64,
@@ -96,6 +98,7 @@ impl Services {
             hub,
             driver,
             engine_stats: std::sync::OnceLock::new(),
+            alerting: std::sync::OnceLock::new(),
             started_at: Utc::now(),
             changes,
             sequence: AtomicU64::new(0),

@@ -1,0 +1,233 @@
+//! The credential store's cipher: secrets are sealed with ChaCha20-Poly1305 under a master key
+//! kept outside the database (a file generated with mode 0600 on first start, or an environment
+//! variable), each bound to its path key so a ciphertext cannot be moved to another key.
+
+use crate::db::{self, DbConn};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use std::path::{Path, PathBuf};
+
+/// The environment variable that holds the master key itself (base64 of 32 bytes).
+pub const KEY_ENV: &str = "BATON_MASTER_KEY";
+
+/// Where the master key came from, for messages (never the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Env,
+    File(PathBuf),
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Env => write!(f, "the {KEY_ENV} environment variable"),
+            Self::File(p) => write!(f, "the key file {}", p.display()),
+        }
+    }
+}
+
+/// Seals and opens credential values. Its `Debug` shows where the key came from, not the key.
+pub struct Vault {
+    cipher: ChaCha20Poly1305,
+    pub source: KeySource,
+    /// The opened values, for dispatches (which must not wait for storage) and deliveries.
+    values: std::sync::RwLock<std::collections::HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault").field("source", &self.source).finish_non_exhaustive()
+    }
+}
+
+/// A value that could not be opened: the wrong master key, or a damaged record.
+#[derive(Debug, thiserror::Error)]
+#[error("credential {key} cannot be decrypted with the master key from {from}: the key is wrong or the record was altered")]
+pub struct Undecryptable {
+    pub key: String,
+    pub from: KeySource,
+}
+
+fn parse_key(text: &str, source: &KeySource) -> anyhow::Result<[u8; 32]> {
+    let bytes = B64
+        .decode(text.trim())
+        .map_err(|_| anyhow::anyhow!("master key from {source}: not base64 (expected 32 bytes in base64, 44 characters)"))?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| anyhow::anyhow!("master key from {source}: {} bytes, expected 32", bytes.len()))
+}
+
+impl Vault {
+    pub fn from_key(key: [u8; 32], source: KeySource) -> Vault {
+        Vault { cipher: ChaCha20Poly1305::new(Key::from_slice(&key)), source, values: Default::default() }
+    }
+
+    /// Opens the store: the key from `BATON_MASTER_KEY` (`env_key`) or from `key_file`, generated
+    /// there when absent and nothing is stored yet. A missing or wrong key while credentials are
+    /// stored is an error that names the problem, and nothing is decrypted.
+    pub fn open(conn: &mut DbConn, env_key: Option<&str>, key_file: &Path) -> anyhow::Result<Vault> {
+        let stored = db::credentials::keys(conn).map_err(|e| anyhow::anyhow!("reading credentials: {e}"))?;
+        let vault = match env_key.filter(|k| !k.trim().is_empty()) {
+            Some(text) => Self::from_key(parse_key(text, &KeySource::Env)?, KeySource::Env),
+            None => {
+                let source = KeySource::File(key_file.to_path_buf());
+                match std::fs::read_to_string(key_file) {
+                    Ok(text) => Self::from_key(parse_key(&text, &source)?, source),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        if !stored.is_empty() {
+                            anyhow::bail!(
+                                "master key missing: {} credential(s) are stored but {} does not exist; restore that file or set {KEY_ENV} (nothing was decrypted)",
+                                stored.len(),
+                                key_file.display()
+                            );
+                        }
+                        Self::from_key(generate(key_file)?, source)
+                    }
+                    Err(e) => anyhow::bail!("reading the master key file {}: {e}", key_file.display()),
+                }
+            }
+        };
+        let mut values = std::collections::HashMap::new();
+        for (key, _, _) in &stored {
+            let Some(row) = db::credentials::get(conn, key).map_err(|e| anyhow::anyhow!("reading credentials: {e}"))?
+            else {
+                continue;
+            };
+            let value = vault.open_row(&row).map_err(|e| anyhow::anyhow!("wrong master key: {e}"))?;
+            values.insert(key.clone(), value);
+        }
+        if let Ok(mut v) = vault.values.write() {
+            *v = values;
+        }
+        Ok(vault)
+    }
+
+    /// Seals `value` for `key`: (nonce, ciphertext), both base64.
+    pub fn seal(&self, key: &str, value: &str) -> anyhow::Result<(String, String)> {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no randomness for a nonce: {e}"))?;
+        let ct = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: value.as_bytes(), aad: key.as_bytes() })
+            .map_err(|_| anyhow::anyhow!("encryption failed"))?;
+        Ok((B64.encode(nonce), B64.encode(ct)))
+    }
+
+    pub fn open_row(&self, row: &db::credentials::CredentialRow) -> Result<String, Undecryptable> {
+        let fail = || Undecryptable { key: row.key.clone(), from: self.source.clone() };
+        let nonce = B64.decode(&row.nonce).map_err(|_| fail())?;
+        let ct = B64.decode(&row.ciphertext).map_err(|_| fail())?;
+        if nonce.len() != 12 {
+            return Err(fail());
+        }
+        let plain = self
+            .cipher
+            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad: row.key.as_bytes() })
+            .map_err(|_| fail())?;
+        String::from_utf8(plain).map_err(|_| fail())
+    }
+
+    /// The value under `key`, read from storage.
+    pub fn get(&self, conn: &mut DbConn, key: &str) -> anyhow::Result<Option<String>> {
+        match db::credentials::get(conn, key).map_err(|e| anyhow::anyhow!("{e}"))? {
+            Some(row) => Ok(Some(self.open_row(&row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The value under `key` as last stored through this vault.
+    pub fn lookup(&self, key: &str) -> Option<String> {
+        self.values.read().ok().and_then(|v| v.get(key).cloned())
+    }
+
+    /// Every value held, for masking.
+    pub fn all_values(&self) -> Vec<String> {
+        self.values.read().map(|v| v.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Seals and stores `value` under `key` (a new version when it exists); returns the version.
+    pub fn set(&self, conn: &mut DbConn, key: &str, value: &str) -> anyhow::Result<i64> {
+        let (nonce, ct) = self.seal(key, value)?;
+        db::credentials::put(conn, key, &nonce, &ct, chrono::Utc::now()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Ok(mut v) = self.values.write() {
+            v.insert(key.to_string(), value.to_string());
+        }
+        let version = db::credentials::keys(conn)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .into_iter()
+            .find(|(k, _, _)| k == key)
+            .map_or(1, |(_, v, _)| v);
+        Ok(version)
+    }
+
+    /// Forgets `key` (after its row was deleted).
+    pub fn forget(&self, key: &str) {
+        if let Ok(mut v) = self.values.write() {
+            v.remove(key);
+        }
+    }
+}
+
+/// Writes a new random key to `path`, readable by its owner only.
+fn generate(path: &Path) -> anyhow::Result<[u8; 32]> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for a master key: {e}"))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("creating the master key file {}: {e}", path.display()))?;
+    f.write_all(format!("{}\n", B64.encode(key)).as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| anyhow::anyhow!("writing the master key file {}: {e}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a new master key for the credential store");
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Db, DatabaseUrl};
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn generated_key_seals_opens_and_refuses_the_wrong_or_missing_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(DatabaseUrl::Sqlite(dir.path().join("b.db"))).unwrap();
+        let mut c = db.conn().unwrap();
+        let key_file = dir.path().join("keys/master.key");
+        let vault = Vault::open(&mut c, None, &key_file).unwrap();
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (nonce, ct) = vault.seal("alerts/email", "hunter2-secret").unwrap();
+        assert!(!ct.contains("hunter2"));
+        db::credentials::put(&mut c, "alerts/email", &nonce, &ct, chrono::Utc::now()).unwrap();
+        assert_eq!(vault.get(&mut c, "alerts/email").unwrap().as_deref(), Some("hunter2-secret"));
+        // Bound to its key: the same ciphertext under another key does not open.
+        db::credentials::put(&mut c, "alerts/other", &nonce, &ct, chrono::Utc::now()).unwrap();
+        assert!(vault.get(&mut c, "alerts/other").is_err());
+        db::credentials::delete(&mut c, "alerts/other").unwrap();
+
+        // The same file opens again.
+        assert!(Vault::open(&mut c, None, &key_file).is_ok());
+        // Missing: a clear error, no new key written over the old secrets.
+        let elsewhere = dir.path().join("missing.key");
+        let e = Vault::open(&mut c, None, &elsewhere).unwrap_err().to_string();
+        assert!(e.starts_with("master key missing: 1 credential(s) are stored"), "{e}");
+        assert!(!elsewhere.exists());
+        // Wrong: a clear error naming the credential it could not open.
+        let wrong = B64.encode([7u8; 32]);
+        let e = Vault::open(&mut c, Some(&wrong), &key_file).unwrap_err().to_string();
+        assert!(e.starts_with("wrong master key: credential alerts/email cannot be decrypted"), "{e}");
+        assert!(!e.contains("hunter2"));
+        let e = Vault::open(&mut c, Some("short"), &key_file).unwrap_err().to_string();
+        assert!(e.contains("BATON_MASTER_KEY") && e.contains("32 bytes"), "{e}");
+    }
+}
