@@ -383,6 +383,55 @@ pub struct SchedulerHealth {
     pub group_actors: i64,
 }
 
+/// An integration as stored (its secret stays in the credential store).
+#[derive(Debug, Clone)]
+pub struct IntegrationRecord {
+    pub id: i64,
+    pub draft: baton_schema::alert::IntegrationDraft,
+    /// Whether its credential is set.
+    pub credential_set: bool,
+    /// Alert rules that name it.
+    pub rules: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A credential's key and versions; never its value.
+#[derive(Debug, Clone)]
+pub struct CredentialKeyRecord {
+    pub key: String,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+    /// Integrations and tasks that name it.
+    pub used_by: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertAttemptRecord {
+    pub attempt: i32,
+    pub at: DateTime<Utc>,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// One alert in the delivery log.
+#[derive(Debug, Clone)]
+pub struct AlertDeliveryRecord {
+    pub id: i64,
+    pub integration: String,
+    pub source: String,
+    pub run_id: Option<i64>,
+    pub trigger: String,
+    pub subject: String,
+    pub message: String,
+    /// PENDING, SENT or FAILED.
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub log: Vec<AlertAttemptRecord>,
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// The server's version.
@@ -516,4 +565,20 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Every definition change from now on, in order.
     fn definition_changes(&self) -> BoxStream<'static, DefinitionChange>;
+
+    // Integrations, credentials and alerts.
+    async fn integrations(&self) -> BackendResult<Vec<IntegrationRecord>>;
+    /// Creates (`name` None) or updates the integration called `name`.
+    async fn save_integration(
+        &self,
+        p: &Principal,
+        name: Option<&str>,
+        draft: baton_schema::alert::IntegrationDraft,
+    ) -> BackendResult<IntegrationRecord>;
+    async fn delete_integration(&self, p: &Principal, name: &str) -> BackendResult<bool>;
+    async fn credential_keys(&self) -> BackendResult<Vec<CredentialKeyRecord>>;
+    async fn set_credential(&self, p: &Principal, key: &str, value: &str) -> BackendResult<CredentialKeyRecord>;
+    async fn delete_credential(&self, p: &Principal, key: &str) -> BackendResult<bool>;
+    async fn alert_deliveries(&self, integration: Option<&str>, limit: i64) -> BackendResult<Vec<AlertDeliveryRecord>>;
+    async fn send_test_alert(&self, p: &Principal, integration: &str) -> BackendResult<AlertDeliveryRecord>;
 }

@@ -8,6 +8,7 @@
 //! [`guard::RoleGuard`]; the backend enforces instance access; errors carry `extensions.code`.
 
 mod agents;
+mod alerting;
 mod audit;
 mod auth;
 pub mod backend;
@@ -47,6 +48,7 @@ pub struct Query(
     agents::AgentQuery,
     scheduler::SchedulerQuery,
     operations::OperatorQuery,
+    alerting::AlertQuery,
 );
 
 /// The root of every mutation: one part per domain.
@@ -60,6 +62,7 @@ pub struct Mutation(
     agents::AgentMutation,
     execution::ExecutionMutation,
     operations::OperatorMutation,
+    alerting::AlertMutation,
 );
 
 /// The root of every subscription.

@@ -263,3 +263,22 @@ pub fn delete(conn: &mut DbConn, id: i64) -> DbResult<()> {
     }
     Ok(())
 }
+
+/// (task name, credential key) for every `${C:key}` in a task's profile.
+pub fn naming_credentials(conn: &mut DbConn) -> DbResult<Vec<(String, String)>> {
+    let rows: Vec<(String, String)> = with_conn!(conn, |c| tasks::table
+        .filter(tasks::profile.like("%${C:%"))
+        .order(tasks::id)
+        .select((tasks::name, tasks::profile))
+        .load(c))?;
+    let mut out = Vec::new();
+    for (name, profile) in rows {
+        let profile: std::collections::BTreeMap<String, String> = super::from_json("task profile", &profile)?;
+        for (var, value) in &profile {
+            for key in baton_schema::placeholder::credential_refs(var, value).unwrap_or_default() {
+                out.push((name.clone(), key.to_string()));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -127,6 +127,7 @@ pub(crate) fn check_task_context(
             errors.push(e.into_field_error());
         }
     }
+    super::alerting::check_references(c, &t.alerts, Some(&t.profile), &mut errors)?;
     if errors.is_empty() {
         Ok(group_id)
     } else {
@@ -209,6 +210,7 @@ pub(crate) fn check_group_context(
     if let Err(e) = check_graph(&nodes) {
         errors.push(e.into_field_error());
     }
+    super::alerting::check_references(c, &g.alerts, None, &mut errors)?;
     if errors.is_empty() {
         Ok(())
     } else {

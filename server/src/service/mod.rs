@@ -2,6 +2,7 @@
 //! export, each checked for role and instance access, validated, audited, and published.
 
 pub mod agents;
+mod alerting;
 pub mod auth;
 mod definitions;
 pub mod execution;
@@ -495,5 +496,42 @@ impl Backend for Services {
         tokio_stream::wrappers::BroadcastStream::new(self.changes.subscribe())
             .filter_map(|r| async move { r.ok() })
             .boxed()
+    }
+
+    async fn integrations(&self) -> BackendResult<Vec<IntegrationRecord>> {
+        self.integrations_impl().await
+    }
+
+    async fn save_integration(
+        &self,
+        p: &Principal,
+        name: Option<&str>,
+        draft: baton_schema::alert::IntegrationDraft,
+    ) -> BackendResult<IntegrationRecord> {
+        self.save_integration_impl(p, name, draft).await
+    }
+
+    async fn delete_integration(&self, p: &Principal, name: &str) -> BackendResult<bool> {
+        self.delete_integration_impl(p, name).await
+    }
+
+    async fn credential_keys(&self) -> BackendResult<Vec<CredentialKeyRecord>> {
+        self.credential_keys_impl().await
+    }
+
+    async fn set_credential(&self, p: &Principal, key: &str, value: &str) -> BackendResult<CredentialKeyRecord> {
+        self.set_credential_impl(p, key, value).await
+    }
+
+    async fn delete_credential(&self, p: &Principal, key: &str) -> BackendResult<bool> {
+        self.delete_credential_impl(p, key).await
+    }
+
+    async fn alert_deliveries(&self, integration: Option<&str>, limit: i64) -> BackendResult<Vec<AlertDeliveryRecord>> {
+        self.alert_deliveries_impl(integration, limit).await
+    }
+
+    async fn send_test_alert(&self, p: &Principal, integration: &str) -> BackendResult<AlertDeliveryRecord> {
+        self.send_test_alert_impl(p, integration).await
     }
 }

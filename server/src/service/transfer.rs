@@ -248,8 +248,12 @@ fn apply_instance(
         group_records(c, rows)
     }?;
     let mut kept_groups: HashSet<i64> = HashSet::new();
+    let references = super::alerting::References::load(c)?;
     for (j, g) in inst.groups.iter().enumerate() {
         let gat = format!("{at}.groups[{j}]");
+        let mut found = baton_schema::FieldErrors::new();
+        references.check(&g.alerts, None, &format!("{gat}."), &mut found);
+        plan.errors.extend(found.0);
         let by_id = match g.gid {
             Some(id) => match db::groups::get(c, id.0) {
                 Ok(row) if row.instance_id != instance.id => {
@@ -310,6 +314,9 @@ fn apply_instance(
     let mut written: Vec<(usize, i64, bool)> = Vec::new();
     for (j, t) in inst.tasks.iter().enumerate() {
         let tat = format!("{at}.tasks[{j}]");
+        let mut found = baton_schema::FieldErrors::new();
+        references.check(&t.alerts, Some(&t.profile), &format!("{tat}."), &mut found);
+        plan.errors.extend(found.0);
         let group_id = match &t.group {
             Some(g) => match group_ids.get(g.as_str()) {
                 Some(id) => Some(*id),

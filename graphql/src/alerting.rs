@@ -1,0 +1,276 @@
+//! Integrations, credential keys and the alert delivery log. Credential values go in through
+//! `setCredential` and never come out: no type here has a field that could hold one.
+
+use crate::backend::{AlertAttemptRecord, AlertDeliveryRecord, CredentialKeyRecord, IntegrationRecord};
+use crate::definitions::backend;
+use crate::error::{ApiError, ApiResult};
+use crate::guard::{principal, RoleGuard};
+use async_graphql::{Context, InputObject, Object, SimpleObject};
+use baton_schema::access::Role;
+use baton_schema::alert::{Header, IntegrationDraft, IntegrationKind};
+use chrono::{DateTime, Utc};
+
+/// An HTTP header of a generic webhook.
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "HeaderInput")]
+pub struct HeaderPair {
+    pub name: String,
+    pub value: String,
+}
+
+/// An alert channel. Its secret (a webhook URL, an SMTP password, a routing key) lives in the
+/// credential store under `credentialKey`.
+#[derive(SimpleObject)]
+pub struct Integration {
+    pub id: i64,
+    pub name: String,
+    /// webhook, slack, teams, discord, email or pagerduty
+    pub kind: String,
+    pub credential_key: Option<String>,
+    /// Whether the credential it names is set.
+    pub credential_set: bool,
+    /// What its credential holds.
+    pub secret_is: String,
+    pub method: Option<String>,
+    pub headers: Vec<HeaderPair>,
+    pub body: Option<String>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<i64>,
+    pub security: Option<String>,
+    pub username: Option<String>,
+    /// The sender's address.
+    #[graphql(name = "from")]
+    pub sender: Option<String>,
+    pub to: Vec<String>,
+    pub ca_file: Option<String>,
+    pub events_url: Option<String>,
+    pub severity: Option<String>,
+    /// How many alert rules name it.
+    pub rules: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<IntegrationRecord> for Integration {
+    fn from(r: IntegrationRecord) -> Self {
+        let d = r.draft;
+        let secret_is = IntegrationKind::parse(&d.kind).map(|k| k.secret_is().to_string()).unwrap_or_default();
+        Integration {
+            id: r.id,
+            name: d.name,
+            kind: d.kind,
+            credential_key: d.credential_key,
+            credential_set: r.credential_set,
+            secret_is,
+            method: d.method,
+            headers: d.headers.into_iter().map(|h| HeaderPair { name: h.name, value: h.value }).collect(),
+            body: d.body,
+            smtp_host: d.smtp_host,
+            smtp_port: d.smtp_port,
+            security: d.security,
+            username: d.username,
+            sender: d.from,
+            to: d.to,
+            ca_file: d.ca_file,
+            events_url: d.events_url,
+            severity: d.severity,
+            rules: r.rules,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// An integration as typed; fields that do not apply to its kind stay empty.
+#[derive(InputObject)]
+pub struct IntegrationInput {
+    pub name: String,
+    pub kind: String,
+    pub credential_key: Option<String>,
+    pub method: Option<String>,
+    #[graphql(default)]
+    pub headers: Vec<HeaderPair>,
+    pub body: Option<String>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<i64>,
+    pub security: Option<String>,
+    pub username: Option<String>,
+    pub from: Option<String>,
+    #[graphql(default)]
+    pub to: Vec<String>,
+    pub ca_file: Option<String>,
+    pub events_url: Option<String>,
+    pub severity: Option<String>,
+}
+
+fn blank_none(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+impl From<IntegrationInput> for IntegrationDraft {
+    fn from(i: IntegrationInput) -> Self {
+        IntegrationDraft {
+            name: i.name,
+            kind: i.kind,
+            credential_key: blank_none(i.credential_key),
+            method: blank_none(i.method),
+            headers: i.headers.into_iter().map(|h| Header { name: h.name, value: h.value }).collect(),
+            body: blank_none(i.body),
+            smtp_host: blank_none(i.smtp_host),
+            smtp_port: i.smtp_port,
+            security: blank_none(i.security),
+            username: blank_none(i.username),
+            from: blank_none(i.from),
+            to: i.to.into_iter().filter(|t| !t.trim().is_empty()).collect(),
+            ca_file: blank_none(i.ca_file),
+            events_url: blank_none(i.events_url),
+            severity: blank_none(i.severity),
+        }
+    }
+}
+
+/// A credential's key, never its value.
+#[derive(SimpleObject)]
+pub struct CredentialKey {
+    pub key: String,
+    /// Raised by each rotation.
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+    /// Integrations and tasks that name it.
+    pub used_by: Vec<String>,
+}
+
+impl From<CredentialKeyRecord> for CredentialKey {
+    fn from(r: CredentialKeyRecord) -> Self {
+        CredentialKey { key: r.key, version: r.version, updated_at: r.updated_at, used_by: r.used_by }
+    }
+}
+
+/// One attempt at sending an alert.
+#[derive(SimpleObject)]
+pub struct AlertAttempt {
+    pub attempt: i32,
+    pub at: DateTime<Utc>,
+    pub ok: bool,
+    /// The answer (HTTP 200, SMTP 250) or the error.
+    pub detail: String,
+}
+
+impl From<AlertAttemptRecord> for AlertAttempt {
+    fn from(a: AlertAttemptRecord) -> Self {
+        AlertAttempt { attempt: a.attempt, at: a.at, ok: a.ok, detail: a.detail }
+    }
+}
+
+/// An alert in the delivery log.
+#[derive(SimpleObject)]
+pub struct AlertDelivery {
+    pub id: i64,
+    pub integration: String,
+    /// task:ID, group:ID or test.
+    pub source: String,
+    pub run_id: Option<i64>,
+    /// The rule's trigger (failure, not_started_by...), or test.
+    pub trigger: String,
+    pub subject: String,
+    pub message: String,
+    /// PENDING (queued or waiting to retry), SENT or FAILED (given up).
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub log: Vec<AlertAttempt>,
+}
+
+impl From<AlertDeliveryRecord> for AlertDelivery {
+    fn from(r: AlertDeliveryRecord) -> Self {
+        AlertDelivery {
+            id: r.id,
+            integration: r.integration,
+            source: r.source,
+            run_id: r.run_id,
+            trigger: r.trigger,
+            subject: r.subject,
+            message: r.message,
+            status: r.status,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            log: r.log.into_iter().map(AlertAttempt::from).collect(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct AlertQuery;
+
+#[Object]
+impl AlertQuery {
+    /// Every integration (names are offered to alert rules in the forms).
+    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    async fn integrations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Integration>> {
+        Ok(backend(ctx).integrations().await?.into_iter().map(Integration::from).collect())
+    }
+
+    /// The credential store's keys; values are never returned.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn credential_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<CredentialKey>> {
+        Ok(backend(ctx).credential_keys().await?.into_iter().map(CredentialKey::from).collect())
+    }
+
+    /// The delivery log, newest first.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn alert_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        integration: Option<String>,
+        #[graphql(default = 100)] limit: i32,
+    ) -> ApiResult<Vec<AlertDelivery>> {
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::invalid("limit", "range", "must be between 1 and 1000").into());
+        }
+        let list = backend(ctx).alert_deliveries(integration.as_deref(), i64::from(limit)).await?;
+        Ok(list.into_iter().map(AlertDelivery::from).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct AlertMutation;
+
+#[Object]
+impl AlertMutation {
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn create_integration(&self, ctx: &Context<'_>, input: IntegrationInput) -> ApiResult<Integration> {
+        Ok(backend(ctx).save_integration(principal(ctx)?, None, input.into()).await?.into())
+    }
+
+    /// Replaces the settings of the integration called `name` (its name stays).
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn update_integration(&self, ctx: &Context<'_>, name: String, input: IntegrationInput) -> ApiResult<Integration> {
+        Ok(backend(ctx).save_integration(principal(ctx)?, Some(&name), input.into()).await?.into())
+    }
+
+    /// Refused while alert rules name it.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn delete_integration(&self, ctx: &Context<'_>, name: String) -> ApiResult<bool> {
+        Ok(backend(ctx).delete_integration(principal(ctx)?, &name).await?)
+    }
+
+    /// Sets or rotates a secret; the answer carries its key and version, not the value.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn set_credential(&self, ctx: &Context<'_>, key: String, #[graphql(secret)] value: String) -> ApiResult<CredentialKey> {
+        Ok(backend(ctx).set_credential(principal(ctx)?, &key, &value).await?.into())
+    }
+
+    /// Refused while an integration or a task names it.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn delete_credential(&self, ctx: &Context<'_>, key: String) -> ApiResult<bool> {
+        Ok(backend(ctx).delete_credential(principal(ctx)?, &key).await?)
+    }
+
+    /// Sends a test alert through an integration and answers with its first attempt.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn send_test_alert(&self, ctx: &Context<'_>, integration: String) -> ApiResult<AlertDelivery> {
+        Ok(backend(ctx).send_test_alert(principal(ctx)?, &integration).await?.into())
+    }
+}
