@@ -2,6 +2,8 @@
 //! directory, wait for conditions with a deadline (never a fixed sleep), and clean up on drop.
 #![allow(clippy::unwrap_used)]
 
+pub mod sink;
+
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -67,13 +69,20 @@ impl Server {
 
     /// Starts on an existing data directory and a given address (to restart on the same port).
     pub fn start_at(data_dir: tempfile::TempDir, listen: &str, extra: &[&str]) -> Result<Server> {
+        Self::start_env(data_dir, listen, extra, &[])
+    }
+
+    /// Starts with extra environment variables (they win over the defaults set here).
+    pub fn start_env(data_dir: tempfile::TempDir, listen: &str, extra: &[&str], envs: &[(&str, &str)]) -> Result<Server> {
         let mut child = Command::new(binary("baton"))
             .args(["serve", "--listen", listen, "--data"])
             .arg(data_dir.path())
             .args(extra)
             .env_remove("BATON_DATABASE_URL")
             .env_remove("BATON_CONFIG")
+            .env_remove("BATON_MASTER_KEY")
             .env("BATON_LOG", std::env::var("TEST_LOG").map(|_| "debug").unwrap_or("warn"))
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -181,6 +190,14 @@ impl Drop for Server {
 }
 
 /// Debian's Chromium, if installed.
+/// The Python that runs the test SMTP server (`cargo xtask test` prepares it in target/pyenv).
+pub fn smtp_python() -> Option<PathBuf> {
+    std::env::var_os("BATON_TEST_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| Some(bin_dir().parent()?.join("pyenv/bin/python")))
+        .filter(|p| p.exists())
+}
+
 pub fn chromium() -> Option<PathBuf> {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"].iter().map(PathBuf::from).find(|p| p.exists())
 }

@@ -161,6 +161,36 @@ fn ensure_chromium() -> Result<()> {
     Ok(())
 }
 
+/// Python with aiosmtpd and trustme in `target/pyenv`, for the SMTP server the e-mail alert tests
+/// start; returns its interpreter.
+fn ensure_smtp_python() -> Result<std::path::PathBuf> {
+    let venv = root().join("target/pyenv");
+    let python = venv.join("bin/python");
+    let ready = || {
+        Command::new(&python).args(["-c", "import aiosmtpd, trustme"]).output().is_ok_and(|o| o.status.success())
+    };
+    if ready() {
+        return Ok(python);
+    }
+    if !have("python3") && can_install() {
+        apt_install(&["python3", "python3-venv"])?;
+    }
+    step("creating target/pyenv with aiosmtpd and trustme (the e-mail tests' SMTP server)");
+    let made = run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv));
+    if made.is_err() {
+        if !can_install() {
+            bail!("python3 -m venv failed; install Debian's python3-venv");
+        }
+        apt_install(&["python3-venv"])?;
+        run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv))?;
+    }
+    run(Command::new(venv.join("bin/pip")).args(["install", "-q", "aiosmtpd==1.4.6", "trustme==1.2.1"]))?;
+    if !ready() {
+        bail!("{} cannot import aiosmtpd and trustme", python.display());
+    }
+    Ok(python)
+}
+
 fn can_install() -> bool {
     is_root() || Command::new("sudo").args(["-n", "true"]).output().is_ok_and(|o| o.status.success())
 }
@@ -181,6 +211,11 @@ fn test() -> Result<()> {
              Install them with: sudo apt-get install postgresql chromium chromium-driver\n\
              PostgreSQL tests run when BATON_TEST_DATABASE_URL names a database server they may create databases on."
         );
+    }
+    match ensure_smtp_python() {
+        Ok(python) => env.push(("BATON_TEST_PYTHON".into(), python.display().to_string())),
+        Err(e) if !in_ci() => eprintln!("warning: no Python SMTP server, the e-mail tests are skipped: {e:#}"),
+        Err(e) => return Err(e),
     }
     build_ui()?;
     step("cargo fmt --check");

@@ -342,6 +342,9 @@ pub fn check_deadlines(c: &mut DbConn, now: DateTime<Utc>) -> DbResult<usize> {
                 };
                 for date in judged_dates(schedule.as_deref(), now) {
                     let (expected, tz) = runs_on(c, task.instance_id, schedule.as_deref(), date)?;
+                    if before_definition(&rule.trigger, date, tz, task.updated_at) {
+                        continue;
+                    }
                     let runs: Vec<_> = db::runs::of_task_on_date(c, tid, date)?;
                     let facts_in: Vec<RunFact> = runs.iter().map(|r| fact_of(r.started_at, r.ended_at, r.id)).collect();
                     for due in deadline_due(&rule.trigger, date, tz, expected, &facts_in, now) {
@@ -371,6 +374,9 @@ pub fn check_deadlines(c: &mut DbConn, now: DateTime<Utc>) -> DbResult<usize> {
                 }
                 for date in judged_dates(group.schedule.as_deref(), now) {
                     let (expected, tz) = runs_on(c, group.instance_id, group.schedule.as_deref(), date)?;
+                    if before_definition(&rule.trigger, date, tz, group.updated_at) {
+                        continue;
+                    }
                     let runs = db::group_runs::of_group_on(c, gid, date)?;
                     let facts_in: Vec<RunFact> = runs.iter().map(|r| fact_of(r.started_at, r.ended_at, r.id)).collect();
                     for due in deadline_due(&rule.trigger, date, tz, expected, &facts_in, now) {
@@ -395,6 +401,23 @@ pub fn check_deadlines(c: &mut DbConn, now: DateTime<Utc>) -> DbResult<usize> {
         }
     }
     Ok(queued)
+}
+
+/// Whether a time-of-day deadline fell before the definition was last saved (its rules did not
+/// apply yet: a task created at noon is not late for 06:00 that morning).
+fn before_definition(
+    trigger: &baton_schema::definition::AlertTrigger,
+    date: NaiveDate,
+    tz: chrono_tz::Tz,
+    saved: chrono::NaiveDateTime,
+) -> bool {
+    use baton_schema::definition::AlertTrigger::{NotStartedBy, StillRunningAt};
+    match trigger {
+        NotStartedBy { at } | StillRunningAt { at } => {
+            baton_schema::alert::deadline_instant(date, *at, tz) < db::utc(saved)
+        }
+        _ => false,
+    }
 }
 
 /// The run dates a deadline check looks at: today and yesterday in the schedule's timezone.
@@ -648,6 +671,117 @@ impl Alerts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::DatabaseUrl;
+    use baton_schema::definition::{AlertRuleDraft, TaskDef, TaskDraft};
+    use chrono::TimeZone;
+
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        // 2026-07-01 (a Wednesday) in Europe/Paris is UTC+2.
+        Utc.with_ymd_and_hms(2026, 7, 1, h, m, 0).unwrap() - Duration::hours(2)
+    }
+
+    fn rule(on: &str, at: Option<&str>, minutes: Option<i64>) -> AlertRuleDraft {
+        AlertRuleDraft { on: on.into(), at: at.map(String::from), minutes, integration: "ops".into(), message: None }
+    }
+
+    #[test]
+    fn deadline_alerts_are_queued_once_on_a_simulated_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
+        let mut c = db.conn().unwrap();
+        let inst = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
+        let mut draft = TaskDraft::new("load", "true", "etl", "batch");
+        draft.schedule = Some(ScheduleDraft {
+            trigger_times: Some("05:00".into()),
+            days: Some("1111100".into()),
+            timezone: "Europe/Paris".into(),
+            ..Default::default()
+        });
+        draft.alerts = vec![
+            rule("not_started_by", Some("06:00"), None),
+            rule("still_running_at", Some("07:00"), None),
+            rule("longer_than", None, Some(30)),
+            rule("failure", None, None),
+        ];
+        let def = TaskDef::parse(&draft).unwrap();
+        // Defined the evening before: that morning's deadlines apply, the day before's do not.
+        let tid = db::tasks::insert(&mut c, inst, None, &def, at(0, 0) - Duration::hours(4)).unwrap();
+        db::alert_rules::replace(&mut c, Owner::Task(tid), &def.alerts).unwrap();
+        let keys = |c: &mut DbConn| -> Vec<String> {
+            let mut k: Vec<String> =
+                db::alert_deliveries::list(c, None, 100).unwrap().into_iter().map(|d| d.dedupe_key).collect();
+            k.sort();
+            k
+        };
+
+        // 05:59 local: nothing is due yet.
+        assert_eq!(check_deadlines(&mut c, at(5, 59)).unwrap(), 0);
+        // 06:00: the run has not started: one alert, and only one however often it is checked.
+        assert_eq!(check_deadlines(&mut c, at(6, 0)).unwrap(), 1);
+        assert_eq!(check_deadlines(&mut c, at(6, 1)).unwrap(), 0);
+        assert_eq!(keys(&mut c), ["task:1:rule0:not_started_by:2026-07-01"]);
+        let d = &db::alert_deliveries::list(&mut c, None, 1).unwrap()[0];
+        assert_eq!(d.subject, "[Baton] load did not start by 06:00 (Europe/Paris) on 2026-07-01");
+        assert_eq!((d.integration.as_str(), d.status.as_str()), ("ops", "pending"));
+
+        // The run starts late, at 06:20, and is still running at 07:00 and past 30 minutes.
+        let now = db::ts(at(6, 20));
+        let run = db::runs::create(
+            &mut c,
+            &db::runs::NewRun {
+                kind: "scheduled".into(),
+                task_id: Some(tid),
+                task_name: "load".into(),
+                instance_id: Some(inst),
+                group_id: None,
+                group_run_id: None,
+                run_date: chrono::NaiveDate::from_ymd_opt(2026, 7, 1).unwrap(),
+                slot: "2026-07-01T05:00:00".into(),
+                status: "RUNNING".into(),
+                command: "true".into(),
+                target: "etl".into(),
+                run_as_user: "batch".into(),
+                scheduled_for: Some(now),
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .unwrap()
+        .id();
+        let started = db::runs::RunChange {
+            status: "RUNNING".into(),
+            attempt: 1,
+            reason: None,
+            agent_id: None,
+            pid: None,
+            exit_code: None,
+            triggered_at: Some(Some(now)),
+            started_at: Some(Some(now)),
+            ended_at: None,
+            updated_at: now,
+        };
+        db::runs::set(&mut c, run, &started).unwrap();
+        assert_eq!(check_deadlines(&mut c, at(6, 49)).unwrap(), 0);
+        assert_eq!(check_deadlines(&mut c, at(6, 51)).unwrap(), 1, "longer than 30 minutes");
+        assert_eq!(check_deadlines(&mut c, at(7, 0)).unwrap(), 1, "still running at 07:00");
+        assert_eq!(check_deadlines(&mut c, at(7, 30)).unwrap(), 0);
+        assert_eq!(
+            keys(&mut c),
+            [
+                "task:1:rule0:not_started_by:2026-07-01".to_string(),
+                format!("task:1:rule1:still_running_at:2026-07-01:{run}"),
+                format!("task:1:rule2:longer_than:{run}"),
+            ]
+        );
+
+        // Checked on Saturday (after a long outage, say), the day before is still judged: Friday
+        // was missed; Saturday is outside the task's days, so it cannot be late.
+        let saturday = Utc.with_ymd_and_hms(2026, 7, 4, 10, 0, 0).unwrap();
+        assert_eq!(check_deadlines(&mut c, saturday).unwrap(), 1);
+        let k = keys(&mut c);
+        assert!(k.contains(&"task:1:rule0:not_started_by:2026-07-03".to_string()), "{k:?}");
+        assert!(!k.iter().any(|k| k.contains("2026-07-04")), "{k:?}");
+    }
 
     #[test]
     fn backoff_doubles_and_gives_up() {
