@@ -246,7 +246,12 @@ impl AlertMutation {
 
     /// Replaces the settings of the integration called `name` (its name stays).
     #[graphql(guard = "RoleGuard(Role::Admin)")]
-    async fn update_integration(&self, ctx: &Context<'_>, name: String, input: IntegrationInput) -> ApiResult<Integration> {
+    async fn update_integration(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        input: IntegrationInput,
+    ) -> ApiResult<Integration> {
         Ok(backend(ctx).save_integration(principal(ctx)?, Some(&name), input.into()).await?.into())
     }
 
@@ -258,7 +263,12 @@ impl AlertMutation {
 
     /// Sets or rotates a secret; the answer carries its key and version, not the value.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
-    async fn set_credential(&self, ctx: &Context<'_>, key: String, #[graphql(secret)] value: String) -> ApiResult<CredentialKey> {
+    async fn set_credential(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+        #[graphql(secret)] value: String,
+    ) -> ApiResult<CredentialKey> {
         Ok(backend(ctx).set_credential(principal(ctx)?, &key, &value).await?.into())
     }
 

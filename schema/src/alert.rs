@@ -43,7 +43,11 @@ impl IntegrationKind {
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         Self::ALL.into_iter().find(|k| k.as_str() == raw).ok_or_else(|| {
-            FieldError::new("kind", "one_of", format!("{raw:?} must be webhook, slack, teams, discord, email or pagerduty"))
+            FieldError::new(
+                "kind",
+                "one_of",
+                format!("{raw:?} must be webhook, slack, teams, discord, email or pagerduty"),
+            )
         })
     }
 
@@ -119,12 +123,27 @@ pub enum SmtpSecurity {
 /// A validated integration's channel settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Channel {
-    Webhook { method: String, headers: Vec<Header>, body: Option<String> },
+    Webhook {
+        method: String,
+        headers: Vec<Header>,
+        body: Option<String>,
+    },
     Slack,
     Teams,
     Discord,
-    Email { host: String, port: u16, security: SmtpSecurity, username: Option<String>, from: String, to: Vec<String>, ca_file: Option<String> },
-    Pagerduty { events_url: String, severity: String },
+    Email {
+        host: String,
+        port: u16,
+        security: SmtpSecurity,
+        username: Option<String>,
+        from: String,
+        to: Vec<String>,
+        ca_file: Option<String>,
+    },
+    Pagerduty {
+        events_url: String,
+        severity: String,
+    },
 }
 
 /// A validated integration.
@@ -151,7 +170,9 @@ fn is_address(s: &str) -> bool {
 }
 
 fn is_http_url(s: &str) -> bool {
-    (s.starts_with("http://") || s.starts_with("https://")) && s.len() > "https://".len() && !s.contains(char::is_whitespace)
+    (s.starts_with("http://") || s.starts_with("https://"))
+        && s.len() > "https://".len()
+        && !s.contains(char::is_whitespace)
 }
 
 impl Integration {
@@ -165,11 +186,18 @@ impl Integration {
         };
         let unused = |errors: &mut FieldErrors, field: &str, set: bool, kind: IntegrationKind| {
             if set {
-                errors.push(FieldError::new(field, "not_applicable", format!("does not apply to a {} integration", kind.as_str())));
+                errors.push(FieldError::new(
+                    field,
+                    "not_applicable",
+                    format!("does not apply to a {} integration", kind.as_str()),
+                ));
             }
         };
         let Some(kind) = kind else { return Err(errors) };
-        if kind != IntegrationKind::Email && credential_key.is_none() && d.credential_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
+        if kind != IntegrationKind::Email
+            && credential_key.is_none()
+            && d.credential_key.as_deref().is_none_or(|k| k.trim().is_empty())
+        {
             errors.push(FieldError::new(
                 "credential_key",
                 "required",
@@ -202,15 +230,27 @@ impl Integration {
             IntegrationKind::Webhook => {
                 let method = d.method.as_deref().unwrap_or("POST").trim().to_ascii_uppercase();
                 if !["GET", "POST", "PUT", "PATCH"].contains(&method.as_str()) {
-                    errors.push(FieldError::new("method", "one_of", format!("{method:?} must be GET, POST, PUT or PATCH")));
+                    errors.push(FieldError::new(
+                        "method",
+                        "one_of",
+                        format!("{method:?} must be GET, POST, PUT or PATCH"),
+                    ));
                 }
                 for (i, h) in d.headers.iter().enumerate() {
                     let field = format!("headers[{i}]");
                     if h.name.is_empty() || !h.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
-                        errors.push(FieldError::new(format!("{field}.name"), "header_name", "letters, digits, '-' and '_' only"));
+                        errors.push(FieldError::new(
+                            format!("{field}.name"),
+                            "header_name",
+                            "letters, digits, '-' and '_' only",
+                        ));
                     }
                     if h.value.contains(['\r', '\n']) {
-                        errors.push(FieldError::new(format!("{field}.value"), "single_line", "must not contain a line break"));
+                        errors.push(FieldError::new(
+                            format!("{field}.value"),
+                            "single_line",
+                            "must not contain a line break",
+                        ));
                     }
                     errors.take(scan(&format!("{field}.value"), &h.value, PlaceholderContext::Alert));
                 }
@@ -232,7 +272,11 @@ impl Integration {
                     "tls" => SmtpSecurity::Tls,
                     "none" => SmtpSecurity::None,
                     other => {
-                        errors.push(FieldError::new("security", "one_of", format!("{other:?} must be starttls, tls or none")));
+                        errors.push(FieldError::new(
+                            "security",
+                            "one_of",
+                            format!("{other:?} must be starttls, tls or none"),
+                        ));
                         SmtpSecurity::StartTls
                     }
                 };
@@ -253,10 +297,18 @@ impl Integration {
                 };
                 let username = d.username.as_deref().map(str::trim).filter(|u| !u.is_empty()).map(String::from);
                 if credential_key.is_some() && username.is_none() {
-                    errors.push(FieldError::new("username", "required", "the SMTP user whose password the credential holds"));
+                    errors.push(FieldError::new(
+                        "username",
+                        "required",
+                        "the SMTP user whose password the credential holds",
+                    ));
                 }
                 if username.is_some() && credential_key.is_none() {
-                    errors.push(FieldError::new("credential_key", "required", "name the credential that holds the SMTP password"));
+                    errors.push(FieldError::new(
+                        "credential_key",
+                        "required",
+                        "name the credential that holds the SMTP password",
+                    ));
                 }
                 let from = d.from.as_deref().map(str::trim).unwrap_or("").to_string();
                 if !is_address(&from) {
@@ -267,7 +319,11 @@ impl Integration {
                 }
                 for (i, t) in d.to.iter().enumerate() {
                     if !is_address(t.trim()) {
-                        errors.push(FieldError::new(format!("to[{i}]"), "address", format!("{t:?} is not an e-mail address")));
+                        errors.push(FieldError::new(
+                            format!("to[{i}]"),
+                            "address",
+                            format!("{t:?} is not an e-mail address"),
+                        ));
                     }
                 }
                 let to = d.to.iter().map(|t| t.trim().to_string()).collect();
@@ -284,7 +340,11 @@ impl Integration {
                 }
                 let severity = d.severity.clone().unwrap_or_else(|| "error".into());
                 if !["critical", "error", "warning", "info"].contains(&severity.as_str()) {
-                    errors.push(FieldError::new("severity", "one_of", format!("{severity:?} must be critical, error, warning or info")));
+                    errors.push(FieldError::new(
+                        "severity",
+                        "one_of",
+                        format!("{severity:?} must be critical, error, warning or info"),
+                    ));
                 }
                 Channel::Pagerduty { events_url, severity }
             }
@@ -312,7 +372,9 @@ pub fn answers(trigger: &AlertTrigger, t: &Transition) -> bool {
         AlertTrigger::Always => ended,
         AlertTrigger::Retry => matches!(t.reason, Some(Reason::RetryScheduled { .. })),
         AlertTrigger::Timeout => t.to == RunStatus::Failed && matches!(t.reason, Some(Reason::Timeout { .. })),
-        AlertTrigger::NotStartedBy { .. } | AlertTrigger::StillRunningAt { .. } | AlertTrigger::LongerThan { .. } => false,
+        AlertTrigger::NotStartedBy { .. } | AlertTrigger::StillRunningAt { .. } | AlertTrigger::LongerThan { .. } => {
+            false
+        }
     }
 }
 
@@ -368,7 +430,7 @@ pub fn deadline_due(
         AlertTrigger::NotStartedBy { at } => {
             let deadline = deadline_instant(run_date, at, tz);
             let started_in_time = runs.iter().any(|r| r.started_at.is_some_and(|s| s <= deadline));
-            if now < deadline || started_in_time || !(expected || !runs.is_empty()) {
+            if now < deadline || started_in_time || (!expected && runs.is_empty()) {
                 return Vec::new();
             }
             vec![DeadlineDue {
@@ -454,7 +516,13 @@ mod tests {
         let got: Vec<_> = e.iter().map(|e| (e.field.as_str(), e.rule.as_str())).collect();
         assert_eq!(
             got,
-            [("security", "one_of"), ("smtp_port", "range"), ("username", "required"), ("from", "address"), ("to[1]", "address")]
+            [
+                ("security", "one_of"),
+                ("smtp_port", "range"),
+                ("username", "required"),
+                ("from", "address"),
+                ("to[1]", "address")
+            ]
         );
 
         let hook = IntegrationDraft {
@@ -470,8 +538,9 @@ mod tests {
         let got: Vec<_> = e.iter().map(|e| (e.field.as_str(), e.rule.as_str())).collect();
         assert_eq!(got, [("method", "one_of"), ("headers[0].value", "placeholder")]);
 
-        let e = Integration::parse(&IntegrationDraft { name: "p d".into(), kind: "pager".into(), ..Default::default() })
-            .unwrap_err();
+        let e =
+            Integration::parse(&IntegrationDraft { name: "p d".into(), kind: "pager".into(), ..Default::default() })
+                .unwrap_err();
         let got: Vec<_> = e.iter().map(|e| (e.field.as_str(), e.rule.as_str())).collect();
         assert_eq!(got, [("name", "charset"), ("kind", "one_of")]);
         let e = CredentialKey::parse("alerts//x").unwrap_err();
@@ -517,10 +586,15 @@ mod tests {
         let started = RunFact { run_id: 7, started_at: Some(utc(2026, 7, 1, 3, 30)), ended_at: None };
         assert!(deadline_due(&by_six, date, tz, true, std::slice::from_ref(&started), utc(2026, 7, 1, 5, 0)).is_empty());
         let late = RunFact { run_id: 8, started_at: Some(utc(2026, 7, 1, 4, 30)), ended_at: None };
-        assert_eq!(deadline_due(&by_six, date, tz, true, std::slice::from_ref(&late), utc(2026, 7, 1, 5, 0))[0].run_id, Some(8));
+        assert_eq!(
+            deadline_due(&by_six, date, tz, true, std::slice::from_ref(&late), utc(2026, 7, 1, 5, 0))[0].run_id,
+            Some(8)
+        );
 
         let at_seven = AlertTrigger::StillRunningAt { at: hm(7, 0) };
-        assert!(deadline_due(&at_seven, date, tz, true, std::slice::from_ref(&started), utc(2026, 7, 1, 4, 59)).is_empty());
+        assert!(
+            deadline_due(&at_seven, date, tz, true, std::slice::from_ref(&started), utc(2026, 7, 1, 4, 59)).is_empty()
+        );
         let due = deadline_due(&at_seven, date, tz, true, std::slice::from_ref(&started), utc(2026, 7, 1, 5, 0));
         assert_eq!((due[0].run_id, due[0].occasion.as_str()), (Some(7), "2026-07-01:7"));
         let done = RunFact { ended_at: Some(utc(2026, 7, 1, 4, 50)), ..started.clone() };
@@ -530,8 +604,13 @@ mod tests {
         assert_eq!(deadline_due(&at_seven, date, tz, true, &[ended_late], utc(2026, 7, 1, 6, 0)).len(), 1);
 
         let longer = AlertTrigger::LongerThan { minutes: 45 };
-        assert!(deadline_due(&longer, date, tz, true, std::slice::from_ref(&started), utc(2026, 7, 1, 4, 15)).is_empty());
-        assert_eq!(deadline_due(&longer, date, tz, true, std::slice::from_ref(&started), utc(2026, 7, 1, 4, 16)).len(), 1);
+        assert!(
+            deadline_due(&longer, date, tz, true, std::slice::from_ref(&started), utc(2026, 7, 1, 4, 15)).is_empty()
+        );
+        assert_eq!(
+            deadline_due(&longer, date, tz, true, std::slice::from_ref(&started), utc(2026, 7, 1, 4, 16)).len(),
+            1
+        );
         let quick = RunFact { ended_at: Some(utc(2026, 7, 1, 3, 40)), ..started };
         assert!(deadline_due(&longer, date, tz, true, &[quick], utc(2026, 7, 1, 9, 0)).is_empty());
     }

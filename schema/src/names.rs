@@ -232,7 +232,9 @@ impl CredentialKey {
             return Err(FieldError::new(
                 field,
                 "format",
-                format!("{raw:?} must be path segments of letters, digits, '_', '.' or '-' joined by '/' (alerts/email)"),
+                format!(
+                    "{raw:?} must be path segments of letters, digits, '_', '.' or '-' joined by '/' (alerts/email)"
+                ),
             ));
         }
         Ok(Self(raw.to_string()))

@@ -96,7 +96,11 @@ pub fn credential_refs(field: &str, text: &str) -> Result<Vec<crate::names::Cred
     while let Some(found) = text[rest..].find("${C:") {
         let start = rest + found;
         let Some(close) = text[start..].find('}') else {
-            return Err(FieldError::new(field, "placeholder", format!("unclosed ${{C:...}} at character {}", start + 1)));
+            return Err(FieldError::new(
+                field,
+                "placeholder",
+                format!("unclosed ${{C:...}} at character {}", start + 1),
+            ));
         };
         let key = crate::names::CredentialKey::parse_as(field, &text[start + 4..start + close])?;
         if !out.contains(&key) {

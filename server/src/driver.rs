@@ -331,8 +331,8 @@ impl Driver {
             }
             let mut missing = None;
             let vault = self.vault.get();
-            *value = baton_schema::placeholder::expand_credentials(value, |key| {
-                match vault.and_then(|v| v.lookup(key)) {
+            *value =
+                baton_schema::placeholder::expand_credentials(value, |key| match vault.and_then(|v| v.lookup(key)) {
                     Some(v) => {
                         if !secrets.contains(&v) {
                             secrets.push(v.clone());
@@ -343,8 +343,7 @@ impl Driver {
                         missing = Some(key.to_string());
                         None
                     }
-                }
-            });
+                });
             if let Some(key) = missing {
                 return Err(format!("profile variable {name} names credential {key}, which is not set"));
             }

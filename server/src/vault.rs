@@ -44,16 +44,18 @@ impl std::fmt::Debug for Vault {
 
 /// A value that could not be opened: the wrong master key, or a damaged record.
 #[derive(Debug, thiserror::Error)]
-#[error("credential {key} cannot be decrypted with the master key from {from}: the key is wrong or the record was altered")]
+#[error(
+    "credential {key} cannot be decrypted with the master key from {from}: the key is wrong or the record was altered"
+)]
 pub struct Undecryptable {
     pub key: String,
     pub from: KeySource,
 }
 
 fn parse_key(text: &str, source: &KeySource) -> anyhow::Result<[u8; 32]> {
-    let bytes = B64
-        .decode(text.trim())
-        .map_err(|_| anyhow::anyhow!("master key from {source}: not base64 (expected 32 bytes in base64, 44 characters)"))?;
+    let bytes = B64.decode(text.trim()).map_err(|_| {
+        anyhow::anyhow!("master key from {source}: not base64 (expected 32 bytes in base64, 44 characters)")
+    })?;
     <[u8; 32]>::try_from(bytes.as_slice())
         .map_err(|_| anyhow::anyhow!("master key from {source}: {} bytes, expected 32", bytes.len()))
 }
@@ -194,7 +196,7 @@ fn generate(path: &Path) -> anyhow::Result<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{Db, DatabaseUrl};
+    use crate::db::{DatabaseUrl, Db};
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

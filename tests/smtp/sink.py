@@ -52,7 +52,8 @@ class Handler:
 
 def authenticate(server, session, envelope, mechanism, auth_data):
     ok = isinstance(auth_data, LoginPassword) and auth_data.login == user and auth_data.password == password
-    return AuthResult(success=ok)
+    # handled=False: the server answers 535 itself.
+    return AuthResult(success=ok, handled=False)
 
 
 controller = Controller(

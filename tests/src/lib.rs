@@ -73,7 +73,12 @@ impl Server {
     }
 
     /// Starts with extra environment variables (they win over the defaults set here).
-    pub fn start_env(data_dir: tempfile::TempDir, listen: &str, extra: &[&str], envs: &[(&str, &str)]) -> Result<Server> {
+    pub fn start_env(
+        data_dir: tempfile::TempDir,
+        listen: &str,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Server> {
         let mut child = Command::new(binary("baton"))
             .args(["serve", "--listen", listen, "--data"])
             .arg(data_dir.path())

@@ -19,7 +19,8 @@ impl Received {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body of {} is not JSON ({e}): {}", self.path, self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body of {} is not JSON ({e}): {}", self.path, self.body))
     }
 }
 

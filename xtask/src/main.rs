@@ -166,9 +166,8 @@ fn ensure_chromium() -> Result<()> {
 fn ensure_smtp_python() -> Result<std::path::PathBuf> {
     let venv = root().join("target/pyenv");
     let python = venv.join("bin/python");
-    let ready = || {
-        Command::new(&python).args(["-c", "import aiosmtpd, trustme"]).output().is_ok_and(|o| o.status.success())
-    };
+    let ready =
+        || Command::new(&python).args(["-c", "import aiosmtpd, trustme"]).output().is_ok_and(|o| o.status.success());
     if ready() {
         return Ok(python);
     }

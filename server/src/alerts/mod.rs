@@ -125,8 +125,7 @@ pub fn human_duration(seconds: i64) -> String {
 
 impl Facts {
     fn values(&self) -> HashMap<String, String> {
-        let mut v: HashMap<String, String> =
-            self.env.iter().map(|(k, val)| (format!("E:{k}"), val.clone())).collect();
+        let mut v: HashMap<String, String> = self.env.iter().map(|(k, val)| (format!("E:{k}"), val.clone())).collect();
         v.insert("T:task_name".into(), self.task_name.clone());
         v.insert("T:task_id".into(), self.task_id.map(|t| t.to_string()).unwrap_or_default());
         v.insert("T:group_name".into(), self.group_name.clone());
@@ -301,10 +300,14 @@ fn rules_of(c: &mut DbConn, owner: Owner) -> DbResult<Vec<AlertRule>> {
 }
 
 /// Whether a stored schedule runs on `date` (its days and calendar allow it).
-fn runs_on(c: &mut DbConn, instance_id: i64, schedule: Option<&str>, date: NaiveDate) -> DbResult<(bool, chrono_tz::Tz)> {
-    let Some(schedule) = schedule
-        .and_then(|s| serde_json::from_str::<ScheduleDraft>(s).ok())
-        .and_then(|d| Schedule::parse(&d).ok())
+fn runs_on(
+    c: &mut DbConn,
+    instance_id: i64,
+    schedule: Option<&str>,
+    date: NaiveDate,
+) -> DbResult<(bool, chrono_tz::Tz)> {
+    let Some(schedule) =
+        schedule.and_then(|s| serde_json::from_str::<ScheduleDraft>(s).ok()).and_then(|d| Schedule::parse(&d).ok())
     else {
         return Ok((false, chrono_tz::UTC));
     };
@@ -559,7 +562,9 @@ impl Alerts {
                 let occasion = format!("grouprun{}:{}", e.group_run_id, e.status);
                 let mut queued = 0;
                 for (i, rule) in rules.iter().enumerate() {
-                    if answers(&rule.trigger, &as_transition) && queue_rule(c, rule, i, &facts, &occasion, None)?.is_some() {
+                    if answers(&rule.trigger, &as_transition)
+                        && queue_rule(c, rule, i, &facts, &occasion, None)?.is_some()
+                    {
                         queued += 1;
                     }
                 }
@@ -614,9 +619,11 @@ impl Alerts {
     fn deliver_forever(&self) {
         loop {
             let now = Utc::now();
-            let due = self.db.conn().map_err(|e| e.to_string()).and_then(|mut c| {
-                db::alert_deliveries::due(&mut c, now, 32).map_err(|e| e.to_string())
-            });
+            let due = self
+                .db
+                .conn()
+                .map_err(|e| e.to_string())
+                .and_then(|mut c| db::alert_deliveries::due(&mut c, now, 32).map_err(|e| e.to_string()));
             let due = match due {
                 Ok(d) => d,
                 Err(e) => {
@@ -660,7 +667,9 @@ impl Alerts {
         let outcome = result.map_err(|f| f.to_string());
         match &outcome {
             Ok(detail) => tracing::info!(delivery = d.id, integration = %d.integration, attempt, %detail, "alert sent"),
-            Err(e) => tracing::warn!(delivery = d.id, integration = %d.integration, attempt, error = %e, "alert not sent"),
+            Err(e) => {
+                tracing::warn!(delivery = d.id, integration = %d.integration, attempt, error = %e, "alert not sent")
+            }
         }
         if let Err(e) = db::alert_deliveries::record_attempt(&mut c, d.id, attempt, outcome, next, now) {
             tracing::error!(delivery = d.id, error = %e, "recording an alert attempt");
@@ -787,8 +796,7 @@ mod tests {
     fn backoff_doubles_and_gives_up() {
         let p = AlertPolicy { attempts: 4, retry_base: std::time::Duration::from_millis(500), ..Default::default() };
         let now = Utc::now();
-        let waits: Vec<_> =
-            (1..=4).map(|a| p.next_attempt(a, now).map(|t| (t - now).num_milliseconds())).collect();
+        let waits: Vec<_> = (1..=4).map(|a| p.next_attempt(a, now).map(|t| (t - now).num_milliseconds())).collect();
         assert_eq!(waits, [Some(500), Some(1000), Some(2000), None]);
         assert_eq!(human_duration(3725), "1h 02m 05s");
         assert_eq!(human_duration(65), "1m 05s");

@@ -224,7 +224,8 @@ fn send_email(channel: &Channel, d: &DeliveryRow, password: Option<&str>) -> Res
             }
         }
     };
-    let mut transport = SmtpTransport::builder_dangerous(host.as_str()).port(*port).tls(tls).timeout(Some(SEND_TIMEOUT));
+    let mut transport =
+        SmtpTransport::builder_dangerous(host.as_str()).port(*port).tls(tls).timeout(Some(SEND_TIMEOUT));
     if let (Some(user), Some(pw)) = (username, password) {
         transport = transport.credentials(Credentials::new(user.clone(), pw.to_string()));
     }
@@ -315,7 +316,10 @@ mod tests {
         let slack: Value = serde_json::from_str(&http_call(&Channel::Slack, &d, &details, "u").unwrap().body).unwrap();
         assert_eq!(slack["text"], "*[Baton] load failed*\nload failed: exit code 2");
         let teams: Value = serde_json::from_str(&http_call(&Channel::Teams, &d, &details, "u").unwrap().body).unwrap();
-        assert_eq!((teams["@type"].as_str(), teams["title"].as_str()), (Some("MessageCard"), Some("[Baton] load failed")));
+        assert_eq!(
+            (teams["@type"].as_str(), teams["title"].as_str()),
+            (Some("MessageCard"), Some("[Baton] load failed"))
+        );
         let pd = Channel::Pagerduty { events_url: "http://127.0.0.1:9/v2/enqueue".into(), severity: "critical".into() };
         let call = http_call(&pd, &d, &details, "ROUTING").unwrap();
         let body: Value = serde_json::from_str(&call.body).unwrap();

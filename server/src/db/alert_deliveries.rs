@@ -159,11 +159,7 @@ pub fn list(conn: &mut DbConn, integration: Option<&str>, limit: i64) -> DbResul
 }
 
 pub fn get(conn: &mut DbConn, id: i64) -> DbResult<Option<DeliveryRow>> {
-    Ok(with_conn!(conn, |c| alert_deliveries::table
-        .find(id)
-        .select(DeliveryRow::as_select())
-        .first(c)
-        .optional())?)
+    Ok(with_conn!(conn, |c| alert_deliveries::table.find(id).select(DeliveryRow::as_select()).first(c).optional())?)
 }
 
 /// The attempts of these deliveries, in order.

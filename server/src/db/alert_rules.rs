@@ -127,8 +127,5 @@ pub fn with_deadlines(conn: &mut DbConn) -> DbResult<Vec<AlertRuleRow>> {
 
 /// How many rules name this integration.
 pub fn count_naming(conn: &mut DbConn, integration: &str) -> DbResult<i64> {
-    Ok(with_conn!(conn, |c| alert_rules::table
-        .filter(alert_rules::integration.eq(integration))
-        .count()
-        .get_result(c))?)
+    Ok(with_conn!(conn, |c| alert_rules::table.filter(alert_rules::integration.eq(integration)).count().get_result(c))?)
 }

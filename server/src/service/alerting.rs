@@ -75,14 +75,21 @@ pub(crate) fn check_references(
     Ok(())
 }
 
-fn record(c: &mut DbConn, row: db::integrations::IntegrationRow, vault: &crate::vault::Vault) -> SvcResult<IntegrationRecord> {
+fn record(
+    c: &mut DbConn,
+    row: db::integrations::IntegrationRow,
+    vault: &crate::vault::Vault,
+) -> SvcResult<IntegrationRecord> {
     let draft: IntegrationDraft = db::from_json("integration", &row.config)?;
     let credential_set = row.credential_key.as_deref().is_some_and(|k| vault.lookup(k).is_some());
     let rules = db::alert_rules::count_naming(c, &row.name)?;
     Ok(IntegrationRecord { id: row.id, draft, credential_set, rules, updated_at: db::utc(row.updated_at) })
 }
 
-fn delivery_records(c: &mut DbConn, rows: Vec<db::alert_deliveries::DeliveryRow>) -> SvcResult<Vec<AlertDeliveryRecord>> {
+fn delivery_records(
+    c: &mut DbConn,
+    rows: Vec<db::alert_deliveries::DeliveryRow>,
+) -> SvcResult<Vec<AlertDeliveryRecord>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut log: BTreeMap<i64, Vec<AlertAttemptRecord>> = BTreeMap::new();
     for a in db::alert_deliveries::attempts_of(c, &ids)? {
@@ -155,7 +162,11 @@ impl Services {
                 };
                 if let Some(old) = &existing {
                     if old.name != valid.name.as_str() {
-                        errors.push(FieldError::new("name", "immutable", "an integration keeps its name (rules name it)"));
+                        errors.push(FieldError::new(
+                            "name",
+                            "immutable",
+                            "an integration keeps its name (rules name it)",
+                        ));
                     }
                 } else if db::integrations::by_name(c, valid.name.as_str())?.is_some() {
                     errors.push(FieldError::new("name", "unique", format!("integration {} exists", valid.name)));
@@ -253,7 +264,14 @@ impl Services {
                 ApiError::Internal
             })?;
             // The audit log says who set which key and its version; never the value.
-            audit(c, &p.username, "setCredential", &format!("credential {key}"), None, Some(format!("{{\"version\":{version}}}")))?;
+            audit(
+                c,
+                &p.username,
+                "setCredential",
+                &format!("credential {key}"),
+                None,
+                Some(format!("{{\"version\":{version}}}")),
+            )?;
             let updated_at = Utc::now();
             Ok(CredentialKeyRecord { key: key.to_string(), version, updated_at, used_by: Vec::new() })
         })
@@ -305,14 +323,20 @@ impl Services {
         .await
     }
 
-    pub(super) async fn send_test_alert_impl(&self, p: &Principal, integration: &str) -> BackendResult<AlertDeliveryRecord> {
+    pub(super) async fn send_test_alert_impl(
+        &self,
+        p: &Principal,
+        integration: &str,
+    ) -> BackendResult<AlertDeliveryRecord> {
         let (_, alerts) = self.alerting()?;
         let name = integration.to_string();
         let (p2, n2) = (p.clone(), name.clone());
         self.run(move |c| {
             require(&p2, Role::Admin)?;
             if db::integrations::by_name(c, &n2)?.is_none() {
-                return Err(ApiError::invalid("integration", "unknown_integration", format!("no integration {n2}")).into());
+                return Err(
+                    ApiError::invalid("integration", "unknown_integration", format!("no integration {n2}")).into()
+                );
             }
             audit(c, &p2.username, "sendTestAlert", &format!("integration {n2}"), None, None)?;
             Ok(())
