@@ -433,6 +433,20 @@ fn import(s: &Server, token: &str, doc: &Value, dry_run: bool, mode: &str) -> Va
         .clone()
 }
 
+/// An integration `ops` (Slack) with its webhook URL in the credential store.
+fn ops_integration(s: &Server, token: &str) {
+    let res = data(
+        s.graphql_as(
+            Some(token),
+            "mutation { setCredential(key: \"hooks/ops\", value: \"https://hooks.example.com/services/T/B/x\") { version }
+                        createIntegration(input: {name: \"ops\", kind: \"slack\", credentialKey: \"hooks/ops\"}) { name } }",
+            json!({}),
+        )
+        .unwrap(),
+    );
+    assert_eq!(res["createIntegration"]["name"], "ops");
+}
+
 fn task_count(s: &Server, token: &str) -> i64 {
     data(s.graphql_as(Some(token), "{ tasks { totalCount } }", json!({})).unwrap())["tasks"]["totalCount"]
         .as_i64()
@@ -453,6 +467,12 @@ fn import_plans_applies_atomically_and_round_trips() {
             { "name": "load", "group": "nightly", "command": "load.sh", "target": "etl", "run_as_user": "batch", "dependency": "S:extract",
               "profile": { "MODE": "full" } }
         ] }] });
+
+    // Alert rules may only name integrations that exist on the importing server.
+    let plan = import(&a, &admin, &doc, false, "MERGE");
+    assert_eq!((plan["applied"].as_bool(), plan["errors"][0]["rule"].as_str()), (Some(false), Some("unknown_integration")));
+    assert_eq!(plan["errors"][0]["path"], "$.instances[0].tasks[0].alerts[0].integration", "{plan}");
+    ops_integration(&a, &admin);
 
     let plan = import(&a, &admin, &doc, true, "MERGE");
     assert_eq!(plan["applied"], false);
@@ -493,8 +513,10 @@ fn import_plans_applies_atomically_and_round_trips() {
         ["exportDefinitions"]
         .clone();
     assert!(!exported.to_string().contains("password"), "no secrets in exports");
+    assert!(!exported.to_string().contains("hooks.example.com"), "no webhook URLs in exports");
     let b = Server::start().unwrap();
     let b_admin = b.admin().unwrap();
+    ops_integration(&b, &b_admin);
     assert_eq!(import(&b, &b_admin, &exported, false, "MERGE")["applied"], true);
     let again = data(b.graphql_as(Some(&b_admin), "mutation { exportDefinitions }", json!({})).unwrap())
         ["exportDefinitions"]
