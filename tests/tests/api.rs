@@ -470,7 +470,10 @@ fn import_plans_applies_atomically_and_round_trips() {
 
     // Alert rules may only name integrations that exist on the importing server.
     let plan = import(&a, &admin, &doc, false, "MERGE");
-    assert_eq!((plan["applied"].as_bool(), plan["errors"][0]["rule"].as_str()), (Some(false), Some("unknown_integration")));
+    assert_eq!(
+        (plan["applied"].as_bool(), plan["errors"][0]["rule"].as_str()),
+        (Some(false), Some("unknown_integration"))
+    );
     assert_eq!(plan["errors"][0]["path"], "$.instances[0].tasks[0].alerts[0].integration", "{plan}");
     ops_integration(&a, &admin);
 

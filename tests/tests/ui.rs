@@ -294,6 +294,20 @@ async fn fill(c: &Client, css: &str, text: &str) {
     e.send_keys(text).await.unwrap();
 }
 
+/// Picks an option of a select by its value.
+/// Picks an option of a select by its value, once the option is there (options may load later).
+async fn choose(c: &Client, css: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let e = c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await.unwrap();
+        match e.select_by_value(value).await {
+            Ok(()) => return,
+            Err(err) if Instant::now() >= deadline => panic!("no option {value:?} in {css}: {err}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 async fn click(c: &Client, css: &str) {
     c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await.unwrap().click().await.unwrap();
 }
@@ -305,6 +319,7 @@ fn tasks_and_groups_are_built_in_the_browser_with_the_flow_graph_and_an_import_p
         eprintln!("skipped: no Chromium or chromedriver here");
         return;
     };
+    let sink = baton_tests::sink::Sink::start();
     let s = Server::start().unwrap();
     let admin = s.admin().unwrap();
     let password = s.admin_password.clone();
@@ -328,13 +343,45 @@ fn tasks_and_groups_are_built_in_the_browser_with_the_flow_graph_and_an_import_p
     rt.block_on(async {
         let c = browser(&driver).await;
         login(&c, &base, "admin", &password).await;
+
+        // Integrations: a credential set (and never shown back), a Slack integration that uses
+        // it, refused first for a credential that does not exist, then a test alert logged.
+        c.goto(&s.url("/integrations")).await.unwrap();
+        text_until(&c, "main h2", "the integrations page", |t| t.contains("Integrations")).await;
+        let secret_url = format!("{}/slack/UI-T0KEN", sink.base_url);
+        fill(&c, "#c-key", "hooks/ops").await;
+        fill(&c, "#c-value", &secret_url).await;
+        click(&c, "#set-credential").await;
+        text_until(&c, "#integrations-notice", "the credential set", |t| t.contains("hooks/ops set (version 1)")).await;
+        text_until(&c, "#credential-keys-table", "the key listed", |t| t.contains("hooks/ops")).await;
+        fill(&c, "#i-name", "ops").await;
+        choose(&c, "#i-kind", "slack").await;
+        fill(&c, "#i-credentialKey", "hooks/none").await;
+        click(&c, "#save-integration").await;
+        text_until(&c, "#error-credential_key", "the unknown credential", |t| t.contains("no credential hooks/none")).await;
+        fill(&c, "#i-credentialKey", "hooks/ops").await;
+        click(&c, "#save-integration").await;
+        text_until(&c, "#integration-ops", "the integration", |t| t.contains("slack") && t.contains("hooks/ops ✓")).await;
+        click(&c, "#test-ops").await;
+        text_until(&c, "#integrations-notice", "the test alert", |t| t.contains("Test alert through ops: SENT")).await;
+        text_until(&c, "#deliveries", "the delivery log", |t| t.contains("[Baton] Test alert from admin") && t.contains("HTTP 200")).await;
+        assert_eq!(sink.to("/slack/UI-T0KEN").len(), 1);
+        let page = c.source().await.unwrap();
+        assert!(!page.contains("UI-T0KEN"), "the page never holds a credential's value");
+        shot(&c, "integrations").await;
+
         c.goto(&s.url("/tasks")).await.unwrap();
         text_until(&c, "#tasks-page", "the page", |t| t.contains("Tasks & Groups")).await;
 
-        // A group, then three tasks in it; a bad name is refused beside its field.
+        // A group with an alert picked from the integrations, then three tasks in it; a bad name
+        // is refused beside its field.
         click(&c, "#new-group").await;
         fill(&c, "#g-name", "etl").await;
         fill(&c, "#g-when", "02:00").await;
+        choose(&c, "#g-alert-on", "not_started_by").await;
+        choose(&c, "#g-alert-integration", "ops").await;
+        fill(&c, "#g-alert-when", "03:00").await;
+        click(&c, "#g-alert-add").await;
         click(&c, "#save-group").await;
         text_until(&c, ".flow h3", "the new group's graph", |t| t.contains("etl")).await;
         click(&c, "#new-task").await;
@@ -357,7 +404,12 @@ fn tasks_and_groups_are_built_in_the_browser_with_the_flow_graph_and_an_import_p
                 fill(&c, "#f-alerts", "whenever ops").await;
                 click(&c, "#save-task").await;
                 text_until(&c, "#error-alerts", "the alert rule's message", |t| t.contains("alerts")).await;
-                fill(&c, "#f-alerts", "failure ops").await;
+                fill(&c, "#f-alerts", "").await;
+                choose(&c, "#f-alert-on", "failure").await;
+                choose(&c, "#f-alert-integration", "ops").await;
+                click(&c, "#f-alert-add").await;
+                let lines = c.find(Locator::Css("#f-alerts")).await.unwrap().prop("value").await.unwrap();
+                assert_eq!(lines.as_deref(), Some("failure ops"));
             }
             click(&c, "#save-task").await;
             text_until(&c, "#form-saved", "the saved task", |t| t.contains(name)).await;
@@ -365,6 +417,10 @@ fn tasks_and_groups_are_built_in_the_browser_with_the_flow_graph_and_an_import_p
         shot(&c, "task-form").await;
         let alerts = gql(&s, &admin, "{ tasks(filter: {search: \"extract\"}) { nodes { alerts { on integration } } } }", json!({}));
         assert_eq!(alerts["tasks"]["nodes"][0]["alerts"], json!([{"on": "failure", "integration": "ops"}]), "{alerts}");
+        let alerts = gql(&s, &admin, "{ tasks(filter: {search: \"load\"}) { nodes { alerts { on } } } }", json!({}));
+        assert_eq!(alerts["tasks"]["nodes"][0]["alerts"], json!([]), "a new task's form starts empty");
+        let alerts = gql(&s, &admin, "{ groups { nodes { alerts { on at integration } } } }", json!({}));
+        assert_eq!(alerts["groups"]["nodes"][0]["alerts"], json!([{"on": "not_started_by", "at": "03:00", "integration": "ops"}]), "{alerts}");
         // The table sorts by name, both ways.
         click(&c, "#tab-groups").await;
         click(&c, "#tab-tasks").await;

@@ -39,6 +39,8 @@ pub enum Route {
     Adhoc,
     #[at("/calendars")]
     Calendars,
+    #[at("/integrations")]
+    Integrations,
     #[at("/admin")]
     Admin,
     #[not_found]
@@ -92,6 +94,7 @@ fn switch(route: Route, me: &Me) -> Html {
         Route::Tasks => html! { <pages::tasks::Tasks me={me.clone()} /> },
         Route::Adhoc => html! { <pages::adhoc::Adhoc /> },
         Route::Calendars => html! { <pages::calendars::Calendars me={me.clone()} /> },
+        Route::Integrations => html! { <pages::integrations::Integrations me={me.clone()} /> },
         Route::Admin => html! { <pages::admin::Admin me={me.clone()} /> },
         Route::NotFound => html! { <section><h2>{ "Not found" }</h2></section> },
     }
@@ -118,6 +121,7 @@ fn nav(props: &NavProps) -> Html {
             if props.me.is_operator() { <Link<Route> to={Route::Adhoc}>{ "Adhoc" }</Link<Route>> }
             <Link<Route> to={Route::Agents}>{ "Agents" }</Link<Route>>
             <Link<Route> to={Route::Calendars}>{ "Calendars" }</Link<Route>>
+            <Link<Route> to={Route::Integrations}>{ "Integrations" }</Link<Route>>
             <Link<Route> to={Route::Scheduler}>{ "Scheduler" }</Link<Route>>
             if props.me.is_admin() { <Link<Route> to={Route::Admin}>{ "Administration" }</Link<Route>> }
             <span class="who" id="who">{ format!("{} ({})", props.me.username, props.me.role) }</span>

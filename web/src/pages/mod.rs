@@ -5,6 +5,7 @@ pub mod admin;
 pub mod agents;
 pub mod calendars;
 pub mod dashboard;
+pub mod integrations;
 pub mod login;
 pub mod runs;
 pub mod scheduler;

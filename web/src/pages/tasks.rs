@@ -116,6 +116,85 @@ fn alert_line(r: &Value) -> String {
     parts.join(" ")
 }
 
+#[derive(Properties, PartialEq)]
+struct AlertSectionProps {
+    /// The textarea of alert lines this section edits.
+    lines: NodeRef,
+    /// `f` in the task form, `g` in the group form.
+    prefix: &'static str,
+    editor: bool,
+    error: Html,
+}
+
+/// The alert section of a form: the rules as lines, and a picker that adds one with an existing
+/// integration.
+#[function_component(AlertSection)]
+fn alert_section(props: &AlertSectionProps) -> Html {
+    let names = use_state(Vec::<String>::new);
+    {
+        let names = names.clone();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Ok(v) = gql::query::<Value>("{ integrations { name } }").await {
+                    names.set(
+                        v["integrations"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect())
+                            .unwrap_or_default(),
+                    );
+                }
+            });
+        });
+    }
+    let (on, integration, when, message) = (use_node_ref(), use_node_ref(), use_node_ref(), use_node_ref());
+    let add = {
+        let (lines, on, integration, when, message) =
+            (props.lines.clone(), on.clone(), integration.clone(), when.clone(), message.clone());
+        Callback::from(move |_: MouseEvent| {
+            let parts: Vec<String> = [&on, &integration, &when, &message]
+                .iter()
+                .map(|r| input_value(r).trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect();
+            if let Some(t) = lines.cast::<HtmlTextAreaElement>() {
+                let mut text = t.value().trim_end().to_string();
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(&parts.join(" "));
+                t.set_value(&text);
+            }
+            for r in [&when, &message] {
+                if let Some(i) = r.cast::<HtmlInputElement>() {
+                    i.set_value("");
+                }
+            }
+        })
+    };
+    let p = props.prefix;
+    html! {
+        <fieldset class="alerts" id={format!("{p}-alert-section")}>
+            <legend>{ "Alerts" }</legend>
+            <label>{ "One per line: ON INTEGRATION [HH:MM | MINUTES] [message] (on: failure, success, always, retry, timeout, not_started_by, still_running_at, longer_than)" }
+                <textarea id={format!("{p}-alerts")} ref={props.lines.clone()} disabled={!props.editor} />{ props.error.clone() }</label>
+            if props.editor {
+                <div class="grid picker">
+                    <label>{ "On" }<select id={format!("{p}-alert-on")} ref={on}>
+                        { for ["failure", "success", "always", "retry", "timeout", "not_started_by", "still_running_at", "longer_than"].iter().map(|o| html! { <option value={*o}>{ *o }</option> }) }
+                    </select></label>
+                    <label>{ "Integration" }<select id={format!("{p}-alert-integration")} ref={integration}>
+                        { for names.iter().map(|n| html! { <option value={n.clone()}>{ n }</option> }) }
+                    </select></label>
+                    <label>{ "At HH:MM or minutes" }<input id={format!("{p}-alert-when")} ref={when} /></label>
+                    <label>{ "Message (placeholders: ${T:task_name}, ${P:status}, ${P:stdout}…)" }<input id={format!("{p}-alert-message")} ref={message} /></label>
+                    <button type="button" class="small" id={format!("{p}-alert-add")} onclick={add} disabled={names.is_empty()}>{ "Add alert" }</button>
+                </div>
+                if names.is_empty() { <p class="muted">{ "No integration yet: define one on the Integrations page." }</p> }
+            }
+        </fieldset>
+    }
+}
+
 /// A form's text as an optional value: blank is absent.
 fn optional(s: &str) -> Value {
     if s.trim().is_empty() {
@@ -188,6 +267,8 @@ pub fn tasks(props: &Props) -> Html {
     let cursor = use_state(|| None::<String>);
     let list = use_state(|| Load::<Conn>::Loading);
     let pane = use_state(|| Pane::Nothing);
+    // Raised each time a form is opened, so "New task" twice gives two fresh forms.
+    let opened = use_state(|| 0u32);
     let bump = use_state(|| 0u32);
     // Sorting of the page shown: by name, ascending or descending; None keeps the TID order.
     let sort = use_state(|| None::<bool>);
@@ -252,8 +333,11 @@ pub fn tasks(props: &Props) -> Html {
         })
     };
     let open = |p: Pane| {
-        let pane = pane.clone();
-        Callback::from(move |_: MouseEvent| pane.set(p.clone()))
+        let (pane, opened) = (pane.clone(), opened.clone());
+        Callback::from(move |_: MouseEvent| {
+            opened.set(*opened + 1);
+            pane.set(p.clone())
+        })
     };
     let export = Callback::from(|_: MouseEvent| {
         wasm_bindgen_futures::spawn_local(async move {
@@ -325,10 +409,10 @@ pub fn tasks(props: &Props) -> Html {
             html! { <FlowGraph gid={*g} editor={editor} on_open={{ let pane = pane.clone(); Callback::from(move |t: i64| pane.set(Pane::TaskForm(Some(t)))) }} on_edit={{ let pane = pane.clone(); let g = *g; Callback::from(move |()| pane.set(Pane::GroupForm(Some(g)))) }} /> }
         }
         Pane::TaskForm(t) => {
-            html! { <TaskForm key={format!("t{t:?}")} tid={*t} editor={editor} on_saved={refresh.clone()} /> }
+            html! { <TaskForm key={format!("t{t:?}-{}", *opened)} tid={*t} editor={editor} on_saved={refresh.clone()} /> }
         }
         Pane::GroupForm(g) => {
-            html! { <GroupForm key={format!("g{g:?}")} gid={*g} editor={editor} on_saved={{ let (pane, refresh) = (pane.clone(), refresh.clone()); Callback::from(move |gid: i64| { refresh.emit(()); pane.set(Pane::Group(gid)) }) }} /> }
+            html! { <GroupForm key={format!("g{g:?}-{}", *opened)} gid={*g} editor={editor} on_saved={{ let (pane, refresh) = (pane.clone(), refresh.clone()); Callback::from(move |gid: i64| { refresh.emit(()); pane.set(Pane::Group(gid)) }) }} /> }
         }
         Pane::Import => html! { <Import on_done={refresh.clone()} /> },
     };
@@ -888,8 +972,7 @@ fn task_form(props: &TaskFormProps) -> Html {
                 <label class="check"><input type="checkbox" id="f-active" ref={refs["active"].clone()} disabled={!props.editor} />{ " Active" }</label>
             </div>
             <datalist id="calendar-names">{ for calendars.iter().map(|c| html! { <option value={c.clone()} /> }) }</datalist>
-            <label>{ "Alerts, one per line: ON INTEGRATION [HH:MM | MINUTES] [message] (on: failure, success, always, retry, timeout, not_started_by, still_running_at, longer_than)" }
-                <textarea id="f-alerts" ref={refs["alerts"].clone()} disabled={!props.editor} />{ err("alerts") }</label>
+            <AlertSection lines={refs["alerts"].clone()} prefix="f" editor={props.editor} error={err("alerts")} />
             if let Some(e) = &*error { if e.fields.is_empty() { <p class="error" id="form-error">{ e.message.clone() }</p> } else { <p class="error" id="form-error">{ "Please correct the fields marked below or above." }</p> } }
             if let Some(m) = &*saved { <p class="notice" id="form-saved">{ m.clone() }</p> }
             if props.editor { <button id="save-task" type="submit">{ "Save" }</button> }
@@ -922,6 +1005,7 @@ fn group_form(props: &GroupFormProps) -> Html {
             "calendar",
             "dependency",
             "active",
+            "alerts",
         ]
         .into_iter()
         .map(|k| (k, NodeRef::default()))
@@ -933,7 +1017,7 @@ fn group_form(props: &GroupFormProps) -> Html {
         use_effect_with(gid, move |_| {
             if let Some(g) = gid {
                 wasm_bindgen_futures::spawn_local(async move {
-                    let q = "query($g: Int!) { group(gid: $g) { name description owner team instance active dependency schedule { triggerTimes runFrequency cron days timezone calendar } } }";
+                    let q = "query($g: Int!) { group(gid: $g) { name description owner team instance active dependency schedule { triggerTimes runFrequency cron days timezone calendar } alerts { on at minutes integration message } } }";
                     if let Ok(v) = gql::request::<Value>(q, json!({ "g": g })).await {
                         loaded.set(Some(v["group"].clone()));
                     }
@@ -950,8 +1034,9 @@ fn group_form(props: &GroupFormProps) -> Html {
             let opt = |k: &str| optional(&v(k));
             let schedule = schedule_input(&v);
             let active = refs["active"].cast::<HtmlInputElement>().is_none_or(|i| i.checked());
+            let alerts: Vec<Value> = v("alerts").lines().filter(|l| !l.trim().is_empty()).map(alert_rule).collect();
             let input = json!({ "name": v("name"), "description": v("description"), "owner": v("owner"), "team": v("team"),
-                "instance": v("instance"), "active": active, "schedule": schedule, "dependency": opt("dependency") });
+                "instance": v("instance"), "active": active, "schedule": schedule, "dependency": opt("dependency"), "alerts": alerts });
             let (error, on_saved) = (error.clone(), on_saved.clone());
             wasm_bindgen_futures::spawn_local(async move {
                 let res =
@@ -992,6 +1077,10 @@ fn group_form(props: &GroupFormProps) -> Html {
         ("timezone", s["timezone"].as_str().unwrap_or("UTC").to_string()),
         ("calendar", s["calendar"].as_str().unwrap_or_default().to_string()),
         ("active", t["active"].as_bool().unwrap_or(true).to_string()),
+        (
+            "alerts",
+            t["alerts"].as_array().map(|a| a.iter().map(alert_line).collect::<Vec<_>>().join("\n")).unwrap_or_default(),
+        ),
     ];
     {
         // Once per loaded definition: later renders never overwrite what was typed.
@@ -1024,6 +1113,7 @@ fn group_form(props: &GroupFormProps) -> Html {
                 <label class="check"><input type="checkbox" id="g-active" ref={refs["active"].clone()} disabled={!props.editor} />{ " Active (an inactive group freezes all its tasks)" }</label>
             </div>
             { err("schedule") }
+            <AlertSection lines={refs["alerts"].clone()} prefix="g" editor={props.editor} error={err("alerts")} />
             if let Some(e) = &*error { <p class="error" id="group-error">{ e.message.clone() }</p> }
             if props.editor { <button id="save-group" type="submit">{ "Save" }</button> }
         </form>
