@@ -46,10 +46,10 @@ impl Runner {
     pub fn new(state_dir: &Path, log: Arc<Mutex<EventLog>>, out: mpsc::UnboundedSender<AgentMsg>) -> Result<Runner> {
         let runs_dir = state_dir.join("runs");
         std::fs::create_dir_all(&runs_dir).with_context(|| format!("creating {}", runs_dir.display()))?;
-        // Jobs hold their environment, credentials included: for the agent's user only.
+        // Others may pass through (a run-as user reaches its own run directory) but not list it.
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&runs_dir, std::fs::Permissions::from_mode(0o700))
+            std::fs::set_permissions(&runs_dir, std::fs::Permissions::from_mode(0o711))
                 .with_context(|| format!("restricting {}", runs_dir.display()))?;
         }
         Ok(Runner { runs_dir, log, out, active: Arc::new(Mutex::new(HashSet::new())) })
@@ -85,7 +85,13 @@ impl Runner {
             );
             return;
         }
-        if let Err(e) = std::fs::create_dir_all(&dir) {
+        // A job's directory holds its environment, credentials included: for the agent's user
+        // (and the run-as user, who gets it) only.
+        let made = std::fs::create_dir_all(&dir).and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        });
+        if let Err(e) = made {
             self.emit(run_id, attempt, AgentEvent::Refused { reason: format!("cannot create the run directory: {e}") });
             return;
         }

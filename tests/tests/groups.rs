@@ -69,10 +69,20 @@ fn a_diamond_with_a_failing_branch_then_modify_status_lets_the_rest_and_a_follow
     // Fires once, a few seconds from now (a slot missed while the test set up still runs once).
     let at = Utc::now() + chrono::Duration::seconds(6);
     let cron = format!("{} {} {} * * *", at.second(), at.minute(), at.hour());
+    // Group alerts go to a Slack-like sink: the group run's failure, then its success.
+    let sink = baton_tests::sink::Sink::start();
+    gql(
+        &s,
+        &admin,
+        "mutation($u: String!) { setCredential(key: \"hooks/ops\", value: $u) { version }
+           createIntegration(input: {name: \"ops\", kind: \"slack\", credentialKey: \"hooks/ops\"}) { name } }",
+        json!({ "u": format!("{}/ops", sink.base_url) }),
+    );
     let nightly = gql(
         &s,
         &admin,
-        "mutation($c: String!) { createGroup(input: {name: \"nightly\", schedule: {cron: $c, timezone: \"UTC\"}}) { gid } }",
+        "mutation($c: String!) { createGroup(input: {name: \"nightly\", schedule: {cron: $c, timezone: \"UTC\"},
+           alerts: [{on: \"failure\", integration: \"ops\"}, {on: \"success\", integration: \"ops\", message: \"${T:group_name} ${P:status}\"}]}) { gid } }",
         json!({ "c": cron }),
     )["createGroup"]["gid"]
         .as_i64()
@@ -111,6 +121,9 @@ fn a_diamond_with_a_failing_branch_then_modify_status_lets_the_rest_and_a_follow
         "{runs:?}"
     );
     assert_eq!(runs["right"]["reason"], "exit code 3");
+    let alert = wait_for("the group's failure alert", Duration::from_secs(20), || sink.to("/ops").first().map(|r| r.json()))
+        .unwrap();
+    assert!(alert["text"].as_str().unwrap().starts_with("*[Baton] nightly failed*\nnightly failed (run date "), "{alert}");
     assert!(runs.values().all(|r| r["kind"] == "scheduled"));
     // Each started only after what it depends on ended.
     let started = |n: &str| ts(&runs[n]["triggeredAt"]);
@@ -155,6 +168,12 @@ fn a_diamond_with_a_failing_branch_then_modify_status_lets_the_rest_and_a_follow
     })
     .unwrap();
     assert_eq!(status(&group_runs_by_task(&s, &admin, report), "publish"), "SUCCESS");
+    let alerts = wait_for("the group's success alert", Duration::from_secs(20), || {
+        let r = sink.to("/ops");
+        (r.len() == 2).then_some(r)
+    })
+    .unwrap();
+    assert_eq!(alerts[1].json()["text"], "*[Baton] nightly succeeded*\nnightly SUCCESS");
 
     // Only SUCCESS, FAILED or SKIPPED may be set, naming the field and the rule.
     let bad = s
