@@ -121,9 +121,13 @@ fn a_diamond_with_a_failing_branch_then_modify_status_lets_the_rest_and_a_follow
         "{runs:?}"
     );
     assert_eq!(runs["right"]["reason"], "exit code 3");
-    let alert = wait_for("the group's failure alert", Duration::from_secs(20), || sink.to("/ops").first().map(|r| r.json()))
-        .unwrap();
-    assert!(alert["text"].as_str().unwrap().starts_with("*[Baton] nightly failed*\nnightly failed (run date "), "{alert}");
+    let alert =
+        wait_for("the group's failure alert", Duration::from_secs(20), || sink.to("/ops").first().map(|r| r.json()))
+            .unwrap();
+    assert!(
+        alert["text"].as_str().unwrap().starts_with("*[Baton] nightly failed*\nnightly failed (run date "),
+        "{alert}"
+    );
     assert!(runs.values().all(|r| r["kind"] == "scheduled"));
     // Each started only after what it depends on ended.
     let started = |n: &str| ts(&runs[n]["triggeredAt"]);
