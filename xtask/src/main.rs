@@ -112,8 +112,50 @@ fn build_ui() -> Result<()> {
         std::fs::copy(root().join("web/static").join(file), dist.join(file))
             .with_context(|| format!("copying {file}"))?;
     }
-    let size = std::fs::metadata(dist.join("baton_web_bg.wasm")).map(|m| m.len()).unwrap_or(0);
-    eprintln!("web UI written to {} (wasm {} KiB)", dist.display(), size / 1024);
+    let wasm_out = dist.join("baton_web_bg.wasm");
+    let before = std::fs::metadata(&wasm_out).map(|m| m.len()).unwrap_or(0);
+    optimise_wasm(&wasm_out)?;
+    let size = std::fs::metadata(&wasm_out).map(|m| m.len()).unwrap_or(0);
+    eprintln!("web UI written to {} (wasm {} KiB, {} KiB before wasm-opt)", dist.display(), size / 1024, before / 1024);
+    Ok(())
+}
+
+/// Shrinks the wasm with binaryen's `wasm-opt -Oz` (Debian's `binaryen`, installed when we may).
+/// Without it the UI still works, only larger.
+fn optimise_wasm(wasm: &Path) -> Result<()> {
+    if !have("wasm-opt") && can_install() {
+        step("installing binaryen (wasm-opt)");
+        if let Err(e) = apt_install(&["binaryen"]) {
+            eprintln!("warning: binaryen could not be installed ({e:#}); the UI is not passed through wasm-opt");
+        }
+    }
+    if !have("wasm-opt") {
+        eprintln!("warning: wasm-opt not found (sudo apt-get install binaryen); the UI is not passed through wasm-opt");
+        return Ok(());
+    }
+    step("wasm-opt -Oz");
+    let tmp = wasm.with_extension("opt.wasm");
+    // The features rustc enables by default for wasm32-unknown-unknown.
+    let optimised = run(Command::new("wasm-opt")
+        .arg("-Oz")
+        .args([
+            "--enable-bulk-memory",
+            "--enable-mutable-globals",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-reference-types",
+            "--enable-multivalue",
+        ])
+        .arg(wasm)
+        .arg("-o")
+        .arg(&tmp));
+    if let Err(e) = optimised {
+        // An older binaryen may not know what this rustc emits: keep the wasm as built.
+        let _ = std::fs::remove_file(&tmp);
+        eprintln!("warning: {e:#}; the UI is not passed through wasm-opt");
+        return Ok(());
+    }
+    std::fs::rename(&tmp, wasm).with_context(|| format!("replacing {}", wasm.display()))?;
     Ok(())
 }
 
