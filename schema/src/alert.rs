@@ -176,6 +176,25 @@ fn is_http_url(s: &str) -> bool {
 }
 
 impl Integration {
+    /// Every credential it needs: its own key, then those its webhook headers name.
+    pub fn credential_keys(&self) -> Vec<CredentialKey> {
+        let mut keys: Vec<CredentialKey> = self.credential_key.iter().cloned().collect();
+        if let Channel::Webhook { headers, .. } = &self.channel {
+            for h in headers {
+                for p in scan("headers", &h.value, PlaceholderContext::Header).unwrap_or_default() {
+                    if p.kind == 'C' {
+                        if let Ok(k) = CredentialKey::parse(p.key) {
+                            if !keys.contains(&k) {
+                                keys.push(k);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        keys
+    }
+
     pub fn parse(d: &IntegrationDraft) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
         let name = errors.take(IntegrationName::parse(&d.name));
@@ -252,7 +271,7 @@ impl Integration {
                             "must not contain a line break",
                         ));
                     }
-                    errors.take(scan(&format!("{field}.value"), &h.value, PlaceholderContext::Alert));
+                    errors.take(scan(&format!("{field}.value"), &h.value, PlaceholderContext::Header));
                 }
                 if let Some(b) = &d.body {
                     errors.take(scan("body", b, PlaceholderContext::Alert));

@@ -10,6 +10,14 @@ pub enum PlaceholderContext {
     Command,
     /// Alert texts: `E`, `T` and `P`.
     Alert,
+    /// Webhook headers: `E`, `T`, `P`, and `C` (a credential, for an `Authorization` header).
+    Header,
+}
+
+impl PlaceholderContext {
+    fn allows_run(self) -> bool {
+        matches!(self, Self::Alert | Self::Header)
+    }
 }
 
 const TASK_KEYS: [&str; 3] = ["task_name", "task_id", "group_name"];
@@ -58,11 +66,14 @@ pub fn scan<'a>(field: &str, text: &'a str, ctx: PlaceholderContext) -> Result<V
             "E" => return Err(bad("not an environment variable name")),
             "T" if TASK_KEYS.contains(&key) => 'T',
             "T" => return Err(bad("T takes task_name, task_id or group_name")),
-            "P" if ctx == PlaceholderContext::Alert && RUN_KEYS.contains(&key) => 'P',
-            "P" if ctx == PlaceholderContext::Alert => {
-                return Err(bad("P takes status, exit_code, duration or stdout"))
-            }
+            "P" if ctx.allows_run() && RUN_KEYS.contains(&key) => 'P',
+            "P" if ctx.allows_run() => return Err(bad("P takes status, exit_code, duration or stdout")),
             "P" => return Err(bad("run placeholders (P) are only allowed in alert texts")),
+            "C" if ctx == PlaceholderContext::Header => match crate::names::CredentialKey::parse_as(field, key) {
+                Ok(_) => 'C',
+                Err(e) => return Err(bad(&e.message)),
+            },
+            "C" => return Err(bad("credentials (C) are only allowed in profile values and webhook headers")),
             _ => return Err(bad("the kind must be E, T or P")),
         };
         out.push(Placeholder { start, end, kind, key });

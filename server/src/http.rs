@@ -158,14 +158,16 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
         deps.group_ends.subscribe(),
     );
     let services = Services::new(db.clone(), hub.clone(), driver.clone());
-    let _ = services.alerting.set((vault, alerts));
+    let _ = services.alerting.set((vault, alerts.clone()));
     let _ = services.engine_stats.set(deps.clone());
     let engine = crate::engine::Engine::start(deps);
     // Definitions changed through the API reach the engine at once: no restart, no refresh.
     let mut changes = services.definition_changes();
+    let alerts_of_changes = alerts.clone();
     actix_web::rt::spawn(async move {
         use futures_util::StreamExt;
         while let Some(c) = changes.next().await {
+            alerts_of_changes.definitions_changed();
             match c.kind.as_str() {
                 "task" => engine.do_send(crate::engine::TaskChanged(c.id)),
                 "group" => engine.do_send(crate::engine::GroupChanged(c.id)),

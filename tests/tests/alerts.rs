@@ -82,12 +82,13 @@ fn a_failed_run_alerts_every_http_channel_with_its_own_payload() {
     set_credential(&s, &admin, "hooks/teams", &url("/teams/T0KEN3"));
     set_credential(&s, &admin, "hooks/discord", &url("/discord/T0KEN4"));
     set_credential(&s, &admin, "pagerduty/ops", "R0UTING-KEY-5");
+    set_credential(&s, &admin, "api/token", "API-T0KEN-6");
     let hook = integration(
         &s,
         &admin,
         json!({
             "name": "generic", "kind": "webhook", "credentialKey": "hooks/generic", "method": "PUT",
-            "headers": [{ "name": "X-Baton-Task", "value": "${T:task_name}" }],
+            "headers": [{ "name": "X-Baton-Task", "value": "${T:task_name}" }, { "name": "Authorization", "value": "Bearer ${C:api/token}" }],
             "body": "{\"task\":\"${T:task_name}\",\"tid\":${T:task_id},\"status\":\"${P:status}\",\"code\":${P:exit_code},\"region\":\"${E:REGION}\"}",
         }),
     );
@@ -146,6 +147,7 @@ fn a_failed_run_alerts_every_http_channel_with_its_own_payload() {
     assert_eq!(generic.len(), 1, "the success rule did not fire: {generic:?}");
     assert_eq!(generic[0].method, "PUT");
     assert_eq!(generic[0].header("X-Baton-Task"), Some("load"));
+    assert_eq!(generic[0].header("Authorization"), Some("Bearer API-T0KEN-6"));
     assert_eq!(generic[0].header("Content-Type"), Some("application/json"));
     assert_eq!(generic[0].json(), json!({ "task": "load", "tid": tid, "status": "FAILED", "code": 3, "region": "eu" }));
 
@@ -188,6 +190,22 @@ fn a_failed_run_alerts_every_http_channel_with_its_own_payload() {
     assert_eq!(pd["payload"]["custom_details"]["exit_code"], 3);
     assert_eq!(pd["payload"]["custom_details"]["run_id"], run);
     assert_eq!(sink.received().len(), 5);
+
+    // A task given rules later alerts too (which tasks have rules is read again on a change).
+    let tid2 = gql(
+        &s,
+        &admin,
+        "mutation($t: TaskInput!) { createTask(input: $t) { tid } }",
+        json!({ "t": { "name": "later", "command": "exit 4", "target": "etl", "runAsUser": "root", "alerts": [on_failure("slack")] } }),
+    )["createTask"]["tid"]
+        .as_i64()
+        .unwrap();
+    force_run(&s, &admin, tid2);
+    let text = wait_for("the later task's alert", Duration::from_secs(30), || {
+        sink.to("/slack/T000/B000/T0KEN2").get(1).map(|r| r.json()["text"].as_str().unwrap_or_default().to_string())
+    })
+    .unwrap();
+    assert!(text.starts_with("*[Baton] later failed*\nlater failed: exit code 4"), "{text}");
 }
 
 #[test]

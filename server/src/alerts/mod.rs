@@ -90,6 +90,10 @@ pub struct Alerts {
     vault: Arc<Vault>,
     policy: AlertPolicy,
     bell: Arc<Bell>,
+    /// Names of the tasks that have alert rules (None: to be read again). A run of any other
+    /// task ends without a query: with SQLite's one connection, a query per run would compete
+    /// with the writer on every run.
+    with_rules: Mutex<Option<std::collections::HashSet<String>>>,
 }
 
 /// What a message can say about the thing that happened.
@@ -443,7 +447,8 @@ impl Alerts {
         mut updates: broadcast::Receiver<RunUpdate>,
         mut group_ends: broadcast::Receiver<GroupRunEnd>,
     ) -> Arc<Alerts> {
-        let alerts = Arc::new(Alerts { db, vault, policy, bell: Arc::new(Bell::default()) });
+        let alerts =
+            Arc::new(Alerts { db, vault, policy, bell: Arc::new(Bell::default()), with_rules: Mutex::new(None) });
         let me = alerts.clone();
         actix_web::rt::spawn(async move {
             loop {
@@ -496,6 +501,9 @@ impl Alerts {
         let relevant = matches!(t.to, RunStatus::Success | RunStatus::Failed | RunStatus::Terminated)
             || matches!(t.reason, Some(Reason::RetryScheduled { .. }));
         if !relevant {
+            return;
+        }
+        if !self.may_have_rules(&u.task_name).await {
             return;
         }
         let run_id = u.run_id;
@@ -575,6 +583,32 @@ impl Alerts {
             Ok(0) => {}
             Ok(_) => self.bell.ring(),
             Err(err) => tracing::error!(group = e.group_id, error = %err, "queueing group alerts"),
+        }
+    }
+
+    /// Definitions changed: which tasks have rules is read again when next needed.
+    pub fn definitions_changed(&self) {
+        if let Ok(mut w) = self.with_rules.lock() {
+            *w = None;
+        }
+    }
+
+    async fn may_have_rules(&self, task_name: &str) -> bool {
+        if let Some(known) = self.with_rules.lock().ok().and_then(|w| w.as_ref().map(|n| n.contains(task_name))) {
+            return known;
+        }
+        match self.db.run(db::alert_rules::task_names_with_rules).await {
+            Ok(names) => {
+                let found = names.contains(task_name);
+                if let Ok(mut w) = self.with_rules.lock() {
+                    *w = Some(names);
+                }
+                found
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading which tasks have alert rules");
+                true
+            }
         }
     }
 

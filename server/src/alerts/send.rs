@@ -58,8 +58,14 @@ fn colour(status: &str) -> &'static str {
 }
 
 /// The request an HTTP channel makes for a delivery; `secret` is the webhook URL (or, for
-/// PagerDuty, the routing key).
-pub fn http_call(channel: &Channel, d: &DeliveryRow, details: &Value, secret: &str) -> Option<HttpCall> {
+/// PagerDuty, the routing key), `credentials` the values of the keys its headers name.
+pub fn http_call(
+    channel: &Channel,
+    d: &DeliveryRow,
+    details: &Value,
+    secret: &str,
+    credentials: &HashMap<String, String>,
+) -> Option<HttpCall> {
     let status = str_of(details, "status");
     let json_headers = vec![("Content-Type".to_string(), "application/json".to_string())];
     let call = |body: Value| HttpCall {
@@ -72,6 +78,10 @@ pub fn http_call(channel: &Channel, d: &DeliveryRow, details: &Value, secret: &s
         Channel::Webhook { method, headers, body } => {
             let values = values_of(details);
             let render = |t: &str| expand(t, PlaceholderContext::Alert, &values).unwrap_or_else(|_| t.to_string());
+            let mut header_values = values.clone();
+            header_values.extend(credentials.iter().map(|(k, v)| (format!("C:{k}"), v.clone())));
+            let render_header =
+                |t: &str| expand(t, PlaceholderContext::Header, &header_values).unwrap_or_else(|_| t.to_string());
             let body = match body {
                 Some(t) => render(t),
                 None => json!({
@@ -93,7 +103,8 @@ pub fn http_call(channel: &Channel, d: &DeliveryRow, details: &Value, secret: &s
                 })
                 .to_string(),
             };
-            let mut hs: Vec<(String, String)> = headers.iter().map(|h| (h.name.clone(), render(&h.value))).collect();
+            let mut hs: Vec<(String, String)> =
+                headers.iter().map(|h| (h.name.clone(), render_header(&h.value))).collect();
             if !hs.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
                 hs.push(("Content-Type".into(), "application/json".into()));
             }
@@ -248,18 +259,21 @@ pub fn deliver(c: &mut DbConn, vault: &Vault, d: &DeliveryRow) -> Result<String,
         .map_err(|e| Failure::Permanent(format!("integration {} is damaged: {e}", d.integration)))?;
     let integration = Integration::parse(&draft)
         .map_err(|e| Failure::Permanent(format!("integration {} is invalid: {e}", d.integration)))?;
-    let secret = match &integration.credential_key {
-        Some(key) => Some(vault.lookup(key.as_str()).ok_or_else(|| {
+    let mut credentials = HashMap::new();
+    for key in integration.credential_keys() {
+        let value = vault.lookup(key.as_str()).ok_or_else(|| {
             Failure::Permanent(format!("credential {key} of integration {} is not set", d.integration))
-        })?),
-        None => None,
-    };
+        })?;
+        credentials.insert(key.to_string(), value);
+    }
+    let secret = integration.credential_key.as_ref().and_then(|k| credentials.get(k.as_str()).cloned());
     let details: Value = serde_json::from_str(&d.details).unwrap_or(Value::Null);
-    let result = match http_call(&integration.channel, d, &details, secret.as_deref().unwrap_or_default()) {
+    let result = match http_call(&integration.channel, d, &details, secret.as_deref().unwrap_or_default(), &credentials)
+    {
         Some(call) => send_http(&call),
         None => send_email(&integration.channel, d, secret.as_deref()),
     };
-    let clean = |m: String| scrub(&m, secret.as_deref().unwrap_or_default());
+    let clean = |m: String| credentials.values().fold(m, |m, v| scrub(&m, v));
     match result {
         Ok(m) => Ok(clean(m)),
         Err(Failure::Retry(m)) => Err(Failure::Retry(clean(m))),
@@ -305,23 +319,32 @@ mod tests {
         let (d, details) = delivery("failure");
         let hook = Channel::Webhook {
             method: "PUT".into(),
-            headers: vec![Header { name: "X-Task".into(), value: "${T:task_name}".into() }],
+            headers: vec![
+                Header { name: "X-Task".into(), value: "${T:task_name}".into() },
+                Header { name: "Authorization".into(), value: "Bearer ${C:api/token}".into() },
+            ],
             body: Some("{\"t\":\"${T:task_name}\",\"code\":${P:exit_code}}".into()),
         };
-        let c = http_call(&hook, &d, &details, "http://127.0.0.1:9/hook/tok").unwrap();
+        let creds: HashMap<String, String> = [("api/token".to_string(), "s3cr3t".to_string())].into();
+        let c = http_call(&hook, &d, &details, "http://127.0.0.1:9/hook/tok", &creds).unwrap();
+        assert_eq!(c.headers[1], ("Authorization".to_string(), "Bearer s3cr3t".to_string()));
         assert_eq!((c.method.as_str(), c.url.as_str()), ("PUT", "http://127.0.0.1:9/hook/tok"));
         assert_eq!(c.body, "{\"t\":\"load\",\"code\":2}");
         assert_eq!(c.headers[0], ("X-Task".to_string(), "load".to_string()));
 
-        let slack: Value = serde_json::from_str(&http_call(&Channel::Slack, &d, &details, "u").unwrap().body).unwrap();
+        let slack: Value =
+            serde_json::from_str(&http_call(&Channel::Slack, &d, &details, "u", &HashMap::new()).unwrap().body)
+                .unwrap();
         assert_eq!(slack["text"], "*[Baton] load failed*\nload failed: exit code 2");
-        let teams: Value = serde_json::from_str(&http_call(&Channel::Teams, &d, &details, "u").unwrap().body).unwrap();
+        let teams: Value =
+            serde_json::from_str(&http_call(&Channel::Teams, &d, &details, "u", &HashMap::new()).unwrap().body)
+                .unwrap();
         assert_eq!(
             (teams["@type"].as_str(), teams["title"].as_str()),
             (Some("MessageCard"), Some("[Baton] load failed"))
         );
         let pd = Channel::Pagerduty { events_url: "http://127.0.0.1:9/v2/enqueue".into(), severity: "critical".into() };
-        let call = http_call(&pd, &d, &details, "ROUTING").unwrap();
+        let call = http_call(&pd, &d, &details, "ROUTING", &HashMap::new()).unwrap();
         let body: Value = serde_json::from_str(&call.body).unwrap();
         assert_eq!(call.url, "http://127.0.0.1:9/v2/enqueue");
         assert_eq!(body["routing_key"], "ROUTING");
@@ -329,7 +352,8 @@ mod tests {
         assert_eq!(body["dedup_key"], "baton/task:3/2026-11-28");
         assert_eq!(body["payload"]["severity"], "critical");
         let (ok, details) = delivery("success");
-        let body: Value = serde_json::from_str(&http_call(&pd, &ok, &details, "ROUTING").unwrap().body).unwrap();
+        let body: Value =
+            serde_json::from_str(&http_call(&pd, &ok, &details, "ROUTING", &HashMap::new()).unwrap().body).unwrap();
         assert_eq!((body["event_action"].as_str(), body.get("payload")), (Some("resolve"), None));
     }
 

@@ -129,3 +129,14 @@ pub fn with_deadlines(conn: &mut DbConn) -> DbResult<Vec<AlertRuleRow>> {
 pub fn count_naming(conn: &mut DbConn, integration: &str) -> DbResult<i64> {
     Ok(with_conn!(conn, |c| alert_rules::table.filter(alert_rules::integration.eq(integration)).count().get_result(c))?)
 }
+
+/// The names of the tasks that have at least one rule.
+pub fn task_names_with_rules(conn: &mut DbConn) -> DbResult<std::collections::HashSet<String>> {
+    use super::schema::tasks;
+    let names: Vec<String> = with_conn!(conn, |c| alert_rules::table
+        .inner_join(tasks::table.on(alert_rules::task_id.eq(tasks::id.nullable())))
+        .select(tasks::name)
+        .distinct()
+        .load(c))?;
+    Ok(names.into_iter().collect())
+}

@@ -75,6 +75,15 @@ pub(crate) fn check_references(
     Ok(())
 }
 
+/// Every credential key an integration needs (its own, and those its headers name).
+fn keys_of(row: &db::integrations::IntegrationRow) -> Vec<String> {
+    let parsed = serde_json::from_str::<IntegrationDraft>(&row.config).ok().and_then(|d| Integration::parse(&d).ok());
+    match parsed {
+        Some(i) => i.credential_keys().into_iter().map(|k| k.to_string()).collect(),
+        None => row.credential_key.iter().cloned().collect(),
+    }
+}
+
 fn record(
     c: &mut DbConn,
     row: db::integrations::IntegrationRow,
@@ -144,12 +153,17 @@ impl Services {
             db::transaction(c, |c| {
                 let now = Utc::now();
                 let mut errors = FieldErrors::new();
-                if let Some(key) = &valid.credential_key {
+                for key in valid.credential_keys() {
                     if db::credentials::get(c, key.as_str())?.is_none() {
+                        let own = valid.credential_key.as_ref() == Some(&key);
                         errors.push(FieldError::new(
-                            "credential_key",
+                            if own { "credential_key" } else { "headers" },
                             "unknown_credential",
-                            format!("no credential {key}; set it first (it holds {})", valid.kind.secret_is()),
+                            if own {
+                                format!("no credential {key}; set it first (it holds {})", valid.kind.secret_is())
+                            } else {
+                                format!("no credential {key}; set it first")
+                            },
                         ));
                     }
                 }
@@ -222,8 +236,8 @@ impl Services {
             let keys = db::credentials::keys(c)?;
             let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for i in &integrations {
-                if let Some(k) = &i.credential_key {
-                    users.entry(k.clone()).or_default().push(format!("integration {}", i.name));
+                for k in keys_of(i) {
+                    users.entry(k).or_default().push(format!("integration {}", i.name));
                 }
             }
             for (task, key) in db::tasks::naming_credentials(c)? {
@@ -286,7 +300,7 @@ impl Services {
             db::transaction(c, |c| {
                 let users: Vec<String> = db::integrations::list(c)?
                     .into_iter()
-                    .filter(|i| i.credential_key.as_deref() == Some(key.as_str()))
+                    .filter(|i| keys_of(i).contains(&key))
                     .map(|i| format!("integration {}", i.name))
                     .chain(
                         db::tasks::naming_credentials(c)?
