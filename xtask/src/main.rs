@@ -95,8 +95,18 @@ fn ensure_wasm_target() -> Result<()> {
 fn build_ui() -> Result<()> {
     ensure_wasm_target()?;
     step("building the web UI (wasm)");
-    run(cargo().args(["build", "--release", "--package", "baton-web", "--lib", "--target", WASM_TARGET]))?;
-    let wasm = root().join("target").join(WASM_TARGET).join("release/baton_web.wasm");
+    // Without reference types, wasm-bindgen keeps JS values in a JS-side heap instead of an
+    // externref table (no `table.fill`), which the binaryen Debian ships (108) can optimise.
+    run(cargo()
+        .args(["build", "--release", "--package", "baton-web", "--lib", "--target", WASM_TARGET])
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", "-C target-feature=-reference-types"))?;
+    let built = root().join("target").join(WASM_TARGET).join("release/baton_web.wasm");
+    // The standard library was built with reference types and says so in `target_features`; our
+    // code was not, so that section is dropped for wasm-bindgen to see what the code does.
+    let wasm = root().join("target/wasm-ui/baton_web.wasm");
+    std::fs::create_dir_all(root().join("target/wasm-ui"))?;
+    let bytes = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
+    std::fs::write(&wasm, without_custom_section(&bytes, "target_features")?)?;
     let dist = root().join("web/dist");
     std::fs::create_dir_all(&dist)?;
     let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
@@ -120,6 +130,45 @@ fn build_ui() -> Result<()> {
     Ok(())
 }
 
+/// A wasm module without the custom section `name` (the binary format: an 8-byte header, then
+/// sections of an id byte and a LEB128 size; custom sections, id 0, start with their name).
+fn without_custom_section(wasm: &[u8], name: &str) -> Result<Vec<u8>> {
+    fn leb(b: &[u8], mut i: usize) -> Result<(usize, usize)> {
+        let (mut value, mut shift) = (0usize, 0);
+        loop {
+            let byte = *b.get(i).context("truncated wasm")?;
+            i += 1;
+            value |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte < 0x80 {
+                return Ok((value, i));
+            }
+            if shift > 28 {
+                bail!("bad LEB128 in wasm");
+            }
+        }
+    }
+    if wasm.get(..4) != Some(b"\0asm") {
+        bail!("not a wasm module");
+    }
+    let mut out = wasm[..8].to_vec();
+    let mut i = 8;
+    while i < wasm.len() {
+        let (size, body) = leb(wasm, i + 1)?;
+        let end = body + size;
+        let section = wasm.get(i..end).context("truncated wasm section")?;
+        let drop = wasm[i] == 0 && {
+            let (len, at) = leb(wasm, body)?;
+            wasm.get(at..at + len) == Some(name.as_bytes())
+        };
+        if !drop {
+            out.extend_from_slice(section);
+        }
+        i = end;
+    }
+    Ok(out)
+}
+
 /// Shrinks the wasm with binaryen's `wasm-opt -Oz` (Debian's `binaryen`, installed when we may).
 /// Without it the UI still works, only larger.
 fn optimise_wasm(wasm: &Path) -> Result<()> {
@@ -135,7 +184,8 @@ fn optimise_wasm(wasm: &Path) -> Result<()> {
     }
     step("wasm-opt -Oz");
     let tmp = wasm.with_extension("opt.wasm");
-    // The features rustc enables by default for wasm32-unknown-unknown.
+    // The features rustc enables by default for wasm32-unknown-unknown (reference types are
+    // turned off for this build, above).
     let optimised = run(Command::new("wasm-opt")
         .arg("-Oz")
         .args([
@@ -143,7 +193,6 @@ fn optimise_wasm(wasm: &Path) -> Result<()> {
             "--enable-mutable-globals",
             "--enable-nontrapping-float-to-int",
             "--enable-sign-ext",
-            "--enable-reference-types",
             "--enable-multivalue",
         ])
         .arg(wasm)
