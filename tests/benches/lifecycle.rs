@@ -7,13 +7,26 @@
 //! ```
 #![allow(clippy::unwrap_used)] // A bench that cannot run should stop loudly.
 
-use baton_tests::{agent_token_cli, data, wait_for, Agent, Server};
+use baton_tests::{agent_token_cli, data, graphql_at, wait_for, Agent, Server};
 use serde_json::json;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// CPU seconds of a process: (its own, its reaped children's), from /proc.
+fn cpu_seconds(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().filter_map(|f| f.parse().ok()).collect())
+        .unwrap_or_default();
+    // After the command name: state is field 3; utime, stime, cutime, cstime are fields 14 to 17.
+    let tick = 100.0;
+    let at = |i: usize| fields.get(i - 4).copied().unwrap_or(0.0) / tick;
+    (at(14) + at(15), at(16) + at(17))
 }
 
 fn main() {
@@ -30,7 +43,7 @@ fn main() {
     let s = Server::start_with(&["--config", config.to_str().unwrap()]).unwrap();
     let admin = s.admin().unwrap();
     let token = agent_token_cli(s.data_dir.path(), "bench").unwrap();
-    let _agent = Agent::start(&s.base_url, &token, "a1", "bench").unwrap();
+    let agent = Agent::start(&s.base_url, &token, "a1", "bench").unwrap();
     wait_for("the agent", Duration::from_secs(20), || {
         let res = data(s.graphql_as(Some(&admin), "{ agents { status } }", json!({})).ok()?);
         (res["agents"][0]["status"] == "ONLINE").then_some(())
@@ -75,7 +88,7 @@ fn main() {
     }
     lat.sort_by(f64::total_cmp);
 
-    // Throughput: n runs submitted back to back, until the last one succeeded.
+    // Throughput: n runs submitted back to back by one client, until the last one succeeded.
     let before = successes();
     let t = Instant::now();
     for _ in 0..n {
@@ -84,8 +97,49 @@ fn main() {
     wait_for("all runs", Duration::from_secs(600), || (successes() >= before + n as i64).then_some(())).unwrap();
     let e2e_rate = n as f64 / t.elapsed().as_secs_f64();
 
+    // Throughput under load: the same n runs submitted by CLIENTS clients at once.
+    let (server_cpu, _) = cpu_seconds(s.pid());
+    let (agent_cpu, jobs_cpu) = cpu_seconds(agent.pid());
+    const CLIENTS: usize = 8;
+    let before = successes();
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..CLIENTS {
+            let (base, token) = (s.base_url.clone(), admin.clone());
+            scope.spawn(move || {
+                for _ in 0..n / CLIENTS {
+                    let res = graphql_at(
+                        &base,
+                        Some(&token),
+                        "mutation { runAdhoc(agents: [\"a1\"], command: \"true\", runAsUser: \"root\") { id } }",
+                        json!({}),
+                    )
+                    .unwrap();
+                    assert!(res["errors"].is_null(), "{res}");
+                }
+            });
+        }
+    });
+    let submitted = (n / CLIENTS * CLIENTS) as i64;
+    wait_for("all runs", Duration::from_secs(600), || (successes() >= before + submitted).then_some(())).unwrap();
+    let loaded = t.elapsed().as_secs_f64();
+    let loaded_rate = submitted as f64 / loaded;
+    let cpu = |after: f64, before: f64| (after - before) / loaded;
+    let (server_after, _) = cpu_seconds(s.pid());
+    let (agent_after, jobs_after) = cpu_seconds(agent.pid());
+
     println!("raw `sh -c true` spawn rate      {raw_rate:>8.1} /s");
-    println!("end-to-end runs of `true`        {e2e_rate:>8.1} /s   ({:.2}x the raw rate)", e2e_rate / raw_rate);
+    println!("end-to-end runs of `true`, 1 client  {e2e_rate:>8.1} /s   ({:.2}x the raw rate)", e2e_rate / raw_rate);
+    println!(
+        "end-to-end runs of `true`, {CLIENTS} clients {loaded_rate:>7.1} /s   ({:.2}x the raw rate)",
+        loaded_rate / raw_rate
+    );
+    println!(
+        "   under load, CPU per wall second: server {:.2}, agent {:.2}, shims and jobs {:.2} (of 2 cores)",
+        cpu(server_after, server_cpu),
+        cpu(agent_after, agent_cpu),
+        cpu(jobs_after, jobs_cpu)
+    );
     println!("dispatch -> process start  p50   {:>8.2} ms", percentile(&lat, 0.5));
     println!("dispatch -> process start  p99   {:>8.2} ms", percentile(&lat, 0.99));
 }

@@ -143,13 +143,7 @@ impl Server {
         query: &str,
         variables: serde_json::Value,
     ) -> Result<serde_json::Value> {
-        let body = serde_json::json!({ "query": query, "variables": variables });
-        let mut req = ureq::post(&self.url("/graphql"));
-        if let Some(t) = token {
-            req = req.header("Authorization", &format!("Bearer {t}"));
-        }
-        let mut resp = req.send_json(&body).context("POST /graphql")?;
-        Ok(resp.body_mut().read_json()?)
+        graphql_at(&self.base_url, token, query, variables)
     }
 
     /// Logs in and returns the bearer token.
@@ -195,6 +189,22 @@ impl Drop for Server {
 }
 
 /// Debian's Chromium, if installed.
+/// Runs a GraphQL operation against the server at `base_url` (from any thread).
+pub fn graphql_at(
+    base_url: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: serde_json::Value,
+) -> Result<serde_json::Value> {
+    let body = serde_json::json!({ "query": query, "variables": variables });
+    let mut req = ureq::post(&format!("{base_url}/graphql"));
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut resp = req.send_json(&body).context("POST /graphql")?;
+    Ok(resp.body_mut().read_json()?)
+}
+
 /// The Python that runs the test SMTP server (`cargo xtask test` prepares it in target/pyenv).
 pub fn smtp_python() -> Option<PathBuf> {
     std::env::var_os("BATON_TEST_PYTHON")
