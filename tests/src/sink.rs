@@ -28,6 +28,7 @@ pub struct Sink {
     pub base_url: String,
     received: Arc<Mutex<Vec<Received>>>,
     scripts: Arc<Mutex<HashMap<String, Vec<u16>>>>,
+    held: Arc<(Mutex<std::collections::HashSet<String>>, std::sync::Condvar)>,
     server: Arc<tiny_http::Server>,
 }
 
@@ -37,12 +38,14 @@ impl Sink {
         let base_url = format!("http://{}", server.server_addr().to_ip().expect("an IP address"));
         let received = Arc::new(Mutex::new(Vec::new()));
         let scripts: Arc<Mutex<HashMap<String, Vec<u16>>>> = Arc::new(Mutex::new(HashMap::new()));
-        let (srv, rec, scr) = (server.clone(), received.clone(), scripts.clone());
+        let held: Arc<(Mutex<std::collections::HashSet<String>>, std::sync::Condvar)> = Arc::default();
+        let (srv, rec, scr, hold) = (server.clone(), received.clone(), scripts.clone(), held.clone());
         std::thread::spawn(move || {
             for mut req in srv.incoming_requests() {
                 let mut body = String::new();
                 let _ = req.as_reader().read_to_string(&mut body);
                 let path = req.url().to_string();
+                let url = path.clone();
                 let status = scr.lock().unwrap().get_mut(&path).filter(|s| !s.is_empty()).map_or(200, |s| s.remove(0));
                 rec.lock().unwrap().push(Received {
                     method: req.method().to_string(),
@@ -50,15 +53,32 @@ impl Sink {
                     headers: req.headers().iter().map(|h| (h.field.to_string(), h.value.to_string())).collect(),
                     body,
                 });
+                // A held path answers only once released.
+                let (paths, released) = &*hold;
+                let mut p = paths.lock().unwrap();
+                while p.contains(&url) {
+                    p = released.wait(p).unwrap();
+                }
+                drop(p);
                 let _ = req.respond(tiny_http::Response::from_string("ok").with_status_code(status));
             }
         });
-        Sink { base_url, received, scripts, server }
+        Sink { base_url, received, scripts, held, server }
     }
 
     /// The next answers for `path`, in order; 200 after them.
     pub fn answer(&self, path: &str, statuses: &[u16]) {
         self.scripts.lock().unwrap().insert(path.to_string(), statuses.to_vec());
+    }
+
+    /// Requests to `path` are received (and listed) but not answered until [`Sink::release`].
+    pub fn hold(&self, path: &str) {
+        self.held.0.lock().unwrap().insert(path.to_string());
+    }
+
+    pub fn release(&self, path: &str) {
+        self.held.0.lock().unwrap().remove(path);
+        self.held.1.notify_all();
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -72,6 +92,8 @@ impl Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
+        self.held.0.lock().unwrap().clear();
+        self.held.1.notify_all();
         self.server.unblock();
     }
 }

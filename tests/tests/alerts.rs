@@ -252,6 +252,29 @@ fn a_failing_endpoint_is_retried_with_backoff_and_every_attempt_is_logged() {
         "*[Baton] Test alert from admin*\nThis is a test alert sent by admin through flaky."
     );
 
+    // An endpoint that takes its time holds up nothing else: while the sink has not answered,
+    // the API still reads and writes storage (with SQLite, one connection), and the delivery,
+    // answered afterwards, succeeds on that attempt (it did not time out waiting).
+    sink.hold("/flaky");
+    let (base, token) = (s.base_url.clone(), admin.clone());
+    let pending = std::thread::spawn(move || {
+        baton_tests::graphql_at(
+            &base,
+            Some(&token),
+            "mutation { sendTestAlert(integration: \"flaky\") { status log { ok detail } } }",
+            json!({}),
+        )
+        .unwrap()
+    });
+    wait_for("the held request", Duration::from_secs(10), || (sink.to("/flaky").len() == 4).then_some(())).unwrap();
+    let during = gql(&s, &admin, "mutation { setCredential(key: \"other/key\", value: \"v\") { version } }", json!({}));
+    assert_eq!(during["setCredential"]["version"], 1);
+    assert_eq!(gql(&s, &admin, "{ integrations { name } }", json!({}))["integrations"].as_array().unwrap().len(), 2);
+    sink.release("/flaky");
+    let answered = pending.join().unwrap();
+    assert_eq!(answered["data"]["sendTestAlert"]["status"], "SENT", "{answered}");
+    assert_eq!(answered["data"]["sendTestAlert"]["log"], json!([{ "ok": true, "detail": "HTTP 200" }]));
+
     // A 404 will not get better: given up at once.
     let gone =
         gql(&s, &admin, "mutation { sendTestAlert(integration: \"gone\") { status attempts lastError } }", json!({}));

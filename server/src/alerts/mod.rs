@@ -689,9 +689,14 @@ impl Alerts {
     }
 
     fn deliver(&self, d: &db::alert_deliveries::DeliveryRow) {
-        let Ok(mut c) = self.db.conn() else { return };
         let attempt = d.attempts + 1;
-        let result = send::deliver(&mut c, &self.vault, d);
+        // The connection is given back before sending: with SQLite there is only one, and a slow
+        // endpoint must not hold up the engine.
+        let prepared = match self.db.conn() {
+            Ok(mut c) => send::prepare(&mut c, &self.vault, d),
+            Err(e) => Err(send::Failure::Retry(format!("reading the integration: {e}"))),
+        };
+        let result = prepared.and_then(|p| p.send(d));
         let now = Utc::now();
         let next = match &result {
             Ok(_) => None,
@@ -705,7 +710,10 @@ impl Alerts {
                 tracing::warn!(delivery = d.id, integration = %d.integration, attempt, error = %e, "alert not sent")
             }
         }
-        if let Err(e) = db::alert_deliveries::record_attempt(&mut c, d.id, attempt, outcome, next, now) {
+        let recorded = self.db.conn().map_err(|e| e.to_string()).and_then(|mut c| {
+            db::alert_deliveries::record_attempt(&mut c, d.id, attempt, outcome, next, now).map_err(|e| e.to_string())
+        });
+        if let Err(e) = recorded {
             tracing::error!(delivery = d.id, error = %e, "recording an alert attempt");
         }
     }

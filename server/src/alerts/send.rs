@@ -250,8 +250,15 @@ fn send_email(channel: &Channel, d: &DeliveryRow, password: Option<&str>) -> Res
     Ok(format!("SMTP {}", resp.code()))
 }
 
-/// One attempt at a delivery.
-pub fn deliver(c: &mut DbConn, vault: &Vault, d: &DeliveryRow) -> Result<String, Failure> {
+/// A delivery ready to send: what storage had to say, read before anything goes out.
+pub struct Prepared {
+    integration: Integration,
+    credentials: HashMap<String, String>,
+}
+
+/// Reads the delivery's integration and its credentials. The connection is not needed past
+/// this: sending (up to `SEND_TIMEOUT`) must never hold the database.
+pub fn prepare(c: &mut DbConn, vault: &Vault, d: &DeliveryRow) -> Result<Prepared, Failure> {
     let row = db::integrations::by_name(c, &d.integration)
         .map_err(|e| Failure::Retry(format!("reading integration {}: {e}", d.integration)))?
         .ok_or_else(|| Failure::Permanent(format!("integration {} does not exist", d.integration)))?;
@@ -266,18 +273,25 @@ pub fn deliver(c: &mut DbConn, vault: &Vault, d: &DeliveryRow) -> Result<String,
         })?;
         credentials.insert(key.to_string(), value);
     }
-    let secret = integration.credential_key.as_ref().and_then(|k| credentials.get(k.as_str()).cloned());
-    let details: Value = serde_json::from_str(&d.details).unwrap_or(Value::Null);
-    let result = match http_call(&integration.channel, d, &details, secret.as_deref().unwrap_or_default(), &credentials)
-    {
-        Some(call) => send_http(&call),
-        None => send_email(&integration.channel, d, secret.as_deref()),
-    };
-    let clean = |m: String| credentials.values().fold(m, |m, v| scrub(&m, v));
-    match result {
-        Ok(m) => Ok(clean(m)),
-        Err(Failure::Retry(m)) => Err(Failure::Retry(clean(m))),
-        Err(Failure::Permanent(m)) => Err(Failure::Permanent(clean(m))),
+    Ok(Prepared { integration, credentials })
+}
+
+impl Prepared {
+    /// One attempt at sending; secrets are scrubbed from what it says.
+    pub fn send(&self, d: &DeliveryRow) -> Result<String, Failure> {
+        let secret = self.integration.credential_key.as_ref().and_then(|k| self.credentials.get(k.as_str()).cloned());
+        let details: Value = serde_json::from_str(&d.details).unwrap_or(Value::Null);
+        let channel = &self.integration.channel;
+        let result = match http_call(channel, d, &details, secret.as_deref().unwrap_or_default(), &self.credentials) {
+            Some(call) => send_http(&call),
+            None => send_email(channel, d, secret.as_deref()),
+        };
+        let clean = |m: String| self.credentials.values().fold(m, |m, v| scrub(&m, v));
+        match result {
+            Ok(m) => Ok(clean(m)),
+            Err(Failure::Retry(m)) => Err(Failure::Retry(clean(m))),
+            Err(Failure::Permanent(m)) => Err(Failure::Permanent(clean(m))),
+        }
     }
 }
 
