@@ -77,6 +77,12 @@ enum Command {
         #[command(subcommand)]
         command: AgentTokenCommand,
     },
+    /// Manage the credential store's master key.
+    #[command(name = "master-key")]
+    MasterKey {
+        #[command(subcommand)]
+        command: MasterKeyCommand,
+    },
     /// Manage users directly in the database.
     User {
         #[command(subcommand)]
@@ -124,6 +130,20 @@ enum AgentTokenCommand {
     Create {
         #[arg(long)]
         name: String,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MasterKeyCommand {
+    /// Seal every credential again under a new master key (stop the server first). The old key
+    /// comes from BATON_MASTER_KEY or the key file; a new key file replaces the old one, and a
+    /// key from the environment is printed once, as the last line, to set before restarting.
+    Rotate {
+        /// The master key file (default DATA/master.key).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
         #[command(flatten)]
         storage: Storage,
     },
@@ -212,6 +232,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(api_error)?;
             println!("agent token {name} created; give it to baton-agent --token:");
             println!("{token}");
+            Ok(())
+        }
+        Command::MasterKey { command: MasterKeyCommand::Rotate { key_file, storage } } => {
+            let key_file = key_file
+                .unwrap_or_else(|| storage.data.clone().unwrap_or_else(|| PathBuf::from("data")).join("master.key"));
+            let env_key = std::env::var(baton_server::vault::KEY_ENV).ok();
+            let db = storage.open()?;
+            let mut conn = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let done = baton_server::vault::rotate(&mut conn, env_key.as_deref(), &key_file)?;
+            match done.new_env_key {
+                Some(key) => {
+                    println!("{} credential(s) sealed under a new master key; set BATON_MASTER_KEY to it:", done.count);
+                    println!("{key}");
+                }
+                None => println!(
+                    "{} credential(s) sealed under a new master key, now in {}",
+                    done.count,
+                    key_file.display()
+                ),
+            }
             Ok(())
         }
         Command::Login { remote, username, password_stdin } => {

@@ -171,12 +171,72 @@ impl Vault {
     }
 }
 
-/// Writes a new random key to `path`, readable by its owner only.
-fn generate(path: &Path) -> anyhow::Result<[u8; 32]> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+/// What a master key rotation did.
+#[derive(Debug)]
+pub struct Rotated {
+    /// Values sealed again under the new key.
+    pub count: usize,
+    /// The new key, base64, when the old one came from the environment (it is not written
+    /// anywhere: the caller shows it once).
+    pub new_env_key: Option<String>,
+}
+
+/// Seals every value again under a new master key. The old key must open every value first.
+/// With a key file, the new key is written beside it (`.new`, 0600) before the database changes
+/// and replaces it after the commit, so no moment leaves values without their key on disk.
+pub fn rotate(conn: &mut DbConn, env_key: Option<&str>, key_file: &Path) -> anyhow::Result<Rotated> {
+    let old = Vault::open(conn, env_key, key_file)?;
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for a master key: {e}"))?;
+    let from_env = old.source == KeySource::Env;
+    let pending = key_file.with_extension("key.new");
+    if !from_env {
+        let _ = std::fs::remove_file(&pending);
+        write_key(&pending, &key)?;
+    }
+    let new = Vault::from_key(key, if from_env { KeySource::Env } else { KeySource::File(key_file.to_path_buf()) });
+    let resealed = db::transaction(conn, |c| -> anyhow::Result<usize> {
+        let keys = db::credentials::keys(c).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (k, _, _) in &keys {
+            let value = old.get(c, k)?.ok_or_else(|| anyhow::anyhow!("credential {k} vanished"))?;
+            let (nonce, ct) = new.seal(k, &value)?;
+            db::credentials::reseal(c, k, &nonce, &ct).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        Ok(keys.len())
+    });
+    let count = match resealed {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&pending);
+            return Err(e.context("nothing was changed"));
+        }
+    };
+    if from_env {
+        return Ok(Rotated { count, new_env_key: Some(B64.encode(key)) });
+    }
+    std::fs::rename(&pending, key_file).map_err(|e| {
+        anyhow::anyhow!(
+            "the values are sealed under the new key in {}, but it could not replace {}: {e}; move it there yourself",
+            pending.display(),
+            key_file.display()
+        )
+    })?;
+    Ok(Rotated { count, new_env_key: None })
+}
+
+/// Writes a new random key to `path`, readable by its owner only.
+fn generate(path: &Path) -> anyhow::Result<[u8; 32]> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for a master key: {e}"))?;
+    write_key(path, &key)?;
+    tracing::info!(path = %path.display(), "generated a new master key for the credential store");
+    Ok(key)
+}
+
+/// Writes a key to a new file, readable by its owner only, synced to disk.
+fn write_key(path: &Path, key: &[u8; 32]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
     }
@@ -189,8 +249,7 @@ fn generate(path: &Path) -> anyhow::Result<[u8; 32]> {
     f.write_all(format!("{}\n", B64.encode(key)).as_bytes())
         .and_then(|_| f.sync_all())
         .map_err(|e| anyhow::anyhow!("writing the master key file {}: {e}", path.display()))?;
-    tracing::info!(path = %path.display(), "generated a new master key for the credential store");
-    Ok(key)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -231,5 +290,15 @@ mod tests {
         assert!(!e.contains("hunter2"));
         let e = Vault::open(&mut c, Some("short"), &key_file).unwrap_err().to_string();
         assert!(e.contains("BATON_MASTER_KEY") && e.contains("32 bytes"), "{e}");
+
+        // Rotation with a key from the environment: the new key is handed back, not written.
+        let env_key = std::fs::read_to_string(&key_file).unwrap();
+        let done = rotate(&mut c, Some(env_key.trim()), &elsewhere).unwrap();
+        assert_eq!(done.count, 1);
+        let new_key = done.new_env_key.unwrap();
+        assert!(!elsewhere.exists() && !elsewhere.with_extension("key.new").exists());
+        assert!(Vault::open(&mut c, Some(env_key.trim()), &key_file).is_err());
+        let vault = Vault::open(&mut c, Some(&new_key), &key_file).unwrap();
+        assert_eq!(vault.lookup("alerts/email").as_deref(), Some("hunter2-secret"));
     }
 }

@@ -534,3 +534,41 @@ fn secrets_are_masked_in_output_across_chunks_and_never_returned_logged_or_expor
     let res = s.graphql_as(Some(&admin), "{ credentialKeys { value } }", json!({})).unwrap();
     assert!(res["errors"][0]["message"].as_str().unwrap().contains("Unknown field \"value\""), "{res}");
 }
+
+#[test]
+fn the_master_key_is_rotated_with_every_value_sealed_again() {
+    let sink = Sink::start();
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    set_credential(&s, &admin, "hooks/ops", &format!("{}/ops/R0TATED", sink.base_url));
+    integration(&s, &admin, json!({ "name": "ops", "kind": "slack", "credentialKey": "hooks/ops" }));
+    let password = s.admin_password.clone();
+    let data_dir = s.kill();
+    let key_file = data_dir.path().join("master.key");
+    let old_key = std::fs::read_to_string(&key_file).unwrap();
+
+    let out = Command::new(binary("baton"))
+        .args(["master-key", "rotate", "--data"])
+        .arg(data_dir.path())
+        .env_remove("BATON_MASTER_KEY")
+        .env_remove("BATON_DATABASE_URL")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.starts_with("1 credential(s) sealed under a new master key, now in "), "{said}");
+    let new_key = std::fs::read_to_string(&key_file).unwrap();
+    assert_ne!(new_key, old_key);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key_file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!data_dir.path().join("master.key.new").exists());
+
+    // The old key opens nothing any more; the new one opens everything.
+    let err = refused_start(data_dir.path(), &[("BATON_MASTER_KEY", old_key.trim())]);
+    assert!(err.contains("wrong master key: credential hooks/ops cannot be decrypted"), "{err}");
+    let s = Server::start_in(data_dir, &[]).unwrap();
+    let admin = s.login("admin", &password).unwrap();
+    let sent = gql(&s, &admin, "mutation { sendTestAlert(integration: \"ops\") { status } }", json!({}));
+    assert_eq!(sent["sendTestAlert"]["status"], "SENT");
+    assert_eq!(sink.to("/ops/R0TATED").len(), 1);
+}

@@ -63,3 +63,14 @@ pub fn delete(conn: &mut DbConn, key: &str) -> DbResult<()> {
     }
     Ok(())
 }
+
+/// Replaces the sealed form of a value (the master key changed; the value and its version did not).
+pub fn reseal(conn: &mut DbConn, key: &str, nonce: &str, ciphertext: &str) -> DbResult<()> {
+    let n = with_conn!(conn, |c| diesel::update(credentials::table.filter(credentials::key.eq(key)))
+        .set((credentials::nonce.eq(nonce), credentials::ciphertext.eq(ciphertext)))
+        .execute(c))?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
