@@ -303,28 +303,37 @@ fn rules_of(c: &mut DbConn, owner: Owner) -> DbResult<Vec<AlertRule>> {
     db::alert_rules::of(c, owner)?.iter().map(|r| r.to_rule()).collect()
 }
 
-/// Whether a stored schedule runs on `date` (its days and calendar allow it).
-fn runs_on(
+/// The run dates a deadline check judges (yesterday and today in the schedule's timezone), each
+/// with whether the schedule runs that day (its days and calendar allow it), and the timezone.
+fn judged_days(
     c: &mut DbConn,
     instance_id: i64,
     schedule: Option<&str>,
-    date: NaiveDate,
-) -> DbResult<(bool, chrono_tz::Tz)> {
-    let Some(schedule) =
-        schedule.and_then(|s| serde_json::from_str::<ScheduleDraft>(s).ok()).and_then(|d| Schedule::parse(&d).ok())
-    else {
-        return Ok((false, chrono_tz::UTC));
-    };
-    let calendar = match &schedule.calendar {
+    now: DateTime<Utc>,
+) -> DbResult<(chrono_tz::Tz, Vec<(NaiveDate, bool)>)> {
+    let schedule =
+        schedule.and_then(|s| serde_json::from_str::<ScheduleDraft>(s).ok()).and_then(|d| Schedule::parse(&d).ok());
+    let tz = schedule.as_ref().map_or(chrono_tz::UTC, |s| s.timezone);
+    let calendar = match schedule.as_ref().and_then(|s| s.calendar.as_ref()) {
         Some(n) => db::calendars::load(c, instance_id, n.as_str())?,
         None => None,
     };
-    let tz = schedule.timezone;
-    let from = baton_schema::schedule::resolve_local(tz, date.and_time(chrono::NaiveTime::MIN)) - Duration::seconds(1);
-    let expected = baton_schema::schedule::slots_after(&schedule, calendar.as_ref(), from)
-        .take_while(|s| s.run_date <= date)
-        .any(|s| s.run_date == date && s.holiday.is_none());
-    Ok((expected, tz))
+    let today = now.with_timezone(&tz).date_naive();
+    let days = today
+        .pred_opt()
+        .into_iter()
+        .chain([today])
+        .map(|date| {
+            let runs = schedule.as_ref().is_some_and(|s| {
+                let midnight = baton_schema::schedule::resolve_local(tz, date.and_time(chrono::NaiveTime::MIN));
+                baton_schema::schedule::slots_after(s, calendar.as_ref(), midnight - Duration::seconds(1))
+                    .take_while(|slot| slot.run_date <= date)
+                    .any(|slot| slot.run_date == date && slot.holiday.is_none())
+            });
+            (date, runs)
+        })
+        .collect();
+    Ok((tz, days))
 }
 
 fn fact_of(started: Option<chrono::NaiveDateTime>, ended: Option<chrono::NaiveDateTime>, id: i64) -> RunFact {
@@ -347,8 +356,8 @@ pub fn check_deadlines(c: &mut DbConn, now: DateTime<Utc>) -> DbResult<usize> {
                     Some(g) => db::groups::get(c, g)?.schedule,
                     None => task.schedule.clone(),
                 };
-                for date in judged_dates(schedule.as_deref(), now) {
-                    let (expected, tz) = runs_on(c, task.instance_id, schedule.as_deref(), date)?;
+                let (tz, days) = judged_days(c, task.instance_id, schedule.as_deref(), now)?;
+                for (date, expected) in days {
                     if before_definition(&rule.trigger, date, tz, task.updated_at) {
                         continue;
                     }
@@ -379,8 +388,8 @@ pub fn check_deadlines(c: &mut DbConn, now: DateTime<Utc>) -> DbResult<usize> {
                 if !group.active {
                     continue;
                 }
-                for date in judged_dates(group.schedule.as_deref(), now) {
-                    let (expected, tz) = runs_on(c, group.instance_id, group.schedule.as_deref(), date)?;
+                let (tz, days) = judged_days(c, group.instance_id, group.schedule.as_deref(), now)?;
+                for (date, expected) in days {
                     if before_definition(&rule.trigger, date, tz, group.updated_at) {
                         continue;
                     }
@@ -427,14 +436,15 @@ fn before_definition(
     }
 }
 
-/// The run dates a deadline check looks at: today and yesterday in the schedule's timezone.
-fn judged_dates(schedule: Option<&str>, now: DateTime<Utc>) -> Vec<NaiveDate> {
-    let tz = schedule
-        .and_then(|s| serde_json::from_str::<ScheduleDraft>(s).ok())
-        .and_then(|d| Schedule::parse(&d).ok())
-        .map_or(chrono_tz::UTC, |s| s.timezone);
-    let today = now.with_timezone(&tz).date_naive();
-    today.pred_opt().into_iter().chain([today]).collect()
+/// The next message of a bus, past any it fell behind on (logged); None once it is closed.
+async fn next<T: Clone>(rx: &mut broadcast::Receiver<T>, what: &str) -> Option<T> {
+    loop {
+        match rx.recv().await {
+            Ok(m) => return Some(m),
+            Err(broadcast::error::RecvError::Lagged(n)) => tracing::warn!(missed = n, "alerts fell behind the {what}"),
+            Err(broadcast::error::RecvError::Closed) => return None,
+        }
+    }
 }
 
 impl Alerts {
@@ -451,26 +461,14 @@ impl Alerts {
             Arc::new(Alerts { db, vault, policy, bell: Arc::new(Bell::default()), with_rules: Mutex::new(None) });
         let me = alerts.clone();
         actix_web::rt::spawn(async move {
-            loop {
-                match updates.recv().await {
-                    Ok(u) => me.on_transition(u).await,
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "alerts fell behind the run updates")
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                }
+            while let Some(u) = next(&mut updates, "run updates").await {
+                me.on_transition(u).await;
             }
         });
         let me = alerts.clone();
         actix_web::rt::spawn(async move {
-            loop {
-                match group_ends.recv().await {
-                    Ok(e) => me.on_group_end(e).await,
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "alerts fell behind the group run ends")
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                }
+            while let Some(e) = next(&mut group_ends, "group run ends").await {
+                me.on_group_end(e).await;
             }
         });
         let me = alerts.clone();
