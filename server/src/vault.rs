@@ -151,15 +151,11 @@ impl Vault {
     /// Seals and stores `value` under `key` (a new version when it exists); returns the version.
     pub fn set(&self, conn: &mut DbConn, key: &str, value: &str) -> anyhow::Result<i64> {
         let (nonce, ct) = self.seal(key, value)?;
-        db::credentials::put(conn, key, &nonce, &ct, chrono::Utc::now()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let version =
+            db::credentials::put(conn, key, &nonce, &ct, chrono::Utc::now()).map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Ok(mut v) = self.values.write() {
             v.insert(key.to_string(), value.to_string());
         }
-        let version = db::credentials::keys(conn)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .into_iter()
-            .find(|(k, _, _)| k == key)
-            .map_or(1, |(_, v, _)| v);
         Ok(version)
     }
 

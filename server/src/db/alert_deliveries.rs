@@ -41,7 +41,8 @@ pub struct AttemptRow {
 }
 
 /// A delivery to queue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = alert_deliveries)]
 pub struct NewDelivery {
     pub dedupe_key: String,
     pub integration: String,
@@ -58,14 +59,7 @@ pub struct NewDelivery {
 pub fn enqueue(conn: &mut DbConn, d: &NewDelivery, now: DateTime<Utc>) -> DbResult<Option<i64>> {
     let id: Option<i64> = with_conn!(conn, |c| diesel::insert_into(alert_deliveries::table)
         .values((
-            alert_deliveries::dedupe_key.eq(&d.dedupe_key),
-            alert_deliveries::integration.eq(&d.integration),
-            alert_deliveries::source.eq(&d.source),
-            alert_deliveries::run_id.eq(d.run_id),
-            alert_deliveries::trigger_on.eq(&d.trigger_on),
-            alert_deliveries::subject.eq(&d.subject),
-            alert_deliveries::message.eq(&d.message),
-            alert_deliveries::details.eq(&d.details),
+            d,
             alert_deliveries::status.eq("pending"),
             alert_deliveries::attempts.eq(0),
             alert_deliveries::next_attempt_at.eq(Some(ts(now))),

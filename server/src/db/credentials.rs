@@ -17,9 +17,10 @@ pub struct CredentialRow {
     pub updated_at: NaiveDateTime,
 }
 
-/// Sets or rotates the encrypted value under `key`.
-pub fn put(conn: &mut DbConn, key: &str, nonce: &str, ciphertext: &str, now: DateTime<Utc>) -> DbResult<()> {
-    with_conn!(conn, |c| diesel::insert_into(credentials::table)
+/// Sets or rotates the encrypted value under `key`; returns its version (1, then one more per
+/// rotation).
+pub fn put(conn: &mut DbConn, key: &str, nonce: &str, ciphertext: &str, now: DateTime<Utc>) -> DbResult<i64> {
+    Ok(with_conn!(conn, |c| diesel::insert_into(credentials::table)
         .values((
             credentials::key.eq(key),
             credentials::nonce.eq(nonce),
@@ -36,8 +37,8 @@ pub fn put(conn: &mut DbConn, key: &str, nonce: &str, ciphertext: &str, now: Dat
             credentials::version.eq(credentials::version + 1),
             credentials::updated_at.eq(ts(now)),
         ))
-        .execute(c))?;
-    Ok(())
+        .returning(credentials::version)
+        .get_result(c))?)
 }
 
 pub fn get(conn: &mut DbConn, key: &str) -> DbResult<Option<CredentialRow>> {

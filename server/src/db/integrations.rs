@@ -43,12 +43,14 @@ pub fn insert(
 pub fn update(
     conn: &mut DbConn,
     id: i64,
+    kind: &str,
     config: &str,
     credential_key: Option<&str>,
     now: DateTime<Utc>,
 ) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::update(integrations::table.find(id))
         .set((
+            integrations::kind.eq(kind),
             integrations::config.eq(config),
             integrations::credential_key.eq(credential_key),
             integrations::updated_at.eq(ts(now))

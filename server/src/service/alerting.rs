@@ -190,18 +190,16 @@ impl Services {
                 }
                 let config = db::to_json(&valid.draft);
                 let key = valid.credential_key.as_ref().map(|k| k.as_str());
-                let id = match &existing {
-                    Some(old) => {
-                        db::integrations::update(c, old.id, &config, key, now)?;
-                        old.id
+                match &existing {
+                    Some(old) => db::integrations::update(c, old.id, valid.kind.as_str(), &config, key, now)?,
+                    None => {
+                        db::integrations::insert(c, valid.name.as_str(), valid.kind.as_str(), &config, key, now)?;
                     }
-                    None => db::integrations::insert(c, valid.name.as_str(), valid.kind.as_str(), &config, key, now)?,
-                };
+                }
                 let before = existing.map(|o| o.config);
                 let action = if before.is_some() { "updateIntegration" } else { "createIntegration" };
                 audit(c, &p.username, action, &format!("integration {}", valid.name), before, Some(config))?;
                 let row = db::integrations::by_name(c, valid.name.as_str())?.ok_or(db::DbError::NotFound)?;
-                debug_assert_eq!(row.id, id);
                 record(c, row, &vault)
             })
         })
