@@ -90,6 +90,8 @@ pub struct Alerts {
     vault: Arc<Vault>,
     policy: AlertPolicy,
     bell: Arc<Bell>,
+    /// The id of the delivery last attempted (a test alert waits for its own).
+    attempted: tokio::sync::watch::Sender<i64>,
     /// Names of the tasks that have alert rules (None: to be read again). A run of any other
     /// task ends without a query: with SQLite's one connection, a query per run would compete
     /// with the writer on every run.
@@ -457,8 +459,14 @@ impl Alerts {
         mut updates: broadcast::Receiver<RunUpdate>,
         mut group_ends: broadcast::Receiver<GroupRunEnd>,
     ) -> Arc<Alerts> {
-        let alerts =
-            Arc::new(Alerts { db, vault, policy, bell: Arc::new(Bell::default()), with_rules: Mutex::new(None) });
+        let alerts = Arc::new(Alerts {
+            db,
+            vault,
+            policy,
+            bell: Arc::new(Bell::default()),
+            attempted: tokio::sync::watch::Sender::new(0),
+            with_rules: Mutex::new(None),
+        });
         let me = alerts.clone();
         actix_web::rt::spawn(async move {
             while let Some(u) = next(&mut updates, "run updates").await {
@@ -630,6 +638,7 @@ impl Alerts {
             message: format!("This is a test alert sent by {actor} through {integration}."),
             details: facts.details("test", &subject, None).to_string(),
         };
+        let mut attempted = self.attempted.subscribe();
         let id = self
             .db
             .run(move |c| db::alert_deliveries::enqueue(c, &new, now))
@@ -639,10 +648,14 @@ impl Alerts {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             let row = self.db.run(move |c| db::alert_deliveries::get(c, id)).await?.ok_or(db::DbError::NotFound)?;
-            if row.attempts > 0 || tokio::time::Instant::now() >= deadline {
+            if row.attempts > 0 {
                 return Ok(row);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            // Read again after the worker's next attempt, or answer as it is at the deadline.
+            match tokio::time::timeout_at(deadline, attempted.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Ok(row),
+            }
         }
     }
 
@@ -714,6 +727,7 @@ impl Alerts {
         if let Err(e) = recorded {
             tracing::error!(delivery = d.id, error = %e, "recording an alert attempt");
         }
+        self.attempted.send_replace(d.id);
     }
 }
 
