@@ -57,6 +57,17 @@ fn with_agent(s: &Server, admin: &str) -> Agent {
     agent
 }
 
+const CREATE_TASK: &str = "mutation($t: TaskInput!) { createTask(input: $t) { tid } }";
+
+/// Asks to create a task; the whole answer (a refusal is what some tests check).
+fn try_task(s: &Server, admin: &str, t: Value) -> Value {
+    s.graphql_as(Some(admin), CREATE_TASK, json!({ "t": t })).unwrap()
+}
+
+fn task(s: &Server, admin: &str, t: Value) -> i64 {
+    data(try_task(s, admin, t))["createTask"]["tid"].as_i64().unwrap()
+}
+
 fn force_run(s: &Server, admin: &str, tid: i64) -> i64 {
     gql(s, admin, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": tid }))["forceRun"]["id"]
         .as_i64()
@@ -102,32 +113,27 @@ fn a_failed_run_alerts_every_http_channel_with_its_own_payload() {
         json!({ "name": "pd", "kind": "pagerduty", "credentialKey": "pagerduty/ops", "eventsUrl": url("/pd/v2/enqueue"), "severity": "critical" }),
     );
     // A rule naming an integration that does not exist is refused beside its field.
-    let res = s
-        .graphql_as(
-            Some(&admin),
-            "mutation($t: TaskInput!) { createTask(input: $t) { tid } }",
-            json!({ "t": { "name": "bad", "command": "true", "target": "etl", "runAsUser": "root", "alerts": [{ "on": "failure", "integration": "nobody" }] } }),
-        )
-        .unwrap();
+    let res = try_task(
+        &s,
+        &admin,
+        json!({ "name": "bad", "command": "true", "target": "etl", "runAsUser": "root", "alerts": [{ "on": "failure", "integration": "nobody" }] }),
+    );
     assert_eq!(res["errors"][0]["extensions"]["field"], "alerts[0].integration", "{res}");
     assert_eq!(res["errors"][0]["extensions"]["rule"], "unknown_integration", "{res}");
 
     let on_failure = |i: &str| json!({ "on": "failure", "integration": i });
-    let tid = gql(
+    let tid = task(
         &s,
         &admin,
-        "mutation($t: TaskInput!) { createTask(input: $t) { tid } }",
-        json!({ "t": {
+        json!({
             "name": "load", "command": "echo loading eu; echo row 9 bad; exit 3", "target": "etl", "runAsUser": "root",
             "profile": [{ "name": "REGION", "value": "eu" }],
             "alerts": [
                 on_failure("generic"), on_failure("slack"), on_failure("teams"), on_failure("discord"), on_failure("pd"),
                 { "on": "success", "integration": "generic" },
             ],
-        } }),
-    )["createTask"]["tid"]
-        .as_i64()
-        .unwrap();
+        }),
+    );
     let run = force_run(&s, &admin, tid);
     let sent = wait_for("five alerts sent", Duration::from_secs(30), || {
         let d = deliveries(&s, &admin, None);
@@ -192,14 +198,11 @@ fn a_failed_run_alerts_every_http_channel_with_its_own_payload() {
     assert_eq!(sink.received().len(), 5);
 
     // A task given rules later alerts too (which tasks have rules is read again on a change).
-    let tid2 = gql(
+    let tid2 = task(
         &s,
         &admin,
-        "mutation($t: TaskInput!) { createTask(input: $t) { tid } }",
-        json!({ "t": { "name": "later", "command": "exit 4", "target": "etl", "runAsUser": "root", "alerts": [on_failure("slack")] } }),
-    )["createTask"]["tid"]
-        .as_i64()
-        .unwrap();
+        json!({ "name": "later", "command": "exit 4", "target": "etl", "runAsUser": "root", "alerts": [on_failure("slack")] }),
+    );
     force_run(&s, &admin, tid2);
     let text = wait_for("the later task's alert", Duration::from_secs(30), || {
         sink.to("/slack/T000/B000/T0KEN2").get(1).map(|r| r.json()["text"].as_str().unwrap_or_default().to_string())
@@ -435,13 +438,11 @@ fn secrets_are_masked_in_output_across_chunks_and_never_returned_logged_or_expor
     integration(&s, &admin, json!({ "name": "ops", "kind": "slack", "credentialKey": "hooks/ops" }));
 
     // A profile may only name credentials that exist.
-    let res = s
-        .graphql_as(
-            Some(&admin),
-            "mutation($t: TaskInput!) { createTask(input: $t) { tid } }",
-            json!({ "t": { "name": "bad", "command": "true", "target": "etl", "runAsUser": "root", "profile": [{ "name": "X", "value": "${C:db/none}" }] } }),
-        )
-        .unwrap();
+    let res = try_task(
+        &s,
+        &admin,
+        json!({ "name": "bad", "command": "true", "target": "etl", "runAsUser": "root", "profile": [{ "name": "X", "value": "${C:db/none}" }] }),
+    );
     assert_eq!(res["errors"][0]["extensions"]["field"], "profile.X", "{res}");
     assert_eq!(res["errors"][0]["extensions"]["rule"], "unknown_credential", "{res}");
 
@@ -449,18 +450,15 @@ fn secrets_are_masked_in_output_across_chunks_and_never_returned_logged_or_expor
     // alone, so the secret straddles two chunks.
     let command = "printf 'pw=%s' \"$(printf %s \"$DB_PASSWORD\" | cut -c1-9)\"; sleep 0.5; \
                    printf '%s\\n' \"$(printf %s \"$DB_PASSWORD\" | cut -c10-)\"; echo \"whole=$DB_PASSWORD\" >&2; exit 1";
-    let tid = gql(
+    let tid = task(
         &s,
         &admin,
-        "mutation($t: TaskInput!) { createTask(input: $t) { tid } }",
-        json!({ "t": {
+        json!({
             "name": "leaky", "command": command, "target": "etl", "runAsUser": "root",
             "profile": [{ "name": "DB_PASSWORD", "value": "${C:db/password}" }],
             "alerts": [{ "on": "failure", "integration": "ops", "message": "${T:task_name}: ${P:stdout}" }],
-        } }),
-    )["createTask"]["tid"]
-        .as_i64()
-        .unwrap();
+        }),
+    );
     let run = force_run(&s, &admin, tid);
     wait_for("the run to end", Duration::from_secs(30), || (run_status(&s, &admin, run) == "FAILED").then_some(()))
         .unwrap();

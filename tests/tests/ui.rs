@@ -220,14 +220,7 @@ fn operators_and_viewers_use_the_ui_live_in_a_real_browser() {
 
         // Adhoc: a command on a chosen agent, its output live.
         c.goto(&s.url("/adhoc")).await.unwrap();
-        c.wait()
-            .at_most(Duration::from_secs(30))
-            .for_element(Locator::Css("#pick-a1"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "#pick-a1").await;
         c.find(Locator::Css("#adhoc-command")).await.unwrap().send_keys("echo adhoc-$((40+2))").await.unwrap();
         c.find(Locator::Css("#adhoc-user")).await.unwrap().send_keys("root").await.unwrap();
         c.find(Locator::Css("#adhoc-run")).await.unwrap().click().await.unwrap();
@@ -236,14 +229,7 @@ fn operators_and_viewers_use_the_ui_live_in_a_real_browser() {
 
         // Calendars: one created from the page.
         c.goto(&s.url("/calendars")).await.unwrap();
-        c.wait()
-            .at_most(Duration::from_secs(30))
-            .for_element(Locator::Css("#cal-name"))
-            .await
-            .unwrap()
-            .send_keys("holidays")
-            .await
-            .unwrap();
+        fill(&c, "#cal-name", "holidays").await;
         c.find(Locator::Css("#cal-holidays")).await.unwrap().send_keys("2026-12-25 Christmas").await.unwrap();
         c.find(Locator::Css("#save-calendar")).await.unwrap().click().await.unwrap();
         text_until(&c, "#calendar-holidays", "the saved calendar", |t| {
