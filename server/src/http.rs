@@ -156,7 +156,7 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
         config.alerts.clone(),
         driver.subscribe(),
         deps.group_ends.subscribe(),
-    );
+    )?;
     let services = Services::new(db.clone(), hub.clone(), driver.clone());
     let _ = services.alerting.set((vault, alerts.clone()));
     let _ = services.engine_stats.set(deps.clone());

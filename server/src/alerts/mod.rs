@@ -458,7 +458,7 @@ impl Alerts {
         policy: AlertPolicy,
         mut updates: broadcast::Receiver<RunUpdate>,
         mut group_ends: broadcast::Receiver<GroupRunEnd>,
-    ) -> Arc<Alerts> {
+    ) -> anyhow::Result<Arc<Alerts>> {
         let alerts = Arc::new(Alerts {
             db,
             vault,
@@ -498,8 +498,8 @@ impl Alerts {
         std::thread::Builder::new()
             .name("baton-alerts".into())
             .spawn(move || me.deliver_forever())
-            .expect("spawning the alert delivery thread");
-        alerts
+            .map_err(|e| anyhow::anyhow!("starting the alert delivery thread: {e}"))?;
+        Ok(alerts)
     }
 
     async fn on_transition(&self, u: RunUpdate) {
