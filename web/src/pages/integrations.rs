@@ -2,14 +2,14 @@
 //! keys (set or rotated here, never shown back), and the delivery log of every alert with its
 //! attempts, refreshed every few seconds.
 
-use super::field_error;
+use super::{field_error, input_value};
 use crate::gql;
 use crate::{Load, Me};
 use gloo_timers::callback::Interval;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
+use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 #[derive(Clone, PartialEq, Deserialize)]
@@ -117,19 +117,9 @@ fn short_time(t: &str) -> String {
     t.get(..19).unwrap_or(t).replace('T', " ")
 }
 
-fn value_of(r: &NodeRef) -> String {
-    if let Some(i) = r.cast::<HtmlInputElement>() {
-        return i.value();
-    }
-    if let Some(t) = r.cast::<HtmlTextAreaElement>() {
-        return t.value();
-    }
-    r.cast::<HtmlSelectElement>().map(|s| s.value()).unwrap_or_default()
-}
-
 /// The form's values as an `IntegrationInput`.
 fn integration_input(refs: &HashMap<&'static str, NodeRef>, kind: &str) -> Value {
-    let v = |k: &str| refs.get(k).map(value_of).unwrap_or_default().trim().to_string();
+    let v = |k: &str| refs.get(k).map(input_value).unwrap_or_default().trim().to_string();
     let opt = |k: &str| {
         let s = v(k);
         if s.is_empty() || !fields_of(kind).contains(&k) {
@@ -249,7 +239,7 @@ pub fn integrations(props: &Props) -> Html {
             (key_ref.clone(), value_ref.clone(), key_error.clone(), bump.clone(), notice.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let key = value_of(&key_ref);
+            let key = input_value(&key_ref);
             let value_input = value_ref.cast::<HtmlInputElement>();
             let value = value_input.as_ref().map(|i| i.value()).unwrap_or_default();
             // The value leaves the page with this request and is not kept in it.

@@ -4,7 +4,7 @@
 //! validation messages beside each field and a live schedule preview. Import and export in the
 //! header.
 
-use super::field_error;
+use super::{field_error, input_value};
 use crate::gql;
 use crate::live::use_subscription;
 use crate::status::label;
@@ -242,16 +242,6 @@ fn fill_fields(refs: &HashMap<&'static str, NodeRef>, values: &[(&'static str, S
             sel.set_value(v);
         }
     }
-}
-
-fn input_value(r: &NodeRef) -> String {
-    if let Some(i) = r.cast::<HtmlInputElement>() {
-        return i.value();
-    }
-    if let Some(t) = r.cast::<HtmlTextAreaElement>() {
-        return t.value();
-    }
-    r.cast::<HtmlSelectElement>().map(|s| s.value()).unwrap_or_default()
 }
 
 #[derive(Properties, PartialEq)]
