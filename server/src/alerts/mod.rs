@@ -142,7 +142,14 @@ impl Facts {
         v
     }
 
-    fn details(&self, trigger: &str, subject: &str, what: Option<&str>) -> serde_json::Value {
+    /// The facts for the channels' payloads, with the placeholder `values` they may render.
+    fn details(
+        &self,
+        values: &HashMap<String, String>,
+        trigger: &str,
+        subject: &str,
+        what: Option<&str>,
+    ) -> serde_json::Value {
         json!({
             "source": self.source,
             "trigger": trigger,
@@ -158,7 +165,7 @@ impl Facts {
             "duration_seconds": self.duration_seconds,
             "attempt": self.attempt,
             "reason": self.reason,
-            "values": self.values(),
+            "values": values,
         })
     }
 }
@@ -257,7 +264,7 @@ fn queue_rule(
         Some(m) => expand(m, PlaceholderContext::Alert, &values).unwrap_or_else(|_| m.clone()),
         None => default_message(facts, &subject),
     };
-    let details = facts.details(trigger, &subject, what);
+    let details = facts.details(&values, trigger, &subject, what);
     let new = NewDelivery {
         dedupe_key: format!("{}:rule{position}:{trigger}:{occasion}", facts.source),
         integration: rule.integration.clone(),
@@ -366,7 +373,7 @@ pub fn check_deadlines(c: &mut DbConn, now: DateTime<Utc>) -> DbResult<usize> {
                     let runs: Vec<_> = db::runs::of_task_on_date(c, tid, date)?;
                     let facts_in: Vec<RunFact> = runs.iter().map(|r| fact_of(r.started_at, r.ended_at, r.id)).collect();
                     for due in deadline_due(&rule.trigger, date, tz, expected, &facts_in, now) {
-                        let mut facts = match due.run_id.and_then(|id| runs.iter().find(|r| r.id == id)) {
+                        let facts = match due.run_id.and_then(|id| runs.iter().find(|r| r.id == id)) {
                             Some(run) => run_facts(c, run, Some(&task))?,
                             None => Facts {
                                 source: format!("task:{tid}"),
@@ -378,7 +385,6 @@ pub fn check_deadlines(c: &mut DbConn, now: DateTime<Utc>) -> DbResult<usize> {
                                 ..Default::default()
                             },
                         };
-                        facts.source = format!("task:{tid}");
                         if queue_rule(c, &rule, position, &facts, &due.occasion, Some(&due.what))?.is_some() {
                             queued += 1;
                         }
@@ -636,7 +642,7 @@ impl Alerts {
             trigger_on: "test".into(),
             subject: subject.clone(),
             message: format!("This is a test alert sent by {actor} through {integration}."),
-            details: facts.details("test", &subject, None).to_string(),
+            details: facts.details(&facts.values(), "test", &subject, None).to_string(),
         };
         let mut attempted = self.attempted.subscribe();
         let id = self
