@@ -1,6 +1,8 @@
 //! The durable event log: every run event is appended (with its sequence number) before it is
 //! sent, and kept until the server acknowledges it, so a dropped connection, an agent restart or a
-//! server restart loses nothing; the server ignores sequences it has already stored.
+//! server restart loses nothing; the server ignores sequences it has already stored. A writer
+//! thread appends what is queued in one write and one sync (a burst of runs shares them), off the
+//! thread that talks to the server.
 
 use anyhow::{Context, Result};
 use baton_schema::agent::v1::{AgentEvent, AgentMsg};
@@ -9,14 +11,24 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// At most this many events share a write and a sync.
+const MAX_BATCH: usize = 512;
+
+/// An event to log: run id, attempt, event.
+pub type Entry = (i64, u32, AgentEvent);
 
 pub struct EventLog {
     path: PathBuf,
     acked_path: PathBuf,
-    file: File,
+    file: Arc<File>,
     next_seq: u64,
     acked: u64,
+    /// Written and synced, not acknowledged: what a new connection replays.
     pending: VecDeque<(u64, AgentMsg)>,
+    /// The last sequence written and synced; beyond it, a write is still on its way to disk.
+    published: u64,
 }
 
 impl EventLog {
@@ -45,23 +57,33 @@ impl EventLog {
             .append(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        Ok(EventLog { path, acked_path, file, next_seq: last + 1, acked, pending })
+        Ok(EventLog { path, acked_path, file: Arc::new(file), next_seq: last + 1, acked, pending, published: last })
     }
 
-    /// Appends an event and returns the frame to send. Lifecycle events are synced to disk;
-    /// output chunks are flushed (a crash loses at most output the file on disk still has).
-    pub fn append(&mut self, run_id: i64, attempt: u32, event: AgentEvent) -> Result<AgentMsg> {
-        let durable = !matches!(event, AgentEvent::Output { .. });
-        let msg = AgentMsg::Event { seq: self.next_seq, run_id: RunId(run_id), attempt, event };
-        let mut line = serde_json::to_string(&msg)?;
-        line.push('\n');
-        self.file.write_all(line.as_bytes())?;
-        if durable {
-            self.file.sync_data()?;
+    /// Appends events, numbered in order, in one write; returns their frames and the file to
+    /// sync. They are not replayed (nor sent) until `publish`.
+    fn write(&mut self, entries: Vec<Entry>) -> Result<(Vec<AgentMsg>, Arc<File>)> {
+        let mut text = String::new();
+        let mut msgs = Vec::with_capacity(entries.len());
+        for (i, (run_id, attempt, event)) in entries.into_iter().enumerate() {
+            let msg = AgentMsg::Event { seq: self.next_seq + i as u64, run_id: RunId(run_id), attempt, event };
+            text.push_str(&serde_json::to_string(&msg)?);
+            text.push('\n');
+            msgs.push(msg);
         }
-        self.pending.push_back((self.next_seq, msg.clone()));
-        self.next_seq += 1;
-        Ok(msg)
+        (&*self.file).write_all(text.as_bytes())?;
+        self.next_seq += msgs.len() as u64;
+        Ok((msgs, self.file.clone()))
+    }
+
+    /// Events written and synced: from now on they are replayed until acknowledged.
+    fn publish(&mut self, msgs: &[AgentMsg]) {
+        for m in msgs {
+            if let AgentMsg::Event { seq, .. } = m {
+                self.pending.push_back((*seq, m.clone()));
+                self.published = *seq;
+            }
+        }
     }
 
     /// Everything up to `seq` is stored on the server.
@@ -74,10 +96,11 @@ impl EventLog {
             self.pending.pop_front();
         }
         let _ = std::fs::write(&self.acked_path, seq.to_string());
-        // Nothing left to replay: start the file afresh rather than let it grow.
-        if self.pending.is_empty() && self.file.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false) {
+        // Nothing left to replay (nor on its way to disk): start the file afresh rather than let it grow.
+        let idle = self.pending.is_empty() && self.published + 1 == self.next_seq;
+        if idle && self.file.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false) {
             if let Ok(f) = OpenOptions::new().create(true).write(true).truncate(true).open(&self.path) {
-                self.file = f;
+                self.file = Arc::new(f);
             }
         }
     }
@@ -92,9 +115,64 @@ impl EventLog {
     }
 }
 
+/// Starts the writer thread: events sent to the returned queue are written, synced when a
+/// lifecycle event is among them (output chunks alone are only written: a crash loses at most
+/// output the job's file on disk still has), then made pending and handed to `out` for sending,
+/// both under the log's lock, so a new connection's replay and the queue never miss one.
+pub fn start_writer(
+    log: Arc<Mutex<EventLog>>,
+    out: tokio::sync::mpsc::UnboundedSender<AgentMsg>,
+) -> Result<std::sync::mpsc::Sender<Entry>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Entry>();
+    std::thread::Builder::new()
+        .name("event-log".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(_) => break,
+                    }
+                }
+                let durable = batch.iter().any(|(_, _, e)| !matches!(e, AgentEvent::Output { .. }));
+                let written = match log.lock() {
+                    Ok(mut l) => l.write(batch),
+                    Err(_) => return,
+                };
+                let (msgs, file) = match written {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::error!(error = %e, "writing the event log");
+                        continue;
+                    }
+                };
+                if durable {
+                    if let Err(e) = file.sync_data() {
+                        tracing::error!(error = %e, "syncing the event log");
+                    }
+                }
+                let Ok(mut l) = log.lock() else { return };
+                l.publish(&msgs);
+                for m in msgs {
+                    let _ = out.send(m);
+                }
+            }
+        })
+        .context("starting the event log writer")?;
+    Ok(tx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn append(log: &mut EventLog, event: AgentEvent) -> AgentMsg {
+        let (msgs, file) = log.write(vec![(7, 1, event)]).unwrap();
+        file.sync_data().unwrap();
+        log.publish(&msgs);
+        msgs.into_iter().next().unwrap()
+    }
 
     #[test]
     fn unacknowledged_events_survive_a_restart_in_order() {
@@ -102,7 +180,7 @@ mod tests {
         {
             let mut log = EventLog::open(dir.path()).unwrap();
             for i in 0..5 {
-                log.append(7, 1, AgentEvent::Spawned { pid: 100 + i }).unwrap();
+                append(&mut log, AgentEvent::Spawned { pid: 100 + i });
             }
             log.ack(2);
             assert_eq!(log.pending().len(), 3);
@@ -116,10 +194,37 @@ mod tests {
         assert_eq!(seqs, vec![3, 4, 5]);
         assert_eq!(log.acked(), 2);
         // New events continue the sequence; acks are never taken back.
-        let next = log.append(7, 1, AgentEvent::Accepted).unwrap();
+        let next = append(&mut log, AgentEvent::Accepted);
         assert!(matches!(next, AgentMsg::Event { seq: 6, .. }));
         log.ack(6);
         log.ack(3);
         assert_eq!((log.acked(), log.pending().len()), (6, 0));
+    }
+
+    #[test]
+    fn the_writer_numbers_stores_and_sends_every_event_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(Mutex::new(EventLog::open(dir.path()).unwrap()));
+        let (out, mut sent) = tokio::sync::mpsc::unbounded_channel();
+        let events = start_writer(log.clone(), out).unwrap();
+        for pid in 0..2000 {
+            events.send((pid as i64, 1, AgentEvent::Spawned { pid })).unwrap();
+        }
+        let mut seqs = Vec::new();
+        while seqs.len() < 2000 {
+            match sent.blocking_recv().unwrap() {
+                AgentMsg::Event { seq, run_id, event: AgentEvent::Spawned { pid }, .. } => {
+                    assert_eq!(run_id.0, i64::from(pid));
+                    seqs.push(seq);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(seqs, (1..=2000).collect::<Vec<u64>>());
+        // Everything sent is pending until acknowledged, and is in the file for a restart.
+        assert_eq!(log.lock().unwrap().pending().len(), 2000);
+        drop(events);
+        let reopened = EventLog::open(dir.path()).unwrap();
+        assert_eq!(reopened.pending().len(), 2000);
     }
 }

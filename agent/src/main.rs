@@ -4,6 +4,7 @@
 //! error and exit code 2.
 
 mod config;
+mod launcher;
 mod log;
 mod mask;
 mod runner;
@@ -65,15 +66,16 @@ async fn session(cfg: &Config, url: &str, sampler: &mut stats::Sampler, agent: &
         Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ServerMsg>(&t) {
             Ok(ServerMsg::Welcome { heartbeat_seconds, acked_seq, .. }) => {
                 // Replay, in order, what the server has not stored; frames queued while away are
-                // in the log too, so the queue is dropped.
+                // in the log too, so the queue is dropped (under the log's lock, which the writer
+                // holds while it makes an event pending and queues it: none is missed).
                 let pending = match agent.log.lock() {
                     Ok(mut l) => {
                         l.ack(acked_seq);
+                        while agent.outbox.try_recv().is_ok() {}
                         l.pending()
                     }
                     Err(_) => Vec::new(),
                 };
-                while agent.outbox.try_recv().is_ok() {}
                 if !pending.is_empty() {
                     tracing::info!(events = pending.len(), "replaying events the server has not acknowledged");
                 }
@@ -142,7 +144,8 @@ async fn run(cfg: Config) -> Result<()> {
     tracing::info!(name = %cfg.name, state_dir = %cfg.state_dir.display(), servers = ?cfg.servers, "starting");
     let log = Arc::new(Mutex::new(log::EventLog::open(&cfg.state_dir)?));
     let (tx, outbox) = mpsc::unbounded_channel();
-    let runner = runner::Runner::new(&cfg.state_dir, log.clone(), tx)?;
+    let events = log::start_writer(log.clone(), tx)?;
+    let runner = runner::Runner::new(&cfg.state_dir, events)?;
     runner.resume();
     let mut agent = Agent { log, runner, outbox };
     let mut sampler = stats::Sampler::default();
@@ -163,17 +166,18 @@ async fn run(cfg: Config) -> Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    // `baton-agent shim DIR` supervises one attempt (started by the agent itself).
+    // `baton-agent launcher RUNS_DIR` forks shims; `baton-agent shim DIR` is one shim, started
+    // directly when the launcher cannot be (both are started by the agent itself).
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == "shim") {
-        let Some(dir) = args.get(2) else { return std::process::ExitCode::from(2) };
-        return match shim::run(std::path::Path::new(dir)) {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("baton-agent shim: error: {e:#}");
-                std::process::ExitCode::FAILURE
-            }
-        };
+    match (args.get(1).and_then(|a| a.to_str()), args.get(2)) {
+        (Some("launcher"), Some(runs_dir)) => return launcher::serve(std::path::Path::new(runs_dir)),
+        (Some("shim"), Some(dir)) => {
+            let dir = std::path::Path::new(dir);
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            return std::process::ExitCode::from(u8::try_from(shim::main(dir, &name)).unwrap_or(1));
+        }
+        (Some("launcher" | "shim"), None) => return std::process::ExitCode::from(2),
+        _ => {}
     }
     let cli = Cli::parse();
     use std::io::IsTerminal;

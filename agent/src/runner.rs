@@ -2,19 +2,18 @@
 //! pid, output and exit through the files the shim writes, and turns them into logged events.
 //! The files survive an agent restart, so a restarted agent picks up where it left off.
 
-use crate::log::EventLog;
+use crate::log::Entry;
 use crate::shim::{kill_group, ExitRecord, Job};
 use anyhow::{Context, Result};
-use baton_schema::agent::v1::{AgentEvent, AgentMsg, Dispatch, Stream};
+use baton_schema::agent::v1::{AgentEvent, Dispatch, Stream};
 use baton_schema::run::Outcome;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::process::CommandExt;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 /// How often a running attempt's output files are read.
 const OUTPUT_POLL: Duration = Duration::from_millis(25);
@@ -33,9 +32,18 @@ struct Progress {
 #[derive(Clone)]
 pub struct Runner {
     runs_dir: PathBuf,
-    log: Arc<Mutex<EventLog>>,
-    out: mpsc::UnboundedSender<AgentMsg>,
+    /// The event log's writer, which stores each event and then sends it.
+    events: std::sync::mpsc::Sender<Entry>,
     active: Arc<Mutex<HashSet<(i64, u32)>>>,
+    launcher: Arc<Mutex<Option<Launcher>>>,
+    /// The follower to wake when a shim has news, by run directory name.
+    wakers: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+}
+
+/// The running `baton-agent launcher` and the pipe its requests go into.
+struct Launcher {
+    child: std::process::Child,
+    requests: std::process::ChildStdin,
 }
 
 fn run_dir_name(run_id: i64, attempt: u32) -> String {
@@ -43,7 +51,7 @@ fn run_dir_name(run_id: i64, attempt: u32) -> String {
 }
 
 impl Runner {
-    pub fn new(state_dir: &Path, log: Arc<Mutex<EventLog>>, out: mpsc::UnboundedSender<AgentMsg>) -> Result<Runner> {
+    pub fn new(state_dir: &Path, events: std::sync::mpsc::Sender<Entry>) -> Result<Runner> {
         let runs_dir = state_dir.join("runs");
         std::fs::create_dir_all(&runs_dir).with_context(|| format!("creating {}", runs_dir.display()))?;
         // Others may pass through (a run-as user reaches its own run directory) but not list it.
@@ -52,24 +60,81 @@ impl Runner {
             std::fs::set_permissions(&runs_dir, std::fs::Permissions::from_mode(0o711))
                 .with_context(|| format!("restricting {}", runs_dir.display()))?;
         }
-        Ok(Runner { runs_dir, log, out, active: Arc::new(Mutex::new(HashSet::new())) })
+        Ok(Runner {
+            runs_dir,
+            events,
+            active: Arc::new(Mutex::new(HashSet::new())),
+            launcher: Arc::new(Mutex::new(None)),
+            wakers: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// Starts the launcher, and a thread that reads its shims' news and wakes their followers.
+    fn start_launcher(&self) -> std::io::Result<Launcher> {
+        let exe = std::env::current_exe()?;
+        let mut child = std::process::Command::new(exe)
+            .arg("launcher")
+            .arg(&self.runs_dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let (Some(requests), Some(news)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::other("the launcher has no pipes"));
+        };
+        let wakers = self.wakers.clone();
+        let reader = std::thread::Builder::new().name("shim-news".into()).spawn(move || {
+            // Ends when the launcher and every shim it started have closed the pipe.
+            for line in std::io::BufReader::new(news).lines().map_while(Result::ok) {
+                let name = line.split(' ').next().unwrap_or_default();
+                if let Some(w) = wakers.lock().ok().and_then(|w| w.get(name).cloned()) {
+                    w.notify_one();
+                }
+            }
+        });
+        if let Err(e) = reader {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        Ok(Launcher { child, requests })
+    }
+
+    /// Has the launcher start the shim of the attempt in directory `name`, starting the launcher
+    /// first when there is none or it has gone.
+    fn launch(&self, name: &str) -> Result<(), String> {
+        let mut launcher = self.launcher.lock().map_err(|_| "the launcher lock is poisoned".to_string())?;
+        let mut last = String::new();
+        for _ in 0..2 {
+            if launcher.is_none() {
+                *launcher = Some(self.start_launcher().map_err(|e| format!("starting the launcher: {e}"))?);
+            }
+            let Some(l) = launcher.as_mut() else { continue };
+            match l.requests.write_all(format!("{name}\n").as_bytes()) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the launcher went away; starting another");
+                    last = e.to_string();
+                    if let Some(mut gone) = launcher.take() {
+                        let _ = gone.child.kill();
+                        let _ = gone.child.wait();
+                    }
+                }
+            }
+        }
+        Err(format!("the launcher does not take requests: {last}"))
     }
 
     pub fn running(&self) -> u32 {
         self.active.lock().map(|a| u32::try_from(a.len()).unwrap_or(u32::MAX)).unwrap_or(0)
     }
 
-    /// Logs an event and hands it to the connection (if any) for sending.
+    /// Logs an event; the log's writer hands it to the connection (if any) once it is stored.
     fn emit(&self, run_id: i64, attempt: u32, event: AgentEvent) {
-        let msg = match self.log.lock() {
-            Ok(mut log) => log.append(run_id, attempt, event),
-            Err(_) => return,
-        };
-        match msg {
-            Ok(m) => {
-                let _ = self.out.send(m);
-            }
-            Err(e) => tracing::error!(run = run_id, error = %e, "writing the event log"),
+        if self.events.send((run_id, attempt, event)).is_err() {
+            tracing::error!(run = run_id, "the event log writer has stopped");
         }
     }
 
@@ -110,43 +175,15 @@ impl Runner {
             return;
         }
         self.emit(run_id, attempt, AgentEvent::Accepted);
-        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("baton-agent"));
-        // Its own process group: the shim outlives the agent and its signals.
-        // The shim's stdout tells when something happened (its pid line, then EOF at its exit), so
-        // the follower wakes at once instead of at its next look at the files.
+        // The shim's news (its job's pid, then its exit) wakes the follower at once instead of
+        // at its next look at the files.
+        let name = run_dir_name(run_id, attempt);
         let wake = Arc::new(Notify::new());
-        let spawned = std::process::Command::new(exe)
-            .arg("shim")
-            .arg(&dir)
-            .process_group(0)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-        match spawned {
-            Ok(mut child) => {
-                let stdout = child.stdout.take();
-                let w = wake.clone();
-                // Reap the shim when it ends so it leaves no zombie; its result is in exit.json.
-                std::thread::spawn(move || {
-                    if let Some(out) = stdout {
-                        let mut lines = std::io::BufReader::new(out);
-                        let mut line = String::new();
-                        while matches!(std::io::BufRead::read_line(&mut lines, &mut line), Ok(n) if n > 0) {
-                            w.notify_one();
-                            line.clear();
-                        }
-                    }
-                    let _ = child.wait();
-                    w.notify_one();
-                });
-            }
-            Err(e) => {
-                let _ = crate::shim::write_exit(
-                    &dir,
-                    &ExitRecord { spawn_error: Some(format!("starting the shim: {e}")), ..Default::default() },
-                );
-            }
+        if let Ok(mut w) = self.wakers.lock() {
+            w.insert(name.clone(), wake.clone());
+        }
+        if let Err(why) = self.launch(&name) {
+            let _ = crate::shim::write_exit(&dir, &ExitRecord { spawn_error: Some(why), ..Default::default() });
         }
         self.follow(run_id, attempt, dir, Progress::default(), Some(wake));
     }
@@ -258,6 +295,9 @@ impl Runner {
                     let _ = std::fs::write(dir.join("reported"), "");
                     if let Ok(mut a) = me.active.lock() {
                         a.remove(&(run_id, attempt));
+                    }
+                    if let Ok(mut w) = me.wakers.lock() {
+                        w.remove(&run_dir_name(run_id, attempt));
                     }
                     return;
                 }

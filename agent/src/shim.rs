@@ -1,8 +1,10 @@
-//! `baton-agent shim DIR`: the small process that supervises one attempt. It outlives the agent
-//! (it runs in its own process group), becomes the run-as user, starts `sh -c COMMAND` in a new
-//! process group with stdout and stderr in files, enforces the maximum run time by killing the
-//! whole group (SIGTERM, a grace period, SIGKILL), and records how it ended in `exit.json`, so an
-//! agent that restarts still learns the result.
+//! The shim: the small process that supervises one attempt (forked by the launcher, or started as
+//! `baton-agent shim DIR`). It outlives the agent (it runs in its own process group), becomes the
+//! run-as user, starts `sh -c COMMAND` in a new process group with stdout and stderr in files,
+//! enforces the maximum run time by killing the whole group (SIGTERM, a grace period, SIGKILL),
+//! and records how it ended in `exit.json`, so an agent that restarts still learns the result.
+//! On its stdout it tells the agent `NAME pid PID` when the job started and `NAME exit` when the
+//! result is recorded (an agent that went away no longer listens; the files are what count).
 
 use anyhow::{Context, Result};
 use nix::sys::signal::{killpg, Signal};
@@ -90,7 +92,34 @@ fn become_user(name: &str, dir: &Path, job: &Job) -> Result<Option<PathBuf>, Str
     Ok(Some(user.dir))
 }
 
-pub fn run(dir: &Path) -> Result<()> {
+/// Writes one line of news on stdout for the agent; nobody listening is not an error.
+fn announce(name: &str, news: &str) {
+    use std::io::Write;
+    // One write per line: lines of several shims on one pipe do not interleave.
+    let line = format!("{name} {news}\n");
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+}
+
+/// Records that the attempt could not start, and says so.
+pub fn fail(dir: &Path, name: &str, why: String) {
+    let _ = write_exit(dir, &ExitRecord { spawn_error: Some(why), ..Default::default() });
+    announce(name, "exit");
+}
+
+/// Supervises the attempt in `dir` (named `name` in the news) to its end; the exit code of the shim.
+pub fn main(dir: &Path, name: &str) -> i32 {
+    let res = run(dir, name);
+    announce(name, "exit");
+    match res {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("baton-agent shim: error: {e:#}");
+            1
+        }
+    }
+}
+
+fn run(dir: &Path, name: &str) -> Result<()> {
     let job: Job = serde_json::from_str(&std::fs::read_to_string(dir.join("job.json")).context("reading job.json")?)?;
     let open = |p: &Path| std::fs::OpenOptions::new().create(true).append(true).open(p);
     let (out, err) = match (open(&job.stdout_path), open(&job.stderr_path)) {
@@ -126,13 +155,8 @@ pub fn run(dir: &Path) -> Result<()> {
     let pid = child.id();
     std::fs::write(dir.join("pid.tmp"), pid.to_string())?;
     std::fs::rename(dir.join("pid.tmp"), dir.join("pid"))?;
-    // Wake the agent at once (it reads the pid file); an agent that went away no longer listens,
-    // and the pid file is what a restarted one reads.
-    {
-        use std::io::Write;
-        let mut out = std::io::stdout();
-        let _ = writeln!(out, "{pid}").and_then(|()| out.flush());
-    }
+    // Wake the agent at once (it reads the pid file, as a restarted agent would).
+    announce(name, &format!("pid {pid}"));
     // A watchdog enforces the maximum run time while this thread waits for the exit.
     let done = Arc::new(AtomicBool::new(false));
     let timed_out = Arc::new(AtomicBool::new(false));

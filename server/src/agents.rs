@@ -9,7 +9,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::AggregatedMessage;
 use baton_schema::agent::v1::{self, AgentMsg, ServerMsg, PROTOCOL_VERSION};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
+use std::future::Future;
+use std::pin::Pin;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -272,8 +275,19 @@ pub async fn agent_socket(
         .await;
         let serial = hub.conns.lock().ok().and_then(|c| c.get(&name).map(|c| c.serial)).unwrap_or(0);
         let mut bad = 0u32;
+        // Events being stored, in the order they came: each is acknowledged once it and every
+        // event before it are stored.
+        let mut storing: FuturesOrdered<Pin<Box<dyn Future<Output = u64> + Send>>> = FuturesOrdered::new();
         loop {
             tokio::select! {
+                Some(seq) = storing.next(), if !storing.is_empty() => {
+                    // One acknowledgement for all that is stored by now.
+                    let mut last = seq;
+                    while let Some(Some(s)) = storing.next().now_or_never() {
+                        last = s;
+                    }
+                    send(&mut session, &ServerMsg::Ack { seq: last }).await;
+                }
                 out = rx.recv() => match out {
                     Some(m) => if !send(&mut session, &m).await { break },
                     None => break,
@@ -292,20 +306,31 @@ pub async fn agent_socket(
                                     send(&mut session, &ServerMsg::Error { code: "malformed".into(), message: "sequence numbers start at 1".into() }).await;
                                     continue;
                                 }
-                                // A replay of what is stored already: acknowledge again, change nothing.
+                                // Applied now, stored in order with the events before it; acknowledged
+                                // (in order) once stored. A replay of what is stored already changes
+                                // nothing and is acknowledged again.
                                 if seq > acked {
-                                    if !driver.on_agent_event(&name, run_id.0, attempt, event).await {
+                                    let stored = driver.on_agent_event(&name, run_id.0, attempt, event);
+                                    if stored.is_none() {
                                         bad += 1;
                                         let message = format!("run {run_id} attempt {attempt} is not dispatched to this agent (event {seq} ignored)");
                                         send(&mut session, &ServerMsg::Error { code: "unknown_run".into(), message }).await;
                                     }
                                     acked = seq;
-                                    let stored = hub.db.run(move |c| db::agents::set_acked(c, id, i64::try_from(seq).unwrap_or(i64::MAX))).await;
-                                    if let Err(e) = stored {
-                                        tracing::error!(agent = %name, error = %e, "recording an acknowledgement");
-                                    }
+                                    let recorded = hub.db.submit(move |c| db::agents::set_acked(c, id, i64::try_from(seq).unwrap_or(i64::MAX)));
+                                    let agent = name.clone();
+                                    storing.push_back(Box::pin(async move {
+                                        if let Some(stored) = stored {
+                                            stored.await;
+                                        }
+                                        if let Err(e) = recorded.await {
+                                            tracing::error!(%agent, error = %e, "recording an acknowledgement");
+                                        }
+                                        seq
+                                    }));
+                                } else {
+                                    storing.push_back(Box::pin(std::future::ready(seq)));
                                 }
-                                send(&mut session, &ServerMsg::Ack { seq }).await;
                             }
                             Err(message) => {
                                 bad += 1;
@@ -332,6 +357,9 @@ pub async fn agent_socket(
                 break;
             }
         }
+        // What is queued is stored whatever happens to the connection; wait for it, so that
+        // each transition is published too (the agent's replay is acknowledged as a duplicate).
+        while storing.next().await.is_some() {}
         let _ = session.close(None).await;
         let removed = hub.conns.lock().ok().map(|mut c| {
             if c.get(&name).is_some_and(|x| x.serial == serial) {

@@ -83,6 +83,21 @@ pub struct Settled {
     pub transitions: Vec<Transition>,
 }
 
+/// Ends once a change is stored and published.
+pub type Stored = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+fn publish(
+    updates: &broadcast::Sender<RunUpdate>,
+    run_id: i64,
+    task_name: &str,
+    group_run: Option<GroupRunRef>,
+    transitions: Vec<Transition>,
+) {
+    for t in transitions {
+        let _ = updates.send(RunUpdate { run_id, task_name: task_name.to_string(), group_run, transition: t });
+    }
+}
+
 /// A run transition, as subscribers see it.
 #[derive(Debug, Clone)]
 pub struct RunUpdate {
@@ -114,7 +129,7 @@ struct Active {
 pub struct Driver {
     db: Db,
     hub: Arc<AgentHub>,
-    runs: Mutex<HashMap<i64, Active>>,
+    runs: Arc<Mutex<HashMap<i64, Active>>>,
     updates: broadcast::Sender<RunUpdate>,
     output: broadcast::Sender<OutputUpdate>,
     /// Bytes kept per stream and attempt; beyond it the tail is kept.
@@ -139,7 +154,7 @@ impl Driver {
         Arc::new(Driver {
             db,
             hub,
-            runs: Mutex::new(HashMap::new()),
+            runs: Arc::new(Mutex::new(HashMap::new())),
             updates,
             output,
             output_cap,
@@ -180,61 +195,58 @@ impl Driver {
             .map(|(name, _)| name)
     }
 
-    /// Stores transitions (with the run's new state) in one transaction, then publishes them.
-    async fn record(&self, run_id: i64, machine: &RunMachine, transitions: Vec<Transition>, exit_code: Option<i32>) {
-        if transitions.is_empty() {
-            return;
-        }
+    /// Queues the storing of transitions (with the run's new state) in one savepoint of the
+    /// next batch; the future tells whether they were stored.
+    fn store(
+        &self,
+        run_id: i64,
+        machine: &RunMachine,
+        transitions: &[Transition],
+        exit_code: Option<i32>,
+    ) -> impl std::future::Future<Output = bool> + Send + 'static {
         let now = Utc::now();
         let agent_name = machine.agent.clone();
         let status = machine.status;
         let reason = machine.reason.as_ref().map(db::to_json);
         let attempt = i32::try_from(machine.attempt).unwrap_or(i32::MAX);
         let pid = machine.pid.map(i64::from);
-        let trs = transitions.clone();
+        let trs = transitions.to_vec();
         let known_id = agent_name.as_deref().and_then(|n| self.hub.id_of(n));
-        let res = self
-            .db
-            .write(move |c| {
-                let agent_id = match (&agent_name, known_id) {
-                    (_, Some(id)) => Some(id),
-                    (Some(n), None) if !n.is_empty() => db::agents::by_name(c, n)?.map(|a| a.id),
-                    _ => None,
-                };
-                let last = trs.last().map(|t| t.to);
-                let change = db::runs::RunChange {
-                    status: status.as_str().into(),
-                    attempt,
-                    reason: Some(reason),
-                    agent_id: Some(agent_id),
-                    pid: Some(pid),
-                    exit_code: exit_code.map(Some),
-                    triggered_at: trs.iter().any(|t| t.to == RunStatus::Triggered).then(|| Some(db::ts(now))),
-                    started_at: trs.iter().any(|t| t.to == RunStatus::Running).then(|| Some(db::ts(now))),
-                    ended_at: last.filter(|s| s.is_final()).map(|_| Some(db::ts(now))),
-                    updated_at: db::ts(now),
-                };
-                db::runs::set(c, run_id, &change)?;
-                db::run_transitions::append(c, run_id, &trs)
-            })
-            .await;
-        if let Err(e) = res {
-            tracing::error!(run = run_id, error = %e, "storing run transitions");
-            return;
+        let stored = self.db.submit(move |c| {
+            let agent_id = match (&agent_name, known_id) {
+                (_, Some(id)) => Some(id),
+                (Some(n), None) if !n.is_empty() => db::agents::by_name(c, n)?.map(|a| a.id),
+                _ => None,
+            };
+            let last = trs.last().map(|t| t.to);
+            let change = db::runs::RunChange {
+                status: status.as_str().into(),
+                attempt,
+                reason: Some(reason),
+                agent_id: Some(agent_id),
+                pid: Some(pid),
+                exit_code: exit_code.map(Some),
+                triggered_at: trs.iter().any(|t| t.to == RunStatus::Triggered).then(|| Some(db::ts(now))),
+                started_at: trs.iter().any(|t| t.to == RunStatus::Running).then(|| Some(db::ts(now))),
+                ended_at: last.filter(|s| s.is_final()).map(|_| Some(db::ts(now))),
+                updated_at: db::ts(now),
+            };
+            db::runs::set(c, run_id, &change)?;
+            db::run_transitions::append(c, run_id, &trs)
+        });
+        async move {
+            match stored.await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(run = run_id, error = %e, "storing run transitions");
+                    false
+                }
+            }
         }
-        let (task_name, group_run) = self
-            .runs
-            .lock()
-            .ok()
-            .and_then(|r| r.get(&run_id).map(|a| (a.spec.task.clone(), a.spec.group_run)))
-            .unwrap_or_default();
-        self.publish(run_id, &task_name, group_run, transitions);
     }
 
     fn publish(&self, run_id: i64, task_name: &str, group_run: Option<GroupRunRef>, transitions: Vec<Transition>) {
-        for t in transitions {
-            let _ = self.updates.send(RunUpdate { run_id, task_name: task_name.to_string(), group_run, transition: t });
-        }
+        publish(&self.updates, run_id, task_name, group_run, transitions);
     }
 
     /// Applies an operator's or the engine's event to a stored run that is not on an agent
@@ -260,32 +272,53 @@ impl Driver {
         Ok(status)
     }
 
-    /// Applies an event to an active run; illegal events are logged and ignored.
+    /// Applies an event to an active run; illegal events are logged and ignored. Returns
+    /// whether it applied, once its transitions are stored and published.
     async fn apply(&self, run_id: i64, event: RunEvent, exit_code: Option<i32>) -> bool {
+        match self.apply_now(run_id, event, exit_code) {
+            Some(done) => {
+                done.await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Applies an event to an active run at once (events are applied in the order they come)
+    /// and queues its transitions for storing; the future ends once they are stored and
+    /// published. None when the run is not active or the event is illegal (logged, ignored).
+    fn apply_now(&self, run_id: i64, event: RunEvent, exit_code: Option<i32>) -> Option<Stored> {
         let now = Utc::now();
-        let (machine, transitions) = {
-            let Ok(mut runs) = self.runs.lock() else { return false };
-            let Some(active) = runs.get_mut(&run_id) else { return false };
+        let (machine, transitions, task, group_run) = {
+            let mut runs = self.runs.lock().ok()?;
+            let active = runs.get_mut(&run_id)?;
             match active.machine.apply(&event, now) {
                 Ok(t) => {
                     if active.machine.status != RunStatus::Triggered {
                         active.accept_by = None;
                     }
-                    (active.machine.clone(), t)
+                    (active.machine.clone(), t, active.spec.task.clone(), active.spec.group_run)
                 }
                 Err(e) => {
                     tracing::warn!(run = run_id, error = %e, "ignored");
-                    return false;
+                    return None;
                 }
             }
         };
-        self.record(run_id, &machine, transitions, exit_code).await;
-        if machine.status.is_final() {
-            if let Ok(mut runs) = self.runs.lock() {
-                runs.remove(&run_id);
+        let stored = (!transitions.is_empty()).then(|| self.store(run_id, &machine, &transitions, exit_code));
+        let (updates, runs) = (self.updates.clone(), self.runs.clone());
+        Some(Box::pin(async move {
+            if let Some(stored) = stored {
+                if stored.await {
+                    publish(&updates, run_id, &task, group_run, transitions);
+                }
             }
-        }
-        true
+            if machine.status.is_final() {
+                if let Ok(mut runs) = runs.lock() {
+                    runs.remove(&run_id);
+                }
+            }
+        }))
     }
 
     /// Takes charge of a stored run (status Idle) and dispatches its first attempt.
@@ -376,69 +409,63 @@ impl Driver {
         let _ = self.vault.set(vault);
     }
 
-    /// An event from an agent. Returns false when the run is not this agent's (the caller
-    /// answers with an error).
-    pub async fn on_agent_event(&self, agent: &str, run_id: i64, attempt: u32, event: AgentEvent) -> bool {
+    /// An event from an agent, applied at once and queued for storing behind the events before
+    /// it; the future ends once it is stored (and published). None when the run is not this
+    /// agent's (the caller answers with an error).
+    pub fn on_agent_event(&self, agent: &str, run_id: i64, attempt: u32, event: AgentEvent) -> Option<Stored> {
         let owned = self.runs.lock().ok().is_some_and(|r| {
             r.get(&run_id).is_some_and(|a| a.machine.agent.as_deref() == Some(agent) && a.machine.attempt == attempt)
         });
         if !owned {
-            return false;
+            return None;
         }
-        match event {
-            AgentEvent::Accepted => self.apply(run_id, RunEvent::Accepted, None).await,
-            AgentEvent::Refused { reason } => {
-                self.apply(run_id, RunEvent::AgentRefused { message: reason }, None).await
-            }
-            AgentEvent::Spawned { pid } => self.apply(run_id, RunEvent::Spawned { pid }, None).await,
+        let applied = match event {
+            AgentEvent::Accepted => self.apply_now(run_id, RunEvent::Accepted, None),
+            AgentEvent::Refused { reason } => self.apply_now(run_id, RunEvent::AgentRefused { message: reason }, None),
+            AgentEvent::Spawned { pid } => self.apply_now(run_id, RunEvent::Spawned { pid }, None),
             AgentEvent::Ended { outcome } => {
                 let code = match &outcome {
                     Outcome::Exited { code } => Some(*code),
                     _ => None,
                 };
-                self.apply(run_id, RunEvent::Ended { outcome }, code).await
+                self.apply_now(run_id, RunEvent::Ended { outcome }, code)
             }
             AgentEvent::Output { stream, offset, data } => {
-                self.store_output(
-                    run_id,
-                    attempt,
-                    stream_name(stream),
-                    i64::try_from(offset).unwrap_or(i64::MAX),
-                    data,
-                )
-                .await;
-                true
+                let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+                return Some(self.store_output(run_id, attempt, stream_name(stream), offset, data));
             }
-        }
+        };
+        // An event the run's machine refuses is ignored (logged); it is still acknowledged.
+        Some(applied.unwrap_or_else(|| Box::pin(std::future::ready(()))))
     }
 
     /// Stores a chunk, keeping at most `output_cap` bytes per stream: past the cap, the oldest
     /// chunks are dropped and counted as truncated.
-    async fn store_output(&self, run_id: i64, attempt: u32, stream: &'static str, offset: i64, data: String) {
+    fn store_output(&self, run_id: i64, attempt: u32, stream: &'static str, offset: i64, data: String) -> Stored {
         let cap = self.output_cap;
         let len = data.len() as i64;
         let att = i32::try_from(attempt).unwrap_or(i32::MAX);
         let chunk = data.clone();
-        let res = self
-            .db
-            .write(move |c| {
-                let new = db::run_output::append(c, run_id, att, stream, offset, &chunk, Utc::now())?;
-                if !new {
-                    return Ok(false);
-                }
-                let dropped = db::run_output::trim_to(c, run_id, att, stream, offset + len - cap)?;
-                let (o, e) = if stream == "stdout" { (len, 0) } else { (0, len) };
-                db::runs::add_output_bytes(c, run_id, o, e, dropped)?;
-                Ok(true)
-            })
-            .await;
-        match res {
-            Ok(true) => {
-                let _ = self.output.send(OutputUpdate { run_id, attempt, stream, offset, data });
+        let stored = self.db.submit(move |c| {
+            let new = db::run_output::append(c, run_id, att, stream, offset, &chunk, Utc::now())?;
+            if !new {
+                return Ok(false);
             }
-            Ok(false) => {}
-            Err(e) => tracing::error!(run = run_id, error = %e, "storing output"),
-        }
+            let dropped = db::run_output::trim_to(c, run_id, att, stream, offset + len - cap)?;
+            let (o, e) = if stream == "stdout" { (len, 0) } else { (0, len) };
+            db::runs::add_output_bytes(c, run_id, o, e, dropped)?;
+            Ok(true)
+        });
+        let output = self.output.clone();
+        Box::pin(async move {
+            match stored.await {
+                Ok(true) => {
+                    let _ = output.send(OutputUpdate { run_id, attempt, stream, offset, data });
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!(run = run_id, error = %e, "storing output"),
+            }
+        })
     }
 
     /// Stops a run: on an agent, the agent kills its process group; otherwise at once.

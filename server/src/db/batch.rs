@@ -104,6 +104,16 @@ impl Batcher {
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
     {
+        self.submit(f).await
+    }
+
+    /// Queues `f` now, behind every write queued before it (writes are run in the order they
+    /// are queued), and returns what answers once its batch is committed.
+    pub fn submit<T, F>(&self, f: F) -> impl std::future::Future<Output = DbResult<T>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
+    {
         let (answer, answered) = oneshot::channel::<DbResult<T>>();
         let job: Job = Box::new(move |c: &mut DbConn| {
             let res = c.transaction(f);
@@ -112,9 +122,13 @@ impl Batcher {
                 let _ = answer.send(res);
             })
         });
-        let tx =
-            self.writer.tx.as_ref().ok_or_else(|| DbError::Unavailable("the database writer has stopped".into()))?;
-        tx.send(job).map_err(|_| DbError::Unavailable("the database writer has stopped".into()))?;
-        answered.await.map_err(|_| DbError::Unavailable("the database writer dropped a write".into()))?
+        let queued = match self.writer.tx.as_ref() {
+            Some(tx) => tx.send(job).map_err(|_| DbError::Unavailable("the database writer has stopped".into())),
+            None => Err(DbError::Unavailable("the database writer has stopped".into())),
+        };
+        async move {
+            queued?;
+            answered.await.map_err(|_| DbError::Unavailable("the database writer dropped a write".into()))?
+        }
     }
 }

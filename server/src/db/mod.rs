@@ -251,6 +251,16 @@ impl Db {
         self.batcher.write(f).await
     }
 
+    /// Queues a small write now, behind every write queued before it; the future answers once
+    /// it is committed. For callers whose writes must be stored in the order they come.
+    pub fn submit<T, F>(&self, f: F) -> impl std::future::Future<Output = DbResult<T>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
+    {
+        self.batcher.submit(f)
+    }
+
     /// Transactions the batch writer has run (for tests and benchmarks).
     pub fn write_batches(&self) -> u64 {
         self.batcher.batches()
