@@ -497,3 +497,58 @@ impl ReadTimeout for tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<
         }
     }
 }
+
+/// The children of `pid` (pid, state, command line), from /proc.
+fn children(pid: u32) -> Vec<(u32, char, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            out.push((child, fields[0].chars().next().unwrap_or('?'), cmdline));
+        }
+    }
+    out
+}
+
+fn launcher_of(agent: u32) -> Option<u32> {
+    children(agent).into_iter().find(|(_, state, cmd)| *state != 'Z' && cmd.contains(" launcher ")).map(|c| c.0)
+}
+
+#[test]
+fn shims_come_from_one_launcher_which_is_replaced_when_it_dies_and_nothing_is_left_a_zombie() {
+    let r = rig();
+    let (s, t) = (&r.server, &r.admin);
+    let agent = r._agent.as_ref().unwrap().pid();
+    let ids: Vec<i64> = (0..20).map(|i| adhoc(s, t, &format!("echo {i}"), "root", 60)).collect();
+    for id in &ids {
+        assert_eq!(wait_status(s, t, *id, &["SUCCESS", "FAILED"], Duration::from_secs(30))["status"], "SUCCESS");
+    }
+    let first = launcher_of(agent).expect("the agent runs a launcher");
+    // The shims ended and were reaped: neither the agent nor the launcher keeps a zombie.
+    wait_for("no zombie children", Duration::from_secs(10), || {
+        let zombies: Vec<_> =
+            children(agent).into_iter().chain(children(first)).filter(|(_, state, _)| *state == 'Z').collect();
+        zombies.is_empty().then_some(())
+    })
+    .unwrap();
+
+    // A launcher that dies is replaced at the next run, which runs; the dead one is reaped.
+    let killed = std::process::Command::new("kill").args(["-KILL", &first.to_string()]).status().unwrap();
+    assert!(killed.success());
+    wait_for("the launcher to die", Duration::from_secs(10), || {
+        children(agent).iter().any(|(p, state, _)| *p == first && *state == 'Z').then_some(())
+    })
+    .unwrap();
+    let id = adhoc(s, t, "echo again", "root", 60);
+    let done = wait_status(s, t, id, &["SUCCESS", "FAILED"], Duration::from_secs(30));
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+    assert_eq!(output(s, t, id, "STDOUT"), "again\n");
+    let second = launcher_of(agent).expect("a new launcher");
+    assert_ne!(second, first);
+    assert!(children(agent).iter().all(|(p, _, _)| *p != first), "the dead launcher was reaped");
+}
