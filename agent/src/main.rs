@@ -4,6 +4,7 @@
 //! error and exit code 2.
 
 mod config;
+mod journal;
 mod launcher;
 mod log;
 mod mask;

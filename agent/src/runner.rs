@@ -2,12 +2,12 @@
 //! pid, output and exit through the files the shim writes, and turns them into logged events.
 //! The files survive an agent restart, so a restarted agent picks up where it left off.
 
+use crate::journal::{self, Fact, Journal};
 use crate::log::Entry;
 use crate::shim::{kill_group, ExitRecord, Job};
 use anyhow::{Context, Result};
 use baton_schema::agent::v1::{AgentEvent, Dispatch, Stream};
 use baton_schema::run::Outcome;
-use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -20,14 +20,6 @@ const OUTPUT_POLL: Duration = Duration::from_millis(25);
 
 /// Largest output chunk per event.
 const CHUNK: usize = 64 * 1024;
-
-/// How far the events of one attempt have been logged (`progress.json`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Progress {
-    spawned: bool,
-    stdout: u64,
-    stderr: u64,
-}
 
 #[derive(Clone)]
 pub struct Runner {
@@ -170,7 +162,7 @@ impl Runner {
             kill_grace_seconds: d.kill_grace_seconds,
             secrets: d.secrets,
         };
-        if let Err(e) = std::fs::write(dir.join("job.json"), serde_json::to_string(&job).unwrap_or_default()) {
+        if let Err(e) = journal::create(&dir, &job) {
             self.emit(run_id, attempt, AgentEvent::Refused { reason: format!("cannot write the job: {e}") });
             return;
         }
@@ -185,26 +177,22 @@ impl Runner {
         if let Err(why) = self.launch(&name) {
             let _ = crate::shim::write_exit(&dir, &ExitRecord { spawn_error: Some(why), ..Default::default() });
         }
-        self.follow(run_id, attempt, dir, Progress::default(), Some(wake));
+        self.follow(run_id, attempt, dir, Some(wake));
     }
 
     /// Follows the attempts that were running when the agent stopped.
     pub fn resume(&self) {
         let Ok(entries) = std::fs::read_dir(&self.runs_dir) else { return };
         for e in entries.flatten() {
-            let dir = e.path();
-            if dir.join("reported").exists() {
-                continue;
-            }
             let name = e.file_name().to_string_lossy().to_string();
             let Some((r, a)) = name.split_once('-') else { continue };
             let (Ok(run_id), Ok(attempt)) = (r.parse::<i64>(), a.parse::<u32>()) else { continue };
-            let progress: Progress = std::fs::read_to_string(dir.join("progress.json"))
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or_default();
+            let dir = e.path();
+            if journal::ends_reported(&dir) {
+                continue;
+            }
             tracing::info!(run = run_id, attempt, "following a run started before this agent restarted");
-            self.follow(run_id, attempt, dir, progress, None);
+            self.follow(run_id, attempt, dir, None);
         }
     }
 
@@ -212,19 +200,23 @@ impl Runner {
     pub fn terminate(&self, run_id: i64, attempt: u32, grace_seconds: u32, by: String) {
         let dir = self.runs_dir.join(run_dir_name(run_id, attempt));
         let _ = std::fs::write(dir.join("terminate"), &by);
-        if let Some(pid) = std::fs::read_to_string(dir.join("pid")).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+        let mut j = Journal::new(&dir);
+        j.refresh();
+        if let Some(pid) = j.pid.and_then(|p| i32::try_from(p).ok()) {
             std::thread::spawn(move || kill_group(pid, Duration::from_secs(u64::from(grace_seconds))));
         }
     }
 
-    fn follow(&self, run_id: i64, attempt: u32, dir: PathBuf, mut progress: Progress, wake: Option<Arc<Notify>>) {
+    fn follow(&self, run_id: i64, attempt: u32, dir: PathBuf, wake: Option<Arc<Notify>>) {
         if let Ok(mut a) = self.active.lock() {
             a.insert((run_id, attempt));
         }
         let me = self.clone();
         tokio::spawn(async move {
-            let job: Option<Job> =
-                std::fs::read_to_string(dir.join("job.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+            let mut journal = Journal::new(&dir);
+            journal.refresh();
+            let job: Option<Job> = journal.job.clone();
+            let mut progress = journal.progress.clone();
             let secrets = job.as_ref().map(|j| j.secrets.clone()).unwrap_or_default();
             let (out_path, err_path) = match &job {
                 Some(j) => (j.stdout_path.clone(), j.stderr_path.clone()),
@@ -245,17 +237,15 @@ impl Runner {
                     None => tokio::time::sleep(wait).await,
                 }
                 let mut changed = false;
+                journal.refresh();
                 if !progress.spawned {
-                    if let Some(pid) =
-                        std::fs::read_to_string(dir.join("pid")).ok().and_then(|p| p.trim().parse::<u32>().ok())
-                    {
+                    if let Some(pid) = journal.pid {
                         me.emit(run_id, attempt, AgentEvent::Spawned { pid });
                         progress.spawned = true;
                         changed = true;
                     }
                 }
-                let exit: Option<ExitRecord> =
-                    std::fs::read_to_string(dir.join("exit.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+                let exit: Option<ExitRecord> = journal.exit.clone();
                 // After the exit, drain everything; before it, a chunk per stream per tick.
                 loop {
                     let ended = exit.is_some();
@@ -266,9 +256,9 @@ impl Runner {
                         break;
                     }
                 }
-                if changed {
-                    let _ =
-                        std::fs::write(dir.join("progress.json"), serde_json::to_string(&progress).unwrap_or_default());
+                // Not needed once the end is logged: `Reported` says all.
+                if changed && exit.is_none() {
+                    let _ = journal::append(&dir, &Fact::Progress(progress.clone()));
                 }
                 if wake.is_none() {
                     // Until the process is known, look every millisecond: that is the
@@ -292,7 +282,7 @@ impl Runner {
                         Outcome::Exited { code: exit.code.unwrap_or(-1) }
                     };
                     me.emit(run_id, attempt, AgentEvent::Ended { outcome });
-                    let _ = std::fs::write(dir.join("reported"), "");
+                    let _ = journal::append(&dir, &Fact::Reported);
                     if let Ok(mut a) = me.active.lock() {
                         a.remove(&(run_id, attempt));
                     }

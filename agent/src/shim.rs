@@ -2,10 +2,11 @@
 //! `baton-agent shim DIR`). It outlives the agent (it runs in its own process group), becomes the
 //! run-as user, starts `sh -c COMMAND` in a new process group with stdout and stderr in files,
 //! enforces the maximum run time by killing the whole group (SIGTERM, a grace period, SIGKILL),
-//! and records how it ended in `exit.json`, so an agent that restarts still learns the result.
-//! On its stdout it tells the agent `NAME pid PID` when the job started and `NAME exit` when the
+//! and records the job's pid and how it ended in the run's journal, so an agent that restarts
+//! still learns the result. On its stdout it tells the agent `NAME pid PID` when the job started and `NAME exit` when the
 //! result is recorded (an agent that went away no longer listens; the files are what count).
 
+use crate::journal::{self, Fact, Journal};
 use anyhow::{Context, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Pid, Uid, User};
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What the agent asks the shim to run (`job.json`).
+/// What the agent asks the shim to run (the journal's first line).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
     pub command: String,
@@ -33,7 +34,7 @@ pub struct Job {
     pub secrets: Vec<String>,
 }
 
-/// How the attempt ended (`exit.json`).
+/// How the attempt ended.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ExitRecord {
     pub code: Option<i32>,
@@ -43,10 +44,7 @@ pub struct ExitRecord {
 }
 
 pub fn write_exit(dir: &Path, rec: &ExitRecord) -> Result<()> {
-    let tmp = dir.join("exit.json.tmp");
-    std::fs::write(&tmp, serde_json::to_string(rec)?)?;
-    std::fs::rename(&tmp, dir.join("exit.json"))?;
-    Ok(())
+    journal::append(dir, &Fact::Exit(rec.clone())).context("recording the exit")
 }
 
 /// Kills a process group: SIGTERM, up to `grace` for it to go, then SIGKILL.
@@ -80,8 +78,9 @@ fn become_user(name: &str, dir: &Path, job: &Job) -> Result<Option<PathBuf>, Str
         let current = User::from_uid(me).ok().flatten().map(|u| u.name).unwrap_or_else(|| me.to_string());
         return Err(format!("the agent runs as {current} and cannot become {name}"));
     }
-    // The files the job writes, and the run directory for exit.json, must be the user's.
-    for p in [dir, job.stdout_path.as_path(), job.stderr_path.as_path()] {
+    // The files the job writes, and the run directory and journal the shim writes, must be the user's.
+    let journal = dir.join(journal::FILE);
+    for p in [dir, journal.as_path(), job.stdout_path.as_path(), job.stderr_path.as_path()] {
         nix::unistd::chown(p, Some(user.uid), Some(user.gid))
             .map_err(|e| format!("giving {} to {name}: {e}", p.display()))?;
     }
@@ -120,7 +119,9 @@ pub fn main(dir: &Path, name: &str) -> i32 {
 }
 
 fn run(dir: &Path, name: &str) -> Result<()> {
-    let job: Job = serde_json::from_str(&std::fs::read_to_string(dir.join("job.json")).context("reading job.json")?)?;
+    let mut journal = Journal::new(dir);
+    journal.refresh();
+    let job = journal.job.context("the journal has no job")?;
     let open = |p: &Path| std::fs::OpenOptions::new().create(true).append(true).open(p);
     let (out, err) = match (open(&job.stdout_path), open(&job.stderr_path)) {
         (Ok(o), Ok(e)) => (o, e),
@@ -153,8 +154,7 @@ fn run(dir: &Path, name: &str) -> Result<()> {
         }
     };
     let pid = child.id();
-    std::fs::write(dir.join("pid.tmp"), pid.to_string())?;
-    std::fs::rename(dir.join("pid.tmp"), dir.join("pid"))?;
+    journal::append(dir, &Fact::Pid(pid)).context("recording the pid")?;
     // Wake the agent at once (it reads the pid file, as a restarted agent would).
     announce(name, &format!("pid {pid}"));
     // A watchdog enforces the maximum run time while this thread waits for the exit.

@@ -1,0 +1,163 @@
+//! A run directory's journal: one file of JSON lines that the agent and the shim append to (the
+//! job, the job's pid, its exit, how far its events were logged, that its end was reported). It
+//! is all a restarted agent needs to pick an attempt up again, and one file instead of one per
+//! fact, since creating files is what an attempt's bookkeeping spends most on.
+
+use crate::shim::{ExitRecord, Job};
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// The journal's file name in a run directory.
+pub const FILE: &str = "journal";
+
+/// How far the events of one attempt have been logged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub spawned: bool,
+    pub stdout: u64,
+    pub stderr: u64,
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fact {
+    /// What to run (the agent, when it accepts the attempt; always the first line).
+    Job(Job),
+    /// The job's process id (the shim, once the job started).
+    Pid(u32),
+    /// How the attempt ended (the shim).
+    Exit(ExitRecord),
+    /// How far the attempt's events were logged (the agent).
+    Progress(Progress),
+    /// The attempt's end was logged (the agent): nothing is left to follow.
+    Reported,
+}
+
+/// Appends one fact in one write (appends of several writers do not interleave).
+pub fn append(dir: &Path, fact: &Fact) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(fact).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    std::fs::OpenOptions::new().append(true).open(dir.join(FILE))?.write_all(&line)
+}
+
+/// Starts the journal of a new attempt with its job; fails if there is one already.
+pub fn create(dir: &Path, job: &Job) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(&Fact::Job(job.clone())).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    std::fs::OpenOptions::new().write(true).create_new(true).open(dir.join(FILE))?.write_all(&line)
+}
+
+/// Whether the attempt in `dir` was reported to its end (`Reported` is the journal's last line:
+/// nothing is appended after it), read from the file's end only.
+pub fn ends_reported(dir: &Path) -> bool {
+    const TAIL: &[u8] = b"\"reported\"\n";
+    let Ok(mut f) = std::fs::File::open(dir.join(FILE)) else { return false };
+    let Ok(len) = f.metadata().map(|m| m.len()) else { return false };
+    if len < TAIL.len() as u64 || f.seek(SeekFrom::Start(len - TAIL.len() as u64)).is_err() {
+        return false;
+    }
+    let mut end = [0u8; TAIL.len()];
+    f.read_exact(&mut end).is_ok() && end == TAIL
+}
+
+/// What the journal says so far, read incrementally: each `refresh` reads only what was
+/// appended since the last one.
+#[derive(Debug, Default)]
+pub struct Journal {
+    path: PathBuf,
+    /// Bytes read and understood (up to the end of the last whole line).
+    offset: u64,
+    pub job: Option<Job>,
+    pub pid: Option<u32>,
+    pub exit: Option<ExitRecord>,
+    pub progress: Progress,
+    pub reported: bool,
+}
+
+impl Journal {
+    pub fn new(dir: &Path) -> Journal {
+        Journal { path: dir.join(FILE), ..Default::default() }
+    }
+
+    /// Reads what was appended. A last line without its newline is being written (or was torn
+    /// by a crash) and is left for later.
+    pub fn refresh(&mut self) {
+        let Ok(mut f) = std::fs::File::open(&self.path) else { return };
+        if f.seek(SeekFrom::Start(self.offset)).is_err() {
+            return;
+        }
+        let mut bytes = Vec::new();
+        if f.read_to_end(&mut bytes).is_err() {
+            return;
+        }
+        let Some(end) = bytes.iter().rposition(|b| *b == b'\n') else { return };
+        for line in bytes[..end].split(|b| *b == b'\n') {
+            match serde_json::from_slice::<Fact>(line) {
+                Ok(Fact::Job(j)) => self.job = Some(j),
+                Ok(Fact::Pid(p)) => self.pid = Some(p),
+                Ok(Fact::Exit(e)) => self.exit = Some(e),
+                Ok(Fact::Progress(p)) => self.progress = p,
+                Ok(Fact::Reported) => self.reported = true,
+                // A line torn by a crash mid-write; what follows it is whole.
+                Err(_) => {}
+            }
+        }
+        self.offset += end as u64 + 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Job {
+        Job {
+            command: "true".into(),
+            run_as_user: "root".into(),
+            env: Default::default(),
+            stdout_path: "/tmp/o".into(),
+            stderr_path: "/tmp/e".into(),
+            max_run_time_seconds: 5,
+            kill_grace_seconds: 1,
+            secrets: vec![],
+        }
+    }
+
+    #[test]
+    fn facts_are_read_as_they_are_appended_and_a_partial_line_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        create(dir.path(), &job()).unwrap();
+        assert!(create(dir.path(), &job()).is_err(), "an attempt's journal is started once");
+        let mut j = Journal::new(dir.path());
+        j.refresh();
+        assert_eq!(j.job.as_ref().map(|j| j.command.as_str()), Some("true"));
+        assert_eq!((j.pid, j.exit.is_some(), j.reported), (None, false, false));
+
+        append(dir.path(), &Fact::Pid(42)).unwrap();
+        // Half a line, as while it is being written: not read yet.
+        std::fs::OpenOptions::new().append(true).open(dir.path().join(FILE)).unwrap().write_all(b"{\"exit\":").unwrap();
+        j.refresh();
+        assert_eq!((j.pid, j.exit.is_some()), (Some(42), false));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(FILE))
+            .unwrap()
+            .write_all(b"{\"code\":3,\"signal\":null,\"timed_out\":false,\"spawn_error\":null}}\n")
+            .unwrap();
+        append(dir.path(), &Fact::Progress(Progress { spawned: true, stdout: 7, stderr: 0 })).unwrap();
+        assert!(!ends_reported(dir.path()));
+        append(dir.path(), &Fact::Reported).unwrap();
+        assert!(ends_reported(dir.path()));
+        j.refresh();
+        assert_eq!(j.exit.as_ref().and_then(|e| e.code), Some(3));
+        assert_eq!(j.progress, Progress { spawned: true, stdout: 7, stderr: 0 });
+        assert!(j.reported);
+
+        // A reader from the start (a restarted agent) sees the same.
+        let mut again = Journal::new(dir.path());
+        again.refresh();
+        assert_eq!((again.pid, again.progress.stdout, again.reported), (Some(42), 7, true));
+    }
+}
