@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use baton_schema::agent::v1::{AgentEvent, Dispatch, Stream};
 use baton_schema::run::Outcome;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -217,6 +217,7 @@ impl Runner {
             journal.refresh();
             let job: Option<Job> = journal.job.clone();
             let mut progress = journal.progress.clone();
+            let (mut out_file, mut err_file) = (None, None);
             let secrets = job.as_ref().map(|j| j.secrets.clone()).unwrap_or_default();
             let (out_path, err_path) = match &job {
                 Some(j) => (j.stdout_path.clone(), j.stderr_path.clone()),
@@ -249,8 +250,9 @@ impl Runner {
                 // After the exit, drain everything; before it, a chunk per stream per tick.
                 loop {
                     let ended = exit.is_some();
-                    let a = me.pump(run_id, attempt, Stream::Stdout, &out_path, &mut progress.stdout, &secrets, ended);
-                    let b = me.pump(run_id, attempt, Stream::Stderr, &err_path, &mut progress.stderr, &secrets, ended);
+                    let (o, e) = (&mut progress.stdout, &mut progress.stderr);
+                    let a = me.pump(run_id, attempt, Stream::Stdout, &out_path, &mut out_file, o, &secrets, ended);
+                    let b = me.pump(run_id, attempt, Stream::Stderr, &err_path, &mut err_file, e, &secrets, ended);
                     changed |= a || b;
                     if exit.is_none() || !(a || b) {
                         break;
@@ -304,16 +306,23 @@ impl Runner {
         attempt: u32,
         stream: Stream,
         path: &Path,
+        file: &mut Option<std::fs::File>,
         offset: &mut u64,
         secrets: &[String],
         exited: bool,
     ) -> bool {
-        let Ok(mut f) = std::fs::File::open(path) else { return false };
-        if f.seek(SeekFrom::Start(*offset)).is_err() {
+        use std::os::unix::fs::FileExt;
+        // Opened once the shim created it, then kept open; read at the offset logged so far.
+        if file.is_none() {
+            *file = std::fs::File::open(path).ok();
+        }
+        let Some(f) = file.as_ref() else { return false };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if len <= *offset {
             return false;
         }
-        let mut buf = vec![0u8; CHUNK];
-        let n = match f.read(&mut buf) {
+        let mut buf = vec![0u8; usize::try_from(len - *offset).unwrap_or(CHUNK).min(CHUNK)];
+        let n = match f.read_at(&mut buf, *offset) {
             Ok(0) | Err(_) => return false,
             Ok(n) => n,
         };
@@ -325,7 +334,7 @@ impl Runner {
             Err(_) => n,
         };
         // The file is complete once the process exited and this read reached its end.
-        let (masked, take) = crate::mask::mask(&buf[..take], secrets, exited && n < CHUNK);
+        let (masked, take) = crate::mask::mask(&buf[..take], secrets, exited && *offset + n as u64 >= len);
         if take == 0 {
             return false;
         }
