@@ -1,15 +1,29 @@
-//! A run directory's journal: one file of JSON lines that the agent and the shim append to (the
+//! An attempt's journal: one file of JSON lines that the agent and the shim append to (the
 //! job, the job's pid, its exit, how far its events were logged, that its end was reported). It
 //! is all a restarted agent needs to pick an attempt up again, and one file instead of one per
-//! fact, since creating files is what an attempt's bookkeeping spends most on.
+//! fact, since creating files is what an attempt's bookkeeping spends most on. An attempt's files
+//! lie side by side in the runs directory, named after it (`RUN-ATTEMPT.journal`, `.out`, `.err`),
+//! with no directory of their own: one file fewer to create.
 
 use crate::shim::{ExitRecord, Job};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// The journal's file name in a run directory.
-pub const FILE: &str = "journal";
+/// An attempt's file of the given kind: `BASE.KIND`, beside the others (`base` is
+/// `RUNS_DIR/RUN-ATTEMPT`).
+pub fn file(base: &Path, kind: &str) -> PathBuf {
+    let mut name = base.as_os_str().to_owned();
+    name.push(".");
+    name.push(kind);
+    PathBuf::from(name)
+}
+
+/// Opens a new file for the agent and the run-as user only (it may hold credentials).
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+}
 
 /// How far the events of one attempt have been logged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,24 +50,25 @@ pub enum Fact {
 }
 
 /// Appends one fact in one write (appends of several writers do not interleave).
-pub fn append(dir: &Path, fact: &Fact) -> std::io::Result<()> {
+pub fn append(base: &Path, fact: &Fact) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(fact).map_err(std::io::Error::other)?;
     line.push(b'\n');
-    std::fs::OpenOptions::new().append(true).open(dir.join(FILE))?.write_all(&line)
+    std::fs::OpenOptions::new().append(true).open(file(base, "journal"))?.write_all(&line)
 }
 
-/// Starts the journal of a new attempt with its job; fails if there is one already.
-pub fn create(dir: &Path, job: &Job) -> std::io::Result<()> {
+/// Starts the journal of a new attempt with its job; fails if there is one already (an attempt
+/// is accepted once).
+pub fn create(base: &Path, job: &Job) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(&Fact::Job(job.clone())).map_err(std::io::Error::other)?;
     line.push(b'\n');
-    std::fs::OpenOptions::new().write(true).create_new(true).open(dir.join(FILE))?.write_all(&line)
+    create_private(&file(base, "journal"))?.write_all(&line)
 }
 
-/// Whether the attempt in `dir` was reported to its end (`Reported` is the journal's last line:
+/// Whether the attempt `base` was reported to its end (`Reported` is the journal's last line:
 /// nothing is appended after it), read from the file's end only.
-pub fn ends_reported(dir: &Path) -> bool {
+pub fn ends_reported(base: &Path) -> bool {
     const TAIL: &[u8] = b"\"reported\"\n";
-    let Ok(mut f) = std::fs::File::open(dir.join(FILE)) else { return false };
+    let Ok(mut f) = std::fs::File::open(file(base, "journal")) else { return false };
     let Ok(len) = f.metadata().map(|m| m.len()) else { return false };
     if len < TAIL.len() as u64 || f.seek(SeekFrom::Start(len - TAIL.len() as u64)).is_err() {
         return false;
@@ -77,8 +92,8 @@ pub struct Journal {
 }
 
 impl Journal {
-    pub fn new(dir: &Path) -> Journal {
-        Journal { path: dir.join(FILE), ..Default::default() }
+    pub fn new(base: &Path) -> Journal {
+        Journal { path: file(base, "journal"), ..Default::default() }
     }
 
     /// Reads what was appended. A last line without its newline is being written (or was torn
@@ -128,35 +143,41 @@ mod tests {
     #[test]
     fn facts_are_read_as_they_are_appended_and_a_partial_line_waits() {
         let dir = tempfile::tempdir().unwrap();
-        create(dir.path(), &job()).unwrap();
-        assert!(create(dir.path(), &job()).is_err(), "an attempt's journal is started once");
-        let mut j = Journal::new(dir.path());
+        let base = dir.path().join("7-1");
+        create(&base, &job()).unwrap();
+        assert!(create(&base, &job()).is_err(), "an attempt's journal is started once");
+        let mut j = Journal::new(&base);
         j.refresh();
         assert_eq!(j.job.as_ref().map(|j| j.command.as_str()), Some("true"));
         assert_eq!((j.pid, j.exit.is_some(), j.reported), (None, false, false));
 
-        append(dir.path(), &Fact::Pid(42)).unwrap();
+        append(&base, &Fact::Pid(42)).unwrap();
         // Half a line, as while it is being written: not read yet.
-        std::fs::OpenOptions::new().append(true).open(dir.path().join(FILE)).unwrap().write_all(b"{\"exit\":").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(file(&base, "journal"))
+            .unwrap()
+            .write_all(b"{\"exit\":")
+            .unwrap();
         j.refresh();
         assert_eq!((j.pid, j.exit.is_some()), (Some(42), false));
         std::fs::OpenOptions::new()
             .append(true)
-            .open(dir.path().join(FILE))
+            .open(file(&base, "journal"))
             .unwrap()
             .write_all(b"{\"code\":3,\"signal\":null,\"timed_out\":false,\"spawn_error\":null}}\n")
             .unwrap();
-        append(dir.path(), &Fact::Progress(Progress { spawned: true, stdout: 7, stderr: 0 })).unwrap();
-        assert!(!ends_reported(dir.path()));
-        append(dir.path(), &Fact::Reported).unwrap();
-        assert!(ends_reported(dir.path()));
+        append(&base, &Fact::Progress(Progress { spawned: true, stdout: 7, stderr: 0 })).unwrap();
+        assert!(!ends_reported(&base));
+        append(&base, &Fact::Reported).unwrap();
+        assert!(ends_reported(&base));
         j.refresh();
         assert_eq!(j.exit.as_ref().and_then(|e| e.code), Some(3));
         assert_eq!(j.progress, Progress { spawned: true, stdout: 7, stderr: 0 });
         assert!(j.reported);
 
         // A reader from the start (a restarted agent) sees the same.
-        let mut again = Journal::new(dir.path());
+        let mut again = Journal::new(&base);
         again.refresh();
         assert_eq!((again.pid, again.progress.stdout, again.reported), (Some(42), 7, true));
     }

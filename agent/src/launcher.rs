@@ -15,7 +15,7 @@ use std::io::BufRead;
 use std::path::Path;
 
 /// Whether `name` is a run directory's name (`RUN-ATTEMPT`), the only thing a launcher starts.
-pub fn is_run_dir_name(name: &str) -> bool {
+pub fn is_attempt_name(name: &str) -> bool {
     let Some((r, a)) = name.split_once('-') else { return false };
     !r.is_empty() && !a.is_empty() && r.bytes().chain(a.bytes()).all(|b| b.is_ascii_digit())
 }
@@ -36,22 +36,22 @@ pub fn serve(runs_dir: &Path) -> std::process::ExitCode {
             Ok(_) => {}
         }
         let name = line.trim_end_matches('\n');
-        if !is_run_dir_name(name) {
+        if !is_attempt_name(name) {
             continue;
         }
-        let dir = runs_dir.join(name);
+        let base = runs_dir.join(name);
         // SAFETY: this process has a single thread, so the child may run any code.
         match unsafe { fork() } {
-            Ok(ForkResult::Child) => std::process::exit(become_shim(&dir, name)),
+            Ok(ForkResult::Child) => std::process::exit(become_shim(&base, name)),
             Ok(ForkResult::Parent { .. }) => {}
-            Err(e) => crate::shim::fail(&dir, name, format!("starting the shim: {e}")),
+            Err(e) => crate::shim::fail(&base, name, format!("starting the shim: {e}")),
         }
     }
 }
 
 /// In the forked child: leaves the launcher's process group and signal settings behind, then
 /// supervises the attempt.
-fn become_shim(dir: &Path, name: &str) -> i32 {
+fn become_shim(base: &Path, name: &str) -> i32 {
     // Its own process group: the shim outlives the agent and the launcher, and their signals.
     let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
     // SAFETY: restoring the default disposition; the shim must be able to wait for its job.
@@ -60,18 +60,18 @@ fn become_shim(dir: &Path, name: &str) -> i32 {
     if let Ok(null) = std::fs::File::open("/dev/null") {
         let _ = nix::unistd::dup2_stdin(null);
     }
-    crate::shim::main(dir, name)
+    crate::shim::main(base, name)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_run_dir_name;
+    use super::is_attempt_name;
 
     #[test]
     fn only_run_directory_names_are_started() {
-        assert!(is_run_dir_name("12-1"));
+        assert!(is_attempt_name("12-1"));
         for bad in ["", "12", "-1", "12-", "../12-1", "12-1/..", "a-1", "12-1 "] {
-            assert!(!is_run_dir_name(bad), "{bad:?}");
+            assert!(!is_attempt_name(bad), "{bad:?}");
         }
     }
 }

@@ -38,7 +38,7 @@ struct Launcher {
     requests: std::process::ChildStdin,
 }
 
-fn run_dir_name(run_id: i64, attempt: u32) -> String {
+fn attempt_name(run_id: i64, attempt: u32) -> String {
     format!("{run_id}-{attempt}")
 }
 
@@ -133,87 +133,80 @@ impl Runner {
     /// Accepts a dispatch once; a second dispatch of the same attempt is refused.
     pub fn accept(&self, d: Dispatch) {
         let (run_id, attempt) = (d.run_id.0, d.attempt);
-        let dir = self.runs_dir.join(run_dir_name(run_id, attempt));
-        if dir.exists() {
-            self.emit(
-                run_id,
-                attempt,
-                AgentEvent::Refused { reason: format!("run {run_id} attempt {attempt} was already accepted here") },
-            );
-            return;
-        }
-        // A job's directory holds its environment, credentials included: for the agent's user
-        // (and the run-as user, who gets it) only.
-        let made = std::fs::create_dir_all(&dir).and_then(|()| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-        });
-        if let Err(e) = made {
-            self.emit(run_id, attempt, AgentEvent::Refused { reason: format!("cannot create the run directory: {e}") });
-            return;
-        }
+        let base = self.runs_dir.join(attempt_name(run_id, attempt));
+        // The attempt's files are private to the agent (and the run-as user, who gets them):
+        // the journal holds the job's environment, credentials included.
         let job = Job {
             command: d.command,
             run_as_user: d.run_as_user,
             env: d.env,
-            stdout_path: d.stdout_path.map(PathBuf::from).unwrap_or_else(|| dir.join("stdout.log")),
-            stderr_path: d.stderr_path.map(PathBuf::from).unwrap_or_else(|| dir.join("stderr.log")),
+            stdout_path: d.stdout_path.map(PathBuf::from).unwrap_or_else(|| journal::file(&base, "out")),
+            stderr_path: d.stderr_path.map(PathBuf::from).unwrap_or_else(|| journal::file(&base, "err")),
             max_run_time_seconds: d.max_run_time_seconds,
             kill_grace_seconds: d.kill_grace_seconds,
             secrets: d.secrets,
         };
-        if let Err(e) = journal::create(&dir, &job) {
-            self.emit(run_id, attempt, AgentEvent::Refused { reason: format!("cannot write the job: {e}") });
-            return;
+        match journal::create(&base, &job) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let reason = format!("run {run_id} attempt {attempt} was already accepted here");
+                self.emit(run_id, attempt, AgentEvent::Refused { reason });
+                return;
+            }
+            Err(e) => {
+                self.emit(run_id, attempt, AgentEvent::Refused { reason: format!("cannot write the job: {e}") });
+                return;
+            }
         }
         self.emit(run_id, attempt, AgentEvent::Accepted);
         // The shim's news (its job's pid, then its exit) wakes the follower at once instead of
         // at its next look at the files.
-        let name = run_dir_name(run_id, attempt);
+        let name = attempt_name(run_id, attempt);
         let wake = Arc::new(Notify::new());
         if let Ok(mut w) = self.wakers.lock() {
             w.insert(name.clone(), wake.clone());
         }
         if let Err(why) = self.launch(&name) {
-            let _ = crate::shim::write_exit(&dir, &ExitRecord { spawn_error: Some(why), ..Default::default() });
+            let _ = crate::shim::write_exit(&base, &ExitRecord { spawn_error: Some(why), ..Default::default() });
         }
-        self.follow(run_id, attempt, dir, Some(wake));
+        self.follow(run_id, attempt, base, Some(wake));
     }
 
     /// Follows the attempts that were running when the agent stopped.
     pub fn resume(&self) {
         let Ok(entries) = std::fs::read_dir(&self.runs_dir) else { return };
         for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
+            let file_name = e.file_name().to_string_lossy().to_string();
+            let Some(name) = file_name.strip_suffix(".journal") else { continue };
             let Some((r, a)) = name.split_once('-') else { continue };
             let (Ok(run_id), Ok(attempt)) = (r.parse::<i64>(), a.parse::<u32>()) else { continue };
-            let dir = e.path();
-            if journal::ends_reported(&dir) {
+            let base = self.runs_dir.join(name);
+            if journal::ends_reported(&base) {
                 continue;
             }
             tracing::info!(run = run_id, attempt, "following a run started before this agent restarted");
-            self.follow(run_id, attempt, dir, None);
+            self.follow(run_id, attempt, base, None);
         }
     }
 
     /// Stops an attempt's whole process tree; its end is reported as terminated.
     pub fn terminate(&self, run_id: i64, attempt: u32, grace_seconds: u32, by: String) {
-        let dir = self.runs_dir.join(run_dir_name(run_id, attempt));
-        let _ = std::fs::write(dir.join("terminate"), &by);
-        let mut j = Journal::new(&dir);
+        let base = self.runs_dir.join(attempt_name(run_id, attempt));
+        let _ = std::fs::write(journal::file(&base, "terminate"), &by);
+        let mut j = Journal::new(&base);
         j.refresh();
         if let Some(pid) = j.pid.and_then(|p| i32::try_from(p).ok()) {
             std::thread::spawn(move || kill_group(pid, Duration::from_secs(u64::from(grace_seconds))));
         }
     }
 
-    fn follow(&self, run_id: i64, attempt: u32, dir: PathBuf, wake: Option<Arc<Notify>>) {
+    fn follow(&self, run_id: i64, attempt: u32, base: PathBuf, wake: Option<Arc<Notify>>) {
         if let Ok(mut a) = self.active.lock() {
             a.insert((run_id, attempt));
         }
         let me = self.clone();
         tokio::spawn(async move {
-            let mut journal = Journal::new(&dir);
+            let mut journal = Journal::new(&base);
             journal.refresh();
             let job: Option<Job> = journal.job.clone();
             let mut progress = journal.progress.clone();
@@ -221,7 +214,7 @@ impl Runner {
             let secrets = job.as_ref().map(|j| j.secrets.clone()).unwrap_or_default();
             let (out_path, err_path) = match &job {
                 Some(j) => (j.stdout_path.clone(), j.stderr_path.clone()),
-                None => (dir.join("stdout.log"), dir.join("stderr.log")),
+                None => (journal::file(&base, "out"), journal::file(&base, "err")),
             };
             // With the shim's wake-ups (pid, exit), the files are only looked at for output, every
             // `OUTPUT_POLL`. Without them (an attempt resumed after a restart), look often while
@@ -260,7 +253,7 @@ impl Runner {
                 }
                 // Not needed once the end is logged: `Reported` says all.
                 if changed && exit.is_none() {
-                    let _ = journal::append(&dir, &Fact::Progress(progress.clone()));
+                    let _ = journal::append(&base, &Fact::Progress(progress.clone()));
                 }
                 if wake.is_none() {
                     // Until the process is known, look every millisecond: that is the
@@ -274,7 +267,7 @@ impl Runner {
                 if let Some(exit) = exit {
                     let outcome = if let Some(e) = exit.spawn_error {
                         Outcome::SpawnFailed { message: e }
-                    } else if let Ok(by) = std::fs::read_to_string(dir.join("terminate")) {
+                    } else if let Ok(by) = std::fs::read_to_string(journal::file(&base, "terminate")) {
                         Outcome::Terminated { user: by }
                     } else if exit.timed_out {
                         Outcome::TimedOut { after_seconds: job.as_ref().map_or(0, |j| j.max_run_time_seconds) }
@@ -284,12 +277,12 @@ impl Runner {
                         Outcome::Exited { code: exit.code.unwrap_or(-1) }
                     };
                     me.emit(run_id, attempt, AgentEvent::Ended { outcome });
-                    let _ = journal::append(&dir, &Fact::Reported);
+                    let _ = journal::append(&base, &Fact::Reported);
                     if let Ok(mut a) = me.active.lock() {
                         a.remove(&(run_id, attempt));
                     }
                     if let Ok(mut w) = me.wakers.lock() {
-                        w.remove(&run_dir_name(run_id, attempt));
+                        w.remove(&attempt_name(run_id, attempt));
                     }
                     return;
                 }

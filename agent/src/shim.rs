@@ -43,8 +43,8 @@ pub struct ExitRecord {
     pub spawn_error: Option<String>,
 }
 
-pub fn write_exit(dir: &Path, rec: &ExitRecord) -> Result<()> {
-    journal::append(dir, &Fact::Exit(rec.clone())).context("recording the exit")
+pub fn write_exit(base: &Path, rec: &ExitRecord) -> Result<()> {
+    journal::append(base, &Fact::Exit(rec.clone())).context("recording the exit")
 }
 
 /// Kills a process group: SIGTERM, up to `grace` for it to go, then SIGKILL.
@@ -66,7 +66,7 @@ pub fn kill_group(pgid: i32, grace: Duration) {
 
 /// Becomes `user` (supplementary groups, group, user, HOME) when running as root; otherwise
 /// the job must be for the user the agent already is.
-fn become_user(name: &str, dir: &Path, job: &Job) -> Result<Option<PathBuf>, String> {
+fn become_user(name: &str, base: &Path, job: &Job) -> Result<Option<PathBuf>, String> {
     let user = User::from_name(name)
         .map_err(|e| format!("looking up user {name}: {e}"))?
         .ok_or_else(|| format!("no user named {name} on this host"))?;
@@ -78,9 +78,9 @@ fn become_user(name: &str, dir: &Path, job: &Job) -> Result<Option<PathBuf>, Str
         let current = User::from_uid(me).ok().flatten().map(|u| u.name).unwrap_or_else(|| me.to_string());
         return Err(format!("the agent runs as {current} and cannot become {name}"));
     }
-    // The files the job writes, and the run directory and journal the shim writes, must be the user's.
-    let journal = dir.join(journal::FILE);
-    for p in [dir, journal.as_path(), job.stdout_path.as_path(), job.stderr_path.as_path()] {
+    // The files the job writes, and the journal the shim writes, must be the user's.
+    let journal = journal::file(base, "journal");
+    for p in [journal.as_path(), job.stdout_path.as_path(), job.stderr_path.as_path()] {
         nix::unistd::chown(p, Some(user.uid), Some(user.gid))
             .map_err(|e| format!("giving {} to {name}: {e}", p.display()))?;
     }
@@ -100,14 +100,14 @@ fn announce(name: &str, news: &str) {
 }
 
 /// Records that the attempt could not start, and says so.
-pub fn fail(dir: &Path, name: &str, why: String) {
-    let _ = write_exit(dir, &ExitRecord { spawn_error: Some(why), ..Default::default() });
+pub fn fail(base: &Path, name: &str, why: String) {
+    let _ = write_exit(base, &ExitRecord { spawn_error: Some(why), ..Default::default() });
     announce(name, "exit");
 }
 
-/// Supervises the attempt in `dir` (named `name` in the news) to its end; the exit code of the shim.
-pub fn main(dir: &Path, name: &str) -> i32 {
-    let res = run(dir, name);
+/// Supervises the attempt in `base` (named `name` in the news) to its end; the exit code of the shim.
+pub fn main(base: &Path, name: &str) -> i32 {
+    let res = run(base, name);
     announce(name, "exit");
     match res {
         Ok(()) => 0,
@@ -118,23 +118,29 @@ pub fn main(dir: &Path, name: &str) -> i32 {
     }
 }
 
-fn run(dir: &Path, name: &str) -> Result<()> {
-    let mut journal = Journal::new(dir);
+fn run(base: &Path, name: &str) -> Result<()> {
+    let mut journal = Journal::new(base);
     journal.refresh();
     let job = journal.job.context("the journal has no job")?;
-    let open = |p: &Path| std::fs::OpenOptions::new().create(true).append(true).open(p);
+    // The attempt's own output files are private; a task's own paths get the usual mode.
+    let defaults = [journal::file(base, "out"), journal::file(base, "err")];
+    let open = |p: &Path| {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mode = if defaults.iter().any(|d| d == p) { 0o600 } else { 0o666 };
+        std::fs::OpenOptions::new().create(true).append(true).mode(mode).open(p)
+    };
     let (out, err) = match (open(&job.stdout_path), open(&job.stderr_path)) {
         (Ok(o), Ok(e)) => (o, e),
         (Err(e), _) | (_, Err(e)) => {
             return write_exit(
-                dir,
+                base,
                 &ExitRecord { spawn_error: Some(format!("opening the output files: {e}")), ..Default::default() },
             );
         }
     };
-    let home = match become_user(&job.run_as_user, dir, &job) {
+    let home = match become_user(&job.run_as_user, base, &job) {
         Ok(h) => h,
-        Err(why) => return write_exit(dir, &ExitRecord { spawn_error: Some(why), ..Default::default() }),
+        Err(why) => return write_exit(base, &ExitRecord { spawn_error: Some(why), ..Default::default() }),
     };
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(&job.command).envs(&job.env).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
@@ -148,13 +154,13 @@ fn run(dir: &Path, name: &str) -> Result<()> {
         Ok(c) => c,
         Err(e) => {
             return write_exit(
-                dir,
+                base,
                 &ExitRecord { spawn_error: Some(format!("starting sh: {e}")), ..Default::default() },
             )
         }
     };
     let pid = child.id();
-    journal::append(dir, &Fact::Pid(pid)).context("recording the pid")?;
+    journal::append(base, &Fact::Pid(pid)).context("recording the pid")?;
     // Wake the agent at once (it reads the pid file, as a restarted agent would).
     announce(name, &format!("pid {pid}"));
     // A watchdog enforces the maximum run time while this thread waits for the exit.
@@ -179,5 +185,5 @@ fn run(dir: &Path, name: &str) -> Result<()> {
         // Whatever of the group survived the grace period goes too.
         let _ = killpg(Pid::from_raw(i32::try_from(pid).unwrap_or(0)), Signal::SIGKILL);
     }
-    write_exit(dir, &ExitRecord { code: status.code(), signal: status.signal(), timed_out, spawn_error: None })
+    write_exit(base, &ExitRecord { code: status.code(), signal: status.signal(), timed_out, spawn_error: None })
 }

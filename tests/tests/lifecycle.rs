@@ -520,7 +520,7 @@ fn launcher_of(agent: u32) -> Option<u32> {
 }
 
 #[test]
-fn shims_come_from_one_launcher_which_is_replaced_when_it_dies_and_nothing_is_left_a_zombie() {
+fn shims_come_from_one_launcher_which_is_replaced_when_it_dies_and_nothing_is_left_a_zombie_or_readable() {
     let r = rig();
     let (s, t) = (&r.server, &r.admin);
     let agent = r._agent.as_ref().unwrap().pid();
@@ -529,6 +529,15 @@ fn shims_come_from_one_launcher_which_is_replaced_when_it_dies_and_nothing_is_le
         assert_eq!(wait_status(s, t, *id, &["SUCCESS", "FAILED"], Duration::from_secs(30))["status"], "SUCCESS");
     }
     let first = launcher_of(agent).expect("the agent runs a launcher");
+    // Each attempt's files lie side by side, for the agent's user only (the journal holds the
+    // job's environment).
+    let runs = r._agent.as_ref().unwrap().state_dir.join("runs");
+    for kind in ["journal", "out", "err"] {
+        let path = runs.join(format!("{}-1.{kind}", ids[3]));
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
+    assert_eq!(std::fs::read_to_string(runs.join(format!("{}-1.out", ids[3]))).unwrap(), "3\n");
     // The shims ended and were reaped: neither the agent nor the launcher keeps a zombie.
     wait_for("no zombie children", Duration::from_secs(10), || {
         let zombies: Vec<_> =
