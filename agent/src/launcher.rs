@@ -1,7 +1,7 @@
 //! `baton-agent launcher RUNS_DIR`: starts shims by forking itself, so that an attempt costs one
 //! `fork` of a small single-threaded process rather than an `exec` of the whole agent binary.
-//! The agent writes a run directory's name per line on the launcher's stdin; the forked child
-//! becomes that attempt's shim. The shims inherit the launcher's stdout, a pipe the agent reads,
+//! The agent writes an attempt's name (`RUN-ATTEMPT`) per line on the launcher's stdin; the
+//! forked child becomes that attempt's shim. The shims inherit the launcher's stdout, a pipe the agent reads,
 //! and tell it there when their job started and when it ended. The launcher ends when the agent
 //! closes its stdin (the agent went away); the shims it started go on.
 //!
@@ -14,7 +14,7 @@ use nix::unistd::{fork, ForkResult};
 use std::io::BufRead;
 use std::path::Path;
 
-/// Whether `name` is a run directory's name (`RUN-ATTEMPT`), the only thing a launcher starts.
+/// Whether `name` is an attempt's name (`RUN-ATTEMPT`), the only thing a launcher starts.
 pub fn is_attempt_name(name: &str) -> bool {
     let Some((r, a)) = name.split_once('-') else { return false };
     !r.is_empty() && !a.is_empty() && r.bytes().chain(a.bytes()).all(|b| b.is_ascii_digit())
@@ -68,7 +68,7 @@ mod tests {
     use super::is_attempt_name;
 
     #[test]
-    fn only_run_directory_names_are_started() {
+    fn only_attempt_names_are_started() {
         assert!(is_attempt_name("12-1"));
         for bad in ["", "12", "-1", "12-", "../12-1", "12-1/..", "a-1", "12-1 "] {
             assert!(!is_attempt_name(bad), "{bad:?}");

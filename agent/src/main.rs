@@ -167,18 +167,11 @@ async fn run(cfg: Config) -> Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    // `baton-agent launcher RUNS_DIR` forks shims; `baton-agent shim DIR` is one shim, started
-    // directly when the launcher cannot be (both are started by the agent itself).
+    // `baton-agent launcher RUNS_DIR` forks the shims (started by the agent itself).
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    match (args.get(1).and_then(|a| a.to_str()), args.get(2)) {
-        (Some("launcher"), Some(runs_dir)) => return launcher::serve(std::path::Path::new(runs_dir)),
-        (Some("shim"), Some(dir)) => {
-            let dir = std::path::Path::new(dir);
-            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            return std::process::ExitCode::from(u8::try_from(shim::main(dir, &name)).unwrap_or(1));
-        }
-        (Some("launcher" | "shim"), None) => return std::process::ExitCode::from(2),
-        _ => {}
+    if args.get(1).is_some_and(|a| a == "launcher") {
+        let Some(runs_dir) = args.get(2) else { return std::process::ExitCode::from(2) };
+        return launcher::serve(std::path::Path::new(runs_dir));
     }
     let cli = Cli::parse();
     use std::io::IsTerminal;

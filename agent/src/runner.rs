@@ -28,7 +28,7 @@ pub struct Runner {
     events: std::sync::mpsc::Sender<Entry>,
     active: Arc<Mutex<HashSet<(i64, u32)>>>,
     launcher: Arc<Mutex<Option<Launcher>>>,
-    /// The follower to wake when a shim has news, by run directory name.
+    /// The follower to wake when a shim has news, by attempt name.
     wakers: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
 }
 
@@ -46,7 +46,7 @@ impl Runner {
     pub fn new(state_dir: &Path, events: std::sync::mpsc::Sender<Entry>) -> Result<Runner> {
         let runs_dir = state_dir.join("runs");
         std::fs::create_dir_all(&runs_dir).with_context(|| format!("creating {}", runs_dir.display()))?;
-        // Others may pass through (a run-as user reaches its own run directory) but not list it.
+        // Others may pass through (a run-as user reaches its own attempt's files) but not list it.
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&runs_dir, std::fs::Permissions::from_mode(0o711))
@@ -94,7 +94,7 @@ impl Runner {
         Ok(Launcher { child, requests })
     }
 
-    /// Has the launcher start the shim of the attempt in directory `name`, starting the launcher
+    /// Has the launcher start the shim of the attempt `name`, starting the launcher
     /// first when there is none or it has gone.
     fn launch(&self, name: &str) -> Result<(), String> {
         let mut launcher = self.launcher.lock().map_err(|_| "the launcher lock is poisoned".to_string())?;

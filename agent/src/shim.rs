@@ -1,10 +1,10 @@
-//! The shim: the small process that supervises one attempt (forked by the launcher, or started as
-//! `baton-agent shim DIR`). It outlives the agent (it runs in its own process group), becomes the
-//! run-as user, starts `sh -c COMMAND` in a new process group with stdout and stderr in files,
-//! enforces the maximum run time by killing the whole group (SIGTERM, a grace period, SIGKILL),
-//! and records the job's pid and how it ended in the run's journal, so an agent that restarts
-//! still learns the result. On its stdout it tells the agent `NAME pid PID` when the job started and `NAME exit` when the
-//! result is recorded (an agent that went away no longer listens; the files are what count).
+//! The shim: the small process, forked by the launcher, that supervises one attempt. It outlives
+//! the agent (it runs in its own process group), becomes the run-as user, starts `sh -c COMMAND`
+//! in a new process group with stdout and stderr in files, enforces the maximum run time by
+//! killing the whole group (SIGTERM, a grace period, SIGKILL), and records the job's pid and how
+//! it ended in the attempt's journal, so an agent that restarts still learns the result. On its
+//! stdout it tells the agent `NAME pid PID` when the job started and `NAME exit` when the result
+//! is recorded (an agent that went away no longer listens; the journal is what counts).
 
 use crate::journal::{self, Fact, Journal};
 use anyhow::{Context, Result};
@@ -105,7 +105,7 @@ pub fn fail(base: &Path, name: &str, why: String) {
     announce(name, "exit");
 }
 
-/// Supervises the attempt in `base` (named `name` in the news) to its end; the exit code of the shim.
+/// Supervises the attempt `base` (`name` in the news) to its end; the shim's exit code.
 pub fn main(base: &Path, name: &str) -> i32 {
     let res = run(base, name);
     announce(name, "exit");
