@@ -7,7 +7,7 @@
 //! ```
 #![allow(clippy::unwrap_used)] // A bench that cannot run should stop loudly.
 
-use baton_tests::{agent_token_cli, data, graphql_at, wait_for, Agent, Server};
+use baton_tests::{agent_token_cli, data, graphql_on, wait_for, Agent, Server};
 use serde_json::json;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -65,14 +65,17 @@ fn main() {
         (res["agents"][0]["status"] == "ONLINE").then_some(())
     })
     .unwrap();
+    // Clients keep their connections alive, as a long-lived API client would.
+    let client = ureq::Agent::new_with_defaults();
     let submit = |cmd: &str| {
-        let res = s
-            .graphql_as(
-                Some(&admin),
-                "mutation($c: String!) { runAdhoc(agents: [\"a1\"], command: $c, runAsUser: \"root\") { id } }",
-                json!({ "c": cmd }),
-            )
-            .unwrap();
+        let res = graphql_on(
+            &client,
+            &s.base_url,
+            Some(&admin),
+            "mutation($c: String!) { runAdhoc(agents: [\"a1\"], command: $c, runAsUser: \"root\") { id } }",
+            json!({ "c": cmd }),
+        )
+        .unwrap();
         data(res)["runAdhoc"][0]["id"].as_i64().unwrap()
     };
     let successes = || {
@@ -125,8 +128,10 @@ fn main() {
         for _ in 0..CLIENTS {
             let (base, token) = (s.base_url.clone(), admin.clone());
             scope.spawn(move || {
+                let client = ureq::Agent::new_with_defaults();
                 for _ in 0..n / CLIENTS {
-                    let res = graphql_at(
+                    let res = graphql_on(
+                        &client,
                         &base,
                         Some(&token),
                         "mutation { runAdhoc(agents: [\"a1\"], command: \"true\", runAsUser: \"root\") { id } }",

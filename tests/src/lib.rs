@@ -196,8 +196,20 @@ pub fn graphql_at(
     query: &str,
     variables: serde_json::Value,
 ) -> Result<serde_json::Value> {
+    graphql_on(&ureq::Agent::new_with_defaults(), base_url, token, query, variables)
+}
+
+/// `graphql_at` over `client`'s connections (kept alive between requests), as a long-lived API
+/// client would.
+pub fn graphql_on(
+    client: &ureq::Agent,
+    base_url: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: serde_json::Value,
+) -> Result<serde_json::Value> {
     let body = serde_json::json!({ "query": query, "variables": variables });
-    let mut req = ureq::post(&format!("{base_url}/graphql"));
+    let mut req = client.post(&format!("{base_url}/graphql"));
     if let Some(t) = token {
         req = req.header("Authorization", &format!("Bearer {t}"));
     }
