@@ -24,7 +24,11 @@ pub struct Cli {
     /// Where the agent keeps its durable state (event log, runs it accepted).
     #[arg(long, env = "BATON_AGENT_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// A TOML file with server, token, name, queues and state_dir.
+    /// How long the files of a finished attempt (journal, default stdout and stderr) stay in the
+    /// state directory after its end was reported [default: 604800, a week].
+    #[arg(long, env = "BATON_AGENT_KEEP_RUNS_SECONDS")]
+    pub keep_runs_seconds: Option<u64>,
+    /// A TOML file with server, token, name, queues, state_dir and keep_runs_seconds.
     #[arg(long, env = "BATON_AGENT_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -37,7 +41,11 @@ struct FileConfig {
     name: Option<String>,
     queues: Option<Vec<String>>,
     state_dir: Option<PathBuf>,
+    keep_runs_seconds: Option<u64>,
 }
+
+/// A week: how long a finished attempt's files are kept unless told otherwise.
+const KEEP_RUNS_SECONDS: u64 = 7 * 24 * 3600;
 
 /// Settled options.
 #[derive(Debug, Clone)]
@@ -48,6 +56,7 @@ pub struct Config {
     pub hostname: String,
     pub queues: Vec<String>,
     pub state_dir: PathBuf,
+    pub keep_runs: std::time::Duration,
 }
 
 pub fn hostname() -> String {
@@ -106,7 +115,12 @@ impl Config {
         let state_dir = cli.state_dir.or(file.state_dir).unwrap_or_else(|| PathBuf::from("baton-agent-state"));
         std::fs::create_dir_all(&state_dir)
             .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
-        Ok(Config { servers, token, name, hostname, queues, state_dir })
+        let keep = cli.keep_runs_seconds.or(file.keep_runs_seconds).unwrap_or(KEEP_RUNS_SECONDS);
+        if keep == 0 {
+            bail!("keep_runs_seconds: must be at least 1 (a finished attempt's files are needed until it is reported)");
+        }
+        let keep_runs = std::time::Duration::from_secs(keep);
+        Ok(Config { servers, token, name, hostname, queues, state_dir, keep_runs })
     }
 
     /// The WebSocket URL of a server.
@@ -148,6 +162,11 @@ mod tests {
         assert!(err.to_string().starts_with("server:"), "{err}");
         let err = Config::from_cli(Cli { server: vec!["http://x".into()], ..Default::default() }).unwrap_err();
         assert!(err.to_string().starts_with("token:"), "{err}");
+        assert_eq!(cfg.keep_runs, std::time::Duration::from_secs(7 * 24 * 3600), "a week by default");
+        let err =
+            Config::from_cli(Cli { config: Some(file.clone()), keep_runs_seconds: Some(0), ..Default::default() })
+                .unwrap_err();
+        assert!(err.to_string().starts_with("keep_runs_seconds:"), "{err}");
         std::fs::write(&file, "sever = \"typo\"\n").unwrap();
         let err = Config::from_cli(Cli { config: Some(file), ..Default::default() }).unwrap_err();
         assert!(format!("{err:#}").contains("unknown field `sever`"), "{err:#}");

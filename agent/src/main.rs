@@ -148,6 +148,7 @@ async fn run(cfg: Config) -> Result<()> {
     let events = log::start_writer(log.clone(), tx)?;
     let runner = runner::Runner::new(&cfg.state_dir, events)?;
     runner.resume();
+    runner.sweep_forever(cfg.keep_runs);
     let mut agent = Agent { log, runner, outbox };
     let mut sampler = stats::Sampler::default();
     let mut backoff = Duration::from_millis(250);

@@ -189,6 +189,47 @@ impl Runner {
         }
     }
 
+    /// Removes the files of attempts reported more than `keep` ago (the journal last, so an
+    /// interrupted sweep is taken up by the next one); a task's own output paths are never
+    /// touched. Returns how many attempts went.
+    pub fn sweep(runs_dir: &Path, keep: Duration) -> usize {
+        let Ok(entries) = std::fs::read_dir(runs_dir) else { return 0 };
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        for e in entries.flatten() {
+            let file_name = e.file_name().to_string_lossy().to_string();
+            let Some(name) = file_name.strip_suffix(".journal") else { continue };
+            let base = runs_dir.join(name);
+            let age = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| now.duration_since(t).ok());
+            // The journal's last write is the `reported` line.
+            if age.is_none_or(|a| a < keep) || !journal::ends_reported(&base) {
+                continue;
+            }
+            for kind in ["out", "err", "terminate", "journal"] {
+                let _ = std::fs::remove_file(journal::file(&base, kind));
+            }
+            removed += 1;
+        }
+        removed
+    }
+
+    /// Sweeps finished attempts' files now and then, for as long as the agent runs.
+    pub fn sweep_forever(&self, keep: Duration) {
+        let runs_dir = self.runs_dir.clone();
+        let every = (keep / 2).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let dir = runs_dir.clone();
+                match tokio::task::spawn_blocking(move || Runner::sweep(&dir, keep)).await {
+                    Ok(0) | Err(_) => {}
+                    Ok(n) => tracing::info!(attempts = n, "removed the files of finished attempts"),
+                }
+            }
+        });
+    }
+
     /// Stops an attempt's whole process tree; its end is reported as terminated.
     pub fn terminate(&self, run_id: i64, attempt: u32, grace_seconds: u32, by: String) {
         let base = self.runs_dir.join(attempt_name(run_id, attempt));
@@ -335,5 +376,51 @@ impl Runner {
         self.emit(run_id, attempt, AgentEvent::Output { stream, offset: *offset, data });
         *offset += take as u64;
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_removes_only_attempts_reported_long_enough_ago() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = Job {
+            command: "true".into(),
+            run_as_user: "root".into(),
+            env: Default::default(),
+            stdout_path: "/nonexistent/own.log".into(),
+            stderr_path: "/nonexistent/own.err".into(),
+            max_run_time_seconds: 5,
+            kill_grace_seconds: 1,
+            secrets: vec![],
+        };
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        let make = |name: &str, reported: bool, at: Option<std::time::SystemTime>| {
+            let base = dir.path().join(name);
+            journal::create(&base, &job).unwrap();
+            std::fs::write(journal::file(&base, "out"), "x").unwrap();
+            if reported {
+                journal::append(&base, &Fact::Reported).unwrap();
+            }
+            if let Some(at) = at {
+                let f = std::fs::OpenOptions::new().append(true).open(journal::file(&base, "journal")).unwrap();
+                f.set_modified(at).unwrap();
+            }
+            base
+        };
+        let old = make("1-1", true, Some(hour_ago));
+        let recent = make("2-1", true, None);
+        let running = make("3-1", false, Some(hour_ago));
+        std::fs::write(dir.path().join("notes.txt"), "not an attempt's").unwrap();
+
+        assert_eq!(Runner::sweep(dir.path(), Duration::from_secs(600)), 1);
+        assert!(!journal::file(&old, "journal").exists() && !journal::file(&old, "out").exists());
+        for kept in [&recent, &running] {
+            assert!(journal::file(kept, "journal").exists() && journal::file(kept, "out").exists());
+        }
+        assert!(dir.path().join("notes.txt").exists());
+        assert_eq!(Runner::sweep(dir.path(), Duration::from_secs(600)), 0, "nothing left to sweep");
     }
 }

@@ -264,10 +264,23 @@ impl Agent {
 
     /// Starts the agent on a state directory the caller keeps (to restart it on the same state).
     pub fn start_with_state(server: &str, token: &str, name: &str, queues: &str, state_dir: &Path) -> Result<Agent> {
+        Self::spawn(server, token, name, queues, state_dir, &[])
+    }
+
+    /// Starts the agent with more flags, on a state directory of its own.
+    pub fn start_with_args(server: &str, token: &str, name: &str, queues: &str, extra: &[&str]) -> Result<Agent> {
+        let dir = tempfile::tempdir()?;
+        let mut a = Self::spawn(server, token, name, queues, dir.path(), extra)?;
+        a._owned = Some(dir);
+        Ok(a)
+    }
+
+    fn spawn(server: &str, token: &str, name: &str, queues: &str, state_dir: &Path, extra: &[&str]) -> Result<Agent> {
         let state_dir = state_dir.to_path_buf();
         let mut child = Command::new(binary("baton-agent"))
             .args(["--server", server, "--token", token, "--name", name, "--queues", queues, "--state-dir"])
             .arg(&state_dir)
+            .args(extra)
             .env("BATON_LOG", std::env::var("TEST_LOG").map(|_| "debug").unwrap_or("info"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

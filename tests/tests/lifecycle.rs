@@ -561,3 +561,34 @@ fn shims_come_from_one_launcher_which_is_replaced_when_it_dies_and_nothing_is_le
     assert_ne!(second, first);
     assert!(children(agent).iter().all(|(p, _, _)| *p != first), "the dead launcher was reaped");
 }
+
+#[test]
+fn finished_attempts_files_are_removed_after_the_keep_time_and_running_ones_stay() {
+    let server = Server::start_with(&["--config", &config_file("")]).unwrap();
+    let admin = server.admin().unwrap();
+    let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    let agent = Agent::start_with_args(&server.base_url, &token, "a1", "etl", &["--keep-runs-seconds", "1"]).unwrap();
+    wait_online(&server, &admin, "a1");
+    let runs = agent.state_dir.join("runs");
+    let done = adhoc(&server, &admin, "echo done", "root", 60);
+    assert_eq!(
+        wait_status(&server, &admin, done, &["SUCCESS", "FAILED"], Duration::from_secs(30))["status"],
+        "SUCCESS"
+    );
+    let long = adhoc(&server, &admin, "sleep 10; echo long", "root", 60);
+    wait_status(&server, &admin, long, &["RUNNING"], Duration::from_secs(20));
+    wait_for("the finished attempt's files to go", Duration::from_secs(20), || {
+        (!runs.join(format!("{done}-1.journal")).exists() && !runs.join(format!("{done}-1.out")).exists()).then_some(())
+    })
+    .unwrap();
+    // The running attempt's files stay (it is not reported yet), and its result still arrives whole.
+    assert!(runs.join(format!("{long}-1.journal")).exists());
+    assert_eq!(run(&server, &admin, long)["status"], "RUNNING");
+    assert_eq!(
+        wait_status(&server, &admin, long, &["SUCCESS", "FAILED"], Duration::from_secs(30))["status"],
+        "SUCCESS"
+    );
+    assert_eq!(output(&server, &admin, long, "STDOUT"), "long\n");
+    // The output of the removed attempt is still on the server.
+    assert_eq!(output(&server, &admin, done, "STDOUT"), "done\n");
+}
