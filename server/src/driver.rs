@@ -138,7 +138,12 @@ pub struct Driver {
     pub agent_lost_after: Duration,
     pub kill_grace_seconds: u32,
     vault: std::sync::OnceLock<Arc<crate::vault::Vault>>,
+    /// Runs per agent as last counted, and when.
+    load: Mutex<(Option<std::time::Instant>, HashMap<String, usize>)>,
 }
+
+/// How long a count of runs per agent serves for picking agents.
+const LOAD_FRESH: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn stream_name(s: OutStream) -> &'static str {
     match s {
@@ -161,6 +166,7 @@ impl Driver {
             agent_lost_after,
             kill_grace_seconds: 5,
             vault: std::sync::OnceLock::new(),
+            load: Mutex::new((None, HashMap::new())),
         })
     }
 
@@ -185,14 +191,25 @@ impl Driver {
         load
     }
 
-    /// The least busy online agent whose name, hostname or queue is `target`.
+    /// The least busy online agent whose name, hostname or queue is `target`. The load is
+    /// counted afresh at most every `LOAD_FRESH` (counting walks every active run) and each pick
+    /// adds to it meanwhile, so a burst of thousands of dispatches is spread without being
+    /// quadratic.
     fn pick_agent(&self, target: &str) -> Option<String> {
-        let load = self.load_by_agent();
-        self.hub
+        let Ok(mut cached) = self.load.lock() else { return None };
+        let now = std::time::Instant::now();
+        if cached.0.is_none_or(|at| now.duration_since(at) >= LOAD_FRESH) {
+            *cached = (Some(now), self.load_by_agent());
+        }
+        let load = &mut cached.1;
+        let name = self
+            .hub
             .candidates(target)
             .into_iter()
             .min_by_key(|(name, _)| (load.get(name).copied().unwrap_or(0), name.clone()))
-            .map(|(name, _)| name)
+            .map(|(name, _)| name)?;
+        *load.entry(name.clone()).or_insert(0) += 1;
+        Some(name)
     }
 
     /// Queues the storing of transitions (with the run's new state) in one savepoint of the

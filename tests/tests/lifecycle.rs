@@ -592,3 +592,36 @@ fn finished_attempts_files_are_removed_after_the_keep_time_and_running_ones_stay
     // The output of the removed attempt is still on the server.
     assert_eq!(output(&server, &admin, done, "STDOUT"), "done\n");
 }
+
+#[test]
+fn runs_for_a_queue_are_spread_over_its_agents_by_load() {
+    let server = Server::start_with(&["--config", &config_file("")]).unwrap();
+    let admin = server.admin().unwrap();
+    let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    let _a1 = Agent::start(&server.base_url, &token, "a1", "etl").unwrap();
+    let _a2 = Agent::start(&server.base_url, &token, "a2", "etl").unwrap();
+    wait_online(&server, &admin, "a1");
+    wait_online(&server, &admin, "a2");
+    // A burst of dispatches, each picking the less busy agent: half each.
+    let ids: Vec<i64> = (0..8)
+        .map(|i| {
+            let task =
+                json!({"name": format!("spread{i}"), "command": "sleep 2", "target": "etl", "runAsUser": "root"});
+            force(&server, &admin, create_task(&server, &admin, task))
+        })
+        .collect();
+    let mut per_agent = std::collections::BTreeMap::new();
+    for id in ids {
+        let r = wait_status(&server, &admin, id, &["RUNNING", "SUCCESS", "FAILED"], Duration::from_secs(30));
+        let agent = data(
+            server
+                .graphql_as(Some(&admin), "query($id: Int!) { run(id: $id) { agentId } }", json!({ "id": id }))
+                .unwrap(),
+        )["run"]["agentId"]
+            .as_i64()
+            .unwrap();
+        assert_ne!(r["status"], "FAILED", "{r}");
+        *per_agent.entry(agent).or_insert(0) += 1;
+    }
+    assert_eq!(per_agent.values().copied().collect::<Vec<i32>>(), vec![4, 4], "{per_agent:?}");
+}
