@@ -7,8 +7,34 @@
 
 use crate::shim::{ExitRecord, Job};
 use serde::{Deserialize, Serialize};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+/// An attempt's name, which its files are named after: `RUN-ATTEMPT`.
+pub fn name(run_id: i64, attempt: u32) -> String {
+    format!("{run_id}-{attempt}")
+}
+
+/// The run and attempt an attempt's name stands for; None for anything else (digits and one
+/// dash only, so a name can never lead out of the runs directory).
+pub fn parse_name(name: &str) -> Option<(i64, u32)> {
+    let (r, a) = name.split_once('-')?;
+    if r.is_empty() || a.is_empty() || !r.bytes().chain(a.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((r.parse().ok()?, a.parse().ok()?))
+}
+
+/// The attempts that have a journal in `runs_dir`: base (`RUNS_DIR/RUN-ATTEMPT`), run, attempt,
+/// and the journal's directory entry.
+pub fn list(runs_dir: &Path) -> impl Iterator<Item = (PathBuf, i64, u32, std::fs::DirEntry)> + '_ {
+    std::fs::read_dir(runs_dir).into_iter().flatten().flatten().filter_map(move |e| {
+        let file_name = e.file_name();
+        let (run_id, attempt) = parse_name(file_name.to_str()?.strip_suffix(".journal")?)?;
+        Some((runs_dir.join(name(run_id, attempt)), run_id, attempt, e))
+    })
+}
 
 /// An attempt's file of the given kind: `BASE.KIND`, beside the others (`base` is
 /// `RUNS_DIR/RUN-ATTEMPT`).
@@ -17,12 +43,6 @@ pub fn file(base: &Path, kind: &str) -> PathBuf {
     name.push(".");
     name.push(kind);
     PathBuf::from(name)
-}
-
-/// Opens a new file for the agent and the run-as user only (it may hold credentials).
-fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
 }
 
 /// How far the events of one attempt have been logged.
@@ -49,26 +69,31 @@ pub enum Fact {
     Reported,
 }
 
-/// Appends one fact in one write (appends of several writers do not interleave).
-pub fn append(base: &Path, fact: &Fact) -> std::io::Result<()> {
+/// A fact as a journal line.
+fn line(fact: &Fact) -> std::io::Result<Vec<u8>> {
     let mut line = serde_json::to_vec(fact).map_err(std::io::Error::other)?;
     line.push(b'\n');
-    std::fs::OpenOptions::new().append(true).open(file(base, "journal"))?.write_all(&line)
+    Ok(line)
 }
 
-/// Starts the journal of a new attempt with its job; fails if there is one already (an attempt
-/// is accepted once).
+/// Appends one fact in one write (appends of several writers do not interleave).
+pub fn append(base: &Path, fact: &Fact) -> std::io::Result<()> {
+    std::fs::OpenOptions::new().append(true).open(file(base, "journal"))?.write_all(&line(fact)?)
+}
+
+/// Starts the journal of a new attempt with its job, for the agent and the run-as user only (it
+/// may hold credentials); fails if there is one already (an attempt is accepted once).
 pub fn create(base: &Path, job: &Job) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(&Fact::Job(job.clone())).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    create_private(&file(base, "journal"))?.write_all(&line)
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file(base, "journal"))?;
+    f.write_all(&line(&Fact::Job(job.clone()))?)
 }
 
 /// Whether the attempt `base` was reported to its end (`Reported` is the journal's last line:
 /// nothing is appended after it), read from the file's end only.
 pub fn ends_reported(base: &Path) -> bool {
     const TAIL: &[u8] = b"\"reported\"\n";
-    let Ok(mut f) = std::fs::File::open(file(base, "journal")) else { return false };
+    let Ok(mut f) = File::open(file(base, "journal")) else { return false };
     let Ok(len) = f.metadata().map(|m| m.len()) else { return false };
     if len < TAIL.len() as u64 || f.seek(SeekFrom::Start(len - TAIL.len() as u64)).is_err() {
         return false;
@@ -78,10 +103,11 @@ pub fn ends_reported(base: &Path) -> bool {
 }
 
 /// What the journal says so far, read incrementally: each `refresh` reads only what was
-/// appended since the last one.
+/// appended since the last one, from a handle kept open.
 #[derive(Debug, Default)]
 pub struct Journal {
     path: PathBuf,
+    file: Option<File>,
     /// Bytes read and understood (up to the end of the last whole line).
     offset: u64,
     pub job: Option<Job>,
@@ -99,7 +125,10 @@ impl Journal {
     /// Reads what was appended. A last line without its newline is being written (or was torn
     /// by a crash) and is left for later.
     pub fn refresh(&mut self) {
-        let Ok(mut f) = std::fs::File::open(&self.path) else { return };
+        if self.file.is_none() {
+            self.file = File::open(&self.path).ok();
+        }
+        let Some(mut f) = self.file.as_ref() else { return };
         if f.seek(SeekFrom::Start(self.offset)).is_err() {
             return;
         }
@@ -127,25 +156,17 @@ impl Journal {
 mod tests {
     use super::*;
 
-    fn job() -> Job {
-        Job {
-            command: "true".into(),
-            run_as_user: "root".into(),
-            env: Default::default(),
-            stdout_path: "/tmp/o".into(),
-            stderr_path: "/tmp/e".into(),
-            max_run_time_seconds: 5,
-            kill_grace_seconds: 1,
-            secrets: vec![],
-        }
+    /// Bytes appended as they are, as a writer caught mid-line leaves them.
+    fn raw(base: &Path, bytes: &[u8]) {
+        std::fs::OpenOptions::new().append(true).open(file(base, "journal")).unwrap().write_all(bytes).unwrap();
     }
 
     #[test]
     fn facts_are_read_as_they_are_appended_and_a_partial_line_waits() {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("7-1");
-        create(&base, &job()).unwrap();
-        assert!(create(&base, &job()).is_err(), "an attempt's journal is started once");
+        create(&base, &Job::for_tests()).unwrap();
+        assert!(create(&base, &Job::for_tests()).is_err(), "an attempt's journal is started once");
         let mut j = Journal::new(&base);
         j.refresh();
         assert_eq!(j.job.as_ref().map(|j| j.command.as_str()), Some("true"));
@@ -153,20 +174,10 @@ mod tests {
 
         append(&base, &Fact::Pid(42)).unwrap();
         // Half a line, as while it is being written: not read yet.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(file(&base, "journal"))
-            .unwrap()
-            .write_all(b"{\"exit\":")
-            .unwrap();
+        raw(&base, b"{\"exit\":");
         j.refresh();
         assert_eq!((j.pid, j.exit.is_some()), (Some(42), false));
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(file(&base, "journal"))
-            .unwrap()
-            .write_all(b"{\"code\":3,\"signal\":null,\"timed_out\":false,\"spawn_error\":null}}\n")
-            .unwrap();
+        raw(&base, b"{\"code\":3,\"signal\":null,\"timed_out\":false,\"spawn_error\":null}}\n");
         append(&base, &Fact::Progress(Progress { spawned: true, stdout: 7, stderr: 0 })).unwrap();
         assert!(!ends_reported(&base));
         append(&base, &Fact::Reported).unwrap();

@@ -14,12 +14,6 @@ use nix::unistd::{fork, ForkResult};
 use std::io::BufRead;
 use std::path::Path;
 
-/// Whether `name` is an attempt's name (`RUN-ATTEMPT`), the only thing a launcher starts.
-pub fn is_attempt_name(name: &str) -> bool {
-    let Some((r, a)) = name.split_once('-') else { return false };
-    !r.is_empty() && !a.is_empty() && r.bytes().chain(a.bytes()).all(|b| b.is_ascii_digit())
-}
-
 /// Serves requests until stdin closes.
 pub fn serve(runs_dir: &Path) -> std::process::ExitCode {
     // Shims are reaped by the kernel as they end: the launcher never waits for them.
@@ -36,7 +30,8 @@ pub fn serve(runs_dir: &Path) -> std::process::ExitCode {
             Ok(_) => {}
         }
         let name = line.trim_end_matches('\n');
-        if !is_attempt_name(name) {
+        // An attempt's name is the only thing a launcher starts.
+        if crate::journal::parse_name(name).is_none() {
             continue;
         }
         let base = runs_dir.join(name);
@@ -65,13 +60,13 @@ fn become_shim(base: &Path, name: &str) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::is_attempt_name;
+    use crate::journal::parse_name;
 
     #[test]
     fn only_attempt_names_are_started() {
-        assert!(is_attempt_name("12-1"));
+        assert!(parse_name("12-1").is_some());
         for bad in ["", "12", "-1", "12-", "../12-1", "12-1/..", "a-1", "12-1 "] {
-            assert!(!is_attempt_name(bad), "{bad:?}");
+            assert!(parse_name(bad).is_none(), "{bad:?}");
         }
     }
 }

@@ -38,10 +38,6 @@ struct Launcher {
     requests: std::process::ChildStdin,
 }
 
-fn attempt_name(run_id: i64, attempt: u32) -> String {
-    format!("{run_id}-{attempt}")
-}
-
 impl Runner {
     pub fn new(state_dir: &Path, events: std::sync::mpsc::Sender<Entry>) -> Result<Runner> {
         let runs_dir = state_dir.join("runs");
@@ -133,7 +129,7 @@ impl Runner {
     /// Accepts a dispatch once; a second dispatch of the same attempt is refused.
     pub fn accept(&self, d: Dispatch) {
         let (run_id, attempt) = (d.run_id.0, d.attempt);
-        let base = self.runs_dir.join(attempt_name(run_id, attempt));
+        let base = self.runs_dir.join(journal::name(run_id, attempt));
         // The attempt's files are private to the agent (and the run-as user, who gets them):
         // the journal holds the job's environment, credentials included.
         let job = Job {
@@ -161,7 +157,7 @@ impl Runner {
         self.emit(run_id, attempt, AgentEvent::Accepted);
         // The shim's news (its job's pid, then its exit) wakes the follower at once instead of
         // at its next look at the files.
-        let name = attempt_name(run_id, attempt);
+        let name = journal::name(run_id, attempt);
         let wake = Arc::new(Notify::new());
         if let Ok(mut w) = self.wakers.lock() {
             w.insert(name.clone(), wake.clone());
@@ -174,13 +170,7 @@ impl Runner {
 
     /// Follows the attempts that were running when the agent stopped.
     pub fn resume(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.runs_dir) else { return };
-        for e in entries.flatten() {
-            let file_name = e.file_name().to_string_lossy().to_string();
-            let Some(name) = file_name.strip_suffix(".journal") else { continue };
-            let Some((r, a)) = name.split_once('-') else { continue };
-            let (Ok(run_id), Ok(attempt)) = (r.parse::<i64>(), a.parse::<u32>()) else { continue };
-            let base = self.runs_dir.join(name);
+        for (base, run_id, attempt, _) in journal::list(&self.runs_dir) {
             if journal::ends_reported(&base) {
                 continue;
             }
@@ -193,13 +183,9 @@ impl Runner {
     /// interrupted sweep is taken up by the next one); a task's own output paths are never
     /// touched. Returns how many attempts went.
     pub fn sweep(runs_dir: &Path, keep: Duration) -> usize {
-        let Ok(entries) = std::fs::read_dir(runs_dir) else { return 0 };
         let now = std::time::SystemTime::now();
         let mut removed = 0;
-        for e in entries.flatten() {
-            let file_name = e.file_name().to_string_lossy().to_string();
-            let Some(name) = file_name.strip_suffix(".journal") else { continue };
-            let base = runs_dir.join(name);
+        for (base, _, _, e) in journal::list(runs_dir) {
             let age = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| now.duration_since(t).ok());
             // The journal's last write is the `reported` line.
             if age.is_none_or(|a| a < keep) || !journal::ends_reported(&base) {
@@ -232,7 +218,7 @@ impl Runner {
 
     /// Stops an attempt's whole process tree; its end is reported as terminated.
     pub fn terminate(&self, run_id: i64, attempt: u32, grace_seconds: u32, by: String) {
-        let base = self.runs_dir.join(attempt_name(run_id, attempt));
+        let base = self.runs_dir.join(journal::name(run_id, attempt));
         let _ = std::fs::write(journal::file(&base, "terminate"), &by);
         let mut j = Journal::new(&base);
         j.refresh();
@@ -323,7 +309,7 @@ impl Runner {
                         a.remove(&(run_id, attempt));
                     }
                     if let Ok(mut w) = me.wakers.lock() {
-                        w.remove(&attempt_name(run_id, attempt));
+                        w.remove(&journal::name(run_id, attempt));
                     }
                     return;
                 }
@@ -386,16 +372,7 @@ mod tests {
     #[test]
     fn a_sweep_removes_only_attempts_reported_long_enough_ago() {
         let dir = tempfile::tempdir().unwrap();
-        let job = Job {
-            command: "true".into(),
-            run_as_user: "root".into(),
-            env: Default::default(),
-            stdout_path: "/nonexistent/own.log".into(),
-            stderr_path: "/nonexistent/own.err".into(),
-            max_run_time_seconds: 5,
-            kill_grace_seconds: 1,
-            secrets: vec![],
-        };
+        let job = Job::for_tests();
         let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
         let make = |name: &str, reported: bool, at: Option<std::time::SystemTime>| {
             let base = dir.path().join(name);

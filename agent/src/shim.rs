@@ -34,6 +34,23 @@ pub struct Job {
     pub secrets: Vec<String>,
 }
 
+#[cfg(test)]
+impl Job {
+    /// `true` as root, writing to a task's own output paths (which nothing creates).
+    pub fn for_tests() -> Job {
+        Job {
+            command: "true".into(),
+            run_as_user: "root".into(),
+            env: Default::default(),
+            stdout_path: "/nonexistent/own.log".into(),
+            stderr_path: "/nonexistent/own.err".into(),
+            max_run_time_seconds: 5,
+            kill_grace_seconds: 1,
+            secrets: vec![],
+        }
+    }
+}
+
 /// How the attempt ended.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ExitRecord {
