@@ -19,6 +19,15 @@ const MAX_BATCH: usize = 512;
 /// An event to log: run id, attempt, event.
 pub type Entry = (i64, u32, AgentEvent);
 
+/// What the writer is given, in order.
+pub enum Work {
+    /// An event to log and then send.
+    Event(Entry),
+    /// Something to do once every event given before it is written (and synced, if any was a
+    /// lifecycle event): recording in an attempt's journal how far its events were logged.
+    Then(Box<dyn FnOnce() + Send>),
+}
+
 pub struct EventLog {
     path: PathBuf,
     acked_path: PathBuf,
@@ -118,49 +127,67 @@ impl EventLog {
 /// Starts the writer thread: events sent to the returned queue are written, synced when a
 /// lifecycle event is among them (output chunks alone are only written: a crash loses at most
 /// output the job's file on disk still has), then made pending and handed to `out` for sending,
-/// both under the log's lock, so a new connection's replay and the queue never miss one.
+/// both under the log's lock, so a new connection's replay and the queue never miss one; then
+/// what was given to do after them is done.
 pub fn start_writer(
     log: Arc<Mutex<EventLog>>,
     out: tokio::sync::mpsc::UnboundedSender<AgentMsg>,
-) -> Result<std::sync::mpsc::Sender<Entry>> {
-    let (tx, rx) = std::sync::mpsc::channel::<Entry>();
+) -> Result<std::sync::mpsc::Sender<Work>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Work>();
     std::thread::Builder::new()
         .name("event-log".into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(e) => batch.push(e),
-                        Err(_) => break,
+                let mut batch = Vec::new();
+                let mut then = Vec::new();
+                let mut next = Some(first);
+                while let Some(work) = next {
+                    match work {
+                        Work::Event(e) => batch.push(e),
+                        Work::Then(f) => then.push(f),
                     }
+                    next = if batch.len() < MAX_BATCH { rx.try_recv().ok() } else { None };
                 }
-                let durable = batch.iter().any(|(_, _, e)| !matches!(e, AgentEvent::Output { .. }));
-                let written = match log.lock() {
-                    Ok(mut l) => l.write(batch),
-                    Err(_) => return,
-                };
-                let (msgs, file) = match written {
-                    Ok(w) => w,
-                    Err(e) => {
-                        tracing::error!(error = %e, "writing the event log");
-                        continue;
-                    }
-                };
-                if durable {
-                    if let Err(e) = file.sync_data() {
-                        tracing::error!(error = %e, "syncing the event log");
-                    }
-                }
-                let Ok(mut l) = log.lock() else { return };
-                l.publish(&msgs);
-                for m in msgs {
-                    let _ = out.send(m);
+                // What vouches for events that could not be written is not done.
+                let written = if batch.is_empty() { Some(true) } else { write_batch(&log, &out, batch) };
+                match written {
+                    None => return,
+                    Some(false) => {}
+                    Some(true) => then.into_iter().for_each(|f| f()),
                 }
             }
         })
         .context("starting the event log writer")?;
     Ok(tx)
+}
+
+/// Writes, syncs and publishes a batch of events: whether they were written; None when the
+/// log's lock is poisoned.
+fn write_batch(
+    log: &Mutex<EventLog>,
+    out: &tokio::sync::mpsc::UnboundedSender<AgentMsg>,
+    batch: Vec<Entry>,
+) -> Option<bool> {
+    let durable = batch.iter().any(|(_, _, e)| !matches!(e, AgentEvent::Output { .. }));
+    let written = log.lock().ok()?.write(batch);
+    let (msgs, file) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "writing the event log");
+            return Some(false);
+        }
+    };
+    if durable {
+        if let Err(e) = file.sync_data() {
+            tracing::error!(error = %e, "syncing the event log");
+        }
+    }
+    let mut l = log.lock().ok()?;
+    l.publish(&msgs);
+    for m in msgs {
+        let _ = out.send(m);
+    }
+    Some(true)
 }
 
 #[cfg(test)]
@@ -208,7 +235,7 @@ mod tests {
         let (out, mut sent) = tokio::sync::mpsc::unbounded_channel();
         let events = start_writer(log.clone(), out).unwrap();
         for pid in 0..2000 {
-            events.send((pid as i64, 1, AgentEvent::Spawned { pid })).unwrap();
+            events.send(Work::Event((pid as i64, 1, AgentEvent::Spawned { pid }))).unwrap();
         }
         let mut seqs = Vec::new();
         while seqs.len() < 2000 {
@@ -226,5 +253,26 @@ mod tests {
         drop(events);
         let reopened = EventLog::open(dir.path()).unwrap();
         assert_eq!(reopened.pending().len(), 2000);
+    }
+
+    #[test]
+    fn work_given_after_events_is_done_once_they_are_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(Mutex::new(EventLog::open(dir.path()).unwrap()));
+        let (out, _sent) = tokio::sync::mpsc::unbounded_channel();
+        let events = start_writer(log, out).unwrap();
+        let (seen, on_disk) = std::sync::mpsc::channel();
+        for round in 1..=3usize {
+            for pid in 0..100 {
+                events.send(Work::Event((i64::from(pid), 1, AgentEvent::Spawned { pid }))).unwrap();
+            }
+            let (path, seen) = (dir.path().to_path_buf(), seen.clone());
+            events
+                .send(Work::Then(Box::new(move || {
+                    seen.send(EventLog::open(&path).unwrap().pending().len()).unwrap();
+                })))
+                .unwrap();
+            assert_eq!(on_disk.recv().unwrap(), round * 100, "every event given before it is in the file");
+        }
     }
 }

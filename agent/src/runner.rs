@@ -3,7 +3,7 @@
 //! The files survive an agent restart, so a restarted agent picks up where it left off.
 
 use crate::journal::{self, Fact, Journal};
-use crate::log::Entry;
+use crate::log::Work;
 use crate::shim::{kill_group, ExitRecord, Job};
 use anyhow::{Context, Result};
 use baton_schema::agent::v1::{AgentEvent, Dispatch, Stream};
@@ -25,7 +25,7 @@ const CHUNK: usize = 64 * 1024;
 pub struct Runner {
     runs_dir: PathBuf,
     /// The event log's writer, which stores each event and then sends it.
-    events: std::sync::mpsc::Sender<Entry>,
+    events: std::sync::mpsc::Sender<Work>,
     active: Arc<Mutex<HashSet<(i64, u32)>>>,
     launcher: Arc<Mutex<Option<Launcher>>>,
     /// The follower to wake when a shim has news, by attempt name.
@@ -39,7 +39,7 @@ struct Launcher {
 }
 
 impl Runner {
-    pub fn new(state_dir: &Path, events: std::sync::mpsc::Sender<Entry>) -> Result<Runner> {
+    pub fn new(state_dir: &Path, events: std::sync::mpsc::Sender<Work>) -> Result<Runner> {
         let runs_dir = state_dir.join("runs");
         std::fs::create_dir_all(&runs_dir).with_context(|| format!("creating {}", runs_dir.display()))?;
         // Others may pass through (a run-as user reaches its own attempt's files) but not list it.
@@ -121,8 +121,20 @@ impl Runner {
 
     /// Logs an event; the log's writer hands it to the connection (if any) once it is stored.
     fn emit(&self, run_id: i64, attempt: u32, event: AgentEvent) {
-        if self.events.send((run_id, attempt, event)).is_err() {
+        if self.events.send(Work::Event((run_id, attempt, event))).is_err() {
             tracing::error!(run = run_id, "the event log writer has stopped");
+        }
+    }
+
+    /// Records a fact in an attempt's journal once the events emitted before it are in the
+    /// event log: the journal never says more was logged than a restarted agent would find.
+    fn record_after_logged(&self, base: &Path, fact: Fact) {
+        let base = base.to_path_buf();
+        let record = Box::new(move || {
+            let _ = journal::append(&base, &fact);
+        });
+        if self.events.send(Work::Then(record)).is_err() {
+            tracing::error!("the event log writer has stopped");
         }
     }
 
@@ -280,7 +292,7 @@ impl Runner {
                 }
                 // Not needed once the end is logged: `Reported` says all.
                 if changed && exit.is_none() {
-                    let _ = journal::append(&base, &Fact::Progress(progress.clone()));
+                    me.record_after_logged(&base, Fact::Progress(progress.clone()));
                 }
                 if wake.is_none() {
                     // Until the process is known, look every millisecond: that is the
@@ -304,7 +316,7 @@ impl Runner {
                         Outcome::Exited { code: exit.code.unwrap_or(-1) }
                     };
                     me.emit(run_id, attempt, AgentEvent::Ended { outcome });
-                    let _ = journal::append(&base, &Fact::Reported);
+                    me.record_after_logged(&base, Fact::Reported);
                     if let Ok(mut a) = me.active.lock() {
                         a.remove(&(run_id, attempt));
                     }
