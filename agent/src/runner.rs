@@ -175,7 +175,7 @@ impl Runner {
             w.insert(name.clone(), wake.clone());
         }
         if let Err(why) = self.launch(&name) {
-            let _ = crate::shim::write_exit(&base, &ExitRecord { spawn_error: Some(why), ..Default::default() });
+            let _ = crate::shim::write_spawn_error(&base, why);
         }
         self.follow(run_id, attempt, base, Some(wake));
     }

@@ -64,6 +64,11 @@ pub fn write_exit(base: &Path, rec: &ExitRecord) -> Result<()> {
     journal::append(base, &Fact::Exit(rec.clone())).context("recording the exit")
 }
 
+/// Records that the attempt's job could not be started, and why.
+pub fn write_spawn_error(base: &Path, why: String) -> Result<()> {
+    write_exit(base, &ExitRecord { spawn_error: Some(why), ..Default::default() })
+}
+
 /// Kills a process group: SIGTERM, up to `grace` for it to go, then SIGKILL.
 pub fn kill_group(pgid: i32, grace: Duration) {
     let pg = Pid::from_raw(pgid);
@@ -118,7 +123,7 @@ fn announce(name: &str, news: &str) {
 
 /// Records that the attempt could not start, and says so.
 pub fn fail(base: &Path, name: &str, why: String) {
-    let _ = write_exit(base, &ExitRecord { spawn_error: Some(why), ..Default::default() });
+    let _ = write_spawn_error(base, why);
     announce(name, "exit");
 }
 
@@ -149,15 +154,12 @@ fn run(base: &Path, name: &str) -> Result<()> {
     let (out, err) = match (open(&job.stdout_path), open(&job.stderr_path)) {
         (Ok(o), Ok(e)) => (o, e),
         (Err(e), _) | (_, Err(e)) => {
-            return write_exit(
-                base,
-                &ExitRecord { spawn_error: Some(format!("opening the output files: {e}")), ..Default::default() },
-            );
+            return write_spawn_error(base, format!("opening the output files: {e}"));
         }
     };
     let home = match become_user(&job.run_as_user, base, &job) {
         Ok(h) => h,
-        Err(why) => return write_exit(base, &ExitRecord { spawn_error: Some(why), ..Default::default() }),
+        Err(why) => return write_spawn_error(base, why),
     };
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(&job.command).envs(&job.env).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
@@ -169,16 +171,11 @@ fn run(base: &Path, name: &str) -> Result<()> {
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => {
-            return write_exit(
-                base,
-                &ExitRecord { spawn_error: Some(format!("starting sh: {e}")), ..Default::default() },
-            )
-        }
+        Err(e) => return write_spawn_error(base, format!("starting sh: {e}")),
     };
     let pid = child.id();
     journal::append(base, &Fact::Pid(pid)).context("recording the pid")?;
-    // Wake the agent at once (it reads the pid file, as a restarted agent would).
+    // Wake the agent at once (it reads the pid from the journal, as a restarted agent would).
     announce(name, &format!("pid {pid}"));
     // A watchdog enforces the maximum run time while this thread waits for the exit.
     let done = Arc::new(AtomicBool::new(false));
