@@ -262,10 +262,6 @@ impl Driver {
         }
     }
 
-    fn publish(&self, run_id: i64, task_name: &str, group_run: Option<GroupRunRef>, transitions: Vec<Transition>) {
-        publish(&self.updates, run_id, task_name, group_run, transitions);
-    }
-
     /// Applies an operator's or the engine's event to a stored run that is not on an agent
     /// (skip, freeze, unfreeze, modify status): stored, then published. Returns the new status.
     pub async fn settle(&self, run_id: i64, event: RunEvent) -> Result<RunStatus, String> {
@@ -285,7 +281,7 @@ impl Driver {
             .await
             .map_err(|e| e.to_string())?;
         let (status, task, group_run, trs) = res?;
-        self.publish(run_id, &task, group_run, trs);
+        publish(&self.updates, run_id, &task, group_run, trs);
         Ok(status)
     }
 

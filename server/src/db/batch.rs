@@ -97,18 +97,9 @@ impl Batcher {
         self.batches.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` in the next batch (in a savepoint of its own: its failure undoes only its own
-    /// writes) and answers once the batch is committed.
-    pub async fn write<T, F>(&self, f: F) -> DbResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
-    {
-        self.submit(f).await
-    }
-
     /// Queues `f` now, behind every write queued before it (writes are run in the order they
-    /// are queued), and returns what answers once its batch is committed.
+    /// are queued), to run in a savepoint of its own (its failure undoes only its own writes);
+    /// returns what answers once its batch is committed.
     pub fn submit<T, F>(&self, f: F) -> impl std::future::Future<Output = DbResult<T>> + Send + 'static
     where
         T: Send + 'static,
@@ -122,10 +113,12 @@ impl Batcher {
                 let _ = answer.send(res);
             })
         });
-        let queued = match self.writer.tx.as_ref() {
-            Some(tx) => tx.send(job).map_err(|_| DbError::Unavailable("the database writer has stopped".into())),
-            None => Err(DbError::Unavailable("the database writer has stopped".into())),
-        };
+        let queued = self
+            .writer
+            .tx
+            .as_ref()
+            .and_then(|tx| tx.send(job).ok())
+            .ok_or_else(|| DbError::Unavailable("the database writer has stopped".into()));
         async move {
             queued?;
             answered.await.map_err(|_| DbError::Unavailable("the database writer dropped a write".into()))?

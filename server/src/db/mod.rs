@@ -248,7 +248,7 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
     {
-        self.batcher.write(f).await
+        self.batcher.submit(f).await
     }
 
     /// Queues a small write now, behind every write queued before it; the future answers once
