@@ -16,17 +16,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// CPU seconds of a process: (its own, its reaped children's), from /proc.
-fn cpu_seconds(pid: u32) -> (f64, f64) {
+/// CPU seconds a process has used itself, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<f64> = stat
         .rsplit_once(')')
         .map(|(_, r)| r.split_whitespace().filter_map(|f| f.parse().ok()).collect())
         .unwrap_or_default();
-    // After the command name: state is field 3; utime, stime, cutime, cstime are fields 14 to 17.
+    // After the command name: state is field 3; utime and stime are fields 14 and 15.
     let tick = 100.0;
     let at = |i: usize| fields.get(i - 4).copied().unwrap_or(0.0) / tick;
-    (at(14) + at(15), at(16) + at(17))
+    at(14) + at(15)
 }
 
 /// CPU seconds this machine has been busy (all cores, from /proc/stat).
@@ -117,9 +117,9 @@ fn main() {
     let e2e_rate = n as f64 / t.elapsed().as_secs_f64();
 
     // Throughput under load: the same n runs submitted by CLIENTS clients at once.
-    let (server_cpu, _) = cpu_seconds(s.pid());
-    let (agent_cpu, _) = cpu_seconds(agent.pid());
-    let (bench_cpu, _) = cpu_seconds(std::process::id());
+    let server_cpu = cpu_seconds(s.pid());
+    let agent_cpu = cpu_seconds(agent.pid());
+    let bench_cpu = cpu_seconds(std::process::id());
     let busy = machine_busy_seconds();
     const CLIENTS: usize = 8;
     let before = successes();
@@ -148,9 +148,9 @@ fn main() {
     let loaded = t.elapsed().as_secs_f64();
     let loaded_rate = submitted as f64 / loaded;
     let cpu = |after: f64, before: f64| (after - before) / loaded;
-    let (server_after, _) = cpu_seconds(s.pid());
-    let (agent_after, _) = cpu_seconds(agent.pid());
-    let (bench_after, _) = cpu_seconds(std::process::id());
+    let server_after = cpu_seconds(s.pid());
+    let agent_after = cpu_seconds(agent.pid());
+    let bench_after = cpu_seconds(std::process::id());
     let busy_after = machine_busy_seconds();
     let raw_after = raw_spawn_rate(1000);
     let raw_rate = raw_before.max(raw_after);

@@ -256,10 +256,7 @@ pub struct Agent {
 impl Agent {
     /// Starts the real agent binary against `server` with the given token, name and queues.
     pub fn start(server: &str, token: &str, name: &str, queues: &str) -> Result<Agent> {
-        let dir = tempfile::tempdir()?;
-        let mut a = Self::start_with_state(server, token, name, queues, dir.path())?;
-        a._owned = Some(dir);
-        Ok(a)
+        Self::start_with_args(server, token, name, queues, &[])
     }
 
     /// Starts the agent on a state directory the caller keeps (to restart it on the same state).

@@ -22,11 +22,17 @@ fn config_file(extra: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// A server and one agent `a1` serving queue `etl`.
-fn rig() -> Rig {
-    let server = Server::start_with(&["--config", &config_file("")]).unwrap();
+/// A server with `CONFIG` and `extra` config lines, its admin's token and an agent token.
+fn server_with(extra: &str) -> (Server, String, String) {
+    let server = Server::start_with(&["--config", &config_file(extra)]).unwrap();
     let admin = server.admin().unwrap();
     let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    (server, admin, token)
+}
+
+/// A server and one agent `a1` serving queue `etl`.
+fn rig() -> Rig {
+    let (server, admin, token) = server_with("");
     let agent = Agent::start(&server.base_url, &token, "a1", "etl").unwrap();
     wait_online(&server, &admin, "a1");
     Rig { server, admin, _agent: Some(agent) }
@@ -238,9 +244,7 @@ fn run_as_another_user() {
 
 #[test]
 fn an_agent_killed_and_restarted_mid_run_still_reports_the_result() {
-    let server = Server::start_with(&["--config", &config_file("")]).unwrap();
-    let admin = server.admin().unwrap();
-    let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    let (server, admin, token) = server_with("");
     let state = tempfile::tempdir().unwrap();
     let mut agent = Agent::start_with_state(&server.base_url, &token, "a1", "etl", state.path()).unwrap();
     wait_online(&server, &admin, "a1");
@@ -343,9 +347,7 @@ impl Proxy {
 
 #[test]
 fn a_connection_cut_mid_run_loses_nothing_and_counts_nothing_twice() {
-    let server = Server::start_with(&["--config", &config_file("")]).unwrap();
-    let admin = server.admin().unwrap();
-    let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    let (server, admin, token) = server_with("");
     let proxy = Proxy::start(server.base_url.trim_start_matches("http://").to_string());
     let agent = Agent::start(&format!("http://127.0.0.1:{}", proxy.port), &token, "a1", "etl").unwrap();
     wait_online(&server, &admin, "a1");
@@ -369,9 +371,7 @@ fn a_connection_cut_mid_run_loses_nothing_and_counts_nothing_twice() {
 
 #[test]
 fn output_beyond_the_cap_keeps_the_tail_and_says_what_was_cut() {
-    let server = Server::start_with(&["--config", &config_file("run_output_cap_bytes = 200000\n")]).unwrap();
-    let admin = server.admin().unwrap();
-    let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    let (server, admin, token) = server_with("run_output_cap_bytes = 200000\n");
     let _agent = Agent::start(&server.base_url, &token, "a1", "etl").unwrap();
     wait_online(&server, &admin, "a1");
     // 1,000,000 bytes: 10,000 lines of 100.
@@ -564,9 +564,7 @@ fn shims_come_from_one_launcher_which_is_replaced_when_it_dies_and_nothing_is_le
 
 #[test]
 fn finished_attempts_files_are_removed_after_the_keep_time_and_running_ones_stay() {
-    let server = Server::start_with(&["--config", &config_file("")]).unwrap();
-    let admin = server.admin().unwrap();
-    let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    let (server, admin, token) = server_with("");
     let agent = Agent::start_with_args(&server.base_url, &token, "a1", "etl", &["--keep-runs-seconds", "1"]).unwrap();
     wait_online(&server, &admin, "a1");
     let runs = agent.state_dir.join("runs");
@@ -595,9 +593,7 @@ fn finished_attempts_files_are_removed_after_the_keep_time_and_running_ones_stay
 
 #[test]
 fn runs_for_a_queue_are_spread_over_its_agents_by_load() {
-    let server = Server::start_with(&["--config", &config_file("")]).unwrap();
-    let admin = server.admin().unwrap();
-    let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    let (server, admin, token) = server_with("");
     let _a1 = Agent::start(&server.base_url, &token, "a1", "etl").unwrap();
     let _a2 = Agent::start(&server.base_url, &token, "a2", "etl").unwrap();
     wait_online(&server, &admin, "a1");
