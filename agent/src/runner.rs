@@ -216,7 +216,8 @@ impl Runner {
         let runs_dir = self.runs_dir.clone();
         let every = (keep / 2).clamp(Duration::from_secs(1), Duration::from_secs(3600));
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            // Not at start: `resume` has just read every journal.
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {
                 tick.tick().await;
                 let dir = runs_dir.clone();
