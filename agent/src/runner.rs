@@ -138,7 +138,9 @@ impl Runner {
         }
     }
 
-    /// Accepts a dispatch once; a second dispatch of the same attempt is refused.
+    /// Accepts a dispatch once. A second dispatch of the same attempt (a restarted server sends
+    /// again what it may not have sent) changes nothing: what became of the first is in the event
+    /// log and reaches the server with the other events.
     pub fn accept(&self, d: Dispatch) {
         let (run_id, attempt) = (d.run_id.0, d.attempt);
         let base = self.runs_dir.join(journal::name(run_id, attempt));
@@ -157,8 +159,7 @@ impl Runner {
         match journal::create(&base, &job) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let reason = format!("run {run_id} attempt {attempt} was already accepted here");
-                self.emit(run_id, attempt, AgentEvent::Refused { reason });
+                tracing::info!(run = run_id, attempt, "dispatched again; already accepted here");
                 return;
             }
             Err(e) => {

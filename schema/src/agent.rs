@@ -64,7 +64,7 @@ pub mod v1 {
     #[serde(tag = "kind", rename_all = "snake_case")]
     pub enum AgentEvent {
         Accepted,
-        /// The agent will not run it (already accepted once, cannot become the user, ...).
+        /// The agent will not run it (it cannot become the user, cannot write the job, ...).
         Refused {
             reason: String,
         },
