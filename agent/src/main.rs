@@ -44,7 +44,14 @@ async fn send(ws: &mut Socket, msg: &AgentMsg) -> Result<(), String> {
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn session(cfg: &Config, url: &str, sampler: &mut stats::Sampler, agent: &mut Agent) -> End {
+/// One connection to one server; `registered` tells whether the server welcomed it.
+async fn session(
+    cfg: &Config,
+    url: &str,
+    sampler: &mut stats::Sampler,
+    agent: &mut Agent,
+    registered: &mut bool,
+) -> End {
     // Small frames must go out at once: with Nagle's algorithm each waits for the last ACK.
     let (mut ws, _) = match tokio_tungstenite::connect_async_with_config(url, None, true).await {
         Ok(c) => c,
@@ -97,6 +104,7 @@ async fn session(cfg: &Config, url: &str, sampler: &mut stats::Sampler, agent: &
         Err(_) => return End::Lost("no answer to hello within 15 s".into()),
     };
     tracing::info!(server = %url, name = %cfg.name, "registered");
+    *registered = true;
     let mut tick = tokio::time::interval(Duration::from_secs(u64::from(heartbeat)));
     loop {
         tokio::select! {
@@ -155,9 +163,14 @@ async fn run(cfg: Config) -> Result<()> {
     let mut i = 0usize;
     loop {
         let url = Config::socket_url(&cfg.servers[i % cfg.servers.len()]);
-        match session(&cfg, &url, &mut sampler, &mut agent).await {
+        let mut registered = false;
+        match session(&cfg, &url, &mut sampler, &mut agent, &mut registered).await {
             End::Refused(reason) => anyhow::bail!("refused by {url}: {reason}"),
             End::Lost(why) => {
+                // A connection that worked starts the backoff over: only failures in a row grow it.
+                if registered {
+                    backoff = Duration::from_millis(250);
+                }
                 tracing::warn!(server = %url, %why, retry_in_ms = backoff.as_millis() as u64, "disconnected");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
