@@ -4,11 +4,13 @@
 //! fail with a reason).
 
 use crate::agents::AgentHub;
+use crate::clock::SharedClock;
 use crate::db::{self, Db};
 use baton_schema::agent::v1::{AgentEvent, Dispatch, ServerMsg, Stream as OutStream};
 use baton_schema::ids::RunId;
 use baton_schema::run::{Outcome, RetryPolicy, RunEvent, RunMachine, RunStatus, Transition};
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -32,6 +34,55 @@ pub struct JobSpec {
     pub group_run: Option<GroupRunRef>,
 }
 
+/// What a run needs to be carried out again, stored with it when it is made (`runs.job`): the
+/// task, command, target, run-as user and run date are columns of their own. The profile keeps its
+/// `${C:key}` references: credentials are resolved again at each dispatch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredJob {
+    pub env: BTreeMap<String, String>,
+    pub stdout_path: Option<String>,
+    pub stderr_path: Option<String>,
+    pub max_run_time_seconds: u32,
+    pub accept_expiry_seconds: u32,
+    pub retry_attempts: u32,
+    pub retry_delay_seconds: u32,
+}
+
+impl JobSpec {
+    /// The part of the job that has no column of its own, as stored in `runs.job`.
+    pub fn stored(&self) -> String {
+        db::to_json(&StoredJob {
+            env: self.env.clone(),
+            stdout_path: self.stdout_path.clone(),
+            stderr_path: self.stderr_path.clone(),
+            max_run_time_seconds: self.max_run_time_seconds,
+            accept_expiry_seconds: self.accept_expiry_seconds,
+            retry_attempts: self.retry.retry_attempts,
+            retry_delay_seconds: self.retry.retry_delay_seconds,
+        })
+    }
+
+    /// The job of a stored run; None for a run stored before jobs were (it cannot be carried
+    /// out again as it was asked for).
+    pub fn of_row(row: &db::runs::RunRow) -> Option<JobSpec> {
+        let job: StoredJob = serde_json::from_str(row.job.as_deref()?).ok()?;
+        Some(JobSpec {
+            task: row.task_name.clone(),
+            command: row.command.clone(),
+            run_as_user: row.run_as_user.clone(),
+            env: job.env,
+            stdout_path: job.stdout_path,
+            stderr_path: job.stderr_path,
+            max_run_time_seconds: job.max_run_time_seconds,
+            accept_expiry_seconds: job.accept_expiry_seconds,
+            retry: RetryPolicy { retry_attempts: job.retry_attempts, retry_delay_seconds: job.retry_delay_seconds },
+            target: row.target.clone(),
+            run_date: row.run_date,
+            group_run: GroupRunRef::of(row.group_id, row.group_run_id),
+        })
+    }
+}
+
 /// A run's place in a group run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupRunRef {
@@ -49,12 +100,16 @@ impl GroupRunRef {
 /// Applies an event to a stored run that is not on an agent, through the run machine, and
 /// stores the result with its transitions (inside the caller's transaction). An illegal event is
 /// `Ok(Err(why))` and changes nothing. Publishing is the caller's.
-pub fn settle_stored(c: &mut db::DbConn, run_id: i64, event: &RunEvent) -> db::DbResult<Result<Settled, String>> {
+pub fn settle_stored(
+    c: &mut db::DbConn,
+    run_id: i64,
+    event: &RunEvent,
+    now: DateTime<Utc>,
+) -> db::DbResult<Result<Settled, String>> {
     let row = db::runs::get(c, run_id)?;
     let mut m = RunMachine::new(RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 });
     m.status = RunStatus::parse(&row.status).unwrap_or(RunStatus::Idle);
     m.attempt = u32::try_from(row.attempt).unwrap_or(0);
-    let now = Utc::now();
     let trs = match m.apply(event, now) {
         Ok(t) => t,
         Err(e) => return Ok(Err(e.to_string())),
@@ -124,6 +179,16 @@ struct Active {
     accept_by: Option<DateTime<Utc>>,
     /// Since when the run's agent has been away.
     away_since: Option<DateTime<Utc>>,
+    /// Whether the current attempt reached its agent's connection. A run taken over after a
+    /// restart, or whose agent was away when it was sent, is sent (again) to the same agent once
+    /// it is online: the agent accepts an attempt once, so a second copy changes nothing.
+    sent: bool,
+}
+
+impl Active {
+    fn new(machine: RunMachine, spec: JobSpec) -> Self {
+        Self { machine, spec, accept_by: None, away_since: None, sent: false }
+    }
 }
 
 pub struct Driver {
@@ -138,6 +203,7 @@ pub struct Driver {
     pub agent_lost_after: Duration,
     pub kill_grace_seconds: u32,
     vault: std::sync::OnceLock<Arc<crate::vault::Vault>>,
+    clock: SharedClock,
     /// Runs per agent as last counted, and when.
     load: Mutex<(Option<std::time::Instant>, HashMap<String, usize>)>,
 }
@@ -153,7 +219,13 @@ fn stream_name(s: OutStream) -> &'static str {
 }
 
 impl Driver {
-    pub fn new(db: Db, hub: Arc<AgentHub>, agent_lost_after: Duration, output_cap: i64) -> Arc<Driver> {
+    pub fn new(
+        db: Db,
+        hub: Arc<AgentHub>,
+        agent_lost_after: Duration,
+        output_cap: i64,
+        clock: SharedClock,
+    ) -> Arc<Driver> {
         let (updates, _) = broadcast::channel(16_384);
         let (output, _) = broadcast::channel(16_384);
         Arc::new(Driver {
@@ -166,8 +238,19 @@ impl Driver {
             agent_lost_after,
             kill_grace_seconds: 5,
             vault: std::sync::OnceLock::new(),
+            clock,
             load: Mutex::new((None, HashMap::new())),
         })
+    }
+
+    /// The clock this driver reads (the engine shares it).
+    pub fn clock(&self) -> SharedClock {
+        self.clock.clone()
+    }
+
+    /// The time, as this driver's clock tells it.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<RunUpdate> {
@@ -221,7 +304,7 @@ impl Driver {
         transitions: &[Transition],
         exit_code: Option<i32>,
     ) -> impl std::future::Future<Output = bool> + Send + 'static {
-        let now = Utc::now();
+        let now = self.clock.now();
         let agent_name = machine.agent.clone();
         let status = machine.status;
         let reason = machine.reason.as_ref().map(db::to_json);
@@ -268,11 +351,12 @@ impl Driver {
         if self.runs.lock().map_err(|_| "internal error".to_string())?.contains_key(&run_id) {
             return Err(format!("run {run_id} is on an agent; terminate it first"));
         }
+        let now = self.clock.now();
         let res = self
             .db
             .run(move |c| {
                 db::transaction(c, |c| {
-                    Ok::<_, db::DbError>(settle_stored(c, run_id, &event)?.map(|s| {
+                    Ok::<_, db::DbError>(settle_stored(c, run_id, &event, now)?.map(|s| {
                         let group_run = GroupRunRef::of(s.row.group_id, s.row.group_run_id);
                         (s.status, s.row.task_name, group_run, s.transitions)
                     }))
@@ -301,7 +385,7 @@ impl Driver {
     /// and queues its transitions for storing; the future ends once they are stored and
     /// published. None when the run is not active or the event is illegal (logged, ignored).
     fn apply_now(&self, run_id: i64, event: RunEvent, exit_code: Option<i32>) -> Option<Stored> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let (machine, transitions, task, group_run) = {
             let mut runs = self.runs.lock().ok()?;
             let active = runs.get_mut(&run_id)?;
@@ -309,6 +393,12 @@ impl Driver {
                 Ok(t) => {
                     if active.machine.status != RunStatus::Triggered {
                         active.accept_by = None;
+                    }
+                    // `dispatch` sends the attempt once its Triggered step is stored: the clock
+                    // must not send it before (a crash in between would leave an attempt on an
+                    // agent that the database does not know was sent).
+                    if matches!(event, RunEvent::Dispatched { .. }) {
+                        active.sent = true;
                     }
                     (active.machine.clone(), t, active.spec.task.clone(), active.spec.group_run)
                 }
@@ -341,7 +431,7 @@ impl Driver {
             if runs.contains_key(&run_id) {
                 return;
             }
-            runs.insert(run_id, Active { machine, spec, accept_by: None, away_since: None });
+            runs.insert(run_id, Active::new(machine, spec));
         }
         self.dispatch(run_id).await;
     }
@@ -356,19 +446,34 @@ impl Driver {
         let attempt = {
             let Ok(mut runs) = self.runs.lock() else { return };
             let Some(a) = runs.get_mut(&run_id) else { return };
-            a.accept_by = Some(Utc::now() + Duration::seconds(i64::from(spec.accept_expiry_seconds)));
+            a.accept_by = Some(self.clock.now() + Duration::seconds(i64::from(spec.accept_expiry_seconds)));
             a.machine.attempt
         };
         if let Some(agent) = agent {
-            if let Err(message) = self.send_dispatch(run_id, attempt, &agent, &spec) {
+            self.send_attempt(run_id, attempt, &agent, &spec).await;
+        }
+    }
+
+    /// Sends an attempt to its agent and notes whether it reached the connection; a profile that
+    /// names a credential that is not set fails the attempt.
+    async fn send_attempt(&self, run_id: i64, attempt: u32, agent: &str, spec: &JobSpec) {
+        match self.send_dispatch(run_id, attempt, agent, spec) {
+            Ok(sent) => {
+                if let Ok(mut runs) = self.runs.lock() {
+                    if let Some(a) = runs.get_mut(&run_id).filter(|a| a.machine.attempt == attempt) {
+                        a.sent = sent;
+                    }
+                }
+            }
+            Err(message) => {
                 self.apply(run_id, RunEvent::AgentRefused { message }, None).await;
             }
         }
     }
 
-    /// Sends an attempt to its agent; a credential its profile names that is not set is an error
-    /// (the run fails with it rather than run without).
-    fn send_dispatch(&self, run_id: i64, attempt: u32, agent: &str, spec: &JobSpec) -> Result<(), String> {
+    /// Sends an attempt to its agent: whether it reached the agent's connection. A credential its
+    /// profile names that is not set is an error (the run fails with it rather than run without).
+    fn send_dispatch(&self, run_id: i64, attempt: u32, agent: &str, spec: &JobSpec) -> Result<bool, String> {
         let mut env = spec.env.clone();
         let mut secrets = Vec::new();
         for (name, value) in env.iter_mut() {
@@ -411,10 +516,11 @@ impl Driver {
             kill_grace_seconds: self.kill_grace_seconds,
             secrets,
         });
-        if !self.hub.send(agent, msg) {
-            tracing::warn!(run = run_id, %agent, "the agent went away before the dispatch was sent");
+        let sent = self.hub.send(agent, msg);
+        if !sent {
+            tracing::warn!(run = run_id, %agent, "the agent is away; the dispatch is sent when it is back");
         }
-        Ok(())
+        Ok(sent)
     }
 
     /// Gives the driver the credential store, for `${C:key}` in profiles.
@@ -456,11 +562,12 @@ impl Driver {
     /// chunks are dropped and counted as truncated.
     fn store_output(&self, run_id: i64, attempt: u32, stream: &'static str, offset: i64, data: String) -> Stored {
         let cap = self.output_cap;
+        let now = self.clock.now();
         let len = data.len() as i64;
         let att = i32::try_from(attempt).unwrap_or(i32::MAX);
         let chunk = data.clone();
         let stored = self.db.submit(move |c| {
-            let new = db::run_output::append(c, run_id, att, stream, offset, &chunk, Utc::now())?;
+            let new = db::run_output::append(c, run_id, att, stream, offset, &chunk, now)?;
             if !new {
                 return Ok(false);
             }
@@ -512,21 +619,27 @@ impl Driver {
         }
     }
 
-    /// The passing of time: accept deadlines, retries that are due, agents that stayed away.
+    /// The passing of time: accept deadlines, retries that are due, agents that stayed away,
+    /// and attempts that wait for their agent to be online.
     pub async fn tick(&self, now: DateTime<Utc>) {
         let online = self.hub.online();
         let mut expired = Vec::new();
         let mut retry = Vec::new();
         let mut lost = Vec::new();
         let mut waiting = Vec::new();
+        let mut unsent = Vec::new();
         if let Ok(mut runs) = self.runs.lock() {
             for (id, a) in runs.iter_mut() {
-                match a.machine.status {
-                    RunStatus::Triggered if a.accept_by.is_some_and(|t| now >= t) => expired.push(*id),
-                    RunStatus::Triggered if a.machine.agent.as_deref() == Some("") => waiting.push(*id),
-                    RunStatus::Idle if a.machine.retry_at.is_some_and(|t| now >= t) => retry.push(*id),
-                    s if s.is_active() => {
-                        let here = a.machine.agent.as_ref().is_some_and(|n| online.contains(n));
+                let agent = a.machine.agent.clone().filter(|n| !n.is_empty());
+                let here = agent.as_ref().is_some_and(|n| online.contains(n));
+                match (a.machine.status, agent) {
+                    (RunStatus::Triggered, _) if a.accept_by.is_some_and(|t| now >= t) => expired.push(*id),
+                    (RunStatus::Triggered, None) => waiting.push(*id),
+                    (RunStatus::Triggered, Some(agent)) if here && !a.sent => {
+                        unsent.push((*id, a.machine.attempt, agent, a.spec.clone()));
+                    }
+                    (RunStatus::Idle, _) if a.machine.retry_at.is_some_and(|t| now >= t) => retry.push(*id),
+                    (s, _) if s.is_active() => {
                         if here {
                             a.away_since = None;
                         } else {
@@ -550,21 +663,34 @@ impl Driver {
         for id in retry {
             self.dispatch(id).await;
         }
+        for (id, attempt, agent, spec) in unsent {
+            tracing::info!(run = id, attempt, %agent, "sending an attempt its agent has not had");
+            self.send_attempt(id, attempt, &agent, &spec).await;
+        }
         // Dispatched while no agent was there: send as soon as one is.
         for id in waiting {
-            let Some(spec) = self.runs.lock().ok().and_then(|r| r.get(&id).map(|a| a.spec.clone())) else { continue };
-            if let Some(agent) = self.pick_agent(&spec.target) {
-                let attempt = {
-                    let Ok(mut runs) = self.runs.lock() else { continue };
-                    let Some(a) = runs.get_mut(&id) else { continue };
-                    a.machine.agent = Some(agent.clone());
-                    a.machine.attempt
-                };
-                if let Err(message) = self.send_dispatch(id, attempt, &agent, &spec) {
-                    self.apply(id, RunEvent::AgentRefused { message }, None).await;
-                }
-            }
+            self.send_waiting(id, now).await;
         }
+    }
+
+    /// Gives a run that waits for an agent to the least busy fitting one, if any is online. The
+    /// agent is stored before the attempt is sent: after a restart it goes to that agent again,
+    /// never to a second one.
+    async fn send_waiting(&self, id: i64, now: DateTime<Utc>) {
+        let Some(spec) = self.runs.lock().ok().and_then(|r| r.get(&id).map(|a| a.spec.clone())) else { return };
+        let Some(agent) = self.pick_agent(&spec.target) else { return };
+        let Some(agent_id) = self.hub.id_of(&agent) else { return };
+        if let Err(e) = self.db.run(move |c| db::runs::set_agent(c, id, agent_id, now)).await {
+            tracing::error!(run = id, error = %e, "storing the agent of a waiting run");
+            return;
+        }
+        let attempt = {
+            let Ok(mut runs) = self.runs.lock() else { return };
+            let Some(a) = runs.get_mut(&id).filter(|a| a.machine.status == RunStatus::Triggered) else { return };
+            a.machine.agent = Some(agent.clone());
+            a.machine.attempt
+        };
+        self.send_attempt(id, attempt, &agent, &spec).await;
     }
 
     /// Runs `tick` until the server stops.
@@ -572,51 +698,270 @@ impl Driver {
         let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
         loop {
             every.tick().await;
-            self.tick(Utc::now()).await;
+            self.tick(self.clock.now()).await;
         }
     }
 
-    /// After a restart: takes charge again of the runs that were on agents, so their agents'
-    /// replayed events land and lost agents are noticed.
+    /// After a restart: carries every unfinished run on from where it was, with the job it was
+    /// made with. Runs on agents are followed again (their agents' replayed events land, lost
+    /// agents are noticed, their deadlines hold); runs sent to an agent that may never have had
+    /// them are sent again to that same agent once it is online; runs waiting for a retry are
+    /// retried at their time; runs made but never dispatched are dispatched now.
     pub async fn recover(&self) {
-        let rows = match self.db.run(db::runs::active).await {
+        let rows = match self.db.run(db::runs::unfinished).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(error = %e, "loading active runs");
+                tracing::error!(error = %e, "loading unfinished runs");
                 return;
             }
         };
         let agents: HashMap<i64, String> =
             self.db.run(db::agents::list).await.unwrap_or_default().into_iter().map(|a| (a.id, a.name)).collect();
+        let now = self.clock.now();
         let n = rows.len();
+        let mut undispatched = Vec::new();
         if let Ok(mut runs) = self.runs.lock() {
             for r in rows {
                 let Some(status) = RunStatus::parse(&r.status) else { continue };
-                let mut machine = RunMachine::new(RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 });
+                let spec = JobSpec::of_row(&r).unwrap_or_else(|| {
+                    tracing::warn!(run = r.id, "a run stored without its job: carried on with default limits");
+                    legacy_job(&r)
+                });
+                let mut machine = RunMachine::new(spec.retry);
                 machine.status = status;
                 machine.attempt = u32::try_from(r.attempt).unwrap_or(0);
                 machine.agent = r.agent_id.and_then(|a| agents.get(&a).cloned());
                 machine.pid = r.pid.and_then(|p| u32::try_from(p).ok());
-                let spec = JobSpec {
-                    task: r.task_name.clone(),
-                    command: r.command.clone(),
-                    run_as_user: r.run_as_user.clone(),
-                    env: BTreeMap::new(),
-                    stdout_path: None,
-                    stderr_path: None,
-                    max_run_time_seconds: 0,
-                    accept_expiry_seconds: 300,
-                    retry: machine.retry,
-                    target: r.target.clone(),
-                    run_date: r.run_date,
-                    group_run: GroupRunRef::of(r.group_id, r.group_run_id),
-                };
-                let accept_by = (status == RunStatus::Triggered).then(|| Utc::now() + Duration::seconds(300));
-                runs.insert(r.id, Active { machine, spec, accept_by, away_since: None });
+                machine.reason = r.reason.as_deref().and_then(|j| serde_json::from_str(j).ok());
+                if let Some(baton_schema::run::Reason::RetryScheduled { at, .. }) = &machine.reason {
+                    machine.retry_at = Some(*at);
+                }
+                if status == RunStatus::Idle && machine.retry_at.is_none() {
+                    undispatched.push(r.id);
+                }
+                let mut active = Active::new(machine, spec);
+                if status == RunStatus::Triggered {
+                    let since = r.triggered_at.map_or(now, db::utc);
+                    active.accept_by = Some(since + Duration::seconds(i64::from(active.spec.accept_expiry_seconds)));
+                }
+                runs.insert(r.id, active);
             }
         }
-        if n > 0 {
-            tracing::info!(runs = n, "recovered runs that were on agents");
+        for id in undispatched {
+            self.dispatch(id).await;
         }
+        if n > 0 {
+            tracing::info!(runs = n, "carried on unfinished runs");
+        }
+    }
+}
+
+/// The job of a run stored before jobs were: what its columns say, with the old defaults.
+fn legacy_job(r: &db::runs::RunRow) -> JobSpec {
+    JobSpec {
+        task: r.task_name.clone(),
+        command: r.command.clone(),
+        run_as_user: r.run_as_user.clone(),
+        env: BTreeMap::new(),
+        stdout_path: None,
+        stderr_path: None,
+        max_run_time_seconds: 0,
+        accept_expiry_seconds: 300,
+        retry: RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 },
+        target: r.target.clone(),
+        run_date: r.run_date,
+        group_run: GroupRunRef::of(r.group_id, r.group_run_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::agents::{AgentHub, HeartbeatPolicy};
+    use crate::clock::ManualClock;
+    use crate::db::DatabaseUrl;
+    use baton_schema::run::Reason;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn job() -> JobSpec {
+        JobSpec {
+            task: "flaky".into(),
+            command: "false".into(),
+            run_as_user: "batch".into(),
+            env: BTreeMap::from([("TOKEN".to_string(), "${C:api}".to_string())]),
+            stdout_path: Some("/tmp/flaky.out".into()),
+            stderr_path: None,
+            max_run_time_seconds: 7,
+            accept_expiry_seconds: 4,
+            retry: RetryPolicy { retry_attempts: 2, retry_delay_seconds: 6 },
+            target: "etl".into(),
+            run_date: t(0).date_naive(),
+            group_run: None,
+        }
+    }
+
+    fn stored(db: &Db, id: i64) -> db::runs::RunRow {
+        db::runs::get(&mut db.conn().unwrap(), id).unwrap()
+    }
+
+    #[test]
+    fn a_stored_job_gives_back_the_job_it_was_made_from() {
+        let spec = job();
+        let row = db::runs::RunRow {
+            id: 1,
+            kind: "scheduled".into(),
+            task_id: Some(1),
+            task_name: spec.task.clone(),
+            instance_id: Some(1),
+            group_id: None,
+            group_run_id: None,
+            run_date: spec.run_date,
+            slot: "s".into(),
+            status: "IDLE".into(),
+            attempt: 0,
+            reason: None,
+            command: spec.command.clone(),
+            target: spec.target.clone(),
+            run_as_user: spec.run_as_user.clone(),
+            agent_id: None,
+            pid: None,
+            exit_code: None,
+            scheduled_for: None,
+            triggered_at: None,
+            started_at: None,
+            ended_at: None,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            output_truncated_bytes: 0,
+            created_at: db::ts(t(0)),
+            updated_at: db::ts(t(0)),
+            job: Some(spec.stored()),
+        };
+        let back = JobSpec::of_row(&row).unwrap();
+        assert_eq!(back.stored(), spec.stored());
+        assert_eq!(back.env["TOKEN"], "${C:api}", "credentials stay references, resolved at each dispatch");
+        assert_eq!((back.max_run_time_seconds, back.retry), (7, spec.retry));
+        assert!(JobSpec::of_row(&db::runs::RunRow { job: None, ..row }).is_none());
+    }
+
+    /// The server stopped while a failed run waited for its retry: a new driver, on a simulated
+    /// clock, retries it at its time (not before), with the limits it was made with.
+    #[test]
+    fn a_run_waiting_for_its_retry_is_carried_on_after_a_restart_on_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
+        let spec = job();
+        let id = {
+            let mut c = db.conn().unwrap();
+            let now = db::ts(t(0));
+            let new = db::runs::NewRun {
+                kind: "forced".into(),
+                task_id: None,
+                task_name: spec.task.clone(),
+                instance_id: None,
+                group_id: None,
+                group_run_id: None,
+                run_date: spec.run_date,
+                slot: "force-1".into(),
+                status: "IDLE".into(),
+                command: spec.command.clone(),
+                target: spec.target.clone(),
+                run_as_user: spec.run_as_user.clone(),
+                scheduled_for: Some(now),
+                created_at: now,
+                updated_at: now,
+                job: Some(spec.stored()),
+            };
+            let id = db::runs::create(&mut c, &new).unwrap().id();
+            let waiting = Reason::RetryScheduled { next_attempt: 2, at: t(6) };
+            let change = db::runs::RunChange {
+                status: "IDLE".into(),
+                attempt: 1,
+                reason: Some(Some(db::to_json(&waiting))),
+                agent_id: None,
+                pid: None,
+                exit_code: Some(Some(1)),
+                triggered_at: None,
+                started_at: None,
+                ended_at: None,
+                updated_at: now,
+            };
+            db::runs::set(&mut c, id, &change).unwrap();
+            id
+        };
+        actix::System::new().block_on(async move {
+            let clock = ManualClock::at(t(1));
+            let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default());
+            let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()));
+            driver.recover().await;
+
+            clock.set(t(5));
+            driver.tick(t(5)).await;
+            let r = stored(&db, id);
+            assert_eq!((r.status.as_str(), r.attempt), ("IDLE", 1), "not before its time");
+
+            clock.set(t(6));
+            driver.tick(t(6)).await;
+            let r = stored(&db, id);
+            assert_eq!((r.status.as_str(), r.attempt), ("TRIGGERED", 2), "retried at its time");
+
+            // No agent serves `etl`: the stored accept expiry (4 s, not a default) ends the attempt,
+            // and the stored policy (2 retries, 6 s apart) schedules the third.
+            clock.set(t(9));
+            driver.tick(t(9)).await;
+            assert_eq!(stored(&db, id).status, "TRIGGERED");
+            clock.set(t(10));
+            driver.tick(t(10)).await;
+            let r = stored(&db, id);
+            assert_eq!((r.status.as_str(), r.attempt), ("IDLE", 2), "{r:?}");
+            let reason: Reason = serde_json::from_str(r.reason.as_deref().unwrap()).unwrap();
+            assert_eq!(reason, Reason::RetryScheduled { next_attempt: 3, at: t(16) });
+        });
+    }
+
+    /// A run made but never dispatched when the server stopped is dispatched by the next one.
+    #[test]
+    fn a_run_made_but_never_sent_is_dispatched_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
+        let spec = job();
+        let id = {
+            let now = db::ts(t(0));
+            let new = db::runs::NewRun {
+                kind: "scheduled".into(),
+                task_id: None,
+                task_name: spec.task.clone(),
+                instance_id: None,
+                group_id: None,
+                group_run_id: None,
+                run_date: spec.run_date,
+                slot: "2027-01-15T08:00:00".into(),
+                status: "IDLE".into(),
+                command: spec.command.clone(),
+                target: spec.target.clone(),
+                run_as_user: spec.run_as_user.clone(),
+                scheduled_for: Some(now),
+                created_at: now,
+                updated_at: now,
+                job: Some(spec.stored()),
+            };
+            db::runs::create(&mut db.conn().unwrap(), &new).unwrap().id()
+        };
+        actix::System::new().block_on(async move {
+            let clock = ManualClock::at(t(1));
+            let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default());
+            let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()));
+            driver.recover().await;
+            let r = stored(&db, id);
+            assert_eq!((r.status.as_str(), r.attempt), ("TRIGGERED", 1), "dispatched, waiting for an agent");
+            clock.set(t(5));
+            driver.tick(t(5)).await;
+            let r = stored(&db, id);
+            assert_eq!((r.status.as_str(), r.attempt), ("IDLE", 1), "accept expired after the stored 4 s: {r:?}");
+        });
     }
 }

@@ -138,7 +138,9 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     let hub = AgentHub::new(db.clone(), config.agent_heartbeat);
     actix_web::rt::spawn(hub.clone().watch_heartbeats());
     let lost_after = chrono::Duration::seconds(i64::from(config.agent_lost_seconds));
-    let driver = crate::driver::Driver::new(db.clone(), hub.clone(), lost_after, config.run_output_cap_bytes);
+    let clock = crate::clock::system();
+    let driver =
+        crate::driver::Driver::new(db.clone(), hub.clone(), lost_after, config.run_output_cap_bytes, clock.clone());
     driver.recover().await;
     actix_web::rt::spawn(driver.clone().run_clock());
     // The credential store opens before anything runs: a missing or wrong key stops here.

@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod alerts;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod driver;

@@ -195,6 +195,7 @@ fn new_run(task_id: i64, slot: &str) -> db::runs::NewRun {
         scheduled_for: Some(now().naive_utc()),
         created_at: now().naive_utc(),
         updated_at: now().naive_utc(),
+        job: None,
     }
 }
 

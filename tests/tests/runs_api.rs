@@ -38,6 +38,7 @@ fn runs_timeline_output_and_dashboard() {
             scheduled_for: Some(now.naive_utc()),
             created_at: now.naive_utc(),
             updated_at: now.naive_utc(),
+            job: None,
         };
         ids.push(db::runs::create(&mut c, &new).unwrap().id());
     }

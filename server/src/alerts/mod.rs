@@ -813,6 +813,7 @@ mod tests {
                 scheduled_for: Some(now),
                 created_at: now,
                 updated_at: now,
+                job: None,
             },
         )
         .unwrap()

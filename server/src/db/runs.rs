@@ -36,6 +36,8 @@ pub struct RunRow {
     pub output_truncated_bytes: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// What the run needs to be carried out again (`driver::StoredJob` as JSON).
+    pub job: Option<String>,
 }
 
 /// What a new run is made of. `kind` is scheduled, forced or adhoc.
@@ -57,6 +59,7 @@ pub struct NewRun {
     pub scheduled_for: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub job: Option<String>,
 }
 
 /// Whether `create` made the run or found it already there.
@@ -214,15 +217,66 @@ pub fn status_counts(
     })?)
 }
 
-/// Runs that were on an agent when the server stopped: the engine rebuilds its view from these.
-pub fn active(conn: &mut DbConn) -> DbResult<Vec<RunRow>> {
+/// Runs the driver carries on after a restart: those on (or sent to) an agent, those waiting
+/// for a retry, and those made but never dispatched outside a group (a grouped run's first
+/// attempt is its group's to start).
+pub fn unfinished(conn: &mut DbConn) -> DbResult<Vec<RunRow>> {
     Ok(with_conn!(conn, |c| runs::table
-        .filter(runs::status.eq_any(["TRIGGERED", "STARTED", "RUNNING"]))
+        .filter(
+            runs::status
+                .eq_any(["TRIGGERED", "STARTED", "RUNNING"])
+                .or(runs::status.eq("IDLE").and(runs::attempt.gt(0).or(runs::group_run_id.is_null()))),
+        )
         .order(runs::id)
         .select(RunRow::as_select())
         .load(c))?)
 }
 
+/// Records the agent a waiting run is sent to before it is sent, so a restart sends it to the
+/// same agent (whose journal accepts an attempt once) and never to a second one.
+pub fn set_agent(conn: &mut DbConn, id: i64, agent_id: i64, now: DateTime<Utc>) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::update(runs::table.find(id))
+        .set((runs::agent_id.eq(agent_id), runs::updated_at.eq(ts(now))))
+        .execute(c))?;
+    Ok(())
+}
+
+/// The latest slot instant since `floor` of one task's scheduled runs (or one group's).
+pub fn last_slot_of(
+    conn: &mut DbConn,
+    task_id: Option<i64>,
+    group_id: Option<i64>,
+    floor: DateTime<Utc>,
+) -> DbResult<Option<DateTime<Utc>>> {
+    use diesel::dsl::max;
+    let floor = ts(floor);
+    let at: Option<NaiveDateTime> = with_conn!(conn, |c| {
+        let mut q = runs::table
+            .filter(runs::scheduled_for.ge(floor).and(runs::kind.eq("scheduled")))
+            .select(max(runs::scheduled_for))
+            .into_boxed();
+        q = match (task_id, group_id) {
+            (_, Some(g)) => q.filter(runs::group_id.eq(g)),
+            (t, None) => q.filter(runs::task_id.eq(t).and(runs::group_id.is_null())),
+        };
+        q.first(c)
+    })?;
+    Ok(at.map(super::utc))
+}
+
+/// The latest slot instant of scheduled runs since `floor` per ungrouped task: where the engine
+/// got to before it stopped, so the slots of a downtime (even across midnight) are handled by the
+/// misfire policy.
+pub fn last_slots(conn: &mut DbConn, floor: DateTime<Utc>) -> DbResult<std::collections::HashMap<i64, DateTime<Utc>>> {
+    use diesel::dsl::max;
+    let floor = ts(floor);
+    let rows: Vec<(Option<i64>, Option<NaiveDateTime>)> = with_conn!(conn, |c| runs::table
+        .filter(runs::scheduled_for.ge(floor).and(runs::kind.eq("scheduled")).and(runs::group_id.is_null()))
+        .group_by(runs::task_id)
+        .select((runs::task_id, max(runs::scheduled_for)))
+        .load(c))?;
+    Ok(rows.into_iter().filter_map(|(id, at)| Some((id?, super::utc(at?)))).collect())
+}
 /// The runs of one group run, in order of creation.
 pub fn of_group_run(conn: &mut DbConn, group_run_id: i64) -> DbResult<Vec<RunRow>> {
     Ok(with_conn!(conn, |c| runs::table

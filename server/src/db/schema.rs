@@ -194,6 +194,7 @@ diesel::table! {
         output_truncated_bytes -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        job -> Nullable<Text>,
     }
 }
 

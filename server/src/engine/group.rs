@@ -9,7 +9,7 @@
 //! time against a state that matches the database; after a restart it reloads that state.
 
 use super::launch::{self, Origin};
-use super::task::{calendar, is_missed, note_missed, record_skip, start_of_today, CalendarCache};
+use super::task::{calendar, handled_until, is_missed, note_missed, record_skip, CalendarCache, CATCH_UP};
 use super::{EngineDeps, GroupRunChanged};
 use crate::db::{self, DbConn, DbResult};
 use crate::driver::JobSpec;
@@ -19,7 +19,7 @@ use baton_schema::definition::{GroupDef, MisfirePolicy, TaskDef};
 use baton_schema::flow::{self, FlowAction, Member};
 use baton_schema::run::{Reason, RunEvent, RunStatus};
 use baton_schema::schedule::Slot;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -83,7 +83,7 @@ fn open_run_from_db(c: &mut DbConn, row: &db::group_runs::GroupRunRow) -> DbResu
     })
 }
 
-fn load(c: &mut DbConn, gid: i64, grace: chrono::Duration) -> DbResult<Option<Group>> {
+fn load(c: &mut DbConn, gid: i64, grace: chrono::Duration, now: DateTime<Utc>) -> DbResult<Option<Group>> {
     let Ok(row) = db::groups::get(c, gid) else { return Ok(None) };
     if !row.active {
         return Ok(None);
@@ -104,7 +104,8 @@ fn load(c: &mut DbConn, gid: i64, grace: chrono::Duration) -> DbResult<Option<Gr
                 Some(n) => calendar(c, &mut CalendarCache::new(), row.instance_id, n.as_str())?,
                 None => None,
             };
-            let from = start_of_today(s.timezone, Utc::now()).max(db::utc(row.updated_at));
+            let last = db::runs::last_slot_of(c, None, Some(gid), now - CATCH_UP)?;
+            let from = handled_until(s.timezone, now, db::utc(row.updated_at), last);
             Some(ScheduleClock::new(s.clone(), cal, MisfirePolicy::RunOnce, grace, from))
         }
         None => None,
@@ -154,7 +155,7 @@ fn spec_of(p: &Pass, name: &str) -> Option<JobSpec> {
         group_run_id: Some(p.run.id),
         slot: &p.run.slot,
     };
-    Some(launch::build(def, &origin).1)
+    Some(launch::build(def, &origin, p.deps.clock.now()).1)
 }
 
 /// Advances one group run as far as it goes now.
@@ -185,7 +186,8 @@ async fn pass(mut p: Pass) -> Passed {
         match step.actions.first() {
             Some(FlowAction::Start(_)) => {
                 let id = p.run.id;
-                if let Err(e) = p.deps.db.run(move |c| db::group_runs::set_running(c, id, Utc::now())).await {
+                let now = p.deps.clock.now();
+                if let Err(e) = p.deps.db.run(move |c| db::group_runs::set_running(c, id, now)).await {
                     tracing::error!(group_run = id, error = %e, "starting a group run");
                     return Passed { run: p.run, ended: None, changed, crashed: false };
                 }
@@ -213,7 +215,8 @@ async fn pass(mut p: Pass) -> Passed {
     };
     if p.run.reopened && step.actions.iter().any(|a| matches!(a, FlowAction::Start(_))) {
         let id = p.run.id;
-        match p.deps.db.run(move |c| db::group_runs::set_running(c, id, Utc::now())).await {
+        let now = p.deps.clock.now();
+        match p.deps.db.run(move |c| db::group_runs::set_running(c, id, now)).await {
             Ok(()) => p.run.reopened = false,
             Err(e) => tracing::error!(group_run = id, error = %e, "running a group run again"),
         }
@@ -254,7 +257,13 @@ struct Opening {
     tasks: Arc<BTreeMap<String, (i64, TaskDef)>>,
 }
 
-fn open_run(c: &mut DbConn, g: &Opening, slot: &Slot, skip: Option<&Reason>) -> DbResult<Option<OpenRun>> {
+fn open_run(
+    c: &mut DbConn,
+    g: &Opening,
+    slot: &Slot,
+    skip: Option<&Reason>,
+    now: DateTime<Utc>,
+) -> DbResult<Option<OpenRun>> {
     let (gid, held) = (g.gid, g.held);
     let status = match (skip, held) {
         (Some(_), _) => "SKIPPED",
@@ -262,7 +271,7 @@ fn open_run(c: &mut DbConn, g: &Opening, slot: &Slot, skip: Option<&Reason>) -> 
         (None, false) => "RUNNING",
     };
     db::transaction(c, |c| {
-        let (id, new) = db::group_runs::create(c, gid, slot.run_date, &slot.key(), status, Utc::now())?;
+        let (id, new) = db::group_runs::create(c, gid, slot.run_date, &slot.key(), status, now)?;
         if !new {
             return Ok(None);
         }
@@ -275,14 +284,14 @@ fn open_run(c: &mut DbConn, g: &Opening, slot: &Slot, skip: Option<&Reason>) -> 
                 group_run_id: Some(id),
                 slot,
             };
-            let (row, _) = launch::build(def, &origin);
+            let (row, _) = launch::build(def, &origin, now);
             let run_id = db::runs::create(c, &row)?.id();
-            if is_missed(slot.at, skip) {
-                note_missed(c, &row, run_id, slot.at, skip.is_none())?;
+            if is_missed(slot.at, skip, now) {
+                note_missed(c, &row, run_id, slot.at, skip.is_none(), now)?;
             }
             let mut status = RunStatus::Idle;
             if let Some(r) = skip {
-                record_skip(c, run_id, r.clone())?;
+                record_skip(c, run_id, r.clone(), now)?;
                 status = RunStatus::Skipped;
             }
             members.insert(def.name.to_string(), MemberRun { run_id, status, attempt: 0 });
@@ -304,31 +313,34 @@ impl GroupActor {
     }
 
     fn reload(&mut self, ctx: &mut Context<Self>) {
-        let (db, gid, grace) = (self.deps.db.clone(), self.gid, self.deps.grace);
-        ctx.wait(async move { db.run(move |c| load(c, gid, grace)).await }.into_actor(self).map(|res, act, ctx| {
-            if let Some(old) = act.group.take() {
-                if let Some(h) = old.timer {
-                    ctx.cancel_future(h);
+        let (db, gid, grace, now) = (self.deps.db.clone(), self.gid, self.deps.grace, self.deps.clock.now());
+        ctx.wait(async move { db.run(move |c| load(c, gid, grace, now)).await }.into_actor(self).map(
+            |res, act, ctx| {
+                if let Some(old) = act.group.take() {
+                    if let Some(h) = old.timer {
+                        ctx.cancel_future(h);
+                    }
+                    act.deps.group_actors.fetch_sub(1, Ordering::Relaxed);
                 }
-                act.deps.group_actors.fetch_sub(1, Ordering::Relaxed);
-            }
-            match res {
-                Ok(g) => act.group = g,
-                Err(e) => {
-                    // The database is away: try again in a moment, through the supervisor.
-                    tracing::error!(group = act.gid, error = %e, "loading a group for the engine");
-                    ctx.run_later(std::time::Duration::from_secs(1), |_, ctx| ctx.stop());
+                match res {
+                    Ok(g) => act.group = g,
+                    Err(e) => {
+                        // The database is away: try again in a moment, through the supervisor.
+                        tracing::error!(group = act.gid, error = %e, "loading a group for the engine");
+                        ctx.run_later(std::time::Duration::from_secs(1), |_, ctx| ctx.stop());
+                    }
                 }
-            }
-            if act.group.is_some() {
-                act.deps.group_actors.fetch_add(1, Ordering::Relaxed);
-                let open: Vec<i64> = act.group.as_ref().map(|g| g.open.keys().copied().collect()).unwrap_or_default();
-                for id in open {
-                    act.advance(id, ctx);
+                if act.group.is_some() {
+                    act.deps.group_actors.fetch_add(1, Ordering::Relaxed);
+                    let open: Vec<i64> =
+                        act.group.as_ref().map(|g| g.open.keys().copied().collect()).unwrap_or_default();
+                    for id in open {
+                        act.advance(id, ctx);
+                    }
+                    act.wake(ctx);
                 }
-                act.wake(ctx);
-            }
-        }));
+            },
+        ));
     }
 
     fn arm(&mut self, ctx: &mut Context<Self>) {
@@ -337,16 +349,17 @@ impl GroupActor {
             ctx.cancel_future(h);
         }
         let Some(at) = g.clock.as_ref().and_then(ScheduleClock::next_wakeup) else { return };
-        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+        let wait = (at - self.deps.clock.now()).to_std().unwrap_or_default();
         g.timer = Some(ctx.run_later(wait, |act, ctx| act.wake(ctx)));
     }
 
     fn wake(&mut self, ctx: &mut Context<Self>) {
+        let now = self.deps.clock.now();
         let Some(g) = self.group.as_mut() else { return };
         g.timer = None;
         let gid = self.gid;
         let Some(actions) =
-            super::guarded("group clock", gid, || g.clock.as_mut().map(|c| c.poll(Utc::now())).unwrap_or_default())
+            super::guarded("group clock", gid, || g.clock.as_mut().map(|c| c.poll(now)).unwrap_or_default())
         else {
             ctx.stop();
             return;
@@ -372,10 +385,11 @@ impl GroupActor {
             held: g.def.dependency.is_some(),
             tasks: g.tasks.clone(),
         };
-        let date = slot.run_date;
+        let (date, now) = (slot.run_date, self.deps.clock.now());
         ctx.wait(
-            async move { db.run(move |c| open_run(c, &opening, &slot, skip.as_ref())).await }.into_actor(self).map(
-                move |res, act, ctx| match res {
+            async move { db.run(move |c| open_run(c, &opening, &slot, skip.as_ref(), now)).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| match res {
                     Ok(Some(run)) => {
                         let id = run.id;
                         tracing::info!(group = act.gid, group_run = id, run_date = %date, "group fired");
@@ -388,8 +402,7 @@ impl GroupActor {
                     }
                     Ok(None) => {}
                     Err(e) => tracing::error!(group = act.gid, error = %e, "opening a group run"),
-                },
-            ),
+                }),
         );
     }
 
@@ -414,14 +427,15 @@ impl GroupActor {
         };
         let db = self.deps.db.clone();
         let ends = self.deps.group_ends.clone();
-        let gid = self.gid;
+        let (gid, clock) = (self.gid, self.deps.clock.clone());
         ctx.wait(
             async move {
                 let done = pass(p).await;
                 if let Some(status) = done.ended {
                     let id = done.run.id;
                     let st = status.as_str();
-                    match db.run(move |c| db::group_runs::finish(c, id, st, Utc::now())).await {
+                    let now = clock.now();
+                    match db.run(move |c| db::group_runs::finish(c, id, st, now)).await {
                         Ok(()) => {
                             let _ = ends.send(crate::alerts::GroupRunEnd {
                                 group_id: gid,
@@ -585,7 +599,7 @@ impl Handler<DateChanged> for GroupActor {
             g.open.values().filter(|r| r.held && r.slot.run_date == d.run_date).map(|r| r.id).collect();
         if held.is_empty() && g.def.schedule.is_none() {
             // A group that follows others opens its run of the day when one of them does.
-            let slot = launch::stored_slot(d.run_date, "", Utc::now());
+            let slot = launch::stored_slot(d.run_date, "", self.deps.clock.now());
             self.open(slot, None, ctx);
             return;
         }

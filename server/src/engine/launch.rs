@@ -7,7 +7,7 @@ use crate::service::execution::expand_command;
 use baton_schema::definition::TaskDef;
 use baton_schema::schedule::Slot;
 use baton_schema::FieldError;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 /// Where a run comes from.
@@ -23,25 +23,30 @@ pub struct Origin<'a> {
 
 /// The row to store (status IDLE, kind scheduled) and the job to start once it may. Definitions
 /// are validated when saved, so expansion only fails on a stale row: the text is kept as it is.
-pub fn build(def: &TaskDef, origin: &Origin<'_>) -> (db::runs::NewRun, JobSpec) {
+pub fn build(def: &TaskDef, origin: &Origin<'_>, now: DateTime<Utc>) -> (db::runs::NewRun, JobSpec) {
     let lenient = |t: &str, values: &HashMap<String, String>| {
         Ok::<_, std::convert::Infallible>(expand_command(t, values).unwrap_or_else(|_| t.to_string()))
     };
-    match make(def, origin, lenient) {
+    match make(def, origin, lenient, now) {
         Ok(built) => built,
         Err(never) => match never {},
     }
 }
 
 /// As `build`, but a placeholder that cannot be expanded is an error (for a run an operator asks for).
-pub fn try_build(def: &TaskDef, origin: &Origin<'_>) -> Result<(db::runs::NewRun, JobSpec), FieldError> {
-    make(def, origin, expand_command)
+pub fn try_build(
+    def: &TaskDef,
+    origin: &Origin<'_>,
+    now: DateTime<Utc>,
+) -> Result<(db::runs::NewRun, JobSpec), FieldError> {
+    make(def, origin, expand_command, now)
 }
 
 fn make<E>(
     def: &TaskDef,
     origin: &Origin<'_>,
     expand: impl Fn(&str, &HashMap<String, String>) -> Result<String, E>,
+    now: DateTime<Utc>,
 ) -> Result<(db::runs::NewRun, JobSpec), E> {
     let slot = origin.slot;
     let mut values: HashMap<String, String> = def.profile.iter().map(|(k, v)| (format!("E:{k}"), v.clone())).collect();
@@ -53,7 +58,7 @@ fn make<E>(
     let command = expand(&def.command, &values)?;
     let stdout_path = def.stdout_path.as_deref().map(|p| expand(p, &values)).transpose()?;
     let stderr_path = def.stderr_path.as_deref().map(|p| expand(p, &values)).transpose()?;
-    let now = db::ts(Utc::now());
+    let now = db::ts(now);
     let group_id = origin.group.map(|(g, _)| g);
     let row = db::runs::NewRun {
         kind: "scheduled".into(),
@@ -71,6 +76,7 @@ fn make<E>(
         scheduled_for: Some(db::ts(slot.at)),
         created_at: now,
         updated_at: now,
+        job: None,
     };
     let mut env = def.profile.clone();
     env.insert("YYYYMMDD".into(), slot.run_date.format("%Y%m%d").to_string());
@@ -89,6 +95,7 @@ fn make<E>(
         run_date: slot.run_date,
         group_run: GroupRunRef::of(group_id, origin.group_run_id),
     };
+    let row = db::runs::NewRun { job: Some(spec.stored()), ..row };
     Ok((row, spec))
 }
 
@@ -101,7 +108,10 @@ pub fn stored_slot(run_date: chrono::NaiveDate, key: &str, at: chrono::DateTime<
 }
 
 /// The job of a stored run that was held (frozen) and may start now.
-pub fn stored_job(c: &mut db::DbConn, run: &db::runs::RunRow) -> db::DbResult<Option<JobSpec>> {
+pub fn stored_job(c: &mut db::DbConn, run: &db::runs::RunRow, now: DateTime<Utc>) -> db::DbResult<Option<JobSpec>> {
+    if let Some(spec) = JobSpec::of_row(run) {
+        return Ok(Some(spec));
+    }
     let Some(tid) = run.task_id else { return Ok(None) };
     let row = db::tasks::get(c, tid)?;
     let instance = db::instances::get(c, row.instance_id)?.name;
@@ -110,7 +120,7 @@ pub fn stored_job(c: &mut db::DbConn, run: &db::runs::RunRow) -> db::DbResult<Op
         None => None,
     };
     let Ok(def) = TaskDef::parse(&row.to_draft(&instance, group.as_deref(), Vec::new())?) else { return Ok(None) };
-    let slot = stored_slot(run.run_date, &run.slot, run.scheduled_for.map_or_else(Utc::now, db::utc));
+    let slot = stored_slot(run.run_date, &run.slot, run.scheduled_for.map_or(now, db::utc));
     let origin = Origin {
         task_id: tid,
         instance_id: row.instance_id,
@@ -118,7 +128,7 @@ pub fn stored_job(c: &mut db::DbConn, run: &db::runs::RunRow) -> db::DbResult<Op
         group_run_id: run.group_run_id,
         slot: &slot,
     };
-    let (_, mut spec) = build(&def, &origin);
+    let (_, mut spec) = build(&def, &origin, now);
     // The stored command is the one the run was made with.
     spec.command.clone_from(&run.command);
     Ok(Some(spec))

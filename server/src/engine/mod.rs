@@ -12,7 +12,7 @@ pub mod task;
 use crate::db::{self, Db};
 use crate::driver::{Driver, RunUpdate};
 use actix::prelude::*;
-use chrono::{Duration, NaiveDate};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use group::{DateChanged, GroupActor, MemberChanged, MemberUpdate, Reload};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -47,12 +47,15 @@ pub struct EngineDeps {
     pub group_actors: Arc<AtomicU64>,
     /// Group runs that ended (alerts listen).
     pub group_ends: tokio::sync::broadcast::Sender<crate::alerts::GroupRunEnd>,
+    /// The time, shared with the driver.
+    pub clock: crate::clock::SharedClock,
 }
 
 impl EngineDeps {
     pub fn new(db: Db, driver: Arc<Driver>, grace: Duration) -> Self {
         Self {
             db,
+            clock: driver.clock(),
             driver,
             grace,
             restarts: Default::default(),
@@ -102,7 +105,8 @@ struct Loaded {
     groups: Vec<(i64, i64)>,
 }
 
-fn load_everything(c: &mut db::DbConn, grace: Duration) -> db::DbResult<Loaded> {
+fn load_everything(c: &mut db::DbConn, grace: Duration, now: DateTime<Utc>) -> db::DbResult<Loaded> {
+    let last_slots = db::runs::last_slots(c, now - task::CATCH_UP)?;
     let instances: HashMap<i64, String> = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
     let filter = db::tasks::TaskFilter { active: Some(true), ungrouped: true, ..Default::default() };
     let mut calendars = CalendarCache::new();
@@ -113,7 +117,8 @@ fn load_everything(c: &mut db::DbConn, grace: Duration) -> db::DbResult<Loaded> 
         let Some(last) = rows.last() else { break };
         after = Some(last.id);
         for row in rows.iter().filter(|r| r.schedule.is_some()) {
-            if let Some(l) = task::prepare(c, row, &instances, &mut calendars, grace)? {
+            let last = last_slots.get(&row.id).copied();
+            if let Some(l) = task::prepare(c, row, &instances, &mut calendars, grace, now, last)? {
                 tasks.push((row.id, l));
             }
         }
@@ -167,9 +172,9 @@ impl Engine {
     }
 
     fn load_all(&mut self, ctx: &mut Context<Self>) {
-        let (db, grace) = (self.deps.db.clone(), self.deps.grace);
+        let (db, grace, now) = (self.deps.db.clone(), self.deps.grace, self.deps.clock.now());
         let started = std::time::Instant::now();
-        ctx.wait(async move { db.run(move |c| load_everything(c, grace)).await }.into_actor(self).map(
+        ctx.wait(async move { db.run(move |c| load_everything(c, grace, now)).await }.into_actor(self).map(
             move |res, act, ctx| match res {
                 Ok(loaded) => {
                     for old in act.tasks.drain().map(|(_, a)| a).collect::<Vec<_>>() {

@@ -32,6 +32,22 @@ pub fn start_of_today(tz: chrono_tz::Tz, now: DateTime<Utc>) -> DateTime<Utc> {
         .map_or(now, |t| t.with_timezone(&Utc))
 }
 
+/// How far back a (re)loaded clock looks for slots it has not handled.
+pub const CATCH_UP: Duration = Duration::hours(24);
+
+/// Where a clock starts after a (re)load: after the last slot the engine handled, so the slots of
+/// a downtime (even one across midnight) go through the misfire policy; never before the
+/// definition last changed, nor more than `CATCH_UP` back. With no slot handled since then, at the
+/// later of local midnight and the change.
+pub fn handled_until(
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+    changed_at: DateTime<Utc>,
+    last_slot: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    last_slot.unwrap_or_else(|| start_of_today(tz, now)).max(changed_at).max(now - CATCH_UP)
+}
+
 /// Calendars by (instance, name), read once per load.
 pub type CalendarCache = HashMap<(i64, String), Option<Calendar>>;
 
@@ -52,6 +68,8 @@ pub fn prepare(
     instances: &HashMap<i64, String>,
     calendars: &mut CalendarCache,
     grace: Duration,
+    now: DateTime<Utc>,
+    last_slot: Option<DateTime<Utc>>,
 ) -> DbResult<Option<Loaded>> {
     if !row.active || row.group_id.is_some() || row.schedule.is_none() {
         return Ok(None);
@@ -64,8 +82,7 @@ pub fn prepare(
         Some(name) => calendar(c, calendars, row.instance_id, name.as_str())?,
         None => None,
     };
-    // Slots from the start of today (downtime), but not from before the definition last changed.
-    let from = start_of_today(schedule.timezone, Utc::now()).max(db::utc(row.updated_at));
+    let from = handled_until(schedule.timezone, now, db::utc(row.updated_at), last_slot);
     let clock = ScheduleClock::new(schedule, cal, def.misfire_policy, grace, from);
     // The clock holds the schedule; the definition keeps only what a run is made of.
     let mut def = def;
@@ -74,13 +91,14 @@ pub fn prepare(
 }
 
 async fn load_task(deps: &EngineDeps, tid: i64) -> Result<Option<Loaded>, ()> {
-    let grace = deps.grace;
+    let (grace, now) = (deps.grace, deps.clock.now());
     let res = deps
         .db
         .run(move |c| {
             let row = db::tasks::get(c, tid)?;
             let instances = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
-            prepare(c, &row, &instances, &mut CalendarCache::new(), grace)
+            let last = db::runs::last_slot_of(c, Some(tid), None, now - CATCH_UP)?;
+            prepare(c, &row, &instances, &mut CalendarCache::new(), grace, now, last)
         })
         .await;
     match res {
@@ -100,8 +118,9 @@ async fn carry_out(deps: EngineDeps, tid: i64, instance_id: i64, def: TaskDef, a
         Action::Fire(s) => (s, None),
         Action::Skip(s, r) => (s, Some(r)),
     };
+    let now = deps.clock.now();
     let (row, spec) =
-        launch::build(&def, &Origin { task_id: tid, instance_id, group: None, group_run_id: None, slot: &slot });
+        launch::build(&def, &Origin { task_id: tid, instance_id, group: None, group_run_id: None, slot: &slot }, now);
     let reason = skip.clone();
     let (run_date, slot_at) = (slot.run_date, slot.at);
     let created = deps
@@ -110,11 +129,11 @@ async fn carry_out(deps: EngineDeps, tid: i64, instance_id: i64, def: TaskDef, a
             db::transaction(c, |c| {
                 let created = db::runs::create(c, &row)?;
                 if let (db::runs::Created::New(id), Some(r)) = (created, &reason) {
-                    record_skip(c, id, r.clone())?;
+                    record_skip(c, id, r.clone(), now)?;
                 }
                 if let db::runs::Created::New(id) = created {
-                    if is_missed(slot_at, reason.as_ref()) {
-                        note_missed(c, &row, id, slot_at, reason.is_none())?;
+                    if is_missed(slot_at, reason.as_ref(), now) {
+                        note_missed(c, &row, id, slot_at, reason.is_none(), now)?;
                     }
                 }
                 let frozen = db::events::frozen(c, tid, run_date)?;
@@ -153,8 +172,9 @@ pub fn note_missed(
     run_id: i64,
     slot_at: DateTime<Utc>,
     ran: bool,
+    now: DateTime<Utc>,
 ) -> DbResult<()> {
-    let late = (Utc::now() - slot_at).num_seconds();
+    let late = (now - slot_at).num_seconds();
     let id = db::events::insert(
         c,
         &db::events::NewEvent {
@@ -166,21 +186,21 @@ pub fn note_missed(
             run_id: Some(run_id),
             run_date: Some(run.run_date),
             payload: format!("{{\"slot\":\"{}\",\"late_seconds\":{late}}}", run.slot),
-            created_at: db::ts(Utc::now()),
+            created_at: db::ts(now),
         },
     )?;
     let result = if ran { format!("ran {late} s late") } else { "skipped".to_string() };
-    db::events::acknowledge(c, id, true, &result, Utc::now())
+    db::events::acknowledge(c, id, true, &result, now)
 }
 
 /// Whether a slot handled now was missed while the server was down.
-pub fn is_missed(slot_at: DateTime<Utc>, skip: Option<&Reason>) -> bool {
-    matches!(skip, Some(Reason::Missed { .. })) || (skip.is_none() && Utc::now() - slot_at > ON_TIME)
+pub fn is_missed(slot_at: DateTime<Utc>, skip: Option<&Reason>, now: DateTime<Utc>) -> bool {
+    matches!(skip, Some(Reason::Missed { .. })) || (skip.is_none() && now - slot_at > ON_TIME)
 }
 
 /// Records a new (IDLE) run as Skipped with its reason, through the run machine.
-pub fn record_skip(c: &mut DbConn, id: i64, reason: Reason) -> DbResult<()> {
-    if let Err(why) = crate::driver::settle_stored(c, id, &RunEvent::Skip { reason })? {
+pub fn record_skip(c: &mut DbConn, id: i64, reason: Reason, now: DateTime<Utc>) -> DbResult<()> {
+    if let Err(why) = crate::driver::settle_stored(c, id, &RunEvent::Skip { reason }, now)? {
         tracing::error!(run = id, %why, "skipping a new run");
     }
     Ok(())
@@ -206,14 +226,15 @@ impl TaskActor {
             ctx.cancel_future(h);
         }
         let Some(at) = l.clock.next_wakeup() else { return };
-        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+        let wait = (at - self.deps.clock.now()).to_std().unwrap_or_default();
         l.timer = Some(ctx.run_later(wait, |act, ctx| act.wake(ctx)));
     }
 
     fn wake(&mut self, ctx: &mut Context<Self>) {
         let Some(l) = self.loaded.as_mut() else { return };
         l.timer = None;
-        let Some(actions) = super::guarded("task clock", l.tid, || l.clock.poll(Utc::now())) else {
+        let now = self.deps.clock.now();
+        let Some(actions) = super::guarded("task clock", l.tid, || l.clock.poll(now)) else {
             ctx.stop();
             return;
         };
@@ -329,6 +350,75 @@ mod tests {
         }
     }
 
+    /// Down from 23:57 to 00:12 (last slot handled: 23:55): the slots of yesterday evening go
+    /// through the misfire policy like the others, instead of being neither run nor recorded.
+    #[test]
+    fn a_downtime_across_midnight_is_handled_by_the_misfire_policy() {
+        use baton_schema::clock::{Action, ScheduleClock};
+        use baton_schema::definition::MisfirePolicy;
+        use baton_schema::schedule::Schedule;
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let draft = ScheduleDraft { cron: Some("*/5 * * * *".into()), timezone: "UTC".into(), ..Default::default() };
+        let schedule = Schedule::parse(&draft).unwrap();
+        let (now, changed) = (t("2027-03-02T00:12:00Z"), t("2027-02-01T09:00:00Z"));
+        let from = handled_until(chrono_tz::UTC, now, changed, Some(t("2027-03-01T23:55:00Z")));
+        assert_eq!(from, t("2027-03-01T23:55:00Z"));
+        let mut clock = ScheduleClock::new(schedule, None, MisfirePolicy::RunAll, Duration::minutes(15), from);
+        let got: Vec<(String, bool)> = clock
+            .poll(now)
+            .into_iter()
+            .map(|a| match a {
+                Action::Fire(s) => (s.key(), true),
+                Action::Skip(s, _) => (s.key(), false),
+            })
+            .collect();
+        // 23:55 was handled before the stop; the slots after it, on the next day, run.
+        let want: Vec<(String, bool)> =
+            ["2027-03-02T00:00:00", "2027-03-02T00:05:00", "2027-03-02T00:10:00"].map(|k| (k.to_string(), true)).into();
+        assert_eq!(got, want);
+
+        // Last handled 23:40: yesterday's 23:45, 23:50 and 23:55 (27 to 17 minutes late, past the
+        // 15 minutes of grace) are skipped as missed; today's slots run late.
+        let from = handled_until(chrono_tz::UTC, now, changed, Some(t("2027-03-01T23:40:00Z")));
+        let mut clock = ScheduleClock::new(
+            Schedule::parse(&draft).unwrap(),
+            None,
+            MisfirePolicy::RunAll,
+            Duration::minutes(15),
+            from,
+        );
+        let got: Vec<(String, bool)> = clock
+            .poll(now)
+            .into_iter()
+            .map(|a| match a {
+                Action::Fire(s) => (s.key(), true),
+                Action::Skip(s, r) => {
+                    assert!(matches!(r, Reason::Missed { .. }), "{r:?}");
+                    (s.key(), false)
+                }
+            })
+            .collect();
+        let keys: Vec<(&str, bool)> = got.iter().map(|(k, f)| (k.as_str(), *f)).collect();
+        assert_eq!(
+            keys,
+            [
+                ("2027-03-01T23:45:00", false),
+                ("2027-03-01T23:50:00", false),
+                ("2027-03-01T23:55:00", false),
+                ("2027-03-02T00:00:00", true),
+                ("2027-03-02T00:05:00", true),
+                ("2027-03-02T00:10:00", true),
+            ]
+        );
+
+        // With nothing handled yet, from local midnight (or the change, if later), as before;
+        // never more than a day back.
+        assert_eq!(handled_until(chrono_tz::UTC, now, changed, None), t("2027-03-02T00:00:00Z"));
+        assert_eq!(handled_until(chrono_tz::UTC, now, now - Duration::minutes(3), None), now - Duration::minutes(3));
+        let long_ago = Some(t("2027-02-20T00:00:00Z"));
+        assert_eq!(handled_until(chrono_tz::UTC, now, changed, long_ago), now - CATCH_UP);
+    }
+
     #[test]
     fn a_panicking_actor_is_restarted_by_its_supervisor_and_reloads_its_task() {
         let dir = tempfile::tempdir().unwrap();
@@ -344,7 +434,7 @@ mod tests {
         };
         actix::System::new().block_on(async move {
             let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default());
-            let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20);
+            let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, crate::clock::system());
             let deps = EngineDeps::new(db, driver, Duration::minutes(15));
             let d = deps.clone();
             let addr = Supervisor::start(move |_| TaskActor::new(tid, d, None));

@@ -48,8 +48,9 @@ pub(super) fn task_timezone(c: &mut db::DbConn, row: &db::tasks::TaskRow) -> Res
 }
 
 /// A new run for `target`, not yet tied to a task (adhoc).
-fn new_run(kind: &str, run_date: NaiveDate, slot: String, command: &str, target: &str, user: &str) -> db::runs::NewRun {
-    let now = db::ts(Utc::now());
+fn new_run(run_date: NaiveDate, slot: String, spec: &JobSpec, now: chrono::DateTime<Utc>) -> db::runs::NewRun {
+    let (kind, command, target, user) = ("adhoc", &spec.command, &spec.target, &spec.run_as_user);
+    let now = db::ts(now);
     db::runs::NewRun {
         kind: kind.into(),
         task_id: None,
@@ -66,6 +67,7 @@ fn new_run(kind: &str, run_date: NaiveDate, slot: String, command: &str, target:
         scheduled_for: Some(now),
         created_at: now,
         updated_at: now,
+        job: Some(spec.stored()),
     }
 }
 
@@ -100,9 +102,28 @@ impl Services {
             (None, false) => req.agents.clone(),
             _ => return Err(ApiError::invalid("agents", "one_of", "give agents or a queue, not both and not neither")),
         };
+        let now = self.driver.now();
+        let specs: Vec<JobSpec> = agents
+            .iter()
+            .map(|agent| JobSpec {
+                task: "adhoc".into(),
+                command: req.command.clone(),
+                run_as_user: req.run_as_user.clone(),
+                env: BTreeMap::new(),
+                stdout_path: None,
+                stderr_path: None,
+                max_run_time_seconds: req.max_run_time_seconds,
+                accept_expiry_seconds: 60,
+                retry: RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 },
+                target: agent.clone(),
+                run_date: now.date_naive(),
+                group_run: None,
+            })
+            .collect();
         let (actor, command, user) = (p.username.clone(), req.command.clone(), req.run_as_user.clone());
         let names = agents.clone();
-        let ids: Vec<(i64, String)> = self
+        let to_make = specs.clone();
+        let ids: Vec<i64> = self
             .run(move |c| {
                 for a in &names {
                     if db::agents::by_name(c, a)?.is_none() {
@@ -110,12 +131,11 @@ impl Services {
                     }
                 }
                 db::transaction(c, |c| {
-                    let stamp = Utc::now().format("%Y%m%dT%H%M%S%.6f").to_string();
+                    let stamp = now.format("%Y%m%dT%H%M%S%.6f").to_string();
                     let mut ids = Vec::new();
-                    for a in &names {
-                        let run =
-                            new_run("adhoc", Utc::now().date_naive(), format!("adhoc-{stamp}-{a}"), &command, a, &user);
-                        ids.push((db::runs::create(c, &run)?.id(), a.clone()));
+                    for spec in &to_make {
+                        let run = new_run(now.date_naive(), format!("adhoc-{stamp}-{}", spec.target), spec, now);
+                        ids.push(db::runs::create(c, &run)?.id());
                     }
                     let after = format!(
                         "{{\"agents\":{},\"command\":{},\"run_as_user\":{}}}",
@@ -129,21 +149,7 @@ impl Services {
             })
             .await?;
         let mut out = Vec::new();
-        for (id, agent) in ids {
-            let spec = JobSpec {
-                task: "adhoc".into(),
-                command: req.command.clone(),
-                run_as_user: req.run_as_user.clone(),
-                env: BTreeMap::new(),
-                stdout_path: None,
-                stderr_path: None,
-                max_run_time_seconds: req.max_run_time_seconds,
-                accept_expiry_seconds: 60,
-                retry: RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 },
-                target: agent,
-                run_date: Utc::now().date_naive(),
-                group_run: None,
-            };
+        for (id, spec) in ids.into_iter().zip(specs) {
             self.driver.start(id, spec).await;
             out.push(self.run_record(p, id).await?);
         }
@@ -157,6 +163,7 @@ impl Services {
         run_date: Option<NaiveDate>,
     ) -> BackendResult<RunRecord> {
         let pc = p.clone();
+        let now = self.driver.now();
         let (id, spec, event) = self
             .run(move |c| {
                 require(&pc, Role::Operator)?;
@@ -164,12 +171,12 @@ impl Services {
                 check_instance_id(c, &pc, row.instance_id).map_err(|_| ApiError::NotFound("task".into()))?;
                 let rec = task_records(c, vec![row.clone()])?.remove(0);
                 let def = TaskDef::parse(&rec.draft)?;
-                let local_now = Utc::now().with_timezone(&task_timezone(c, &row)?);
+                let local_now = now.with_timezone(&task_timezone(c, &row)?);
                 let date = run_date.unwrap_or_else(|| local_now.date_naive());
                 let slot = Slot {
                     run_date: date,
                     local: local_now.naive_local(),
-                    at: Utc::now(),
+                    at: now,
                     utc_offset_seconds: 0,
                     dst: None,
                     holiday: None,
@@ -181,9 +188,9 @@ impl Services {
                     group_run_id: None,
                     slot: &slot,
                 };
-                let (mut run, spec) = launch::try_build(&def, &origin)?;
+                let (mut run, spec) = launch::try_build(&def, &origin, now)?;
                 run.kind = "forced".into();
-                run.slot = format!("force-{}", Utc::now().format("%Y%m%dT%H%M%S%.6f"));
+                run.slot = format!("force-{}", now.format("%Y%m%dT%H%M%S%.6f"));
                 let (id, event) = db::transaction(c, |c| {
                     let id = db::runs::create(c, &run)?.id();
                     let target = super::operator::Target {

@@ -166,7 +166,10 @@ impl Services {
                 // goes back to its group's flow, which starts it when its dependency holds.
                 if !freeze && r.group_run_id.is_none() {
                     let row = r.clone();
-                    if let Ok(Some(spec)) = self.run(move |c| Ok(crate::engine::launch::stored_job(c, &row)?)).await {
+                    let now = self.driver.now();
+                    if let Ok(Some(spec)) =
+                        self.run(move |c| Ok(crate::engine::launch::stored_job(c, &row, now)?)).await
+                    {
                         self.driver.start(r.id, spec).await;
                     }
                 }

@@ -1,0 +1,2 @@
+DROP INDEX runs_by_scheduled_for;
+ALTER TABLE runs DROP COLUMN job;
