@@ -360,3 +360,24 @@ pub fn alive(pid: u32) -> bool {
         state != Some('Z')
     })
 }
+
+/// A fresh, empty database on the PostgreSQL server of `BATON_TEST_DATABASE_URL` (set by
+/// `cargo xtask test`), as a URL for `--database-url`; None when the variable is not set.
+pub fn fresh_postgres() -> Option<String> {
+    use diesel::{Connection, RunQueryDsl};
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = std::env::var("BATON_TEST_DATABASE_URL").ok()?;
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros();
+    let name = format!("baton_e2e_{}_{stamp}_{n}", std::process::id());
+    let mut admin = diesel::PgConnection::establish(&base).expect("connect to BATON_TEST_DATABASE_URL");
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create a test database");
+    let (prefix, _) = base.rsplit_once('/').expect("a URL with a database path");
+    Some(format!("{prefix}/{name}"))
+}
+
+/// The databases an end-to-end test runs on: SQLite (None: the server's default under its data
+/// directory) and, when the test command started one, a fresh PostgreSQL database.
+pub fn databases() -> Vec<Option<String>> {
+    std::iter::once(None).chain(fresh_postgres().map(Some)).collect()
+}
