@@ -200,6 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { config, listen, data, database_url } => {
             let config = Config::load(config.as_deref(), Overrides { listen, data_dir: data, database_url })?;
             tracing::info!(database = %config.database.redacted(), backend = config.database.backend_name(), "opening the database");
+            let _serving = config.database.lock_for_serving()?;
             let db = Db::open(config.database.clone())?;
             let mut conn = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
             if let Some(password) = users::bootstrap(&mut conn).map_err(api_error)? {

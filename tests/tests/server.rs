@@ -110,3 +110,26 @@ fn help_is_clear() {
         assert!(text.contains(flag), "{flag} missing from:\n{text}");
     }
 }
+
+#[test]
+fn a_second_server_on_the_same_sqlite_file_refuses_to_start() {
+    let first = Server::start().unwrap();
+    let out = Command::new(binary("baton"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(first.data_dir.path())
+        .env_remove("BATON_DATABASE_URL")
+        .env_remove("BATON_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("baton: error:")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("another baton serve is using the SQLite database"), "{stderr}");
+    assert!(lines[0].contains("PostgreSQL"), "says what to use instead: {stderr}");
+    // The first one is untouched, and once it is gone the file serves again.
+    assert_eq!(ureq::get(&first.url("/healthz")).call().unwrap().status(), 200);
+    let data_dir = first.kill();
+    let again = Server::start_in(data_dir, &[]).unwrap();
+    assert_eq!(ureq::get(&again.url("/healthz")).call().unwrap().status(), 200);
+}

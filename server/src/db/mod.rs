@@ -77,6 +77,28 @@ impl DatabaseUrl {
         }
     }
 
+    /// Holds a SQLite database for one `baton serve` while the returned file is open: SQLite is
+    /// the embedded single-server store, and a second server on the same file would schedule
+    /// everything twice, so it refuses to start. PostgreSQL needs no such lock (servers share it
+    /// through instance leases).
+    pub fn lock_for_serving(&self) -> anyhow::Result<Option<std::fs::File>> {
+        let Self::Sqlite(path) = self else { return Ok(None) };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let lock_path = PathBuf::from(format!("{}.serve-lock", path.display()));
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another baton serve is using the SQLite database {}: SQLite serves one server only; \
+                 to run several servers, give each the same PostgreSQL --database-url",
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+
     pub fn sqlite_in(data_dir: &Path) -> Self {
         Self::Sqlite(data_dir.join("baton.db"))
     }
