@@ -22,6 +22,8 @@ pub struct Config {
     /// The credential store's master key file (generated when absent and nothing is stored).
     pub master_key_file: PathBuf,
     pub alerts: crate::alerts::AlertPolicy,
+    /// How long an instance lease lasts unless renewed (renewed every third of it).
+    pub lease_seconds: u32,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -49,6 +51,9 @@ pub struct FileConfig {
     pub alert_retry_base_ms: Option<u64>,
     /// Seconds between deadline checks (1-300, default 15).
     pub alert_check_seconds: Option<u32>,
+    /// Seconds an instance lease lasts unless renewed (3-300, default 10): a server that stops
+    /// renewing loses its instances to a survivor within this and 2 s.
+    pub lease_seconds: Option<u32>,
 }
 
 /// Values given on the command line or in the environment (they win over the file).
@@ -120,8 +125,13 @@ impl Config {
         if !(1..=300).contains(&alert_check_seconds) {
             bail!("alert_check_seconds: {alert_check_seconds} must be between 1 and 300");
         }
+        let lease_seconds = f.lease_seconds.unwrap_or(10);
+        if !(3..=300).contains(&lease_seconds) {
+            bail!("lease_seconds: {lease_seconds} must be between 3 and 300");
+        }
         let master_key_file = f.master_key_file.unwrap_or_else(|| data_dir.join("master.key"));
         Ok(Config {
+            lease_seconds,
             master_key_file,
             alerts: crate::alerts::AlertPolicy {
                 attempts: alert_attempts,

@@ -151,7 +151,20 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     };
     driver.use_vault(vault.clone());
     let grace = chrono::Duration::seconds(i64::from(config.misfire_grace_seconds));
-    let deps = crate::engine::EngineDeps::new(db.clone(), driver.clone(), grace);
+    // Which instances this server schedules: every one with SQLite (its serve lock proves it
+    // alone), its share of them with PostgreSQL. The first round runs before the engine loads.
+    let leases = crate::lease::Leases::new();
+    let keeper =
+        crate::lease::LeaseKeeper::new(leases.clone(), chrono::Duration::seconds(i64::from(config.lease_seconds)));
+    {
+        let mut c = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if matches!(config.database, crate::db::DatabaseUrl::Sqlite(_)) {
+            keeper.take_over_all(&mut c, clock.now()).map_err(|e| anyhow::anyhow!("taking the leases: {e}"))?;
+        }
+        let first = keeper.round(&mut c, clock.now()).map_err(|e| anyhow::anyhow!("taking the leases: {e}"))?;
+        tracing::info!(server = leases.owner(), instances = ?first.gained, "instance leases taken");
+    }
+    let deps = crate::engine::EngineDeps::new(db.clone(), driver.clone(), grace, leases);
     let alerts = crate::alerts::Alerts::start(
         db.clone(),
         vault.clone(),
@@ -163,6 +176,8 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     let _ = services.alerting.set((vault, alerts.clone()));
     let _ = services.engine_stats.set(deps.clone());
     let engine = crate::engine::Engine::start(deps);
+    let on_change = engine.clone();
+    actix_web::rt::spawn(keeper.keep(db.clone(), clock.clone(), move |_| on_change.do_send(crate::engine::ReloadAll)));
     // Definitions changed through the API reach the engine at once: no restart, no refresh.
     let mut changes = services.definition_changes();
     let alerts_of_changes = alerts.clone();

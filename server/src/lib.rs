@@ -12,5 +12,6 @@ pub mod db;
 pub mod driver;
 pub mod engine;
 pub mod http;
+pub mod lease;
 pub mod service;
 pub mod vault;

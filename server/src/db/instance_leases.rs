@@ -51,3 +51,40 @@ pub fn acquire(
         }
     }))
 }
+
+/// Whether `owner` still holds the lease on an instance with `token` at `now`. Called inside the
+/// transaction of a write that creates or advances runs: with PostgreSQL the lease row is locked
+/// (FOR SHARE) until that transaction ends, so a takeover waits for it and the write happened
+/// under a lease that was valid when it committed.
+pub fn holds(conn: &mut DbConn, instance_id: i64, owner: &str, token: i64, now: DateTime<Utc>) -> DbResult<bool> {
+    let q = instance_leases::table
+        .find(instance_id)
+        .filter(instance_leases::owner.eq(owner))
+        .filter(instance_leases::fencing_token.eq(token))
+        .filter(instance_leases::expires_at.gt(ts(now)))
+        .select(instance_leases::instance_id);
+    let found: Option<i64> = match conn {
+        DbConn::Pg(c) => q.for_share().first(c).optional()?,
+        DbConn::Sqlite(c) => q.first(c).optional()?,
+    };
+    Ok(found.is_some())
+}
+
+/// Gives a lease back at once (a server holding more than its share), so another takes it at
+/// its next round.
+pub fn release(conn: &mut DbConn, instance_id: i64, owner: &str, now: DateTime<Utc>) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::update(
+        instance_leases::table.find(instance_id).filter(instance_leases::owner.eq(owner))
+    )
+    .set(instance_leases::expires_at.eq(ts(now)))
+    .execute(c))?;
+    Ok(())
+}
+
+/// Every lease's instance and holder.
+pub fn holders(conn: &mut DbConn) -> DbResult<Vec<(i64, String)>> {
+    Ok(with_conn!(conn, |c| instance_leases::table
+        .order(instance_leases::instance_id)
+        .select((instance_leases::instance_id, instance_leases::owner))
+        .load(c))?)
+}

@@ -25,6 +25,7 @@ pub mod run_output;
 pub mod run_transitions;
 pub mod runs;
 pub mod schema;
+pub mod servers;
 pub mod sessions;
 pub mod tasks;
 pub mod users;

@@ -292,6 +292,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    servers (id) {
+        id -> Text,
+        started_at -> Timestamp,
+        seen_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     instance_leases (instance_id) {
         instance_id -> BigInt,
         owner -> Text,
@@ -366,4 +374,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     audit_log,
     instance_leases,
+    servers,
 );

@@ -83,9 +83,16 @@ fn open_run_from_db(c: &mut DbConn, row: &db::group_runs::GroupRunRow) -> DbResu
     })
 }
 
-fn load(c: &mut DbConn, gid: i64, grace: chrono::Duration, now: DateTime<Utc>) -> DbResult<Option<Group>> {
+fn load(
+    c: &mut DbConn,
+    gid: i64,
+    grace: chrono::Duration,
+    now: DateTime<Utc>,
+    leases: &crate::lease::Leases,
+) -> DbResult<Option<Group>> {
     let Ok(row) = db::groups::get(c, gid) else { return Ok(None) };
-    if !row.active {
+    // Another server schedules the instances this one holds no lease on.
+    if !row.active || !leases.holds(row.instance_id) {
         return Ok(None);
     }
     let instance = db::instances::get(c, row.instance_id)?.name;
@@ -186,8 +193,14 @@ async fn pass(mut p: Pass) -> Passed {
         match step.actions.first() {
             Some(FlowAction::Start(_)) => {
                 let id = p.run.id;
-                let now = p.deps.clock.now();
-                if let Err(e) = p.deps.db.run(move |c| db::group_runs::set_running(c, id, now)).await {
+                let (now, inst, leases) = (p.deps.clock.now(), p.instance_id, p.deps.leases.clone());
+                let started = p.deps.db.run(move |c| {
+                    db::transaction(c, |c| {
+                        leases.fence(c, inst, now)?;
+                        db::group_runs::set_running(c, id, now)
+                    })
+                });
+                if let Err(e) = started.await {
                     tracing::error!(group_run = id, error = %e, "starting a group run");
                     return Passed { run: p.run, ended: None, changed, crashed: false };
                 }
@@ -215,8 +228,14 @@ async fn pass(mut p: Pass) -> Passed {
     };
     if p.run.reopened && step.actions.iter().any(|a| matches!(a, FlowAction::Start(_))) {
         let id = p.run.id;
-        let now = p.deps.clock.now();
-        match p.deps.db.run(move |c| db::group_runs::set_running(c, id, now)).await {
+        let (now, inst, leases) = (p.deps.clock.now(), p.instance_id, p.deps.leases.clone());
+        let again = p.deps.db.run(move |c| {
+            db::transaction(c, |c| {
+                leases.fence(c, inst, now)?;
+                db::group_runs::set_running(c, id, now)
+            })
+        });
+        match again.await {
             Ok(()) => p.run.reopened = false,
             Err(e) => tracing::error!(group_run = id, error = %e, "running a group run again"),
         }
@@ -225,6 +244,12 @@ async fn pass(mut p: Pass) -> Passed {
         match action {
             FlowAction::Start(name) => {
                 let Some(spec) = spec_of(&p, name) else { continue };
+                // Judged under this server's lease: a deposed server starts nothing.
+                let (now, inst, leases) = (p.deps.clock.now(), p.instance_id, p.deps.leases.clone());
+                if let Err(e) = p.deps.db.run(move |c| leases.fence(c, inst, now)).await {
+                    tracing::warn!(group = %p.group_name, task = %name, error = %e, "not started");
+                    return Passed { run: p.run, ended: None, changed, crashed: false };
+                }
                 let Some(m) = p.run.members.get_mut(name) else { continue };
                 m.status = RunStatus::Triggered;
                 m.attempt = m.attempt.max(1);
@@ -255,6 +280,7 @@ struct Opening {
     /// The group has a dependency of its own: its run waits for it.
     held: bool,
     tasks: Arc<BTreeMap<String, (i64, TaskDef)>>,
+    leases: Arc<crate::lease::Leases>,
 }
 
 fn open_run(
@@ -271,6 +297,7 @@ fn open_run(
         (None, false) => "RUNNING",
     };
     db::transaction(c, |c| {
+        g.leases.fence(c, g.instance_id, now)?;
         let (id, new) = db::group_runs::create(c, gid, slot.run_date, &slot.key(), status, now)?;
         if !new {
             return Ok(None);
@@ -314,7 +341,8 @@ impl GroupActor {
 
     fn reload(&mut self, ctx: &mut Context<Self>) {
         let (db, gid, grace, now) = (self.deps.db.clone(), self.gid, self.deps.grace, self.deps.clock.now());
-        ctx.wait(async move { db.run(move |c| load(c, gid, grace, now)).await }.into_actor(self).map(
+        let leases = self.deps.leases.clone();
+        ctx.wait(async move { db.run(move |c| load(c, gid, grace, now, &leases)).await }.into_actor(self).map(
             |res, act, ctx| {
                 if let Some(old) = act.group.take() {
                     if let Some(h) = old.timer {
@@ -384,6 +412,7 @@ impl GroupActor {
             name: g.def.name.to_string(),
             held: g.def.dependency.is_some(),
             tasks: g.tasks.clone(),
+            leases: self.deps.leases.clone(),
         };
         let (date, now) = (slot.run_date, self.deps.clock.now());
         ctx.wait(
@@ -427,7 +456,7 @@ impl GroupActor {
         };
         let db = self.deps.db.clone();
         let ends = self.deps.group_ends.clone();
-        let (gid, clock) = (self.gid, self.deps.clock.clone());
+        let (gid, clock, leases, inst) = (self.gid, self.deps.clock.clone(), self.deps.leases.clone(), g.instance_id);
         ctx.wait(
             async move {
                 let done = pass(p).await;
@@ -435,7 +464,13 @@ impl GroupActor {
                     let id = done.run.id;
                     let st = status.as_str();
                     let now = clock.now();
-                    match db.run(move |c| db::group_runs::finish(c, id, st, now)).await {
+                    let finished = db.run(move |c| {
+                        db::transaction(c, |c| {
+                            leases.fence(c, inst, now)?;
+                            db::group_runs::finish(c, id, st, now)
+                        })
+                    });
+                    match finished.await {
                         Ok(()) => {
                             let _ = ends.send(crate::alerts::GroupRunEnd {
                                 group_id: gid,

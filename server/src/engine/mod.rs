@@ -49,11 +49,15 @@ pub struct EngineDeps {
     pub group_ends: tokio::sync::broadcast::Sender<crate::alerts::GroupRunEnd>,
     /// The time, shared with the driver.
     pub clock: crate::clock::SharedClock,
+    /// The instances this server schedules; every write that creates or advances runs is fenced
+    /// by their leases.
+    pub leases: Arc<crate::lease::Leases>,
 }
 
 impl EngineDeps {
-    pub fn new(db: Db, driver: Arc<Driver>, grace: Duration) -> Self {
+    pub fn new(db: Db, driver: Arc<Driver>, grace: Duration, leases: Arc<crate::lease::Leases>) -> Self {
         Self {
+            leases,
             db,
             clock: driver.clock(),
             driver,
@@ -105,7 +109,12 @@ struct Loaded {
     groups: Vec<(i64, i64)>,
 }
 
-fn load_everything(c: &mut db::DbConn, grace: Duration, now: DateTime<Utc>) -> db::DbResult<Loaded> {
+fn load_everything(
+    c: &mut db::DbConn,
+    grace: Duration,
+    now: DateTime<Utc>,
+    held: &std::collections::BTreeSet<i64>,
+) -> db::DbResult<Loaded> {
     let last_slots = db::runs::last_slots(c, now - task::CATCH_UP)?;
     let instances: HashMap<i64, String> = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
     let filter = db::tasks::TaskFilter { active: Some(true), ungrouped: true, ..Default::default() };
@@ -116,7 +125,7 @@ fn load_everything(c: &mut db::DbConn, grace: Duration, now: DateTime<Utc>) -> d
         let rows = db::tasks::page(c, &filter, after, 5_000)?;
         let Some(last) = rows.last() else { break };
         after = Some(last.id);
-        for row in rows.iter().filter(|r| r.schedule.is_some()) {
+        for row in rows.iter().filter(|r| r.schedule.is_some() && held.contains(&r.instance_id)) {
             let last = last_slots.get(&row.id).copied();
             if let Some(l) = task::prepare(c, row, &instances, &mut calendars, grace, now, last)? {
                 tasks.push((row.id, l));
@@ -125,6 +134,7 @@ fn load_everything(c: &mut db::DbConn, grace: Duration, now: DateTime<Utc>) -> d
     }
     let groups = db::groups::page(c, &db::groups::GroupFilter::default(), None, i64::MAX)?
         .into_iter()
+        .filter(|g| held.contains(&g.instance_id))
         .map(|g| (g.id, g.instance_id))
         .collect();
     Ok(Loaded { tasks, groups })
@@ -173,8 +183,9 @@ impl Engine {
 
     fn load_all(&mut self, ctx: &mut Context<Self>) {
         let (db, grace, now) = (self.deps.db.clone(), self.deps.grace, self.deps.clock.now());
+        let held = self.deps.leases.held();
         let started = std::time::Instant::now();
-        ctx.wait(async move { db.run(move |c| load_everything(c, grace, now)).await }.into_actor(self).map(
+        ctx.wait(async move { db.run(move |c| load_everything(c, grace, now, &held)).await }.into_actor(self).map(
             move |res, act, ctx| match res {
                 Ok(loaded) => {
                     for old in act.tasks.drain().map(|(_, a)| a).collect::<Vec<_>>() {

@@ -91,11 +91,15 @@ pub fn prepare(
 }
 
 async fn load_task(deps: &EngineDeps, tid: i64) -> Result<Option<Loaded>, ()> {
-    let (grace, now) = (deps.grace, deps.clock.now());
+    let (grace, now, leases) = (deps.grace, deps.clock.now(), deps.leases.clone());
     let res = deps
         .db
         .run(move |c| {
             let row = db::tasks::get(c, tid)?;
+            // Another server schedules the instances this one holds no lease on.
+            if !leases.holds(row.instance_id) {
+                return Ok(None);
+            }
             let instances = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
             let last = db::runs::last_slot_of(c, Some(tid), None, now - CATCH_UP)?;
             prepare(c, &row, &instances, &mut CalendarCache::new(), grace, now, last)
@@ -123,10 +127,12 @@ async fn carry_out(deps: EngineDeps, tid: i64, instance_id: i64, def: TaskDef, a
         launch::build(&def, &Origin { task_id: tid, instance_id, group: None, group_run_id: None, slot: &slot }, now);
     let reason = skip.clone();
     let (run_date, slot_at) = (slot.run_date, slot.at);
+    let leases = deps.leases.clone();
     let created = deps
         .db
         .write(move |c| {
             db::transaction(c, |c| {
+                leases.fence(c, instance_id, now)?;
                 let created = db::runs::create(c, &row)?;
                 if let (db::runs::Created::New(id), Some(r)) = (created, &reason) {
                     record_skip(c, id, r.clone(), now)?;
@@ -435,7 +441,10 @@ mod tests {
         actix::System::new().block_on(async move {
             let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default());
             let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, crate::clock::system());
-            let deps = EngineDeps::new(db, driver, Duration::minutes(15));
+            let leases = crate::lease::Leases::named("test".into());
+            let keeper = crate::lease::LeaseKeeper::new(leases.clone(), Duration::seconds(3600));
+            keeper.round(&mut db.conn().unwrap(), Utc::now()).unwrap();
+            let deps = EngineDeps::new(db, driver, Duration::minutes(15), leases);
             let d = deps.clone();
             let addr = Supervisor::start(move |_| TaskActor::new(tid, d, None));
             until("the task to be armed", async || addr.send(Armed).await.unwrap_or(false)).await;

@@ -1,0 +1,275 @@
+//! Instance leases: which live server schedules which instance. Each server renews the leases it
+//! holds every third of `lease_seconds`, takes its share of those that are free or expired, and
+//! gives back what exceeds its share; every write that creates or advances runs checks the lease
+//! (owner, fencing token, not expired) in its own transaction, so a server that stopped renewing
+//! (killed, stopped, cut off from the database) creates nothing once a survivor took over.
+
+use crate::clock::SharedClock;
+use crate::db::{self, Db, DbConn, DbError, DbResult};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+
+/// The leases this server holds, shared with the engine, which schedules only their instances.
+#[derive(Debug)]
+pub struct Leases {
+    owner: String,
+    held: RwLock<BTreeMap<i64, i64>>,
+}
+
+impl Leases {
+    /// A new server's leases (none yet), under a name that is new to every process: a server
+    /// restarted after a stop must not pass for the one that stopped.
+    pub fn new() -> Arc<Leases> {
+        let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "baton".into());
+        // Without randomness the start time (to the nanosecond) still tells processes apart.
+        let random = getrandom::u64().unwrap_or_else(|_| {
+            u64::try_from(Utc::now().timestamp_nanos_opt().unwrap_or_default()).unwrap_or_default()
+        });
+        Self::named(format!("{host}-{}-{random:016x}", std::process::id()))
+    }
+
+    pub fn named(owner: String) -> Arc<Leases> {
+        Arc::new(Leases { owner, held: RwLock::new(BTreeMap::new()) })
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The instances this server schedules now.
+    pub fn held(&self) -> BTreeSet<i64> {
+        self.held.read().map(|h| h.keys().copied().collect()).unwrap_or_default()
+    }
+
+    pub fn holds(&self, instance_id: i64) -> bool {
+        self.held.read().is_ok_and(|h| h.contains_key(&instance_id))
+    }
+
+    /// Inside a write's transaction: an error unless this server still holds the instance's lease
+    /// (same fencing token, not expired at `now`).
+    pub fn fence(&self, c: &mut DbConn, instance_id: i64, now: DateTime<Utc>) -> DbResult<()> {
+        let token = self.held.read().ok().and_then(|h| h.get(&instance_id).copied());
+        match token {
+            Some(t) if db::instance_leases::holds(c, instance_id, &self.owner, t, now)? => Ok(()),
+            _ => Err(DbError::Conflict(format!("this server no longer holds the lease on instance {instance_id}"))),
+        }
+    }
+}
+
+/// What a round changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub gained: Vec<i64>,
+    pub lost: Vec<i64>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.gained.is_empty() && self.lost.is_empty()
+    }
+}
+
+/// Renews, takes and gives back leases, one round at a time.
+pub struct LeaseKeeper {
+    pub leases: Arc<Leases>,
+    pub ttl: Duration,
+}
+
+impl LeaseKeeper {
+    pub fn new(leases: Arc<Leases>, ttl: Duration) -> Self {
+        Self { leases, ttl }
+    }
+
+    /// One round at `now`: note this server alive, renew what it holds (a lease another server
+    /// took after it expired is lost), give back what exceeds its share of the instances over the
+    /// live servers, and take free or expired leases up to that share.
+    pub fn round(&self, c: &mut DbConn, now: DateTime<Utc>) -> DbResult<Changes> {
+        let owner = self.leases.owner.clone();
+        db::servers::heartbeat(c, &owner, now)?;
+        db::servers::forget_before(c, now - self.ttl * 100)?;
+        let live = db::servers::live(c, now - self.ttl)?.len().max(1);
+        let instances: Vec<i64> = db::instances::list(c)?.into_iter().map(|i| i.id).collect();
+        let share = instances.len().div_ceil(live);
+        let before = self.leases.held.read().map(|h| h.clone()).unwrap_or_default();
+        let mut held = BTreeMap::new();
+        for &instance in before.keys() {
+            if let Some(token) = db::instance_leases::acquire(c, instance, &owner, self.ttl, now)? {
+                held.insert(instance, token);
+            }
+        }
+        while held.len() > share {
+            let Some((&instance, _)) = held.iter().next_back() else { break };
+            db::instance_leases::release(c, instance, &owner, now)?;
+            held.remove(&instance);
+        }
+        // Servers start their search at different places, so they rarely race for one lease.
+        let offset = owner.bytes().map(usize::from).sum::<usize>() % instances.len().max(1);
+        let order = instances.iter().cycle().skip(offset).take(instances.len());
+        for &instance in order {
+            if held.len() >= share {
+                break;
+            }
+            if held.contains_key(&instance) {
+                continue;
+            }
+            if let Some(token) = db::instance_leases::acquire(c, instance, &owner, self.ttl, now)? {
+                held.insert(instance, token);
+            }
+        }
+        let changes = Changes {
+            gained: held.keys().filter(|i| !before.contains_key(i)).copied().collect(),
+            lost: before.keys().filter(|i| !held.contains_key(i)).copied().collect(),
+        };
+        if let Ok(mut h) = self.leases.held.write() {
+            *h = held;
+        }
+        Ok(changes)
+    }
+
+    /// Forgets every lease held by a server that is gone (SQLite: the serve lock proves no other
+    /// server runs, so a restarted one need not wait for its predecessor's leases to expire).
+    pub fn take_over_all(&self, c: &mut DbConn, now: DateTime<Utc>) -> DbResult<()> {
+        db::servers::forget_others(c, &self.leases.owner)?;
+        for (instance, holder) in db::instance_leases::holders(c)? {
+            if holder != self.leases.owner {
+                db::instance_leases::release(c, instance, &holder, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps the leases until the server stops, telling `changed` what each round changed. A round
+    /// that fails (the database is away) holds nothing afterwards: the leases expire by themselves.
+    pub async fn keep(self, db: Db, clock: SharedClock, changed: impl Fn(Changes) + Send + 'static) {
+        let every = (self.ttl / 3).to_std().unwrap_or(std::time::Duration::from_secs(3));
+        let keeper = Arc::new(self);
+        loop {
+            let now = clock.now();
+            let k = keeper.clone();
+            match db.run(move |c| k.round(c, now)).await {
+                Ok(changes) if !changes.is_empty() => {
+                    tracing::info!(gained = ?changes.gained, lost = ?changes.lost, "instance leases changed");
+                    changed(changes);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "renewing instance leases; scheduling stops until they are back");
+                    let lost: Vec<i64> = keeper.leases.held().into_iter().collect();
+                    if let Ok(mut h) = keeper.leases.held.write() {
+                        h.clear();
+                    }
+                    if !lost.is_empty() {
+                        changed(Changes { gained: Vec::new(), lost });
+                    }
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::db::DatabaseUrl;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn keeper(name: &str) -> LeaseKeeper {
+        LeaseKeeper::new(Leases::named(name.into()), Duration::seconds(10))
+    }
+
+    fn setup(instances: usize) -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
+        let mut c = db.conn().unwrap();
+        for i in 1..instances {
+            db::instances::ensure(&mut c, &format!("inst{i}"), t(0)).unwrap();
+        }
+        drop(c);
+        (dir, db)
+    }
+
+    #[test]
+    fn a_lone_server_takes_every_lease_and_keeps_its_token_while_it_renews() {
+        let (_dir, db) = setup(3);
+        let mut c = db.conn().unwrap();
+        let a = keeper("a");
+        let first = a.round(&mut c, t(0)).unwrap();
+        assert_eq!(first.gained.len(), 3);
+        let tokens = a.leases.held.read().unwrap().clone();
+        for s in [3, 6, 9, 12, 30] {
+            assert!(a.round(&mut c, t(s)).unwrap().is_empty(), "renewed at {s}");
+        }
+        assert_eq!(*a.leases.held.read().unwrap(), tokens, "renewing keeps the fencing tokens");
+        for i in a.leases.held() {
+            a.leases.fence(&mut c, i, t(31)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_second_server_gets_its_share_and_a_silent_one_is_replaced_after_its_lease() {
+        let (_dir, db) = setup(4);
+        let mut c = db.conn().unwrap();
+        let (a, b) = (keeper("a"), keeper("b"));
+        assert_eq!(a.round(&mut c, t(0)).unwrap().gained.len(), 4);
+        // b arrives: a sees two live servers and gives back half; b takes it.
+        assert!(b.round(&mut c, t(1)).unwrap().gained.is_empty(), "nothing is free yet");
+        assert_eq!(a.round(&mut c, t(3)).unwrap().lost.len(), 2);
+        assert_eq!(b.round(&mut c, t(4)).unwrap().gained.len(), 2);
+        let (held_a, held_b) = (a.leases.held(), b.leases.held());
+        assert_eq!(held_a.len() + held_b.len(), 4);
+        assert!(held_a.is_disjoint(&held_b));
+
+        // a stops renewing at t(3): its leases are b's once expired (t(13)), not before.
+        assert!(b.round(&mut c, t(12)).unwrap().gained.is_empty(), "not before the lease expires");
+        let took = b.round(&mut c, t(14)).unwrap();
+        assert_eq!(took.gained.iter().copied().collect::<BTreeSet<_>>(), held_a);
+        assert_eq!(b.leases.held().len(), 4);
+
+        // a wakes up: every write it tries is fenced off, and its next round says what it lost.
+        let stolen = *held_a.iter().next().unwrap();
+        let refused = a.leases.fence(&mut c, stolen, t(15)).unwrap_err();
+        assert!(matches!(refused, DbError::Conflict(_)), "{refused:?}");
+        let lost = a.round(&mut c, t(15)).unwrap();
+        assert_eq!(lost.lost.iter().copied().collect::<BTreeSet<_>>(), held_a);
+        assert!(a.leases.held().is_empty() || a.leases.held().is_disjoint(&b.leases.held()));
+    }
+
+    #[test]
+    fn a_stolen_lease_has_a_larger_token_and_the_old_one_is_fenced_even_unexpired_in_memory() {
+        let (_dir, db) = setup(1);
+        let mut c = db.conn().unwrap();
+        let (a, b) = (keeper("a"), keeper("b"));
+        a.round(&mut c, t(0)).unwrap();
+        let inst = *a.leases.held().iter().next().unwrap();
+        let old = a.leases.held.read().unwrap()[&inst];
+        // a is stopped past its lease; b takes it.
+        b.round(&mut c, t(11)).unwrap();
+        let new = b.leases.held.read().unwrap()[&inst];
+        assert!(new > old, "a new holder gets a larger token ({old} -> {new})");
+        // a still believes it holds the lease (it has not run a round): the fence refuses.
+        assert!(a.leases.holds(inst));
+        assert!(a.leases.fence(&mut c, inst, t(12)).is_err());
+        b.leases.fence(&mut c, inst, t(12)).unwrap();
+        // An expired lease is refused to its own holder too, until it renews.
+        assert!(b.leases.fence(&mut c, inst, t(22)).is_err());
+        b.round(&mut c, t(22)).unwrap();
+        b.leases.fence(&mut c, inst, t(22)).unwrap();
+    }
+
+    #[test]
+    fn a_restarted_lone_server_takes_its_predecessors_leases_at_once() {
+        let (_dir, db) = setup(2);
+        let mut c = db.conn().unwrap();
+        keeper("before").round(&mut c, t(0)).unwrap();
+        let after = keeper("after");
+        assert!(after.round(&mut c, t(1)).unwrap().gained.is_empty(), "held by the one before");
+        after.take_over_all(&mut c, t(2)).unwrap();
+        assert_eq!(after.round(&mut c, t(2)).unwrap().gained.len(), 2);
+    }
+}
