@@ -106,12 +106,22 @@ async fn session(
     tracing::info!(server = %url, name = %cfg.name, "registered");
     *registered = true;
     let mut tick = tokio::time::interval(Duration::from_secs(u64::from(heartbeat)));
+    // A server that stopped answering (stopped, or cut off without a reset) is left for the
+    // next one: it is pinged with every heartbeat, and three heartbeats without a frame end it.
+    let silent_after = Duration::from_secs(u64::from(heartbeat) * 3);
+    let mut heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                if heard.elapsed() > silent_after {
+                    return End::Lost(format!("the server stopped answering for {} s", silent_after.as_secs()));
+                }
                 let msg = AgentMsg::Heartbeat { stats: sampler.sample(agent.runner.running()) };
                 if let Err(e) = send(&mut ws, &msg).await {
                     return End::Lost(format!("sending a heartbeat: {e}"));
+                }
+                if let Err(e) = ws.send(Message::Ping(Vec::new().into())).await {
+                    return End::Lost(format!("pinging the server: {e}"));
                 }
             }
             out = agent.outbox.recv() => {
@@ -121,7 +131,7 @@ async fn session(
                     }
                 }
             }
-            frame = ws.next() => match frame {
+            frame = ws.next() => match frame.inspect(|_| heard = tokio::time::Instant::now()) {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerMsg>(&t) {
                     Ok(ServerMsg::Error { code, message }) => tracing::warn!(%code, %message, "the server reported an error"),
                     Ok(ServerMsg::Refused { reason }) => return End::Refused(reason),
