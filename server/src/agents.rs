@@ -262,6 +262,8 @@ pub async fn agent_socket(
             }
         };
         tracing::info!(agent = %name, %peer, "agent connected");
+        // Its runs are this server's before its replayed events are read.
+        driver.adopt_agent(&name, id).await;
         hub.publish(&name, "ONLINE");
         send(
             &mut session,
@@ -370,6 +372,7 @@ pub async fn agent_socket(
             }
         });
         if removed == Some(true) {
+            driver.release_agent(&name);
             hub.set_status(id, "OFFLINE").await;
             hub.publish(&name, "OFFLINE");
             tracing::info!(agent = %name, "agent disconnected");

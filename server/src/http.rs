@@ -139,9 +139,36 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     actix_web::rt::spawn(hub.clone().watch_heartbeats());
     let lost_after = chrono::Duration::seconds(i64::from(config.agent_lost_seconds));
     let clock = crate::clock::system();
-    let driver =
-        crate::driver::Driver::new(db.clone(), hub.clone(), lost_after, config.run_output_cap_bytes, clock.clone());
-    driver.recover().await;
+    // Which instances this server schedules: every one with SQLite (its serve lock proves it
+    // alone), its share of them with PostgreSQL. The first round runs before anything is loaded.
+    let leases = crate::lease::Leases::new();
+    let keeper =
+        crate::lease::LeaseKeeper::new(leases.clone(), chrono::Duration::seconds(i64::from(config.lease_seconds)));
+    let alone = matches!(config.database, crate::db::DatabaseUrl::Sqlite(_));
+    {
+        let mut c = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if alone {
+            keeper.take_over_all(&mut c, clock.now()).map_err(|e| anyhow::anyhow!("taking the leases: {e}"))?;
+        }
+        let first = keeper.round(&mut c, clock.now()).map_err(|e| anyhow::anyhow!("taking the leases: {e}"))?;
+        tracing::info!(server = leases.owner(), instances = ?first.gained, "instance leases taken");
+    }
+    let driver = crate::driver::Driver::new(
+        db.clone(),
+        hub.clone(),
+        lost_after,
+        config.run_output_cap_bytes,
+        clock.clone(),
+        leases.clone(),
+    );
+    // A lone server carries on every unfinished run at once; servers sharing PostgreSQL share
+    // them out through the run queue (by lease) and their agents' connections.
+    if alone {
+        driver.recover().await;
+    } else {
+        actix_web::rt::spawn(driver.clone().follow_others());
+    }
+    actix_web::rt::spawn(driver.clone().run_queue());
     actix_web::rt::spawn(driver.clone().run_clock());
     // The credential store opens before anything runs: a missing or wrong key stops here.
     let env_key = std::env::var(crate::vault::KEY_ENV).ok();
@@ -151,19 +178,6 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     };
     driver.use_vault(vault.clone());
     let grace = chrono::Duration::seconds(i64::from(config.misfire_grace_seconds));
-    // Which instances this server schedules: every one with SQLite (its serve lock proves it
-    // alone), its share of them with PostgreSQL. The first round runs before the engine loads.
-    let leases = crate::lease::Leases::new();
-    let keeper =
-        crate::lease::LeaseKeeper::new(leases.clone(), chrono::Duration::seconds(i64::from(config.lease_seconds)));
-    {
-        let mut c = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
-        if matches!(config.database, crate::db::DatabaseUrl::Sqlite(_)) {
-            keeper.take_over_all(&mut c, clock.now()).map_err(|e| anyhow::anyhow!("taking the leases: {e}"))?;
-        }
-        let first = keeper.round(&mut c, clock.now()).map_err(|e| anyhow::anyhow!("taking the leases: {e}"))?;
-        tracing::info!(server = leases.owner(), instances = ?first.gained, "instance leases taken");
-    }
     let deps = crate::engine::EngineDeps::new(db.clone(), driver.clone(), grace, leases);
     let alerts = crate::alerts::Alerts::start(
         db.clone(),
@@ -192,6 +206,9 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
             }
         }
     });
+    if !alone {
+        actix_web::rt::spawn(services.clone().follow_other_servers());
+    }
     let backend: Arc<dyn Backend> = services;
     let state = AppState { schema: build_schema(backend.clone()), backend, db };
     let server = HttpServer::new(move || {

@@ -224,8 +224,8 @@ fn one_run_per_slot_transitions_in_order_and_output_once() {
                 reason: None,
             })
             .collect();
-        db::run_transitions::append(&mut c, first.id(), &trs[..1]).unwrap();
-        db::run_transitions::append(&mut c, first.id(), &trs[1..]).unwrap();
+        db::run_transitions::append(&mut c, first.id(), &trs[..1], "s1").unwrap();
+        db::run_transitions::append(&mut c, first.id(), &trs[1..], "s1").unwrap();
         let stored = db::run_transitions::of_run(&mut c, first.id()).unwrap();
         let got: Vec<(i32, String)> = stored.iter().map(|r| (r.seq, r.to_status.clone())).collect();
         assert_eq!(got, vec![(1, "TRIGGERED".to_string()), (2, "STARTED".to_string())], "{}", t.name);

@@ -54,7 +54,7 @@ fn runs_timeline_output_and_dashboard() {
             reason: None,
         })
         .collect();
-    db::run_transitions::append(&mut c, ids[1], &trs).unwrap();
+    db::run_transitions::append(&mut c, ids[1], &trs, "test").unwrap();
     db::runs::set(
         &mut c,
         ids[1],

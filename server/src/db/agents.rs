@@ -67,6 +67,14 @@ pub fn register(conn: &mut DbConn, r: &Registration<'_>, now: DateTime<Utc>) -> 
         .get_result(c))?)
 }
 
+/// Agents not seen (registered, heartbeat) since `since`: their runs are lost once it is long enough.
+pub fn silent_since(conn: &mut DbConn, since: DateTime<Utc>) -> DbResult<Vec<(i64, String)>> {
+    Ok(with_conn!(conn, |c| agents::table
+        .filter(agents::last_seen_at.lt(ts(since)).or(agents::last_seen_at.is_null()))
+        .select((agents::id, agents::name))
+        .load(c))?)
+}
+
 pub fn heartbeat(conn: &mut DbConn, id: i64, cpu: f64, mem: f64, uptime: i64, now: DateTime<Utc>) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(agents::table.find(id))
         .set((

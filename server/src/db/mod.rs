@@ -14,6 +14,7 @@ pub mod audit;
 pub mod batch;
 pub mod calendars;
 pub mod credentials;
+pub mod definition_changes;
 pub mod dependencies;
 pub mod events;
 pub mod group_runs;
@@ -27,6 +28,7 @@ pub mod runs;
 pub mod schema;
 pub mod servers;
 pub mod sessions;
+pub mod tail;
 pub mod tasks;
 pub mod users;
 
@@ -141,7 +143,12 @@ impl ManageConnection for Manager {
     fn connect(&self) -> Result<DbConn, r2d2::Error> {
         match &self.url {
             DatabaseUrl::Postgres(u) => {
-                PgConnection::establish(u).map(DbConn::Pg).map_err(r2d2::Error::ConnectionError)
+                let mut c = PgConnection::establish(u).map_err(r2d2::Error::ConnectionError)?;
+                // A server stopped (SIGSTOP) in the middle of a transaction keeps its row locks,
+                // among them the lease row a fenced write reads FOR SHARE: PostgreSQL ends such a
+                // session so a survivor can take the lease over.
+                c.batch_execute("SET idle_in_transaction_session_timeout = '3s'").map_err(r2d2::Error::QueryError)?;
+                Ok(DbConn::Pg(c))
             }
             DatabaseUrl::Sqlite(p) => {
                 let mut c = SqliteConnection::establish(&p.to_string_lossy()).map_err(r2d2::Error::ConnectionError)?;

@@ -17,11 +17,14 @@ pub struct TransitionRow {
     pub attempt: i32,
     pub at: NaiveDateTime,
     pub reason: Option<String>,
+    /// The server that stored it.
+    pub server: Option<String>,
 }
 
 /// Appends transitions after the run's last one; `(run_id, seq)` is unique, so two writers
 /// cannot both append the same step.
-pub fn append(conn: &mut DbConn, run_id: i64, transitions: &[Transition]) -> DbResult<()> {
+/// `server` is the server storing them (the others publish them to their subscribers).
+pub fn append(conn: &mut DbConn, run_id: i64, transitions: &[Transition], server: &str) -> DbResult<()> {
     if transitions.is_empty() {
         return Ok(());
     }
@@ -43,6 +46,7 @@ pub fn append(conn: &mut DbConn, run_id: i64, transitions: &[Transition]) -> DbR
                     run_transitions::attempt.eq(i32::try_from(t.attempt).unwrap_or(i32::MAX)),
                     run_transitions::at.eq(ts(t.at)),
                     run_transitions::reason.eq(t.reason.as_ref().map(to_json)),
+                    run_transitions::server.eq(Some(server)),
                 )
             })
             .collect();
@@ -57,4 +61,41 @@ pub fn of_run(conn: &mut DbConn, run_id: i64) -> DbResult<Vec<TransitionRow>> {
         .order(run_transitions::seq)
         .select(TransitionRow::as_select())
         .load(c))?)
+}
+
+/// The newest transition's id (where a server starts following the others' transitions).
+pub fn last_id(conn: &mut DbConn) -> DbResult<i64> {
+    let id: Option<i64> =
+        with_conn!(conn, |c| run_transitions::table.select(diesel::dsl::max(run_transitions::id)).first(c))?;
+    Ok(id.unwrap_or(0))
+}
+
+/// A transition another server stored, with what subscribers see of its run.
+#[derive(Debug, Clone)]
+pub struct Foreign {
+    pub row: TransitionRow,
+    pub task_name: String,
+    pub group_id: Option<i64>,
+    pub group_run_id: Option<i64>,
+}
+
+/// Transitions after `after` stored by servers other than `me`, in the order they were stored.
+pub fn foreign_after(conn: &mut DbConn, after: i64, me: &str, limit: i64) -> DbResult<(i64, Vec<Foreign>)> {
+    use super::schema::runs;
+    let rows: Vec<(TransitionRow, String, Option<i64>, Option<i64>)> = with_conn!(conn, |c| {
+        run_transitions::table
+            .inner_join(runs::table)
+            .filter(run_transitions::id.gt(after))
+            .order(run_transitions::id)
+            .limit(limit)
+            .select((TransitionRow::as_select(), runs::task_name, runs::group_id, runs::group_run_id))
+            .load(c)
+    })?;
+    let last = rows.last().map_or(after, |r| r.0.id);
+    let foreign = rows
+        .into_iter()
+        .filter(|r| r.0.server.as_deref() != Some(me))
+        .map(|(row, task_name, group_id, group_run_id)| Foreign { row, task_name, group_id, group_run_id })
+        .collect();
+    Ok((last, foreign))
 }

@@ -116,6 +116,36 @@ pub struct RunChange {
     pub updated_at: NaiveDateTime,
 }
 
+/// What a run must still be for a change computed from it to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub status: String,
+    pub attempt: i32,
+    pub agent_id: Option<i64>,
+}
+
+/// Applies a change only if the run is still as `expected` (status, attempt and agent): servers
+/// sharing the database change a run one at a time, and a server whose view is stale is refused
+/// (`Conflict`) instead of overwriting what another stored.
+pub fn set_if(conn: &mut DbConn, id: i64, expected: &Expected, change: &RunChange) -> DbResult<()> {
+    let n = with_conn!(conn, |c| {
+        let target = runs::table
+            .find(id)
+            .filter(runs::status.eq(&expected.status))
+            .filter(runs::attempt.eq(expected.attempt))
+            .into_boxed();
+        let target = match expected.agent_id {
+            Some(a) => target.filter(runs::agent_id.eq(a)),
+            None => target.filter(runs::agent_id.is_null()),
+        };
+        diesel::update(runs::table.filter(runs::id.eq_any(target.select(runs::id)))).set(change).execute(c)
+    })?;
+    if n == 0 {
+        return Err(DbError::Conflict(format!("run {id} changed meanwhile (another server holds it)")));
+    }
+    Ok(())
+}
+
 pub fn set(conn: &mut DbConn, id: i64, change: &RunChange) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::update(runs::table.find(id)).set(change).execute(c))?;
     if n == 0 {
@@ -232,13 +262,47 @@ pub fn unfinished(conn: &mut DbConn) -> DbResult<Vec<RunRow>> {
         .load(c))?)
 }
 
-/// Records the agent a waiting run is sent to before it is sent, so a restart sends it to the
-/// same agent (whose journal accepts an attempt once) and never to a second one.
-pub fn set_agent(conn: &mut DbConn, id: i64, agent_id: i64, now: DateTime<Utc>) -> DbResult<()> {
-    with_conn!(conn, |c| diesel::update(runs::table.find(id))
-        .set((runs::agent_id.eq(agent_id), runs::updated_at.eq(ts(now))))
-        .execute(c))?;
-    Ok(())
+/// Claims a waiting run (sent while no agent was there) for an agent before it is sent: one
+/// server wins, and a restart sends it to that agent again (whose journal accepts an attempt
+/// once), never to a second one. False when another claimed it first, or it moved on.
+pub fn claim(conn: &mut DbConn, id: i64, attempt: i32, agent_id: i64, now: DateTime<Utc>) -> DbResult<bool> {
+    let n = with_conn!(conn, |c| diesel::update(
+        runs::table
+            .find(id)
+            .filter(runs::status.eq("TRIGGERED"))
+            .filter(runs::attempt.eq(attempt))
+            .filter(runs::agent_id.is_null())
+    )
+    .set((runs::agent_id.eq(agent_id), runs::updated_at.eq(ts(now))))
+    .execute(c))?;
+    Ok(n == 1)
+}
+
+/// Runs on (or sent to) one agent: a server that gets the agent's connection takes charge of them.
+pub fn on_agent(conn: &mut DbConn, agent_id: i64) -> DbResult<Vec<RunRow>> {
+    Ok(with_conn!(conn, |c| runs::table
+        .filter(runs::agent_id.eq(agent_id))
+        .filter(runs::status.eq_any(["TRIGGERED", "STARTED", "RUNNING"]))
+        .order(runs::id)
+        .select(RunRow::as_select())
+        .load(c))?)
+}
+
+/// The run queue, as the database holds it: runs waiting for a retry or never dispatched,
+/// runs sent while no agent was there, and runs on the given (silent) agents.
+pub fn queued(conn: &mut DbConn, silent_agents: &[i64], limit: i64) -> DbResult<Vec<RunRow>> {
+    Ok(with_conn!(conn, |c| runs::table
+        .filter(
+            runs::status
+                .eq("IDLE")
+                .and(runs::attempt.gt(0).or(runs::group_run_id.is_null()))
+                .or(runs::status.eq("TRIGGERED").and(runs::agent_id.is_null()))
+                .or(runs::status.eq_any(["TRIGGERED", "STARTED", "RUNNING"]).and(runs::agent_id.eq_any(silent_agents))),
+        )
+        .order(runs::id)
+        .limit(limit)
+        .select(RunRow::as_select())
+        .load(c))?)
 }
 
 /// The latest slot instant since `floor` of one task's scheduled runs (or one group's).

@@ -208,6 +208,7 @@ diesel::table! {
         attempt -> Integer,
         at -> Timestamp,
         reason -> Nullable<Text>,
+        server -> Nullable<Text>,
     }
 }
 
@@ -288,6 +289,19 @@ diesel::table! {
         before_value -> Nullable<Text>,
         after_value -> Nullable<Text>,
         origin -> Text,
+    }
+}
+
+diesel::table! {
+    definition_changes (id) {
+        id -> BigInt,
+        kind -> Text,
+        entity_id -> BigInt,
+        name -> Text,
+        instance -> Text,
+        action -> Text,
+        server -> Text,
+        at -> Timestamp,
     }
 }
 
@@ -375,4 +389,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     instance_leases,
     servers,
+    definition_changes,
 );

@@ -105,6 +105,7 @@ pub fn settle_stored(
     run_id: i64,
     event: &RunEvent,
     now: DateTime<Utc>,
+    server: &str,
 ) -> db::DbResult<Result<Settled, String>> {
     let row = db::runs::get(c, run_id)?;
     let mut m = RunMachine::new(RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 });
@@ -126,8 +127,9 @@ pub fn settle_stored(
         ended_at: Some(m.status.is_final().then(|| db::ts(now))),
         updated_at: db::ts(now),
     };
-    db::runs::set(c, run_id, &change)?;
-    db::run_transitions::append(c, run_id, &trs)?;
+    let expected = db::runs::Expected { status: row.status.clone(), attempt: row.attempt, agent_id: row.agent_id };
+    db::runs::set_if(c, run_id, &expected, &change)?;
+    db::run_transitions::append(c, run_id, &trs, server)?;
     Ok(Ok(Settled { status: m.status, row, transitions: trs }))
 }
 
@@ -140,6 +142,9 @@ pub struct Settled {
 
 /// Ends once a change is stored and published.
 pub type Stored = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Ends once a change is stored (true, then published) or refused (false).
+type StoredOk = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
 
 fn publish(
     updates: &broadcast::Sender<RunUpdate>,
@@ -177,8 +182,6 @@ struct Active {
     spec: JobSpec,
     /// When the current dispatch must have been accepted.
     accept_by: Option<DateTime<Utc>>,
-    /// Since when the run's agent has been away.
-    away_since: Option<DateTime<Utc>>,
     /// Whether the current attempt reached its agent's connection. A run taken over after a
     /// restart, or whose agent was away when it was sent, is sent (again) to the same agent once
     /// it is online: the agent accepts an attempt once, so a second copy changes nothing.
@@ -187,7 +190,7 @@ struct Active {
 
 impl Active {
     fn new(machine: RunMachine, spec: JobSpec) -> Self {
-        Self { machine, spec, accept_by: None, away_since: None, sent: false }
+        Self { machine, spec, accept_by: None, sent: false }
     }
 }
 
@@ -204,6 +207,8 @@ pub struct Driver {
     pub kill_grace_seconds: u32,
     vault: std::sync::OnceLock<Arc<crate::vault::Vault>>,
     clock: SharedClock,
+    /// This server's name and the instances it schedules (their queued runs are its to carry on).
+    leases: Arc<crate::lease::Leases>,
     /// Runs per agent as last counted, and when.
     load: Mutex<(Option<std::time::Instant>, HashMap<String, usize>)>,
 }
@@ -225,6 +230,7 @@ impl Driver {
         agent_lost_after: Duration,
         output_cap: i64,
         clock: SharedClock,
+        leases: Arc<crate::lease::Leases>,
     ) -> Arc<Driver> {
         let (updates, _) = broadcast::channel(16_384);
         let (output, _) = broadcast::channel(16_384);
@@ -239,6 +245,7 @@ impl Driver {
             kill_grace_seconds: 5,
             vault: std::sync::OnceLock::new(),
             clock,
+            leases,
             load: Mutex::new((None, HashMap::new())),
         })
     }
@@ -246,6 +253,11 @@ impl Driver {
     /// The clock this driver reads (the engine shares it).
     pub fn clock(&self) -> SharedClock {
         self.clock.clone()
+    }
+
+    /// This server's name among the servers sharing the database.
+    pub fn server(&self) -> &str {
+        self.leases.owner()
     }
 
     /// The time, as this driver's clock tells it.
@@ -300,11 +312,16 @@ impl Driver {
     fn store(
         &self,
         run_id: i64,
+        before: &RunMachine,
         machine: &RunMachine,
         transitions: &[Transition],
         exit_code: Option<i32>,
     ) -> impl std::future::Future<Output = bool> + Send + 'static {
         let now = self.clock.now();
+        let server = self.leases.owner().to_string();
+        let (was_status, was_attempt) = (before.status, i32::try_from(before.attempt).unwrap_or(i32::MAX));
+        let was_agent = before.agent.clone().filter(|n| !n.is_empty());
+        let was_known = was_agent.as_deref().and_then(|n| self.hub.id_of(n));
         let agent_name = machine.agent.clone();
         let status = machine.status;
         let reason = machine.reason.as_ref().map(db::to_json);
@@ -331,12 +348,23 @@ impl Driver {
                 ended_at: last.filter(|s| s.is_final()).map(|_| Some(db::ts(now))),
                 updated_at: db::ts(now),
             };
-            db::runs::set(c, run_id, &change)?;
-            db::run_transitions::append(c, run_id, &trs)
+            let was_agent_id = match (&was_agent, was_known) {
+                (_, Some(id)) => Some(id),
+                (Some(n), None) => db::agents::by_name(c, n)?.map(|a| a.id),
+                _ => None,
+            };
+            let expected =
+                db::runs::Expected { status: was_status.as_str().into(), attempt: was_attempt, agent_id: was_agent_id };
+            db::runs::set_if(c, run_id, &expected, &change)?;
+            db::run_transitions::append(c, run_id, &trs, &server)
         });
         async move {
             match stored.await {
                 Ok(()) => true,
+                Err(db::DbError::Conflict(why)) => {
+                    tracing::info!(run = run_id, %why, "another server carries this run on");
+                    false
+                }
                 Err(e) => {
                     tracing::error!(run = run_id, error = %e, "storing run transitions");
                     false
@@ -351,12 +379,12 @@ impl Driver {
         if self.runs.lock().map_err(|_| "internal error".to_string())?.contains_key(&run_id) {
             return Err(format!("run {run_id} is on an agent; terminate it first"));
         }
-        let now = self.clock.now();
+        let (now, server) = (self.clock.now(), self.leases.owner().to_string());
         let res = self
             .db
             .run(move |c| {
                 db::transaction(c, |c| {
-                    Ok::<_, db::DbError>(settle_stored(c, run_id, &event, now)?.map(|s| {
+                    Ok::<_, db::DbError>(settle_stored(c, run_id, &event, now, &server)?.map(|s| {
                         let group_run = GroupRunRef::of(s.row.group_id, s.row.group_run_id);
                         (s.status, s.row.task_name, group_run, s.transitions)
                     }))
@@ -370,13 +398,10 @@ impl Driver {
     }
 
     /// Applies an event to an active run; illegal events are logged and ignored. Returns
-    /// whether it applied, once its transitions are stored and published.
+    /// whether it applied and was stored (then published).
     async fn apply(&self, run_id: i64, event: RunEvent, exit_code: Option<i32>) -> bool {
         match self.apply_now(run_id, event, exit_code) {
-            Some(done) => {
-                done.await;
-                true
-            }
+            Some(done) => done.await,
             None => false,
         }
     }
@@ -384,11 +409,12 @@ impl Driver {
     /// Applies an event to an active run at once (events are applied in the order they come)
     /// and queues its transitions for storing; the future ends once they are stored and
     /// published. None when the run is not active or the event is illegal (logged, ignored).
-    fn apply_now(&self, run_id: i64, event: RunEvent, exit_code: Option<i32>) -> Option<Stored> {
+    fn apply_now(&self, run_id: i64, event: RunEvent, exit_code: Option<i32>) -> Option<StoredOk> {
         let now = self.clock.now();
-        let (machine, transitions, task, group_run) = {
+        let (before, machine, transitions, task, group_run) = {
             let mut runs = self.runs.lock().ok()?;
             let active = runs.get_mut(&run_id)?;
+            let before = active.machine.clone();
             match active.machine.apply(&event, now) {
                 Ok(t) => {
                     if active.machine.status != RunStatus::Triggered {
@@ -400,7 +426,7 @@ impl Driver {
                     if matches!(event, RunEvent::Dispatched { .. }) {
                         active.sent = true;
                     }
-                    (active.machine.clone(), t, active.spec.task.clone(), active.spec.group_run)
+                    (before, active.machine.clone(), t, active.spec.task.clone(), active.spec.group_run)
                 }
                 Err(e) => {
                     tracing::warn!(run = run_id, error = %e, "ignored");
@@ -408,19 +434,24 @@ impl Driver {
                 }
             }
         };
-        let stored = (!transitions.is_empty()).then(|| self.store(run_id, &machine, &transitions, exit_code));
+        let stored = (!transitions.is_empty()).then(|| self.store(run_id, &before, &machine, &transitions, exit_code));
         let (updates, runs) = (self.updates.clone(), self.runs.clone());
         Some(Box::pin(async move {
-            if let Some(stored) = stored {
-                if stored.await {
-                    publish(&updates, run_id, &task, group_run, transitions);
-                }
+            let ok = match stored {
+                Some(stored) => stored.await,
+                None => true,
+            };
+            if ok {
+                publish(&updates, run_id, &task, group_run, transitions);
             }
-            if machine.status.is_final() {
+            // A run that ended, or that another server changed meanwhile, is no longer this
+            // server's to hold.
+            if machine.status.is_final() || !ok {
                 if let Ok(mut runs) = runs.lock() {
                     runs.remove(&run_id);
                 }
             }
+            ok
         }))
     }
 
@@ -555,7 +586,12 @@ impl Driver {
             }
         };
         // An event the run's machine refuses is ignored (logged); it is still acknowledged.
-        Some(applied.unwrap_or_else(|| Box::pin(std::future::ready(()))))
+        Some(match applied {
+            Some(stored) => Box::pin(async move {
+                stored.await;
+            }),
+            None => Box::pin(std::future::ready(())),
+        })
     }
 
     /// Stores a chunk, keeping at most `output_cap` bytes per stream: past the cap, the oldest
@@ -619,17 +655,17 @@ impl Driver {
         }
     }
 
-    /// The passing of time: accept deadlines, retries that are due, agents that stayed away,
-    /// and attempts that wait for their agent to be online.
+    /// The passing of time for the runs this server holds: accept deadlines, retries that are
+    /// due, and attempts that wait for their agent (agents that stay away are judged from the
+    /// database, in `sweep`).
     pub async fn tick(&self, now: DateTime<Utc>) {
         let online = self.hub.online();
         let mut expired = Vec::new();
         let mut retry = Vec::new();
-        let mut lost = Vec::new();
         let mut waiting = Vec::new();
         let mut unsent = Vec::new();
-        if let Ok(mut runs) = self.runs.lock() {
-            for (id, a) in runs.iter_mut() {
+        if let Ok(runs) = self.runs.lock() {
+            for (id, a) in runs.iter() {
                 let agent = a.machine.agent.clone().filter(|n| !n.is_empty());
                 let here = agent.as_ref().is_some_and(|n| online.contains(n));
                 match (a.machine.status, agent) {
@@ -639,26 +675,12 @@ impl Driver {
                         unsent.push((*id, a.machine.attempt, agent, a.spec.clone()));
                     }
                     (RunStatus::Idle, _) if a.machine.retry_at.is_some_and(|t| now >= t) => retry.push(*id),
-                    (s, _) if s.is_active() => {
-                        if here {
-                            a.away_since = None;
-                        } else {
-                            let since = *a.away_since.get_or_insert(now);
-                            if now - since >= self.agent_lost_after && s != RunStatus::Triggered {
-                                lost.push(*id);
-                            }
-                        }
-                    }
                     _ => {}
                 }
             }
         }
         for id in expired {
             self.apply(id, RunEvent::AcceptExpired, None).await;
-        }
-        for id in lost {
-            tracing::warn!(run = id, "its agent stayed away: agent lost");
-            self.apply(id, RunEvent::AgentLost, None).await;
         }
         for id in retry {
             self.dispatch(id).await;
@@ -673,24 +695,43 @@ impl Driver {
         }
     }
 
-    /// Gives a run that waits for an agent to the least busy fitting one, if any is online. The
-    /// agent is stored before the attempt is sent: after a restart it goes to that agent again,
-    /// never to a second one.
+    /// Gives a run that waits for an agent to the least busy fitting one here, if any is online.
+    /// The run is claimed in the database first: one server wins, and after a restart it goes to
+    /// that agent again, never to a second one.
     async fn send_waiting(&self, id: i64, now: DateTime<Utc>) {
-        let Some(spec) = self.runs.lock().ok().and_then(|r| r.get(&id).map(|a| a.spec.clone())) else { return };
+        let Some((spec, attempt)) =
+            self.runs.lock().ok().and_then(|r| r.get(&id).map(|a| (a.spec.clone(), a.machine.attempt)))
+        else {
+            return;
+        };
         let Some(agent) = self.pick_agent(&spec.target) else { return };
         let Some(agent_id) = self.hub.id_of(&agent) else { return };
-        if let Err(e) = self.db.run(move |c| db::runs::set_agent(c, id, agent_id, now)).await {
-            tracing::error!(run = id, error = %e, "storing the agent of a waiting run");
-            return;
+        let stored_attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
+        match self.db.run(move |c| db::runs::claim(c, id, stored_attempt, agent_id, now)).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Another server claimed it (or it moved on): it is that server's now.
+                self.forget(id);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(run = id, error = %e, "claiming a waiting run");
+                return;
+            }
         }
-        let attempt = {
+        {
             let Ok(mut runs) = self.runs.lock() else { return };
             let Some(a) = runs.get_mut(&id).filter(|a| a.machine.status == RunStatus::Triggered) else { return };
             a.machine.agent = Some(agent.clone());
-            a.machine.attempt
-        };
+        }
         self.send_attempt(id, attempt, &agent, &spec).await;
+    }
+
+    /// Stops holding a run (another server carries it on).
+    fn forget(&self, id: i64) {
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.remove(&id);
+        }
     }
 
     /// Runs `tick` until the server stops.
@@ -702,11 +743,41 @@ impl Driver {
         }
     }
 
-    /// After a restart: carries every unfinished run on from where it was, with the job it was
-    /// made with. Runs on agents are followed again (their agents' replayed events land, lost
-    /// agents are noticed, their deadlines hold); runs sent to an agent that may never have had
-    /// them are sent again to that same agent once it is online; runs waiting for a retry are
-    /// retried at their time; runs made but never dispatched are dispatched now.
+    /// Holds a stored run with the job it was made with, from where it is: its machine (status,
+    /// attempt, agent, pid, reason, retry time) and its deadlines. False when already held.
+    fn hold(&self, r: &db::runs::RunRow, agent_names: &HashMap<i64, String>, now: DateTime<Utc>) -> bool {
+        let Some(status) = RunStatus::parse(&r.status) else { return false };
+        let spec = JobSpec::of_row(r).unwrap_or_else(|| {
+            tracing::warn!(run = r.id, "a run stored without its job: carried on with default limits");
+            legacy_job(r)
+        });
+        let mut machine = RunMachine::new(spec.retry);
+        machine.status = status;
+        machine.attempt = u32::try_from(r.attempt).unwrap_or(0);
+        machine.agent = r.agent_id.and_then(|a| agent_names.get(&a).cloned());
+        machine.pid = r.pid.and_then(|p| u32::try_from(p).ok());
+        machine.reason = r.reason.as_deref().and_then(|j| serde_json::from_str(j).ok());
+        if let Some(baton_schema::run::Reason::RetryScheduled { at, .. }) = &machine.reason {
+            machine.retry_at = Some(*at);
+        }
+        let mut active = Active::new(machine, spec);
+        if status == RunStatus::Triggered {
+            let since = r.triggered_at.map_or(now, db::utc);
+            active.accept_by = Some(since + Duration::seconds(i64::from(active.spec.accept_expiry_seconds)));
+        }
+        let Ok(mut runs) = self.runs.lock() else { return false };
+        if runs.contains_key(&r.id) {
+            return false;
+        }
+        runs.insert(r.id, active);
+        true
+    }
+
+    /// At start: carries every unfinished run on from where it was. Runs on agents are followed
+    /// again (their agents' replayed events land, their deadlines hold); runs sent to an agent
+    /// that may never have had them are sent again to that same agent once it is online; runs
+    /// waiting for a retry are retried at their time; runs made but never dispatched are
+    /// dispatched now. With several servers, `sweep` and `adopt_agent` share this out instead.
     pub async fn recover(&self) {
         let rows = match self.db.run(db::runs::unfinished).await {
             Ok(r) => r,
@@ -715,36 +786,13 @@ impl Driver {
                 return;
             }
         };
-        let agents: HashMap<i64, String> =
-            self.db.run(db::agents::list).await.unwrap_or_default().into_iter().map(|a| (a.id, a.name)).collect();
+        let names = self.agent_names().await;
         let now = self.clock.now();
-        let n = rows.len();
         let mut undispatched = Vec::new();
-        if let Ok(mut runs) = self.runs.lock() {
-            for r in rows {
-                let Some(status) = RunStatus::parse(&r.status) else { continue };
-                let spec = JobSpec::of_row(&r).unwrap_or_else(|| {
-                    tracing::warn!(run = r.id, "a run stored without its job: carried on with default limits");
-                    legacy_job(&r)
-                });
-                let mut machine = RunMachine::new(spec.retry);
-                machine.status = status;
-                machine.attempt = u32::try_from(r.attempt).unwrap_or(0);
-                machine.agent = r.agent_id.and_then(|a| agents.get(&a).cloned());
-                machine.pid = r.pid.and_then(|p| u32::try_from(p).ok());
-                machine.reason = r.reason.as_deref().and_then(|j| serde_json::from_str(j).ok());
-                if let Some(baton_schema::run::Reason::RetryScheduled { at, .. }) = &machine.reason {
-                    machine.retry_at = Some(*at);
-                }
-                if status == RunStatus::Idle && machine.retry_at.is_none() {
-                    undispatched.push(r.id);
-                }
-                let mut active = Active::new(machine, spec);
-                if status == RunStatus::Triggered {
-                    let since = r.triggered_at.map_or(now, db::utc);
-                    active.accept_by = Some(since + Duration::seconds(i64::from(active.spec.accept_expiry_seconds)));
-                }
-                runs.insert(r.id, active);
+        let n = rows.len();
+        for r in &rows {
+            if self.hold(r, &names, now) && r.status == "IDLE" && r.attempt == 0 {
+                undispatched.push(r.id);
             }
         }
         for id in undispatched {
@@ -753,6 +801,10 @@ impl Driver {
         if n > 0 {
             tracing::info!(runs = n, "carried on unfinished runs");
         }
+    }
+
+    async fn agent_names(&self) -> HashMap<i64, String> {
+        self.db.run(db::agents::list).await.unwrap_or_default().into_iter().map(|a| (a.id, a.name)).collect()
     }
 }
 
@@ -774,194 +826,6 @@ fn legacy_job(r: &db::runs::RunRow) -> JobSpec {
     }
 }
 
+mod queue;
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use crate::agents::{AgentHub, HeartbeatPolicy};
-    use crate::clock::ManualClock;
-    use crate::db::DatabaseUrl;
-    use baton_schema::run::Reason;
-
-    fn t(s: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
-    }
-
-    fn job() -> JobSpec {
-        JobSpec {
-            task: "flaky".into(),
-            command: "false".into(),
-            run_as_user: "batch".into(),
-            env: BTreeMap::from([("TOKEN".to_string(), "${C:api}".to_string())]),
-            stdout_path: Some("/tmp/flaky.out".into()),
-            stderr_path: None,
-            max_run_time_seconds: 7,
-            accept_expiry_seconds: 4,
-            retry: RetryPolicy { retry_attempts: 2, retry_delay_seconds: 6 },
-            target: "etl".into(),
-            run_date: t(0).date_naive(),
-            group_run: None,
-        }
-    }
-
-    fn stored(db: &Db, id: i64) -> db::runs::RunRow {
-        db::runs::get(&mut db.conn().unwrap(), id).unwrap()
-    }
-
-    #[test]
-    fn a_stored_job_gives_back_the_job_it_was_made_from() {
-        let spec = job();
-        let row = db::runs::RunRow {
-            id: 1,
-            kind: "scheduled".into(),
-            task_id: Some(1),
-            task_name: spec.task.clone(),
-            instance_id: Some(1),
-            group_id: None,
-            group_run_id: None,
-            run_date: spec.run_date,
-            slot: "s".into(),
-            status: "IDLE".into(),
-            attempt: 0,
-            reason: None,
-            command: spec.command.clone(),
-            target: spec.target.clone(),
-            run_as_user: spec.run_as_user.clone(),
-            agent_id: None,
-            pid: None,
-            exit_code: None,
-            scheduled_for: None,
-            triggered_at: None,
-            started_at: None,
-            ended_at: None,
-            stdout_bytes: 0,
-            stderr_bytes: 0,
-            output_truncated_bytes: 0,
-            created_at: db::ts(t(0)),
-            updated_at: db::ts(t(0)),
-            job: Some(spec.stored()),
-        };
-        let back = JobSpec::of_row(&row).unwrap();
-        assert_eq!(back.stored(), spec.stored());
-        assert_eq!(back.env["TOKEN"], "${C:api}", "credentials stay references, resolved at each dispatch");
-        assert_eq!((back.max_run_time_seconds, back.retry), (7, spec.retry));
-        assert!(JobSpec::of_row(&db::runs::RunRow { job: None, ..row }).is_none());
-    }
-
-    /// The server stopped while a failed run waited for its retry: a new driver, on a simulated
-    /// clock, retries it at its time (not before), with the limits it was made with.
-    #[test]
-    fn a_run_waiting_for_its_retry_is_carried_on_after_a_restart_on_the_clock() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
-        let spec = job();
-        let id = {
-            let mut c = db.conn().unwrap();
-            let now = db::ts(t(0));
-            let new = db::runs::NewRun {
-                kind: "forced".into(),
-                task_id: None,
-                task_name: spec.task.clone(),
-                instance_id: None,
-                group_id: None,
-                group_run_id: None,
-                run_date: spec.run_date,
-                slot: "force-1".into(),
-                status: "IDLE".into(),
-                command: spec.command.clone(),
-                target: spec.target.clone(),
-                run_as_user: spec.run_as_user.clone(),
-                scheduled_for: Some(now),
-                created_at: now,
-                updated_at: now,
-                job: Some(spec.stored()),
-            };
-            let id = db::runs::create(&mut c, &new).unwrap().id();
-            let waiting = Reason::RetryScheduled { next_attempt: 2, at: t(6) };
-            let change = db::runs::RunChange {
-                status: "IDLE".into(),
-                attempt: 1,
-                reason: Some(Some(db::to_json(&waiting))),
-                agent_id: None,
-                pid: None,
-                exit_code: Some(Some(1)),
-                triggered_at: None,
-                started_at: None,
-                ended_at: None,
-                updated_at: now,
-            };
-            db::runs::set(&mut c, id, &change).unwrap();
-            id
-        };
-        actix::System::new().block_on(async move {
-            let clock = ManualClock::at(t(1));
-            let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default());
-            let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()));
-            driver.recover().await;
-
-            clock.set(t(5));
-            driver.tick(t(5)).await;
-            let r = stored(&db, id);
-            assert_eq!((r.status.as_str(), r.attempt), ("IDLE", 1), "not before its time");
-
-            clock.set(t(6));
-            driver.tick(t(6)).await;
-            let r = stored(&db, id);
-            assert_eq!((r.status.as_str(), r.attempt), ("TRIGGERED", 2), "retried at its time");
-
-            // No agent serves `etl`: the stored accept expiry (4 s, not a default) ends the attempt,
-            // and the stored policy (2 retries, 6 s apart) schedules the third.
-            clock.set(t(9));
-            driver.tick(t(9)).await;
-            assert_eq!(stored(&db, id).status, "TRIGGERED");
-            clock.set(t(10));
-            driver.tick(t(10)).await;
-            let r = stored(&db, id);
-            assert_eq!((r.status.as_str(), r.attempt), ("IDLE", 2), "{r:?}");
-            let reason: Reason = serde_json::from_str(r.reason.as_deref().unwrap()).unwrap();
-            assert_eq!(reason, Reason::RetryScheduled { next_attempt: 3, at: t(16) });
-        });
-    }
-
-    /// A run made but never dispatched when the server stopped is dispatched by the next one.
-    #[test]
-    fn a_run_made_but_never_sent_is_dispatched_after_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
-        let spec = job();
-        let id = {
-            let now = db::ts(t(0));
-            let new = db::runs::NewRun {
-                kind: "scheduled".into(),
-                task_id: None,
-                task_name: spec.task.clone(),
-                instance_id: None,
-                group_id: None,
-                group_run_id: None,
-                run_date: spec.run_date,
-                slot: "2027-01-15T08:00:00".into(),
-                status: "IDLE".into(),
-                command: spec.command.clone(),
-                target: spec.target.clone(),
-                run_as_user: spec.run_as_user.clone(),
-                scheduled_for: Some(now),
-                created_at: now,
-                updated_at: now,
-                job: Some(spec.stored()),
-            };
-            db::runs::create(&mut db.conn().unwrap(), &new).unwrap().id()
-        };
-        actix::System::new().block_on(async move {
-            let clock = ManualClock::at(t(1));
-            let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default());
-            let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()));
-            driver.recover().await;
-            let r = stored(&db, id);
-            assert_eq!((r.status.as_str(), r.attempt), ("TRIGGERED", 1), "dispatched, waiting for an agent");
-            clock.set(t(5));
-            driver.tick(t(5)).await;
-            let r = stored(&db, id);
-            assert_eq!((r.status.as_str(), r.attempt), ("IDLE", 1), "accept expired after the stored 4 s: {r:?}");
-        });
-    }
-}
+mod tests;

@@ -318,7 +318,7 @@ fn open_run(
             }
             let mut status = RunStatus::Idle;
             if let Some(r) = skip {
-                record_skip(c, run_id, r.clone(), now)?;
+                record_skip(c, run_id, r.clone(), now, g.leases.owner())?;
                 status = RunStatus::Skipped;
             }
             members.insert(def.name.to_string(), MemberRun { run_id, status, attempt: 0 });

@@ -135,7 +135,7 @@ async fn carry_out(deps: EngineDeps, tid: i64, instance_id: i64, def: TaskDef, a
                 leases.fence(c, instance_id, now)?;
                 let created = db::runs::create(c, &row)?;
                 if let (db::runs::Created::New(id), Some(r)) = (created, &reason) {
-                    record_skip(c, id, r.clone(), now)?;
+                    record_skip(c, id, r.clone(), now, leases.owner())?;
                 }
                 if let db::runs::Created::New(id) = created {
                     if is_missed(slot_at, reason.as_ref(), now) {
@@ -205,8 +205,8 @@ pub fn is_missed(slot_at: DateTime<Utc>, skip: Option<&Reason>, now: DateTime<Ut
 }
 
 /// Records a new (IDLE) run as Skipped with its reason, through the run machine.
-pub fn record_skip(c: &mut DbConn, id: i64, reason: Reason, now: DateTime<Utc>) -> DbResult<()> {
-    if let Err(why) = crate::driver::settle_stored(c, id, &RunEvent::Skip { reason }, now)? {
+pub fn record_skip(c: &mut DbConn, id: i64, reason: Reason, now: DateTime<Utc>, server: &str) -> DbResult<()> {
+    if let Err(why) = crate::driver::settle_stored(c, id, &RunEvent::Skip { reason }, now, server)? {
         tracing::error!(run = id, %why, "skipping a new run");
     }
     Ok(())
@@ -440,8 +440,9 @@ mod tests {
         };
         actix::System::new().block_on(async move {
             let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default());
-            let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, crate::clock::system());
             let leases = crate::lease::Leases::named("test".into());
+            let driver =
+                Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, crate::clock::system(), leases.clone());
             let keeper = crate::lease::LeaseKeeper::new(leases.clone(), Duration::seconds(3600));
             keeper.round(&mut db.conn().unwrap(), Utc::now()).unwrap();
             let deps = EngineDeps::new(db, driver, Duration::minutes(15), leases);

@@ -117,8 +117,32 @@ impl Services {
         out.map_err(ApiError::from)
     }
 
-    /// Publishes a change to subscribers (after it was stored).
+    /// Publishes a change to subscribers (after it was stored), and records it for the other
+    /// servers sharing the database (`follow_other_servers`).
     fn publish(&self, kind: &str, id: i64, name: &str, instance: &str, action: &str) {
+        self.publish_here(kind, id, name, instance, action, self.driver.now());
+        let (kind, name, instance, action) =
+            (kind.to_string(), name.to_string(), instance.to_string(), action.to_string());
+        let (server, now) = (self.driver.server().to_string(), self.driver.now());
+        let recorded = self.db.submit(move |c| {
+            let change = db::definition_changes::NewChange {
+                kind: &kind,
+                entity_id: id,
+                name: &name,
+                instance: &instance,
+                action: &action,
+                server: &server,
+            };
+            db::definition_changes::record(c, &change, now)
+        });
+        actix_web::rt::spawn(async move {
+            if let Err(e) = recorded.await {
+                tracing::error!(error = %e, "recording a definition change for the other servers");
+            }
+        });
+    }
+
+    fn publish_here(&self, kind: &str, id: i64, name: &str, instance: &str, action: &str, at: DateTime<Utc>) {
         let sequence = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
         let _ = self.changes.send(DefinitionChange {
             kind: kind.into(),
@@ -126,9 +150,35 @@ impl Services {
             name: name.into(),
             instance: instance.into(),
             action: action.into(),
-            at: Utc::now(),
+            at,
             sequence,
         });
+    }
+
+    /// Publishes the definition changes other servers record, in order, to this server's engine
+    /// and subscribers (servers sharing a PostgreSQL database).
+    pub async fn follow_other_servers(self: Arc<Self>) {
+        let mut tail = match self.db.run(db::definition_changes::last_id).await {
+            Ok(id) => db::tail::Tail::after(id),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot follow other servers' definition changes");
+                return;
+            }
+        };
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(200));
+        loop {
+            every.tick().await;
+            let (me, from) = (self.driver.server().to_string(), tail.from());
+            match self.db.run(move |c| db::definition_changes::foreign_after(c, from, &me, 1_000)).await {
+                Ok((next, rows)) => {
+                    tail.advance(next);
+                    for r in rows.into_iter().filter(|r| tail.is_new(r.id)) {
+                        self.publish_here(&r.kind, r.entity_id, &r.name, &r.instance, &r.action, db::utc(r.at));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "reading other servers' definition changes"),
+            }
+        }
     }
 }
 

@@ -1,0 +1,1 @@
+ALTER TABLE run_transitions DROP COLUMN server;

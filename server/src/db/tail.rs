@@ -1,0 +1,57 @@
+//! Following a table by increasing id, as servers sharing a database read each other's rows.
+//! Ids are taken when rows are written, not when they commit: a transaction that commits after a
+//! later one would be skipped by a plain "after the last id", so the newest `RECHECK` ids are
+//! read again and those already handed out are left out.
+
+use std::collections::BTreeSet;
+
+/// How many of the newest ids are read again.
+const RECHECK: i64 = 500;
+
+#[derive(Debug, Clone)]
+pub struct Tail {
+    start: i64,
+    last: i64,
+    seen: BTreeSet<i64>,
+}
+
+impl Tail {
+    /// Follows what comes after `start` (the newest id when following begins).
+    pub fn after(start: i64) -> Self {
+        Self { start, last: start, seen: BTreeSet::new() }
+    }
+
+    /// Where the next read starts (exclusive).
+    pub fn from(&self) -> i64 {
+        self.last.saturating_sub(RECHECK).max(self.start)
+    }
+
+    /// Notes how far a read got.
+    pub fn advance(&mut self, last: i64) {
+        self.last = self.last.max(last);
+        let floor = self.from();
+        self.seen.retain(|id| *id > floor);
+    }
+
+    /// Whether row `id` is new: each is handed out once.
+    pub fn is_new(&mut self, id: i64) -> bool {
+        id > self.start && self.seen.insert(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_that_commits_after_a_later_one_is_still_handed_out_once() {
+        let mut t = Tail::after(10);
+        // Ids 11 and 13 are visible; 12 commits late.
+        t.advance(13);
+        assert_eq!([11, 13].map(|id| t.is_new(id)), [true, true]);
+        assert!(t.from() <= 11, "the next read goes back far enough");
+        t.advance(13);
+        assert_eq!([11, 12, 13].map(|id| t.is_new(id)), [false, true, false]);
+        assert!(!t.is_new(9), "nothing from before following began");
+    }
+}

@@ -1,0 +1,164 @@
+//! The database is the run queue: what must reach an agent is found there, not in one server's
+//! memory. A server holds (in memory) the runs on the agents connected to it, taking them over
+//! when an agent connects and letting them go when it leaves; the holder of an instance's lease
+//! carries on its queued runs (due retries, runs never dispatched, expired accepts, runs whose
+//! agent stayed away); a server with a fitting agent claims runs that wait for one. Every write
+//! is a compare-and-set on the run (`db::runs::set_if`), so two servers never both advance it,
+//! and transitions another server stored are published here too (`follow_others`).
+
+use super::{Driver, GroupRunRef, RunUpdate};
+use crate::db;
+use baton_schema::run::{Reason, RunEvent, RunStatus, Transition};
+use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
+
+/// A run made this long ago and still not dispatched was left by a server that stopped.
+const UNDISPATCHED_AFTER: Duration = Duration::seconds(5);
+
+/// How many queued runs one sweep looks at.
+const SWEEP_LIMIT: i64 = 1_000;
+
+impl Driver {
+    /// An agent connected here: this server holds its runs from now on (before its replayed
+    /// events are read), and sends again what it was sent but may not have had.
+    pub async fn adopt_agent(&self, name: &str, agent_id: i64) {
+        let rows = match self.db.run(move |c| db::runs::on_agent(c, agent_id)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(agent = %name, error = %e, "loading the runs of a connected agent");
+                return;
+            }
+        };
+        let names = std::collections::HashMap::from([(agent_id, name.to_string())]);
+        let now = self.clock.now();
+        let held = rows.iter().filter(|r| self.hold(r, &names, now)).count();
+        if held > 0 {
+            tracing::info!(agent = %name, runs = held, "took charge of the runs of a connected agent");
+        }
+    }
+
+    /// An agent left this server: its runs are no longer this server's to hold. Where it connects
+    /// next takes them over; if it stays away, the holder of their instance fails them.
+    pub fn release_agent(&self, name: &str) {
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.retain(|_, a| !(a.machine.status.is_active() && a.machine.agent.as_deref() == Some(name)));
+        }
+    }
+
+    /// One look at the queue in the database, at `now`: carries on what this server should.
+    pub async fn sweep(&self, now: DateTime<Utc>) {
+        let lost_since = now - self.agent_lost_after;
+        let found = self
+            .db
+            .run(move |c| {
+                let silent = db::agents::silent_since(c, lost_since)?;
+                let ids: Vec<i64> = silent.iter().map(|(id, _)| *id).collect();
+                let names = db::agents::list(c)?.into_iter().map(|a| (a.id, a.name)).collect();
+                let queued = db::runs::queued(c, &ids, SWEEP_LIMIT)?;
+                Ok((ids, names, queued))
+            })
+            .await;
+        let (silent, names, rows) = match found {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the run queue");
+                return;
+            }
+        };
+        let online = self.hub.online();
+        for r in rows {
+            let held = self.runs.lock().is_ok_and(|runs| runs.contains_key(&r.id));
+            // Runs of an instance are its lease holder's to carry on; adhoc runs anyone's (the
+            // compare-and-set keeps it to one).
+            let mine = r.instance_id.is_none_or(|i| self.leases.holds(i));
+            let agent_silent = r.agent_id.is_some_and(|a| silent.contains(&a));
+            match (r.status.as_str(), r.agent_id) {
+                // Its agent stopped heartbeating (gone, or connected but stopped) too long ago.
+                ("STARTED" | "RUNNING", Some(_)) if mine && agent_silent && (held || self.hold(&r, &names, now)) => {
+                    tracing::warn!(run = r.id, "its agent stayed away: agent lost");
+                    self.apply(r.id, RunEvent::AgentLost, None).await;
+                }
+                // The rest of what this server holds is `tick`'s.
+                _ if held => {}
+                ("IDLE", _) if mine => {
+                    let stale = r.attempt > 0 || db::utc(r.created_at) <= now - UNDISPATCHED_AFTER;
+                    if stale && self.hold(&r, &names, now) && r.attempt == 0 {
+                        tracing::info!(run = r.id, "dispatching a run its server left behind");
+                        self.dispatch(r.id).await;
+                    }
+                }
+                ("TRIGGERED", None) => {
+                    // Waiting for an agent: the holder judges its accept deadline; a server with
+                    // a fitting agent claims it (in `tick`).
+                    let fits = self.hub.candidates(&r.target).iter().any(|(n, _)| online.contains(n));
+                    if mine || fits {
+                        self.hold(&r, &names, now);
+                    }
+                }
+                ("TRIGGERED", Some(_)) if mine => {
+                    let job = super::JobSpec::of_row(&r).map_or(300, |j| j.accept_expiry_seconds);
+                    let expired = r.triggered_at.is_some_and(|t| db::utc(t) + Duration::seconds(i64::from(job)) <= now);
+                    if expired && self.hold(&r, &names, now) {
+                        self.apply(r.id, RunEvent::AcceptExpired, None).await;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Sweeps the queue every second until the server stops.
+    pub async fn run_queue(self: Arc<Self>) {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            self.sweep(self.clock.now()).await;
+        }
+    }
+
+    /// Publishes the transitions other servers store, in the order they were stored, to this
+    /// server's subscribers and engine (servers sharing a PostgreSQL database).
+    pub async fn follow_others(self: Arc<Self>) {
+        let mut tail = match self.db.run(db::run_transitions::last_id).await {
+            Ok(id) => db::tail::Tail::after(id),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot follow other servers' transitions");
+                return;
+            }
+        };
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            every.tick().await;
+            let (me, from) = (self.leases.owner().to_string(), tail.from());
+            let found = self.db.run(move |c| db::run_transitions::foreign_after(c, from, &me, 5_000)).await;
+            let (next, foreign) = match found {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading other servers' transitions");
+                    continue;
+                }
+            };
+            tail.advance(next);
+            let foreign: Vec<_> = foreign.into_iter().filter(|f| tail.is_new(f.row.id)).collect();
+            for f in foreign {
+                let (Some(from), Some(to)) = (RunStatus::parse(&f.row.from_status), RunStatus::parse(&f.row.to_status))
+                else {
+                    continue;
+                };
+                let transition = Transition {
+                    from,
+                    to,
+                    attempt: u32::try_from(f.row.attempt).unwrap_or(0),
+                    at: db::utc(f.row.at),
+                    reason: f.row.reason.as_deref().and_then(|r| serde_json::from_str::<Reason>(r).ok()),
+                };
+                let _ = self.updates.send(RunUpdate {
+                    run_id: f.row.run_id,
+                    task_name: f.task_name,
+                    group_run: GroupRunRef::of(f.group_id, f.group_run_id),
+                    transition,
+                });
+            }
+        }
+    }
+}

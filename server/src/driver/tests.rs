@@ -1,0 +1,193 @@
+//! The driver on a simulated clock: runs carried on after a restart, retried and expired at
+//! their time with the limits they were made with.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::agents::{AgentHub, HeartbeatPolicy};
+use crate::clock::ManualClock;
+use crate::db::DatabaseUrl;
+use baton_schema::run::Reason;
+
+fn t(s: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+}
+
+fn job() -> JobSpec {
+    JobSpec {
+        task: "flaky".into(),
+        command: "false".into(),
+        run_as_user: "batch".into(),
+        env: BTreeMap::from([("TOKEN".to_string(), "${C:api}".to_string())]),
+        stdout_path: Some("/tmp/flaky.out".into()),
+        stderr_path: None,
+        max_run_time_seconds: 7,
+        accept_expiry_seconds: 4,
+        retry: RetryPolicy { retry_attempts: 2, retry_delay_seconds: 6 },
+        target: "etl".into(),
+        run_date: t(0).date_naive(),
+        group_run: None,
+    }
+}
+
+fn stored(db: &Db, id: i64) -> db::runs::RunRow {
+    db::runs::get(&mut db.conn().unwrap(), id).unwrap()
+}
+
+#[test]
+fn a_stored_job_gives_back_the_job_it_was_made_from() {
+    let spec = job();
+    let row = db::runs::RunRow {
+        id: 1,
+        kind: "scheduled".into(),
+        task_id: Some(1),
+        task_name: spec.task.clone(),
+        instance_id: Some(1),
+        group_id: None,
+        group_run_id: None,
+        run_date: spec.run_date,
+        slot: "s".into(),
+        status: "IDLE".into(),
+        attempt: 0,
+        reason: None,
+        command: spec.command.clone(),
+        target: spec.target.clone(),
+        run_as_user: spec.run_as_user.clone(),
+        agent_id: None,
+        pid: None,
+        exit_code: None,
+        scheduled_for: None,
+        triggered_at: None,
+        started_at: None,
+        ended_at: None,
+        stdout_bytes: 0,
+        stderr_bytes: 0,
+        output_truncated_bytes: 0,
+        created_at: db::ts(t(0)),
+        updated_at: db::ts(t(0)),
+        job: Some(spec.stored()),
+    };
+    let back = JobSpec::of_row(&row).unwrap();
+    assert_eq!(back.stored(), spec.stored());
+    assert_eq!(back.env["TOKEN"], "${C:api}", "credentials stay references, resolved at each dispatch");
+    assert_eq!((back.max_run_time_seconds, back.retry), (7, spec.retry));
+    assert!(JobSpec::of_row(&db::runs::RunRow { job: None, ..row }).is_none());
+}
+
+/// The server stopped while a failed run waited for its retry: a new driver, on a simulated
+/// clock, retries it at its time (not before), with the limits it was made with.
+#[test]
+fn a_run_waiting_for_its_retry_is_carried_on_after_a_restart_on_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
+    let spec = job();
+    let id = {
+        let mut c = db.conn().unwrap();
+        let now = db::ts(t(0));
+        let new = db::runs::NewRun {
+            kind: "forced".into(),
+            task_id: None,
+            task_name: spec.task.clone(),
+            instance_id: None,
+            group_id: None,
+            group_run_id: None,
+            run_date: spec.run_date,
+            slot: "force-1".into(),
+            status: "IDLE".into(),
+            command: spec.command.clone(),
+            target: spec.target.clone(),
+            run_as_user: spec.run_as_user.clone(),
+            scheduled_for: Some(now),
+            created_at: now,
+            updated_at: now,
+            job: Some(spec.stored()),
+        };
+        let id = db::runs::create(&mut c, &new).unwrap().id();
+        let waiting = Reason::RetryScheduled { next_attempt: 2, at: t(6) };
+        let change = db::runs::RunChange {
+            status: "IDLE".into(),
+            attempt: 1,
+            reason: Some(Some(db::to_json(&waiting))),
+            agent_id: None,
+            pid: None,
+            exit_code: Some(Some(1)),
+            triggered_at: None,
+            started_at: None,
+            ended_at: None,
+            updated_at: now,
+        };
+        db::runs::set(&mut c, id, &change).unwrap();
+        id
+    };
+    actix::System::new().block_on(async move {
+        let clock = ManualClock::at(t(1));
+        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default());
+        let leases = crate::lease::Leases::named("test".into());
+        let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()), leases);
+        driver.recover().await;
+
+        clock.set(t(5));
+        driver.tick(t(5)).await;
+        let r = stored(&db, id);
+        assert_eq!((r.status.as_str(), r.attempt), ("IDLE", 1), "not before its time");
+
+        clock.set(t(6));
+        driver.tick(t(6)).await;
+        let r = stored(&db, id);
+        assert_eq!((r.status.as_str(), r.attempt), ("TRIGGERED", 2), "retried at its time");
+
+        // No agent serves `etl`: the stored accept expiry (4 s, not a default) ends the attempt,
+        // and the stored policy (2 retries, 6 s apart) schedules the third.
+        clock.set(t(9));
+        driver.tick(t(9)).await;
+        assert_eq!(stored(&db, id).status, "TRIGGERED");
+        clock.set(t(10));
+        driver.tick(t(10)).await;
+        let r = stored(&db, id);
+        assert_eq!((r.status.as_str(), r.attempt), ("IDLE", 2), "{r:?}");
+        let reason: Reason = serde_json::from_str(r.reason.as_deref().unwrap()).unwrap();
+        assert_eq!(reason, Reason::RetryScheduled { next_attempt: 3, at: t(16) });
+    });
+}
+
+/// A run made but never dispatched when the server stopped is dispatched by the next one.
+#[test]
+fn a_run_made_but_never_sent_is_dispatched_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
+    let spec = job();
+    let id = {
+        let now = db::ts(t(0));
+        let new = db::runs::NewRun {
+            kind: "scheduled".into(),
+            task_id: None,
+            task_name: spec.task.clone(),
+            instance_id: None,
+            group_id: None,
+            group_run_id: None,
+            run_date: spec.run_date,
+            slot: "2027-01-15T08:00:00".into(),
+            status: "IDLE".into(),
+            command: spec.command.clone(),
+            target: spec.target.clone(),
+            run_as_user: spec.run_as_user.clone(),
+            scheduled_for: Some(now),
+            created_at: now,
+            updated_at: now,
+            job: Some(spec.stored()),
+        };
+        db::runs::create(&mut db.conn().unwrap(), &new).unwrap().id()
+    };
+    actix::System::new().block_on(async move {
+        let clock = ManualClock::at(t(1));
+        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default());
+        let leases = crate::lease::Leases::named("test".into());
+        let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()), leases);
+        driver.recover().await;
+        let r = stored(&db, id);
+        assert_eq!((r.status.as_str(), r.attempt), ("TRIGGERED", 1), "dispatched, waiting for an agent");
+        clock.set(t(5));
+        driver.tick(t(5)).await;
+        let r = stored(&db, id);
+        assert_eq!((r.status.as_str(), r.attempt), ("IDLE", 1), "accept expired after the stored 4 s: {r:?}");
+    });
+}
