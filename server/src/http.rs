@@ -167,6 +167,7 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
         driver.recover().await;
     } else {
         actix_web::rt::spawn(driver.clone().follow_others());
+        actix_web::rt::spawn(driver.clone().follow_others_output());
     }
     actix_web::rt::spawn(driver.clone().run_queue());
     actix_web::rt::spawn(driver.clone().run_clock());

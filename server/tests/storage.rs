@@ -230,10 +230,28 @@ fn one_run_per_slot_transitions_in_order_and_output_once() {
         let got: Vec<(i32, String)> = stored.iter().map(|r| (r.seq, r.to_status.clone())).collect();
         assert_eq!(got, vec![(1, "TRIGGERED".to_string()), (2, "STARTED".to_string())], "{}", t.name);
 
-        assert!(db::run_output::append(&mut c, first.id(), 1, "stdout", 0, "hello ", now()).unwrap());
-        assert!(db::run_output::append(&mut c, first.id(), 1, "stdout", 6, "world\n", now()).unwrap());
+        assert!(db::run_output::append(
+            &mut c,
+            db::run_output::Chunk { run_id: first.id(), attempt: 1, stream: "stdout", offset: 0, data: "hello " },
+            now(),
+            "s1"
+        )
+        .unwrap());
+        assert!(db::run_output::append(
+            &mut c,
+            db::run_output::Chunk { run_id: first.id(), attempt: 1, stream: "stdout", offset: 6, data: "world\n" },
+            now(),
+            "s1"
+        )
+        .unwrap());
         assert!(
-            !db::run_output::append(&mut c, first.id(), 1, "stdout", 6, "world\n", now()).unwrap(),
+            !db::run_output::append(
+                &mut c,
+                db::run_output::Chunk { run_id: first.id(), attempt: 1, stream: "stdout", offset: 6, data: "world\n" },
+                now(),
+                "s1"
+            )
+            .unwrap(),
             "replay ignored"
         );
         let from_8: Vec<(i64, String)> = db::run_output::read(&mut c, first.id(), 1, "stdout", 8, 10)

@@ -72,9 +72,27 @@ fn runs_timeline_output_and_dashboard() {
         },
     )
     .unwrap();
-    db::run_output::append(&mut c, ids[1], 1, "stdout", 0, "héllo ", now).unwrap();
-    db::run_output::append(&mut c, ids[1], 1, "stdout", 7, "world\n", now).unwrap();
-    db::run_output::append(&mut c, ids[1], 1, "stderr", 0, "boom\n", now).unwrap();
+    db::run_output::append(
+        &mut c,
+        db::run_output::Chunk { run_id: ids[1], attempt: 1, stream: "stdout", offset: 0, data: "héllo " },
+        now,
+        "test",
+    )
+    .unwrap();
+    db::run_output::append(
+        &mut c,
+        db::run_output::Chunk { run_id: ids[1], attempt: 1, stream: "stdout", offset: 7, data: "world\n" },
+        now,
+        "test",
+    )
+    .unwrap();
+    db::run_output::append(
+        &mut c,
+        db::run_output::Chunk { run_id: ids[1], attempt: 1, stream: "stderr", offset: 0, data: "boom\n" },
+        now,
+        "test",
+    )
+    .unwrap();
     db::runs::add_output_bytes(&mut c, ids[1], 13, 5, 0).unwrap();
 
     let res = data(s.graphql_as(Some(&admin), "{ runs(filter: {status: [FAILED]}) { totalCount edges { node { id status reason exitCode pid durationMs transitions { seq from to } } } } }", json!({})).unwrap());

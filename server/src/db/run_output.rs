@@ -15,26 +15,31 @@ pub struct OutputRow {
     pub byte_offset: i64,
     pub data: String,
     pub created_at: NaiveDateTime,
+    /// The server that stored it.
+    pub server: Option<String>,
+}
+
+/// A chunk to store: `data` at byte `offset` of one stream of one attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunk<'a> {
+    pub run_id: i64,
+    pub attempt: i32,
+    pub stream: &'a str,
+    pub offset: i64,
+    pub data: &'a str,
 }
 
 /// Stores a chunk; a chunk replayed at an offset already stored is ignored. Returns whether it was new.
-pub fn append(
-    conn: &mut DbConn,
-    run_id: i64,
-    attempt: i32,
-    stream: &str,
-    offset: i64,
-    data: &str,
-    now: DateTime<Utc>,
-) -> DbResult<bool> {
+pub fn append(conn: &mut DbConn, chunk: Chunk<'_>, now: DateTime<Utc>, server: &str) -> DbResult<bool> {
     let n = with_conn!(conn, |c| diesel::insert_into(run_output::table)
         .values((
-            run_output::run_id.eq(run_id),
-            run_output::attempt.eq(attempt),
-            run_output::stream.eq(stream),
-            run_output::byte_offset.eq(offset),
-            run_output::data.eq(data),
+            run_output::run_id.eq(chunk.run_id),
+            run_output::attempt.eq(chunk.attempt),
+            run_output::stream.eq(chunk.stream),
+            run_output::byte_offset.eq(chunk.offset),
+            run_output::data.eq(chunk.data),
             run_output::created_at.eq(ts(now)),
+            run_output::server.eq(Some(server)),
         ))
         .on_conflict((run_output::run_id, run_output::stream, run_output::attempt, run_output::byte_offset))
         .do_nothing()
@@ -90,4 +95,22 @@ pub fn trim_to(conn: &mut DbConn, run_id: i64, attempt: i32, stream: &str, keep_
         with_conn!(conn, |c| diesel::delete(run_output::table.filter(run_output::id.eq_any(&ids))).execute(c))?;
     }
     Ok(dropped)
+}
+
+/// The newest chunk's id (where a server starts following the others' output).
+pub fn last_id(conn: &mut DbConn) -> DbResult<i64> {
+    let id: Option<i64> = with_conn!(conn, |c| run_output::table.select(diesel::dsl::max(run_output::id)).first(c))?;
+    Ok(id.unwrap_or(0))
+}
+
+/// Chunks after `after` stored by servers other than `me`, in order; and the newest id read.
+pub fn foreign_after(conn: &mut DbConn, after: i64, me: &str, limit: i64) -> DbResult<(i64, Vec<OutputRow>)> {
+    let rows: Vec<OutputRow> = with_conn!(conn, |c| run_output::table
+        .filter(run_output::id.gt(after))
+        .order(run_output::id)
+        .limit(limit)
+        .select(OutputRow::as_select())
+        .load(c))?;
+    let last = rows.last().map_or(after, |r| r.id);
+    Ok((last, rows.into_iter().filter(|r| r.server.as_deref() != Some(me)).collect()))
 }

@@ -221,6 +221,7 @@ diesel::table! {
         byte_offset -> BigInt,
         data -> Text,
         created_at -> Timestamp,
+        server -> Nullable<Text>,
     }
 }
 

@@ -598,12 +598,13 @@ impl Driver {
     /// chunks are dropped and counted as truncated.
     fn store_output(&self, run_id: i64, attempt: u32, stream: &'static str, offset: i64, data: String) -> Stored {
         let cap = self.output_cap;
-        let now = self.clock.now();
+        let (now, server) = (self.clock.now(), self.leases.owner().to_string());
         let len = data.len() as i64;
         let att = i32::try_from(attempt).unwrap_or(i32::MAX);
         let chunk = data.clone();
         let stored = self.db.submit(move |c| {
-            let new = db::run_output::append(c, run_id, att, stream, offset, &chunk, now)?;
+            let piece = db::run_output::Chunk { run_id, attempt: att, stream, offset, data: &chunk };
+            let new = db::run_output::append(c, piece, now, &server)?;
             if !new {
                 return Ok(false);
             }

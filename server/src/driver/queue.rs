@@ -6,7 +6,7 @@
 //! is a compare-and-set on the run (`db::runs::set_if`), so two servers never both advance it,
 //! and transitions another server stored are published here too (`follow_others`).
 
-use super::{Driver, GroupRunRef, RunUpdate};
+use super::{Driver, GroupRunRef, OutputUpdate, RunUpdate};
 use crate::db;
 use baton_schema::run::{Reason, RunEvent, RunStatus, Transition};
 use chrono::{DateTime, Duration, Utc};
@@ -158,6 +158,40 @@ impl Driver {
                     group_run: GroupRunRef::of(f.group_id, f.group_run_id),
                     transition,
                 });
+            }
+        }
+    }
+
+    /// Publishes the output other servers store, in the order it was stored, to this server's
+    /// `runOutput` subscribers.
+    pub async fn follow_others_output(self: Arc<Self>) {
+        let mut tail = match self.db.run(db::run_output::last_id).await {
+            Ok(id) => db::tail::Tail::after(id),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot follow other servers' output");
+                return;
+            }
+        };
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            every.tick().await;
+            let (me, from) = (self.leases.owner().to_string(), tail.from());
+            let (next, chunks) = match self.db.run(move |c| db::run_output::foreign_after(c, from, &me, 1_000)).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading other servers' output");
+                    continue;
+                }
+            };
+            tail.advance(next);
+            for c in chunks {
+                if !tail.is_new(c.id) {
+                    continue;
+                }
+                let stream = if c.stream == "stderr" { "stderr" } else { "stdout" };
+                let attempt = u32::try_from(c.attempt).unwrap_or(0);
+                let update = OutputUpdate { run_id: c.run_id, attempt, stream, offset: c.byte_offset, data: c.data };
+                let _ = self.output.send(update);
             }
         }
     }

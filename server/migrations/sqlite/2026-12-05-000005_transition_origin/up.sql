@@ -1,3 +1,0 @@
--- Which server stored a transition: the others publish it to their subscribers and engines
--- (live updates cross servers that share a PostgreSQL database).
-ALTER TABLE run_transitions ADD COLUMN server TEXT;
