@@ -1,13 +1,14 @@
 //! End-to-end throughput and latency of trivial runs through the real server and one agent on
 //! loopback, against the raw rate at which this machine spawns `sh -c true`, measured in the same
-//! run. Build the release binaries first:
+//! run: on SQLite, then on PostgreSQL when `BATON_TEST_DATABASE_URL` names a server (the test
+//! command's). Build the release binaries first:
 //!
 //! ```sh
 //! cargo build --release --bins && cargo bench -p baton-tests --bench lifecycle
 //! ```
 #![allow(clippy::unwrap_used)] // A bench that cannot run should stop loudly.
 
-use baton_tests::{agent_token_cli, data, graphql_on, wait_for, Agent, Server};
+use baton_tests::{data, fresh_postgres, graphql_on, wait_for, Agent, Server};
 use serde_json::json;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -48,17 +49,70 @@ fn raw_spawn_rate(n: usize) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
+/// What one pass measures.
+struct Figures {
+    one_client: f64,
+    loaded: f64,
+    cpu: String,
+    p50: f64,
+    p99: f64,
+}
+
 fn main() {
-    let n = 300;
     // The baseline is measured before and after the rest; the faster of the two counts.
     let raw_before = raw_spawn_rate(1000);
+    let sqlite = measure(None);
+    let postgres = fresh_postgres().map(|url| measure(Some(url)));
+    let raw_after = raw_spawn_rate(1000);
+    let raw_rate = raw_before.max(raw_after);
+    println!("raw `sh -c true` spawn rate      {raw_rate:>8.1} /s   (before {raw_before:.1}, after {raw_after:.1})");
+    for (name, f) in [("SQLite", Some(&sqlite)), ("PostgreSQL", postgres.as_ref())] {
+        let Some(f) = f else {
+            println!("{name}: not measured (set BATON_TEST_DATABASE_URL)");
+            continue;
+        };
+        println!("{name}:");
+        println!(
+            "  end-to-end runs of `true`, 1 client  {:>8.1} /s   ({:.2}x the raw rate)",
+            f.one_client,
+            f.one_client / raw_rate
+        );
+        println!(
+            "  end-to-end runs of `true`, 8 clients {:>7.1} /s   ({:.2}x the raw rate)",
+            f.loaded,
+            f.loaded / raw_rate
+        );
+        println!("     under load, CPU per wall second: {}", f.cpu);
+        println!("  dispatch -> process start  p50   {:>8.2} ms", f.p50);
+        println!("  dispatch -> process start  p99   {:>8.2} ms", f.p99);
+    }
+    if let Some(pg) = &postgres {
+        println!(
+            "PostgreSQL against SQLite: 8 clients {:.2}x the rate, p99 {:.2}x the latency",
+            pg.loaded / sqlite.loaded,
+            pg.p99 / sqlite.p99
+        );
+    }
+}
 
+fn measure(database: Option<String>) -> Figures {
+    let n = 300;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("baton.toml");
     std::fs::write(&config, "agent_heartbeat_seconds = 1\n").unwrap();
-    let s = Server::start_with(&["--config", config.to_str().unwrap()]).unwrap();
+    let mut args = vec!["--config".to_string(), config.to_string_lossy().into_owned()];
+    if let Some(url) = database {
+        args.extend(["--database-url".to_string(), url]);
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = Server::start_with(&argv).unwrap();
     let admin = s.admin().unwrap();
-    let token = agent_token_cli(s.data_dir.path(), "bench").unwrap();
+    let token = data(
+        s.graphql_as(Some(&admin), "mutation { createAgentToken(name: \"bench\") { token } }", json!({})).unwrap(),
+    )["createAgentToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let agent = Agent::start(&s.base_url, &token, "a1", "bench").unwrap();
     wait_for("the agent", Duration::from_secs(20), || {
         let res = data(s.graphql_as(Some(&admin), "{ agents { status } }", json!({})).ok()?);
@@ -152,25 +206,15 @@ fn main() {
     let agent_after = cpu_seconds(agent.pid());
     let bench_after = cpu_seconds(std::process::id());
     let busy_after = machine_busy_seconds();
-    let raw_after = raw_spawn_rate(1000);
-    let raw_rate = raw_before.max(raw_after);
     let (server, agent_own, bench) =
         (cpu(server_after, server_cpu), cpu(agent_after, agent_cpu), cpu(bench_after, bench_cpu));
-
-    println!("raw `sh -c true` spawn rate      {raw_rate:>8.1} /s   (before {raw_before:.1}, after {raw_after:.1})");
-    println!("end-to-end runs of `true`, 1 client  {e2e_rate:>8.1} /s   ({:.2}x the raw rate)", e2e_rate / raw_rate);
-    println!(
-        "end-to-end runs of `true`, {CLIENTS} clients {loaded_rate:>7.1} /s   ({:.2}x the raw rate)",
-        loaded_rate / raw_rate
-    );
     // The shims are the launcher's children, reaped by the kernel: their CPU is what the machine
     // spent beyond the server, the agent and this bench (its clients included).
-    println!(
-        "   under load, CPU per wall second: server {server:.2}, agent {agent_own:.2}, bench clients {bench:.2}, \
-         the rest (launcher, shims, jobs) {:.2}, machine {:.2} (of 2 cores)",
+    let cpu = format!(
+        "server {server:.2}, agent {agent_own:.2}, bench clients {bench:.2}, the rest (launcher, shims, jobs, \
+         PostgreSQL) {:.2}, machine {:.2} (of 2 cores)",
         cpu(busy_after, busy) - server - agent_own - bench,
         cpu(busy_after, busy)
     );
-    println!("dispatch -> process start  p50   {:>8.2} ms", percentile(&lat, 0.5));
-    println!("dispatch -> process start  p99   {:>8.2} ms", percentile(&lat, 0.99));
+    Figures { one_client: e2e_rate, loaded: loaded_rate, cpu, p50: percentile(&lat, 0.5), p99: percentile(&lat, 0.99) }
 }
