@@ -59,15 +59,17 @@ pub struct AgentHub {
     conns: Mutex<HashMap<String, Conn>>,
     serial: std::sync::atomic::AtomicU64,
     changes: broadcast::Sender<AgentChange>,
+    /// Heartbeat times and agents' last-seen times come from it.
+    clock: crate::clock::SharedClock,
 }
 
 /// Frames that make no sense count against a connection; past this many it is closed.
 const MAX_BAD_FRAMES: u32 = 100;
 
 impl AgentHub {
-    pub fn new(db: Db, policy: HeartbeatPolicy) -> Arc<AgentHub> {
+    pub fn new(db: Db, policy: HeartbeatPolicy, clock: crate::clock::SharedClock) -> Arc<AgentHub> {
         let (changes, _) = broadcast::channel(1024);
-        Arc::new(AgentHub { db, policy, conns: Mutex::new(HashMap::new()), serial: Default::default(), changes })
+        Arc::new(AgentHub { db, policy, conns: Mutex::new(HashMap::new()), serial: Default::default(), changes, clock })
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<AgentChange> {
@@ -124,7 +126,7 @@ impl AgentHub {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tick.tick().await;
-            let now = Utc::now();
+            let now = self.clock.now();
             let lost: Vec<(String, i64)> = match self.conns.lock() {
                 Ok(mut conns) => conns
                     .iter_mut()
@@ -181,13 +183,13 @@ async fn admit(
             hostname: hostname.clone(),
             queues: queues.clone(),
             tx: tx.clone(),
-            last_heartbeat: Utc::now(),
+            last_heartbeat: hub.clock.now(),
             online: false,
             serial,
         };
         conns.insert(name.clone(), conn);
     }
-    let reg_name = name.clone();
+    let (reg_name, now) = (name.clone(), hub.clock.now());
     let row = hub
         .db
         .run(move |c| {
@@ -200,7 +202,7 @@ async fn admit(
                     version: &version,
                     os: &os,
                 },
-                Utc::now(),
+                now,
             )
         })
         .await;
@@ -385,7 +387,7 @@ async fn on_heartbeat(hub: &AgentHub, name: &str, id: i64, stats: v1::AgentStats
     let came_back = match hub.conns.lock() {
         Ok(mut conns) => match conns.get_mut(name) {
             Some(c) => {
-                c.last_heartbeat = Utc::now();
+                c.last_heartbeat = hub.clock.now();
                 let back = !c.online;
                 c.online = true;
                 back
@@ -395,10 +397,11 @@ async fn on_heartbeat(hub: &AgentHub, name: &str, id: i64, stats: v1::AgentStats
         Err(_) => false,
     };
     let (cpu, mem, up) = (f64::from(stats.cpu_percent), f64::from(stats.memory_percent), stats.uptime_seconds);
+    let now = hub.clock.now();
     let res = hub
         .db
         .run(move |c| {
-            db::agents::heartbeat(c, id, cpu, mem, i64::try_from(up).unwrap_or(i64::MAX), Utc::now())?;
+            db::agents::heartbeat(c, id, cpu, mem, i64::try_from(up).unwrap_or(i64::MAX), now)?;
             if came_back {
                 db::agents::set_status(c, id, "ONLINE")?;
             }

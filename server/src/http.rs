@@ -135,10 +135,10 @@ async fn ui(req: HttpRequest) -> HttpResponse {
 pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     let marked = db.run(crate::db::agents::mark_all_offline).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::debug!(agents = marked, "no agent is connected yet");
-    let hub = AgentHub::new(db.clone(), config.agent_heartbeat);
+    let clock = crate::clock::system();
+    let hub = AgentHub::new(db.clone(), config.agent_heartbeat, clock.clone());
     actix_web::rt::spawn(hub.clone().watch_heartbeats());
     let lost_after = chrono::Duration::seconds(i64::from(config.agent_lost_seconds));
-    let clock = crate::clock::system();
     // Which instances this server schedules: every one with SQLite (its serve lock proves it
     // alone), its share of them with PostgreSQL. The first round runs before anything is loaded.
     let leases = crate::lease::Leases::new();

@@ -120,7 +120,7 @@ fn a_run_waiting_for_its_retry_is_carried_on_after_a_restart_on_the_clock() {
     };
     actix::System::new().block_on(async move {
         let clock = ManualClock::at(t(1));
-        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default());
+        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()));
         let leases = crate::lease::Leases::named("test".into());
         let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()), leases);
         driver.recover().await;
@@ -179,7 +179,7 @@ fn a_run_made_but_never_sent_is_dispatched_after_a_restart() {
     };
     actix::System::new().block_on(async move {
         let clock = ManualClock::at(t(1));
-        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default());
+        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()));
         let leases = crate::lease::Leases::named("test".into());
         let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()), leases);
         driver.recover().await;
@@ -189,5 +189,85 @@ fn a_run_made_but_never_sent_is_dispatched_after_a_restart() {
         driver.tick(t(5)).await;
         let r = stored(&db, id);
         assert_eq!((r.status.as_str(), r.attempt), ("IDLE", 1), "accept expired after the stored 4 s: {r:?}");
+    });
+}
+
+/// A run whose agent has not been heard from (through any server) for `agent_lost_after` fails
+/// with `agent lost` at the next sweep of its instance's lease holder, and not before.
+#[test]
+fn a_run_whose_agent_went_silent_is_lost_at_its_time_by_the_lease_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
+    let spec = job();
+    let (id, instance) = {
+        let mut c = db.conn().unwrap();
+        let instance = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
+        let reg = db::agents::Registration { name: "a1", hostname: "h", queues: &[], version: "v", os: "linux" };
+        let agent = db::agents::register(&mut c, &reg, t(0)).unwrap().id;
+        let now = db::ts(t(0));
+        let new = db::runs::NewRun {
+            kind: "forced".into(),
+            task_id: None,
+            task_name: spec.task.clone(),
+            instance_id: Some(instance),
+            group_id: None,
+            group_run_id: None,
+            run_date: spec.run_date,
+            slot: "force-2".into(),
+            status: "IDLE".into(),
+            command: spec.command.clone(),
+            target: spec.target.clone(),
+            run_as_user: spec.run_as_user.clone(),
+            scheduled_for: Some(now),
+            created_at: now,
+            updated_at: now,
+            job: Some(
+                JobSpec { retry: RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 }, ..spec.clone() }.stored(),
+            ),
+        };
+        let id = db::runs::create(&mut c, &new).unwrap().id();
+        let running = db::runs::RunChange {
+            status: "RUNNING".into(),
+            attempt: 1,
+            reason: None,
+            agent_id: Some(Some(agent)),
+            pid: Some(Some(42)),
+            exit_code: None,
+            triggered_at: Some(Some(now)),
+            started_at: Some(Some(now)),
+            ended_at: None,
+            updated_at: now,
+        };
+        db::runs::set(&mut c, id, &running).unwrap();
+        (id, instance)
+    };
+    actix::System::new().block_on(async move {
+        let clock = ManualClock::at(t(1));
+        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()));
+        let leases = crate::lease::Leases::named("holder".into());
+        let keeper = crate::lease::LeaseKeeper::new(leases.clone(), Duration::seconds(3600));
+        keeper.round(&mut db.conn().unwrap(), t(1)).unwrap();
+        assert!(leases.holds(instance));
+        let driver =
+            Driver::new(db.clone(), hub.clone(), Duration::seconds(60), 1 << 20, Arc::new(clock.clone()), leases);
+        // Another server, which holds no lease on the instance, judges nothing.
+        let others = crate::lease::Leases::named("bystander".into());
+        crate::lease::LeaseKeeper::new(others.clone(), Duration::seconds(3600))
+            .round(&mut db.conn().unwrap(), t(1))
+            .unwrap();
+        assert!(!others.holds(instance));
+        let bystander = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()), others);
+
+        clock.set(t(59));
+        driver.sweep(t(59)).await;
+        assert_eq!(stored(&db, id).status, "RUNNING", "heard from 59 s ago: not lost yet");
+        clock.set(t(61));
+        bystander.sweep(t(61)).await;
+        assert_eq!(stored(&db, id).status, "RUNNING", "not the bystander's to judge");
+        driver.sweep(t(61)).await;
+        let r = stored(&db, id);
+        assert_eq!(r.status, "FAILED");
+        let reason: Reason = serde_json::from_str(r.reason.as_deref().unwrap()).unwrap();
+        assert_eq!(reason, Reason::AgentLost);
     });
 }
