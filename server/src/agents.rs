@@ -61,15 +61,18 @@ pub struct AgentHub {
     changes: broadcast::Sender<AgentChange>,
     /// Heartbeat times and agents' last-seen times come from it.
     clock: crate::clock::SharedClock,
+    /// This server's name: the changes it sees are recorded under it for the other servers.
+    server: String,
 }
 
 /// Frames that make no sense count against a connection; past this many it is closed.
 const MAX_BAD_FRAMES: u32 = 100;
 
 impl AgentHub {
-    pub fn new(db: Db, policy: HeartbeatPolicy, clock: crate::clock::SharedClock) -> Arc<AgentHub> {
+    pub fn new(db: Db, policy: HeartbeatPolicy, clock: crate::clock::SharedClock, server: String) -> Arc<AgentHub> {
         let (changes, _) = broadcast::channel(1024);
-        Arc::new(AgentHub { db, policy, conns: Mutex::new(HashMap::new()), serial: Default::default(), changes, clock })
+        let conns = Mutex::new(HashMap::new());
+        Arc::new(AgentHub { db, policy, conns, serial: Default::default(), changes, clock, server })
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<AgentChange> {
@@ -110,8 +113,41 @@ impl AgentHub {
         self.conns.lock().ok().and_then(|c| c.get(name).map(|c| c.tx.send(msg).is_ok())).unwrap_or(false)
     }
 
+    /// Publishes a change here, and records it for the other servers sharing the database.
     fn publish(&self, name: &str, status: &str) {
         let _ = self.changes.send(AgentChange { name: name.into(), status: status.into() });
+        let (name, status, server, now) = (name.to_string(), status.to_string(), self.server.clone(), self.clock.now());
+        let recorded = self.db.submit(move |c| db::agent_changes::record(c, &name, &status, &server, now));
+        actix_web::rt::spawn(async move {
+            if let Err(e) = recorded.await {
+                tracing::error!(error = %e, "recording an agent change for the other servers");
+            }
+        });
+    }
+
+    /// Publishes the agent changes other servers record, in order, to this server's subscribers.
+    pub async fn follow_others(self: Arc<Self>) {
+        let mut tail = match self.db.run(db::agent_changes::last_id).await {
+            Ok(id) => db::tail::Tail::after(id),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot follow other servers' agent changes");
+                return;
+            }
+        };
+        let mut every = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            every.tick().await;
+            let (me, from) = (self.server.clone(), tail.from());
+            match self.db.run(move |c| db::agent_changes::foreign_after(c, from, &me, 1_000)).await {
+                Ok((next, rows)) => {
+                    tail.advance(next);
+                    for r in rows.into_iter().filter(|r| tail.is_new(r.id)) {
+                        let _ = self.changes.send(AgentChange { name: r.name, status: r.status });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "reading other servers' agent changes"),
+            }
+        }
     }
 
     async fn set_status(&self, id: i64, status: &'static str) {

@@ -136,12 +136,12 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     let marked = db.run(crate::db::agents::mark_all_offline).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::debug!(agents = marked, "no agent is connected yet");
     let clock = crate::clock::system();
-    let hub = AgentHub::new(db.clone(), config.agent_heartbeat, clock.clone());
-    actix_web::rt::spawn(hub.clone().watch_heartbeats());
-    let lost_after = chrono::Duration::seconds(i64::from(config.agent_lost_seconds));
     // Which instances this server schedules: every one with SQLite (its serve lock proves it
     // alone), its share of them with PostgreSQL. The first round runs before anything is loaded.
     let leases = crate::lease::Leases::new();
+    let hub = AgentHub::new(db.clone(), config.agent_heartbeat, clock.clone(), leases.owner().to_string());
+    actix_web::rt::spawn(hub.clone().watch_heartbeats());
+    let lost_after = chrono::Duration::seconds(i64::from(config.agent_lost_seconds));
     let keeper =
         crate::lease::LeaseKeeper::new(leases.clone(), chrono::Duration::seconds(i64::from(config.lease_seconds)));
     let alone = matches!(config.database, crate::db::DatabaseUrl::Sqlite(_));
@@ -168,6 +168,7 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     } else {
         actix_web::rt::spawn(driver.clone().follow_others());
         actix_web::rt::spawn(driver.clone().follow_others_output());
+        actix_web::rt::spawn(hub.clone().follow_others());
     }
     actix_web::rt::spawn(driver.clone().run_queue());
     actix_web::rt::spawn(driver.clone().run_clock());

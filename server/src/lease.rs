@@ -88,6 +88,9 @@ impl LeaseKeeper {
         let owner = self.leases.owner.clone();
         db::servers::heartbeat(c, &owner, now)?;
         db::servers::forget_before(c, now - self.ttl * 100)?;
+        // What servers publish for each other is read within moments; an hour is plenty.
+        db::definition_changes::forget_before(c, now - Duration::hours(1))?;
+        db::agent_changes::forget_before(c, now - Duration::hours(1))?;
         let live = db::servers::live(c, now - self.ttl)?.len().max(1);
         let instances: Vec<i64> = db::instances::list(c)?.into_iter().map(|i| i.id).collect();
         let share = instances.len().div_ceil(live);

@@ -3,7 +3,7 @@
 //! survivor fires the slot within lease + 2 s), the next owner is SIGSTOPped past its lease and
 //! woken (the third server ran the slots meanwhile; the stopped one stored nothing after it was
 //! deposed), and a subscription on a server that schedules and dispatches nothing sees every
-//! transition, in order and once. Every slot has one run, every run ends, no attempt runs twice.
+//! transition, in order and once, and the agents moving between the others. Every slot has one run, every run ends, no attempt runs twice.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use baton_server::db::{self, DatabaseUrl, Db};
@@ -98,6 +98,7 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
             tcp.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
         }
         let mut got: BTreeMap<i64, Vec<(String, i64)>> = BTreeMap::new();
+        let mut agents: Vec<(String, String)> = Vec::new();
         let mut quiet_for = 0;
         // After the stop flag, read until nothing came for 2 s.
         while quiet_for < 4 {
@@ -105,6 +106,10 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
                 Ok(tungstenite::Message::Text(m)) => {
                     quiet_for = 0;
                     let v: Value = serde_json::from_str(&m).unwrap();
+                    let a = &v["payload"]["data"]["agentEvents"];
+                    if let (Some(name), Some(status)) = (a["name"].as_str(), a["status"].as_str()) {
+                        agents.push((name.to_string(), status.to_string()));
+                    }
                     let e = &v["payload"]["data"]["runEvents"];
                     if let Some(id) = e["runId"].as_i64() {
                         let to = e["to"].as_str().unwrap().to_string();
@@ -122,7 +127,7 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
                 Err(e) => panic!("the subscription ended: {e}"),
             }
         }
-        got
+        (got, agents)
     });
     let log = scratch.path().join("executions.log");
     let tids: Vec<i64> = (0..4)
@@ -251,7 +256,10 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
 
     // The quiet server's subscriber saw every transition of the runs it saw start, in order, once.
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let got = reader.join().unwrap();
+    let (got, agent_events) = reader.join().unwrap();
+    // The agent that was on the killed owner registered on another server: the quiet server's
+    // agentEvents subscriber saw it.
+    assert!(agent_events.iter().any(|(_, s)| s == "ONLINE"), "agent events seen: {agent_events:?}");
     let started: BTreeSet<i64> =
         got.iter().filter(|(_, ts)| ts.first().is_some_and(|(to, _)| to == "TRIGGERED")).map(|(id, _)| *id).collect();
     assert!(started.len() >= 20, "the quiet server saw {} runs start", started.len());
@@ -288,6 +296,9 @@ fn subscribe(
     }
     let q = "subscription { runEvents { runId from to attempt } }";
     ws.send(Message::Text(json!({ "id": "1", "type": "subscribe", "payload": { "query": q } }).to_string().into()))
+        .unwrap();
+    let q = "subscription { agentEvents { name status } }";
+    ws.send(Message::Text(json!({ "id": "2", "type": "subscribe", "payload": { "query": q } }).to_string().into()))
         .unwrap();
     ws
 }

@@ -61,3 +61,9 @@ pub fn foreign_after(conn: &mut DbConn, after: i64, me: &str, limit: i64) -> DbR
     let last = rows.last().map_or(after, |r| r.id);
     Ok((last, rows.into_iter().filter(|r| r.server != me).collect()))
 }
+
+/// Forgets changes older than `before` (the servers that follow them have long read them).
+pub fn forget_before(conn: &mut DbConn, before: DateTime<Utc>) -> DbResult<usize> {
+    Ok(with_conn!(conn, |c| diesel::delete(definition_changes::table.filter(definition_changes::at.lt(ts(before))))
+        .execute(c))?)
+}

@@ -5,6 +5,7 @@
 //! whichever backend is inside, so both get the full dialect (RETURNING, upserts, booleans).
 //! Diesel is blocking: async callers go through [`Db::run`], which uses the blocking thread pool.
 
+pub mod agent_changes;
 pub mod agent_tokens;
 pub mod agents;
 pub mod alert_deliveries;

@@ -307,6 +307,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    agent_changes (id) {
+        id -> BigInt,
+        name -> Text,
+        status -> Text,
+        server -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
     servers (id) {
         id -> Text,
         started_at -> Timestamp,
@@ -390,5 +400,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     instance_leases,
     servers,
+    agent_changes,
     definition_changes,
 );

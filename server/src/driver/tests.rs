@@ -120,7 +120,7 @@ fn a_run_waiting_for_its_retry_is_carried_on_after_a_restart_on_the_clock() {
     };
     actix::System::new().block_on(async move {
         let clock = ManualClock::at(t(1));
-        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()));
+        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()), "test".into());
         let leases = crate::lease::Leases::named("test".into());
         let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()), leases);
         driver.recover().await;
@@ -179,7 +179,7 @@ fn a_run_made_but_never_sent_is_dispatched_after_a_restart() {
     };
     actix::System::new().block_on(async move {
         let clock = ManualClock::at(t(1));
-        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()));
+        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()), "test".into());
         let leases = crate::lease::Leases::named("test".into());
         let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()), leases);
         driver.recover().await;
@@ -243,7 +243,7 @@ fn a_run_whose_agent_went_silent_is_lost_at_its_time_by_the_lease_holder() {
     };
     actix::System::new().block_on(async move {
         let clock = ManualClock::at(t(1));
-        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()));
+        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()), "test".into());
         let leases = crate::lease::Leases::named("holder".into());
         let keeper = crate::lease::LeaseKeeper::new(leases.clone(), Duration::seconds(3600));
         keeper.round(&mut db.conn().unwrap(), t(1)).unwrap();
