@@ -150,9 +150,13 @@ impl AgentHub {
         }
     }
 
-    async fn set_status(&self, id: i64, status: &'static str) {
-        if let Err(e) = self.db.run(move |c| db::agents::set_status(c, id, status)).await {
-            tracing::error!(error = %e, agent = id, "recording an agent's status");
+    /// Marks an agent this server last saw at `seen` OFFLINE and says so, unless another server
+    /// has seen it since (it moved there).
+    async fn went_offline(&self, name: &str, id: i64, seen: DateTime<Utc>) {
+        match self.db.run(move |c| db::agents::set_offline(c, id, seen)).await {
+            Ok(true) => self.publish(name, "OFFLINE"),
+            Ok(false) => tracing::info!(agent = %name, "left this server for another"),
+            Err(e) => tracing::error!(error = %e, agent = id, "recording an agent's status"),
         }
     }
 
@@ -163,21 +167,20 @@ impl AgentHub {
         loop {
             tick.tick().await;
             let now = self.clock.now();
-            let lost: Vec<(String, i64)> = match self.conns.lock() {
+            let lost: Vec<(String, i64, DateTime<Utc>)> = match self.conns.lock() {
                 Ok(mut conns) => conns
                     .iter_mut()
                     .filter(|(_, c)| c.online && now - c.last_heartbeat > limit)
                     .map(|(name, c)| {
                         c.online = false;
-                        (name.clone(), c.id)
+                        (name.clone(), c.id, c.last_heartbeat)
                     })
                     .collect(),
                 Err(_) => Vec::new(),
             };
-            for (name, id) in lost {
+            for (name, id, seen) in lost {
                 tracing::warn!(agent = %name, "missed its heartbeats: OFFLINE");
-                self.set_status(id, "OFFLINE").await;
-                self.publish(&name, "OFFLINE");
+                self.went_offline(&name, id, seen).await;
             }
         }
     }
@@ -195,6 +198,7 @@ async fn admit(
     if protocol != PROTOCOL_VERSION {
         return Err(format!("protocol {protocol} is not supported (the server speaks {PROTOCOL_VERSION})"));
     }
+    let now = hub.clock.now();
     if baton_schema::names::Target::parse(&name).is_err()
         || queues.iter().any(|q| baton_schema::names::Target::parse(q).is_err())
     {
@@ -219,13 +223,13 @@ async fn admit(
             hostname: hostname.clone(),
             queues: queues.clone(),
             tx: tx.clone(),
-            last_heartbeat: hub.clock.now(),
+            last_heartbeat: now,
             online: false,
             serial,
         };
         conns.insert(name.clone(), conn);
     }
-    let (reg_name, now) = (name.clone(), hub.clock.now());
+    let reg_name = name.clone();
     let row = hub
         .db
         .run(move |c| {
@@ -401,18 +405,16 @@ pub async fn agent_socket(
         // each transition is published too (the agent's replay is acknowledged as a duplicate).
         while storing.next().await.is_some() {}
         let _ = session.close(None).await;
-        let removed = hub.conns.lock().ok().map(|mut c| {
+        let removed = hub.conns.lock().ok().and_then(|mut c| {
             if c.get(&name).is_some_and(|x| x.serial == serial) {
-                c.remove(&name);
-                true
+                c.remove(&name).map(|x| x.last_heartbeat)
             } else {
-                false
+                None
             }
         });
-        if removed == Some(true) {
+        if let Some(seen) = removed {
             driver.release_agent(&name);
-            hub.set_status(id, "OFFLINE").await;
-            hub.publish(&name, "OFFLINE");
+            hub.went_offline(&name, id, seen).await;
             tracing::info!(agent = %name, "agent disconnected");
         }
     });
@@ -420,10 +422,13 @@ pub async fn agent_socket(
 }
 
 async fn on_heartbeat(hub: &AgentHub, name: &str, id: i64, stats: v1::AgentStats) {
+    // The same instant in memory and in the database: a server marking the agent OFFLINE later
+    // compares them to tell whether another server saw it since.
+    let now = hub.clock.now();
     let came_back = match hub.conns.lock() {
         Ok(mut conns) => match conns.get_mut(name) {
             Some(c) => {
-                c.last_heartbeat = hub.clock.now();
+                c.last_heartbeat = now;
                 let back = !c.online;
                 c.online = true;
                 back
@@ -433,7 +438,6 @@ async fn on_heartbeat(hub: &AgentHub, name: &str, id: i64, stats: v1::AgentStats
         Err(_) => false,
     };
     let (cpu, mem, up) = (f64::from(stats.cpu_percent), f64::from(stats.memory_percent), stats.uptime_seconds);
-    let now = hub.clock.now();
     let res = hub
         .db
         .run(move |c| {

@@ -192,8 +192,11 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     let _ = services.alerting.set((vault, alerts.clone()));
     let _ = services.engine_stats.set(deps.clone());
     let engine = crate::engine::Engine::start(deps);
-    let on_change = engine.clone();
-    actix_web::rt::spawn(keeper.keep(db.clone(), clock.clone(), move |_| on_change.do_send(crate::engine::ReloadAll)));
+    let (on_change, runs_of) = (engine.clone(), driver.clone());
+    actix_web::rt::spawn(keeper.keep(db.clone(), clock.clone(), move |changes| {
+        runs_of.let_go(&changes.lost);
+        on_change.do_send(crate::engine::ReloadAll);
+    }));
     // Definitions changed through the API reach the engine at once: no restart, no refresh.
     let mut changes = services.definition_changes();
     let alerts_of_changes = alerts.clone();

@@ -108,10 +108,11 @@ impl Server {
         });
         let (err_tx, err_rx) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
+        let pid = child.id();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if std::env::var_os("TEST_LOG").is_some() {
-                    eprintln!("[baton] {line}");
+                    eprintln!("[baton {pid}] {line}");
                 }
                 let _ = err_tx.send(line);
             }

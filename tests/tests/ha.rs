@@ -254,6 +254,39 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
         }
     }
 
+    // A run terminated through a server its agent is not connected to: the woken server holds
+    // no agent now (both moved on when it stopped answering), so the request goes through the
+    // database to the server that holds the run.
+    let woken = servers.iter().flatten().find(|s| s.pid() == second).unwrap();
+    let token = woken.login("admin", &password).unwrap();
+    let long = gql(
+        woken,
+        &token,
+        "mutation($t: TaskInput!) { createTask(input: $t) { tid } }",
+        json!({ "t": {
+        "name": "long", "command": "sleep 60", "target": "etl", "runAsUser": "root" } }),
+    )["createTask"]["tid"]
+        .as_i64()
+        .unwrap();
+    let id = gql(woken, &token, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": long }))["forceRun"]
+        ["id"]
+        .as_i64()
+        .unwrap();
+    let status = |id: i64| {
+        let mut c = store.conn().unwrap();
+        db::runs::get(&mut c, id).unwrap()
+    };
+    wait_for("the long run to run", Duration::from_secs(30), || (status(id).status == "RUNNING").then_some(()))
+        .unwrap();
+    let res = gql(woken, &token, "mutation($id: Int!) { terminateRun(id: $id) }", json!({ "id": id }));
+    assert_eq!(res["terminateRun"], true, "{res}");
+    let ended = wait_for("the terminated run to end", Duration::from_secs(20), || {
+        let r = status(id);
+        (r.status != "RUNNING").then_some(r)
+    })
+    .unwrap();
+    assert_eq!(ended.status, "TERMINATED", "{ended:?}");
+
     // The quiet server's subscriber saw every transition of the runs it saw start, in order, once.
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (got, agent_events) = reader.join().unwrap();

@@ -92,6 +92,17 @@ pub fn set_status(conn: &mut DbConn, id: i64, status: &str) -> DbResult<()> {
     Ok(())
 }
 
+/// Marks an agent OFFLINE unless a server has seen it after `seen_until` (it went on to another
+/// server sharing the database): false when it was seen since.
+pub fn set_offline(conn: &mut DbConn, id: i64, seen_until: DateTime<Utc>) -> DbResult<bool> {
+    let n = with_conn!(conn, |c| diesel::update(
+        agents::table.find(id).filter(agents::last_seen_at.is_null().or(agents::last_seen_at.le(Some(ts(seen_until)))))
+    )
+    .set(agents::status.eq("OFFLINE"))
+    .execute(c))?;
+    Ok(n == 1)
+}
+
 /// Remembers the highest event sequence stored for an agent (what the server acknowledged).
 pub fn set_acked(conn: &mut DbConn, id: i64, seq: i64) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(agents::table.find(id).filter(agents::last_acked_seq.lt(seq)))

@@ -38,6 +38,8 @@ pub struct RunRow {
     pub updated_at: NaiveDateTime,
     /// What the run needs to be carried out again (`driver::StoredJob` as JSON).
     pub job: Option<String>,
+    /// Who asked another server to terminate it (see `request_terminate`).
+    pub terminate_by: Option<String>,
 }
 
 /// What a new run is made of. `kind` is scheduled, forced or adhoc.
@@ -276,6 +278,34 @@ pub fn claim(conn: &mut DbConn, id: i64, attempt: i32, agent_id: i64, now: DateT
     .set((runs::agent_id.eq(agent_id), runs::updated_at.eq(ts(now))))
     .execute(c))?;
     Ok(n == 1)
+}
+
+/// Asks whichever server holds an unfinished run to terminate it; false when it is not unfinished.
+pub fn request_terminate(conn: &mut DbConn, id: i64, user: &str, now: DateTime<Utc>) -> DbResult<bool> {
+    let n = with_conn!(conn, |c| diesel::update(runs::table.find(id).filter(runs::status.eq_any([
+        "IDLE",
+        "TRIGGERED",
+        "STARTED",
+        "RUNNING"
+    ])))
+    .set((runs::terminate_by.eq(Some(user)), runs::updated_at.eq(ts(now))))
+    .execute(c))?;
+    Ok(n == 1)
+}
+
+/// Unfinished runs someone asked to terminate.
+pub fn terminate_requested(conn: &mut DbConn) -> DbResult<Vec<RunRow>> {
+    Ok(with_conn!(conn, |c| runs::table
+        .filter(runs::terminate_by.is_not_null())
+        .filter(runs::status.eq_any(["IDLE", "TRIGGERED", "STARTED", "RUNNING"]))
+        .select(RunRow::as_select())
+        .load(c))?)
+}
+
+/// The request to terminate a run was carried out (or sent to its agent).
+pub fn clear_terminate(conn: &mut DbConn, id: i64) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::update(runs::table.find(id)).set(runs::terminate_by.eq(None::<String>)).execute(c))?;
+    Ok(())
 }
 
 /// Runs on (or sent to) one agent: a server that gets the agent's connection takes charge of them.

@@ -195,6 +195,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         job -> Nullable<Text>,
+        terminate_by -> Nullable<Text>,
     }
 }
 

@@ -32,6 +32,8 @@ pub struct JobSpec {
     pub run_date: chrono::NaiveDate,
     /// The group run it belongs to, whose flow follows its transitions.
     pub group_run: Option<GroupRunRef>,
+    /// Its instance (none for adhoc runs): its lease holder decides its retries and deadlines.
+    pub instance_id: Option<i64>,
 }
 
 /// What a run needs to be carried out again, stored with it when it is made (`runs.job`): the
@@ -79,6 +81,7 @@ impl JobSpec {
             target: row.target.clone(),
             run_date: row.run_date,
             group_run: GroupRunRef::of(row.group_id, row.group_run_id),
+            instance_id: row.instance_id,
         })
     }
 }
@@ -316,9 +319,10 @@ impl Driver {
         machine: &RunMachine,
         transitions: &[Transition],
         exit_code: Option<i32>,
+        fence: Option<i64>,
     ) -> impl std::future::Future<Output = bool> + Send + 'static {
         let now = self.clock.now();
-        let server = self.leases.owner().to_string();
+        let (server, leases) = (self.leases.owner().to_string(), self.leases.clone());
         let (was_status, was_attempt) = (before.status, i32::try_from(before.attempt).unwrap_or(i32::MAX));
         let was_agent = before.agent.clone().filter(|n| !n.is_empty());
         let was_known = was_agent.as_deref().and_then(|n| self.hub.id_of(n));
@@ -330,6 +334,9 @@ impl Driver {
         let trs = transitions.to_vec();
         let known_id = agent_name.as_deref().and_then(|n| self.hub.id_of(n));
         let stored = self.db.submit(move |c| {
+            if let Some(instance) = fence {
+                leases.fence(c, instance, now)?;
+            }
             let agent_id = match (&agent_name, known_id) {
                 (_, Some(id)) => Some(id),
                 (Some(n), None) if !n.is_empty() => db::agents::by_name(c, n)?.map(|a| a.id),
@@ -411,9 +418,17 @@ impl Driver {
     /// published. None when the run is not active or the event is illegal (logged, ignored).
     fn apply_now(&self, run_id: i64, event: RunEvent, exit_code: Option<i32>) -> Option<StoredOk> {
         let now = self.clock.now();
-        let (before, machine, transitions, task, group_run) = {
+        let (before, machine, transitions, task, group_run, fence) = {
             let mut runs = self.runs.lock().ok()?;
             let active = runs.get_mut(&run_id)?;
+            // What this server decides as its instance's lease holder (a dispatch, a deadline) is
+            // fenced by the lease: a server that was deposed while stopped decides nothing.
+            let fence = match event {
+                RunEvent::Dispatched { .. } | RunEvent::AcceptExpired | RunEvent::AgentLost => {
+                    active.spec.instance_id.filter(|i| self.leases.holds(*i))
+                }
+                _ => None,
+            };
             let before = active.machine.clone();
             match active.machine.apply(&event, now) {
                 Ok(t) => {
@@ -426,7 +441,7 @@ impl Driver {
                     if matches!(event, RunEvent::Dispatched { .. }) {
                         active.sent = true;
                     }
-                    (before, active.machine.clone(), t, active.spec.task.clone(), active.spec.group_run)
+                    (before, active.machine.clone(), t, active.spec.task.clone(), active.spec.group_run, fence)
                 }
                 Err(e) => {
                     tracing::warn!(run = run_id, error = %e, "ignored");
@@ -434,7 +449,8 @@ impl Driver {
                 }
             }
         };
-        let stored = (!transitions.is_empty()).then(|| self.store(run_id, &before, &machine, &transitions, exit_code));
+        let stored =
+            (!transitions.is_empty()).then(|| self.store(run_id, &before, &machine, &transitions, exit_code, fence));
         let (updates, runs) = (self.updates.clone(), self.runs.clone());
         Some(Box::pin(async move {
             let ok = match stored {
@@ -455,8 +471,10 @@ impl Driver {
         }))
     }
 
-    /// Takes charge of a stored run (status Idle) and dispatches its first attempt.
-    pub async fn start(&self, run_id: i64, spec: JobSpec) {
+    /// Takes charge of a stored run (status Idle) and dispatches its first attempt. The dispatch
+    /// runs on its own: a caller dropped meanwhile (an actor retired while it handled a slot)
+    /// cannot leave it stored as sent but never sent.
+    pub async fn start(self: &Arc<Self>, run_id: i64, spec: JobSpec) {
         let machine = RunMachine::new(spec.retry);
         if let Ok(mut runs) = self.runs.lock() {
             if runs.contains_key(&run_id) {
@@ -464,7 +482,8 @@ impl Driver {
             }
             runs.insert(run_id, Active::new(machine, spec));
         }
-        self.dispatch(run_id).await;
+        let me = self.clone();
+        let _ = tokio::spawn(async move { me.dispatch(run_id).await }).await;
     }
 
     /// Sends the next attempt to an agent (or waits for one until the accept deadline).
@@ -554,6 +573,28 @@ impl Driver {
         Ok(sent)
     }
 
+    /// Stops a run this server holds: its agent, connected here, kills the process group; a run
+    /// on no agent ends at once. False when it is not this server's to stop.
+    pub(crate) async fn terminate_here(&self, run_id: i64, user: &str) -> bool {
+        let held =
+            self.runs.lock().ok().and_then(|runs| {
+                runs.get(&run_id).map(|a| (a.machine.status, a.machine.agent.clone(), a.machine.attempt))
+            });
+        match held {
+            Some((RunStatus::Started | RunStatus::Running, Some(agent), attempt)) if !agent.is_empty() => {
+                let stop = ServerMsg::Terminate {
+                    run_id: RunId(run_id),
+                    attempt,
+                    grace_seconds: self.kill_grace_seconds,
+                    by: user.into(),
+                };
+                self.hub.send(&agent, stop)
+            }
+            Some((RunStatus::Started | RunStatus::Running, _, _)) | None => false,
+            Some(_) => self.apply(run_id, RunEvent::Terminate { user: user.into() }, None).await,
+        }
+    }
+
     /// Gives the driver the credential store, for `${C:key}` in profiles.
     pub fn use_vault(&self, vault: Arc<crate::vault::Vault>) {
         let _ = self.vault.set(vault);
@@ -625,34 +666,19 @@ impl Driver {
         })
     }
 
-    /// Stops a run: on an agent, the agent kills its process group; otherwise at once.
+    /// Stops a run: here when this server holds it, else through the server that does (a request
+    /// in the database, carried out at its next sweep).
     pub async fn terminate(&self, run_id: i64, user: &str) -> Result<(), String> {
-        let (status, agent, attempt) = {
-            let runs = self.runs.lock().map_err(|_| "internal error".to_string())?;
-            let a = runs.get(&run_id).ok_or_else(|| format!("run {run_id} is not active"))?;
-            (a.machine.status, a.machine.agent.clone(), a.machine.attempt)
-        };
-        match (status, agent) {
-            (RunStatus::Started | RunStatus::Running, Some(agent)) if !agent.is_empty() => {
-                let sent = self.hub.send(
-                    &agent,
-                    ServerMsg::Terminate {
-                        run_id: RunId(run_id),
-                        attempt,
-                        grace_seconds: self.kill_grace_seconds,
-                        by: user.into(),
-                    },
-                );
-                if sent {
-                    Ok(())
-                } else {
-                    Err(format!("agent {agent} is not connected; the run ends when it is back or lost"))
-                }
-            }
-            _ => {
-                self.apply(run_id, RunEvent::Terminate { user: user.into() }, None).await;
-                Ok(())
-            }
+        if self.terminate_here(run_id, user).await {
+            return Ok(());
+        }
+        // Held by another server (its agent is connected there, or it moved on meanwhile): the
+        // server holding it carries the request out.
+        let (by, now) = (user.to_string(), self.clock.now());
+        match self.db.run(move |c| db::runs::request_terminate(c, run_id, &by, now)).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("run {run_id} is not active")),
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -726,6 +752,19 @@ impl Driver {
             a.machine.agent = Some(agent.clone());
         }
         self.send_attempt(id, attempt, &agent, &spec).await;
+    }
+
+    /// Lets go of the runs of instances whose leases this server lost, but for those on its
+    /// connected agents: their new holder carries them on.
+    pub fn let_go(&self, instances: &[i64]) {
+        let online = self.hub.online();
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.retain(|_, a| {
+                let lost = a.spec.instance_id.is_some_and(|i| instances.contains(&i));
+                let here = a.machine.status.is_active() && a.machine.agent.as_ref().is_some_and(|n| online.contains(n));
+                !lost || here
+            });
+        }
     }
 
     /// Stops holding a run (another server carries it on).
@@ -824,6 +863,7 @@ fn legacy_job(r: &db::runs::RunRow) -> JobSpec {
         target: r.target.clone(),
         run_date: r.run_date,
         group_run: GroupRunRef::of(r.group_id, r.group_run_id),
+        instance_id: r.instance_id,
     }
 }
 

@@ -66,6 +66,7 @@ impl Driver {
             }
         };
         let online = self.hub.online();
+        self.terminate_requested(now, &names).await;
         for r in rows {
             let held = self.runs.lock().is_ok_and(|runs| runs.contains_key(&r.id));
             // Runs of an instance are its lease holder's to carry on; adhoc runs anyone's (the
@@ -103,6 +104,35 @@ impl Driver {
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Carries out requests to terminate runs made through other servers: those this server
+    /// holds, and those on no agent of the instances it holds leases on.
+    async fn terminate_requested(&self, now: DateTime<Utc>, names: &std::collections::HashMap<i64, String>) {
+        let rows = match self.db.run(db::runs::terminate_requested).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "reading requests to terminate runs");
+                return;
+            }
+        };
+        for r in rows {
+            let held = self.runs.lock().is_ok_and(|runs| runs.contains_key(&r.id));
+            let mine = r.instance_id.is_none_or(|i| self.leases.holds(i));
+            let on_agent = matches!(r.status.as_str(), "STARTED" | "RUNNING");
+            if !(held || (mine && !on_agent && self.hold(&r, names, now))) {
+                continue;
+            }
+            let by = r.terminate_by.clone().unwrap_or_default();
+            if !self.terminate_here(r.id, &by).await {
+                continue;
+            }
+            tracing::info!(run = r.id, %by, "terminated a run as asked through another server");
+            let id = r.id;
+            if let Err(e) = self.db.run(move |c| db::runs::clear_terminate(c, id)).await {
+                tracing::error!(run = id, error = %e, "clearing a request to terminate");
             }
         }
     }

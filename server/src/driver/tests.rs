@@ -26,6 +26,7 @@ fn job() -> JobSpec {
         target: "etl".into(),
         run_date: t(0).date_naive(),
         group_run: None,
+        instance_id: None,
     }
 }
 
@@ -65,6 +66,7 @@ fn a_stored_job_gives_back_the_job_it_was_made_from() {
         created_at: db::ts(t(0)),
         updated_at: db::ts(t(0)),
         job: Some(spec.stored()),
+        terminate_by: None,
     };
     let back = JobSpec::of_row(&row).unwrap();
     assert_eq!(back.stored(), spec.stored());

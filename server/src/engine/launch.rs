@@ -94,6 +94,7 @@ fn make<E>(
         target: def.target.to_string(),
         run_date: slot.run_date,
         group_run: GroupRunRef::of(group_id, origin.group_run_id),
+        instance_id: Some(origin.instance_id),
     };
     let row = db::runs::NewRun { job: Some(spec.stored()), ..row };
     Ok((row, spec))

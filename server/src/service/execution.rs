@@ -118,6 +118,7 @@ impl Services {
                 target: agent.clone(),
                 run_date: now.date_naive(),
                 group_run: None,
+                instance_id: None,
             })
             .collect();
         let (actor, command, user) = (p.username.clone(), req.command.clone(), req.run_as_user.clone());
