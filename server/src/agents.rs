@@ -127,27 +127,21 @@ impl AgentHub {
 
     /// Publishes the agent changes other servers record, in order, to this server's subscribers.
     pub async fn follow_others(self: Arc<Self>) {
-        let mut tail = match self.db.run(db::agent_changes::last_id).await {
-            Ok(id) => db::tail::Tail::after(id),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot follow other servers' agent changes");
-                return;
-            }
-        };
-        let mut every = tokio::time::interval(Duration::from_millis(200));
-        loop {
-            every.tick().await;
-            let (me, from) = (self.server.clone(), tail.from());
-            match self.db.run(move |c| db::agent_changes::foreign_after(c, from, &me, 1_000)).await {
-                Ok((next, rows)) => {
-                    tail.advance(next);
-                    for r in rows.into_iter().filter(|r| tail.is_new(r.id)) {
-                        let _ = self.changes.send(AgentChange { name: r.name, status: r.status });
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "reading other servers' agent changes"),
-            }
-        }
+        let me = self.server.clone();
+        let read = move |c: &mut db::DbConn, from| db::agent_changes::foreign_after(c, from, &me, 1_000);
+        let every = Duration::from_millis(200);
+        db::tail::follow(
+            self.db.clone(),
+            every,
+            "agent changes",
+            db::agent_changes::last_id,
+            read,
+            |r| r.id,
+            |r| {
+                let _ = self.changes.send(AgentChange { name: r.name, status: r.status });
+            },
+        )
+        .await;
     }
 
     /// Marks an agent this server last saw at `seen` OFFLINE and says so, unless another server

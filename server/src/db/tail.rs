@@ -39,6 +39,49 @@ impl Tail {
     }
 }
 
+/// Follows a table that other servers write, until the server stops: `last` gives where to
+/// start, `read(conn, from)` the rows after `from` that other servers wrote (and how far it read),
+/// `id` a row's id; each new row goes to `publish`, in order, once.
+pub async fn follow<R, L, F, I, P>(
+    db: super::Db,
+    every: std::time::Duration,
+    what: &str,
+    last: L,
+    read: F,
+    id: I,
+    mut publish: P,
+) where
+    R: Send + 'static,
+    L: FnOnce(&mut super::DbConn) -> super::DbResult<i64> + Send + 'static,
+    F: Fn(&mut super::DbConn, i64) -> super::DbResult<(i64, Vec<R>)> + Send + Sync + Clone + 'static,
+    I: Fn(&R) -> i64,
+    P: FnMut(R),
+{
+    let mut tail = match db.run(last).await {
+        Ok(start) => Tail::after(start),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot follow other servers' {what}");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let (read, from) = (read.clone(), tail.from());
+        match db.run(move |c| read(c, from)).await {
+            Ok((next, rows)) => {
+                tail.advance(next);
+                for row in rows {
+                    if tail.is_new(id(&row)) {
+                        publish(row);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading other servers' {what}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

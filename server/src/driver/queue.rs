@@ -149,31 +149,20 @@ impl Driver {
     /// Publishes the transitions other servers store, in the order they were stored, to this
     /// server's subscribers and engine (servers sharing a PostgreSQL database).
     pub async fn follow_others(self: Arc<Self>) {
-        let mut tail = match self.db.run(db::run_transitions::last_id).await {
-            Ok(id) => db::tail::Tail::after(id),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot follow other servers' transitions");
-                return;
-            }
-        };
-        let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
-        loop {
-            every.tick().await;
-            let (me, from) = (self.leases.owner().to_string(), tail.from());
-            let found = self.db.run(move |c| db::run_transitions::foreign_after(c, from, &me, 5_000)).await;
-            let (next, foreign) = match found {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading other servers' transitions");
-                    continue;
-                }
-            };
-            tail.advance(next);
-            let foreign: Vec<_> = foreign.into_iter().filter(|f| tail.is_new(f.row.id)).collect();
-            for f in foreign {
+        let me = self.leases.owner().to_string();
+        let read = move |c: &mut db::DbConn, from| db::run_transitions::foreign_after(c, from, &me, 5_000);
+        let every = std::time::Duration::from_millis(100);
+        db::tail::follow(
+            self.db.clone(),
+            every,
+            "transitions",
+            db::run_transitions::last_id,
+            read,
+            |f| f.row.id,
+            |f| {
                 let (Some(from), Some(to)) = (RunStatus::parse(&f.row.from_status), RunStatus::parse(&f.row.to_status))
                 else {
-                    continue;
+                    return;
                 };
                 let transition = Transition {
                     from,
@@ -188,41 +177,36 @@ impl Driver {
                     group_run: GroupRunRef::of(f.group_id, f.group_run_id),
                     transition,
                 });
-            }
-        }
+            },
+        )
+        .await;
     }
 
     /// Publishes the output other servers store, in the order it was stored, to this server's
     /// `runOutput` subscribers.
     pub async fn follow_others_output(self: Arc<Self>) {
-        let mut tail = match self.db.run(db::run_output::last_id).await {
-            Ok(id) => db::tail::Tail::after(id),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot follow other servers' output");
-                return;
-            }
-        };
-        let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
-        loop {
-            every.tick().await;
-            let (me, from) = (self.leases.owner().to_string(), tail.from());
-            let (next, chunks) = match self.db.run(move |c| db::run_output::foreign_after(c, from, &me, 1_000)).await {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading other servers' output");
-                    continue;
-                }
-            };
-            tail.advance(next);
-            for c in chunks {
-                if !tail.is_new(c.id) {
-                    continue;
-                }
+        let me = self.leases.owner().to_string();
+        let read = move |c: &mut db::DbConn, from| db::run_output::foreign_after(c, from, &me, 1_000);
+        let every = std::time::Duration::from_millis(100);
+        db::tail::follow(
+            self.db.clone(),
+            every,
+            "output",
+            db::run_output::last_id,
+            read,
+            |c| c.id,
+            |c| {
                 let stream = if c.stream == "stderr" { "stderr" } else { "stdout" };
                 let attempt = u32::try_from(c.attempt).unwrap_or(0);
-                let update = OutputUpdate { run_id: c.run_id, attempt, stream, offset: c.byte_offset, data: c.data };
-                let _ = self.output.send(update);
-            }
-        }
+                let _ = self.output.send(OutputUpdate {
+                    run_id: c.run_id,
+                    attempt,
+                    stream,
+                    offset: c.byte_offset,
+                    data: c.data,
+                });
+            },
+        )
+        .await;
     }
 }

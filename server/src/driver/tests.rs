@@ -30,6 +30,29 @@ fn job() -> JobSpec {
     }
 }
 
+/// A new (IDLE) run of `spec`'s job, made at t(0).
+fn new_run(spec: &JobSpec, kind: &str, slot: &str, instance_id: Option<i64>) -> db::runs::NewRun {
+    let now = db::ts(t(0));
+    db::runs::NewRun {
+        kind: kind.into(),
+        task_id: None,
+        task_name: spec.task.clone(),
+        instance_id,
+        group_id: None,
+        group_run_id: None,
+        run_date: spec.run_date,
+        slot: slot.into(),
+        status: "IDLE".into(),
+        command: spec.command.clone(),
+        target: spec.target.clone(),
+        run_as_user: spec.run_as_user.clone(),
+        scheduled_for: Some(now),
+        created_at: now,
+        updated_at: now,
+        job: Some(spec.stored()),
+    }
+}
+
 fn stored(db: &Db, id: i64) -> db::runs::RunRow {
     db::runs::get(&mut db.conn().unwrap(), id).unwrap()
 }
@@ -85,24 +108,7 @@ fn a_run_waiting_for_its_retry_is_carried_on_after_a_restart_on_the_clock() {
     let id = {
         let mut c = db.conn().unwrap();
         let now = db::ts(t(0));
-        let new = db::runs::NewRun {
-            kind: "forced".into(),
-            task_id: None,
-            task_name: spec.task.clone(),
-            instance_id: None,
-            group_id: None,
-            group_run_id: None,
-            run_date: spec.run_date,
-            slot: "force-1".into(),
-            status: "IDLE".into(),
-            command: spec.command.clone(),
-            target: spec.target.clone(),
-            run_as_user: spec.run_as_user.clone(),
-            scheduled_for: Some(now),
-            created_at: now,
-            updated_at: now,
-            job: Some(spec.stored()),
-        };
+        let new = new_run(&spec, "forced", "force-1", None);
         let id = db::runs::create(&mut c, &new).unwrap().id();
         let waiting = Reason::RetryScheduled { next_attempt: 2, at: t(6) };
         let change = db::runs::RunChange {
@@ -157,28 +163,8 @@ fn a_run_made_but_never_sent_is_dispatched_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
     let spec = job();
-    let id = {
-        let now = db::ts(t(0));
-        let new = db::runs::NewRun {
-            kind: "scheduled".into(),
-            task_id: None,
-            task_name: spec.task.clone(),
-            instance_id: None,
-            group_id: None,
-            group_run_id: None,
-            run_date: spec.run_date,
-            slot: "2027-01-15T08:00:00".into(),
-            status: "IDLE".into(),
-            command: spec.command.clone(),
-            target: spec.target.clone(),
-            run_as_user: spec.run_as_user.clone(),
-            scheduled_for: Some(now),
-            created_at: now,
-            updated_at: now,
-            job: Some(spec.stored()),
-        };
-        db::runs::create(&mut db.conn().unwrap(), &new).unwrap().id()
-    };
+    let new = new_run(&spec, "scheduled", "2027-01-15T08:00:00", None);
+    let id = db::runs::create(&mut db.conn().unwrap(), &new).unwrap().id();
     actix::System::new().block_on(async move {
         let clock = ManualClock::at(t(1));
         let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()), "test".into());
@@ -208,24 +194,10 @@ fn a_run_whose_agent_went_silent_is_lost_at_its_time_by_the_lease_holder() {
         let agent = db::agents::register(&mut c, &reg, t(0)).unwrap().id;
         let now = db::ts(t(0));
         let new = db::runs::NewRun {
-            kind: "forced".into(),
-            task_id: None,
-            task_name: spec.task.clone(),
-            instance_id: Some(instance),
-            group_id: None,
-            group_run_id: None,
-            run_date: spec.run_date,
-            slot: "force-2".into(),
-            status: "IDLE".into(),
-            command: spec.command.clone(),
-            target: spec.target.clone(),
-            run_as_user: spec.run_as_user.clone(),
-            scheduled_for: Some(now),
-            created_at: now,
-            updated_at: now,
             job: Some(
                 JobSpec { retry: RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 }, ..spec.clone() }.stored(),
             ),
+            ..new_run(&spec, "forced", "force-2", Some(instance))
         };
         let id = db::runs::create(&mut c, &new).unwrap().id();
         let running = db::runs::RunChange {

@@ -158,27 +158,21 @@ impl Services {
     /// Publishes the definition changes other servers record, in order, to this server's engine
     /// and subscribers (servers sharing a PostgreSQL database).
     pub async fn follow_other_servers(self: Arc<Self>) {
-        let mut tail = match self.db.run(db::definition_changes::last_id).await {
-            Ok(id) => db::tail::Tail::after(id),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot follow other servers' definition changes");
-                return;
-            }
-        };
-        let mut every = tokio::time::interval(std::time::Duration::from_millis(200));
-        loop {
-            every.tick().await;
-            let (me, from) = (self.driver.server().to_string(), tail.from());
-            match self.db.run(move |c| db::definition_changes::foreign_after(c, from, &me, 1_000)).await {
-                Ok((next, rows)) => {
-                    tail.advance(next);
-                    for r in rows.into_iter().filter(|r| tail.is_new(r.id)) {
-                        self.publish_here(&r.kind, r.entity_id, &r.name, &r.instance, &r.action, db::utc(r.at));
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "reading other servers' definition changes"),
-            }
-        }
+        let me = self.driver.server().to_string();
+        let read = move |c: &mut DbConn, from| db::definition_changes::foreign_after(c, from, &me, 1_000);
+        let every = std::time::Duration::from_millis(200);
+        db::tail::follow(
+            self.db.clone(),
+            every,
+            "definition changes",
+            db::definition_changes::last_id,
+            read,
+            |r| r.id,
+            |r| {
+                self.publish_here(&r.kind, r.entity_id, &r.name, &r.instance, &r.action, db::utc(r.at));
+            },
+        )
+        .await;
     }
 }
 
