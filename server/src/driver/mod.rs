@@ -216,6 +216,22 @@ pub struct Driver {
     load: Mutex<(Option<std::time::Instant>, HashMap<String, usize>)>,
 }
 
+/// A run's agent, resolved to its id inside a write (by name when it is not connected here).
+struct AgentRef {
+    name: Option<String>,
+    id: Option<i64>,
+}
+
+impl AgentRef {
+    fn id(&self, c: &mut db::DbConn) -> db::DbResult<Option<i64>> {
+        match (&self.name, self.id) {
+            (_, Some(id)) => Ok(Some(id)),
+            (Some(n), None) => Ok(db::agents::by_name(c, n)?.map(|a| a.id)),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 /// How long a count of runs per agent serves for picking agents.
 const LOAD_FRESH: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -310,6 +326,13 @@ impl Driver {
         Some(name)
     }
 
+    /// A run's agent as a write needs it: its id when it is connected here, else its name.
+    fn agent_ref(&self, agent: &Option<String>) -> AgentRef {
+        let name = agent.clone().filter(|n| !n.is_empty());
+        let id = name.as_deref().and_then(|n| self.hub.id_of(n));
+        AgentRef { name, id }
+    }
+
     /// Queues the storing of transitions (with the run's new state) in one savepoint of the
     /// next batch; the future tells whether they were stored.
     fn store(
@@ -324,24 +347,17 @@ impl Driver {
         let now = self.clock.now();
         let (server, leases) = (self.leases.owner().to_string(), self.leases.clone());
         let (was_status, was_attempt) = (before.status, i32::try_from(before.attempt).unwrap_or(i32::MAX));
-        let was_agent = before.agent.clone().filter(|n| !n.is_empty());
-        let was_known = was_agent.as_deref().and_then(|n| self.hub.id_of(n));
-        let agent_name = machine.agent.clone();
+        let (was_agent, agent) = (self.agent_ref(&before.agent), self.agent_ref(&machine.agent));
         let status = machine.status;
         let reason = machine.reason.as_ref().map(db::to_json);
         let attempt = i32::try_from(machine.attempt).unwrap_or(i32::MAX);
         let pid = machine.pid.map(i64::from);
         let trs = transitions.to_vec();
-        let known_id = agent_name.as_deref().and_then(|n| self.hub.id_of(n));
         let stored = self.db.submit(move |c| {
             if let Some(instance) = fence {
                 leases.fence(c, instance, now)?;
             }
-            let agent_id = match (&agent_name, known_id) {
-                (_, Some(id)) => Some(id),
-                (Some(n), None) if !n.is_empty() => db::agents::by_name(c, n)?.map(|a| a.id),
-                _ => None,
-            };
+            let agent_id = agent.id(c)?;
             let last = trs.last().map(|t| t.to);
             let change = db::runs::RunChange {
                 status: status.as_str().into(),
@@ -355,13 +371,8 @@ impl Driver {
                 ended_at: last.filter(|s| s.is_final()).map(|_| Some(db::ts(now))),
                 updated_at: db::ts(now),
             };
-            let was_agent_id = match (&was_agent, was_known) {
-                (_, Some(id)) => Some(id),
-                (Some(n), None) => db::agents::by_name(c, n)?.map(|a| a.id),
-                _ => None,
-            };
             let expected =
-                db::runs::Expected { status: was_status.as_str().into(), attempt: was_attempt, agent_id: was_agent_id };
+                db::runs::Expected { status: was_status.as_str().into(), attempt: was_attempt, agent_id: was_agent.id(c)? };
             db::runs::set_if(c, run_id, &expected, &change)?;
             db::run_transitions::append(c, run_id, &trs, &server)
         });
