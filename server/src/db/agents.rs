@@ -68,10 +68,10 @@ pub fn register(conn: &mut DbConn, r: &Registration<'_>, now: DateTime<Utc>) -> 
 }
 
 /// Agents not seen (registered, heartbeat) since `since`: their runs are lost once it is long enough.
-pub fn silent_since(conn: &mut DbConn, since: DateTime<Utc>) -> DbResult<Vec<(i64, String)>> {
+pub fn silent_since(conn: &mut DbConn, since: DateTime<Utc>) -> DbResult<Vec<i64>> {
     Ok(with_conn!(conn, |c| agents::table
         .filter(agents::last_seen_at.lt(ts(since)).or(agents::last_seen_at.is_null()))
-        .select((agents::id, agents::name))
+        .select(agents::id)
         .load(c))?)
 }
 

@@ -371,8 +371,11 @@ impl Driver {
                 ended_at: last.filter(|s| s.is_final()).map(|_| Some(db::ts(now))),
                 updated_at: db::ts(now),
             };
-            let expected =
-                db::runs::Expected { status: was_status.as_str().into(), attempt: was_attempt, agent_id: was_agent.id(c)? };
+            let expected = db::runs::Expected {
+                status: was_status.as_str().into(),
+                attempt: was_attempt,
+                agent_id: was_agent.id(c)?,
+            };
             db::runs::set_if(c, run_id, &expected, &change)?;
             db::run_transitions::append(c, run_id, &trs, &server)
         });

@@ -52,10 +52,9 @@ impl Driver {
             .db
             .run(move |c| {
                 let silent = db::agents::silent_since(c, lost_since)?;
-                let ids: Vec<i64> = silent.iter().map(|(id, _)| *id).collect();
                 let names = db::agents::list(c)?.into_iter().map(|a| (a.id, a.name)).collect();
-                let queued = db::runs::queued(c, &ids, SWEEP_LIMIT)?;
-                Ok((ids, names, queued))
+                let queued = db::runs::queued(c, &silent, SWEEP_LIMIT)?;
+                Ok((silent, names, queued))
             })
             .await;
         let (silent, names, rows) = match found {
@@ -65,7 +64,6 @@ impl Driver {
                 return;
             }
         };
-        let online = self.hub.online();
         self.terminate_requested(now, &names).await;
         for r in rows {
             let held = self.runs.lock().is_ok_and(|runs| runs.contains_key(&r.id));
@@ -88,17 +86,16 @@ impl Driver {
                         self.dispatch(r.id).await;
                     }
                 }
-                ("TRIGGERED", None) => {
-                    // Waiting for an agent: the holder judges its accept deadline; a server with
-                    // a fitting agent claims it (in `tick`).
-                    let fits = self.hub.candidates(&r.target).iter().any(|(n, _)| online.contains(n));
-                    if mine || fits {
-                        self.hold(&r, &names, now);
-                    }
+                // Waiting for an agent: the holder judges its accept deadline; a server with a
+                // fitting agent online here (`candidates`) claims it, in `tick`.
+                ("TRIGGERED", None) if mine || !self.hub.candidates(&r.target).is_empty() => {
+                    self.hold(&r, &names, now);
                 }
                 ("TRIGGERED", Some(_)) if mine => {
-                    let job = super::JobSpec::of_row(&r).map_or(300, |j| j.accept_expiry_seconds);
-                    let expired = r.triggered_at.is_some_and(|t| db::utc(t) + Duration::seconds(i64::from(job)) <= now);
+                    let expiry =
+                        super::JobSpec::of_row(&r).unwrap_or_else(|| super::legacy_job(&r)).accept_expiry_seconds;
+                    let expired =
+                        r.triggered_at.is_some_and(|t| db::utc(t) + Duration::seconds(i64::from(expiry)) <= now);
                     if expired && self.hold(&r, &names, now) {
                         self.apply(r.id, RunEvent::AcceptExpired, None).await;
                     }
