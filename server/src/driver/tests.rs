@@ -53,6 +53,17 @@ fn new_run(spec: &JobSpec, kind: &str, slot: &str, instance_id: Option<i64>) -> 
     }
 }
 
+/// A server's driver on a simulated clock (agents lost after 60 s), named `server`, holding the
+/// leases its first round at `now` takes.
+fn driver_on(db: &Db, clock: &ManualClock, server: &str, now: DateTime<Utc>) -> Arc<Driver> {
+    let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()), server.into());
+    let leases = crate::lease::Leases::named(server.into());
+    crate::lease::LeaseKeeper::new(leases.clone(), Duration::seconds(3600))
+        .round(&mut db.conn().unwrap(), now)
+        .unwrap();
+    Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()), leases)
+}
+
 fn stored(db: &Db, id: i64) -> db::runs::RunRow {
     db::runs::get(&mut db.conn().unwrap(), id).unwrap()
 }
@@ -128,9 +139,7 @@ fn a_run_waiting_for_its_retry_is_carried_on_after_a_restart_on_the_clock() {
     };
     actix::System::new().block_on(async move {
         let clock = ManualClock::at(t(1));
-        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()), "test".into());
-        let leases = crate::lease::Leases::named("test".into());
-        let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()), leases);
+        let driver = driver_on(&db, &clock, "test", t(1));
         driver.recover().await;
 
         clock.set(t(5));
@@ -167,9 +176,7 @@ fn a_run_made_but_never_sent_is_dispatched_after_a_restart() {
     let id = db::runs::create(&mut db.conn().unwrap(), &new).unwrap().id();
     actix::System::new().block_on(async move {
         let clock = ManualClock::at(t(1));
-        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()), "test".into());
-        let leases = crate::lease::Leases::named("test".into());
-        let driver = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()), leases);
+        let driver = driver_on(&db, &clock, "test", t(1));
         driver.recover().await;
         let r = stored(&db, id);
         assert_eq!((r.status.as_str(), r.attempt), ("TRIGGERED", 1), "dispatched, waiting for an agent");
@@ -217,20 +224,11 @@ fn a_run_whose_agent_went_silent_is_lost_at_its_time_by_the_lease_holder() {
     };
     actix::System::new().block_on(async move {
         let clock = ManualClock::at(t(1));
-        let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()), "test".into());
-        let leases = crate::lease::Leases::named("holder".into());
-        let keeper = crate::lease::LeaseKeeper::new(leases.clone(), Duration::seconds(3600));
-        keeper.round(&mut db.conn().unwrap(), t(1)).unwrap();
-        assert!(leases.holds(instance));
-        let driver =
-            Driver::new(db.clone(), hub.clone(), Duration::seconds(60), 1 << 20, Arc::new(clock.clone()), leases);
+        let driver = driver_on(&db, &clock, "holder", t(1));
+        assert!(driver.leases.holds(instance));
         // Another server, which holds no lease on the instance, judges nothing.
-        let others = crate::lease::Leases::named("bystander".into());
-        crate::lease::LeaseKeeper::new(others.clone(), Duration::seconds(3600))
-            .round(&mut db.conn().unwrap(), t(1))
-            .unwrap();
-        assert!(!others.holds(instance));
-        let bystander = Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()), others);
+        let bystander = driver_on(&db, &clock, "bystander", t(1));
+        assert!(!bystander.leases.holds(instance));
 
         clock.set(t(59));
         driver.sweep(t(59)).await;
