@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used)] // A bench that cannot run should stop loudly.
 
 use baton_server::db::{self, DatabaseUrl, Db};
-use baton_tests::{data, free_port, fresh_postgres, wait_for, Agent, Server};
+use baton_tests::{data, free_port, fresh_postgres, lease_holder_pid, wait_for, Agent, Server};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -18,13 +18,6 @@ use std::time::Duration;
 
 const LEASE_SECONDS: i64 = 10;
 const ROUNDS: usize = 3;
-
-/// The pid of the lease holder (a server's name is HOST-PID-RANDOM).
-fn owner_pid(store: &Db) -> Option<u32> {
-    let mut c = store.conn().ok()?;
-    let holders = db::instance_leases::holders(&mut c).ok()?;
-    holders.first()?.1.rsplit('-').nth(1)?.parse().ok()
-}
 
 /// Scheduled runs by slot, with when their process started.
 fn started_by_slot(store: &Db) -> BTreeMap<DateTime<Utc>, Vec<Option<DateTime<Utc>>>> {
@@ -86,7 +79,7 @@ fn main() {
 
     let mut failovers = Vec::new();
     for _ in 0..ROUNDS {
-        let owner = wait_for("a lease holder", Duration::from_secs(30), || owner_pid(&store)).unwrap();
+        let owner = wait_for("a lease holder", Duration::from_secs(30), || lease_holder_pid(&store)).unwrap();
         let i = servers.iter().position(|s| s.as_ref().is_some_and(|s| s.pid() == owner)).unwrap();
         wait_for("just before a slot", Duration::from_secs(5), || {
             let now = Utc::now();

@@ -382,3 +382,21 @@ pub fn fresh_postgres() -> Option<String> {
 pub fn databases() -> Vec<Option<String>> {
     std::iter::once(None).chain(fresh_postgres().map(Some)).collect()
 }
+
+/// How many times each (run, attempt) was executed, from a log the tests' commands append
+/// `$BATON_RUN_ID $BATON_ATTEMPT` to: a second execution of an attempt shows as a count of 2.
+pub fn executions(log: &Path) -> std::collections::BTreeMap<(i64, i64), usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let mut words = line.split_whitespace().map(|w| w.parse::<i64>().unwrap());
+        *out.entry((words.next().unwrap(), words.next().unwrap())).or_insert(0) += 1;
+    }
+    out
+}
+
+/// The pid of the server holding the first instance's lease (a server's name is HOST-PID-RANDOM).
+pub fn lease_holder_pid(store: &baton_server::db::Db) -> Option<u32> {
+    let mut c = store.conn().ok()?;
+    let holders = baton_server::db::instance_leases::holders(&mut c).ok()?;
+    holders.first()?.1.rsplit('-').nth(1)?.parse().ok()
+}

@@ -5,11 +5,11 @@
 //! an attempt is seen.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
-use baton_tests::{data, databases, free_port, wait_for, Agent, Server};
+use baton_tests::{data, databases, executions, free_port, wait_for, Agent, Server};
 use chrono::{DateTime, Timelike, Utc};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 const CONFIG: &str = "agent_heartbeat_seconds = 1\nagent_missed_heartbeats = 3\nagent_lost_seconds = 60\n";
@@ -103,25 +103,15 @@ impl Cluster {
     }
 
     fn run(&self, id: i64) -> Value {
-        self.gql(
-            "query($id: Int!) { run(id: $id) { id status attempt reason transitions { from to attempt at } } }",
-            json!({ "id": id }),
-        )["run"]
-            .clone()
+        self.gql(RUN, json!({ "id": id }))["run"].clone()
     }
 
+    /// Polls a run until `done` holds; requests that fail meanwhile (a server restarting) are
+    /// tried again.
     fn wait_run(&self, id: i64, what: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
         wait_for(&format!("run {id}: {what}"), timeout, || {
-            let r = data(
-                self.server()
-                    .graphql_as(
-                        Some(&self.admin),
-                        "query($id: Int!) { run(id: $id) { id status attempt reason transitions { from to attempt at } } }",
-                        json!({ "id": id }),
-                    )
-                    .ok()?,
-            )["run"]
-                .clone();
+            let res = self.server().graphql_as(Some(&self.admin), RUN, json!({ "id": id })).ok()?;
+            let r = data(res)["run"].clone();
             done(&r).then_some(r)
         })
         .unwrap()
@@ -154,16 +144,7 @@ impl Cluster {
     }
 }
 
-fn executions(log: &Path) -> BTreeMap<(i64, i64), usize> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let mut words = line.split_whitespace().map(|w| w.parse::<i64>().unwrap());
-        let key = (words.next().unwrap(), words.next().unwrap());
-        *out.entry(key).or_insert(0) += 1;
-    }
-    out
-}
+const RUN: &str = "query($id: Int!) { run(id: $id) { id status attempt reason transitions { from to attempt at } } }";
 
 const FINAL: [&str; 4] = ["SUCCESS", "FAILED", "TERMINATED", "SKIPPED"];
 

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use baton_server::db::{self, DatabaseUrl, Db};
-use baton_tests::{data, fresh_postgres, in_ci, wait_for, Agent, Server};
+use baton_tests::{data, executions, fresh_postgres, in_ci, lease_holder_pid, wait_for, Agent, Server};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,23 +25,6 @@ fn signal(pid: u32, sig: &str) {
         .status()
         .unwrap()
         .success());
-}
-
-/// The pid of the server holding the default instance's lease (its name is HOST-PID-RANDOM).
-fn owner_pid(db: &Db) -> Option<u32> {
-    let mut c = db.conn().ok()?;
-    let holders = db::instance_leases::holders(&mut c).ok()?;
-    let (_, owner) = holders.first()?;
-    owner.rsplit('-').nth(1)?.parse().ok()
-}
-
-fn executions(log: &std::path::Path) -> BTreeMap<(i64, i64), usize> {
-    let mut out = BTreeMap::new();
-    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
-        let mut w = line.split_whitespace().map(|x| x.parse::<i64>().unwrap());
-        *out.entry((w.next().unwrap(), w.next().unwrap())).or_insert(0) += 1;
-    }
-    out
 }
 
 #[test]
@@ -67,7 +50,7 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
     let urls: Vec<String> = servers.iter().map(|s| s.as_ref().unwrap().base_url.clone()).collect();
     let pids: Vec<u32> = servers.iter().map(|s| s.as_ref().unwrap().pid()).collect();
     let store = Db::open(DatabaseUrl::Postgres(url.clone())).unwrap();
-    let owner = wait_for("a lease holder", Duration::from_secs(20), || owner_pid(&store)).unwrap();
+    let owner = wait_for("a lease holder", Duration::from_secs(20), || lease_holder_pid(&store)).unwrap();
     let first_owner = pids.iter().position(|p| *p == owner).unwrap();
     // The subscriber: a server that holds no lease and that no agent connects to first.
     let quiet = (0..3).rev().find(|i| *i != first_owner).unwrap();
@@ -157,7 +140,7 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
     servers[first_owner].take().unwrap().kill();
     let next_slot = DateTime::from_timestamp(killed_at.timestamp() + 1, 0).unwrap();
     let second = wait_for("a new lease holder", Duration::from_secs(20), || {
-        owner_pid(&store).filter(|p| *p != owner && pids.contains(p))
+        lease_holder_pid(&store).filter(|p| *p != owner && pids.contains(p))
     })
     .unwrap();
     let fired = wait_for("the next slot's run to start", Duration::from_secs(20), || {
@@ -180,7 +163,7 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
     signal(second, "STOP");
     let stopped_at = Utc::now();
     let third = wait_for("the third server to take over", Duration::from_secs(20), || {
-        owner_pid(&store).filter(|p| *p != second && *p != owner)
+        lease_holder_pid(&store).filter(|p| *p != second && *p != owner)
     })
     .unwrap();
     let seen = executions(&log).len();
@@ -195,7 +178,7 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
         (executions(&log).len() >= seen + 16).then_some(())
     })
     .unwrap();
-    assert_eq!(owner_pid(&store), Some(third), "the woken server stepped down");
+    assert_eq!(lease_holder_pid(&store), Some(third), "the woken server stepped down");
 
     // Stop scheduling, let every run end, check the invariants.
     let any = servers.iter().flatten().next().unwrap();
