@@ -61,15 +61,21 @@ pub struct AgentHub {
     changes: broadcast::Sender<AgentChange>,
     /// Heartbeat times and agents' last-seen times come from it.
     clock: crate::clock::SharedClock,
-    /// This server's name: the changes it sees are recorded under it for the other servers.
-    server: String,
+    /// This server's name when it shares its database: the changes it sees are recorded under it
+    /// for the other servers.
+    server: Option<String>,
 }
 
 /// Frames that make no sense count against a connection; past this many it is closed.
 const MAX_BAD_FRAMES: u32 = 100;
 
 impl AgentHub {
-    pub fn new(db: Db, policy: HeartbeatPolicy, clock: crate::clock::SharedClock, server: String) -> Arc<AgentHub> {
+    pub fn new(
+        db: Db,
+        policy: HeartbeatPolicy,
+        clock: crate::clock::SharedClock,
+        server: Option<String>,
+    ) -> Arc<AgentHub> {
         let (changes, _) = broadcast::channel(1024);
         let conns = Mutex::new(HashMap::new());
         Arc::new(AgentHub { db, policy, conns, serial: Default::default(), changes, clock, server })
@@ -116,7 +122,8 @@ impl AgentHub {
     /// Publishes a change here, and records it for the other servers sharing the database.
     fn publish(&self, name: &str, status: &str) {
         let _ = self.changes.send(AgentChange { name: name.into(), status: status.into() });
-        let (name, status, server, now) = (name.to_string(), status.to_string(), self.server.clone(), self.clock.now());
+        let Some(server) = self.server.clone() else { return };
+        let (name, status, now) = (name.to_string(), status.to_string(), self.clock.now());
         let recorded = self.db.submit(move |c| db::agent_changes::record(c, &name, &status, &server, now));
         actix_web::rt::spawn(async move {
             if let Err(e) = recorded.await {
@@ -127,7 +134,7 @@ impl AgentHub {
 
     /// Publishes the agent changes other servers record, in order, to this server's subscribers.
     pub async fn follow_others(self: Arc<Self>) {
-        let me = self.server.clone();
+        let me = self.server.clone().unwrap_or_default();
         let read = move |c: &mut db::DbConn, from| db::agent_changes::foreign_after(c, from, &me, 1_000);
         let every = Duration::from_millis(200);
         db::tail::follow(

@@ -138,13 +138,14 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     let clock = crate::clock::system();
     // Which instances this server schedules: every one with SQLite (its serve lock proves it
     // alone), its share of them with PostgreSQL. The first round runs before anything is loaded.
-    let leases = crate::lease::Leases::new();
-    let hub = AgentHub::new(db.clone(), config.agent_heartbeat, clock.clone(), leases.owner().to_string());
+    let alone = matches!(config.database, crate::db::DatabaseUrl::Sqlite(_));
+    let leases = crate::lease::Leases::new(!alone);
+    // Only servers that share a database record their agents' changes for each other.
+    let hub = AgentHub::new(db.clone(), config.agent_heartbeat, clock.clone(), leases.shared_as());
     actix_web::rt::spawn(hub.clone().watch_heartbeats());
     let lost_after = chrono::Duration::seconds(i64::from(config.agent_lost_seconds));
     let keeper =
         crate::lease::LeaseKeeper::new(leases.clone(), chrono::Duration::seconds(i64::from(config.lease_seconds)));
-    let alone = matches!(config.database, crate::db::DatabaseUrl::Sqlite(_));
     {
         let mut c = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
         if alone {

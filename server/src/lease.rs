@@ -15,22 +15,41 @@ use std::sync::{Arc, RwLock};
 pub struct Leases {
     owner: String,
     held: RwLock<BTreeMap<i64, i64>>,
+    /// Other servers may share the database (PostgreSQL).
+    shared: bool,
 }
 
 impl Leases {
     /// A new server's leases (none yet), under a name that is new to every process: a server
-    /// restarted after a stop must not pass for the one that stopped.
-    pub fn new() -> Arc<Leases> {
+    /// restarted after a stop must not pass for the one that stopped. `shared`: other servers may
+    /// use the same database.
+    pub fn new(shared: bool) -> Arc<Leases> {
         let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "baton".into());
         // Without randomness the start time (to the nanosecond) still tells processes apart.
         let random = getrandom::u64().unwrap_or_else(|_| {
             u64::try_from(Utc::now().timestamp_nanos_opt().unwrap_or_default()).unwrap_or_default()
         });
-        Self::named(format!("{host}-{}-{random:016x}", std::process::id()))
+        Arc::new(Leases { shared, ..Self::unshared_named(format!("{host}-{}-{random:016x}", std::process::id())) })
     }
 
+    /// Leases under a given name, of a server that may share its database (tests).
     pub fn named(owner: String) -> Arc<Leases> {
-        Arc::new(Leases { owner, held: RwLock::new(BTreeMap::new()) })
+        Arc::new(Leases { shared: true, ..Self::unshared_named(owner) })
+    }
+
+    fn unshared_named(owner: String) -> Leases {
+        Leases { owner, held: RwLock::new(BTreeMap::new()), shared: false }
+    }
+
+    /// Whether other servers may share this server's database.
+    pub fn shared(&self) -> bool {
+        self.shared
+    }
+
+    /// This server's name when other servers may share its database: what it records for them
+    /// goes under it; a lone server records nothing for others.
+    pub fn shared_as(&self) -> Option<String> {
+        self.shared.then(|| self.owner.clone())
     }
 
     pub fn owner(&self) -> &str {

@@ -274,6 +274,11 @@ impl Driver {
         self.clock.clone()
     }
 
+    /// Whether other servers may share this server's database.
+    pub fn shares_database(&self) -> bool {
+        self.leases.shared()
+    }
+
     /// This server's name among the servers sharing the database.
     pub fn server(&self) -> &str {
         self.leases.owner()

@@ -56,7 +56,7 @@ fn new_run(spec: &JobSpec, kind: &str, slot: &str, instance_id: Option<i64>) -> 
 /// A server's driver on a simulated clock (agents lost after 60 s), named `server`, holding the
 /// leases its first round at `now` takes.
 fn driver_on(db: &Db, clock: &ManualClock, server: &str, now: DateTime<Utc>) -> Arc<Driver> {
-    let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()), server.into());
+    let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), Arc::new(clock.clone()), Some(server.into()));
     let leases = crate::lease::Leases::named(server.into());
     crate::lease::LeaseKeeper::new(leases.clone(), Duration::seconds(3600))
         .round(&mut db.conn().unwrap(), now)

@@ -439,7 +439,7 @@ mod tests {
             db::tasks::insert(&mut c, inst, None, &def, Utc::now()).unwrap()
         };
         actix::System::new().block_on(async move {
-            let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), crate::clock::system(), "test".into());
+            let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), crate::clock::system(), None);
             let leases = crate::lease::Leases::named("test".into());
             let driver =
                 Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, crate::clock::system(), leases.clone());

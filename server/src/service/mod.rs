@@ -121,6 +121,9 @@ impl Services {
     /// servers sharing the database (`follow_other_servers`).
     fn publish(&self, kind: &str, id: i64, name: &str, instance: &str, action: &str) {
         self.publish_here(kind, id, name, instance, action, self.driver.now());
+        if !self.driver.shares_database() {
+            return;
+        }
         let (kind, name, instance, action) =
             (kind.to_string(), name.to_string(), instance.to_string(), action.to_string());
         let (server, now) = (self.driver.server().to_string(), self.driver.now());
