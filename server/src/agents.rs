@@ -331,6 +331,9 @@ pub async fn agent_socket(
                     while let Some(Some(s)) = storing.next().now_or_never() {
                         last = s;
                     }
+                    // Recorded once every event up to it is stored (a run's writes may go on
+                    // another connection than this one), and before the agent hears of it.
+                    record_ack(&hub, &name, id, last).await;
                     send(&mut session, &ServerMsg::Ack { seq: last }).await;
                 }
                 out = rx.recv() => match out {
@@ -362,14 +365,9 @@ pub async fn agent_socket(
                                         send(&mut session, &ServerMsg::Error { code: "unknown_run".into(), message }).await;
                                     }
                                     acked = seq;
-                                    let recorded = hub.db.submit(move |c| db::agents::set_acked(c, id, i64::try_from(seq).unwrap_or(i64::MAX)));
-                                    let agent = name.clone();
                                     storing.push_back(Box::pin(async move {
                                         if let Some(stored) = stored {
                                             stored.await;
-                                        }
-                                        if let Err(e) = recorded.await {
-                                            tracing::error!(%agent, error = %e, "recording an acknowledgement");
                                         }
                                         seq
                                     }));
@@ -404,7 +402,13 @@ pub async fn agent_socket(
         }
         // What is queued is stored whatever happens to the connection; wait for it, so that
         // each transition is published too (the agent's replay is acknowledged as a duplicate).
-        while storing.next().await.is_some() {}
+        let mut last = None;
+        while let Some(seq) = storing.next().await {
+            last = Some(seq);
+        }
+        if let Some(last) = last {
+            record_ack(&hub, &name, id, last).await;
+        }
         let _ = session.close(None).await;
         let removed = hub.conns.lock().ok().and_then(|mut c| {
             if c.get(&name).is_some_and(|x| x.serial == serial) {
@@ -420,6 +424,14 @@ pub async fn agent_socket(
         }
     });
     Ok(response)
+}
+
+/// Stores the highest event sequence acknowledged to an agent (its replay starts after it).
+async fn record_ack(hub: &AgentHub, name: &str, id: i64, seq: u64) {
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+    if let Err(e) = hub.db.submit(move |c| db::agents::set_acked(c, id, seq)).await {
+        tracing::error!(agent = %name, error = %e, "recording an acknowledgement");
+    }
 }
 
 async fn on_heartbeat(hub: &AgentHub, name: &str, id: i64, stats: v1::AgentStats) {

@@ -260,7 +260,12 @@ impl Db {
             .connection_timeout(Duration::from_secs(30))
             .build(manager)
             .with_context(|| format!("building the connection pool for {}", url.redacted()))?;
-        let batcher = batch::Batcher::start(pool.clone());
+        // PostgreSQL takes writes on several connections at once; SQLite has one.
+        let (writers, keep) = match url {
+            DatabaseUrl::Sqlite(_) => (1, false),
+            DatabaseUrl::Postgres(_) => (4, true),
+        };
+        let batcher = batch::Batcher::start(pool.clone(), writers, keep);
         Ok(Db { pool, url, batcher })
     }
 
@@ -279,7 +284,7 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
     {
-        self.batcher.submit(f).await
+        self.batcher.submit(0, f).await
     }
 
     /// Queues a small write now, behind every write queued before it; the future answers once
@@ -289,7 +294,17 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
     {
-        self.batcher.submit(f)
+        self.batcher.submit(0, f)
+    }
+
+    /// As `submit`, in order with the other writes for `key` only (a run's id: its transitions and
+    /// output), which may go on another connection than the rest.
+    pub fn submit_for<T, F>(&self, key: i64, f: F) -> impl std::future::Future<Output = DbResult<T>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
+    {
+        self.batcher.submit(key, f)
     }
 
     /// Transactions the batch writer has run (for tests and benchmarks).

@@ -358,7 +358,7 @@ impl Driver {
         let attempt = i32::try_from(machine.attempt).unwrap_or(i32::MAX);
         let pid = machine.pid.map(i64::from);
         let trs = transitions.to_vec();
-        let stored = self.db.submit(move |c| {
+        let stored = self.db.submit_for(run_id, move |c| {
             if let Some(instance) = fence {
                 leases.fence(c, instance, now)?;
             }
@@ -662,7 +662,7 @@ impl Driver {
         let len = data.len() as i64;
         let att = i32::try_from(attempt).unwrap_or(i32::MAX);
         let chunk = data.clone();
-        let stored = self.db.submit(move |c| {
+        let stored = self.db.submit_for(run_id, move |c| {
             let piece = db::run_output::Chunk { run_id, attempt: att, stream, offset, data: &chunk };
             let new = db::run_output::append(c, piece, now, &server)?;
             if !new {
