@@ -64,6 +64,13 @@ pub enum DependencyExpr {
     Or(Box<DependencyExpr>, Box<DependencyExpr>),
 }
 
+/// The longest expression accepted, in characters.
+pub const MAX_CHARS: usize = 4096;
+/// The deepest nesting of parentheses accepted.
+pub const MAX_DEPTH: usize = 32;
+/// The most states one expression may name.
+pub const MAX_STATES: usize = 256;
+
 /// A syntax error, with the 0-based character offset where it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DependencySyntaxError {
@@ -165,6 +172,8 @@ struct Parser {
     toks: Vec<(usize, Tok)>,
     pos: usize,
     end: usize,
+    /// Parentheses open around the current position.
+    depth: usize,
 }
 
 impl Parser {
@@ -202,8 +211,16 @@ impl Parser {
                 Ok(DependencyExpr::State { state, name })
             }
             Some(Tok::LParen) => {
+                if self.depth == MAX_DEPTH {
+                    return Err(DependencySyntaxError {
+                        position: at,
+                        message: format!("parentheses nested deeper than {MAX_DEPTH} (the limit)"),
+                    });
+                }
                 self.pos += 1;
+                self.depth += 1;
                 let inner = self.expr()?;
+                self.depth -= 1;
                 if self.peek() != Some(&Tok::RParen) {
                     return Err(DependencySyntaxError {
                         position: self.at(),
@@ -246,9 +263,23 @@ pub enum Readiness {
 }
 
 impl DependencyExpr {
+    /// Parses `src`, refusing what is longer, deeper or names more states than the limits above
+    /// (each of the expression's walks is recursive, so a bounded tree keeps the stack bounded).
     pub fn parse(src: &str) -> Result<Self, DependencySyntaxError> {
+        if src.chars().nth(MAX_CHARS).is_some() {
+            return Err(DependencySyntaxError {
+                position: MAX_CHARS,
+                message: format!("longer than {MAX_CHARS} characters (the limit)"),
+            });
+        }
         let toks = tokenize(src)?;
-        let mut p = Parser { toks, pos: 0, end: src.chars().count() };
+        if let Some((pos, _)) = toks.iter().filter(|(_, t)| matches!(t, Tok::Atom(..))).nth(MAX_STATES) {
+            return Err(DependencySyntaxError {
+                position: *pos,
+                message: format!("names more than {MAX_STATES} states (the limit)"),
+            });
+        }
+        let mut p = Parser { toks, pos: 0, end: src.chars().count(), depth: 0 };
         let e = p.expr()?;
         if let Some((pos, t)) = p.toks.get(p.pos) {
             return Err(DependencySyntaxError {
@@ -436,6 +467,38 @@ pub fn check_graph(nodes: &BTreeMap<String, Option<DependencyExpr>>) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn hostile_sizes_are_refused_with_the_limit_named() {
+        // A few hundred thousand parentheses once overflowed the stack and aborted the server.
+        let deep = format!("{}S:a{}", "(".repeat(300_000), ")".repeat(300_000));
+        let (pos, msg) = err(&deep);
+        assert_eq!((pos, msg.as_str()), (MAX_CHARS, "longer than 4096 characters (the limit)"));
+        let nested = format!("{}S:a{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
+        assert_eq!(err(&nested), (MAX_DEPTH, "parentheses nested deeper than 32 (the limit)".into()));
+        let fits = format!("{}S:a{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert!(DependencyExpr::parse(&fits).is_ok());
+        let many = vec!["S:a"; MAX_STATES + 1].join("&&");
+        assert_eq!(err(&many), (MAX_STATES * 5, "names more than 256 states (the limit)".into()));
+        assert!(DependencyExpr::parse(&vec!["S:a"; MAX_STATES].join("&&")).is_ok());
+        let e = DependencyExpr::parse(&nested).unwrap_err().into_field_error();
+        assert_eq!(e.field, "dependency");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Whatever the text: no panic; an error names the field; what parses prints as text
+        /// that parses to the same expression.
+        #[test]
+        fn any_text_parses_or_is_refused(src in "[()SFTKEa-c:_ &|]{0,80}|(and |or |S:x |\\(|\\)){0,300}") {
+            match DependencyExpr::parse(&src) {
+                Ok(e) => prop_assert_eq!(DependencyExpr::parse(&e.to_string()).unwrap(), e),
+                Err(e) => prop_assert_eq!(e.into_field_error().field, "dependency"),
+            }
+        }
+    }
 
     fn err(src: &str) -> (usize, String) {
         let e = DependencyExpr::parse(src).unwrap_err();
