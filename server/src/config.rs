@@ -24,6 +24,10 @@ pub struct Config {
     pub alerts: crate::alerts::AlertPolicy,
     /// How long an instance lease lasts unless renewed (renewed every third of it).
     pub lease_seconds: u32,
+    /// The largest request body read (a GraphQL POST, an import).
+    pub max_body_bytes: usize,
+    /// Origins besides the server's own whose pages may use a session cookie or open a socket.
+    pub allowed_origins: Vec<String>,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -54,6 +58,11 @@ pub struct FileConfig {
     /// Seconds an instance lease lasts unless renewed (3-300, default 10): a server that stops
     /// renewing loses its instances to a survivor within this and 2 s.
     pub lease_seconds: Option<u32>,
+    /// The largest request body read, in bytes (1 KiB-1 GiB, default 16 MiB).
+    pub max_body_bytes: Option<usize>,
+    /// Origins (`https://ops.example.com`) besides the server's own whose pages may send the
+    /// session cookie or open the GraphQL socket.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// Values given on the command line or in the environment (they win over the file).
@@ -65,6 +74,8 @@ pub struct Overrides {
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// 16 MiB: room for a large import, not for a memory attack.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
 
 impl Config {
     pub fn load(file: Option<&Path>, o: Overrides) -> anyhow::Result<Config> {
@@ -129,9 +140,19 @@ impl Config {
         if !(3..=300).contains(&lease_seconds) {
             bail!("lease_seconds: {lease_seconds} must be between 3 and 300");
         }
+        let max_body_bytes = f.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if !(1024..=1 << 30).contains(&max_body_bytes) {
+            bail!("max_body_bytes: {max_body_bytes} must be between 1024 and 1073741824");
+        }
+        let allowed_origins = f.allowed_origins.unwrap_or_default();
+        if let Some(bad) = allowed_origins.iter().find(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
+            bail!("allowed_origins: {bad:?} must be an origin such as https://ops.example.com");
+        }
         let master_key_file = f.master_key_file.unwrap_or_else(|| data_dir.join("master.key"));
         Ok(Config {
             lease_seconds,
+            max_body_bytes,
+            allowed_origins: allowed_origins.into_iter().map(|o| o.trim_end_matches('/').to_string()).collect(),
             master_key_file,
             alerts: crate::alerts::AlertPolicy {
                 attempts: alert_attempts,

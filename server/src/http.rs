@@ -6,9 +6,10 @@ use crate::agents::{agent_socket, AgentHub};
 use crate::config::Config;
 use crate::db::Db;
 use crate::service::{users, Services};
+use crate::web_guard::{refusal, security_headers, WebPolicy};
+use actix_web::http::StatusCode;
 use actix_web::{get, http::header, middleware, web, App, HttpRequest, HttpResponse, HttpServer, Responder};
-use async_graphql::http::GraphiQLSource;
-use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
+use async_graphql_actix_web::{GraphQLResponse, GraphQLSubscription};
 use baton_graphql::{
     build_schema, prepare_request, request_data, Backend, BatonSchema, ClientInfo, Principal, SESSION_COOKIE,
 };
@@ -19,6 +20,11 @@ use std::sync::Arc;
 #[derive(RustEmbed)]
 #[folder = "../web/dist"]
 struct UiAssets;
+
+/// GraphiQL (its page, scripts and styles; see graphiql/LICENSES.txt), served from the binary.
+#[derive(RustEmbed)]
+#[folder = "graphiql"]
+struct GraphiqlAssets;
 
 #[derive(Clone)]
 struct AppState {
@@ -56,11 +62,30 @@ async fn principal_for(db: &Db, token: Option<String>) -> Option<Principal> {
     })
 }
 
-async fn graphql(state: web::Data<AppState>, http: HttpRequest, req: GraphQLRequest) -> GraphQLResponse {
+async fn graphql(
+    state: web::Data<AppState>,
+    policy: web::Data<WebPolicy>,
+    http: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    if let Err(refused) = policy.check_origin(&http) {
+        return refused.response();
+    }
+    let body = match policy.read_json(&http, payload).await {
+        Ok(b) => b,
+        Err(refused) => return refused.response(),
+    };
+    let req: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return refusal(StatusCode::BAD_REQUEST, "body", "graphql_request", format!("not a GraphQL request: {e}"))
+                .response()
+        }
+    };
     let token = request_token(&http);
     let principal = principal_for(&state.db, token.clone()).await;
-    let request = prepare_request(req.into_inner(), &state.backend, principal, client_info(&http, token));
-    state.schema.execute(request).await.into()
+    let request = prepare_request(req, &state.backend, principal, client_info(&http, token));
+    GraphQLResponse::from(state.schema.execute(request).await).respond_to(&http)
 }
 
 /// GraphiQL for GET, the WebSocket transport for an upgrade.
@@ -72,13 +97,22 @@ async fn graphql_get(
     if http.headers().contains_key(header::UPGRADE) {
         return subscriptions(state, http, payload).await;
     }
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("Baton GraphQL")
-            .finish(),
-    ))
+    Ok(graphiql_file("index.html"))
+}
+
+/// A file of GraphiQL's (`/graphiql/...`).
+async fn graphiql_asset(path: web::Path<String>) -> HttpResponse {
+    graphiql_file(&path)
+}
+
+fn graphiql_file(name: &str) -> HttpResponse {
+    match GraphiqlAssets::get(name) {
+        Some(f) => HttpResponse::Ok()
+            .content_type(mime_guess::from_path(name).first_or_octet_stream().as_ref())
+            .insert_header(("Cache-Control", "public, max-age=3600"))
+            .body(f.data.into_owned()),
+        None => HttpResponse::NotFound().finish(),
+    }
 }
 
 /// graphql-transport-ws (and the older graphql-ws). The caller is the cookie's or bearer's, or the
@@ -88,6 +122,11 @@ async fn subscriptions(
     http: HttpRequest,
     payload: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
+    if let Some(policy) = http.app_data::<web::Data<WebPolicy>>() {
+        if let Err(refused) = policy.check_origin(&http) {
+            return Ok(refused.response());
+        }
+    }
     let token = request_token(&http);
     let from_upgrade = principal_for(&state.db, token.clone()).await;
     let client = client_info(&http, token);
@@ -217,18 +256,21 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     }
     let backend: Arc<dyn Backend> = services;
     let state = AppState { schema: build_schema(backend.clone()), backend, db };
+    let policy = WebPolicy { max_body_bytes: config.max_body_bytes, allowed_origins: config.allowed_origins.clone() };
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(hub.clone()))
             .app_data(web::Data::new(driver.clone()))
-            .app_data(web::JsonConfig::default().limit(64 * 1024 * 1024))
+            .app_data(web::Data::new(policy.clone()))
+            .wrap(security_headers())
             .wrap(middleware::Compress::default())
             .wrap(middleware::Logger::new("%r %s %Dms").log_target("baton::http"))
             .service(healthz)
             .route("/graphql", web::post().to(graphql))
             .route("/graphql", web::get().to(graphql_get))
             .route("/graphql/ws", web::get().to(subscriptions))
+            .route("/graphiql/{file}", web::get().to(graphiql_asset))
             .route("/agent", web::get().to(agent_socket))
             .default_service(web::get().to(ui))
     })

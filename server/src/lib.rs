@@ -15,3 +15,4 @@ pub mod http;
 pub mod lease;
 pub mod service;
 pub mod vault;
+pub mod web_guard;

@@ -118,7 +118,7 @@ fn build_ui() -> Result<()> {
         .typescript(false)
         .generate(&dist)
         .map_err(|e| anyhow::anyhow!("wasm-bindgen on {}: {e}", wasm.display()))?;
-    for file in ["index.html", "style.css"] {
+    for file in ["index.html", "start.js", "style.css"] {
         std::fs::copy(root().join("web/static").join(file), dist.join(file))
             .with_context(|| format!("copying {file}"))?;
     }

@@ -1,0 +1,160 @@
+//! The web surface under attack, over the real server: hostile input (a dependency expression
+//! nested 300,000 deep, a 17 MiB body), pages of other sites (a foreign `Origin` on a POST or a
+//! WebSocket upgrade, a `text/plain` body), and the headers every response carries. After each
+//! attack the server still answers `/healthz`.
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
+use baton_tests::{data, Server};
+use serde_json::{json, Value};
+use tungstenite::client::IntoClientRequest;
+
+/// An HTTP client that hands back every status instead of failing on 4xx.
+fn client() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+/// POSTs `body` to /graphql with the given headers: the status and the body as JSON (or null).
+fn post(s: &Server, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Value) {
+    let mut req = client().post(&s.url("/graphql"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut resp = req.send(body).unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().with_config().limit(1 << 20).read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn still_up(s: &Server) {
+    let mut resp = client().get(&s.url("/healthz")).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.body_mut().read_to_string().unwrap().contains("\"ok\""));
+}
+
+fn query_body(query: &str, variables: Value) -> Vec<u8> {
+    json!({ "query": query, "variables": variables }).to_string().into_bytes()
+}
+
+#[test]
+fn hostile_input_is_refused_naming_the_field_and_the_limit() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    // Once this aborted the whole server with a stack overflow.
+    let deep = format!("{}S:a{}", "(".repeat(300_000), ")".repeat(300_000));
+    let nested = format!("{}S:a{}", "(".repeat(40), ")".repeat(40));
+    for dependency in [deep, nested] {
+        let input = json!({ "name": "victim", "command": "true", "target": "a1", "runAsUser": "batch",
+                            "dependency": dependency });
+        let res = s
+            .graphql_as(
+                Some(&admin),
+                "mutation($t: TaskInput!) { createTask(input: $t) { tid } }",
+                json!({ "t": input }),
+            )
+            .unwrap();
+        let e = &res["errors"][0];
+        assert_eq!(e["extensions"]["code"], "VALIDATION", "{res}");
+        assert_eq!(e["extensions"]["field"], "dependency", "{res}");
+        assert!(e["message"].as_str().unwrap().contains("(the limit)"), "{res}");
+        still_up(&s);
+    }
+    // The same through an import.
+    let deep = format!("{}S:a{}", "(".repeat(100_000), ")".repeat(100_000));
+    let doc = json!({ "kind": "baton.definitions", "version": 1, "instances": [{ "name": "default", "tasks": [
+        { "name": "victim", "command": "true", "target": "a1", "run_as_user": "batch", "dependency": deep }
+    ] }] });
+    let res = data(
+        s.graphql_as(
+            Some(&admin),
+            "mutation($d: JSON!) { importDefinitions(document: $d) { applied errors { path rule message } } }",
+            json!({ "d": doc }),
+        )
+        .unwrap(),
+    );
+    let import = &res["importDefinitions"];
+    assert_eq!(import["applied"], false, "{res}");
+    assert!(import["errors"][0]["message"].as_str().unwrap().contains("(the limit)"), "{res}");
+    still_up(&s);
+
+    // A body over max_body_bytes (16 MiB) is refused before it is read whole.
+    let pad = "x".repeat(17 << 20);
+    let body = query_body("{ __typename }", json!({ "pad": pad }));
+    let (status, res) =
+        post(&s, &[("Content-Type", "application/json"), ("Authorization", &format!("Bearer {admin}"))], body);
+    assert_eq!(status, 413, "{res}");
+    assert_eq!(res["errors"][0]["extensions"]["rule"], "max_body_bytes");
+    still_up(&s);
+    // Just under it is read (and answered).
+    let pad = "x".repeat(15 << 20);
+    let (status, res) =
+        post(&s, &[("Content-Type", "application/json")], query_body("{ __typename }", json!({ "pad": pad })));
+    assert_eq!((status, &res["data"]["__typename"]), (200, &json!("Query")), "{res}");
+    // Deeply nested JSON is a clear error too.
+    let nested = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    let body = format!("{{\"query\": \"{{ __typename }}\", \"variables\": {{\"v\": {nested}}}}}");
+    let (status, res) = post(&s, &[("Content-Type", "application/json")], body.into_bytes());
+    assert_eq!(status, 400, "{res}");
+    assert_eq!(res["errors"][0]["extensions"]["rule"], "graphql_request");
+    still_up(&s);
+}
+
+#[test]
+fn pages_of_other_sites_cannot_use_the_session() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    let cookie = format!("baton_session={admin}");
+    let create = query_body("mutation { createGroup(input: {name: \"csrf\"}) { gid } }", json!({}));
+    // A form or text/plain POST (what a page of another site can send without asking first).
+    for ct in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+        let (status, res) = post(&s, &[("Content-Type", ct), ("Cookie", &cookie)], create.clone());
+        assert_eq!(status, 415, "{ct}: {res}");
+        assert_eq!(res["errors"][0]["extensions"]["field"], "Content-Type");
+    }
+    // JSON with a foreign Origin.
+    let (status, res) = post(
+        &s,
+        &[("Content-Type", "application/json"), ("Cookie", &cookie), ("Origin", "https://evil.example")],
+        create.clone(),
+    );
+    assert_eq!(status, 403, "{res}");
+    assert_eq!(res["errors"][0]["extensions"]["rule"], "same_origin");
+    let groups = data(s.graphql_as(Some(&admin), "{ groups { totalCount } }", json!({})).unwrap());
+    assert_eq!(groups["groups"]["totalCount"], 0, "nothing was created: {groups}");
+    // The server's own pages pass.
+    let own = s.base_url.clone();
+    let (status, res) =
+        post(&s, &[("Content-Type", "application/json"), ("Cookie", &cookie), ("Origin", &own)], create);
+    assert_eq!((status, res["data"]["createGroup"]["gid"].is_i64()), (200, true), "{res}");
+
+    // The GraphQL socket: a foreign Origin is refused at the upgrade, the server's own is not.
+    for (origin, accepted) in [("https://evil.example", false), (own.as_str(), true)] {
+        let mut req = s.url("/graphql/ws").replace("http://", "ws://").into_client_request().unwrap();
+        req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+        req.headers_mut().insert("Origin", origin.parse().unwrap());
+        req.headers_mut().insert("Cookie", cookie.parse().unwrap());
+        match tungstenite::connect(req) {
+            Ok(_) => assert!(accepted, "{origin} was let in"),
+            Err(tungstenite::Error::Http(resp)) => {
+                assert!(!accepted, "{origin} was refused");
+                assert_eq!(resp.status().as_u16(), 403);
+            }
+            Err(e) => panic!("{origin}: {e}"),
+        }
+    }
+    still_up(&s);
+}
+
+#[test]
+fn every_response_carries_the_security_headers() {
+    let s = Server::start().unwrap();
+    for path in ["/", "/healthz", "/graphql"] {
+        let resp = client().get(&s.url(path)).call().unwrap();
+        let h = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let csp = h("content-security-policy");
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-eval'") || csp.contains("wasm-unsafe-eval"), "{path}: {csp}");
+        assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(h("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(h("x-frame-options"), "DENY", "{path}");
+    }
+}
