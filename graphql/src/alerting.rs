@@ -229,7 +229,7 @@ impl AlertQuery {
         if !(1..=1000).contains(&limit) {
             return Err(ApiError::invalid("limit", "range", "must be between 1 and 1000").into());
         }
-        let list = backend(ctx).alert_deliveries(integration.as_deref(), i64::from(limit)).await?;
+        let list = backend(ctx).alert_deliveries(principal(ctx)?, integration.as_deref(), i64::from(limit)).await?;
         Ok(list.into_iter().map(AlertDelivery::from).collect())
     }
 }

@@ -3,7 +3,7 @@
 use crate::backend::{AuditFilter, AuditRecord};
 use crate::definitions::{backend, connection, page_args, ListConnection};
 use crate::error::ApiResult;
-use crate::guard::RoleGuard;
+use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use baton_schema::access::Role;
 use chrono::{DateTime, Utc};
@@ -63,7 +63,7 @@ impl AuditQuery {
     ) -> ApiResult<ListConnection<AuditEntry>> {
         let f = filter.unwrap_or_default();
         let f = AuditFilter { actor: f.actor, action: f.action, since: f.since };
-        let page = backend(ctx).audit_log(&f, page_args(first, after)?).await?;
+        let page = backend(ctx).audit_log(principal(ctx)?, &f, page_args(first, after)?).await?;
         Ok(connection(page, |a| a.id, AuditEntry::from))
     }
 }

@@ -492,7 +492,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn delete_calendar(&self, p: &Principal, instance: &str, name: &str) -> BackendResult<bool>;
 
     // Audit, import and export.
-    async fn audit_log(&self, f: &AuditFilter, page: PageArgs) -> BackendResult<Page<AuditRecord>>;
+    /// Newest first; a caller limited to some instances sees only their own actions.
+    async fn audit_log(&self, p: &Principal, f: &AuditFilter, page: PageArgs) -> BackendResult<Page<AuditRecord>>;
     async fn export(&self, p: &Principal, instances: Option<Vec<String>>) -> BackendResult<Document>;
     async fn import(
         &self,
@@ -547,9 +548,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Slots missed while the server was down (run late within the grace, or skipped), newest first.
     async fn missed_runs(&self, p: &Principal, since: DateTime<Utc>, limit: i64) -> BackendResult<Vec<RunRecord>>;
     async fn group_runs(&self, p: &Principal, gid: i64, limit: i64) -> BackendResult<Vec<GroupRunRecord>>;
-    /// Every run transition from now on, in the order stored (so in order per run).
-    fn run_updates(&self) -> BoxStream<'static, RunUpdateRecord>;
-    fn output_updates(&self) -> BoxStream<'static, OutputUpdateRecord>;
+    /// Every transition from now on of the runs `p` may see, in the order stored (so in order
+    /// per run).
+    fn run_updates(&self, p: &Principal) -> BoxStream<'static, RunUpdateRecord>;
+    /// The output of one run from now on; NOT_FOUND when `p` may not see the run.
+    async fn output_updates(&self, p: &Principal, run_id: i64)
+        -> BackendResult<BoxStream<'static, OutputUpdateRecord>>;
 
     /// The next `limit` slots of the active scheduled tasks the caller may see.
     async fn upcoming_runs(&self, p: &Principal, limit: usize) -> BackendResult<Vec<UpcomingRecord>>;
@@ -579,6 +583,12 @@ pub trait Backend: Send + Sync + 'static {
     async fn credential_keys(&self) -> BackendResult<Vec<CredentialKeyRecord>>;
     async fn set_credential(&self, p: &Principal, key: &str, value: &str) -> BackendResult<CredentialKeyRecord>;
     async fn delete_credential(&self, p: &Principal, key: &str) -> BackendResult<bool>;
-    async fn alert_deliveries(&self, integration: Option<&str>, limit: i64) -> BackendResult<Vec<AlertDeliveryRecord>>;
+    /// Newest first; a caller limited to some instances sees only deliveries about runs they may see.
+    async fn alert_deliveries(
+        &self,
+        p: &Principal,
+        integration: Option<&str>,
+        limit: i64,
+    ) -> BackendResult<Vec<AlertDeliveryRecord>>;
     async fn send_test_alert(&self, p: &Principal, integration: &str) -> BackendResult<AlertDeliveryRecord>;
 }

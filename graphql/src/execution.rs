@@ -98,19 +98,31 @@ pub struct ExecutionSubscription;
 
 #[Subscription]
 impl ExecutionSubscription {
-    /// Every run transition (of one run, with `runId`), in the order stored.
+    /// Every transition of the runs the caller may see (of one run, with `runId`), in the
+    /// order stored.
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
-    async fn run_events(&self, ctx: &Context<'_>, run_id: Option<i64>) -> impl Stream<Item = RunEvent> {
-        backend(ctx).run_updates().filter_map(move |u| async move {
+    async fn run_events(
+        &self,
+        ctx: &Context<'_>,
+        run_id: Option<i64>,
+    ) -> async_graphql::Result<impl Stream<Item = RunEvent>> {
+        let p = principal(ctx)?;
+        if let Some(id) = run_id {
+            // A run the caller may not see is NOT_FOUND, as for the `run` query.
+            backend(ctx).run(p, id).await?;
+        }
+        Ok(backend(ctx).run_updates(p).filter_map(move |u| async move {
             (run_id.is_none_or(|r| r == u.run_id)).then(|| <RunEvent as From<RunUpdateRecord>>::from(u))
-        })
+        }))
     }
 
     /// A run's output as it arrives.
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
-    async fn run_output(&self, ctx: &Context<'_>, run_id: i64) -> impl Stream<Item = OutputEvent> {
-        backend(ctx)
-            .output_updates()
-            .filter_map(move |u| async move { (u.run_id == run_id).then(|| OutputEvent::from(u)) })
+    async fn run_output(
+        &self,
+        ctx: &Context<'_>,
+        run_id: i64,
+    ) -> async_graphql::Result<impl Stream<Item = OutputEvent>> {
+        Ok(backend(ctx).output_updates(principal(ctx)?, run_id).await?.map(OutputEvent::from))
     }
 }

@@ -80,6 +80,15 @@ impl InstanceAccess {
         Ok(Self::Only(names))
     }
 
+    /// Whether everything `other` reaches is reachable here too (what one may grant).
+    pub fn covers(&self, other: &InstanceAccess) -> bool {
+        match (self, other) {
+            (Self::All, _) => true,
+            (Self::Only(_), Self::All) => false,
+            (Self::Only(_), Self::Only(names)) => names.iter().all(|n| self.allows(n)),
+        }
+    }
+
     pub fn allows(&self, instance: &str) -> bool {
         match self {
             Self::All => true,

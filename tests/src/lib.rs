@@ -400,3 +400,67 @@ pub fn lease_holder_pid(store: &baton_server::db::Db) -> Option<u32> {
     let holders = baton_server::db::instance_leases::holders(&mut c).ok()?;
     holders.first()?.1.rsplit('-').nth(1)?.parse().ok()
 }
+
+/// A graphql-transport-ws connection to `/graphql/ws` with one subscription started.
+pub struct Subscription {
+    ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+}
+
+impl Subscription {
+    /// Connects with `token`, subscribes to `query` and waits for the server's acknowledgement.
+    pub fn start(base_url: &str, token: &str, query: &str, variables: serde_json::Value) -> Result<Subscription> {
+        use tungstenite::client::IntoClientRequest;
+        let mut req = format!("{}/graphql/ws", base_url.replacen("http", "ws", 1)).into_client_request()?;
+        req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+        let (mut ws, _) = tungstenite::connect(req)?;
+        if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+            tcp.set_read_timeout(Some(Duration::from_millis(200)))?;
+        }
+        let init = serde_json::json!({ "type": "connection_init", "payload": { "token": token } });
+        ws.send(tungstenite::Message::Text(init.to_string().into()))?;
+        let mut sub = Subscription { ws };
+        let ack = sub.next_frame(Duration::from_secs(10))?.context("no connection_ack")?;
+        if ack["type"] != "connection_ack" {
+            bail!("expected connection_ack, got {ack}");
+        }
+        let start = serde_json::json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } });
+        sub.ws.send(tungstenite::Message::Text(start.to_string().into()))?;
+        Ok(sub)
+    }
+
+    /// The next frame within `timeout`, or None.
+    pub fn next_frame(&mut self, timeout: Duration) -> Result<Option<serde_json::Value>> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.ws.read() {
+                Ok(tungstenite::Message::Text(t)) => return Ok(Some(serde_json::from_str(&t)?)),
+                Ok(tungstenite::Message::Close(_)) => bail!("the server closed the socket"),
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every frame up to and including the first for which `last` holds; fails after `timeout`.
+    pub fn frames_until(
+        &mut self,
+        timeout: Duration,
+        mut last: impl FnMut(&serde_json::Value) -> bool,
+    ) -> Result<Vec<serde_json::Value>> {
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if let Some(f) = self.next_frame(left)? {
+                let done = last(&f);
+                out.push(f);
+                if done {
+                    return Ok(out);
+                }
+            }
+        }
+        bail!("timed out after {timeout:?}; frames so far: {out:?}")
+    }
+}

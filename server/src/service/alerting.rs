@@ -6,7 +6,7 @@ use super::{audit, require, Services, SvcResult};
 use crate::db::{self, DbConn};
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
-use baton_schema::access::Role;
+use baton_schema::access::{InstanceAccess, Role};
 use baton_schema::alert::{Integration, IntegrationDraft};
 use baton_schema::definition::AlertRule;
 use baton_schema::names::CredentialKey;
@@ -324,15 +324,31 @@ impl Services {
 
     pub(super) async fn alert_deliveries_impl(
         &self,
+        p: &Principal,
         integration: Option<&str>,
         limit: i64,
     ) -> BackendResult<Vec<AlertDeliveryRecord>> {
-        let integration = integration.map(String::from);
-        self.run(move |c| {
-            let rows = db::alert_deliveries::list(c, integration.as_deref(), limit.clamp(1, 1000))?;
-            delivery_records(c, rows)
-        })
-        .await
+        let (integration, p) = (integration.map(String::from), p.clone());
+        let list = self
+            .run(move |c| {
+                let rows = db::alert_deliveries::list(c, integration.as_deref(), limit.clamp(1, 1000))?;
+                delivery_records(c, rows)
+            })
+            .await?;
+        if matches!(p.instances, InstanceAccess::All) {
+            return Ok(list);
+        }
+        // Deliveries about a run are shown to those who may see the run; the rest (tests,
+        // group deadlines) name no run and stay with callers who see every instance.
+        let mut out = Vec::new();
+        for d in list {
+            if let Some(run) = d.run_id {
+                if self.run_scopes.visible(&self.db, &p, run).await {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub(super) async fn send_test_alert_impl(

@@ -89,6 +89,8 @@ pub struct Services {
     changes: broadcast::Sender<DefinitionChange>,
     sequence: AtomicU64,
     limiter: Mutex<auth::LoginLimiter>,
+    /// Which instance each run is in, for live events.
+    run_scopes: Arc<runs::RunScopes>,
 }
 
 impl Services {
@@ -104,6 +106,7 @@ impl Services {
             changes,
             sequence: AtomicU64::new(0),
             limiter: Mutex::new(auth::LoginLimiter::default()),
+            run_scopes: Arc::default(),
         })
     }
 
@@ -372,8 +375,16 @@ impl Backend for Services {
         self.delete_calendar_impl(p, instance, name).await
     }
 
-    async fn audit_log(&self, f: &AuditFilter, page: PageArgs) -> BackendResult<Page<AuditRecord>> {
-        let f = db::audit::AuditFilter { actor: f.actor.clone(), action: f.action.clone(), since: f.since };
+    async fn audit_log(&self, p: &Principal, f: &AuditFilter, page: PageArgs) -> BackendResult<Page<AuditRecord>> {
+        // Audit entries name no instance: a caller limited to some sees only their own.
+        let actor = match (&p.instances, &f.actor) {
+            (InstanceAccess::All, a) => a.clone(),
+            (InstanceAccess::Only(_), Some(a)) if *a != p.username => {
+                return Ok(Page { items: Vec::new(), total: 0, has_next: false })
+            }
+            (InstanceAccess::Only(_), _) => Some(p.username.clone()),
+        };
+        let f = db::audit::AuditFilter { actor, action: f.action.clone(), since: f.since };
         self.run(move |c| {
             let mut rows = db::audit::page(c, &f, page.after, page.first + 1)?;
             let has_next = rows.len() as i64 > page.first;
@@ -510,25 +521,37 @@ impl Backend for Services {
     async fn group_runs(&self, p: &Principal, gid: i64, limit: i64) -> BackendResult<Vec<GroupRunRecord>> {
         self.group_runs_impl(p, gid, limit).await
     }
-    fn run_updates(&self) -> BoxStream<'static, RunUpdateRecord> {
+    fn run_updates(&self, p: &Principal) -> BoxStream<'static, RunUpdateRecord> {
+        let (db, scopes, p) = (self.db.clone(), self.run_scopes.clone(), p.clone());
         tokio_stream::wrappers::BroadcastStream::new(self.driver.subscribe())
-            .filter_map(|r| async move {
-                r.ok().map(|u| RunUpdateRecord {
-                    run_id: u.run_id,
-                    task_name: u.task_name,
-                    from: u.transition.from,
-                    to: u.transition.to,
-                    attempt: i32::try_from(u.transition.attempt).unwrap_or(i32::MAX),
-                    at: u.transition.at,
-                    reason: u.transition.reason.map(|r| r.to_string()),
-                })
+            .filter_map(move |r| {
+                let (db, scopes, p) = (db.clone(), scopes.clone(), p.clone());
+                async move {
+                    let u = r.ok()?;
+                    scopes.visible(&db, &p, u.run_id).await.then(|| RunUpdateRecord {
+                        run_id: u.run_id,
+                        task_name: u.task_name,
+                        from: u.transition.from,
+                        to: u.transition.to,
+                        attempt: i32::try_from(u.transition.attempt).unwrap_or(i32::MAX),
+                        at: u.transition.at,
+                        reason: u.transition.reason.map(|r| r.to_string()),
+                    })
+                }
             })
             .boxed()
     }
-    fn output_updates(&self) -> BoxStream<'static, OutputUpdateRecord> {
-        tokio_stream::wrappers::BroadcastStream::new(self.driver.subscribe_output())
-            .filter_map(|r| async move {
-                r.ok().map(|u| OutputUpdateRecord {
+    async fn output_updates(
+        &self,
+        p: &Principal,
+        run_id: i64,
+    ) -> BackendResult<BoxStream<'static, OutputUpdateRecord>> {
+        // Subscribed before the check, so nothing stored in between is missed.
+        let updates = self.driver.subscribe_output();
+        self.run_impl(p, run_id).await?;
+        Ok(tokio_stream::wrappers::BroadcastStream::new(updates)
+            .filter_map(move |r| async move {
+                r.ok().filter(|u| u.run_id == run_id).map(|u| OutputUpdateRecord {
                     run_id: u.run_id,
                     attempt: i32::try_from(u.attempt).unwrap_or(i32::MAX),
                     stream: u.stream.to_string(),
@@ -536,7 +559,7 @@ impl Backend for Services {
                     data: u.data,
                 })
             })
-            .boxed()
+            .boxed())
     }
 
     fn definition_changes(&self) -> BoxStream<'static, DefinitionChange> {
@@ -574,8 +597,13 @@ impl Backend for Services {
         self.delete_credential_impl(p, key).await
     }
 
-    async fn alert_deliveries(&self, integration: Option<&str>, limit: i64) -> BackendResult<Vec<AlertDeliveryRecord>> {
-        self.alert_deliveries_impl(integration, limit).await
+    async fn alert_deliveries(
+        &self,
+        p: &Principal,
+        integration: Option<&str>,
+        limit: i64,
+    ) -> BackendResult<Vec<AlertDeliveryRecord>> {
+        self.alert_deliveries_impl(p, integration, limit).await
     }
 
     async fn send_test_alert(&self, p: &Principal, integration: &str) -> BackendResult<AlertDeliveryRecord> {

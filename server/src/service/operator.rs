@@ -195,11 +195,16 @@ impl Services {
             let rows = db::events::page(c, task_id, None, limit)?;
             let mut out = Vec::new();
             for e in rows {
-                // Events about a task are shown to those who may see the task.
-                if let (Some(ids), Some(t)) = (&visible, e.task_id) {
-                    match db::tasks::get(c, t) {
-                        Ok(row) if ids.contains(&row.instance_id) => {}
-                        _ => continue,
+                // Events about a task are shown to those who may see the task, events about a
+                // run to those who may see the run; the rest to those who see every instance.
+                if let Some(ids) = &visible {
+                    let instance = match (e.task_id, e.run_id) {
+                        (Some(t), _) => db::tasks::get(c, t).ok().map(|row| row.instance_id),
+                        (None, Some(r)) => db::runs::get(c, r).ok().and_then(|row| row.instance_id),
+                        (None, None) => None,
+                    };
+                    if !instance.is_some_and(|i| ids.contains(&i)) {
+                        continue;
                     }
                 }
                 out.push(event_record(e));

@@ -5,6 +5,8 @@ use crate::db::{self, DbConn};
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::run::{Reason, RunStatus};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// A stored reason (JSON), in words; text that is not a reason is shown as it is.
 fn reason_text(json: &str) -> String {
@@ -45,6 +47,57 @@ pub(super) fn record(c: &mut DbConn, r: db::runs::RunRow) -> SvcResult<RunRecord
         stderr_bytes: r.stderr_bytes,
         output_truncated_bytes: r.output_truncated_bytes,
     })
+}
+
+/// Whether `p` may see a run of this instance (adhoc runs, without one, are for operators and up).
+fn may_see(p: &Principal, instance: Option<&str>) -> bool {
+    match instance {
+        Some(name) => p.instances.allows(name),
+        None => p.role >= baton_schema::access::Role::Operator,
+    }
+}
+
+/// The instance of each run (a run never moves), remembered for filtering live events: each
+/// run is looked up once, whoever subscribes.
+#[derive(Default)]
+pub struct RunScopes {
+    known: Mutex<HashMap<i64, Option<String>>>,
+}
+
+/// Runs remembered before the memory starts over.
+const SCOPES_KEPT: usize = 100_000;
+
+impl RunScopes {
+    /// The run's instance (None: adhoc); Err when it cannot be found.
+    async fn instance_of(&self, db: &db::Db, run_id: i64) -> Result<Option<String>, String> {
+        if let Some(known) = self.known.lock().map_err(|_| "poisoned")?.get(&run_id) {
+            return Ok(known.clone());
+        }
+        let instance = db
+            .run(move |c| {
+                let row = db::runs::get(c, run_id)?;
+                row.instance_id.map(|i| db::instances::get(c, i).map(|r| r.name)).transpose()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut known = self.known.lock().map_err(|_| "poisoned")?;
+        if known.len() >= SCOPES_KEPT {
+            known.clear();
+        }
+        known.insert(run_id, instance.clone());
+        Ok(instance)
+    }
+
+    /// Whether `p` may see the run; a run that cannot be looked up is not shown.
+    pub async fn visible(&self, db: &db::Db, p: &Principal, run_id: i64) -> bool {
+        match self.instance_of(db, run_id).await {
+            Ok(instance) => may_see(p, instance.as_deref()),
+            Err(e) => {
+                tracing::warn!(run = run_id, error = %e, "looking up a run's instance for a subscriber");
+                false
+            }
+        }
+    }
 }
 
 /// The run, if the caller may see it (adhoc runs without an instance are for operators and up).

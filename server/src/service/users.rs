@@ -164,6 +164,12 @@ impl Services {
         if !actor.role.may_grant(role) {
             return Err(ApiError::Forbidden(format!("a {} cannot grant the {role} role", actor.role)));
         }
+        if !actor.instances.covers(&instances) {
+            return Err(ApiError::Forbidden(format!(
+                "you may grant only your own instances ({}), not {instances}",
+                actor.instances
+            )));
+        }
         let (actor, username, password) = (actor.clone(), username.to_string(), password.to_string());
         self.run(move |c| {
             db::transaction(c, |c| {
@@ -191,6 +197,16 @@ impl Services {
                 // Only a superadmin touches an admin or a superadmin, or grants those roles.
                 if !actor.role.may_grant(before.role) || role.is_some_and(|r| !actor.role.may_grant(r)) {
                     return Err(ApiError::Forbidden(format!("a {} cannot change this user's role", actor.role)).into());
+                }
+                // Only users whose instances are all the actor's, given only the actor's instances.
+                if !actor.instances.covers(&before.instances)
+                    || instances.as_ref().is_some_and(|i| !actor.instances.covers(i))
+                {
+                    return Err(ApiError::Forbidden(format!(
+                        "you may grant and change only your own instances ({})",
+                        actor.instances
+                    ))
+                    .into());
                 }
                 if id == actor.user_id && (disabled == Some(true) || role.is_some_and(|r| r < actor.role)) {
                     return Err(ApiError::Forbidden("you cannot disable or demote yourself".into()).into());

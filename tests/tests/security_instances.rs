@@ -1,0 +1,161 @@
+//! Instances isolate, over the real server and a real agent: a caller limited to one instance
+//! sees no run, output, operator event, alert delivery or audit entry of another through any
+//! query or subscription, and an admin of one instance grants only that instance.
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
+use baton_tests::{data, error_code, wait_for, Agent, Server, Subscription};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn gql(s: &Server, token: &str, q: &str, v: Value) -> Value {
+    data(s.graphql_as(Some(token), q, v).unwrap())
+}
+
+fn user(s: &Server, admin: &str, name: &str, role: &str, instances: &str) -> String {
+    gql(
+        s,
+        admin,
+        "mutation($u: String!, $r: String!, $i: String!) { createUser(username: $u, password: \"password-123\", role: $r, instances: $i) { id } }",
+        json!({ "u": name, "r": role, "i": instances }),
+    );
+    s.login(name, "password-123").unwrap()
+}
+
+fn task(s: &Server, admin: &str, name: &str, instance: &str) -> i64 {
+    let t = json!({ "name": name, "instance": instance, "command": format!("echo out-of-{instance}"),
+                    "target": "etl", "runAsUser": "root" });
+    gql(s, admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": t }))["createTask"]["tid"]
+        .as_i64()
+        .unwrap()
+}
+
+fn force_run(s: &Server, token: &str, tid: i64) -> i64 {
+    gql(s, token, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": tid }))["forceRun"]["id"]
+        .as_i64()
+        .unwrap()
+}
+
+fn wait_success(s: &Server, admin: &str, id: i64) {
+    wait_for("the run to succeed", Duration::from_secs(30), || {
+        let r = gql(s, admin, "query($id: Int!) { run(id: $id) { status } }", json!({ "id": id }));
+        (r["run"]["status"] == "SUCCESS").then_some(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_caller_of_one_instance_sees_nothing_of_another() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    gql(&s, &admin, "mutation { createInstance(name: \"other\") { id } }", json!({}));
+    let token = gql(&s, &admin, "mutation { createAgentToken(name: \"t\") { token } }", json!({}))["createAgentToken"]
+        ["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _agent = Agent::start(&s.base_url, &token, "a1", "etl").unwrap();
+    wait_for("the agent", Duration::from_secs(20), || {
+        (gql(&s, &admin, "{ agents { status } }", json!({}))["agents"][0]["status"] == "ONLINE").then_some(())
+    })
+    .unwrap();
+    let (mine, theirs) = (task(&s, &admin, "mine", "default"), task(&s, &admin, "theirs", "other"));
+    let viewer = user(&s, &admin, "viewer1", "viewer", "default");
+    let operator = user(&s, &admin, "operator1", "operator", "default");
+
+    // Live run events: the other instance's run happens first, then this instance's; events
+    // come in order, so once this one's SUCCESS arrives, anything of the other would have too.
+    let mut events =
+        Subscription::start(&s.base_url, &viewer, "subscription { runEvents { runId to } }", json!({})).unwrap();
+    // The subscription is live once the server has read it: a run of the viewer's own instance
+    // shows it.
+    let first = force_run(&s, &admin, mine);
+    events.frames_until(Duration::from_secs(30), |f| f["payload"]["data"]["runEvents"]["runId"] == first).unwrap();
+    let hidden = force_run(&s, &admin, theirs);
+    wait_success(&s, &admin, hidden);
+    let shown = force_run(&s, &admin, mine);
+    let frames = events
+        .frames_until(Duration::from_secs(30), |f| {
+            let e = &f["payload"]["data"]["runEvents"];
+            e["runId"] == shown && e["to"] == "SUCCESS"
+        })
+        .unwrap();
+    let seen: Vec<i64> = frames.iter().filter_map(|f| f["payload"]["data"]["runEvents"]["runId"].as_i64()).collect();
+    assert!(!seen.contains(&hidden), "the viewer saw run {hidden} of another instance: {seen:?}");
+    assert!(seen.contains(&shown));
+
+    // A run of another instance: not found, whether asked for or subscribed to.
+    let res = s.graphql_as(Some(&viewer), "query($id: Int!) { run(id: $id) { id } }", json!({ "id": hidden })).unwrap();
+    assert_eq!(error_code(&res).as_deref(), Some("NOT_FOUND"), "{res}");
+    for q in [
+        "subscription($id: Int!) { runOutput(runId: $id) { data } }",
+        "subscription($id: Int!) { runEvents(runId: $id) { to } }",
+    ] {
+        let mut sub = Subscription::start(&s.base_url, &viewer, q, json!({ "id": hidden })).unwrap();
+        let frame = sub.next_frame(Duration::from_secs(10)).unwrap().unwrap();
+        let code = frame.pointer("/payload/errors/0/extensions/code").or(frame.pointer("/payload/0/extensions/code"));
+        assert_eq!(code, Some(&json!("NOT_FOUND")), "{q}: {frame}");
+        assert!(frame.pointer("/payload/data/runOutput/data").is_none(), "{q}: {frame}");
+    }
+
+    // Operator events about another instance's runs are not listed.
+    let listed = gql(&s, &operator, "{ operatorEvents { kind runId } }", json!({}));
+    let ids: Vec<i64> =
+        listed["operatorEvents"].as_array().unwrap().iter().filter_map(|e| e["runId"].as_i64()).collect();
+    assert!(ids.contains(&shown) && !ids.contains(&hidden), "{listed}");
+}
+
+#[test]
+fn an_admin_of_one_instance_grants_only_that_instance() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    gql(&s, &admin, "mutation { createInstance(name: \"other\") { id } }", json!({}));
+    let local = user(&s, &admin, "local_admin", "admin", "default");
+    let create = |instances: &str| {
+        s.graphql_as(
+            Some(&local),
+            "mutation($u: String!, $i: String!) { createUser(username: $u, password: \"password-123\", role: \"operator\", instances: $i) { id } }",
+            json!({ "u": format!("u_{}", instances.replace(['*', ','], "_")), "i": instances }),
+        )
+        .unwrap()
+    };
+    for refused in ["*", "other", "default,other"] {
+        let res = create(refused);
+        assert_eq!(error_code(&res).as_deref(), Some("FORBIDDEN"), "{refused}: {res}");
+    }
+    let res = create("default");
+    assert!(res["data"]["createUser"]["id"].is_i64(), "{res}");
+    // Nor may it widen a user of its own instance, or touch a user of another.
+    let id = res["data"]["createUser"]["id"].as_i64().unwrap();
+    let widen = s
+        .graphql_as(
+            Some(&local),
+            "mutation($id: Int!) { updateUser(id: $id, instances: \"*\") { id } }",
+            json!({ "id": id }),
+        )
+        .unwrap();
+    assert_eq!(error_code(&widen).as_deref(), Some("FORBIDDEN"), "{widen}");
+    let other = gql(
+        &s,
+        &admin,
+        "mutation { createUser(username: \"elsewhere\", password: \"password-123\", role: \"viewer\", instances: \"other\") { id } }",
+        json!({}),
+    )["createUser"]["id"]
+        .as_i64()
+        .unwrap();
+    let touch = s
+        .graphql_as(
+            Some(&local),
+            "mutation($id: Int!) { updateUser(id: $id, disabled: true) { id } }",
+            json!({ "id": other }),
+        )
+        .unwrap();
+    assert_eq!(error_code(&touch).as_deref(), Some("FORBIDDEN"), "{touch}");
+
+    // The audit log names no instance: an admin of one sees only their own actions.
+    let log = gql(&s, &local, "{ auditLog(first: 100) { nodes { actor action } } }", json!({}));
+    let actors: Vec<&str> =
+        log["auditLog"]["nodes"].as_array().unwrap().iter().filter_map(|e| e["actor"].as_str()).collect();
+    assert!(!actors.is_empty() && actors.iter().all(|a| *a == "local_admin"), "{log}");
+    let all = gql(&s, &admin, "{ auditLog(first: 100) { nodes { actor } } }", json!({}));
+    assert!(all.to_string().contains("\"admin\""), "the superadmin sees everyone's: {all}");
+}
