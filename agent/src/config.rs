@@ -28,7 +28,11 @@ pub struct Cli {
     /// state directory after its end was reported [default: 604800, a week].
     #[arg(long, env = "BATON_AGENT_KEEP_RUNS_SECONDS")]
     pub keep_runs_seconds: Option<u64>,
-    /// A TOML file with server, token, name, queues, state_dir and keep_runs_seconds.
+    /// The users this agent may run jobs as, comma-separated [default: the user the agent runs
+    /// as, unless that is root: root is allowed only when named here].
+    #[arg(long, env = "BATON_AGENT_ALLOW_RUN_AS", value_delimiter = ',')]
+    pub allow_run_as: Vec<String>,
+    /// A TOML file with server, token, name, queues, state_dir, keep_runs_seconds and allow_run_as.
     #[arg(long, env = "BATON_AGENT_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -42,6 +46,7 @@ struct FileConfig {
     queues: Option<Vec<String>>,
     state_dir: Option<PathBuf>,
     keep_runs_seconds: Option<u64>,
+    allow_run_as: Option<Vec<String>>,
 }
 
 /// A week: how long a finished attempt's files are kept unless told otherwise.
@@ -57,6 +62,8 @@ pub struct Config {
     pub queues: Vec<String>,
     pub state_dir: PathBuf,
     pub keep_runs: std::time::Duration,
+    /// The users jobs may run as here.
+    pub allow_run_as: Vec<String>,
 }
 
 pub fn hostname() -> String {
@@ -66,6 +73,23 @@ pub fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".into())
+}
+
+/// The user the agent runs as, unless root (who must be allowed by name).
+fn own_user() -> Option<String> {
+    let me = nix::unistd::Uid::current();
+    if me.is_root() {
+        return None;
+    }
+    nix::unistd::User::from_uid(me).ok().flatten().map(|u| u.name)
+}
+
+/// Creates `dir` (and its parents) if needed, and makes it the agent's alone (0700): it holds
+/// the event log and every attempt's journal and output.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 fn check_name(what: &str, v: &str) -> Result<()> {
@@ -112,15 +136,22 @@ impl Config {
         for q in &queues {
             check_name("queues", q)?;
         }
+        let allow_run_as =
+            if cli.allow_run_as.is_empty() { file.allow_run_as.unwrap_or_default() } else { cli.allow_run_as };
+        let allow_run_as: Vec<String> =
+            allow_run_as.into_iter().map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect();
+        for u in &allow_run_as {
+            check_name("allow_run_as", u)?;
+        }
+        let allow_run_as = if allow_run_as.is_empty() { own_user().into_iter().collect() } else { allow_run_as };
         let state_dir = cli.state_dir.or(file.state_dir).unwrap_or_else(|| PathBuf::from("baton-agent-state"));
-        std::fs::create_dir_all(&state_dir)
-            .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+        private_dir(&state_dir).with_context(|| format!("creating the state directory {}", state_dir.display()))?;
         let keep = cli.keep_runs_seconds.or(file.keep_runs_seconds).unwrap_or(KEEP_RUNS_SECONDS);
         if keep == 0 {
             bail!("keep_runs_seconds: must be at least 1 (a finished attempt's files are needed until it is reported)");
         }
         let keep_runs = std::time::Duration::from_secs(keep);
-        Ok(Config { servers, token, name, hostname, queues, state_dir, keep_runs })
+        Ok(Config { servers, token, name, hostname, queues, state_dir, keep_runs, allow_run_as })
     }
 
     /// The WebSocket URL of a server.

@@ -78,11 +78,23 @@ fn line(fact: &Fact) -> std::io::Result<Vec<u8>> {
 
 /// Appends one fact in one write (appends of several writers do not interleave).
 pub fn append(base: &Path, fact: &Fact) -> std::io::Result<()> {
-    std::fs::OpenOptions::new().append(true).open(file(base, "journal"))?.write_all(&line(fact)?)
+    append_to(&mut open_for_append(base)?, fact)
 }
 
-/// Starts the journal of a new attempt with its job, for the agent and the run-as user only (it
-/// may hold credentials); fails if there is one already (an attempt is accepted once).
+/// The journal, open for appending (the shim opens it before it becomes the run-as user, who
+/// may not open it).
+pub fn open_for_append(base: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new().append(true).open(file(base, "journal"))
+}
+
+/// Appends one fact through an open journal, in one write.
+pub fn append_to(journal: &mut File, fact: &Fact) -> std::io::Result<()> {
+    journal.write_all(&line(fact)?)
+}
+
+/// Starts the journal of a new attempt with its job, for the agent only (it may hold
+/// credentials, and what it says the agent trusts); fails if there is one already (an attempt is
+/// accepted once).
 pub fn create(base: &Path, job: &Job) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file(base, "journal"))?;

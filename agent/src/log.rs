@@ -10,6 +10,7 @@ use baton_schema::ids::RunId;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -61,11 +62,15 @@ impl EventLog {
                 }
             }
         }
+        // The agent's alone: it holds every run's output.
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
         Ok(EventLog { path, acked_path, file: Arc::new(file), next_seq: last + 1, acked, pending, published: last })
     }
 
@@ -108,7 +113,7 @@ impl EventLog {
         // Nothing left to replay (nor on its way to disk): start the file afresh rather than let it grow.
         let idle = self.pending.is_empty() && self.published + 1 == self.next_seq;
         if idle && self.file.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false) {
-            if let Ok(f) = OpenOptions::new().create(true).write(true).truncate(true).open(&self.path) {
+            if let Ok(f) = OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&self.path) {
                 self.file = Arc::new(f);
             }
         }

@@ -30,6 +30,8 @@ pub struct Runner {
     launcher: Arc<Mutex<Option<Launcher>>>,
     /// The follower to wake when a shim has news, by attempt name.
     wakers: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+    /// The users jobs may run as here (`--allow-run-as`).
+    allow_run_as: Arc<Vec<String>>,
 }
 
 /// The running `baton-agent launcher` and the pipe its requests go into.
@@ -39,16 +41,13 @@ struct Launcher {
 }
 
 impl Runner {
-    pub fn new(state_dir: &Path, events: std::sync::mpsc::Sender<Work>) -> Result<Runner> {
+    pub fn new(state_dir: &Path, events: std::sync::mpsc::Sender<Work>, allow_run_as: Vec<String>) -> Result<Runner> {
         let runs_dir = state_dir.join("runs");
-        std::fs::create_dir_all(&runs_dir).with_context(|| format!("creating {}", runs_dir.display()))?;
-        // Others may pass through (a run-as user reaches its own attempt's files) but not list it.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&runs_dir, std::fs::Permissions::from_mode(0o711))
-                .with_context(|| format!("restricting {}", runs_dir.display()))?;
-        }
+        // The agent's alone: the shim opens an attempt's files here before it becomes the
+        // run-as user, and the job gets them as open files only.
+        crate::config::private_dir(&runs_dir).with_context(|| format!("creating {}", runs_dir.display()))?;
         Ok(Runner {
+            allow_run_as: Arc::new(allow_run_as),
             runs_dir,
             events,
             active: Arc::new(Mutex::new(HashSet::new())),
@@ -143,6 +142,15 @@ impl Runner {
     /// log and reaches the server with the other events.
     pub fn accept(&self, d: Dispatch) {
         let (run_id, attempt) = (d.run_id.0, d.attempt);
+        // Whatever the server says, jobs run only as the users this host allows.
+        if !self.allow_run_as.contains(&d.run_as_user) {
+            let allowed = if self.allow_run_as.is_empty() { "none".to_string() } else { self.allow_run_as.join(", ") };
+            let reason =
+                format!("run-as user {} is not allowed on this agent (--allow-run-as: {allowed})", d.run_as_user);
+            tracing::warn!(run = run_id, attempt, %reason, "dispatch refused");
+            self.emit(run_id, attempt, AgentEvent::Refused { reason });
+            return;
+        }
         let base = self.runs_dir.join(journal::name(run_id, attempt));
         // The attempt's files are private to the agent (and the run-as user, who gets them):
         // the journal holds the job's environment, credentials included.
@@ -347,8 +355,16 @@ impl Runner {
     ) -> bool {
         use std::os::unix::fs::FileExt;
         // Opened once the shim created it, then kept open; read at the offset logged so far.
+        // Never through a link, and only a plain file: the run-as user may have replaced its
+        // output path with a link to something only the agent may read.
         if file.is_none() {
-            *file = std::fs::File::open(path).ok();
+            use std::os::unix::fs::OpenOptionsExt;
+            *file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+                .open(path)
+                .ok()
+                .filter(|f| f.metadata().is_ok_and(|m| m.is_file()));
         }
         let Some(f) = file.as_ref() else { return false };
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);

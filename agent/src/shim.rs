@@ -87,8 +87,9 @@ pub fn kill_group(pgid: i32, grace: Duration) {
 }
 
 /// Becomes `user` (supplementary groups, group, user, HOME) when running as root; otherwise
-/// the job must be for the user the agent already is.
-fn become_user(name: &str, base: &Path, job: &Job) -> Result<Option<PathBuf>, String> {
+/// the job must be for the user the agent already is. Nothing is given to the user: what the
+/// shim opened before stays open, and the rest is opened as the user.
+fn become_user(name: &str) -> Result<Option<PathBuf>, String> {
     let user = User::from_name(name)
         .map_err(|e| format!("looking up user {name}: {e}"))?
         .ok_or_else(|| format!("no user named {name} on this host"))?;
@@ -99,12 +100,6 @@ fn become_user(name: &str, base: &Path, job: &Job) -> Result<Option<PathBuf>, St
     if !me.is_root() {
         let current = User::from_uid(me).ok().flatten().map(|u| u.name).unwrap_or_else(|| me.to_string());
         return Err(format!("the agent runs as {current} and cannot become {name}"));
-    }
-    // The files the job writes, and the journal the shim writes, must be the user's.
-    let journal = journal::file(base, "journal");
-    for p in [journal.as_path(), job.stdout_path.as_path(), job.stderr_path.as_path()] {
-        nix::unistd::chown(p, Some(user.uid), Some(user.gid))
-            .map_err(|e| format!("giving {} to {name}: {e}", p.display()))?;
     }
     let cname = std::ffi::CString::new(name).map_err(|_| "bad user name".to_string())?;
     nix::unistd::initgroups(&cname, user.gid).map_err(|e| format!("setting {name}'s groups: {e}"))?;
@@ -144,22 +139,41 @@ fn run(base: &Path, name: &str) -> Result<()> {
     let mut journal = Journal::new(base);
     journal.refresh();
     let job = journal.job.context("the journal has no job")?;
-    // The attempt's own output files are private; a task's own paths get the usual mode.
+    // Opened while the shim is still the agent's user: the run-as user may neither open the
+    // journal nor the attempt's own output files, and the job inherits none of these handles
+    // (they close on exec), so what the journal says about the job comes from the shim alone.
+    let mut record = journal::open_for_append(base).context("opening the journal")?;
     let defaults = [journal::file(base, "out"), journal::file(base, "err")];
-    let open = |p: &Path| {
+    let own = |p: &Path| {
         use std::os::unix::fs::OpenOptionsExt;
-        let mode = if defaults.iter().any(|d| d == p) { 0o600 } else { 0o666 };
-        std::fs::OpenOptions::new().create(true).append(true).mode(mode).open(p)
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).custom_flags(nix::libc::O_NOFOLLOW).open(p)
     };
-    let (out, err) = match (open(&job.stdout_path), open(&job.stderr_path)) {
-        (Ok(o), Ok(e)) => (o, e),
-        (Err(e), _) | (_, Err(e)) => {
-            return write_spawn_error(base, format!("opening the output files: {e}"));
-        }
-    };
-    let home = match become_user(&job.run_as_user, base, &job) {
+    let mut opened = Vec::new();
+    for p in [&job.stdout_path, &job.stderr_path] {
+        opened.push(if defaults.iter().any(|d| d == p) { Some(own(p)) } else { None });
+    }
+    let home = match become_user(&job.run_as_user) {
         Ok(h) => h,
-        Err(why) => return write_spawn_error(base, why),
+        Err(why) => return write_exit_to(&mut record, ExitRecord { spawn_error: Some(why), ..Default::default() }),
+    };
+    // A task's own output paths are opened as the run-as user: a link there leads only where
+    // that user may write.
+    let as_user = |p: &Path| std::fs::OpenOptions::new().create(true).append(true).open(p);
+    let mut files = Vec::new();
+    for (p, o) in [&job.stdout_path, &job.stderr_path].into_iter().zip(opened) {
+        match o.unwrap_or_else(|| as_user(p)) {
+            Ok(f) => files.push(f),
+            Err(e) => {
+                let why = format!("opening the output file {}: {e}", p.display());
+                return write_exit_to(&mut record, ExitRecord { spawn_error: Some(why), ..Default::default() });
+            }
+        }
+    }
+    let (Some(err), Some(out)) = (files.pop(), files.pop()) else {
+        return write_exit_to(
+            &mut record,
+            ExitRecord { spawn_error: Some("no output files".into()), ..Default::default() },
+        );
     };
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(&job.command).envs(&job.env).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
@@ -171,10 +185,15 @@ fn run(base: &Path, name: &str) -> Result<()> {
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return write_spawn_error(base, format!("starting sh: {e}")),
+        Err(e) => {
+            return write_exit_to(
+                &mut record,
+                ExitRecord { spawn_error: Some(format!("starting sh: {e}")), ..Default::default() },
+            )
+        }
     };
     let pid = child.id();
-    journal::append(base, &Fact::Pid(pid)).context("recording the pid")?;
+    journal::append_to(&mut record, &Fact::Pid(pid)).context("recording the pid")?;
     // Wake the agent at once (it reads the pid from the journal, as a restarted agent would).
     announce(name, &format!("pid {pid}"));
     // A watchdog enforces the maximum run time while this thread waits for the exit.
@@ -199,5 +218,13 @@ fn run(base: &Path, name: &str) -> Result<()> {
         // Whatever of the group survived the grace period goes too.
         let _ = killpg(Pid::from_raw(i32::try_from(pid).unwrap_or(0)), Signal::SIGKILL);
     }
-    write_exit(base, &ExitRecord { code: status.code(), signal: status.signal(), timed_out, spawn_error: None })
+    write_exit_to(
+        &mut record,
+        ExitRecord { code: status.code(), signal: status.signal(), timed_out, spawn_error: None },
+    )
+}
+
+/// Records how the attempt ended through the journal the shim holds open.
+fn write_exit_to(journal: &mut std::fs::File, rec: ExitRecord) -> Result<()> {
+    journal::append_to(journal, &Fact::Exit(rec)).context("recording the exit")
 }

@@ -246,6 +246,10 @@ pub fn data(res: serde_json::Value) -> serde_json::Value {
     res["data"].clone()
 }
 
+/// The run-as users the tests' agents allow unless a test says otherwise: the agent runs as root
+/// in CI, and root is allowed only by name.
+pub const TEST_RUN_AS: [&str; 2] = ["--allow-run-as", "root,nobody,batch,no_such_user_here"];
+
 /// A running `baton-agent`, killed when dropped.
 pub struct Agent {
     pub child: Child,
@@ -278,6 +282,7 @@ impl Agent {
         let mut child = Command::new(binary("baton-agent"))
             .args(["--server", server, "--token", token, "--name", name, "--queues", queues, "--state-dir"])
             .arg(&state_dir)
+            .args(if extra.iter().any(|a| a.starts_with("--allow-run-as")) { &[][..] } else { &TEST_RUN_AS[..] })
             .args(extra)
             .env("BATON_LOG", std::env::var("TEST_LOG").map(|_| "debug").unwrap_or("info"))
             .stdout(Stdio::null())

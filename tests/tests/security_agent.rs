@@ -1,0 +1,152 @@
+//! The agent protects its host, over the real server and agent: a dispatch for a user the agent
+//! does not allow runs nothing; a run-as user's link from its output path to a file only root
+//! may touch gets it neither opened nor given away; the job can neither read the agent's state
+//! nor write the journal the agent trusts. The attacks that need another user run where the
+//! tests run as root (as in CI).
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
+use baton_tests::{data, in_ci, wait_for, Agent, Server};
+use serde_json::{json, Value};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::Duration;
+
+fn gql(s: &Server, token: &str, q: &str, v: Value) -> Value {
+    data(s.graphql_as(Some(token), q, v).unwrap())
+}
+
+/// A server and one agent `a1` started with `extra` flags.
+fn rig(extra: &[&str]) -> (Server, String, Agent) {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    let token = gql(&s, &admin, "mutation { createAgentToken(name: \"t\") { token } }", json!({}))["createAgentToken"]
+        ["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let agent = Agent::start_with_args(&s.base_url, &token, "a1", "etl", extra).unwrap();
+    wait_for("the agent", Duration::from_secs(20), || {
+        (gql(&s, &admin, "{ agents { status } }", json!({}))["agents"][0]["status"] == "ONLINE").then_some(())
+    })
+    .unwrap();
+    (s, admin, agent)
+}
+
+fn adhoc(s: &Server, admin: &str, command: &str, user: &str) -> i64 {
+    gql(
+        s,
+        admin,
+        "mutation($c: String!, $u: String!) { runAdhoc(agents: [\"a1\"], command: $c, runAsUser: $u) { id } }",
+        json!({ "c": command, "u": user }),
+    )["runAdhoc"][0]["id"]
+        .as_i64()
+        .unwrap()
+}
+
+fn ended(s: &Server, admin: &str, id: i64) -> Value {
+    wait_for("the run to end", Duration::from_secs(30), || {
+        let r =
+            gql(s, admin, "query($id: Int!) { run(id: $id) { status reason } }", json!({ "id": id }))["run"].clone();
+        matches!(r["status"].as_str(), Some("SUCCESS" | "FAILED")).then_some(r)
+    })
+    .unwrap()
+}
+
+fn stdout(s: &Server, admin: &str, id: i64) -> String {
+    let q = "query($id: Int!) { runOutput(runId: $id, stream: STDOUT, limit: 1048576) { data } }";
+    gql(s, admin, q, json!({ "id": id }))["runOutput"]["data"].as_str().unwrap_or("").to_string()
+}
+
+fn as_root() -> bool {
+    let root = nix_uid() == 0;
+    if !root {
+        assert!(!in_ci(), "CI runs the tests as root");
+        eprintln!("skipped: the agent must run as root to become another user");
+    }
+    root
+}
+
+fn nix_uid() -> u32 {
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
+}
+
+#[test]
+fn a_user_the_agent_does_not_allow_runs_nothing() {
+    let marker = tempfile::tempdir().unwrap();
+    let touched = marker.path().join("ran");
+    // Root is not named: even a root agent refuses it.
+    let (s, admin, _agent) = rig(&["--allow-run-as", "nobody"]);
+    let id = adhoc(&s, &admin, &format!("touch {}", touched.display()), "root");
+    let r = ended(&s, &admin, id);
+    assert_eq!(r["status"], "FAILED", "{r}");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.contains("run-as user root is not allowed on this agent (--allow-run-as: nobody)"), "{reason}");
+    assert!(!touched.exists(), "nothing ran");
+}
+
+#[test]
+fn a_link_from_an_output_path_does_not_reach_what_only_root_may_touch() {
+    if !as_root() {
+        return;
+    }
+    let (s, admin, _agent) = rig(&["--allow-run-as", "nobody"]);
+    // A file only root may read, and a directory of nobody's where it left a link to it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = dir.path().join("shadow");
+    std::fs::write(&secret, "root:secret-hash\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let home = dir.path().join("nobody-logs");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::symlink(&secret, home.join("job.log")).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let task = json!({ "name": "linked", "command": "echo from-the-job", "target": "etl", "runAsUser": "nobody",
+                       "stdoutPath": home.join("job.log").to_string_lossy() });
+    let tid = gql(&s, &admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": task }))
+        ["createTask"]["tid"]
+        .as_i64()
+        .unwrap();
+    let id = gql(&s, &admin, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": tid }))["forceRun"]["id"]
+        .as_i64()
+        .unwrap();
+    let r = ended(&s, &admin, id);
+    assert_eq!(r["status"], "FAILED", "nobody may not write root's file: {r}");
+    assert!(r["reason"].as_str().unwrap().contains("opening the output file"), "{r}");
+    let meta = std::fs::metadata(&secret).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600), "the file is still root's alone");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "root:secret-hash\n", "and unchanged");
+    assert!(!stdout(&s, &admin, id).contains("secret-hash"), "nor streamed");
+}
+
+#[test]
+fn the_job_cannot_read_the_agents_state_or_write_its_journal() {
+    if !as_root() {
+        return;
+    }
+    let (s, admin, agent) = rig(&["--allow-run-as", "nobody,root"]);
+    let state = agent.state_dir.clone();
+    // A job of root's first, whose output the next job tries to read.
+    let first = adhoc(&s, &admin, "echo root-only-output", "root");
+    assert_eq!(ended(&s, &admin, first)["status"], "SUCCESS");
+    let journal = state.join("runs").join("JOB.journal");
+    let cmd = format!(
+        "cat {state}/events.log {state}/runs/{first}-1.out; echo read=$?; \
+         printf '{{\"pid\":1}}\\n' >> {journal}; echo wrote=$?",
+        state = state.display(),
+        journal = journal.display().to_string().replace("JOB", "${BATON_RUN_ID}-${BATON_ATTEMPT}"),
+    );
+    let id = adhoc(&s, &admin, &cmd, "nobody");
+    let r = ended(&s, &admin, id);
+    assert_eq!(r["status"], "SUCCESS", "{r}");
+    let out = stdout(&s, &admin, id);
+    assert!(!out.contains("root-only-output"), "{out}");
+    assert!(out.contains("read=") && out.contains("wrote="), "{out}");
+    assert!(!out.contains("read=0") && !out.contains("wrote=0"), "both refused: {out}");
+    // The files themselves: the state the agent's alone.
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("runs")), 0o700);
+    assert_eq!(mode(&state.join("events.log")), 0o600);
+    let journal = state.join("runs").join(format!("{id}-1.journal"));
+    assert_eq!((mode(&journal), std::fs::metadata(&journal).unwrap().uid()), (0o600, 0));
+    assert!(!std::fs::read_to_string(&journal).unwrap().contains("{\"pid\":1}"));
+}
