@@ -50,6 +50,8 @@ pub struct AgentToken {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The agent this token enrolled (its first registration); it registers no other.
+    pub agent_name: Option<String>,
 }
 
 impl From<AgentTokenRecord> for AgentToken {
@@ -60,6 +62,7 @@ impl From<AgentTokenRecord> for AgentToken {
             created_by: t.created_by,
             created_at: t.created_at,
             revoked_at: t.revoked_at,
+            agent_name: t.agent_name,
         }
     }
 }

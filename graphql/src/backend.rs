@@ -278,6 +278,8 @@ pub struct AgentTokenRecord {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The agent it enrolled (bound at its first registration).
+    pub agent_name: Option<String>,
 }
 
 /// An agent came online, went offline, or came back.

@@ -50,6 +50,8 @@ struct Conn {
     online: bool,
     /// Which connection this is, so a stale close cannot remove a newer one.
     serial: u64,
+    /// The enrollment token it came with: revoking it closes the connection.
+    token_id: i64,
 }
 
 /// The registry of connected agents.
@@ -68,6 +70,44 @@ pub struct AgentHub {
 
 /// Frames that make no sense count against a connection; past this many it is closed.
 const MAX_BAD_FRAMES: u32 = 100;
+
+/// An agent numbers its events one after the other; one further than this past the last stored
+/// is not an agent's (it would make the server ignore the real events after it).
+pub const MAX_SEQ_AHEAD: u64 = 1000;
+
+/// What one connection may send: frames and bytes per second, and how much may come at once.
+const FRAMES_PER_SECOND: f64 = 10_000.0;
+const FRAMES_BURST: f64 = 50_000.0;
+const BYTES_PER_SECOND: f64 = 16.0 * 1024.0 * 1024.0;
+const BYTES_BURST: f64 = 64.0 * 1024.0 * 1024.0;
+
+/// A token bucket: `rate` per second, up to `burst` saved up. A connection over its budget is
+/// read more slowly (the agent's frames wait in its socket), so nothing is lost.
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    level: f64,
+    at: std::time::Instant,
+}
+
+impl Bucket {
+    fn new(rate: f64, burst: f64) -> Bucket {
+        Bucket { rate, burst, level: burst, at: std::time::Instant::now() }
+    }
+
+    /// Takes `cost`; how long to wait before going on.
+    fn take(&mut self, cost: f64) -> Duration {
+        let now = std::time::Instant::now();
+        self.level = (self.level + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        self.level -= cost;
+        if self.level >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.level / self.rate)
+        }
+    }
+}
 
 impl AgentHub {
     pub fn new(
@@ -161,12 +201,47 @@ impl AgentHub {
         }
     }
 
-    /// Marks agents that missed their heartbeats OFFLINE; runs until the server stops.
+    /// Closes the connections of agents enrolled with the token `token_id` (it was revoked):
+    /// they are told why, which ends them. Returns how many there were.
+    pub fn disconnect_token(&self, token_id: i64) -> usize {
+        let Ok(conns) = self.conns.lock() else { return 0 };
+        let reason = "the enrollment token was revoked".to_string();
+        conns
+            .values()
+            .filter(|c| c.token_id == token_id)
+            .filter(|c| c.tx.send(ServerMsg::Refused { reason: reason.clone() }).is_ok())
+            .count()
+    }
+
+    /// Closes the connections whose tokens were revoked, here or through another server.
+    async fn drop_revoked(&self) {
+        let ids: Vec<i64> = match self.conns.lock() {
+            Ok(conns) => conns.values().map(|c| c.token_id).collect(),
+            Err(_) => return,
+        };
+        if ids.is_empty() {
+            return;
+        }
+        match self.db.run(move |c| db::agent_tokens::revoked_among(c, &ids)).await {
+            Ok(revoked) => {
+                for id in revoked {
+                    self.disconnect_token(id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "checking the agents' tokens"),
+        }
+    }
+
+    /// Marks agents that missed their heartbeats OFFLINE, and closes those whose tokens were
+    /// revoked; runs until the server stops.
     pub async fn watch_heartbeats(self: Arc<Self>) {
         let limit = chrono::Duration::seconds(i64::from(self.policy.interval_seconds * self.policy.missed));
         let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
+        for round in 0u64.. {
             tick.tick().await;
+            if round % 8 == 0 {
+                self.drop_revoked().await;
+            }
             let now = self.clock.now();
             let lost: Vec<(String, i64, DateTime<Utc>)> = match self.conns.lock() {
                 Ok(mut conns) => conns
@@ -207,8 +282,15 @@ async fn admit(
     }
     let hash = token_hash(&token);
     let known = hub.db.run(move |c| db::agent_tokens::find_live(c, &hash)).await.map_err(|e| e.to_string())?;
-    if known.is_none() {
+    let Some(token) = known else {
         return Err("the enrollment token is unknown or revoked".into());
+    };
+    // A token enrolls one agent, the name it first registered; no other token takes that name.
+    let (token_id, bind_name) = (token.id, name.clone());
+    let refused =
+        hub.db.run(move |c| db::agent_tokens::bind(c, token_id, &bind_name)).await.map_err(|e| e.to_string())?;
+    if let Some(why) = refused {
+        return Err(why);
     }
     let serial = hub.serial.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     {
@@ -227,6 +309,7 @@ async fn admit(
             last_heartbeat: now,
             online: false,
             serial,
+            token_id,
         };
         conns.insert(name.clone(), conn);
     }
@@ -320,6 +403,8 @@ pub async fn agent_socket(
         .await;
         let serial = hub.conns.lock().ok().and_then(|c| c.get(&name).map(|c| c.serial)).unwrap_or(0);
         let mut bad = 0u32;
+        let (mut frames, mut bytes) =
+            (Bucket::new(FRAMES_PER_SECOND, FRAMES_BURST), Bucket::new(BYTES_PER_SECOND, BYTES_BURST));
         // Events being stored, in the order they came: each is acknowledged once it and every
         // event before it are stored.
         let mut storing: FuturesOrdered<Pin<Box<dyn Future<Output = u64> + Send>>> = FuturesOrdered::new();
@@ -337,11 +422,16 @@ pub async fn agent_socket(
                     send(&mut session, &ServerMsg::Ack { seq: last }).await;
                 }
                 out = rx.recv() => match out {
-                    Some(m) => if !send(&mut session, &m).await { break },
+                    // A refusal (its token was revoked) is the last frame.
+                    Some(m) => if !send(&mut session, &m).await || matches!(m, ServerMsg::Refused { .. }) { break },
                     None => break,
                 },
                 frame = stream.next() => match frame {
                     Some(Ok(AggregatedMessage::Text(t))) => {
+                        let wait = frames.take(1.0).max(bytes.take(t.len() as f64));
+                        if !wait.is_zero() {
+                            tokio::time::sleep(wait).await;
+                        }
                         match v1::parse_agent_frame(&t) {
                             Ok(AgentMsg::Heartbeat { stats }) => on_heartbeat(&hub, &name, id, stats).await,
                             Ok(AgentMsg::Hello { .. }) => {
@@ -352,6 +442,12 @@ pub async fn agent_socket(
                                 if seq == 0 {
                                     bad += 1;
                                     send(&mut session, &ServerMsg::Error { code: "malformed".into(), message: "sequence numbers start at 1".into() }).await;
+                                    continue;
+                                }
+                                if seq > acked.saturating_add(MAX_SEQ_AHEAD) {
+                                    bad += 1;
+                                    let message = format!("event {seq} is more than {MAX_SEQ_AHEAD} past the last one stored ({acked}); ignored");
+                                    send(&mut session, &ServerMsg::Error { code: "malformed".into(), message }).await;
                                     continue;
                                 }
                                 // Applied now, stored in order with the events before it; acknowledged

@@ -50,9 +50,13 @@ fn import(s: &Server, admin: &str, groups: Vec<Value>, tasks: Vec<Value>) {
 }
 
 fn agents(s: &Server, admin: &str, n: usize) -> Vec<Agent> {
-    let token = agent_token_cli(s.data_dir.path(), "bench").unwrap();
-    let list: Vec<Agent> =
-        (0..n).map(|i| Agent::start(&s.base_url, &token, &format!("a{i}"), "bench").unwrap()).collect();
+    // One enrollment token per agent: a token enrolls one agent.
+    let list: Vec<Agent> = (0..n)
+        .map(|i| {
+            let token = agent_token_cli(s.data_dir.path(), &format!("bench{i}")).unwrap();
+            Agent::start(&s.base_url, &token, &format!("a{i}"), "bench").unwrap()
+        })
+        .collect();
     wait_for("the agents", Duration::from_secs(30), || {
         let res = gql(s, admin, "{ agents { status } }", json!({}));
         (res["agents"].as_array()?.iter().filter(|a| a["status"] == "ONLINE").count() == n).then_some(())

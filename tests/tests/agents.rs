@@ -186,6 +186,8 @@ fn hostile_frames_get_errors_and_the_server_carries_on() {
 
     // The server is unharmed: healthy, and a real agent registers.
     assert_eq!(ureq::get(&s.url("/healthz")).call().unwrap().status(), 200);
-    let _a = Agent::start(&s.base_url, &token, "real", "etl").unwrap();
+    // (The token enrolled "fake"; a real agent comes with its own.)
+    let real = agent_token_cli(s.data_dir.path(), "real").unwrap();
+    let _a = Agent::start(&s.base_url, &real, "real", "etl").unwrap();
     wait_status(&s, &admin, "real", "ONLINE", Duration::from_secs(15));
 }

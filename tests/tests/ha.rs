@@ -57,14 +57,17 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
     let agent_urls: Vec<String> = (0..3).filter(|i| *i != quiet).chain([quiet]).map(|i| urls[i].clone()).collect();
     let admin = servers[quiet].as_ref().unwrap().login("admin", &password).unwrap();
     let q = servers[quiet].as_ref().unwrap();
-    let token = gql(q, &admin, "mutation { createAgentToken(name: \"hosts\") { token } }", json!({}))
-        ["createAgentToken"]["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let _a1 = Agent::start(&agent_urls.join(","), &token, "a1", "etl").unwrap();
+    // A token enrolls one agent.
+    let token = |name: &str| {
+        gql(q, &admin, "mutation($n: String!) { createAgentToken(name: $n) { token } }", json!({ "n": name }))
+            ["createAgentToken"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let _a1 = Agent::start(&agent_urls.join(","), &token("a1"), "a1", "etl").unwrap();
     let reversed = [agent_urls[1].clone(), agent_urls[0].clone(), agent_urls[2].clone()].join(",");
-    let _a2 = Agent::start(&reversed, &token, "a2", "etl").unwrap();
+    let _a2 = Agent::start(&reversed, &token("a2"), "a2", "etl").unwrap();
     wait_for("both agents online", Duration::from_secs(30), || {
         let res = data(q.graphql_as(Some(&admin), "{ agents { name status } }", json!({})).ok()?);
         (res["agents"].as_array()?.iter().filter(|a| a["status"] == "ONLINE").count() == 2).then_some(())

@@ -595,7 +595,8 @@ fn finished_attempts_files_are_removed_after_the_keep_time_and_running_ones_stay
 fn runs_for_a_queue_are_spread_over_its_agents_by_load() {
     let (server, admin, token) = server_with("");
     let _a1 = Agent::start(&server.base_url, &token, "a1", "etl").unwrap();
-    let _a2 = Agent::start(&server.base_url, &token, "a2", "etl").unwrap();
+    let token2 = agent_token_cli(server.data_dir.path(), "second").unwrap();
+    let _a2 = Agent::start(&server.base_url, &token2, "a2", "etl").unwrap();
     wait_online(&server, &admin, "a1");
     wait_online(&server, &admin, "a2");
     // A burst of dispatches, each picking the less busy agent: half each.

@@ -150,3 +150,93 @@ fn the_job_cannot_read_the_agents_state_or_write_its_journal() {
     assert_eq!((mode(&journal), std::fs::metadata(&journal).unwrap().uid()), (0o600, 0));
     assert!(!std::fs::read_to_string(&journal).unwrap().contains("{\"pid\":1}"));
 }
+
+type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// Says hello on a new agent connection; the server's first answer.
+fn hello(s: &Server, token: &str, name: &str) -> (Socket, Value) {
+    let (mut ws, _) = tungstenite::connect(s.url("/agent").replace("http://", "ws://").as_str()).unwrap();
+    let hello = json!({"type": "hello", "protocol": 1, "token": token, "name": name, "hostname": "h", "queues": [],
+                       "version": "x", "os": "y", "last_acked_seq": 0});
+    ws.send(tungstenite::Message::Text(hello.to_string().into())).unwrap();
+    let answer = next_text(&mut ws).unwrap();
+    (ws, answer)
+}
+
+fn next_text(ws: &mut Socket) -> Option<Value> {
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => return serde_json::from_str(&t).ok(),
+            Ok(tungstenite::Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn agent_token(s: &Server, admin: &str, name: &str) -> (String, i64) {
+    let res = gql(
+        s,
+        admin,
+        "mutation($n: String!) { createAgentToken(name: $n) { token info { id } } }",
+        json!({ "n": name }),
+    );
+    (
+        res["createAgentToken"]["token"].as_str().unwrap().to_string(),
+        res["createAgentToken"]["info"]["id"].as_i64().unwrap(),
+    )
+}
+
+#[test]
+fn an_agent_is_who_its_token_says() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    let (prod, prod_id) = agent_token(&s, &admin, "prod");
+    let (other, _) = agent_token(&s, &admin, "other");
+    // The first registration binds the token to its name.
+    let (ws, answer) = hello(&s, &prod, "prod01");
+    assert_eq!(answer["type"], "welcome", "{answer}");
+    drop(ws);
+    // Another live token cannot take that name, online or not; the token no other name.
+    let (_, answer) = hello(&s, &other, "prod01");
+    assert_eq!(answer["type"], "refused", "{answer}");
+    assert_eq!(answer["reason"], "agent prod01 is enrolled with another token");
+    let (_, answer) = hello(&s, &prod, "prod02");
+    assert_eq!(answer["reason"], "this enrollment token belongs to agent prod01, not prod02", "{answer}");
+
+    // An event numbered far past what was stored is refused: it would hide the real agent's.
+    let (mut ws, answer) = wait_for("prod01's name to be free again", Duration::from_secs(10), || {
+        let (ws, answer) = hello(&s, &prod, "prod01");
+        (answer["type"] == "welcome").then_some((ws, answer))
+    })
+    .unwrap();
+    assert_eq!(answer["acked_seq"], 0);
+    let event = json!({"type": "event", "seq": 1_000_000, "run_id": 1, "attempt": 1, "event": {"kind": "accepted"}});
+    ws.send(tungstenite::Message::Text(event.to_string().into())).unwrap();
+    let answer = next_text(&mut ws).unwrap();
+    assert_eq!((answer["type"].as_str(), answer["code"].as_str()), (Some("error"), Some("malformed")), "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("more than 1000 past the last one stored"), "{answer}");
+    drop(ws);
+
+    // Revoking the token ends its agent's connection at once: the agent is told and stops.
+    let mut agent = wait_for("a real agent to connect", Duration::from_secs(20), || {
+        let mut a = Agent::start(&s.base_url, &prod, "prod01", "etl").unwrap();
+        let online = wait_for("prod01 online", Duration::from_secs(5), || {
+            let res = gql(&s, &admin, "{ agents { name status } }", json!({}));
+            res["agents"].as_array()?.iter().any(|a| a["name"] == "prod01" && a["status"] == "ONLINE").then_some(())
+        });
+        if online.is_err() {
+            let _ = a.child.kill();
+            return None;
+        }
+        Some(a)
+    })
+    .unwrap();
+    gql(&s, &admin, "mutation($id: Int!) { revokeAgentToken(id: $id) }", json!({ "id": prod_id }));
+    let status = wait_for("the agent to stop", Duration::from_secs(10), || agent.child.try_wait().unwrap()).unwrap();
+    assert_eq!(status.code(), Some(2), "refused: exit code 2");
+    wait_for("prod01 offline", Duration::from_secs(10), || {
+        let res = gql(&s, &admin, "{ agents { name status } }", json!({}));
+        res["agents"].as_array()?.iter().any(|a| a["name"] == "prod01" && a["status"] == "OFFLINE").then_some(())
+    })
+    .unwrap();
+}

@@ -14,6 +14,8 @@ pub struct AgentTokenRow {
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    /// The agent it enrolled (its first registration).
+    pub agent_name: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConn, name: &str, token_hash: &str, created_by: &str, now: DateTime<Utc>) -> DbResult<i64> {
@@ -50,4 +52,44 @@ pub fn revoke(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> DbResult<()> {
         return Err(DbError::NotFound);
     }
     Ok(())
+}
+
+/// Binds the live token `id` to the agent `name` on its first registration: Ok(None) when it is
+/// (or already was) bound to that name, Ok(Some(why)) when the token is another agent's or the
+/// name is another live token's.
+pub fn bind(conn: &mut DbConn, id: i64, name: &str) -> DbResult<Option<String>> {
+    let token = with_conn!(conn, |c| agent_tokens::table.find(id).select(AgentTokenRow::as_select()).first(c))?;
+    match token.agent_name.as_deref() {
+        Some(n) if n == name => return Ok(None),
+        Some(n) => return Ok(Some(format!("this enrollment token belongs to agent {n}, not {name}"))),
+        None => {}
+    }
+    let holder: Option<i64> = with_conn!(conn, |c| agent_tokens::table
+        .filter(agent_tokens::agent_name.eq(name).and(agent_tokens::revoked_at.is_null()))
+        .select(agent_tokens::id)
+        .first(c)
+        .optional())?;
+    if holder.is_some() {
+        return Ok(Some(format!("agent {name} is enrolled with another token")));
+    }
+    // The unique index on live tokens' names settles a race between two tokens.
+    let bound =
+        with_conn!(conn, |c| diesel::update(agent_tokens::table.find(id).filter(agent_tokens::agent_name.is_null()))
+            .set(agent_tokens::agent_name.eq(Some(name)))
+            .execute(c));
+    match bound {
+        Ok(1) => Ok(None),
+        Ok(_) | Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+            Ok(Some(format!("agent {name} is enrolled with another token")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Of these token ids, those revoked (their agents must go).
+pub fn revoked_among(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<i64>> {
+    Ok(with_conn!(conn, |c| agent_tokens::table
+        .filter(agent_tokens::id.eq_any(ids).and(agent_tokens::revoked_at.is_not_null()))
+        .select(agent_tokens::id)
+        .load(c))?)
 }

@@ -149,6 +149,7 @@ diesel::table! {
         created_by -> Text,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        agent_name -> Nullable<Text>,
     }
 }
 

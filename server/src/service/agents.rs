@@ -13,6 +13,7 @@ fn token_record(r: db::agent_tokens::AgentTokenRow) -> AgentTokenRecord {
         created_by: r.created_by,
         created_at: db::utc(r.created_at),
         revoked_at: r.revoked_at.map(db::utc),
+        agent_name: r.agent_name,
     }
 }
 
@@ -81,6 +82,9 @@ impl Services {
                 Ok(true)
             })
         })
-        .await
+        .await?;
+        // Its agents go at once (those on other servers at those servers' next check).
+        self.hub.disconnect_token(id);
+        Ok(true)
     }
 }
