@@ -9,10 +9,7 @@ use crate::service::{users, Services};
 use crate::web_guard::{refusal, security_headers, WebPolicy};
 use actix_web::http::StatusCode;
 use actix_web::{get, http::header, middleware, web, App, HttpRequest, HttpResponse, HttpServer, Responder};
-use async_graphql_actix_web::{GraphQLResponse, GraphQLSubscription};
-use baton_graphql::{
-    build_schema, prepare_request, request_data, Backend, BatonSchema, ClientInfo, Principal, SESSION_COOKIE,
-};
+use baton_graphql::{build_schema, prepare_request, Backend, BatonSchema, ClientInfo, Principal, SESSION_COOKIE};
 use rust_embed::RustEmbed;
 use std::sync::Arc;
 
@@ -54,7 +51,7 @@ fn client_info(req: &HttpRequest, token: Option<String>) -> ClientInfo {
     ClientInfo { ip, session_token: token }
 }
 
-async fn principal_for(db: &Db, token: Option<String>) -> Option<Principal> {
+pub(crate) async fn principal_for(db: &Db, token: Option<String>) -> Option<Principal> {
     let token = token?;
     db.run(move |c| Ok(users::authenticate(c, &token))).await.ok()?.unwrap_or_else(|e| {
         tracing::warn!(error = ?e, "authenticating a request");
@@ -85,7 +82,15 @@ async fn graphql(
     let token = request_token(&http);
     let principal = principal_for(&state.db, token.clone()).await;
     let request = prepare_request(req, &state.backend, principal, client_info(&http, token));
-    GraphQLResponse::from(state.schema.execute(request).await).respond_to(&http)
+    let response = state.schema.execute(request).await;
+    let mut out = HttpResponse::Ok();
+    // Headers the resolvers set (the session cookie of `login` and `logout`).
+    for (name, value) in response.http_headers.iter() {
+        if let Ok(v) = header::HeaderValue::from_bytes(value.as_bytes()) {
+            out.append_header((name.as_str(), v));
+        }
+    }
+    out.json(response)
 }
 
 /// GraphiQL for GET, the WebSocket transport for an upgrade.
@@ -122,33 +127,25 @@ async fn subscriptions(
     http: HttpRequest,
     payload: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
-    if let Some(policy) = http.app_data::<web::Data<WebPolicy>>() {
-        if let Err(refused) = policy.check_origin(&http) {
-            return Ok(refused.response());
+    let max_message_bytes = match http.app_data::<web::Data<WebPolicy>>() {
+        Some(policy) => {
+            if let Err(refused) = policy.check_origin(&http) {
+                return Ok(refused.response());
+            }
+            policy.max_body_bytes
         }
-    }
+        None => crate::config::DEFAULT_MAX_BODY_BYTES,
+    };
     let token = request_token(&http);
     let from_upgrade = principal_for(&state.db, token.clone()).await;
-    let client = client_info(&http, token);
-    let (db, backend) = (state.db.clone(), state.backend.clone());
-    GraphQLSubscription::new(state.schema.clone())
-        .on_connection_init(move |value: serde_json::Value| {
-            let (db, backend, client, from_upgrade) =
-                (db.clone(), backend.clone(), client.clone(), from_upgrade.clone());
-            async move {
-                let init_token = value
-                    .get("token")
-                    .or_else(|| value.get("Authorization"))
-                    .and_then(|v| v.as_str())
-                    .map(|t| t.trim_start_matches("Bearer ").to_string());
-                let principal = match init_token {
-                    Some(t) => principal_for(&db, Some(t)).await,
-                    None => from_upgrade,
-                };
-                Ok(request_data(&backend, principal, client))
-            }
-        })
-        .start(&http, payload)
+    let client = client_info(&http, token.clone());
+    let parts = crate::graphql_socket::SocketParts {
+        schema: state.schema.clone(),
+        backend: state.backend.clone(),
+        db: state.db.clone(),
+        max_message_bytes,
+    };
+    crate::graphql_socket::serve(parts, &http, payload, token, from_upgrade, client)
 }
 
 /// Serves a UI file, or `index.html` for client-side routes so they survive a reload.

@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod driver;
 pub mod engine;
+pub mod graphql_socket;
 pub mod http;
 pub mod lease;
 pub mod service;

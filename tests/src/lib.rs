@@ -439,7 +439,12 @@ impl Subscription {
         while Instant::now() < deadline {
             match self.ws.read() {
                 Ok(tungstenite::Message::Text(t)) => return Ok(Some(serde_json::from_str(&t)?)),
-                Ok(tungstenite::Message::Close(_)) => bail!("the server closed the socket"),
+                Ok(tungstenite::Message::Close(why)) => {
+                    bail!(
+                        "the server closed the socket: {}",
+                        why.map(|f| format!("{} {}", u16::from(f.code), f.reason)).unwrap_or_default()
+                    )
+                }
                 Ok(_) => {}
                 Err(tungstenite::Error::Io(e))
                     if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}

@@ -158,3 +158,113 @@ fn every_response_carries_the_security_headers() {
         assert_eq!(h("x-frame-options"), "DENY", "{path}");
     }
 }
+
+/// Writes a config file with `lines` and starts a server with it.
+fn server_with(lines: &str) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("baton.toml");
+    std::fs::write(&path, lines).unwrap();
+    (Server::start_with(&["--config", path.to_str().unwrap()]).unwrap(), dir)
+}
+
+#[test]
+fn socket_messages_are_capped_even_in_pieces() {
+    use tungstenite::protocol::frame::{coding::Data, coding::OpCode, Frame};
+    let (s, _dir) = server_with("max_body_bytes = 1048576\n");
+    let admin = s.admin().unwrap();
+    let open = || {
+        let mut req = s.url("/graphql/ws").replace("http://", "ws://").into_client_request().unwrap();
+        req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+        let (ws, _) = tungstenite::connect(req).unwrap();
+        ws
+    };
+    let closed_for_size = |ws: &mut tungstenite::WebSocket<_>| loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(Some(f))) => return u16::from(f.code),
+            Ok(tungstenite::Message::Close(None)) => return 0,
+            Ok(_) => {}
+            Err(_) => return 0,
+        }
+    };
+    // One message over the cap.
+    let mut ws = open();
+    let big = json!({ "type": "connection_init", "payload": { "token": admin, "pad": "x".repeat(2 << 20) } });
+    let _ = ws.send(tungstenite::Message::Text(big.to_string().into()));
+    assert_eq!(closed_for_size(&mut ws), 1009, "closed: message too big");
+    // The same in 64 KiB continuation frames: the total counts.
+    let mut ws = open();
+    let piece = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    let _ = ws.write(tungstenite::Message::Frame(Frame::message(piece.clone(), OpCode::Data(Data::Text), false)));
+    while sent < 40 {
+        if ws
+            .write(tungstenite::Message::Frame(Frame::message(piece.clone(), OpCode::Data(Data::Continue), false)))
+            .is_err()
+        {
+            break;
+        }
+        let _ = ws.flush();
+        sent += 1;
+    }
+    assert_eq!(closed_for_size(&mut ws), 1009, "closed: continuations over the cap");
+    still_up(&s);
+}
+
+#[test]
+fn a_socket_closes_when_its_session_ends_or_access_changes() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    for (name, change) in [("ended", "logout"), ("demoted", "role"), ("disabled", "disable")] {
+        let id = data(
+            s.graphql_as(
+                Some(&admin),
+                "mutation($u: String!) { createUser(username: $u, password: \"password-123\", role: \"operator\", instances: \"*\") { id } }",
+                json!({ "u": name }),
+            )
+            .unwrap(),
+        )["createUser"]["id"]
+            .as_i64()
+            .unwrap();
+        let session = s.login(name, "password-123").unwrap();
+        let mut sub = baton_tests::Subscription::start(
+            &s.base_url,
+            &session,
+            "subscription { definitionChanges { name } }",
+            json!({}),
+        )
+        .unwrap();
+        match change {
+            "logout" => {
+                data(s.graphql_as(Some(&session), "mutation { logout }", json!({})).unwrap());
+            }
+            "role" => {
+                data(
+                    s.graphql_as(
+                        Some(&admin),
+                        "mutation($id: Int!) { updateUser(id: $id, role: \"viewer\") { id } }",
+                        json!({ "id": id }),
+                    )
+                    .unwrap(),
+                );
+            }
+            _ => {
+                data(
+                    s.graphql_as(
+                        Some(&admin),
+                        "mutation($id: Int!) { updateUser(id: $id, disabled: true) { id } }",
+                        json!({ "id": id }),
+                    )
+                    .unwrap(),
+                );
+            }
+        }
+        let closed = baton_tests::wait_for("the socket to close", std::time::Duration::from_secs(10), || {
+            match sub.next_frame(std::time::Duration::from_millis(200)) {
+                Err(e) => Some(e.to_string()),
+                Ok(_) => None,
+            }
+        })
+        .unwrap();
+        assert!(closed.contains("4403"), "{change}: {closed}");
+    }
+}

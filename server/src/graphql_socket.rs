@@ -1,0 +1,136 @@
+//! The GraphQL WebSocket (`/graphql/ws`, graphql-transport-ws or graphql-ws): frames and
+//! messages capped in size, and the socket closed once its caller's session ends or their role,
+//! instances or state change, since what it may see was decided when it opened.
+
+use crate::db::Db;
+use actix_web::http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
+use actix_web::{HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use async_graphql::http::{WebSocket, WebSocketProtocols as Protocols, WsMessage};
+use baton_graphql::{request_data, Backend, BatonSchema, ClientInfo, Principal};
+use futures_util::StreamExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often an open socket checks that its caller is still who they were.
+const RECHECK: Duration = Duration::from_secs(2);
+
+/// Close code for a socket whose caller's access ended or changed (the 4000s are the
+/// application's; 4403 as graphql-transport-ws uses 4403 for "forbidden").
+const ACCESS_CHANGED: u16 = 4403;
+
+/// Who the socket serves: the token it authenticated with and what that gave.
+type Caller = Arc<Mutex<Option<(String, Principal)>>>;
+
+/// What one socket needs from the server.
+pub struct SocketParts {
+    pub schema: BatonSchema,
+    pub backend: Arc<dyn Backend>,
+    pub db: Db,
+    /// The largest message (after continuations) read.
+    pub max_message_bytes: usize,
+}
+
+/// Upgrades the request and serves the socket on its own task. `token` and `from_upgrade` are
+/// the caller of the upgrade request (cookie or bearer), used unless `connection_init` names
+/// another token.
+pub fn serve(
+    parts: SocketParts,
+    http: &HttpRequest,
+    payload: actix_web::web::Payload,
+    token: Option<String>,
+    from_upgrade: Option<Principal>,
+    client: ClientInfo,
+) -> actix_web::Result<HttpResponse> {
+    let protocol = http
+        .headers()
+        .get(SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|list| list.split(',').find_map(|p| p.trim().parse::<Protocols>().ok()))
+        .ok_or_else(|| {
+            actix_web::error::ErrorBadRequest("Sec-WebSocket-Protocol: graphql-transport-ws or graphql-ws")
+        })?;
+    let (mut response, mut session, stream) = actix_ws::handle(http, payload)?;
+    response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol.sec_websocket_protocol()));
+    let mut stream = stream
+        .max_frame_size(parts.max_message_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(parts.max_message_bytes);
+    let caller: Caller = Arc::new(Mutex::new(token.zip(from_upgrade.clone())));
+    let SocketParts { schema, backend, db, .. } = parts;
+    let (input, messages) = tokio::sync::mpsc::channel::<String>(16);
+    let messages = tokio_stream::wrappers::ReceiverStream::new(messages);
+    let on_init = {
+        let (db, backend, caller) = (db.clone(), backend.clone(), caller.clone());
+        move |value: serde_json::Value| async move {
+            let init_token = value
+                .get("token")
+                .or_else(|| value.get("Authorization"))
+                .and_then(|v| v.as_str())
+                .map(|t| t.trim_start_matches("Bearer ").to_string());
+            let principal = match init_token {
+                Some(t) => {
+                    let p = crate::http::principal_for(&db, Some(t.clone())).await;
+                    if let Ok(mut c) = caller.lock() {
+                        *c = p.clone().map(|p| (t, p));
+                    }
+                    p
+                }
+                None => from_upgrade,
+            };
+            Ok(request_data(&backend, principal, client))
+        }
+    };
+    let mut graphql = Box::pin(WebSocket::new(schema, messages, protocol).on_connection_init(on_init));
+    actix_web::rt::spawn(async move {
+        let mut recheck = tokio::time::interval(RECHECK);
+        recheck.tick().await;
+        let closing = loop {
+            tokio::select! {
+                frame = stream.next() => match frame {
+                    Some(Ok(AggregatedMessage::Text(t))) => {
+                        if input.send(t.to_string()).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        break Some(CloseReason { code: CloseCode::Unsupported, description: Some("text frames only".into()) });
+                    }
+                    Some(Ok(AggregatedMessage::Ping(p))) => {
+                        if session.pong(&p).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Pong(_))) => {}
+                    Some(Ok(AggregatedMessage::Close(_))) | None => break None,
+                    // A frame or message over its cap, or a protocol error.
+                    Some(Err(e)) => break Some(CloseReason { code: CloseCode::Size, description: Some(e.to_string()) }),
+                },
+                out = graphql.next() => match out {
+                    Some(WsMessage::Text(t)) => {
+                        if session.text(t).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(WsMessage::Close(code, reason)) => {
+                        break Some(CloseReason { code: CloseCode::from(code), description: Some(reason) })
+                    }
+                    None => break None,
+                },
+                _ = recheck.tick() => {
+                    let known = caller.lock().ok().and_then(|c| c.clone());
+                    if let Some((token, was)) = known {
+                        // A storage error says nothing about the caller: the socket stays.
+                        let now = db.run(move |c| Ok(crate::service::users::authenticate(c, &token))).await;
+                        if matches!(now, Ok(Ok(p)) if p.as_ref() != Some(&was)) {
+                            let description = "the session ended, or the user's access changed".to_string();
+                            break Some(CloseReason { code: CloseCode::Other(ACCESS_CHANGED), description: Some(description) });
+                        }
+                    }
+                }
+            }
+        };
+        let _ = session.close(closing).await;
+    });
+    Ok(response)
+}
