@@ -32,7 +32,16 @@ pub struct Cli {
     /// as, unless that is root: root is allowed only when named here].
     #[arg(long, env = "BATON_AGENT_ALLOW_RUN_AS", value_delimiter = ',')]
     pub allow_run_as: Vec<String>,
-    /// A TOML file with server, token, name, queues, state_dir, keep_runs_seconds and allow_run_as.
+    /// Trust the servers' certificates that this CA (a PEM file) signed, instead of the system's
+    /// roots.
+    #[arg(long, env = "BATON_AGENT_CA")]
+    pub ca: Option<PathBuf>,
+    /// Allow plain http:// and ws:// to a server that is not on this host (tokens and
+    /// credentials then cross the network in clear).
+    #[arg(long, env = "BATON_AGENT_INSECURE")]
+    pub insecure: bool,
+    /// A TOML file with server, token, name, queues, state_dir, keep_runs_seconds, allow_run_as,
+    /// ca and insecure.
     #[arg(long, env = "BATON_AGENT_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -47,6 +56,8 @@ struct FileConfig {
     state_dir: Option<PathBuf>,
     keep_runs_seconds: Option<u64>,
     allow_run_as: Option<Vec<String>>,
+    ca: Option<PathBuf>,
+    insecure: Option<bool>,
 }
 
 /// A week: how long a finished attempt's files are kept unless told otherwise.
@@ -64,6 +75,8 @@ pub struct Config {
     pub keep_runs: std::time::Duration,
     /// The users jobs may run as here.
     pub allow_run_as: Vec<String>,
+    /// How wss:// servers are checked: by the CA of `--ca` (None: the system's roots).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 pub fn hostname() -> String {
@@ -73,6 +86,35 @@ pub fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether a server URL names this host (loopback), where plain text never leaves the machine.
+fn on_this_host(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A TLS client that trusts the certificates the CA in `ca` (PEM) signed, and nothing else.
+fn client_tls(ca: &std::path::Path) -> Result<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(ca)
+        .and_then(|c| c.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("ca: reading {}: {e}", ca.display()))?;
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        bail!("ca: {} holds no CA certificate", ca.display());
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow::anyhow!("TLS protocol versions: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// The user the agent runs as, unless root (who must be allowed by name).
@@ -115,15 +157,23 @@ impl Config {
         if servers.is_empty() {
             bail!("server: give the server's URL with --server (or BATON_SERVER)");
         }
+        let insecure = cli.insecure || file.insecure.unwrap_or(false);
         for s in &servers {
-            if !(s.starts_with("http://")
-                || s.starts_with("https://")
-                || s.starts_with("ws://")
-                || s.starts_with("wss://"))
-            {
+            let plain = s.starts_with("http://") || s.starts_with("ws://");
+            if !(plain || s.starts_with("https://") || s.starts_with("wss://")) {
                 bail!("server: {s:?} must start with http://, https://, ws:// or wss://");
             }
+            if plain && !insecure && !on_this_host(s) {
+                bail!(
+                    "server: {s} is not encrypted (the token and credentials would cross the network in clear); \
+                     use https:// or wss://, or --insecure to allow it"
+                );
+            }
         }
+        let tls = match cli.ca.or(file.ca) {
+            Some(ca) => Some(std::sync::Arc::new(client_tls(&ca)?)),
+            None => None,
+        };
         let token = cli
             .token
             .or(file.token)
@@ -151,7 +201,7 @@ impl Config {
             bail!("keep_runs_seconds: must be at least 1 (a finished attempt's files are needed until it is reported)");
         }
         let keep_runs = std::time::Duration::from_secs(keep);
-        Ok(Config { servers, token, name, hostname, queues, state_dir, keep_runs, allow_run_as })
+        Ok(Config { servers, token, name, hostname, queues, state_dir, keep_runs, allow_run_as, tls })
     }
 
     /// The WebSocket URL of a server.
@@ -170,7 +220,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("agent.toml");
         let state = dir.path().join("state");
-        std::fs::write(&file, format!("server = [\"http://a:1\", \"http://b:2\"]\ntoken = \"t\"\nname = \"from_file\"\nqueues = [\"q1\"]\nstate_dir = {state:?}\n")).unwrap();
+        std::fs::write(&file, format!("server = [\"http://a:1\", \"http://b:2\"]\ninsecure = true\ntoken = \"t\"\nname = \"from_file\"\nqueues = [\"q1\"]\nstate_dir = {state:?}\n")).unwrap();
         let cfg =
             Config::from_cli(Cli { config: Some(file.clone()), name: Some("from_flag".into()), ..Default::default() })
                 .unwrap();
@@ -191,8 +241,28 @@ mod tests {
             Config::from_cli(Cli { server: vec!["ftp://x".into()], token: Some("t".into()), ..Default::default() })
                 .unwrap_err();
         assert!(err.to_string().starts_with("server:"), "{err}");
-        let err = Config::from_cli(Cli { server: vec!["http://x".into()], ..Default::default() }).unwrap_err();
+        let err =
+            Config::from_cli(Cli { server: vec!["http://127.0.0.1:1".into()], ..Default::default() }).unwrap_err();
         assert!(err.to_string().starts_with("token:"), "{err}");
+        // Plain text only where it stays on this host, unless --insecure says so.
+        let plain = |url: &str, insecure: bool| {
+            let cli = Cli {
+                server: vec![url.into()],
+                token: Some("t".into()),
+                state_dir: Some(state.clone()),
+                insecure,
+                ..Default::default()
+            };
+            Config::from_cli(cli).map(|_| ()).map_err(|e| e.to_string())
+        };
+        for ok in ["http://127.0.0.1:8080", "ws://localhost:1", "http://[::1]:8080", "https://baton.example.com"] {
+            assert_eq!(plain(ok, false), Ok(()), "{ok}");
+        }
+        for refused in ["http://baton.example.com:8080", "ws://10.0.0.1:8080", "http://127.0.0.1.example.com"] {
+            let err = plain(refused, false).unwrap_err();
+            assert!(err.starts_with("server:") && err.contains("--insecure"), "{refused}: {err}");
+            assert_eq!(plain(refused, true), Ok(()), "{refused} with --insecure");
+        }
         assert_eq!(cfg.keep_runs, std::time::Duration::from_secs(7 * 24 * 3600), "a week by default");
         let err =
             Config::from_cli(Cli { config: Some(file.clone()), keep_runs_seconds: Some(0), ..Default::default() })

@@ -53,7 +53,9 @@ async fn session(
     registered: &mut bool,
 ) -> End {
     // Small frames must go out at once: with Nagle's algorithm each waits for the last ACK.
-    let (mut ws, _) = match tokio_tungstenite::connect_async_with_config(url, None, true).await {
+    // wss:// is checked against --ca when given, else the system's roots.
+    let connector = cfg.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+    let (mut ws, _) = match tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector).await {
         Ok(c) => c,
         Err(e) => return End::Lost(format!("connecting to {url}: {e}")),
     };

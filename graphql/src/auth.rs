@@ -121,10 +121,15 @@ pub struct AuthMutation;
 impl AuthMutation {
     /// Starts a session. Failed attempts are rate-limited per user name and per address.
     async fn login(&self, ctx: &Context<'_>, username: String, password: String) -> ApiResult<LoginPayload> {
-        let (token, user) = backend(ctx).login(&client(ctx), &username, &password).await?;
+        let client = client(ctx);
+        let (token, user) = backend(ctx).login(&client, &username, &password).await?;
+        let secure = if client.https { "; Secure" } else { "" };
         ctx.append_http_header(
             "Set-Cookie",
-            format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", SESSION_HOURS * 3600),
+            format!(
+                "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+                SESSION_HOURS * 3600
+            ),
         );
         Ok(LoginPayload { token, user: user.into() })
     }
@@ -132,10 +137,12 @@ impl AuthMutation {
     /// Ends the session the request carries.
     async fn logout(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         principal(ctx)?;
-        let ended = backend(ctx).logout(&client(ctx)).await?;
+        let client = client(ctx);
+        let ended = backend(ctx).logout(&client).await?;
+        let secure = if client.https { "; Secure" } else { "" };
         ctx.append_http_header(
             "Set-Cookie",
-            format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+            format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
         );
         Ok(ended)
     }

@@ -35,6 +35,8 @@ pub struct ClientInfo {
     pub ip: String,
     /// The session token the request carried, if any (logout ends it).
     pub session_token: Option<String>,
+    /// Whether it came over HTTPS: the session cookie is then `Secure`.
+    pub https: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]

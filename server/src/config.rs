@@ -28,6 +28,15 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Origins besides the server's own whose pages may use a session cookie or open a socket.
     pub allowed_origins: Vec<String>,
+    /// HTTPS and WSS: the certificate chain and its private key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files the server's TLS is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -63,6 +72,10 @@ pub struct FileConfig {
     /// Origins (`https://ops.example.com`) besides the server's own whose pages may send the
     /// session cookie or open the GraphQL socket.
     pub allowed_origins: Option<Vec<String>>,
+    /// The PEM certificate chain to serve HTTPS with (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Values given on the command line or in the environment (they win over the file).
@@ -71,6 +84,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -148,10 +163,16 @@ impl Config {
         if let Some(bad) = allowed_origins.iter().find(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
             bail!("allowed_origins: {bad:?} must be an origin such as https://ops.example.com");
         }
+        let tls = match (o.tls_cert.or(f.tls_cert), o.tls_key.or(f.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => bail!("tls_cert, tls_key: give both (the certificate chain and its private key) or neither"),
+        };
         let master_key_file = f.master_key_file.unwrap_or_else(|| data_dir.join("master.key"));
         Ok(Config {
             lease_seconds,
             max_body_bytes,
+            tls,
             allowed_origins: allowed_origins.into_iter().map(|o| o.trim_end_matches('/').to_string()).collect(),
             master_key_file,
             alerts: crate::alerts::AlertPolicy {

@@ -48,7 +48,30 @@ fn request_token(req: &HttpRequest) -> Option<String> {
 
 fn client_info(req: &HttpRequest, token: Option<String>) -> ClientInfo {
     let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    ClientInfo { ip, session_token: token }
+    // The connection's own scheme (not a forwarded header a client could set).
+    let https = req.app_config().secure();
+    ClientInfo { ip, session_token: token, https }
+}
+
+/// The rustls configuration of `--tls-cert` and `--tls-key`.
+fn tls_config(files: &crate::config::TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
+    use anyhow::Context;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("tls_cert: reading {}", files.cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("tls_cert: {} holds no certificate", files.cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .with_context(|| format!("tls_key: reading {}", files.key.display()))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("tls_cert and tls_key do not make a certificate and its key")
 }
 
 pub(crate) async fn principal_for(db: &Db, token: Option<String>) -> Option<Principal> {
@@ -274,15 +297,22 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     // Small frames (a dispatch, an acknowledgement) go out at once: without this, Nagle's algorithm
     // holds a frame sent while the previous one awaits the agent's delayed ACK (about 40 ms).
     .on_connect(|conn, _| {
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+        let tcp = conn
+            .downcast_ref::<actix_web::rt::net::TcpStream>()
+            .or_else(|| conn.downcast_ref::<Tls>().map(|tls| tls.get_ref().0));
+        if let Some(tcp) = tcp {
             let _ = tcp.set_nodelay(true);
         }
-    })
-    .bind(config.listen)
-    .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    });
+    let (server, scheme) = match &config.tls {
+        Some(files) => (server.bind_rustls_0_23(config.listen, tls_config(files)?), "https"),
+        None => (server.bind(config.listen), "http"),
+    };
+    let server = server.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     for addr in server.addrs() {
-        println!("baton listening on http://{addr}");
-        tracing::info!(%addr, "listening");
+        println!("baton listening on {scheme}://{addr}");
+        tracing::info!(%addr, scheme, "listening");
     }
     server.run().await?;
     Ok(())

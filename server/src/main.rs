@@ -70,6 +70,12 @@ enum Command {
         /// postgres://user:pass@host/db, or a SQLite file path (default DATA/baton.db).
         #[arg(long, env = "BATON_DATABASE_URL")]
         database_url: Option<String>,
+        /// Serve HTTPS and WSS with this PEM certificate chain (with --tls-key).
+        #[arg(long, env = "BATON_TLS_CERT")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, env = "BATON_TLS_KEY")]
+        tls_key: Option<PathBuf>,
     },
     /// Manage agent enrollment tokens directly in the database.
     #[command(name = "agent-token")]
@@ -197,8 +203,9 @@ fn api_error(e: baton_server::service::SvcError) -> anyhow::Error {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { config, listen, data, database_url } => {
-            let config = Config::load(config.as_deref(), Overrides { listen, data_dir: data, database_url })?;
+        Command::Serve { config, listen, data, database_url, tls_cert, tls_key } => {
+            let config =
+                Config::load(config.as_deref(), Overrides { listen, data_dir: data, database_url, tls_cert, tls_key })?;
             tracing::info!(database = %config.database.redacted(), backend = config.database.backend_name(), "opening the database");
             let _serving = config.database.lock_for_serving()?;
             let db = Db::open(config.database.clone())?;

@@ -474,3 +474,43 @@ impl Subscription {
         bail!("timed out after {timeout:?}; frames so far: {out:?}")
     }
 }
+
+/// A test CA and a server certificate it signed for `localhost` and 127.0.0.1, as PEM files.
+pub struct TestCertificates {
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA's certificate, for a client that trusts it.
+    pub ca_der: Vec<u8>,
+}
+
+impl TestCertificates {
+    /// Makes a new CA and server certificate (rcgen, at test time).
+    pub fn new() -> Result<TestCertificates> {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "Baton test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+        params.distinguished_name.push(DnType::CommonName, "baton test server");
+        let cert = params.signed_by(&key, &ca)?;
+        let dir = tempfile::tempdir()?;
+        let (ca_path, cert_path, key_path) =
+            (dir.path().join("ca.pem"), dir.path().join("server.pem"), dir.path().join("server.key"));
+        std::fs::write(&ca_path, ca.pem())?;
+        std::fs::write(&cert_path, cert.pem())?;
+        std::fs::write(&key_path, key.serialize_pem())?;
+        let ca_der = ca.der().to_vec();
+        Ok(TestCertificates { dir, ca: ca_path, cert: cert_path, key: key_path, ca_der })
+    }
+
+    /// An HTTP client that trusts this CA only.
+    pub fn client(&self) -> ureq::Agent {
+        use ureq::tls::{Certificate, RootCerts, TlsConfig};
+        let roots = RootCerts::Specific(std::sync::Arc::new(vec![Certificate::from_der(&self.ca_der).to_owned()]));
+        ureq::Agent::config_builder().tls_config(TlsConfig::builder().root_certs(roots).build()).build().into()
+    }
+}
