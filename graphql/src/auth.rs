@@ -177,13 +177,20 @@ impl AuthMutation {
         Ok(backend(ctx).update_user(principal(ctx)?, id, role, instances, disabled).await?.into())
     }
 
-    /// Users change their own password; admins anyone's.
-    async fn set_password(&self, ctx: &Context<'_>, id: i64, password: String) -> ApiResult<bool> {
+    /// Users change their own password (giving the current one); admins reset others', which
+    /// ends their sessions and revokes their API tokens.
+    async fn set_password(
+        &self,
+        ctx: &Context<'_>,
+        id: i64,
+        password: String,
+        current_password: Option<String>,
+    ) -> ApiResult<bool> {
         let p = principal(ctx)?;
         if id != p.user_id {
             require(p, Role::Admin)?;
         }
-        Ok(backend(ctx).set_password(p, id, &password).await?)
+        Ok(backend(ctx).set_password(p, id, &password, current_password.as_deref()).await?)
     }
 
     /// A named token for automation, acting as the caller.

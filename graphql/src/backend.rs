@@ -463,7 +463,14 @@ pub trait Backend: Send + Sync + 'static {
         instances: Option<InstanceAccess>,
         disabled: Option<bool>,
     ) -> BackendResult<UserRecord>;
-    async fn set_password(&self, actor: &Principal, id: i64, password: &str) -> BackendResult<bool>;
+    /// `current`: the actor's current password, required to change their own.
+    async fn set_password(
+        &self,
+        actor: &Principal,
+        id: i64,
+        password: &str,
+        current: Option<&str>,
+    ) -> BackendResult<bool>;
     async fn api_tokens(&self, user_id: Option<i64>) -> BackendResult<Vec<ApiTokenRecord>>;
     async fn create_api_token(
         &self,

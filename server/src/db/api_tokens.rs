@@ -66,6 +66,15 @@ pub fn list(conn: &mut DbConn, user_id: Option<i64>) -> DbResult<Vec<ApiTokenRow
     })?)
 }
 
+/// Revokes every live token of a user (their password was reset); how many there were.
+pub fn revoke_for_user(conn: &mut DbConn, user_id: i64, now: DateTime<Utc>) -> DbResult<usize> {
+    Ok(with_conn!(conn, |c| diesel::update(
+        api_tokens::table.filter(api_tokens::user_id.eq(user_id).and(api_tokens::revoked_at.is_null()))
+    )
+    .set(api_tokens::revoked_at.eq(Some(ts(now))))
+    .execute(c))?)
+}
+
 pub fn revoke(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::update(api_tokens::table.find(id).filter(api_tokens::revoked_at.is_null()))
         .set(api_tokens::revoked_at.eq(Some(ts(now))))

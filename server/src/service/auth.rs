@@ -23,6 +23,16 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
+/// A hash no password matches, checked for unknown and disabled users so that a login costs the
+/// same whether the name exists or not.
+pub fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        let secret = new_token("").unwrap_or_else(|_| "decoy".into());
+        hash_password(&secret).unwrap_or_default()
+    })
+}
+
 /// A new random secret, `prefix` + 64 hex digits (256 bits).
 pub fn new_token(prefix: &str) -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
@@ -80,6 +90,15 @@ impl LoginLimiter {
         });
     }
 
+    /// Takes an attempt before the password is checked, counted as a failure until it
+    /// succeeds: a burst of parallel attempts cannot pass the limit while each is being checked.
+    /// `Err(seconds to wait)` when a key has used up its attempts.
+    pub fn reserve(&mut self, keys: &[String], now: DateTime<Utc>) -> Result<(), i64> {
+        self.check(keys, now)?;
+        self.failed(keys, now);
+        Ok(())
+    }
+
     /// `Err(seconds to wait)` when any key has used up its attempts.
     pub fn check(&mut self, keys: &[String], now: DateTime<Utc>) -> Result<(), i64> {
         self.prune(now);
@@ -100,8 +119,16 @@ impl LoginLimiter {
         }
     }
 
-    pub fn succeeded(&mut self, user_key: &str) {
-        self.failures.remove(user_key);
+    /// A reserved attempt succeeded: the user's failures are forgotten, and the attempt's
+    /// reservation given back to the other keys.
+    pub fn succeeded(&mut self, keys: &[String]) {
+        for (i, k) in keys.iter().enumerate() {
+            if i == 0 {
+                self.failures.remove(k);
+            } else if let Some(q) = self.failures.get_mut(k) {
+                q.pop_back();
+            }
+        }
     }
 }
 
@@ -136,7 +163,7 @@ mod tests {
         // Another user from the same address is still allowed (the address limit is 20).
         assert!(l.check(&["user:bob".to_string(), "ip:127.0.0.1".to_string()], t0 + Duration::seconds(10)).is_ok());
         assert!(l.check(&keys, t0 + Duration::seconds(301)).is_ok(), "the window slid past the first failure");
-        l.succeeded("user:ada");
+        l.succeeded(&keys);
         assert!(l.check(&keys, t0 + Duration::seconds(11)).is_ok());
     }
 }

@@ -297,8 +297,14 @@ impl Backend for Services {
     ) -> BackendResult<UserRecord> {
         self.update_user_impl(actor, id, role, instances, disabled).await
     }
-    async fn set_password(&self, actor: &Principal, id: i64, password: &str) -> BackendResult<bool> {
-        self.set_password_impl(actor, id, password).await
+    async fn set_password(
+        &self,
+        actor: &Principal,
+        id: i64,
+        password: &str,
+        current: Option<&str>,
+    ) -> BackendResult<bool> {
+        self.set_password_impl(actor, id, password, current).await
     }
     async fn api_tokens(&self, user_id: Option<i64>) -> BackendResult<Vec<ApiTokenRecord>> {
         self.api_tokens_impl(user_id).await

@@ -115,33 +115,34 @@ impl Services {
     ) -> BackendResult<(String, UserRecord)> {
         let keys = vec![format!("user:{username}"), format!("ip:{}", client.ip)];
         let now = Utc::now();
-        if let Err(wait) = self.limiter.lock().map_err(|_| ApiError::Internal)?.check(&keys, now) {
+        if let Err(wait) = self.limiter.lock().map_err(|_| ApiError::Internal)?.reserve(&keys, now) {
             return Err(ApiError::Forbidden(format!("too many failed logins; try again in {wait} s")));
         }
-        let (username, password) = (username.to_string(), password.to_string());
-        let result = self
+        // The user is read, then the connection given back before the (slow) hash is checked;
+        // unknown and disabled users are checked against a decoy hash, at the same cost.
+        let name = username.to_string();
+        let row = self.run(move |c| Ok(db::users::by_username(c, &name)?)).await?;
+        let hash = row.as_ref().filter(|r| !r.disabled).map(|r| r.password_hash.clone());
+        let password = password.to_string();
+        let matches = tokio::task::spawn_blocking(move || {
+            let ok = auth::verify_password(&password, hash.as_deref().unwrap_or(auth::decoy_hash()));
+            ok && hash.is_some()
+        })
+        .await
+        .map_err(|_| ApiError::Internal)?;
+        let Some(row) = row.filter(|_| matches) else {
+            return Err(ApiError::Unauthenticated);
+        };
+        let session = self
             .run(move |c| {
-                let Some(row) = db::users::by_username(c, &username)? else { return Ok(None) };
-                if row.disabled || !auth::verify_password(&password, &row.password_hash) {
-                    return Ok(None);
-                }
                 let token = auth::new_token("bs_").map_err(|_| SvcError::Api(ApiError::Internal))?;
                 db::sessions::insert(c, row.id, &auth::token_hash(&token), now + Duration::hours(SESSION_HOURS), now)?;
                 audit(c, &row.username, "login", &row.username, None, None)?;
-                Ok(Some((token, user_record(row)?)))
+                Ok((token, user_record(row)?))
             })
             .await?;
-        let mut limiter = self.limiter.lock().map_err(|_| ApiError::Internal)?;
-        match result {
-            Some(ok) => {
-                limiter.succeeded(&keys[0]);
-                Ok(ok)
-            }
-            None => {
-                limiter.failed(&keys, now);
-                Err(ApiError::Unauthenticated)
-            }
-        }
+        self.limiter.lock().map_err(|_| ApiError::Internal)?.succeeded(&keys);
+        Ok(session)
     }
 
     pub(super) async fn logout_impl(&self, client: &ClientInfo) -> BackendResult<bool> {
@@ -242,19 +243,64 @@ impl Services {
         .await
     }
 
-    pub(super) async fn set_password_impl(&self, actor: &Principal, id: i64, password: &str) -> BackendResult<bool> {
-        let (actor, password) = (actor.clone(), password.to_string());
-        self.run(move |c| {
-            check_password(&password)?;
-            let target = user_record(db::users::get(c, id)?)?;
-            if id != actor.user_id && !actor.role.may_grant(target.role) {
-                return Err(ApiError::Forbidden(format!("a {} cannot change this user's password", actor.role)).into());
+    /// Sets a user's password. One's own needs the current one; an admin's reset of another's
+    /// ends that user's sessions (their sockets close) and revokes their API tokens.
+    pub(super) async fn set_password_impl(
+        &self,
+        actor: &Principal,
+        id: i64,
+        password: &str,
+        current: Option<&str>,
+    ) -> BackendResult<bool> {
+        check_password(password)?;
+        let own = id == actor.user_id;
+        let (stored, target) = self
+            .run(move |c| {
+                let row = db::users::get(c, id)?;
+                let hash = row.password_hash.clone();
+                Ok((hash, user_record(row)?))
+            })
+            .await?;
+        if !own && !actor.role.may_grant(target.role) {
+            return Err(ApiError::Forbidden(format!("a {} cannot change this user's password", actor.role)));
+        }
+        if own {
+            let Some(current) = current.map(str::to_string) else {
+                return Err(ApiError::invalid(
+                    "currentPassword",
+                    "required",
+                    "give your current password to change it",
+                ));
+            };
+            let ok = tokio::task::spawn_blocking(move || auth::verify_password(&current, &stored))
+                .await
+                .map_err(|_| ApiError::Internal)?;
+            if !ok {
+                return Err(ApiError::invalid("currentPassword", "mismatch", "is not your current password"));
             }
-            let hash = auth::hash_password(&password).map_err(|_| SvcError::Api(ApiError::Internal))?;
+        }
+        let password = password.to_string();
+        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+            .await
+            .map_err(|_| ApiError::Internal)?
+            .map_err(|_| ApiError::Internal)?;
+        let actor = actor.clone();
+        self.run(move |c| {
             db::transaction(c, |c| {
-                db::users::set_password(c, id, &hash, Utc::now())?;
+                let now = Utc::now();
+                db::users::set_password(c, id, &hash, now)?;
                 db::sessions::delete_for_user(c, id)?;
-                audit(c, &actor.username, "setPassword", &target.username, None, None)?;
+                if !own {
+                    db::api_tokens::revoke_for_user(c, id, now)?;
+                }
+                audit(
+                    c,
+                    &actor.username,
+                    if own { "setPassword" } else { "resetPassword" },
+                    &target.username,
+                    None,
+                    None,
+                )?;
                 Ok(true)
             })
         })

@@ -1,0 +1,72 @@
+//! Logins and passwords under attack, over the real server: a parallel burst of wrong passwords
+//! gets no more tries than the limit, changing one's own password needs the current one, and an
+//! admin's reset ends the user's sessions and revokes their API tokens.
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
+use baton_tests::{data, error_code, graphql_at, Server};
+use serde_json::json;
+
+const LOGIN: &str = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }";
+
+#[test]
+fn a_parallel_burst_of_wrong_passwords_gets_only_the_limit() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    data(s.graphql_as(Some(&admin), "mutation { createUser(username: \"ada\", password: \"password-123\", role: \"viewer\", instances: \"*\") { id } }", json!({})).unwrap());
+    // Thirty wrong passwords for one user at once: each attempt is reserved before its hash is
+    // checked, so no more than the 5 allowed per user are checked at all.
+    let codes: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..30)
+            .map(|i| {
+                let base = s.base_url.clone();
+                scope.spawn(move || {
+                    let res = graphql_at(&base, None, LOGIN, json!({ "u": "ada", "p": format!("wrong-{i}") })).unwrap();
+                    error_code(&res).unwrap_or_default()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = codes.iter().filter(|c| *c == "UNAUTHENTICATED").count();
+    let refused = codes.iter().filter(|c| *c == "FORBIDDEN").count();
+    assert_eq!((checked, refused), (5, 25), "{codes:?}");
+    // Unknown names are limited the same way (and cost the same to check).
+    let unknown = (0..6)
+        .map(|_| error_code(&s.graphql(LOGIN, json!({ "u": "nobody_here", "p": "x" })).unwrap()).unwrap_or_default())
+        .collect::<Vec<_>>();
+    assert_eq!(unknown.iter().filter(|c| *c == "UNAUTHENTICATED").count(), 5, "{unknown:?}");
+    assert_eq!(unknown.last().map(String::as_str), Some("FORBIDDEN"));
+}
+
+#[test]
+fn own_password_changes_need_the_current_one_and_resets_revoke_tokens() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    let id = data(s.graphql_as(Some(&admin), "mutation { createUser(username: \"bob\", password: \"password-123\", role: \"operator\", instances: \"*\") { id } }", json!({})).unwrap())["createUser"]["id"]
+        .as_i64()
+        .unwrap();
+    let bob = s.login("bob", "password-123").unwrap();
+    let set =
+        "mutation($id: Int!, $p: String!, $c: String) { setPassword(id: $id, password: $p, currentPassword: $c) }";
+    // A stolen session alone cannot change the password.
+    let res = s.graphql_as(Some(&bob), set, json!({ "id": id, "p": "new-password-456" })).unwrap();
+    assert_eq!(res["errors"][0]["extensions"]["field"], "currentPassword", "{res}");
+    let res = s.graphql_as(Some(&bob), set, json!({ "id": id, "p": "new-password-456", "c": "guess-789" })).unwrap();
+    assert_eq!(res["errors"][0]["extensions"]["rule"], "mismatch", "{res}");
+    let res = s.graphql_as(Some(&bob), set, json!({ "id": id, "p": "new-password-456", "c": "password-123" })).unwrap();
+    assert_eq!(data(res)["setPassword"], true);
+    let bob = s.login("bob", "new-password-456").unwrap();
+    let api = data(s.graphql_as(Some(&bob), "mutation { createApiToken(name: \"ci\") { token } }", json!({})).unwrap())
+        ["createApiToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(data(s.graphql_as(Some(&api), "{ me { username } }", json!({})).unwrap())["me"]["username"] == "bob");
+    // An admin's reset (no current password needed) ends bob's sessions and his API tokens.
+    data(s.graphql_as(Some(&admin), set, json!({ "id": id, "p": "reset-password-1" })).unwrap());
+    for token in [&bob, &api] {
+        let res = s.graphql_as(Some(token), "{ me { username } }", json!({})).unwrap();
+        assert_eq!(error_code(&res).as_deref(), Some("UNAUTHENTICATED"), "{res}");
+    }
+    assert!(s.login("bob", "reset-password-1").is_ok());
+}
