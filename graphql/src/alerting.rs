@@ -219,7 +219,7 @@ impl AlertQuery {
     }
 
     /// The delivery log, newest first.
-    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    #[graphql(guard = "RoleGuard(Role::Operator)", complexity = "(limit.clamp(1, 1000) as usize) * child_complexity")]
     async fn alert_deliveries(
         &self,
         ctx: &Context<'_>,

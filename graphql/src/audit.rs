@@ -53,7 +53,10 @@ pub struct AuditQuery;
 #[Object]
 impl AuditQuery {
     /// Newest first.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Admin)",
+        complexity = "first.unwrap_or(50).clamp(1, 500) as usize * child_complexity"
+    )]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

@@ -444,7 +444,10 @@ pub struct DefinitionQuery;
 #[Object]
 impl DefinitionQuery {
     /// Tasks the caller may see, by TID.
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Viewer)",
+        complexity = "first.unwrap_or(50).clamp(1, 500) as usize * child_complexity"
+    )]
     async fn tasks(
         &self,
         ctx: &Context<'_>,
@@ -463,7 +466,10 @@ impl DefinitionQuery {
     }
 
     /// Groups the caller may see, by GID.
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Viewer)",
+        complexity = "first.unwrap_or(50).clamp(1, 500) as usize * child_complexity"
+    )]
     async fn groups(
         &self,
         ctx: &Context<'_>,

@@ -93,7 +93,7 @@ pub struct OperatorQuery;
 #[Object]
 impl OperatorQuery {
     /// Operators' events, newest first (of one task with `taskId`).
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(guard = "RoleGuard(Role::Viewer)", complexity = "(limit.clamp(1, 1000) as usize) * child_complexity")]
     async fn operator_events(
         &self,
         ctx: &Context<'_>,
@@ -106,7 +106,7 @@ impl OperatorQuery {
 
     /// Slots missed while the server was down in the last `hours`: run late (within the misfire
     /// grace, per the task's policy) or skipped with the reason; newest first.
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(guard = "RoleGuard(Role::Viewer)", complexity = "(limit.clamp(1, 1000) as usize) * child_complexity")]
     async fn missed_runs(
         &self,
         ctx: &Context<'_>,
@@ -122,7 +122,7 @@ impl OperatorQuery {
     }
 
     /// A group's runs, newest first.
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(guard = "RoleGuard(Role::Viewer)", complexity = "(limit.clamp(1, 1000) as usize) * child_complexity")]
     async fn group_runs(
         &self,
         ctx: &Context<'_>,

@@ -187,7 +187,10 @@ pub struct RunQuery;
 #[Object]
 impl RunQuery {
     /// Runs the caller may see, newest first.
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(
+        guard = "RoleGuard(Role::Viewer)",
+        complexity = "first.unwrap_or(50).clamp(1, 500) as usize * child_complexity"
+    )]
     async fn runs(
         &self,
         ctx: &Context<'_>,
@@ -224,7 +227,7 @@ impl RunQuery {
     }
 
     /// Up to `limit` bytes of one stream from `offset` (the latest attempt unless `attempt`).
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(guard = "RoleGuard(Role::Viewer)", complexity = "1 + (limit.clamp(1, 1_048_576) as usize) / 1024")]
     async fn run_output(
         &self,
         ctx: &Context<'_>,

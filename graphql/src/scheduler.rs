@@ -78,7 +78,7 @@ pub struct SchedulerQuery;
 #[Object]
 impl SchedulerQuery {
     /// The next runs of active scheduled tasks, soonest first, in UTC and local time.
-    #[graphql(guard = "RoleGuard(Role::Viewer)")]
+    #[graphql(guard = "RoleGuard(Role::Viewer)", complexity = "(limit.clamp(1, 1000) as usize) * child_complexity")]
     async fn upcoming_runs(
         &self,
         ctx: &Context<'_>,

@@ -268,3 +268,29 @@ fn a_socket_closes_when_its_session_ends_or_access_changes() {
         assert!(closed.contains("4403"), "{change}: {closed}");
     }
 }
+
+#[test]
+fn lists_and_output_count_in_the_query_cost() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    // 2,000 aliases of a 1 MiB output read: refused before anything runs.
+    let fields: String =
+        (0..2000).map(|i| format!("o{i}: runOutput(runId: 1, stream: STDOUT, limit: 1048576) {{ data }} ")).collect();
+    let res = s.graphql_as(Some(&admin), &format!("{{ {fields} }}"), json!({})).unwrap();
+    let message = res["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("too complex"), "{res}");
+    // Forty pages of 500 runs cost too much as well; the largest page of tasks with its fields does not.
+    let fields: String =
+        (0..40).map(|i| format!("o{i}: runs(first: 500) {{ nodes {{ id status taskName reason }} }} ")).collect();
+    let res = s.graphql_as(Some(&admin), &format!("{{ {fields} }}"), json!({})).unwrap();
+    assert!(res["errors"][0]["message"].as_str().unwrap_or_default().contains("too complex"), "40 pages of 500: {res}");
+    let res = s
+        .graphql_as(
+            Some(&admin),
+            "{ tasks(first: 500) { totalCount nodes { tid name command target runAsUser description } } }",
+            json!({}),
+        )
+        .unwrap();
+    assert!(res["errors"].is_null(), "{res}");
+    still_up(&s);
+}
