@@ -49,6 +49,38 @@ pub(super) fn record(c: &mut DbConn, r: db::runs::RunRow) -> SvcResult<RunRecord
     })
 }
 
+/// Joins stored chunks (offset, text) into up to `limit` bytes from `offset`, cut on character
+/// boundaries: the slice's start, its end, its text, and the end of the last chunk. Chunks come
+/// from an agent, so they may overlap, nest or leave gaps: what was taken already is skipped, a
+/// gap ends the slice.
+fn assemble(chunks: &[(i64, &str)], offset: i64, limit: i64) -> (i64, i64, String, i64) {
+    let mut data = String::new();
+    let (mut start, mut end, mut total) = (offset, offset, 0);
+    for &(c_start, text) in chunks {
+        let c_end = c_start.saturating_add(text.len() as i64);
+        total = total.max(c_end);
+        if c_end <= end || (end - start) >= limit || (!data.is_empty() && c_start > end) {
+            continue;
+        }
+        if data.is_empty() {
+            start = c_start.max(offset);
+            end = start;
+        }
+        let mut from = usize::try_from(end - c_start).unwrap_or(0).min(text.len());
+        while from < text.len() && !text.is_char_boundary(from) {
+            from += 1;
+        }
+        let room = usize::try_from(limit - (end - start)).unwrap_or(0);
+        let mut to = from.saturating_add(room).min(text.len());
+        while to > from && !text.is_char_boundary(to) {
+            to -= 1;
+        }
+        data.push_str(&text[from..to]);
+        end = c_start + to as i64;
+    }
+    (start, end.max(offset), data, total)
+}
+
 /// Whether `p` may see a run of this instance (adhoc runs, without one, are for operators and up).
 fn may_see(p: &Principal, instance: Option<&str>) -> bool {
     match instance {
@@ -188,35 +220,10 @@ impl Services {
             let row = visible_run(c, &p, id)?;
             let attempt = attempt.unwrap_or(row.attempt.max(1));
             let chunks = db::run_output::read(c, id, attempt, &stream, offset, 4096)?;
-            // Concatenate whole chunks from `offset`, cutting on character boundaries, up to `limit` bytes.
-            let mut data = String::new();
-            let mut start = offset;
-            let mut end = offset;
-            let mut total = 0;
-            for ch in &chunks {
-                let (c_start, c_end) = (ch.byte_offset, ch.byte_offset + ch.data.len() as i64);
-                total = total.max(c_end);
-                if c_end <= offset || (end - offset) >= limit {
-                    continue;
-                }
-                if data.is_empty() {
-                    start = c_start.max(offset);
-                    end = start;
-                }
-                let mut from = (end - c_start).max(0) as usize;
-                while from < ch.data.len() && !ch.data.is_char_boundary(from) {
-                    from += 1;
-                }
-                let room = (limit - (end - start)).max(0) as usize;
-                let mut to = (from + room).min(ch.data.len());
-                while to > from && !ch.data.is_char_boundary(to) {
-                    to -= 1;
-                }
-                data.push_str(&ch.data[from..to]);
-                end = c_start + to as i64;
-            }
+            let pieces: Vec<(i64, &str)> = chunks.iter().map(|ch| (ch.byte_offset, ch.data.as_str())).collect();
+            let (start, end, data, total) = assemble(&pieces, offset, limit);
             let total_bytes = if stream == "stdout" { row.stdout_bytes } else { row.stderr_bytes }.max(total);
-            Ok(OutputSlice { offset: start, next_offset: end.max(offset), data, total_bytes })
+            Ok(OutputSlice { offset: start, next_offset: end, data, total_bytes })
         })
         .await
     }
@@ -232,5 +239,50 @@ impl Services {
             Ok(db::runs::status_counts(c, run_date, ids.as_deref())?)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assemble;
+    use proptest::prelude::*;
+
+    #[test]
+    fn chunks_join_and_overlaps_from_an_agent_are_skipped() {
+        let chunks = [(0, "hello "), (6, "world"), (11, "!")];
+        assert_eq!(assemble(&chunks, 0, 100), (0, 12, "hello world!".into(), 12));
+        assert_eq!(assemble(&chunks, 3, 5), (3, 8, "lo wo".into(), 12));
+        // Overlapping and nested chunks (a hostile or confused agent): once panicked, now skipped.
+        let odd = [(0, "0123456789"), (2, "234"), (5, "56789ab"), (8, "89")];
+        assert_eq!(assemble(&odd, 0, 100), (0, 12, "0123456789ab".into(), 12));
+        // A gap ends the slice where it starts.
+        assert_eq!(assemble(&[(0, "abc"), (10, "xyz")], 0, 100), (0, 3, "abc".into(), 13));
+        // Never half a character.
+        assert_eq!(assemble(&[(0, "aé")], 0, 2), (0, 1, "a".into(), 3));
+    }
+
+    proptest! {
+        /// Whatever the chunks: no panic, at most `limit` bytes, and the text is what the stream
+        /// holds from the slice's start when the chunks agree with each other.
+        #[test]
+        fn any_chunks_give_a_bounded_slice(
+            starts in proptest::collection::vec(0i64..64, 0..12),
+            lens in proptest::collection::vec(0usize..16, 12),
+            offset in 0i64..70,
+            limit in 1i64..40,
+        ) {
+            let stream: String = (0..100).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let mut starts = starts;
+            starts.sort_unstable();
+            let chunks: Vec<(i64, &str)> = starts
+                .iter()
+                .zip(&lens)
+                .map(|(&s, &n)| (s, &stream[s as usize..(s as usize + n).min(stream.len())]))
+                .collect();
+            let (start, end, data, _) = assemble(&chunks, offset, limit);
+            prop_assert!(data.len() as i64 <= limit);
+            prop_assert_eq!(end - start, data.len() as i64);
+            prop_assert_eq!(&stream[start as usize..end as usize], data.as_str());
+        }
     }
 }
