@@ -239,13 +239,14 @@ pub struct AlertMutation;
 
 #[Object]
 impl AlertMutation {
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    /// Integrations and credentials are global to every instance: only a superadmin manages them.
+    #[graphql(guard = "RoleGuard(Role::Superadmin)")]
     async fn create_integration(&self, ctx: &Context<'_>, input: IntegrationInput) -> ApiResult<Integration> {
         Ok(backend(ctx).save_integration(principal(ctx)?, None, input.into()).await?.into())
     }
 
     /// Replaces the settings of the integration called `name` (its name stays).
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "RoleGuard(Role::Superadmin)")]
     async fn update_integration(
         &self,
         ctx: &Context<'_>,
@@ -256,13 +257,13 @@ impl AlertMutation {
     }
 
     /// Refused while alert rules name it.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "RoleGuard(Role::Superadmin)")]
     async fn delete_integration(&self, ctx: &Context<'_>, name: String) -> ApiResult<bool> {
         Ok(backend(ctx).delete_integration(principal(ctx)?, &name).await?)
     }
 
     /// Sets or rotates a secret; the answer carries its key and version, not the value.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "RoleGuard(Role::Superadmin)")]
     async fn set_credential(
         &self,
         ctx: &Context<'_>,
@@ -273,7 +274,7 @@ impl AlertMutation {
     }
 
     /// Refused while an integration or a task names it.
-    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    #[graphql(guard = "RoleGuard(Role::Superadmin)")]
     async fn delete_credential(&self, ctx: &Context<'_>, key: String) -> ApiResult<bool> {
         Ok(backend(ctx).delete_credential(principal(ctx)?, &key).await?)
     }

@@ -264,6 +264,12 @@ impl Services {
         if !own && !actor.role.may_grant(target.role) {
             return Err(ApiError::Forbidden(format!("a {} cannot change this user's password", actor.role)));
         }
+        if !own && !actor.instances.covers(&target.instances) {
+            return Err(ApiError::Forbidden(format!(
+                "you may reset only the passwords of users of your own instances ({})",
+                actor.instances
+            )));
+        }
         if own {
             let Some(current) = current.map(str::to_string) else {
                 return Err(ApiError::invalid(

@@ -1,0 +1,401 @@
+//! Every mutation and subscription of the SDL (`graphql/schema.graphql`), called as each role both
+//! inside and outside the instance it touches, over the real server. The table below must name
+//! every field the SDL has: a new field without a row (and so without a decided guard) fails.
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
+use baton_tests::{data, error_code, Server, Subscription};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const ROLES: [&str; 5] = ["viewer", "user", "operator", "admin", "superadmin"];
+
+fn rank(role: &str) -> usize {
+    ROLES.iter().position(|r| *r == role).unwrap()
+}
+
+/// The fields of one root type in the SDL.
+fn sdl_fields(root: &str) -> BTreeSet<String> {
+    let sdl = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../graphql/schema.graphql")).unwrap();
+    let body = sdl.split(&format!("type {root} {{")).nth(1).unwrap().split("\n}").next().unwrap().to_string();
+    // A field is a line `\tname(` or `\tname:`; descriptions are in quotes.
+    body.lines()
+        .filter_map(|l| l.strip_prefix('\t'))
+        .filter_map(|l| {
+            let name: String = l.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            (!name.is_empty() && l[name.len()..].starts_with(['(', ':'])).then_some(name)
+        })
+        .collect()
+}
+
+/// What a call touches: nothing of an instance's, or instance `default`'s.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Scope {
+    Global,
+    Instance,
+}
+
+/// Who calls: their role, whether they have instance `default`, their token and user name.
+struct Caller {
+    role: &'static str,
+    inside: bool,
+    token: String,
+    tag: String,
+}
+
+/// The server, its superadmin's token (who prepares what each call touches), and a counter.
+struct Ctx {
+    s: Server,
+    admin: String,
+    n: std::cell::Cell<u32>,
+}
+
+impl Ctx {
+    fn unique(&self, what: &str) -> String {
+        self.n.set(self.n.get() + 1);
+        format!("{what}_{}", self.n.get())
+    }
+    fn gql(&self, q: &str, v: Value) -> Value {
+        data(self.s.graphql_as(Some(&self.admin), q, v).unwrap())
+    }
+    fn task(&self) -> i64 {
+        let t = json!({ "name": self.unique("t"), "command": "true", "target": "nowhere", "runAsUser": "batch" });
+        self.gql("mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": t }))["createTask"]["tid"]
+            .as_i64()
+            .unwrap()
+    }
+    fn group(&self) -> (i64, String) {
+        let name = self.unique("g");
+        let gid = self.gql("mutation($n: String!) { createGroup(input: {name: $n}) { gid } }", json!({ "n": name }))
+            ["createGroup"]["gid"]
+            .as_i64()
+            .unwrap();
+        (gid, name)
+    }
+    fn run(&self) -> i64 {
+        let tid = self.task();
+        self.gql("mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": tid }))["forceRun"]["id"]
+            .as_i64()
+            .unwrap()
+    }
+    /// A credential holding a webhook URL that goes nowhere; its key.
+    fn hook_key(&self) -> String {
+        let k = format!("hooks/{}", self.unique("k"));
+        self.gql(
+            "mutation($k: String!) { setCredential(key: $k, value: \"http://127.0.0.1:9/x\") { version } }",
+            json!({ "k": k }),
+        );
+        k
+    }
+    /// A webhook integration; its name.
+    fn integration(&self) -> String {
+        let n = self.unique("hook");
+        self.gql(CREATE_HOOK, json!({ "n": n, "k": self.hook_key() }));
+        n
+    }
+    fn user(&self, instances: &str) -> i64 {
+        self.gql(
+            "mutation($u: String!, $i: String!) { createUser(username: $u, password: \"password-123\", role: \"viewer\", instances: $i) { id } }",
+            json!({ "u": self.unique("u"), "i": instances }),
+        )["createUser"]["id"]
+            .as_i64()
+            .unwrap()
+    }
+}
+
+const CREATE_HOOK: &str =
+    "mutation($n: String!, $k: String!) { createIntegration(input: {name: $n, kind: \"webhook\", credentialKey: $k}) { name } }";
+
+type Build = Box<dyn Fn(&Ctx, &Caller) -> (String, Value)>;
+
+struct Op {
+    name: &'static str,
+    /// The least role, or None: anyone, signed in or not.
+    min: Option<&'static str>,
+    scope: Scope,
+    build: Build,
+}
+
+fn op(
+    name: &'static str,
+    min: Option<&'static str>,
+    scope: Scope,
+    build: impl Fn(&Ctx, &Caller) -> (String, Value) + 'static,
+) -> Op {
+    Op { name, min, scope, build: Box::new(build) }
+}
+
+fn q(s: &str, v: Value) -> (String, Value) {
+    (s.to_string(), v)
+}
+
+fn mutations() -> Vec<Op> {
+    use Scope::*;
+    let task_input = |name: &str| json!({ "name": name, "command": "true", "target": "nowhere", "runAsUser": "batch" });
+    vec![
+        op("login", None, Global, |c, _| {
+            q(
+                "mutation($p: String!) { login(username: \"admin\", password: $p) { token } }",
+                json!({ "p": c.s.admin_password }),
+            )
+        }),
+        // (Called with a session of its own: see below.)
+        op("logout", Some("viewer"), Global, |_, _| q("mutation { logout }", json!({}))),
+        op("createUser", Some("admin"), Instance, |c, _| {
+            q(
+                "mutation($u: String!) { createUser(username: $u, password: \"password-123\", role: \"viewer\", instances: \"default\") { id } }",
+                json!({ "u": c.unique("new") }),
+            )
+        }),
+        op("updateUser", Some("admin"), Instance, |c, _| {
+            q("mutation($id: Int!) { updateUser(id: $id, disabled: false) { id } }", json!({ "id": c.user("default") }))
+        }),
+        op("setPassword", Some("admin"), Instance, |c, _| {
+            q(
+                "mutation($id: Int!) { setPassword(id: $id, password: \"password-456\") }",
+                json!({ "id": c.user("default") }),
+            )
+        }),
+        op("createApiToken", Some("viewer"), Global, |c, _| {
+            q("mutation($n: String!) { createApiToken(name: $n) { token } }", json!({ "n": c.unique("tok") }))
+        }),
+        op("revokeApiToken", Some("viewer"), Global, |c, who| {
+            if who.token.is_empty() {
+                return q("mutation { revokeApiToken(id: 1) }", json!({}));
+            }
+            let made = data(
+                c.s.graphql_as(
+                    Some(&who.token),
+                    "mutation($n: String!) { createApiToken(name: $n) { info { id } } }",
+                    json!({ "n": c.unique("tok") }),
+                )
+                .unwrap(),
+            );
+            q("mutation($id: Int!) { revokeApiToken(id: $id) }", json!({ "id": made["createApiToken"]["info"]["id"] }))
+        }),
+        op("createInstance", Some("admin"), Global, |c, _| {
+            q("mutation($n: String!) { createInstance(name: $n) { id } }", json!({ "n": c.unique("inst") }))
+        }),
+        op("createTask", Some("admin"), Instance, move |c, _| {
+            q("mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": task_input(&c.unique("ct")) }))
+        }),
+        op("updateTask", Some("admin"), Instance, move |c, _| {
+            let tid = c.task();
+            let name = c.gql("query($t: Int!) { task(tid: $t) { name } }", json!({ "t": tid }))["task"]["name"].clone();
+            let mut t = task_input(name.as_str().unwrap());
+            t["description"] = json!("changed");
+            q(
+                "mutation($id: Int!, $t: TaskInput!) { updateTask(tid: $id, input: $t) { version } }",
+                json!({ "id": tid, "t": t }),
+            )
+        }),
+        op("deleteTask", Some("admin"), Instance, |c, _| {
+            q("mutation($id: Int!) { deleteTask(tid: $id) }", json!({ "id": c.task() }))
+        }),
+        op("setTaskActive", Some("admin"), Instance, |c, _| {
+            q("mutation($id: Int!) { setTaskActive(tid: $id, active: false) { active } }", json!({ "id": c.task() }))
+        }),
+        op("createGroup", Some("admin"), Instance, |c, _| {
+            q("mutation($n: String!) { createGroup(input: {name: $n}) { gid } }", json!({ "n": c.unique("cg") }))
+        }),
+        op("updateGroup", Some("admin"), Instance, |c, _| {
+            let (gid, name) = c.group();
+            q("mutation($g: Int!, $n: String!) { updateGroup(gid: $g, input: {name: $n, description: \"x\"}) { version } }", json!({ "g": gid, "n": name }))
+        }),
+        op("deleteGroup", Some("admin"), Instance, |c, _| {
+            q("mutation($g: Int!) { deleteGroup(gid: $g) }", json!({ "g": c.group().0 }))
+        }),
+        op("setGroupActive", Some("admin"), Instance, |c, _| {
+            q("mutation($g: Int!) { setGroupActive(gid: $g, active: false) { active } }", json!({ "g": c.group().0 }))
+        }),
+        op("saveCalendar", Some("admin"), Instance, |c, _| {
+            q(
+                "mutation($n: String!) { saveCalendar(input: {name: $n}) { id } }",
+                json!({ "n": c.unique("CAL").to_uppercase() }),
+            )
+        }),
+        op("deleteCalendar", Some("admin"), Instance, |c, _| {
+            let name = c.unique("DEL").to_uppercase();
+            c.gql("mutation($n: String!) { saveCalendar(input: {name: $n}) { id } }", json!({ "n": name }));
+            q("mutation($n: String!) { deleteCalendar(name: $n) }", json!({ "n": name }))
+        }),
+        op("exportDefinitions", Some("viewer"), Instance, |_, _| {
+            q("mutation { exportDefinitions(instances: [\"default\"]) }", json!({}))
+        }),
+        op("importDefinitions", Some("admin"), Instance, |c, _| {
+            let doc = json!({ "kind": "baton.definitions", "version": 1, "instances": [{ "name": "default",
+                "tasks": [{ "name": c.unique("imp"), "command": "true", "target": "nowhere", "run_as_user": "batch" }] }] });
+            q(
+                "mutation($d: JSON!) { importDefinitions(document: $d) { applied errors { rule } } }",
+                json!({ "d": doc }),
+            )
+        }),
+        op("createAgentToken", Some("admin"), Global, |c, _| {
+            q("mutation($n: String!) { createAgentToken(name: $n) { token } }", json!({ "n": c.unique("at") }))
+        }),
+        op("revokeAgentToken", Some("admin"), Global, |c, _| {
+            let id = c.gql(
+                "mutation($n: String!) { createAgentToken(name: $n) { info { id } } }",
+                json!({ "n": c.unique("at") }),
+            )["createAgentToken"]["info"]["id"]
+                .clone();
+            q("mutation($id: Int!) { revokeAgentToken(id: $id) }", json!({ "id": id }))
+        }),
+        op("runAdhoc", Some("operator"), Global, |_, _| {
+            q("mutation { runAdhoc(queue: \"nowhere\", command: \"true\", runAsUser: \"batch\") { id } }", json!({}))
+        }),
+        op("forceRun", Some("operator"), Instance, |c, _| {
+            q("mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": c.task() }))
+        }),
+        op("terminateRun", Some("operator"), Instance, |c, _| {
+            q("mutation($id: Int!) { terminateRun(id: $id) }", json!({ "id": c.run() }))
+        }),
+        op("modifyRunStatus", Some("operator"), Instance, |c, _| {
+            q("mutation($id: Int!) { modifyRunStatus(id: $id, status: SUCCESS) { ok } }", json!({ "id": c.run() }))
+        }),
+        op("freezeTask", Some("operator"), Instance, |c, _| {
+            q("mutation($t: Int!) { freezeTask(tid: $t) { ok } }", json!({ "t": c.task() }))
+        }),
+        op("unfreezeTask", Some("operator"), Instance, |c, _| {
+            let tid = c.task();
+            c.gql("mutation($t: Int!) { freezeTask(tid: $t) { ok } }", json!({ "t": tid }));
+            q("mutation($t: Int!) { unfreezeTask(tid: $t) { ok } }", json!({ "t": tid }))
+        }),
+        op("createIntegration", Some("superadmin"), Global, |c, _| {
+            q(CREATE_HOOK, json!({ "n": c.unique("hook"), "k": c.hook_key() }))
+        }),
+        op("updateIntegration", Some("superadmin"), Global, |c, _| {
+            let (n, k) = (c.integration(), c.hook_key());
+            q("mutation($n: String!, $k: String!) { updateIntegration(name: $n, input: {name: $n, kind: \"webhook\", credentialKey: $k}) { name } }", json!({ "n": n, "k": k }))
+        }),
+        op("deleteIntegration", Some("superadmin"), Global, |c, _| {
+            q("mutation($n: String!) { deleteIntegration(name: $n) }", json!({ "n": c.integration() }))
+        }),
+        op("setCredential", Some("superadmin"), Global, |c, _| {
+            q(
+                "mutation($k: String!) { setCredential(key: $k, value: \"v\") { version } }",
+                json!({ "k": format!("keys/{}", c.unique("k")) }),
+            )
+        }),
+        op("deleteCredential", Some("superadmin"), Global, |c, _| {
+            let k = format!("keys/{}", c.unique("k"));
+            c.gql("mutation($k: String!) { setCredential(key: $k, value: \"v\") { version } }", json!({ "k": k }));
+            q("mutation($k: String!) { deleteCredential(key: $k) }", json!({ "k": k }))
+        }),
+        op("sendTestAlert", Some("admin"), Global, |c, _| {
+            q("mutation($n: String!) { sendTestAlert(integration: $n) { status } }", json!({ "n": c.integration() }))
+        }),
+    ]
+}
+
+fn subscriptions() -> Vec<Op> {
+    use Scope::*;
+    vec![
+        op("definitionChanges", Some("viewer"), Global, |_, _| {
+            q("subscription { definitionChanges { name } }", json!({}))
+        }),
+        op("agentEvents", Some("viewer"), Global, |_, _| q("subscription { agentEvents { name } }", json!({}))),
+        op("runEvents", Some("viewer"), Instance, |c, _| {
+            q("subscription($id: Int!) { runEvents(runId: $id) { to } }", json!({ "id": c.run() }))
+        }),
+        op("runOutput", Some("viewer"), Instance, |c, _| {
+            q("subscription($id: Int!) { runOutput(runId: $id) { data } }", json!({ "id": c.run() }))
+        }),
+    ]
+}
+
+/// What a call got: refused (FORBIDDEN or UNAUTHENTICATED, or an import's `forbidden` error),
+/// hidden (NOT_FOUND), done, or an error without a code (the request itself is wrong).
+#[derive(Debug, PartialEq, Clone, Copy)]
+enum Outcome {
+    Refused,
+    Hidden,
+    Done,
+    Malformed,
+}
+
+fn outcome(res: &Value) -> (Outcome, String) {
+    let code = error_code(res)
+        .or_else(|| res.pointer("/payload/errors/0/extensions/code").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| res.pointer("/payload/0/extensions/code").and_then(Value::as_str).map(str::to_string));
+    let errors = res.get("errors").or_else(|| res.pointer("/payload/errors")).and_then(Value::as_array);
+    let import_refused = res.pointer("/data/importDefinitions/errors/0/rule") == Some(&json!("forbidden"));
+    let o = match code.as_deref() {
+        Some("FORBIDDEN" | "UNAUTHENTICATED") => Outcome::Refused,
+        Some("NOT_FOUND") => Outcome::Hidden,
+        _ if import_refused => Outcome::Refused,
+        None if errors.is_some_and(|e| !e.is_empty()) || res["type"] == "error" => Outcome::Malformed,
+        _ => Outcome::Done,
+    };
+    (o, res.to_string())
+}
+
+/// What each caller must get.
+fn expected(op: &Op, who: Option<&Caller>) -> Vec<Outcome> {
+    let Some(min) = op.min else { return vec![Outcome::Done] };
+    let Some(who) = who else { return vec![Outcome::Refused] };
+    if rank(who.role) < rank(min) {
+        return vec![Outcome::Refused];
+    }
+    if op.scope == Scope::Instance && !who.inside {
+        return vec![Outcome::Refused, Outcome::Hidden];
+    }
+    vec![Outcome::Done]
+}
+
+#[test]
+fn every_mutation_and_subscription_as_every_role_in_and_out_of_its_instance() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    let c = Ctx { s, admin, n: std::cell::Cell::new(0) };
+    c.gql("mutation { createInstance(name: \"other\") { id } }", json!({}));
+    let (muts, subs) = (mutations(), subscriptions());
+    let named = |ops: &[Op]| ops.iter().map(|o| o.name.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(named(&muts), sdl_fields("Mutation"), "every mutation of the SDL has a row, and no more");
+    assert_eq!(named(&subs), sdl_fields("Subscription"), "every subscription of the SDL has a row, and no more");
+
+    // A caller per role, inside (instance default) and outside (instance other).
+    let caller = |role: &'static str, inside: bool| -> Caller {
+        let tag = c.unique(&format!("{role}_{}", if inside { "in" } else { "out" }));
+        let instances = if inside { "default" } else { "other" };
+        c.gql(
+            "mutation($u: String!, $r: String!, $i: String!) { createUser(username: $u, password: \"password-123\", role: $r, instances: $i) { id } }",
+            json!({ "u": tag, "r": role, "i": instances }),
+        );
+        let token = c.s.login(&tag, "password-123").unwrap();
+        Caller { role, inside, token, tag }
+    };
+    let callers: Vec<Caller> = ROLES.iter().flat_map(|r| [caller(r, true), caller(r, false)]).collect();
+    let anonymous = Caller { role: "viewer", inside: false, token: String::new(), tag: "anonymous".into() };
+    let mut failures = Vec::new();
+    for (is_sub, ops) in [(false, &muts), (true, &subs)] {
+        for op in ops.iter() {
+            for who in std::iter::once(None).chain(callers.iter().map(Some)) {
+                let (query, vars) = (op.build)(&c, who.unwrap_or(&anonymous));
+                // Logging out ends the session it is sent with: it gets one of its own.
+                let fresh =
+                    (op.name == "logout").then(|| who.map(|w| c.s.login(&w.tag, "password-123").unwrap())).flatten();
+                let token = fresh.as_deref().or(who.map(|w| w.token.as_str()));
+                let res = if is_sub {
+                    match Subscription::start(&c.s.base_url, token.unwrap_or(""), &query, vars) {
+                        Ok(mut sub) => {
+                            sub.next_frame(Duration::from_millis(300)).unwrap().unwrap_or(json!({ "type": "none" }))
+                        }
+                        Err(e) => {
+                            json!({ "errors": [{ "message": e.to_string(), "extensions": { "code": "UNAUTHENTICATED" } }] })
+                        }
+                    }
+                } else {
+                    c.s.graphql_as(token, &query, vars).unwrap()
+                };
+                let (got, body) = outcome(&res);
+                let want = expected(op, who);
+                if !want.contains(&got) {
+                    let tag = who.map_or("anonymous", |w| w.tag.as_str());
+                    failures.push(format!("{} as {tag}: got {got:?}, want {want:?}: {body}", op.name));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} wrong:\n{}", failures.len(), failures.join("\n"));
+}
