@@ -23,9 +23,12 @@ fn healthz_graphql_and_the_ui() {
     // The SQLite database was created under the data directory, with no configuration.
     assert!(server.data_dir.path().join("baton.db").exists());
 
-    // `/` is the UI's page, which loads the generated JS, which loads the wasm.
+    // `/` is the UI's page, which loads start.js (no inline script), which loads the generated
+    // JS, which loads the wasm.
     let index = ureq::get(&server.url("/")).call().unwrap().body_mut().read_to_string().unwrap();
-    assert!(index.contains("/baton_web.js"), "{index}");
+    assert!(index.contains("src=\"/start.js\"") && !index.contains("import init"), "{index}");
+    let start = ureq::get(&server.url("/start.js")).call().unwrap().body_mut().read_to_string().unwrap();
+    assert!(start.contains("/baton_web.js"), "{start}");
     let js = ureq::get(&server.url("/baton_web.js")).call().unwrap().body_mut().read_to_string().unwrap();
     assert!(js.contains("baton_web_bg.wasm"), "the JS glue names its wasm");
     let mut wasm = ureq::get(&server.url("/baton_web_bg.wasm")).call().unwrap();
