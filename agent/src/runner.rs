@@ -130,7 +130,14 @@ impl Runner {
     fn record_after_logged(&self, base: &Path, fact: Fact) {
         let base = base.to_path_buf();
         let record = Box::new(move || {
+            let reported = matches!(fact, Fact::Reported);
             let _ = journal::append(&base, &fact);
+            // Once reported, nothing needs the attempt's secrets any more.
+            if reported {
+                if let Err(e) = journal::scrub_secrets(&base) {
+                    tracing::warn!(attempt = %base.display(), error = %e, "removing the secrets from a journal");
+                }
+            }
         });
         if self.events.send(Work::Then(record)).is_err() {
             tracing::error!("the event log writer has stopped");

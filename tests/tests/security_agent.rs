@@ -240,3 +240,50 @@ fn an_agent_is_who_its_token_says() {
     })
     .unwrap();
 }
+
+#[test]
+fn a_credential_leaves_no_trace_on_the_host_once_the_run_is_reported() {
+    let (s, admin, agent) = rig(&["--allow-run-as", "root"]);
+    let secret = "s3cret-Value-4217";
+    gql(
+        &s,
+        &admin,
+        "mutation($v: String!) { setCredential(key: \"db/password\", value: $v) { version } }",
+        json!({ "v": secret }),
+    );
+    let task = json!({ "name": "uses_secret", "command": "echo \"pw=$DB_PASSWORD\"", "target": "etl", "runAsUser": "root",
+                       "profile": [{ "name": "DB_PASSWORD", "value": "${C:db/password}" }] });
+    let tid = gql(&s, &admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": task }))
+        ["createTask"]["tid"]
+        .as_i64()
+        .unwrap();
+    let id = gql(&s, &admin, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": tid }))["forceRun"]["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(ended(&s, &admin, id)["status"], "SUCCESS");
+    assert_eq!(stdout(&s, &admin, id), format!("pw={}\n", "*".repeat(secret.len())), "masked");
+    // Every file of the agent's own: the secret is gone once the run's end is reported. (What
+    // the job itself printed stays in its output files, as it wrote it.)
+    let holders = || -> Vec<String> {
+        let mut found = Vec::new();
+        let mut dirs = vec![agent.state_dir.clone()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                let job_output = p.extension().is_some_and(|x| x == "out" || x == "err");
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if !job_output && std::fs::read(&p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(secret)) {
+                    found.push(p.display().to_string());
+                }
+            }
+        }
+        found
+    };
+    let journal = agent.state_dir.join("runs").join(format!("{id}-1.journal"));
+    wait_for("the journal to be scrubbed", Duration::from_secs(10), || holders().is_empty().then_some(()))
+        .unwrap_or_else(|_| panic!("still on disk in {:?}", holders()));
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(text.contains("\"job\"") && text.trim_end().ends_with("\"reported\""), "{text}");
+    assert!(!text.contains("\"DB_PASSWORD\""), "the variable holding it is gone too: {text}");
+}
