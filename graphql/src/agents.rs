@@ -2,10 +2,10 @@
 
 use crate::backend::{AgentChangeRecord, AgentRecord, AgentTokenRecord};
 use crate::definitions::backend;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Object, SimpleObject, Subscription};
-use baton_schema::access::Role;
+use baton_schema::access::{InstanceAccess, Role};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
@@ -23,6 +23,8 @@ pub struct Agent {
     pub memory_percent: Option<f64>,
     pub uptime_seconds: Option<i64>,
     pub last_seen_at: Option<DateTime<Utc>>,
+    /// `*` or the instances whose operators' adhoc runs may reach this agent.
+    pub instances: String,
 }
 
 impl From<AgentRecord> for Agent {
@@ -39,6 +41,7 @@ impl From<AgentRecord> for Agent {
             memory_percent: a.memory_percent,
             uptime_seconds: a.uptime_seconds,
             last_seen_at: a.last_seen_at,
+            instances: a.instances.to_string(),
         }
     }
 }
@@ -114,6 +117,14 @@ impl AgentMutation {
     async fn create_agent_token(&self, ctx: &Context<'_>, name: String) -> ApiResult<CreatedAgentToken> {
         let (token, info) = backend(ctx).create_agent_token(principal(ctx)?, &name).await?;
         Ok(CreatedAgentToken { token, info: info.into() })
+    }
+
+    /// Which instances' operators may run adhoc commands on the agent (`*`, the default, or a
+    /// comma-separated list); the caller must have every instance of the old and the new list.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn set_agent_instances(&self, ctx: &Context<'_>, name: String, instances: String) -> ApiResult<Agent> {
+        let instances = InstanceAccess::parse(&instances).map_err(ApiError::from)?;
+        Ok(backend(ctx).set_agent_instances(principal(ctx)?, &name, instances).await?.into())
     }
 
     /// Agents using it can no longer connect.

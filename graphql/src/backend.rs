@@ -271,6 +271,8 @@ pub struct AgentRecord {
     pub memory_percent: Option<f64>,
     pub uptime_seconds: Option<i64>,
     pub last_seen_at: Option<DateTime<Utc>>,
+    /// The instances whose operators' adhoc runs may reach it.
+    pub instances: InstanceAccess,
 }
 
 #[derive(Debug, Clone)]
@@ -573,6 +575,13 @@ pub trait Backend: Send + Sync + 'static {
     // Agents.
     async fn agents(&self) -> BackendResult<Vec<AgentRecord>>;
     async fn agent_tokens(&self) -> BackendResult<Vec<AgentTokenRecord>>;
+    /// Sets which instances' adhoc runs may reach an agent; the actor must have all of them.
+    async fn set_agent_instances(
+        &self,
+        actor: &Principal,
+        name: &str,
+        instances: InstanceAccess,
+    ) -> BackendResult<AgentRecord>;
     /// A new enrollment token, shown once.
     async fn create_agent_token(&self, actor: &Principal, name: &str) -> BackendResult<(String, AgentTokenRecord)>;
     async fn revoke_agent_token(&self, actor: &Principal, id: i64) -> BackendResult<bool>;

@@ -159,3 +159,44 @@ fn an_admin_of_one_instance_grants_only_that_instance() {
     let all = gql(&s, &admin, "{ auditLog(first: 100) { nodes { actor } } }", json!({}));
     assert!(all.to_string().contains("\"admin\""), "the superadmin sees everyone's: {all}");
 }
+
+#[test]
+fn adhoc_runs_reach_only_agents_serving_the_callers_instances() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    gql(&s, &admin, "mutation { createInstance(name: \"other\") { id } }", json!({}));
+    let token = gql(&s, &admin, "mutation { createAgentToken(name: \"t\") { token } }", json!({}))["createAgentToken"]
+        ["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _agent = Agent::start(&s.base_url, &token, "a1", "etl").unwrap();
+    wait_for("the agent", Duration::from_secs(20), || {
+        (gql(&s, &admin, "{ agents { status } }", json!({}))["agents"][0]["status"] == "ONLINE").then_some(())
+    })
+    .unwrap();
+    let set = "mutation($i: String!) { setAgentInstances(name: \"a1\", instances: $i) { instances } }";
+    assert_eq!(gql(&s, &admin, set, json!({ "i": "other" }))["setAgentInstances"]["instances"], "other");
+    let mine = user(&s, &admin, "op_default", "operator", "default");
+    let theirs = user(&s, &admin, "op_other", "operator", "other");
+    let adhoc = |token: &str, target: &str| {
+        s.graphql_as(
+            Some(token),
+            &format!("mutation {{ runAdhoc({target}, command: \"true\", runAsUser: \"root\") {{ id }} }}"),
+            json!({}),
+        )
+        .unwrap()
+    };
+    let res = adhoc(&mine, "agents: [\"a1\"]");
+    assert_eq!(error_code(&res).as_deref(), Some("FORBIDDEN"), "{res}");
+    let res = adhoc(&mine, "queue: \"etl\"");
+    assert_eq!(res["errors"][0]["extensions"]["rule"], "no_agent", "{res}");
+    for token in [&theirs, &admin] {
+        let res = adhoc(token, "agents: [\"a1\"]");
+        assert!(res["data"]["runAdhoc"][0]["id"].is_i64(), "{res}");
+    }
+    // An admin of one instance cannot take an agent from the others, nor give it theirs.
+    let local = user(&s, &admin, "admin_default", "admin", "default");
+    let res = s.graphql_as(Some(&local), set, json!({ "i": "default" })).unwrap();
+    assert_eq!(error_code(&res).as_deref(), Some("FORBIDDEN"), "{res}");
+}

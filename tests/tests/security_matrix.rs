@@ -241,6 +241,23 @@ fn mutations() -> Vec<Op> {
                 .clone();
             q("mutation($id: Int!) { revokeAgentToken(id: $id) }", json!({ "id": id }))
         }),
+        op("setAgentInstances", Some("admin"), Instance, |c, _| {
+            // An agent registers (a hello on its own token), then serves instance default only.
+            let name = c.unique("agent");
+            let token = c.gql("mutation($n: String!) { createAgentToken(name: $n) { token } }", json!({ "n": name }))
+                ["createAgentToken"]["token"]
+                .clone();
+            let url = c.s.url("/agent").replace("http://", "ws://");
+            let (mut ws, _) = tungstenite::connect(url.as_str()).unwrap();
+            let hello = json!({"type": "hello", "protocol": 1, "token": token, "name": name, "hostname": "h", "queues": [],
+                               "version": "x", "os": "y", "last_acked_seq": 0});
+            ws.send(tungstenite::Message::Text(hello.to_string().into())).unwrap();
+            let _welcome = ws.read().unwrap();
+            drop(ws);
+            let set = "mutation($n: String!, $i: String!) { setAgentInstances(name: $n, instances: $i) { instances } }";
+            c.gql(set, json!({ "n": name, "i": "default" }));
+            q(set, json!({ "n": name, "i": "default" }))
+        }),
         op("runAdhoc", Some("operator"), Global, |_, _| {
             q("mutation { runAdhoc(queue: \"nowhere\", command: \"true\", runAsUser: \"batch\") { id } }", json!({}))
         }),

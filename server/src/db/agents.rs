@@ -21,6 +21,8 @@ pub struct AgentRow {
     pub last_acked_seq: i64,
     pub last_seen_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
+    /// `*` or the instances whose operators' adhoc runs may reach it.
+    pub instances: String,
 }
 
 impl AgentRow {
@@ -109,6 +111,14 @@ pub fn set_acked(conn: &mut DbConn, id: i64, seq: i64) -> DbResult<()> {
         .set(agents::last_acked_seq.eq(seq))
         .execute(c))?;
     Ok(())
+}
+
+/// Sets the instances whose adhoc runs may reach the agent; false when there is no such agent.
+pub fn set_instances(conn: &mut DbConn, name: &str, instances: &str) -> DbResult<bool> {
+    let n = with_conn!(conn, |c| diesel::update(agents::table.filter(agents::name.eq(name)))
+        .set(agents::instances.eq(instances))
+        .execute(c))?;
+    Ok(n == 1)
 }
 
 /// On server start nothing is connected yet.

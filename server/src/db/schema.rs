@@ -138,6 +138,7 @@ diesel::table! {
         last_acked_seq -> BigInt,
         last_seen_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        instances -> Text,
     }
 }
 

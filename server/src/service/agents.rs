@@ -4,6 +4,7 @@ use super::{audit, Services, SvcError, SvcResult};
 use crate::db::{self, DbConn};
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
+use baton_schema::access::InstanceAccess;
 use chrono::Utc;
 
 fn token_record(r: db::agent_tokens::AgentTokenRow) -> AgentTokenRecord {
@@ -37,25 +38,69 @@ pub fn create_token(c: &mut DbConn, name: &str, created_by: &str) -> SvcResult<(
     })
 }
 
+pub(super) fn agent_record(a: db::agents::AgentRow) -> AgentRecord {
+    AgentRecord {
+        id: a.id,
+        queues: a.queue_list().into_iter().map(str::to_string).collect(),
+        // Stored by `set_agent_instances` only, after the same parse; unreadable means none.
+        instances: InstanceAccess::parse(&a.instances).unwrap_or(InstanceAccess::Only(Vec::new())),
+        name: a.name,
+        hostname: a.hostname,
+        version: a.version,
+        os: a.os,
+        status: a.status,
+        cpu_percent: a.cpu_percent,
+        memory_percent: a.memory_percent,
+        uptime_seconds: a.uptime_seconds,
+        last_seen_at: a.last_seen_at.map(db::utc),
+    }
+}
+
+/// Whether an adhoc run by someone with `caller`'s instances may reach an agent serving
+/// `agent`'s: they must share an instance (or either has every one).
+pub(super) fn adhoc_may_reach(caller: &InstanceAccess, agent: &InstanceAccess) -> bool {
+    match (caller, agent) {
+        (_, InstanceAccess::All) => true,
+        (InstanceAccess::All, InstanceAccess::Only(names)) => !names.is_empty(),
+        (InstanceAccess::Only(mine), InstanceAccess::Only(its)) => mine.iter().any(|m| its.contains(m)),
+    }
+}
+
 impl Services {
     pub(super) async fn agents_impl(&self) -> BackendResult<Vec<AgentRecord>> {
-        self.run(|c| {
-            Ok(db::agents::list(c)?
-                .into_iter()
-                .map(|a| AgentRecord {
-                    id: a.id,
-                    queues: a.queue_list().into_iter().map(str::to_string).collect(),
-                    name: a.name,
-                    hostname: a.hostname,
-                    version: a.version,
-                    os: a.os,
-                    status: a.status,
-                    cpu_percent: a.cpu_percent,
-                    memory_percent: a.memory_percent,
-                    uptime_seconds: a.uptime_seconds,
-                    last_seen_at: a.last_seen_at.map(db::utc),
-                })
-                .collect())
+        self.run(|c| Ok(db::agents::list(c)?.into_iter().map(agent_record).collect())).await
+    }
+
+    pub(super) async fn set_agent_instances_impl(
+        &self,
+        actor: &Principal,
+        name: &str,
+        instances: InstanceAccess,
+    ) -> BackendResult<AgentRecord> {
+        let (actor, name) = (actor.clone(), name.to_string());
+        self.run(move |c| {
+            db::transaction(c, |c| {
+                let row = db::agents::by_name(c, &name)?.ok_or_else(|| ApiError::NotFound(format!("agent {name}")))?;
+                let before = agent_record(row).instances;
+                if !actor.instances.covers(&before) || !actor.instances.covers(&instances) {
+                    return Err(ApiError::Forbidden(format!(
+                        "you may set only instances you have ({}) on an agent that serves only those",
+                        actor.instances
+                    ))
+                    .into());
+                }
+                db::agents::set_instances(c, &name, &instances.to_string())?;
+                audit(
+                    c,
+                    &actor.username,
+                    "setAgentInstances",
+                    &name,
+                    Some(before.to_string()),
+                    Some(instances.to_string()),
+                )?;
+                let row = db::agents::by_name(c, &name)?.ok_or(db::DbError::NotFound)?;
+                Ok(agent_record(row))
+            })
         })
         .await
     }

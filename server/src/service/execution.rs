@@ -89,9 +89,12 @@ impl Services {
             (Some(q), true) => {
                 let q = q.clone();
                 let rows = self.run(|c| Ok(db::agents::list(c)?)).await?;
+                // Only the agents the caller's instances may reach.
                 let list: Vec<String> = rows
                     .into_iter()
                     .filter(|a| online.contains(&a.name) && a.queue_list().contains(&q.as_str()))
+                    .map(super::agents::agent_record)
+                    .filter(|a| super::agents::adhoc_may_reach(&p.instances, &a.instances))
                     .map(|a| a.name)
                     .collect();
                 if list.is_empty() {
@@ -124,11 +127,19 @@ impl Services {
         let (actor, command, user) = (p.username.clone(), req.command.clone(), req.run_as_user.clone());
         let names = agents.clone();
         let to_make = specs.clone();
+        let caller = p.instances.clone();
         let ids: Vec<i64> = self
             .run(move |c| {
                 for a in &names {
-                    if db::agents::by_name(c, a)?.is_none() {
+                    let Some(row) = db::agents::by_name(c, a)? else {
                         return Err(ApiError::invalid("agents", "unknown_agent", format!("no agent {a}")).into());
+                    };
+                    let serves = super::agents::agent_record(row).instances;
+                    if !super::agents::adhoc_may_reach(&caller, &serves) {
+                        return Err(ApiError::Forbidden(format!(
+                            "agent {a} serves instances {serves}, none of yours ({caller})"
+                        ))
+                        .into());
                     }
                 }
                 db::transaction(c, |c| {

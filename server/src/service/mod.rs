@@ -468,6 +468,14 @@ impl Backend for Services {
     async fn agent_tokens(&self) -> BackendResult<Vec<AgentTokenRecord>> {
         self.agent_tokens_impl().await
     }
+    async fn set_agent_instances(
+        &self,
+        actor: &Principal,
+        name: &str,
+        instances: InstanceAccess,
+    ) -> BackendResult<AgentRecord> {
+        self.set_agent_instances_impl(actor, name, instances).await
+    }
     async fn create_agent_token(&self, actor: &Principal, name: &str) -> BackendResult<(String, AgentTokenRecord)> {
         self.create_agent_token_impl(actor, name).await
     }
