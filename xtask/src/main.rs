@@ -281,6 +281,21 @@ fn ensure_smtp_python() -> Result<std::path::PathBuf> {
     Ok(python)
 }
 
+/// libpq is built with OpenSSL (PostgreSQL over TLS), from the system's headers: installed
+/// when missing and we may.
+fn ensure_openssl_headers() -> Result<()> {
+    let found = || Command::new("pkg-config").args(["--exists", "openssl"]).status().is_ok_and(|s| s.success());
+    if found() {
+        return Ok(());
+    }
+    if !can_install() {
+        eprintln!("warning: OpenSSL's headers were not found (sudo apt-get install libssl-dev pkg-config); the build may fail");
+        return Ok(());
+    }
+    step("installing OpenSSL's headers (libssl-dev, pkg-config)");
+    apt_install(&["libssl-dev", "pkg-config"])
+}
+
 fn can_install() -> bool {
     is_root() || Command::new("sudo").args(["-n", "true"]).output().is_ok_and(|o| o.status.success())
 }
@@ -307,6 +322,7 @@ fn test() -> Result<()> {
         Err(e) if !in_ci() => eprintln!("warning: no Python SMTP server, the e-mail tests are skipped: {e:#}"),
         Err(e) => return Err(e),
     }
+    ensure_openssl_headers()?;
     build_ui()?;
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -333,6 +349,7 @@ fn main() -> Result<()> {
         Some("ui") => build_ui(),
         Some("test") => test(),
         Some("run") => {
+            ensure_openssl_headers()?;
             build_ui()?;
             step("building and starting baton serve");
             let extra: Vec<&str> = args[1..].iter().map(String::as_str).filter(|a| *a != "--").collect();
