@@ -514,3 +514,27 @@ impl TestCertificates {
         ureq::Agent::config_builder().tls_config(TlsConfig::builder().root_certs(roots).build()).build().into()
     }
 }
+
+/// A raw agent connection (`/agent`), for tests that speak the protocol themselves.
+pub type AgentSocket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// Opens an agent connection and says hello as `name` with `token`; the server's first answer.
+pub fn agent_hello(base_url: &str, token: &str, name: &str) -> Result<(AgentSocket, serde_json::Value)> {
+    let (mut ws, _) = tungstenite::connect(format!("{}/agent", base_url.replacen("http", "ws", 1)).as_str())?;
+    let hello = serde_json::json!({"type": "hello", "protocol": 1, "token": token, "name": name, "hostname": "h",
+                                   "queues": [], "version": "x", "os": "y", "last_acked_seq": 0});
+    ws.send(tungstenite::Message::Text(hello.to_string().into()))?;
+    let answer = next_agent_frame(&mut ws).context("the server closed the connection")?;
+    Ok((ws, answer))
+}
+
+/// The next text frame of an agent connection, or None once it is closed.
+pub fn next_agent_frame(ws: &mut AgentSocket) -> Option<serde_json::Value> {
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => return serde_json::from_str(&t).ok(),
+            Ok(tungstenite::Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}

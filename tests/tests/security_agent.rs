@@ -5,7 +5,7 @@
 //! tests run as root (as in CI).
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
-use baton_tests::{data, in_ci, wait_for, Agent, Server};
+use baton_tests::{agent_hello, data, in_ci, next_agent_frame, wait_for, Agent, AgentSocket, Server};
 use serde_json::{json, Value};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
@@ -151,26 +151,9 @@ fn the_job_cannot_read_the_agents_state_or_write_its_journal() {
     assert!(!std::fs::read_to_string(&journal).unwrap().contains("{\"pid\":1}"));
 }
 
-type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
-
 /// Says hello on a new agent connection; the server's first answer.
-fn hello(s: &Server, token: &str, name: &str) -> (Socket, Value) {
-    let (mut ws, _) = tungstenite::connect(s.url("/agent").replace("http://", "ws://").as_str()).unwrap();
-    let hello = json!({"type": "hello", "protocol": 1, "token": token, "name": name, "hostname": "h", "queues": [],
-                       "version": "x", "os": "y", "last_acked_seq": 0});
-    ws.send(tungstenite::Message::Text(hello.to_string().into())).unwrap();
-    let answer = next_text(&mut ws).unwrap();
-    (ws, answer)
-}
-
-fn next_text(ws: &mut Socket) -> Option<Value> {
-    loop {
-        match ws.read() {
-            Ok(tungstenite::Message::Text(t)) => return serde_json::from_str(&t).ok(),
-            Ok(tungstenite::Message::Close(_)) | Err(_) => return None,
-            Ok(_) => {}
-        }
-    }
+fn hello(s: &Server, token: &str, name: &str) -> (AgentSocket, Value) {
+    agent_hello(&s.base_url, token, name).unwrap()
 }
 
 fn agent_token(s: &Server, admin: &str, name: &str) -> (String, i64) {
@@ -212,7 +195,7 @@ fn an_agent_is_who_its_token_says() {
     assert_eq!(answer["acked_seq"], 0);
     let event = json!({"type": "event", "seq": 1_000_000, "run_id": 1, "attempt": 1, "event": {"kind": "accepted"}});
     ws.send(tungstenite::Message::Text(event.to_string().into())).unwrap();
-    let answer = next_text(&mut ws).unwrap();
+    let answer = next_agent_frame(&mut ws).unwrap();
     assert_eq!((answer["type"].as_str(), answer["code"].as_str()), (Some("error"), Some("malformed")), "{answer}");
     assert!(answer["message"].as_str().unwrap().contains("more than 1000 past the last one stored"), "{answer}");
     drop(ws);

@@ -3,7 +3,7 @@
 //! every field the SDL has: a new field without a row (and so without a decided guard) fails.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
-use baton_tests::{data, error_code, Server, Subscription};
+use baton_tests::{agent_hello, data, error_code, Server, Subscription};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -247,13 +247,8 @@ fn mutations() -> Vec<Op> {
             let token = c.gql("mutation($n: String!) { createAgentToken(name: $n) { token } }", json!({ "n": name }))
                 ["createAgentToken"]["token"]
                 .clone();
-            let url = c.s.url("/agent").replace("http://", "ws://");
-            let (mut ws, _) = tungstenite::connect(url.as_str()).unwrap();
-            let hello = json!({"type": "hello", "protocol": 1, "token": token, "name": name, "hostname": "h", "queues": [],
-                               "version": "x", "os": "y", "last_acked_seq": 0});
-            ws.send(tungstenite::Message::Text(hello.to_string().into())).unwrap();
-            let _welcome = ws.read().unwrap();
-            drop(ws);
+            let (_, welcome) = agent_hello(&c.s.base_url, token.as_str().unwrap(), &name).unwrap();
+            assert_eq!(welcome["type"], "welcome", "{welcome}");
             let set = "mutation($n: String!, $i: String!) { setAgentInstances(name: $n, instances: $i) { instances } }";
             c.gql(set, json!({ "n": name, "i": "default" }));
             q(set, json!({ "n": name, "i": "default" }))
