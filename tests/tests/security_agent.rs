@@ -51,6 +51,17 @@ fn ended(s: &Server, admin: &str, id: i64) -> Value {
     .unwrap()
 }
 
+/// Creates the task `task` and forces a run of it; the run's id.
+fn force_task(s: &Server, admin: &str, task: Value) -> i64 {
+    let tid = gql(s, admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": task }))
+        ["createTask"]["tid"]
+        .as_i64()
+        .unwrap();
+    gql(s, admin, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": tid }))["forceRun"]["id"]
+        .as_i64()
+        .unwrap()
+}
+
 fn stdout(s: &Server, admin: &str, id: i64) -> String {
     let q = "query($id: Int!) { runOutput(runId: $id, stream: STDOUT, limit: 1048576) { data } }";
     gql(s, admin, q, json!({ "id": id }))["runOutput"]["data"].as_str().unwrap_or("").to_string()
@@ -101,13 +112,7 @@ fn a_link_from_an_output_path_does_not_reach_what_only_root_may_touch() {
     std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
     let task = json!({ "name": "linked", "command": "echo from-the-job", "target": "etl", "runAsUser": "nobody",
                        "stdoutPath": home.join("job.log").to_string_lossy() });
-    let tid = gql(&s, &admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": task }))
-        ["createTask"]["tid"]
-        .as_i64()
-        .unwrap();
-    let id = gql(&s, &admin, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": tid }))["forceRun"]["id"]
-        .as_i64()
-        .unwrap();
+    let id = force_task(&s, &admin, task);
     let r = ended(&s, &admin, id);
     assert_eq!(r["status"], "FAILED", "nobody may not write root's file: {r}");
     assert!(r["reason"].as_str().unwrap().contains("opening the output file"), "{r}");
@@ -236,13 +241,7 @@ fn a_credential_leaves_no_trace_on_the_host_once_the_run_is_reported() {
     );
     let task = json!({ "name": "uses_secret", "command": "echo \"pw=$DB_PASSWORD\"", "target": "etl", "runAsUser": "root",
                        "profile": [{ "name": "DB_PASSWORD", "value": "${C:db/password}" }] });
-    let tid = gql(&s, &admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": task }))
-        ["createTask"]["tid"]
-        .as_i64()
-        .unwrap();
-    let id = gql(&s, &admin, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": tid }))["forceRun"]["id"]
-        .as_i64()
-        .unwrap();
+    let id = force_task(&s, &admin, task);
     assert_eq!(ended(&s, &admin, id)["status"], "SUCCESS");
     assert_eq!(stdout(&s, &admin, id), format!("pw={}\n", "*".repeat(secret.len())), "masked");
     // Every file of the agent's own: the secret is gone once the run's end is reported. (What

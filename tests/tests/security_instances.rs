@@ -43,8 +43,8 @@ fn wait_success(s: &Server, admin: &str, id: i64) {
     .unwrap();
 }
 
-#[test]
-fn a_caller_of_one_instance_sees_nothing_of_another() {
+/// A server with instances `default` and `other`, its superadmin's token, and agent `a1` online.
+fn rig() -> (Server, String, Agent) {
     let s = Server::start().unwrap();
     let admin = s.admin().unwrap();
     gql(&s, &admin, "mutation { createInstance(name: \"other\") { id } }", json!({}));
@@ -53,11 +53,17 @@ fn a_caller_of_one_instance_sees_nothing_of_another() {
         .as_str()
         .unwrap()
         .to_string();
-    let _agent = Agent::start(&s.base_url, &token, "a1", "etl").unwrap();
+    let agent = Agent::start(&s.base_url, &token, "a1", "etl").unwrap();
     wait_for("the agent", Duration::from_secs(20), || {
         (gql(&s, &admin, "{ agents { status } }", json!({}))["agents"][0]["status"] == "ONLINE").then_some(())
     })
     .unwrap();
+    (s, admin, agent)
+}
+
+#[test]
+fn a_caller_of_one_instance_sees_nothing_of_another() {
+    let (s, admin, _agent) = rig();
     let (mine, theirs) = (task(&s, &admin, "mine", "default"), task(&s, &admin, "theirs", "other"));
     let viewer = user(&s, &admin, "viewer1", "viewer", "default");
     let operator = user(&s, &admin, "operator1", "operator", "default");
@@ -162,19 +168,7 @@ fn an_admin_of_one_instance_grants_only_that_instance() {
 
 #[test]
 fn adhoc_runs_reach_only_agents_serving_the_callers_instances() {
-    let s = Server::start().unwrap();
-    let admin = s.admin().unwrap();
-    gql(&s, &admin, "mutation { createInstance(name: \"other\") { id } }", json!({}));
-    let token = gql(&s, &admin, "mutation { createAgentToken(name: \"t\") { token } }", json!({}))["createAgentToken"]
-        ["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let _agent = Agent::start(&s.base_url, &token, "a1", "etl").unwrap();
-    wait_for("the agent", Duration::from_secs(20), || {
-        (gql(&s, &admin, "{ agents { status } }", json!({}))["agents"][0]["status"] == "ONLINE").then_some(())
-    })
-    .unwrap();
+    let (s, admin, _agent) = rig();
     let set = "mutation($i: String!) { setAgentInstances(name: \"a1\", instances: $i) { instances } }";
     assert_eq!(gql(&s, &admin, set, json!({ "i": "other" }))["setAgentInstances"]["instances"], "other");
     let mine = user(&s, &admin, "op_default", "operator", "default");
