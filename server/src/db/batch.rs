@@ -123,30 +123,29 @@ impl Writer {
                     continue;
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                let worked = if jobs.len() == 1 {
+                let worked = match <[Job; 1]>::try_from(jobs) {
                     // A write alone is its own transaction: no savepoint, two round trips fewer.
-                    let mut worked = false;
-                    if let Some(job) = jobs.pop() {
+                    Ok([job]) => {
                         let (ok, finish) = job(&mut conn);
                         finish(true);
-                        worked = ok;
+                        ok
                     }
-                    worked
-                } else {
-                    let mut finish: Vec<Finish> = Vec::with_capacity(jobs.len());
-                    let done = (*conn).transaction::<(), diesel::result::Error, _>(|c| {
-                        for job in jobs {
-                            finish.push(job(c).1);
+                    Err(jobs) => {
+                        let mut finish: Vec<Finish> = Vec::with_capacity(jobs.len());
+                        let done = (*conn).transaction::<(), diesel::result::Error, _>(|c| {
+                            for job in jobs {
+                                finish.push(job(c).1);
+                            }
+                            Ok(())
+                        });
+                        if let Err(e) = &done {
+                            tracing::error!(error = %e, "committing a batch of writes");
                         }
-                        Ok(())
-                    });
-                    if let Err(e) = &done {
-                        tracing::error!(error = %e, "committing a batch of writes");
+                        for f in finish {
+                            f(done.is_ok());
+                        }
+                        done.is_ok()
                     }
-                    for f in finish {
-                        f(done.is_ok());
-                    }
-                    done.is_ok()
                 };
                 // After a failure the pool tests the connection again before it is used.
                 if keep && worked {
