@@ -119,11 +119,12 @@ async fn graphql(
 /// GraphiQL for GET, the WebSocket transport for an upgrade.
 async fn graphql_get(
     state: web::Data<AppState>,
+    policy: web::Data<WebPolicy>,
     http: HttpRequest,
     payload: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
     if http.headers().contains_key(header::UPGRADE) {
-        return subscriptions(state, http, payload).await;
+        return subscriptions(state, policy, http, payload).await;
     }
     Ok(graphiql_file("index.html"))
 }
@@ -147,18 +148,13 @@ fn graphiql_file(name: &str) -> HttpResponse {
 /// `token` (or `Authorization: Bearer ...`) of the connection_init payload.
 async fn subscriptions(
     state: web::Data<AppState>,
+    policy: web::Data<WebPolicy>,
     http: HttpRequest,
     payload: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
-    let max_message_bytes = match http.app_data::<web::Data<WebPolicy>>() {
-        Some(policy) => {
-            if let Err(refused) = policy.check_origin(&http) {
-                return Ok(refused.response());
-            }
-            policy.max_body_bytes
-        }
-        None => crate::config::DEFAULT_MAX_BODY_BYTES,
-    };
+    if let Err(refused) = policy.check_origin(&http) {
+        return Ok(refused.response());
+    }
     let token = request_token(&http);
     let from_upgrade = principal_for(&state.db, token.clone()).await;
     let client = client_info(&http, token.clone());
@@ -166,7 +162,7 @@ async fn subscriptions(
         schema: state.schema.clone(),
         backend: state.backend.clone(),
         db: state.db.clone(),
-        max_message_bytes,
+        max_message_bytes: policy.max_body_bytes,
     };
     crate::graphql_socket::serve(parts, &http, payload, token, from_upgrade, client)
 }
