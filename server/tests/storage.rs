@@ -325,10 +325,11 @@ fn sessions_tokens_and_credentials() {
         let uid = db::users::insert(&mut c, "ada", "$argon2id$...", "operator", "*", now()).unwrap();
         assert!(matches!(db::users::insert(&mut c, "ada", "x", "viewer", "*", now()), Err(DbError::Conflict(_))));
         db::sessions::insert(&mut c, uid, "h1", now() + Duration::hours(8), now()).unwrap();
-        assert!(db::sessions::find_live(&mut c, "h1", now()).unwrap().is_some(), "{}", t.name);
-        assert!(db::sessions::find_live(&mut c, "h1", now() + Duration::hours(9)).unwrap().is_none(), "expired");
+        let user = db::sessions::live_user(&mut c, "h1", now()).unwrap();
+        assert_eq!(user.map(|u| u.id), Some(uid), "{}", t.name);
+        assert!(db::sessions::live_user(&mut c, "h1", now() + Duration::hours(9)).unwrap().is_none(), "expired");
         assert_eq!(db::sessions::delete_for_user(&mut c, uid).unwrap(), 1);
-        assert!(db::sessions::find_live(&mut c, "h1", now()).unwrap().is_none());
+        assert!(db::sessions::live_user(&mut c, "h1", now()).unwrap().is_none());
 
         let tok = db::api_tokens::insert(&mut c, uid, "ci", "th", Some(now() + Duration::days(1)), now()).unwrap();
         assert!(db::api_tokens::find_live(&mut c, "th", now()).unwrap().is_some());

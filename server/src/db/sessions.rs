@@ -1,6 +1,7 @@
 //! The `sessions` table: browser and client logins (only token hashes are stored).
 
-use super::schema::sessions;
+use super::schema::{sessions, users};
+use super::users::UserRow;
 use super::{ts, with_conn, DbConn, DbResult};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -35,11 +36,13 @@ pub fn insert(
         .get_result(c))?)
 }
 
-/// The unexpired session with this token hash.
-pub fn find_live(conn: &mut DbConn, token_hash: &str, now: DateTime<Utc>) -> DbResult<Option<SessionRow>> {
+/// The user of the unexpired session with this token hash: one statement for the look-up every
+/// request makes.
+pub fn live_user(conn: &mut DbConn, token_hash: &str, now: DateTime<Utc>) -> DbResult<Option<UserRow>> {
     Ok(with_conn!(conn, |c| sessions::table
+        .inner_join(users::table)
         .filter(sessions::token_hash.eq(token_hash).and(sessions::expires_at.gt(ts(now))))
-        .select(SessionRow::as_select())
+        .select(UserRow::as_select())
         .first(c)
         .optional())?)
 }

@@ -77,18 +77,18 @@ pub fn insert_user(
 pub fn authenticate(c: &mut DbConn, token: &str) -> SvcResult<Option<Principal>> {
     let now = Utc::now();
     let hash = auth::token_hash(token);
-    let user_id = if let Some(s) = db::sessions::find_live(c, &hash, now)? {
-        s.user_id
+    let row = if let Some(u) = db::sessions::live_user(c, &hash, now)? {
+        u
     } else if let Some(t) = db::api_tokens::find_live(c, &hash, now)? {
         // Last use to the minute: a script calling in a loop does not write on every request.
         if t.last_used_at.is_none_or(|at| now.naive_utc() - at >= chrono::Duration::minutes(1)) {
             db::api_tokens::touch(c, t.id, now)?;
         }
-        t.user_id
+        db::users::get(c, t.user_id)?
     } else {
         return Ok(None);
     };
-    let u = user_record(db::users::get(c, user_id)?)?;
+    let u = user_record(row)?;
     if u.disabled {
         return Ok(None);
     }
