@@ -68,12 +68,25 @@ impl Leases {
     /// Inside a write's transaction: an error unless this server still holds the instance's lease
     /// (same fencing token, not expired at `now`).
     pub fn fence(&self, c: &mut DbConn, instance_id: i64, now: DateTime<Utc>) -> DbResult<()> {
-        let token = self.held.read().ok().and_then(|h| h.get(&instance_id).copied());
-        match token {
-            Some(t) if db::instance_leases::holds(c, instance_id, &self.owner, t, now)? => Ok(()),
-            _ => Err(DbError::Conflict(format!("this server no longer holds the lease on instance {instance_id}"))),
+        let f = self.fence_for(instance_id)?;
+        if db::instance_leases::holds(c, instance_id, &f.owner, f.token, now)? {
+            Ok(())
+        } else {
+            Err(lease_lost(instance_id))
         }
     }
+
+    /// What a write for the instance is fenced by while this server holds its lease (checked in
+    /// the write's own statement by `db::runs::advance`).
+    pub fn fence_for(&self, instance_id: i64) -> DbResult<db::runs::Fence> {
+        let token = self.held.read().ok().and_then(|h| h.get(&instance_id).copied());
+        let token = token.ok_or_else(|| lease_lost(instance_id))?;
+        Ok(db::runs::Fence { instance_id, owner: self.owner.clone(), token })
+    }
+}
+
+fn lease_lost(instance_id: i64) -> DbError {
+    DbError::Conflict(format!("this server no longer holds the lease on instance {instance_id}"))
 }
 
 /// What a round changed.

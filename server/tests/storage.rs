@@ -270,6 +270,71 @@ fn one_run_per_slot_transitions_in_order_and_output_once() {
 }
 
 #[test]
+fn a_step_is_stored_whole_or_refused_whole() {
+    for t in databases() {
+        let mut c = t.db.conn().unwrap();
+        let inst = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
+        let tid = db::tasks::insert(&mut c, inst, None, &task("job", None), now()).unwrap();
+        let run = db::runs::create(&mut c, &new_run(tid, "2026-11-28T12:00:00")).unwrap().id();
+        let ttl = Duration::seconds(10);
+        let token = db::instance_leases::acquire(&mut c, inst, "a", ttl, now()).unwrap().unwrap();
+        let fence = db::runs::Fence { instance_id: inst, owner: "a".into(), token };
+        let step = |from: RunStatus, to: RunStatus, secs: i64| Transition {
+            from,
+            to,
+            attempt: 1,
+            at: now() + Duration::seconds(secs),
+            reason: None,
+        };
+        let change = |status: RunStatus, exit_code: Option<Option<i32>>| db::runs::RunChange {
+            status: status.as_str().into(),
+            attempt: 1,
+            reason: None,
+            agent_id: None,
+            pid: Some(Some(42)),
+            exit_code,
+            triggered_at: Some(Some(now().naive_utc())),
+            started_at: None,
+            ended_at: None,
+            updated_at: now().naive_utc(),
+        };
+        let idle = db::runs::Expected { status: "IDLE".into(), attempt: 0, agent_id: None };
+        let triggered = db::runs::Expected { status: "TRIGGERED".into(), attempt: 1, agent_id: None };
+        let to_triggered = change(RunStatus::Triggered, None);
+        let first = [step(RunStatus::Idle, RunStatus::Triggered, 0)];
+        let advance = |c: &mut db::DbConn, expected, change, trs: &[Transition], fence, at: DateTime<Utc>| {
+            let s = db::runs::Step { run_id: run, expected, change, transitions: trs, server: "s1", fence, now: at };
+            db::runs::advance(c, &s)
+        };
+        advance(&mut c, &idle, &to_triggered, &first, Some(&fence), now()).unwrap();
+
+        // A stale view, then a lost lease: refused, and nothing of either is stored.
+        let stale = advance(&mut c, &idle, &to_triggered, &first, Some(&fence), now());
+        assert!(matches!(stale, Err(DbError::Conflict(_))), "{}: {stale:?}", t.name);
+        let later = now() + Duration::seconds(11);
+        assert_eq!(db::instance_leases::acquire(&mut c, inst, "b", ttl, later).unwrap(), Some(token + 1));
+        let ended = change(RunStatus::Failed, Some(Some(3)));
+        let two = [step(RunStatus::Triggered, RunStatus::Started, 1), step(RunStatus::Started, RunStatus::Failed, 2)];
+        let fenced = advance(&mut c, &triggered, &ended, &two, Some(&fence), later);
+        assert!(matches!(&fenced, Err(DbError::Conflict(why)) if why.contains("lease")), "{}: {fenced:?}", t.name);
+        let row = db::runs::get(&mut c, run).unwrap();
+        assert_eq!((row.status.as_str(), row.pid, row.exit_code), ("TRIGGERED", Some(42), None), "{}", t.name);
+        assert_eq!(db::run_transitions::of_run(&mut c, run).unwrap().len(), 1, "{}", t.name);
+
+        // Unfenced, from the run as it is: both steps, in order after the first; a field the
+        // change leaves alone keeps its value.
+        advance(&mut c, &triggered, &ended, &two, None, later).unwrap();
+        let row = db::runs::get(&mut c, run).unwrap();
+        assert_eq!((row.status.as_str(), row.exit_code, row.pid), ("FAILED", Some(3), Some(42)), "{}", t.name);
+        assert_eq!(row.triggered_at, Some(now().naive_utc()), "{}", t.name);
+        let stored: Vec<(i32, String)> =
+            db::run_transitions::of_run(&mut c, run).unwrap().into_iter().map(|r| (r.seq, r.to_status)).collect();
+        let want = [(1, "TRIGGERED"), (2, "STARTED"), (3, "FAILED")].map(|(s, st)| (s, st.to_string()));
+        assert_eq!(stored, want, "{}", t.name);
+    }
+}
+
+#[test]
 fn batched_writes_share_transactions_and_a_failing_one_undoes_only_itself() {
     for t in databases() {
         let tid = {

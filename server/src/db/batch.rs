@@ -19,8 +19,9 @@ pub const MAX_BATCH: usize = 1024;
 
 /// Tells a caller whether the transaction holding its write was committed.
 type Finish = Box<dyn FnOnce(bool) + Send>;
-/// One caller's write, run inside the batch's transaction: whether it worked, and its answer.
-type Job = Box<dyn FnOnce(&mut DbConn) -> (bool, Finish) + Send>;
+/// One caller's write, run inside the batch's transaction (or alone, when the flag says it is the
+/// batch's only write): whether it worked, and its answer.
+type Job = Box<dyn FnOnce(&mut DbConn, bool) -> (bool, Finish) + Send>;
 
 /// How long a writer reuses the connection of its last batch without asking the pool (which
 /// tests each connection with a round trip) when that batch worked.
@@ -70,14 +71,21 @@ impl Batcher {
     /// Queues `f` now on the writer of `key`, behind every write queued there before it (writes
     /// with the same key are run in the order they are queued), to run in a savepoint of its own
     /// (its failure undoes only its own writes); returns what answers once its batch is committed.
-    pub fn submit<T, F>(&self, key: i64, f: F) -> impl std::future::Future<Output = DbResult<T>> + Send + 'static
+    /// `atomic`: `f` is atomic by itself (one statement, or its own transaction), so alone in a
+    /// batch it needs no transaction around it.
+    pub fn submit<T, F>(
+        &self,
+        key: i64,
+        atomic: bool,
+        f: F,
+    ) -> impl std::future::Future<Output = DbResult<T>> + Send + 'static
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel::<DbResult<T>>();
-        let job: Job = Box::new(move |c: &mut DbConn| {
-            let res = c.transaction(f);
+        let job: Job = Box::new(move |c: &mut DbConn, alone: bool| {
+            let res = if atomic && alone { f(c) } else { c.transaction(f) };
             let worked = res.is_ok();
             let finish: Finish = Box::new(move |committed: bool| {
                 let res = if committed { res } else { Err(DbError::Unavailable("the batch was not committed".into())) };
@@ -124,9 +132,10 @@ impl Writer {
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 let worked = match <[Job; 1]>::try_from(jobs) {
-                    // A write alone is its own transaction: no savepoint, two round trips fewer.
+                    // A write alone is its own transaction (or needs none): no savepoint, two
+                    // round trips fewer.
                     Ok([job]) => {
-                        let (ok, finish) = job(&mut conn);
+                        let (ok, finish) = job(&mut conn, true);
                         finish(true);
                         ok
                     }
@@ -134,7 +143,7 @@ impl Writer {
                         let mut finish: Vec<Finish> = Vec::with_capacity(jobs.len());
                         let done = (*conn).transaction::<(), diesel::result::Error, _>(|c| {
                             for job in jobs {
-                                finish.push(job(c).1);
+                                finish.push(job(c, false).1);
                             }
                             Ok(())
                         });

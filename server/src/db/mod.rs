@@ -284,7 +284,7 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
     {
-        self.batcher.submit(0, f).await
+        self.batcher.submit(0, false, f).await
     }
 
     /// Queues a small write now, behind every write queued before it; the future answers once
@@ -294,7 +294,7 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
     {
-        self.batcher.submit(0, f)
+        self.batcher.submit(0, false, f)
     }
 
     /// As `submit`, in order with the other writes for `key` only (a run's id: its transitions and
@@ -304,7 +304,22 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
     {
-        self.batcher.submit(key, f)
+        self.batcher.submit(key, false, f)
+    }
+
+    /// As `submit_for`, for a write that is atomic by itself (one statement, as
+    /// `runs::advance` is on PostgreSQL, or its own transaction): alone in its batch, it runs
+    /// without a transaction around it.
+    pub fn submit_atomic_for<T, F>(
+        &self,
+        key: i64,
+        f: F,
+    ) -> impl std::future::Future<Output = DbResult<T>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
+    {
+        self.batcher.submit(key, true, f)
     }
 
     /// Transactions the batch writer has run (for tests and benchmarks).

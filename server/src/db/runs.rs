@@ -148,6 +148,110 @@ pub fn set_if(conn: &mut DbConn, id: i64, expected: &Expected, change: &RunChang
     Ok(())
 }
 
+/// The lease a write is fenced by: it is stored only while `owner` holds `instance_id` under
+/// `token`, not expired at the write's time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub instance_id: i64,
+    pub owner: String,
+    pub token: i64,
+}
+
+/// One step of a run: its change, applied only if it is still as `expected`, with the
+/// transitions it made, stored by `server` at `now`.
+#[derive(Debug, Clone)]
+pub struct Step<'a> {
+    pub run_id: i64,
+    pub expected: &'a Expected,
+    pub change: &'a RunChange,
+    pub transitions: &'a [baton_schema::run::Transition],
+    pub server: &'a str,
+    pub fence: Option<&'a Fence>,
+    pub now: DateTime<Utc>,
+}
+
+/// Stores a step atomically on its own (one statement on PostgreSQL, see the
+/// `baton_advance_run` migration; a transaction, or a savepoint inside the caller's, on SQLite).
+/// `Conflict` when the lease is not held or the run changed meanwhile.
+pub fn advance(conn: &mut DbConn, step: &Step<'_>) -> DbResult<()> {
+    match conn {
+        DbConn::Pg(c) => advance_pg(c, step),
+        DbConn::Sqlite(_) => conn.transaction(|c| {
+            if let Some(f) = step.fence {
+                if !super::instance_leases::holds(c, f.instance_id, &f.owner, f.token, step.now)? {
+                    return Err(fence_lost(f));
+                }
+            }
+            set_if(c, step.run_id, step.expected, step.change)?;
+            super::run_transitions::append(c, step.run_id, step.transitions, step.server)
+        }),
+    }
+}
+
+fn fence_lost(f: &Fence) -> DbError {
+    DbError::Conflict(format!("this server no longer holds the lease on instance {}", f.instance_id))
+}
+
+fn advance_pg(c: &mut PgConnection, step: &Step<'_>) -> DbResult<()> {
+    use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamp};
+    #[derive(QueryableByName)]
+    struct Outcome {
+        #[diesel(sql_type = Nullable<Text>)]
+        refused: Option<String>,
+    }
+    let (ch, trs) = (step.change, step.transitions);
+    let flat = |v: &Option<Option<NaiveDateTime>>| (v.is_some(), v.flatten());
+    let (set_triggered, triggered) = flat(&ch.triggered_at);
+    let (set_started, started) = flat(&ch.started_at);
+    let (set_ended, ended) = flat(&ch.ended_at);
+    let steps_from: Vec<&str> = trs.iter().map(|t| t.from.as_str()).collect();
+    let steps_to: Vec<&str> = trs.iter().map(|t| t.to.as_str()).collect();
+    let attempts: Vec<i32> = trs.iter().map(|t| i32::try_from(t.attempt).unwrap_or(i32::MAX)).collect();
+    let at: Vec<NaiveDateTime> = trs.iter().map(|t| ts(t.at)).collect();
+    let reasons: Vec<Option<String>> = trs.iter().map(|t| t.reason.as_ref().map(super::to_json)).collect();
+    let out: Outcome = diesel::sql_query(
+        "SELECT baton_advance_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+         $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) AS refused",
+    )
+    .bind::<BigInt, _>(step.run_id)
+    .bind::<Text, _>(&step.expected.status)
+    .bind::<Integer, _>(step.expected.attempt)
+    .bind::<Nullable<BigInt>, _>(step.expected.agent_id)
+    .bind::<Text, _>(&ch.status)
+    .bind::<Integer, _>(ch.attempt)
+    .bind::<Timestamp, _>(ch.updated_at)
+    .bind::<Bool, _>(ch.reason.is_some())
+    .bind::<Nullable<Text>, _>(ch.reason.clone().flatten())
+    .bind::<Bool, _>(ch.agent_id.is_some())
+    .bind::<Nullable<BigInt>, _>(ch.agent_id.flatten())
+    .bind::<Bool, _>(ch.pid.is_some())
+    .bind::<Nullable<BigInt>, _>(ch.pid.flatten())
+    .bind::<Bool, _>(ch.exit_code.is_some())
+    .bind::<Nullable<Integer>, _>(ch.exit_code.flatten())
+    .bind::<Bool, _>(set_triggered)
+    .bind::<Nullable<Timestamp>, _>(triggered)
+    .bind::<Bool, _>(set_started)
+    .bind::<Nullable<Timestamp>, _>(started)
+    .bind::<Bool, _>(set_ended)
+    .bind::<Nullable<Timestamp>, _>(ended)
+    .bind::<Array<Text>, _>(steps_from)
+    .bind::<Array<Text>, _>(steps_to)
+    .bind::<Array<Integer>, _>(attempts)
+    .bind::<Array<Timestamp>, _>(at)
+    .bind::<Array<Nullable<Text>>, _>(reasons)
+    .bind::<Text, _>(step.server)
+    .bind::<Nullable<BigInt>, _>(step.fence.map(|f| f.instance_id))
+    .bind::<Nullable<Text>, _>(step.fence.map(|f| f.owner.as_str()))
+    .bind::<Nullable<BigInt>, _>(step.fence.map(|f| f.token))
+    .bind::<Timestamp, _>(ts(step.now))
+    .get_result(c)?;
+    match (out.refused.as_deref(), step.fence) {
+        (None, _) => Ok(()),
+        (Some("fence"), Some(f)) => Err(fence_lost(f)),
+        _ => Err(DbError::Conflict(format!("run {} changed meanwhile (another server holds it)", step.run_id))),
+    }
+}
+
 pub fn set(conn: &mut DbConn, id: i64, change: &RunChange) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::update(runs::table.find(id)).set(change).execute(c))?;
     if n == 0 {

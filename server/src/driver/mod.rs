@@ -131,8 +131,9 @@ pub fn settle_stored(
         updated_at: db::ts(now),
     };
     let expected = db::runs::Expected { status: row.status.clone(), attempt: row.attempt, agent_id: row.agent_id };
-    db::runs::set_if(c, run_id, &expected, &change)?;
-    db::run_transitions::append(c, run_id, &trs, server)?;
+    let step =
+        db::runs::Step { run_id, expected: &expected, change: &change, transitions: &trs, server, fence: None, now };
+    db::runs::advance(c, &step)?;
     Ok(Ok(Settled { status: m.status, row, transitions: trs }))
 }
 
@@ -358,10 +359,8 @@ impl Driver {
         let attempt = i32::try_from(machine.attempt).unwrap_or(i32::MAX);
         let pid = machine.pid.map(i64::from);
         let trs = transitions.to_vec();
-        let stored = self.db.submit_for(run_id, move |c| {
-            if let Some(instance) = fence {
-                leases.fence(c, instance, now)?;
-            }
+        let stored = self.db.submit_atomic_for(run_id, move |c| {
+            let fence = fence.map(|instance| leases.fence_for(instance)).transpose()?;
             let agent_id = agent.id(c)?;
             let last = trs.last().map(|t| t.to);
             let change = db::runs::RunChange {
@@ -381,8 +380,18 @@ impl Driver {
                 attempt: was_attempt,
                 agent_id: was_agent.id(c)?,
             };
-            db::runs::set_if(c, run_id, &expected, &change)?;
-            db::run_transitions::append(c, run_id, &trs, &server)
+            db::runs::advance(
+                c,
+                &db::runs::Step {
+                    run_id,
+                    expected: &expected,
+                    change: &change,
+                    transitions: &trs,
+                    server: &server,
+                    fence: fence.as_ref(),
+                    now,
+                },
+            )
         });
         async move {
             match stored.await {
