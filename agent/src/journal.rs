@@ -92,43 +92,13 @@ pub fn append_to(journal: &mut File, fact: &Fact) -> std::io::Result<()> {
     journal.write_all(&line(fact)?)
 }
 
-/// Starts the journal of a new attempt with its job, for the agent only (it may hold
-/// credentials, and what it says the agent trusts); fails if there is one already (an attempt is
-/// accepted once).
+/// Starts the journal of a new attempt with its job, for the agent only (what it says the agent
+/// trusts); fails if there is one already (an attempt is accepted once). The job holds no
+/// credential values: those reach the shim through the launcher's pipe only.
 pub fn create(base: &Path, job: &Job) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file(base, "journal"))?;
     f.write_all(&line(&Fact::Job(job.clone()))?)
-}
-
-/// Rewrites a reported attempt's journal without its secrets: the job's credential values (and
-/// every environment variable holding one) are dropped, so they stay on disk only while the
-/// attempt runs (a restarted agent needs them to mask the output it has still to send), not
-/// for the days the attempt's files are kept. Written beside and renamed over, so a crash
-/// leaves one journal or the other.
-pub fn scrub_secrets(base: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = file(base, "journal");
-    let text = std::fs::read_to_string(&path)?;
-    let mut out = Vec::with_capacity(text.len());
-    for raw in text.lines() {
-        match serde_json::from_str::<Fact>(raw) {
-            Ok(Fact::Job(mut job)) if !job.secrets.is_empty() => {
-                let secrets = std::mem::take(&mut job.secrets);
-                job.env.retain(|_, v| !secrets.iter().any(|s| !s.is_empty() && v.contains(s.as_str())));
-                out.extend(line(&Fact::Job(job))?);
-            }
-            _ => {
-                out.extend_from_slice(raw.as_bytes());
-                out.push(b'\n');
-            }
-        }
-    }
-    let scrubbed = file(base, "journal-scrubbed");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&scrubbed)?;
-    f.write_all(&out)?;
-    f.sync_all()?;
-    std::fs::rename(&scrubbed, &path)
 }
 
 /// Whether the attempt `base` was reported to its end (`Reported` is the journal's last line:

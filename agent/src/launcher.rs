@@ -1,6 +1,7 @@
 //! `baton-agent launcher RUNS_DIR`: starts shims by forking itself, so that an attempt costs one
 //! `fork` of a small single-threaded process rather than an `exec` of the whole agent binary.
-//! The agent writes an attempt's name (`RUN-ATTEMPT`) per line on the launcher's stdin; the
+//! The agent writes an attempt's name (`RUN-ATTEMPT`) per line on the launcher's stdin, followed
+//! by the job's credential variables when it has any (so they are never written to a file); the
 //! forked child becomes that attempt's shim. The shims inherit the launcher's stdout, a pipe the agent reads,
 //! and tell it there when their job started and when it ended. The launcher ends when the agent
 //! closes its stdin (the agent went away); the shims it started go on.
@@ -29,15 +30,27 @@ pub fn serve(runs_dir: &Path) -> std::process::ExitCode {
             Ok(0) | Err(_) => return std::process::ExitCode::SUCCESS,
             Ok(_) => {}
         }
-        let name = line.trim_end_matches('\n');
+        // `NAME`, or `NAME SECRET_ENV` with the job's credential variables as one JSON object.
+        let (name, secrets) = line.trim_end_matches('\n').split_once(' ').unwrap_or((line.trim_end_matches('\n'), ""));
         // An attempt's name is the only thing a launcher starts.
         if crate::journal::parse_name(name).is_none() {
             continue;
         }
+        let secret_env: crate::shim::SecretEnv = if secrets.is_empty() {
+            Default::default()
+        } else {
+            match serde_json::from_str(secrets) {
+                Ok(env) => env,
+                Err(e) => {
+                    crate::shim::fail(&runs_dir.join(name), name, format!("reading the job's credentials: {e}"));
+                    continue;
+                }
+            }
+        };
         let base = runs_dir.join(name);
         // SAFETY: this process has a single thread, so the child may run any code.
         match unsafe { fork() } {
-            Ok(ForkResult::Child) => std::process::exit(become_shim(&base, name)),
+            Ok(ForkResult::Child) => std::process::exit(become_shim(&base, name, &secret_env)),
             Ok(ForkResult::Parent { .. }) => {}
             Err(e) => crate::shim::fail(&base, name, format!("starting the shim: {e}")),
         }
@@ -46,7 +59,7 @@ pub fn serve(runs_dir: &Path) -> std::process::ExitCode {
 
 /// In the forked child: leaves the launcher's process group and signal settings behind, then
 /// supervises the attempt.
-fn become_shim(base: &Path, name: &str) -> i32 {
+fn become_shim(base: &Path, name: &str, secret_env: &crate::shim::SecretEnv) -> i32 {
     // Its own process group: the shim outlives the agent and the launcher, and their signals.
     let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
     // SAFETY: restoring the default disposition; the shim must be able to wait for its job.
@@ -55,7 +68,7 @@ fn become_shim(base: &Path, name: &str) -> i32 {
     if let Ok(null) = std::fs::File::open("/dev/null") {
         let _ = nix::unistd::dup2_stdin(null);
     }
-    crate::shim::main(base, name)
+    crate::shim::main(base, name, secret_env)
 }
 
 #[cfg(test)]

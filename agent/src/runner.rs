@@ -21,6 +21,20 @@ const OUTPUT_POLL: Duration = Duration::from_millis(25);
 /// Largest output chunk per event.
 const CHUNK: usize = 64 * 1024;
 
+/// What stands in for the output of an attempt whose credentials a restarted agent no longer has.
+pub const WITHHELD: &str =
+    "[baton: output withheld from here: the agent restarted and no longer holds this run's credentials to mask them]\n";
+
+/// How a followed attempt's output is masked.
+struct Mask {
+    /// The credential values replaced by asterisks.
+    secrets: Vec<String>,
+    /// The values are not known (see `Runner::follow`): nothing is sent.
+    withhold: bool,
+    /// Whether the notice was sent, per stream (stdout, stderr).
+    noticed: [bool; 2],
+}
+
 #[derive(Clone)]
 pub struct Runner {
     runs_dir: PathBuf,
@@ -91,7 +105,13 @@ impl Runner {
 
     /// Has the launcher start the shim of the attempt `name`, starting the launcher
     /// first when there is none or it has gone.
-    fn launch(&self, name: &str) -> Result<(), String> {
+    fn launch(&self, name: &str, secret_env: &crate::shim::SecretEnv) -> Result<(), String> {
+        let request = if secret_env.is_empty() {
+            format!("{name}\n")
+        } else {
+            let env = serde_json::to_string(secret_env).map_err(|e| format!("encoding the credentials: {e}"))?;
+            format!("{name} {env}\n")
+        };
         let mut launcher = self.launcher.lock().map_err(|_| "the launcher lock is poisoned".to_string())?;
         let mut last = String::new();
         for _ in 0..2 {
@@ -99,7 +119,7 @@ impl Runner {
                 *launcher = Some(self.start_launcher().map_err(|e| format!("starting the launcher: {e}"))?);
             }
             let Some(l) = launcher.as_mut() else { continue };
-            match l.requests.write_all(format!("{name}\n").as_bytes()) {
+            match l.requests.write_all(request.as_bytes()) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     tracing::warn!(error = %e, "the launcher went away; starting another");
@@ -130,14 +150,7 @@ impl Runner {
     fn record_after_logged(&self, base: &Path, fact: Fact) {
         let base = base.to_path_buf();
         let record = Box::new(move || {
-            let reported = matches!(fact, Fact::Reported);
             let _ = journal::append(&base, &fact);
-            // Once reported, nothing needs the attempt's secrets any more.
-            if reported {
-                if let Err(e) = journal::scrub_secrets(&base) {
-                    tracing::warn!(attempt = %base.display(), error = %e, "removing the secrets from a journal");
-                }
-            }
         });
         if self.events.send(Work::Then(record)).is_err() {
             tracing::error!("the event log writer has stopped");
@@ -159,17 +172,20 @@ impl Runner {
             return;
         }
         let base = self.runs_dir.join(journal::name(run_id, attempt));
-        // The attempt's files are private to the agent (and the run-as user, who gets them):
-        // the journal holds the job's environment, credentials included.
+        // The journal is the agent's alone; the variables holding credentials stay out of it and
+        // go to the shim through the launcher's pipe.
+        let secrets = d.secrets;
+        let (secret_env, env): (crate::shim::SecretEnv, _) =
+            d.env.into_iter().partition(|(_, v)| secrets.iter().any(|s| !s.is_empty() && v.contains(s.as_str())));
         let job = Job {
             command: d.command,
             run_as_user: d.run_as_user,
-            env: d.env,
+            env,
             stdout_path: d.stdout_path.map(PathBuf::from).unwrap_or_else(|| journal::file(&base, "out")),
             stderr_path: d.stderr_path.map(PathBuf::from).unwrap_or_else(|| journal::file(&base, "err")),
             max_run_time_seconds: d.max_run_time_seconds,
             kill_grace_seconds: d.kill_grace_seconds,
-            secrets: d.secrets,
+            masked: !secrets.is_empty(),
         };
         match journal::create(&base, &job) {
             Ok(()) => {}
@@ -190,10 +206,10 @@ impl Runner {
         if let Ok(mut w) = self.wakers.lock() {
             w.insert(name.clone(), wake.clone());
         }
-        if let Err(why) = self.launch(&name) {
+        if let Err(why) = self.launch(&name, &secret_env) {
             let _ = crate::shim::write_spawn_error(&base, why);
         }
-        self.follow(run_id, attempt, base, Some(wake));
+        self.follow(run_id, attempt, base, Some(wake), Some(secrets));
     }
 
     /// Follows the attempts that were running when the agent stopped.
@@ -203,7 +219,7 @@ impl Runner {
                 continue;
             }
             tracing::info!(run = run_id, attempt, "following a run started before this agent restarted");
-            self.follow(run_id, attempt, base, None);
+            self.follow(run_id, attempt, base, None, None);
         }
     }
 
@@ -256,7 +272,17 @@ impl Runner {
         }
     }
 
-    fn follow(&self, run_id: i64, attempt: u32, base: PathBuf, wake: Option<Arc<Notify>>) {
+    /// `secrets`: the credential values to mask, when this agent accepted the attempt; a
+    /// restarted agent has none (they are never on disk), so the output of an attempt that had
+    /// credentials is withheld from then on, with a notice in its place.
+    fn follow(
+        &self,
+        run_id: i64,
+        attempt: u32,
+        base: PathBuf,
+        wake: Option<Arc<Notify>>,
+        secrets: Option<Vec<String>>,
+    ) {
         if let Ok(mut a) = self.active.lock() {
             a.insert((run_id, attempt));
         }
@@ -267,7 +293,8 @@ impl Runner {
             let job: Option<Job> = journal.job.clone();
             let mut progress = journal.progress.clone();
             let (mut out_file, mut err_file) = (None, None);
-            let secrets = job.as_ref().map(|j| j.secrets.clone()).unwrap_or_default();
+            let withhold = secrets.is_none() && job.as_ref().is_some_and(|j| j.masked);
+            let mut mask = Mask { secrets: secrets.unwrap_or_default(), withhold, noticed: [false; 2] };
             let (out_path, err_path) = match &job {
                 Some(j) => (j.stdout_path.clone(), j.stderr_path.clone()),
                 None => (journal::file(&base, "out"), journal::file(&base, "err")),
@@ -300,8 +327,8 @@ impl Runner {
                 loop {
                     let ended = exit.is_some();
                     let (o, e) = (&mut progress.stdout, &mut progress.stderr);
-                    let a = me.pump(run_id, attempt, Stream::Stdout, &out_path, &mut out_file, o, &secrets, ended);
-                    let b = me.pump(run_id, attempt, Stream::Stderr, &err_path, &mut err_file, e, &secrets, ended);
+                    let a = me.pump(run_id, attempt, Stream::Stdout, &out_path, &mut out_file, o, &mut mask, ended);
+                    let b = me.pump(run_id, attempt, Stream::Stderr, &err_path, &mut err_file, e, &mut mask, ended);
                     changed |= a || b;
                     if exit.is_none() || !(a || b) {
                         break;
@@ -357,7 +384,7 @@ impl Runner {
         path: &Path,
         file: &mut Option<std::fs::File>,
         offset: &mut u64,
-        secrets: &[String],
+        mask: &mut Mask,
         exited: bool,
     ) -> bool {
         use std::os::unix::fs::FileExt;
@@ -378,6 +405,15 @@ impl Runner {
         if len <= *offset {
             return false;
         }
+        if mask.withhold {
+            // Skipped unread; the first time, a notice says so where the output stops.
+            let first = !std::mem::replace(&mut mask.noticed[usize::from(stream == Stream::Stderr)], true);
+            if first {
+                self.emit(run_id, attempt, AgentEvent::Output { stream, offset: *offset, data: WITHHELD.into() });
+            }
+            *offset = len;
+            return true;
+        }
         let mut buf = vec![0u8; usize::try_from(len - *offset).unwrap_or(CHUNK).min(CHUNK)];
         let n = match f.read_at(&mut buf, *offset) {
             Ok(0) | Err(_) => return false,
@@ -391,7 +427,7 @@ impl Runner {
             Err(_) => n,
         };
         // The file is complete once the process exited and this read reached its end.
-        let (masked, take) = crate::mask::mask(&buf[..take], secrets, exited && *offset + n as u64 >= len);
+        let (masked, take) = crate::mask::mask(&buf[..take], &mask.secrets, exited && *offset + n as u64 >= len);
         if take == 0 {
             return false;
         }

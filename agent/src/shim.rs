@@ -4,7 +4,8 @@
 //! killing the whole group (SIGTERM, a grace period, SIGKILL), and records the job's pid and how
 //! it ended in the attempt's journal, so an agent that restarts still learns the result. On its
 //! stdout it tells the agent `NAME pid PID` when the job started and `NAME exit` when the result
-//! is recorded (an agent that went away no longer listens; the journal is what counts).
+//! is recorded (an agent that went away no longer listens; the journal is what counts). The
+//! job's credential variables come from the launcher in memory, never from a file.
 
 use crate::journal::{self, Fact, Journal};
 use anyhow::{Context, Result};
@@ -29,10 +30,15 @@ pub struct Job {
     pub stderr_path: PathBuf,
     pub max_run_time_seconds: u32,
     pub kill_grace_seconds: u32,
-    /// Values masked in the output sent to the server (the credentials this run may see).
+    /// The job had credentials: their values, and the variables holding them, are not in the
+    /// journal (they reach the shim through the launcher's pipe and the agent keeps them in
+    /// memory to mask the output), so an agent restarted mid-attempt cannot mask its output.
     #[serde(default)]
-    pub secrets: Vec<String>,
+    pub masked: bool,
 }
+
+/// The variables of a job that hold credentials: given to the shim in memory, never on disk.
+pub type SecretEnv = BTreeMap<String, String>;
 
 #[cfg(test)]
 impl Job {
@@ -46,7 +52,7 @@ impl Job {
             stderr_path: "/nonexistent/own.err".into(),
             max_run_time_seconds: 5,
             kill_grace_seconds: 1,
-            secrets: vec![],
+            masked: false,
         }
     }
 }
@@ -122,9 +128,10 @@ pub fn fail(base: &Path, name: &str, why: String) {
     announce(name, "exit");
 }
 
-/// Supervises the attempt `base` (`name` in the news) to its end; the shim's exit code.
-pub fn main(base: &Path, name: &str) -> i32 {
-    let res = run(base, name);
+/// Supervises the attempt `base` (`name` in the news) to its end, with the job's credential
+/// variables `secret_env`; the shim's exit code.
+pub fn main(base: &Path, name: &str, secret_env: &SecretEnv) -> i32 {
+    let res = run(base, name, secret_env);
     announce(name, "exit");
     match res {
         Ok(()) => 0,
@@ -135,7 +142,7 @@ pub fn main(base: &Path, name: &str) -> i32 {
     }
 }
 
-fn run(base: &Path, name: &str) -> Result<()> {
+fn run(base: &Path, name: &str, secret_env: &SecretEnv) -> Result<()> {
     let mut journal = Journal::new(base);
     journal.refresh();
     let job = journal.job.context("the journal has no job")?;
@@ -176,7 +183,14 @@ fn run(base: &Path, name: &str) -> Result<()> {
         );
     };
     let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c").arg(&job.command).envs(&job.env).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+    cmd.arg("-c")
+        .arg(&job.command)
+        .envs(&job.env)
+        .envs(secret_env)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
     if let Some(h) = home {
         cmd.env("HOME", &h).env("USER", &job.run_as_user).env("LOGNAME", &job.run_as_user);
         if h.is_dir() {

@@ -229,9 +229,35 @@ fn an_agent_is_who_its_token_says() {
     .unwrap();
 }
 
+/// The agent's files (its state directory but the jobs' own output) that hold `needle`.
+fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let job_output = p.extension().is_some_and(|x| x == "out" || x == "err");
+            if p.is_dir() {
+                dirs.push(p);
+            } else if !job_output && std::fs::read(&p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle)) {
+                found.push(p.display().to_string());
+            }
+        }
+    }
+    found
+}
+
 #[test]
-fn a_credential_leaves_no_trace_on_the_host_once_the_run_is_reported() {
-    let (s, admin, agent) = rig(&["--allow-run-as", "root"]);
+fn a_credential_is_never_on_the_agents_disk_even_across_an_agent_restart() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    let token = gql(&s, &admin, "mutation { createAgentToken(name: \"t\") { token } }", json!({}))["createAgentToken"]
+        ["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let state = tempfile::tempdir().unwrap();
+    let mut agent = Agent::start_with_state(&s.base_url, &token, "a1", "etl", state.path()).unwrap();
     let secret = "s3cret-Value-4217";
     gql(
         &s,
@@ -239,33 +265,32 @@ fn a_credential_leaves_no_trace_on_the_host_once_the_run_is_reported() {
         "mutation($v: String!) { setCredential(key: \"db/password\", value: $v) { version } }",
         json!({ "v": secret }),
     );
-    let task = json!({ "name": "uses_secret", "command": "echo \"pw=$DB_PASSWORD\"", "target": "etl", "runAsUser": "root",
+    // The job prints the secret, waits to be told to go on, and prints it again.
+    let go = state.path().join("go");
+    let command = format!(
+        "echo \"pw=$DB_PASSWORD\"; while [ ! -e {go} ]; do sleep 0.05; done; echo \"again=$DB_PASSWORD\"",
+        go = go.display()
+    );
+    let task = json!({ "name": "uses_secret", "command": command, "target": "etl", "runAsUser": "root",
                        "profile": [{ "name": "DB_PASSWORD", "value": "${C:db/password}" }] });
     let id = force_task(&s, &admin, task);
+    let masked = format!("pw={}\n", "*".repeat(secret.len()));
+    wait_for("the masked first line", Duration::from_secs(30), || (stdout(&s, &admin, id) == masked).then_some(()))
+        .unwrap();
+
+    // While the job runs, no file of the agent's holds the value, nor the variable holding it.
+    assert_eq!(files_holding(state.path(), secret), Vec::<String>::new());
+    let journal = std::fs::read_to_string(state.path().join("runs").join(format!("{id}-1.journal"))).unwrap();
+    assert!(journal.contains("\"job\"") && !journal.contains("\"DB_PASSWORD\":"), "{journal}");
+
+    // A restarted agent cannot mask what follows: it withholds it, and says so.
+    agent.signal("KILL");
+    let _ = agent.wait_exit(Duration::from_secs(5));
+    let _again = Agent::start_with_state(&s.base_url, &token, "a1", "etl", state.path()).unwrap();
+    std::fs::write(&go, "").unwrap();
     assert_eq!(ended(&s, &admin, id)["status"], "SUCCESS");
-    assert_eq!(stdout(&s, &admin, id), format!("pw={}\n", "*".repeat(secret.len())), "masked");
-    // Every file of the agent's own: the secret is gone once the run's end is reported. (What
-    // the job itself printed stays in its output files, as it wrote it.)
-    let holders = || -> Vec<String> {
-        let mut found = Vec::new();
-        let mut dirs = vec![agent.state_dir.clone()];
-        while let Some(d) = dirs.pop() {
-            for e in std::fs::read_dir(&d).unwrap().flatten() {
-                let p = e.path();
-                let job_output = p.extension().is_some_and(|x| x == "out" || x == "err");
-                if p.is_dir() {
-                    dirs.push(p);
-                } else if !job_output && std::fs::read(&p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(secret)) {
-                    found.push(p.display().to_string());
-                }
-            }
-        }
-        found
-    };
-    let journal = agent.state_dir.join("runs").join(format!("{id}-1.journal"));
-    wait_for("the journal to be scrubbed", Duration::from_secs(10), || holders().is_empty().then_some(()))
-        .unwrap_or_else(|_| panic!("still on disk in {:?}", holders()));
-    let text = std::fs::read_to_string(&journal).unwrap();
-    assert!(text.contains("\"job\"") && text.trim_end().ends_with("\"reported\""), "{text}");
-    assert!(!text.contains("\"DB_PASSWORD\""), "the variable holding it is gone too: {text}");
+    let out = stdout(&s, &admin, id);
+    assert!(out.starts_with(&masked) && out.contains("output withheld"), "{out}");
+    assert!(!out.contains(secret) && !out.contains("again="), "{out}");
+    assert_eq!(files_holding(state.path(), secret), Vec::<String>::new());
 }
