@@ -729,3 +729,26 @@ fn command_line_user_create_login_export_import() {
     assert!(!out.status.success(), "a bad document fails the command");
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was imported"));
 }
+
+#[test]
+fn a_storage_failure_is_internal_not_a_missing_record() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    let force = "mutation { forceRun(tid: 999) { id } }";
+    let res = s.graphql_as(Some(&admin), force, json!({})).unwrap();
+    assert_eq!(error_code(&res).as_deref(), Some("NOT_FOUND"), "no such task: {res}");
+    // The tasks table goes away under the server: its look-up fails, which is not "no such task".
+    let file = std::fs::read_dir(s.data_dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "db"))
+        .unwrap();
+    let mut c = diesel::SqliteConnection::establish(&file.to_string_lossy()).unwrap();
+    c.batch_execute("PRAGMA foreign_keys = OFF; ALTER TABLE tasks RENAME TO tasks_gone;").unwrap();
+    let res = s.graphql_as(Some(&admin), force, json!({})).unwrap();
+    assert_eq!(error_code(&res).as_deref(), Some("INTERNAL"), "{res}");
+    assert!(!res.to_string().contains("tasks"), "storage details stay in the server's log: {res}");
+}

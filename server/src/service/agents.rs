@@ -1,5 +1,6 @@
 //! Agents and their enrollment tokens, as the API sees them.
 
+use super::Found;
 use super::{audit, Services, SvcError, SvcResult};
 use crate::db::{self, DbConn};
 use baton_graphql::backend::*;
@@ -122,7 +123,7 @@ impl Services {
         let actor = actor.username.clone();
         self.run(move |c| {
             db::transaction(c, |c| {
-                db::agent_tokens::revoke(c, id, Utc::now()).map_err(|_| ApiError::NotFound("agent token".into()))?;
+                db::agent_tokens::revoke(c, id, Utc::now()).found("agent token")?;
                 audit(c, &actor, "revokeAgentToken", &id.to_string(), None, None)?;
                 Ok(true)
             })

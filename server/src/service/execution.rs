@@ -1,6 +1,7 @@
 //! Starting and stopping runs: adhoc commands, force-run of a task, terminate.
 
 use super::definitions::task_records;
+use super::Found;
 use super::{audit, check_instance_id, require, Services, SvcError};
 use crate::db::{self, to_json};
 use crate::driver::JobSpec;
@@ -179,8 +180,8 @@ impl Services {
         let (id, spec, event) = self
             .run(move |c| {
                 require(&pc, Role::Operator)?;
-                let row = db::tasks::get(c, tid).map_err(|_| ApiError::NotFound("task".into()))?;
-                check_instance_id(c, &pc, row.instance_id).map_err(|_| ApiError::NotFound("task".into()))?;
+                let row = db::tasks::get(c, tid).found("task")?;
+                check_instance_id(c, &pc, row.instance_id).found("task")?;
                 let rec = task_records(c, vec![row.clone()])?.remove(0);
                 let def = TaskDef::parse(&rec.draft)?;
                 let local_now = now.with_timezone(&task_timezone(c, &row)?);

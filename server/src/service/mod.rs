@@ -76,6 +76,33 @@ impl From<SvcError> for ApiError {
 
 pub type SvcResult<T> = Result<T, SvcError>;
 
+/// Names what was looked for when a look-up finds nothing; every other failure (storage, or a
+/// refusal that is not "not yours") stays what it was, so it is logged and reaches the client as
+/// INTERNAL instead of passing for a missing record.
+pub(crate) trait Found<T> {
+    fn found(self, what: &str) -> SvcResult<T>;
+}
+
+impl<T> Found<T> for Result<T, DbError> {
+    fn found(self, what: &str) -> SvcResult<T> {
+        self.map_err(|e| match e {
+            DbError::NotFound => ApiError::NotFound(what.into()).into(),
+            other => SvcError::Db(other),
+        })
+    }
+}
+
+impl<T> Found<T> for SvcResult<T> {
+    fn found(self, what: &str) -> SvcResult<T> {
+        self.map_err(|e| match e {
+            SvcError::Db(DbError::NotFound) | SvcError::Api(ApiError::NotFound(_)) => {
+                ApiError::NotFound(what.into()).into()
+            }
+            other => other,
+        })
+    }
+}
+
 /// Everything the API needs from the server.
 pub struct Services {
     pub db: db::Db,

@@ -4,6 +4,7 @@
 //! down, and a group's runs.
 
 use super::runs::record as run_record;
+use super::Found;
 use super::{audit, check_instance_id, require, visible_instances, Services, SvcError, SvcResult};
 use crate::db::{self, DbConn};
 use baton_graphql::backend::*;
@@ -88,9 +89,9 @@ impl Services {
         let event = self
             .run(move |c| {
                 require(&pc, Role::Operator)?;
-                let row = db::runs::get(c, id).map_err(|_| ApiError::NotFound("run".into()))?;
+                let row = db::runs::get(c, id).found("run")?;
                 if let Some(i) = row.instance_id {
-                    check_instance_id(c, &pc, i).map_err(|_| ApiError::NotFound("run".into()))?;
+                    check_instance_id(c, &pc, i).found("run")?;
                 }
                 let target = Target {
                     task_id: row.task_id,
@@ -135,8 +136,8 @@ impl Services {
         let (event, date, runs) = self
             .run(move |c| {
                 require(&pc, Role::Operator)?;
-                let row = db::tasks::get(c, tid).map_err(|_| ApiError::NotFound("task".into()))?;
-                check_instance_id(c, &pc, row.instance_id).map_err(|_| ApiError::NotFound("task".into()))?;
+                let row = db::tasks::get(c, tid).found("task")?;
+                check_instance_id(c, &pc, row.instance_id).found("task")?;
                 // Today is the day in the task's timezone (its group's when grouped).
                 let tz = super::execution::task_timezone(c, &row)?;
                 let date = run_date.unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive());
@@ -247,8 +248,8 @@ impl Services {
     ) -> BackendResult<Vec<GroupRunRecord>> {
         let p = p.clone();
         self.run(move |c| {
-            let g = db::groups::get(c, gid).map_err(|_| ApiError::NotFound("group".into()))?;
-            check_instance_id(c, &p, g.instance_id).map_err(|_| ApiError::NotFound("group".into()))?;
+            let g = db::groups::get(c, gid).found("group")?;
+            check_instance_id(c, &p, g.instance_id).found("group")?;
             Ok(db::group_runs::of_group(c, gid, limit)?
                 .into_iter()
                 .map(|r| GroupRunRecord {

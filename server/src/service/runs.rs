@@ -1,5 +1,6 @@
 //! Runs for the API: lists scoped to the caller's instances, a run's timeline, output by offset.
 
+use super::Found;
 use super::{check_instance_id, instance_for, visible_instances, Services, SvcError, SvcResult};
 use crate::db::{self, DbConn};
 use baton_graphql::backend::*;
@@ -139,12 +140,13 @@ impl RunScopes {
 
 /// The run, if the caller may see it (adhoc runs without an instance are for operators and up).
 fn visible_run(c: &mut DbConn, p: &Principal, id: i64) -> SvcResult<db::runs::RunRow> {
-    let row = db::runs::get(c, id).map_err(|_| ApiError::NotFound("run".into()))?;
+    let row = db::runs::get(c, id).found("run")?;
     match row.instance_id {
         Some(i) => {
-            check_instance_id(c, p, i).map_err(|_| ApiError::NotFound("run".into()))?;
+            check_instance_id(c, p, i).found("run")?;
         }
         None => {
+            // Not the caller's to see: as if it did not exist.
             super::require(p, baton_schema::access::Role::Operator).map_err(|_| ApiError::NotFound("run".into()))?
         }
     }
