@@ -7,6 +7,7 @@ use crate::agents::{AgentHub, HeartbeatPolicy};
 use crate::clock::ManualClock;
 use crate::db::DatabaseUrl;
 use baton_schema::run::Reason;
+use std::collections::BTreeMap;
 
 fn t(s: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
