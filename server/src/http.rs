@@ -2,14 +2,14 @@
 //! subscriptions over WebSocket at `/graphql/ws` or `/graphql` with an upgrade), and the embedded
 //! web UI at `/`. Callers are identified here, from the session cookie or a bearer token.
 
-use crate::agents::{agent_socket, AgentHub};
+use crate::agents::agent_socket;
 use crate::config::Config;
 use crate::db::Db;
-use crate::service::{users, Services};
+use crate::service::users;
 use crate::web_guard::{refusal, security_headers, WebPolicy};
 use actix_web::http::StatusCode;
 use actix_web::{get, http::header, middleware, web, App, HttpRequest, HttpResponse, HttpServer, Responder};
-use baton_graphql::{build_schema, prepare_request, Backend, BatonSchema, ClientInfo, Principal, SESSION_COOKIE};
+use baton_graphql::{prepare_request, Backend, BatonSchema, ClientInfo, Principal, SESSION_COOKIE};
 use rust_embed::RustEmbed;
 use std::sync::Arc;
 
@@ -188,90 +188,8 @@ async fn ui(req: HttpRequest) -> HttpResponse {
 
 /// Binds, prints the address it listens on (tests read it when the port is 0), and serves.
 pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
-    let marked = db.run(crate::db::agents::mark_all_offline).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    tracing::debug!(agents = marked, "no agent is connected yet");
-    let clock = crate::clock::system();
-    // Which instances this server schedules: every one with SQLite (its serve lock proves it
-    // alone), its share of them with PostgreSQL. The first round runs before anything is loaded.
-    let alone = matches!(config.database, crate::db::DatabaseUrl::Sqlite(_));
-    let leases = crate::lease::Leases::new(!alone);
-    // Only servers that share a database record their agents' changes for each other.
-    let hub = AgentHub::new(db.clone(), config.agent_heartbeat, clock.clone(), leases.shared_as());
-    actix_web::rt::spawn(hub.clone().watch_heartbeats());
-    let lost_after = chrono::Duration::seconds(i64::from(config.agent_lost_seconds));
-    let keeper =
-        crate::lease::LeaseKeeper::new(leases.clone(), chrono::Duration::seconds(i64::from(config.lease_seconds)));
-    {
-        let mut c = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
-        if alone {
-            keeper.take_over_all(&mut c, clock.now()).map_err(|e| anyhow::anyhow!("taking the leases: {e}"))?;
-        }
-        let first = keeper.round(&mut c, clock.now()).map_err(|e| anyhow::anyhow!("taking the leases: {e}"))?;
-        tracing::info!(server = leases.owner(), instances = ?first.gained, "instance leases taken");
-    }
-    let driver = crate::driver::Driver::new(
-        db.clone(),
-        hub.clone(),
-        lost_after,
-        config.run_output_cap_bytes,
-        clock.clone(),
-        leases.clone(),
-    );
-    // A lone server carries on every unfinished run at once; servers sharing PostgreSQL share
-    // them out through the run queue (by lease) and their agents' connections.
-    if alone {
-        driver.recover().await;
-    } else {
-        actix_web::rt::spawn(driver.clone().follow_others());
-        actix_web::rt::spawn(driver.clone().follow_others_output());
-        actix_web::rt::spawn(hub.clone().follow_others());
-    }
-    actix_web::rt::spawn(driver.clone().run_queue());
-    actix_web::rt::spawn(driver.clone().run_clock());
-    // The credential store opens before anything runs: a missing or wrong key stops here.
-    let env_key = std::env::var(crate::vault::KEY_ENV).ok();
-    let vault = {
-        let mut c = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
-        Arc::new(crate::vault::Vault::open(&mut c, env_key.as_deref(), &config.master_key_file)?)
-    };
-    driver.use_vault(vault.clone());
-    let grace = chrono::Duration::seconds(i64::from(config.misfire_grace_seconds));
-    let deps = crate::engine::EngineDeps::new(db.clone(), driver.clone(), grace, leases);
-    let alerts = crate::alerts::Alerts::start(
-        db.clone(),
-        vault.clone(),
-        config.alerts.clone(),
-        driver.subscribe(),
-        deps.group_ends.subscribe(),
-    )?;
-    let services = Services::new(db.clone(), hub.clone(), driver.clone());
-    let _ = services.alerting.set((vault, alerts.clone()));
-    let _ = services.engine_stats.set(deps.clone());
-    let engine = crate::engine::Engine::start(deps);
-    let (on_change, runs_of) = (engine.clone(), driver.clone());
-    actix_web::rt::spawn(keeper.keep(db.clone(), clock.clone(), move |changes| {
-        runs_of.let_go(&changes.lost);
-        on_change.do_send(crate::engine::ReloadAll);
-    }));
-    // Definitions changed through the API reach the engine at once: no restart, no refresh.
-    let mut changes = services.definition_changes();
-    let alerts_of_changes = alerts.clone();
-    actix_web::rt::spawn(async move {
-        use futures_util::StreamExt;
-        while let Some(c) = changes.next().await {
-            alerts_of_changes.definitions_changed();
-            match c.kind.as_str() {
-                "task" => engine.do_send(crate::engine::TaskChanged(c.id)),
-                "group" => engine.do_send(crate::engine::GroupChanged(c.id)),
-                _ => engine.do_send(crate::engine::ReloadAll),
-            }
-        }
-    });
-    if !alone {
-        actix_web::rt::spawn(services.clone().follow_other_servers());
-    }
-    let backend: Arc<dyn Backend> = services;
-    let state = AppState { schema: build_schema(backend.clone()), backend, db };
+    let crate::app::App { db, schema, backend, hub, driver } = crate::app::build(&config, db).await?;
+    let state = AppState { schema, backend, db };
     let policy = WebPolicy { max_body_bytes: config.max_body_bytes, allowed_origins: config.allowed_origins.clone() };
     let server = HttpServer::new(move || {
         App::new()

@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod alerts;
+pub mod app;
 pub mod client;
 pub mod clock;
 pub mod config;

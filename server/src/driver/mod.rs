@@ -126,7 +126,8 @@ pub struct Driver {
     /// How long a run's agent may stay away before the run fails with `agent lost`.
     pub agent_lost_after: Duration,
     pub kill_grace_seconds: u32,
-    vault: std::sync::OnceLock<Arc<crate::vault::Vault>>,
+    /// The credential store, for `${C:key}` in profiles.
+    vault: Arc<crate::vault::Vault>,
     clock: SharedClock,
     /// This server's name and the instances it schedules (their queued runs are its to carry on).
     leases: Arc<crate::lease::Leases>,
@@ -168,6 +169,7 @@ impl Driver {
         output_cap: i64,
         clock: SharedClock,
         leases: Arc<crate::lease::Leases>,
+        vault: Arc<crate::vault::Vault>,
     ) -> Arc<Driver> {
         let (updates, _) = broadcast::channel(16_384);
         let (output, _) = broadcast::channel(16_384);
@@ -180,7 +182,7 @@ impl Driver {
             output_cap,
             agent_lost_after,
             kill_grace_seconds: 5,
-            vault: std::sync::OnceLock::new(),
+            vault,
             clock,
             leases,
             load: Mutex::new((None, HashMap::new())),
@@ -476,20 +478,18 @@ impl Driver {
                 continue;
             }
             let mut missing = None;
-            let vault = self.vault.get();
-            *value =
-                baton_schema::placeholder::expand_credentials(value, |key| match vault.and_then(|v| v.lookup(key)) {
-                    Some(v) => {
-                        if !secrets.contains(&v) {
-                            secrets.push(v.clone());
-                        }
-                        Some(v)
+            *value = baton_schema::placeholder::expand_credentials(value, |key| match self.vault.lookup(key) {
+                Some(v) => {
+                    if !secrets.contains(&v) {
+                        secrets.push(v.clone());
                     }
-                    None => {
-                        missing = Some(key.to_string());
-                        None
-                    }
-                });
+                    Some(v)
+                }
+                None => {
+                    missing = Some(key.to_string());
+                    None
+                }
+            });
             if let Some(key) = missing {
                 return Err(format!("profile variable {name} names credential {key}, which is not set"));
             }
@@ -538,11 +538,6 @@ impl Driver {
             Some((RunStatus::Started | RunStatus::Running, _, _)) | None => false,
             Some(_) => self.apply(run_id, RunEvent::Terminate { user: user.into() }, None).await,
         }
-    }
-
-    /// Gives the driver the credential store, for `${C:key}` in profiles.
-    pub fn use_vault(&self, vault: Arc<crate::vault::Vault>) {
-        let _ = self.vault.set(vault);
     }
 
     /// An event from an agent, applied at once and queued for storing behind the events before
@@ -796,4 +791,4 @@ impl Driver {
 mod job;
 mod queue;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

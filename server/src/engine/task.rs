@@ -441,8 +441,15 @@ mod tests {
         actix::System::new().block_on(async move {
             let hub = AgentHub::new(db.clone(), HeartbeatPolicy::default(), crate::clock::system(), None);
             let leases = crate::lease::Leases::named("test".into());
-            let driver =
-                Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, crate::clock::system(), leases.clone());
+            let driver = Driver::new(
+                db.clone(),
+                hub,
+                Duration::seconds(60),
+                1 << 20,
+                crate::clock::system(),
+                leases.clone(),
+                crate::driver::tests::empty_vault(),
+            );
             let keeper = crate::lease::LeaseKeeper::new(leases.clone(), Duration::seconds(3600));
             keeper.round(&mut db.conn().unwrap(), Utc::now()).unwrap();
             let deps = EngineDeps::new(db, driver, Duration::minutes(15), leases);

@@ -13,7 +13,6 @@ use baton_schema::names::CredentialKey;
 use baton_schema::{FieldError, FieldErrors};
 use chrono::Utc;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// The integrations and credential keys that exist, to check definitions against.
 pub(crate) struct References {
@@ -130,12 +129,8 @@ fn delivery_records(
 }
 
 impl Services {
-    fn alerting(&self) -> BackendResult<(Arc<crate::vault::Vault>, Arc<crate::alerts::Alerts>)> {
-        self.alerting.get().cloned().ok_or(ApiError::Internal)
-    }
-
     pub(super) async fn integrations_impl(&self) -> BackendResult<Vec<IntegrationRecord>> {
-        let (vault, _) = self.alerting()?;
+        let vault = self.vault.clone();
         self.run(move |c| db::integrations::list(c)?.into_iter().map(|r| record(c, r, &vault)).collect()).await
     }
 
@@ -145,7 +140,7 @@ impl Services {
         name: Option<&str>,
         draft: IntegrationDraft,
     ) -> BackendResult<IntegrationRecord> {
-        let (vault, _) = self.alerting()?;
+        let vault = self.vault.clone();
         let (p, name) = (p.clone(), name.map(String::from));
         self.run(move |c| {
             require(&p, Role::Admin)?;
@@ -260,7 +255,7 @@ impl Services {
         key: &str,
         value: &str,
     ) -> BackendResult<CredentialKeyRecord> {
-        let (vault, _) = self.alerting()?;
+        let vault = self.vault.clone();
         let (p, key, value) = (p.clone(), key.to_string(), value.to_string());
         self.run(move |c| {
             require(&p, Role::Admin)?;
@@ -291,7 +286,7 @@ impl Services {
     }
 
     pub(super) async fn delete_credential_impl(&self, p: &Principal, key: &str) -> BackendResult<bool> {
-        let (vault, _) = self.alerting()?;
+        let vault = self.vault.clone();
         let (p, key) = (p.clone(), key.to_string());
         self.run(move |c| {
             require(&p, Role::Admin)?;
@@ -356,7 +351,7 @@ impl Services {
         p: &Principal,
         integration: &str,
     ) -> BackendResult<AlertDeliveryRecord> {
-        let (_, alerts) = self.alerting()?;
+        let alerts = self.alerts.clone();
         let name = integration.to_string();
         let (p2, n2) = (p.clone(), name.clone());
         self.run(move |c| {

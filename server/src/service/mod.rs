@@ -109,9 +109,11 @@ pub struct Services {
     pub hub: Arc<crate::agents::AgentHub>,
     pub driver: Arc<crate::driver::Driver>,
     /// Figures the engine keeps, for health.
-    pub engine_stats: std::sync::OnceLock<crate::engine::EngineDeps>,
-    /// The credential store and the alert queue.
-    pub alerting: std::sync::OnceLock<(Arc<crate::vault::Vault>, Arc<crate::alerts::Alerts>)>,
+    engine: crate::engine::EngineDeps,
+    /// The credential store.
+    vault: Arc<crate::vault::Vault>,
+    /// The alert queue.
+    alerts: Arc<crate::alerts::Alerts>,
     pub started_at: DateTime<Utc>,
     changes: broadcast::Sender<DefinitionChange>,
     sequence: AtomicU64,
@@ -121,14 +123,22 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(db: db::Db, hub: Arc<crate::agents::AgentHub>, driver: Arc<crate::driver::Driver>) -> Arc<Services> {
+    pub fn new(
+        db: db::Db,
+        hub: Arc<crate::agents::AgentHub>,
+        driver: Arc<crate::driver::Driver>,
+        engine: crate::engine::EngineDeps,
+        vault: Arc<crate::vault::Vault>,
+        alerts: Arc<crate::alerts::Alerts>,
+    ) -> Arc<Services> {
         let (changes, _) = broadcast::channel(4096);
         Arc::new(Services {
             db,
             hub,
             driver,
-            engine_stats: std::sync::OnceLock::new(),
-            alerting: std::sync::OnceLock::new(),
+            engine,
+            vault,
+            alerts,
             started_at: Utc::now(),
             changes,
             sequence: AtomicU64::new(0),

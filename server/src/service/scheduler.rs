@@ -64,17 +64,17 @@ impl Services {
                 Ok((names, db::runs::count(c, &filter)?))
             })
             .await?;
-        let stats = self.engine_stats.get();
+        let stats = &self.engine;
         Ok(SchedulerHealth {
             version: env!("CARGO_PKG_VERSION").into(),
             instances,
             started_at: self.started_at,
             connected_agents: i64::try_from(self.hub.online().len()).unwrap_or(0),
-            task_actors: stats.map_or(0, |s| i64::try_from(s.actors.load(Ordering::Relaxed)).unwrap_or(0)),
-            runs_fired_since_start: stats.map_or(0, |s| i64::try_from(s.fired.load(Ordering::Relaxed)).unwrap_or(0)),
+            task_actors: i64::try_from(stats.actors.load(Ordering::Relaxed)).unwrap_or(0),
+            runs_fired_since_start: i64::try_from(stats.fired.load(Ordering::Relaxed)).unwrap_or(0),
             scheduled_runs_last_24h: last_24h,
-            actor_restarts: stats.map_or(0, |s| i64::try_from(s.restarts.load(Ordering::Relaxed)).unwrap_or(0)),
-            group_actors: stats.map_or(0, |s| i64::try_from(s.group_actors.load(Ordering::Relaxed)).unwrap_or(0)),
+            actor_restarts: i64::try_from(stats.restarts.load(Ordering::Relaxed)).unwrap_or(0),
+            group_actors: i64::try_from(stats.group_actors.load(Ordering::Relaxed)).unwrap_or(0),
         })
     }
 }
