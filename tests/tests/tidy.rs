@@ -13,7 +13,7 @@ const MAX_LINES: usize = 800;
 /// Files still over `MAX_LINES`, each with the length it may not exceed while it waits to be
 /// split (issue 15); a file on this list that grows fails, and one that shrinks under the limit
 /// must leave the list.
-const TOO_LONG_FOR_NOW: &[(&str, usize)] = &[("server/src/alerts/mod.rs", 889), ("web/src/pages/tasks.rs", 1196)];
+const TOO_LONG_FOR_NOW: &[(&str, usize)] = &[("web/src/pages/tasks.rs", 1196)];
 
 /// The workspace crates each crate may depend on, and the outside crates it must not.
 const EDGES: &[(&str, &[&str], &[&str])] = &[
