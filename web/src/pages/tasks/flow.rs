@@ -1,0 +1,230 @@
+//! The selected group's flow graph: layered, coloured by today's status, live; connect two nodes
+//! to add a dependency.
+
+use super::form::load_task_input;
+use super::Named;
+use crate::gql;
+use crate::live::use_subscription;
+use crate::status::label;
+use crate::Load;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use yew::prelude::*;
+
+#[derive(Properties, PartialEq)]
+pub(super) struct FlowProps {
+    pub(super) gid: i64,
+    pub(super) editor: bool,
+    pub(super) on_open: Callback<i64>,
+    pub(super) on_edit: Callback<()>,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Node {
+    tid: i64,
+    name: String,
+    active: bool,
+    dependency: Option<String>,
+    x: f64,
+    y: f64,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+pub(super) struct Edge {
+    from: i64,
+    to: i64,
+    state: String,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Graph {
+    group: Named,
+    nodes: Vec<Node>,
+    edges: Vec<Edge>,
+    width: f64,
+    height: f64,
+    node_width: f64,
+    node_height: f64,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TodayRun {
+    task_name: String,
+    status: String,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+pub(super) struct GraphData {
+    graph: Graph,
+    runs: RunConn,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+pub(super) struct RunConn {
+    nodes: Vec<TodayRun>,
+}
+
+/// The group's tasks as a layered graph, each node coloured by today's latest status.
+#[function_component(FlowGraph)]
+pub(super) fn flow_graph(props: &FlowProps) -> Html {
+    let data = use_state(|| Load::<GraphData>::Loading);
+    let from = use_state(|| None::<i64>);
+    let connecting = use_state(|| false);
+    // (message, whether it reports a refusal)
+    let notice = use_state(|| None::<(String, bool)>);
+    let gid = props.gid;
+    let reload = {
+        let data = data.clone();
+        Callback::from(move |_: Value| {
+            let data = data.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let q = "query($g: Int!) { graph: flowGraph(gid: $g) { group { name } width height nodeWidth nodeHeight nodes { tid name active dependency x y } edges { from to state } } runs(first: 500, filter: {groupId: $g, sinceHours: 24}) { nodes { taskName status } } }";
+                data.set(match gql::request::<GraphData>(q, json!({ "g": gid })).await {
+                    Ok(d) => Load::Ready(d),
+                    Err(e) => Load::Failed(e),
+                });
+            });
+        })
+    };
+    {
+        let reload = reload.clone();
+        use_effect_with(gid, move |_| reload.emit(Value::Null));
+    }
+    use_subscription("subscription { runEvents { runId to } }", Value::Null, reload.clone());
+    let Load::Ready(d) = &*data else {
+        return match &*data {
+            Load::Failed(e) => html! { <p class="error">{ e.to_string() }</p> },
+            _ => html! { <p class="muted">{ "Loading…" }</p> },
+        };
+    };
+    let g = &d.graph;
+    // Newest run of each task (runs come newest first).
+    let mut today: HashMap<&str, &str> = HashMap::new();
+    for r in &d.runs.nodes {
+        today.entry(r.task_name.as_str()).or_insert(r.status.as_str());
+    }
+    let by_id: HashMap<i64, &Node> = g.nodes.iter().map(|n| (n.tid, n)).collect();
+    let (w, h) = (g.node_width, g.node_height);
+    let click_node = {
+        let (from, notice, on_open, reload, editor, connecting) =
+            (from.clone(), notice.clone(), props.on_open.clone(), reload.clone(), props.editor, *connecting);
+        let nodes = g.nodes.clone();
+        move |tid: i64| {
+            let (from, notice, on_open, reload, nodes) =
+                (from.clone(), notice.clone(), on_open.clone(), reload.clone(), nodes.clone());
+            Callback::from(move |_: MouseEvent| {
+                if !(editor && connecting) {
+                    on_open.emit(tid);
+                    return;
+                }
+                match *from {
+                    None => {
+                        from.set(Some(tid));
+                        notice.set(Some(("Now click the task that should wait for it.".into(), false)));
+                    }
+                    Some(up) => {
+                        from.set(None);
+                        let (Some(upstream), Some(dependant)) =
+                            (nodes.iter().find(|n| n.tid == up), nodes.iter().find(|n| n.tid == tid))
+                        else {
+                            return;
+                        };
+                        let term = format!("S:{}", upstream.name);
+                        let expr = match &dependant.dependency {
+                            Some(d) if !d.trim().is_empty() => format!("({d}) and {term}"),
+                            _ => term,
+                        };
+                        let (notice, reload) = (notice.clone(), reload.clone());
+                        wasm_bindgen_futures::spawn_local(async move {
+                            notice.set(Some(match set_dependency(tid, Some(expr)).await {
+                                Ok(()) => ("Dependency added.".into(), false),
+                                Err(e) => (e.field("dependency").unwrap_or(e.message), true),
+                            }));
+                            reload.emit(Value::Null);
+                        });
+                    }
+                }
+            })
+        }
+    };
+    let remove_edge = {
+        let (notice, reload) = (notice.clone(), reload.clone());
+        let nodes = g.nodes.clone();
+        let edges = g.edges.clone();
+        move |e: &Edge| {
+            let (notice, reload, nodes, edges) = (notice.clone(), reload.clone(), nodes.clone(), edges.clone());
+            let (dependant, upstream) = (e.from, e.to);
+            Callback::from(move |_: MouseEvent| {
+                // What remains: the other edges of that task, all required.
+                let terms: Vec<String> = edges
+                    .iter()
+                    .filter(|x| x.from == dependant && x.to != upstream)
+                    .filter_map(|x| nodes.iter().find(|n| n.tid == x.to).map(|n| format!("{}:{}", x.state, n.name)))
+                    .collect();
+                let expr = (!terms.is_empty()).then(|| terms.join(" and "));
+                let (notice, reload) = (notice.clone(), reload.clone());
+                wasm_bindgen_futures::spawn_local(async move {
+                    notice.set(Some(match set_dependency(dependant, expr).await {
+                        Ok(()) => ("Dependency removed.".into(), false),
+                        Err(e) => (e.message, true),
+                    }));
+                    reload.emit(Value::Null);
+                });
+            })
+        }
+    };
+    html! {
+        <div class="flow">
+            <h3>{ format!("Group {}", g.group.name) }
+                if props.editor { <button id="edit-group" onclick={{ let f = props.on_edit.clone(); Callback::from(move |_: MouseEvent| f.emit(())) }}>{ "Edit group" }</button> }
+            </h3>
+            if props.editor {
+                <p class="muted">
+                    <button id="connect" class={classes!((*connecting).then_some("on"))} onclick={{ let (c, f) = (connecting.clone(), from.clone()); Callback::from(move |_: MouseEvent| { f.set(None); c.set(!*c) }) }}>
+                        { if *connecting { "Done connecting" } else { "Connect tasks" } }
+                    </button>
+                    { " While connecting, click a task, then the task that should wait for its success. Click an edge's label to remove it." }
+                </p>
+            }
+            if let Some((n, refused)) = &*notice { <p class={if *refused { "error" } else { "notice" }} id="flow-notice">{ n.clone() }</p> }
+            if g.nodes.is_empty() { <p class="muted" id="no-tasks">{ "This group has no task yet." }</p> }
+            <svg id="flow-graph" width={(g.width + 20.0).to_string()} height={(g.height + 20.0).to_string()} viewBox={format!("-10 -10 {} {}", g.width + 20.0, g.height + 20.0)}>
+                <defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" /></marker></defs>
+                { for g.edges.iter().filter_map(|e| {
+                    let (a, b) = (by_id.get(&e.to)?, by_id.get(&e.from)?);
+                    let (x1, y1, x2, y2) = (a.x + w / 2.0, a.y + h, b.x + w / 2.0, b.y);
+                    Some(html! { <g class="edge" id={format!("edge-{}-{}", e.to, e.from)}>
+                        <path d={format!("M{x1},{y1} C{x1},{} {x2},{} {x2},{y2}", y1 + 30.0, y2 - 30.0)} marker-end="url(#arrow)" />
+                        <text x={((x1 + x2) / 2.0 + 4.0).to_string()} y={((y1 + y2) / 2.0).to_string()} onclick={remove_edge(e)}>{ &e.state }</text>
+                    </g> })
+                }) }
+                { for g.nodes.iter().map(|n| {
+                    let status = today.get(n.name.as_str()).copied().unwrap_or("NONE");
+                    let (icon, word) = if status == "NONE" { ("", "no run today") } else { label(status) };
+                    let class = classes!("node", format!("node-{}", status.to_lowercase()), (!n.active).then_some("inactive"), (*from == Some(n.tid)).then_some("picked"));
+                    html! { <g class={class} id={format!("node-{}", n.name)} onclick={click_node(n.tid)}>
+                        <rect x={n.x.to_string()} y={n.y.to_string()} width={w.to_string()} height={h.to_string()} rx="6" />
+                        <text x={(n.x + 10.0).to_string()} y={(n.y + 18.0).to_string()}>{ &n.name }</text>
+                        <text class="sub" x={(n.x + 10.0).to_string()} y={(n.y + 36.0).to_string()}>{ format!("{icon} {word}") }</text>
+                    </g> }
+                }) }
+            </svg>
+        </div>
+    }
+}
+
+/// Sets a task's dependency, keeping every other field as stored.
+pub(super) async fn set_dependency(tid: i64, dependency: Option<String>) -> Result<(), gql::Error> {
+    let mut input = load_task_input(tid).await?;
+    input["dependency"] = json!(dependency);
+    gql::request::<Value>(
+        "mutation($t: Int!, $i: TaskInput!) { updateTask(tid: $t, input: $i) { tid } }",
+        json!({ "t": tid, "i": input }),
+    )
+    .await
+    .map(|_| ())
+}

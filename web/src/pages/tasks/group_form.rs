@@ -1,0 +1,136 @@
+//! The group form: a group's fields, its schedule (its tasks inherit it) and its alert rules.
+
+use super::super::{field_error, input_value};
+use super::alert_rules::{alert_line, alert_rule, AlertSection};
+use super::form::{fill_fields, optional, save, schedule_input, schedule_kind, Definition};
+use crate::gql;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+#[derive(Properties, PartialEq)]
+pub(super) struct GroupFormProps {
+    pub(super) gid: Option<i64>,
+    pub(super) editor: bool,
+    pub(super) on_saved: Callback<i64>,
+}
+
+#[function_component(GroupForm)]
+pub(super) fn group_form(props: &GroupFormProps) -> Html {
+    let loaded = use_state(|| props.gid.is_none().then(|| json!({"instance": "default", "active": true})));
+    let error = use_state(|| None::<gql::Error>);
+    let refs: HashMap<&'static str, NodeRef> = (*use_state(|| {
+        [
+            "name",
+            "description",
+            "owner",
+            "team",
+            "instance",
+            "kind",
+            "when",
+            "days",
+            "timezone",
+            "calendar",
+            "dependency",
+            "active",
+            "alerts",
+        ]
+        .into_iter()
+        .map(|k| (k, NodeRef::default()))
+        .collect::<HashMap<_, _>>()
+    }))
+    .clone();
+    {
+        let (loaded, gid) = (loaded.clone(), props.gid);
+        use_effect_with(gid, move |_| {
+            if let Some(g) = gid {
+                wasm_bindgen_futures::spawn_local(async move {
+                    let q = "query($g: Int!) { group(gid: $g) { name description owner team instance active dependency schedule { triggerTimes runFrequency cron days timezone calendar } alerts { on at minutes integration message } } }";
+                    if let Ok(v) = gql::request::<Value>(q, json!({ "g": g })).await {
+                        loaded.set(Some(v["group"].clone()));
+                    }
+                });
+            }
+        });
+    }
+    let Some(t) = (*loaded).clone() else { return html! { <p class="muted">{ "Loading…" }</p> } };
+    let submit = {
+        let (refs, error, on_saved, gid) = (refs.clone(), error.clone(), props.on_saved.clone(), props.gid);
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let v = |k: &str| input_value(&refs[k]);
+            let opt = |k: &str| optional(&v(k));
+            let schedule = schedule_input(&v);
+            let active = refs["active"].cast::<HtmlInputElement>().is_none_or(|i| i.checked());
+            let alerts: Vec<Value> = v("alerts").lines().filter(|l| !l.trim().is_empty()).map(alert_rule).collect();
+            let input = json!({ "name": v("name"), "description": v("description"), "owner": v("owner"), "team": v("team"),
+                "instance": v("instance"), "active": active, "schedule": schedule, "dependency": opt("dependency"), "alerts": alerts });
+            let (error, on_saved) = (error.clone(), on_saved.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let res = save(Definition::Group, gid, input).await;
+                match res {
+                    Ok((gid, _)) => on_saved.emit(gid),
+                    Err(e) => error.set(Some(e)),
+                }
+            });
+        })
+    };
+    let s = &t["schedule"];
+    let (kind, when) = schedule_kind(s);
+    let text = |k: &str| t[k].as_str().unwrap_or_default().to_string();
+    let initial: Vec<(&'static str, String)> = vec![
+        ("name", text("name")),
+        ("instance", text("instance")),
+        ("owner", text("owner")),
+        ("team", text("team")),
+        ("description", text("description")),
+        ("dependency", text("dependency")),
+        ("kind", kind.to_string()),
+        ("when", when),
+        ("days", s["days"].as_str().unwrap_or_default().to_string()),
+        ("timezone", s["timezone"].as_str().unwrap_or("UTC").to_string()),
+        ("calendar", s["calendar"].as_str().unwrap_or_default().to_string()),
+        ("active", t["active"].as_bool().unwrap_or(true).to_string()),
+        (
+            "alerts",
+            t["alerts"].as_array().map(|a| a.iter().map(alert_line).collect::<Vec<_>>().join("\n")).unwrap_or_default(),
+        ),
+    ];
+    {
+        // Once per loaded definition: later renders never overwrite what was typed.
+        let refs = refs.clone();
+        use_effect_with(t.to_string(), move |_| fill_fields(&refs, &initial));
+    }
+    let err = |k: &str| field_error(&error, k);
+    let field = |label_text: &str, k: &'static str| {
+        html! {
+            <label>{ label_text.to_string() }<input id={format!("g-{k}")} ref={refs[k].clone()} disabled={!props.editor} />{ err(k) }</label>
+        }
+    };
+    html! {
+        <form id="group-form" class="form" onsubmit={submit}>
+            <h3>{ if props.gid.is_some() { format!("Group {}", text("name")) } else { "New group".to_string() } }</h3>
+            <div class="grid">
+                { field("Name", "name") }
+                { field("Instance", "instance") }
+                { field("Owner", "owner") }
+                { field("Team", "team") }
+                { field("Description", "description") }
+                { field("Dependency on other groups", "dependency") }
+                <label>{ "Schedule kind" }<select id="g-kind" ref={refs["kind"].clone()} disabled={!props.editor}>
+                    { for [("triggerTimes", "Trigger times"), ("runFrequency", "Run frequency"), ("cron", "Cron")].iter().map(|(k, l)| html! { <option value={*k}>{ *l }</option> }) }
+                </select></label>
+                { field("When", "when") }
+                { field("Days", "days") }
+                { field("Timezone", "timezone") }
+                { field("Calendar", "calendar") }
+                <label class="check"><input type="checkbox" id="g-active" ref={refs["active"].clone()} disabled={!props.editor} />{ " Active (an inactive group freezes all its tasks)" }</label>
+            </div>
+            { err("schedule") }
+            <AlertSection lines={refs["alerts"].clone()} prefix="g" editor={props.editor} error={err("alerts")} />
+            if let Some(e) = &*error { <p class="error" id="group-error">{ e.message.clone() }</p> }
+            if props.editor { <button id="save-group" type="submit">{ "Save" }</button> }
+        </form>
+    }
+}
