@@ -531,6 +531,39 @@ fn import_plans_applies_atomically_and_round_trips() {
 }
 
 #[test]
+fn an_id_of_another_instances_definition_is_an_error_at_its_path() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    let doc = json!({ "kind": "baton.definitions", "version": 1, "instances": [{
+        "name": "default",
+        "groups": [{ "name": "nightly", "schedule": { "trigger_times": "02:00", "timezone": "UTC" } }],
+        "tasks": [{ "name": "extract", "group": "nightly", "command": "true", "target": "etl", "run_as_user": "batch" }] }] });
+    let plan = import(&s, &admin, &doc, false, "MERGE");
+    assert_eq!(plan["applied"], true, "{plan}");
+    // The export carries each definition's id; under another instance's name, those ids are
+    // the default instance's.
+    let mut moved = data(s.graphql_as(Some(&admin), "mutation { exportDefinitions }", json!({})).unwrap())
+        ["exportDefinitions"]
+        .clone();
+    moved["instances"][0]["name"] = json!("other");
+    for kind in ["groups", "tasks"] {
+        for entry in moved["instances"][0][kind].as_array_mut().unwrap() {
+            entry["instance"] = json!("other");
+        }
+    }
+    let plan = import(&s, &admin, &moved, false, "MERGE");
+    assert_eq!(plan["applied"], false, "{plan}");
+    let errors: Vec<(String, String)> = plan["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["path"].as_str().unwrap().to_string(), e["rule"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(errors.contains(&("$.instances[0].groups[0].gid".into(), "other_instance".into())), "{plan}");
+    assert_eq!(task_count(&s, &admin), 1, "nothing was applied");
+}
+
+#[test]
 fn one_bad_task_among_a_thousand_leaves_the_database_untouched() {
     let s = Server::start().unwrap();
     let admin = s.admin().unwrap();

@@ -55,6 +55,39 @@ fn diff(before: &serde_json::Value, after: &serde_json::Value) -> Vec<FieldChang
         .collect()
 }
 
+/// The fields in which a stored definition's draft (none: a new one) differs from the document's.
+fn diff_drafts<T: serde::Serialize>(before: Option<&T>, after: &T) -> Vec<FieldChange> {
+    let value = |d: &T| serde_json::to_value(d).unwrap_or_default();
+    diff(&before.map(value).unwrap_or_default(), &value(after))
+}
+
+/// Which stored record a document entry stands for: the one its id names when that exists (an
+/// error at `at.ID_FIELD` when it is another instance's), else the one `by_name` finds, else none
+/// (a new one). `kind` is the entry's kind and its id field (`("task", "tid")`).
+fn resolve(
+    c: &mut DbConn,
+    (kind, id_field): (&str, &str),
+    id: Option<i64>,
+    instance_id: i64,
+    instance_of: impl FnOnce(&mut DbConn, i64) -> db::DbResult<i64>,
+    by_name: impl FnOnce() -> Option<i64>,
+    at: &str,
+) -> Result<Result<Option<i64>, FieldError>, Abort> {
+    let by_id = match id {
+        Some(id) => match instance_of(c, id) {
+            Ok(other) if other != instance_id => {
+                let why = format!("{kind} {id} belongs to another instance");
+                return Ok(Err(FieldError::new(format!("{at}.{id_field}"), "other_instance", why)));
+            }
+            Ok(_) => Some(id),
+            Err(db::DbError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    Ok(Ok(by_id.or_else(by_name)))
+}
+
 fn item(kind: &str, instance: &str, name: &str) -> PlanItem {
     PlanItem { kind: kind.into(), instance: instance.into(), name: name.into() }
 }
@@ -226,10 +259,7 @@ fn apply_instance(
         match existing_cals.remove(cal.name.as_str()) {
             Some(row) => {
                 let before: CalendarDraft = db::calendars::draft(c, &row)?;
-                let fields = diff(
-                    &serde_json::to_value(&before).unwrap_or_default(),
-                    &serde_json::to_value(&after).unwrap_or_default(),
-                );
+                let fields = diff_drafts(Some(&before), &after);
                 if !fields.is_empty() {
                     plan.changed.push(PlanChange { item: item("calendar", &name, cal.name.as_str()), fields });
                     db::calendars::save(c, instance.id, cal, now)?;
@@ -254,34 +284,23 @@ fn apply_instance(
         let mut found = baton_schema::FieldErrors::new();
         references.check(&g.alerts, None, &format!("{gat}."), &mut found);
         plan.errors.extend(found.0);
-        let by_id = match g.gid {
-            Some(id) => match db::groups::get(c, id.0) {
-                Ok(row) if row.instance_id != instance.id => {
-                    plan.errors.push(FieldError::new(
-                        format!("{gat}.gid"),
-                        "other_instance",
-                        format!("group {id} belongs to another instance"),
-                    ));
-                    continue;
-                }
-                Ok(row) => Some(row.id),
-                Err(db::DbError::NotFound) => None,
-                Err(e) => return Err(e.into()),
-            },
-            None => None,
+        let by_name =
+            || before_groups.iter().find(|b| b.draft.name == g.name.as_str()).and_then(|b| b.draft.gid.map(|x| x.0));
+        let instance_of = |c: &mut DbConn, id| Ok(db::groups::get(c, id)?.instance_id);
+        let existing = match resolve(c, ("group", "gid"), g.gid.map(|x| x.0), instance.id, instance_of, by_name, &gat)?
+        {
+            Ok(found) => found,
+            Err(e) => {
+                plan.errors.push(e);
+                continue;
+            }
         };
-        let existing = by_id.or_else(|| {
-            before_groups.iter().find(|b| b.draft.name == g.name.as_str()).and_then(|b| b.draft.gid.map(|x| x.0))
-        });
         match existing {
             Some(id) => {
                 kept_groups.insert(id);
                 let before = before_groups.iter().find(|b| b.draft.gid == Some(GroupId(id)));
                 let after = GroupDef { gid: Some(GroupId(id)), ..g.clone() }.to_draft();
-                let fields = diff(
-                    &before.map(|b| serde_json::to_value(&b.draft).unwrap_or_default()).unwrap_or_default(),
-                    &serde_json::to_value(&after).unwrap_or_default(),
-                );
+                let fields = diff_drafts(before.map(|b| &b.draft), &after);
                 if !fields.is_empty() {
                     plan.changed.push(PlanChange { item: item("group", &name, g.name.as_str()), fields });
                     if let Err(e) = db::groups::update(c, id, instance.id, g, now) {
@@ -340,34 +359,22 @@ fn apply_instance(
                 ));
             }
         }
-        let by_id = match t.tid {
-            Some(id) => match db::tasks::get(c, id.0) {
-                Ok(row) if row.instance_id != instance.id => {
-                    plan.errors.push(FieldError::new(
-                        format!("{tat}.tid"),
-                        "other_instance",
-                        format!("task {id} belongs to another instance"),
-                    ));
-                    continue;
-                }
-                Ok(row) => Some(row.id),
-                Err(db::DbError::NotFound) => None,
-                Err(e) => return Err(e.into()),
-            },
-            None => None,
+        let by_name =
+            || before_tasks.iter().find(|b| b.draft.name == t.name.as_str()).and_then(|b| b.draft.tid.map(|x| x.0));
+        let instance_of = |c: &mut DbConn, id| Ok(db::tasks::get(c, id)?.instance_id);
+        let existing = match resolve(c, ("task", "tid"), t.tid.map(|x| x.0), instance.id, instance_of, by_name, &tat)? {
+            Ok(found) => found,
+            Err(e) => {
+                plan.errors.push(e);
+                continue;
+            }
         };
-        let existing = by_id.or_else(|| {
-            before_tasks.iter().find(|b| b.draft.name == t.name.as_str()).and_then(|b| b.draft.tid.map(|x| x.0))
-        });
         let is_new = existing.is_none();
         let id = match existing {
             Some(id) => {
                 let before = before_tasks.iter().find(|b| b.draft.tid == Some(TaskId(id)));
                 let after = TaskDef { tid: Some(TaskId(id)), ..t.clone() }.to_draft();
-                let fields = diff(
-                    &before.map(|b| serde_json::to_value(&b.draft).unwrap_or_default()).unwrap_or_default(),
-                    &serde_json::to_value(&after).unwrap_or_default(),
-                );
+                let fields = diff_drafts(before.map(|b| &b.draft), &after);
                 if !fields.is_empty() {
                     plan.changed.push(PlanChange { item: item("task", &name, t.name.as_str()), fields });
                     if let Err(e) = db::tasks::update(c, id, instance.id, group_id, t, now) {
