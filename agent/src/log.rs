@@ -109,7 +109,9 @@ impl EventLog {
         while self.pending.front().is_some_and(|(s, _)| *s <= seq) {
             self.pending.pop_front();
         }
-        let _ = std::fs::write(&self.acked_path, seq.to_string());
+        if let Err(e) = std::fs::write(&self.acked_path, seq.to_string()) {
+            crate::stats::write_failed("the acknowledged sequence", &e);
+        }
         // Nothing left to replay (nor on its way to disk): start the file afresh rather than let it grow.
         let idle = self.pending.is_empty() && self.published + 1 == self.next_seq;
         if idle && self.file.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false) {

@@ -150,7 +150,9 @@ impl Runner {
     fn record_after_logged(&self, base: &Path, fact: Fact) {
         let base = base.to_path_buf();
         let record = Box::new(move || {
-            let _ = journal::append(&base, &fact);
+            if let Err(e) = journal::append(&base, &fact) {
+                crate::stats::write_failed("an attempt's journal", &e);
+            }
         });
         if self.events.send(Work::Then(record)).is_err() {
             tracing::error!("the event log writer has stopped");
@@ -207,7 +209,9 @@ impl Runner {
             w.insert(name.clone(), wake.clone());
         }
         if let Err(why) = self.launch(&name, &secret_env) {
-            let _ = crate::shim::write_spawn_error(&base, why);
+            if let Err(e) = crate::shim::write_spawn_error(&base, why) {
+                crate::stats::write_failed("an attempt's journal", &e);
+            }
         }
         self.follow(run_id, attempt, base, Some(wake), Some(secrets));
     }
@@ -264,7 +268,9 @@ impl Runner {
     /// Stops an attempt's whole process tree; its end is reported as terminated.
     pub fn terminate(&self, run_id: i64, attempt: u32, grace_seconds: u32, by: String) {
         let base = self.runs_dir.join(journal::name(run_id, attempt));
-        let _ = std::fs::write(journal::file(&base, "terminate"), &by);
+        if let Err(e) = std::fs::write(journal::file(&base, "terminate"), &by) {
+            crate::stats::write_failed("a terminate request", &e);
+        }
         let mut j = Journal::new(&base);
         j.refresh();
         if let Some(pid) = j.pid.and_then(|p| i32::try_from(p).ok()) {

@@ -1,7 +1,19 @@
-//! CPU, memory and uptime of this host, from /proc. Three numbers do not justify a dependency
+//! CPU, memory and uptime of this host, from /proc, and the agent's failed writes to its own
+//! state, for the heartbeat. Three numbers do not justify a dependency
 //! such as sysinfo; Linux is the platform the agent runs on.
 
 use baton_schema::agent::v1::AgentStats;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Failed writes to the agent's own state, for the heartbeat.
+static WRITE_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// Logs a failed write to the agent's own state (`what` says which) and counts it for the
+/// heartbeat: the agent carries on, but the server and its operators learn of it.
+pub fn write_failed(what: &str, error: &dyn std::fmt::Display) {
+    WRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(%error, "writing {what}");
+}
 
 /// Total and idle jiffies from the first line of /proc/stat.
 fn cpu_times() -> Option<(u64, u64)> {
@@ -47,6 +59,7 @@ impl Sampler {
             memory_percent: memory_percent().unwrap_or(0.0),
             uptime_seconds: uptime_seconds().unwrap_or(0),
             running,
+            write_failures: WRITE_FAILURES.load(Ordering::Relaxed),
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct Agent {
     pub cpu_percent: Option<f64>,
     pub memory_percent: Option<f64>,
     pub uptime_seconds: Option<i64>,
+    /// Failed writes to its own state (journals, acknowledgements) since it started, as its last
+    /// heartbeat said: none is expected, and the agent's log has each.
+    pub write_failures: i64,
     pub last_seen_at: Option<DateTime<Utc>>,
     /// `*` or the instances whose operators' adhoc runs may reach this agent.
     pub instances: String,
@@ -40,6 +43,7 @@ impl From<AgentRecord> for Agent {
             cpu_percent: a.cpu_percent,
             memory_percent: a.memory_percent,
             uptime_seconds: a.uptime_seconds,
+            write_failures: a.write_failures,
             last_seen_at: a.last_seen_at,
             instances: a.instances.to_string(),
         }

@@ -270,6 +270,8 @@ pub struct AgentRecord {
     pub cpu_percent: Option<f64>,
     pub memory_percent: Option<f64>,
     pub uptime_seconds: Option<i64>,
+    /// Failed writes to its own state (journals, acknowledgements), as its last heartbeat said.
+    pub write_failures: i64,
     pub last_seen_at: Option<DateTime<Utc>>,
     /// The instances whose operators' adhoc runs may reach it.
     pub instances: InstanceAccess,

@@ -30,6 +30,10 @@ pub mod v1 {
         pub memory_percent: f32,
         pub uptime_seconds: u64,
         pub running: u32,
+        /// Writes to the agent's own state (journals, acknowledgements) that failed since it
+        /// started; none is expected, each is also in the agent's log.
+        #[serde(default)]
+        pub write_failures: u64,
     }
 
     /// Messages from the agent to the server.

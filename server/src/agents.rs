@@ -546,11 +546,19 @@ async fn on_heartbeat(hub: &AgentHub, name: &str, id: i64, stats: v1::AgentStats
         },
         Err(_) => false,
     };
-    let (cpu, mem, up) = (f64::from(stats.cpu_percent), f64::from(stats.memory_percent), stats.uptime_seconds);
+    let beat = db::agents::Beat {
+        cpu_percent: f64::from(stats.cpu_percent),
+        memory_percent: f64::from(stats.memory_percent),
+        uptime_seconds: i64::try_from(stats.uptime_seconds).unwrap_or(i64::MAX),
+        write_failures: i64::try_from(stats.write_failures).unwrap_or(i64::MAX),
+    };
+    if stats.write_failures > 0 {
+        tracing::warn!(agent = %name, failures = stats.write_failures, "the agent failed to write its own state");
+    }
     let res = hub
         .db
         .run(move |c| {
-            db::agents::heartbeat(c, id, cpu, mem, i64::try_from(up).unwrap_or(i64::MAX), now)?;
+            db::agents::heartbeat(c, id, beat, now)?;
             if came_back {
                 db::agents::set_status(c, id, "ONLINE")?;
             }

@@ -21,7 +21,7 @@ fn agent_row(s: &Server, token: &str, name: &str) -> Option<Value> {
     let res = data(
         s.graphql_as(
             Some(token),
-            "{ agents { name hostname queues version os status cpuPercent memoryPercent uptimeSeconds } }",
+            "{ agents { name hostname queues version os status cpuPercent memoryPercent uptimeSeconds writeFailures } }",
             json!({}),
         )
         .ok()?,
@@ -52,6 +52,7 @@ fn agents_register_heartbeat_and_report_figures() {
     let mem = row["memoryPercent"].as_f64().unwrap();
     assert!(mem > 0.0 && mem <= 100.0, "{row}");
     assert!(row["uptimeSeconds"].as_i64().unwrap() > 0);
+    assert_eq!(row["writeFailures"], 0, "a healthy agent writes all it must");
 
     // Tokens from the API work too, and a revoked one does not.
     let created = data(
@@ -65,6 +66,26 @@ fn agents_register_heartbeat_and_report_figures() {
     let (code, stderr) = refused.wait_exit(Duration::from_secs(15)).unwrap();
     assert_eq!(code, Some(2));
     assert!(stderr.contains("the enrollment token is unknown or revoked"), "{stderr}");
+}
+
+#[test]
+fn an_agent_that_cannot_write_its_state_says_so_in_its_heartbeat() {
+    let s = server();
+    let admin = s.admin().unwrap();
+    let token = agent_token_cli(s.data_dir.path(), "hosts").unwrap();
+    // Where the agent records what the server acknowledged, a directory: no write there can work.
+    let state = tempfile::tempdir().unwrap();
+    std::fs::create_dir(state.path().join("acked")).unwrap();
+    let _a = Agent::start_with_state(&s.base_url, &token, "a1", "etl", state.path()).unwrap();
+    wait_status(&s, &admin, "a1", "ONLINE", Duration::from_secs(15));
+    let run = "mutation { runAdhoc(agents: [\"a1\"], command: \"true\", runAsUser: \"root\") { id } }";
+    data(s.graphql_as(Some(&admin), run, json!({})).unwrap());
+    // The run still goes through; the failed writes are counted and reported.
+    let row = wait_for("a heartbeat with the failures", Duration::from_secs(20), || {
+        agent_row(&s, &admin, "a1").filter(|a| a["writeFailures"].as_i64().unwrap_or(0) > 0)
+    })
+    .unwrap();
+    assert_eq!(row["status"], "ONLINE", "{row}");
 }
 
 #[test]

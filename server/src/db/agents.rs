@@ -23,6 +23,8 @@ pub struct AgentRow {
     pub created_at: NaiveDateTime,
     /// `*` or the instances whose operators' adhoc runs may reach it.
     pub instances: String,
+    /// Failed writes to its own state, as its last heartbeat said.
+    pub write_failures: i64,
 }
 
 impl AgentRow {
@@ -77,12 +79,22 @@ pub fn silent_since(conn: &mut DbConn, since: DateTime<Utc>) -> DbResult<Vec<i64
         .load(c))?)
 }
 
-pub fn heartbeat(conn: &mut DbConn, id: i64, cpu: f64, mem: f64, uptime: i64, now: DateTime<Utc>) -> DbResult<()> {
+/// What a heartbeat says of an agent.
+#[derive(Debug, Clone, Copy)]
+pub struct Beat {
+    pub cpu_percent: f64,
+    pub memory_percent: f64,
+    pub uptime_seconds: i64,
+    pub write_failures: i64,
+}
+
+pub fn heartbeat(conn: &mut DbConn, id: i64, beat: Beat, now: DateTime<Utc>) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(agents::table.find(id))
         .set((
-            agents::cpu_percent.eq(Some(cpu)),
-            agents::memory_percent.eq(Some(mem)),
-            agents::uptime_seconds.eq(Some(uptime)),
+            agents::cpu_percent.eq(Some(beat.cpu_percent)),
+            agents::memory_percent.eq(Some(beat.memory_percent)),
+            agents::uptime_seconds.eq(Some(beat.uptime_seconds)),
+            agents::write_failures.eq(beat.write_failures),
             agents::last_seen_at.eq(Some(ts(now))),
         ))
         .execute(c))?;

@@ -139,6 +139,7 @@ diesel::table! {
         last_seen_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         instances -> Text,
+        write_failures -> BigInt,
     }
 }
 

@@ -53,6 +53,7 @@ pub(super) fn agent_record(a: db::agents::AgentRow) -> AgentRecord {
         cpu_percent: a.cpu_percent,
         memory_percent: a.memory_percent,
         uptime_seconds: a.uptime_seconds,
+        write_failures: a.write_failures,
         last_seen_at: a.last_seen_at.map(db::utc),
     }
 }

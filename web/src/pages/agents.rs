@@ -18,6 +18,7 @@ struct Agent {
     cpu_percent: Option<f64>,
     memory_percent: Option<f64>,
     uptime_seconds: Option<i64>,
+    write_failures: i64,
 }
 
 #[derive(Clone, PartialEq, Deserialize)]
@@ -33,7 +34,7 @@ pub fn agents() -> Html {
         Callback::from(move |_: Value| {
             let data = data.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                let q = "{ agents { name status hostname queues version cpuPercent memoryPercent uptimeSeconds } }";
+                let q = "{ agents { name status hostname queues version cpuPercent memoryPercent uptimeSeconds writeFailures } }";
                 data.set(match gql::query::<Data>(q).await {
                     Ok(d) => Load::Ready(d),
                     Err(e) => Load::Failed(e),
@@ -52,13 +53,14 @@ pub fn agents() -> Html {
         Load::Ready(d) => html! {
             <table id="agents"><thead><tr>
                 <th>{ "Name" }</th><th>{ "Status" }</th><th>{ "Host" }</th><th>{ "Queues" }</th>
-                <th>{ "Version" }</th><th>{ "CPU" }</th><th>{ "Memory" }</th><th>{ "Uptime" }</th>
+                <th>{ "Version" }</th><th>{ "CPU" }</th><th>{ "Memory" }</th><th>{ "Uptime" }</th><th>{ "Failed writes" }</th>
             </tr></thead><tbody>
             { for d.agents.iter().map(|a| html! {
                 <tr class={format!("agent-{}", a.status.to_lowercase())}>
                     <td>{ &a.name }</td><td>{ &a.status }</td><td>{ &a.hostname }</td><td>{ a.queues.join(", ") }</td>
                     <td>{ &a.version }</td><td>{ pct(a.cpu_percent) }</td><td>{ pct(a.memory_percent) }</td>
                     <td>{ a.uptime_seconds.map(|s| format!("{}h {:02}m", s / 3600, (s % 3600) / 60)).unwrap_or_else(|| "–".into()) }</td>
+                    <td class={(a.write_failures > 0).then_some("error")}>{ a.write_failures }</td>
                 </tr>
             }) }
             </tbody></table>
