@@ -3,10 +3,11 @@
 //! is all a restarted agent needs to pick an attempt up again, and one file instead of one per
 //! fact, since creating files is what an attempt's bookkeeping spends most on. An attempt's files
 //! lie side by side in the runs directory, named after it (`RUN-ATTEMPT.journal`, `.out`, `.err`),
-//! with no directory of their own: one file fewer to create.
+//! with no directory of their own: one file fewer to create. The journal owns its record types
+//! (`Job`, `ExitRecord`), which the shim and the runner write and read.
 
-use crate::shim::{ExitRecord, Job};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -43,6 +44,52 @@ pub fn file(base: &Path, kind: &str) -> PathBuf {
     name.push(".");
     name.push(kind);
     PathBuf::from(name)
+}
+
+/// What the agent asks the shim to run (the journal's first line).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub command: String,
+    pub run_as_user: String,
+    pub env: BTreeMap<String, String>,
+    pub stdout_path: PathBuf,
+    pub stderr_path: PathBuf,
+    pub max_run_time_seconds: u32,
+    pub kill_grace_seconds: u32,
+    /// The job had credentials: their values, and the variables holding them, are not in the
+    /// journal (they reach the shim through the launcher's pipe and the agent keeps them in
+    /// memory to mask the output), so an agent restarted mid-attempt cannot mask its output.
+    #[serde(default)]
+    pub masked: bool,
+}
+
+/// The variables of a job that hold credentials: given to the shim in memory, never on disk.
+pub type SecretEnv = BTreeMap<String, String>;
+
+#[cfg(test)]
+impl Job {
+    /// `true` as root, writing to a task's own output paths (which nothing creates).
+    pub fn for_tests() -> Job {
+        Job {
+            command: "true".into(),
+            run_as_user: "root".into(),
+            env: Default::default(),
+            stdout_path: "/nonexistent/own.log".into(),
+            stderr_path: "/nonexistent/own.err".into(),
+            max_run_time_seconds: 5,
+            kill_grace_seconds: 1,
+            masked: false,
+        }
+    }
+}
+
+/// How the attempt ended.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExitRecord {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub spawn_error: Option<String>,
 }
 
 /// How far the events of one attempt have been logged.

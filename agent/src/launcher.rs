@@ -36,7 +36,7 @@ pub fn serve(runs_dir: &Path) -> std::process::ExitCode {
         if crate::journal::parse_name(name).is_none() {
             continue;
         }
-        let secret_env: crate::shim::SecretEnv = if secrets.is_empty() {
+        let secret_env: crate::journal::SecretEnv = if secrets.is_empty() {
             Default::default()
         } else {
             match serde_json::from_str(secrets) {
@@ -59,7 +59,7 @@ pub fn serve(runs_dir: &Path) -> std::process::ExitCode {
 
 /// In the forked child: leaves the launcher's process group and signal settings behind, then
 /// supervises the attempt.
-fn become_shim(base: &Path, name: &str, secret_env: &crate::shim::SecretEnv) -> i32 {
+fn become_shim(base: &Path, name: &str, secret_env: &crate::journal::SecretEnv) -> i32 {
     // Its own process group: the shim outlives the agent and the launcher, and their signals.
     let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
     // SAFETY: restoring the default disposition; the shim must be able to wait for its job.

@@ -2,9 +2,9 @@
 //! pid, output and exit through the files the shim writes, and turns them into logged events.
 //! The files survive an agent restart, so a restarted agent picks up where it left off.
 
-use crate::journal::{self, Fact, Journal};
+use crate::journal::{self, ExitRecord, Fact, Job, Journal, SecretEnv};
 use crate::log::Work;
-use crate::shim::{kill_group, ExitRecord, Job};
+use crate::shim::kill_group;
 use anyhow::{Context, Result};
 use baton_schema::agent::v1::{AgentEvent, Dispatch, Stream};
 use baton_schema::run::Outcome;
@@ -105,7 +105,7 @@ impl Runner {
 
     /// Has the launcher start the shim of the attempt `name`, starting the launcher
     /// first when there is none or it has gone.
-    fn launch(&self, name: &str, secret_env: &crate::shim::SecretEnv) -> Result<(), String> {
+    fn launch(&self, name: &str, secret_env: &SecretEnv) -> Result<(), String> {
         let request = if secret_env.is_empty() {
             format!("{name}\n")
         } else {
@@ -177,7 +177,7 @@ impl Runner {
         // The journal is the agent's alone; the variables holding credentials stay out of it and
         // go to the shim through the launcher's pipe.
         let secrets = d.secrets;
-        let (secret_env, env): (crate::shim::SecretEnv, _) =
+        let (secret_env, env): (SecretEnv, _) =
             d.env.into_iter().partition(|(_, v)| secrets.iter().any(|s| !s.is_empty() && v.contains(s.as_str())));
         let job = Job {
             command: d.command,

@@ -7,64 +7,16 @@
 //! is recorded (an agent that went away no longer listens; the journal is what counts). The
 //! job's credential variables come from the launcher in memory, never from a file.
 
-use crate::journal::{self, Fact, Journal};
+use crate::journal::{self, ExitRecord, Fact, Journal, SecretEnv};
 use anyhow::{Context, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Pid, Uid, User};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What the agent asks the shim to run (the journal's first line).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Job {
-    pub command: String,
-    pub run_as_user: String,
-    pub env: BTreeMap<String, String>,
-    pub stdout_path: PathBuf,
-    pub stderr_path: PathBuf,
-    pub max_run_time_seconds: u32,
-    pub kill_grace_seconds: u32,
-    /// The job had credentials: their values, and the variables holding them, are not in the
-    /// journal (they reach the shim through the launcher's pipe and the agent keeps them in
-    /// memory to mask the output), so an agent restarted mid-attempt cannot mask its output.
-    #[serde(default)]
-    pub masked: bool,
-}
-
-/// The variables of a job that hold credentials: given to the shim in memory, never on disk.
-pub type SecretEnv = BTreeMap<String, String>;
-
-#[cfg(test)]
-impl Job {
-    /// `true` as root, writing to a task's own output paths (which nothing creates).
-    pub fn for_tests() -> Job {
-        Job {
-            command: "true".into(),
-            run_as_user: "root".into(),
-            env: Default::default(),
-            stdout_path: "/nonexistent/own.log".into(),
-            stderr_path: "/nonexistent/own.err".into(),
-            max_run_time_seconds: 5,
-            kill_grace_seconds: 1,
-            masked: false,
-        }
-    }
-}
-
-/// How the attempt ended.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ExitRecord {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub timed_out: bool,
-    pub spawn_error: Option<String>,
-}
 
 pub fn write_exit(base: &Path, rec: &ExitRecord) -> Result<()> {
     journal::append(base, &Fact::Exit(rec.clone())).context("recording the exit")
