@@ -82,3 +82,11 @@ pub async fn request<T: DeserializeOwned>(query: &str, variables: Value) -> Resu
 pub async fn query<T: DeserializeOwned>(query: &str) -> Result<T, Error> {
     request(query, Value::Null).await
 }
+
+/// What a page shows while its data is on the way.
+#[derive(Clone, PartialEq)]
+pub enum Load<T> {
+    Loading,
+    Ready(T),
+    Failed(Error),
+}

@@ -5,84 +5,17 @@
 mod gql;
 mod live;
 mod pages;
+mod route;
+mod session;
 mod status;
 
-use serde::Deserialize;
+use gql::Load;
+use route::Route;
+use session::{Me, MeData};
+
 use wasm_bindgen::prelude::*;
 use yew::prelude::*;
 use yew_router::prelude::*;
-
-/// What a page shows while its data is on the way.
-#[derive(Clone, PartialEq)]
-pub enum Load<T> {
-    Loading,
-    Ready(T),
-    Failed(gql::Error),
-}
-
-/// The client-side routes; the server answers every one of them with the same page.
-#[derive(Clone, Routable, PartialEq)]
-pub enum Route {
-    #[at("/")]
-    Dashboard,
-    #[at("/task-runs")]
-    TaskRuns,
-    #[at("/task-runs/:id")]
-    Run { id: i64 },
-    #[at("/agents")]
-    Agents,
-    #[at("/scheduler")]
-    Scheduler,
-    #[at("/tasks")]
-    Tasks,
-    #[at("/adhoc")]
-    Adhoc,
-    #[at("/calendars")]
-    Calendars,
-    #[at("/integrations")]
-    Integrations,
-    #[at("/admin")]
-    Admin,
-    #[not_found]
-    #[at("/404")]
-    NotFound,
-}
-
-/// Who is logged in.
-#[derive(Clone, PartialEq, Deserialize)]
-pub struct Me {
-    pub username: String,
-    pub role: String,
-}
-
-impl Me {
-    fn rank(&self) -> u8 {
-        match self.role.as_str() {
-            "viewer" => 0,
-            "user" => 1,
-            "operator" => 2,
-            "admin" => 3,
-            "superadmin" => 4,
-            _ => 0,
-        }
-    }
-    /// May create and edit definitions.
-    pub fn rank_at_least_user(&self) -> bool {
-        self.rank() >= 1
-    }
-    /// May force-run, terminate, modify status, freeze, run adhoc commands.
-    pub fn is_operator(&self) -> bool {
-        self.rank() >= 2
-    }
-    pub fn is_admin(&self) -> bool {
-        self.rank() >= 3
-    }
-}
-
-#[derive(Deserialize)]
-struct MeData {
-    me: Me,
-}
 
 fn switch(route: Route, me: &Me) -> Html {
     match route {

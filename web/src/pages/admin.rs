@@ -2,7 +2,8 @@
 //! tokens (a new one is shown once), and the audit log.
 
 use crate::gql;
-use crate::{Load, Me};
+use crate::gql::Load;
+use crate::session::Me;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use web_sys::{HtmlInputElement, HtmlSelectElement};

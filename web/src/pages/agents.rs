@@ -1,8 +1,8 @@
 //! Agents: name, status, host, queues, version, CPU, memory, uptime; live.
 
 use crate::gql;
+use crate::gql::Load;
 use crate::live::use_subscription;
-use crate::Load;
 use serde::Deserialize;
 use serde_json::Value;
 use yew::prelude::*;

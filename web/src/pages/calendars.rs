@@ -2,7 +2,8 @@
 //! per line: `YYYY-MM-DD reason` or `YYYY-MM-DD..YYYY-MM-DD reason`).
 
 use crate::gql;
-use crate::{Load, Me};
+use crate::gql::Load;
+use crate::session::Me;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};

@@ -1,9 +1,10 @@
 //! Dashboard: today's counts by status (live), recent failures, agents online, upcoming runs.
 
 use crate::gql;
+use crate::gql::Load;
 use crate::live::use_subscription;
+use crate::route::Route;
 use crate::status::{badge, label};
-use crate::{Load, Route};
 use serde::Deserialize;
 use serde_json::Value;
 use yew::prelude::*;

@@ -4,7 +4,8 @@
 
 use super::{field_error, input_value};
 use crate::gql;
-use crate::{Load, Me};
+use crate::gql::Load;
+use crate::session::Me;
 use gloo_timers::callback::Interval;
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -2,9 +2,11 @@
 //! and stderr apart (paged, followed live), and the operators' actions.
 
 use crate::gql;
+use crate::gql::Load;
 use crate::live::use_subscription;
+use crate::route::Route;
+use crate::session::Me;
 use crate::status::badge;
-use crate::{Load, Me, Route};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use web_sys::HtmlSelectElement;

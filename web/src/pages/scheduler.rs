@@ -2,7 +2,7 @@
 //! upcoming runs.
 
 use crate::gql;
-use crate::Load;
+use crate::gql::Load;
 use serde::Deserialize;
 use yew::prelude::*;
 

@@ -4,9 +4,9 @@
 use super::form::load_task_input;
 use super::Named;
 use crate::gql;
+use crate::gql::Load;
 use crate::live::use_subscription;
 use crate::status::label;
-use crate::Load;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;

@@ -12,7 +12,8 @@ mod import;
 mod task_form;
 
 use crate::gql;
-use crate::{Load, Me};
+use crate::gql::Load;
+use crate::session::Me;
 use flow::FlowGraph;
 use group_form::GroupForm;
 use import::Import;
