@@ -1,72 +1,21 @@
-//! The agent gateway: agents connect to `/agent` over WebSocket, authenticate with an enrollment
-//! token, register, and heartbeat. The hub knows which agents are online, refuses a second agent
-//! of a name already online, and marks an agent OFFLINE (no new work) after missed heartbeats.
+//! The agent socket at `/agent`: admission (token, name binding, one connection per name), the
+//! frames each way with their caps and rate limits, heartbeats and acknowledgements, and agent
+//! events handed to the driver.
 
-use crate::db::{self, Db};
+use super::hub::{AgentHub, Conn};
+use crate::db;
 use crate::driver::Driver;
 use crate::service::auth::token_hash;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::AggregatedMessage;
 use baton_schema::agent::v1::{self, AgentMsg, ServerMsg, PROTOCOL_VERSION};
-use chrono::{DateTime, Utc};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
-
-/// Heartbeat settings the server gives its agents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeartbeatPolicy {
-    pub interval_seconds: u32,
-    /// Missed heartbeats after which an agent is OFFLINE.
-    pub missed: u32,
-}
-
-impl Default for HeartbeatPolicy {
-    fn default() -> Self {
-        Self { interval_seconds: 5, missed: 3 }
-    }
-}
-
-/// A change in an agent's presence or figures, for subscribers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentChange {
-    pub name: String,
-    pub status: String,
-}
-
-/// One connected agent.
-struct Conn {
-    id: i64,
-    hostname: String,
-    queues: Vec<String>,
-    /// Frames for the agent.
-    tx: mpsc::UnboundedSender<ServerMsg>,
-    last_heartbeat: DateTime<Utc>,
-    online: bool,
-    /// Which connection this is, so a stale close cannot remove a newer one.
-    serial: u64,
-    /// The enrollment token it came with: revoking it closes the connection.
-    token_id: i64,
-}
-
-/// The registry of connected agents.
-pub struct AgentHub {
-    db: Db,
-    pub policy: HeartbeatPolicy,
-    conns: Mutex<HashMap<String, Conn>>,
-    serial: std::sync::atomic::AtomicU64,
-    changes: broadcast::Sender<AgentChange>,
-    /// Heartbeat times and agents' last-seen times come from it.
-    clock: crate::clock::SharedClock,
-    /// This server's name when it shares its database: the changes it sees are recorded under it
-    /// for the other servers.
-    server: Option<String>,
-}
+use tokio::sync::mpsc;
 
 /// Frames that make no sense count against a connection; past this many it is closed.
 const MAX_BAD_FRAMES: u32 = 100;
@@ -105,159 +54,6 @@ impl Bucket {
             Duration::ZERO
         } else {
             Duration::from_secs_f64(-self.level / self.rate)
-        }
-    }
-}
-
-impl AgentHub {
-    pub fn new(
-        db: Db,
-        policy: HeartbeatPolicy,
-        clock: crate::clock::SharedClock,
-        server: Option<String>,
-    ) -> Arc<AgentHub> {
-        let (changes, _) = broadcast::channel(1024);
-        let conns = Mutex::new(HashMap::new());
-        Arc::new(AgentHub { db, policy, conns, serial: Default::default(), changes, clock, server })
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<AgentChange> {
-        self.changes.subscribe()
-    }
-
-    /// Names of the agents online now.
-    pub fn online(&self) -> Vec<String> {
-        self.conns
-            .lock()
-            .map(|c| c.iter().filter(|(_, v)| v.online).map(|(k, _)| k.clone()).collect())
-            .unwrap_or_default()
-    }
-
-    /// Online agents a target (an agent name, a hostname or a queue) reaches, with their ids;
-    /// read from memory, so dispatch costs no database round trip.
-    pub fn candidates(&self, target: &str) -> Vec<(String, i64)> {
-        self.conns
-            .lock()
-            .map(|c| {
-                c.iter()
-                    .filter(|(name, v)| {
-                        v.online && (*name == target || v.hostname == target || v.queues.iter().any(|q| q == target))
-                    })
-                    .map(|(name, v)| (name.clone(), v.id))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// The id of a connected agent.
-    pub fn id_of(&self, name: &str) -> Option<i64> {
-        self.conns.lock().ok().and_then(|c| c.get(name).map(|v| v.id)).filter(|id| *id > 0)
-    }
-
-    /// Sends a frame to an online agent; false when it is not connected.
-    pub fn send(&self, name: &str, msg: ServerMsg) -> bool {
-        self.conns.lock().ok().and_then(|c| c.get(name).map(|c| c.tx.send(msg).is_ok())).unwrap_or(false)
-    }
-
-    /// Publishes a change here, and records it for the other servers sharing the database.
-    fn publish(&self, name: &str, status: &str) {
-        let _ = self.changes.send(AgentChange { name: name.into(), status: status.into() });
-        let Some(server) = self.server.clone() else { return };
-        let (name, status, now) = (name.to_string(), status.to_string(), self.clock.now());
-        let recorded = self.db.submit(move |c| db::agent_changes::record(c, &name, &status, &server, now));
-        actix_web::rt::spawn(async move {
-            if let Err(e) = recorded.await {
-                tracing::error!(error = %e, "recording an agent change for the other servers");
-            }
-        });
-    }
-
-    /// Publishes the agent changes other servers record, in order, to this server's subscribers.
-    pub async fn follow_others(self: Arc<Self>) {
-        let me = self.server.clone().unwrap_or_default();
-        let read = move |c: &mut db::DbConn, from| db::agent_changes::foreign_after(c, from, &me, 1_000);
-        let every = Duration::from_millis(200);
-        db::tail::follow(
-            self.db.clone(),
-            every,
-            "agent changes",
-            db::agent_changes::last_id,
-            read,
-            |r| r.id,
-            |r| {
-                let _ = self.changes.send(AgentChange { name: r.name, status: r.status });
-            },
-        )
-        .await;
-    }
-
-    /// Marks an agent this server last saw at `seen` OFFLINE and says so, unless another server
-    /// has seen it since (it moved there).
-    async fn went_offline(&self, name: &str, id: i64, seen: DateTime<Utc>) {
-        match self.db.run(move |c| db::agents::set_offline(c, id, seen)).await {
-            Ok(true) => self.publish(name, "OFFLINE"),
-            Ok(false) => tracing::info!(agent = %name, "left this server for another"),
-            Err(e) => tracing::error!(error = %e, agent = id, "recording an agent's status"),
-        }
-    }
-
-    /// Closes the connections of agents enrolled with the token `token_id` (it was revoked):
-    /// they are told why, which ends them. Returns how many there were.
-    pub fn disconnect_token(&self, token_id: i64) -> usize {
-        let Ok(conns) = self.conns.lock() else { return 0 };
-        let reason = "the enrollment token was revoked".to_string();
-        conns
-            .values()
-            .filter(|c| c.token_id == token_id)
-            .filter(|c| c.tx.send(ServerMsg::Refused { reason: reason.clone() }).is_ok())
-            .count()
-    }
-
-    /// Closes the connections whose tokens were revoked, here or through another server.
-    async fn drop_revoked(&self) {
-        let ids: Vec<i64> = match self.conns.lock() {
-            Ok(conns) => conns.values().map(|c| c.token_id).collect(),
-            Err(_) => return,
-        };
-        if ids.is_empty() {
-            return;
-        }
-        match self.db.run(move |c| db::agent_tokens::revoked_among(c, &ids)).await {
-            Ok(revoked) => {
-                for id in revoked {
-                    self.disconnect_token(id);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "checking the agents' tokens"),
-        }
-    }
-
-    /// Marks agents that missed their heartbeats OFFLINE, and closes those whose tokens were
-    /// revoked; runs until the server stops.
-    pub async fn watch_heartbeats(self: Arc<Self>) {
-        let limit = chrono::Duration::seconds(i64::from(self.policy.interval_seconds * self.policy.missed));
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        for round in 0u64.. {
-            tick.tick().await;
-            if round % 8 == 0 {
-                self.drop_revoked().await;
-            }
-            let now = self.clock.now();
-            let lost: Vec<(String, i64, DateTime<Utc>)> = match self.conns.lock() {
-                Ok(mut conns) => conns
-                    .iter_mut()
-                    .filter(|(_, c)| c.online && now - c.last_heartbeat > limit)
-                    .map(|(name, c)| {
-                        c.online = false;
-                        (name.clone(), c.id, c.last_heartbeat)
-                    })
-                    .collect(),
-                Err(_) => Vec::new(),
-            };
-            for (name, id, seen) in lost {
-                tracing::warn!(agent = %name, "missed its heartbeats: OFFLINE");
-                self.went_offline(&name, id, seen).await;
-            }
         }
     }
 }
