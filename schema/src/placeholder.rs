@@ -99,6 +99,25 @@ pub fn expand(text: &str, ctx: PlaceholderContext, values: &HashMap<String, Stri
     Ok(out)
 }
 
+/// Expands a command's `${T:...}` and the `${E:...}` in `values` (the profile, YYYYMMDD, HHMM);
+/// any other `${E:VAR}` becomes `${VAR}`, for the shell to read from the host's environment.
+pub fn expand_command(text: &str, values: &HashMap<String, String>) -> Result<String, FieldError> {
+    let found = scan("command", text, PlaceholderContext::Command)?;
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for p in found {
+        out.push_str(&text[at..p.start]);
+        match values.get(&format!("{}:{}", p.kind, p.key)) {
+            Some(v) => out.push_str(v),
+            None if p.kind == 'E' => out.push_str(&format!("${{{}}}", p.key)),
+            None => {}
+        }
+        at = p.end;
+    }
+    out.push_str(&text[at..]);
+    Ok(out)
+}
+
 /// The credential keys a profile value names with `${C:key}` (a run sees their values in its
 /// environment, and the agent masks them in its output). Other text is left as it is.
 pub fn credential_refs(field: &str, text: &str) -> Result<Vec<crate::names::CredentialKey>, FieldError> {
@@ -150,6 +169,15 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_command_keeps_unknown_environment_variables_for_the_shell() {
+        let values: HashMap<String, String> =
+            [("E:YYYYMMDD", "20261206"), ("T:task_name", "load")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let out = expand_command("run ${T:task_name} ${E:YYYYMMDD} ${E:HOME}", &values).unwrap();
+        assert_eq!(out, "run load 20261206 ${HOME}");
+        assert_eq!(expand_command("x ${Q:nope}", &values).unwrap_err().field, "command");
+    }
 
     #[test]
     fn known_placeholders_pass_unknown_fail() {

@@ -3,8 +3,8 @@
 
 use crate::db;
 use crate::driver::{GroupRunRef, JobSpec};
-use crate::service::execution::expand_command;
 use baton_schema::definition::TaskDef;
+use baton_schema::placeholder::expand_command;
 use baton_schema::schedule::Slot;
 use baton_schema::FieldError;
 use chrono::{DateTime, Utc};

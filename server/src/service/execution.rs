@@ -2,7 +2,7 @@
 
 use super::definitions::task_records;
 use super::Found;
-use super::{audit, check_instance_id, require, Services, SvcError};
+use super::{audit, check_instance_id, require, task_timezone, Services, SvcError};
 use crate::db::{self, to_json};
 use crate::driver::JobSpec;
 use crate::engine::launch::{self, Origin};
@@ -10,43 +10,10 @@ use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::Role;
 use baton_schema::definition::TaskDef;
-use baton_schema::placeholder::{scan, PlaceholderContext};
 use baton_schema::run::RetryPolicy;
 use baton_schema::schedule::Slot;
 use chrono::{NaiveDate, Utc};
-use std::collections::{BTreeMap, HashMap};
-
-/// Expands `${T:...}` and the `${E:...}` the server knows (the profile, YYYYMMDD, HHMM); any other
-/// `${E:VAR}` becomes `${VAR}`, for the shell to read from the host's environment.
-pub fn expand_command(text: &str, values: &HashMap<String, String>) -> Result<String, baton_schema::FieldError> {
-    let found = scan("command", text, PlaceholderContext::Command)?;
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    for p in found {
-        out.push_str(&text[at..p.start]);
-        match values.get(&format!("{}:{}", p.kind, p.key)) {
-            Some(v) => out.push_str(v),
-            None if p.kind == 'E' => out.push_str(&format!("${{{}}}", p.key)),
-            None => {}
-        }
-        at = p.end;
-    }
-    out.push_str(&text[at..]);
-    Ok(out)
-}
-
-/// The timezone a task's days are counted in: its group's schedule's when grouped, else its
-/// own (UTC without a schedule).
-pub(super) fn task_timezone(c: &mut db::DbConn, row: &db::tasks::TaskRow) -> Result<chrono_tz::Tz, SvcError> {
-    let schedule = match row.group_id {
-        Some(g) => db::groups::get(c, g)?.schedule,
-        None => row.schedule.clone(),
-    };
-    Ok(schedule
-        .and_then(|s| serde_json::from_str::<baton_schema::schedule::ScheduleDraft>(&s).ok())
-        .and_then(|d| baton_schema::schedule::Schedule::parse(&d).ok())
-        .map_or(chrono_tz::UTC, |s| s.timezone))
-}
+use std::collections::BTreeMap;
 
 /// A new run for `target`, not yet tied to a task (adhoc).
 fn new_run(run_date: NaiveDate, slot: String, spec: &JobSpec, now: chrono::DateTime<Utc>) -> db::runs::NewRun {

@@ -247,6 +247,19 @@ pub(crate) fn check_instance_id(c: &mut DbConn, p: &Principal, id: i64) -> SvcRe
     Ok(row.name)
 }
 
+/// The timezone a task's days are counted in: its group's schedule's when grouped, else its
+/// own (UTC without a schedule).
+pub(crate) fn task_timezone(c: &mut db::DbConn, row: &db::tasks::TaskRow) -> Result<chrono_tz::Tz, SvcError> {
+    let schedule = match row.group_id {
+        Some(g) => db::groups::get(c, g)?.schedule,
+        None => row.schedule.clone(),
+    };
+    Ok(schedule
+        .and_then(|s| serde_json::from_str::<baton_schema::schedule::ScheduleDraft>(&s).ok())
+        .and_then(|d| baton_schema::schedule::Schedule::parse(&d).ok())
+        .map_or(chrono_tz::UTC, |s| s.timezone))
+}
+
 pub(crate) fn require(p: &Principal, role: Role) -> SvcResult<()> {
     if p.role >= role {
         Ok(())

@@ -139,7 +139,7 @@ impl Services {
                 let row = db::tasks::get(c, tid).found("task")?;
                 check_instance_id(c, &pc, row.instance_id).found("task")?;
                 // Today is the day in the task's timezone (its group's when grouped).
-                let tz = super::execution::task_timezone(c, &row)?;
+                let tz = super::task_timezone(c, &row)?;
                 let date = run_date.unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive());
                 let target = Target { task_id: Some(tid), group_id: row.group_id, run_id: None, run_date: Some(date) };
                 audit(
