@@ -70,7 +70,7 @@ pub fn serve(
                 .map(|t| t.trim_start_matches("Bearer ").to_string());
             let principal = match init_token {
                 Some(t) => {
-                    let p = crate::http::principal_for(&db, Some(t.clone())).await;
+                    let p = crate::service::users::principal_for(&db, Some(t.clone())).await;
                     if let Ok(mut c) = caller.lock() {
                         *c = p.clone().map(|p| (t, p));
                     }

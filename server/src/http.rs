@@ -9,7 +9,7 @@ use crate::service::users;
 use crate::web_guard::{refusal, security_headers, WebPolicy};
 use actix_web::http::StatusCode;
 use actix_web::{get, http::header, middleware, web, App, HttpRequest, HttpResponse, HttpServer, Responder};
-use baton_graphql::{prepare_request, Backend, BatonSchema, ClientInfo, Principal, SESSION_COOKIE};
+use baton_graphql::{prepare_request, Backend, BatonSchema, ClientInfo, SESSION_COOKIE};
 use rust_embed::RustEmbed;
 use std::sync::Arc;
 
@@ -74,14 +74,6 @@ fn tls_config(files: &crate::config::TlsFiles) -> anyhow::Result<rustls::ServerC
         .context("tls_cert and tls_key do not make a certificate and its key")
 }
 
-pub(crate) async fn principal_for(db: &Db, token: Option<String>) -> Option<Principal> {
-    let token = token?;
-    db.run(move |c| Ok(users::authenticate(c, &token))).await.ok()?.unwrap_or_else(|e| {
-        tracing::warn!(error = ?e, "authenticating a request");
-        None
-    })
-}
-
 async fn graphql(
     state: web::Data<AppState>,
     policy: web::Data<WebPolicy>,
@@ -103,7 +95,7 @@ async fn graphql(
         }
     };
     let token = request_token(&http);
-    let principal = principal_for(&state.db, token.clone()).await;
+    let principal = users::principal_for(&state.db, token.clone()).await;
     let request = prepare_request(req, &state.backend, principal, client_info(&http, token));
     let response = state.schema.execute(request).await;
     let mut out = HttpResponse::Ok();
@@ -156,7 +148,7 @@ async fn subscriptions(
         return Ok(refused.response());
     }
     let token = request_token(&http);
-    let from_upgrade = principal_for(&state.db, token.clone()).await;
+    let from_upgrade = users::principal_for(&state.db, token.clone()).await;
     let client = client_info(&http, token.clone());
     let parts = crate::graphql_socket::SocketParts {
         schema: state.schema.clone(),

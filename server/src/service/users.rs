@@ -95,6 +95,16 @@ pub fn authenticate(c: &mut DbConn, token: &str) -> SvcResult<Option<Principal>>
     Ok(Some(Principal { user_id: u.id, username: u.username, role: u.role, instances: u.instances }))
 }
 
+/// The principal of a request's token (none, unknown or failing to look up: no one), for the
+/// HTTP handlers and the GraphQL socket.
+pub async fn principal_for(db: &db::Db, token: Option<String>) -> Option<Principal> {
+    let token = token?;
+    db.run(move |c| Ok(authenticate(c, &token))).await.ok()?.unwrap_or_else(|e| {
+        tracing::warn!(error = ?e, "authenticating a request");
+        None
+    })
+}
+
 /// On first start, with no user at all, creates `admin` as superadmin and returns its password.
 pub fn bootstrap(c: &mut DbConn) -> SvcResult<Option<String>> {
     if db::users::count(c)? > 0 {
