@@ -1,10 +1,10 @@
 //! Tidy: the workspace's house rules, checked on its source files and manifests (as
 //! rust-analyzer's `tidy.rs`): every file says why it exists, the domain core cannot reach the
-//! disk or the clock, crates depend only on what ARCHITECTURE.md allows, and no file outgrows
-//! what a newcomer can hold in their head.
+//! disk or the clock, crates depend only on what ARCHITECTURE.md allows, modules import one
+//! another one way only, and no file outgrows what a newcomer can hold in their head.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Longest source file, in lines.
@@ -116,4 +116,79 @@ fn no_source_file_is_longer_than_a_newcomer_can_hold() {
         }
     }
     assert!(over.is_empty(), "{over:?}");
+}
+
+/// A crate's modules (one per file, as paths from the crate root) and their files.
+fn modules(src: &str) -> BTreeMap<Vec<String>, String> {
+    let prefix = format!("{src}/");
+    sources()
+        .into_iter()
+        .filter_map(|f| {
+            let rel = f.strip_prefix(&prefix)?.strip_suffix(".rs")?.to_string();
+            let mut path: Vec<String> = rel.split('/').map(str::to_string).collect();
+            if matches!(path.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+                path.pop();
+            }
+            Some((path, f))
+        })
+        .collect()
+}
+
+/// The module paths a file's text names after `crate::` or `super::` (from `base`), braces and all.
+fn named_paths(text: &str, keyword: &str, base: &[String]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(keyword) {
+        rest = &rest[at + keyword.len()..];
+        let items: Vec<&str> = if let Some(group) = rest.strip_prefix('{') {
+            // One level of `{a::b, c}`: each item's leading path.
+            group.split('}').next().unwrap_or("").split(',').collect()
+        } else {
+            vec![rest]
+        };
+        for item in items {
+            let path: String =
+                item.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
+            let mut full = base.to_vec();
+            full.extend(path.split("::").filter(|p| !p.is_empty()).map(str::to_string));
+            out.push(full);
+        }
+    }
+    out
+}
+
+#[test]
+fn modules_import_one_another_one_way_only() {
+    for src in ["server/src", "agent/src", "web/src", "graphql/src", "schema/src"] {
+        let mods = modules(src);
+        let resolve = |path: &[String]| (0..=path.len()).rev().map(|i| path[..i].to_vec()).find(|p| mods.contains_key(p));
+        let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+        for (module, file) in &mods {
+            let text = std::fs::read_to_string(root().join(file)).unwrap();
+            // Unit tests may reach anywhere.
+            let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+            let parent = &module[..module.len().saturating_sub(1)];
+            let named = named_paths(text, "crate::", &[]).into_iter().chain(named_paths(text, "super::", parent));
+            for target in named.filter_map(|p| resolve(&p)) {
+                // A module and its ancestors or descendants are one unit; the root is everyone's
+                // ancestor, so a module naming the crate root's own items counts.
+                let related = target.len() <= module.len() && module[..target.len()] == target[..]
+                    || target.len() > module.len() && target[..module.len()] == module[..];
+                if !related || (target.is_empty() && !module.is_empty()) {
+                    edges.entry(module.clone()).or_default().insert(target);
+                }
+            }
+        }
+        // A circle: a module that reaches itself again.
+        for start in mods.keys() {
+            let mut seen = BTreeSet::new();
+            let mut todo: Vec<Vec<String>> = edges.get(start).into_iter().flatten().cloned().collect();
+            while let Some(m) = todo.pop() {
+                assert!(&m != start, "{src}: {} is in an import circle", start.join("::"));
+                if seen.insert(m.clone()) {
+                    todo.extend(edges.get(&m).into_iter().flatten().cloned());
+                }
+            }
+        }
+    }
 }
