@@ -1,13 +1,33 @@
 //! Agents: who is connected, their figures, their enrollment tokens, and live presence changes.
 
+use crate::backend::*;
 use crate::backend::{AgentChangeRecord, AgentRecord, AgentTokenRecord};
-use crate::definitions::backend;
+use crate::definitions::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Object, SimpleObject, Subscription};
 use baton_schema::access::{InstanceAccess, Role};
 use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
+
+/// Agents and their enrollment tokens.
+#[async_trait::async_trait]
+pub trait Agents: Send + Sync {
+    async fn agents(&self) -> BackendResult<Vec<AgentRecord>>;
+    async fn agent_tokens(&self) -> BackendResult<Vec<AgentTokenRecord>>;
+    /// Sets which instances' adhoc runs may reach an agent; the actor must have all of them.
+    async fn set_agent_instances(
+        &self,
+        actor: &Principal,
+        name: &str,
+        instances: InstanceAccess,
+    ) -> BackendResult<AgentRecord>;
+    /// A new enrollment token, shown once.
+    async fn create_agent_token(&self, actor: &Principal, name: &str) -> BackendResult<(String, AgentTokenRecord)>;
+    async fn revoke_agent_token(&self, actor: &Principal, id: i64) -> BackendResult<bool>;
+    fn agent_changes(&self) -> BoxStream<'static, AgentChangeRecord>;
+}
 
 #[derive(SimpleObject)]
 pub struct Agent {
@@ -102,12 +122,12 @@ impl AgentQuery {
     /// Every agent that ever registered, by name.
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn agents(&self, ctx: &Context<'_>) -> ApiResult<Vec<Agent>> {
-        Ok(backend(ctx).agents().await?.into_iter().map(Agent::from).collect())
+        Ok(domain::<dyn Agents>(ctx).agents().await?.into_iter().map(Agent::from).collect())
     }
 
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn agent_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<AgentToken>> {
-        Ok(backend(ctx).agent_tokens().await?.into_iter().map(AgentToken::from).collect())
+        Ok(domain::<dyn Agents>(ctx).agent_tokens().await?.into_iter().map(AgentToken::from).collect())
     }
 }
 
@@ -119,7 +139,7 @@ impl AgentMutation {
     /// An enrollment token for agents (also `baton agent-token create --name N`).
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn create_agent_token(&self, ctx: &Context<'_>, name: String) -> ApiResult<CreatedAgentToken> {
-        let (token, info) = backend(ctx).create_agent_token(principal(ctx)?, &name).await?;
+        let (token, info) = domain::<dyn Agents>(ctx).create_agent_token(principal(ctx)?, &name).await?;
         Ok(CreatedAgentToken { token, info: info.into() })
     }
 
@@ -128,13 +148,13 @@ impl AgentMutation {
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn set_agent_instances(&self, ctx: &Context<'_>, name: String, instances: String) -> ApiResult<Agent> {
         let instances = InstanceAccess::parse(&instances).map_err(ApiError::from)?;
-        Ok(backend(ctx).set_agent_instances(principal(ctx)?, &name, instances).await?.into())
+        Ok(domain::<dyn Agents>(ctx).set_agent_instances(principal(ctx)?, &name, instances).await?.into())
     }
 
     /// Agents using it can no longer connect.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn revoke_agent_token(&self, ctx: &Context<'_>, id: i64) -> ApiResult<bool> {
-        Ok(backend(ctx).revoke_agent_token(principal(ctx)?, id).await?)
+        Ok(domain::<dyn Agents>(ctx).revoke_agent_token(principal(ctx)?, id).await?)
     }
 }
 
@@ -146,6 +166,6 @@ impl AgentSubscription {
     /// Agents coming online, going OFFLINE, or coming back.
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn agent_events(&self, ctx: &Context<'_>) -> impl Stream<Item = AgentEvent> {
-        backend(ctx).agent_changes().map(AgentEvent::from)
+        domain::<dyn Agents>(ctx).agent_changes().map(AgentEvent::from)
     }
 }

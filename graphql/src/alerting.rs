@@ -1,14 +1,40 @@
 //! Integrations, credential keys and the alert delivery log. Credential values go in through
 //! `setCredential` and never come out: no type here has a field that could hold one.
 
+use crate::backend::*;
 use crate::backend::{AlertAttemptRecord, AlertDeliveryRecord, CredentialKeyRecord, IntegrationRecord};
-use crate::definitions::backend;
+use crate::definitions::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use baton_schema::access::Role;
 use baton_schema::alert::{Header, IntegrationDraft, IntegrationKind};
 use chrono::{DateTime, Utc};
+
+/// Integrations, credentials and alert deliveries.
+#[async_trait::async_trait]
+pub trait Alerting: Send + Sync {
+    async fn integrations(&self) -> BackendResult<Vec<IntegrationRecord>>;
+    /// Creates (`name` None) or updates the integration called `name`.
+    async fn save_integration(
+        &self,
+        p: &Principal,
+        name: Option<&str>,
+        draft: baton_schema::alert::IntegrationDraft,
+    ) -> BackendResult<IntegrationRecord>;
+    async fn delete_integration(&self, p: &Principal, name: &str) -> BackendResult<bool>;
+    async fn credential_keys(&self) -> BackendResult<Vec<CredentialKeyRecord>>;
+    async fn set_credential(&self, p: &Principal, key: &str, value: &str) -> BackendResult<CredentialKeyRecord>;
+    async fn delete_credential(&self, p: &Principal, key: &str) -> BackendResult<bool>;
+    /// Newest first; a caller limited to some instances sees only deliveries about runs they may see.
+    async fn alert_deliveries(
+        &self,
+        p: &Principal,
+        integration: Option<&str>,
+        limit: i64,
+    ) -> BackendResult<Vec<AlertDeliveryRecord>>;
+    async fn send_test_alert(&self, p: &Principal, integration: &str) -> BackendResult<AlertDeliveryRecord>;
+}
 
 /// An HTTP header of a generic webhook.
 #[derive(SimpleObject, InputObject, Clone)]
@@ -209,13 +235,13 @@ impl AlertQuery {
     /// Every integration (names are offered to alert rules in the forms).
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn integrations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Integration>> {
-        Ok(backend(ctx).integrations().await?.into_iter().map(Integration::from).collect())
+        Ok(domain::<dyn Alerting>(ctx).integrations().await?.into_iter().map(Integration::from).collect())
     }
 
     /// The credential store's keys; values are never returned.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn credential_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<CredentialKey>> {
-        Ok(backend(ctx).credential_keys().await?.into_iter().map(CredentialKey::from).collect())
+        Ok(domain::<dyn Alerting>(ctx).credential_keys().await?.into_iter().map(CredentialKey::from).collect())
     }
 
     /// The delivery log, newest first.
@@ -229,7 +255,9 @@ impl AlertQuery {
         if !(1..=1000).contains(&limit) {
             return Err(ApiError::invalid("limit", "range", "must be between 1 and 1000").into());
         }
-        let list = backend(ctx).alert_deliveries(principal(ctx)?, integration.as_deref(), i64::from(limit)).await?;
+        let list = domain::<dyn Alerting>(ctx)
+            .alert_deliveries(principal(ctx)?, integration.as_deref(), i64::from(limit))
+            .await?;
         Ok(list.into_iter().map(AlertDelivery::from).collect())
     }
 }
@@ -242,7 +270,7 @@ impl AlertMutation {
     /// Integrations and credentials are global to every instance: only a superadmin manages them.
     #[graphql(guard = "RoleGuard(Role::Superadmin)")]
     async fn create_integration(&self, ctx: &Context<'_>, input: IntegrationInput) -> ApiResult<Integration> {
-        Ok(backend(ctx).save_integration(principal(ctx)?, None, input.into()).await?.into())
+        Ok(domain::<dyn Alerting>(ctx).save_integration(principal(ctx)?, None, input.into()).await?.into())
     }
 
     /// Replaces the settings of the integration called `name` (its name stays).
@@ -253,13 +281,13 @@ impl AlertMutation {
         name: String,
         input: IntegrationInput,
     ) -> ApiResult<Integration> {
-        Ok(backend(ctx).save_integration(principal(ctx)?, Some(&name), input.into()).await?.into())
+        Ok(domain::<dyn Alerting>(ctx).save_integration(principal(ctx)?, Some(&name), input.into()).await?.into())
     }
 
     /// Refused while alert rules name it.
     #[graphql(guard = "RoleGuard(Role::Superadmin)")]
     async fn delete_integration(&self, ctx: &Context<'_>, name: String) -> ApiResult<bool> {
-        Ok(backend(ctx).delete_integration(principal(ctx)?, &name).await?)
+        Ok(domain::<dyn Alerting>(ctx).delete_integration(principal(ctx)?, &name).await?)
     }
 
     /// Sets or rotates a secret; the answer carries its key and version, not the value.
@@ -270,18 +298,18 @@ impl AlertMutation {
         key: String,
         #[graphql(secret)] value: String,
     ) -> ApiResult<CredentialKey> {
-        Ok(backend(ctx).set_credential(principal(ctx)?, &key, &value).await?.into())
+        Ok(domain::<dyn Alerting>(ctx).set_credential(principal(ctx)?, &key, &value).await?.into())
     }
 
     /// Refused while an integration or a task names it.
     #[graphql(guard = "RoleGuard(Role::Superadmin)")]
     async fn delete_credential(&self, ctx: &Context<'_>, key: String) -> ApiResult<bool> {
-        Ok(backend(ctx).delete_credential(principal(ctx)?, &key).await?)
+        Ok(domain::<dyn Alerting>(ctx).delete_credential(principal(ctx)?, &key).await?)
     }
 
     /// Sends a test alert through an integration and answers with its first attempt.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn send_test_alert(&self, ctx: &Context<'_>, integration: String) -> ApiResult<AlertDelivery> {
-        Ok(backend(ctx).send_test_alert(principal(ctx)?, &integration).await?.into())
+        Ok(domain::<dyn Alerting>(ctx).send_test_alert(principal(ctx)?, &integration).await?.into())
     }
 }

@@ -1,12 +1,20 @@
 //! The audit log, for admins.
 
+use crate::backend::*;
 use crate::backend::{AuditFilter, AuditRecord};
-use crate::definitions::{backend, connection, page_args, ListConnection};
+use crate::definitions::{connection, domain, page_args, ListConnection};
 use crate::error::ApiResult;
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use baton_schema::access::Role;
 use chrono::{DateTime, Utc};
+
+/// The audit log.
+#[async_trait::async_trait]
+pub trait Audit: Send + Sync {
+    /// Newest first; a caller limited to some instances sees only their own actions.
+    async fn audit_log(&self, p: &Principal, f: &AuditFilter, page: PageArgs) -> BackendResult<Page<AuditRecord>>;
+}
 
 /// One recorded mutation or adhoc command.
 #[derive(SimpleObject)]
@@ -66,7 +74,7 @@ impl AuditQuery {
     ) -> ApiResult<ListConnection<AuditEntry>> {
         let f = filter.unwrap_or_default();
         let f = AuditFilter { actor: f.actor, action: f.action, since: f.since };
-        let page = backend(ctx).audit_log(principal(ctx)?, &f, page_args(first, after)?).await?;
+        let page = domain::<dyn Audit>(ctx).audit_log(principal(ctx)?, &f, page_args(first, after)?).await?;
         Ok(connection(page, |a| a.id, AuditEntry::from))
     }
 }

@@ -1,12 +1,53 @@
 //! Sessions, users and API tokens.
 
+use crate::backend::*;
 use crate::backend::{ApiTokenRecord, ClientInfo, UserRecord};
-use crate::definitions::{backend, require};
+use crate::definitions::{domain, require};
 use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Object, SimpleObject};
 use baton_schema::access::{InstanceAccess, Role};
 use chrono::{DateTime, Utc};
+
+/// Sessions, users and API tokens.
+#[async_trait::async_trait]
+pub trait Auth: Send + Sync {
+    async fn login(&self, client: &ClientInfo, username: &str, password: &str) -> BackendResult<(String, UserRecord)>;
+    async fn logout(&self, client: &ClientInfo) -> BackendResult<bool>;
+    async fn users(&self) -> BackendResult<Vec<UserRecord>>;
+    async fn create_user(
+        &self,
+        actor: &Principal,
+        username: &str,
+        password: &str,
+        role: Role,
+        instances: InstanceAccess,
+    ) -> BackendResult<UserRecord>;
+    async fn update_user(
+        &self,
+        actor: &Principal,
+        id: i64,
+        role: Option<Role>,
+        instances: Option<InstanceAccess>,
+        disabled: Option<bool>,
+    ) -> BackendResult<UserRecord>;
+    /// `current`: the actor's current password, required to change their own.
+    async fn set_password(
+        &self,
+        actor: &Principal,
+        id: i64,
+        password: &str,
+        current: Option<&str>,
+    ) -> BackendResult<bool>;
+    async fn api_tokens(&self, user_id: Option<i64>) -> BackendResult<Vec<ApiTokenRecord>>;
+    async fn create_api_token(
+        &self,
+        actor: &Principal,
+        name: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> BackendResult<(String, ApiTokenRecord)>;
+    async fn revoke_api_token(&self, actor: &Principal, id: i64) -> BackendResult<bool>;
+}
 
 /// The session cookie the browser keeps (HTTP-only); clients use the same token as a bearer token.
 pub const SESSION_COOKIE: &str = "baton_session";
@@ -89,13 +130,13 @@ impl AuthQuery {
     /// The caller.
     async fn me(&self, ctx: &Context<'_>) -> ApiResult<User> {
         let p = principal(ctx)?;
-        let users = backend(ctx).users().await?;
+        let users = domain::<dyn Auth>(ctx).users().await?;
         users.into_iter().find(|u| u.id == p.user_id).map(User::from).ok_or_else(|| ApiError::Unauthenticated.into())
     }
 
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn users(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
-        Ok(backend(ctx).users().await?.into_iter().map(User::from).collect())
+        Ok(domain::<dyn Auth>(ctx).users().await?.into_iter().map(User::from).collect())
     }
 
     /// The caller's tokens; admins may ask for anyone's (or everyone's, without `userId`).
@@ -110,7 +151,7 @@ impl AuthQuery {
             None if p.role >= Role::Admin => None,
             None => Some(p.user_id),
         };
-        Ok(backend(ctx).api_tokens(whose).await?.into_iter().map(ApiToken::from).collect())
+        Ok(domain::<dyn Auth>(ctx).api_tokens(whose).await?.into_iter().map(ApiToken::from).collect())
     }
 }
 
@@ -122,7 +163,7 @@ impl AuthMutation {
     /// Starts a session. Failed attempts are rate-limited per user name and per address.
     async fn login(&self, ctx: &Context<'_>, username: String, password: String) -> ApiResult<LoginPayload> {
         let client = client(ctx);
-        let (token, user) = backend(ctx).login(&client, &username, &password).await?;
+        let (token, user) = domain::<dyn Auth>(ctx).login(&client, &username, &password).await?;
         let secure = if client.https { "; Secure" } else { "" };
         ctx.append_http_header(
             "Set-Cookie",
@@ -138,7 +179,7 @@ impl AuthMutation {
     async fn logout(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         principal(ctx)?;
         let client = client(ctx);
-        let ended = backend(ctx).logout(&client).await?;
+        let ended = domain::<dyn Auth>(ctx).logout(&client).await?;
         let secure = if client.https { "; Secure" } else { "" };
         ctx.append_http_header(
             "Set-Cookie",
@@ -159,7 +200,7 @@ impl AuthMutation {
     ) -> ApiResult<User> {
         let role = Role::parse(&role).map_err(ApiError::from)?;
         let instances = InstanceAccess::parse(&instances).map_err(ApiError::from)?;
-        Ok(backend(ctx).create_user(principal(ctx)?, &username, &password, role, instances).await?.into())
+        Ok(domain::<dyn Auth>(ctx).create_user(principal(ctx)?, &username, &password, role, instances).await?.into())
     }
 
     /// Changes a user's role, instances or disabled flag; any of these ends the user's sessions.
@@ -174,7 +215,7 @@ impl AuthMutation {
     ) -> ApiResult<User> {
         let role = role.map(|r| Role::parse(&r)).transpose().map_err(ApiError::from)?;
         let instances = instances.map(|i| InstanceAccess::parse(&i)).transpose().map_err(ApiError::from)?;
-        Ok(backend(ctx).update_user(principal(ctx)?, id, role, instances, disabled).await?.into())
+        Ok(domain::<dyn Auth>(ctx).update_user(principal(ctx)?, id, role, instances, disabled).await?.into())
     }
 
     /// Users change their own password (giving the current one); admins reset others', which
@@ -190,7 +231,7 @@ impl AuthMutation {
         if id != p.user_id {
             require(p, Role::Admin)?;
         }
-        Ok(backend(ctx).set_password(p, id, &password, current_password.as_deref()).await?)
+        Ok(domain::<dyn Auth>(ctx).set_password(p, id, &password, current_password.as_deref()).await?)
     }
 
     /// A named token for automation, acting as the caller.
@@ -200,12 +241,12 @@ impl AuthMutation {
         name: String,
         expires_at: Option<DateTime<Utc>>,
     ) -> ApiResult<CreatedApiToken> {
-        let (token, info) = backend(ctx).create_api_token(principal(ctx)?, &name, expires_at).await?;
+        let (token, info) = domain::<dyn Auth>(ctx).create_api_token(principal(ctx)?, &name, expires_at).await?;
         Ok(CreatedApiToken { token, info: info.into() })
     }
 
     /// Revokes one of the caller's tokens (admins: anyone's).
     async fn revoke_api_token(&self, ctx: &Context<'_>, id: i64) -> ApiResult<bool> {
-        Ok(backend(ctx).revoke_api_token(principal(ctx)?, id).await?)
+        Ok(domain::<dyn Auth>(ctx).revoke_api_token(principal(ctx)?, id).await?)
     }
 }

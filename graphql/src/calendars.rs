@@ -1,7 +1,8 @@
 //! Holiday calendars, and the schedule preview that uses them.
 
 use crate::backend::CalendarRecord;
-use crate::definitions::{backend, ScheduleFields};
+use crate::backend::*;
+use crate::definitions::{domain, ScheduleFields};
 use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
@@ -9,6 +10,16 @@ use baton_schema::access::Role;
 use baton_schema::calendar::{Calendar as ValidCalendar, CalendarDraft, HolidayDraft};
 use baton_schema::schedule::{preview, DstNote, Schedule, ScheduleDraft};
 use chrono::{DateTime, Utc};
+
+/// Holiday calendars.
+#[async_trait::async_trait]
+pub trait Calendars: Send + Sync {
+    async fn calendars(&self, p: &Principal, instance: Option<&str>) -> BackendResult<Vec<CalendarRecord>>;
+    async fn calendar(&self, p: &Principal, instance: &str, name: &str) -> BackendResult<Option<CalendarRecord>>;
+    async fn save_calendar(&self, p: &Principal, instance: &str, draft: CalendarDraft)
+        -> BackendResult<CalendarRecord>;
+    async fn delete_calendar(&self, p: &Principal, instance: &str, name: &str) -> BackendResult<bool>;
+}
 
 /// A holiday: one date, or a range of dates, with its reason.
 #[derive(SimpleObject, InputObject, Clone)]
@@ -91,7 +102,7 @@ pub struct CalendarQuery;
 impl CalendarQuery {
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn calendars(&self, ctx: &Context<'_>, instance: Option<String>) -> ApiResult<Vec<Calendar>> {
-        let list = backend(ctx).calendars(principal(ctx)?, instance.as_deref()).await?;
+        let list = domain::<dyn Calendars>(ctx).calendars(principal(ctx)?, instance.as_deref()).await?;
         Ok(list.into_iter().map(Calendar::from).collect())
     }
 
@@ -116,13 +127,16 @@ impl CalendarQuery {
         })?;
         let calendar = match &parsed.calendar {
             Some(name) => {
-                let rec = backend(ctx).calendar(principal(ctx)?, &instance, name.as_str()).await?.ok_or_else(|| {
-                    ApiError::invalid(
-                        "schedule.calendar",
-                        "unknown_calendar",
-                        format!("no calendar {name} in {instance}"),
-                    )
-                })?;
+                let rec = domain::<dyn Calendars>(ctx)
+                    .calendar(principal(ctx)?, &instance, name.as_str())
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "schedule.calendar",
+                            "unknown_calendar",
+                            format!("no calendar {name} in {instance}"),
+                        )
+                    })?;
                 Some(ValidCalendar::parse(&rec.draft).map_err(ApiError::from)?)
             }
             None => None,
@@ -169,7 +183,7 @@ impl CalendarMutation {
                 .map(|h| HolidayDraft { start: h.start, end: h.end, reason: h.reason })
                 .collect(),
         };
-        Ok(backend(ctx).save_calendar(principal(ctx)?, &instance, draft).await?.into())
+        Ok(domain::<dyn Calendars>(ctx).save_calendar(principal(ctx)?, &instance, draft).await?.into())
     }
 
     /// Refused while a schedule names the calendar.
@@ -180,6 +194,6 @@ impl CalendarMutation {
         #[graphql(default_with = "\"default\".to_string()")] instance: String,
         name: String,
     ) -> ApiResult<bool> {
-        Ok(backend(ctx).delete_calendar(principal(ctx)?, &instance, &name).await?)
+        Ok(domain::<dyn Calendars>(ctx).delete_calendar(principal(ctx)?, &instance, &name).await?)
     }
 }

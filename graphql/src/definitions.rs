@@ -1,24 +1,50 @@
 //! Tasks, groups and their flow graph: queries and mutations over definitions.
 
-use crate::backend::{Backend, DefinitionFilter, GroupRecord, PageArgs, Principal, TaskRecord};
+use crate::backend::*;
+use crate::backend::{DefinitionFilter, GroupRecord, PageArgs, Principal, TaskRecord};
 use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
-use crate::loaders::GroupLoader;
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::dataloader::DataLoader;
+use async_graphql::dataloader::Loader;
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use baton_schema::access::Role;
 use baton_schema::definition::{AlertRuleDraft, GroupDraft, TaskDraft};
 use baton_schema::ids::{GroupId, TaskId};
 use baton_schema::schedule::ScheduleDraft;
 use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Tasks and groups: reading, saving, activating, their flow graph and their changes.
+#[async_trait::async_trait]
+pub trait Definitions: Send + Sync {
+    async fn tasks(&self, p: &Principal, f: &DefinitionFilter, page: PageArgs) -> BackendResult<Page<TaskRecord>>;
+    async fn task(&self, p: &Principal, tid: i64) -> BackendResult<TaskRecord>;
+    async fn create_task(&self, p: &Principal, draft: TaskDraft) -> BackendResult<TaskRecord>;
+    async fn update_task(&self, p: &Principal, tid: i64, draft: TaskDraft) -> BackendResult<TaskRecord>;
+    async fn delete_task(&self, p: &Principal, tid: i64) -> BackendResult<bool>;
+    async fn set_task_active(&self, p: &Principal, tid: i64, active: bool) -> BackendResult<TaskRecord>;
+    async fn groups(&self, p: &Principal, f: &DefinitionFilter, page: PageArgs) -> BackendResult<Page<GroupRecord>>;
+    async fn group(&self, p: &Principal, gid: i64) -> BackendResult<GroupRecord>;
+    /// Groups by id, for the DataLoader (ids the caller may not see are left out).
+    async fn groups_by_ids(&self, p: &Principal, ids: &[i64]) -> BackendResult<Vec<GroupRecord>>;
+    async fn create_group(&self, p: &Principal, draft: GroupDraft) -> BackendResult<GroupRecord>;
+    async fn update_group(&self, p: &Principal, gid: i64, draft: GroupDraft) -> BackendResult<GroupRecord>;
+    async fn delete_group(&self, p: &Principal, gid: i64) -> BackendResult<bool>;
+    async fn set_group_active(&self, p: &Principal, gid: i64, active: bool) -> BackendResult<GroupRecord>;
+    async fn flow_graph(&self, p: &Principal, gid: i64) -> BackendResult<FlowGraphData>;
+    /// Every definition change from now on, in order.
+    fn definition_changes(&self) -> BoxStream<'static, DefinitionChange>;
+}
 
 pub const MAX_PAGE: i32 = 500;
 
-pub(crate) fn backend<'a>(ctx: &'a Context<'_>) -> &'a Arc<dyn Backend> {
-    ctx.data_unchecked::<Arc<dyn Backend>>()
+/// The implementation of domain `D` (`dyn Runs`, ...) the schema was built with.
+pub(crate) fn domain<'a, D: ?Sized + Send + Sync + 'static>(ctx: &'a Context<'_>) -> &'a Arc<D> {
+    ctx.data_unchecked::<Arc<D>>()
 }
 
 /// `totalCount` on every connection.
@@ -456,13 +482,15 @@ impl DefinitionQuery {
         after: Option<String>,
     ) -> ApiResult<ListConnection<Task>> {
         let p = principal(ctx)?;
-        let page = backend(ctx).tasks(p, &filter.unwrap_or_default().into(), page_args(first, after)?).await?;
+        let page = domain::<dyn Definitions>(ctx)
+            .tasks(p, &filter.unwrap_or_default().into(), page_args(first, after)?)
+            .await?;
         Ok(connection(page, |t| t.draft.tid.map_or(0, |t| t.0), Task))
     }
 
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn task(&self, ctx: &Context<'_>, tid: i64) -> ApiResult<Task> {
-        Ok(Task(backend(ctx).task(principal(ctx)?, tid).await?))
+        Ok(Task(domain::<dyn Definitions>(ctx).task(principal(ctx)?, tid).await?))
     }
 
     /// Groups the caller may see, by GID.
@@ -478,19 +506,21 @@ impl DefinitionQuery {
         after: Option<String>,
     ) -> ApiResult<ListConnection<Group>> {
         let p = principal(ctx)?;
-        let page = backend(ctx).groups(p, &filter.unwrap_or_default().into(), page_args(first, after)?).await?;
+        let page = domain::<dyn Definitions>(ctx)
+            .groups(p, &filter.unwrap_or_default().into(), page_args(first, after)?)
+            .await?;
         Ok(connection(page, |g| g.draft.gid.map_or(0, |g| g.0), Group))
     }
 
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn group(&self, ctx: &Context<'_>, gid: i64) -> ApiResult<Group> {
-        Ok(Group(backend(ctx).group(principal(ctx)?, gid).await?))
+        Ok(Group(domain::<dyn Definitions>(ctx).group(principal(ctx)?, gid).await?))
     }
 
     /// A group's tasks as nodes and their dependencies as edges.
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn flow_graph(&self, ctx: &Context<'_>, gid: i64) -> ApiResult<FlowGraph> {
-        let g = backend(ctx).flow_graph(principal(ctx)?, gid).await?;
+        let g = domain::<dyn Definitions>(ctx).flow_graph(principal(ctx)?, gid).await?;
         let ids: Vec<i64> = g.tasks.iter().map(|t| t.draft.tid.map_or(0, |t| t.0)).collect();
         let pairs: Vec<(i64, i64)> = g.edges.iter().map(|(dependant, upstream, _)| (*upstream, *dependant)).collect();
         let layout = crate::layout::layered(&ids, &pairs);
@@ -522,46 +552,46 @@ impl DefinitionMutation {
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn create_task(&self, ctx: &Context<'_>, input: TaskInput) -> ApiResult<Task> {
         let draft = input.into_draft(None)?;
-        Ok(Task(backend(ctx).create_task(principal(ctx)?, draft).await?))
+        Ok(Task(domain::<dyn Definitions>(ctx).create_task(principal(ctx)?, draft).await?))
     }
 
     /// Replaces every field of the task.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn update_task(&self, ctx: &Context<'_>, tid: i64, input: TaskInput) -> ApiResult<Task> {
         let draft = input.into_draft(Some(tid))?;
-        Ok(Task(backend(ctx).update_task(principal(ctx)?, tid, draft).await?))
+        Ok(Task(domain::<dyn Definitions>(ctx).update_task(principal(ctx)?, tid, draft).await?))
     }
 
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn delete_task(&self, ctx: &Context<'_>, tid: i64) -> ApiResult<bool> {
-        Ok(backend(ctx).delete_task(principal(ctx)?, tid).await?)
+        Ok(domain::<dyn Definitions>(ctx).delete_task(principal(ctx)?, tid).await?)
     }
 
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn set_task_active(&self, ctx: &Context<'_>, tid: i64, active: bool) -> ApiResult<Task> {
-        Ok(Task(backend(ctx).set_task_active(principal(ctx)?, tid, active).await?))
+        Ok(Task(domain::<dyn Definitions>(ctx).set_task_active(principal(ctx)?, tid, active).await?))
     }
 
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn create_group(&self, ctx: &Context<'_>, input: GroupInput) -> ApiResult<Group> {
-        Ok(Group(backend(ctx).create_group(principal(ctx)?, input.into_draft(None)).await?))
+        Ok(Group(domain::<dyn Definitions>(ctx).create_group(principal(ctx)?, input.into_draft(None)).await?))
     }
 
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn update_group(&self, ctx: &Context<'_>, gid: i64, input: GroupInput) -> ApiResult<Group> {
-        Ok(Group(backend(ctx).update_group(principal(ctx)?, gid, input.into_draft(Some(gid))).await?))
+        Ok(Group(domain::<dyn Definitions>(ctx).update_group(principal(ctx)?, gid, input.into_draft(Some(gid))).await?))
     }
 
     /// Refused while tasks still belong to the group.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn delete_group(&self, ctx: &Context<'_>, gid: i64) -> ApiResult<bool> {
-        Ok(backend(ctx).delete_group(principal(ctx)?, gid).await?)
+        Ok(domain::<dyn Definitions>(ctx).delete_group(principal(ctx)?, gid).await?)
     }
 
     /// An inactive group freezes all its tasks.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn set_group_active(&self, ctx: &Context<'_>, gid: i64, active: bool) -> ApiResult<Group> {
-        Ok(Group(backend(ctx).set_group_active(principal(ctx)?, gid, active).await?))
+        Ok(Group(domain::<dyn Definitions>(ctx).set_group_active(principal(ctx)?, gid, active).await?))
     }
 }
 
@@ -570,5 +600,23 @@ pub(crate) fn require(p: &Principal, role: Role) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::Forbidden(format!("needs the {role} role")))
+    }
+}
+
+/// The definitions' DataLoader: related groups are fetched in one batch per request, never one
+/// query per row.
+/// Groups by GID, as the caller may see them.
+pub struct GroupLoader {
+    pub backend: Arc<dyn Definitions>,
+    pub principal: Principal,
+}
+
+impl Loader<i64> for GroupLoader {
+    type Value = GroupRecord;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let groups = self.backend.groups_by_ids(&self.principal, keys).await?;
+        Ok(groups.into_iter().filter_map(|g| g.draft.gid.map(|id| (id.0, g))).collect())
     }
 }

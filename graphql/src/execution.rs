@@ -1,8 +1,9 @@
 //! Running things: adhoc commands on agents, force-run of a task, terminate; and the live streams
 //! of run transitions and output.
 
+use crate::backend::*;
 use crate::backend::{AdhocRequest, OutputUpdateRecord, RunUpdateRecord};
-use crate::definitions::backend;
+use crate::definitions::domain;
 use crate::error::ApiResult;
 use crate::guard::{principal, RoleGuard};
 use crate::runs::{Run, Status};
@@ -10,6 +11,15 @@ use async_graphql::{Context, Object, SimpleObject, Subscription};
 use baton_schema::access::Role;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::{Stream, StreamExt};
+
+/// Starting and stopping runs.
+#[async_trait::async_trait]
+pub trait Execution: Send + Sync {
+    async fn run_adhoc(&self, p: &Principal, req: AdhocRequest) -> BackendResult<Vec<RunRecord>>;
+    async fn force_run(&self, p: &Principal, tid: i64, run_date: Option<chrono::NaiveDate>)
+        -> BackendResult<RunRecord>;
+    async fn terminate_run(&self, p: &Principal, id: i64) -> BackendResult<bool>;
+}
 
 #[derive(Default)]
 pub struct ExecutionMutation;
@@ -34,19 +44,19 @@ impl ExecutionMutation {
             run_as_user,
             max_run_time_seconds: u32::try_from(max_run_time_seconds).unwrap_or(0),
         };
-        Ok(backend(ctx).run_adhoc(principal(ctx)?, req).await?.into_iter().map(Run).collect())
+        Ok(domain::<dyn Execution>(ctx).run_adhoc(principal(ctx)?, req).await?.into_iter().map(Run).collect())
     }
 
     /// Runs a task now (for a run date, default today in its timezone), ignoring its schedule.
     #[graphql(guard = "RoleGuard(Role::Operator)")]
     async fn force_run(&self, ctx: &Context<'_>, tid: i64, run_date: Option<NaiveDate>) -> ApiResult<Run> {
-        Ok(Run(backend(ctx).force_run(principal(ctx)?, tid, run_date).await?))
+        Ok(Run(domain::<dyn Execution>(ctx).force_run(principal(ctx)?, tid, run_date).await?))
     }
 
     /// Stops a run: its whole process tree on the agent (SIGTERM, a grace period, SIGKILL).
     #[graphql(guard = "RoleGuard(Role::Operator)")]
     async fn terminate_run(&self, ctx: &Context<'_>, id: i64) -> ApiResult<bool> {
-        Ok(backend(ctx).terminate_run(principal(ctx)?, id).await?)
+        Ok(domain::<dyn Execution>(ctx).terminate_run(principal(ctx)?, id).await?)
     }
 }
 
@@ -109,9 +119,9 @@ impl ExecutionSubscription {
         let p = principal(ctx)?;
         if let Some(id) = run_id {
             // A run the caller may not see is NOT_FOUND, as for the `run` query.
-            backend(ctx).run(p, id).await?;
+            domain::<dyn crate::runs::Runs>(ctx).run(p, id).await?;
         }
-        Ok(backend(ctx).run_updates(p).filter_map(move |u| async move {
+        Ok(domain::<dyn crate::runs::Runs>(ctx).run_updates(p).filter_map(move |u| async move {
             (run_id.is_none_or(|r| r == u.run_id)).then(|| <RunEvent as From<RunUpdateRecord>>::from(u))
         }))
     }
@@ -123,6 +133,6 @@ impl ExecutionSubscription {
         ctx: &Context<'_>,
         run_id: i64,
     ) -> async_graphql::Result<impl Stream<Item = OutputEvent>> {
-        Ok(backend(ctx).output_updates(principal(ctx)?, run_id).await?.map(OutputEvent::from))
+        Ok(domain::<dyn crate::runs::Runs>(ctx).output_updates(principal(ctx)?, run_id).await?.map(OutputEvent::from))
     }
 }

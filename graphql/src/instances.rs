@@ -1,11 +1,21 @@
 //! Instances: the namespaces tasks and groups live in.
 
 use crate::backend::InstanceInfo;
-use crate::definitions::backend;
+use crate::backend::*;
+use crate::definitions::domain;
 use crate::error::ApiResult;
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Object, SimpleObject};
 use baton_schema::access::Role;
+
+/// The instances: what exists, and making new ones.
+#[async_trait::async_trait]
+pub trait Instances: Send + Sync {
+    /// The server's version.
+    fn version(&self) -> &str;
+    async fn instances(&self) -> BackendResult<Vec<InstanceInfo>>;
+    async fn create_instance(&self, actor: &Principal, name: &str, description: &str) -> BackendResult<InstanceInfo>;
+}
 
 /// A namespace of tasks and groups; names are unique within it.
 #[derive(SimpleObject)]
@@ -30,7 +40,7 @@ impl InstanceQuery {
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn instances(&self, ctx: &Context<'_>) -> ApiResult<Vec<Instance>> {
         let access = &principal(ctx)?.instances;
-        let all = backend(ctx).instances().await?;
+        let all = domain::<dyn Instances>(ctx).instances().await?;
         Ok(all.into_iter().filter(|i| access.allows(&i.name)).map(Instance::from).collect())
     }
 }
@@ -47,6 +57,6 @@ impl InstanceMutation {
         name: String,
         #[graphql(default)] description: String,
     ) -> ApiResult<Instance> {
-        Ok(backend(ctx).create_instance(principal(ctx)?, &name, &description).await?.into())
+        Ok(domain::<dyn Instances>(ctx).create_instance(principal(ctx)?, &name, &description).await?.into())
     }
 }

@@ -19,7 +19,6 @@ mod execution;
 pub mod guard;
 mod instances;
 pub mod layout;
-mod loaders;
 mod meta;
 mod operations;
 mod runs;
@@ -27,9 +26,21 @@ mod scheduler;
 mod subscriptions;
 mod transfer;
 
+pub use agents::Agents;
+pub use alerting::Alerting;
+pub use audit::Audit;
+pub use auth::Auth;
 pub use auth::{SESSION_COOKIE, SESSION_HOURS};
-pub use backend::{Backend, ClientInfo, InstanceInfo, Principal};
+pub use backend::{ClientInfo, InstanceInfo, Principal};
+pub use calendars::Calendars;
+pub use definitions::Definitions;
 pub use error::ApiError;
+pub use execution::Execution;
+pub use instances::Instances;
+pub use operations::Operations;
+pub use runs::Runs;
+pub use scheduler::SchedulerState;
+pub use transfer::Transfer;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, MergedSubscription, Schema};
@@ -73,6 +84,42 @@ pub struct Subscription(
     execution::ExecutionSubscription,
 );
 
+/// Everything the API needs from the system: the sum of the domains' traits, each defined beside
+/// its resolvers. The server implements each domain; a test may fake only the one it exercises.
+pub trait Backend:
+    crate::instances::Instances
+    + crate::auth::Auth
+    + crate::definitions::Definitions
+    + crate::calendars::Calendars
+    + crate::audit::Audit
+    + crate::transfer::Transfer
+    + crate::runs::Runs
+    + crate::operations::Operations
+    + crate::execution::Execution
+    + crate::scheduler::SchedulerState
+    + crate::agents::Agents
+    + crate::alerting::Alerting
+    + 'static
+{
+}
+
+impl<T> Backend for T where
+    T: crate::instances::Instances
+        + crate::auth::Auth
+        + crate::definitions::Definitions
+        + crate::calendars::Calendars
+        + crate::audit::Audit
+        + crate::transfer::Transfer
+        + crate::runs::Runs
+        + crate::operations::Operations
+        + crate::execution::Execution
+        + crate::scheduler::SchedulerState
+        + crate::agents::Agents
+        + crate::alerting::Alerting
+        + 'static
+{
+}
+
 pub type BatonSchema = Schema<Query, Mutation, Subscription>;
 
 /// Query nesting and cost limits: deep or huge queries are refused before they run. A field
@@ -83,11 +130,29 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_COMPLEXITY: usize = 50_000;
 
 pub fn build_schema(backend: Arc<dyn Backend>) -> BatonSchema {
+    let b = &backend;
+    schema_builder()
+        .data(b.clone() as Arc<dyn instances::Instances>)
+        .data(b.clone() as Arc<dyn auth::Auth>)
+        .data(b.clone() as Arc<dyn definitions::Definitions>)
+        .data(b.clone() as Arc<dyn calendars::Calendars>)
+        .data(b.clone() as Arc<dyn audit::Audit>)
+        .data(b.clone() as Arc<dyn transfer::Transfer>)
+        .data(b.clone() as Arc<dyn runs::Runs>)
+        .data(b.clone() as Arc<dyn operations::Operations>)
+        .data(b.clone() as Arc<dyn execution::Execution>)
+        .data(b.clone() as Arc<dyn scheduler::SchedulerState>)
+        .data(b.clone() as Arc<dyn agents::Agents>)
+        .data(b.clone() as Arc<dyn alerting::Alerting>)
+        .finish()
+}
+
+/// The schema with its limits and no domain yet: `build_schema` adds every domain; a test adds
+/// the one (fake) domain it exercises, as `Arc<dyn Runs>` and so on.
+pub fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(Query::default(), Mutation::default(), Subscription::default())
-        .data(backend)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
-        .finish()
 }
 
 /// Attaches to one request the caller, where it came from, and DataLoaders scoped to the caller.
@@ -100,7 +165,10 @@ pub fn prepare_request(
     if let Some(p) = principal {
         request = request
             .data(DataLoader::new(
-                loaders::GroupLoader { backend: backend.clone(), principal: p.clone() },
+                definitions::GroupLoader {
+                    backend: backend.clone() as Arc<dyn definitions::Definitions>,
+                    principal: p.clone(),
+                },
                 tokio::spawn,
             ))
             .data(p);
@@ -117,7 +185,10 @@ pub fn request_data(
     let mut data = async_graphql::Data::default();
     if let Some(p) = principal {
         data.insert(DataLoader::new(
-            loaders::GroupLoader { backend: backend.clone(), principal: p.clone() },
+            definitions::GroupLoader {
+                backend: backend.clone() as Arc<dyn definitions::Definitions>,
+                principal: p.clone(),
+            },
             tokio::spawn,
         ));
         data.insert(p);

@@ -1,8 +1,6 @@
 //! Facts about the server itself.
 
-use crate::backend::Backend;
 use async_graphql::{Context, Object};
-use std::sync::Arc;
 
 #[derive(Default)]
 pub struct MetaQuery;
@@ -11,6 +9,6 @@ pub struct MetaQuery;
 impl MetaQuery {
     /// The server's version.
     async fn version(&self, ctx: &Context<'_>) -> String {
-        ctx.data_unchecked::<Arc<dyn Backend>>().version().to_string()
+        crate::definitions::domain::<dyn crate::instances::Instances>(ctx).version().to_string()
     }
 }

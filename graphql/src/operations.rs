@@ -1,14 +1,44 @@
 //! Operators' events (modify status, freeze, unfreeze) with their acknowledgement, the list of
 //! events, the missed-runs ledger and a group's runs.
 
+use crate::backend::*;
 use crate::backend::{GroupRunRecord, OperatorEventRecord};
-use crate::definitions::backend;
+use crate::definitions::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use crate::runs::{Run, Status};
 use async_graphql::{Context, Object, SimpleObject};
 use baton_schema::access::Role;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+/// Operators' events on runs and tasks, missed runs and group runs.
+#[async_trait::async_trait]
+pub trait Operations: Send + Sync {
+    /// Sets a final run's status (Success, Failed or Skipped); its group's flow follows.
+    async fn modify_run_status(
+        &self,
+        p: &Principal,
+        id: i64,
+        to: baton_schema::run::RunStatus,
+    ) -> BackendResult<OperatorEventRecord>;
+    /// Freezes (or unfreezes) a task for a run date (default today in its timezone).
+    async fn freeze_task(
+        &self,
+        p: &Principal,
+        tid: i64,
+        run_date: Option<chrono::NaiveDate>,
+        freeze: bool,
+    ) -> BackendResult<OperatorEventRecord>;
+    async fn operator_events(
+        &self,
+        p: &Principal,
+        task_id: Option<i64>,
+        limit: i64,
+    ) -> BackendResult<Vec<OperatorEventRecord>>;
+    /// Slots missed while the server was down (run late within the grace, or skipped), newest first.
+    async fn missed_runs(&self, p: &Principal, since: DateTime<Utc>, limit: i64) -> BackendResult<Vec<RunRecord>>;
+    async fn group_runs(&self, p: &Principal, gid: i64, limit: i64) -> BackendResult<Vec<GroupRunRecord>>;
+}
 
 /// An operator's command to the scheduler and the scheduler's answer.
 #[derive(SimpleObject)]
@@ -100,7 +130,7 @@ impl OperatorQuery {
         task_id: Option<i64>,
         #[graphql(default = 100)] limit: i32,
     ) -> ApiResult<Vec<OperatorEvent>> {
-        let list = backend(ctx).operator_events(principal(ctx)?, task_id, limit_of(limit)?).await?;
+        let list = domain::<dyn Operations>(ctx).operator_events(principal(ctx)?, task_id, limit_of(limit)?).await?;
         Ok(list.into_iter().map(OperatorEvent::from).collect())
     }
 
@@ -117,7 +147,7 @@ impl OperatorQuery {
             return Err(ApiError::invalid("hours", "range", "must be between 1 and 8784").into());
         }
         let since = Utc::now() - Duration::hours(i64::from(hours));
-        let list = backend(ctx).missed_runs(principal(ctx)?, since, limit_of(limit)?).await?;
+        let list = domain::<dyn Operations>(ctx).missed_runs(principal(ctx)?, since, limit_of(limit)?).await?;
         Ok(list.into_iter().map(Run).collect())
     }
 
@@ -129,7 +159,7 @@ impl OperatorQuery {
         gid: i64,
         #[graphql(default = 20)] limit: i32,
     ) -> ApiResult<Vec<GroupRun>> {
-        let list = backend(ctx).group_runs(principal(ctx)?, gid, limit_of(limit)?).await?;
+        let list = domain::<dyn Operations>(ctx).group_runs(principal(ctx)?, gid, limit_of(limit)?).await?;
         Ok(list.into_iter().map(GroupRun::from).collect())
     }
 }
@@ -143,14 +173,14 @@ impl OperatorMutation {
     /// were waiting on it proceed. Recorded and acknowledged.
     #[graphql(guard = "RoleGuard(Role::Operator)")]
     async fn modify_run_status(&self, ctx: &Context<'_>, id: i64, status: Status) -> ApiResult<OperatorEvent> {
-        Ok(backend(ctx).modify_run_status(principal(ctx)?, id, status.into()).await?.into())
+        Ok(domain::<dyn Operations>(ctx).modify_run_status(principal(ctx)?, id, status.into()).await?.into())
     }
 
     /// Holds a task for a run date (default today in its timezone): its waiting runs become
     /// FROZEN and new ones are made frozen, until unfrozen.
     #[graphql(guard = "RoleGuard(Role::Operator)")]
     async fn freeze_task(&self, ctx: &Context<'_>, tid: i64, run_date: Option<NaiveDate>) -> ApiResult<OperatorEvent> {
-        Ok(backend(ctx).freeze_task(principal(ctx)?, tid, run_date, true).await?.into())
+        Ok(domain::<dyn Operations>(ctx).freeze_task(principal(ctx)?, tid, run_date, true).await?.into())
     }
 
     /// Releases a frozen task for a run date: its frozen runs start (or wait for their
@@ -162,6 +192,6 @@ impl OperatorMutation {
         tid: i64,
         run_date: Option<NaiveDate>,
     ) -> ApiResult<OperatorEvent> {
-        Ok(backend(ctx).freeze_task(principal(ctx)?, tid, run_date, false).await?.into())
+        Ok(domain::<dyn Operations>(ctx).freeze_task(principal(ctx)?, tid, run_date, false).await?.into())
     }
 }

@@ -1,14 +1,41 @@
 //! Runs as the API shows them: filtered lists, one run with its timeline, its output by offset,
 //! and the dashboard's counters. The engine and the agents write runs; this is the read side.
 
+use crate::backend::*;
 use crate::backend::{RunFilter, RunRecord, TransitionRecord};
-use crate::definitions::{backend, connection, page_args, ListConnection};
+use crate::definitions::{connection, domain, page_args, ListConnection};
 use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use baton_schema::access::Role;
 use baton_schema::run::RunStatus;
 use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::stream::BoxStream;
+
+/// Runs as stored, and as they change.
+#[async_trait::async_trait]
+pub trait Runs: Send + Sync {
+    async fn runs(&self, p: &Principal, f: &RunFilter, page: PageArgs) -> BackendResult<Page<RunRecord>>;
+    async fn run(&self, p: &Principal, id: i64) -> BackendResult<RunRecord>;
+    async fn run_transitions(&self, p: &Principal, id: i64) -> BackendResult<Vec<TransitionRecord>>;
+    async fn run_output(
+        &self,
+        p: &Principal,
+        id: i64,
+        attempt: Option<i32>,
+        stream: &str,
+        offset: i64,
+        limit: i64,
+    ) -> BackendResult<OutputSlice>;
+    /// Runs of one run date by status, in the caller's instances.
+    async fn status_counts(&self, p: &Principal, run_date: chrono::NaiveDate) -> BackendResult<Vec<(String, i64)>>;
+    /// Every transition from now on of the runs `p` may see, in the order stored (so in order
+    /// per run).
+    fn run_updates(&self, p: &Principal) -> BoxStream<'static, RunUpdateRecord>;
+    /// The output of one run from now on; NOT_FOUND when `p` may not see the run.
+    async fn output_updates(&self, p: &Principal, run_id: i64)
+        -> BackendResult<BoxStream<'static, OutputUpdateRecord>>;
+}
 
 /// The status of a run (the words and order of the Tasks & Groups page); the domain's own
 /// `RunStatus`, exposed as it is.
@@ -154,7 +181,7 @@ impl Run {
     }
     /// Every step, in order.
     async fn transitions(&self, ctx: &Context<'_>) -> ApiResult<Vec<RunTransition>> {
-        let list = backend(ctx).run_transitions(principal(ctx)?, self.0.id).await?;
+        let list = domain::<dyn Runs>(ctx).run_transitions(principal(ctx)?, self.0.id).await?;
         Ok(list.into_iter().map(Into::into).collect())
     }
 }
@@ -217,13 +244,13 @@ impl RunQuery {
             run_date: f.run_date,
             search: f.search,
         };
-        let page = backend(ctx).runs(principal(ctx)?, &filter, page_args(first, after)?).await?;
+        let page = domain::<dyn Runs>(ctx).runs(principal(ctx)?, &filter, page_args(first, after)?).await?;
         Ok(connection(page, |r| r.id, Run))
     }
 
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn run(&self, ctx: &Context<'_>, id: i64) -> ApiResult<Run> {
-        Ok(Run(backend(ctx).run(principal(ctx)?, id).await?))
+        Ok(Run(domain::<dyn Runs>(ctx).run(principal(ctx)?, id).await?))
     }
 
     /// Up to `limit` bytes of one stream from `offset` (the latest attempt unless `attempt`).
@@ -244,7 +271,7 @@ impl RunQuery {
             OutputStream::Stdout => "stdout",
             OutputStream::Stderr => "stderr",
         };
-        let s = backend(ctx).run_output(principal(ctx)?, run_id, attempt, stream, offset, limit).await?;
+        let s = domain::<dyn Runs>(ctx).run_output(principal(ctx)?, run_id, attempt, stream, offset, limit).await?;
         Ok(OutputChunk { offset: s.offset, data: s.data, next_offset: s.next_offset, total_bytes: s.total_bytes })
     }
 
@@ -252,7 +279,7 @@ impl RunQuery {
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn dashboard(&self, ctx: &Context<'_>, run_date: Option<NaiveDate>) -> ApiResult<Dashboard> {
         let date = run_date.unwrap_or_else(|| Utc::now().date_naive());
-        let counts = backend(ctx).status_counts(principal(ctx)?, date).await?;
+        let counts = domain::<dyn Runs>(ctx).status_counts(principal(ctx)?, date).await?;
         Ok(Dashboard {
             run_date: date,
             counts: RunStatus::ALL

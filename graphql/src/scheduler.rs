@@ -1,12 +1,21 @@
 //! What the scheduler will do next, and how it is doing.
 
+use crate::backend::*;
 use crate::backend::{SchedulerHealth, UpcomingRecord};
-use crate::definitions::backend;
+use crate::definitions::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Object, SimpleObject};
 use baton_schema::access::Role;
 use chrono::{DateTime, NaiveDate, Utc};
+
+/// The scheduler's plan and health.
+#[async_trait::async_trait]
+pub trait SchedulerState: Send + Sync {
+    /// The next `limit` slots of the active scheduled tasks the caller may see.
+    async fn upcoming_runs(&self, p: &Principal, limit: usize) -> BackendResult<Vec<UpcomingRecord>>;
+    async fn scheduler_health(&self, p: &Principal) -> BackendResult<SchedulerHealth>;
+}
 
 #[derive(SimpleObject)]
 pub struct UpcomingRun {
@@ -87,13 +96,13 @@ impl SchedulerQuery {
         if !(1..=500).contains(&limit) {
             return Err(ApiError::invalid("limit", "range", "must be between 1 and 500").into());
         }
-        let list = backend(ctx).upcoming_runs(principal(ctx)?, limit as usize).await?;
+        let list = domain::<dyn SchedulerState>(ctx).upcoming_runs(principal(ctx)?, limit as usize).await?;
         Ok(list.into_iter().map(UpcomingRun::from).collect())
     }
 
     /// The scheduler's health, for the Scheduler page.
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn scheduler(&self, ctx: &Context<'_>) -> ApiResult<Scheduler> {
-        Ok(backend(ctx).scheduler_health(principal(ctx)?).await?.into())
+        Ok(domain::<dyn SchedulerState>(ctx).scheduler_health(principal(ctx)?).await?.into())
     }
 }

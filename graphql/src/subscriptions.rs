@@ -1,7 +1,7 @@
 //! Live events over graphql-transport-ws. Each stream keeps the order in which changes were made.
 
 use crate::backend::DefinitionChange;
-use crate::definitions::backend;
+use crate::definitions::domain;
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, SimpleObject, Subscription};
 use baton_schema::access::Role;
@@ -48,7 +48,7 @@ impl DefinitionSubscription {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = DefinitionEvent>> {
         let access = principal(ctx)?.instances.clone();
-        Ok(backend(ctx).definition_changes().filter_map(move |c| {
+        Ok(domain::<dyn crate::definitions::Definitions>(ctx).definition_changes().filter_map(move |c| {
             let visible = access.allows(&c.instance);
             async move { visible.then(|| DefinitionEvent::from(c)) }
         }))

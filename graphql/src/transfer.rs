@@ -1,11 +1,26 @@
 //! Import and export of definitions as one versioned JSON document.
 
+use crate::backend::*;
 use crate::backend::{ImportMode, ImportPlan, PlanChange, PlanItem};
-use crate::definitions::backend;
+use crate::definitions::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Enum, Json, Object, SimpleObject};
 use baton_schema::access::Role;
+use baton_schema::document::Document;
+
+/// Import and export of definitions.
+#[async_trait::async_trait]
+pub trait Transfer: Send + Sync {
+    async fn export(&self, p: &Principal, instances: Option<Vec<String>>) -> BackendResult<Document>;
+    async fn import(
+        &self,
+        p: &Principal,
+        document: serde_json::Value,
+        mode: ImportMode,
+        dry_run: bool,
+    ) -> BackendResult<ImportPlan>;
+}
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(name = "ImportMode")]
@@ -105,7 +120,7 @@ impl TransferMutation {
         ctx: &Context<'_>,
         instances: Option<Vec<String>>,
     ) -> ApiResult<Json<serde_json::Value>> {
-        let doc = backend(ctx).export(principal(ctx)?, instances).await?;
+        let doc = domain::<dyn Transfer>(ctx).export(principal(ctx)?, instances).await?;
         Ok(Json(serde_json::to_value(doc).map_err(|_| ApiError::Internal)?))
     }
 
@@ -122,6 +137,6 @@ impl TransferMutation {
             ImportModeInput::Merge => ImportMode::Merge,
             ImportModeInput::Replace => ImportMode::Replace,
         };
-        Ok(backend(ctx).import(principal(ctx)?, document.0, mode, dry_run).await?.into())
+        Ok(domain::<dyn Transfer>(ctx).import(principal(ctx)?, document.0, mode, dry_run).await?.into())
     }
 }

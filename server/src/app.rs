@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::db::{DatabaseUrl, Db};
 use crate::driver::Driver;
 use crate::service::Services;
+use baton_graphql::Definitions;
 use baton_graphql::{build_schema, Backend, BatonSchema};
 use std::sync::Arc;
 

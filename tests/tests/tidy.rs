@@ -161,7 +161,8 @@ fn named_paths(text: &str, keyword: &str, base: &[String]) -> Vec<Vec<String>> {
 fn modules_import_one_another_one_way_only() {
     for src in ["server/src", "agent/src", "web/src", "graphql/src", "schema/src"] {
         let mods = modules(src);
-        let resolve = |path: &[String]| (0..=path.len()).rev().map(|i| path[..i].to_vec()).find(|p| mods.contains_key(p));
+        let resolve =
+            |path: &[String]| (0..=path.len()).rev().map(|i| path[..i].to_vec()).find(|p| mods.contains_key(p));
         let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
         for (module, file) in &mods {
             let text = std::fs::read_to_string(root().join(file)).unwrap();

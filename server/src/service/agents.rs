@@ -3,10 +3,13 @@
 use super::Found;
 use super::{audit, Services, SvcError, SvcResult};
 use crate::db::{self, DbConn};
+use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::InstanceAccess;
 use chrono::Utc;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 
 fn token_record(r: db::agent_tokens::AgentTokenRow) -> AgentTokenRecord {
     AgentTokenRecord {
@@ -68,12 +71,19 @@ pub(super) fn adhoc_may_reach(caller: &InstanceAccess, agent: &InstanceAccess) -
     }
 }
 
-impl Services {
-    pub(super) async fn agents_impl(&self) -> BackendResult<Vec<AgentRecord>> {
+impl Services {}
+
+#[async_trait]
+impl baton_graphql::Agents for Services {
+    async fn agents(&self) -> BackendResult<Vec<AgentRecord>> {
         self.run(|c| Ok(db::agents::list(c)?.into_iter().map(agent_record).collect())).await
     }
 
-    pub(super) async fn set_agent_instances_impl(
+    async fn agent_tokens(&self) -> BackendResult<Vec<AgentTokenRecord>> {
+        self.run(|c| Ok(db::agent_tokens::list(c)?.into_iter().map(token_record).collect())).await
+    }
+
+    async fn set_agent_instances(
         &self,
         actor: &Principal,
         name: &str,
@@ -107,20 +117,12 @@ impl Services {
         .await
     }
 
-    pub(super) async fn agent_tokens_impl(&self) -> BackendResult<Vec<AgentTokenRecord>> {
-        self.run(|c| Ok(db::agent_tokens::list(c)?.into_iter().map(token_record).collect())).await
-    }
-
-    pub(super) async fn create_agent_token_impl(
-        &self,
-        actor: &Principal,
-        name: &str,
-    ) -> BackendResult<(String, AgentTokenRecord)> {
+    async fn create_agent_token(&self, actor: &Principal, name: &str) -> BackendResult<(String, AgentTokenRecord)> {
         let (actor, name) = (actor.username.clone(), name.to_string());
         self.run(move |c| create_token(c, &name, &actor)).await
     }
 
-    pub(super) async fn revoke_agent_token_impl(&self, actor: &Principal, id: i64) -> BackendResult<bool> {
+    async fn revoke_agent_token(&self, actor: &Principal, id: i64) -> BackendResult<bool> {
         let actor = actor.username.clone();
         self.run(move |c| {
             db::transaction(c, |c| {
@@ -133,5 +135,13 @@ impl Services {
         // Its agents go at once (those on other servers at those servers' next check).
         self.hub.disconnect_token(id);
         Ok(true)
+    }
+
+    fn agent_changes(&self) -> BoxStream<'static, AgentChangeRecord> {
+        tokio_stream::wrappers::BroadcastStream::new(self.hub.subscribe())
+            .filter_map(|r| async move {
+                r.ok().map(|c| AgentChangeRecord { name: c.name, status: c.status, at: Utc::now() })
+            })
+            .boxed()
     }
 }

@@ -4,6 +4,7 @@
 
 use super::{audit, require, Services, SvcResult};
 use crate::db::{self, DbConn};
+use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::{InstanceAccess, Role};
@@ -128,13 +129,16 @@ fn delivery_records(
         .collect())
 }
 
-impl Services {
-    pub(super) async fn integrations_impl(&self) -> BackendResult<Vec<IntegrationRecord>> {
+impl Services {}
+
+#[async_trait]
+impl baton_graphql::Alerting for Services {
+    async fn integrations(&self) -> BackendResult<Vec<IntegrationRecord>> {
         let vault = self.vault.clone();
         self.run(move |c| db::integrations::list(c)?.into_iter().map(|r| record(c, r, &vault)).collect()).await
     }
 
-    pub(super) async fn save_integration_impl(
+    async fn save_integration(
         &self,
         p: &Principal,
         name: Option<&str>,
@@ -201,7 +205,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn delete_integration_impl(&self, p: &Principal, name: &str) -> BackendResult<bool> {
+    async fn delete_integration(&self, p: &Principal, name: &str) -> BackendResult<bool> {
         let (p, name) = (p.clone(), name.to_string());
         self.run(move |c| {
             require(&p, Role::Admin)?;
@@ -223,7 +227,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn credential_keys_impl(&self) -> BackendResult<Vec<CredentialKeyRecord>> {
+    async fn credential_keys(&self) -> BackendResult<Vec<CredentialKeyRecord>> {
         self.run(|c| {
             let integrations = db::integrations::list(c)?;
             let keys = db::credentials::keys(c)?;
@@ -249,12 +253,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn set_credential_impl(
-        &self,
-        p: &Principal,
-        key: &str,
-        value: &str,
-    ) -> BackendResult<CredentialKeyRecord> {
+    async fn set_credential(&self, p: &Principal, key: &str, value: &str) -> BackendResult<CredentialKeyRecord> {
         let vault = self.vault.clone();
         let (p, key, value) = (p.clone(), key.to_string(), value.to_string());
         self.run(move |c| {
@@ -285,7 +284,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn delete_credential_impl(&self, p: &Principal, key: &str) -> BackendResult<bool> {
+    async fn delete_credential(&self, p: &Principal, key: &str) -> BackendResult<bool> {
         let vault = self.vault.clone();
         let (p, key) = (p.clone(), key.to_string());
         self.run(move |c| {
@@ -317,7 +316,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn alert_deliveries_impl(
+    async fn alert_deliveries(
         &self,
         p: &Principal,
         integration: Option<&str>,
@@ -346,11 +345,7 @@ impl Services {
         Ok(out)
     }
 
-    pub(super) async fn send_test_alert_impl(
-        &self,
-        p: &Principal,
-        integration: &str,
-    ) -> BackendResult<AlertDeliveryRecord> {
+    async fn send_test_alert(&self, p: &Principal, integration: &str) -> BackendResult<AlertDeliveryRecord> {
         let alerts = self.alerts.clone();
         let name = integration.to_string();
         let (p2, n2) = (p.clone(), name.clone());

@@ -3,6 +3,7 @@
 
 use super::{audit, check_instance_id, instance_for, visible_instances, Services, SvcResult};
 use crate::db::{self, to_json, DbConn};
+use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::calendar::{Calendar, CalendarDraft};
@@ -10,6 +11,8 @@ use baton_schema::definition::{GroupDef, GroupDraft, TaskDef, TaskDraft};
 use baton_schema::dependency::{check_graph, DependencyExpr};
 use baton_schema::{FieldError, FieldErrors};
 use chrono::Utc;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 
 /// Builds full task records (instance and group names, alert rules) for rows, in a few queries.
@@ -239,45 +242,7 @@ fn not_found(what: &str) -> super::SvcError {
 }
 
 impl Services {
-    pub(super) async fn tasks_impl(
-        &self,
-        p: &Principal,
-        f: &DefinitionFilter,
-        page: PageArgs,
-    ) -> BackendResult<Page<TaskRecord>> {
-        let (p, f) = (p.clone(), f.clone());
-        self.run(move |c| {
-            let mut filter = db::tasks::TaskFilter {
-                instance_ids: visible_instances(c, &p.instances)?,
-                group_id: f.group_id,
-                active: f.active,
-                search: f.search.clone(),
-                ..Default::default()
-            };
-            if let Some(name) = &f.instance {
-                let inst = instance_for(c, &p, name)?;
-                filter.instance_ids = Some(vec![inst.id]);
-            }
-            let mut rows = db::tasks::page(c, &filter, page.after, page.first + 1)?;
-            let has_next = rows.len() as i64 > page.first;
-            rows.truncate(page.first as usize);
-            let total = db::tasks::count(c, &filter)?;
-            Ok(Page { items: task_records(c, rows)?, total, has_next })
-        })
-        .await
-    }
-
-    pub(super) async fn task_impl(&self, p: &Principal, tid: i64) -> BackendResult<TaskRecord> {
-        let p = p.clone();
-        self.run(move |c| {
-            let row = db::tasks::get(c, tid).map_err(|_| not_found("task"))?;
-            check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("task"))?;
-            Ok(task_records(c, vec![row])?.remove(0))
-        })
-        .await
-    }
-
-    pub(super) async fn save_task_impl(
+    pub(super) async fn save_task(
         &self,
         p: &Principal,
         tid: Option<i64>,
@@ -341,128 +306,7 @@ impl Services {
         Ok(record)
     }
 
-    pub(super) async fn delete_task_impl(&self, p: &Principal, tid: i64) -> BackendResult<bool> {
-        let p = p.clone();
-        let (name, instance) = self
-            .run(move |c| {
-                db::transaction(c, |c| {
-                    let row = db::tasks::get(c, tid).map_err(|_| not_found("task"))?;
-                    let instance = check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("task"))?;
-                    let before = task_records(c, vec![row.clone()])?.remove(0);
-                    db::tasks::delete(c, tid).map_err(|e| match e {
-                        db::DbError::Conflict(_) => {
-                            ApiError::Conflict(format!("other tasks depend on {}", row.name)).into()
-                        }
-                        other => super::SvcError::from(other),
-                    })?;
-                    audit(
-                        c,
-                        &p.username,
-                        "deleteTask",
-                        &format!("task {tid} {}", row.name),
-                        Some(to_json(&before.draft)),
-                        None,
-                    )?;
-                    Ok((row.name, instance))
-                })
-            })
-            .await?;
-        self.publish("task", tid, &name, &instance, "deleted");
-        Ok(true)
-    }
-
-    pub(super) async fn set_task_active_impl(
-        &self,
-        p: &Principal,
-        tid: i64,
-        active: bool,
-    ) -> BackendResult<TaskRecord> {
-        let p = p.clone();
-        let (record, instance) = self
-            .run(move |c| {
-                db::transaction(c, |c| {
-                    let row = db::tasks::get(c, tid).map_err(|_| not_found("task"))?;
-                    let instance = check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("task"))?;
-                    db::tasks::set_active(c, tid, active, Utc::now())?;
-                    let target = super::operator::Target {
-                        task_id: Some(tid),
-                        group_id: row.group_id,
-                        run_id: None,
-                        run_date: None,
-                    };
-                    let kind = if active { "enable" } else { "disable" };
-                    let event = super::operator::record_event(c, &p.username, kind, &target, "{}".into())?;
-                    let result = format!("task {} {kind}d", row.name);
-                    db::events::acknowledge(c, event, true, &result, Utc::now())?;
-                    audit(
-                        c,
-                        &p.username,
-                        "setTaskActive",
-                        &format!("task {tid} {}", row.name),
-                        Some(row.active.to_string()),
-                        Some(active.to_string()),
-                    )?;
-                    Ok((
-                        {
-                            let rows = db::tasks::get(c, tid)?;
-                            task_records(c, vec![rows])
-                        }?
-                        .remove(0),
-                        instance,
-                    ))
-                })
-            })
-            .await?;
-        self.publish("task", tid, &record.draft.name, &instance, "updated");
-        Ok(record)
-    }
-
-    pub(super) async fn groups_impl(
-        &self,
-        p: &Principal,
-        f: &DefinitionFilter,
-        page: PageArgs,
-    ) -> BackendResult<Page<GroupRecord>> {
-        let (p, f) = (p.clone(), f.clone());
-        self.run(move |c| {
-            let mut filter = db::groups::GroupFilter {
-                instance_ids: visible_instances(c, &p.instances)?,
-                active: f.active,
-                search: f.search.clone(),
-            };
-            if let Some(name) = &f.instance {
-                filter.instance_ids = Some(vec![instance_for(c, &p, name)?.id]);
-            }
-            let mut rows = db::groups::page(c, &filter, page.after, page.first + 1)?;
-            let has_next = rows.len() as i64 > page.first;
-            rows.truncate(page.first as usize);
-            let total = db::groups::count(c, &filter)?;
-            Ok(Page { items: group_records(c, rows)?, total, has_next })
-        })
-        .await
-    }
-
-    pub(super) async fn group_impl(&self, p: &Principal, gid: i64) -> BackendResult<GroupRecord> {
-        let p = p.clone();
-        self.run(move |c| {
-            let row = db::groups::get(c, gid).map_err(|_| not_found("group"))?;
-            check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("group"))?;
-            Ok(group_records(c, vec![row])?.remove(0))
-        })
-        .await
-    }
-
-    pub(super) async fn groups_by_ids_impl(&self, p: &Principal, ids: &[i64]) -> BackendResult<Vec<GroupRecord>> {
-        let (p, ids) = (p.clone(), ids.to_vec());
-        self.run(move |c| {
-            let rows = db::groups::get_many(c, &ids)?;
-            let rows = rows.into_iter().filter(|r| check_instance_id(c, &p, r.instance_id).is_ok()).collect();
-            group_records(c, rows)
-        })
-        .await
-    }
-
-    pub(super) async fn save_group_impl(
+    pub(super) async fn save_group(
         &self,
         p: &Principal,
         gid: Option<i64>,
@@ -516,8 +360,179 @@ impl Services {
         self.publish("group", record.draft.gid.map_or(0, |g| g.0), &record.draft.name, &instance, action);
         Ok(record)
     }
+}
 
-    pub(super) async fn delete_group_impl(&self, p: &Principal, gid: i64) -> BackendResult<bool> {
+/// A unique-name violation, said in the user's words.
+fn conflict_as_name(e: db::DbError, name: &str, instance: &str) -> super::SvcError {
+    match e {
+        db::DbError::Conflict(_) => ApiError::Conflict(format!("{name} already exists in instance {instance}")).into(),
+        other => other.into(),
+    }
+}
+
+#[async_trait]
+impl baton_graphql::Definitions for Services {
+    async fn tasks(&self, p: &Principal, f: &DefinitionFilter, page: PageArgs) -> BackendResult<Page<TaskRecord>> {
+        let (p, f) = (p.clone(), f.clone());
+        self.run(move |c| {
+            let mut filter = db::tasks::TaskFilter {
+                instance_ids: visible_instances(c, &p.instances)?,
+                group_id: f.group_id,
+                active: f.active,
+                search: f.search.clone(),
+                ..Default::default()
+            };
+            if let Some(name) = &f.instance {
+                let inst = instance_for(c, &p, name)?;
+                filter.instance_ids = Some(vec![inst.id]);
+            }
+            let mut rows = db::tasks::page(c, &filter, page.after, page.first + 1)?;
+            let has_next = rows.len() as i64 > page.first;
+            rows.truncate(page.first as usize);
+            let total = db::tasks::count(c, &filter)?;
+            Ok(Page { items: task_records(c, rows)?, total, has_next })
+        })
+        .await
+    }
+
+    async fn task(&self, p: &Principal, tid: i64) -> BackendResult<TaskRecord> {
+        let p = p.clone();
+        self.run(move |c| {
+            let row = db::tasks::get(c, tid).map_err(|_| not_found("task"))?;
+            check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("task"))?;
+            Ok(task_records(c, vec![row])?.remove(0))
+        })
+        .await
+    }
+
+    async fn create_task(&self, p: &Principal, draft: TaskDraft) -> BackendResult<TaskRecord> {
+        self.save_task(p, None, draft).await
+    }
+
+    async fn update_task(&self, p: &Principal, tid: i64, draft: TaskDraft) -> BackendResult<TaskRecord> {
+        self.save_task(p, Some(tid), draft).await
+    }
+
+    async fn delete_task(&self, p: &Principal, tid: i64) -> BackendResult<bool> {
+        let p = p.clone();
+        let (name, instance) = self
+            .run(move |c| {
+                db::transaction(c, |c| {
+                    let row = db::tasks::get(c, tid).map_err(|_| not_found("task"))?;
+                    let instance = check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("task"))?;
+                    let before = task_records(c, vec![row.clone()])?.remove(0);
+                    db::tasks::delete(c, tid).map_err(|e| match e {
+                        db::DbError::Conflict(_) => {
+                            ApiError::Conflict(format!("other tasks depend on {}", row.name)).into()
+                        }
+                        other => super::SvcError::from(other),
+                    })?;
+                    audit(
+                        c,
+                        &p.username,
+                        "deleteTask",
+                        &format!("task {tid} {}", row.name),
+                        Some(to_json(&before.draft)),
+                        None,
+                    )?;
+                    Ok((row.name, instance))
+                })
+            })
+            .await?;
+        self.publish("task", tid, &name, &instance, "deleted");
+        Ok(true)
+    }
+
+    async fn set_task_active(&self, p: &Principal, tid: i64, active: bool) -> BackendResult<TaskRecord> {
+        let p = p.clone();
+        let (record, instance) = self
+            .run(move |c| {
+                db::transaction(c, |c| {
+                    let row = db::tasks::get(c, tid).map_err(|_| not_found("task"))?;
+                    let instance = check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("task"))?;
+                    db::tasks::set_active(c, tid, active, Utc::now())?;
+                    let target = super::operator::Target {
+                        task_id: Some(tid),
+                        group_id: row.group_id,
+                        run_id: None,
+                        run_date: None,
+                    };
+                    let kind = if active { "enable" } else { "disable" };
+                    let event = super::operator::record_event(c, &p.username, kind, &target, "{}".into())?;
+                    let result = format!("task {} {kind}d", row.name);
+                    db::events::acknowledge(c, event, true, &result, Utc::now())?;
+                    audit(
+                        c,
+                        &p.username,
+                        "setTaskActive",
+                        &format!("task {tid} {}", row.name),
+                        Some(row.active.to_string()),
+                        Some(active.to_string()),
+                    )?;
+                    Ok((
+                        {
+                            let rows = db::tasks::get(c, tid)?;
+                            task_records(c, vec![rows])
+                        }?
+                        .remove(0),
+                        instance,
+                    ))
+                })
+            })
+            .await?;
+        self.publish("task", tid, &record.draft.name, &instance, "updated");
+        Ok(record)
+    }
+
+    async fn groups(&self, p: &Principal, f: &DefinitionFilter, page: PageArgs) -> BackendResult<Page<GroupRecord>> {
+        let (p, f) = (p.clone(), f.clone());
+        self.run(move |c| {
+            let mut filter = db::groups::GroupFilter {
+                instance_ids: visible_instances(c, &p.instances)?,
+                active: f.active,
+                search: f.search.clone(),
+            };
+            if let Some(name) = &f.instance {
+                filter.instance_ids = Some(vec![instance_for(c, &p, name)?.id]);
+            }
+            let mut rows = db::groups::page(c, &filter, page.after, page.first + 1)?;
+            let has_next = rows.len() as i64 > page.first;
+            rows.truncate(page.first as usize);
+            let total = db::groups::count(c, &filter)?;
+            Ok(Page { items: group_records(c, rows)?, total, has_next })
+        })
+        .await
+    }
+
+    async fn group(&self, p: &Principal, gid: i64) -> BackendResult<GroupRecord> {
+        let p = p.clone();
+        self.run(move |c| {
+            let row = db::groups::get(c, gid).map_err(|_| not_found("group"))?;
+            check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("group"))?;
+            Ok(group_records(c, vec![row])?.remove(0))
+        })
+        .await
+    }
+
+    async fn groups_by_ids(&self, p: &Principal, ids: &[i64]) -> BackendResult<Vec<GroupRecord>> {
+        let (p, ids) = (p.clone(), ids.to_vec());
+        self.run(move |c| {
+            let rows = db::groups::get_many(c, &ids)?;
+            let rows = rows.into_iter().filter(|r| check_instance_id(c, &p, r.instance_id).is_ok()).collect();
+            group_records(c, rows)
+        })
+        .await
+    }
+
+    async fn create_group(&self, p: &Principal, draft: GroupDraft) -> BackendResult<GroupRecord> {
+        self.save_group(p, None, draft).await
+    }
+
+    async fn update_group(&self, p: &Principal, gid: i64, draft: GroupDraft) -> BackendResult<GroupRecord> {
+        self.save_group(p, Some(gid), draft).await
+    }
+
+    async fn delete_group(&self, p: &Principal, gid: i64) -> BackendResult<bool> {
         let p = p.clone();
         let (name, instance) = self
             .run(move |c| {
@@ -547,12 +562,7 @@ impl Services {
         Ok(true)
     }
 
-    pub(super) async fn set_group_active_impl(
-        &self,
-        p: &Principal,
-        gid: i64,
-        active: bool,
-    ) -> BackendResult<GroupRecord> {
+    async fn set_group_active(&self, p: &Principal, gid: i64, active: bool) -> BackendResult<GroupRecord> {
         let p = p.clone();
         let (record, instance) = self
             .run(move |c| {
@@ -588,7 +598,7 @@ impl Services {
         Ok(record)
     }
 
-    pub(super) async fn flow_graph_impl(&self, p: &Principal, gid: i64) -> BackendResult<FlowGraphData> {
+    async fn flow_graph(&self, p: &Principal, gid: i64) -> BackendResult<FlowGraphData> {
         let p = p.clone();
         self.run(move |c| {
             let row = db::groups::get(c, gid).map_err(|_| not_found("group"))?;
@@ -605,11 +615,16 @@ impl Services {
         .await
     }
 
-    pub(super) async fn calendars_impl(
-        &self,
-        p: &Principal,
-        instance: Option<&str>,
-    ) -> BackendResult<Vec<CalendarRecord>> {
+    fn definition_changes(&self) -> BoxStream<'static, DefinitionChange> {
+        tokio_stream::wrappers::BroadcastStream::new(self.changes.subscribe())
+            .filter_map(|r| async move { r.ok() })
+            .boxed()
+    }
+}
+
+#[async_trait]
+impl baton_graphql::Calendars for Services {
+    async fn calendars(&self, p: &Principal, instance: Option<&str>) -> BackendResult<Vec<CalendarRecord>> {
         let (p, instance) = (p.clone(), instance.map(str::to_string));
         self.run(move |c| {
             let only = match &instance {
@@ -631,12 +646,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn calendar_impl(
-        &self,
-        p: &Principal,
-        instance: &str,
-        name: &str,
-    ) -> BackendResult<Option<CalendarRecord>> {
+    async fn calendar(&self, p: &Principal, instance: &str, name: &str) -> BackendResult<Option<CalendarRecord>> {
         let (p, instance, name) = (p.clone(), instance.to_string(), name.to_string());
         self.run(move |c| {
             let inst = instance_for(c, &p, &instance)?;
@@ -647,7 +657,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn save_calendar_impl(
+    async fn save_calendar(
         &self,
         p: &Principal,
         instance: &str,
@@ -681,7 +691,7 @@ impl Services {
         Ok(record)
     }
 
-    pub(super) async fn delete_calendar_impl(&self, p: &Principal, instance: &str, name: &str) -> BackendResult<bool> {
+    async fn delete_calendar(&self, p: &Principal, instance: &str, name: &str) -> BackendResult<bool> {
         let (p, instance_name, cal_name) = (p.clone(), instance.to_string(), name.to_string());
         let id = self
             .run(move |c| {
@@ -725,13 +735,5 @@ impl Services {
             .await?;
         self.publish("calendar", id, name, instance, "deleted");
         Ok(true)
-    }
-}
-
-/// A unique-name violation, said in the user's words.
-fn conflict_as_name(e: db::DbError, name: &str, instance: &str) -> super::SvcError {
-    match e {
-        db::DbError::Conflict(_) => ApiError::Conflict(format!("{name} already exists in instance {instance}")).into(),
-        other => other.into(),
     }
 }

@@ -6,6 +6,7 @@ use super::{audit, check_instance_id, require, task_timezone, Services, SvcError
 use crate::db::{self, to_json};
 use crate::driver::JobSpec;
 use crate::engine::launch::{self, Origin};
+use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::Role;
@@ -41,10 +42,13 @@ fn new_run(run_date: NaiveDate, slot: String, spec: &JobSpec, now: chrono::DateT
 
 impl Services {
     async fn run_record(&self, p: &Principal, id: i64) -> BackendResult<RunRecord> {
-        self.run_impl(p, id).await
+        baton_graphql::Runs::run(self, p, id).await
     }
+}
 
-    pub(super) async fn run_adhoc_impl(&self, p: &Principal, req: AdhocRequest) -> BackendResult<Vec<RunRecord>> {
+#[async_trait]
+impl baton_graphql::Execution for Services {
+    async fn run_adhoc(&self, p: &Principal, req: AdhocRequest) -> BackendResult<Vec<RunRecord>> {
         if req.command.trim().is_empty() {
             return Err(ApiError::invalid("command", "required", "must not be empty"));
         }
@@ -136,12 +140,7 @@ impl Services {
         Ok(out)
     }
 
-    pub(super) async fn force_run_impl(
-        &self,
-        p: &Principal,
-        tid: i64,
-        run_date: Option<NaiveDate>,
-    ) -> BackendResult<RunRecord> {
+    async fn force_run(&self, p: &Principal, tid: i64, run_date: Option<NaiveDate>) -> BackendResult<RunRecord> {
         let pc = p.clone();
         let now = self.driver.now();
         let (id, spec, event) = self
@@ -204,7 +203,7 @@ impl Services {
         self.run_record(p, id).await
     }
 
-    pub(super) async fn terminate_run_impl(&self, p: &Principal, id: i64) -> BackendResult<bool> {
+    async fn terminate_run(&self, p: &Principal, id: i64) -> BackendResult<bool> {
         require(p, Role::Operator).map_err(ApiError::from)?;
         let run = self.run_record(p, id).await?;
         let actor = p.username.clone();

@@ -7,6 +7,7 @@ use super::runs::record as run_record;
 use super::Found;
 use super::{audit, check_instance_id, require, visible_instances, Services, SvcError, SvcResult};
 use crate::db::{self, DbConn};
+use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::Role;
@@ -75,13 +76,11 @@ impl Services {
         })
         .await
     }
+}
 
-    pub(super) async fn modify_run_status_impl(
-        &self,
-        p: &Principal,
-        id: i64,
-        to: RunStatus,
-    ) -> BackendResult<OperatorEventRecord> {
+#[async_trait]
+impl baton_graphql::Operations for Services {
+    async fn modify_run_status(&self, p: &Principal, id: i64, to: RunStatus) -> BackendResult<OperatorEventRecord> {
         if !matches!(to, RunStatus::Success | RunStatus::Failed | RunStatus::Skipped) {
             return Err(ApiError::invalid("status", "one_of", "must be SUCCESS, FAILED or SKIPPED"));
         }
@@ -124,7 +123,7 @@ impl Services {
         }
     }
 
-    pub(super) async fn freeze_task_impl(
+    async fn freeze_task(
         &self,
         p: &Principal,
         tid: i64,
@@ -184,7 +183,7 @@ impl Services {
         self.acknowledge(event, Ok(text)).await
     }
 
-    pub(super) async fn operator_events_impl(
+    async fn operator_events(
         &self,
         p: &Principal,
         task_id: Option<i64>,
@@ -215,12 +214,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn missed_runs_impl(
-        &self,
-        p: &Principal,
-        since: DateTime<Utc>,
-        limit: i64,
-    ) -> BackendResult<Vec<RunRecord>> {
+    async fn missed_runs(&self, p: &Principal, since: DateTime<Utc>, limit: i64) -> BackendResult<Vec<RunRecord>> {
         let p = p.clone();
         self.run(move |c| {
             let visible = visible_instances(c, &p.instances)?;
@@ -240,12 +234,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn group_runs_impl(
-        &self,
-        p: &Principal,
-        gid: i64,
-        limit: i64,
-    ) -> BackendResult<Vec<GroupRunRecord>> {
+    async fn group_runs(&self, p: &Principal, gid: i64, limit: i64) -> BackendResult<Vec<GroupRunRecord>> {
         let p = p.clone();
         self.run(move |c| {
             let g = db::groups::get(c, gid).found("group")?;

@@ -3,10 +3,13 @@
 use super::Found;
 use super::{check_instance_id, instance_for, visible_instances, Services, SvcError, SvcResult};
 use crate::db::{self, DbConn};
+use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::InstanceAccess;
 use baton_schema::run::{Reason, RunStatus};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -153,13 +156,11 @@ fn visible_run(c: &mut DbConn, p: &Principal, id: i64) -> SvcResult<db::runs::Ru
     Ok(row)
 }
 
-impl Services {
-    pub(super) async fn runs_impl(
-        &self,
-        p: &Principal,
-        f: &RunFilter,
-        page: PageArgs,
-    ) -> BackendResult<Page<RunRecord>> {
+impl Services {}
+
+#[async_trait]
+impl baton_graphql::Runs for Services {
+    async fn runs(&self, p: &Principal, f: &RunFilter, page: PageArgs) -> BackendResult<Page<RunRecord>> {
         let (p, f) = (p.clone(), f.clone());
         self.run(move |c| {
             let mut filter = db::runs::RunFilter {
@@ -185,7 +186,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn run_impl(&self, p: &Principal, id: i64) -> BackendResult<RunRecord> {
+    async fn run(&self, p: &Principal, id: i64) -> BackendResult<RunRecord> {
         let p = p.clone();
         self.run(move |c| {
             let row = visible_run(c, &p, id)?;
@@ -194,7 +195,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn run_transitions_impl(&self, p: &Principal, id: i64) -> BackendResult<Vec<TransitionRecord>> {
+    async fn run_transitions(&self, p: &Principal, id: i64) -> BackendResult<Vec<TransitionRecord>> {
         let p = p.clone();
         self.run(move |c| {
             visible_run(c, &p, id)?;
@@ -213,7 +214,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn run_output_impl(
+    async fn run_output(
         &self,
         p: &Principal,
         id: i64,
@@ -235,17 +236,55 @@ impl Services {
         .await
     }
 
-    pub(super) async fn status_counts_impl(
-        &self,
-        p: &Principal,
-        run_date: chrono::NaiveDate,
-    ) -> BackendResult<Vec<(String, i64)>> {
+    async fn status_counts(&self, p: &Principal, run_date: chrono::NaiveDate) -> BackendResult<Vec<(String, i64)>> {
         let p = p.clone();
         self.run(move |c| {
             let ids = visible_instances(c, &p.instances)?;
             Ok(db::runs::status_counts(c, run_date, ids.as_deref())?)
         })
         .await
+    }
+
+    fn run_updates(&self, p: &Principal) -> BoxStream<'static, RunUpdateRecord> {
+        let (db, scopes, p) = (self.db.clone(), self.run_scopes.clone(), p.clone());
+        tokio_stream::wrappers::BroadcastStream::new(self.driver.subscribe())
+            .filter_map(move |r| {
+                let (db, scopes, p) = (db.clone(), scopes.clone(), p.clone());
+                async move {
+                    let u = r.ok()?;
+                    scopes.visible(&db, &p, u.run_id).await.then(|| RunUpdateRecord {
+                        run_id: u.run_id,
+                        task_name: u.task_name,
+                        from: u.transition.from,
+                        to: u.transition.to,
+                        attempt: i32::try_from(u.transition.attempt).unwrap_or(i32::MAX),
+                        at: u.transition.at,
+                        reason: u.transition.reason.map(|r| r.to_string()),
+                    })
+                }
+            })
+            .boxed()
+    }
+
+    async fn output_updates(
+        &self,
+        p: &Principal,
+        run_id: i64,
+    ) -> BackendResult<BoxStream<'static, OutputUpdateRecord>> {
+        // Subscribed before the check, so nothing stored in between is missed.
+        let updates = self.driver.subscribe_output();
+        baton_graphql::Runs::run(self, p, run_id).await?;
+        Ok(tokio_stream::wrappers::BroadcastStream::new(updates)
+            .filter_map(move |r| async move {
+                r.ok().filter(|u| u.run_id == run_id).map(|u| OutputUpdateRecord {
+                    run_id: u.run_id,
+                    attempt: i32::try_from(u.attempt).unwrap_or(i32::MAX),
+                    stream: u.stream.to_string(),
+                    offset: u.offset,
+                    data: u.data,
+                })
+            })
+            .boxed())
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::{visible_instances, Services, SvcResult};
 use crate::db;
+use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_schema::calendar::Calendar;
 use baton_schema::definition::TaskDef;
@@ -10,8 +11,11 @@ use chrono::{Duration, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-impl Services {
-    pub(super) async fn upcoming_runs_impl(&self, p: &Principal, limit: usize) -> BackendResult<Vec<UpcomingRecord>> {
+impl Services {}
+
+#[async_trait]
+impl baton_graphql::SchedulerState for Services {
+    async fn upcoming_runs(&self, p: &Principal, limit: usize) -> BackendResult<Vec<UpcomingRecord>> {
         let p = p.clone();
         self.run(move |c| {
             let filter = db::tasks::TaskFilter {
@@ -52,7 +56,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn scheduler_health_impl(&self, p: &Principal) -> BackendResult<SchedulerHealth> {
+    async fn scheduler_health(&self, p: &Principal) -> BackendResult<SchedulerHealth> {
         let p = p.clone();
         let since = Utc::now() - Duration::hours(24);
         let (instances, last_24h) = self

@@ -4,6 +4,7 @@
 use super::definitions::{group_records, task_records, write_group_edges, write_task_edges};
 use super::{audit, Services, SvcError};
 use crate::db::{self, DbConn};
+use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::calendar::CalendarDraft;
@@ -92,135 +93,7 @@ fn item(kind: &str, instance: &str, name: &str) -> PlanItem {
     PlanItem { kind: kind.into(), instance: instance.into(), name: name.into() }
 }
 
-impl Services {
-    pub(super) async fn export_impl(&self, p: &Principal, instances: Option<Vec<String>>) -> BackendResult<Document> {
-        let p = p.clone();
-        self.run(move |c| {
-            let all = db::instances::list(c)?;
-            let chosen: Vec<db::instances::InstanceRow> = match &instances {
-                Some(names) => {
-                    let mut out = Vec::new();
-                    for (i, n) in names.iter().enumerate() {
-                        let row = all.iter().find(|r| &r.name == n).ok_or_else(|| {
-                            ApiError::invalid(
-                                &format!("instances[{i}]"),
-                                "unknown_instance",
-                                format!("no instance {n}"),
-                            )
-                        })?;
-                        if !p.instances.allows(n) {
-                            return Err(ApiError::Forbidden(format!("no access to instance {n}")).into());
-                        }
-                        out.push(row.clone());
-                    }
-                    out
-                }
-                None => all.into_iter().filter(|r| p.instances.allows(&r.name)).collect(),
-            };
-            let mut docs = Vec::new();
-            for inst in chosen {
-                let mut calendars = Vec::new();
-                for row in db::calendars::list(c, Some(inst.id))? {
-                    calendars.push(db::calendars::draft(c, &row)?);
-                }
-                let groups = {
-                    let rows = db::groups::in_instance(c, inst.id)?;
-                    group_records(c, rows)
-                }?
-                .into_iter()
-                .map(|g| g.draft)
-                .collect();
-                let tasks = {
-                    let rows = db::tasks::in_instance(c, inst.id)?;
-                    task_records(c, rows)
-                }?
-                .into_iter()
-                .map(|t| t.draft)
-                .collect();
-                docs.push(InstanceDoc { name: inst.name, calendars, groups, tasks });
-            }
-            Ok(Document::new(docs))
-        })
-        .await
-    }
-
-    pub(super) async fn import_impl(
-        &self,
-        p: &Principal,
-        value: serde_json::Value,
-        mode: ImportMode,
-        dry_run: bool,
-    ) -> BackendResult<ImportPlan> {
-        let doc = match Document::from_value(value) {
-            Ok(d) => d,
-            Err(e) => return Ok(ImportPlan { errors: e.0, ..Default::default() }),
-        };
-        let valid = match doc.validate() {
-            Ok(v) => v,
-            Err(e) => return Ok(ImportPlan { errors: e.0, ..Default::default() }),
-        };
-        let mut errors = Vec::new();
-        for (i, inst) in valid.instances.iter().enumerate() {
-            if !p.instances.allows(inst.name.as_str()) {
-                errors.push(FieldError::new(
-                    format!("$.instances[{i}].name"),
-                    "forbidden",
-                    format!("no access to instance {}", inst.name),
-                ));
-            }
-        }
-        if !errors.is_empty() {
-            return Ok(ImportPlan { errors, ..Default::default() });
-        }
-        let p = p.clone();
-        let started = std::time::Instant::now();
-        let plan = self
-            .run(move |c| {
-                let result = db::transaction(c, |c| -> Result<ImportPlan, Abort> {
-                    let mut plan = ImportPlan::default();
-                    for (i, inst) in valid.instances.iter().enumerate() {
-                        apply_instance(c, i, inst, &doc.instances[i], mode, &mut plan)?;
-                    }
-                    db::sync_id_sequences(c)?;
-                    if !plan.errors.is_empty() {
-                        return Err(Abort::Invalid(plan));
-                    }
-                    if dry_run {
-                        return Err(Abort::DryRun(plan));
-                    }
-                    let summary = format!(
-                        "{{\"created\":{},\"changed\":{},\"deleted\":{}}}",
-                        plan.created.len(),
-                        plan.changed.len(),
-                        plan.deleted.len()
-                    );
-                    audit(c, &p.username, "importDefinitions", "definitions", None, Some(summary))?;
-                    plan.applied = true;
-                    Ok(plan)
-                });
-                match result {
-                    Ok(plan) | Err(Abort::DryRun(plan)) | Err(Abort::Invalid(plan)) => Ok(plan),
-                    Err(Abort::Failed(e)) => Err(e),
-                }
-            })
-            .await?;
-        tracing::info!(
-            applied = plan.applied,
-            created = plan.created.len(),
-            changed = plan.changed.len(),
-            deleted = plan.deleted.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "import"
-        );
-        if plan.applied {
-            let instances: HashSet<&str> = doc_instances(&plan);
-            for inst in instances {
-                self.publish("instance", 0, inst, inst, "imported");
-            }
-        }
-        Ok(plan)
-    }
-}
+impl Services {}
 
 fn doc_instances(plan: &ImportPlan) -> HashSet<&str> {
     plan.created
@@ -490,4 +363,135 @@ fn apply_instance(
         }
     }
     Ok(())
+}
+
+#[async_trait]
+impl baton_graphql::Transfer for Services {
+    async fn export(&self, p: &Principal, instances: Option<Vec<String>>) -> BackendResult<Document> {
+        let p = p.clone();
+        self.run(move |c| {
+            let all = db::instances::list(c)?;
+            let chosen: Vec<db::instances::InstanceRow> = match &instances {
+                Some(names) => {
+                    let mut out = Vec::new();
+                    for (i, n) in names.iter().enumerate() {
+                        let row = all.iter().find(|r| &r.name == n).ok_or_else(|| {
+                            ApiError::invalid(
+                                &format!("instances[{i}]"),
+                                "unknown_instance",
+                                format!("no instance {n}"),
+                            )
+                        })?;
+                        if !p.instances.allows(n) {
+                            return Err(ApiError::Forbidden(format!("no access to instance {n}")).into());
+                        }
+                        out.push(row.clone());
+                    }
+                    out
+                }
+                None => all.into_iter().filter(|r| p.instances.allows(&r.name)).collect(),
+            };
+            let mut docs = Vec::new();
+            for inst in chosen {
+                let mut calendars = Vec::new();
+                for row in db::calendars::list(c, Some(inst.id))? {
+                    calendars.push(db::calendars::draft(c, &row)?);
+                }
+                let groups = {
+                    let rows = db::groups::in_instance(c, inst.id)?;
+                    group_records(c, rows)
+                }?
+                .into_iter()
+                .map(|g| g.draft)
+                .collect();
+                let tasks = {
+                    let rows = db::tasks::in_instance(c, inst.id)?;
+                    task_records(c, rows)
+                }?
+                .into_iter()
+                .map(|t| t.draft)
+                .collect();
+                docs.push(InstanceDoc { name: inst.name, calendars, groups, tasks });
+            }
+            Ok(Document::new(docs))
+        })
+        .await
+    }
+
+    async fn import(
+        &self,
+        p: &Principal,
+        value: serde_json::Value,
+        mode: ImportMode,
+        dry_run: bool,
+    ) -> BackendResult<ImportPlan> {
+        let doc = match Document::from_value(value) {
+            Ok(d) => d,
+            Err(e) => return Ok(ImportPlan { errors: e.0, ..Default::default() }),
+        };
+        let valid = match doc.validate() {
+            Ok(v) => v,
+            Err(e) => return Ok(ImportPlan { errors: e.0, ..Default::default() }),
+        };
+        let mut errors = Vec::new();
+        for (i, inst) in valid.instances.iter().enumerate() {
+            if !p.instances.allows(inst.name.as_str()) {
+                errors.push(FieldError::new(
+                    format!("$.instances[{i}].name"),
+                    "forbidden",
+                    format!("no access to instance {}", inst.name),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Ok(ImportPlan { errors, ..Default::default() });
+        }
+        let p = p.clone();
+        let started = std::time::Instant::now();
+        let plan = self
+            .run(move |c| {
+                let result = db::transaction(c, |c| -> Result<ImportPlan, Abort> {
+                    let mut plan = ImportPlan::default();
+                    for (i, inst) in valid.instances.iter().enumerate() {
+                        apply_instance(c, i, inst, &doc.instances[i], mode, &mut plan)?;
+                    }
+                    db::sync_id_sequences(c)?;
+                    if !plan.errors.is_empty() {
+                        return Err(Abort::Invalid(plan));
+                    }
+                    if dry_run {
+                        return Err(Abort::DryRun(plan));
+                    }
+                    let summary = format!(
+                        "{{\"created\":{},\"changed\":{},\"deleted\":{}}}",
+                        plan.created.len(),
+                        plan.changed.len(),
+                        plan.deleted.len()
+                    );
+                    audit(c, &p.username, "importDefinitions", "definitions", None, Some(summary))?;
+                    plan.applied = true;
+                    Ok(plan)
+                });
+                match result {
+                    Ok(plan) | Err(Abort::DryRun(plan)) | Err(Abort::Invalid(plan)) => Ok(plan),
+                    Err(Abort::Failed(e)) => Err(e),
+                }
+            })
+            .await?;
+        tracing::info!(
+            applied = plan.applied,
+            created = plan.created.len(),
+            changed = plan.changed.len(),
+            deleted = plan.deleted.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "import"
+        );
+        if plan.applied {
+            let instances: HashSet<&str> = doc_instances(&plan);
+            for inst in instances {
+                self.publish("instance", 0, inst, inst, "imported");
+            }
+        }
+        Ok(plan)
+    }
 }

@@ -3,6 +3,7 @@
 use super::auth::{self, MIN_PASSWORD_LEN};
 use super::{audit, require, Services, SvcError, SvcResult};
 use crate::db::{self, DbConn};
+use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_graphql::{ApiError, SESSION_HOURS};
 use baton_schema::access::{InstanceAccess, Role};
@@ -116,13 +117,11 @@ pub fn bootstrap(c: &mut DbConn) -> SvcResult<Option<String>> {
     Ok(Some(password))
 }
 
-impl Services {
-    pub(super) async fn login_impl(
-        &self,
-        client: &ClientInfo,
-        username: &str,
-        password: &str,
-    ) -> BackendResult<(String, UserRecord)> {
+impl Services {}
+
+#[async_trait]
+impl baton_graphql::Auth for Services {
+    async fn login(&self, client: &ClientInfo, username: &str, password: &str) -> BackendResult<(String, UserRecord)> {
         let keys = vec![format!("user:{username}"), format!("ip:{}", client.ip)];
         let now = Utc::now();
         if let Err(wait) = self.limiter.lock().map_err(|_| ApiError::Internal)?.reserve(&keys, now) {
@@ -155,16 +154,16 @@ impl Services {
         Ok(session)
     }
 
-    pub(super) async fn logout_impl(&self, client: &ClientInfo) -> BackendResult<bool> {
+    async fn logout(&self, client: &ClientInfo) -> BackendResult<bool> {
         let Some(token) = client.session_token.clone() else { return Ok(false) };
         self.run(move |c| Ok(db::sessions::delete_by_hash(c, &auth::token_hash(&token))? > 0)).await
     }
 
-    pub(super) async fn users_impl(&self) -> BackendResult<Vec<UserRecord>> {
+    async fn users(&self) -> BackendResult<Vec<UserRecord>> {
         self.run(|c| db::users::list(c)?.into_iter().map(user_record).collect()).await
     }
 
-    pub(super) async fn create_user_impl(
+    async fn create_user(
         &self,
         actor: &Principal,
         username: &str,
@@ -193,7 +192,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn update_user_impl(
+    async fn update_user(
         &self,
         actor: &Principal,
         id: i64,
@@ -255,7 +254,7 @@ impl Services {
 
     /// Sets a user's password. One's own needs the current one; an admin's reset of another's
     /// ends that user's sessions (their sockets close) and revokes their API tokens.
-    pub(super) async fn set_password_impl(
+    async fn set_password(
         &self,
         actor: &Principal,
         id: i64,
@@ -323,11 +322,11 @@ impl Services {
         .await
     }
 
-    pub(super) async fn api_tokens_impl(&self, user_id: Option<i64>) -> BackendResult<Vec<ApiTokenRecord>> {
+    async fn api_tokens(&self, user_id: Option<i64>) -> BackendResult<Vec<ApiTokenRecord>> {
         self.run(move |c| Ok(db::api_tokens::list(c, user_id)?.into_iter().map(token_record).collect())).await
     }
 
-    pub(super) async fn create_api_token_impl(
+    async fn create_api_token(
         &self,
         actor: &Principal,
         name: &str,
@@ -367,7 +366,7 @@ impl Services {
         .await
     }
 
-    pub(super) async fn revoke_api_token_impl(&self, actor: &Principal, id: i64) -> BackendResult<bool> {
+    async fn revoke_api_token(&self, actor: &Principal, id: i64) -> BackendResult<bool> {
         let actor = actor.clone();
         self.run(move |c| {
             let row = db::api_tokens::list(c, None)?

@@ -1,0 +1,42 @@
+//! The instances: listing them and making new ones.
+
+use super::*;
+use async_trait::async_trait;
+
+#[async_trait]
+impl baton_graphql::Instances for Services {
+    fn version(&self) -> &str {
+        env!("CARGO_PKG_VERSION")
+    }
+
+    async fn instances(&self) -> BackendResult<Vec<InstanceInfo>> {
+        self.run(|c| {
+            Ok(db::instances::list(c)?
+                .into_iter()
+                .map(|r| InstanceInfo { id: r.id, name: r.name, description: r.description })
+                .collect())
+        })
+        .await
+    }
+
+    async fn create_instance(&self, actor: &Principal, name: &str, description: &str) -> BackendResult<InstanceInfo> {
+        let (actor, name, description) = (actor.clone(), name.to_string(), description.to_string());
+        let info = self
+            .run(move |c| {
+                baton_schema::names::InstanceName::parse(&name)?;
+                if db::instances::by_name(c, &name)?.is_some() {
+                    return Err(ApiError::Conflict(format!("instance {name} exists")).into());
+                }
+                db::transaction(c, |c| {
+                    let row = db::instances::ensure(c, &name, Utc::now())?;
+                    if !description.is_empty() {
+                        db::instances::set_description(c, row.id, &description)?;
+                    }
+                    audit(c, &actor.username, "createInstance", &name, None, Some(name.clone()))?;
+                    Ok(InstanceInfo { id: row.id, name: row.name, description })
+                })
+            })
+            .await?;
+        Ok(info)
+    }
+}
