@@ -1,4 +1,5 @@
-//! Newtype ids, so a task id can never be passed where a run id is expected.
+//! Newtype ids, so a task id can never be passed where a run id is expected. Only the ids the
+//! code carries are defined; others join as their values start to cross boundaries.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -30,15 +31,3 @@ id_type!(/// A group's GID.
     GroupId);
 id_type!(/// One run of a task (all its attempts).
     RunId);
-id_type!(/// A namespace of tasks and groups.
-    InstanceId);
-id_type!(/// A holiday calendar.
-    CalendarId);
-id_type!(/// A registered agent.
-    AgentId);
-id_type!(/// A user account.
-    UserId);
-id_type!(/// An operator event (force-run, terminate, ...).
-    EventId);
-id_type!(/// An alert integration (webhook, Slack, e-mail, ...).
-    IntegrationId);
