@@ -23,6 +23,24 @@ pub mod v1 {
         Stderr,
     }
 
+    impl Stream {
+        /// As stored and as the API names it: `stdout` or `stderr`.
+        pub fn as_str(self) -> &'static str {
+            match self {
+                Self::Stdout => "stdout",
+                Self::Stderr => "stderr",
+            }
+        }
+
+        pub fn parse(s: &str) -> Option<Self> {
+            match s {
+                "stdout" => Some(Self::Stdout),
+                "stderr" => Some(Self::Stderr),
+                _ => None,
+            }
+        }
+    }
+
     /// The agent's resource figures, sent with each heartbeat.
     #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
     pub struct AgentStats {
@@ -147,6 +165,15 @@ pub mod v1 {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn streams_read_back_what_they_store() {
+            for s in [Stream::Stdout, Stream::Stderr] {
+                assert_eq!(Stream::parse(s.as_str()), Some(s));
+                assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            }
+            assert_eq!(Stream::parse("stdin"), None);
+        }
 
         #[test]
         fn frames_are_tagged_json() {

@@ -93,7 +93,7 @@ pub struct RunUpdate {
 pub struct OutputUpdate {
     pub run_id: i64,
     pub attempt: u32,
-    pub stream: &'static str,
+    pub stream: OutStream,
     pub offset: i64,
     pub data: String,
 }
@@ -153,13 +153,6 @@ impl AgentRef {
 
 /// How long a count of runs per agent serves for picking agents.
 const LOAD_FRESH: std::time::Duration = std::time::Duration::from_millis(100);
-
-fn stream_name(s: OutStream) -> &'static str {
-    match s {
-        OutStream::Stdout => "stdout",
-        OutStream::Stderr => "stderr",
-    }
-}
 
 impl Driver {
     pub fn new(
@@ -563,7 +556,7 @@ impl Driver {
             }
             AgentEvent::Output { stream, offset, data } => {
                 let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-                return Some(self.store_output(run_id, attempt, stream_name(stream), offset, data));
+                return Some(self.store_output(run_id, attempt, stream, offset, data));
             }
         };
         // An event the run's machine refuses is ignored (logged); it is still acknowledged.
@@ -577,20 +570,23 @@ impl Driver {
 
     /// Stores a chunk, keeping at most `output_cap` bytes per stream: past the cap, the oldest
     /// chunks are dropped and counted as truncated.
-    fn store_output(&self, run_id: i64, attempt: u32, stream: &'static str, offset: i64, data: String) -> Stored {
+    fn store_output(&self, run_id: i64, attempt: u32, stream: OutStream, offset: i64, data: String) -> Stored {
         let cap = self.output_cap;
         let (now, server) = (self.clock.now(), self.leases.owner().to_string());
         let len = data.len() as i64;
         let att = i32::try_from(attempt).unwrap_or(i32::MAX);
         let chunk = data.clone();
         let stored = self.db.submit_for(run_id, move |c| {
-            let piece = db::run_output::Chunk { run_id, attempt: att, stream, offset, data: &chunk };
+            let piece = db::run_output::Chunk { run_id, attempt: att, stream: stream.as_str(), offset, data: &chunk };
             let new = db::run_output::append(c, piece, now, &server)?;
             if !new {
                 return Ok(false);
             }
-            let dropped = db::run_output::trim_to(c, run_id, att, stream, offset + len - cap)?;
-            let (o, e) = if stream == "stdout" { (len, 0) } else { (0, len) };
+            let dropped = db::run_output::trim_to(c, run_id, att, stream.as_str(), offset + len - cap)?;
+            let (o, e) = match stream {
+                OutStream::Stdout => (len, 0),
+                OutStream::Stderr => (0, len),
+            };
             db::runs::add_output_bytes(c, run_id, o, e, dropped)?;
             Ok(true)
         });

@@ -8,6 +8,7 @@
 
 use super::{Driver, GroupRunRef, OutputUpdate, RunUpdate};
 use crate::db;
+use baton_schema::agent::v1::Stream;
 use baton_schema::run::{Reason, RunEvent, RunStatus, Transition};
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
@@ -193,7 +194,10 @@ impl Driver {
             read,
             |c| c.id,
             |c| {
-                let stream = if c.stream == "stderr" { "stderr" } else { "stdout" };
+                let Some(stream) = Stream::parse(&c.stream) else {
+                    tracing::warn!(run = c.run_id, stream = %c.stream, "stored output of no known stream");
+                    return;
+                };
                 let attempt = u32::try_from(c.attempt).unwrap_or(0);
                 let _ = self.output.send(OutputUpdate {
                     run_id: c.run_id,

@@ -279,7 +279,7 @@ impl baton_graphql::Runs for Services {
                 r.ok().filter(|u| u.run_id == run_id).map(|u| OutputUpdateRecord {
                     run_id: u.run_id,
                     attempt: i32::try_from(u.attempt).unwrap_or(i32::MAX),
-                    stream: u.stream.to_string(),
+                    stream: u.stream.as_str().to_string(),
                     offset: u.offset,
                     data: u.data,
                 })
