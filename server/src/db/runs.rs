@@ -98,6 +98,14 @@ pub fn create(conn: &mut DbConn, new: &NewRun) -> DbResult<Created> {
     Ok(Created::Existing(existing))
 }
 
+impl RunRow {
+    /// The stored status as the run machine knows it; None for text it does not (never written
+    /// by this code).
+    pub fn status(&self) -> Option<baton_schema::run::RunStatus> {
+        baton_schema::run::RunStatus::parse(&self.status)
+    }
+}
+
 pub fn get(conn: &mut DbConn, id: i64) -> DbResult<RunRow> {
     Ok(with_conn!(conn, |c| runs::table.find(id).select(RunRow::as_select()).first(c))?)
 }

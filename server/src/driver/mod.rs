@@ -767,7 +767,7 @@ impl Driver {
         let mut undispatched = Vec::new();
         let n = rows.len();
         for r in &rows {
-            if self.hold(r, &names, now) && r.status == "IDLE" && r.attempt == 0 {
+            if self.hold(r, &names, now) && r.status() == Some(RunStatus::Idle) && r.attempt == 0 {
                 undispatched.push(r.id);
             }
         }

@@ -72,15 +72,17 @@ impl Driver {
             // compare-and-set keeps it to one).
             let mine = r.instance_id.is_none_or(|i| self.leases.holds(i));
             let agent_silent = r.agent_id.is_some_and(|a| silent.contains(&a));
-            match (r.status.as_str(), r.agent_id) {
+            match (r.status(), r.agent_id) {
                 // Its agent stopped heartbeating (gone, or connected but stopped) too long ago.
-                ("STARTED" | "RUNNING", Some(_)) if mine && agent_silent && (held || self.hold(&r, &names, now)) => {
+                (Some(RunStatus::Started | RunStatus::Running), Some(_))
+                    if mine && agent_silent && (held || self.hold(&r, &names, now)) =>
+                {
                     tracing::warn!(run = r.id, "its agent stayed away: agent lost");
                     self.apply(r.id, RunEvent::AgentLost, None).await;
                 }
                 // The rest of what this server holds is `tick`'s.
                 _ if held => {}
-                ("IDLE", _) if mine => {
+                (Some(RunStatus::Idle), _) if mine => {
                     let stale = r.attempt > 0 || db::utc(r.created_at) <= now - UNDISPATCHED_AFTER;
                     if stale && self.hold(&r, &names, now) && r.attempt == 0 {
                         tracing::info!(run = r.id, "dispatching a run its server left behind");
@@ -89,10 +91,10 @@ impl Driver {
                 }
                 // Waiting for an agent: the holder judges its accept deadline; a server with a
                 // fitting agent online here (`candidates`) claims it, in `tick`.
-                ("TRIGGERED", None) if mine || !self.hub.candidates(&r.target).is_empty() => {
+                (Some(RunStatus::Triggered), None) if mine || !self.hub.candidates(&r.target).is_empty() => {
                     self.hold(&r, &names, now);
                 }
-                ("TRIGGERED", Some(_)) if mine => {
+                (Some(RunStatus::Triggered), Some(_)) if mine => {
                     let expiry =
                         super::JobSpec::of_row(&r).unwrap_or_else(|| super::legacy_job(&r)).accept_expiry_seconds;
                     let expired =
@@ -119,7 +121,7 @@ impl Driver {
         for r in rows {
             let held = self.runs.lock().is_ok_and(|runs| runs.contains_key(&r.id));
             let mine = r.instance_id.is_none_or(|i| self.leases.holds(i));
-            let on_agent = matches!(r.status.as_str(), "STARTED" | "RUNNING");
+            let on_agent = matches!(r.status(), Some(RunStatus::Started | RunStatus::Running));
             if !(held || (mine && !on_agent && self.hold(&r, names, now))) {
                 continue;
             }
