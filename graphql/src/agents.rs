@@ -71,34 +71,10 @@ impl From<AgentRecord> for Agent {
 }
 
 #[derive(SimpleObject)]
-pub struct AgentToken {
-    pub id: i64,
-    pub name: String,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    /// The agent this token enrolled (its first registration); it registers no other.
-    pub agent_name: Option<String>,
-}
-
-impl From<AgentTokenRecord> for AgentToken {
-    fn from(t: AgentTokenRecord) -> Self {
-        AgentToken {
-            id: t.id,
-            name: t.name,
-            created_by: t.created_by,
-            created_at: t.created_at,
-            revoked_at: t.revoked_at,
-            agent_name: t.agent_name,
-        }
-    }
-}
-
-#[derive(SimpleObject)]
 pub struct CreatedAgentToken {
     /// Shown once: give it to `baton-agent --token`.
     pub token: String,
-    pub info: AgentToken,
+    pub info: AgentTokenRecord,
 }
 
 #[derive(SimpleObject, Clone)]
@@ -126,8 +102,8 @@ impl AgentQuery {
     }
 
     #[graphql(guard = "RoleGuard(Role::Admin)")]
-    async fn agent_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<AgentToken>> {
-        Ok(domain::<dyn Agents>(ctx).agent_tokens().await?.into_iter().map(AgentToken::from).collect())
+    async fn agent_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<AgentTokenRecord>> {
+        Ok(domain::<dyn Agents>(ctx).agent_tokens().await?)
     }
 }
 
@@ -140,7 +116,7 @@ impl AgentMutation {
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn create_agent_token(&self, ctx: &Context<'_>, name: String) -> ApiResult<CreatedAgentToken> {
         let (token, info) = domain::<dyn Agents>(ctx).create_agent_token(principal(ctx)?, &name).await?;
-        Ok(CreatedAgentToken { token, info: info.into() })
+        Ok(CreatedAgentToken { token, info })
     }
 
     /// Which instances' operators may run adhoc commands on the agent (`*`, the default, or a

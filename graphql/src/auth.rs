@@ -87,35 +87,10 @@ pub struct LoginPayload {
 }
 
 #[derive(SimpleObject)]
-pub struct ApiToken {
-    pub id: i64,
-    pub user_id: i64,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub last_used_at: Option<DateTime<Utc>>,
-}
-
-impl From<ApiTokenRecord> for ApiToken {
-    fn from(t: ApiTokenRecord) -> Self {
-        ApiToken {
-            id: t.id,
-            user_id: t.user_id,
-            name: t.name,
-            created_at: t.created_at,
-            expires_at: t.expires_at,
-            revoked_at: t.revoked_at,
-            last_used_at: t.last_used_at,
-        }
-    }
-}
-
-#[derive(SimpleObject)]
 pub struct CreatedApiToken {
     /// Shown once: only its hash is stored.
     pub token: String,
-    pub info: ApiToken,
+    pub info: ApiTokenRecord,
 }
 
 fn client(ctx: &Context<'_>) -> ClientInfo {
@@ -140,7 +115,7 @@ impl AuthQuery {
     }
 
     /// The caller's tokens; admins may ask for anyone's (or everyone's, without `userId`).
-    async fn api_tokens(&self, ctx: &Context<'_>, user_id: Option<i64>) -> ApiResult<Vec<ApiToken>> {
+    async fn api_tokens(&self, ctx: &Context<'_>, user_id: Option<i64>) -> ApiResult<Vec<ApiTokenRecord>> {
         let p = principal(ctx)?;
         let whose = match user_id {
             Some(u) if u == p.user_id => Some(u),
@@ -151,7 +126,7 @@ impl AuthQuery {
             None if p.role >= Role::Admin => None,
             None => Some(p.user_id),
         };
-        Ok(domain::<dyn Auth>(ctx).api_tokens(whose).await?.into_iter().map(ApiToken::from).collect())
+        Ok(domain::<dyn Auth>(ctx).api_tokens(whose).await?)
     }
 }
 
@@ -242,7 +217,7 @@ impl AuthMutation {
         expires_at: Option<DateTime<Utc>>,
     ) -> ApiResult<CreatedApiToken> {
         let (token, info) = domain::<dyn Auth>(ctx).create_api_token(principal(ctx)?, &name, expires_at).await?;
-        Ok(CreatedApiToken { token, info: info.into() })
+        Ok(CreatedApiToken { token, info })
     }
 
     /// Revokes one of the caller's tokens (admins: anyone's).

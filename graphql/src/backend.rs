@@ -103,7 +103,9 @@ pub struct UserRecord {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone)]
+/// An API token of a user; its secret is shown once, when it is made.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+#[graphql(name = "ApiToken")]
 pub struct ApiTokenRecord {
     pub id: i64,
     pub user_id: i64,
@@ -275,14 +277,16 @@ pub struct AgentRecord {
     pub instances: InstanceAccess,
 }
 
-#[derive(Debug, Clone)]
+/// An enrollment token for agents; its secret is shown once, when it is made.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+#[graphql(name = "AgentToken")]
 pub struct AgentTokenRecord {
     pub id: i64,
     pub name: String,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
-    /// The agent it enrolled (bound at its first registration).
+    /// The agent this token enrolled (its first registration); it registers no other.
     pub agent_name: Option<String>,
 }
 
