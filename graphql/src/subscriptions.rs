@@ -25,7 +25,7 @@ pub struct DefinitionEvent {
 impl From<DefinitionChange> for DefinitionEvent {
     fn from(c: DefinitionChange) -> Self {
         DefinitionEvent {
-            kind: c.kind,
+            kind: c.kind.as_str().to_string(),
             id: c.id,
             name: c.name,
             instance: c.instance,

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::db::{DatabaseUrl, Db};
 use crate::driver::Driver;
 use crate::service::Services;
+use baton_graphql::backend::ChangeKind;
 use baton_graphql::Definitions;
 use baton_graphql::{build_schema, Backend, BatonSchema};
 use std::sync::Arc;
@@ -91,9 +92,9 @@ pub async fn build(config: &Config, db: Db) -> anyhow::Result<App> {
         use futures_util::StreamExt;
         while let Some(c) = changes.next().await {
             alerts.definitions_changed();
-            match c.kind.as_str() {
-                "task" => engine.do_send(crate::engine::TaskChanged(c.id)),
-                "group" => engine.do_send(crate::engine::GroupChanged(c.id)),
+            match c.kind {
+                ChangeKind::Task => engine.do_send(crate::engine::TaskChanged(c.id)),
+                ChangeKind::Group => engine.do_send(crate::engine::GroupChanged(c.id)),
                 _ => engine.do_send(crate::engine::ReloadAll),
             }
         }

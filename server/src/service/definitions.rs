@@ -302,7 +302,7 @@ impl Services {
             })
             .await?;
         let action = if tid.is_some() { "updated" } else { "created" };
-        self.publish("task", record.draft.tid.map_or(0, |t| t.0), &record.draft.name, &instance, action);
+        self.publish(ChangeKind::Task, record.draft.tid.map_or(0, |t| t.0), &record.draft.name, &instance, action);
         Ok(record)
     }
 
@@ -357,7 +357,7 @@ impl Services {
             })
             .await?;
         let action = if gid.is_some() { "updated" } else { "created" };
-        self.publish("group", record.draft.gid.map_or(0, |g| g.0), &record.draft.name, &instance, action);
+        self.publish(ChangeKind::Group, record.draft.gid.map_or(0, |g| g.0), &record.draft.name, &instance, action);
         Ok(record)
     }
 }
@@ -439,7 +439,7 @@ impl baton_graphql::Definitions for Services {
                 })
             })
             .await?;
-        self.publish("task", tid, &name, &instance, "deleted");
+        self.publish(ChangeKind::Task, tid, &name, &instance, "deleted");
         Ok(true)
     }
 
@@ -480,7 +480,7 @@ impl baton_graphql::Definitions for Services {
                 })
             })
             .await?;
-        self.publish("task", tid, &record.draft.name, &instance, "updated");
+        self.publish(ChangeKind::Task, tid, &record.draft.name, &instance, "updated");
         Ok(record)
     }
 
@@ -558,7 +558,7 @@ impl baton_graphql::Definitions for Services {
                 })
             })
             .await?;
-        self.publish("group", gid, &name, &instance, "deleted");
+        self.publish(ChangeKind::Group, gid, &name, &instance, "deleted");
         Ok(true)
     }
 
@@ -594,7 +594,7 @@ impl baton_graphql::Definitions for Services {
                 })
             })
             .await?;
-        self.publish("group", gid, &record.draft.name, &instance, "updated");
+        self.publish(ChangeKind::Group, gid, &record.draft.name, &instance, "updated");
         Ok(record)
     }
 
@@ -687,7 +687,7 @@ impl baton_graphql::Calendars for Services {
                 })
             })
             .await?;
-        self.publish("calendar", record.id, &record.draft.name, &record.instance, "updated");
+        self.publish(ChangeKind::Calendar, record.id, &record.draft.name, &record.instance, "updated");
         Ok(record)
     }
 
@@ -733,7 +733,7 @@ impl baton_graphql::Calendars for Services {
                 })
             })
             .await?;
-        self.publish("calendar", id, name, instance, "deleted");
+        self.publish(ChangeKind::Calendar, id, name, instance, "deleted");
         Ok(true)
     }
 }

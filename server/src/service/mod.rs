@@ -155,17 +155,16 @@ impl Services {
 
     /// Publishes a change to subscribers (after it was stored), and records it for the other
     /// servers sharing the database (`follow_other_servers`).
-    fn publish(&self, kind: &str, id: i64, name: &str, instance: &str, action: &str) {
+    fn publish(&self, kind: ChangeKind, id: i64, name: &str, instance: &str, action: &str) {
         self.publish_here(kind, id, name, instance, action, self.driver.now());
         if !self.driver.shares_database() {
             return;
         }
-        let (kind, name, instance, action) =
-            (kind.to_string(), name.to_string(), instance.to_string(), action.to_string());
+        let (name, instance, action) = (name.to_string(), instance.to_string(), action.to_string());
         let (server, now) = (self.driver.server().to_string(), self.driver.now());
         let recorded = self.db.submit(move |c| {
             let change = db::definition_changes::NewChange {
-                kind: &kind,
+                kind: kind.as_str(),
                 entity_id: id,
                 name: &name,
                 instance: &instance,
@@ -181,10 +180,10 @@ impl Services {
         });
     }
 
-    fn publish_here(&self, kind: &str, id: i64, name: &str, instance: &str, action: &str, at: DateTime<Utc>) {
+    fn publish_here(&self, kind: ChangeKind, id: i64, name: &str, instance: &str, action: &str, at: DateTime<Utc>) {
         let sequence = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
         let _ = self.changes.send(DefinitionChange {
-            kind: kind.into(),
+            kind,
             id,
             name: name.into(),
             instance: instance.into(),
@@ -208,7 +207,11 @@ impl Services {
             read,
             |r| r.id,
             |r| {
-                self.publish_here(&r.kind, r.entity_id, &r.name, &r.instance, &r.action, db::utc(r.at));
+                let Some(kind) = ChangeKind::parse(&r.kind) else {
+                    tracing::warn!(kind = %r.kind, "another server recorded a change of no known kind");
+                    return;
+                };
+                self.publish_here(kind, r.entity_id, &r.name, &r.instance, &r.action, db::utc(r.at));
             },
         )
         .await;

@@ -489,7 +489,7 @@ impl baton_graphql::Transfer for Services {
         if plan.applied {
             let instances: HashSet<&str> = doc_instances(&plan);
             for inst in instances {
-                self.publish("instance", 0, inst, inst, "imported");
+                self.publish(ChangeKind::Instance, 0, inst, inst, "imported");
             }
         }
         Ok(plan)
