@@ -153,39 +153,6 @@ impl From<IntegrationInput> for IntegrationDraft {
     }
 }
 
-/// A credential's key, never its value.
-#[derive(SimpleObject)]
-pub struct CredentialKey {
-    pub key: String,
-    /// Raised by each rotation.
-    pub version: i64,
-    pub updated_at: DateTime<Utc>,
-    /// Integrations and tasks that name it.
-    pub used_by: Vec<String>,
-}
-
-impl From<CredentialKeyRecord> for CredentialKey {
-    fn from(r: CredentialKeyRecord) -> Self {
-        CredentialKey { key: r.key, version: r.version, updated_at: r.updated_at, used_by: r.used_by }
-    }
-}
-
-/// One attempt at sending an alert.
-#[derive(SimpleObject)]
-pub struct AlertAttempt {
-    pub attempt: i32,
-    pub at: DateTime<Utc>,
-    pub ok: bool,
-    /// The answer (HTTP 200, SMTP 250) or the error.
-    pub detail: String,
-}
-
-impl From<AlertAttemptRecord> for AlertAttempt {
-    fn from(a: AlertAttemptRecord) -> Self {
-        AlertAttempt { attempt: a.attempt, at: a.at, ok: a.ok, detail: a.detail }
-    }
-}
-
 /// An alert in the delivery log.
 #[derive(SimpleObject)]
 pub struct AlertDelivery {
@@ -204,7 +171,7 @@ pub struct AlertDelivery {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
-    pub log: Vec<AlertAttempt>,
+    pub log: Vec<AlertAttemptRecord>,
 }
 
 impl From<AlertDeliveryRecord> for AlertDelivery {
@@ -222,7 +189,7 @@ impl From<AlertDeliveryRecord> for AlertDelivery {
             next_attempt_at: r.next_attempt_at,
             last_error: r.last_error,
             created_at: r.created_at,
-            log: r.log.into_iter().map(AlertAttempt::from).collect(),
+            log: r.log.into_iter().collect(),
         }
     }
 }
@@ -240,8 +207,8 @@ impl AlertQuery {
 
     /// The credential store's keys; values are never returned.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
-    async fn credential_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<CredentialKey>> {
-        Ok(domain::<dyn Alerting>(ctx).credential_keys().await?.into_iter().map(CredentialKey::from).collect())
+    async fn credential_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<CredentialKeyRecord>> {
+        Ok(domain::<dyn Alerting>(ctx).credential_keys().await?.into_iter().collect())
     }
 
     /// The delivery log, newest first.
@@ -297,8 +264,8 @@ impl AlertMutation {
         ctx: &Context<'_>,
         key: String,
         #[graphql(secret)] value: String,
-    ) -> ApiResult<CredentialKey> {
-        Ok(domain::<dyn Alerting>(ctx).set_credential(principal(ctx)?, &key, &value).await?.into())
+    ) -> ApiResult<CredentialKeyRecord> {
+        Ok(domain::<dyn Alerting>(ctx).set_credential(principal(ctx)?, &key, &value).await?)
     }
 
     /// Refused while an integration or a task names it.

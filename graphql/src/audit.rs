@@ -5,7 +5,7 @@ use crate::backend::{AuditFilter, AuditRecord};
 use crate::definitions::{connection, domain, page_args, ListConnection};
 use crate::error::ApiResult;
 use crate::guard::{principal, RoleGuard};
-use async_graphql::{Context, InputObject, Object, SimpleObject};
+use async_graphql::{Context, InputObject, Object};
 use baton_schema::access::Role;
 use chrono::{DateTime, Utc};
 
@@ -14,38 +14,6 @@ use chrono::{DateTime, Utc};
 pub trait Audit: Send + Sync {
     /// Newest first; a caller limited to some instances sees only their own actions.
     async fn audit_log(&self, p: &Principal, f: &AuditFilter, page: PageArgs) -> BackendResult<Page<AuditRecord>>;
-}
-
-/// One recorded mutation or adhoc command.
-#[derive(SimpleObject)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    pub actor: String,
-    /// The mutation's name, e.g. createTask.
-    pub action: String,
-    pub target: String,
-    /// JSON of the record before the change, where it applies.
-    pub before: Option<String>,
-    /// JSON of the record after the change, where it applies.
-    pub after: Option<String>,
-    /// The caller's address.
-    pub origin: String,
-}
-
-impl From<AuditRecord> for AuditEntry {
-    fn from(a: AuditRecord) -> Self {
-        AuditEntry {
-            id: a.id,
-            at: a.at,
-            actor: a.actor,
-            action: a.action,
-            target: a.target,
-            before: a.before,
-            after: a.after,
-            origin: a.origin,
-        }
-    }
 }
 
 #[derive(InputObject, Default)]
@@ -71,10 +39,10 @@ impl AuditQuery {
         filter: Option<AuditFilterInput>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<ListConnection<AuditEntry>> {
+    ) -> ApiResult<ListConnection<AuditRecord>> {
         let f = filter.unwrap_or_default();
         let f = AuditFilter { actor: f.actor, action: f.action, since: f.since };
         let page = domain::<dyn Audit>(ctx).audit_log(principal(ctx)?, &f, page_args(first, after)?).await?;
-        Ok(connection(page, |a| a.id, AuditEntry::from))
+        Ok(connection(page, |a| a.id, AuditRecord::from))
     }
 }

@@ -116,15 +116,21 @@ pub struct ApiTokenRecord {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone)]
+/// One recorded mutation or adhoc command.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+#[graphql(name = "AuditEntry")]
 pub struct AuditRecord {
     pub id: i64,
     pub at: DateTime<Utc>,
     pub actor: String,
+    /// The mutation's name, e.g. createTask.
     pub action: String,
     pub target: String,
+    /// JSON of the record before the change, where it applies.
     pub before: Option<String>,
+    /// JSON of the record after the change, where it applies.
     pub after: Option<String>,
+    /// The caller's address.
     pub origin: String,
 }
 
@@ -430,21 +436,26 @@ pub struct IntegrationRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A credential's key and versions; never its value.
-#[derive(Debug, Clone)]
+/// A credential's key, never its value.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+#[graphql(name = "CredentialKey")]
 pub struct CredentialKeyRecord {
     pub key: String,
+    /// Raised by each rotation.
     pub version: i64,
     pub updated_at: DateTime<Utc>,
     /// Integrations and tasks that name it.
     pub used_by: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+/// One attempt at sending an alert.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+#[graphql(name = "AlertAttempt")]
 pub struct AlertAttemptRecord {
     pub attempt: i32,
     pub at: DateTime<Utc>,
     pub ok: bool,
+    /// The answer (HTTP 200, SMTP 250) or the error.
     pub detail: String,
 }
 
