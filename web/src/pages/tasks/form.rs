@@ -95,3 +95,9 @@ pub(super) async fn save(what: Definition, id: Option<i64>, input: Value) -> Res
     let v = gql::request::<Value>(mutation, vars).await?;
     Ok((v["saved"]["id"].as_i64().unwrap_or(0), v["saved"]["name"].as_str().unwrap_or_default().to_string()))
 }
+
+/// One `NodeRef` per field name, kept across renders: a form reads its fields when it saves.
+#[hook]
+pub(super) fn use_field_refs(names: &'static [&'static str]) -> HashMap<&'static str, NodeRef> {
+    (*use_state(|| names.iter().map(|k| (*k, NodeRef::default())).collect::<HashMap<_, _>>())).clone()
+}

@@ -2,10 +2,9 @@
 
 use super::super::{field_error, input_value};
 use super::alert_rules::{alert_line, alert_rule, AlertSection};
-use super::form::{fill_fields, optional, save, schedule_input, schedule_kind, Definition};
+use super::form::{fill_fields, optional, save, schedule_input, schedule_kind, use_field_refs, Definition};
 use crate::gql;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -16,31 +15,28 @@ pub(super) struct GroupFormProps {
     pub(super) on_saved: Callback<i64>,
 }
 
+/// The form's fields, by the names the server's messages use.
+const FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "owner",
+    "team",
+    "instance",
+    "kind",
+    "when",
+    "days",
+    "timezone",
+    "calendar",
+    "dependency",
+    "active",
+    "alerts",
+];
+
 #[function_component(GroupForm)]
 pub(super) fn group_form(props: &GroupFormProps) -> Html {
     let loaded = use_state(|| props.gid.is_none().then(|| json!({"instance": "default", "active": true})));
     let error = use_state(|| None::<gql::Error>);
-    let refs: HashMap<&'static str, NodeRef> = (*use_state(|| {
-        [
-            "name",
-            "description",
-            "owner",
-            "team",
-            "instance",
-            "kind",
-            "when",
-            "days",
-            "timezone",
-            "calendar",
-            "dependency",
-            "active",
-            "alerts",
-        ]
-        .into_iter()
-        .map(|k| (k, NodeRef::default()))
-        .collect::<HashMap<_, _>>()
-    }))
-    .clone();
+    let refs = use_field_refs(FIELDS);
     {
         let (loaded, gid) = (loaded.clone(), props.gid);
         use_effect_with(gid, move |_| {

@@ -3,10 +3,11 @@
 
 use super::super::{field_error, input_value};
 use super::alert_rules::{alert_line, alert_rule, AlertSection};
-use super::form::{fill_fields, load_task_input, optional, save, schedule_input, schedule_kind, Definition};
+use super::form::{
+    fill_fields, load_task_input, optional, save, schedule_input, schedule_kind, use_field_refs, Definition,
+};
 use crate::gql;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -16,6 +17,35 @@ pub(super) struct TaskFormProps {
     pub(super) editor: bool,
     pub(super) on_saved: Callback<()>,
 }
+
+/// The form's fields, by the names the server's messages use.
+const FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "owner",
+    "team",
+    "instance",
+    "group",
+    "command",
+    "target",
+    "runAsUser",
+    "stdoutPath",
+    "stderrPath",
+    "profile",
+    "kind",
+    "when",
+    "days",
+    "timezone",
+    "calendar",
+    "retryAttempts",
+    "retryDelaySeconds",
+    "maxRunTimeSeconds",
+    "acceptExpirySeconds",
+    "dependency",
+    "misfirePolicy",
+    "active",
+    "alerts",
+];
 
 /// Every field of a task; the server validates, and its messages appear beside the fields.
 #[function_component(TaskForm)]
@@ -41,39 +71,7 @@ pub(super) fn task_form(props: &TaskFormProps) -> Html {
             });
         });
     }
-    let refs: HashMap<&'static str, NodeRef> = (*use_state(|| {
-        [
-            "name",
-            "description",
-            "owner",
-            "team",
-            "instance",
-            "group",
-            "command",
-            "target",
-            "runAsUser",
-            "stdoutPath",
-            "stderrPath",
-            "profile",
-            "kind",
-            "when",
-            "days",
-            "timezone",
-            "calendar",
-            "retryAttempts",
-            "retryDelaySeconds",
-            "maxRunTimeSeconds",
-            "acceptExpirySeconds",
-            "dependency",
-            "misfirePolicy",
-            "active",
-            "alerts",
-        ]
-        .into_iter()
-        .map(|k| (k, NodeRef::default()))
-        .collect::<HashMap<_, _>>()
-    }))
-    .clone();
+    let refs = use_field_refs(FIELDS);
     {
         let (loaded, tid) = (loaded.clone(), props.tid);
         use_effect_with(tid, move |_| {
