@@ -375,6 +375,13 @@ fn tasks_and_groups_are_built_in_the_browser_with_the_flow_graph_and_an_import_p
         fill(&c, "#f-command", "true").await;
         fill(&c, "#f-target", "etl").await;
         fill(&c, "#f-runAsUser", "root").await;
+        // A dependency's syntax is checked as it is typed, before anything is sent.
+        fill(&c, "#f-dependency", "S:extract and (").await;
+        let why = text_until(&c, "#check-dependency", "the dependency's check", |t| !t.is_empty()).await;
+        assert!(why.contains("at character"), "{why}");
+        fill(&c, "#f-dependency", "S:extract").await;
+        text_until(&c, "#check-dependency", "the check to clear", str::is_empty).await;
+        fill(&c, "#f-dependency", "").await;
         click(&c, "#save-task").await;
         let why = text_until(&c, "#error-name", "the name's validation message", |t| !t.is_empty()).await;
         assert!(!why.contains("empty"), "the name typed was read: {why}");

@@ -72,6 +72,12 @@ pub(super) fn task_form(props: &TaskFormProps) -> Html {
         });
     }
     let refs = use_field_refs(FIELDS);
+    // The dependency is checked as it is typed, by the parser the server uses.
+    let dependency_check = use_state(String::new);
+    let on_dependency = {
+        let (refs, check) = (refs.clone(), dependency_check.clone());
+        Callback::from(move |_: InputEvent| check.set(dependency_problem(&input_value(&refs["dependency"]))))
+    };
     {
         let (loaded, tid) = (loaded.clone(), props.tid);
         use_effect_with(tid, move |_| {
@@ -253,7 +259,10 @@ pub(super) fn task_form(props: &TaskFormProps) -> Html {
                 { field("Retry delay (s)", "retryDelaySeconds") }
                 { field("Max run time (s)", "maxRunTimeSeconds") }
                 { field("Accept expiry (s)", "acceptExpirySeconds") }
-                { field("Dependency (e.g. S:extract and F:load)", "dependency") }
+                <label>{ "Dependency (e.g. S:extract and F:load)" }
+                    <input id="f-dependency" ref={refs["dependency"].clone()} disabled={!props.editor} oninput={on_dependency} />
+                    { err("dependency") }<span class="field-error" id="check-dependency">{ (*dependency_check).clone() }</span>
+                </label>
                 <label>{ "Misfire policy" }<select id="f-misfirePolicy" ref={refs["misfirePolicy"].clone()} disabled={!props.editor}>
                     { for ["run_once", "run_all", "skip"].iter().map(|p| html! { <option value={*p}>{ *p }</option> }) }
                 </select></label>
@@ -266,4 +275,15 @@ pub(super) fn task_form(props: &TaskFormProps) -> Html {
             if props.editor { <button id="save-task" type="submit">{ "Save" }</button> }
         </form>
     }
+}
+
+/// What is wrong with a dependency expression, as the server would say it; empty when nothing is.
+fn dependency_problem(text: &str) -> String {
+    if text.trim().is_empty() {
+        return String::new();
+    }
+    baton_schema::dependency::DependencyExpr::parse(text)
+        .err()
+        .map(|e| e.into_field_error().message)
+        .unwrap_or_default()
 }
