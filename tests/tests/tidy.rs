@@ -193,3 +193,36 @@ fn modules_import_one_another_one_way_only() {
         }
     }
 }
+
+#[test]
+fn modules_do_not_reach_back_into_their_crate_root() {
+    // The root assembles its modules (routes, schema, app): a module that names the root's own
+    // items would make a circle through it.
+    for src in ["server/src", "agent/src", "web/src", "graphql/src", "schema/src"] {
+        let mods = modules(src);
+        let Some(root_file) = mods.get(&Vec::new()) else { continue };
+        let root_text = std::fs::read_to_string(root().join(root_file)).unwrap();
+        let defined: Vec<&str> = root_text
+            .lines()
+            .filter_map(|l| {
+                // Yew components are named by their attribute.
+                if let Some(rest) = l.trim_start().strip_prefix("#[function_component(") {
+                    return rest.split(')').next();
+                }
+                let l = l.trim_start().strip_prefix("pub ").unwrap_or(l.trim_start());
+                ["struct ", "enum ", "fn ", "const ", "type ", "trait ", "static "]
+                    .iter()
+                    .find_map(|k| l.strip_prefix(k))
+                    .map(|rest| rest.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or(""))
+            })
+            .filter(|name| !name.is_empty())
+            .collect();
+        for (module, file) in mods.iter().filter(|(m, _)| !m.is_empty()) {
+            let text = std::fs::read_to_string(root().join(file)).unwrap();
+            for path in named_paths(&text, "crate::", &[]) {
+                let first = path.first().map(String::as_str).unwrap_or("");
+                assert!(!defined.contains(&first), "{src}: {} names the crate root's {first}", module.join("::"));
+            }
+        }
+    }
+}
