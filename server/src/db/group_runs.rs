@@ -2,6 +2,7 @@
 
 use super::schema::group_runs;
 use super::{ts, with_conn, DbConn, DbResult};
+use baton_schema::run::RunStatus;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -18,6 +19,13 @@ pub struct GroupRunRow {
     pub created_at: NaiveDateTime,
 }
 
+impl GroupRunRow {
+    /// The stored status (a group run's are a run's: IDLE, RUNNING, SUCCESS, FAILED, SKIPPED).
+    pub fn status(&self) -> Option<RunStatus> {
+        RunStatus::parse(&self.status)
+    }
+}
+
 /// Creates the group run for its slot unless it exists (status IDLE while it waits for its
 /// group dependency, RUNNING otherwise); returns its id and whether it is new.
 pub fn create(
@@ -25,17 +33,17 @@ pub fn create(
     group_id: i64,
     run_date: NaiveDate,
     slot: &str,
-    status: &str,
+    status: RunStatus,
     now: DateTime<Utc>,
 ) -> DbResult<(i64, bool)> {
-    let started = (status == "RUNNING").then(|| ts(now));
-    let ended = (status == "SKIPPED").then(|| ts(now));
+    let started = (status == RunStatus::Running).then(|| ts(now));
+    let ended = (status == RunStatus::Skipped).then(|| ts(now));
     let n = with_conn!(conn, |c| diesel::insert_into(group_runs::table)
         .values((
             group_runs::group_id.eq(group_id),
             group_runs::run_date.eq(run_date),
             group_runs::slot.eq(slot),
-            group_runs::status.eq(status),
+            group_runs::status.eq(status.as_str()),
             group_runs::started_at.eq(started),
             group_runs::ended_at.eq(ended),
             group_runs::created_at.eq(ts(now)),
@@ -54,7 +62,7 @@ pub fn create(
 /// ended one go on).
 pub fn set_running(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(group_runs::table.find(id))
-        .set((group_runs::status.eq("RUNNING"), group_runs::ended_at.eq(None::<NaiveDateTime>)))
+        .set((group_runs::status.eq(RunStatus::Running.as_str()), group_runs::ended_at.eq(None::<NaiveDateTime>)))
         .execute(c))?;
     with_conn!(conn, |c| diesel::update(group_runs::table.find(id).filter(group_runs::started_at.is_null()))
         .set(group_runs::started_at.eq(Some(ts(now))))
@@ -65,7 +73,11 @@ pub fn set_running(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> DbResult<(
 /// The group runs of a group that have not ended.
 pub fn open_of_group(conn: &mut DbConn, group_id: i64) -> DbResult<Vec<GroupRunRow>> {
     Ok(with_conn!(conn, |c| group_runs::table
-        .filter(group_runs::group_id.eq(group_id).and(group_runs::status.eq_any(["IDLE", "RUNNING"])))
+        .filter(
+            group_runs::group_id
+                .eq(group_id)
+                .and(group_runs::status.eq_any([RunStatus::Idle.as_str(), RunStatus::Running.as_str()]))
+        )
         .order(group_runs::id)
         .select(GroupRunRow::as_select())
         .load(c))?)
@@ -92,9 +104,9 @@ pub fn of_group(conn: &mut DbConn, group_id: i64, limit: i64) -> DbResult<Vec<Gr
         .load(c))?)
 }
 
-pub fn finish(conn: &mut DbConn, id: i64, status: &str, now: DateTime<Utc>) -> DbResult<()> {
+pub fn finish(conn: &mut DbConn, id: i64, status: RunStatus, now: DateTime<Utc>) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(group_runs::table.find(id))
-        .set((group_runs::status.eq(status), group_runs::ended_at.eq(Some(ts(now)))))
+        .set((group_runs::status.eq(status.as_str()), group_runs::ended_at.eq(Some(ts(now)))))
         .execute(c))?;
     Ok(())
 }

@@ -73,11 +73,11 @@ fn open_run_from_db(c: &mut DbConn, row: &db::group_runs::GroupRunRow) -> DbResu
             (r.task_name, MemberRun { run_id: r.id, status, attempt })
         })
         .collect();
-    let reopened = !matches!(row.status.as_str(), "IDLE" | "RUNNING");
+    let reopened = !matches!(row.status(), Some(RunStatus::Idle | RunStatus::Running));
     Ok(OpenRun {
         id: row.id,
         slot: launch::stored_slot(row.run_date, &row.slot, db::utc(at)),
-        held: row.status == "IDLE",
+        held: row.status() == Some(RunStatus::Idle),
         reopened,
         members,
     })
@@ -292,9 +292,9 @@ fn open_run(
 ) -> DbResult<Option<OpenRun>> {
     let (gid, held) = (g.gid, g.held);
     let status = match (skip, held) {
-        (Some(_), _) => "SKIPPED",
-        (None, true) => "IDLE",
-        (None, false) => "RUNNING",
+        (Some(_), _) => RunStatus::Skipped,
+        (None, true) => RunStatus::Idle,
+        (None, false) => RunStatus::Running,
     };
     db::transaction(c, |c| {
         g.leases.fence(c, g.instance_id, now)?;
@@ -462,12 +462,11 @@ impl GroupActor {
                 let done = pass(p).await;
                 if let Some(status) = done.ended {
                     let id = done.run.id;
-                    let st = status.as_str();
                     let now = clock.now();
                     let finished = db.run(move |c| {
                         db::transaction(c, |c| {
                             leases.fence(c, inst, now)?;
-                            db::group_runs::finish(c, id, st, now)
+                            db::group_runs::finish(c, id, status, now)
                         })
                     });
                     match finished.await {
@@ -476,7 +475,7 @@ impl GroupActor {
                                 group_id: gid,
                                 group_run_id: id,
                                 run_date: done.run.slot.run_date,
-                                status: st.to_string(),
+                                status: status.as_str().to_string(),
                             });
                         }
                         Err(e) => tracing::error!(group_run = id, error = %e, "ending a group run"),
@@ -593,7 +592,7 @@ impl Handler<MemberUpdate> for GroupActor {
             async move {
                 db.run(move |c| {
                     let row = db::group_runs::get(c, id)?;
-                    if row.status == "SKIPPED" {
+                    if row.status() == Some(RunStatus::Skipped) {
                         return Ok(None);
                     }
                     open_run_from_db(c, &row).map(Some)
