@@ -48,7 +48,7 @@ impl RunStatus {
         matches!(self, Self::Triggered | Self::Started | Self::Running)
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Idle => "IDLE",
             Self::Triggered => "TRIGGERED",

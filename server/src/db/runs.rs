@@ -3,8 +3,16 @@
 use super::groups::like_pattern;
 use super::schema::runs;
 use super::{ts, with_conn, DbConn, DbError, DbResult};
+use baton_schema::run::RunStatus;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
+
+/// Statuses as stored, from the run machine's enum: a run waiting to be dispatched or retried,
+/// sent to an agent, or on one.
+const IDLE: &str = RunStatus::Idle.as_str();
+const TRIGGERED: &str = RunStatus::Triggered.as_str();
+const ON_AGENT: [&str; 3] = [TRIGGERED, RunStatus::Started.as_str(), RunStatus::Running.as_str()];
+const UNENDED: [&str; 4] = [IDLE, TRIGGERED, RunStatus::Started.as_str(), RunStatus::Running.as_str()];
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = runs)]
@@ -368,8 +376,8 @@ pub fn unfinished(conn: &mut DbConn) -> DbResult<Vec<RunRow>> {
     Ok(with_conn!(conn, |c| runs::table
         .filter(
             runs::status
-                .eq_any(["TRIGGERED", "STARTED", "RUNNING"])
-                .or(runs::status.eq("IDLE").and(runs::attempt.gt(0).or(runs::group_run_id.is_null()))),
+                .eq_any(ON_AGENT)
+                .or(runs::status.eq(IDLE).and(runs::attempt.gt(0).or(runs::group_run_id.is_null()))),
         )
         .order(runs::id)
         .select(RunRow::as_select())
@@ -383,7 +391,7 @@ pub fn claim(conn: &mut DbConn, id: i64, attempt: i32, agent_id: i64, now: DateT
     let n = with_conn!(conn, |c| diesel::update(
         runs::table
             .find(id)
-            .filter(runs::status.eq("TRIGGERED"))
+            .filter(runs::status.eq(TRIGGERED))
             .filter(runs::attempt.eq(attempt))
             .filter(runs::agent_id.is_null())
     )
@@ -394,14 +402,9 @@ pub fn claim(conn: &mut DbConn, id: i64, attempt: i32, agent_id: i64, now: DateT
 
 /// Asks whichever server holds an unfinished run to terminate it; false when it is not unfinished.
 pub fn request_terminate(conn: &mut DbConn, id: i64, user: &str, now: DateTime<Utc>) -> DbResult<bool> {
-    let n = with_conn!(conn, |c| diesel::update(runs::table.find(id).filter(runs::status.eq_any([
-        "IDLE",
-        "TRIGGERED",
-        "STARTED",
-        "RUNNING"
-    ])))
-    .set((runs::terminate_by.eq(Some(user)), runs::updated_at.eq(ts(now))))
-    .execute(c))?;
+    let n = with_conn!(conn, |c| diesel::update(runs::table.find(id).filter(runs::status.eq_any(UNENDED)))
+        .set((runs::terminate_by.eq(Some(user)), runs::updated_at.eq(ts(now))))
+        .execute(c))?;
     Ok(n == 1)
 }
 
@@ -409,7 +412,7 @@ pub fn request_terminate(conn: &mut DbConn, id: i64, user: &str, now: DateTime<U
 pub fn terminate_requested(conn: &mut DbConn) -> DbResult<Vec<RunRow>> {
     Ok(with_conn!(conn, |c| runs::table
         .filter(runs::terminate_by.is_not_null())
-        .filter(runs::status.eq_any(["IDLE", "TRIGGERED", "STARTED", "RUNNING"]))
+        .filter(runs::status.eq_any(UNENDED))
         .select(RunRow::as_select())
         .load(c))?)
 }
@@ -424,7 +427,7 @@ pub fn clear_terminate(conn: &mut DbConn, id: i64) -> DbResult<()> {
 pub fn on_agent(conn: &mut DbConn, agent_id: i64) -> DbResult<Vec<RunRow>> {
     Ok(with_conn!(conn, |c| runs::table
         .filter(runs::agent_id.eq(agent_id))
-        .filter(runs::status.eq_any(["TRIGGERED", "STARTED", "RUNNING"]))
+        .filter(runs::status.eq_any(ON_AGENT))
         .order(runs::id)
         .select(RunRow::as_select())
         .load(c))?)
@@ -436,10 +439,10 @@ pub fn queued(conn: &mut DbConn, silent_agents: &[i64], limit: i64) -> DbResult<
     Ok(with_conn!(conn, |c| runs::table
         .filter(
             runs::status
-                .eq("IDLE")
+                .eq(IDLE)
                 .and(runs::attempt.gt(0).or(runs::group_run_id.is_null()))
-                .or(runs::status.eq("TRIGGERED").and(runs::agent_id.is_null()))
-                .or(runs::status.eq_any(["TRIGGERED", "STARTED", "RUNNING"]).and(runs::agent_id.eq_any(silent_agents))),
+                .or(runs::status.eq(TRIGGERED).and(runs::agent_id.is_null()))
+                .or(runs::status.eq_any(ON_AGENT).and(runs::agent_id.eq_any(silent_agents))),
         )
         .order(runs::id)
         .limit(limit)
@@ -493,9 +496,9 @@ pub fn of_group_run(conn: &mut DbConn, group_run_id: i64) -> DbResult<Vec<RunRow
 }
 
 /// A task's runs of one run date that an operator may freeze (waiting) or unfreeze (frozen).
-pub fn of_task_on(conn: &mut DbConn, task_id: i64, run_date: NaiveDate, status: &str) -> DbResult<Vec<RunRow>> {
+pub fn of_task_on(conn: &mut DbConn, task_id: i64, run_date: NaiveDate, status: RunStatus) -> DbResult<Vec<RunRow>> {
     Ok(with_conn!(conn, |c| runs::table
-        .filter(runs::task_id.eq(task_id).and(runs::run_date.eq(run_date)).and(runs::status.eq(status)))
+        .filter(runs::task_id.eq(task_id).and(runs::run_date.eq(run_date)).and(runs::status.eq(status.as_str())))
         .order(runs::id)
         .select(RunRow::as_select())
         .load(c))?)

@@ -151,7 +151,7 @@ impl baton_graphql::Operations for Services {
                 )?;
                 let event = record_event(c, &pc.username, kind, &target, format!("{{\"run_date\":\"{date}\"}}"))?;
                 // Waiting runs of the day are frozen; frozen ones are released.
-                let status = if freeze { "IDLE" } else { "FROZEN" };
+                let status = if freeze { RunStatus::Idle } else { RunStatus::Frozen };
                 let runs: Vec<db::runs::RunRow> =
                     db::runs::of_task_on(c, tid, date, status)?.into_iter().filter(|r| r.attempt == 0).collect();
                 Ok::<_, SvcError>((event, date, runs))
