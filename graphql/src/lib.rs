@@ -84,41 +84,39 @@ pub struct Subscription(
     execution::ExecutionSubscription,
 );
 
-/// Everything the API needs from the system: the sum of the domains' traits, each defined beside
-/// its resolvers. The server implements each domain; a test may fake only the one it exercises.
-pub trait Backend:
-    crate::instances::Instances
-    + crate::auth::Auth
-    + crate::definitions::Definitions
-    + crate::calendars::Calendars
-    + crate::audit::Audit
-    + crate::transfer::Transfer
-    + crate::runs::Runs
-    + crate::operations::Operations
-    + crate::execution::Execution
-    + crate::scheduler::SchedulerState
-    + crate::agents::Agents
-    + crate::alerting::Alerting
-    + 'static
-{
+/// Lists the domains once: `Backend` is their sum, and `add_domains` puts each into a schema on its
+/// own (so a resolver asks for its domain only, and a test may fake just one).
+macro_rules! domains {
+    ($($domain:path),+ $(,)?) => {
+        /// Everything the API needs from the system: the sum of the domains' traits, each defined
+        /// beside its resolvers. The server implements each domain.
+        pub trait Backend: $($domain +)+ 'static {}
+
+        impl<T> Backend for T where T: $($domain +)+ 'static {}
+
+        fn add_domains(
+            builder: async_graphql::SchemaBuilder<Query, Mutation, Subscription>,
+            backend: &Arc<dyn Backend>,
+        ) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+            builder $(.data(backend.clone() as Arc<dyn $domain>))+
+        }
+    };
 }
 
-impl<T> Backend for T where
-    T: crate::instances::Instances
-        + crate::auth::Auth
-        + crate::definitions::Definitions
-        + crate::calendars::Calendars
-        + crate::audit::Audit
-        + crate::transfer::Transfer
-        + crate::runs::Runs
-        + crate::operations::Operations
-        + crate::execution::Execution
-        + crate::scheduler::SchedulerState
-        + crate::agents::Agents
-        + crate::alerting::Alerting
-        + 'static
-{
-}
+domains!(
+    instances::Instances,
+    auth::Auth,
+    definitions::Definitions,
+    calendars::Calendars,
+    audit::Audit,
+    transfer::Transfer,
+    runs::Runs,
+    operations::Operations,
+    execution::Execution,
+    scheduler::SchedulerState,
+    agents::Agents,
+    alerting::Alerting,
+);
 
 pub type BatonSchema = Schema<Query, Mutation, Subscription>;
 
@@ -130,21 +128,7 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_COMPLEXITY: usize = 50_000;
 
 pub fn build_schema(backend: Arc<dyn Backend>) -> BatonSchema {
-    let b = &backend;
-    schema_builder()
-        .data(b.clone() as Arc<dyn instances::Instances>)
-        .data(b.clone() as Arc<dyn auth::Auth>)
-        .data(b.clone() as Arc<dyn definitions::Definitions>)
-        .data(b.clone() as Arc<dyn calendars::Calendars>)
-        .data(b.clone() as Arc<dyn audit::Audit>)
-        .data(b.clone() as Arc<dyn transfer::Transfer>)
-        .data(b.clone() as Arc<dyn runs::Runs>)
-        .data(b.clone() as Arc<dyn operations::Operations>)
-        .data(b.clone() as Arc<dyn execution::Execution>)
-        .data(b.clone() as Arc<dyn scheduler::SchedulerState>)
-        .data(b.clone() as Arc<dyn agents::Agents>)
-        .data(b.clone() as Arc<dyn alerting::Alerting>)
-        .finish()
+    add_domains(schema_builder(), &backend).finish()
 }
 
 /// The schema with its limits and no domain yet: `build_schema` adds every domain; a test adds
