@@ -772,6 +772,9 @@ fn a_storage_failure_is_internal_not_a_missing_record() {
     let force = "mutation { forceRun(tid: 999) { id } }";
     let res = s.graphql_as(Some(&admin), force, json!({})).unwrap();
     assert_eq!(error_code(&res).as_deref(), Some("NOT_FOUND"), "no such task: {res}");
+    let read = "{ task(tid: 999) { name } }";
+    let res = s.graphql_as(Some(&admin), read, json!({})).unwrap();
+    assert_eq!(error_code(&res).as_deref(), Some("NOT_FOUND"), "no such task: {res}");
     // The tasks table goes away under the server: its look-up fails, which is not "no such task".
     let file = std::fs::read_dir(s.data_dir.path())
         .unwrap()
@@ -783,5 +786,7 @@ fn a_storage_failure_is_internal_not_a_missing_record() {
     c.batch_execute("PRAGMA foreign_keys = OFF; ALTER TABLE tasks RENAME TO tasks_gone;").unwrap();
     let res = s.graphql_as(Some(&admin), force, json!({})).unwrap();
     assert_eq!(error_code(&res).as_deref(), Some("INTERNAL"), "{res}");
+    let res = s.graphql_as(Some(&admin), read, json!({})).unwrap();
+    assert_eq!(error_code(&res).as_deref(), Some("INTERNAL"), "reading a task too: {res}");
     assert!(!res.to_string().contains("tasks"), "storage details stay in the server's log: {res}");
 }

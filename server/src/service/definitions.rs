@@ -1,7 +1,7 @@
 //! Tasks, groups, calendars and flow graphs: validated against their instance, written with their
 //! dependency edges and alert rules in one transaction, audited, and published.
 
-use super::{audit, check_instance_id, instance_for, visible_instances, Services, SvcResult};
+use super::{audit, check_instance_id, instance_for, visible_instances, Found, Services, SvcResult};
 use crate::db::{self, to_json, DbConn};
 use async_trait::async_trait;
 use baton_graphql::backend::*;
@@ -255,8 +255,8 @@ impl Services {
                 db::transaction(c, |c| {
                     let before = match tid {
                         Some(t) => {
-                            let row = db::tasks::get(c, t).map_err(|_| not_found("task"))?;
-                            check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("task"))?;
+                            let row = db::tasks::get(c, t).found("task")?;
+                            check_instance_id(c, &p, row.instance_id).found("task")?;
                             Some(task_records(c, vec![row])?.remove(0))
                         }
                         None => None,
@@ -319,8 +319,8 @@ impl Services {
                 db::transaction(c, |c| {
                     let before = match gid {
                         Some(g) => {
-                            let row = db::groups::get(c, g).map_err(|_| not_found("group"))?;
-                            check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("group"))?;
+                            let row = db::groups::get(c, g).found("group")?;
+                            check_instance_id(c, &p, row.instance_id).found("group")?;
                             Some(group_records(c, vec![row])?.remove(0))
                         }
                         None => None,
@@ -398,8 +398,8 @@ impl baton_graphql::Definitions for Services {
     async fn task(&self, p: &Principal, tid: i64) -> BackendResult<TaskRecord> {
         let p = p.clone();
         self.run(move |c| {
-            let row = db::tasks::get(c, tid).map_err(|_| not_found("task"))?;
-            check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("task"))?;
+            let row = db::tasks::get(c, tid).found("task")?;
+            check_instance_id(c, &p, row.instance_id).found("task")?;
             Ok(task_records(c, vec![row])?.remove(0))
         })
         .await
@@ -418,8 +418,8 @@ impl baton_graphql::Definitions for Services {
         let (name, instance) = self
             .run(move |c| {
                 db::transaction(c, |c| {
-                    let row = db::tasks::get(c, tid).map_err(|_| not_found("task"))?;
-                    let instance = check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("task"))?;
+                    let row = db::tasks::get(c, tid).found("task")?;
+                    let instance = check_instance_id(c, &p, row.instance_id).found("task")?;
                     let before = task_records(c, vec![row.clone()])?.remove(0);
                     db::tasks::delete(c, tid).map_err(|e| match e {
                         db::DbError::Conflict(_) => {
@@ -448,8 +448,8 @@ impl baton_graphql::Definitions for Services {
         let (record, instance) = self
             .run(move |c| {
                 db::transaction(c, |c| {
-                    let row = db::tasks::get(c, tid).map_err(|_| not_found("task"))?;
-                    let instance = check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("task"))?;
+                    let row = db::tasks::get(c, tid).found("task")?;
+                    let instance = check_instance_id(c, &p, row.instance_id).found("task")?;
                     db::tasks::set_active(c, tid, active, Utc::now())?;
                     let target = super::operator::Target {
                         task_id: Some(tid),
@@ -507,8 +507,8 @@ impl baton_graphql::Definitions for Services {
     async fn group(&self, p: &Principal, gid: i64) -> BackendResult<GroupRecord> {
         let p = p.clone();
         self.run(move |c| {
-            let row = db::groups::get(c, gid).map_err(|_| not_found("group"))?;
-            check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("group"))?;
+            let row = db::groups::get(c, gid).found("group")?;
+            check_instance_id(c, &p, row.instance_id).found("group")?;
             Ok(group_records(c, vec![row])?.remove(0))
         })
         .await
@@ -537,8 +537,8 @@ impl baton_graphql::Definitions for Services {
         let (name, instance) = self
             .run(move |c| {
                 db::transaction(c, |c| {
-                    let row = db::groups::get(c, gid).map_err(|_| not_found("group"))?;
-                    let instance = check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("group"))?;
+                    let row = db::groups::get(c, gid).found("group")?;
+                    let instance = check_instance_id(c, &p, row.instance_id).found("group")?;
                     let before = group_records(c, vec![row.clone()])?.remove(0);
                     db::groups::delete(c, gid).map_err(|e| match e {
                         db::DbError::Conflict(_) => {
@@ -567,8 +567,8 @@ impl baton_graphql::Definitions for Services {
         let (record, instance) = self
             .run(move |c| {
                 db::transaction(c, |c| {
-                    let row = db::groups::get(c, gid).map_err(|_| not_found("group"))?;
-                    let instance = check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("group"))?;
+                    let row = db::groups::get(c, gid).found("group")?;
+                    let instance = check_instance_id(c, &p, row.instance_id).found("group")?;
                     db::groups::set_active(c, gid, active, Utc::now())?;
                     let target = super::operator::Target { group_id: Some(gid), ..Default::default() };
                     let kind = if active { "enable" } else { "disable" };
@@ -601,8 +601,8 @@ impl baton_graphql::Definitions for Services {
     async fn flow_graph(&self, p: &Principal, gid: i64) -> BackendResult<FlowGraphData> {
         let p = p.clone();
         self.run(move |c| {
-            let row = db::groups::get(c, gid).map_err(|_| not_found("group"))?;
-            check_instance_id(c, &p, row.instance_id).map_err(|_| not_found("group"))?;
+            let row = db::groups::get(c, gid).found("group")?;
+            check_instance_id(c, &p, row.instance_id).found("group")?;
             let group = group_records(c, vec![row])?.remove(0);
             let task_rows = db::tasks::in_group(c, gid)?;
             let ids: Vec<i64> = task_rows.iter().map(|t| t.id).collect();
