@@ -5,7 +5,7 @@
 //! (killed, stopped, cut off from the database) creates nothing once a survivor took over.
 
 use crate::clock::SharedClock;
-use crate::db::{self, Db, DbConn, DbError, DbResult};
+use crate::db::{self, Db, DbConn, DbResult};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -68,25 +68,16 @@ impl Leases {
     /// Inside a write's transaction: an error unless this server still holds the instance's lease
     /// (same fencing token, not expired at `now`).
     pub fn fence(&self, c: &mut DbConn, instance_id: i64, now: DateTime<Utc>) -> DbResult<()> {
-        let f = self.fence_for(instance_id)?;
-        if db::instance_leases::holds(c, instance_id, &f.owner, f.token, now)? {
-            Ok(())
-        } else {
-            Err(lease_lost(instance_id))
-        }
+        self.fence_for(instance_id)?.check(c, now)
     }
 
     /// What a write for the instance is fenced by while this server holds its lease (checked in
     /// the write's own statement by `db::runs::advance`).
-    pub fn fence_for(&self, instance_id: i64) -> DbResult<db::runs::Fence> {
+    pub fn fence_for(&self, instance_id: i64) -> DbResult<db::instance_leases::Fence> {
         let token = self.held.read().ok().and_then(|h| h.get(&instance_id).copied());
-        let token = token.ok_or_else(|| lease_lost(instance_id))?;
-        Ok(db::runs::Fence { instance_id, owner: self.owner.clone(), token })
+        let token = token.ok_or_else(|| db::instance_leases::lost(instance_id))?;
+        Ok(db::instance_leases::Fence { instance_id, owner: self.owner.clone(), token })
     }
-}
-
-fn lease_lost(instance_id: i64) -> DbError {
-    DbError::Conflict(format!("this server no longer holds the lease on instance {instance_id}"))
 }
 
 /// What a round changed.
@@ -269,7 +260,7 @@ mod tests {
         // a wakes up: every write it tries is fenced off, and its next round says what it lost.
         let stolen = *held_a.iter().next().unwrap();
         let refused = a.leases.fence(&mut c, stolen, t(15)).unwrap_err();
-        assert!(matches!(refused, DbError::Conflict(_)), "{refused:?}");
+        assert!(matches!(refused, crate::db::DbError::Conflict(_)), "{refused:?}");
         let lost = a.round(&mut c, t(15)).unwrap();
         assert_eq!(lost.lost.iter().copied().collect::<BTreeSet<_>>(), held_a);
         assert!(a.leases.held().is_empty() || a.leases.held().is_disjoint(&b.leases.held()));

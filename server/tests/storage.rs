@@ -278,7 +278,7 @@ fn a_step_is_stored_whole_or_refused_whole() {
         let run = db::runs::create(&mut c, &new_run(tid, "2026-11-28T12:00:00")).unwrap().id();
         let ttl = Duration::seconds(10);
         let token = db::instance_leases::acquire(&mut c, inst, "a", ttl, now()).unwrap().unwrap();
-        let fence = db::runs::Fence { instance_id: inst, owner: "a".into(), token };
+        let fence = db::instance_leases::Fence { instance_id: inst, owner: "a".into(), token };
         let step = |from: RunStatus, to: RunStatus, secs: i64| Transition {
             from,
             to,

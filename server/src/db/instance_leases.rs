@@ -1,7 +1,7 @@
 //! The `instance_leases` table: which server process schedules which instance, fenced by a token.
 
 use super::schema::instance_leases;
-use super::{ts, with_conn, DbConn, DbResult};
+use super::{ts, with_conn, DbConn, DbError, DbResult};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
@@ -87,4 +87,29 @@ pub fn holders(conn: &mut DbConn) -> DbResult<Vec<(i64, String)>> {
         .order(instance_leases::instance_id)
         .select((instance_leases::instance_id, instance_leases::owner))
         .load(c))?)
+}
+
+/// The lease a write is fenced by: it is stored only while `owner` holds `instance_id` under
+/// `token`, not expired at the write's time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub instance_id: i64,
+    pub owner: String,
+    pub token: i64,
+}
+
+impl Fence {
+    /// Inside a write's transaction: `Conflict` unless the lease is still held at `now`.
+    pub fn check(&self, conn: &mut DbConn, now: DateTime<Utc>) -> DbResult<()> {
+        if holds(conn, self.instance_id, &self.owner, self.token, now)? {
+            Ok(())
+        } else {
+            Err(lost(self.instance_id))
+        }
+    }
+}
+
+/// What a write fenced by a lease this server no longer holds fails with.
+pub fn lost(instance_id: i64) -> DbError {
+    DbError::Conflict(format!("this server no longer holds the lease on instance {instance_id}"))
 }

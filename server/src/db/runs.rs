@@ -109,8 +109,8 @@ pub fn create(conn: &mut DbConn, new: &NewRun) -> DbResult<Created> {
 impl RunRow {
     /// The stored status as the run machine knows it; None for text it does not (never written
     /// by this code).
-    pub fn status(&self) -> Option<baton_schema::run::RunStatus> {
-        baton_schema::run::RunStatus::parse(&self.status)
+    pub fn status(&self) -> Option<RunStatus> {
+        RunStatus::parse(&self.status)
     }
 }
 
@@ -164,15 +164,6 @@ pub fn set_if(conn: &mut DbConn, id: i64, expected: &Expected, change: &RunChang
     Ok(())
 }
 
-/// The lease a write is fenced by: it is stored only while `owner` holds `instance_id` under
-/// `token`, not expired at the write's time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fence {
-    pub instance_id: i64,
-    pub owner: String,
-    pub token: i64,
-}
-
 /// One step of a run: its change, applied only if it is still as `expected`, with the
 /// transitions it made, stored by `server` at `now`.
 #[derive(Debug, Clone)]
@@ -182,7 +173,7 @@ pub struct Step<'a> {
     pub change: &'a RunChange,
     pub transitions: &'a [baton_schema::run::Transition],
     pub server: &'a str,
-    pub fence: Option<&'a Fence>,
+    pub fence: Option<&'a super::instance_leases::Fence>,
     pub now: DateTime<Utc>,
 }
 
@@ -194,18 +185,12 @@ pub fn advance(conn: &mut DbConn, step: &Step<'_>) -> DbResult<()> {
         DbConn::Pg(c) => advance_pg(c, step),
         DbConn::Sqlite(_) => conn.transaction(|c| {
             if let Some(f) = step.fence {
-                if !super::instance_leases::holds(c, f.instance_id, &f.owner, f.token, step.now)? {
-                    return Err(fence_lost(f));
-                }
+                f.check(c, step.now)?;
             }
             set_if(c, step.run_id, step.expected, step.change)?;
             super::run_transitions::append(c, step.run_id, step.transitions, step.server)
         }),
     }
-}
-
-fn fence_lost(f: &Fence) -> DbError {
-    DbError::Conflict(format!("this server no longer holds the lease on instance {}", f.instance_id))
 }
 
 fn advance_pg(c: &mut PgConnection, step: &Step<'_>) -> DbResult<()> {
@@ -263,7 +248,7 @@ fn advance_pg(c: &mut PgConnection, step: &Step<'_>) -> DbResult<()> {
     .get_result(c)?;
     match (out.refused.as_deref(), step.fence) {
         (None, _) => Ok(()),
-        (Some("fence"), Some(f)) => Err(fence_lost(f)),
+        (Some("fence"), Some(f)) => Err(super::instance_leases::lost(f.instance_id)),
         _ => Err(DbError::Conflict(format!("run {} changed meanwhile (another server holds it)", step.run_id))),
     }
 }
