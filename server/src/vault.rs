@@ -61,6 +61,12 @@ fn parse_key(text: &str, source: &KeySource) -> anyhow::Result<[u8; 32]> {
 }
 
 impl Vault {
+    /// A store holding nothing, under a fixed key (tests that need a driver but no credential).
+    #[cfg(test)]
+    pub fn empty() -> std::sync::Arc<Vault> {
+        std::sync::Arc::new(Self::from_key([7; 32], KeySource::Env))
+    }
+
     pub fn from_key(key: [u8; 32], source: KeySource) -> Vault {
         Vault { cipher: ChaCha20Poly1305::new(Key::from_slice(&key)), source, values: Default::default() }
     }

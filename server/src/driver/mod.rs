@@ -787,4 +787,4 @@ impl Driver {
 mod job;
 mod queue;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

@@ -62,12 +62,15 @@ fn driver_on(db: &Db, clock: &ManualClock, server: &str, now: DateTime<Utc>) -> 
     crate::lease::LeaseKeeper::new(leases.clone(), Duration::seconds(3600))
         .round(&mut db.conn().unwrap(), now)
         .unwrap();
-    Driver::new(db.clone(), hub, Duration::seconds(60), 1 << 20, Arc::new(clock.clone()), leases, empty_vault())
-}
-
-/// A credential store holding nothing.
-pub(crate) fn empty_vault() -> Arc<crate::vault::Vault> {
-    Arc::new(crate::vault::Vault::from_key([7; 32], crate::vault::KeySource::Env))
+    Driver::new(
+        db.clone(),
+        hub,
+        Duration::seconds(60),
+        1 << 20,
+        Arc::new(clock.clone()),
+        leases,
+        crate::vault::Vault::empty(),
+    )
 }
 
 fn stored(db: &Db, id: i64) -> db::runs::RunRow {

@@ -448,7 +448,7 @@ mod tests {
                 1 << 20,
                 crate::clock::system(),
                 leases.clone(),
-                crate::driver::tests::empty_vault(),
+                crate::vault::Vault::empty(),
             );
             let keeper = crate::lease::LeaseKeeper::new(leases.clone(), Duration::seconds(3600));
             keeper.round(&mut db.conn().unwrap(), Utc::now()).unwrap();
