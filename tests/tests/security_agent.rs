@@ -14,20 +14,20 @@ fn gql(s: &Server, token: &str, q: &str, v: Value) -> Value {
     data(s.graphql_as(Some(token), q, v).unwrap())
 }
 
+/// Waits for the server's one agent to be online.
+fn wait_online(s: &Server, admin: &str) {
+    wait_for("the agent", Duration::from_secs(20), || {
+        (gql(s, admin, "{ agents { status } }", json!({}))["agents"][0]["status"] == "ONLINE").then_some(())
+    })
+    .unwrap();
+}
+
 /// A server and one agent `a1` started with `extra` flags.
 fn rig(extra: &[&str]) -> (Server, String, Agent) {
     let s = Server::start().unwrap();
     let admin = s.admin().unwrap();
-    let token = gql(&s, &admin, "mutation { createAgentToken(name: \"t\") { token } }", json!({}))["createAgentToken"]
-        ["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let agent = Agent::start_with_args(&s.base_url, &token, "a1", "etl", extra).unwrap();
-    wait_for("the agent", Duration::from_secs(20), || {
-        (gql(&s, &admin, "{ agents { status } }", json!({}))["agents"][0]["status"] == "ONLINE").then_some(())
-    })
-    .unwrap();
+    let agent = Agent::start_with_args(&s.base_url, &agent_token(&s, &admin, "t").0, "a1", "etl", extra).unwrap();
+    wait_online(&s, &admin);
     (s, admin, agent)
 }
 
@@ -251,13 +251,10 @@ fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<String> {
 fn a_credential_is_never_on_the_agents_disk_even_across_an_agent_restart() {
     let s = Server::start().unwrap();
     let admin = s.admin().unwrap();
-    let token = gql(&s, &admin, "mutation { createAgentToken(name: \"t\") { token } }", json!({}))["createAgentToken"]
-        ["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (token, _) = agent_token(&s, &admin, "t");
     let state = tempfile::tempdir().unwrap();
     let mut agent = Agent::start_with_state(&s.base_url, &token, "a1", "etl", state.path()).unwrap();
+    wait_online(&s, &admin);
     let secret = "s3cret-Value-4217";
     gql(
         &s,
