@@ -1,6 +1,7 @@
 //! What the task and group forms share: optional and schedule inputs, filling fields once per
 //! loaded definition, a stored task as its input, and the save path of both.
 
+use super::alert_rules::alert_line;
 use crate::gql;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -17,11 +18,28 @@ pub(super) fn optional(s: &str) -> Value {
 }
 
 /// The kind of a stored schedule (`triggerTimes`, `runFrequency` or `cron`) and its text.
-pub(super) fn schedule_kind(s: &Value) -> (&'static str, String) {
+fn schedule_kind(s: &Value) -> (&'static str, String) {
     ["triggerTimes", "runFrequency", "cron"]
         .iter()
         .find_map(|k| s[*k].as_str().map(|v| (*k, v.to_string())))
         .unwrap_or(("triggerTimes", String::new()))
+}
+
+/// The initial values of the fields both forms have: the schedule's, `active` and the alert
+/// rules as lines.
+pub(super) fn schedule_active_and_alerts(t: &Value) -> Vec<(&'static str, String)> {
+    let s = &t["schedule"];
+    let (kind, when) = schedule_kind(s);
+    let alerts = t["alerts"].as_array().map(|a| a.iter().map(alert_line).collect::<Vec<_>>().join("\n"));
+    vec![
+        ("kind", kind.to_string()),
+        ("when", when),
+        ("days", s["days"].as_str().unwrap_or_default().to_string()),
+        ("timezone", s["timezone"].as_str().unwrap_or("UTC").to_string()),
+        ("calendar", s["calendar"].as_str().unwrap_or_default().to_string()),
+        ("active", t["active"].as_bool().unwrap_or(true).to_string()),
+        ("alerts", alerts.unwrap_or_default()),
+    ]
 }
 
 /// The schedule a form's fields describe (`kind`, `when`, `timezone`, `days`, `calendar`); no

@@ -1,8 +1,10 @@
 //! The group form: a group's fields, its schedule (its tasks inherit it) and its alert rules.
 
 use super::super::{field_error, input_value};
-use super::alert_rules::{alert_line, alert_rule, AlertSection};
-use super::form::{fill_fields, optional, save, schedule_input, schedule_kind, use_field_refs, Definition};
+use super::alert_rules::{alert_rule, AlertSection};
+use super::form::{
+    fill_fields, optional, save, schedule_active_and_alerts, schedule_input, use_field_refs, Definition,
+};
 use crate::gql;
 use serde_json::{json, Value};
 use web_sys::HtmlInputElement;
@@ -72,27 +74,16 @@ pub(super) fn group_form(props: &GroupFormProps) -> Html {
             });
         })
     };
-    let s = &t["schedule"];
-    let (kind, when) = schedule_kind(s);
     let text = |k: &str| t[k].as_str().unwrap_or_default().to_string();
-    let initial: Vec<(&'static str, String)> = vec![
+    let mut initial: Vec<(&'static str, String)> = vec![
         ("name", text("name")),
         ("instance", text("instance")),
         ("owner", text("owner")),
         ("team", text("team")),
         ("description", text("description")),
         ("dependency", text("dependency")),
-        ("kind", kind.to_string()),
-        ("when", when),
-        ("days", s["days"].as_str().unwrap_or_default().to_string()),
-        ("timezone", s["timezone"].as_str().unwrap_or("UTC").to_string()),
-        ("calendar", s["calendar"].as_str().unwrap_or_default().to_string()),
-        ("active", t["active"].as_bool().unwrap_or(true).to_string()),
-        (
-            "alerts",
-            t["alerts"].as_array().map(|a| a.iter().map(alert_line).collect::<Vec<_>>().join("\n")).unwrap_or_default(),
-        ),
     ];
+    initial.extend(schedule_active_and_alerts(&t));
     {
         // Once per loaded definition: later renders never overwrite what was typed.
         let refs = refs.clone();

@@ -2,9 +2,10 @@
 //! schedule preview.
 
 use super::super::{field_error, input_value};
-use super::alert_rules::{alert_line, alert_rule, AlertSection};
+use super::alert_rules::{alert_rule, AlertSection};
 use super::form::{
-    fill_fields, load_task_input, optional, save, schedule_input, schedule_kind, use_field_refs, Definition,
+    fill_fields, load_task_input, optional, save, schedule_active_and_alerts, schedule_input, use_field_refs,
+    Definition,
 };
 use crate::gql;
 use serde_json::{json, Value};
@@ -158,8 +159,6 @@ pub(super) fn task_form(props: &TaskFormProps) -> Html {
             });
         })
     };
-    let s = &t["schedule"];
-    let (kind, when) = schedule_kind(s);
     let text = |k: &str| t[k].as_str().unwrap_or_default().to_string();
     let num = |k: &str| t[k].as_i64().map(|n| n.to_string()).unwrap_or_default();
     let profile_text = t["profile"]
@@ -173,7 +172,7 @@ pub(super) fn task_form(props: &TaskFormProps) -> Html {
                 .join("\n")
         })
         .unwrap_or_default();
-    let initial: Vec<(&'static str, String)> = vec![
+    let mut initial: Vec<(&'static str, String)> = vec![
         ("name", text("name")),
         ("group", text("group")),
         ("instance", text("instance")),
@@ -186,23 +185,14 @@ pub(super) fn task_form(props: &TaskFormProps) -> Html {
         ("stdoutPath", text("stdoutPath")),
         ("stderrPath", text("stderrPath")),
         ("profile", profile_text),
-        ("kind", kind.to_string()),
-        ("when", when),
-        ("days", s["days"].as_str().unwrap_or_default().to_string()),
-        ("timezone", s["timezone"].as_str().unwrap_or("UTC").to_string()),
-        ("calendar", s["calendar"].as_str().unwrap_or_default().to_string()),
         ("retryAttempts", num("retryAttempts")),
         ("retryDelaySeconds", num("retryDelaySeconds")),
         ("maxRunTimeSeconds", num("maxRunTimeSeconds")),
         ("acceptExpirySeconds", num("acceptExpirySeconds")),
         ("dependency", text("dependency")),
         ("misfirePolicy", text("misfirePolicy")),
-        ("active", t["active"].as_bool().unwrap_or(true).to_string()),
-        (
-            "alerts",
-            t["alerts"].as_array().map(|a| a.iter().map(alert_line).collect::<Vec<_>>().join("\n")).unwrap_or_default(),
-        ),
     ];
+    initial.extend(schedule_active_and_alerts(&t));
     {
         // Once per loaded definition: later renders never overwrite what was typed.
         let refs = refs.clone();
