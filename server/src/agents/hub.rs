@@ -52,12 +52,12 @@ pub struct AgentHub {
     pub policy: HeartbeatPolicy,
     pub(super) conns: Mutex<HashMap<String, Conn>>,
     pub(super) serial: std::sync::atomic::AtomicU64,
-    pub(super) changes: broadcast::Sender<AgentChange>,
+    changes: broadcast::Sender<AgentChange>,
     /// Heartbeat times and agents' last-seen times come from it.
     pub(super) clock: crate::clock::SharedClock,
     /// This server's name when it shares its database: the changes it sees are recorded under it
     /// for the other servers.
-    pub(super) server: Option<String>,
+    server: Option<String>,
 }
 
 impl AgentHub {
@@ -165,7 +165,7 @@ impl AgentHub {
     }
 
     /// Closes the connections whose tokens were revoked, here or through another server.
-    pub(super) async fn drop_revoked(&self) {
+    async fn drop_revoked(&self) {
         let ids: Vec<i64> = match self.conns.lock() {
             Ok(conns) => conns.values().map(|c| c.token_id).collect(),
             Err(_) => return,
