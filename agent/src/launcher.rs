@@ -31,7 +31,8 @@ pub fn serve(runs_dir: &Path) -> std::process::ExitCode {
             Ok(_) => {}
         }
         // `NAME`, or `NAME SECRET_ENV` with the job's credential variables as one JSON object.
-        let (name, secrets) = line.trim_end_matches('\n').split_once(' ').unwrap_or((line.trim_end_matches('\n'), ""));
+        let request = line.trim_end_matches('\n');
+        let (name, secrets) = request.split_once(' ').unwrap_or((request, ""));
         // An attempt's name is the only thing a launcher starts.
         if crate::journal::parse_name(name).is_none() {
             continue;
