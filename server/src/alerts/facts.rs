@@ -229,6 +229,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn durations_read_as_hours_minutes_and_seconds() {
+        assert_eq!(human_duration(3725), "1h 02m 05s");
+        assert_eq!(human_duration(65), "1m 05s");
+    }
+
+    #[test]
     fn messages_render_their_placeholders() {
         let facts = Facts {
             source: "task:3".into(),

@@ -11,7 +11,6 @@ pub mod send;
 mod worker;
 
 pub use deadlines::check_deadlines;
-pub use facts::human_duration;
 use facts::{queue_rule, run_facts, Facts};
 pub use policy::AlertPolicy;
 use worker::Bell;
