@@ -2,7 +2,7 @@
 
 use super::schema::run_transitions;
 use super::{to_json, ts, with_conn, DbConn, DbResult};
-use baton_schema::run::Transition;
+use baton_schema::run::{Reason, RunStatus, Transition};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -21,14 +21,30 @@ pub struct TransitionRow {
     pub server: Option<String>,
 }
 
+impl TransitionRow {
+    /// The step as the run machine made it (None for a status of no known kind; a reason that
+    /// does not read is left out).
+    pub fn transition(&self) -> Option<Transition> {
+        Some(Transition {
+            from: RunStatus::parse(&self.from_status)?,
+            to: RunStatus::parse(&self.to_status)?,
+            attempt: u32::try_from(self.attempt).unwrap_or(0),
+            at: super::utc(self.at),
+            reason: self.reason.as_deref().and_then(|r| serde_json::from_str::<Reason>(r).ok()),
+        })
+    }
+}
+
 /// Appends transitions after the run's last one; `(run_id, seq)` is unique, so two writers
 /// cannot both append the same step.
 /// `server` is the server storing them (the others publish them to their subscribers).
-pub fn append(conn: &mut DbConn, run_id: i64, transitions: &[Transition], server: &str) -> DbResult<()> {
+/// Returns the `seq` of the first one.
+pub fn append(conn: &mut DbConn, run_id: i64, transitions: &[Transition], server: &str) -> DbResult<i32> {
     use diesel::dsl::sql;
     use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
     // One statement per step, its `seq` taken in the statement itself: a round trip fewer than
     // reading the last `seq` first.
+    let mut first = None;
     for t in transitions {
         let next = run_transitions::table.filter(run_transitions::run_id.eq(run_id)).select((
             run_id.into_sql::<BigInt>(),
@@ -40,7 +56,7 @@ pub fn append(conn: &mut DbConn, run_id: i64, transitions: &[Transition], server
             t.reason.as_ref().map(to_json).into_sql::<Nullable<Text>>(),
             Some(server).into_sql::<Nullable<Text>>(),
         ));
-        with_conn!(conn, |c| diesel::insert_into(run_transitions::table)
+        let seq: i32 = with_conn!(conn, |c| diesel::insert_into(run_transitions::table)
             .values(next.clone())
             .into_columns((
                 run_transitions::run_id,
@@ -52,14 +68,27 @@ pub fn append(conn: &mut DbConn, run_id: i64, transitions: &[Transition], server
                 run_transitions::reason,
                 run_transitions::server,
             ))
-            .execute(c))?;
+            .returning(run_transitions::seq)
+            .get_result(c))?;
+        first.get_or_insert(seq);
     }
-    Ok(())
+    Ok(first.unwrap_or(0))
 }
 
 pub fn of_run(conn: &mut DbConn, run_id: i64) -> DbResult<Vec<TransitionRow>> {
     Ok(with_conn!(conn, |c| run_transitions::table
         .filter(run_transitions::run_id.eq(run_id))
+        .order(run_transitions::seq)
+        .select(TransitionRow::as_select())
+        .load(c))?)
+}
+
+/// A run's transitions after `seq` (and after `id`, when given), in order.
+pub fn of_run_after(conn: &mut DbConn, run_id: i64, seq: i32, id: Option<i64>) -> DbResult<Vec<TransitionRow>> {
+    Ok(with_conn!(conn, |c| run_transitions::table
+        .filter(run_transitions::run_id.eq(run_id))
+        .filter(run_transitions::seq.gt(seq))
+        .filter(run_transitions::id.gt(id.unwrap_or(0)))
         .order(run_transitions::seq)
         .select(TransitionRow::as_select())
         .load(c))?)

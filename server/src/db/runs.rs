@@ -179,8 +179,9 @@ pub struct Step<'a> {
 
 /// Stores a step atomically on its own (one statement on PostgreSQL, see the
 /// `baton_advance_run` migration; a transaction, or a savepoint inside the caller's, on SQLite).
-/// `Conflict` when the lease is not held or the run changed meanwhile.
-pub fn advance(conn: &mut DbConn, step: &Step<'_>) -> DbResult<()> {
+/// `Conflict` when the lease is not held or the run changed meanwhile. Returns the `seq` of the
+/// first transition stored.
+pub fn advance(conn: &mut DbConn, step: &Step<'_>) -> DbResult<i32> {
     match conn {
         DbConn::Pg(c) => advance_pg(c, step),
         DbConn::Sqlite(_) => conn.transaction(|c| {
@@ -193,12 +194,14 @@ pub fn advance(conn: &mut DbConn, step: &Step<'_>) -> DbResult<()> {
     }
 }
 
-fn advance_pg(c: &mut PgConnection, step: &Step<'_>) -> DbResult<()> {
+fn advance_pg(c: &mut PgConnection, step: &Step<'_>) -> DbResult<i32> {
     use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamp};
     #[derive(QueryableByName)]
     struct Outcome {
         #[diesel(sql_type = Nullable<Text>)]
         refused: Option<String>,
+        #[diesel(sql_type = Nullable<Integer>)]
+        first_seq: Option<i32>,
     }
     let (ch, trs) = (step.change, step.transitions);
     let flat = |v: &Option<Option<NaiveDateTime>>| (v.is_some(), v.flatten());
@@ -211,8 +214,8 @@ fn advance_pg(c: &mut PgConnection, step: &Step<'_>) -> DbResult<()> {
     let at: Vec<NaiveDateTime> = trs.iter().map(|t| ts(t.at)).collect();
     let reasons: Vec<Option<String>> = trs.iter().map(|t| t.reason.as_ref().map(super::to_json)).collect();
     let out: Outcome = diesel::sql_query(
-        "SELECT baton_advance_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-         $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) AS refused",
+        "SELECT refused, first_seq FROM baton_advance_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+         $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)",
     )
     .bind::<BigInt, _>(step.run_id)
     .bind::<Text, _>(&step.expected.status)
@@ -247,7 +250,7 @@ fn advance_pg(c: &mut PgConnection, step: &Step<'_>) -> DbResult<()> {
     .bind::<Timestamp, _>(ts(step.now))
     .get_result(c)?;
     match (out.refused.as_deref(), step.fence) {
-        (None, _) => Ok(()),
+        (None, _) => Ok(out.first_seq.unwrap_or(0)),
         (Some("fence"), Some(f)) => Err(super::instance_leases::lost(f.instance_id)),
         _ => Err(DbError::Conflict(format!("run {} changed meanwhile (another server holds it)", step.run_id))),
     }

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
+use feed::RunFeed;
 use job::legacy_job;
 pub use job::{GroupRunRef, JobSpec, StoredJob};
 
@@ -50,8 +51,8 @@ pub fn settle_stored(
     let expected = db::runs::Expected { status: row.status.clone(), attempt: row.attempt, agent_id: row.agent_id };
     let step =
         db::runs::Step { run_id, expected: &expected, change: &change, transitions: &trs, server, fence: None, now };
-    db::runs::advance(c, &step)?;
-    Ok(Ok(Settled { status: m.status, row, transitions: trs }))
+    let first_seq = db::runs::advance(c, &step)?;
+    Ok(Ok(Settled { status: m.status, row, transitions: trs, first_seq }))
 }
 
 /// A stored run after `settle_stored`.
@@ -59,6 +60,8 @@ pub struct Settled {
     pub status: RunStatus,
     pub row: db::runs::RunRow,
     pub transitions: Vec<Transition>,
+    /// The `seq` of the first of them.
+    pub first_seq: i32,
 }
 
 /// Ends once a change is stored and published.
@@ -67,15 +70,17 @@ pub type Stored = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>
 /// Ends once a change is stored (true, then published) or refused (false).
 type StoredOk = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
 
+/// Publishes stored transitions, the first of which has `seq` `first_seq` in its run.
 fn publish(
-    updates: &broadcast::Sender<RunUpdate>,
+    feed: &Arc<RunFeed>,
     run_id: i64,
     task_name: &str,
     group_run: Option<GroupRunRef>,
+    first_seq: i32,
     transitions: Vec<Transition>,
 ) {
-    for t in transitions {
-        let _ = updates.send(RunUpdate { run_id, task_name: task_name.to_string(), group_run, transition: t });
+    for (seq, t) in (first_seq..).zip(transitions) {
+        feed.publish(RunUpdate { run_id, task_name: task_name.to_string(), group_run, seq, transition: t });
     }
 }
 
@@ -85,6 +90,8 @@ pub struct RunUpdate {
     pub run_id: i64,
     pub task_name: String,
     pub group_run: Option<GroupRunRef>,
+    /// Its place among the run's transitions (from 1).
+    pub seq: i32,
     pub transition: Transition,
 }
 
@@ -119,7 +126,7 @@ pub struct Driver {
     db: Db,
     hub: Arc<AgentHub>,
     runs: Arc<Mutex<HashMap<i64, Active>>>,
-    updates: broadcast::Sender<RunUpdate>,
+    feed: Arc<RunFeed>,
     output: broadcast::Sender<OutputUpdate>,
     /// Bytes kept per stream and attempt; beyond it the tail is kept.
     pub output_cap: i64,
@@ -164,13 +171,12 @@ impl Driver {
         leases: Arc<crate::lease::Leases>,
         vault: Arc<crate::vault::Vault>,
     ) -> Arc<Driver> {
-        let (updates, _) = broadcast::channel(16_384);
         let (output, _) = broadcast::channel(16_384);
         Arc::new(Driver {
+            feed: RunFeed::new(db.clone()),
             db,
             hub,
             runs: Arc::new(Mutex::new(HashMap::new())),
-            updates,
             output,
             output_cap,
             agent_lost_after,
@@ -203,7 +209,7 @@ impl Driver {
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<RunUpdate> {
-        self.updates.subscribe()
+        self.feed.subscribe()
     }
 
     pub fn subscribe_output(&self) -> broadcast::Receiver<OutputUpdate> {
@@ -252,7 +258,7 @@ impl Driver {
     }
 
     /// Queues the storing of transitions (with the run's new state) in one savepoint of the
-    /// next batch; the future tells whether they were stored.
+    /// next batch; the future tells the `seq` of the first when they were stored.
     fn store(
         &self,
         run_id: i64,
@@ -261,7 +267,7 @@ impl Driver {
         transitions: &[Transition],
         exit_code: Option<i32>,
         fence: Option<i64>,
-    ) -> impl std::future::Future<Output = bool> + Send + 'static {
+    ) -> impl std::future::Future<Output = Option<i32>> + Send + 'static {
         let now = self.clock.now();
         let (server, leases) = (self.leases.owner().to_string(), self.leases.clone());
         let (was_status, was_attempt) = (before.status, i32::try_from(before.attempt).unwrap_or(i32::MAX));
@@ -307,14 +313,14 @@ impl Driver {
         });
         async move {
             match stored.await {
-                Ok(()) => true,
+                Ok(first_seq) => Some(first_seq),
                 Err(db::DbError::Conflict(why)) => {
                     tracing::info!(run = run_id, %why, "another server carries this run on");
-                    false
+                    None
                 }
                 Err(e) => {
                     tracing::error!(run = run_id, error = %e, "storing run transitions");
-                    false
+                    None
                 }
             }
         }
@@ -333,14 +339,14 @@ impl Driver {
                 db::transaction(c, |c| {
                     Ok::<_, db::DbError>(settle_stored(c, run_id, &event, now, &server)?.map(|s| {
                         let group_run = GroupRunRef::of(s.row.group_id, s.row.group_run_id);
-                        (s.status, s.row.task_name, group_run, s.transitions)
+                        (s.status, s.row.task_name, group_run, s.first_seq, s.transitions)
                     }))
                 })
             })
             .await
             .map_err(|e| e.to_string())?;
-        let (status, task, group_run, trs) = res?;
-        publish(&self.updates, run_id, &task, group_run, trs);
+        let (status, task, group_run, first_seq, trs) = res?;
+        publish(&self.feed, run_id, &task, group_run, first_seq, trs);
         Ok(status)
     }
 
@@ -391,15 +397,18 @@ impl Driver {
         };
         let stored =
             (!transitions.is_empty()).then(|| self.store(run_id, &before, &machine, &transitions, exit_code, fence));
-        let (updates, runs) = (self.updates.clone(), self.runs.clone());
+        let (feed, runs) = (self.feed.clone(), self.runs.clone());
         Some(Box::pin(async move {
             let ok = match stored {
-                Some(stored) => stored.await,
+                Some(stored) => match stored.await {
+                    Some(first_seq) => {
+                        publish(&feed, run_id, &task, group_run, first_seq, transitions);
+                        true
+                    }
+                    None => false,
+                },
                 None => true,
             };
-            if ok {
-                publish(&updates, run_id, &task, group_run, transitions);
-            }
             // A run that ended, or that another server changed meanwhile, is no longer this
             // server's to hold.
             if machine.status.is_final() || !ok {
@@ -784,6 +793,7 @@ impl Driver {
     }
 }
 
+mod feed;
 mod job;
 mod queue;
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use super::{Driver, GroupRunRef, OutputUpdate, RunUpdate};
 use crate::db;
 use baton_schema::agent::v1::Stream;
-use baton_schema::run::{Reason, RunEvent, RunStatus, Transition};
+use baton_schema::run::{RunEvent, RunStatus};
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
@@ -146,35 +146,32 @@ impl Driver {
         }
     }
 
-    /// Publishes the transitions other servers store, in the order they were stored, to this
-    /// server's subscribers and engine (servers sharing a PostgreSQL database).
+    /// Publishes the transitions other servers store, in each run's order, to this server's
+    /// subscribers and engine (servers sharing a PostgreSQL database).
     pub async fn follow_others(self: Arc<Self>) {
         let me = self.leases.owner().to_string();
         let read = move |c: &mut db::DbConn, from| db::run_transitions::foreign_after(c, from, &me, 5_000);
         let every = std::time::Duration::from_millis(100);
+        let feed = self.feed.clone();
+        let last = move |c: &mut db::DbConn| {
+            let id = db::run_transitions::last_id(c)?;
+            feed.following_since(id);
+            Ok(id)
+        };
         db::tail::follow(
             self.db.clone(),
             every,
             "transitions",
-            db::run_transitions::last_id,
+            last,
             read,
             |f| f.row.id,
             |f| {
-                let (Some(from), Some(to)) = (RunStatus::parse(&f.row.from_status), RunStatus::parse(&f.row.to_status))
-                else {
-                    return;
-                };
-                let transition = Transition {
-                    from,
-                    to,
-                    attempt: u32::try_from(f.row.attempt).unwrap_or(0),
-                    at: db::utc(f.row.at),
-                    reason: f.row.reason.as_deref().and_then(|r| serde_json::from_str::<Reason>(r).ok()),
-                };
-                let _ = self.updates.send(RunUpdate {
+                let Some(transition) = f.row.transition() else { return };
+                self.feed.publish(RunUpdate {
                     run_id: f.row.run_id,
                     task_name: f.task_name,
                     group_run: GroupRunRef::of(f.group_id, f.group_run_id),
+                    seq: f.row.seq,
                     transition,
                 });
             },

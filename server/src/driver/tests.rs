@@ -252,3 +252,80 @@ fn a_run_whose_agent_went_silent_is_lost_at_its_time_by_the_lease_holder() {
         assert_eq!(reason, Reason::AgentLost);
     });
 }
+
+/// A run of `spec` stepped `events.len()` times through the run machine (as an operator's
+/// freezes would be), each step stored as its own write: the run's id.
+fn stepped_run(db: &Db, spec: &JobSpec, events: &[RunEvent]) -> i64 {
+    let mut c = db.conn().unwrap();
+    let id = db::runs::create(&mut c, &new_run(spec, "forced", "force-feed", None)).unwrap().id();
+    for (i, e) in (1..).zip(events) {
+        let done = settle_stored(&mut c, id, e, t(i), "elsewhere").unwrap().unwrap();
+        assert_eq!(done.first_seq, i32::try_from(i).unwrap(), "each write tells the seq it stored");
+    }
+    id
+}
+
+/// The next update a subscriber gets, within a deadline: its seq and status.
+async fn next(rx: &mut broadcast::Receiver<RunUpdate>) -> (i32, RunStatus) {
+    let u = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+    (u.seq, u.transition.to)
+}
+
+fn update(db: &Db, run_id: i64, seq: i32) -> RunUpdate {
+    let row =
+        db::run_transitions::of_run(&mut db.conn().unwrap(), run_id).unwrap().remove(usize::try_from(seq - 1).unwrap());
+    RunUpdate { run_id, task_name: "flaky".into(), group_run: None, seq, transition: row.transition().unwrap() }
+}
+
+/// A server publishes its own steps as soon as they are stored and other servers' steps when
+/// it reads them: a run's later step can come first. Subscribers still get every step of the
+/// run in order, once.
+#[test]
+fn a_runs_steps_reach_subscribers_in_order_once_whichever_comes_first() {
+    use RunStatus::{Frozen, Idle};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
+    let steps = [RunEvent::Freeze, RunEvent::Unfreeze, RunEvent::Freeze, RunEvent::Unfreeze];
+    let id = stepped_run(&db, &job(), &steps);
+    actix::System::new().block_on(async move {
+        let feed = feed::RunFeed::new(db.clone());
+        let mut rx = feed.subscribe();
+        feed.publish(update(&db, id, 1));
+        assert_eq!(next(&mut rx).await, (1, Frozen));
+        // Step 3 comes before step 2: step 2 is read from the database and goes first.
+        feed.publish(update(&db, id, 3));
+        assert_eq!(next(&mut rx).await, (2, Idle));
+        assert_eq!(next(&mut rx).await, (3, Frozen));
+        // Step 2 arriving late, and step 3 again, are not published twice; step 4 follows.
+        feed.publish(update(&db, id, 2));
+        feed.publish(update(&db, id, 3));
+        feed.publish(update(&db, id, 4));
+        assert_eq!(next(&mut rx).await, (4, Idle));
+        assert!(rx.is_empty(), "nothing was published twice");
+    });
+}
+
+/// A run first seen after this server began following the others is published from the steps
+/// stored since then, not from its start (and a lone server publishes what it is handed).
+#[test]
+fn a_run_first_seen_mid_way_is_published_from_where_following_began() {
+    use RunStatus::{Frozen, Idle};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
+    let id = stepped_run(&db, &job(), &[RunEvent::Freeze, RunEvent::Unfreeze, RunEvent::Freeze]);
+    let first = db::run_transitions::of_run(&mut db.conn().unwrap(), id).unwrap()[0].id;
+    actix::System::new().block_on(async move {
+        let following = feed::RunFeed::new(db.clone());
+        following.following_since(first);
+        let mut rx = following.subscribe();
+        following.publish(update(&db, id, 3));
+        assert_eq!(next(&mut rx).await, (2, Idle), "step 1 came before following began");
+        assert_eq!(next(&mut rx).await, (3, Frozen));
+
+        let alone = feed::RunFeed::new(db.clone());
+        let mut rx = alone.subscribe();
+        alone.publish(update(&db, id, 3));
+        assert_eq!(next(&mut rx).await, (3, Frozen));
+        assert!(rx.is_empty());
+    });
+}

@@ -1,0 +1,2 @@
+-- PostgreSQL only (baton_advance_run tells the first seq it stored).
+SELECT 1;
