@@ -255,8 +255,8 @@ pub struct RunRecord {
 #[derive(Debug, Clone)]
 pub struct TransitionRecord {
     pub seq: i32,
-    pub from: String,
-    pub to: String,
+    pub from: baton_schema::run::RunStatus,
+    pub to: baton_schema::run::RunStatus,
     pub attempt: i32,
     pub at: DateTime<Utc>,
     pub reason: Option<String>,

@@ -82,8 +82,8 @@ pub struct RunFilterInput {
 #[derive(SimpleObject)]
 pub struct RunTransition {
     pub seq: i32,
-    pub from: String,
-    pub to: String,
+    pub from: Status,
+    pub to: Status,
     pub attempt: i32,
     pub at: DateTime<Utc>,
     pub reason: Option<String>,
@@ -91,7 +91,14 @@ pub struct RunTransition {
 
 impl From<TransitionRecord> for RunTransition {
     fn from(t: TransitionRecord) -> Self {
-        RunTransition { seq: t.seq, from: t.from, to: t.to, attempt: t.attempt, at: t.at, reason: t.reason }
+        RunTransition {
+            seq: t.seq,
+            from: t.from.into(),
+            to: t.to.into(),
+            attempt: t.attempt,
+            at: t.at,
+            reason: t.reason,
+        }
     }
 }
 

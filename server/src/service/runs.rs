@@ -201,13 +201,14 @@ impl baton_graphql::Runs for Services {
             visible_run(c, &p, id)?;
             Ok(db::run_transitions::of_run(c, id)?
                 .into_iter()
-                .map(|t| TransitionRecord {
-                    seq: t.seq,
-                    from: t.from_status,
-                    to: t.to_status,
-                    attempt: t.attempt,
-                    at: db::utc(t.at),
-                    reason: t.reason.as_deref().map(reason_text),
+                .filter_map(|t| {
+                    let (Some(from), Some(to)) = (RunStatus::parse(&t.from_status), RunStatus::parse(&t.to_status))
+                    else {
+                        tracing::warn!(run = id, seq = t.seq, "a stored transition of no known status");
+                        return None;
+                    };
+                    let reason = t.reason.as_deref().map(reason_text);
+                    Some(TransitionRecord { seq: t.seq, from, to, attempt: t.attempt, at: db::utc(t.at), reason })
                 })
                 .collect())
         })
