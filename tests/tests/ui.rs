@@ -463,6 +463,24 @@ fn tasks_and_groups_are_built_in_the_browser_with_the_flow_graph_and_an_import_p
         click(&c, "#apply-import").await;
         text_until(&c, "#import-done", "the import", |t| t.contains("Imported")).await;
         assert_eq!(gql(&s, &admin, "{ tasks(filter: {search: \"imported\"}) { totalCount } }", json!({}))["tasks"]["totalCount"], 1);
+
+        // Export downloads every definition as a document (the page's download link is caught).
+        let catch = "window.downloads = []; HTMLAnchorElement.prototype.click = function () { \
+            window.downloads.push(decodeURIComponent(this.href.split(',')[1])); };";
+        c.execute(catch, vec![]).await.unwrap();
+        click(&c, "#export").await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let exported: Value = loop {
+            let got = c.execute("return window.downloads;", vec![]).await.unwrap();
+            if let Some(text) = got.as_array().and_then(|a| a.first()).and_then(Value::as_str) {
+                break serde_json::from_str(text).unwrap();
+            }
+            assert!(Instant::now() < deadline, "Export downloaded nothing");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(exported["kind"], "baton.definitions", "{exported}");
+        let tasks = exported["instances"][0]["tasks"].as_array().cloned().unwrap_or_default();
+        assert!(tasks.iter().any(|t| t["name"] == "imported"), "the export has the imported task: {exported}");
         c.close().await.unwrap();
     });
 }

@@ -1,8 +1,10 @@
 //! A small GraphQL client over `fetch`: one POST to /graphql with the session cookie, errors
 //! turned into readable text with the server's code (UNAUTHENTICATED sends the user to login).
+//! The operations it sends are typed (`crate::ops`).
 
+use graphql_client::GraphQLQuery;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 #[derive(Deserialize)]
@@ -30,6 +32,20 @@ pub struct Error {
 }
 
 impl Error {
+    /// A field's value refused before sending, as the server's validation errors read.
+    pub fn field_error(field: &str, message: &str) -> Self {
+        Error {
+            code: "VALIDATION".into(),
+            message: format!("{field}: {message}"),
+            fields: vec![(field.to_string(), message.to_string())],
+        }
+    }
+
+    /// An answer without data or errors.
+    fn empty() -> Self {
+        Error { code: "ERROR".into(), message: "empty response".into(), fields: Vec::new() }
+    }
+
     /// The message for one field, to show beside it.
     pub fn field(&self, name: &str) -> Option<String> {
         self.fields
@@ -49,10 +65,18 @@ fn network(e: impl std::fmt::Display) -> Error {
     Error { code: "NETWORK".into(), message: format!("cannot reach the server: {e}"), fields: Vec::new() }
 }
 
+/// Runs an operation of `crate::ops` with its variables and gives its typed `data`.
+pub async fn run<Q: GraphQLQuery>(variables: Q::Variables) -> Result<Q::ResponseData, Error> {
+    post(&Q::build_query(variables)).await
+}
+
 /// Runs an operation with variables and decodes its `data`.
 pub async fn request<T: DeserializeOwned>(query: &str, variables: Value) -> Result<T, Error> {
-    let body = serde_json::json!({ "query": query, "variables": variables });
-    let resp = gloo_net::http::Request::post("/graphql").json(&body).map_err(network)?.send().await.map_err(network)?;
+    post(&serde_json::json!({ "query": query, "variables": variables })).await
+}
+
+async fn post<T: DeserializeOwned>(body: &impl Serialize) -> Result<T, Error> {
+    let resp = gloo_net::http::Request::post("/graphql").json(body).map_err(network)?.send().await.map_err(network)?;
     let r: Response<T> = resp.json().await.map_err(network)?;
     match (r.data, r.errors.into_iter().next()) {
         (_, Some(e)) => {
@@ -74,7 +98,7 @@ pub async fn request<T: DeserializeOwned>(query: &str, variables: Value) -> Resu
             Err(Error { code, message: e.message, fields })
         }
         (Some(d), None) => Ok(d),
-        (None, None) => Err(Error { code: "ERROR".into(), message: "empty response".into(), fields: Vec::new() }),
+        (None, None) => Err(Error::empty()),
     }
 }
 

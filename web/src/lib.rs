@@ -4,6 +4,7 @@
 
 mod gql;
 mod live;
+mod ops;
 mod pages;
 mod route;
 mod session;
@@ -11,7 +12,7 @@ mod status;
 
 use gql::Load;
 use route::Route;
-use session::{Me, MeData};
+use session::Me;
 
 use wasm_bindgen::prelude::*;
 use yew::prelude::*;
@@ -40,7 +41,7 @@ fn nav(props: &NavProps) -> Html {
         Callback::from(move |_| {
             let on_logout = on_logout.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                let _ = gql::query::<serde_json::Value>("mutation { logout }").await;
+                let _ = gql::run::<ops::Logout>(ops::logout::Variables).await;
                 on_logout.emit(());
             });
         })
@@ -77,8 +78,8 @@ fn app() -> Html {
         Callback::from(move |()| {
             let me = me.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                me.set(match gql::query::<MeData>("{ me { username role } }").await {
-                    Ok(d) => Load::Ready(d.me),
+                me.set(match gql::run::<ops::Me>(ops::me::Variables).await {
+                    Ok(d) => Load::Ready(Me { username: d.me.username, role: d.me.role }),
                     Err(e) => Load::Failed(e),
                 });
             });

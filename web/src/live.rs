@@ -4,6 +4,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message};
+use graphql_client::GraphQLQuery;
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -87,10 +88,22 @@ async fn session(query: &str, variables: &Value, on_next: &Rc<Coalesce>, alive: 
     subscribed
 }
 
-/// Subscribes while the component lives; `on_next` gets each event's data (and `null` after each
-/// (re)connection, to read again what may have been missed).
+/// Subscribes to a subscription of `crate::ops` while the component lives; `on_next` gets each
+/// event's data (and `None` after each (re)connection, to read again what may have been missed).
 #[hook]
-pub fn use_subscription(query: &'static str, variables: Value, on_next: Callback<Value>) {
+pub fn use_subscription<Q>(variables: Q::Variables, on_next: Callback<Option<Q::ResponseData>>)
+where
+    Q: GraphQLQuery + 'static,
+{
+    let body = Q::build_query(variables);
+    let variables = serde_json::to_value(&body.variables).unwrap_or(Value::Null);
+    // An event that does not read as the operation's data is taken as "read again".
+    let on_value = on_next.reform(|v: Value| serde_json::from_value(v).ok());
+    use_events(body.query, variables, on_value);
+}
+
+#[hook]
+fn use_events(query: &'static str, variables: Value, on_next: Callback<Value>) {
     let key = variables.to_string();
     use_effect_with(key, move |_| {
         let alive = Rc::new(Cell::new(true));

@@ -1,9 +1,7 @@
 //! The session's user: who is logged in and what their role lets them do (pages offer only that).
 
-use serde::Deserialize;
-
 /// Who is logged in.
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Clone, PartialEq)]
 pub struct Me {
     pub username: String,
     pub role: String,
@@ -31,10 +29,4 @@ impl Me {
     pub fn is_admin(&self) -> bool {
         self.rank() >= 3
     }
-}
-
-/// The answer to `{ me { username role } }`.
-#[derive(Deserialize)]
-pub struct MeData {
-    pub me: Me,
 }

@@ -1,45 +1,25 @@
 //! Adhoc: run a command on chosen agents or on every agent of a queue, as a run-as user, with a
 //! maximum run time; each agent's run and output appear live.
 
-use super::runs::Output;
+use super::runs::{Output, Stream};
 use crate::gql;
+use crate::ops::{self, adhoc_agents, run_adhoc};
 use crate::status::badge;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-#[derive(Clone, PartialEq, Deserialize)]
-struct Agent {
-    name: String,
-    status: String,
-    queues: Vec<String>,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Started {
-    id: i64,
-    target: String,
-    status: String,
-}
-
 #[function_component(Adhoc)]
 pub fn adhoc() -> Html {
-    let agents = use_state(Vec::<Agent>::new);
+    let agents = use_state(Vec::<adhoc_agents::AdhocAgentsAgents>::new);
     let picked = use_state(Vec::<String>::new);
-    let runs = use_state(Vec::<Started>::new);
+    let runs = use_state(Vec::<run_adhoc::RunAdhocRunAdhoc>::new);
     let error = use_state(|| None::<gql::Error>);
     let (queue, command, user, max) = (use_node_ref(), use_node_ref(), use_node_ref(), use_node_ref());
     {
         let agents = agents.clone();
         use_effect_with((), move |_| {
             wasm_bindgen_futures::spawn_local(async move {
-                #[derive(Deserialize)]
-                struct D {
-                    agents: Vec<Agent>,
-                }
-                if let Ok(d) = gql::query::<D>("{ agents { name status queues } }").await {
+                if let Ok(d) = gql::run::<ops::AdhocAgents>(adhoc_agents::Variables).await {
                     agents.set(d.agents);
                 }
             });
@@ -63,20 +43,20 @@ pub fn adhoc() -> Html {
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let v = |r: &NodeRef| r.cast::<HtmlInputElement>().map(|i| i.value()).unwrap_or_default();
-            let q = v(&queue);
-            let vars = json!({
-                "agents": if q.trim().is_empty() { json!(*picked) } else { json!([]) },
-                "queue": if q.trim().is_empty() { Value::Null } else { json!(q.trim()) },
-                "command": v(&command), "user": v(&user),
-                "max": v(&max).trim().parse::<i64>().unwrap_or(3600),
-            });
+            let q = v(&queue).trim().to_string();
+            let vars = run_adhoc::Variables {
+                agents: if q.is_empty() { (*picked).clone() } else { Vec::new() },
+                queue: Some(q).filter(|q| !q.is_empty()),
+                command: v(&command),
+                run_as_user: v(&user),
+                max_run_time_seconds: v(&max).trim().parse::<i64>().unwrap_or(3600),
+            };
             let (runs, error) = (runs.clone(), error.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                let m = "mutation($agents: [String!]!, $queue: String, $command: String!, $user: String!, $max: Int!) { runAdhoc(agents: $agents, queue: $queue, command: $command, runAsUser: $user, maxRunTimeSeconds: $max) { id target status } }";
-                match gql::request::<Value>(m, vars).await {
+                match gql::run::<ops::RunAdhoc>(vars).await {
                     Ok(d) => {
                         error.set(None);
-                        runs.set(serde_json::from_value(d["runAdhoc"].clone()).unwrap_or_default());
+                        runs.set(d.run_adhoc);
                     }
                     Err(e) => error.set(Some(e)),
                 }
@@ -107,8 +87,8 @@ pub fn adhoc() -> Html {
             </form>
             { for runs.iter().map(|r| html! {
                 <div class="adhoc-run" id={format!("adhoc-run-{}", r.target)}>
-                    <h3>{ format!("{} — run #{} ", r.target, r.id) }{ badge(&r.status) }</h3>
-                    <div class="outputs"><Output id={r.id} stream="STDOUT" /><Output id={r.id} stream="STDERR" /></div>
+                    <h3>{ format!("{} — run #{} ", r.target, r.id) }{ badge(r.status) }</h3>
+                    <div class="outputs"><Output id={r.id} stream={Stream::Stdout} /><Output id={r.id} stream={Stream::Stderr} /></div>
                 </div>
             }) }
         </section>

@@ -3,46 +3,25 @@
 use crate::gql;
 use crate::gql::Load;
 use crate::live::use_subscription;
-use serde::Deserialize;
-use serde_json::Value;
+use crate::ops::{self, agent_events, agent_list};
 use yew::prelude::*;
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Agent {
-    name: String,
-    status: String,
-    hostname: String,
-    queues: Vec<String>,
-    version: String,
-    cpu_percent: Option<f64>,
-    memory_percent: Option<f64>,
-    uptime_seconds: Option<i64>,
-    write_failures: i64,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-struct Data {
-    agents: Vec<Agent>,
-}
 
 #[function_component(Agents)]
 pub fn agents() -> Html {
-    let data = use_state(|| Load::<Data>::Loading);
+    let data = use_state(|| Load::<agent_list::ResponseData>::Loading);
     let reload = {
         let data = data.clone();
-        Callback::from(move |_: Value| {
+        Callback::from(move |_: Option<agent_events::ResponseData>| {
             let data = data.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                let q = "{ agents { name status hostname queues version cpuPercent memoryPercent uptimeSeconds writeFailures } }";
-                data.set(match gql::query::<Data>(q).await {
+                data.set(match gql::run::<ops::AgentList>(agent_list::Variables).await {
                     Ok(d) => Load::Ready(d),
                     Err(e) => Load::Failed(e),
                 });
             });
         })
     };
-    use_subscription("subscription { agentEvents { name status } }", Value::Null, reload);
+    use_subscription::<ops::AgentEvents>(agent_events::Variables, reload);
     let pct = |v: Option<f64>| v.map(|x| format!("{x:.0} %")).unwrap_or_else(|| "–".into());
     let body = match &*data {
         Load::Loading => html! { <p class="muted">{ "Loading…" }</p> },

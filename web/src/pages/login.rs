@@ -1,7 +1,7 @@
 //! Login: username and password; the server sets the session cookie.
 
 use crate::gql;
-use serde_json::{json, Value};
+use crate::ops::{login, version, Login as LoginOp, Version};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -21,8 +21,8 @@ pub fn login(props: &Props) -> Html {
         let version = version.clone();
         use_effect_with((), move |_| {
             wasm_bindgen_futures::spawn_local(async move {
-                if let Ok(v) = gql::query::<Value>("{ version }").await {
-                    version.set(v["version"].as_str().unwrap_or_default().to_string());
+                if let Ok(v) = gql::run::<Version>(version::Variables).await {
+                    version.set(v.version);
                 }
             });
         });
@@ -37,11 +37,7 @@ pub fn login(props: &Props) -> Html {
             let (error, busy, on_login) = (error.clone(), busy.clone(), on_login.clone());
             busy.set(true);
             wasm_bindgen_futures::spawn_local(async move {
-                let res = gql::request::<Value>(
-                    "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { user { username } } }",
-                    json!({ "u": u, "p": p }),
-                )
-                .await;
+                let res = gql::run::<LoginOp>(login::Variables { username: u, password: p }).await;
                 busy.set(false);
                 match res {
                     Ok(_) => on_login.emit(()),

@@ -4,48 +4,15 @@
 use crate::gql;
 use crate::gql::Load;
 use crate::live::use_subscription;
+use crate::ops::{
+    self, run_detail, run_events, run_filter_groups, run_list, run_output_chunk, run_output_events, RunStatus,
+};
 use crate::route::Route;
 use crate::session::Me;
 use crate::status::badge;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use web_sys::HtmlSelectElement;
 use yew::prelude::*;
 use yew_router::prelude::*;
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RunRow {
-    id: i64,
-    kind: String,
-    task_id: Option<i64>,
-    task_name: String,
-    run_date: String,
-    status: String,
-    attempt: i64,
-    reason: Option<String>,
-    target: String,
-    scheduled_for: Option<String>,
-    triggered_at: Option<String>,
-    ended_at: Option<String>,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-struct Edge {
-    node: RunRow,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Conn {
-    edges: Vec<Edge>,
-    total_count: i64,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-struct ListData {
-    runs: Conn,
-}
 
 /// Sets a filter from a select's value.
 fn on_select<T: 'static>(state: &UseStateHandle<T>, parse: fn(String) -> T) -> Callback<Event> {
@@ -57,12 +24,9 @@ fn on_select<T: 'static>(state: &UseStateHandle<T>, parse: fn(String) -> T) -> C
     })
 }
 
-const LIST: &str = "query($f: RunFilterInput) { runs(first: 100, filter: $f) { totalCount edges { node { \
-    id kind taskId taskName runDate status attempt reason target scheduledFor triggeredAt endedAt } } } }";
-
 #[function_component(RunList)]
 pub fn run_list() -> Html {
-    let status = use_state(String::new);
+    let status = use_state(|| None::<RunStatus>);
     let name = use_state(String::new);
     let group = use_state(String::new);
     let groups = use_state(Vec::<(i64, String)>::new);
@@ -71,40 +35,31 @@ pub fn run_list() -> Html {
         let groups = groups.clone();
         use_effect_with((), move |_| {
             wasm_bindgen_futures::spawn_local(async move {
-                if let Ok(v) = gql::query::<Value>("{ groups(first: 500) { nodes { gid name } } }").await {
-                    let list = v["groups"]["nodes"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|g| Some((g["gid"].as_i64()?, g["name"].as_str()?.to_string())))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    groups.set(list);
+                if let Ok(d) = gql::run::<ops::RunFilterGroups>(run_filter_groups::Variables).await {
+                    groups.set(d.groups.nodes.into_iter().map(|g| (g.gid, g.name)).collect());
                 }
             });
         });
     }
-    let data = use_state(|| Load::<ListData>::Loading);
-    let filter = {
-        let mut f = json!({ "sinceHours": *hours });
-        if !status.is_empty() {
-            f["status"] = json!([*status]);
-        }
-        if !name.trim().is_empty() {
-            f["search"] = json!(name.trim());
-        }
-        if let Ok(g) = group.parse::<i64>() {
-            f["groupId"] = json!(g);
-        }
-        f
+    let data = use_state(|| Load::<run_list::ResponseData>::Loading);
+    let filter = run_list::RunFilterInput {
+        status: status.map(|s| vec![s]),
+        task_id: None,
+        group_id: group.parse::<i64>().ok(),
+        instance: None,
+        kind: None,
+        since: None,
+        since_hours: Some(*hours),
+        run_date: None,
+        search: Some(name.trim().to_string()).filter(|n| !n.is_empty()),
     };
     let reload = {
         let (data, filter) = (data.clone(), filter.clone());
-        Callback::from(move |_: Value| {
+        Callback::from(move |()| {
             let (data, filter) = (data.clone(), filter.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                data.set(match gql::request::<ListData>(LIST, json!({ "f": filter })).await {
+                let vars = run_list::Variables { filter: Some(filter) };
+                data.set(match gql::run::<ops::RunList>(vars).await {
                     Ok(d) => Load::Ready(d),
                     Err(e) => Load::Failed(e),
                 });
@@ -113,10 +68,10 @@ pub fn run_list() -> Html {
     };
     {
         let reload = reload.clone();
-        use_effect_with(filter.to_string(), move |_| reload.emit(Value::Null));
+        use_effect_with(filter, move |_| reload.emit(()));
     }
-    use_subscription("subscription { runEvents { runId to } }", Value::Null, reload);
-    let on_status = on_select(&status, |v| v);
+    use_subscription::<ops::RunEvents>(run_events::Variables { run_id: None }, reload.reform(|_| ()));
+    let on_status = on_select(&status, |v| RunStatus::parse(&v));
     let on_name = {
         let name = name.clone();
         Callback::from(move |e: InputEvent| {
@@ -142,7 +97,7 @@ pub fn run_list() -> Html {
                 <tr id={format!("run-{}", r.id)}>
                     <td><Link<Route> to={Route::Run { id: r.id }}>{ format!("#{}", r.id) }</Link<Route>></td>
                     <td>{ &r.task_name }<span class="muted">{ format!(" {}", r.kind) }</span></td>
-                    <td>{ badge(&r.status) }</td><td>{ r.attempt }</td><td>{ &r.run_date }</td><td>{ &r.target }</td>
+                    <td>{ badge(r.status) }</td><td>{ r.attempt }</td><td>{ &r.run_date }</td><td>{ &r.target }</td>
                     <td>{ r.scheduled_for.clone().or(r.triggered_at.clone()).unwrap_or_default() }</td>
                     <td>{ r.ended_at.clone().unwrap_or_default() }</td><td>{ r.reason.clone().unwrap_or_default() }</td>
                 </tr>
@@ -156,9 +111,9 @@ pub fn run_list() -> Html {
             <h2>{ "Task runs" }</h2>
             <div class="filters">
                 <label>{ "Status " }<select id="filter-status" onchange={on_status}>
-                    <option value="" selected={status.is_empty()}>{ "any" }</option>
-                    { for ["IDLE", "TRIGGERED", "STARTED", "RUNNING", "SUCCESS", "FAILED", "TERMINATED", "SKIPPED", "FROZEN"].iter().map(|s| html! {
-                        <option value={*s} selected={*status == *s}>{ crate::status::label(s).1 }</option>
+                    <option value="" selected={status.is_none()}>{ "any" }</option>
+                    { for RunStatus::ALL.into_iter().map(|s| html! {
+                        <option value={s.as_str()} selected={*status == Some(s)}>{ crate::status::label(s).1 }</option>
                     }) }
                 </select></label>
                 <label>{ " Task " }<input id="filter-name" placeholder="part of the name" oninput={on_name} /></label>
@@ -175,55 +130,6 @@ pub fn run_list() -> Html {
     }
 }
 
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Transition {
-    from: String,
-    to: String,
-    attempt: i64,
-    at: String,
-    reason: Option<String>,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Detail {
-    id: i64,
-    kind: String,
-    task_id: Option<i64>,
-    task_name: String,
-    run_date: String,
-    status: String,
-    attempt: i64,
-    reason: Option<String>,
-    command: String,
-    target: String,
-    run_as_user: String,
-    pid: Option<i64>,
-    exit_code: Option<i64>,
-    output_truncated_bytes: i64,
-    transitions: Vec<Transition>,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-struct DetailData {
-    run: Detail,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Chunk {
-    data: String,
-    next_offset: i64,
-    total_bytes: i64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ChunkData {
-    run_output: Chunk,
-}
-
 #[derive(Properties, PartialEq)]
 pub struct DetailProps {
     pub id: i64,
@@ -233,14 +139,17 @@ pub struct DetailProps {
 /// How much of a stream a view holds: large outputs are read a window at a time.
 const WINDOW: i64 = 256 * 1024;
 
-const OUTPUT_QUERY: &str = "query($id: Int!, $s: OutputStream!, $o: Int!) { runOutput(runId: $id, stream: $s, offset: $o) { data nextOffset totalBytes } }";
-
 /// Reads from `from` until `until` (or the stored end); returns the text, where it ended, and the
 /// stream's total.
-async fn read_range(id: i64, stream: &str, from: i64, until: i64) -> (String, i64, i64) {
+async fn read_range(id: i64, stream: Stream, from: i64, until: i64) -> (String, i64, i64) {
     let (mut acc, mut at, mut total) = (String::new(), from, 0);
     while at < until {
-        let Ok(c) = gql::request::<ChunkData>(OUTPUT_QUERY, json!({ "id": id, "s": stream, "o": at })).await else {
+        let stream = match stream {
+            Stream::Stdout => run_output_chunk::OutputStream::STDOUT,
+            Stream::Stderr => run_output_chunk::OutputStream::STDERR,
+        };
+        let vars = run_output_chunk::Variables { id, stream, offset: at };
+        let Ok(c) = gql::run::<ops::RunOutputChunk>(vars).await else {
             break;
         };
         let c = c.run_output;
@@ -289,11 +198,11 @@ pub fn output(props: &OutputProps) -> Html {
     let on_event = {
         let (text, start, end, total, follow, show) =
             (text.clone(), start.clone(), end.clone(), total.clone(), follow.clone(), show.clone());
-        Callback::from(move |v: Value| {
+        Callback::from(move |event: Option<run_output_events::ResponseData>| {
             if !*follow {
                 return;
             }
-            if v.is_null() {
+            if event.is_none() {
                 // (Re)connected: read the latest window again.
                 show.emit(None);
                 return;
@@ -319,11 +228,7 @@ pub fn output(props: &OutputProps) -> Html {
             });
         })
     };
-    use_subscription(
-        "subscription($id: Int!) { runOutput(runId: $id) { stream offset } }",
-        json!({ "id": id }),
-        on_event,
-    );
+    use_subscription::<ops::RunOutputEvents>(run_output_events::Variables { id }, on_event);
     let s = *start.borrow();
     let e = *end.borrow();
     let earlier = {
@@ -347,10 +252,10 @@ pub fn output(props: &OutputProps) -> Html {
             show.emit(None);
         })
     };
-    let name = stream.to_lowercase();
+    let name = stream.name();
     html! {
         <div class="output">
-            <h3>{ name.clone() }<span class="muted" id={format!("{name}-range")}>{ format!(" bytes {s}–{e} of {}", *total) }</span></h3>
+            <h3>{ name }<span class="muted" id={format!("{name}-range")}>{ format!(" bytes {s}–{e} of {}", *total) }</span></h3>
             <div class="pager">
                 <button id={format!("{name}-earlier")} disabled={s <= 0} onclick={earlier}>{ "Earlier" }</button>
                 <button id={format!("{name}-later")} disabled={e >= *total} onclick={later}>{ "Later" }</button>
@@ -364,37 +269,53 @@ pub fn output(props: &OutputProps) -> Html {
 #[derive(Properties, PartialEq)]
 pub struct OutputProps {
     pub id: i64,
-    pub stream: &'static str,
+    pub stream: Stream,
+}
+
+/// A run's output stream, as a view shows it.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    /// Its name, also the id of its view's elements.
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
 }
 
 #[function_component(RunDetail)]
 pub fn run_detail(props: &DetailProps) -> Html {
     let id = props.id;
-    let data = use_state(|| Load::<DetailData>::Loading);
+    let data = use_state(|| Load::<run_detail::ResponseData>::Loading);
     let notice = use_state(|| None::<String>);
     let reload = {
         let data = data.clone();
-        Callback::from(move |_: Value| {
+        Callback::from(move |_: Option<run_events::ResponseData>| {
             let data = data.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                let q = "query($id: Int!) { run(id: $id) { id kind taskId taskName runDate status attempt reason command target runAsUser pid exitCode outputTruncatedBytes transitions { from to attempt at reason } } }";
-                data.set(match gql::request::<DetailData>(q, json!({ "id": id })).await {
+                data.set(match gql::run::<ops::RunDetail>(run_detail::Variables { id }).await {
                     Ok(d) => Load::Ready(d),
                     Err(e) => Load::Failed(e),
                 });
             });
         })
     };
-    use_subscription("subscription($id: Int) { runEvents(runId: $id) { to } }", json!({ "id": id }), reload);
+    use_subscription::<ops::RunEvents>(run_events::Variables { run_id: Some(id) }, reload);
     let act = {
         let notice = notice.clone();
-        move |mutation: &'static str, vars: Value| {
+        move |action: Action| {
             let notice = notice.clone();
             Callback::from(move |_: MouseEvent| {
-                let (notice, vars) = (notice.clone(), vars.clone());
+                let notice = notice.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    notice.set(Some(match gql::request::<Value>(mutation, vars).await {
-                        Ok(_) => "Done.".to_string(),
+                    notice.set(Some(match action.send().await {
+                        Ok(()) => "Done.".to_string(),
                         Err(e) => e.message,
                     }));
                 });
@@ -406,11 +327,10 @@ pub fn run_detail(props: &DetailProps) -> Html {
         Load::Failed(e) => html! { <p class="error">{ e.to_string() }</p> },
         Load::Ready(d) => {
             let r = &d.run;
-            let active = matches!(r.status.as_str(), "IDLE" | "TRIGGERED" | "STARTED" | "RUNNING");
-            let ended = matches!(r.status.as_str(), "SUCCESS" | "FAILED" | "TERMINATED" | "SKIPPED");
+            let (active, ended) = (r.status == RunStatus::Idle || r.status.is_active(), r.status.is_final());
             html! {
                 <>
-                <h2>{ format!("Run #{} — {}", r.id, r.task_name) }{ " " }<span id="run-status">{ badge(&r.status) }</span></h2>
+                <h2>{ format!("Run #{} — {}", r.id, r.task_name) }{ " " }<span id="run-status">{ badge(r.status) }</span></h2>
                 <p class="muted">{ format!("{} run for {}, attempt {}, on {} as {}", r.kind, r.run_date, r.attempt, r.target, r.run_as_user) }
                     { r.pid.map(|p| format!(", pid {p}")).unwrap_or_default() }
                     { r.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default() }</p>
@@ -418,21 +338,21 @@ pub fn run_detail(props: &DetailProps) -> Html {
                 <pre class="command">{ &r.command }</pre>
                 if props.me.is_operator() {
                     <div class="actions" id="actions">
-                        if active && r.status != "IDLE" { <button id="terminate" onclick={act("mutation($id: Int!) { terminateRun(id: $id) }", json!({ "id": r.id }))}>{ "⛔ Terminate" }</button> }
+                        if active && r.status != RunStatus::Idle { <button id="terminate" onclick={act(Action::Terminate(r.id))}>{ "⛔ Terminate" }</button> }
                         if let Some(tid) = r.task_id {
-                            <button id="force-run" onclick={act("mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": tid }))}>{ "🚀 Force run" }</button>
-                            <button id="freeze" onclick={act("mutation($t: Int!) { freezeTask(tid: $t) { ok } }", json!({ "t": tid }))}>{ "🧊 Freeze today" }</button>
-                            <button id="unfreeze" onclick={act("mutation($t: Int!) { unfreezeTask(tid: $t) { ok } }", json!({ "t": tid }))}>{ "Unfreeze" }</button>
+                            <button id="force-run" onclick={act(Action::ForceRun(tid))}>{ "🚀 Force run" }</button>
+                            <button id="freeze" onclick={act(Action::Freeze(tid))}>{ "🧊 Freeze today" }</button>
+                            <button id="unfreeze" onclick={act(Action::Unfreeze(tid))}>{ "Unfreeze" }</button>
                         }
-                        if ended && r.status != "SUCCESS" { <button id="set-success" onclick={act("mutation($id: Int!) { modifyRunStatus(id: $id, status: SUCCESS) { ok } }", json!({ "id": r.id }))}>{ "Set to Success" }</button> }
-                        if ended && r.status != "FAILED" { <button id="set-failed" onclick={act("mutation($id: Int!) { modifyRunStatus(id: $id, status: FAILED) { ok } }", json!({ "id": r.id }))}>{ "Set to Failed" }</button> }
+                        if ended && r.status != RunStatus::Success { <button id="set-success" onclick={act(Action::SetStatus(r.id, RunStatus::Success))}>{ "Set to Success" }</button> }
+                        if ended && r.status != RunStatus::Failed { <button id="set-failed" onclick={act(Action::SetStatus(r.id, RunStatus::Failed))}>{ "Set to Failed" }</button> }
                     </div>
                 }
                 if let Some(n) = &*notice { <p class="notice" id="notice">{ n.clone() }</p> }
                 <h3>{ "Timeline" }</h3>
                 <ol class="timeline" id="timeline">
                     { for r.transitions.iter().map(|t| html! {
-                        <li><span class="muted">{ &t.at }</span>{ " " }{ badge(&t.from) }{ " → " }{ badge(&t.to) }
+                        <li><span class="muted">{ &t.at }</span>{ " " }{ badge(t.from) }{ " → " }{ badge(t.to) }
                             { format!(" (attempt {})", t.attempt) }{ t.reason.clone().map(|x| format!(" — {x}")).unwrap_or_default() }</li>
                     }) }
                 </ol>
@@ -445,9 +365,37 @@ pub fn run_detail(props: &DetailProps) -> Html {
         <section id="run">
             { body }
             <div class="outputs">
-                <Output id={id} stream="STDOUT" />
-                <Output id={id} stream="STDERR" />
+                <Output id={id} stream={Stream::Stdout} />
+                <Output id={id} stream={Stream::Stderr} />
             </div>
         </section>
+    }
+}
+
+/// What an operator can do from a run's page.
+#[derive(Clone, Copy)]
+enum Action {
+    Terminate(i64),
+    ForceRun(i64),
+    Freeze(i64),
+    Unfreeze(i64),
+    SetStatus(i64, RunStatus),
+}
+
+impl Action {
+    async fn send(self) -> Result<(), gql::Error> {
+        match self {
+            Action::Terminate(id) => {
+                gql::run::<ops::TerminateRun>(ops::terminate_run::Variables { id }).await.map(drop)
+            }
+            Action::ForceRun(tid) => gql::run::<ops::ForceRun>(ops::force_run::Variables { tid }).await.map(drop),
+            Action::Freeze(tid) => gql::run::<ops::FreezeTask>(ops::freeze_task::Variables { tid }).await.map(drop),
+            Action::Unfreeze(tid) => {
+                gql::run::<ops::UnfreezeTask>(ops::unfreeze_task::Variables { tid }).await.map(drop)
+            }
+            Action::SetStatus(id, status) => {
+                gql::run::<ops::ModifyRunStatus>(ops::modify_run_status::Variables { id, status }).await.map(drop)
+            }
+        }
     }
 }

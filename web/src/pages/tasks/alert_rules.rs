@@ -2,46 +2,38 @@
 //! [message]`), and the form section that edits them with a picker of existing integrations.
 
 use super::super::input_value;
+use super::form::AlertRule;
 use crate::gql;
-use serde_json::{json, Value};
+use crate::ops::{self, integration_names};
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-pub(super) fn alert_rule(line: &str) -> Value {
+/// One alert rule from a line of the form: `ON INTEGRATION [HH:MM | MINUTES] [message]`.
+pub(super) fn parse_alert_line(line: &str) -> AlertRule {
     let mut words = line.split_whitespace();
     let on = words.next().unwrap_or_default().to_string();
     let integration = words.next().unwrap_or_default().to_string();
     let mut rest: Vec<&str> = words.collect();
-    let (mut at, mut minutes) = (Value::Null, Value::Null);
+    let (mut at, mut minutes) = (None, None);
     if let Some(first) = rest.first().copied() {
         if on == "longer_than" && first.parse::<i64>().is_ok() {
-            minutes = json!(first.parse::<i64>().unwrap_or(0));
+            minutes = first.parse::<i64>().ok();
             rest.remove(0);
         } else if matches!(on.as_str(), "not_started_by" | "still_running_at") && first.contains(':') {
-            at = json!(first);
+            at = Some(first.to_string());
             rest.remove(0);
         }
     }
-    let message = rest.join(" ");
-    json!({ "on": on, "integration": integration, "at": at, "minutes": minutes,
-            "message": if message.is_empty() { Value::Null } else { json!(message) } })
+    let message = Some(rest.join(" ")).filter(|m| !m.is_empty());
+    AlertRule { on, integration, at, minutes, message }
 }
 
 /// A stored alert rule as a line of the form.
-pub(super) fn alert_line(r: &Value) -> String {
-    let mut parts = vec![
-        r["on"].as_str().unwrap_or_default().to_string(),
-        r["integration"].as_str().unwrap_or_default().to_string(),
-    ];
-    if let Some(a) = r["at"].as_str() {
-        parts.push(a.to_string());
-    }
-    if let Some(m) = r["minutes"].as_i64() {
-        parts.push(m.to_string());
-    }
-    if let Some(m) = r["message"].as_str() {
-        parts.push(m.to_string());
-    }
+pub(super) fn alert_line(r: &AlertRule) -> String {
+    let mut parts = vec![r.on.clone(), r.integration.clone()];
+    parts.extend(r.at.clone());
+    parts.extend(r.minutes.map(|m| m.to_string()));
+    parts.extend(r.message.clone());
     parts.join(" ")
 }
 
@@ -64,13 +56,8 @@ pub(super) fn alert_section(props: &AlertSectionProps) -> Html {
         let names = names.clone();
         use_effect_with((), move |_| {
             wasm_bindgen_futures::spawn_local(async move {
-                if let Ok(v) = gql::query::<Value>("{ integrations { name } }").await {
-                    names.set(
-                        v["integrations"]
-                            .as_array()
-                            .map(|a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect())
-                            .unwrap_or_default(),
-                    );
+                if let Ok(d) = gql::run::<ops::IntegrationNames>(integration_names::Variables).await {
+                    names.set(d.integrations.into_iter().map(|i| i.name).collect());
                 }
             });
         });

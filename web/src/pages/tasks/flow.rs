@@ -1,14 +1,12 @@
 //! The selected group's flow graph: layered, coloured by today's status, live; connect two nodes
 //! to add a dependency.
 
-use super::form::load_task_input;
-use super::Named;
+use super::form::{load_task_input, save_task};
 use crate::gql;
 use crate::gql::Load;
 use crate::live::use_subscription;
+use crate::ops::{self, flow_graph, run_events, RunStatus};
 use crate::status::label;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use yew::prelude::*;
 
@@ -20,58 +18,13 @@ pub(super) struct FlowProps {
     pub(super) on_edit: Callback<()>,
 }
 
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Node {
-    tid: i64,
-    name: String,
-    active: bool,
-    dependency: Option<String>,
-    x: f64,
-    y: f64,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-pub(super) struct Edge {
-    from: i64,
-    to: i64,
-    state: String,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Graph {
-    group: Named,
-    nodes: Vec<Node>,
-    edges: Vec<Edge>,
-    width: f64,
-    height: f64,
-    node_width: f64,
-    node_height: f64,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct TodayRun {
-    task_name: String,
-    status: String,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-pub(super) struct GraphData {
-    graph: Graph,
-    runs: RunConn,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-pub(super) struct RunConn {
-    nodes: Vec<TodayRun>,
-}
+type Node = flow_graph::FlowGraphGraphNodes;
+type Edge = flow_graph::FlowGraphGraphEdges;
 
 /// The group's tasks as a layered graph, each node coloured by today's latest status.
 #[function_component(FlowGraph)]
 pub(super) fn flow_graph(props: &FlowProps) -> Html {
-    let data = use_state(|| Load::<GraphData>::Loading);
+    let data = use_state(|| Load::<flow_graph::ResponseData>::Loading);
     let from = use_state(|| None::<i64>);
     let connecting = use_state(|| false);
     // (message, whether it reports a refusal)
@@ -79,11 +32,10 @@ pub(super) fn flow_graph(props: &FlowProps) -> Html {
     let gid = props.gid;
     let reload = {
         let data = data.clone();
-        Callback::from(move |_: Value| {
+        Callback::from(move |()| {
             let data = data.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                let q = "query($g: Int!) { graph: flowGraph(gid: $g) { group { name } width height nodeWidth nodeHeight nodes { tid name active dependency x y } edges { from to state } } runs(first: 500, filter: {groupId: $g, sinceHours: 24}) { nodes { taskName status } } }";
-                data.set(match gql::request::<GraphData>(q, json!({ "g": gid })).await {
+                data.set(match gql::run::<ops::FlowGraph>(flow_graph::Variables { gid }).await {
                     Ok(d) => Load::Ready(d),
                     Err(e) => Load::Failed(e),
                 });
@@ -92,9 +44,9 @@ pub(super) fn flow_graph(props: &FlowProps) -> Html {
     };
     {
         let reload = reload.clone();
-        use_effect_with(gid, move |_| reload.emit(Value::Null));
+        use_effect_with(gid, move |_| reload.emit(()));
     }
-    use_subscription("subscription { runEvents { runId to } }", Value::Null, reload.clone());
+    use_subscription::<ops::RunEvents>(run_events::Variables { run_id: None }, reload.reform(|_| ()));
     let Load::Ready(d) = &*data else {
         return match &*data {
             Load::Failed(e) => html! { <p class="error">{ e.to_string() }</p> },
@@ -103,9 +55,9 @@ pub(super) fn flow_graph(props: &FlowProps) -> Html {
     };
     let g = &d.graph;
     // Newest run of each task (runs come newest first).
-    let mut today: HashMap<&str, &str> = HashMap::new();
+    let mut today: HashMap<&str, RunStatus> = HashMap::new();
     for r in &d.runs.nodes {
-        today.entry(r.task_name.as_str()).or_insert(r.status.as_str());
+        today.entry(r.task_name.as_str()).or_insert(r.status);
     }
     let by_id: HashMap<i64, &Node> = g.nodes.iter().map(|n| (n.tid, n)).collect();
     let (w, h) = (g.node_width, g.node_height);
@@ -144,7 +96,7 @@ pub(super) fn flow_graph(props: &FlowProps) -> Html {
                                 Ok(()) => ("Dependency added.".into(), false),
                                 Err(e) => (e.field("dependency").unwrap_or(e.message), true),
                             }));
-                            reload.emit(Value::Null);
+                            reload.emit(());
                         });
                     }
                 }
@@ -172,7 +124,7 @@ pub(super) fn flow_graph(props: &FlowProps) -> Html {
                         Ok(()) => ("Dependency removed.".into(), false),
                         Err(e) => (e.message, true),
                     }));
-                    reload.emit(Value::Null);
+                    reload.emit(());
                 });
             })
         }
@@ -203,9 +155,9 @@ pub(super) fn flow_graph(props: &FlowProps) -> Html {
                     </g> })
                 }) }
                 { for g.nodes.iter().map(|n| {
-                    let status = today.get(n.name.as_str()).copied().unwrap_or("NONE");
-                    let (icon, word) = if status == "NONE" { ("", "no run today") } else { label(status) };
-                    let class = classes!("node", format!("node-{}", status.to_lowercase()), (!n.active).then_some("inactive"), (*from == Some(n.tid)).then_some("picked"));
+                    let status = today.get(n.name.as_str()).copied();
+                    let (icon, word) = status.map_or(("", "no run today"), label);
+                    let class = classes!("node", format!("node-{}", status.map_or("none", |s| s.as_str()).to_lowercase()), (!n.active).then_some("inactive"), (*from == Some(n.tid)).then_some("picked"));
                     html! { <g class={class} id={format!("node-{}", n.name)} onclick={click_node(n.tid)}>
                         <rect x={n.x.to_string()} y={n.y.to_string()} width={w.to_string()} height={h.to_string()} rx="6" />
                         <text x={(n.x + 10.0).to_string()} y={(n.y + 18.0).to_string()}>{ &n.name }</text>
@@ -220,11 +172,6 @@ pub(super) fn flow_graph(props: &FlowProps) -> Html {
 /// Sets a task's dependency, keeping every other field as stored.
 pub(super) async fn set_dependency(tid: i64, dependency: Option<String>) -> Result<(), gql::Error> {
     let mut input = load_task_input(tid).await?;
-    input["dependency"] = json!(dependency);
-    gql::request::<Value>(
-        "mutation($t: Int!, $i: TaskInput!) { updateTask(tid: $t, input: $i) { tid } }",
-        json!({ "t": tid, "i": input }),
-    )
-    .await
-    .map(|_| ())
+    input.dependency = dependency;
+    save_task(Some(tid), input).await.map(drop)
 }

@@ -1,12 +1,12 @@
 //! The group form: a group's fields, its schedule (its tasks inherit it) and its alert rules.
 
 use super::super::{field_error, input_value};
-use super::alert_rules::{alert_rule, AlertSection};
+use super::alert_rules::{parse_alert_line, AlertSection};
 use super::form::{
-    fill_fields, optional, save, schedule_active_and_alerts, schedule_input, use_field_refs, Definition,
+    fill_fields, group_input_parts, group_schedule_and_alerts, load_group_input, optional, save_group,
+    schedule_active_and_alerts, schedule_input, use_field_refs, GroupInput,
 };
 use crate::gql;
-use serde_json::{json, Value};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -36,7 +36,7 @@ const FIELDS: &[&str] = &[
 
 #[function_component(GroupForm)]
 pub(super) fn group_form(props: &GroupFormProps) -> Html {
-    let loaded = use_state(|| props.gid.is_none().then(|| json!({"instance": "default", "active": true})));
+    let loaded = use_state(|| props.gid.is_none().then(new_group));
     let error = use_state(|| None::<gql::Error>);
     let refs = use_field_refs(FIELDS);
     {
@@ -44,9 +44,8 @@ pub(super) fn group_form(props: &GroupFormProps) -> Html {
         use_effect_with(gid, move |_| {
             if let Some(g) = gid {
                 wasm_bindgen_futures::spawn_local(async move {
-                    let q = "query($g: Int!) { group(gid: $g) { name description owner team instance active dependency schedule { triggerTimes runFrequency cron days timezone calendar } alerts { on at minutes integration message } } }";
-                    if let Ok(v) = gql::request::<Value>(q, json!({ "g": g })).await {
-                        loaded.set(Some(v["group"].clone()));
+                    if let Ok(g) = load_group_input(g).await {
+                        loaded.set(Some(g));
                     }
                 });
             }
@@ -59,14 +58,22 @@ pub(super) fn group_form(props: &GroupFormProps) -> Html {
             e.prevent_default();
             let v = |k: &str| input_value(&refs[k]);
             let opt = |k: &str| optional(&v(k));
-            let schedule = schedule_input(&v);
-            let active = refs["active"].cast::<HtmlInputElement>().is_none_or(|i| i.checked());
-            let alerts: Vec<Value> = v("alerts").lines().filter(|l| !l.trim().is_empty()).map(alert_rule).collect();
-            let input = json!({ "name": v("name"), "description": v("description"), "owner": v("owner"), "team": v("team"),
-                "instance": v("instance"), "active": active, "schedule": schedule, "dependency": opt("dependency"), "alerts": alerts });
+            let alerts = v("alerts").lines().filter(|l| !l.trim().is_empty()).map(parse_alert_line).collect();
+            let (schedule, alerts) = group_input_parts(schedule_input(&v), alerts);
+            let input = GroupInput {
+                name: v("name"),
+                description: v("description"),
+                owner: v("owner"),
+                team: v("team"),
+                instance: v("instance"),
+                active: refs["active"].cast::<HtmlInputElement>().is_none_or(|i| i.checked()),
+                schedule,
+                dependency: opt("dependency"),
+                alerts,
+            };
             let (error, on_saved) = (error.clone(), on_saved.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                let res = save(Definition::Group, gid, input).await;
+                let res = save_group(gid, input).await;
                 match res {
                     Ok((gid, _)) => on_saved.emit(gid),
                     Err(e) => error.set(Some(e)),
@@ -74,20 +81,20 @@ pub(super) fn group_form(props: &GroupFormProps) -> Html {
             });
         })
     };
-    let text = |k: &str| t[k].as_str().unwrap_or_default().to_string();
     let mut initial: Vec<(&'static str, String)> = vec![
-        ("name", text("name")),
-        ("instance", text("instance")),
-        ("owner", text("owner")),
-        ("team", text("team")),
-        ("description", text("description")),
-        ("dependency", text("dependency")),
+        ("name", t.name.clone()),
+        ("instance", t.instance.clone()),
+        ("owner", t.owner.clone()),
+        ("team", t.team.clone()),
+        ("description", t.description.clone()),
+        ("dependency", t.dependency.clone().unwrap_or_default()),
     ];
-    initial.extend(schedule_active_and_alerts(&t));
+    let (schedule, alerts) = group_schedule_and_alerts(&t);
+    initial.extend(schedule_active_and_alerts(schedule.as_ref(), t.active, &alerts));
     {
         // Once per loaded definition: later renders never overwrite what was typed.
         let refs = refs.clone();
-        use_effect_with(t.to_string(), move |_| fill_fields(&refs, &initial));
+        use_effect_with(t.clone(), move |_| fill_fields(&refs, &initial));
     }
     let err = |k: &str| field_error(&error, k);
     let field = |label_text: &str, k: &'static str| {
@@ -97,7 +104,7 @@ pub(super) fn group_form(props: &GroupFormProps) -> Html {
     };
     html! {
         <form id="group-form" class="form" onsubmit={submit}>
-            <h3>{ if props.gid.is_some() { format!("Group {}", text("name")) } else { "New group".to_string() } }</h3>
+            <h3>{ if props.gid.is_some() { format!("Group {}", t.name) } else { "New group".to_string() } }</h3>
             <div class="grid">
                 { field("Name", "name") }
                 { field("Instance", "instance") }
@@ -119,5 +126,20 @@ pub(super) fn group_form(props: &GroupFormProps) -> Html {
             if let Some(e) = &*error { <p class="error" id="group-error">{ e.message.clone() }</p> }
             if props.editor { <button id="save-group" type="submit">{ "Save" }</button> }
         </form>
+    }
+}
+
+/// A new group's input: the API's defaults.
+fn new_group() -> GroupInput {
+    GroupInput {
+        name: String::new(),
+        description: String::new(),
+        owner: String::new(),
+        team: String::new(),
+        instance: "default".into(),
+        active: true,
+        schedule: None,
+        dependency: None,
+        alerts: Vec::new(),
     }
 }

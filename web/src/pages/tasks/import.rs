@@ -1,9 +1,17 @@
 //! Import: upload a document, see its dry-run plan, apply it only on confirmation.
 
 use crate::gql;
-use serde_json::{json, Value};
+use crate::ops::{self, import_apply, import_plan};
+use serde_json::Value;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
+
+/// What the pane shows of an import: the dry run's plan, or that it was applied.
+#[derive(Clone, PartialEq)]
+enum Shown {
+    Plan(import_plan::ImportPlanImportDefinitions),
+    Done,
+}
 
 #[derive(Properties, PartialEq)]
 pub(super) struct ImportProps {
@@ -14,7 +22,7 @@ pub(super) struct ImportProps {
 #[function_component(Import)]
 pub(super) fn import(props: &ImportProps) -> Html {
     let doc = use_state(|| None::<Value>);
-    let plan = use_state(|| None::<Value>);
+    let plan = use_state(|| None::<Shown>);
     let error = use_state(|| None::<String>);
     let file = use_node_ref();
     let on_file = {
@@ -32,11 +40,10 @@ pub(super) fn import(props: &ImportProps) -> Html {
                 let Ok(v) = serde_json::from_str::<Value>(&text) else {
                     return error.set(Some("the file is not JSON".into()));
                 };
-                let q = "mutation($d: JSON!) { importDefinitions(document: $d, dryRun: true) { applied created { kind instance name } changed { item { kind instance name } } deleted { kind instance name } errors { path message } } }";
-                match gql::request::<Value>(q, json!({ "d": v })).await {
+                match gql::run::<ops::ImportPlan>(import_plan::Variables { document: v.clone() }).await {
                     Ok(p) => {
                         error.set(None);
-                        plan.set(Some(p["importDefinitions"].clone()));
+                        plan.set(Some(Shown::Plan(p.import_definitions)));
                         doc.set(Some(v));
                     }
                     Err(e) => error.set(Some(e.message)),
@@ -50,41 +57,42 @@ pub(super) fn import(props: &ImportProps) -> Html {
             let Some(d) = (*doc).clone() else { return };
             let (plan, error, on_done) = (plan.clone(), error.clone(), on_done.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                let q = "mutation($d: JSON!) { importDefinitions(document: $d) { applied errors { path message } } }";
-                match gql::request::<Value>(q, json!({ "d": d })).await {
-                    Ok(p) if p["importDefinitions"]["applied"] == true => {
-                        plan.set(Some(json!({ "done": true })));
+                match gql::run::<ops::ImportApply>(import_apply::Variables { document: d }).await {
+                    Ok(p) if p.import_definitions.applied => {
+                        plan.set(Some(Shown::Done));
                         on_done.emit(());
                     }
-                    Ok(p) => error.set(Some(p["importDefinitions"]["errors"].to_string())),
+                    Ok(p) => error.set(Some(
+                        p.import_definitions
+                            .errors
+                            .iter()
+                            .map(|e| format!("{}: {}", e.path, e.message))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )),
                     Err(e) => error.set(Some(e.message)),
                 }
             });
         })
     };
-    let list = |p: &Value, k: &str| -> Html {
-        // A change carries its item; created and deleted entries are items.
-        let items: Vec<Value> = p[k]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| if i["item"].is_object() { i["item"].clone() } else { i })
-            .collect();
-        html! { <li id={format!("plan-{k}")}>{ format!("{k}: {}", items.len()) }{ " " }<span class="muted">{ items.iter().map(|i| format!("{} {}", i["kind"].as_str().unwrap_or_default(), i["name"].as_str().unwrap_or_default())).collect::<Vec<_>>().join(", ") }</span></li> }
+    let list = |k: &str, items: Vec<(&str, &str)>| -> Html {
+        let names = items.iter().map(|(kind, name)| format!("{kind} {name}")).collect::<Vec<_>>().join(", ");
+        html! { <li id={format!("plan-{k}")}>{ format!("{k}: {}", items.len()) }{ " " }<span class="muted">{ names }</span></li> }
     };
     html! {
         <div class="form" id="import-pane">
             <h3>{ "Import definitions" }</h3>
             <input type="file" id="import-file" accept="application/json" ref={file} onchange={on_file} />
             if let Some(e) = &*error { <p class="error" id="import-error">{ e.clone() }</p> }
-            if let Some(p) = &*plan {
-                if p["done"] == true { <p class="notice" id="import-done">{ "Imported." }</p> } else {
-                    <ul id="plan">{ list(p, "created") }{ list(p, "changed") }{ list(p, "deleted") }
-                        { for p["errors"].as_array().cloned().unwrap_or_default().iter().map(|e| html! { <li class="error">{ format!("{}: {}", e["path"].as_str().unwrap_or_default(), e["message"].as_str().unwrap_or_default()) }</li> }) }
-                    </ul>
-                    if p["errors"].as_array().is_none_or(|e| e.is_empty()) { <button id="apply-import" onclick={apply}>{ "Apply this plan" }</button> }
-                }
+            if let Some(Shown::Done) = &*plan { <p class="notice" id="import-done">{ "Imported." }</p> }
+            if let Some(Shown::Plan(p)) = &*plan {
+                <ul id="plan">
+                    { list("created", p.created.iter().map(|i| (i.kind.as_str(), i.name.as_str())).collect()) }
+                    { list("changed", p.changed.iter().map(|c| (c.item.kind.as_str(), c.item.name.as_str())).collect()) }
+                    { list("deleted", p.deleted.iter().map(|i| (i.kind.as_str(), i.name.as_str())).collect()) }
+                    { for p.errors.iter().map(|e| html! { <li class="error">{ format!("{}: {}", e.path, e.message) }</li> }) }
+                </ul>
+                if p.errors.is_empty() { <button id="apply-import" onclick={apply}>{ "Apply this plan" }</button> }
             }
         </div>
     }

@@ -13,12 +13,11 @@ mod task_form;
 
 use crate::gql;
 use crate::gql::Load;
+use crate::ops::{self, export_definitions, group_list, task_list};
 use crate::session::Me;
 use flow::FlowGraph;
 use group_form::GroupForm;
 use import::Import;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use task_form::TaskForm;
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
@@ -39,50 +38,88 @@ enum Pane {
     Import,
 }
 
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// A row of either list.
+#[derive(Clone, PartialEq)]
 struct Row {
-    #[serde(default)]
     tid: Option<i64>,
-    #[serde(default)]
     gid: Option<i64>,
     name: String,
     active: bool,
-    #[serde(default)]
-    group: Option<Named>,
-    #[serde(default)]
-    schedule: Option<Value>,
+    group: Option<String>,
+    schedule: String,
 }
 
-#[derive(Clone, PartialEq, Deserialize)]
-pub(super) struct Named {
-    pub(super) name: String,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PageInfo {
+/// A page of either list.
+#[derive(Clone, PartialEq)]
+struct Conn {
+    nodes: Vec<Row>,
+    total_count: i64,
     has_next_page: bool,
     end_cursor: Option<String>,
 }
 
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Conn {
-    nodes: Vec<Row>,
-    total_count: i64,
-    page_info: PageInfo,
+/// A schedule as one line of the list: its times and timezone.
+fn schedule_text(s: Option<task_list::ScheduleLine>) -> String {
+    let Some(s) = s else { return String::new() };
+    s.trigger_times.or(s.run_frequency).or(s.cron).map(|v| format!("{v} {}", s.timezone)).unwrap_or_default()
 }
 
-fn schedule_text(s: &Option<Value>) -> String {
-    let Some(s) = s else { return String::new() };
-    let tz = s["timezone"].as_str().unwrap_or_default();
-    for k in ["triggerTimes", "runFrequency", "cron"] {
-        if let Some(v) = s[k].as_str() {
-            return format!("{v} {tz}");
-        }
+/// Reads a page of tasks or of groups.
+async fn read_page(
+    tasks: bool,
+    filter: task_list::DefinitionFilterInput,
+    after: Option<String>,
+) -> Result<Conn, gql::Error> {
+    if tasks {
+        let c = gql::run::<ops::TaskList>(task_list::Variables { filter: Some(filter), after }).await?.tasks;
+        Ok(Conn {
+            nodes: c
+                .nodes
+                .into_iter()
+                .map(|t| Row {
+                    tid: Some(t.tid),
+                    gid: None,
+                    name: t.name,
+                    active: t.active,
+                    group: t.group.map(|g| g.name),
+                    schedule: schedule_text(t.schedule),
+                })
+                .collect(),
+            total_count: c.total_count,
+            has_next_page: c.page_info.has_next_page,
+            end_cursor: c.page_info.end_cursor,
+        })
+    } else {
+        let filter = group_list::DefinitionFilterInput {
+            instance: filter.instance,
+            group_id: filter.group_id,
+            active: filter.active,
+            search: filter.search,
+        };
+        let c = gql::run::<ops::GroupList>(group_list::Variables { filter: Some(filter), after }).await?.groups;
+        Ok(Conn {
+            nodes: c
+                .nodes
+                .into_iter()
+                .map(|g| Row {
+                    tid: None,
+                    gid: Some(g.gid),
+                    name: g.name,
+                    active: g.active,
+                    group: None,
+                    schedule: schedule_text(g.schedule.map(|s| task_list::ScheduleLine {
+                        trigger_times: s.trigger_times,
+                        run_frequency: s.run_frequency,
+                        cron: s.cron,
+                        timezone: s.timezone,
+                    })),
+                })
+                .collect(),
+            total_count: c.total_count,
+            has_next_page: c.page_info.has_next_page,
+            end_cursor: c.page_info.end_cursor,
+        })
     }
-    String::new()
 }
 
 /// One alert rule from a line of the form: `ON INTEGRATION [HH:MM | MINUTES] [message]`.
@@ -111,26 +148,16 @@ pub fn tasks(props: &Props) -> Html {
             (tab.clone(), search.clone(), active.clone(), cursor.clone(), list.clone());
         let key = (matches!(*tab, Tab::Tasks), (*search).clone(), (*active).clone(), (*cursor).clone(), *bump);
         use_effect_with(key, move |_| {
-            let mut f = json!({});
-            if !search.is_empty() {
-                f["search"] = json!(*search);
-            }
-            if !active.is_empty() {
-                f["active"] = json!(*active == "active");
-            }
-            let q = if *tab == Tab::Tasks {
-                "query($f: DefinitionFilterInput, $a: String) { conn: tasks(filter: $f, first: 50, after: $a) { totalCount pageInfo { hasNextPage endCursor } nodes { tid name active group { name } schedule { triggerTimes runFrequency cron timezone } } } }"
-            } else {
-                "query($f: DefinitionFilterInput, $a: String) { conn: groups(filter: $f, first: 50, after: $a) { totalCount pageInfo { hasNextPage endCursor } nodes { gid name active schedule { triggerTimes runFrequency cron timezone } } } }"
+            let filter = task_list::DefinitionFilterInput {
+                instance: None,
+                group_id: None,
+                active: (!active.is_empty()).then(|| *active == "active"),
+                search: Some((*search).clone()).filter(|s| !s.is_empty()),
             };
-            let vars = json!({ "f": f, "a": *cursor });
+            let (tasks, after) = (*tab == Tab::Tasks, (*cursor).clone());
             wasm_bindgen_futures::spawn_local(async move {
-                #[derive(Deserialize)]
-                struct D {
-                    conn: Conn,
-                }
-                list.set(match gql::request::<D>(q, vars).await {
-                    Ok(d) => Load::Ready(d.conn),
+                list.set(match read_page(tasks, filter, after).await {
+                    Ok(c) => Load::Ready(c),
                     Err(e) => Load::Failed(e),
                 });
             });
@@ -174,8 +201,8 @@ pub fn tasks(props: &Props) -> Html {
     };
     let export = Callback::from(|_: MouseEvent| {
         wasm_bindgen_futures::spawn_local(async move {
-            if let Ok(v) = gql::query::<Value>("{ exportDefinitions }").await {
-                let text = serde_json::to_string_pretty(&v["exportDefinitions"]).unwrap_or_default();
+            if let Ok(d) = gql::run::<ops::ExportDefinitions>(export_definitions::Variables).await {
+                let text = serde_json::to_string_pretty(&d.export_definitions).unwrap_or_default();
                 download("baton-definitions.json", &text);
             }
         });
@@ -186,7 +213,7 @@ pub fn tasks(props: &Props) -> Html {
         Load::Ready(c) if c.nodes.is_empty() => html! { <p class="muted" id="empty">{ "Nothing here yet." }</p> },
         Load::Ready(c) => {
             let next = {
-                let (cursor, end) = (cursor.clone(), c.page_info.end_cursor.clone());
+                let (cursor, end) = (cursor.clone(), c.end_cursor.clone());
                 Callback::from(move |_: MouseEvent| cursor.set(end.clone()))
             };
             let mut rows: Vec<&Row> = c.nodes.iter().collect();
@@ -219,8 +246,8 @@ pub fn tasks(props: &Props) -> Html {
                     html! {
                         <tr id={id} class="clickable" onclick={open(target)}>
                             <td>{ &r.name }</td>
-                            if *tab == Tab::Tasks { <td>{ r.group.as_ref().map(|g| g.name.clone()).unwrap_or_default() }</td> }
-                            <td>{ schedule_text(&r.schedule) }</td>
+                            if *tab == Tab::Tasks { <td>{ r.group.clone().unwrap_or_default() }</td> }
+                            <td>{ &r.schedule }</td>
                             <td>{ if r.active { "🚀 Active" } else { "Inactive" } }</td>
                         </tr>
                     }
@@ -228,7 +255,7 @@ pub fn tasks(props: &Props) -> Html {
                 </tbody></table>
                 <p class="muted">{ format!("{} in all", c.total_count) }
                     if cursor.is_some() { <button class="link-dark" onclick={{ let cursor = cursor.clone(); Callback::from(move |_: MouseEvent| cursor.set(None)) }}>{ "First page" }</button> }
-                    if c.page_info.has_next_page { <button class="link-dark" id="next-page" onclick={next}>{ "Next page" }</button> }
+                    if c.has_next_page { <button class="link-dark" id="next-page" onclick={next}>{ "Next page" }</button> }
                 </p>
                 </>
             }

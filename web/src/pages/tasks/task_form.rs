@@ -2,13 +2,13 @@
 //! schedule preview.
 
 use super::super::{field_error, input_value};
-use super::alert_rules::{alert_rule, AlertSection};
+use super::alert_rules::{parse_alert_line, AlertSection};
 use super::form::{
-    fill_fields, load_task_input, optional, save, schedule_active_and_alerts, schedule_input, use_field_refs,
-    Definition,
+    fill_fields, load_task_input, optional, preview_schedule, save_task, schedule_active_and_alerts, schedule_input,
+    use_field_refs, TaskInput,
 };
 use crate::gql;
-use serde_json::{json, Value};
+use crate::ops::{self, calendar_names, schedule_preview, update_task};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -51,23 +51,17 @@ const FIELDS: &[&str] = &[
 /// Every field of a task; the server validates, and its messages appear beside the fields.
 #[function_component(TaskForm)]
 pub(super) fn task_form(props: &TaskFormProps) -> Html {
-    let loaded = use_state(|| {
-        props.tid.is_none().then(|| json!({"instance": "default", "active": true, "retryAttempts": 0, "retryDelaySeconds": 60, "maxRunTimeSeconds": 3600, "acceptExpirySeconds": 300, "misfirePolicy": "run_once"}))
-    });
+    let loaded = use_state(|| props.tid.is_none().then(new_task));
     let error = use_state(|| None::<gql::Error>);
     let saved = use_state(|| None::<String>);
-    let preview = use_state(Vec::<Value>::new);
+    let preview = use_state(Vec::<schedule_preview::SchedulePreviewSchedulePreview>::new);
     let calendars = use_state(Vec::<String>::new);
     {
         let calendars = calendars.clone();
         use_effect_with((), move |_| {
             wasm_bindgen_futures::spawn_local(async move {
-                if let Ok(v) = gql::query::<Value>("{ calendars { name } }").await {
-                    let names = v["calendars"]
-                        .as_array()
-                        .map(|a| a.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect())
-                        .unwrap_or_default();
-                    calendars.set(names);
+                if let Ok(d) = gql::run::<ops::CalendarNames>(calendar_names::Variables).await {
+                    calendars.set(d.calendars.into_iter().map(|c| c.name).collect());
                 }
             });
         });
@@ -94,44 +88,51 @@ pub(super) fn task_form(props: &TaskFormProps) -> Html {
     let Some(t) = (*loaded).clone() else { return html! { <p class="muted">{ "Loading…" }</p> } };
     let collect = {
         let refs = refs.clone();
-        move || -> Value {
+        move || -> Result<TaskInput, gql::Error> {
             let v = |k: &str| input_value(&refs[k]);
             let opt = |k: &str| optional(&v(k));
-            let num = |k: &str| v(k).trim().parse::<i64>().map(Value::from).unwrap_or(Value::Null);
-            let profile: Vec<Value> = v("profile")
+            let profile = v("profile")
                 .lines()
                 .filter_map(|l| l.split_once('='))
-                .map(|(k, val)| json!({ "name": k.trim(), "value": val }))
+                .map(|(k, val)| update_task::EnvVarInput { name: k.trim().to_string(), value: val.to_string() })
                 .collect();
-            let schedule = schedule_input(&v);
-            let active = refs["active"].cast::<HtmlInputElement>().is_none_or(|i| i.checked());
-            let alerts: Vec<Value> = v("alerts").lines().filter(|l| !l.trim().is_empty()).map(alert_rule).collect();
-            json!({
-                "alerts": alerts,
-                "name": v("name"), "description": v("description"), "owner": v("owner"), "team": v("team"),
-                "instance": v("instance"), "group": opt("group"), "command": v("command"), "target": v("target"),
-                "runAsUser": v("runAsUser"), "stdoutPath": opt("stdoutPath"), "stderrPath": opt("stderrPath"),
-                "profile": profile, "active": active, "schedule": schedule,
-                "retryAttempts": num("retryAttempts"), "retryDelaySeconds": num("retryDelaySeconds"),
-                "maxRunTimeSeconds": num("maxRunTimeSeconds"), "acceptExpirySeconds": num("acceptExpirySeconds"),
-                "dependency": opt("dependency"), "misfirePolicy": v("misfirePolicy"),
+            Ok(TaskInput {
+                name: v("name"),
+                description: v("description"),
+                owner: v("owner"),
+                team: v("team"),
+                instance: v("instance"),
+                group: opt("group"),
+                command: v("command"),
+                target: v("target"),
+                run_as_user: v("runAsUser"),
+                stdout_path: opt("stdoutPath"),
+                stderr_path: opt("stderrPath"),
+                profile,
+                active: refs["active"].cast::<HtmlInputElement>().is_none_or(|i| i.checked()),
+                schedule: schedule_input(&v),
+                retry_attempts: number(&v, "retryAttempts")?,
+                retry_delay_seconds: number(&v, "retryDelaySeconds")?,
+                max_run_time_seconds: number(&v, "maxRunTimeSeconds")?,
+                accept_expiry_seconds: number(&v, "acceptExpirySeconds")?,
+                dependency: opt("dependency"),
+                misfire_policy: v("misfirePolicy"),
+                alerts: v("alerts").lines().filter(|l| !l.trim().is_empty()).map(parse_alert_line).collect(),
             })
         }
     };
     let on_preview = {
         let (collect, preview) = (collect.clone(), preview.clone());
         Callback::from(move |_: Event| {
-            let input = collect();
             let preview = preview.clone();
-            if input["schedule"].is_null() {
+            let Some((schedule, instance)) = collect().ok().and_then(|t| Some((t.schedule?, t.instance))) else {
                 preview.set(Vec::new());
                 return;
-            }
+            };
             wasm_bindgen_futures::spawn_local(async move {
-                let q = "query($s: ScheduleInput!, $i: String!) { schedulePreview(schedule: $s, instance: $i, count: 8) { runDate localTime utc dst holiday } }";
-                if let Ok(v) = gql::request::<Value>(q, json!({ "s": input["schedule"], "i": input["instance"] })).await
-                {
-                    preview.set(v["schedulePreview"].as_array().cloned().unwrap_or_default());
+                let vars = schedule_preview::Variables { schedule: preview_schedule(schedule), instance };
+                if let Ok(d) = gql::run::<ops::SchedulePreview>(vars).await {
+                    preview.set(d.schedule_preview);
                 }
             });
         })
@@ -141,10 +142,13 @@ pub(super) fn task_form(props: &TaskFormProps) -> Html {
             (collect.clone(), error.clone(), saved.clone(), props.on_saved.clone(), props.tid);
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let input = collect();
             let (error, saved, on_saved) = (error.clone(), saved.clone(), on_saved.clone());
+            let input = match collect() {
+                Ok(t) => t,
+                Err(e) => return error.set(Some(e)),
+            };
             wasm_bindgen_futures::spawn_local(async move {
-                let res = save(Definition::Task, tid, input).await;
+                let res = save_task(tid, input).await;
                 match res {
                     Ok((_, name)) => {
                         error.set(None);
@@ -159,44 +163,33 @@ pub(super) fn task_form(props: &TaskFormProps) -> Html {
             });
         })
     };
-    let text = |k: &str| t[k].as_str().unwrap_or_default().to_string();
-    let num = |k: &str| t[k].as_i64().map(|n| n.to_string()).unwrap_or_default();
-    let profile_text = t["profile"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|p| {
-                    format!("{}={}", p["name"].as_str().unwrap_or_default(), p["value"].as_str().unwrap_or_default())
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default();
+    let profile_text = t.profile.iter().map(|p| format!("{}={}", p.name, p.value)).collect::<Vec<_>>().join("\n");
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let mut initial: Vec<(&'static str, String)> = vec![
-        ("name", text("name")),
-        ("group", text("group")),
-        ("instance", text("instance")),
-        ("owner", text("owner")),
-        ("team", text("team")),
-        ("description", text("description")),
-        ("command", text("command")),
-        ("target", text("target")),
-        ("runAsUser", text("runAsUser")),
-        ("stdoutPath", text("stdoutPath")),
-        ("stderrPath", text("stderrPath")),
+        ("name", t.name.clone()),
+        ("group", text(&t.group)),
+        ("instance", t.instance.clone()),
+        ("owner", t.owner.clone()),
+        ("team", t.team.clone()),
+        ("description", t.description.clone()),
+        ("command", t.command.clone()),
+        ("target", t.target.clone()),
+        ("runAsUser", t.run_as_user.clone()),
+        ("stdoutPath", text(&t.stdout_path)),
+        ("stderrPath", text(&t.stderr_path)),
         ("profile", profile_text),
-        ("retryAttempts", num("retryAttempts")),
-        ("retryDelaySeconds", num("retryDelaySeconds")),
-        ("maxRunTimeSeconds", num("maxRunTimeSeconds")),
-        ("acceptExpirySeconds", num("acceptExpirySeconds")),
-        ("dependency", text("dependency")),
-        ("misfirePolicy", text("misfirePolicy")),
+        ("retryAttempts", t.retry_attempts.to_string()),
+        ("retryDelaySeconds", t.retry_delay_seconds.to_string()),
+        ("maxRunTimeSeconds", t.max_run_time_seconds.to_string()),
+        ("acceptExpirySeconds", t.accept_expiry_seconds.to_string()),
+        ("dependency", text(&t.dependency)),
+        ("misfirePolicy", t.misfire_policy.clone()),
     ];
-    initial.extend(schedule_active_and_alerts(&t));
+    initial.extend(schedule_active_and_alerts(t.schedule.as_ref(), t.active, &t.alerts));
     {
         // Once per loaded definition: later renders never overwrite what was typed.
         let refs = refs.clone();
-        use_effect_with(t.to_string(), move |_| fill_fields(&refs, &initial));
+        use_effect_with(t.clone(), move |_| fill_fields(&refs, &initial));
     }
     let err = |k: &str| field_error(&error, k);
     let field = |label_text: &str, k: &'static str| {
@@ -206,7 +199,7 @@ pub(super) fn task_form(props: &TaskFormProps) -> Html {
     };
     html! {
         <form id="task-form" class="form" onsubmit={submit}>
-            <h3>{ if props.tid.is_some() { format!("Task {}", text("name")) } else { "New task".to_string() } }</h3>
+            <h3>{ if props.tid.is_some() { format!("Task {}", t.name) } else { "New task".to_string() } }</h3>
             <div class="grid">
                 { field("Name", "name") }
                 { field("Group (inherits its schedule)", "group") }
@@ -237,9 +230,8 @@ pub(super) fn task_form(props: &TaskFormProps) -> Html {
                 if !preview.is_empty() {
                     <table id="preview" class="preview"><thead><tr><th>{ "Run date" }</th><th>{ "Local" }</th><th>{ "UTC" }</th><th>{ "" }</th></tr></thead><tbody>
                     { for preview.iter().map(|p| html! { <tr>
-                        <td>{ p["runDate"].as_str().unwrap_or_default() }</td><td>{ p["localTime"].as_str().unwrap_or_default() }</td>
-                        <td>{ p["utc"].as_str().unwrap_or_default() }</td>
-                        <td>{ p["dst"].as_str().map(|d| format!("DST: {d}")).unwrap_or_default() }{ p["holiday"].as_str().map(|h| format!(" holiday: {h}")).unwrap_or_default() }</td>
+                        <td>{ &p.run_date }</td><td>{ &p.local_time }</td><td>{ &p.utc }</td>
+                        <td>{ p.dst.as_ref().map(|d| format!("DST: {d}")).unwrap_or_default() }{ p.holiday.as_ref().map(|h| format!(" holiday: {h}")).unwrap_or_default() }</td>
                     </tr> }) }
                     </tbody></table>
                 }
@@ -276,4 +268,36 @@ fn dependency_problem(text: &str) -> String {
         .err()
         .map(|e| e.into_field_error().message)
         .unwrap_or_default()
+}
+
+/// A new task's input: the API's defaults.
+fn new_task() -> TaskInput {
+    TaskInput {
+        name: String::new(),
+        description: String::new(),
+        owner: String::new(),
+        team: String::new(),
+        instance: "default".into(),
+        group: None,
+        command: String::new(),
+        target: String::new(),
+        run_as_user: String::new(),
+        stdout_path: None,
+        stderr_path: None,
+        profile: Vec::new(),
+        active: true,
+        schedule: None,
+        retry_attempts: 0,
+        retry_delay_seconds: 60,
+        max_run_time_seconds: 3600,
+        accept_expiry_seconds: 300,
+        dependency: None,
+        misfire_policy: "run_once".into(),
+        alerts: Vec::new(),
+    }
+}
+
+/// A whole-number field: blank or not a number is refused with the field's name, before sending.
+fn number(v: &dyn Fn(&str) -> String, field: &str) -> Result<i64, gql::Error> {
+    v(field).trim().parse().map_err(|_| gql::Error::field_error(field, "must be a whole number"))
 }

@@ -1,0 +1,43 @@
+//! The GraphQL operations the UI sends: written in `web/graphql/*.graphql` (one file per page)
+//! and checked against `graphql/schema.graphql` when this crate compiles, each with its typed
+//! variables and response (`graphql_client`). A field the schema lacks, or a variable of the
+//! wrong type, is a build error, not a blank page.
+
+/// `DateTime` and `NaiveDate` arrive as the ISO 8601 text the pages show.
+pub type DateTime = String;
+pub type NaiveDate = String;
+/// Import and export documents, passed through as they are.
+#[allow(clippy::upper_case_acronyms)]
+pub type JSON = serde_json::Value;
+/// A run's status is the domain's enum, as the server's.
+pub use baton_schema::run::RunStatus;
+
+/// Declares each named operation of a document as a type of the same name.
+macro_rules! operations {
+    ($($file:tt => [$($name:ident),+ $(,)?];)+) => { $($(
+        #[derive(graphql_client::GraphQLQuery)]
+        #[graphql(
+            schema_path = "../graphql/schema.graphql",
+            query_path = $file,
+            extern_enums("RunStatus"),
+            response_derives = "Clone, PartialEq, Debug",
+            variables_derives = "Clone, PartialEq, Debug"
+        )]
+        pub struct $name;
+    )+)+ };
+}
+
+operations! {
+    "graphql/session.graphql" => [Me, Logout, Version, Login];
+    "graphql/runs.graphql" => [
+        RunList, RunFilterGroups, RunEvents, RunDetail, RunOutputChunk, RunOutputEvents, TerminateRun, ForceRun,
+        FreezeTask, UnfreezeTask, ModifyRunStatus,
+    ];
+    "graphql/adhoc.graphql" => [AdhocAgents, RunAdhoc];
+    "graphql/dashboard.graphql" => [Dashboard];
+    "graphql/agents.graphql" => [AgentList, AgentEvents];
+    "graphql/tasks.graphql" => [
+        TaskList, GroupList, ExportDefinitions, TaskDefinition, GroupDefinition, CreateTask, UpdateTask, CreateGroup,
+        UpdateGroup, CalendarNames, IntegrationNames, SchedulePreview, FlowGraph, ImportPlan, ImportApply,
+    ];
+}
