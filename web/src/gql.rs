@@ -70,11 +70,6 @@ pub async fn run<Q: GraphQLQuery>(variables: Q::Variables) -> Result<Q::Response
     post(&Q::build_query(variables)).await
 }
 
-/// Runs an operation with variables and decodes its `data`.
-pub async fn request<T: DeserializeOwned>(query: &str, variables: Value) -> Result<T, Error> {
-    post(&serde_json::json!({ "query": query, "variables": variables })).await
-}
-
 async fn post<T: DeserializeOwned>(body: &impl Serialize) -> Result<T, Error> {
     let resp = gloo_net::http::Request::post("/graphql").json(body).map_err(network)?.send().await.map_err(network)?;
     let r: Response<T> = resp.json().await.map_err(network)?;
@@ -100,11 +95,6 @@ async fn post<T: DeserializeOwned>(body: &impl Serialize) -> Result<T, Error> {
         (Some(d), None) => Ok(d),
         (None, None) => Err(Error::empty()),
     }
-}
-
-/// Runs an operation without variables.
-pub async fn query<T: DeserializeOwned>(query: &str) -> Result<T, Error> {
-    request(query, Value::Null).await
 }
 
 /// What a page shows while its data is on the way.

@@ -5,6 +5,7 @@
 use futures_util::{SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message};
 use graphql_client::GraphQLQuery;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -51,6 +52,27 @@ impl Coalesce {
     }
 }
 
+/// A frame the server sends (graphql-transport-ws).
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Incoming {
+    ConnectionAck,
+    Next {
+        payload: Next,
+    },
+    Ping,
+    Error,
+    Complete,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct Next {
+    #[serde(default)]
+    data: Value,
+}
+
 /// Runs one connection until it closes; hands each event's `data` on.
 async fn session(query: &str, variables: &Value, on_next: &Rc<Coalesce>, alive: &Cell<bool>) -> bool {
     let Ok(ws) = WebSocket::open_with_protocol(&ws_url(), "graphql-transport-ws") else { return false };
@@ -65,9 +87,9 @@ async fn session(query: &str, variables: &Value, on_next: &Rc<Coalesce>, alive: 
             return true;
         }
         let Ok(Message::Text(text)) = msg else { break };
-        let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
-        match v["type"].as_str() {
-            Some("connection_ack") if !subscribed => {
+        let Ok(frame) = serde_json::from_str::<Incoming>(&text) else { continue };
+        match frame {
+            Incoming::ConnectionAck if !subscribed => {
                 let sub =
                     json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } });
                 if tx.send(Message::Text(sub.to_string())).await.is_err() {
@@ -77,12 +99,12 @@ async fn session(query: &str, variables: &Value, on_next: &Rc<Coalesce>, alive: 
                 // Whatever happened while (re)connecting is read again.
                 on_next.push(Value::Null);
             }
-            Some("next") => on_next.push(v["payload"]["data"].clone()),
-            Some("ping") => {
+            Incoming::Next { payload } => on_next.push(payload.data),
+            Incoming::Ping => {
                 let _ = tx.send(Message::Text(json!({ "type": "pong" }).to_string())).await;
             }
-            Some("error") | Some("complete") => break,
-            _ => {}
+            Incoming::Error | Incoming::Complete => break,
+            Incoming::ConnectionAck | Incoming::Other => {}
         }
     }
     subscribed

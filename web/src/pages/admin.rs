@@ -3,51 +3,41 @@
 
 use crate::gql;
 use crate::gql::Load;
+use crate::ops::{self, admin_data, create_api_token, create_user, revoke_api_token, update_user};
 use crate::session::Me;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct User {
-    id: i64,
-    username: String,
-    role: String,
-    instances: String,
-    disabled: bool,
+type User = admin_data::AdminDataUsers;
+type Token = admin_data::AdminDataApiTokens;
+
+/// What an administrator changes from this page.
+enum Change {
+    CreateUser(create_user::Variables),
+    CreateToken(String),
+    UpdateUser(update_user::Variables),
+    RevokeToken(i64),
 }
 
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Token {
-    id: i64,
-    name: String,
-    created_at: String,
-    expires_at: Option<String>,
-    revoked_at: Option<String>,
+impl Change {
+    /// Sends the change; a new token's secret, when one was made.
+    async fn send(self) -> Result<Option<String>, gql::Error> {
+        Ok(match self {
+            Change::CreateUser(v) => gql::run::<ops::CreateUser>(v).await.map(|_| None)?,
+            Change::CreateToken(name) => Some(
+                gql::run::<ops::CreateApiToken>(create_api_token::Variables { name }).await?.create_api_token.token,
+            ),
+            Change::UpdateUser(v) => gql::run::<ops::UpdateUser>(v).await.map(|_| None)?,
+            Change::RevokeToken(id) => {
+                gql::run::<ops::RevokeApiToken>(revoke_api_token::Variables { id }).await.map(|_| None)?
+            }
+        })
+    }
 }
 
-#[derive(Clone, PartialEq, Deserialize)]
-struct Entry {
-    at: String,
-    actor: String,
-    action: String,
-    target: String,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-struct Audit {
-    nodes: Vec<Entry>,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Data {
-    users: Vec<User>,
-    api_tokens: Vec<Token>,
-    audit_log: Audit,
+/// A change to one user: only what is given changes.
+fn update(id: i64) -> update_user::Variables {
+    update_user::Variables { id, disabled: None, role: None, instances: None }
 }
 
 #[derive(Properties, PartialEq)]
@@ -57,7 +47,7 @@ pub struct Props {
 
 #[function_component(Admin)]
 pub fn admin(props: &Props) -> Html {
-    let data = use_state(|| Load::<Data>::Loading);
+    let data = use_state(|| Load::<admin_data::ResponseData>::Loading);
     let bump = use_state(|| 0u32);
     let notice = use_state(|| None::<(String, bool)>);
     let (uname, upass, urole, uinst, tname) =
@@ -66,8 +56,7 @@ pub fn admin(props: &Props) -> Html {
         let data = data.clone();
         use_effect_with(*bump, move |_| {
             wasm_bindgen_futures::spawn_local(async move {
-                let q = "{ users { id username role instances disabled } apiTokens { id name createdAt expiresAt revokedAt } auditLog(first: 50) { nodes { at actor action target } } }";
-                data.set(match gql::query::<Data>(q).await {
+                data.set(match gql::run::<ops::AdminData>(admin_data::Variables).await {
                     Ok(d) => Load::Ready(d),
                     Err(e) => Load::Failed(e),
                 });
@@ -76,14 +65,12 @@ pub fn admin(props: &Props) -> Html {
     }
     let run = {
         let (bump, notice) = (bump.clone(), notice.clone());
-        move |m: &'static str, vars: Value, ok: &'static str| {
+        move |change: Change, ok: &'static str| {
             let (bump, notice) = (bump.clone(), notice.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match gql::request::<Value>(m, vars).await {
-                    Ok(v) => {
-                        let token = v["createApiToken"]["token"]
-                            .as_str()
-                            .map(|t| format!(" Copy it now, it is not shown again: {t}"));
+                match change.send().await {
+                    Ok(token) => {
+                        let token = token.map(|t| format!(" Copy it now, it is not shown again: {t}"));
                         notice.set(Some((format!("{ok}{}", token.unwrap_or_default()), false)));
                         bump.set(*bump + 1);
                     }
@@ -99,11 +86,8 @@ pub fn admin(props: &Props) -> Html {
             e.prevent_default();
             let v = |r: &NodeRef| r.cast::<HtmlInputElement>().map(|i| i.value()).unwrap_or_default();
             let role = urole.cast::<HtmlSelectElement>().map(|s| s.value()).unwrap_or_default();
-            run(
-                "mutation($u: String!, $p: String!, $r: String!, $i: String!) { createUser(username: $u, password: $p, role: $r, instances: $i) { id } }",
-                json!({ "u": v(&uname), "p": v(&upass), "r": role, "i": v(&uinst) }),
-                "User created.",
-            );
+            let user = create_user::Variables { username: v(&uname), password: v(&upass), role, instances: v(&uinst) };
+            run(Change::CreateUser(user), "User created.");
         })
     };
     let create_token = {
@@ -112,7 +96,7 @@ pub fn admin(props: &Props) -> Html {
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let n = tname.cast::<HtmlInputElement>().map(|i| i.value()).unwrap_or_default();
-            run("mutation($n: String!) { createApiToken(name: $n) { token } }", json!({ "n": n }), "Token created.");
+            run(Change::CreateToken(n), "Token created.");
         })
     };
     let body = match &*data {
@@ -124,8 +108,7 @@ pub fn admin(props: &Props) -> Html {
                 let (id, disabled) = (u.id, !u.disabled);
                 Callback::from(move |_: MouseEvent| {
                     run(
-                        "mutation($id: Int!, $d: Boolean) { updateUser(id: $id, disabled: $d) { id } }",
-                        json!({ "id": id, "d": disabled }),
+                        Change::UpdateUser(update_user::Variables { disabled: Some(disabled), ..update(id) }),
                         "User updated.",
                     )
                 })
@@ -135,11 +118,8 @@ pub fn admin(props: &Props) -> Html {
                 let id = u.id;
                 Callback::from(move |e: Event| {
                     if let Some(sel) = e.target_dyn_into::<HtmlSelectElement>() {
-                        run(
-                            "mutation($id: Int!, $r: String) { updateUser(id: $id, role: $r) { id } }",
-                            json!({ "id": id, "r": sel.value() }),
-                            "Role changed.",
-                        );
+                        let role = Some(sel.value());
+                        run(Change::UpdateUser(update_user::Variables { role, ..update(id) }), "Role changed.");
                     }
                 })
             };
@@ -148,20 +128,16 @@ pub fn admin(props: &Props) -> Html {
                 let id = u.id;
                 Callback::from(move |e: Event| {
                     if let Some(i) = e.target_dyn_into::<HtmlInputElement>() {
-                        run(
-                            "mutation($id: Int!, $i: String) { updateUser(id: $id, instances: $i) { id } }",
-                            json!({ "id": id, "i": i.value() }),
-                            "Instance access changed.",
-                        );
+                        let instances = Some(i.value());
+                        let change = Change::UpdateUser(update_user::Variables { instances, ..update(id) });
+                        run(change, "Instance access changed.");
                     }
                 })
             };
             let revoke = |t: &Token| {
                 let run = run.clone();
                 let id = t.id;
-                Callback::from(move |_: MouseEvent| {
-                    run("mutation($id: Int!) { revokeApiToken(id: $id) }", json!({ "id": id }), "Token revoked.")
-                })
+                Callback::from(move |_: MouseEvent| run(Change::RevokeToken(id), "Token revoked."))
             };
             html! {
                 <>

@@ -3,43 +3,22 @@
 
 use crate::gql;
 use crate::gql::Load;
+use crate::ops::{self, calendar_list, save_calendar};
 use crate::session::Me;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-#[derive(Clone, PartialEq, Deserialize)]
-struct Holiday {
-    start: String,
-    end: Option<String>,
-    reason: String,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-struct Calendar {
-    instance: String,
-    name: String,
-    description: String,
-    holidays: Vec<Holiday>,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-struct Data {
-    calendars: Vec<Calendar>,
-}
-
 /// Reads the holiday lines of the form.
-fn holidays(text: &str) -> Vec<Value> {
+fn holidays(text: &str) -> Vec<save_calendar::HolidayInput> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let (dates, reason) = l.trim().split_once(' ').unwrap_or((l.trim(), ""));
             let (start, end) = match dates.split_once("..") {
-                Some((a, b)) => (a, Some(b)),
+                Some((a, b)) => (a, Some(b.to_string())),
                 None => (dates, None),
             };
-            json!({ "start": start, "end": end, "reason": reason.trim() })
+            save_calendar::HolidayInput { start: start.to_string(), end, reason: reason.trim().to_string() }
         })
         .collect()
 }
@@ -51,7 +30,7 @@ pub struct Props {
 
 #[function_component(Calendars)]
 pub fn calendars(props: &Props) -> Html {
-    let data = use_state(|| Load::<Data>::Loading);
+    let data = use_state(|| Load::<calendar_list::ResponseData>::Loading);
     let bump = use_state(|| 0u32);
     let error = use_state(|| None::<gql::Error>);
     let (name, instance, lines) = (use_node_ref(), use_node_ref(), use_node_ref());
@@ -59,8 +38,7 @@ pub fn calendars(props: &Props) -> Html {
         let data = data.clone();
         use_effect_with(*bump, move |_| {
             wasm_bindgen_futures::spawn_local(async move {
-                let q = "{ calendars { instance name description holidays { start end reason } } }";
-                data.set(match gql::query::<Data>(q).await {
+                data.set(match gql::run::<ops::CalendarList>(calendar_list::Variables).await {
                     Ok(d) => Load::Ready(d),
                     Err(e) => Load::Failed(e),
                 });
@@ -74,15 +52,12 @@ pub fn calendars(props: &Props) -> Html {
             e.prevent_default();
             let v = |r: &NodeRef| r.cast::<HtmlInputElement>().map(|i| i.value()).unwrap_or_default();
             let text = lines.cast::<HtmlTextAreaElement>().map(|t| t.value()).unwrap_or_default();
-            let vars = json!({ "i": v(&instance), "c": { "name": v(&name), "holidays": holidays(&text) } });
+            let input =
+                save_calendar::CalendarInput { name: v(&name), description: String::new(), holidays: holidays(&text) };
+            let vars = save_calendar::Variables { instance: v(&instance), input };
             let (bump, error) = (bump.clone(), error.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match gql::request::<Value>(
-                    "mutation($i: String!, $c: CalendarInput!) { saveCalendar(instance: $i, input: $c) { name } }",
-                    vars,
-                )
-                .await
-                {
+                match gql::run::<ops::SaveCalendar>(vars).await {
                     Ok(_) => {
                         error.set(None);
                         bump.set(*bump + 1);

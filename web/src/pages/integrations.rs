@@ -5,65 +5,80 @@
 use super::{field_error, input_value};
 use crate::gql;
 use crate::gql::Load;
+use crate::ops::{
+    self, create_integration, credential_key_list, delete_credential, delete_integration, delivery_log,
+    integration_list, send_test_alert, set_credential, update_integration,
+};
 use crate::session::Me;
 use gloo_timers::callback::Interval;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Integration {
-    name: String,
-    kind: String,
-    credential_key: Option<String>,
-    credential_set: bool,
-    secret_is: String,
-    rules: i64,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Key {
-    key: String,
-    version: i64,
-    updated_at: String,
-    used_by: Vec<String>,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-struct Attempt {
-    attempt: i64,
-    at: String,
-    ok: bool,
-    detail: String,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Delivery {
-    id: i64,
-    integration: String,
-    source: String,
-    trigger: String,
-    subject: String,
-    status: String,
-    attempts: i64,
-    last_error: Option<String>,
-    created_at: String,
-    log: Vec<Attempt>,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// What the page shows: the integrations, and what the caller's role may see besides.
+#[derive(Clone, PartialEq)]
 struct Data {
-    integrations: Vec<Integration>,
-    #[serde(default)]
-    credential_keys: Vec<Key>,
-    #[serde(default)]
-    alert_deliveries: Vec<Delivery>,
+    integrations: Vec<integration_list::IntegrationListIntegrations>,
+    credential_keys: Vec<credential_key_list::CredentialKeyListCredentialKeys>,
+    alert_deliveries: Vec<delivery_log::DeliveryLogAlertDeliveries>,
+}
+
+impl Data {
+    /// Reads the integrations, with the keys for admins and the delivery log for operators.
+    async fn read(admin: bool, operator: bool) -> Result<Data, gql::Error> {
+        let integrations = gql::run::<ops::IntegrationList>(integration_list::Variables).await?.integrations;
+        let credential_keys = match admin {
+            true => gql::run::<ops::CredentialKeyList>(credential_key_list::Variables).await?.credential_keys,
+            false => Vec::new(),
+        };
+        let alert_deliveries = match operator {
+            true => gql::run::<ops::DeliveryLog>(delivery_log::Variables).await?.alert_deliveries,
+            false => Vec::new(),
+        };
+        Ok(Data { integrations, credential_keys, alert_deliveries })
+    }
+}
+
+/// What an admin does from a row: send a test alert, delete an integration or a key.
+#[derive(Clone)]
+enum Act {
+    Test(String),
+    DeleteIntegration(String),
+    DeleteCredential(String),
+}
+
+impl Act {
+    /// Does it: what to tell the user, and whether it went well.
+    async fn send(self) -> (String, bool) {
+        match self {
+            Act::Test(integration) => {
+                let vars = send_test_alert::Variables { integration: integration.clone() };
+                match gql::run::<ops::SendTestAlert>(vars).await {
+                    Ok(d) => {
+                        let (status, error) = (d.send_test_alert.status, d.send_test_alert.last_error);
+                        let why = error.map(|e| format!(" ({e})")).unwrap_or_default();
+                        (format!("Test alert through {integration}: {status}{why}"), status == "SENT")
+                    }
+                    Err(e) => (format!("{integration}: {e}"), false),
+                }
+            }
+            Act::DeleteIntegration(name) => {
+                let what = format!("Delete {name}");
+                done(&what, gql::run::<ops::DeleteIntegration>(delete_integration::Variables { name }).await)
+            }
+            Act::DeleteCredential(key) => {
+                let what = format!("Delete {key}");
+                done(&what, gql::run::<ops::DeleteCredential>(delete_credential::Variables { key }).await)
+            }
+        }
+    }
+}
+
+fn done<T>(what: &str, res: Result<T, gql::Error>) -> (String, bool) {
+    match res {
+        Ok(_) => (format!("{what}: done."), true),
+        Err(e) => (format!("{what}: {e}"), false),
+    }
 }
 
 /// The fields of the integration form, by the API's names.
@@ -118,39 +133,67 @@ fn short_time(t: &str) -> String {
     t.get(..19).unwrap_or(t).replace('T', " ")
 }
 
-/// The form's values as an `IntegrationInput`.
-fn integration_input(refs: &HashMap<&'static str, NodeRef>, kind: &str) -> Value {
+/// The form's values as an `IntegrationInput` (the fields of other kinds left out).
+fn integration_input(refs: &HashMap<&'static str, NodeRef>, kind: &str) -> update_integration::IntegrationInput {
     let v = |k: &str| refs.get(k).map(input_value).unwrap_or_default().trim().to_string();
-    let opt = |k: &str| {
-        let s = v(k);
-        if s.is_empty() || !fields_of(kind).contains(&k) {
-            Value::Null
-        } else {
-            json!(s)
-        }
-    };
     let applies = |k: &str| fields_of(kind).contains(&k);
-    let headers: Vec<Value> = if applies("headers") {
-        v("headers")
+    let opt = |k: &str| Some(v(k)).filter(|s| !s.is_empty() && applies(k));
+    let headers = match applies("headers") {
+        true => v("headers")
             .lines()
             .filter_map(|l| l.split_once(':'))
-            .map(|(n, val)| json!({ "name": n.trim(), "value": val.trim() }))
-            .collect()
-    } else {
-        Vec::new()
+            .map(|(n, val)| update_integration::HeaderInput { name: n.trim().into(), value: val.trim().into() })
+            .collect(),
+        false => Vec::new(),
     };
-    let to: Vec<String> = if applies("to") {
-        v("to").split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()
-    } else {
-        Vec::new()
+    let to = match applies("to") {
+        true => v("to").split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+        false => Vec::new(),
     };
-    json!({
-        "name": v("name"), "kind": kind, "credentialKey": if v("credentialKey").is_empty() { Value::Null } else { json!(v("credentialKey")) },
-        "method": opt("method"), "headers": headers, "body": opt("body"),
-        "smtpHost": opt("smtpHost"), "smtpPort": if applies("smtpPort") { v("smtpPort").parse::<i64>().map_or(Value::Null, |p| json!(p)) } else { Value::Null },
-        "security": opt("security"), "username": opt("username"), "from": opt("from"), "to": to,
-        "caFile": opt("caFile"), "eventsUrl": opt("eventsUrl"), "severity": opt("severity"),
-    })
+    update_integration::IntegrationInput {
+        name: v("name"),
+        kind: kind.to_string(),
+        credential_key: Some(v("credentialKey")).filter(|k| !k.is_empty()),
+        method: opt("method"),
+        headers,
+        body: opt("body"),
+        smtp_host: opt("smtpHost"),
+        smtp_port: opt("smtpPort").and_then(|p| p.parse().ok()),
+        security: opt("security"),
+        username: opt("username"),
+        from: opt("from"),
+        to,
+        ca_file: opt("caFile"),
+        events_url: opt("eventsUrl"),
+        severity: opt("severity"),
+    }
+}
+
+/// Creates the integration, or updates the one of that name.
+async fn save(update: bool, i: update_integration::IntegrationInput) -> Result<(), gql::Error> {
+    if update {
+        let vars = update_integration::Variables { name: i.name.clone(), input: i };
+        return gql::run::<ops::UpdateIntegration>(vars).await.map(drop);
+    }
+    let headers = i.headers.into_iter().map(|h| create_integration::HeaderInput { name: h.name, value: h.value });
+    let input = create_integration::IntegrationInput {
+        name: i.name,
+        kind: i.kind,
+        credential_key: i.credential_key,
+        method: i.method,
+        headers: headers.collect(),
+        body: i.body,
+        smtp_host: i.smtp_host,
+        smtp_port: i.smtp_port,
+        security: i.security,
+        username: i.username,
+        from: i.from,
+        to: i.to,
+        ca_file: i.ca_file,
+        events_url: i.events_url,
+        severity: i.severity,
+    };
+    gql::run::<ops::CreateIntegration>(create_integration::Variables { input }).await.map(drop)
 }
 
 #[derive(Properties, PartialEq)]
@@ -175,14 +218,7 @@ pub fn integrations(props: &Props) -> Html {
         let data = data.clone();
         use_effect_with(*bump, move |_| {
             wasm_bindgen_futures::spawn_local(async move {
-                let q = if admin {
-                    "{ integrations { name kind credentialKey credentialSet secretIs rules } credentialKeys { key version updatedAt usedBy } alertDeliveries(limit: 50) { id integration source trigger subject status attempts lastError createdAt log { attempt at ok detail } } }"
-                } else if operator {
-                    "{ integrations { name kind credentialKey credentialSet secretIs rules } alertDeliveries(limit: 50) { id integration source trigger subject status attempts lastError createdAt log { attempt at ok detail } } }"
-                } else {
-                    "{ integrations { name kind credentialKey credentialSet secretIs rules } }"
-                };
-                data.set(match gql::query::<Data>(q).await {
+                data.set(match Data::read(admin, operator).await {
                     Ok(d) => Load::Ready(d),
                     Err(e) => Load::Failed(e),
                 });
@@ -207,24 +243,11 @@ pub fn integrations(props: &Props) -> Html {
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let input = integration_input(&refs, &kind);
-            let name = input["name"].as_str().unwrap_or_default().to_string();
+            let name = input.name.clone();
             let update = existing.contains(&name);
             let (form_error, bump, notice) = (form_error.clone(), bump.clone(), notice.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                let res = if update {
-                    gql::request::<Value>(
-                        "mutation($n: String!, $i: IntegrationInput!) { updateIntegration(name: $n, input: $i) { name } }",
-                        json!({ "n": name, "i": input }),
-                    )
-                    .await
-                } else {
-                    gql::request::<Value>(
-                        "mutation($i: IntegrationInput!) { createIntegration(input: $i) { name } }",
-                        json!({ "i": input }),
-                    )
-                    .await
-                };
-                match res {
+                match save(update, input).await {
                     Ok(_) => {
                         form_error.set(None);
                         notice.set(Some((format!("Integration {name} saved."), true)));
@@ -249,23 +272,11 @@ pub fn integrations(props: &Props) -> Html {
             }
             let (key_error, bump, notice) = (key_error.clone(), bump.clone(), notice.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match gql::request::<Value>(
-                    "mutation($k: String!, $v: String!) { setCredential(key: $k, value: $v) { key version } }",
-                    json!({ "k": key, "v": value }),
-                )
-                .await
-                {
-                    Ok(v) => {
+                match gql::run::<ops::SetCredential>(set_credential::Variables { key, value }).await {
+                    Ok(d) => {
                         key_error.set(None);
-                        let r = &v["setCredential"];
-                        notice.set(Some((
-                            format!(
-                                "Credential {} set (version {}).",
-                                r["key"].as_str().unwrap_or_default(),
-                                r["version"]
-                            ),
-                            true,
-                        )));
+                        let r = d.set_credential;
+                        notice.set(Some((format!("Credential {} set (version {}).", r.key, r.version), true)));
                         bump.set(*bump + 1);
                     }
                     Err(e) => key_error.set(Some(e)),
@@ -275,27 +286,13 @@ pub fn integrations(props: &Props) -> Html {
     };
     let act = {
         let (bump, notice) = (bump.clone(), notice.clone());
-        move |m: &'static str, vars: Value, what: String| {
+        move |act: Act| {
             let (bump, notice) = (bump.clone(), notice.clone());
             Callback::from(move |_: MouseEvent| {
-                let (bump, notice, vars, what) = (bump.clone(), notice.clone(), vars.clone(), what.clone());
+                let (bump, notice, act) = (bump.clone(), notice.clone(), act.clone());
                 wasm_bindgen_futures::spawn_local(async move {
-                    match gql::request::<Value>(m, vars).await {
-                        Ok(v) => {
-                            let text = match v.get("sendTestAlert") {
-                                Some(d) => format!(
-                                    "Test alert through {what}: {}{}",
-                                    d["status"].as_str().unwrap_or_default(),
-                                    d["lastError"].as_str().map(|e| format!(" ({e})")).unwrap_or_default()
-                                ),
-                                None => format!("{what}: done."),
-                            };
-                            let ok = v.get("sendTestAlert").is_none_or(|d| d["status"] == "SENT");
-                            notice.set(Some((text, ok)));
-                            bump.set(*bump + 1);
-                        }
-                        Err(e) => notice.set(Some((format!("{what}: {e}"), false))),
-                    }
+                    notice.set(Some(act.send().await));
+                    bump.set(*bump + 1);
                 });
             })
         }
@@ -324,8 +321,8 @@ pub fn integrations(props: &Props) -> Html {
         html! {
             <table id="integrations"><thead><tr><th>{ "Name" }</th><th>{ "Kind" }</th><th>{ "Credential" }</th><th>{ "Rules" }</th><th></th></tr></thead><tbody>
             { for ready.integrations.iter().map(|i| {
-                let test = act("mutation($i: String!) { sendTestAlert(integration: $i) { status lastError } }", json!({ "i": i.name }), i.name.clone());
-                let delete = act("mutation($i: String!) { deleteIntegration(name: $i) }", json!({ "i": i.name }), format!("Delete {}", i.name));
+                let test = act(Act::Test(i.name.clone()));
+                let delete = act(Act::DeleteIntegration(i.name.clone()));
                 html! {
                     <tr id={format!("integration-{}", i.name)}>
                         <td>{ &i.name }</td><td>{ &i.kind }</td>
@@ -373,7 +370,7 @@ pub fn integrations(props: &Props) -> Html {
             <p class="muted">{ "Values are encrypted at rest and never shown again; set a key anew to rotate it." }</p>
             <table id="credential-keys-table"><thead><tr><th>{ "Key" }</th><th>{ "Version" }</th><th>{ "Updated" }</th><th>{ "Used by" }</th><th></th></tr></thead><tbody>
             { for ready.credential_keys.iter().map(|k| {
-                let delete = act("mutation($k: String!) { deleteCredential(key: $k) }", json!({ "k": k.key }), format!("Delete {}", k.key));
+                let delete = act(Act::DeleteCredential(k.key.clone()));
                 html! {
                     <tr id={format!("key-{}", k.key.replace('/', "-"))}><td>{ &k.key }</td><td>{ k.version }</td><td>{ short_time(&k.updated_at) }</td>
                     <td>{ k.used_by.join(", ") }</td><td><button class="small danger" onclick={delete}>{ "Delete" }</button></td></tr>

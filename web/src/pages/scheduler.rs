@@ -3,50 +3,17 @@
 
 use crate::gql;
 use crate::gql::Load;
-use serde::Deserialize;
+use crate::ops::{self, scheduler_health};
 use yew::prelude::*;
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Health {
-    version: String,
-    instances: Vec<String>,
-    started_at: String,
-    uptime_seconds: i64,
-    connected_agents: i64,
-    task_actors: i64,
-    group_actors: i64,
-    runs_fired_since_start: i64,
-    #[serde(rename = "scheduledRunsLast24h")]
-    last_24h: i64,
-    actor_restarts: i64,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Upcoming {
-    task_name: String,
-    local_time: String,
-    timezone: String,
-    utc: String,
-}
-
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Data {
-    scheduler: Health,
-    upcoming_runs: Vec<Upcoming>,
-}
 
 #[function_component(Scheduler)]
 pub fn scheduler() -> Html {
-    let data = use_state(|| Load::<Data>::Loading);
+    let data = use_state(|| Load::<scheduler_health::ResponseData>::Loading);
     {
         let data = data.clone();
         use_effect_with((), move |_| {
             wasm_bindgen_futures::spawn_local(async move {
-                let q = "{ scheduler { version instances startedAt uptimeSeconds connectedAgents taskActors groupActors runsFiredSinceStart scheduledRunsLast24h actorRestarts } upcomingRuns(limit: 20) { taskName localTime timezone utc } }";
-                data.set(match gql::query::<Data>(q).await {
+                data.set(match gql::run::<ops::SchedulerHealth>(scheduler_health::Variables).await {
                     Ok(d) => Load::Ready(d),
                     Err(e) => Load::Failed(e),
                 });
@@ -70,7 +37,7 @@ pub fn scheduler() -> Html {
                         { row("Task actors", h.task_actors.to_string()) }
                         { row("Group actors", h.group_actors.to_string()) }
                         { row("Runs fired since start", h.runs_fired_since_start.to_string()) }
-                        { row("Scheduled runs, last 24 h", h.last_24h.to_string()) }
+                        { row("Scheduled runs, last 24 h", h.scheduled_runs_last24h.to_string()) }
                         { row("Actor restarts", h.actor_restarts.to_string()) }
                     </tbody></table>
                     <h3>{ "Upcoming runs" }</h3>

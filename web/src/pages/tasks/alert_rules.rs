@@ -2,11 +2,13 @@
 //! [message]`), and the form section that edits them with a picker of existing integrations.
 
 use super::super::input_value;
-use super::form::AlertRule;
 use crate::gql;
-use crate::ops::{self, integration_names};
+use crate::ops::{self, integration_names, update_task};
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
+
+/// An alert rule as the forms edit it (the task form's input type; the group form's is converted).
+pub(super) type AlertRule = update_task::AlertRuleInput;
 
 /// One alert rule from a line of the form: `ON INTEGRATION [HH:MM | MINUTES] [message]`.
 pub(super) fn parse_alert_line(line: &str) -> AlertRule {

@@ -1,7 +1,7 @@
 //! What the task and group forms share: optional and schedule inputs, filling fields once per
 //! loaded definition, a stored task as its input, and the save path of both.
 
-use super::alert_rules::alert_line;
+use super::alert_rules::{alert_line, AlertRule};
 use crate::gql;
 use crate::ops::{self, create_group, create_task, group_definition, task_definition, update_group, update_task};
 use std::collections::HashMap;
@@ -14,8 +14,6 @@ pub(super) type TaskInput = update_task::TaskInput;
 pub(super) type GroupInput = update_group::GroupInput;
 /// A schedule as the forms edit it (the task form's type; the group form's is converted).
 pub(super) type Schedule = update_task::ScheduleInput;
-/// An alert rule as the forms edit it.
-pub(super) type AlertRule = update_task::AlertRuleInput;
 
 /// The same fields from one generated type into another: `graphql_client` makes one type per
 /// operation, so a task read by one operation and saved by another crosses types field by field,
