@@ -447,3 +447,44 @@ fn agents_register_once_per_name() {
         assert_eq!(db::agents::by_name(&mut c, "a1").unwrap().unwrap().last_acked_seq, 7, "acks never go back");
     }
 }
+
+/// Statuses, streams and kinds are checked text on both backends: a word no enum writes is
+/// refused, naming the column, and what was stored stays.
+#[test]
+fn statuses_streams_and_kinds_take_only_their_words() {
+    for t in databases() {
+        let mut c = t.db.conn().unwrap();
+        let inst = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
+        let tid = db::tasks::insert(&mut c, inst, None, &task("checked", None), now()).unwrap();
+        let run = db::runs::create(&mut c, &new_run(tid, "s1")).unwrap().id();
+        let refused = [
+            format!("UPDATE runs SET status = 'DONE' WHERE id = {run}"),
+            format!("UPDATE runs SET status = 'idle' WHERE id = {run}"),
+            format!(
+                "INSERT INTO run_transitions (run_id, seq, from_status, to_status, attempt, at) \
+                 VALUES ({run}, 1, 'IDLE', 'FINISHED', 1, '2026-11-28 12:00:00')"
+            ),
+            format!(
+                "INSERT INTO run_output (run_id, attempt, stream, byte_offset, data, created_at) \
+                 VALUES ({run}, 1, 'stdin', 0, 'x', '2026-11-28 12:00:00')"
+            ),
+            "INSERT INTO definition_changes (kind, entity_id, name, instance, action, server, at) \
+             VALUES ('job', 1, 'x', 'default', 'created', 'a', '2026-11-28 12:00:00')"
+                .to_string(),
+        ];
+        for sql in &refused {
+            let res = execute(&mut c, sql);
+            assert!(res.is_err(), "{}: {sql} was stored", t.name);
+        }
+        assert_eq!(db::runs::get(&mut c, run).unwrap().status, "IDLE", "{}", t.name);
+        execute(&mut c, &format!("UPDATE runs SET status = 'FROZEN' WHERE id = {run}")).unwrap();
+        assert_eq!(db::runs::get(&mut c, run).unwrap().status, "FROZEN", "{}: a known word is stored", t.name);
+    }
+}
+
+fn execute(c: &mut db::DbConn, sql: &str) -> diesel::QueryResult<()> {
+    match c {
+        db::DbConn::Pg(p) => p.batch_execute(sql),
+        db::DbConn::Sqlite(s) => s.batch_execute(sql),
+    }
+}

@@ -1,0 +1,12 @@
+DROP TRIGGER runs_status_known_insert;
+DROP TRIGGER runs_status_known_update;
+DROP TRIGGER group_runs_status_known_insert;
+DROP TRIGGER group_runs_status_known_update;
+DROP TRIGGER run_transitions_status_known_insert;
+DROP TRIGGER run_transitions_status_known_update;
+DROP TRIGGER run_output_stream_known_insert;
+DROP TRIGGER run_output_stream_known_update;
+DROP TRIGGER agents_status_known_insert;
+DROP TRIGGER agents_status_known_update;
+DROP TRIGGER definition_changes_kind_known_insert;
+DROP TRIGGER definition_changes_kind_known_update;
