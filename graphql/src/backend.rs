@@ -391,7 +391,7 @@ pub struct GroupRunRecord {
     pub run_date: chrono::NaiveDate,
     pub slot: String,
     /// IDLE while its group dependency does not hold yet, RUNNING, SUCCESS, FAILED or SKIPPED.
-    pub status: String,
+    pub status: baton_schema::run::RunStatus,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
 }

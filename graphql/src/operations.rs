@@ -90,7 +90,7 @@ pub struct GroupRun {
     pub run_date: NaiveDate,
     pub slot: String,
     /// IDLE while its group dependency does not hold yet, RUNNING, SUCCESS, FAILED or SKIPPED.
-    pub status: String,
+    pub status: crate::runs::Status,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
 }
@@ -102,7 +102,7 @@ impl From<GroupRunRecord> for GroupRun {
             group_id: r.group_id,
             run_date: r.run_date,
             slot: r.slot,
-            status: r.status,
+            status: r.status.into(),
             started_at: r.started_at,
             ended_at: r.ended_at,
         }

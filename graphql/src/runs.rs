@@ -28,7 +28,7 @@ pub trait Runs: Send + Sync {
         limit: i64,
     ) -> BackendResult<OutputSlice>;
     /// Runs of one run date by status, in the caller's instances.
-    async fn status_counts(&self, p: &Principal, run_date: chrono::NaiveDate) -> BackendResult<Vec<(String, i64)>>;
+    async fn status_counts(&self, p: &Principal, run_date: chrono::NaiveDate) -> BackendResult<Vec<(RunStatus, i64)>>;
     /// Every transition from now on of the runs `p` may see, in the order stored (so in order
     /// per run).
     fn run_updates(&self, p: &Principal) -> BoxStream<'static, RunUpdateRecord>;
@@ -293,7 +293,7 @@ impl RunQuery {
                 .iter()
                 .map(|s| StatusCount {
                     status: (*s).into(),
-                    count: counts.iter().find(|(name, _)| name == s.as_str()).map_or(0, |(_, n)| *n),
+                    count: counts.iter().find(|(status, _)| status == s).map_or(0, |(_, n)| *n),
                 })
                 .collect(),
         })

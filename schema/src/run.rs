@@ -67,6 +67,31 @@ impl RunStatus {
     }
 }
 
+/// A word that is not a run status (as stored text is read back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownStatus(pub String);
+
+impl fmt::Display for UnknownStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} is not a run status", self.0)
+    }
+}
+
+impl std::error::Error for UnknownStatus {}
+
+impl TryFrom<String> for RunStatus {
+    type Error = UnknownStatus;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or(UnknownStatus(s))
+    }
+}
+
+impl From<RunStatus> for String {
+    fn from(s: RunStatus) -> String {
+        s.as_str().to_string()
+    }
+}
+
 impl fmt::Display for RunStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -332,6 +357,16 @@ mod tests {
 
     fn dispatched() -> RunEvent {
         RunEvent::Dispatched { agent: "a1".into() }
+    }
+
+    #[test]
+    fn stored_words_read_back_as_the_status_that_wrote_them_and_nothing_else() {
+        for s in RunStatus::ALL {
+            assert_eq!(RunStatus::try_from(String::from(s)), Ok(s));
+        }
+        for word in ["success", "DONE", ""] {
+            assert_eq!(RunStatus::try_from(word.to_string()), Err(UnknownStatus(word.to_string())));
+        }
     }
 
     #[test]

@@ -47,7 +47,8 @@ fn median(mut f: impl FnMut()) -> Duration {
 fn measure(db: &Db, runs: i64) -> Vec<(&'static str, Duration)> {
     let mut c = db.conn().expect("conn");
     let all = db::runs::RunFilter::default();
-    let failed = db::runs::RunFilter { statuses: Some(vec!["FAILED".into()]), ..Default::default() };
+    let failed =
+        db::runs::RunFilter { statuses: Some(vec![baton_schema::run::RunStatus::Failed]), ..Default::default() };
     let deep_cursor = Some(runs.min(10_000));
     vec![
         (

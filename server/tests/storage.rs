@@ -188,7 +188,7 @@ fn new_run(task_id: i64, slot: &str) -> db::runs::NewRun {
         group_run_id: None,
         run_date: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
         slot: slot.into(),
-        status: "IDLE".into(),
+        status: RunStatus::Idle,
         command: "true".into(),
         target: "etl".into(),
         run_as_user: "batch".into(),
@@ -227,8 +227,8 @@ fn one_run_per_slot_transitions_in_order_and_output_once() {
         db::run_transitions::append(&mut c, first.id(), &trs[..1], "s1").unwrap();
         db::run_transitions::append(&mut c, first.id(), &trs[1..], "s1").unwrap();
         let stored = db::run_transitions::of_run(&mut c, first.id()).unwrap();
-        let got: Vec<(i32, String)> = stored.iter().map(|r| (r.seq, r.to_status.clone())).collect();
-        assert_eq!(got, vec![(1, "TRIGGERED".to_string()), (2, "STARTED".to_string())], "{}", t.name);
+        let got: Vec<(i32, RunStatus)> = stored.iter().map(|r| (r.seq, r.to_status)).collect();
+        assert_eq!(got, vec![(1, RunStatus::Triggered), (2, RunStatus::Started)], "{}", t.name);
 
         assert!(db::run_output::append(
             &mut c,
@@ -261,7 +261,7 @@ fn one_run_per_slot_transitions_in_order_and_output_once() {
             .collect();
         assert_eq!(from_8, vec![(6, "world\n".to_string())], "{}", t.name);
 
-        let failed = db::runs::RunFilter { statuses: Some(vec!["IDLE".into()]), ..Default::default() };
+        let failed = db::runs::RunFilter { statuses: Some(vec![RunStatus::Idle]), ..Default::default() };
         let page = db::runs::page(&mut c, &failed, None, 10).unwrap();
         assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), vec![other.id(), first.id()], "newest first");
         assert_eq!(db::runs::page(&mut c, &failed, Some(other.id()), 10).unwrap().len(), 1);
@@ -287,7 +287,7 @@ fn a_step_is_stored_whole_or_refused_whole() {
             reason: None,
         };
         let change = |status: RunStatus, exit_code: Option<Option<i32>>| db::runs::RunChange {
-            status: status.as_str().into(),
+            status,
             attempt: 1,
             reason: None,
             agent_id: None,
@@ -298,8 +298,8 @@ fn a_step_is_stored_whole_or_refused_whole() {
             ended_at: None,
             updated_at: now().naive_utc(),
         };
-        let idle = db::runs::Expected { status: "IDLE".into(), attempt: 0, agent_id: None };
-        let triggered = db::runs::Expected { status: "TRIGGERED".into(), attempt: 1, agent_id: None };
+        let idle = db::runs::Expected { status: RunStatus::Idle, attempt: 0, agent_id: None };
+        let triggered = db::runs::Expected { status: RunStatus::Triggered, attempt: 1, agent_id: None };
         let to_triggered = change(RunStatus::Triggered, None);
         let first = [step(RunStatus::Idle, RunStatus::Triggered, 0)];
         let advance = |c: &mut db::DbConn, expected, change, trs: &[Transition], fence, at: DateTime<Utc>| {
@@ -327,9 +327,9 @@ fn a_step_is_stored_whole_or_refused_whole() {
         let row = db::runs::get(&mut c, run).unwrap();
         assert_eq!((row.status.as_str(), row.exit_code, row.pid), ("FAILED", Some(3), Some(42)), "{}", t.name);
         assert_eq!(row.triggered_at, Some(now().naive_utc()), "{}", t.name);
-        let stored: Vec<(i32, String)> =
+        let stored: Vec<(i32, RunStatus)> =
             db::run_transitions::of_run(&mut c, run).unwrap().into_iter().map(|r| (r.seq, r.to_status)).collect();
-        let want = [(1, "TRIGGERED"), (2, "STARTED"), (3, "FAILED")].map(|(s, st)| (s, st.to_string()));
+        let want = [(1, RunStatus::Triggered), (2, RunStatus::Started), (3, RunStatus::Failed)];
         assert_eq!(stored, want, "{}", t.name);
     }
 }
@@ -476,9 +476,9 @@ fn statuses_streams_and_kinds_take_only_their_words() {
             let res = execute(&mut c, sql);
             assert!(res.is_err(), "{}: {sql} was stored", t.name);
         }
-        assert_eq!(db::runs::get(&mut c, run).unwrap().status, "IDLE", "{}", t.name);
+        assert_eq!(db::runs::get(&mut c, run).unwrap().status, RunStatus::Idle, "{}", t.name);
         execute(&mut c, &format!("UPDATE runs SET status = 'FROZEN' WHERE id = {run}")).unwrap();
-        assert_eq!(db::runs::get(&mut c, run).unwrap().status, "FROZEN", "{}: a known word is stored", t.name);
+        assert_eq!(db::runs::get(&mut c, run).unwrap().status, RunStatus::Frozen, "{}: a known word is stored", t.name);
     }
 }
 

@@ -28,7 +28,7 @@ fn started_by_slot(store: &Db) -> BTreeMap<DateTime<Utc>, Vec<Option<DateTime<Ut
         let running = db::run_transitions::of_run(&mut c, r.id)
             .unwrap()
             .into_iter()
-            .find(|t| t.to_status == "RUNNING")
+            .find(|t| t.to_status == baton_schema::run::RunStatus::Running)
             .map(|t| t.at.and_utc());
         out.entry(r.scheduled_for.unwrap().and_utc()).or_default().push(running);
     }

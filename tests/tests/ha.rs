@@ -200,7 +200,7 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
         let open: Vec<_> = runs
             .iter()
             .filter(|r| !["SUCCESS", "FAILED", "SKIPPED", "TERMINATED"].contains(&r.status.as_str()))
-            .map(|r| (r.id, r.status.clone(), r.attempt, r.agent_id, r.scheduled_for))
+            .map(|r| (r.id, r.status, r.attempt, r.agent_id, r.scheduled_for))
             .collect();
         panic!("{e}: {open:?}")
     });
@@ -218,7 +218,7 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
         let gaps: Vec<_> = slots.windows(2).filter(|w| (w[1] - w[0]).num_seconds() != 2).collect();
         assert!(gaps.is_empty(), "slots with no run: {gaps:?}");
     }
-    for r in runs.iter().filter(|r| r.status == "SUCCESS") {
+    for r in runs.iter().filter(|r| r.status.as_str() == "SUCCESS") {
         assert_eq!(executed.get(&(r.id, i64::from(r.attempt))), Some(&1), "run {} ran once", r.id);
     }
     // Nothing the stopped server stored is from after it was deposed (its lease ended at most
@@ -233,7 +233,7 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
                 !(by_stopped
                     && when > deposed
                     && when < woke_at + chrono::Duration::seconds(1)
-                    && t.to_status == "TRIGGERED"),
+                    && t.to_status.as_str() == "TRIGGERED"),
                 "the deposed server dispatched run {} at {when}",
                 r.id
             );
@@ -262,16 +262,18 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
         let mut c = store.conn().unwrap();
         db::runs::get(&mut c, id).unwrap()
     };
-    wait_for("the long run to run", Duration::from_secs(30), || (status(id).status == "RUNNING").then_some(()))
-        .unwrap();
+    wait_for("the long run to run", Duration::from_secs(30), || {
+        (status(id).status.as_str() == "RUNNING").then_some(())
+    })
+    .unwrap();
     let res = gql(woken, &token, "mutation($id: Int!) { terminateRun(id: $id) }", json!({ "id": id }));
     assert_eq!(res["terminateRun"], true, "{res}");
     let ended = wait_for("the terminated run to end", Duration::from_secs(20), || {
         let r = status(id);
-        (r.status != "RUNNING").then_some(r)
+        (r.status.as_str() != "RUNNING").then_some(r)
     })
     .unwrap();
-    assert_eq!(ended.status, "TERMINATED", "{ended:?}");
+    assert_eq!(ended.status.as_str(), "TERMINATED", "{ended:?}");
 
     // The quiet server's subscriber saw every transition of the runs it saw start, in order, once.
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -286,7 +288,7 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
         let stored: Vec<(String, i64)> = db::run_transitions::of_run(&mut c, id)
             .unwrap()
             .into_iter()
-            .map(|t| (t.to_status, i64::from(t.attempt)))
+            .map(|t| (t.to_status.to_string(), i64::from(t.attempt)))
             .collect();
         assert_eq!(got[&id], stored, "run {id}: what the quiet server's subscriber saw");
     }

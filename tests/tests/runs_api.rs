@@ -21,7 +21,7 @@ fn runs_timeline_output_and_dashboard() {
     let today = Utc::now().date_naive();
     let now = Utc::now();
     let mut ids = Vec::new();
-    for (slot, status) in [("02:00", "SUCCESS"), ("03:00", "FAILED"), ("04:00", "RUNNING")] {
+    for (slot, status) in [("02:00", RunStatus::Success), ("03:00", RunStatus::Failed), ("04:00", RunStatus::Running)] {
         let new = db::runs::NewRun {
             kind: "scheduled".into(),
             task_id: Some(tid),
@@ -31,7 +31,7 @@ fn runs_timeline_output_and_dashboard() {
             group_run_id: None,
             run_date: today,
             slot: slot.into(),
-            status: status.into(),
+            status,
             command: "load.sh".into(),
             target: "etl".into(),
             run_as_user: "batch".into(),
@@ -59,7 +59,7 @@ fn runs_timeline_output_and_dashboard() {
         &mut c,
         ids[1],
         &db::runs::RunChange {
-            status: "FAILED".into(),
+            status: RunStatus::Failed,
             attempt: 1,
             reason: Some(Some(r#"{"kind":"exit_code","code":3}"#.into())),
             agent_id: None,

@@ -4,6 +4,8 @@
 use super::facts::{queue_rule, run_facts, task_env, Facts};
 use crate::db::{self, DbConn, DbResult};
 use baton_schema::alert::{deadline_due, RunFact};
+#[cfg(test)]
+use baton_schema::run::RunStatus;
 use baton_schema::schedule::{Schedule, ScheduleDraft};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
@@ -102,7 +104,7 @@ pub fn check_deadlines(c: &mut DbConn, now: DateTime<Utc>) -> DbResult<usize> {
                         let status = due
                             .run_id
                             .and_then(|id| runs.iter().find(|r| r.id == id))
-                            .map_or_else(|| "NOT STARTED".to_string(), |r| r.status.clone());
+                            .map_or_else(|| "NOT STARTED".to_string(), |r| r.status.to_string());
                         let facts = Facts {
                             source: format!("group:{gid}"),
                             group_name: group.name.clone(),
@@ -208,7 +210,7 @@ mod tests {
                 group_run_id: None,
                 run_date: chrono::NaiveDate::from_ymd_opt(2026, 7, 1).unwrap(),
                 slot: "2026-07-01T05:00:00".into(),
-                status: "RUNNING".into(),
+                status: RunStatus::Running,
                 command: "true".into(),
                 target: "etl".into(),
                 run_as_user: "batch".into(),
@@ -221,7 +223,7 @@ mod tests {
         .unwrap()
         .id();
         let started = db::runs::RunChange {
-            status: "RUNNING".into(),
+            status: RunStatus::Running,
             attempt: 1,
             reason: None,
             agent_id: None,

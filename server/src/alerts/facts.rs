@@ -134,7 +134,7 @@ pub(super) fn run_facts(c: &mut DbConn, run: &db::runs::RunRow, task: Option<&db
         group_name,
         run_id: Some(run.id),
         run_date: Some(run.run_date),
-        status: run.status.clone(),
+        status: run.status.to_string(),
         exit_code: run.exit_code,
         duration_seconds,
         attempt: Some(run.attempt),

@@ -13,17 +13,11 @@ pub struct GroupRunRow {
     pub group_id: i64,
     pub run_date: NaiveDate,
     pub slot: String,
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: RunStatus,
     pub started_at: Option<NaiveDateTime>,
     pub ended_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
-}
-
-impl GroupRunRow {
-    /// The stored status (a group run's are a run's: IDLE, RUNNING, SUCCESS, FAILED, SKIPPED).
-    pub fn status(&self) -> Option<RunStatus> {
-        RunStatus::parse(&self.status)
-    }
 }
 
 /// Creates the group run for its slot unless it exists (status IDLE while it waits for its

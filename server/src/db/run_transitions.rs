@@ -12,8 +12,10 @@ pub struct TransitionRow {
     pub id: i64,
     pub run_id: i64,
     pub seq: i32,
-    pub from_status: String,
-    pub to_status: String,
+    #[diesel(deserialize_as = String)]
+    pub from_status: RunStatus,
+    #[diesel(deserialize_as = String)]
+    pub to_status: RunStatus,
     pub attempt: i32,
     pub at: NaiveDateTime,
     pub reason: Option<String>,
@@ -22,16 +24,15 @@ pub struct TransitionRow {
 }
 
 impl TransitionRow {
-    /// The step as the run machine made it (None for a status of no known kind; a reason that
-    /// does not read is left out).
-    pub fn transition(&self) -> Option<Transition> {
-        Some(Transition {
-            from: RunStatus::parse(&self.from_status)?,
-            to: RunStatus::parse(&self.to_status)?,
+    /// The step as the run machine made it (a reason that does not read is left out).
+    pub fn transition(&self) -> Transition {
+        Transition {
+            from: self.from_status,
+            to: self.to_status,
             attempt: u32::try_from(self.attempt).unwrap_or(0),
             at: super::utc(self.at),
             reason: self.reason.as_deref().and_then(|r| serde_json::from_str::<Reason>(r).ok()),
-        })
+        }
     }
 }
 

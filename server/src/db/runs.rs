@@ -26,7 +26,8 @@ pub struct RunRow {
     pub group_run_id: Option<i64>,
     pub run_date: NaiveDate,
     pub slot: String,
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: RunStatus,
     pub attempt: i32,
     pub reason: Option<String>,
     pub command: String,
@@ -62,7 +63,8 @@ pub struct NewRun {
     pub group_run_id: Option<i64>,
     pub run_date: NaiveDate,
     pub slot: String,
-    pub status: String,
+    #[diesel(serialize_as = String)]
+    pub status: RunStatus,
     pub command: String,
     pub target: String,
     pub run_as_user: String,
@@ -91,7 +93,7 @@ impl Created {
 /// slot, from a restart or a race, finds the first run instead of making another.
 pub fn create(conn: &mut DbConn, new: &NewRun) -> DbResult<Created> {
     let inserted: Vec<i64> = with_conn!(conn, |c| diesel::insert_into(runs::table)
-        .values(new)
+        .values(new.clone())
         .on_conflict((runs::task_id, runs::run_date, runs::slot))
         .do_nothing()
         .returning(runs::id)
@@ -106,14 +108,6 @@ pub fn create(conn: &mut DbConn, new: &NewRun) -> DbResult<Created> {
     Ok(Created::Existing(existing))
 }
 
-impl RunRow {
-    /// The stored status as the run machine knows it; None for text it does not (never written
-    /// by this code).
-    pub fn status(&self) -> Option<RunStatus> {
-        RunStatus::parse(&self.status)
-    }
-}
-
 pub fn get(conn: &mut DbConn, id: i64) -> DbResult<RunRow> {
     Ok(with_conn!(conn, |c| runs::table.find(id).select(RunRow::as_select()).first(c))?)
 }
@@ -122,7 +116,8 @@ pub fn get(conn: &mut DbConn, id: i64) -> DbResult<RunRow> {
 #[derive(Debug, Clone, AsChangeset)]
 #[diesel(table_name = runs)]
 pub struct RunChange {
-    pub status: String,
+    #[diesel(serialize_as = String)]
+    pub status: RunStatus,
     pub attempt: i32,
     pub reason: Option<Option<String>>,
     pub agent_id: Option<Option<i64>>,
@@ -137,7 +132,7 @@ pub struct RunChange {
 /// What a run must still be for a change computed from it to apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
-    pub status: String,
+    pub status: RunStatus,
     pub attempt: i32,
     pub agent_id: Option<i64>,
 }
@@ -149,14 +144,14 @@ pub fn set_if(conn: &mut DbConn, id: i64, expected: &Expected, change: &RunChang
     let n = with_conn!(conn, |c| {
         let target = runs::table
             .find(id)
-            .filter(runs::status.eq(&expected.status))
+            .filter(runs::status.eq(expected.status.as_str()))
             .filter(runs::attempt.eq(expected.attempt))
             .into_boxed();
         let target = match expected.agent_id {
             Some(a) => target.filter(runs::agent_id.eq(a)),
             None => target.filter(runs::agent_id.is_null()),
         };
-        diesel::update(runs::table.filter(runs::id.eq_any(target.select(runs::id)))).set(change).execute(c)
+        diesel::update(runs::table.filter(runs::id.eq_any(target.select(runs::id)))).set(change.clone()).execute(c)
     })?;
     if n == 0 {
         return Err(DbError::Conflict(format!("run {id} changed meanwhile (another server holds it)")));
@@ -218,10 +213,10 @@ fn advance_pg(c: &mut PgConnection, step: &Step<'_>) -> DbResult<i32> {
          $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)",
     )
     .bind::<BigInt, _>(step.run_id)
-    .bind::<Text, _>(&step.expected.status)
+    .bind::<Text, _>(step.expected.status.as_str())
     .bind::<Integer, _>(step.expected.attempt)
     .bind::<Nullable<BigInt>, _>(step.expected.agent_id)
-    .bind::<Text, _>(&ch.status)
+    .bind::<Text, _>(ch.status.as_str())
     .bind::<Integer, _>(ch.attempt)
     .bind::<Timestamp, _>(ch.updated_at)
     .bind::<Bool, _>(ch.reason.is_some())
@@ -257,7 +252,7 @@ fn advance_pg(c: &mut PgConnection, step: &Step<'_>) -> DbResult<i32> {
 }
 
 pub fn set(conn: &mut DbConn, id: i64, change: &RunChange) -> DbResult<()> {
-    let n = with_conn!(conn, |c| diesel::update(runs::table.find(id)).set(change).execute(c))?;
+    let n = with_conn!(conn, |c| diesel::update(runs::table.find(id)).set(change.clone()).execute(c))?;
     if n == 0 {
         return Err(DbError::NotFound);
     }
@@ -278,7 +273,7 @@ pub fn add_output_bytes(conn: &mut DbConn, id: i64, stdout: i64, stderr: i64, tr
 
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
-    pub statuses: Option<Vec<String>>,
+    pub statuses: Option<Vec<RunStatus>>,
     pub task_id: Option<i64>,
     pub group_id: Option<i64>,
     pub instance_ids: Option<Vec<i64>>,
@@ -294,7 +289,7 @@ macro_rules! filtered {
         let f: &RunFilter = $f;
         let mut q = runs::table.into_boxed();
         if let Some(s) = &f.statuses {
-            q = q.filter(runs::status.eq_any(s.clone()));
+            q = q.filter(runs::status.eq_any(s.iter().map(|s| s.as_str())));
         }
         if let Some(t) = f.task_id {
             q = q.filter(runs::task_id.eq(t));
@@ -341,9 +336,9 @@ pub fn status_counts(
     conn: &mut DbConn,
     run_date: NaiveDate,
     instance_ids: Option<&[i64]>,
-) -> DbResult<Vec<(String, i64)>> {
+) -> DbResult<Vec<(RunStatus, i64)>> {
     use diesel::dsl::count_star;
-    Ok(with_conn!(conn, |c| match instance_ids {
+    let counts: Vec<(String, i64)> = with_conn!(conn, |c| match instance_ids {
         Some(ids) => runs::table
             .filter(runs::run_date.eq(run_date).and(runs::instance_id.eq_any(ids)))
             .group_by(runs::status)
@@ -354,7 +349,9 @@ pub fn status_counts(
             .group_by(runs::status)
             .select((runs::status, count_star()))
             .load(c),
-    })?)
+    })?;
+    // The column is checked text: every word is a status.
+    Ok(counts.into_iter().filter_map(|(s, n)| RunStatus::try_from(s).ok().map(|s| (s, n))).collect())
 }
 
 /// Runs the driver carries on after a restart: those on (or sent to) an agent, those waiting

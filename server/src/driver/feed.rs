@@ -120,10 +120,10 @@ impl RunFeed {
             let Some(Run::Filling { after, waiting }) = s.runs.get_mut(&run_id) else { return };
             let mut steps: BTreeMap<i32, RunUpdate> = rows
                 .into_iter()
-                .filter_map(|r| {
-                    let transition = r.transition()?;
+                .map(|r| {
+                    let transition = r.transition();
                     let (task_name, group_run) = template.clone();
-                    Some((r.seq, RunUpdate { run_id, task_name, group_run, seq: r.seq, transition }))
+                    (r.seq, RunUpdate { run_id, task_name, group_run, seq: r.seq, transition })
                 })
                 .collect();
             steps.extend(waiting.drain(..).map(|u| (u.seq, u)));

@@ -30,14 +30,14 @@ pub fn settle_stored(
 ) -> db::DbResult<Result<Settled, String>> {
     let row = db::runs::get(c, run_id)?;
     let mut m = RunMachine::new(RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 });
-    m.status = RunStatus::parse(&row.status).unwrap_or(RunStatus::Idle);
+    m.status = row.status;
     m.attempt = u32::try_from(row.attempt).unwrap_or(0);
     let trs = match m.apply(event, now) {
         Ok(t) => t,
         Err(e) => return Ok(Err(e.to_string())),
     };
     let change = db::runs::RunChange {
-        status: m.status.as_str().into(),
+        status: m.status,
         attempt: row.attempt,
         reason: Some(m.reason.as_ref().map(db::to_json)),
         agent_id: None,
@@ -48,7 +48,7 @@ pub fn settle_stored(
         ended_at: Some(m.status.is_final().then(|| db::ts(now))),
         updated_at: db::ts(now),
     };
-    let expected = db::runs::Expected { status: row.status.clone(), attempt: row.attempt, agent_id: row.agent_id };
+    let expected = db::runs::Expected { status: row.status, attempt: row.attempt, agent_id: row.agent_id };
     let step =
         db::runs::Step { run_id, expected: &expected, change: &change, transitions: &trs, server, fence: None, now };
     let first_seq = db::runs::advance(c, &step)?;
@@ -282,7 +282,7 @@ impl Driver {
             let agent_id = agent.id(c)?;
             let last = trs.last().map(|t| t.to);
             let change = db::runs::RunChange {
-                status: status.as_str().into(),
+                status,
                 attempt,
                 reason: Some(reason),
                 agent_id: Some(agent_id),
@@ -293,11 +293,7 @@ impl Driver {
                 ended_at: last.filter(|s| s.is_final()).map(|_| Some(db::ts(now))),
                 updated_at: db::ts(now),
             };
-            let expected = db::runs::Expected {
-                status: was_status.as_str().into(),
-                attempt: was_attempt,
-                agent_id: was_agent.id(c)?,
-            };
+            let expected = db::runs::Expected { status: was_status, attempt: was_attempt, agent_id: was_agent.id(c)? };
             db::runs::advance(
                 c,
                 &db::runs::Step {
@@ -731,7 +727,7 @@ impl Driver {
     /// Holds a stored run with the job it was made with, from where it is: its machine (status,
     /// attempt, agent, pid, reason, retry time) and its deadlines. False when already held.
     fn hold(&self, r: &db::runs::RunRow, agent_names: &HashMap<i64, String>, now: DateTime<Utc>) -> bool {
-        let Some(status) = RunStatus::parse(&r.status) else { return false };
+        let status = r.status;
         let spec = JobSpec::of_row(r).unwrap_or_else(|| {
             tracing::warn!(run = r.id, "a run stored without its job: carried on with default limits");
             legacy_job(r)
@@ -776,7 +772,7 @@ impl Driver {
         let mut undispatched = Vec::new();
         let n = rows.len();
         for r in &rows {
-            if self.hold(r, &names, now) && r.status() == Some(RunStatus::Idle) && r.attempt == 0 {
+            if self.hold(r, &names, now) && r.status == RunStatus::Idle && r.attempt == 0 {
                 undispatched.push(r.id);
             }
         }

@@ -72,9 +72,9 @@ impl Driver {
             // compare-and-set keeps it to one).
             let mine = r.instance_id.is_none_or(|i| self.leases.holds(i));
             let agent_silent = r.agent_id.is_some_and(|a| silent.contains(&a));
-            match (r.status(), r.agent_id) {
+            match (r.status, r.agent_id) {
                 // Its agent stopped heartbeating (gone, or connected but stopped) too long ago.
-                (Some(RunStatus::Started | RunStatus::Running), Some(_))
+                (RunStatus::Started | RunStatus::Running, Some(_))
                     if mine && agent_silent && (held || self.hold(&r, &names, now)) =>
                 {
                     tracing::warn!(run = r.id, "its agent stayed away: agent lost");
@@ -82,7 +82,7 @@ impl Driver {
                 }
                 // The rest of what this server holds is `tick`'s.
                 _ if held => {}
-                (Some(RunStatus::Idle), _) if mine => {
+                (RunStatus::Idle, _) if mine => {
                     let stale = r.attempt > 0 || db::utc(r.created_at) <= now - UNDISPATCHED_AFTER;
                     if stale && self.hold(&r, &names, now) && r.attempt == 0 {
                         tracing::info!(run = r.id, "dispatching a run its server left behind");
@@ -91,10 +91,10 @@ impl Driver {
                 }
                 // Waiting for an agent: the holder judges its accept deadline; a server with a
                 // fitting agent online here (`candidates`) claims it, in `tick`.
-                (Some(RunStatus::Triggered), None) if mine || !self.hub.candidates(&r.target).is_empty() => {
+                (RunStatus::Triggered, None) if mine || !self.hub.candidates(&r.target).is_empty() => {
                     self.hold(&r, &names, now);
                 }
-                (Some(RunStatus::Triggered), Some(_)) if mine => {
+                (RunStatus::Triggered, Some(_)) if mine => {
                     let expiry =
                         super::JobSpec::of_row(&r).unwrap_or_else(|| super::legacy_job(&r)).accept_expiry_seconds;
                     let expired =
@@ -121,7 +121,7 @@ impl Driver {
         for r in rows {
             let held = self.runs.lock().is_ok_and(|runs| runs.contains_key(&r.id));
             let mine = r.instance_id.is_none_or(|i| self.leases.holds(i));
-            let on_agent = matches!(r.status(), Some(RunStatus::Started | RunStatus::Running));
+            let on_agent = matches!(r.status, RunStatus::Started | RunStatus::Running);
             if !(held || (mine && !on_agent && self.hold(&r, names, now))) {
                 continue;
             }
@@ -166,7 +166,7 @@ impl Driver {
             read,
             |f| f.row.id,
             |f| {
-                let Some(transition) = f.row.transition() else { return };
+                let transition = f.row.transition();
                 self.feed.publish(RunUpdate {
                     run_id: f.row.run_id,
                     task_name: f.task_name,

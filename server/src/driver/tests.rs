@@ -43,7 +43,7 @@ fn new_run(spec: &JobSpec, kind: &str, slot: &str, instance_id: Option<i64>) -> 
         group_run_id: None,
         run_date: spec.run_date,
         slot: slot.into(),
-        status: "IDLE".into(),
+        status: RunStatus::Idle,
         command: spec.command.clone(),
         target: spec.target.clone(),
         run_as_user: spec.run_as_user.clone(),
@@ -90,7 +90,7 @@ fn a_stored_job_gives_back_the_job_it_was_made_from() {
         group_run_id: None,
         run_date: spec.run_date,
         slot: "s".into(),
-        status: "IDLE".into(),
+        status: RunStatus::Idle,
         attempt: 0,
         reason: None,
         command: spec.command.clone(),
@@ -132,7 +132,7 @@ fn a_run_waiting_for_its_retry_is_carried_on_after_a_restart_on_the_clock() {
         let id = db::runs::create(&mut c, &new).unwrap().id();
         let waiting = Reason::RetryScheduled { next_attempt: 2, at: t(6) };
         let change = db::runs::RunChange {
-            status: "IDLE".into(),
+            status: RunStatus::Idle,
             attempt: 1,
             reason: Some(Some(db::to_json(&waiting))),
             agent_id: None,
@@ -165,7 +165,7 @@ fn a_run_waiting_for_its_retry_is_carried_on_after_a_restart_on_the_clock() {
         // and the stored policy (2 retries, 6 s apart) schedules the third.
         clock.set(t(9));
         driver.tick(t(9)).await;
-        assert_eq!(stored(&db, id).status, "TRIGGERED");
+        assert_eq!(stored(&db, id).status, RunStatus::Triggered);
         clock.set(t(10));
         driver.tick(t(10)).await;
         let r = stored(&db, id);
@@ -217,7 +217,7 @@ fn a_run_whose_agent_went_silent_is_lost_at_its_time_by_the_lease_holder() {
         };
         let id = db::runs::create(&mut c, &new).unwrap().id();
         let running = db::runs::RunChange {
-            status: "RUNNING".into(),
+            status: RunStatus::Running,
             attempt: 1,
             reason: None,
             agent_id: Some(Some(agent)),
@@ -241,13 +241,13 @@ fn a_run_whose_agent_went_silent_is_lost_at_its_time_by_the_lease_holder() {
 
         clock.set(t(59));
         driver.sweep(t(59)).await;
-        assert_eq!(stored(&db, id).status, "RUNNING", "heard from 59 s ago: not lost yet");
+        assert_eq!(stored(&db, id).status, RunStatus::Running, "heard from 59 s ago: not lost yet");
         clock.set(t(61));
         bystander.sweep(t(61)).await;
-        assert_eq!(stored(&db, id).status, "RUNNING", "not the bystander's to judge");
+        assert_eq!(stored(&db, id).status, RunStatus::Running, "not the bystander's to judge");
         driver.sweep(t(61)).await;
         let r = stored(&db, id);
-        assert_eq!(r.status, "FAILED");
+        assert_eq!(r.status, RunStatus::Failed);
         let reason: Reason = serde_json::from_str(r.reason.as_deref().unwrap()).unwrap();
         assert_eq!(reason, Reason::AgentLost);
     });
@@ -274,7 +274,7 @@ async fn next(rx: &mut broadcast::Receiver<RunUpdate>) -> (i32, RunStatus) {
 fn update(db: &Db, run_id: i64, seq: i32) -> RunUpdate {
     let row =
         db::run_transitions::of_run(&mut db.conn().unwrap(), run_id).unwrap().remove(usize::try_from(seq - 1).unwrap());
-    RunUpdate { run_id, task_name: "flaky".into(), group_run: None, seq, transition: row.transition().unwrap() }
+    RunUpdate { run_id, task_name: "flaky".into(), group_run: None, seq, transition: row.transition() }
 }
 
 /// A server publishes its own steps as soon as they are stored and other servers' steps when

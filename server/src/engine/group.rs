@@ -68,16 +68,16 @@ fn open_run_from_db(c: &mut DbConn, row: &db::group_runs::GroupRunRow) -> DbResu
     let members = runs
         .into_iter()
         .map(|r| {
-            let status = RunStatus::parse(&r.status).unwrap_or(RunStatus::Idle);
+            let status = r.status;
             let attempt = u32::try_from(r.attempt).unwrap_or(0);
             (r.task_name, MemberRun { run_id: r.id, status, attempt })
         })
         .collect();
-    let reopened = !matches!(row.status(), Some(RunStatus::Idle | RunStatus::Running));
+    let reopened = !matches!(row.status, RunStatus::Idle | RunStatus::Running);
     Ok(OpenRun {
         id: row.id,
         slot: launch::stored_slot(row.run_date, &row.slot, db::utc(at)),
-        held: row.status() == Some(RunStatus::Idle),
+        held: row.status == RunStatus::Idle,
         reopened,
         members,
     })
@@ -592,7 +592,7 @@ impl Handler<MemberUpdate> for GroupActor {
             async move {
                 db.run(move |c| {
                     let row = db::group_runs::get(c, id)?;
-                    if row.status() == Some(RunStatus::Skipped) {
+                    if row.status == RunStatus::Skipped {
                         return Ok(None);
                     }
                     open_run_from_db(c, &row).map(Some)

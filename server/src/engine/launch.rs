@@ -69,7 +69,7 @@ fn make<E>(
         group_run_id: origin.group_run_id,
         run_date: slot.run_date,
         slot: slot.key(),
-        status: baton_schema::run::RunStatus::Idle.as_str().into(),
+        status: baton_schema::run::RunStatus::Idle,
         command: command.clone(),
         target: def.target.to_string(),
         run_as_user: def.run_as_user.to_string(),

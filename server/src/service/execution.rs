@@ -29,7 +29,7 @@ fn new_run(run_date: NaiveDate, slot: String, spec: &JobSpec, now: chrono::DateT
         group_run_id: None,
         run_date,
         slot,
-        status: baton_schema::run::RunStatus::Idle.as_str().into(),
+        status: baton_schema::run::RunStatus::Idle,
         command: command.into(),
         target: target.into(),
         run_as_user: user.into(),

@@ -104,7 +104,7 @@ impl baton_graphql::Operations for Services {
                     &pc.username,
                     "modifyRunStatus",
                     &format!("run {id}"),
-                    Some(row.status),
+                    Some(row.status.to_string()),
                     Some(to.as_str().into()),
                 )?;
                 record_event(c, &pc.username, "modify_status", &target, payload)

@@ -1,7 +1,7 @@
 //! Runs for the API: lists scoped to the caller's instances, a run's timeline, output by offset.
 
 use super::Found;
-use super::{check_instance_id, instance_for, visible_instances, Services, SvcError, SvcResult};
+use super::{check_instance_id, instance_for, visible_instances, Services, SvcResult};
 use crate::db::{self, DbConn};
 use async_trait::async_trait;
 use baton_graphql::backend::*;
@@ -23,8 +23,7 @@ pub(super) fn record(c: &mut DbConn, r: db::runs::RunRow) -> SvcResult<RunRecord
         Some(id) => Some(db::instances::get(c, id)?.name),
         None => None,
     };
-    let status = RunStatus::parse(&r.status)
-        .ok_or_else(|| SvcError::Db(db::DbError::Corrupt(format!("status of run {}", r.id))))?;
+    let status = r.status;
     let reason = r.reason.as_deref().map(reason_text);
     Ok(RunRecord {
         id: r.id,
@@ -164,7 +163,7 @@ impl baton_graphql::Runs for Services {
         let (p, f) = (p.clone(), f.clone());
         self.run(move |c| {
             let mut filter = db::runs::RunFilter {
-                statuses: f.statuses.as_ref().map(|s| s.iter().map(|x| x.as_str().to_string()).collect()),
+                statuses: f.statuses.clone(),
                 task_id: f.task_id,
                 group_id: f.group_id,
                 instance_ids: visible_instances(c, &p.instances)?,
@@ -201,14 +200,10 @@ impl baton_graphql::Runs for Services {
             visible_run(c, &p, id)?;
             Ok(db::run_transitions::of_run(c, id)?
                 .into_iter()
-                .filter_map(|t| {
-                    let (Some(from), Some(to)) = (RunStatus::parse(&t.from_status), RunStatus::parse(&t.to_status))
-                    else {
-                        tracing::warn!(run = id, seq = t.seq, "a stored transition of no known status");
-                        return None;
-                    };
+                .map(|t| {
                     let reason = t.reason.as_deref().map(reason_text);
-                    Some(TransitionRecord { seq: t.seq, from, to, attempt: t.attempt, at: db::utc(t.at), reason })
+                    let (from, to, at) = (t.from_status, t.to_status, db::utc(t.at));
+                    TransitionRecord { seq: t.seq, from, to, attempt: t.attempt, at, reason }
                 })
                 .collect())
         })
@@ -237,7 +232,7 @@ impl baton_graphql::Runs for Services {
         .await
     }
 
-    async fn status_counts(&self, p: &Principal, run_date: chrono::NaiveDate) -> BackendResult<Vec<(String, i64)>> {
+    async fn status_counts(&self, p: &Principal, run_date: chrono::NaiveDate) -> BackendResult<Vec<(RunStatus, i64)>> {
         let p = p.clone();
         self.run(move |c| {
             let ids = visible_instances(c, &p.instances)?;
