@@ -25,7 +25,9 @@ const SETTLE_MS: u32 = 100;
 /// (`null`, "read everything again") wins over the events it is merged with.
 struct Coalesce {
     pending: RefCell<Option<Value>>,
-    on_next: Callback<Value>,
+    /// The page's callback as of its latest render (one from an earlier render would read stale
+    /// state: whether the page still follows, what it shows).
+    on_next: Rc<RefCell<Callback<Value>>>,
 }
 
 impl Coalesce {
@@ -44,7 +46,8 @@ impl Coalesce {
                     gloo_timers::future::TimeoutFuture::new(SETTLE_MS).await;
                     let next = me.pending.borrow_mut().take();
                     if let Some(v) = next {
-                        me.on_next.emit(v);
+                        let on_next = me.on_next.borrow().clone();
+                        on_next.emit(v);
                     }
                 });
             }
@@ -126,11 +129,13 @@ where
 
 #[hook]
 fn use_events(query: &'static str, variables: Value, on_next: Callback<Value>) {
+    let latest = use_mut_ref(|| on_next.clone());
+    *latest.borrow_mut() = on_next;
     let key = variables.to_string();
     use_effect_with(key, move |_| {
         let alive = Rc::new(Cell::new(true));
         let flag = alive.clone();
-        let out = Rc::new(Coalesce { pending: RefCell::new(None), on_next });
+        let out = Rc::new(Coalesce { pending: RefCell::new(None), on_next: latest });
         wasm_bindgen_futures::spawn_local(async move {
             let mut backoff = 250u32;
             while flag.get() {

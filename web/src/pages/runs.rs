@@ -172,7 +172,10 @@ pub fn output(props: &OutputProps) -> Html {
     let start = use_mut_ref(|| 0i64);
     let end = use_mut_ref(|| 0i64);
     let total = use_state(|| 0i64);
+    // Whether the view follows the live output: `follow` for rendering, `following` for the event
+    // callback, which must see a click at once (an event may come before the next render).
     let follow = use_state(|| true);
+    let following = use_mut_ref(|| true);
     let (id, stream) = (props.id, props.stream);
     let show = {
         let (text, start, end, total) = (text.clone(), start.clone(), end.clone(), total.clone());
@@ -196,10 +199,10 @@ pub fn output(props: &OutputProps) -> Html {
         })
     };
     let on_event = {
-        let (text, start, end, total, follow, show) =
-            (text.clone(), start.clone(), end.clone(), total.clone(), follow.clone(), show.clone());
+        let (text, start, end, total, following, show) =
+            (text.clone(), start.clone(), end.clone(), total.clone(), following.clone(), show.clone());
         Callback::from(move |event: Option<run_output_events::ResponseData>| {
-            if !*follow {
+            if !*following.borrow() {
                 return;
             }
             if event.is_none() {
@@ -232,22 +235,25 @@ pub fn output(props: &OutputProps) -> Html {
     let s = *start.borrow();
     let e = *end.borrow();
     let earlier = {
-        let (show, follow) = (show.clone(), follow.clone());
+        let (show, follow, following) = (show.clone(), follow.clone(), following.clone());
         Callback::from(move |_: MouseEvent| {
+            *following.borrow_mut() = false;
             follow.set(false);
             show.emit(Some(s - WINDOW));
         })
     };
     let later = {
-        let (show, follow) = (show.clone(), follow.clone());
+        let (show, follow, following) = (show.clone(), follow.clone(), following.clone());
         Callback::from(move |_: MouseEvent| {
+            *following.borrow_mut() = false;
             follow.set(false);
             show.emit(Some(e));
         })
     };
     let latest = {
-        let (show, follow) = (show.clone(), follow.clone());
+        let (show, follow, following) = (show.clone(), follow.clone(), following.clone());
         Callback::from(move |_: MouseEvent| {
+            *following.borrow_mut() = true;
             follow.set(true);
             show.emit(None);
         })
