@@ -5,7 +5,7 @@ use crate::backend::{AgentChangeRecord, AgentRecord, AgentTokenRecord};
 use crate::definitions::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
-use async_graphql::{Context, Object, SimpleObject, Subscription};
+use async_graphql::{Context, Enum, Object, SimpleObject, Subscription};
 use baton_schema::access::{InstanceAccess, Role};
 use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
@@ -29,6 +29,14 @@ pub trait Agents: Send + Sync {
     fn agent_changes(&self) -> BoxStream<'static, AgentChangeRecord>;
 }
 
+/// Whether an agent is connected to a server; the domain's own `AgentStatus`.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "baton_schema::agent::AgentStatus")]
+pub enum AgentStatus {
+    Online,
+    Offline,
+}
+
 #[derive(SimpleObject)]
 pub struct Agent {
     pub id: i64,
@@ -37,8 +45,7 @@ pub struct Agent {
     pub queues: Vec<String>,
     pub version: String,
     pub os: String,
-    /// ONLINE or OFFLINE
-    pub status: String,
+    pub status: AgentStatus,
     pub cpu_percent: Option<f64>,
     pub memory_percent: Option<f64>,
     pub uptime_seconds: Option<i64>,
@@ -59,7 +66,7 @@ impl From<AgentRecord> for Agent {
             queues: a.queues,
             version: a.version,
             os: a.os,
-            status: a.status,
+            status: a.status.into(),
             cpu_percent: a.cpu_percent,
             memory_percent: a.memory_percent,
             uptime_seconds: a.uptime_seconds,
@@ -80,13 +87,13 @@ pub struct CreatedAgentToken {
 #[derive(SimpleObject, Clone)]
 pub struct AgentEvent {
     pub name: String,
-    pub status: String,
+    pub status: AgentStatus,
     pub at: DateTime<Utc>,
 }
 
 impl From<AgentChangeRecord> for AgentEvent {
     fn from(c: AgentChangeRecord) -> Self {
-        AgentEvent { name: c.name, status: c.status, at: c.at }
+        AgentEvent { name: c.name, status: c.status.into(), at: c.at }
     }
 }
 

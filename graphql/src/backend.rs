@@ -297,7 +297,7 @@ pub struct AgentRecord {
     pub version: String,
     pub os: String,
     /// ONLINE or OFFLINE
-    pub status: String,
+    pub status: baton_schema::agent::AgentStatus,
     pub cpu_percent: Option<f64>,
     pub memory_percent: Option<f64>,
     pub uptime_seconds: Option<i64>,
@@ -325,7 +325,7 @@ pub struct AgentTokenRecord {
 #[derive(Debug, Clone)]
 pub struct AgentChangeRecord {
     pub name: String,
-    pub status: String,
+    pub status: baton_schema::agent::AgentStatus,
     pub at: DateTime<Utc>,
 }
 

@@ -3,7 +3,53 @@
 //! JSON text frames, one message each, tagged by `type`. Every agent event that changes a run
 //! carries a sequence number: the agent appends it to its durable log before sending, the server
 //! stores it and acknowledges by sequence, and ignores any sequence it has already seen, so a
-//! replay after a reconnect loses nothing and counts nothing twice.
+//! replay after a reconnect loses nothing and counts nothing twice. `AgentStatus` is whether an
+//! agent is connected to some server.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Whether an agent is connected to a server (as stored, published and shown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AgentStatus {
+    Online,
+    Offline,
+}
+
+impl AgentStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "ONLINE",
+            Self::Offline => "OFFLINE",
+        }
+    }
+}
+
+impl fmt::Display for AgentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A word that is not an agent status (as stored text is read back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownAgentStatus(pub String);
+
+impl fmt::Display for UnknownAgentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} is not an agent status", self.0)
+    }
+}
+
+impl std::error::Error for UnknownAgentStatus {}
+
+impl TryFrom<String> for AgentStatus {
+    type Error = UnknownAgentStatus;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        [Self::Online, Self::Offline].into_iter().find(|v| v.as_str() == s).ok_or(UnknownAgentStatus(s))
+    }
+}
 
 pub mod v1 {
     use crate::ids::RunId;

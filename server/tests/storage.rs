@@ -471,6 +471,8 @@ fn statuses_streams_and_kinds_take_only_their_words() {
             "INSERT INTO definition_changes (kind, entity_id, name, instance, action, server, at) \
              VALUES ('job', 1, 'x', 'default', 'created', 'a', '2026-11-28 12:00:00')"
                 .to_string(),
+            "INSERT INTO agent_changes (name, status, server, at) VALUES ('a1', 'AWAY', 'a', '2026-11-28 12:00:00')"
+                .to_string(),
         ];
         for sql in &refused {
             let res = execute(&mut c, sql);

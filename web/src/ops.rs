@@ -9,7 +9,8 @@ pub type NaiveDate = String;
 /// Import and export documents, passed through as they are.
 #[allow(clippy::upper_case_acronyms)]
 pub type JSON = serde_json::Value;
-/// A run's status is the domain's enum, as the server's.
+/// Run and agent statuses are the domain's enums, as the server's.
+pub use baton_schema::agent::AgentStatus;
 pub use baton_schema::run::RunStatus;
 
 // The derive tracks each document but not the schema: this makes a schema change rebuild (and so
@@ -23,7 +24,7 @@ macro_rules! operations {
         #[graphql(
             schema_path = "../graphql/schema.graphql",
             query_path = $file,
-            extern_enums("RunStatus"),
+            extern_enums("RunStatus", "AgentStatus"),
             response_derives = "Clone, PartialEq",
             variables_derives = "Clone, PartialEq"
         )]

@@ -4,6 +4,7 @@
 
 use crate::db::{self, Db};
 use baton_schema::agent::v1::ServerMsg;
+use baton_schema::agent::AgentStatus;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,7 @@ impl Default for HeartbeatPolicy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentChange {
     pub name: String,
-    pub status: String,
+    pub status: AgentStatus,
 }
 
 /// One connected agent.
@@ -111,11 +112,11 @@ impl AgentHub {
     }
 
     /// Publishes a change here, and records it for the other servers sharing the database.
-    pub(super) fn publish(&self, name: &str, status: &str) {
-        let _ = self.changes.send(AgentChange { name: name.into(), status: status.into() });
+    pub(super) fn publish(&self, name: &str, status: AgentStatus) {
+        let _ = self.changes.send(AgentChange { name: name.into(), status });
         let Some(server) = self.server.clone() else { return };
-        let (name, status, now) = (name.to_string(), status.to_string(), self.clock.now());
-        let recorded = self.db.submit(move |c| db::agent_changes::record(c, &name, &status, &server, now));
+        let (name, now) = (name.to_string(), self.clock.now());
+        let recorded = self.db.submit(move |c| db::agent_changes::record(c, &name, status, &server, now));
         actix_web::rt::spawn(async move {
             if let Err(e) = recorded.await {
                 tracing::error!(error = %e, "recording an agent change for the other servers");
@@ -146,7 +147,7 @@ impl AgentHub {
     /// has seen it since (it moved there).
     pub(super) async fn went_offline(&self, name: &str, id: i64, seen: DateTime<Utc>) {
         match self.db.run(move |c| db::agents::set_offline(c, id, seen)).await {
-            Ok(true) => self.publish(name, "OFFLINE"),
+            Ok(true) => self.publish(name, AgentStatus::Offline),
             Ok(false) => tracing::info!(agent = %name, "left this server for another"),
             Err(e) => tracing::error!(error = %e, agent = id, "recording an agent's status"),
         }

@@ -9,6 +9,7 @@ use crate::service::auth::token_hash;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::AggregatedMessage;
 use baton_schema::agent::v1::{self, AgentMsg, ServerMsg, PROTOCOL_VERSION};
+use baton_schema::agent::AgentStatus;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use std::future::Future;
@@ -186,7 +187,7 @@ pub async fn agent_socket(
         tracing::info!(agent = %name, %peer, "agent connected");
         // Its runs are this server's before its replayed events are read.
         driver.adopt_agent(&name, id).await;
-        hub.publish(&name, "ONLINE");
+        hub.publish(&name, AgentStatus::Online);
         send(
             &mut session,
             &ServerMsg::Welcome {
@@ -356,7 +357,7 @@ async fn on_heartbeat(hub: &AgentHub, name: &str, id: i64, stats: v1::AgentStats
         .run(move |c| {
             db::agents::heartbeat(c, id, beat, now)?;
             if came_back {
-                db::agents::set_status(c, id, "ONLINE")?;
+                db::agents::set_status(c, id, AgentStatus::Online)?;
             }
             Ok(())
         })
@@ -366,6 +367,6 @@ async fn on_heartbeat(hub: &AgentHub, name: &str, id: i64, stats: v1::AgentStats
     }
     if came_back {
         tracing::info!(agent = %name, "heartbeats resumed: ONLINE");
-        hub.publish(name, "ONLINE");
+        hub.publish(name, AgentStatus::Online);
     }
 }

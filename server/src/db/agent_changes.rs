@@ -3,6 +3,7 @@
 
 use super::schema::agent_changes;
 use super::{ts, with_conn, DbConn, DbResult};
+use baton_schema::agent::AgentStatus;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -11,16 +12,17 @@ use diesel::prelude::*;
 pub struct AgentChangeRow {
     pub id: i64,
     pub name: String,
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: AgentStatus,
     pub server: String,
     pub at: NaiveDateTime,
 }
 
-pub fn record(conn: &mut DbConn, name: &str, status: &str, server: &str, now: DateTime<Utc>) -> DbResult<()> {
+pub fn record(conn: &mut DbConn, name: &str, status: AgentStatus, server: &str, now: DateTime<Utc>) -> DbResult<()> {
     with_conn!(conn, |c| diesel::insert_into(agent_changes::table)
         .values((
             agent_changes::name.eq(name),
-            agent_changes::status.eq(status),
+            agent_changes::status.eq(status.as_str()),
             agent_changes::server.eq(server),
             agent_changes::at.eq(ts(now)),
         ))

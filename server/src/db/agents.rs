@@ -2,6 +2,7 @@
 
 use super::schema::agents;
 use super::{ts, with_conn, DbConn, DbResult};
+use baton_schema::agent::AgentStatus;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -14,7 +15,8 @@ pub struct AgentRow {
     pub queues: String,
     pub version: String,
     pub os: String,
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: AgentStatus,
     pub cpu_percent: Option<f64>,
     pub memory_percent: Option<f64>,
     pub uptime_seconds: Option<i64>,
@@ -53,7 +55,7 @@ pub fn register(conn: &mut DbConn, r: &Registration<'_>, now: DateTime<Utc>) -> 
             agents::queues.eq(&queues),
             agents::version.eq(r.version),
             agents::os.eq(r.os),
-            agents::status.eq("ONLINE"),
+            agents::status.eq(AgentStatus::Online.as_str()),
             agents::last_seen_at.eq(Some(ts(now))),
             agents::created_at.eq(ts(now)),
         ))
@@ -64,7 +66,7 @@ pub fn register(conn: &mut DbConn, r: &Registration<'_>, now: DateTime<Utc>) -> 
             agents::queues.eq(&queues),
             agents::version.eq(r.version),
             agents::os.eq(r.os),
-            agents::status.eq("ONLINE"),
+            agents::status.eq(AgentStatus::Online.as_str()),
             agents::last_seen_at.eq(Some(ts(now))),
         ))
         .returning(AgentRow::as_returning())
@@ -101,8 +103,8 @@ pub fn heartbeat(conn: &mut DbConn, id: i64, beat: Beat, now: DateTime<Utc>) -> 
     Ok(())
 }
 
-pub fn set_status(conn: &mut DbConn, id: i64, status: &str) -> DbResult<()> {
-    with_conn!(conn, |c| diesel::update(agents::table.find(id)).set(agents::status.eq(status)).execute(c))?;
+pub fn set_status(conn: &mut DbConn, id: i64, status: AgentStatus) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::update(agents::table.find(id)).set(agents::status.eq(status.as_str())).execute(c))?;
     Ok(())
 }
 
@@ -112,7 +114,7 @@ pub fn set_offline(conn: &mut DbConn, id: i64, seen_until: DateTime<Utc>) -> DbR
     let n = with_conn!(conn, |c| diesel::update(
         agents::table.find(id).filter(agents::last_seen_at.is_null().or(agents::last_seen_at.le(Some(ts(seen_until)))))
     )
-    .set(agents::status.eq("OFFLINE"))
+    .set(agents::status.eq(AgentStatus::Offline.as_str()))
     .execute(c))?;
     Ok(n == 1)
 }
@@ -135,7 +137,9 @@ pub fn set_instances(conn: &mut DbConn, name: &str, instances: &str) -> DbResult
 
 /// On server start nothing is connected yet.
 pub fn mark_all_offline(conn: &mut DbConn) -> DbResult<usize> {
-    Ok(with_conn!(conn, |c| diesel::update(agents::table).set(agents::status.eq("OFFLINE")).execute(c))?)
+    Ok(with_conn!(conn, |c| diesel::update(agents::table)
+        .set(agents::status.eq(AgentStatus::Offline.as_str()))
+        .execute(c))?)
 }
 
 pub fn list(conn: &mut DbConn) -> DbResult<Vec<AgentRow>> {

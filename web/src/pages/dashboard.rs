@@ -3,7 +3,7 @@
 use crate::gql;
 use crate::gql::Load;
 use crate::live::use_subscription;
-use crate::ops::{self, dashboard, run_events, RunStatus};
+use crate::ops::{self, dashboard, run_events, AgentStatus, RunStatus};
 use crate::route::Route;
 use crate::status::{badge, label};
 use yew::prelude::*;
@@ -32,7 +32,7 @@ pub fn dashboard() -> Html {
         Load::Failed(e) => html! { <p class="error">{ e.to_string() }</p> },
         Load::Ready(d) => {
             let count = |s: RunStatus| d.dashboard.counts.iter().find(|c| c.status == s).map_or(0, |c| c.count);
-            let online = d.agents.iter().filter(|a| a.status == "ONLINE").count();
+            let online = d.agents.iter().filter(|a| a.status == AgentStatus::Online).count();
             html! {
                 <>
                     <h2>{ format!("Today ({})", d.dashboard.run_date) }</h2>
@@ -56,7 +56,7 @@ pub fn dashboard() -> Html {
                         </div>
                         <div class="panel">
                             <h3>{ format!("Agents online: {online} of {}", d.agents.len()) }</h3>
-                            <ul>{ for d.agents.iter().map(|a| html! { <li>{ &a.name }{ " " }<span class="muted">{ &a.status }</span></li> }) }</ul>
+                            <ul>{ for d.agents.iter().map(|a| html! { <li>{ &a.name }{ " " }<span class="muted">{ a.status.as_str() }</span></li> }) }</ul>
                         </div>
                         <div class="panel">
                             <h3>{ "Upcoming runs" }</h3>

@@ -1,0 +1,1 @@
+ALTER TABLE agent_changes DROP CONSTRAINT agent_changes_status_known;

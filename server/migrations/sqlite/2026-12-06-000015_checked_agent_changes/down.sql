@@ -1,0 +1,2 @@
+DROP TRIGGER agent_changes_status_known_insert;
+DROP TRIGGER agent_changes_status_known_update;
