@@ -358,7 +358,7 @@ pub struct RunUpdateRecord {
 pub struct OutputUpdateRecord {
     pub run_id: i64,
     pub attempt: i32,
-    pub stream: String,
+    pub stream: baton_schema::agent::v1::Stream,
     pub offset: i64,
     pub data: String,
 }

@@ -99,7 +99,8 @@ pub struct OutputEvent {
 
 impl From<OutputUpdateRecord> for OutputEvent {
     fn from(u: OutputUpdateRecord) -> Self {
-        OutputEvent { run_id: u.run_id, attempt: u.attempt, stream: u.stream, offset: u.offset, data: u.data }
+        let stream = u.stream.as_str().to_string();
+        OutputEvent { run_id: u.run_id, attempt: u.attempt, stream, offset: u.offset, data: u.data }
     }
 }
 

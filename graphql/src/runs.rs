@@ -23,7 +23,7 @@ pub trait Runs: Send + Sync {
         p: &Principal,
         id: i64,
         attempt: Option<i32>,
-        stream: &str,
+        stream: baton_schema::agent::v1::Stream,
         offset: i64,
         limit: i64,
     ) -> BackendResult<OutputSlice>;
@@ -53,8 +53,9 @@ pub enum Status {
     Frozen,
 }
 
-/// stdout or stderr.
+/// stdout or stderr; the agent protocol's own `Stream`.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "baton_schema::agent::v1::Stream")]
 pub enum OutputStream {
     Stdout,
     Stderr,
@@ -274,11 +275,8 @@ impl RunQuery {
         if !(1..=1_048_576).contains(&limit) || offset < 0 {
             return Err(ApiError::invalid("limit", "range", "limit must be 1-1048576 and offset not negative").into());
         }
-        let stream = match stream {
-            OutputStream::Stdout => "stdout",
-            OutputStream::Stderr => "stderr",
-        };
-        let s = domain::<dyn Runs>(ctx).run_output(principal(ctx)?, run_id, attempt, stream, offset, limit).await?;
+        let s =
+            domain::<dyn Runs>(ctx).run_output(principal(ctx)?, run_id, attempt, stream.into(), offset, limit).await?;
         Ok(OutputChunk { offset: s.offset, data: s.data, next_offset: s.next_offset, total_bytes: s.total_bytes })
     }
 

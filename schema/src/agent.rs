@@ -87,6 +87,25 @@ pub mod v1 {
         }
     }
 
+    /// A word that is not a stream's name (as stored text is read back).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct UnknownStream(pub String);
+
+    impl std::fmt::Display for UnknownStream {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{:?} is not stdout or stderr", self.0)
+        }
+    }
+
+    impl std::error::Error for UnknownStream {}
+
+    impl TryFrom<String> for Stream {
+        type Error = UnknownStream;
+        fn try_from(s: String) -> Result<Self, Self::Error> {
+            Self::parse(&s).ok_or(UnknownStream(s))
+        }
+    }
+
     /// The agent's resource figures, sent with each heartbeat.
     #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
     pub struct AgentStats {

@@ -232,14 +232,26 @@ fn one_run_per_slot_transitions_in_order_and_output_once() {
 
         assert!(db::run_output::append(
             &mut c,
-            db::run_output::Chunk { run_id: first.id(), attempt: 1, stream: "stdout", offset: 0, data: "hello " },
+            db::run_output::Chunk {
+                run_id: first.id(),
+                attempt: 1,
+                stream: baton_schema::agent::v1::Stream::Stdout,
+                offset: 0,
+                data: "hello "
+            },
             now(),
             "s1"
         )
         .unwrap());
         assert!(db::run_output::append(
             &mut c,
-            db::run_output::Chunk { run_id: first.id(), attempt: 1, stream: "stdout", offset: 6, data: "world\n" },
+            db::run_output::Chunk {
+                run_id: first.id(),
+                attempt: 1,
+                stream: baton_schema::agent::v1::Stream::Stdout,
+                offset: 6,
+                data: "world\n"
+            },
             now(),
             "s1"
         )
@@ -247,18 +259,25 @@ fn one_run_per_slot_transitions_in_order_and_output_once() {
         assert!(
             !db::run_output::append(
                 &mut c,
-                db::run_output::Chunk { run_id: first.id(), attempt: 1, stream: "stdout", offset: 6, data: "world\n" },
+                db::run_output::Chunk {
+                    run_id: first.id(),
+                    attempt: 1,
+                    stream: baton_schema::agent::v1::Stream::Stdout,
+                    offset: 6,
+                    data: "world\n"
+                },
                 now(),
                 "s1"
             )
             .unwrap(),
             "replay ignored"
         );
-        let from_8: Vec<(i64, String)> = db::run_output::read(&mut c, first.id(), 1, "stdout", 8, 10)
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.byte_offset, r.data))
-            .collect();
+        let from_8: Vec<(i64, String)> =
+            db::run_output::read(&mut c, first.id(), 1, baton_schema::agent::v1::Stream::Stdout, 8, 10)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.byte_offset, r.data))
+                .collect();
         assert_eq!(from_8, vec![(6, "world\n".to_string())], "{}", t.name);
 
         let failed = db::runs::RunFilter { statuses: Some(vec![RunStatus::Idle]), ..Default::default() };

@@ -74,21 +74,39 @@ fn runs_timeline_output_and_dashboard() {
     .unwrap();
     db::run_output::append(
         &mut c,
-        db::run_output::Chunk { run_id: ids[1], attempt: 1, stream: "stdout", offset: 0, data: "héllo " },
+        db::run_output::Chunk {
+            run_id: ids[1],
+            attempt: 1,
+            stream: baton_schema::agent::v1::Stream::Stdout,
+            offset: 0,
+            data: "héllo ",
+        },
         now,
         "test",
     )
     .unwrap();
     db::run_output::append(
         &mut c,
-        db::run_output::Chunk { run_id: ids[1], attempt: 1, stream: "stdout", offset: 7, data: "world\n" },
+        db::run_output::Chunk {
+            run_id: ids[1],
+            attempt: 1,
+            stream: baton_schema::agent::v1::Stream::Stdout,
+            offset: 7,
+            data: "world\n",
+        },
         now,
         "test",
     )
     .unwrap();
     db::run_output::append(
         &mut c,
-        db::run_output::Chunk { run_id: ids[1], attempt: 1, stream: "stderr", offset: 0, data: "boom\n" },
+        db::run_output::Chunk {
+            run_id: ids[1],
+            attempt: 1,
+            stream: baton_schema::agent::v1::Stream::Stderr,
+            offset: 0,
+            data: "boom\n",
+        },
         now,
         "test",
     )

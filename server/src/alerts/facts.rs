@@ -85,7 +85,7 @@ impl Facts {
 /// The last lines of an attempt's stdout, as stored (masked on the agent).
 pub(super) fn stdout_tail(c: &mut DbConn, run_id: i64, attempt: i32, bytes: i64) -> DbResult<String> {
     let from = (bytes - TAIL_BYTES as i64).max(0);
-    let chunks = db::run_output::read(c, run_id, attempt, "stdout", from, 64)?;
+    let chunks = db::run_output::read(c, run_id, attempt, baton_schema::agent::v1::Stream::Stdout, from, 64)?;
     let text: String = chunks.iter().map(|r| r.data.as_str()).collect();
     let mut start = text.len().saturating_sub(TAIL_BYTES);
     while !text.is_char_boundary(start) {

@@ -2,6 +2,7 @@
 
 use super::schema::run_output;
 use super::{ts, with_conn, DbConn, DbResult};
+use baton_schema::agent::v1::Stream;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -11,7 +12,8 @@ pub struct OutputRow {
     pub id: i64,
     pub run_id: i64,
     pub attempt: i32,
-    pub stream: String,
+    #[diesel(deserialize_as = String)]
+    pub stream: Stream,
     pub byte_offset: i64,
     pub data: String,
     pub created_at: NaiveDateTime,
@@ -24,7 +26,7 @@ pub struct OutputRow {
 pub struct Chunk<'a> {
     pub run_id: i64,
     pub attempt: i32,
-    pub stream: &'a str,
+    pub stream: Stream,
     pub offset: i64,
     pub data: &'a str,
 }
@@ -35,7 +37,7 @@ pub fn append(conn: &mut DbConn, chunk: Chunk<'_>, now: DateTime<Utc>, server: &
         .values((
             run_output::run_id.eq(chunk.run_id),
             run_output::attempt.eq(chunk.attempt),
-            run_output::stream.eq(chunk.stream),
+            run_output::stream.eq(chunk.stream.as_str()),
             run_output::byte_offset.eq(chunk.offset),
             run_output::data.eq(chunk.data),
             run_output::created_at.eq(ts(now)),
@@ -52,19 +54,29 @@ pub fn read(
     conn: &mut DbConn,
     run_id: i64,
     attempt: i32,
-    stream: &str,
+    stream: Stream,
     from: i64,
     limit: i64,
 ) -> DbResult<Vec<OutputRow>> {
     // A chunk that starts before `from` may still reach past it: start from the last chunk
     // that begins at or before `from`.
     let start: Option<i64> = with_conn!(conn, |c| run_output::table
-        .filter(run_output::run_id.eq(run_id).and(run_output::stream.eq(stream)).and(run_output::attempt.eq(attempt)))
+        .filter(
+            run_output::run_id
+                .eq(run_id)
+                .and(run_output::stream.eq(stream.as_str()))
+                .and(run_output::attempt.eq(attempt))
+        )
         .filter(run_output::byte_offset.le(from))
         .select(diesel::dsl::max(run_output::byte_offset))
         .first(c))?;
     Ok(with_conn!(conn, |c| run_output::table
-        .filter(run_output::run_id.eq(run_id).and(run_output::stream.eq(stream)).and(run_output::attempt.eq(attempt)))
+        .filter(
+            run_output::run_id
+                .eq(run_id)
+                .and(run_output::stream.eq(stream.as_str()))
+                .and(run_output::attempt.eq(attempt))
+        )
         .filter(run_output::byte_offset.ge(start.unwrap_or(0)))
         .order(run_output::byte_offset)
         .limit(limit)
@@ -74,12 +86,17 @@ pub fn read(
 
 /// Drops the chunks of a stream that end at or before `keep_from` (a byte offset), so at least
 /// the bytes from `keep_from` on stay; returns the bytes dropped. Keeps the tail beyond the cap.
-pub fn trim_to(conn: &mut DbConn, run_id: i64, attempt: i32, stream: &str, keep_from: i64) -> DbResult<i64> {
+pub fn trim_to(conn: &mut DbConn, run_id: i64, attempt: i32, stream: Stream, keep_from: i64) -> DbResult<i64> {
     if keep_from <= 0 {
         return Ok(0);
     }
     let before: Vec<(i64, i64, String)> = with_conn!(conn, |c| run_output::table
-        .filter(run_output::run_id.eq(run_id).and(run_output::stream.eq(stream)).and(run_output::attempt.eq(attempt)))
+        .filter(
+            run_output::run_id
+                .eq(run_id)
+                .and(run_output::stream.eq(stream.as_str()))
+                .and(run_output::attempt.eq(attempt))
+        )
         .select((run_output::id, run_output::byte_offset, run_output::data))
         .filter(run_output::byte_offset.lt(keep_from))
         .load::<(i64, i64, String)>(c))?;

@@ -582,12 +582,12 @@ impl Driver {
         let att = i32::try_from(attempt).unwrap_or(i32::MAX);
         let chunk = data.clone();
         let stored = self.db.submit_for(run_id, move |c| {
-            let piece = db::run_output::Chunk { run_id, attempt: att, stream: stream.as_str(), offset, data: &chunk };
+            let piece = db::run_output::Chunk { run_id, attempt: att, stream, offset, data: &chunk };
             let new = db::run_output::append(c, piece, now, &server)?;
             if !new {
                 return Ok(false);
             }
-            let dropped = db::run_output::trim_to(c, run_id, att, stream.as_str(), offset + len - cap)?;
+            let dropped = db::run_output::trim_to(c, run_id, att, stream, offset + len - cap)?;
             let (o, e) = match stream {
                 OutStream::Stdout => (len, 0),
                 OutStream::Stderr => (0, len),

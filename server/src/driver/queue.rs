@@ -8,7 +8,6 @@
 
 use super::{Driver, GroupRunRef, OutputUpdate, RunUpdate};
 use crate::db;
-use baton_schema::agent::v1::Stream;
 use baton_schema::run::{RunEvent, RunStatus};
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
@@ -193,15 +192,11 @@ impl Driver {
             read,
             |c| c.id,
             |c| {
-                let Some(stream) = Stream::parse(&c.stream) else {
-                    tracing::warn!(run = c.run_id, stream = %c.stream, "stored output of no known stream");
-                    return;
-                };
                 let attempt = u32::try_from(c.attempt).unwrap_or(0);
                 let _ = self.output.send(OutputUpdate {
                     run_id: c.run_id,
                     attempt,
-                    stream,
+                    stream: c.stream,
                     offset: c.byte_offset,
                     data: c.data,
                 });

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::InstanceAccess;
+use baton_schema::agent::v1::Stream;
 use baton_schema::run::{Reason, RunStatus};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
@@ -215,18 +216,22 @@ impl baton_graphql::Runs for Services {
         p: &Principal,
         id: i64,
         attempt: Option<i32>,
-        stream: &str,
+        stream: Stream,
         offset: i64,
         limit: i64,
     ) -> BackendResult<OutputSlice> {
-        let (p, stream) = (p.clone(), stream.to_string());
+        let p = p.clone();
         self.run(move |c| {
             let row = visible_run(c, &p, id)?;
             let attempt = attempt.unwrap_or(row.attempt.max(1));
-            let chunks = db::run_output::read(c, id, attempt, &stream, offset, 4096)?;
+            let chunks = db::run_output::read(c, id, attempt, stream, offset, 4096)?;
             let pieces: Vec<(i64, &str)> = chunks.iter().map(|ch| (ch.byte_offset, ch.data.as_str())).collect();
             let (start, end, data, total) = assemble(&pieces, offset, limit);
-            let total_bytes = if stream == "stdout" { row.stdout_bytes } else { row.stderr_bytes }.max(total);
+            let total_bytes = match stream {
+                Stream::Stdout => row.stdout_bytes,
+                Stream::Stderr => row.stderr_bytes,
+            }
+            .max(total);
             Ok(OutputSlice { offset: start, next_offset: end, data, total_bytes })
         })
         .await
@@ -275,7 +280,7 @@ impl baton_graphql::Runs for Services {
                 r.ok().filter(|u| u.run_id == run_id).map(|u| OutputUpdateRecord {
                     run_id: u.run_id,
                     attempt: i32::try_from(u.attempt).unwrap_or(i32::MAX),
-                    stream: u.stream.as_str().to_string(),
+                    stream: u.stream,
                     offset: u.offset,
                     data: u.data,
                 })
