@@ -180,31 +180,7 @@ pub struct ImportPlan {
     pub applied: bool,
 }
 
-/// What a definition change is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    Task,
-    Group,
-    Calendar,
-    /// A whole instance, after an import.
-    Instance,
-}
-
-impl ChangeKind {
-    /// As stored for other servers and as the API names it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Task => "task",
-            Self::Group => "group",
-            Self::Calendar => "calendar",
-            Self::Instance => "instance",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Task, Self::Group, Self::Calendar, Self::Instance].into_iter().find(|k| k.as_str() == s)
-    }
-}
+pub use baton_schema::definition::ChangeKind;
 
 /// A change the API publishes to subscribers.
 #[derive(Debug, Clone, PartialEq, Eq)]

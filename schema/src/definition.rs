@@ -599,6 +599,51 @@ pub fn check_group_members<'a>(
     check_graph(&nodes).map_err(|e| e.into_field_error())
 }
 
+/// What a definition change is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Task,
+    Group,
+    Calendar,
+    /// A whole instance, after an import.
+    Instance,
+}
+
+impl ChangeKind {
+    /// As stored for other servers and as the API names it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Task => "task",
+            Self::Group => "group",
+            Self::Calendar => "calendar",
+            Self::Instance => "instance",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Task, Self::Group, Self::Calendar, Self::Instance].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A word that is not a kind of definition change (as stored text is read back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownChangeKind(pub String);
+
+impl std::fmt::Display for UnknownChangeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} is not a kind of definition change", self.0)
+    }
+}
+
+impl std::error::Error for UnknownChangeKind {}
+
+impl TryFrom<String> for ChangeKind {
+    type Error = UnknownChangeKind;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s).ok_or(UnknownChangeKind(s))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 
 use super::schema::definition_changes;
 use super::{ts, with_conn, DbConn, DbResult};
+use baton_schema::definition::ChangeKind;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -9,7 +10,8 @@ use diesel::prelude::*;
 #[diesel(table_name = definition_changes)]
 pub struct ChangeRow {
     pub id: i64,
-    pub kind: String,
+    #[diesel(deserialize_as = String)]
+    pub kind: ChangeKind,
     pub entity_id: i64,
     pub name: String,
     pub instance: String,
@@ -21,7 +23,7 @@ pub struct ChangeRow {
 /// What a server records of a change it published.
 #[derive(Debug, Clone)]
 pub struct NewChange<'a> {
-    pub kind: &'a str,
+    pub kind: ChangeKind,
     pub entity_id: i64,
     pub name: &'a str,
     pub instance: &'a str,
@@ -32,7 +34,7 @@ pub struct NewChange<'a> {
 pub fn record(conn: &mut DbConn, c: &NewChange<'_>, now: DateTime<Utc>) -> DbResult<()> {
     with_conn!(conn, |conn| diesel::insert_into(definition_changes::table)
         .values((
-            definition_changes::kind.eq(c.kind),
+            definition_changes::kind.eq(c.kind.as_str()),
             definition_changes::entity_id.eq(c.entity_id),
             definition_changes::name.eq(c.name),
             definition_changes::instance.eq(c.instance),

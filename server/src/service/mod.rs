@@ -164,7 +164,7 @@ impl Services {
         let (server, now) = (self.driver.server().to_string(), self.driver.now());
         let recorded = self.db.submit(move |c| {
             let change = db::definition_changes::NewChange {
-                kind: kind.as_str(),
+                kind,
                 entity_id: id,
                 name: &name,
                 instance: &instance,
@@ -206,13 +206,7 @@ impl Services {
             db::definition_changes::last_id,
             read,
             |r| r.id,
-            |r| {
-                let Some(kind) = ChangeKind::parse(&r.kind) else {
-                    tracing::warn!(kind = %r.kind, "another server recorded a change of no known kind");
-                    return;
-                };
-                self.publish_here(kind, r.entity_id, &r.name, &r.instance, &r.action, db::utc(r.at));
-            },
+            |r| self.publish_here(r.kind, r.entity_id, &r.name, &r.instance, &r.action, db::utc(r.at)),
         )
         .await;
     }
