@@ -6,6 +6,7 @@
 //! replay after a reconnect loses nothing and counts nothing twice. `AgentStatus` is whether an
 //! agent is connected to some server.
 
+use crate::error::UnknownWord;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -32,22 +33,11 @@ impl fmt::Display for AgentStatus {
     }
 }
 
-/// A word that is not an agent status (as stored text is read back).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownAgentStatus(pub String);
-
-impl fmt::Display for UnknownAgentStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} is not an agent status", self.0)
-    }
-}
-
-impl std::error::Error for UnknownAgentStatus {}
-
 impl TryFrom<String> for AgentStatus {
-    type Error = UnknownAgentStatus;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        [Self::Online, Self::Offline].into_iter().find(|v| v.as_str() == s).ok_or(UnknownAgentStatus(s))
+    type Error = UnknownWord;
+    fn try_from(word: String) -> Result<Self, Self::Error> {
+        let known = [Self::Online, Self::Offline].into_iter().find(|v| v.as_str() == word);
+        known.ok_or(UnknownWord { what: "an agent status", word })
     }
 }
 
@@ -87,22 +77,10 @@ pub mod v1 {
         }
     }
 
-    /// A word that is not a stream's name (as stored text is read back).
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct UnknownStream(pub String);
-
-    impl std::fmt::Display for UnknownStream {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "{:?} is not stdout or stderr", self.0)
-        }
-    }
-
-    impl std::error::Error for UnknownStream {}
-
     impl TryFrom<String> for Stream {
-        type Error = UnknownStream;
-        fn try_from(s: String) -> Result<Self, Self::Error> {
-            Self::parse(&s).ok_or(UnknownStream(s))
+        type Error = crate::error::UnknownWord;
+        fn try_from(word: String) -> Result<Self, Self::Error> {
+            Self::parse(&word).ok_or(crate::error::UnknownWord { what: "stdout or stderr", word })
         }
     }
 

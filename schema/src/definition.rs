@@ -625,22 +625,10 @@ impl ChangeKind {
     }
 }
 
-/// A word that is not a kind of definition change (as stored text is read back).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownChangeKind(pub String);
-
-impl std::fmt::Display for UnknownChangeKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?} is not a kind of definition change", self.0)
-    }
-}
-
-impl std::error::Error for UnknownChangeKind {}
-
 impl TryFrom<String> for ChangeKind {
-    type Error = UnknownChangeKind;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s).ok_or(UnknownChangeKind(s))
+    type Error = crate::error::UnknownWord;
+    fn try_from(word: String) -> Result<Self, Self::Error> {
+        Self::parse(&word).ok_or(crate::error::UnknownWord { what: "a kind of definition change", word })
     }
 }
 

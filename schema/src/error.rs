@@ -3,6 +3,22 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// A stored word that is none of an enum's words (as a checked text column is read back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownWord {
+    /// What the word should have been (`a run status`).
+    pub what: &'static str,
+    pub word: String,
+}
+
+impl fmt::Display for UnknownWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} is not {}", self.word, self.what)
+    }
+}
+
+impl std::error::Error for UnknownWord {}
+
 /// One broken rule on one field. `field` is a dotted path (`schedule.timezone`, `profile.PATH`);
 /// `rule` is a short stable identifier clients can match on; `message` is for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 //! `RunMachine::apply(event, now)` is pure; illegal transitions are errors, never panics, so a
 //! late, duplicated or hostile event (from an agent or an operator) cannot corrupt a run.
 
+use crate::error::UnknownWord;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -67,22 +68,10 @@ impl RunStatus {
     }
 }
 
-/// A word that is not a run status (as stored text is read back).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownStatus(pub String);
-
-impl fmt::Display for UnknownStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} is not a run status", self.0)
-    }
-}
-
-impl std::error::Error for UnknownStatus {}
-
 impl TryFrom<String> for RunStatus {
-    type Error = UnknownStatus;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or(UnknownStatus(s))
+    type Error = UnknownWord;
+    fn try_from(word: String) -> Result<Self, Self::Error> {
+        Self::ALL.into_iter().find(|v| v.as_str() == word).ok_or(UnknownWord { what: "a run status", word })
     }
 }
 
@@ -365,7 +354,8 @@ mod tests {
             assert_eq!(RunStatus::try_from(String::from(s)), Ok(s));
         }
         for word in ["success", "DONE", ""] {
-            assert_eq!(RunStatus::try_from(word.to_string()), Err(UnknownStatus(word.to_string())));
+            let unknown = UnknownWord { what: "a run status", word: word.to_string() };
+            assert_eq!(RunStatus::try_from(word.to_string()), Err(unknown));
         }
     }
 
