@@ -163,6 +163,13 @@ async fn read_range(id: i64, stream: Stream, from: i64, until: i64) -> (String, 
     (acc, at, total)
 }
 
+/// Numbers a window read of the output view: the newest is the one shown.
+fn next_read(reads: &std::rc::Rc<std::cell::RefCell<u64>>) -> u64 {
+    let mut n = reads.borrow_mut();
+    *n += 1;
+    *n
+}
+
 /// One stream of a run's output, a window at a time: it opens on the latest output and follows
 /// it live; Earlier and Later page through the rest.
 #[function_component(Output)]
@@ -176,11 +183,17 @@ pub fn output(props: &OutputProps) -> Html {
     // callback, which must see a click at once (an event may come before the next render).
     let follow = use_state(|| true);
     let following = use_mut_ref(|| true);
+    // Window reads overlap (a click while the latest window is still being read): each takes a
+    // number and only the newest is shown, whichever finishes last; what the live output appends
+    // is dropped when a window read started after it.
+    let reads = use_mut_ref(|| 0u64);
     let (id, stream) = (props.id, props.stream);
     let show = {
-        let (text, start, end, total) = (text.clone(), start.clone(), end.clone(), total.clone());
+        let (text, start, end, total, reads) = (text.clone(), start.clone(), end.clone(), total.clone(), reads.clone());
         Callback::from(move |from: Option<i64>| {
-            let (text, start, end, total) = (text.clone(), start.clone(), end.clone(), total.clone());
+            let (text, start, end, total, reads) =
+                (text.clone(), start.clone(), end.clone(), total.clone(), reads.clone());
+            let ticket = next_read(&reads);
             wasm_bindgen_futures::spawn_local(async move {
                 // No start given: the latest window.
                 let from = match from {
@@ -191,6 +204,9 @@ pub fn output(props: &OutputProps) -> Html {
                     }
                 };
                 let (data, at, t) = read_range(id, stream, from, from + WINDOW).await;
+                if *reads.borrow() != ticket {
+                    return;
+                }
                 *start.borrow_mut() = from;
                 *end.borrow_mut() = at;
                 total.set(t);
@@ -199,8 +215,8 @@ pub fn output(props: &OutputProps) -> Html {
         })
     };
     let on_event = {
-        let (text, start, end, total, following, show) =
-            (text.clone(), start.clone(), end.clone(), total.clone(), following.clone(), show.clone());
+        let (text, start, end, total, following, show, reads) =
+            (text.clone(), start.clone(), end.clone(), total.clone(), following.clone(), show.clone(), reads.clone());
         Callback::from(move |event: Option<run_output_events::ResponseData>| {
             if !*following.borrow() {
                 return;
@@ -210,10 +226,15 @@ pub fn output(props: &OutputProps) -> Html {
                 show.emit(None);
                 return;
             }
-            let (text, start, end, total) = (text.clone(), start.clone(), end.clone(), total.clone());
+            let (text, start, end, total, reads) =
+                (text.clone(), start.clone(), end.clone(), total.clone(), reads.clone());
+            let ticket = *reads.borrow();
             wasm_bindgen_futures::spawn_local(async move {
                 let from = *end.borrow();
                 let (data, at, t) = read_range(id, stream, from, i64::MAX).await;
+                if *reads.borrow() != ticket {
+                    return;
+                }
                 let mut all = (*text).clone();
                 all.push_str(&data);
                 // Keep at most two windows while following.
