@@ -80,8 +80,13 @@ fn plain_text_off_this_host_needs_insecure() {
     let mut refused = Agent::start(off_host, "t", "a1", "etl").unwrap();
     let status = wait_for("the agent to stop", Duration::from_secs(10), || refused.child.try_wait().unwrap()).unwrap();
     assert!(!status.success());
-    let said = refused.stderr_lines().join("\n");
-    assert!(said.contains("is not encrypted") && said.contains("--insecure"), "{said}");
+    // Its stderr is read by another thread: the lines may come a moment after the exit.
+    let mut said = String::new();
+    let refusal = wait_for("the refusal on stderr", Duration::from_secs(10), || {
+        said.extend(refused.stderr_lines().into_iter().map(|l| l + "\n"));
+        (said.contains("is not encrypted") && said.contains("--insecure")).then_some(())
+    });
+    assert!(refusal.is_ok(), "{said}");
     // With --insecure it goes on to connect (to a name that does not resolve, so it retries).
     let allowed = Agent::start_with_args(off_host, "t", "a1", "etl", &["--insecure"]).unwrap();
     let tried = wait_for("a connection attempt", Duration::from_secs(10), || {
