@@ -32,7 +32,7 @@ pub struct GroupRunEnd {
     pub group_run_id: i64,
     pub run_date: NaiveDate,
     /// SUCCESS or FAILED.
-    pub status: String,
+    pub status: RunStatus,
 }
 
 pub struct Alerts {
@@ -169,7 +169,7 @@ impl Alerts {
             .db
             .run(move |c| {
                 let rules = rules_of(c, Owner::Group(e.group_id))?;
-                let status = RunStatus::parse(&e.status).unwrap_or(RunStatus::Failed);
+                let status = e.status;
                 let as_transition = baton_schema::run::Transition {
                     from: RunStatus::Running,
                     to: status,
@@ -183,7 +183,7 @@ impl Alerts {
                     source: format!("group:{}", e.group_id),
                     group_name: group.name,
                     run_date: Some(e.run_date),
-                    status: e.status.clone(),
+                    status: e.status.to_string(),
                     duration_seconds: run.started_at.zip(run.ended_at).map(|(s, en)| (en - s).num_seconds()),
                     ..Default::default()
                 };

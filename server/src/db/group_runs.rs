@@ -78,14 +78,16 @@ pub fn open_of_group(conn: &mut DbConn, group_id: i64) -> DbResult<Vec<GroupRunR
 }
 
 /// The latest status of each group of an instance on a run date, by group name.
-pub fn states_on(conn: &mut DbConn, instance_id: i64, run_date: NaiveDate) -> DbResult<Vec<(String, String)>> {
+pub fn states_on(conn: &mut DbConn, instance_id: i64, run_date: NaiveDate) -> DbResult<Vec<(String, RunStatus)>> {
     use super::schema::groups;
-    Ok(with_conn!(conn, |c| group_runs::table
+    let rows: Vec<(String, String)> = with_conn!(conn, |c| group_runs::table
         .inner_join(groups::table)
         .filter(groups::instance_id.eq(instance_id).and(group_runs::run_date.eq(run_date)))
         .order(group_runs::id)
         .select((groups::name, group_runs::status))
-        .load(c))?)
+        .load(c))?;
+    // The column is checked text: every word is a status.
+    Ok(rows.into_iter().filter_map(|(name, s)| RunStatus::try_from(s).ok().map(|s| (name, s))).collect())
 }
 
 /// Newest first, for the API.

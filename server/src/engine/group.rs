@@ -171,10 +171,7 @@ async fn pass(mut p: Pass) -> Passed {
     if p.run.held {
         let (inst, date) = (p.instance_id, p.run.slot.run_date);
         let states = match p.deps.db.run(move |c| db::group_runs::states_on(c, inst, date)).await {
-            Ok(rows) => rows
-                .into_iter()
-                .filter_map(|(n, s)| RunStatus::parse(&s).map(|s| (n, s)))
-                .collect::<HashMap<String, RunStatus>>(),
+            Ok(rows) => rows.into_iter().collect::<HashMap<String, RunStatus>>(),
             Err(e) => {
                 tracing::error!(group = %p.group_name, error = %e, "reading the day's group runs");
                 return Passed { run: p.run, ended: None, changed, crashed: false };
@@ -475,7 +472,7 @@ impl GroupActor {
                                 group_id: gid,
                                 group_run_id: id,
                                 run_date: done.run.slot.run_date,
-                                status: status.as_str().to_string(),
+                                status,
                             });
                         }
                         Err(e) => tracing::error!(group_run = id, error = %e, "ending a group run"),
