@@ -7,7 +7,7 @@
 //! by a slower task here) is not published yet: the run's later steps wait while the gap is read
 //! from the database, then all go out in order.
 
-use super::{GroupRunRef, RunUpdate};
+use super::RunUpdate;
 use crate::db::{self, Db};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -35,16 +35,9 @@ struct State {
 enum Run {
     /// Published up to this `seq`, without a gap.
     Published(i32),
-    /// A gap after `after` is being read; `waiting` are the steps that came meanwhile.
+    /// A gap after `after` is being read; `waiting` are the steps that came meanwhile (never
+    /// empty). No `after`: a run first seen here, read from `State::since` on.
     Filling { after: Option<i32>, waiting: Vec<RunUpdate> },
-}
-
-/// Where a gap is read from: after a `seq` already published, or (a run first seen here) after
-/// the newest transition id this server had when it began following the others.
-#[derive(Clone, Copy)]
-enum ReadFrom {
-    Seq(i32),
-    Id(i64),
 }
 
 impl RunFeed {
@@ -69,7 +62,7 @@ impl RunFeed {
     pub fn publish(self: &Arc<Self>, u: RunUpdate) {
         let Ok(mut s) = self.state.lock() else { return };
         let since = s.since;
-        let from = match s.runs.get_mut(&u.run_id) {
+        let after = match s.runs.get_mut(&u.run_id) {
             Some(Run::Filling { waiting, .. }) => {
                 waiting.push(u);
                 return;
@@ -80,9 +73,9 @@ impl RunFeed {
                 let _ = self.sender.send(u);
                 return;
             }
-            Some(Run::Published(last)) => ReadFrom::Seq(*last),
+            Some(Run::Published(last)) => Some(*last),
             None => match since {
-                Some(id) if u.seq > 1 => ReadFrom::Id(id),
+                Some(_) if u.seq > 1 => None,
                 _ => {
                     s.remember(u.run_id, Run::Published(u.seq));
                     let _ = self.sender.send(u);
@@ -90,27 +83,20 @@ impl RunFeed {
                 }
             },
         };
-        let after = match from {
-            ReadFrom::Seq(seq) => Some(seq),
-            ReadFrom::Id(_) => None,
-        };
-        let (run_id, template) = (u.run_id, (u.task_name.clone(), u.group_run));
+        let run_id = u.run_id;
         s.remember(run_id, Run::Filling { after, waiting: vec![u] });
         drop(s);
         let feed = self.clone();
-        tokio::spawn(async move { feed.fill(run_id, from, template).await });
+        tokio::spawn(async move { feed.fill(run_id).await });
     }
 
-    /// Reads a run's stored steps after `from`, then publishes them with those that waited, in
-    /// `seq` order, up to the first gap still open (read again, once).
-    async fn fill(self: Arc<Self>, run_id: i64, from: ReadFrom, template: (String, Option<GroupRunRef>)) {
-        let (mut from, mut tries) = (from, 0);
+    /// Reads a run's stored steps after its `Filling::after`, then publishes them with those that
+    /// waited, in `seq` order, up to the first gap still open (read again, once).
+    async fn fill(self: Arc<Self>, run_id: i64) {
+        let mut tries = 0;
         loop {
             tries += 1;
-            let (seq, id) = match from {
-                ReadFrom::Seq(seq) => (seq, None),
-                ReadFrom::Id(id) => (0, Some(id)),
-            };
+            let Some((seq, id)) = self.read_from(run_id) else { return };
             let read = self.db.run(move |c| db::run_transitions::of_run_after(c, run_id, seq, id)).await;
             let rows = read.unwrap_or_else(|e| {
                 tracing::error!(run = run_id, error = %e, "reading the steps of a run not yet published");
@@ -118,11 +104,13 @@ impl RunFeed {
             });
             let Ok(mut s) = self.state.lock() else { return };
             let Some(Run::Filling { after, waiting }) = s.runs.get_mut(&run_id) else { return };
+            let Some((task_name, group_run)) = waiting.first().map(|u| (u.task_name.clone(), u.group_run)) else {
+                return;
+            };
             let mut steps: BTreeMap<i32, RunUpdate> = rows
                 .into_iter()
                 .map(|r| {
-                    let transition = r.transition();
-                    let (task_name, group_run) = template.clone();
+                    let (task_name, transition) = (task_name.clone(), r.transition());
                     (r.seq, RunUpdate { run_id, task_name, group_run, seq: r.seq, transition })
                 })
                 .collect();
@@ -154,9 +142,19 @@ impl RunFeed {
                 (_, false) => {
                     *after = last;
                     *waiting = rest;
-                    from = last.map_or(from, ReadFrom::Seq);
                 }
             }
+        }
+    }
+
+    /// Where a filling run's gap is read from: after its last published `seq`, or (first seen
+    /// here) from its start but only after the id following began at. None when not filling.
+    fn read_from(&self, run_id: i64) -> Option<(i32, Option<i64>)> {
+        let s = self.state.lock().ok()?;
+        match s.runs.get(&run_id)? {
+            Run::Filling { after: Some(seq), .. } => Some((*seq, None)),
+            Run::Filling { after: None, .. } => Some((0, s.since)),
+            Run::Published(_) => None,
         }
     }
 }
