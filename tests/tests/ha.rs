@@ -6,6 +6,7 @@
 //! transition, in order and once, and the agents moving between the others. Every slot has one run, every run ends, no attempt runs twice.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
+use baton_schema::run::RunStatus;
 use baton_server::db::{self, DatabaseUrl, Db};
 use baton_tests::{data, executions, fresh_postgres, in_ci, lease_holder_pid, wait_for, Agent, Server};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -192,14 +193,14 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
     let runs = wait_for("every run to end", Duration::from_secs(60), || {
         let mut c = store.conn().ok()?;
         let runs = db::runs::page(&mut c, &db::runs::RunFilter::default(), None, 10_000).ok()?;
-        runs.iter().all(|r| ["SUCCESS", "FAILED", "SKIPPED", "TERMINATED"].contains(&r.status.as_str())).then_some(runs)
+        runs.iter().all(|r| r.status.is_final()).then_some(runs)
     })
     .unwrap_or_else(|e| {
         let mut c = store.conn().unwrap();
         let runs = db::runs::page(&mut c, &db::runs::RunFilter::default(), None, 10_000).unwrap();
         let open: Vec<_> = runs
             .iter()
-            .filter(|r| !["SUCCESS", "FAILED", "SKIPPED", "TERMINATED"].contains(&r.status.as_str()))
+            .filter(|r| !r.status.is_final())
             .map(|r| (r.id, r.status, r.attempt, r.agent_id, r.scheduled_for))
             .collect();
         panic!("{e}: {open:?}")
@@ -218,7 +219,7 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
         let gaps: Vec<_> = slots.windows(2).filter(|w| (w[1] - w[0]).num_seconds() != 2).collect();
         assert!(gaps.is_empty(), "slots with no run: {gaps:?}");
     }
-    for r in runs.iter().filter(|r| r.status.as_str() == "SUCCESS") {
+    for r in runs.iter().filter(|r| r.status == RunStatus::Success) {
         assert_eq!(executed.get(&(r.id, i64::from(r.attempt))), Some(&1), "run {} ran once", r.id);
     }
     // Nothing the stopped server stored is from after it was deposed (its lease ended at most
@@ -233,7 +234,7 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
                 !(by_stopped
                     && when > deposed
                     && when < woke_at + chrono::Duration::seconds(1)
-                    && t.to_status.as_str() == "TRIGGERED"),
+                    && t.to_status == RunStatus::Triggered),
                 "the deposed server dispatched run {} at {when}",
                 r.id
             );
@@ -263,17 +264,17 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
         db::runs::get(&mut c, id).unwrap()
     };
     wait_for("the long run to run", Duration::from_secs(30), || {
-        (status(id).status.as_str() == "RUNNING").then_some(())
+        (status(id).status == RunStatus::Running).then_some(())
     })
     .unwrap();
     let res = gql(woken, &token, "mutation($id: Int!) { terminateRun(id: $id) }", json!({ "id": id }));
     assert_eq!(res["terminateRun"], true, "{res}");
     let ended = wait_for("the terminated run to end", Duration::from_secs(20), || {
         let r = status(id);
-        (r.status.as_str() != "RUNNING").then_some(r)
+        (r.status != RunStatus::Running).then_some(r)
     })
     .unwrap();
-    assert_eq!(ended.status.as_str(), "TERMINATED", "{ended:?}");
+    assert_eq!(ended.status, RunStatus::Terminated, "{ended:?}");
 
     // The quiet server's subscriber saw every transition of the runs it saw start, in order, once.
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
