@@ -17,6 +17,17 @@ pub use baton_schema::run::RunStatus;
 // check again) every operation.
 const _SCHEMA: &str = include_str!("../../graphql/schema.graphql");
 
+/// The same fields from one generated type into another: `graphql_client` makes one type per
+/// operation, so a value read by one operation and sent by another crosses types field by field,
+/// checked by the compiler. Fields whose types differ too are given after `;`.
+macro_rules! copy_fields {
+    ($value:expr => $target:path { $($field:ident),+ $(,)? $(; $($other:ident: $given:expr),+ $(,)?)? }) => {{
+        let v = $value;
+        $target { $($field: v.$field,)+ $($($other: $given),+)? }
+    }};
+}
+pub(crate) use copy_fields;
+
 /// Declares each named operation of a document as a type of the same name.
 macro_rules! operations {
     ($($file:tt => [$($name:ident),+ $(,)?];)+) => { $($(

@@ -6,7 +6,7 @@ use super::{field_error, input_value};
 use crate::gql;
 use crate::gql::Load;
 use crate::ops::{
-    self, create_integration, credential_key_list, delete_credential, delete_integration, delivery_log,
+    self, copy_fields, create_integration, credential_key_list, delete_credential, delete_integration, delivery_log,
     integration_list, send_test_alert, set_credential, update_integration,
 };
 use crate::session::Me;
@@ -175,24 +175,12 @@ async fn save(update: bool, i: update_integration::IntegrationInput) -> Result<(
         let vars = update_integration::Variables { name: i.name.clone(), input: i };
         return gql::run::<ops::UpdateIntegration>(vars).await.map(drop);
     }
-    let headers = i.headers.into_iter().map(|h| create_integration::HeaderInput { name: h.name, value: h.value });
-    let input = create_integration::IntegrationInput {
-        name: i.name,
-        kind: i.kind,
-        credential_key: i.credential_key,
-        method: i.method,
-        headers: headers.collect(),
-        body: i.body,
-        smtp_host: i.smtp_host,
-        smtp_port: i.smtp_port,
-        security: i.security,
-        username: i.username,
-        from: i.from,
-        to: i.to,
-        ca_file: i.ca_file,
-        events_url: i.events_url,
-        severity: i.severity,
-    };
+    let headers = i.headers.iter().map(|h| copy_fields!(h.clone() => create_integration::HeaderInput { name, value }));
+    let headers = headers.collect();
+    let input = copy_fields!(i => create_integration::IntegrationInput {
+        name, kind, credential_key, method, body, smtp_host, smtp_port, security, username, from, to, ca_file,
+        events_url, severity; headers: headers
+    });
     gql::run::<ops::CreateIntegration>(create_integration::Variables { input }).await.map(drop)
 }
 

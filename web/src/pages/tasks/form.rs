@@ -15,15 +15,7 @@ pub(super) type GroupInput = update_group::GroupInput;
 /// A schedule as the forms edit it (the task form's type; the group form's is converted).
 pub(super) type Schedule = update_task::ScheduleInput;
 
-/// The same fields from one generated type into another: `graphql_client` makes one type per
-/// operation, so a task read by one operation and saved by another crosses types field by field,
-/// checked by the compiler.
-macro_rules! copy_fields {
-    ($value:expr => $target:path { $($field:ident),+ $(,)? }) => {{
-        let v = $value;
-        $target { $($field: v.$field),+ }
-    }};
-}
+use crate::ops::copy_fields;
 
 macro_rules! schedule {
     ($value:expr => $target:path) => {
