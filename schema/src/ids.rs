@@ -1,5 +1,6 @@
-//! Newtype ids, so a task id can never be passed where a run id is expected. Only the ids the
-//! code carries are defined; others join as their values start to cross boundaries.
+//! Newtype ids, so a task id can never be passed where a run id is expected. They cross every
+//! boundary as themselves: database row (feature `sql`), GraphQL object (feature `graphql`, as
+//! an `Int`), agent frame and UI. The core builds without either feature (the wasm check).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -8,6 +9,8 @@ macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "sql", derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow))]
+        #[cfg_attr(feature = "sql", diesel(sql_type = diesel::sql_types::BigInt))]
         #[serde(transparent)]
         pub struct $name(pub i64);
 
@@ -20,6 +23,51 @@ macro_rules! id_type {
         impl From<i64> for $name {
             fn from(v: i64) -> Self {
                 Self(v)
+            }
+        }
+
+        #[cfg(feature = "sql")]
+        impl<DB> diesel::deserialize::FromSql<diesel::sql_types::BigInt, DB> for $name
+        where
+            DB: diesel::backend::Backend,
+            i64: diesel::deserialize::FromSql<diesel::sql_types::BigInt, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+                i64::from_sql(bytes).map(Self)
+            }
+        }
+
+        #[cfg(feature = "sql")]
+        impl<DB> diesel::serialize::ToSql<diesel::sql_types::BigInt, DB> for $name
+        where
+            DB: diesel::backend::Backend,
+            i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+        {
+            fn to_sql<'b>(&'b self, out: &mut diesel::serialize::Output<'b, '_, DB>) -> diesel::serialize::Result {
+                self.0.to_sql(out)
+            }
+        }
+
+        /// An `Int` in the API, as the bare number was: clients see no change.
+        #[cfg(feature = "graphql")]
+        #[async_graphql::Scalar(name = "Int")]
+        impl async_graphql::ScalarType for $name {
+            fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
+                match &value {
+                    async_graphql::Value::Number(n) => n
+                        .as_i64()
+                        .map(Self)
+                        .ok_or_else(|| async_graphql::InputValueError::custom("an id is a whole number")),
+                    _ => Err(async_graphql::InputValueError::expected_type(value)),
+                }
+            }
+
+            fn is_valid(value: &async_graphql::Value) -> bool {
+                matches!(value, async_graphql::Value::Number(n) if n.is_i64())
+            }
+
+            fn to_value(&self) -> async_graphql::Value {
+                async_graphql::Value::Number(self.0.into())
             }
         }
     };

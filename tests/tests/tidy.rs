@@ -75,24 +75,34 @@ fn the_domain_core_reads_neither_the_disk_nor_the_clock() {
 }
 
 /// A crate's dependency names, normal and build (not dev: tests may use more).
-fn dependencies(krate: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(root().join(krate).join("Cargo.toml")).unwrap();
-    let manifest: toml::Table = toml::from_str(&text).unwrap();
-    let mut names = Vec::new();
+fn manifest(krate: &str) -> toml::Table {
+    toml::from_str(&std::fs::read_to_string(root().join(krate).join("Cargo.toml")).unwrap()).unwrap()
+}
+
+/// A crate's dependencies, with whether each is optional (behind a feature).
+fn dependencies_of(krate: &str) -> Vec<(String, bool)> {
+    let manifest = manifest(krate);
+    let mut tables: Vec<&toml::Table> = Vec::new();
     for section in ["dependencies", "build-dependencies"] {
-        if let Some(t) = manifest.get(section).and_then(|v| v.as_table()) {
-            names.extend(t.keys().cloned());
-        }
+        tables.extend(manifest.get(section).and_then(|v| v.as_table()));
         // Platform-specific tables: [target.'cfg(..)'.dependencies].
         if let Some(targets) = manifest.get("target").and_then(|v| v.as_table()) {
-            for t in targets.values().filter_map(|t| t.get(section)).filter_map(|t| t.as_table()) {
-                names.extend(t.keys().cloned());
-            }
+            tables.extend(targets.values().filter_map(|t| t.get(section)).filter_map(|t| t.as_table()));
         }
     }
-    names.sort();
-    names.dedup();
-    names
+    let mut deps: Vec<(String, bool)> = tables
+        .into_iter()
+        .flat_map(|t| t.iter())
+        .map(|(name, spec)| (name.clone(), spec.get("optional").and_then(|o| o.as_bool()).unwrap_or(false)))
+        .collect();
+    deps.sort();
+    deps.dedup();
+    deps
+}
+
+/// What a crate always depends on: its optional dependencies are checked apart.
+fn dependencies(krate: &str) -> Vec<String> {
+    dependencies_of(krate).into_iter().filter(|(_, optional)| !optional).map(|(name, _)| name).collect()
 }
 
 #[test]
@@ -107,6 +117,31 @@ fn crates_depend_only_on_what_the_architecture_allows() {
         }
     }
     assert!(wrong.is_empty(), "dependencies ARCHITECTURE.md forbids: {wrong:?}");
+}
+
+/// The ids' storage and API impls are the one place `baton-schema` may name diesel or
+/// async-graphql: optional, off by default, and turned on by the server and graphql crates only.
+#[test]
+fn the_domain_cores_storage_and_api_features_stay_optional_and_server_side() {
+    let optional: Vec<String> =
+        dependencies_of("schema").into_iter().filter(|(_, optional)| *optional).map(|(name, _)| name).collect();
+    assert_eq!(optional, ["async-graphql", "diesel"], "baton-schema's optional dependencies");
+    let features = manifest("schema")["features"].as_table().unwrap().clone();
+    assert!(features.get("default").is_none(), "baton-schema turns a feature on by default: {features:?}");
+    for krate in ["agent", "web"] {
+        let spec = &manifest(krate)["dependencies"]["baton-schema"];
+        let on = spec.get("features").and_then(|f| f.as_array()).map_or(0, Vec::len);
+        assert_eq!(on, 0, "{krate} turns on baton-schema features: {spec}");
+    }
+    let uses: Vec<String> = sources()
+        .into_iter()
+        .filter(|f| f.starts_with("schema/src/"))
+        .filter(|f| {
+            let text = std::fs::read_to_string(root().join(f)).unwrap();
+            text.contains("diesel") || text.contains("async_graphql")
+        })
+        .collect();
+    assert_eq!(uses, ["schema/src/ids.rs"], "files of baton-schema that name diesel or async-graphql");
 }
 
 #[test]
