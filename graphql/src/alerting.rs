@@ -9,6 +9,7 @@ use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use baton_schema::access::Role;
 use baton_schema::alert::{Header, IntegrationDraft, IntegrationKind};
+use baton_schema::ids::RunId;
 use chrono::{DateTime, Utc};
 
 /// Integrations, credentials and alert deliveries.
@@ -160,7 +161,7 @@ pub struct AlertDelivery {
     pub integration: String,
     /// task:ID, group:ID or test.
     pub source: String,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     /// The rule's trigger (failure, not_started_by...), or test.
     pub trigger: String,
     pub subject: String,

@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use baton_schema::access::{InstanceAccess, Role};
 use baton_schema::calendar::CalendarDraft;
 use baton_schema::definition::{GroupDraft, TaskDraft};
+use baton_schema::ids::RunId;
 use baton_schema::FieldError;
 use chrono::{DateTime, Utc};
 
@@ -199,7 +200,7 @@ pub struct DefinitionChange {
 /// One run of a task (all its attempts).
 #[derive(Debug, Clone)]
 pub struct RunRecord {
-    pub id: i64,
+    pub id: RunId,
     /// scheduled, forced or adhoc
     pub kind: String,
     pub task_id: Option<i64>,
@@ -320,7 +321,7 @@ pub struct AdhocRequest {
 /// A run transition as published.
 #[derive(Debug, Clone)]
 pub struct RunUpdateRecord {
-    pub run_id: i64,
+    pub run_id: RunId,
     pub task_name: String,
     pub from: baton_schema::run::RunStatus,
     pub to: baton_schema::run::RunStatus,
@@ -332,7 +333,7 @@ pub struct RunUpdateRecord {
 /// A chunk of output as published.
 #[derive(Debug, Clone)]
 pub struct OutputUpdateRecord {
-    pub run_id: i64,
+    pub run_id: RunId,
     pub attempt: i32,
     pub stream: baton_schema::agent::v1::Stream,
     pub offset: i64,
@@ -349,7 +350,7 @@ pub struct OperatorEventRecord {
     pub origin: String,
     pub task_id: Option<i64>,
     pub group_id: Option<i64>,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub run_date: Option<chrono::NaiveDate>,
     /// What was asked, as JSON.
     pub payload: String,
@@ -441,7 +442,7 @@ pub struct AlertDeliveryRecord {
     pub id: i64,
     pub integration: String,
     pub source: String,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub trigger: String,
     pub subject: String,
     pub message: String,

@@ -70,9 +70,9 @@ pub(crate) fn page_args(first: Option<i32>, after: Option<String>) -> Result<Pag
     Ok(PageArgs { after, first: i64::from(first) })
 }
 
-pub(crate) fn connection<R, T>(
+pub(crate) fn connection<R, T, C: std::fmt::Display>(
     page: crate::backend::Page<R>,
-    cursor: impl Fn(&R) -> i64,
+    cursor: impl Fn(&R) -> C,
     node: impl Fn(R) -> T,
 ) -> ListConnection<T>
 where

@@ -9,6 +9,7 @@ use crate::guard::{principal, RoleGuard};
 use crate::runs::{Run, Status};
 use async_graphql::{Context, Object, SimpleObject, Subscription};
 use baton_schema::access::Role;
+use baton_schema::ids::RunId;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::{Stream, StreamExt};
 
@@ -18,7 +19,7 @@ pub trait Execution: Send + Sync {
     async fn run_adhoc(&self, p: &Principal, req: AdhocRequest) -> BackendResult<Vec<RunRecord>>;
     async fn force_run(&self, p: &Principal, tid: i64, run_date: Option<chrono::NaiveDate>)
         -> BackendResult<RunRecord>;
-    async fn terminate_run(&self, p: &Principal, id: i64) -> BackendResult<bool>;
+    async fn terminate_run(&self, p: &Principal, id: RunId) -> BackendResult<bool>;
 }
 
 #[derive(Default)]
@@ -55,7 +56,7 @@ impl ExecutionMutation {
 
     /// Stops a run: its whole process tree on the agent (SIGTERM, a grace period, SIGKILL).
     #[graphql(guard = "RoleGuard(Role::Operator)")]
-    async fn terminate_run(&self, ctx: &Context<'_>, id: i64) -> ApiResult<bool> {
+    async fn terminate_run(&self, ctx: &Context<'_>, id: RunId) -> ApiResult<bool> {
         Ok(domain::<dyn Execution>(ctx).terminate_run(principal(ctx)?, id).await?)
     }
 }
@@ -63,7 +64,7 @@ impl ExecutionMutation {
 /// A run's transition, live.
 #[derive(SimpleObject, Clone)]
 pub struct RunEvent {
-    pub run_id: i64,
+    pub run_id: RunId,
     pub task_name: String,
     pub from: Status,
     pub to: Status,
@@ -89,7 +90,7 @@ impl From<RunUpdateRecord> for RunEvent {
 /// A chunk of a run's output, live.
 #[derive(SimpleObject, Clone)]
 pub struct OutputEvent {
-    pub run_id: i64,
+    pub run_id: RunId,
     pub attempt: i32,
     /// stdout or stderr
     pub stream: String,
@@ -115,7 +116,7 @@ impl ExecutionSubscription {
     async fn run_events(
         &self,
         ctx: &Context<'_>,
-        run_id: Option<i64>,
+        run_id: Option<RunId>,
     ) -> async_graphql::Result<impl Stream<Item = RunEvent>> {
         let p = principal(ctx)?;
         if let Some(id) = run_id {
@@ -132,7 +133,7 @@ impl ExecutionSubscription {
     async fn run_output(
         &self,
         ctx: &Context<'_>,
-        run_id: i64,
+        run_id: RunId,
     ) -> async_graphql::Result<impl Stream<Item = OutputEvent>> {
         Ok(domain::<dyn crate::runs::Runs>(ctx).output_updates(principal(ctx)?, run_id).await?.map(OutputEvent::from))
     }

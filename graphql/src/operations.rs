@@ -9,6 +9,7 @@ use crate::guard::{principal, RoleGuard};
 use crate::runs::{Run, Status};
 use async_graphql::{Context, Object, SimpleObject};
 use baton_schema::access::Role;
+use baton_schema::ids::RunId;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 /// Operators' events on runs and tasks, missed runs and group runs.
@@ -18,7 +19,7 @@ pub trait Operations: Send + Sync {
     async fn modify_run_status(
         &self,
         p: &Principal,
-        id: i64,
+        id: RunId,
         to: baton_schema::run::RunStatus,
     ) -> BackendResult<OperatorEventRecord>;
     /// Freezes (or unfreezes) a task for a run date (default today in its timezone).
@@ -51,7 +52,7 @@ pub struct OperatorEvent {
     pub origin: String,
     pub task_id: Option<i64>,
     pub group_id: Option<i64>,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub run_date: Option<NaiveDate>,
     /// What was asked, as JSON.
     pub payload: String,
@@ -172,7 +173,7 @@ impl OperatorMutation {
     /// Sets an ended run's status to SUCCESS, FAILED or SKIPPED; in a group, dependants that
     /// were waiting on it proceed. Recorded and acknowledged.
     #[graphql(guard = "RoleGuard(Role::Operator)")]
-    async fn modify_run_status(&self, ctx: &Context<'_>, id: i64, status: Status) -> ApiResult<OperatorEvent> {
+    async fn modify_run_status(&self, ctx: &Context<'_>, id: RunId, status: Status) -> ApiResult<OperatorEvent> {
         Ok(domain::<dyn Operations>(ctx).modify_run_status(principal(ctx)?, id, status.into()).await?.into())
     }
 

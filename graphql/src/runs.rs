@@ -8,6 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use baton_schema::access::Role;
+use baton_schema::ids::RunId;
 use baton_schema::run::RunStatus;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::stream::BoxStream;
@@ -16,12 +17,12 @@ use futures_util::stream::BoxStream;
 #[async_trait::async_trait]
 pub trait Runs: Send + Sync {
     async fn runs(&self, p: &Principal, f: &RunFilter, page: PageArgs) -> BackendResult<Page<RunRecord>>;
-    async fn run(&self, p: &Principal, id: i64) -> BackendResult<RunRecord>;
-    async fn run_transitions(&self, p: &Principal, id: i64) -> BackendResult<Vec<TransitionRecord>>;
+    async fn run(&self, p: &Principal, id: RunId) -> BackendResult<RunRecord>;
+    async fn run_transitions(&self, p: &Principal, id: RunId) -> BackendResult<Vec<TransitionRecord>>;
     async fn run_output(
         &self,
         p: &Principal,
-        id: i64,
+        id: RunId,
         attempt: Option<i32>,
         stream: baton_schema::agent::v1::Stream,
         offset: i64,
@@ -33,8 +34,11 @@ pub trait Runs: Send + Sync {
     /// per run).
     fn run_updates(&self, p: &Principal) -> BoxStream<'static, RunUpdateRecord>;
     /// The output of one run from now on; NOT_FOUND when `p` may not see the run.
-    async fn output_updates(&self, p: &Principal, run_id: i64)
-        -> BackendResult<BoxStream<'static, OutputUpdateRecord>>;
+    async fn output_updates(
+        &self,
+        p: &Principal,
+        run_id: RunId,
+    ) -> BackendResult<BoxStream<'static, OutputUpdateRecord>>;
 }
 
 /// The status of a run (the words and order of the Tasks & Groups page); the domain's own
@@ -108,7 +112,7 @@ pub struct Run(pub RunRecord);
 
 #[Object]
 impl Run {
-    async fn id(&self) -> i64 {
+    async fn id(&self) -> RunId {
         self.0.id
     }
     async fn kind(&self) -> &str {
@@ -257,7 +261,7 @@ impl RunQuery {
     }
 
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
-    async fn run(&self, ctx: &Context<'_>, id: i64) -> ApiResult<Run> {
+    async fn run(&self, ctx: &Context<'_>, id: RunId) -> ApiResult<Run> {
         Ok(Run(domain::<dyn Runs>(ctx).run(principal(ctx)?, id).await?))
     }
 
@@ -266,7 +270,7 @@ impl RunQuery {
     async fn run_output(
         &self,
         ctx: &Context<'_>,
-        run_id: i64,
+        run_id: RunId,
         stream: OutputStream,
         #[graphql(default)] offset: i64,
         #[graphql(default = 65536)] limit: i64,

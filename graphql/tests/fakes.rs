@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use baton_graphql::backend::{AdhocRequest, BackendResult, RunRecord};
 use baton_graphql::{schema_builder, ApiError, Execution, Principal};
 use baton_schema::access::{InstanceAccess, Role};
+use baton_schema::ids::RunId;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,7 +26,7 @@ impl Execution for NoTasks {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Err(ApiError::NotFound("task".into()))
     }
-    async fn terminate_run(&self, _: &Principal, _: i64) -> BackendResult<bool> {
+    async fn terminate_run(&self, _: &Principal, _: RunId) -> BackendResult<bool> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Err(ApiError::Internal)
     }

@@ -411,10 +411,10 @@ pub fn trigger_name(trigger: &AlertTrigger) -> &'static str {
     }
 }
 
-/// What a deadline check knows of one run (or group run) of a run date.
+/// What a deadline check knows of one run (or group run: `Id` says which) of a run date.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunFact {
-    pub run_id: i64,
+pub struct RunFact<Id> {
+    pub run_id: Id,
     /// When its process started (Running), if it did.
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -422,10 +422,10 @@ pub struct RunFact {
 
 /// A deadline that has passed unmet.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadlineDue {
+pub struct DeadlineDue<Id> {
     /// Unique per rule and occasion: the same deadline alerts once.
     pub occasion: String,
-    pub run_id: Option<i64>,
+    pub run_id: Option<Id>,
     /// What happened, for the message: "did not start by 06:00 (Europe/Paris)".
     pub what: String,
 }
@@ -437,14 +437,14 @@ pub fn deadline_instant(run_date: NaiveDate, at: chrono::NaiveTime, tz: Tz) -> D
 
 /// The deadline alerts due at `now` for one rule on one run date. `expected` says whether the
 /// schedule runs on that date (not a holiday, not outside its days).
-pub fn deadline_due(
+pub fn deadline_due<Id: Copy + std::fmt::Display>(
     trigger: &AlertTrigger,
     run_date: NaiveDate,
     tz: Tz,
     expected: bool,
-    runs: &[RunFact],
+    runs: &[RunFact<Id>],
     now: DateTime<Utc>,
-) -> Vec<DeadlineDue> {
+) -> Vec<DeadlineDue<Id>> {
     match *trigger {
         AlertTrigger::NotStartedBy { at } => {
             let deadline = deadline_instant(run_date, at, tz);
@@ -493,6 +493,7 @@ pub fn deadline_due(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::RunId;
     use chrono::{NaiveTime, TimeZone};
 
     fn utc(y: i32, m: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
@@ -595,19 +596,20 @@ mod tests {
         let tz: Tz = "Europe/Paris".parse().unwrap();
         let date = NaiveDate::from_ymd_opt(2026, 7, 1).unwrap();
         let by_six = AlertTrigger::NotStartedBy { at: hm(6, 0) };
+        let none: &[RunFact<RunId>] = &[];
         // 06:00 in Paris in July is 04:00 UTC.
-        assert!(deadline_due(&by_six, date, tz, true, &[], utc(2026, 7, 1, 3, 59)).is_empty());
-        let due = deadline_due(&by_six, date, tz, true, &[], utc(2026, 7, 1, 4, 0));
+        assert!(deadline_due(&by_six, date, tz, true, none, utc(2026, 7, 1, 3, 59)).is_empty());
+        let due = deadline_due(&by_six, date, tz, true, none, utc(2026, 7, 1, 4, 0));
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].what, "did not start by 06:00 (Europe/Paris) on 2026-07-01");
         // Not expected that day (a holiday) and no run: nothing to say.
-        assert!(deadline_due(&by_six, date, tz, false, &[], utc(2026, 7, 1, 5, 0)).is_empty());
-        let started = RunFact { run_id: 7, started_at: Some(utc(2026, 7, 1, 3, 30)), ended_at: None };
+        assert!(deadline_due(&by_six, date, tz, false, none, utc(2026, 7, 1, 5, 0)).is_empty());
+        let started = RunFact { run_id: RunId(7), started_at: Some(utc(2026, 7, 1, 3, 30)), ended_at: None };
         assert!(deadline_due(&by_six, date, tz, true, std::slice::from_ref(&started), utc(2026, 7, 1, 5, 0)).is_empty());
-        let late = RunFact { run_id: 8, started_at: Some(utc(2026, 7, 1, 4, 30)), ended_at: None };
+        let late = RunFact { run_id: RunId(8), started_at: Some(utc(2026, 7, 1, 4, 30)), ended_at: None };
         assert_eq!(
             deadline_due(&by_six, date, tz, true, std::slice::from_ref(&late), utc(2026, 7, 1, 5, 0))[0].run_id,
-            Some(8)
+            Some(RunId(8))
         );
 
         let at_seven = AlertTrigger::StillRunningAt { at: hm(7, 0) };
@@ -615,7 +617,7 @@ mod tests {
             deadline_due(&at_seven, date, tz, true, std::slice::from_ref(&started), utc(2026, 7, 1, 4, 59)).is_empty()
         );
         let due = deadline_due(&at_seven, date, tz, true, std::slice::from_ref(&started), utc(2026, 7, 1, 5, 0));
-        assert_eq!((due[0].run_id, due[0].occasion.as_str()), (Some(7), "2026-07-01:7"));
+        assert_eq!((due[0].run_id, due[0].occasion.as_str()), (Some(RunId(7)), "2026-07-01:7"));
         let done = RunFact { ended_at: Some(utc(2026, 7, 1, 4, 50)), ..started.clone() };
         assert!(deadline_due(&at_seven, date, tz, true, &[done], utc(2026, 7, 1, 6, 0)).is_empty());
         // Ended after the deadline, seen late: it was still running at 07:00.

@@ -49,7 +49,7 @@ fn measure(db: &Db, runs: i64) -> Vec<(&'static str, Duration)> {
     let all = db::runs::RunFilter::default();
     let failed =
         db::runs::RunFilter { statuses: Some(vec![baton_schema::run::RunStatus::Failed]), ..Default::default() };
-    let deep_cursor = Some(runs.min(10_000));
+    let deep_cursor = Some(baton_schema::ids::RunId(runs.min(10_000)));
     vec![
         (
             "first page of 50",

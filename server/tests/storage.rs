@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use baton_schema::definition::{AlertRuleDraft, GroupDef, GroupDraft, TaskDef, TaskDraft};
+use baton_schema::ids::RunId;
 use baton_schema::run::{RunStatus, Transition};
 use baton_schema::schedule::ScheduleDraft;
 use baton_server::db::{self, DatabaseUrl, Db, DbError};
@@ -289,7 +290,7 @@ fn one_run_per_slot_transitions_in_order_and_output_once() {
 }
 
 /// A task of that name in the default instance and one run of it for `slot`: the run's id.
-fn one_run(c: &mut db::DbConn, task_name: &str, slot: &str) -> i64 {
+fn one_run(c: &mut db::DbConn, task_name: &str, slot: &str) -> RunId {
     let inst = db::instances::by_name(c, "default").unwrap().unwrap().id;
     let tid = db::tasks::insert(c, inst, None, &task(task_name, None), now()).unwrap();
     db::runs::create(c, &new_run(tid, slot)).unwrap().id()
@@ -369,7 +370,7 @@ fn batched_writes_share_transactions_and_a_failing_one_undoes_only_itself() {
         };
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let before = t.db.write_batches();
-        let results: Vec<Result<i64, DbError>> = rt.block_on(async {
+        let results: Vec<Result<RunId, DbError>> = rt.block_on(async {
             let writes = (0..500).map(|i| {
                 let db = t.db.clone();
                 async move {

@@ -6,6 +6,7 @@
 //! transition, in order and once, and the agents moving between the others. Every slot has one run, every run ends, no attempt runs twice.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
+use baton_schema::ids::RunId;
 use baton_schema::run::RunStatus;
 use baton_server::db::{self, DatabaseUrl, Db};
 use baton_tests::{data, executions, fresh_postgres, in_ci, lease_holder_pid, wait_for, Agent, Server};
@@ -220,7 +221,7 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
         assert!(gaps.is_empty(), "slots with no run: {gaps:?}");
     }
     for r in runs.iter().filter(|r| r.status == RunStatus::Success) {
-        assert_eq!(executed.get(&(r.id, i64::from(r.attempt))), Some(&1), "run {} ran once", r.id);
+        assert_eq!(executed.get(&(r.id.0, i64::from(r.attempt))), Some(&1), "run {} ran once", r.id);
     }
     // Nothing the stopped server stored is from after it was deposed (its lease ended at most
     // LEASE_SECONDS after it stopped).
@@ -255,11 +256,12 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
     )["createTask"]["tid"]
         .as_i64()
         .unwrap();
-    let id = gql(woken, &token, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": long }))["forceRun"]
-        ["id"]
-        .as_i64()
-        .unwrap();
-    let status = |id: i64| {
+    let id = RunId(
+        gql(woken, &token, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": long }))["forceRun"]["id"]
+            .as_i64()
+            .unwrap(),
+    );
+    let status = |id: RunId| {
         let mut c = store.conn().unwrap();
         db::runs::get(&mut c, id).unwrap()
     };
@@ -286,7 +288,7 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
         got.iter().filter(|(_, ts)| ts.first().is_some_and(|(to, _)| to == "TRIGGERED")).map(|(id, _)| *id).collect();
     assert!(started.len() >= 20, "the quiet server saw {} runs start", started.len());
     for id in started {
-        let stored: Vec<(String, i64)> = db::run_transitions::of_run(&mut c, id)
+        let stored: Vec<(String, i64)> = db::run_transitions::of_run(&mut c, RunId(id))
             .unwrap()
             .into_iter()
             .map(|t| (t.to_status.to_string(), i64::from(t.attempt)))

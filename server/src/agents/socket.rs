@@ -251,7 +251,7 @@ pub async fn agent_socket(
                                 // (in order) once stored. A replay of what is stored already changes
                                 // nothing and is acknowledged again.
                                 if seq > acked {
-                                    let stored = driver.on_agent_event(&name, run_id.0, attempt, event);
+                                    let stored = driver.on_agent_event(&name, run_id, attempt, event);
                                     if stored.is_none() {
                                         bad += 1;
                                         let message = format!("run {run_id} attempt {attempt} is not dispatched to this agent (event {seq} ignored)");

@@ -42,7 +42,7 @@ fn judged_days(
     Ok((tz, days))
 }
 
-fn fact_of(started: Option<chrono::NaiveDateTime>, ended: Option<chrono::NaiveDateTime>, id: i64) -> RunFact {
+fn fact_of<Id>(started: Option<chrono::NaiveDateTime>, ended: Option<chrono::NaiveDateTime>, id: Id) -> RunFact<Id> {
     RunFact { run_id: id, started_at: started.map(db::utc), ended_at: ended.map(db::utc) }
 }
 
@@ -68,7 +68,8 @@ pub fn check_deadlines(c: &mut DbConn, now: DateTime<Utc>) -> DbResult<usize> {
                         continue;
                     }
                     let runs: Vec<_> = db::runs::of_task_on_date(c, tid, date)?;
-                    let facts_in: Vec<RunFact> = runs.iter().map(|r| fact_of(r.started_at, r.ended_at, r.id)).collect();
+                    let facts_in: Vec<RunFact<_>> =
+                        runs.iter().map(|r| fact_of(r.started_at, r.ended_at, r.id)).collect();
                     for due in deadline_due(&rule.trigger, date, tz, expected, &facts_in, now) {
                         let facts = match due.run_id.and_then(|id| runs.iter().find(|r| r.id == id)) {
                             Some(run) => run_facts(c, run, Some(&task))?,
@@ -99,7 +100,8 @@ pub fn check_deadlines(c: &mut DbConn, now: DateTime<Utc>) -> DbResult<usize> {
                         continue;
                     }
                     let runs = db::group_runs::of_group_on(c, gid, date)?;
-                    let facts_in: Vec<RunFact> = runs.iter().map(|r| fact_of(r.started_at, r.ended_at, r.id)).collect();
+                    let facts_in: Vec<RunFact<_>> =
+                        runs.iter().map(|r| fact_of(r.started_at, r.ended_at, r.id)).collect();
                     for due in deadline_due(&rule.trigger, date, tz, expected, &facts_in, now) {
                         let status = due
                             .run_id

@@ -4,6 +4,7 @@
 use crate::db::{self, alert_deliveries::NewDelivery, DbConn, DbResult};
 use baton_schema::alert::trigger_name;
 use baton_schema::definition::AlertRule;
+use baton_schema::ids::RunId;
 use baton_schema::placeholder::{expand, PlaceholderContext};
 use baton_schema::run::Reason;
 use chrono::{NaiveDate, Utc};
@@ -17,7 +18,7 @@ pub(super) struct Facts {
     pub(super) task_name: String,
     pub(super) task_id: Option<i64>,
     pub(super) group_name: String,
-    pub(super) run_id: Option<i64>,
+    pub(super) run_id: Option<RunId>,
     pub(super) run_date: Option<NaiveDate>,
     pub(super) status: String,
     pub(super) exit_code: Option<i32>,
@@ -83,7 +84,7 @@ impl Facts {
 }
 
 /// The last lines of an attempt's stdout, as stored (masked on the agent).
-pub(super) fn stdout_tail(c: &mut DbConn, run_id: i64, attempt: i32, bytes: i64) -> DbResult<String> {
+pub(super) fn stdout_tail(c: &mut DbConn, run_id: RunId, attempt: i32, bytes: i64) -> DbResult<String> {
     let from = (bytes - TAIL_BYTES as i64).max(0);
     let chunks = db::run_output::read(c, run_id, attempt, baton_schema::agent::v1::Stream::Stdout, from, 64)?;
     let text: String = chunks.iter().map(|r| r.data.as_str()).collect();

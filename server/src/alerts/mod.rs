@@ -160,7 +160,7 @@ impl Alerts {
         match res {
             Ok(0) => {}
             Ok(_) => self.bell.ring(),
-            Err(e) => tracing::error!(run = run_id, error = %e, "queueing alerts"),
+            Err(e) => tracing::error!(run = %run_id, error = %e, "queueing alerts"),
         }
     }
 

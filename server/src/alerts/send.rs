@@ -312,7 +312,7 @@ mod tests {
                 dedupe_key: "k".into(),
                 integration: "ops".into(),
                 source: "task:3".into(),
-                run_id: Some(9),
+                run_id: Some(baton_schema::ids::RunId(9)),
                 trigger_on: trigger.into(),
                 subject: "[Baton] load failed".into(),
                 message: "load failed: exit code 2".into(),

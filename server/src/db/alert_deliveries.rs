@@ -2,6 +2,7 @@
 
 use super::schema::{alert_attempts, alert_deliveries};
 use super::{ts, with_conn, DbConn, DbResult};
+use baton_schema::ids::RunId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -14,7 +15,7 @@ pub struct DeliveryRow {
     pub integration: String,
     /// `task:ID`, `group:ID` or `test`.
     pub source: String,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub trigger_on: String,
     pub subject: String,
     pub message: String,
@@ -47,7 +48,7 @@ pub struct NewDelivery {
     pub dedupe_key: String,
     pub integration: String,
     pub source: String,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub trigger_on: String,
     pub subject: String,
     pub message: String,

@@ -2,6 +2,7 @@
 
 use super::schema::events;
 use super::{ts, with_conn, DbConn, DbResult};
+use baton_schema::ids::RunId;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -14,7 +15,7 @@ pub struct EventRow {
     pub origin: String,
     pub task_id: Option<i64>,
     pub group_id: Option<i64>,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub run_date: Option<NaiveDate>,
     pub payload: String,
     pub result: Option<String>,
@@ -31,7 +32,7 @@ pub struct NewEvent {
     pub origin: String,
     pub task_id: Option<i64>,
     pub group_id: Option<i64>,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub run_date: Option<NaiveDate>,
     pub payload: String,
     pub created_at: NaiveDateTime,
@@ -81,8 +82,8 @@ pub fn get(conn: &mut DbConn, id: i64) -> DbResult<EventRow> {
 }
 
 /// The runs named by events of one kind since a time, newest first (the missed-runs ledger).
-pub fn of_kind_since(conn: &mut DbConn, kind: &str, since: DateTime<Utc>, limit: i64) -> DbResult<Vec<i64>> {
-    let ids: Vec<Option<i64>> = with_conn!(conn, |c| events::table
+pub fn of_kind_since(conn: &mut DbConn, kind: &str, since: DateTime<Utc>, limit: i64) -> DbResult<Vec<RunId>> {
+    let ids: Vec<Option<RunId>> = with_conn!(conn, |c| events::table
         .filter(events::kind.eq(kind).and(events::created_at.ge(ts(since))))
         .order(events::id.desc())
         .limit(limit)

@@ -33,6 +33,7 @@ pub mod tail;
 pub mod tasks;
 pub mod users;
 
+use baton_schema::ids::RunId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -297,14 +298,14 @@ impl Db {
         self.batcher.submit(0, false, f)
     }
 
-    /// As `submit`, in order with the other writes for `key` only (a run's id: its transitions and
+    /// As `submit`, in order with the other writes for the run only (its transitions and
     /// output), which may go on another connection than the rest.
-    pub fn submit_for<T, F>(&self, key: i64, f: F) -> impl std::future::Future<Output = DbResult<T>> + Send + 'static
+    pub fn submit_for<T, F>(&self, key: RunId, f: F) -> impl std::future::Future<Output = DbResult<T>> + Send + 'static
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
     {
-        self.batcher.submit(key, false, f)
+        self.batcher.submit(key.0, false, f)
     }
 
     /// As `submit_for`, for a write that is atomic by itself (one statement, as
@@ -312,14 +313,14 @@ impl Db {
     /// without a transaction around it.
     pub fn submit_atomic_for<T, F>(
         &self,
-        key: i64,
+        key: RunId,
         f: F,
     ) -> impl std::future::Future<Output = DbResult<T>> + Send + 'static
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
     {
-        self.batcher.submit(key, true, f)
+        self.batcher.submit(key.0, true, f)
     }
 
     /// Transactions the batch writer has run (for tests and benchmarks).

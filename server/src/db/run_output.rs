@@ -3,6 +3,7 @@
 use super::schema::run_output;
 use super::{ts, with_conn, DbConn, DbResult};
 use baton_schema::agent::v1::Stream;
+use baton_schema::ids::RunId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -10,7 +11,7 @@ use diesel::prelude::*;
 #[diesel(table_name = run_output)]
 pub struct OutputRow {
     pub id: i64,
-    pub run_id: i64,
+    pub run_id: RunId,
     pub attempt: i32,
     #[diesel(deserialize_as = String)]
     pub stream: Stream,
@@ -24,7 +25,7 @@ pub struct OutputRow {
 /// A chunk to store: `data` at byte `offset` of one stream of one attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct Chunk<'a> {
-    pub run_id: i64,
+    pub run_id: RunId,
     pub attempt: i32,
     pub stream: Stream,
     pub offset: i64,
@@ -52,7 +53,7 @@ pub fn append(conn: &mut DbConn, chunk: Chunk<'_>, now: DateTime<Utc>, server: &
 /// Chunks of one stream of one attempt that end after `from`, in order, at most `limit` chunks.
 pub fn read(
     conn: &mut DbConn,
-    run_id: i64,
+    run_id: RunId,
     attempt: i32,
     stream: Stream,
     from: i64,
@@ -86,7 +87,7 @@ pub fn read(
 
 /// Drops the chunks of a stream that end at or before `keep_from` (a byte offset), so at least
 /// the bytes from `keep_from` on stay; returns the bytes dropped. Keeps the tail beyond the cap.
-pub fn trim_to(conn: &mut DbConn, run_id: i64, attempt: i32, stream: Stream, keep_from: i64) -> DbResult<i64> {
+pub fn trim_to(conn: &mut DbConn, run_id: RunId, attempt: i32, stream: Stream, keep_from: i64) -> DbResult<i64> {
     if keep_from <= 0 {
         return Ok(0);
     }

@@ -2,6 +2,7 @@
 
 use super::schema::run_transitions;
 use super::{to_json, ts, with_conn, DbConn, DbResult};
+use baton_schema::ids::RunId;
 use baton_schema::run::{Reason, RunStatus, Transition};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -10,7 +11,7 @@ use diesel::prelude::*;
 #[diesel(table_name = run_transitions)]
 pub struct TransitionRow {
     pub id: i64,
-    pub run_id: i64,
+    pub run_id: RunId,
     pub seq: i32,
     #[diesel(deserialize_as = String)]
     pub from_status: RunStatus,
@@ -40,7 +41,7 @@ impl TransitionRow {
 /// cannot both append the same step.
 /// `server` is the server storing them (the others publish them to their subscribers).
 /// Returns the `seq` of the first one.
-pub fn append(conn: &mut DbConn, run_id: i64, transitions: &[Transition], server: &str) -> DbResult<i32> {
+pub fn append(conn: &mut DbConn, run_id: RunId, transitions: &[Transition], server: &str) -> DbResult<i32> {
     use diesel::dsl::sql;
     use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
     // One statement per step, its `seq` taken in the statement itself: a round trip fewer than
@@ -76,7 +77,7 @@ pub fn append(conn: &mut DbConn, run_id: i64, transitions: &[Transition], server
     Ok(first.unwrap_or(0))
 }
 
-pub fn of_run(conn: &mut DbConn, run_id: i64) -> DbResult<Vec<TransitionRow>> {
+pub fn of_run(conn: &mut DbConn, run_id: RunId) -> DbResult<Vec<TransitionRow>> {
     Ok(with_conn!(conn, |c| run_transitions::table
         .filter(run_transitions::run_id.eq(run_id))
         .order(run_transitions::seq)
@@ -85,7 +86,7 @@ pub fn of_run(conn: &mut DbConn, run_id: i64) -> DbResult<Vec<TransitionRow>> {
 }
 
 /// A run's transitions after `seq` (and after `id`, when given), in order.
-pub fn of_run_after(conn: &mut DbConn, run_id: i64, seq: i32, id: Option<i64>) -> DbResult<Vec<TransitionRow>> {
+pub fn of_run_after(conn: &mut DbConn, run_id: RunId, seq: i32, id: Option<i64>) -> DbResult<Vec<TransitionRow>> {
     Ok(with_conn!(conn, |c| run_transitions::table
         .filter(run_transitions::run_id.eq(run_id))
         .filter(run_transitions::seq.gt(seq))

@@ -3,6 +3,7 @@
 use super::groups::like_pattern;
 use super::schema::runs;
 use super::{ts, with_conn, DbConn, DbError, DbResult};
+use baton_schema::ids::RunId;
 use baton_schema::run::RunStatus;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -17,7 +18,7 @@ const UNENDED: [&str; 4] = [IDLE, TRIGGERED, RunStatus::Started.as_str(), RunSta
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = runs)]
 pub struct RunRow {
-    pub id: i64,
+    pub id: RunId,
     pub kind: String,
     pub task_id: Option<i64>,
     pub task_name: String,
@@ -77,12 +78,12 @@ pub struct NewRun {
 /// Whether `create` made the run or found it already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
-    New(i64),
-    Existing(i64),
+    New(RunId),
+    Existing(RunId),
 }
 
 impl Created {
-    pub fn id(self) -> i64 {
+    pub fn id(self) -> RunId {
         match self {
             Self::New(i) | Self::Existing(i) => i,
         }
@@ -92,7 +93,7 @@ impl Created {
 /// Creates the run for its (task, run date, slot) unless it exists: a second call for the same
 /// slot, from a restart or a race, finds the first run instead of making another.
 pub fn create(conn: &mut DbConn, new: &NewRun) -> DbResult<Created> {
-    let inserted: Vec<i64> = with_conn!(conn, |c| diesel::insert_into(runs::table)
+    let inserted: Vec<RunId> = with_conn!(conn, |c| diesel::insert_into(runs::table)
         .values(new.clone())
         .on_conflict((runs::task_id, runs::run_date, runs::slot))
         .do_nothing()
@@ -101,14 +102,14 @@ pub fn create(conn: &mut DbConn, new: &NewRun) -> DbResult<Created> {
     if let Some(id) = inserted.first() {
         return Ok(Created::New(*id));
     }
-    let existing: i64 = with_conn!(conn, |c| runs::table
+    let existing: RunId = with_conn!(conn, |c| runs::table
         .filter(runs::task_id.eq(new.task_id).and(runs::run_date.eq(new.run_date)).and(runs::slot.eq(&new.slot)))
         .select(runs::id)
         .first(c))?;
     Ok(Created::Existing(existing))
 }
 
-pub fn get(conn: &mut DbConn, id: i64) -> DbResult<RunRow> {
+pub fn get(conn: &mut DbConn, id: RunId) -> DbResult<RunRow> {
     Ok(with_conn!(conn, |c| runs::table.find(id).select(RunRow::as_select()).first(c))?)
 }
 
@@ -140,7 +141,7 @@ pub struct Expected {
 /// Applies a change only if the run is still as `expected` (status, attempt and agent): servers
 /// sharing the database change a run one at a time, and a server whose view is stale is refused
 /// (`Conflict`) instead of overwriting what another stored.
-pub fn set_if(conn: &mut DbConn, id: i64, expected: &Expected, change: &RunChange) -> DbResult<()> {
+pub fn set_if(conn: &mut DbConn, id: RunId, expected: &Expected, change: &RunChange) -> DbResult<()> {
     let n = with_conn!(conn, |c| {
         let target = runs::table
             .find(id)
@@ -163,7 +164,7 @@ pub fn set_if(conn: &mut DbConn, id: i64, expected: &Expected, change: &RunChang
 /// transitions it made, stored by `server` at `now`.
 #[derive(Debug, Clone)]
 pub struct Step<'a> {
-    pub run_id: i64,
+    pub run_id: RunId,
     pub expected: &'a Expected,
     pub change: &'a RunChange,
     pub transitions: &'a [baton_schema::run::Transition],
@@ -251,7 +252,7 @@ fn advance_pg(c: &mut PgConnection, step: &Step<'_>) -> DbResult<i32> {
     }
 }
 
-pub fn set(conn: &mut DbConn, id: i64, change: &RunChange) -> DbResult<()> {
+pub fn set(conn: &mut DbConn, id: RunId, change: &RunChange) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::update(runs::table.find(id)).set(change.clone()).execute(c))?;
     if n == 0 {
         return Err(DbError::NotFound);
@@ -260,7 +261,7 @@ pub fn set(conn: &mut DbConn, id: i64, change: &RunChange) -> DbResult<()> {
 }
 
 /// Adds to the byte counts of a run's output.
-pub fn add_output_bytes(conn: &mut DbConn, id: i64, stdout: i64, stderr: i64, truncated: i64) -> DbResult<()> {
+pub fn add_output_bytes(conn: &mut DbConn, id: RunId, stdout: i64, stderr: i64, truncated: i64) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(runs::table.find(id))
         .set((
             runs::stdout_bytes.eq(runs::stdout_bytes + stdout),
@@ -317,7 +318,7 @@ macro_rules! filtered {
 }
 
 /// One page of runs, newest first, before the cursor `before` (a run id).
-pub fn page(conn: &mut DbConn, f: &RunFilter, before: Option<i64>, limit: i64) -> DbResult<Vec<RunRow>> {
+pub fn page(conn: &mut DbConn, f: &RunFilter, before: Option<RunId>, limit: i64) -> DbResult<Vec<RunRow>> {
     Ok(with_conn!(conn, |c| {
         let mut q = filtered!(f).select(RunRow::as_select()).order(runs::id.desc()).limit(limit);
         if let Some(b) = before {
@@ -372,7 +373,7 @@ pub fn unfinished(conn: &mut DbConn) -> DbResult<Vec<RunRow>> {
 /// Claims a waiting run (sent while no agent was there) for an agent before it is sent: one
 /// server wins, and a restart sends it to that agent again (whose journal accepts an attempt
 /// once), never to a second one. False when another claimed it first, or it moved on.
-pub fn claim(conn: &mut DbConn, id: i64, attempt: i32, agent_id: i64, now: DateTime<Utc>) -> DbResult<bool> {
+pub fn claim(conn: &mut DbConn, id: RunId, attempt: i32, agent_id: i64, now: DateTime<Utc>) -> DbResult<bool> {
     let n = with_conn!(conn, |c| diesel::update(
         runs::table
             .find(id)
@@ -386,7 +387,7 @@ pub fn claim(conn: &mut DbConn, id: i64, attempt: i32, agent_id: i64, now: DateT
 }
 
 /// Asks whichever server holds an unfinished run to terminate it; false when it is not unfinished.
-pub fn request_terminate(conn: &mut DbConn, id: i64, user: &str, now: DateTime<Utc>) -> DbResult<bool> {
+pub fn request_terminate(conn: &mut DbConn, id: RunId, user: &str, now: DateTime<Utc>) -> DbResult<bool> {
     let n = with_conn!(conn, |c| diesel::update(runs::table.find(id).filter(runs::status.eq_any(UNENDED)))
         .set((runs::terminate_by.eq(Some(user)), runs::updated_at.eq(ts(now))))
         .execute(c))?;
@@ -403,7 +404,7 @@ pub fn terminate_requested(conn: &mut DbConn) -> DbResult<Vec<RunRow>> {
 }
 
 /// The request to terminate a run was carried out (or sent to its agent).
-pub fn clear_terminate(conn: &mut DbConn, id: i64) -> DbResult<()> {
+pub fn clear_terminate(conn: &mut DbConn, id: RunId) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(runs::table.find(id)).set(runs::terminate_by.eq(None::<String>)).execute(c))?;
     Ok(())
 }

@@ -9,6 +9,7 @@
 
 use super::RunUpdate;
 use crate::db::{self, Db};
+use baton_schema::ids::RunId;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -24,9 +25,9 @@ pub struct RunFeed {
 
 #[derive(Default)]
 struct State {
-    runs: HashMap<i64, Run>,
+    runs: HashMap<RunId, Run>,
     /// Runs in the order they were first published (to forget the oldest).
-    order: VecDeque<i64>,
+    order: VecDeque<RunId>,
     /// The newest transition id when this server began following other servers' (None when it
     /// does not): a run first seen here is published from its steps after it, not from its start.
     since: Option<i64>,
@@ -92,14 +93,14 @@ impl RunFeed {
 
     /// Reads a run's stored steps after its `Filling::after`, then publishes them with those that
     /// waited, in `seq` order, up to the first gap still open (read again, once).
-    async fn fill(self: Arc<Self>, run_id: i64) {
+    async fn fill(self: Arc<Self>, run_id: RunId) {
         let mut tries = 0;
         loop {
             tries += 1;
             let Some((seq, id)) = self.read_from(run_id) else { return };
             let read = self.db.run(move |c| db::run_transitions::of_run_after(c, run_id, seq, id)).await;
             let rows = read.unwrap_or_else(|e| {
-                tracing::error!(run = run_id, error = %e, "reading the steps of a run not yet published");
+                tracing::error!(run = %run_id, error = %e, "reading the steps of a run not yet published");
                 Vec::new()
             });
             let Ok(mut s) = self.state.lock() else { return };
@@ -149,7 +150,7 @@ impl RunFeed {
 
     /// Where a filling run's gap is read from: after its last published `seq`, or (first seen
     /// here) from its start but only after the id following began at. None when not filling.
-    fn read_from(&self, run_id: i64) -> Option<(i32, Option<i64>)> {
+    fn read_from(&self, run_id: RunId) -> Option<(i32, Option<i64>)> {
         let s = self.state.lock().ok()?;
         match s.runs.get(&run_id)? {
             Run::Filling { after: Some(seq), .. } => Some((*seq, None)),
@@ -160,7 +161,7 @@ impl RunFeed {
 }
 
 impl State {
-    fn remember(&mut self, run_id: i64, run: Run) {
+    fn remember(&mut self, run_id: RunId, run: Run) {
         if self.runs.insert(run_id, run).is_none() {
             self.order.push_back(run_id);
         }

@@ -23,7 +23,7 @@ pub use job::{GroupRunRef, JobSpec, StoredJob};
 /// `Ok(Err(why))` and changes nothing. Publishing is the caller's.
 pub fn settle_stored(
     c: &mut db::DbConn,
-    run_id: i64,
+    run_id: RunId,
     event: &RunEvent,
     now: DateTime<Utc>,
     server: &str,
@@ -73,7 +73,7 @@ type StoredOk = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>
 /// Publishes stored transitions, the first of which has `seq` `first_seq` in its run.
 fn publish(
     feed: &Arc<RunFeed>,
-    run_id: i64,
+    run_id: RunId,
     task_name: &str,
     group_run: Option<GroupRunRef>,
     first_seq: i32,
@@ -87,7 +87,7 @@ fn publish(
 /// A run transition, as subscribers see it.
 #[derive(Debug, Clone)]
 pub struct RunUpdate {
-    pub run_id: i64,
+    pub run_id: RunId,
     pub task_name: String,
     pub group_run: Option<GroupRunRef>,
     /// Its place among the run's transitions (from 1).
@@ -98,7 +98,7 @@ pub struct RunUpdate {
 /// A chunk of output, as subscribers see it.
 #[derive(Debug, Clone)]
 pub struct OutputUpdate {
-    pub run_id: i64,
+    pub run_id: RunId,
     pub attempt: u32,
     pub stream: OutStream,
     pub offset: i64,
@@ -125,7 +125,7 @@ impl Active {
 pub struct Driver {
     db: Db,
     hub: Arc<AgentHub>,
-    runs: Arc<Mutex<HashMap<i64, Active>>>,
+    runs: Arc<Mutex<HashMap<RunId, Active>>>,
     feed: Arc<RunFeed>,
     output: broadcast::Sender<OutputUpdate>,
     /// Bytes kept per stream and attempt; beyond it the tail is kept.
@@ -261,7 +261,7 @@ impl Driver {
     /// next batch; the future tells the `seq` of the first when they were stored.
     fn store(
         &self,
-        run_id: i64,
+        run_id: RunId,
         before: &RunMachine,
         machine: &RunMachine,
         transitions: &[Transition],
@@ -311,11 +311,11 @@ impl Driver {
             match stored.await {
                 Ok(first_seq) => Some(first_seq),
                 Err(db::DbError::Conflict(why)) => {
-                    tracing::info!(run = run_id, %why, "another server carries this run on");
+                    tracing::info!(run = %run_id, %why, "another server carries this run on");
                     None
                 }
                 Err(e) => {
-                    tracing::error!(run = run_id, error = %e, "storing run transitions");
+                    tracing::error!(run = %run_id, error = %e, "storing run transitions");
                     None
                 }
             }
@@ -324,7 +324,7 @@ impl Driver {
 
     /// Applies an operator's or the engine's event to a stored run that is not on an agent
     /// (skip, freeze, unfreeze, modify status): stored, then published. Returns the new status.
-    pub async fn settle(&self, run_id: i64, event: RunEvent) -> Result<RunStatus, String> {
+    pub async fn settle(&self, run_id: RunId, event: RunEvent) -> Result<RunStatus, String> {
         if self.runs.lock().map_err(|_| "internal error".to_string())?.contains_key(&run_id) {
             return Err(format!("run {run_id} is on an agent; terminate it first"));
         }
@@ -348,7 +348,7 @@ impl Driver {
 
     /// Applies an event to an active run; illegal events are logged and ignored. Returns
     /// whether it applied and was stored (then published).
-    async fn apply(&self, run_id: i64, event: RunEvent, exit_code: Option<i32>) -> bool {
+    async fn apply(&self, run_id: RunId, event: RunEvent, exit_code: Option<i32>) -> bool {
         match self.apply_now(run_id, event, exit_code) {
             Some(done) => done.await,
             None => false,
@@ -358,7 +358,7 @@ impl Driver {
     /// Applies an event to an active run at once (events are applied in the order they come)
     /// and queues its transitions for storing; the future ends once they are stored and
     /// published. None when the run is not active or the event is illegal (logged, ignored).
-    fn apply_now(&self, run_id: i64, event: RunEvent, exit_code: Option<i32>) -> Option<StoredOk> {
+    fn apply_now(&self, run_id: RunId, event: RunEvent, exit_code: Option<i32>) -> Option<StoredOk> {
         let now = self.clock.now();
         let (before, machine, transitions, task, group_run, fence) = {
             let mut runs = self.runs.lock().ok()?;
@@ -386,7 +386,7 @@ impl Driver {
                     (before, active.machine.clone(), t, active.spec.task.clone(), active.spec.group_run, fence)
                 }
                 Err(e) => {
-                    tracing::warn!(run = run_id, error = %e, "ignored");
+                    tracing::warn!(run = %run_id, error = %e, "ignored");
                     return None;
                 }
             }
@@ -419,7 +419,7 @@ impl Driver {
     /// Takes charge of a stored run (status Idle) and dispatches its first attempt. The dispatch
     /// runs on its own: a caller dropped meanwhile (an actor retired while it handled a slot)
     /// cannot leave it stored as sent but never sent.
-    pub async fn start(self: &Arc<Self>, run_id: i64, spec: JobSpec) {
+    pub async fn start(self: &Arc<Self>, run_id: RunId, spec: JobSpec) {
         let machine = RunMachine::new(spec.retry);
         if let Ok(mut runs) = self.runs.lock() {
             if runs.contains_key(&run_id) {
@@ -432,7 +432,7 @@ impl Driver {
     }
 
     /// Sends the next attempt to an agent (or waits for one until the accept deadline).
-    async fn dispatch(&self, run_id: i64) {
+    async fn dispatch(&self, run_id: RunId) {
         let Some(spec) = self.runs.lock().ok().and_then(|r| r.get(&run_id).map(|a| a.spec.clone())) else { return };
         let agent = self.pick_agent(&spec.target);
         if !self.apply(run_id, RunEvent::Dispatched { agent: agent.clone().unwrap_or_default() }, None).await {
@@ -451,7 +451,7 @@ impl Driver {
 
     /// Sends an attempt to its agent and notes whether it reached the connection; a profile that
     /// names a credential that is not set fails the attempt.
-    async fn send_attempt(&self, run_id: i64, attempt: u32, agent: &str, spec: &JobSpec) {
+    async fn send_attempt(&self, run_id: RunId, attempt: u32, agent: &str, spec: &JobSpec) {
         match self.send_dispatch(run_id, attempt, agent, spec) {
             Ok(sent) => {
                 if let Ok(mut runs) = self.runs.lock() {
@@ -468,7 +468,7 @@ impl Driver {
 
     /// Sends an attempt to its agent: whether it reached the agent's connection. A credential its
     /// profile names that is not set is an error (the run fails with it rather than run without).
-    fn send_dispatch(&self, run_id: i64, attempt: u32, agent: &str, spec: &JobSpec) -> Result<bool, String> {
+    fn send_dispatch(&self, run_id: RunId, attempt: u32, agent: &str, spec: &JobSpec) -> Result<bool, String> {
         let mut env = spec.env.clone();
         let mut secrets = Vec::new();
         for (name, value) in env.iter_mut() {
@@ -497,7 +497,7 @@ impl Driver {
         env.insert("BATON_RUN_DATE".into(), spec.run_date.format("%Y%m%d").to_string());
         env.insert("BATON_ATTEMPT".into(), attempt.to_string());
         let msg = ServerMsg::Dispatch(Dispatch {
-            run_id: RunId(run_id),
+            run_id,
             attempt,
             task: spec.task.clone(),
             command: spec.command.clone(),
@@ -511,14 +511,14 @@ impl Driver {
         });
         let sent = self.hub.send(agent, msg);
         if !sent {
-            tracing::warn!(run = run_id, %agent, "the agent is away; the dispatch is sent when it is back");
+            tracing::warn!(run = %run_id, %agent, "the agent is away; the dispatch is sent when it is back");
         }
         Ok(sent)
     }
 
     /// Stops a run this server holds: its agent, connected here, kills the process group; a run
     /// on no agent ends at once. False when it is not this server's to stop.
-    pub(crate) async fn terminate_here(&self, run_id: i64, user: &str) -> bool {
+    pub(crate) async fn terminate_here(&self, run_id: RunId, user: &str) -> bool {
         let held =
             self.runs.lock().ok().and_then(|runs| {
                 runs.get(&run_id).map(|a| (a.machine.status, a.machine.agent.clone(), a.machine.attempt))
@@ -526,7 +526,7 @@ impl Driver {
         match held {
             Some((RunStatus::Started | RunStatus::Running, Some(agent), attempt)) if !agent.is_empty() => {
                 let stop = ServerMsg::Terminate {
-                    run_id: RunId(run_id),
+                    run_id,
                     attempt,
                     grace_seconds: self.kill_grace_seconds,
                     by: user.into(),
@@ -541,7 +541,7 @@ impl Driver {
     /// An event from an agent, applied at once and queued for storing behind the events before
     /// it; the future ends once it is stored (and published). None when the run is not this
     /// agent's (the caller answers with an error).
-    pub fn on_agent_event(&self, agent: &str, run_id: i64, attempt: u32, event: AgentEvent) -> Option<Stored> {
+    pub fn on_agent_event(&self, agent: &str, run_id: RunId, attempt: u32, event: AgentEvent) -> Option<Stored> {
         let owned = self.runs.lock().ok().is_some_and(|r| {
             r.get(&run_id).is_some_and(|a| a.machine.agent.as_deref() == Some(agent) && a.machine.attempt == attempt)
         });
@@ -575,7 +575,7 @@ impl Driver {
 
     /// Stores a chunk, keeping at most `output_cap` bytes per stream: past the cap, the oldest
     /// chunks are dropped and counted as truncated.
-    fn store_output(&self, run_id: i64, attempt: u32, stream: OutStream, offset: i64, data: String) -> Stored {
+    fn store_output(&self, run_id: RunId, attempt: u32, stream: OutStream, offset: i64, data: String) -> Stored {
         let cap = self.output_cap;
         let (now, server) = (self.clock.now(), self.leases.owner().to_string());
         let len = data.len() as i64;
@@ -602,14 +602,14 @@ impl Driver {
                     let _ = output.send(OutputUpdate { run_id, attempt, stream, offset, data });
                 }
                 Ok(false) => {}
-                Err(e) => tracing::error!(run = run_id, error = %e, "storing output"),
+                Err(e) => tracing::error!(run = %run_id, error = %e, "storing output"),
             }
         })
     }
 
     /// Stops a run: here when this server holds it, else through the server that does (a request
     /// in the database, carried out at its next sweep).
-    pub async fn terminate(&self, run_id: i64, user: &str) -> Result<(), String> {
+    pub async fn terminate(&self, run_id: RunId, user: &str) -> Result<(), String> {
         if self.terminate_here(run_id, user).await {
             return Ok(());
         }
@@ -654,7 +654,7 @@ impl Driver {
             self.dispatch(id).await;
         }
         for (id, attempt, agent, spec) in unsent {
-            tracing::info!(run = id, attempt, %agent, "sending an attempt its agent has not had");
+            tracing::info!(run = %id, attempt, %agent, "sending an attempt its agent has not had");
             self.send_attempt(id, attempt, &agent, &spec).await;
         }
         // Dispatched while no agent was there: send as soon as one is.
@@ -666,7 +666,7 @@ impl Driver {
     /// Gives a run that waits for an agent to the least busy fitting one here, if any is online.
     /// The run is claimed in the database first: one server wins, and after a restart it goes to
     /// that agent again, never to a second one.
-    async fn send_waiting(&self, id: i64, now: DateTime<Utc>) {
+    async fn send_waiting(&self, id: RunId, now: DateTime<Utc>) {
         let Some((spec, attempt)) =
             self.runs.lock().ok().and_then(|r| r.get(&id).map(|a| (a.spec.clone(), a.machine.attempt)))
         else {
@@ -683,7 +683,7 @@ impl Driver {
                 return;
             }
             Err(e) => {
-                tracing::error!(run = id, error = %e, "claiming a waiting run");
+                tracing::error!(run = %id, error = %e, "claiming a waiting run");
                 return;
             }
         }
@@ -709,7 +709,7 @@ impl Driver {
     }
 
     /// Stops holding a run (another server carries it on).
-    fn forget(&self, id: i64) {
+    fn forget(&self, id: RunId) {
         if let Ok(mut runs) = self.runs.lock() {
             runs.remove(&id);
         }
@@ -729,7 +729,7 @@ impl Driver {
     fn hold(&self, r: &db::runs::RunRow, agent_names: &HashMap<i64, String>, now: DateTime<Utc>) -> bool {
         let status = r.status;
         let spec = JobSpec::of_row(r).unwrap_or_else(|| {
-            tracing::warn!(run = r.id, "a run stored without its job: carried on with default limits");
+            tracing::warn!(run = %r.id, "a run stored without its job: carried on with default limits");
             legacy_job(r)
         });
         let mut machine = RunMachine::new(spec.retry);

@@ -76,7 +76,7 @@ impl Driver {
                 (RunStatus::Started | RunStatus::Running, Some(_))
                     if mine && agent_silent && (held || self.hold(&r, &names, now)) =>
                 {
-                    tracing::warn!(run = r.id, "its agent stayed away: agent lost");
+                    tracing::warn!(run = %r.id, "its agent stayed away: agent lost");
                     self.apply(r.id, RunEvent::AgentLost, None).await;
                 }
                 // The rest of what this server holds is `tick`'s.
@@ -84,7 +84,7 @@ impl Driver {
                 (RunStatus::Idle, _) if mine => {
                     let stale = r.attempt > 0 || db::utc(r.created_at) <= now - UNDISPATCHED_AFTER;
                     if stale && self.hold(&r, &names, now) && r.attempt == 0 {
-                        tracing::info!(run = r.id, "dispatching a run its server left behind");
+                        tracing::info!(run = %r.id, "dispatching a run its server left behind");
                         self.dispatch(r.id).await;
                     }
                 }
@@ -128,10 +128,10 @@ impl Driver {
             if !self.terminate_here(r.id, &by).await {
                 continue;
             }
-            tracing::info!(run = r.id, %by, "terminated a run as asked through another server");
+            tracing::info!(run = %r.id, %by, "terminated a run as asked through another server");
             let id = r.id;
             if let Err(e) = self.db.run(move |c| db::runs::clear_terminate(c, id)).await {
-                tracing::error!(run = id, error = %e, "clearing a request to terminate");
+                tracing::error!(run = %id, error = %e, "clearing a request to terminate");
             }
         }
     }

@@ -73,7 +73,7 @@ fn driver_on(db: &Db, clock: &ManualClock, server: &str, now: DateTime<Utc>) -> 
     )
 }
 
-fn stored(db: &Db, id: i64) -> db::runs::RunRow {
+fn stored(db: &Db, id: RunId) -> db::runs::RunRow {
     db::runs::get(&mut db.conn().unwrap(), id).unwrap()
 }
 
@@ -81,7 +81,7 @@ fn stored(db: &Db, id: i64) -> db::runs::RunRow {
 fn a_stored_job_gives_back_the_job_it_was_made_from() {
     let spec = job();
     let row = db::runs::RunRow {
-        id: 1,
+        id: RunId(1),
         kind: "scheduled".into(),
         task_id: Some(1),
         task_name: spec.task.clone(),
@@ -255,7 +255,7 @@ fn a_run_whose_agent_went_silent_is_lost_at_its_time_by_the_lease_holder() {
 
 /// A run of `spec` stepped `events.len()` times through the run machine (as an operator's
 /// freezes would be), each step stored as its own write: the run's id.
-fn stepped_run(db: &Db, spec: &JobSpec, events: &[RunEvent]) -> i64 {
+fn stepped_run(db: &Db, spec: &JobSpec, events: &[RunEvent]) -> RunId {
     let mut c = db.conn().unwrap();
     let id = db::runs::create(&mut c, &new_run(spec, "forced", "force-feed", None)).unwrap().id();
     for (i, e) in (1..).zip(events) {
@@ -271,7 +271,7 @@ async fn next(rx: &mut broadcast::Receiver<RunUpdate>) -> (i32, RunStatus) {
     (u.seq, u.transition.to)
 }
 
-fn update(db: &Db, run_id: i64, seq: i32) -> RunUpdate {
+fn update(db: &Db, run_id: RunId, seq: i32) -> RunUpdate {
     let row =
         db::run_transitions::of_run(&mut db.conn().unwrap(), run_id).unwrap().remove(usize::try_from(seq - 1).unwrap());
     RunUpdate { run_id, task_name: "flaky".into(), group_run: None, seq, transition: row.transition() }

@@ -17,6 +17,7 @@ use actix::prelude::*;
 use baton_schema::clock::{Action, ScheduleClock};
 use baton_schema::definition::{GroupDef, MisfirePolicy, TaskDef};
 use baton_schema::flow::{self, FlowAction, Member};
+use baton_schema::ids::RunId;
 use baton_schema::run::{Reason, RunEvent, RunStatus};
 use baton_schema::schedule::Slot;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -27,7 +28,7 @@ use std::sync::Arc;
 /// A task of a group run.
 #[derive(Debug, Clone)]
 struct MemberRun {
-    run_id: i64,
+    run_id: RunId,
     status: RunStatus,
     attempt: u32,
 }
@@ -251,14 +252,14 @@ async fn pass(mut p: Pass) -> Passed {
                 m.status = RunStatus::Triggered;
                 m.attempt = m.attempt.max(1);
                 p.deps.fired.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(group = %p.group_name, task = %name, run = m.run_id, "dependency holds: started");
+                tracing::info!(group = %p.group_name, task = %name, run = %m.run_id, "dependency holds: started");
                 p.deps.driver.start(m.run_id, spec).await;
             }
             FlowAction::Skip(name, reason) => {
                 let Some(m) = p.run.members.get_mut(name) else { continue };
                 match p.deps.driver.settle(m.run_id, RunEvent::Skip { reason: reason.clone() }).await {
                     Ok(s) => m.status = s,
-                    Err(e) => tracing::error!(run = m.run_id, error = %e, "skipping a run"),
+                    Err(e) => tracing::error!(run = %m.run_id, error = %e, "skipping a run"),
                 }
             }
         }

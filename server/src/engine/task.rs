@@ -10,6 +10,7 @@ use actix::prelude::*;
 use baton_schema::calendar::Calendar;
 use baton_schema::clock::{Action, ScheduleClock, ON_TIME};
 use baton_schema::definition::TaskDef;
+use baton_schema::ids::RunId;
 use baton_schema::run::{Reason, RunEvent};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::collections::HashMap;
@@ -151,17 +152,17 @@ async fn carry_out(deps: EngineDeps, tid: i64, instance_id: i64, def: TaskDef, a
         Ok((db::runs::Created::New(id), frozen)) if skip.is_none() => {
             deps.fired.fetch_add(1, Ordering::Relaxed);
             if frozen {
-                tracing::info!(task = %def.name, run = id, slot = %slot.key(), "frozen for the day");
+                tracing::info!(task = %def.name, run = %id, slot = %slot.key(), "frozen for the day");
                 if let Err(e) = deps.driver.settle(id, RunEvent::Freeze).await {
-                    tracing::error!(run = id, error = %e, "freezing a run");
+                    tracing::error!(run = %id, error = %e, "freezing a run");
                 }
             } else {
-                tracing::info!(task = %def.name, run = id, slot = %slot.key(), "fired");
+                tracing::info!(task = %def.name, run = %id, slot = %slot.key(), "fired");
                 deps.driver.start(id, spec).await;
             }
         }
         Ok((db::runs::Created::New(id), _)) => {
-            tracing::info!(task = %def.name, run = id, slot = %slot.key(), "skipped")
+            tracing::info!(task = %def.name, run = %id, slot = %slot.key(), "skipped")
         }
         Ok((db::runs::Created::Existing(_), _)) => {
             tracing::debug!(task = %def.name, slot = %slot.key(), "slot already has its run")
@@ -175,7 +176,7 @@ async fn carry_out(deps: EngineDeps, tid: i64, instance_id: i64, def: TaskDef, a
 pub fn note_missed(
     c: &mut DbConn,
     run: &db::runs::NewRun,
-    run_id: i64,
+    run_id: RunId,
     slot_at: DateTime<Utc>,
     ran: bool,
     now: DateTime<Utc>,
@@ -205,9 +206,9 @@ pub fn is_missed(slot_at: DateTime<Utc>, skip: Option<&Reason>, now: DateTime<Ut
 }
 
 /// Records a new (IDLE) run as Skipped with its reason, through the run machine.
-pub fn record_skip(c: &mut DbConn, id: i64, reason: Reason, now: DateTime<Utc>, server: &str) -> DbResult<()> {
+pub fn record_skip(c: &mut DbConn, id: RunId, reason: Reason, now: DateTime<Utc>, server: &str) -> DbResult<()> {
     if let Err(why) = crate::driver::settle_stored(c, id, &RunEvent::Skip { reason }, now, server)? {
-        tracing::error!(run = id, %why, "skipping a new run");
+        tracing::error!(run = %id, %why, "skipping a new run");
     }
     Ok(())
 }

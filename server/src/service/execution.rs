@@ -11,6 +11,7 @@ use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::Role;
 use baton_schema::definition::TaskDef;
+use baton_schema::ids::RunId;
 use baton_schema::run::RetryPolicy;
 use baton_schema::schedule::Slot;
 use chrono::{NaiveDate, Utc};
@@ -41,7 +42,7 @@ fn new_run(run_date: NaiveDate, slot: String, spec: &JobSpec, now: chrono::DateT
 }
 
 impl Services {
-    async fn run_record(&self, p: &Principal, id: i64) -> BackendResult<RunRecord> {
+    async fn run_record(&self, p: &Principal, id: RunId) -> BackendResult<RunRecord> {
         baton_graphql::Runs::run(self, p, id).await
     }
 }
@@ -100,7 +101,7 @@ impl baton_graphql::Execution for Services {
         let names = agents.clone();
         let to_make = specs.clone();
         let caller = p.instances.clone();
-        let ids: Vec<i64> = self
+        let ids: Vec<RunId> = self
             .run(move |c| {
                 for a in &names {
                     let Some(row) = db::agents::by_name(c, a)? else {
@@ -203,7 +204,7 @@ impl baton_graphql::Execution for Services {
         self.run_record(p, id).await
     }
 
-    async fn terminate_run(&self, p: &Principal, id: i64) -> BackendResult<bool> {
+    async fn terminate_run(&self, p: &Principal, id: RunId) -> BackendResult<bool> {
         require(p, Role::Operator).map_err(ApiError::from)?;
         let run = self.run_record(p, id).await?;
         let actor = p.username.clone();

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::Role;
+use baton_schema::ids::RunId;
 use baton_schema::run::{RunEvent, RunStatus};
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -37,7 +38,7 @@ pub(crate) fn event_record(e: db::events::EventRow) -> OperatorEventRecord {
 pub(crate) struct Target {
     pub task_id: Option<i64>,
     pub group_id: Option<i64>,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub run_date: Option<NaiveDate>,
 }
 
@@ -80,7 +81,7 @@ impl Services {
 
 #[async_trait]
 impl baton_graphql::Operations for Services {
-    async fn modify_run_status(&self, p: &Principal, id: i64, to: RunStatus) -> BackendResult<OperatorEventRecord> {
+    async fn modify_run_status(&self, p: &Principal, id: RunId, to: RunStatus) -> BackendResult<OperatorEventRecord> {
         if !matches!(to, RunStatus::Success | RunStatus::Failed | RunStatus::Skipped) {
             return Err(ApiError::invalid("status", "one_of", "must be SUCCESS, FAILED or SKIPPED"));
         }

@@ -8,6 +8,7 @@ use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::InstanceAccess;
 use baton_schema::agent::v1::Stream;
+use baton_schema::ids::RunId;
 use baton_schema::run::{Reason, RunStatus};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
@@ -98,7 +99,7 @@ fn may_see(p: &Principal, instance: Option<&str>) -> bool {
 /// run is looked up once, whoever subscribes.
 #[derive(Default)]
 pub struct RunScopes {
-    known: Mutex<HashMap<i64, Option<String>>>,
+    known: Mutex<HashMap<RunId, Option<String>>>,
 }
 
 /// Runs remembered before the memory starts over.
@@ -106,7 +107,7 @@ const SCOPES_KEPT: usize = 100_000;
 
 impl RunScopes {
     /// The run's instance (None: adhoc); Err when it cannot be found.
-    async fn instance_of(&self, db: &db::Db, run_id: i64) -> Result<Option<String>, String> {
+    async fn instance_of(&self, db: &db::Db, run_id: RunId) -> Result<Option<String>, String> {
         if let Some(known) = self.known.lock().map_err(|_| "poisoned")?.get(&run_id) {
             return Ok(known.clone());
         }
@@ -126,7 +127,7 @@ impl RunScopes {
     }
 
     /// Whether `p` may see the run; a run that cannot be looked up is not shown.
-    pub async fn visible(&self, db: &db::Db, p: &Principal, run_id: i64) -> bool {
+    pub async fn visible(&self, db: &db::Db, p: &Principal, run_id: RunId) -> bool {
         // Who sees every instance and adhoc runs sees every run: nothing to look up.
         if matches!(p.instances, InstanceAccess::All) && may_see(p, None) {
             return true;
@@ -134,7 +135,7 @@ impl RunScopes {
         match self.instance_of(db, run_id).await {
             Ok(instance) => may_see(p, instance.as_deref()),
             Err(e) => {
-                tracing::warn!(run = run_id, error = %e, "looking up a run's instance for a subscriber");
+                tracing::warn!(run = %run_id, error = %e, "looking up a run's instance for a subscriber");
                 false
             }
         }
@@ -142,7 +143,7 @@ impl RunScopes {
 }
 
 /// The run, if the caller may see it (adhoc runs without an instance are for operators and up).
-fn visible_run(c: &mut DbConn, p: &Principal, id: i64) -> SvcResult<db::runs::RunRow> {
+fn visible_run(c: &mut DbConn, p: &Principal, id: RunId) -> SvcResult<db::runs::RunRow> {
     let row = db::runs::get(c, id).found("run")?;
     match row.instance_id {
         Some(i) => {
@@ -176,7 +177,7 @@ impl baton_graphql::Runs for Services {
             if let Some(name) = &f.instance {
                 filter.instance_ids = Some(vec![instance_for(c, &p, name)?.id]);
             }
-            let mut rows = db::runs::page(c, &filter, page.after, page.first + 1)?;
+            let mut rows = db::runs::page(c, &filter, page.after.map(RunId), page.first + 1)?;
             let has_next = rows.len() as i64 > page.first;
             rows.truncate(page.first as usize);
             let total = db::runs::count(c, &filter)?;
@@ -186,7 +187,7 @@ impl baton_graphql::Runs for Services {
         .await
     }
 
-    async fn run(&self, p: &Principal, id: i64) -> BackendResult<RunRecord> {
+    async fn run(&self, p: &Principal, id: RunId) -> BackendResult<RunRecord> {
         let p = p.clone();
         self.run(move |c| {
             let row = visible_run(c, &p, id)?;
@@ -195,7 +196,7 @@ impl baton_graphql::Runs for Services {
         .await
     }
 
-    async fn run_transitions(&self, p: &Principal, id: i64) -> BackendResult<Vec<TransitionRecord>> {
+    async fn run_transitions(&self, p: &Principal, id: RunId) -> BackendResult<Vec<TransitionRecord>> {
         let p = p.clone();
         self.run(move |c| {
             visible_run(c, &p, id)?;
@@ -214,7 +215,7 @@ impl baton_graphql::Runs for Services {
     async fn run_output(
         &self,
         p: &Principal,
-        id: i64,
+        id: RunId,
         attempt: Option<i32>,
         stream: Stream,
         offset: i64,
@@ -270,7 +271,7 @@ impl baton_graphql::Runs for Services {
     async fn output_updates(
         &self,
         p: &Principal,
-        run_id: i64,
+        run_id: RunId,
     ) -> BackendResult<BoxStream<'static, OutputUpdateRecord>> {
         // Subscribed before the check, so nothing stored in between is missed.
         let updates = self.driver.subscribe_output();
