@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use baton_schema::access::{InstanceAccess, Role};
 use baton_schema::calendar::CalendarDraft;
 use baton_schema::definition::{GroupDraft, TaskDraft};
-use baton_schema::ids::RunId;
+use baton_schema::ids::{GroupId, RunId, TaskId};
 use baton_schema::FieldError;
 use chrono::{DateTime, Utc};
 
@@ -55,7 +55,7 @@ pub struct Page<T> {
 pub struct TaskRecord {
     pub draft: TaskDraft,
     pub instance_id: i64,
-    pub group_id: Option<i64>,
+    pub group_id: Option<GroupId>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -73,7 +73,7 @@ pub struct GroupRecord {
 #[derive(Debug, Clone, Default)]
 pub struct DefinitionFilter {
     pub instance: Option<String>,
-    pub group_id: Option<i64>,
+    pub group_id: Option<GroupId>,
     pub active: Option<bool>,
     pub search: Option<String>,
 }
@@ -91,7 +91,7 @@ pub struct FlowGraphData {
     pub group: GroupRecord,
     pub tasks: Vec<TaskRecord>,
     /// (task that waits, task it waits for, state letter)
-    pub edges: Vec<(i64, i64, String)>,
+    pub edges: Vec<(TaskId, TaskId, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -203,10 +203,10 @@ pub struct RunRecord {
     pub id: RunId,
     /// scheduled, forced or adhoc
     pub kind: String,
-    pub task_id: Option<i64>,
+    pub task_id: Option<TaskId>,
     pub task_name: String,
     pub instance: Option<String>,
-    pub group_id: Option<i64>,
+    pub group_id: Option<GroupId>,
     pub run_date: chrono::NaiveDate,
     pub slot: String,
     pub status: baton_schema::run::RunStatus,
@@ -242,8 +242,8 @@ pub struct TransitionRecord {
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub statuses: Option<Vec<baton_schema::run::RunStatus>>,
-    pub task_id: Option<i64>,
-    pub group_id: Option<i64>,
+    pub task_id: Option<TaskId>,
+    pub group_id: Option<GroupId>,
     pub instance: Option<String>,
     pub kind: Option<String>,
     pub since: Option<DateTime<Utc>>,
@@ -348,8 +348,8 @@ pub struct OperatorEventRecord {
     pub kind: String,
     pub actor: String,
     pub origin: String,
-    pub task_id: Option<i64>,
-    pub group_id: Option<i64>,
+    pub task_id: Option<TaskId>,
+    pub group_id: Option<GroupId>,
     pub run_id: Option<RunId>,
     pub run_date: Option<chrono::NaiveDate>,
     /// What was asked, as JSON.
@@ -364,7 +364,7 @@ pub struct OperatorEventRecord {
 #[derive(Debug, Clone)]
 pub struct GroupRunRecord {
     pub id: i64,
-    pub group_id: i64,
+    pub group_id: GroupId,
     pub run_date: chrono::NaiveDate,
     pub slot: String,
     /// IDLE while its group dependency does not hold yet, RUNNING, SUCCESS, FAILED or SKIPPED.
@@ -376,7 +376,7 @@ pub struct GroupRunRecord {
 /// One upcoming slot of a task.
 #[derive(Debug, Clone)]
 pub struct UpcomingRecord {
-    pub task_id: i64,
+    pub task_id: TaskId,
     pub task_name: String,
     pub instance: String,
     pub run_date: chrono::NaiveDate,

@@ -22,20 +22,20 @@ use std::sync::Arc;
 #[async_trait::async_trait]
 pub trait Definitions: Send + Sync {
     async fn tasks(&self, p: &Principal, f: &DefinitionFilter, page: PageArgs) -> BackendResult<Page<TaskRecord>>;
-    async fn task(&self, p: &Principal, tid: i64) -> BackendResult<TaskRecord>;
+    async fn task(&self, p: &Principal, tid: TaskId) -> BackendResult<TaskRecord>;
     async fn create_task(&self, p: &Principal, draft: TaskDraft) -> BackendResult<TaskRecord>;
-    async fn update_task(&self, p: &Principal, tid: i64, draft: TaskDraft) -> BackendResult<TaskRecord>;
-    async fn delete_task(&self, p: &Principal, tid: i64) -> BackendResult<bool>;
-    async fn set_task_active(&self, p: &Principal, tid: i64, active: bool) -> BackendResult<TaskRecord>;
+    async fn update_task(&self, p: &Principal, tid: TaskId, draft: TaskDraft) -> BackendResult<TaskRecord>;
+    async fn delete_task(&self, p: &Principal, tid: TaskId) -> BackendResult<bool>;
+    async fn set_task_active(&self, p: &Principal, tid: TaskId, active: bool) -> BackendResult<TaskRecord>;
     async fn groups(&self, p: &Principal, f: &DefinitionFilter, page: PageArgs) -> BackendResult<Page<GroupRecord>>;
-    async fn group(&self, p: &Principal, gid: i64) -> BackendResult<GroupRecord>;
+    async fn group(&self, p: &Principal, gid: GroupId) -> BackendResult<GroupRecord>;
     /// Groups by id, for the DataLoader (ids the caller may not see are left out).
-    async fn groups_by_ids(&self, p: &Principal, ids: &[i64]) -> BackendResult<Vec<GroupRecord>>;
+    async fn groups_by_ids(&self, p: &Principal, ids: &[GroupId]) -> BackendResult<Vec<GroupRecord>>;
     async fn create_group(&self, p: &Principal, draft: GroupDraft) -> BackendResult<GroupRecord>;
-    async fn update_group(&self, p: &Principal, gid: i64, draft: GroupDraft) -> BackendResult<GroupRecord>;
-    async fn delete_group(&self, p: &Principal, gid: i64) -> BackendResult<bool>;
-    async fn set_group_active(&self, p: &Principal, gid: i64, active: bool) -> BackendResult<GroupRecord>;
-    async fn flow_graph(&self, p: &Principal, gid: i64) -> BackendResult<FlowGraphData>;
+    async fn update_group(&self, p: &Principal, gid: GroupId, draft: GroupDraft) -> BackendResult<GroupRecord>;
+    async fn delete_group(&self, p: &Principal, gid: GroupId) -> BackendResult<bool>;
+    async fn set_group_active(&self, p: &Principal, gid: GroupId, active: bool) -> BackendResult<GroupRecord>;
+    async fn flow_graph(&self, p: &Principal, gid: GroupId) -> BackendResult<FlowGraphData>;
     /// Every definition change from now on, in order.
     fn definition_changes(&self) -> BoxStream<'static, DefinitionChange>;
 }
@@ -203,7 +203,7 @@ pub struct TaskInput {
 }
 
 impl TaskInput {
-    fn into_draft(self, tid: Option<i64>) -> Result<TaskDraft, ApiError> {
+    fn into_draft(self, tid: Option<TaskId>) -> Result<TaskDraft, ApiError> {
         let mut profile = BTreeMap::new();
         for v in self.profile {
             if profile.insert(v.name.clone(), v.value).is_some() {
@@ -211,7 +211,7 @@ impl TaskInput {
             }
         }
         Ok(TaskDraft {
-            tid: tid.map(TaskId),
+            tid,
             name: self.name,
             description: self.description,
             owner: self.owner,
@@ -259,9 +259,9 @@ pub struct GroupInput {
 }
 
 impl GroupInput {
-    fn into_draft(self, gid: Option<i64>) -> GroupDraft {
+    fn into_draft(self, gid: Option<GroupId>) -> GroupDraft {
         GroupDraft {
-            gid: gid.map(GroupId),
+            gid,
             name: self.name,
             description: self.description,
             owner: self.owner,
@@ -280,7 +280,7 @@ impl GroupInput {
 pub struct DefinitionFilterInput {
     pub instance: Option<String>,
     /// Tasks of this group only.
-    pub group_id: Option<i64>,
+    pub group_id: Option<GroupId>,
     pub active: Option<bool>,
     /// Part of the name.
     pub search: Option<String>,
@@ -298,8 +298,8 @@ pub struct Task(pub TaskRecord);
 #[Object]
 impl Task {
     /// The TID.
-    async fn tid(&self) -> i64 {
-        self.0.draft.tid.map_or(0, |t| t.0)
+    async fn tid(&self) -> TaskId {
+        self.0.draft.tid.unwrap_or(TaskId(0))
     }
     async fn name(&self) -> &str {
         &self.0.draft.name
@@ -316,7 +316,7 @@ impl Task {
     async fn instance(&self) -> &str {
         &self.0.draft.instance
     }
-    async fn group_id(&self) -> Option<i64> {
+    async fn group_id(&self) -> Option<GroupId> {
         self.0.group_id
     }
     /// The group, loaded in batches.
@@ -390,8 +390,8 @@ pub struct Group(pub GroupRecord);
 #[Object]
 impl Group {
     /// The GID.
-    async fn gid(&self) -> i64 {
-        self.0.draft.gid.map_or(0, |g| g.0)
+    async fn gid(&self) -> GroupId {
+        self.0.draft.gid.unwrap_or(GroupId(0))
     }
     async fn name(&self) -> &str {
         &self.0.draft.name
@@ -434,7 +434,7 @@ impl Group {
 /// A node of a flow graph: one task of the group.
 #[derive(SimpleObject)]
 pub struct FlowNode {
-    pub tid: i64,
+    pub tid: TaskId,
     pub name: String,
     pub active: bool,
     pub dependency: Option<String>,
@@ -446,8 +446,8 @@ pub struct FlowNode {
 /// `from` waits for `to` to reach `state`.
 #[derive(SimpleObject)]
 pub struct FlowEdge {
-    pub from: i64,
-    pub to: i64,
+    pub from: TaskId,
+    pub to: TaskId,
     pub state: String,
 }
 
@@ -489,7 +489,7 @@ impl DefinitionQuery {
     }
 
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
-    async fn task(&self, ctx: &Context<'_>, tid: i64) -> ApiResult<Task> {
+    async fn task(&self, ctx: &Context<'_>, tid: TaskId) -> ApiResult<Task> {
         Ok(Task(domain::<dyn Definitions>(ctx).task(principal(ctx)?, tid).await?))
     }
 
@@ -513,16 +513,17 @@ impl DefinitionQuery {
     }
 
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
-    async fn group(&self, ctx: &Context<'_>, gid: i64) -> ApiResult<Group> {
+    async fn group(&self, ctx: &Context<'_>, gid: GroupId) -> ApiResult<Group> {
         Ok(Group(domain::<dyn Definitions>(ctx).group(principal(ctx)?, gid).await?))
     }
 
     /// A group's tasks as nodes and their dependencies as edges.
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
-    async fn flow_graph(&self, ctx: &Context<'_>, gid: i64) -> ApiResult<FlowGraph> {
+    async fn flow_graph(&self, ctx: &Context<'_>, gid: GroupId) -> ApiResult<FlowGraph> {
         let g = domain::<dyn Definitions>(ctx).flow_graph(principal(ctx)?, gid).await?;
-        let ids: Vec<i64> = g.tasks.iter().map(|t| t.draft.tid.map_or(0, |t| t.0)).collect();
-        let pairs: Vec<(i64, i64)> = g.edges.iter().map(|(dependant, upstream, _)| (*upstream, *dependant)).collect();
+        let ids: Vec<TaskId> = g.tasks.iter().filter_map(|t| t.draft.tid).collect();
+        let pairs: Vec<(TaskId, TaskId)> =
+            g.edges.iter().map(|(dependant, upstream, _)| (*upstream, *dependant)).collect();
         let layout = crate::layout::layered(&ids, &pairs);
         Ok(FlowGraph {
             group: Group(g.group),
@@ -533,10 +534,17 @@ impl DefinitionQuery {
             nodes: g
                 .tasks
                 .into_iter()
-                .map(|t| {
-                    let tid = t.draft.tid.map_or(0, |t| t.0);
+                .filter_map(|t| {
+                    let tid = t.draft.tid?;
                     let (x, y) = layout.at.get(&tid).copied().unwrap_or_default();
-                    FlowNode { tid, name: t.draft.name, active: t.draft.active, dependency: t.draft.dependency, x, y }
+                    Some(FlowNode {
+                        tid,
+                        name: t.draft.name,
+                        active: t.draft.active,
+                        dependency: t.draft.dependency,
+                        x,
+                        y,
+                    })
                 })
                 .collect(),
             edges: g.edges.into_iter().map(|(from, to, state)| FlowEdge { from, to, state }).collect(),
@@ -557,18 +565,18 @@ impl DefinitionMutation {
 
     /// Replaces every field of the task.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
-    async fn update_task(&self, ctx: &Context<'_>, tid: i64, input: TaskInput) -> ApiResult<Task> {
+    async fn update_task(&self, ctx: &Context<'_>, tid: TaskId, input: TaskInput) -> ApiResult<Task> {
         let draft = input.into_draft(Some(tid))?;
         Ok(Task(domain::<dyn Definitions>(ctx).update_task(principal(ctx)?, tid, draft).await?))
     }
 
     #[graphql(guard = "RoleGuard(Role::Admin)")]
-    async fn delete_task(&self, ctx: &Context<'_>, tid: i64) -> ApiResult<bool> {
+    async fn delete_task(&self, ctx: &Context<'_>, tid: TaskId) -> ApiResult<bool> {
         Ok(domain::<dyn Definitions>(ctx).delete_task(principal(ctx)?, tid).await?)
     }
 
     #[graphql(guard = "RoleGuard(Role::Admin)")]
-    async fn set_task_active(&self, ctx: &Context<'_>, tid: i64, active: bool) -> ApiResult<Task> {
+    async fn set_task_active(&self, ctx: &Context<'_>, tid: TaskId, active: bool) -> ApiResult<Task> {
         Ok(Task(domain::<dyn Definitions>(ctx).set_task_active(principal(ctx)?, tid, active).await?))
     }
 
@@ -578,19 +586,19 @@ impl DefinitionMutation {
     }
 
     #[graphql(guard = "RoleGuard(Role::Admin)")]
-    async fn update_group(&self, ctx: &Context<'_>, gid: i64, input: GroupInput) -> ApiResult<Group> {
+    async fn update_group(&self, ctx: &Context<'_>, gid: GroupId, input: GroupInput) -> ApiResult<Group> {
         Ok(Group(domain::<dyn Definitions>(ctx).update_group(principal(ctx)?, gid, input.into_draft(Some(gid))).await?))
     }
 
     /// Refused while tasks still belong to the group.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
-    async fn delete_group(&self, ctx: &Context<'_>, gid: i64) -> ApiResult<bool> {
+    async fn delete_group(&self, ctx: &Context<'_>, gid: GroupId) -> ApiResult<bool> {
         Ok(domain::<dyn Definitions>(ctx).delete_group(principal(ctx)?, gid).await?)
     }
 
     /// An inactive group freezes all its tasks.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
-    async fn set_group_active(&self, ctx: &Context<'_>, gid: i64, active: bool) -> ApiResult<Group> {
+    async fn set_group_active(&self, ctx: &Context<'_>, gid: GroupId, active: bool) -> ApiResult<Group> {
         Ok(Group(domain::<dyn Definitions>(ctx).set_group_active(principal(ctx)?, gid, active).await?))
     }
 }
@@ -611,12 +619,12 @@ pub struct GroupLoader {
     pub principal: Principal,
 }
 
-impl Loader<i64> for GroupLoader {
+impl Loader<GroupId> for GroupLoader {
     type Value = GroupRecord;
     type Error = ApiError;
 
-    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+    async fn load(&self, keys: &[GroupId]) -> Result<HashMap<GroupId, Self::Value>, Self::Error> {
         let groups = self.backend.groups_by_ids(&self.principal, keys).await?;
-        Ok(groups.into_iter().filter_map(|g| g.draft.gid.map(|id| (id.0, g))).collect())
+        Ok(groups.into_iter().filter_map(|g| g.draft.gid.map(|id| (id, g))).collect())
     }
 }

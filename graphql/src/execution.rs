@@ -9,7 +9,7 @@ use crate::guard::{principal, RoleGuard};
 use crate::runs::{Run, Status};
 use async_graphql::{Context, Object, SimpleObject, Subscription};
 use baton_schema::access::Role;
-use baton_schema::ids::RunId;
+use baton_schema::ids::{RunId, TaskId};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::{Stream, StreamExt};
 
@@ -17,8 +17,12 @@ use futures_util::{Stream, StreamExt};
 #[async_trait::async_trait]
 pub trait Execution: Send + Sync {
     async fn run_adhoc(&self, p: &Principal, req: AdhocRequest) -> BackendResult<Vec<RunRecord>>;
-    async fn force_run(&self, p: &Principal, tid: i64, run_date: Option<chrono::NaiveDate>)
-        -> BackendResult<RunRecord>;
+    async fn force_run(
+        &self,
+        p: &Principal,
+        tid: TaskId,
+        run_date: Option<chrono::NaiveDate>,
+    ) -> BackendResult<RunRecord>;
     async fn terminate_run(&self, p: &Principal, id: RunId) -> BackendResult<bool>;
 }
 
@@ -50,7 +54,7 @@ impl ExecutionMutation {
 
     /// Runs a task now (for a run date, default today in its timezone), ignoring its schedule.
     #[graphql(guard = "RoleGuard(Role::Operator)")]
-    async fn force_run(&self, ctx: &Context<'_>, tid: i64, run_date: Option<NaiveDate>) -> ApiResult<Run> {
+    async fn force_run(&self, ctx: &Context<'_>, tid: TaskId, run_date: Option<NaiveDate>) -> ApiResult<Run> {
         Ok(Run(domain::<dyn Execution>(ctx).force_run(principal(ctx)?, tid, run_date).await?))
     }
 

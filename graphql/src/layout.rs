@@ -3,6 +3,7 @@
 //! Independent parts of the graph sit side by side.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 
 /// A node's box, in the units the coordinates use.
 pub const NODE_WIDTH: f64 = 180.0;
@@ -11,15 +12,15 @@ const SPACING: f64 = 40.0;
 
 /// Positions (top-left corners) by node id, and the drawing's width and height.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Layout {
-    pub at: HashMap<i64, (f64, f64)>,
+pub struct Layout<N: Eq + Hash> {
+    pub at: HashMap<N, (f64, f64)>,
     pub width: f64,
     pub height: f64,
 }
 
 /// Lays out `nodes` with `edges` as (upstream, dependant) pairs.
-pub fn layered(nodes: &[i64], edges: &[(i64, i64)]) -> Layout {
-    let index: HashMap<i64, u32> = nodes.iter().enumerate().map(|(i, n)| (*n, i as u32)).collect();
+pub fn layered<N: Copy + Eq + Hash>(nodes: &[N], edges: &[(N, N)]) -> Layout<N> {
+    let index: HashMap<N, u32> = nodes.iter().enumerate().map(|(i, n)| (*n, i as u32)).collect();
     let vertices: Vec<(u32, (f64, f64))> = (0..nodes.len() as u32).map(|i| (i, (NODE_WIDTH, NODE_HEIGHT))).collect();
     let pairs: Vec<(u32, u32)> =
         edges.iter().filter_map(|(a, b)| Some((*index.get(a)?, *index.get(b)?))).filter(|(a, b)| a != b).collect();
@@ -55,8 +56,8 @@ pub fn layered(nodes: &[i64], edges: &[(i64, i64)]) -> Layout {
 }
 
 /// Each node on the layer after its deepest upstream; nodes of a layer side by side.
-fn longest_path(nodes: &[i64], edges: &[(i64, i64)]) -> Layout {
-    let mut layer: HashMap<i64, usize> = nodes.iter().map(|n| (*n, 0)).collect();
+fn longest_path<N: Copy + Eq + Hash>(nodes: &[N], edges: &[(N, N)]) -> Layout<N> {
+    let mut layer: HashMap<N, usize> = nodes.iter().map(|n| (*n, 0)).collect();
     for _ in 0..nodes.len() {
         let mut changed = false;
         for (a, b) in edges {
@@ -95,7 +96,7 @@ mod tests {
         (a.0 - b.0).abs() < NODE_WIDTH && (a.1 - b.1).abs() < NODE_HEIGHT
     }
 
-    fn check(l: &Layout, nodes: &[i64], edges: &[(i64, i64)]) {
+    fn check(l: &Layout<i64>, nodes: &[i64], edges: &[(i64, i64)]) {
         assert_eq!(l.at.len(), nodes.len());
         for (i, a) in nodes.iter().enumerate() {
             for b in &nodes[i + 1..] {
@@ -125,7 +126,7 @@ mod tests {
         let edges = [(1, 2), (2, 3), (3, 4), (1, 4), (6, 7)];
         let l = layered(&nodes, &edges);
         check(&l, &nodes, &edges);
-        let empty = layered(&[], &[]);
+        let empty = layered::<i64>(&[], &[]);
         assert!(empty.at.is_empty());
         check(&longest_path(&nodes, &edges), &nodes, &edges);
     }

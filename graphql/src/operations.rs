@@ -9,7 +9,7 @@ use crate::guard::{principal, RoleGuard};
 use crate::runs::{Run, Status};
 use async_graphql::{Context, Object, SimpleObject};
 use baton_schema::access::Role;
-use baton_schema::ids::RunId;
+use baton_schema::ids::{GroupId, RunId, TaskId};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 /// Operators' events on runs and tasks, missed runs and group runs.
@@ -26,19 +26,19 @@ pub trait Operations: Send + Sync {
     async fn freeze_task(
         &self,
         p: &Principal,
-        tid: i64,
+        tid: TaskId,
         run_date: Option<chrono::NaiveDate>,
         freeze: bool,
     ) -> BackendResult<OperatorEventRecord>;
     async fn operator_events(
         &self,
         p: &Principal,
-        task_id: Option<i64>,
+        task_id: Option<TaskId>,
         limit: i64,
     ) -> BackendResult<Vec<OperatorEventRecord>>;
     /// Slots missed while the server was down (run late within the grace, or skipped), newest first.
     async fn missed_runs(&self, p: &Principal, since: DateTime<Utc>, limit: i64) -> BackendResult<Vec<RunRecord>>;
-    async fn group_runs(&self, p: &Principal, gid: i64, limit: i64) -> BackendResult<Vec<GroupRunRecord>>;
+    async fn group_runs(&self, p: &Principal, gid: GroupId, limit: i64) -> BackendResult<Vec<GroupRunRecord>>;
 }
 
 /// An operator's command to the scheduler and the scheduler's answer.
@@ -50,8 +50,8 @@ pub struct OperatorEvent {
     pub kind: String,
     pub actor: String,
     pub origin: String,
-    pub task_id: Option<i64>,
-    pub group_id: Option<i64>,
+    pub task_id: Option<TaskId>,
+    pub group_id: Option<GroupId>,
     pub run_id: Option<RunId>,
     pub run_date: Option<NaiveDate>,
     /// What was asked, as JSON.
@@ -87,7 +87,7 @@ impl From<OperatorEventRecord> for OperatorEvent {
 #[derive(SimpleObject)]
 pub struct GroupRun {
     pub id: i64,
-    pub group_id: i64,
+    pub group_id: GroupId,
     pub run_date: NaiveDate,
     pub slot: String,
     /// IDLE while its group dependency does not hold yet, RUNNING, SUCCESS, FAILED or SKIPPED.
@@ -128,7 +128,7 @@ impl OperatorQuery {
     async fn operator_events(
         &self,
         ctx: &Context<'_>,
-        task_id: Option<i64>,
+        task_id: Option<TaskId>,
         #[graphql(default = 100)] limit: i32,
     ) -> ApiResult<Vec<OperatorEvent>> {
         let list = domain::<dyn Operations>(ctx).operator_events(principal(ctx)?, task_id, limit_of(limit)?).await?;
@@ -157,7 +157,7 @@ impl OperatorQuery {
     async fn group_runs(
         &self,
         ctx: &Context<'_>,
-        gid: i64,
+        gid: GroupId,
         #[graphql(default = 20)] limit: i32,
     ) -> ApiResult<Vec<GroupRun>> {
         let list = domain::<dyn Operations>(ctx).group_runs(principal(ctx)?, gid, limit_of(limit)?).await?;
@@ -180,7 +180,12 @@ impl OperatorMutation {
     /// Holds a task for a run date (default today in its timezone): its waiting runs become
     /// FROZEN and new ones are made frozen, until unfrozen.
     #[graphql(guard = "RoleGuard(Role::Operator)")]
-    async fn freeze_task(&self, ctx: &Context<'_>, tid: i64, run_date: Option<NaiveDate>) -> ApiResult<OperatorEvent> {
+    async fn freeze_task(
+        &self,
+        ctx: &Context<'_>,
+        tid: TaskId,
+        run_date: Option<NaiveDate>,
+    ) -> ApiResult<OperatorEvent> {
         Ok(domain::<dyn Operations>(ctx).freeze_task(principal(ctx)?, tid, run_date, true).await?.into())
     }
 
@@ -190,7 +195,7 @@ impl OperatorMutation {
     async fn unfreeze_task(
         &self,
         ctx: &Context<'_>,
-        tid: i64,
+        tid: TaskId,
         run_date: Option<NaiveDate>,
     ) -> ApiResult<OperatorEvent> {
         Ok(domain::<dyn Operations>(ctx).freeze_task(principal(ctx)?, tid, run_date, false).await?.into())

@@ -8,7 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use baton_schema::access::Role;
-use baton_schema::ids::RunId;
+use baton_schema::ids::{GroupId, RunId, TaskId};
 use baton_schema::run::RunStatus;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::stream::BoxStream;
@@ -68,8 +68,8 @@ pub enum OutputStream {
 #[derive(InputObject, Default)]
 pub struct RunFilterInput {
     pub status: Option<Vec<Status>>,
-    pub task_id: Option<i64>,
-    pub group_id: Option<i64>,
+    pub task_id: Option<TaskId>,
+    pub group_id: Option<GroupId>,
     pub instance: Option<String>,
     /// scheduled, forced or adhoc
     pub kind: Option<String>,
@@ -118,7 +118,7 @@ impl Run {
     async fn kind(&self) -> &str {
         &self.0.kind
     }
-    async fn task_id(&self) -> Option<i64> {
+    async fn task_id(&self) -> Option<TaskId> {
         self.0.task_id
     }
     async fn task_name(&self) -> &str {
@@ -127,7 +127,7 @@ impl Run {
     async fn instance(&self) -> Option<&str> {
         self.0.instance.as_deref()
     }
-    async fn group_id(&self) -> Option<i64> {
+    async fn group_id(&self) -> Option<GroupId> {
         self.0.group_id
     }
     async fn run_date(&self) -> NaiveDate {

@@ -7,6 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Object, SimpleObject};
 use baton_schema::access::Role;
+use baton_schema::ids::TaskId;
 use chrono::{DateTime, NaiveDate, Utc};
 
 /// The scheduler's plan and health.
@@ -19,7 +20,7 @@ pub trait SchedulerState: Send + Sync {
 
 #[derive(SimpleObject)]
 pub struct UpcomingRun {
-    pub task_id: i64,
+    pub task_id: TaskId,
     pub task_name: String,
     pub instance: String,
     pub run_date: NaiveDate,

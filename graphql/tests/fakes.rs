@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use baton_graphql::backend::{AdhocRequest, BackendResult, RunRecord};
 use baton_graphql::{schema_builder, ApiError, Execution, Principal};
 use baton_schema::access::{InstanceAccess, Role};
-use baton_schema::ids::RunId;
+use baton_schema::ids::{RunId, TaskId};
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ impl Execution for NoTasks {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Ok(Vec::new())
     }
-    async fn force_run(&self, _: &Principal, _: i64, _: Option<chrono::NaiveDate>) -> BackendResult<RunRecord> {
+    async fn force_run(&self, _: &Principal, _: TaskId, _: Option<chrono::NaiveDate>) -> BackendResult<RunRecord> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Err(ApiError::NotFound("task".into()))
     }

@@ -70,8 +70,13 @@ fn measure(db: &Db, runs: i64) -> Vec<(&'static str, Duration)> {
         (
             "first page of one task",
             median(|| {
-                db::runs::page(&mut c, &db::runs::RunFilter { task_id: Some(7), ..Default::default() }, None, 51)
-                    .expect("page");
+                db::runs::page(
+                    &mut c,
+                    &db::runs::RunFilter { task_id: Some(baton_schema::ids::TaskId(7)), ..Default::default() },
+                    None,
+                    51,
+                )
+                .expect("page");
             }),
         ),
         (

@@ -11,6 +11,7 @@ use crate::service::Services;
 use baton_graphql::backend::ChangeKind;
 use baton_graphql::Definitions;
 use baton_graphql::{build_schema, Backend, BatonSchema};
+use baton_schema::ids::{GroupId, TaskId};
 use std::sync::Arc;
 
 /// A server's parts that answer requests.
@@ -93,8 +94,8 @@ pub async fn build(config: &Config, db: Db) -> anyhow::Result<App> {
         while let Some(c) = changes.next().await {
             alerts.definitions_changed();
             match c.kind {
-                ChangeKind::Task => engine.do_send(crate::engine::TaskChanged(c.id)),
-                ChangeKind::Group => engine.do_send(crate::engine::GroupChanged(c.id)),
+                ChangeKind::Task => engine.do_send(crate::engine::TaskChanged(TaskId(c.id))),
+                ChangeKind::Group => engine.do_send(crate::engine::GroupChanged(GroupId(c.id))),
                 _ => engine.do_send(crate::engine::ReloadAll),
             }
         }

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use baton_schema::definition::{AlertRuleDraft, GroupDef, GroupDraft, TaskDef, TaskDraft};
-use baton_schema::ids::RunId;
+use baton_schema::ids::{GroupId, RunId, TaskId};
 use baton_schema::run::{RunStatus, Transition};
 use baton_schema::schedule::ScheduleDraft;
 use baton_server::db::{self, DatabaseUrl, Db, DbError};
@@ -124,7 +124,7 @@ fn definitions_round_trip_and_keep_their_rules() {
             .map(|r| r.to_draft().unwrap())
             .collect();
         let back = TaskDef::parse(&row.to_draft("default", Some("nightly"), alerts).unwrap()).unwrap();
-        extract.tid = Some(baton_schema::ids::TaskId(tid));
+        extract.tid = Some(tid);
         assert_eq!(back, extract, "{}", t.name);
 
         // Names are unique per instance.
@@ -137,7 +137,10 @@ fn definitions_round_trip_and_keep_their_rules() {
         db::tasks::update(&mut c, tid, inst, Some(gid), &extract, now()).unwrap();
         let row = db::tasks::get(&mut c, tid).unwrap();
         assert_eq!((row.version, row.description.as_str()), (2, "pulls the files"), "{}", t.name);
-        assert!(matches!(db::tasks::update(&mut c, 999_999, inst, None, &extract, now()), Err(DbError::NotFound)));
+        assert!(matches!(
+            db::tasks::update(&mut c, TaskId(999_999), inst, None, &extract, now()),
+            Err(DbError::NotFound)
+        ));
         db::tasks::delete(&mut c, tid).unwrap();
         db::groups::delete(&mut c, gid).unwrap();
     }
@@ -179,7 +182,7 @@ fn task_pages_are_complete_stable_and_filtered() {
     }
 }
 
-fn new_run(task_id: i64, slot: &str) -> db::runs::NewRun {
+fn new_run(task_id: TaskId, slot: &str) -> db::runs::NewRun {
     db::runs::NewRun {
         kind: "scheduled".into(),
         task_id: Some(task_id),
@@ -375,7 +378,7 @@ fn batched_writes_share_transactions_and_a_failing_one_undoes_only_itself() {
                 let db = t.db.clone();
                 async move {
                     // Write 250 names a task that does not exist: the foreign key refuses it.
-                    let task_id = if i == 250 { tid + 1_000 } else { tid };
+                    let task_id = if i == 250 { TaskId(tid.0 + 1_000) } else { tid };
                     let run = new_run(task_id, &format!("2026-11-28T12:{:02}:{:02}", i / 60, i % 60));
                     db.write(move |c| Ok(db::runs::create(c, &run)?.id())).await
                 }
@@ -400,12 +403,13 @@ fn lookups_by_more_ids_than_a_statement_may_bind() {
         let inst = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
         let tid = db::tasks::insert(&mut c, inst, None, &task("job", None), now()).unwrap();
         // SQLite binds at most 32,766 variables per statement; imports of 100,000 tasks look up more.
-        let mut ids: Vec<i64> = (1_000_000..1_040_000).collect();
+        let mut ids: Vec<TaskId> = (1_000_000..1_040_000).map(TaskId).collect();
         ids.push(tid);
         let tasks = db::tasks::get_many(&mut c, &ids).unwrap();
         assert_eq!(tasks.iter().map(|r| r.id).collect::<Vec<_>>(), vec![tid], "{}", t.name);
         assert!(db::dependencies::of_tasks(&mut c, &ids).unwrap().is_empty(), "{}", t.name);
-        assert!(db::groups::get_many(&mut c, &ids).unwrap().is_empty(), "{}", t.name);
+        let group_ids: Vec<GroupId> = ids.iter().map(|t| GroupId(t.0)).collect();
+        assert!(db::groups::get_many(&mut c, &group_ids).unwrap().is_empty(), "{}", t.name);
     }
 }
 

@@ -211,8 +211,11 @@ fn three_servers_share_one_postgresql_through_kills_and_stops() {
     assert!(executed.values().all(|n| *n == 1), "an attempt ran twice: {executed:?}");
     let mut c = store.conn().unwrap();
     for tid in &tids {
-        let mut slots: Vec<NaiveDateTime> =
-            runs.iter().filter(|r| r.task_id == Some(*tid)).map(|r| r.scheduled_for.unwrap()).collect();
+        let mut slots: Vec<NaiveDateTime> = runs
+            .iter()
+            .filter(|r| r.task_id == Some(baton_schema::ids::TaskId(*tid)))
+            .map(|r| r.scheduled_for.unwrap())
+            .collect();
         slots.sort();
         let n = slots.len();
         slots.dedup();

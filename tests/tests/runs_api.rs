@@ -24,7 +24,7 @@ fn runs_timeline_output_and_dashboard() {
     for (slot, status) in [("02:00", RunStatus::Success), ("03:00", RunStatus::Failed), ("04:00", RunStatus::Running)] {
         let new = db::runs::NewRun {
             kind: "scheduled".into(),
-            task_id: Some(tid),
+            task_id: Some(baton_schema::ids::TaskId(tid)),
             task_name: "nightly_load".into(),
             instance_id: Some(1),
             group_id: None,

@@ -4,7 +4,7 @@
 use crate::db::{self, alert_deliveries::NewDelivery, DbConn, DbResult};
 use baton_schema::alert::trigger_name;
 use baton_schema::definition::AlertRule;
-use baton_schema::ids::RunId;
+use baton_schema::ids::{RunId, TaskId};
 use baton_schema::placeholder::{expand, PlaceholderContext};
 use baton_schema::run::Reason;
 use chrono::{NaiveDate, Utc};
@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 pub(super) struct Facts {
     pub(super) source: String,
     pub(super) task_name: String,
-    pub(super) task_id: Option<i64>,
+    pub(super) task_id: Option<TaskId>,
     pub(super) group_name: String,
     pub(super) run_id: Option<RunId>,
     pub(super) run_date: Option<NaiveDate>,
@@ -240,7 +240,7 @@ mod tests {
         let facts = Facts {
             source: "task:3".into(),
             task_name: "load".into(),
-            task_id: Some(3),
+            task_id: Some(baton_schema::ids::TaskId(3)),
             status: "FAILED".into(),
             exit_code: Some(2),
             duration_seconds: Some(61),

@@ -10,6 +10,7 @@ mod policy;
 pub mod send;
 mod worker;
 
+use baton_schema::ids::GroupId;
 pub use deadlines::check_deadlines;
 use facts::{queue_rule, run_facts, Facts};
 pub use policy::AlertPolicy;
@@ -28,7 +29,7 @@ use tokio::sync::broadcast;
 /// A group run that ended, as the engine announces it.
 #[derive(Debug, Clone)]
 pub struct GroupRunEnd {
-    pub group_id: i64,
+    pub group_id: GroupId,
     pub group_run_id: i64,
     pub run_date: NaiveDate,
     /// SUCCESS or FAILED.
@@ -202,7 +203,7 @@ impl Alerts {
         match res {
             Ok(0) => {}
             Ok(_) => self.bell.ring(),
-            Err(err) => tracing::error!(group = e.group_id, error = %err, "queueing group alerts"),
+            Err(err) => tracing::error!(group = %e.group_id, error = %err, "queueing group alerts"),
         }
     }
 

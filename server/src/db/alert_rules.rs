@@ -3,14 +3,17 @@
 use super::schema::alert_rules;
 use super::{from_json, to_json, with_conn, DbConn, DbResult};
 use baton_schema::definition::{AlertRule, AlertRuleDraft, AlertTrigger};
+use baton_schema::ids::{GroupId, TaskId};
 use diesel::prelude::*;
+use std::collections::HashMap;
+use std::hash::Hash;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = alert_rules)]
 pub struct AlertRuleRow {
     pub id: i64,
-    pub task_id: Option<i64>,
-    pub group_id: Option<i64>,
+    pub task_id: Option<TaskId>,
+    pub group_id: Option<GroupId>,
     pub trigger_on: String,
     pub integration: String,
     pub message: Option<String>,
@@ -34,8 +37,8 @@ impl AlertRuleRow {
 /// The owner of a set of rules.
 #[derive(Debug, Clone, Copy)]
 pub enum Owner {
-    Task(i64),
-    Group(i64),
+    Task(TaskId),
+    Group(GroupId),
 }
 
 pub fn replace(conn: &mut DbConn, owner: Owner, rules: &[AlertRule]) -> DbResult<()> {
@@ -80,35 +83,43 @@ pub fn of(conn: &mut DbConn, owner: Owner) -> DbResult<Vec<AlertRuleRow>> {
     })?)
 }
 
-/// The rules of many tasks (or groups) in one query, grouped by owner id.
-pub fn of_many(
-    conn: &mut DbConn,
-    tasks: bool,
-    ids: &[i64],
-) -> DbResult<std::collections::HashMap<i64, Vec<AlertRuleRow>>> {
-    let rows: Vec<AlertRuleRow> = super::in_chunks(ids, |ids| {
-        Ok(with_conn!(conn, |c| {
-            let q = alert_rules::table
-                .select(AlertRuleRow::as_select())
-                .order((alert_rules::id, alert_rules::position))
-                .into_boxed();
-            if tasks {
-                q.filter(alert_rules::task_id.eq_any(ids)).load(c)
-            } else {
-                q.filter(alert_rules::group_id.eq_any(ids)).load(c)
-            }
-        })?)
+/// The rules of many tasks in a few queries, by task.
+pub fn of_tasks(conn: &mut DbConn, ids: &[TaskId]) -> DbResult<HashMap<TaskId, Vec<AlertRuleRow>>> {
+    let rows = super::in_chunks(ids, |ids| {
+        Ok(with_conn!(conn, |c| alert_rules::table
+            .filter(alert_rules::task_id.eq_any(ids))
+            .select(AlertRuleRow::as_select())
+            .load(c))?)
     })?;
-    let mut out: std::collections::HashMap<i64, Vec<AlertRuleRow>> = std::collections::HashMap::new();
+    Ok(by_owner(rows, |r| r.task_id))
+}
+
+/// The rules of many groups in a few queries, by group.
+pub fn of_groups(conn: &mut DbConn, ids: &[GroupId]) -> DbResult<HashMap<GroupId, Vec<AlertRuleRow>>> {
+    let rows = super::in_chunks(ids, |ids| {
+        Ok(with_conn!(conn, |c| alert_rules::table
+            .filter(alert_rules::group_id.eq_any(ids))
+            .select(AlertRuleRow::as_select())
+            .load(c))?)
+    })?;
+    Ok(by_owner(rows, |r| r.group_id))
+}
+
+/// Rules by their owner, each owner's in their order.
+fn by_owner<I: Eq + Hash>(
+    rows: Vec<AlertRuleRow>,
+    owner: impl Fn(&AlertRuleRow) -> Option<I>,
+) -> HashMap<I, Vec<AlertRuleRow>> {
+    let mut out: HashMap<I, Vec<AlertRuleRow>> = HashMap::new();
     for r in rows {
-        if let Some(owner) = if tasks { r.task_id } else { r.group_id } {
-            out.entry(owner).or_default().push(r);
+        if let Some(o) = owner(&r) {
+            out.entry(o).or_default().push(r);
         }
     }
     for v in out.values_mut() {
-        v.sort_by_key(|r| r.position);
+        v.sort_by_key(|r| (r.position, r.id));
     }
-    Ok(out)
+    out
 }
 
 /// Every rule with a deadline trigger (not_started_by, still_running_at, longer_than).

@@ -2,21 +2,22 @@
 
 use super::schema::dependencies;
 use super::{with_conn, DbConn, DbResult};
+use baton_schema::ids::{GroupId, TaskId};
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = dependencies)]
 pub struct DependencyRow {
     pub id: i64,
-    pub task_id: Option<i64>,
-    pub group_id: Option<i64>,
-    pub depends_on_task_id: Option<i64>,
-    pub depends_on_group_id: Option<i64>,
+    pub task_id: Option<TaskId>,
+    pub group_id: Option<GroupId>,
+    pub depends_on_task_id: Option<TaskId>,
+    pub depends_on_group_id: Option<GroupId>,
     pub state: String,
 }
 
 /// Replaces a task's edges: `(the task it depends on, the state letter)`.
-pub fn replace_for_task(conn: &mut DbConn, task_id: i64, edges: &[(i64, char)]) -> DbResult<()> {
+pub fn replace_for_task(conn: &mut DbConn, task_id: TaskId, edges: &[(TaskId, char)]) -> DbResult<()> {
     let rows: Vec<_> = edges
         .iter()
         .map(|(to, st)| {
@@ -38,7 +39,7 @@ pub fn replace_for_task(conn: &mut DbConn, task_id: i64, edges: &[(i64, char)]) 
 }
 
 /// Replaces a group's edges to other groups.
-pub fn replace_for_group(conn: &mut DbConn, group_id: i64, edges: &[(i64, char)]) -> DbResult<()> {
+pub fn replace_for_group(conn: &mut DbConn, group_id: GroupId, edges: &[(GroupId, char)]) -> DbResult<()> {
     let rows: Vec<_> = edges
         .iter()
         .map(|(to, st)| {
@@ -60,7 +61,7 @@ pub fn replace_for_group(conn: &mut DbConn, group_id: i64, edges: &[(i64, char)]
 }
 
 /// The edges among the tasks of a group.
-pub fn of_tasks(conn: &mut DbConn, task_ids: &[i64]) -> DbResult<Vec<DependencyRow>> {
+pub fn of_tasks(conn: &mut DbConn, task_ids: &[TaskId]) -> DbResult<Vec<DependencyRow>> {
     let mut rows = super::in_chunks(task_ids, |ids| {
         Ok(with_conn!(conn, |c| dependencies::table
             .filter(dependencies::task_id.eq_any(ids))
@@ -72,7 +73,7 @@ pub fn of_tasks(conn: &mut DbConn, task_ids: &[i64]) -> DbResult<Vec<DependencyR
 }
 
 /// The edges among groups.
-pub fn of_groups(conn: &mut DbConn, group_ids: &[i64]) -> DbResult<Vec<DependencyRow>> {
+pub fn of_groups(conn: &mut DbConn, group_ids: &[GroupId]) -> DbResult<Vec<DependencyRow>> {
     let mut rows = super::in_chunks(group_ids, |ids| {
         Ok(with_conn!(conn, |c| dependencies::table
             .filter(dependencies::group_id.eq_any(ids))

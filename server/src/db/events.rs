@@ -2,7 +2,7 @@
 
 use super::schema::events;
 use super::{ts, with_conn, DbConn, DbResult};
-use baton_schema::ids::RunId;
+use baton_schema::ids::{GroupId, RunId, TaskId};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -13,8 +13,8 @@ pub struct EventRow {
     pub kind: String,
     pub actor: String,
     pub origin: String,
-    pub task_id: Option<i64>,
-    pub group_id: Option<i64>,
+    pub task_id: Option<TaskId>,
+    pub group_id: Option<GroupId>,
     pub run_id: Option<RunId>,
     pub run_date: Option<NaiveDate>,
     pub payload: String,
@@ -30,8 +30,8 @@ pub struct NewEvent {
     pub kind: String,
     pub actor: String,
     pub origin: String,
-    pub task_id: Option<i64>,
-    pub group_id: Option<i64>,
+    pub task_id: Option<TaskId>,
+    pub group_id: Option<GroupId>,
     pub run_id: Option<RunId>,
     pub run_date: Option<NaiveDate>,
     pub payload: String,
@@ -51,7 +51,7 @@ pub fn acknowledge(conn: &mut DbConn, id: i64, ok: bool, result: &str, now: Date
 }
 
 /// Newest first, before the cursor.
-pub fn page(conn: &mut DbConn, task_id: Option<i64>, before: Option<i64>, limit: i64) -> DbResult<Vec<EventRow>> {
+pub fn page(conn: &mut DbConn, task_id: Option<TaskId>, before: Option<i64>, limit: i64) -> DbResult<Vec<EventRow>> {
     Ok(with_conn!(conn, |c| {
         let mut q = events::table.select(EventRow::as_select()).order(events::id.desc()).limit(limit).into_boxed();
         if let Some(t) = task_id {
@@ -66,7 +66,7 @@ pub fn page(conn: &mut DbConn, task_id: Option<i64>, before: Option<i64>, limit:
 
 /// Whether a task is frozen for a run date: its latest freeze or unfreeze that took effect
 /// was a freeze.
-pub fn frozen(conn: &mut DbConn, task_id: i64, run_date: NaiveDate) -> DbResult<bool> {
+pub fn frozen(conn: &mut DbConn, task_id: TaskId, run_date: NaiveDate) -> DbResult<bool> {
     let last: Option<String> = with_conn!(conn, |c| events::table
         .filter(events::task_id.eq(task_id).and(events::run_date.eq(run_date)))
         .filter(events::kind.eq_any(["freeze", "unfreeze"]).and(events::ok.eq(Some(true))))

@@ -2,6 +2,7 @@
 
 use super::schema::group_runs;
 use super::{ts, with_conn, DbConn, DbResult};
+use baton_schema::ids::GroupId;
 use baton_schema::run::RunStatus;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -10,7 +11,7 @@ use diesel::prelude::*;
 #[diesel(table_name = group_runs)]
 pub struct GroupRunRow {
     pub id: i64,
-    pub group_id: i64,
+    pub group_id: GroupId,
     pub run_date: NaiveDate,
     pub slot: String,
     #[diesel(deserialize_as = String)]
@@ -24,7 +25,7 @@ pub struct GroupRunRow {
 /// group dependency, RUNNING otherwise); returns its id and whether it is new.
 pub fn create(
     conn: &mut DbConn,
-    group_id: i64,
+    group_id: GroupId,
     run_date: NaiveDate,
     slot: &str,
     status: RunStatus,
@@ -65,7 +66,7 @@ pub fn set_running(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> DbResult<(
 }
 
 /// The group runs of a group that have not ended.
-pub fn open_of_group(conn: &mut DbConn, group_id: i64) -> DbResult<Vec<GroupRunRow>> {
+pub fn open_of_group(conn: &mut DbConn, group_id: GroupId) -> DbResult<Vec<GroupRunRow>> {
     Ok(with_conn!(conn, |c| group_runs::table
         .filter(
             group_runs::group_id
@@ -91,7 +92,7 @@ pub fn states_on(conn: &mut DbConn, instance_id: i64, run_date: NaiveDate) -> Db
 }
 
 /// Newest first, for the API.
-pub fn of_group(conn: &mut DbConn, group_id: i64, limit: i64) -> DbResult<Vec<GroupRunRow>> {
+pub fn of_group(conn: &mut DbConn, group_id: GroupId, limit: i64) -> DbResult<Vec<GroupRunRow>> {
     Ok(with_conn!(conn, |c| group_runs::table
         .filter(group_runs::group_id.eq(group_id))
         .order(group_runs::id.desc())
@@ -112,7 +113,7 @@ pub fn get(conn: &mut DbConn, id: i64) -> DbResult<GroupRunRow> {
 }
 
 /// A group's runs of one run date, in order.
-pub fn of_group_on(conn: &mut DbConn, group_id: i64, run_date: NaiveDate) -> DbResult<Vec<GroupRunRow>> {
+pub fn of_group_on(conn: &mut DbConn, group_id: GroupId, run_date: NaiveDate) -> DbResult<Vec<GroupRunRow>> {
     Ok(with_conn!(conn, |c| group_runs::table
         .filter(group_runs::group_id.eq(group_id).and(group_runs::run_date.eq(run_date)))
         .order(group_runs::id)

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = groups)]
 pub struct GroupRow {
-    pub id: i64,
+    pub id: GroupId,
     pub instance_id: i64,
     pub name: String,
     pub description: String,
@@ -27,7 +27,7 @@ pub struct GroupRow {
 impl GroupRow {
     pub fn to_draft(&self, instance: &str, alerts: Vec<AlertRuleDraft>) -> DbResult<GroupDraft> {
         Ok(GroupDraft {
-            gid: Some(GroupId(self.id)),
+            gid: Some(self.id),
             name: self.name.clone(),
             description: self.description.clone(),
             owner: self.owner.clone(),
@@ -73,7 +73,7 @@ macro_rules! filtered {
 
 /// One page of groups by ascending id, after the cursor `after`; `limit + 1` rows are read so the
 /// caller knows whether there is a next page.
-pub fn page(conn: &mut DbConn, f: &GroupFilter, after: Option<i64>, limit: i64) -> DbResult<Vec<GroupRow>> {
+pub fn page(conn: &mut DbConn, f: &GroupFilter, after: Option<GroupId>, limit: i64) -> DbResult<Vec<GroupRow>> {
     Ok(with_conn!(conn, |c| {
         let mut q = filtered!(f).select(GroupRow::as_select()).order(groups::id.asc()).limit(limit);
         if let Some(a) = after {
@@ -87,7 +87,7 @@ pub fn count(conn: &mut DbConn, f: &GroupFilter) -> DbResult<i64> {
     Ok(with_conn!(conn, |c| filtered!(f).count().get_result(c))?)
 }
 
-pub fn get(conn: &mut DbConn, id: i64) -> DbResult<GroupRow> {
+pub fn get(conn: &mut DbConn, id: GroupId) -> DbResult<GroupRow> {
     Ok(with_conn!(conn, |c| groups::table.find(id).select(GroupRow::as_select()).first(c))?)
 }
 
@@ -137,7 +137,7 @@ impl GroupFields {
 }
 
 /// Inserts a group (with the given id when importing by id) and returns its GID.
-pub fn insert(conn: &mut DbConn, instance_id: i64, g: &GroupDef, now: DateTime<Utc>) -> DbResult<i64> {
+pub fn insert(conn: &mut DbConn, instance_id: i64, g: &GroupDef, now: DateTime<Utc>) -> DbResult<GroupId> {
     let fields = GroupFields::new(instance_id, g);
     let stamps = (groups::version.eq(1), groups::created_at.eq(ts(now)), groups::updated_at.eq(ts(now)));
     Ok(with_conn!(conn, |c| match g.gid {
@@ -150,7 +150,7 @@ pub fn insert(conn: &mut DbConn, instance_id: i64, g: &GroupDef, now: DateTime<U
 }
 
 /// Updates every field of a group and bumps its version.
-pub fn update(conn: &mut DbConn, id: i64, instance_id: i64, g: &GroupDef, now: DateTime<Utc>) -> DbResult<()> {
+pub fn update(conn: &mut DbConn, id: GroupId, instance_id: i64, g: &GroupDef, now: DateTime<Utc>) -> DbResult<()> {
     let fields = GroupFields::new(instance_id, g);
     let n = with_conn!(conn, |c| diesel::update(groups::table.find(id))
         .set((&fields, groups::version.eq(groups::version + 1), groups::updated_at.eq(ts(now))))
@@ -161,7 +161,7 @@ pub fn update(conn: &mut DbConn, id: i64, instance_id: i64, g: &GroupDef, now: D
     Ok(())
 }
 
-pub fn set_active(conn: &mut DbConn, id: i64, active: bool, now: DateTime<Utc>) -> DbResult<()> {
+pub fn set_active(conn: &mut DbConn, id: GroupId, active: bool, now: DateTime<Utc>) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::update(groups::table.find(id))
         .set((groups::active.eq(active), groups::version.eq(groups::version + 1), groups::updated_at.eq(ts(now))))
         .execute(c))?;
@@ -172,7 +172,7 @@ pub fn set_active(conn: &mut DbConn, id: i64, active: bool, now: DateTime<Utc>) 
 }
 
 /// Deletes a group; refused (Conflict) while tasks still belong to it.
-pub fn delete(conn: &mut DbConn, id: i64) -> DbResult<()> {
+pub fn delete(conn: &mut DbConn, id: GroupId) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::delete(groups::table.find(id)).execute(c))?;
     if n == 0 {
         return Err(super::DbError::NotFound);
@@ -180,7 +180,7 @@ pub fn delete(conn: &mut DbConn, id: i64) -> DbResult<()> {
     Ok(())
 }
 
-pub fn get_many(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<GroupRow>> {
+pub fn get_many(conn: &mut DbConn, ids: &[GroupId]) -> DbResult<Vec<GroupRow>> {
     super::in_chunks(ids, |ids| {
         Ok(with_conn!(conn, |c| groups::table.filter(groups::id.eq_any(ids)).select(GroupRow::as_select()).load(c))?)
     })

@@ -348,7 +348,7 @@ impl Db {
 pub const IDS_PER_QUERY: usize = 10_000;
 
 /// Runs a query over a long list of ids in pieces that every backend accepts.
-pub(crate) fn in_chunks<T>(ids: &[i64], mut f: impl FnMut(&[i64]) -> DbResult<Vec<T>>) -> DbResult<Vec<T>> {
+pub(crate) fn in_chunks<I, T>(ids: &[I], mut f: impl FnMut(&[I]) -> DbResult<Vec<T>>) -> DbResult<Vec<T>> {
     let mut out = Vec::new();
     for chunk in ids.chunks(IDS_PER_QUERY) {
         out.extend(f(chunk)?);

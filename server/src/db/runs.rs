@@ -3,7 +3,7 @@
 use super::groups::like_pattern;
 use super::schema::runs;
 use super::{ts, with_conn, DbConn, DbError, DbResult};
-use baton_schema::ids::RunId;
+use baton_schema::ids::{GroupId, RunId, TaskId};
 use baton_schema::run::RunStatus;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -20,10 +20,10 @@ const UNENDED: [&str; 4] = [IDLE, TRIGGERED, RunStatus::Started.as_str(), RunSta
 pub struct RunRow {
     pub id: RunId,
     pub kind: String,
-    pub task_id: Option<i64>,
+    pub task_id: Option<TaskId>,
     pub task_name: String,
     pub instance_id: Option<i64>,
-    pub group_id: Option<i64>,
+    pub group_id: Option<GroupId>,
     pub group_run_id: Option<i64>,
     pub run_date: NaiveDate,
     pub slot: String,
@@ -57,10 +57,10 @@ pub struct RunRow {
 #[diesel(table_name = runs)]
 pub struct NewRun {
     pub kind: String,
-    pub task_id: Option<i64>,
+    pub task_id: Option<TaskId>,
     pub task_name: String,
     pub instance_id: Option<i64>,
-    pub group_id: Option<i64>,
+    pub group_id: Option<GroupId>,
     pub group_run_id: Option<i64>,
     pub run_date: NaiveDate,
     pub slot: String,
@@ -275,8 +275,8 @@ pub fn add_output_bytes(conn: &mut DbConn, id: RunId, stdout: i64, stderr: i64, 
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub statuses: Option<Vec<RunStatus>>,
-    pub task_id: Option<i64>,
-    pub group_id: Option<i64>,
+    pub task_id: Option<TaskId>,
+    pub group_id: Option<GroupId>,
     pub instance_ids: Option<Vec<i64>>,
     pub kind: Option<String>,
     pub since: Option<DateTime<Utc>>,
@@ -439,8 +439,8 @@ pub fn queued(conn: &mut DbConn, silent_agents: &[i64], limit: i64) -> DbResult<
 /// The latest slot instant since `floor` of one task's scheduled runs (or one group's).
 pub fn last_slot_of(
     conn: &mut DbConn,
-    task_id: Option<i64>,
-    group_id: Option<i64>,
+    task_id: Option<TaskId>,
+    group_id: Option<GroupId>,
     floor: DateTime<Utc>,
 ) -> DbResult<Option<DateTime<Utc>>> {
     use diesel::dsl::max;
@@ -462,10 +462,13 @@ pub fn last_slot_of(
 /// The latest slot instant of scheduled runs since `floor` per ungrouped task: where the engine
 /// got to before it stopped, so the slots of a downtime (even across midnight) are handled by the
 /// misfire policy.
-pub fn last_slots(conn: &mut DbConn, floor: DateTime<Utc>) -> DbResult<std::collections::HashMap<i64, DateTime<Utc>>> {
+pub fn last_slots(
+    conn: &mut DbConn,
+    floor: DateTime<Utc>,
+) -> DbResult<std::collections::HashMap<TaskId, DateTime<Utc>>> {
     use diesel::dsl::max;
     let floor = ts(floor);
-    let rows: Vec<(Option<i64>, Option<NaiveDateTime>)> = with_conn!(conn, |c| runs::table
+    let rows: Vec<(Option<TaskId>, Option<NaiveDateTime>)> = with_conn!(conn, |c| runs::table
         .filter(runs::scheduled_for.ge(floor).and(runs::kind.eq("scheduled")).and(runs::group_id.is_null()))
         .group_by(runs::task_id)
         .select((runs::task_id, max(runs::scheduled_for)))
@@ -482,7 +485,7 @@ pub fn of_group_run(conn: &mut DbConn, group_run_id: i64) -> DbResult<Vec<RunRow
 }
 
 /// A task's runs of one run date that an operator may freeze (waiting) or unfreeze (frozen).
-pub fn of_task_on(conn: &mut DbConn, task_id: i64, run_date: NaiveDate, status: RunStatus) -> DbResult<Vec<RunRow>> {
+pub fn of_task_on(conn: &mut DbConn, task_id: TaskId, run_date: NaiveDate, status: RunStatus) -> DbResult<Vec<RunRow>> {
     Ok(with_conn!(conn, |c| runs::table
         .filter(runs::task_id.eq(task_id).and(runs::run_date.eq(run_date)).and(runs::status.eq(status.as_str())))
         .order(runs::id)
@@ -491,7 +494,7 @@ pub fn of_task_on(conn: &mut DbConn, task_id: i64, run_date: NaiveDate, status: 
 }
 
 /// Every run of a task on one run date, in order of creation.
-pub fn of_task_on_date(conn: &mut DbConn, task_id: i64, run_date: NaiveDate) -> DbResult<Vec<RunRow>> {
+pub fn of_task_on_date(conn: &mut DbConn, task_id: TaskId, run_date: NaiveDate) -> DbResult<Vec<RunRow>> {
     Ok(with_conn!(conn, |c| runs::table
         .filter(runs::task_id.eq(task_id).and(runs::run_date.eq(run_date)))
         .order(runs::id)

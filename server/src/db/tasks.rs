@@ -4,7 +4,7 @@ use super::groups::like_pattern;
 use super::schema::tasks;
 use super::{from_json, to_json, ts, with_conn, DbConn, DbError, DbResult};
 use baton_schema::definition::{AlertRuleDraft, TaskDef, TaskDraft};
-use baton_schema::ids::TaskId;
+use baton_schema::ids::{GroupId, TaskId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use std::collections::BTreeMap;
@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = tasks)]
 pub struct TaskRow {
-    pub id: i64,
+    pub id: TaskId,
     pub instance_id: i64,
-    pub group_id: Option<i64>,
+    pub group_id: Option<GroupId>,
     pub name: String,
     pub description: String,
     pub owner: String,
@@ -42,7 +42,7 @@ impl TaskRow {
     /// The stored task as a draft; `group` is its group's name (the caller resolves it).
     pub fn to_draft(&self, instance: &str, group: Option<&str>, alerts: Vec<AlertRuleDraft>) -> DbResult<TaskDraft> {
         Ok(TaskDraft {
-            tid: Some(TaskId(self.id)),
+            tid: Some(self.id),
             name: self.name.clone(),
             description: self.description.clone(),
             owner: self.owner.clone(),
@@ -71,7 +71,7 @@ impl TaskRow {
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
     pub instance_ids: Option<Vec<i64>>,
-    pub group_id: Option<i64>,
+    pub group_id: Option<GroupId>,
     /// Only tasks without a group.
     pub ungrouped: bool,
     pub active: Option<bool>,
@@ -103,7 +103,7 @@ macro_rules! filtered {
 }
 
 /// One page of tasks by ascending TID after the cursor `after`.
-pub fn page(conn: &mut DbConn, f: &TaskFilter, after: Option<i64>, limit: i64) -> DbResult<Vec<TaskRow>> {
+pub fn page(conn: &mut DbConn, f: &TaskFilter, after: Option<TaskId>, limit: i64) -> DbResult<Vec<TaskRow>> {
     Ok(with_conn!(conn, |c| {
         let mut q = filtered!(f).select(TaskRow::as_select()).order(tasks::id.asc()).limit(limit);
         if let Some(a) = after {
@@ -117,11 +117,11 @@ pub fn count(conn: &mut DbConn, f: &TaskFilter) -> DbResult<i64> {
     Ok(with_conn!(conn, |c| filtered!(f).count().get_result(c))?)
 }
 
-pub fn get(conn: &mut DbConn, id: i64) -> DbResult<TaskRow> {
+pub fn get(conn: &mut DbConn, id: TaskId) -> DbResult<TaskRow> {
     Ok(with_conn!(conn, |c| tasks::table.find(id).select(TaskRow::as_select()).first(c))?)
 }
 
-pub fn get_many(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<TaskRow>> {
+pub fn get_many(conn: &mut DbConn, ids: &[TaskId]) -> DbResult<Vec<TaskRow>> {
     super::in_chunks(ids, |ids| {
         Ok(with_conn!(conn, |c| tasks::table.filter(tasks::id.eq_any(ids)).select(TaskRow::as_select()).load(c))?)
     })
@@ -135,7 +135,7 @@ pub fn by_name(conn: &mut DbConn, instance_id: i64, name: &str) -> DbResult<Opti
         .optional())?)
 }
 
-pub fn in_group(conn: &mut DbConn, group_id: i64) -> DbResult<Vec<TaskRow>> {
+pub fn in_group(conn: &mut DbConn, group_id: GroupId) -> DbResult<Vec<TaskRow>> {
     Ok(with_conn!(conn, |c| tasks::table
         .filter(tasks::group_id.eq(group_id))
         .order(tasks::id)
@@ -160,7 +160,7 @@ fn clamp(v: u32) -> i32 {
 #[diesel(table_name = tasks, treat_none_as_null = true)]
 struct TaskFields {
     instance_id: i64,
-    group_id: Option<i64>,
+    group_id: Option<GroupId>,
     name: String,
     description: String,
     owner: String,
@@ -182,7 +182,7 @@ struct TaskFields {
 }
 
 impl TaskFields {
-    fn new(instance_id: i64, group_id: Option<i64>, t: &TaskDef) -> Self {
+    fn new(instance_id: i64, group_id: Option<GroupId>, t: &TaskDef) -> Self {
         TaskFields {
             instance_id,
             group_id,
@@ -212,10 +212,10 @@ impl TaskFields {
 pub fn insert(
     conn: &mut DbConn,
     instance_id: i64,
-    group_id: Option<i64>,
+    group_id: Option<GroupId>,
     t: &TaskDef,
     now: DateTime<Utc>,
-) -> DbResult<i64> {
+) -> DbResult<TaskId> {
     let fields = TaskFields::new(instance_id, group_id, t);
     let stamps = (tasks::version.eq(1), tasks::created_at.eq(ts(now)), tasks::updated_at.eq(ts(now)));
     Ok(with_conn!(conn, |c| match t.tid {
@@ -230,9 +230,9 @@ pub fn insert(
 /// Updates every field of a task and bumps its version.
 pub fn update(
     conn: &mut DbConn,
-    id: i64,
+    id: TaskId,
     instance_id: i64,
-    group_id: Option<i64>,
+    group_id: Option<GroupId>,
     t: &TaskDef,
     now: DateTime<Utc>,
 ) -> DbResult<()> {
@@ -246,7 +246,7 @@ pub fn update(
     Ok(())
 }
 
-pub fn set_active(conn: &mut DbConn, id: i64, active: bool, now: DateTime<Utc>) -> DbResult<()> {
+pub fn set_active(conn: &mut DbConn, id: TaskId, active: bool, now: DateTime<Utc>) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::update(tasks::table.find(id))
         .set((tasks::active.eq(active), tasks::version.eq(tasks::version + 1), tasks::updated_at.eq(ts(now))))
         .execute(c))?;
@@ -256,7 +256,7 @@ pub fn set_active(conn: &mut DbConn, id: i64, active: bool, now: DateTime<Utc>) 
     Ok(())
 }
 
-pub fn delete(conn: &mut DbConn, id: i64) -> DbResult<()> {
+pub fn delete(conn: &mut DbConn, id: TaskId) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::delete(tasks::table.find(id)).execute(c))?;
     if n == 0 {
         return Err(DbError::NotFound);

@@ -525,12 +525,8 @@ impl Driver {
             });
         match held {
             Some((RunStatus::Started | RunStatus::Running, Some(agent), attempt)) if !agent.is_empty() => {
-                let stop = ServerMsg::Terminate {
-                    run_id,
-                    attempt,
-                    grace_seconds: self.kill_grace_seconds,
-                    by: user.into(),
-                };
+                let stop =
+                    ServerMsg::Terminate { run_id, attempt, grace_seconds: self.kill_grace_seconds, by: user.into() };
                 self.hub.send(&agent, stop)
             }
             Some((RunStatus::Started | RunStatus::Running, _, _)) | None => false,

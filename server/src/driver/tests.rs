@@ -6,6 +6,7 @@ use super::*;
 use crate::agents::{AgentHub, HeartbeatPolicy};
 use crate::clock::ManualClock;
 use crate::db::DatabaseUrl;
+use baton_schema::ids::{RunId, TaskId};
 use baton_schema::run::Reason;
 use std::collections::BTreeMap;
 
@@ -83,7 +84,7 @@ fn a_stored_job_gives_back_the_job_it_was_made_from() {
     let row = db::runs::RunRow {
         id: RunId(1),
         kind: "scheduled".into(),
-        task_id: Some(1),
+        task_id: Some(TaskId(1)),
         task_name: spec.task.clone(),
         instance_id: Some(1),
         group_id: None,

@@ -17,7 +17,7 @@ use actix::prelude::*;
 use baton_schema::clock::{Action, ScheduleClock};
 use baton_schema::definition::{GroupDef, MisfirePolicy, TaskDef};
 use baton_schema::flow::{self, FlowAction, Member};
-use baton_schema::ids::RunId;
+use baton_schema::ids::{GroupId, RunId, TaskId};
 use baton_schema::run::{Reason, RunEvent, RunStatus};
 use baton_schema::schedule::Slot;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -58,7 +58,7 @@ struct Group {
     clock: Option<ScheduleClock>,
     timer: Option<SpawnHandle>,
     /// Its active tasks by name.
-    tasks: Arc<BTreeMap<String, (i64, TaskDef)>>,
+    tasks: Arc<BTreeMap<String, (TaskId, TaskDef)>>,
     flow: Arc<Vec<Member>>,
     open: BTreeMap<i64, OpenRun>,
 }
@@ -86,7 +86,7 @@ fn open_run_from_db(c: &mut DbConn, row: &db::group_runs::GroupRunRow) -> DbResu
 
 fn load(
     c: &mut DbConn,
-    gid: i64,
+    gid: GroupId,
     grace: chrono::Duration,
     now: DateTime<Utc>,
     leases: &crate::lease::Leases,
@@ -136,11 +136,11 @@ fn load(
 /// What one pass over a group run needs, taken out of the actor.
 struct Pass {
     deps: EngineDeps,
-    gid: i64,
+    gid: GroupId,
     group_name: String,
     instance_id: i64,
     dependency: Option<baton_schema::dependency::DependencyExpr>,
-    tasks: Arc<BTreeMap<String, (i64, TaskDef)>>,
+    tasks: Arc<BTreeMap<String, (TaskId, TaskDef)>>,
     flow: Arc<Vec<Member>>,
     run: OpenRun,
 }
@@ -272,12 +272,12 @@ async fn pass(mut p: Pass) -> Passed {
 /// the clock (holiday, missed) is stored as a skipped group run with skipped task runs.
 /// What opening a group run needs to know of its group.
 struct Opening {
-    gid: i64,
+    gid: GroupId,
     instance_id: i64,
     name: String,
     /// The group has a dependency of its own: its run waits for it.
     held: bool,
-    tasks: Arc<BTreeMap<String, (i64, TaskDef)>>,
+    tasks: Arc<BTreeMap<String, (TaskId, TaskDef)>>,
     leases: Arc<crate::lease::Leases>,
 }
 
@@ -326,14 +326,14 @@ fn open_run(
 }
 
 pub struct GroupActor {
-    gid: i64,
+    gid: GroupId,
     deps: EngineDeps,
     root: Recipient<GroupRunChanged>,
     group: Option<Group>,
 }
 
 impl GroupActor {
-    pub fn new(gid: i64, deps: EngineDeps, root: Recipient<GroupRunChanged>) -> Self {
+    pub fn new(gid: GroupId, deps: EngineDeps, root: Recipient<GroupRunChanged>) -> Self {
         Self { gid, deps, root, group: None }
     }
 
@@ -352,7 +352,7 @@ impl GroupActor {
                     Ok(g) => act.group = g,
                     Err(e) => {
                         // The database is away: try again in a moment, through the supervisor.
-                        tracing::error!(group = act.gid, error = %e, "loading a group for the engine");
+                        tracing::error!(group = %act.gid, error = %e, "loading a group for the engine");
                         ctx.run_later(std::time::Duration::from_secs(1), |_, ctx| ctx.stop());
                     }
                 }
@@ -419,7 +419,7 @@ impl GroupActor {
                 .map(move |res, act, ctx| match res {
                     Ok(Some(run)) => {
                         let id = run.id;
-                        tracing::info!(group = act.gid, group_run = id, run_date = %date, "group fired");
+                        tracing::info!(group = %act.gid, group_run = id, run_date = %date, "group fired");
                         act.deps.fired.fetch_add(1, Ordering::Relaxed);
                         if let Some(g) = act.group.as_mut() {
                             g.open.insert(id, run);
@@ -428,7 +428,7 @@ impl GroupActor {
                         act.advance(id, ctx);
                     }
                     Ok(None) => {}
-                    Err(e) => tracing::error!(group = act.gid, error = %e, "opening a group run"),
+                    Err(e) => tracing::error!(group = %act.gid, error = %e, "opening a group run"),
                 }),
         );
     }
@@ -518,7 +518,7 @@ impl Actor for GroupActor {
 impl Supervised for GroupActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.deps.restarts.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(group = self.gid, "group actor restarted; reloading it from the database");
+        tracing::warn!(group = %self.gid, "group actor restarted; reloading it from the database");
         if self.group.take().is_some() {
             self.deps.group_actors.fetch_sub(1, Ordering::Relaxed);
         }
@@ -541,9 +541,9 @@ impl Handler<Reload> for GroupActor {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct MemberChanged {
-    pub tid: i64,
+    pub tid: TaskId,
     /// The task's group now (None when ungrouped or deleted).
-    pub group_id: Option<i64>,
+    pub group_id: Option<GroupId>,
 }
 
 impl Handler<MemberChanged> for GroupActor {

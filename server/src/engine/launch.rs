@@ -4,6 +4,7 @@
 use crate::db;
 use crate::driver::{GroupRunRef, JobSpec};
 use baton_schema::definition::TaskDef;
+use baton_schema::ids::{GroupId, TaskId};
 use baton_schema::placeholder::expand_command;
 use baton_schema::schedule::Slot;
 use baton_schema::FieldError;
@@ -12,10 +13,10 @@ use std::collections::HashMap;
 
 /// Where a run comes from.
 pub struct Origin<'a> {
-    pub task_id: i64,
+    pub task_id: TaskId,
     pub instance_id: i64,
     /// The task's group (id, and name for `${T:group_name}`).
-    pub group: Option<(i64, &'a str)>,
+    pub group: Option<(GroupId, &'a str)>,
     /// The group run it belongs to, whose flow follows it (none for a forced run).
     pub group_run_id: Option<i64>,
     pub slot: &'a Slot,

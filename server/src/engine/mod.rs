@@ -12,6 +12,7 @@ pub mod task;
 use crate::db::{self, Db};
 use crate::driver::{Driver, RunUpdate};
 use actix::prelude::*;
+use baton_schema::ids::{GroupId, TaskId};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use group::{DateChanged, GroupActor, MemberChanged, MemberUpdate, Reload};
 use std::collections::HashMap;
@@ -21,11 +22,11 @@ use task::{CalendarCache, Retire, TaskActor};
 
 /// Runs pure machine code for an actor. A panic there becomes `None`: the actor then stops and
 /// its supervisor restarts it, reloading its state from the database (counted in `restarts`).
-pub fn guarded<R>(what: &str, id: i64, f: impl FnOnce() -> R) -> Option<R> {
+pub fn guarded<R>(what: &str, id: impl std::fmt::Display, f: impl FnOnce() -> R) -> Option<R> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => Some(r),
         Err(_) => {
-            tracing::error!(what, id, "an engine actor panicked; its supervisor restarts it");
+            tracing::error!(what, %id, "an engine actor panicked; its supervisor restarts it");
             None
         }
     }
@@ -74,19 +75,19 @@ impl EngineDeps {
 /// The root: which actors run.
 pub struct Engine {
     deps: EngineDeps,
-    tasks: HashMap<i64, Addr<TaskActor>>,
-    groups: HashMap<i64, (i64, Addr<GroupActor>)>,
+    tasks: HashMap<TaskId, Addr<TaskActor>>,
+    groups: HashMap<GroupId, (i64, Addr<GroupActor>)>,
 }
 
 /// A task's definition changed (or was created or deleted): start, reload or stop its actor.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct TaskChanged(pub i64);
+pub struct TaskChanged(pub TaskId);
 
 /// A group's definition changed (or was created or deleted).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct GroupChanged(pub i64);
+pub struct GroupChanged(pub GroupId);
 
 /// Many definitions changed (an import, a calendar): reload everything.
 #[derive(Message)]
@@ -105,8 +106,8 @@ pub struct GroupRunChanged {
 /// Everything the root reads at start: every task's clock at once (one pass over the table, not
 /// one query per actor), and the groups.
 struct Loaded {
-    tasks: Vec<(i64, task::Loaded)>,
-    groups: Vec<(i64, i64)>,
+    tasks: Vec<(TaskId, task::Loaded)>,
+    groups: Vec<(GroupId, i64)>,
 }
 
 fn load_everything(
@@ -145,7 +146,7 @@ impl Engine {
         Engine { deps, tasks: HashMap::new(), groups: HashMap::new() }.start()
     }
 
-    fn start_task(&mut self, tid: i64, preloaded: Option<task::Loaded>) {
+    fn start_task(&mut self, tid: TaskId, preloaded: Option<task::Loaded>) {
         if let Some(old) = self.tasks.remove(&tid) {
             old.do_send(Retire);
         }
@@ -156,7 +157,7 @@ impl Engine {
     }
 
     /// Starts a group's actor, or has the running one read its group again.
-    fn start_group(&mut self, gid: i64, instance_id: i64, ctx: &mut Context<Self>) {
+    fn start_group(&mut self, gid: GroupId, instance_id: i64, ctx: &mut Context<Self>) {
         if let Some((inst, a)) = self.groups.get_mut(&gid) {
             *inst = instance_id;
             a.do_send(Reload);
@@ -168,7 +169,7 @@ impl Engine {
     }
 
     /// One group changed: start or reload its actor, or drop it when the group is gone.
-    fn group_changed(&mut self, gid: i64, ctx: &mut Context<Self>) {
+    fn group_changed(&mut self, gid: GroupId, ctx: &mut Context<Self>) {
         let db = self.deps.db.clone();
         ctx.spawn(async move { db.run(move |c| db::groups::get(c, gid)).await }.into_actor(self).map(
             move |row, act, ctx| match row {
@@ -176,7 +177,7 @@ impl Engine {
                 Err(db::DbError::NotFound) => {
                     act.groups.remove(&gid);
                 }
-                Err(e) => tracing::error!(group = gid, error = %e, "reading a changed group"),
+                Err(e) => tracing::error!(group = %gid, error = %e, "reading a changed group"),
             },
         ));
     }
@@ -192,7 +193,7 @@ impl Engine {
                         old.do_send(Retire);
                     }
                     let (n, g) = (loaded.tasks.len(), loaded.groups.len());
-                    let present: std::collections::HashSet<i64> = loaded.groups.iter().map(|(id, _)| *id).collect();
+                    let present: std::collections::HashSet<GroupId> = loaded.groups.iter().map(|(id, _)| *id).collect();
                     act.groups.retain(|id, _| present.contains(id));
                     for (id, l) in loaded.tasks {
                         act.start_task(id, Some(l));

@@ -10,7 +10,7 @@ use actix::prelude::*;
 use baton_schema::calendar::Calendar;
 use baton_schema::clock::{Action, ScheduleClock, ON_TIME};
 use baton_schema::definition::TaskDef;
-use baton_schema::ids::RunId;
+use baton_schema::ids::{RunId, TaskId};
 use baton_schema::run::{Reason, RunEvent};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 /// A task as its actor needs it.
 pub struct Loaded {
     def: TaskDef,
-    tid: i64,
+    tid: TaskId,
     instance_id: i64,
     clock: ScheduleClock,
     timer: Option<SpawnHandle>,
@@ -91,7 +91,7 @@ pub fn prepare(
     Ok(Some(Loaded { tid: row.id, instance_id: row.instance_id, def, clock, timer: None }))
 }
 
-async fn load_task(deps: &EngineDeps, tid: i64) -> Result<Option<Loaded>, ()> {
+async fn load_task(deps: &EngineDeps, tid: TaskId) -> Result<Option<Loaded>, ()> {
     let (grace, now, leases) = (deps.grace, deps.clock.now(), deps.leases.clone());
     let res = deps
         .db
@@ -111,14 +111,14 @@ async fn load_task(deps: &EngineDeps, tid: i64) -> Result<Option<Loaded>, ()> {
         // A task deleted meanwhile has nothing to keep.
         Err(db::DbError::NotFound) => Ok(None),
         Err(e) => {
-            tracing::error!(task = tid, error = %e, "loading a task for the engine");
+            tracing::error!(task = %tid, error = %e, "loading a task for the engine");
             Err(())
         }
     }
 }
 
 /// Makes the run of one slot (once) and starts it, or records it as skipped.
-async fn carry_out(deps: EngineDeps, tid: i64, instance_id: i64, def: TaskDef, action: Action) {
+async fn carry_out(deps: EngineDeps, tid: TaskId, instance_id: i64, def: TaskDef, action: Action) {
     let (slot, skip): (_, Option<Reason>) = match action {
         Action::Fire(s) => (s, None),
         Action::Skip(s, r) => (s, Some(r)),
@@ -214,7 +214,7 @@ pub fn record_skip(c: &mut DbConn, id: RunId, reason: Reason, now: DateTime<Utc>
 }
 
 pub struct TaskActor {
-    tid: i64,
+    tid: TaskId,
     deps: EngineDeps,
     /// Boxed: a hundred thousand idle actors keep only a pointer each when unloaded.
     loaded: Option<Box<Loaded>>,
@@ -223,7 +223,7 @@ pub struct TaskActor {
 }
 
 impl TaskActor {
-    pub fn new(tid: i64, deps: EngineDeps, preloaded: Option<Loaded>) -> Self {
+    pub fn new(tid: TaskId, deps: EngineDeps, preloaded: Option<Loaded>) -> Self {
         Self { tid, deps, loaded: None, preloaded: preloaded.map(Box::new) }
     }
 
@@ -291,7 +291,7 @@ impl Actor for TaskActor {
 impl Supervised for TaskActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.deps.restarts.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(task = self.tid, "task actor restarted; reloading it from the database");
+        tracing::warn!(task = %self.tid, "task actor restarted; reloading it from the database");
         if self.loaded.take().is_some() {
             self.deps.actors.fetch_sub(1, Ordering::Relaxed);
         }

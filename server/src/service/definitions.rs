@@ -9,6 +9,7 @@ use baton_graphql::ApiError;
 use baton_schema::calendar::{Calendar, CalendarDraft};
 use baton_schema::definition::{GroupDef, GroupDraft, TaskDef, TaskDraft};
 use baton_schema::dependency::{check_graph, DependencyExpr};
+use baton_schema::ids::{GroupId, TaskId};
 use baton_schema::{FieldError, FieldErrors};
 use chrono::Utc;
 use futures_util::stream::BoxStream;
@@ -18,13 +19,13 @@ use std::collections::{BTreeMap, HashMap};
 /// Builds full task records (instance and group names, alert rules) for rows, in a few queries.
 pub(crate) fn task_records(c: &mut DbConn, rows: Vec<db::tasks::TaskRow>) -> SvcResult<Vec<TaskRecord>> {
     let instances: HashMap<i64, String> = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
-    let mut group_ids: Vec<i64> = rows.iter().filter_map(|r| r.group_id).collect();
+    let mut group_ids: Vec<GroupId> = rows.iter().filter_map(|r| r.group_id).collect();
     group_ids.sort_unstable();
     group_ids.dedup();
-    let groups: HashMap<i64, String> =
+    let groups: HashMap<GroupId, String> =
         db::groups::get_many(c, &group_ids)?.into_iter().map(|g| (g.id, g.name)).collect();
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let mut alerts = db::alert_rules::of_many(c, true, &ids)?;
+    let ids: Vec<TaskId> = rows.iter().map(|r| r.id).collect();
+    let mut alerts = db::alert_rules::of_tasks(c, &ids)?;
     rows.into_iter()
         .map(|r| {
             let rules =
@@ -45,8 +46,8 @@ pub(crate) fn task_records(c: &mut DbConn, rows: Vec<db::tasks::TaskRow>) -> Svc
 
 pub(crate) fn group_records(c: &mut DbConn, rows: Vec<db::groups::GroupRow>) -> SvcResult<Vec<GroupRecord>> {
     let instances: HashMap<i64, String> = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let mut alerts = db::alert_rules::of_many(c, false, &ids)?;
+    let ids: Vec<GroupId> = rows.iter().map(|r| r.id).collect();
+    let mut alerts = db::alert_rules::of_groups(c, &ids)?;
     rows.into_iter()
         .map(|r| {
             let rules =
@@ -73,8 +74,8 @@ pub(crate) fn check_task_context(
     c: &mut DbConn,
     t: &TaskDef,
     instance_id: i64,
-    self_tid: Option<i64>,
-) -> SvcResult<Option<i64>> {
+    self_tid: Option<TaskId>,
+) -> SvcResult<Option<GroupId>> {
     let mut errors = FieldErrors::new();
     if let Some(cal) = t.schedule.as_ref().and_then(|s| s.calendar.as_ref()) {
         if db::calendars::by_name(c, instance_id, cal.as_str())?.is_none() {
@@ -141,20 +142,20 @@ pub(crate) fn check_task_context(
 /// Replaces a task's dependency edges from its expression (names resolved within its group).
 pub(crate) fn write_task_edges(
     c: &mut DbConn,
-    tid: i64,
-    group_id: Option<i64>,
+    tid: TaskId,
+    group_id: Option<GroupId>,
     dep: Option<&DependencyExpr>,
 ) -> SvcResult<()> {
     let mut edges = Vec::new();
     if let (Some(gid), Some(expr)) = (group_id, dep) {
-        let ids: HashMap<String, i64> = db::tasks::in_group(c, gid)?.into_iter().map(|t| (t.name, t.id)).collect();
+        let ids: HashMap<String, TaskId> = db::tasks::in_group(c, gid)?.into_iter().map(|t| (t.name, t.id)).collect();
         collect_edges(expr, &ids, &mut edges);
     }
     db::dependencies::replace_for_task(c, tid, &edges)?;
     Ok(())
 }
 
-fn collect_edges(expr: &DependencyExpr, ids: &HashMap<String, i64>, out: &mut Vec<(i64, char)>) {
+fn collect_edges<I: Copy + PartialEq>(expr: &DependencyExpr, ids: &HashMap<String, I>, out: &mut Vec<(I, char)>) {
     match expr {
         DependencyExpr::State { state, name } => {
             if let Some(id) = ids.get(name) {
@@ -175,7 +176,7 @@ pub(crate) fn check_group_context(
     c: &mut DbConn,
     g: &GroupDef,
     instance_id: i64,
-    self_gid: Option<i64>,
+    self_gid: Option<GroupId>,
 ) -> SvcResult<()> {
     let mut errors = FieldErrors::new();
     if let Some(cal) = g.schedule.as_ref().and_then(|s| s.calendar.as_ref()) {
@@ -223,13 +224,13 @@ pub(crate) fn check_group_context(
 
 pub(crate) fn write_group_edges(
     c: &mut DbConn,
-    gid: i64,
+    gid: GroupId,
     instance_id: i64,
     dep: Option<&DependencyExpr>,
 ) -> SvcResult<()> {
     let mut edges = Vec::new();
     if let Some(expr) = dep {
-        let ids: HashMap<String, i64> =
+        let ids: HashMap<String, GroupId> =
             db::groups::in_instance(c, instance_id)?.into_iter().map(|g| (g.name, g.id)).collect();
         collect_edges(expr, &ids, &mut edges);
     }
@@ -245,7 +246,7 @@ impl Services {
     pub(super) async fn save_task(
         &self,
         p: &Principal,
-        tid: Option<i64>,
+        tid: Option<TaskId>,
         draft: TaskDraft,
     ) -> BackendResult<TaskRecord> {
         let p = p.clone();
@@ -270,7 +271,7 @@ impl Services {
                                 t,
                                 inst.id,
                                 group_id,
-                                &TaskDef { tid: Some(baton_schema::ids::TaskId(t)), ..def.clone() },
+                                &TaskDef { tid: Some(t), ..def.clone() },
                                 Utc::now(),
                             )
                             .map_err(|e| conflict_as_name(e, &def.name.to_string(), &inst.name))?;
@@ -309,7 +310,7 @@ impl Services {
     pub(super) async fn save_group(
         &self,
         p: &Principal,
-        gid: Option<i64>,
+        gid: Option<GroupId>,
         draft: GroupDraft,
     ) -> BackendResult<GroupRecord> {
         let p = p.clone();
@@ -386,7 +387,7 @@ impl baton_graphql::Definitions for Services {
                 let inst = instance_for(c, &p, name)?;
                 filter.instance_ids = Some(vec![inst.id]);
             }
-            let mut rows = db::tasks::page(c, &filter, page.after, page.first + 1)?;
+            let mut rows = db::tasks::page(c, &filter, page.after.map(TaskId), page.first + 1)?;
             let has_next = rows.len() as i64 > page.first;
             rows.truncate(page.first as usize);
             let total = db::tasks::count(c, &filter)?;
@@ -395,7 +396,7 @@ impl baton_graphql::Definitions for Services {
         .await
     }
 
-    async fn task(&self, p: &Principal, tid: i64) -> BackendResult<TaskRecord> {
+    async fn task(&self, p: &Principal, tid: TaskId) -> BackendResult<TaskRecord> {
         let p = p.clone();
         self.run(move |c| {
             let row = db::tasks::get(c, tid).found("task")?;
@@ -409,11 +410,11 @@ impl baton_graphql::Definitions for Services {
         self.save_task(p, None, draft).await
     }
 
-    async fn update_task(&self, p: &Principal, tid: i64, draft: TaskDraft) -> BackendResult<TaskRecord> {
+    async fn update_task(&self, p: &Principal, tid: TaskId, draft: TaskDraft) -> BackendResult<TaskRecord> {
         self.save_task(p, Some(tid), draft).await
     }
 
-    async fn delete_task(&self, p: &Principal, tid: i64) -> BackendResult<bool> {
+    async fn delete_task(&self, p: &Principal, tid: TaskId) -> BackendResult<bool> {
         let p = p.clone();
         let (name, instance) = self
             .run(move |c| {
@@ -439,11 +440,11 @@ impl baton_graphql::Definitions for Services {
                 })
             })
             .await?;
-        self.publish(ChangeKind::Task, tid, &name, &instance, "deleted");
+        self.publish(ChangeKind::Task, tid.0, &name, &instance, "deleted");
         Ok(true)
     }
 
-    async fn set_task_active(&self, p: &Principal, tid: i64, active: bool) -> BackendResult<TaskRecord> {
+    async fn set_task_active(&self, p: &Principal, tid: TaskId, active: bool) -> BackendResult<TaskRecord> {
         let p = p.clone();
         let (record, instance) = self
             .run(move |c| {
@@ -480,7 +481,7 @@ impl baton_graphql::Definitions for Services {
                 })
             })
             .await?;
-        self.publish(ChangeKind::Task, tid, &record.draft.name, &instance, "updated");
+        self.publish(ChangeKind::Task, tid.0, &record.draft.name, &instance, "updated");
         Ok(record)
     }
 
@@ -495,7 +496,7 @@ impl baton_graphql::Definitions for Services {
             if let Some(name) = &f.instance {
                 filter.instance_ids = Some(vec![instance_for(c, &p, name)?.id]);
             }
-            let mut rows = db::groups::page(c, &filter, page.after, page.first + 1)?;
+            let mut rows = db::groups::page(c, &filter, page.after.map(GroupId), page.first + 1)?;
             let has_next = rows.len() as i64 > page.first;
             rows.truncate(page.first as usize);
             let total = db::groups::count(c, &filter)?;
@@ -504,7 +505,7 @@ impl baton_graphql::Definitions for Services {
         .await
     }
 
-    async fn group(&self, p: &Principal, gid: i64) -> BackendResult<GroupRecord> {
+    async fn group(&self, p: &Principal, gid: GroupId) -> BackendResult<GroupRecord> {
         let p = p.clone();
         self.run(move |c| {
             let row = db::groups::get(c, gid).found("group")?;
@@ -514,7 +515,7 @@ impl baton_graphql::Definitions for Services {
         .await
     }
 
-    async fn groups_by_ids(&self, p: &Principal, ids: &[i64]) -> BackendResult<Vec<GroupRecord>> {
+    async fn groups_by_ids(&self, p: &Principal, ids: &[GroupId]) -> BackendResult<Vec<GroupRecord>> {
         let (p, ids) = (p.clone(), ids.to_vec());
         self.run(move |c| {
             let rows = db::groups::get_many(c, &ids)?;
@@ -528,11 +529,11 @@ impl baton_graphql::Definitions for Services {
         self.save_group(p, None, draft).await
     }
 
-    async fn update_group(&self, p: &Principal, gid: i64, draft: GroupDraft) -> BackendResult<GroupRecord> {
+    async fn update_group(&self, p: &Principal, gid: GroupId, draft: GroupDraft) -> BackendResult<GroupRecord> {
         self.save_group(p, Some(gid), draft).await
     }
 
-    async fn delete_group(&self, p: &Principal, gid: i64) -> BackendResult<bool> {
+    async fn delete_group(&self, p: &Principal, gid: GroupId) -> BackendResult<bool> {
         let p = p.clone();
         let (name, instance) = self
             .run(move |c| {
@@ -558,11 +559,11 @@ impl baton_graphql::Definitions for Services {
                 })
             })
             .await?;
-        self.publish(ChangeKind::Group, gid, &name, &instance, "deleted");
+        self.publish(ChangeKind::Group, gid.0, &name, &instance, "deleted");
         Ok(true)
     }
 
-    async fn set_group_active(&self, p: &Principal, gid: i64, active: bool) -> BackendResult<GroupRecord> {
+    async fn set_group_active(&self, p: &Principal, gid: GroupId, active: bool) -> BackendResult<GroupRecord> {
         let p = p.clone();
         let (record, instance) = self
             .run(move |c| {
@@ -594,18 +595,18 @@ impl baton_graphql::Definitions for Services {
                 })
             })
             .await?;
-        self.publish(ChangeKind::Group, gid, &record.draft.name, &instance, "updated");
+        self.publish(ChangeKind::Group, gid.0, &record.draft.name, &instance, "updated");
         Ok(record)
     }
 
-    async fn flow_graph(&self, p: &Principal, gid: i64) -> BackendResult<FlowGraphData> {
+    async fn flow_graph(&self, p: &Principal, gid: GroupId) -> BackendResult<FlowGraphData> {
         let p = p.clone();
         self.run(move |c| {
             let row = db::groups::get(c, gid).found("group")?;
             check_instance_id(c, &p, row.instance_id).found("group")?;
             let group = group_records(c, vec![row])?.remove(0);
             let task_rows = db::tasks::in_group(c, gid)?;
-            let ids: Vec<i64> = task_rows.iter().map(|t| t.id).collect();
+            let ids: Vec<TaskId> = task_rows.iter().map(|t| t.id).collect();
             let edges = db::dependencies::of_tasks(c, &ids)?
                 .into_iter()
                 .filter_map(|d| Some((d.task_id?, d.depends_on_task_id?, d.state)))

@@ -11,7 +11,7 @@ use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::Role;
 use baton_schema::definition::TaskDef;
-use baton_schema::ids::RunId;
+use baton_schema::ids::{RunId, TaskId};
 use baton_schema::run::RetryPolicy;
 use baton_schema::schedule::Slot;
 use chrono::{NaiveDate, Utc};
@@ -141,7 +141,7 @@ impl baton_graphql::Execution for Services {
         Ok(out)
     }
 
-    async fn force_run(&self, p: &Principal, tid: i64, run_date: Option<NaiveDate>) -> BackendResult<RunRecord> {
+    async fn force_run(&self, p: &Principal, tid: TaskId, run_date: Option<NaiveDate>) -> BackendResult<RunRecord> {
         let pc = p.clone();
         let now = self.driver.now();
         let (id, spec, event) = self

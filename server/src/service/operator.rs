@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::Role;
-use baton_schema::ids::RunId;
+use baton_schema::ids::{GroupId, RunId, TaskId};
 use baton_schema::run::{RunEvent, RunStatus};
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -36,8 +36,8 @@ pub(crate) fn event_record(e: db::events::EventRow) -> OperatorEventRecord {
 /// What an event is about.
 #[derive(Default, Clone)]
 pub(crate) struct Target {
-    pub task_id: Option<i64>,
-    pub group_id: Option<i64>,
+    pub task_id: Option<TaskId>,
+    pub group_id: Option<GroupId>,
     pub run_id: Option<RunId>,
     pub run_date: Option<NaiveDate>,
 }
@@ -127,7 +127,7 @@ impl baton_graphql::Operations for Services {
     async fn freeze_task(
         &self,
         p: &Principal,
-        tid: i64,
+        tid: TaskId,
         run_date: Option<NaiveDate>,
         freeze: bool,
     ) -> BackendResult<OperatorEventRecord> {
@@ -187,7 +187,7 @@ impl baton_graphql::Operations for Services {
     async fn operator_events(
         &self,
         p: &Principal,
-        task_id: Option<i64>,
+        task_id: Option<TaskId>,
         limit: i64,
     ) -> BackendResult<Vec<OperatorEventRecord>> {
         let p = p.clone();
@@ -235,7 +235,7 @@ impl baton_graphql::Operations for Services {
         .await
     }
 
-    async fn group_runs(&self, p: &Principal, gid: i64, limit: i64) -> BackendResult<Vec<GroupRunRecord>> {
+    async fn group_runs(&self, p: &Principal, gid: GroupId, limit: i64) -> BackendResult<Vec<GroupRunRecord>> {
         let p = p.clone();
         self.run(move |c| {
             let g = db::groups::get(c, gid).found("group")?;

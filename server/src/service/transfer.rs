@@ -65,15 +65,15 @@ fn diff_drafts<T: serde::Serialize>(before: Option<&T>, after: &T) -> Vec<FieldC
 /// Which stored record a document entry stands for: the one its id names when that exists (an
 /// error at `at.ID_FIELD` when it is another instance's), else the one `by_name` finds, else none
 /// (a new one). `kind` is the entry's kind and its id field (`("task", "tid")`).
-fn resolve(
+fn resolve<I: Copy + std::fmt::Display>(
     c: &mut DbConn,
     (kind, id_field): (&str, &str),
-    id: Option<i64>,
+    id: Option<I>,
     instance_id: i64,
-    instance_of: impl FnOnce(&mut DbConn, i64) -> db::DbResult<i64>,
-    by_name: impl FnOnce() -> Option<i64>,
+    instance_of: impl FnOnce(&mut DbConn, I) -> db::DbResult<i64>,
+    by_name: impl FnOnce() -> Option<I>,
     at: &str,
-) -> Result<Result<Option<i64>, FieldError>, Abort> {
+) -> Result<Result<Option<I>, FieldError>, Abort> {
     let by_id = match id {
         Some(id) => match instance_of(c, id) {
             Ok(other) if other != instance_id => {
@@ -150,18 +150,16 @@ fn apply_instance(
         let rows = db::groups::in_instance(c, instance.id)?;
         group_records(c, rows)
     }?;
-    let mut kept_groups: HashSet<i64> = HashSet::new();
+    let mut kept_groups: HashSet<GroupId> = HashSet::new();
     let references = super::alerting::References::load(c)?;
     for (j, g) in inst.groups.iter().enumerate() {
         let gat = format!("{at}.groups[{j}]");
         let mut found = baton_schema::FieldErrors::new();
         references.check(&g.alerts, None, &format!("{gat}."), &mut found);
         plan.errors.extend(found.0);
-        let by_name =
-            || before_groups.iter().find(|b| b.draft.name == g.name.as_str()).and_then(|b| b.draft.gid.map(|x| x.0));
+        let by_name = || before_groups.iter().find(|b| b.draft.name == g.name.as_str()).and_then(|b| b.draft.gid);
         let instance_of = |c: &mut DbConn, id| Ok(db::groups::get(c, id)?.instance_id);
-        let existing = match resolve(c, ("group", "gid"), g.gid.map(|x| x.0), instance.id, instance_of, by_name, &gat)?
-        {
+        let existing = match resolve(c, ("group", "gid"), g.gid, instance.id, instance_of, by_name, &gat)? {
             Ok(found) => found,
             Err(e) => {
                 plan.errors.push(e);
@@ -171,8 +169,8 @@ fn apply_instance(
         match existing {
             Some(id) => {
                 kept_groups.insert(id);
-                let before = before_groups.iter().find(|b| b.draft.gid == Some(GroupId(id)));
-                let after = GroupDef { gid: Some(GroupId(id)), ..g.clone() }.to_draft();
+                let before = before_groups.iter().find(|b| b.draft.gid == Some(id));
+                let after = GroupDef { gid: Some(id), ..g.clone() }.to_draft();
                 let fields = diff_drafts(before.map(|b| &b.draft), &after);
                 if !fields.is_empty() {
                     plan.changed.push(PlanChange { item: item("group", &name, g.name.as_str()), fields });
@@ -198,12 +196,12 @@ fn apply_instance(
         let rows = db::tasks::in_instance(c, instance.id)?;
         task_records(c, rows)
     }?;
-    let group_ids: HashMap<String, i64> =
+    let group_ids: HashMap<String, GroupId> =
         db::groups::in_instance(c, instance.id)?.into_iter().map(|g| (g.name, g.id)).collect();
     let calendar_names: HashSet<String> =
         db::calendars::list(c, Some(instance.id))?.into_iter().map(|r| r.name).collect();
-    let mut kept_tasks: HashSet<i64> = HashSet::new();
-    let mut written: Vec<(usize, i64, bool)> = Vec::new();
+    let mut kept_tasks: HashSet<TaskId> = HashSet::new();
+    let mut written: Vec<(usize, TaskId, bool)> = Vec::new();
     for (j, t) in inst.tasks.iter().enumerate() {
         let tat = format!("{at}.tasks[{j}]");
         let mut found = baton_schema::FieldErrors::new();
@@ -232,10 +230,9 @@ fn apply_instance(
                 ));
             }
         }
-        let by_name =
-            || before_tasks.iter().find(|b| b.draft.name == t.name.as_str()).and_then(|b| b.draft.tid.map(|x| x.0));
+        let by_name = || before_tasks.iter().find(|b| b.draft.name == t.name.as_str()).and_then(|b| b.draft.tid);
         let instance_of = |c: &mut DbConn, id| Ok(db::tasks::get(c, id)?.instance_id);
-        let existing = match resolve(c, ("task", "tid"), t.tid.map(|x| x.0), instance.id, instance_of, by_name, &tat)? {
+        let existing = match resolve(c, ("task", "tid"), t.tid, instance.id, instance_of, by_name, &tat)? {
             Ok(found) => found,
             Err(e) => {
                 plan.errors.push(e);
@@ -245,8 +242,8 @@ fn apply_instance(
         let is_new = existing.is_none();
         let id = match existing {
             Some(id) => {
-                let before = before_tasks.iter().find(|b| b.draft.tid == Some(TaskId(id)));
-                let after = TaskDef { tid: Some(TaskId(id)), ..t.clone() }.to_draft();
+                let before = before_tasks.iter().find(|b| b.draft.tid == Some(id));
+                let after = TaskDef { tid: Some(id), ..t.clone() }.to_draft();
                 let fields = diff_drafts(before.map(|b| &b.draft), &after);
                 if !fields.is_empty() {
                     plan.changed.push(PlanChange { item: item("task", &name, t.name.as_str()), fields });
@@ -279,14 +276,14 @@ fn apply_instance(
     // Replace mode: what the instance has and the document lacks goes.
     if mode == ImportMode::Replace {
         for b in &before_tasks {
-            let id = b.draft.tid.map_or(0, |t| t.0);
+            let Some(id) = b.draft.tid else { continue };
             if !kept_tasks.contains(&id) {
                 plan.deleted.push(item("task", &name, &b.draft.name));
                 db::dependencies::replace_for_task(c, id, &[])?;
             }
         }
         for b in &before_tasks {
-            let id = b.draft.tid.map_or(0, |t| t.0);
+            let Some(id) = b.draft.tid else { continue };
             if !kept_tasks.contains(&id) {
                 if let Err(e) = db::tasks::delete(c, id) {
                     plan.errors.push(FieldError::new(
@@ -298,7 +295,7 @@ fn apply_instance(
             }
         }
         for b in &before_groups {
-            let id = b.draft.gid.map_or(0, |g| g.0);
+            let Some(id) = b.draft.gid else { continue };
             if !kept_groups.contains(&id) {
                 plan.deleted.push(item("group", &name, &b.draft.name));
                 db::dependencies::replace_for_group(c, id, &[])?;
@@ -318,7 +315,7 @@ fn apply_instance(
     }
 
     // Dependencies are checked on the merged result, one group at a time, then written as edges.
-    let mut by_group: BTreeMap<i64, Vec<db::tasks::TaskRow>> = BTreeMap::new();
+    let mut by_group: BTreeMap<GroupId, Vec<db::tasks::TaskRow>> = BTreeMap::new();
     for row in db::tasks::in_instance(c, instance.id)? {
         if let Some(g) = row.group_id {
             by_group.entry(g).or_default().push(row);
