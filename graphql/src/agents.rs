@@ -7,6 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Enum, Object, SimpleObject, Subscription};
 use baton_schema::access::{InstanceAccess, Role};
+use baton_schema::ids::AgentId;
 use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
@@ -39,7 +40,7 @@ pub enum AgentStatus {
 
 #[derive(SimpleObject)]
 pub struct Agent {
-    pub id: i64,
+    pub id: AgentId,
     pub name: String,
     pub hostname: String,
     pub queues: Vec<String>,

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use baton_schema::access::{InstanceAccess, Role};
 use baton_schema::calendar::CalendarDraft;
 use baton_schema::definition::{GroupDraft, TaskDraft};
-use baton_schema::ids::{GroupId, RunId, TaskId};
+use baton_schema::ids::{AgentId, GroupId, GroupRunId, RunId, TaskId};
 use baton_schema::FieldError;
 use chrono::{DateTime, Utc};
 
@@ -216,7 +216,7 @@ pub struct RunRecord {
     pub command: String,
     pub target: String,
     pub run_as_user: String,
-    pub agent_id: Option<i64>,
+    pub agent_id: Option<AgentId>,
     pub pid: Option<i64>,
     pub exit_code: Option<i32>,
     pub scheduled_for: Option<DateTime<Utc>>,
@@ -267,7 +267,7 @@ pub struct OutputSlice {
 /// An agent as last seen.
 #[derive(Debug, Clone)]
 pub struct AgentRecord {
-    pub id: i64,
+    pub id: AgentId,
     pub name: String,
     pub hostname: String,
     pub queues: Vec<String>,
@@ -363,7 +363,7 @@ pub struct OperatorEventRecord {
 /// One run of a group (its tasks' runs share its run date and slot).
 #[derive(Debug, Clone)]
 pub struct GroupRunRecord {
-    pub id: i64,
+    pub id: GroupRunId,
     pub group_id: GroupId,
     pub run_date: chrono::NaiveDate,
     pub slot: String,

@@ -9,7 +9,7 @@ use crate::guard::{principal, RoleGuard};
 use crate::runs::{Run, Status};
 use async_graphql::{Context, Object, SimpleObject};
 use baton_schema::access::Role;
-use baton_schema::ids::{GroupId, RunId, TaskId};
+use baton_schema::ids::{GroupId, GroupRunId, RunId, TaskId};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 /// Operators' events on runs and tasks, missed runs and group runs.
@@ -86,7 +86,7 @@ impl From<OperatorEventRecord> for OperatorEvent {
 /// One run of a group.
 #[derive(SimpleObject)]
 pub struct GroupRun {
-    pub id: i64,
+    pub id: GroupRunId,
     pub group_id: GroupId,
     pub run_date: NaiveDate,
     pub slot: String,

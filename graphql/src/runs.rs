@@ -8,7 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use baton_schema::access::Role;
-use baton_schema::ids::{GroupId, RunId, TaskId};
+use baton_schema::ids::{AgentId, GroupId, RunId, TaskId};
 use baton_schema::run::RunStatus;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::stream::BoxStream;
@@ -155,7 +155,7 @@ impl Run {
     async fn run_as_user(&self) -> &str {
         &self.0.run_as_user
     }
-    async fn agent_id(&self) -> Option<i64> {
+    async fn agent_id(&self) -> Option<AgentId> {
         self.0.agent_id
     }
     async fn pid(&self) -> Option<i64> {

@@ -79,3 +79,7 @@ id_type!(/// A group's GID.
     GroupId);
 id_type!(/// One run of a task (all its attempts).
     RunId);
+id_type!(/// One run of a group for a run date (its member runs carry it).
+    GroupRunId);
+id_type!(/// An agent as registered (its name is what it reports; this is its row).
+    AgentId);

@@ -5,6 +5,7 @@
 use crate::db::{self, Db};
 use baton_schema::agent::v1::ServerMsg;
 use baton_schema::agent::AgentStatus;
+use baton_schema::ids::AgentId;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,7 +35,8 @@ pub struct AgentChange {
 
 /// One connected agent.
 pub(super) struct Conn {
-    pub(super) id: i64,
+    /// None while its registration is being written.
+    pub(super) id: Option<AgentId>,
     pub(super) hostname: String,
     pub(super) queues: Vec<String>,
     /// Frames for the agent.
@@ -87,7 +89,7 @@ impl AgentHub {
 
     /// Online agents a target (an agent name, a hostname or a queue) reaches, with their ids;
     /// read from memory, so dispatch costs no database round trip.
-    pub fn candidates(&self, target: &str) -> Vec<(String, i64)> {
+    pub fn candidates(&self, target: &str) -> Vec<(String, AgentId)> {
         self.conns
             .lock()
             .map(|c| {
@@ -95,15 +97,15 @@ impl AgentHub {
                     .filter(|(name, v)| {
                         v.online && (*name == target || v.hostname == target || v.queues.iter().any(|q| q == target))
                     })
-                    .map(|(name, v)| (name.clone(), v.id))
+                    .filter_map(|(name, v)| Some((name.clone(), v.id?)))
                     .collect()
             })
             .unwrap_or_default()
     }
 
     /// The id of a connected agent.
-    pub fn id_of(&self, name: &str) -> Option<i64> {
-        self.conns.lock().ok().and_then(|c| c.get(name).map(|v| v.id)).filter(|id| *id > 0)
+    pub fn id_of(&self, name: &str) -> Option<AgentId> {
+        self.conns.lock().ok().and_then(|c| c.get(name).and_then(|v| v.id))
     }
 
     /// Sends a frame to an online agent; false when it is not connected.
@@ -145,11 +147,11 @@ impl AgentHub {
 
     /// Marks an agent this server last saw at `seen` OFFLINE and says so, unless another server
     /// has seen it since (it moved there).
-    pub(super) async fn went_offline(&self, name: &str, id: i64, seen: DateTime<Utc>) {
+    pub(super) async fn went_offline(&self, name: &str, id: AgentId, seen: DateTime<Utc>) {
         match self.db.run(move |c| db::agents::set_offline(c, id, seen)).await {
             Ok(true) => self.publish(name, AgentStatus::Offline),
             Ok(false) => tracing::info!(agent = %name, "left this server for another"),
-            Err(e) => tracing::error!(error = %e, agent = id, "recording an agent's status"),
+            Err(e) => tracing::error!(error = %e, agent = %id, "recording an agent's status"),
         }
     }
 
@@ -195,13 +197,13 @@ impl AgentHub {
                 self.drop_revoked().await;
             }
             let now = self.clock.now();
-            let lost: Vec<(String, i64, DateTime<Utc>)> = match self.conns.lock() {
+            let lost: Vec<(String, AgentId, DateTime<Utc>)> = match self.conns.lock() {
                 Ok(mut conns) => conns
                     .iter_mut()
                     .filter(|(_, c)| c.online && now - c.last_heartbeat > limit)
-                    .map(|(name, c)| {
+                    .filter_map(|(name, c)| {
                         c.online = false;
-                        (name.clone(), c.id, c.last_heartbeat)
+                        Some((name.clone(), c.id?, c.last_heartbeat))
                     })
                     .collect(),
                 Err(_) => Vec::new(),

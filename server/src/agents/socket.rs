@@ -10,6 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::AggregatedMessage;
 use baton_schema::agent::v1::{self, AgentMsg, ServerMsg, PROTOCOL_VERSION};
 use baton_schema::agent::AgentStatus;
+use baton_schema::ids::AgentId;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use std::future::Future;
@@ -64,7 +65,7 @@ async fn admit(
     hub: &AgentHub,
     hello: AgentMsg,
     tx: &mpsc::UnboundedSender<ServerMsg>,
-) -> Result<(String, i64, u64), String> {
+) -> Result<(String, AgentId, u64), String> {
     let AgentMsg::Hello { protocol, token, name, hostname, queues, version, os, .. } = hello else {
         return Err("the first frame must be hello".into());
     };
@@ -99,7 +100,7 @@ async fn admit(
         }
         // Reserve the name before the database write, so two racing agents cannot both get it.
         let conn = Conn {
-            id: 0,
+            id: None,
             hostname: hostname.clone(),
             queues: queues.clone(),
             tx: tx.clone(),
@@ -138,7 +139,7 @@ async fn admit(
     };
     if let Ok(mut conns) = hub.conns.lock() {
         if let Some(c) = conns.get_mut(&name) {
-            c.id = row.id;
+            c.id = Some(row.id);
             c.online = true;
         }
     }
@@ -320,14 +321,14 @@ pub async fn agent_socket(
 }
 
 /// Stores the highest event sequence acknowledged to an agent (its replay starts after it).
-async fn record_ack(hub: &AgentHub, name: &str, id: i64, seq: u64) {
+async fn record_ack(hub: &AgentHub, name: &str, id: AgentId, seq: u64) {
     let seq = i64::try_from(seq).unwrap_or(i64::MAX);
     if let Err(e) = hub.db.submit(move |c| db::agents::set_acked(c, id, seq)).await {
         tracing::error!(agent = %name, error = %e, "recording an acknowledgement");
     }
 }
 
-async fn on_heartbeat(hub: &AgentHub, name: &str, id: i64, stats: v1::AgentStats) {
+async fn on_heartbeat(hub: &AgentHub, name: &str, id: AgentId, stats: v1::AgentStats) {
     // The same instant in memory and in the database: a server marking the agent OFFLINE later
     // compares them to tell whether another server saw it since.
     let now = hub.clock.now();

@@ -10,7 +10,7 @@ mod policy;
 pub mod send;
 mod worker;
 
-use baton_schema::ids::GroupId;
+use baton_schema::ids::{GroupId, GroupRunId};
 pub use deadlines::check_deadlines;
 use facts::{queue_rule, run_facts, Facts};
 pub use policy::AlertPolicy;
@@ -30,7 +30,7 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone)]
 pub struct GroupRunEnd {
     pub group_id: GroupId,
-    pub group_run_id: i64,
+    pub group_run_id: GroupRunId,
     pub run_date: NaiveDate,
     /// SUCCESS or FAILED.
     pub status: RunStatus,

@@ -3,13 +3,14 @@
 use super::schema::agents;
 use super::{ts, with_conn, DbConn, DbResult};
 use baton_schema::agent::AgentStatus;
+use baton_schema::ids::AgentId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = agents)]
 pub struct AgentRow {
-    pub id: i64,
+    pub id: AgentId,
     pub name: String,
     pub hostname: String,
     pub queues: String,
@@ -74,7 +75,7 @@ pub fn register(conn: &mut DbConn, r: &Registration<'_>, now: DateTime<Utc>) -> 
 }
 
 /// Agents not seen (registered, heartbeat) since `since`: their runs are lost once it is long enough.
-pub fn silent_since(conn: &mut DbConn, since: DateTime<Utc>) -> DbResult<Vec<i64>> {
+pub fn silent_since(conn: &mut DbConn, since: DateTime<Utc>) -> DbResult<Vec<AgentId>> {
     Ok(with_conn!(conn, |c| agents::table
         .filter(agents::last_seen_at.lt(ts(since)).or(agents::last_seen_at.is_null()))
         .select(agents::id)
@@ -90,7 +91,7 @@ pub struct Beat {
     pub write_failures: i64,
 }
 
-pub fn heartbeat(conn: &mut DbConn, id: i64, beat: Beat, now: DateTime<Utc>) -> DbResult<()> {
+pub fn heartbeat(conn: &mut DbConn, id: AgentId, beat: Beat, now: DateTime<Utc>) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(agents::table.find(id))
         .set((
             agents::cpu_percent.eq(Some(beat.cpu_percent)),
@@ -103,14 +104,14 @@ pub fn heartbeat(conn: &mut DbConn, id: i64, beat: Beat, now: DateTime<Utc>) -> 
     Ok(())
 }
 
-pub fn set_status(conn: &mut DbConn, id: i64, status: AgentStatus) -> DbResult<()> {
+pub fn set_status(conn: &mut DbConn, id: AgentId, status: AgentStatus) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(agents::table.find(id)).set(agents::status.eq(status.as_str())).execute(c))?;
     Ok(())
 }
 
 /// Marks an agent OFFLINE unless a server has seen it after `seen_until` (it went on to another
 /// server sharing the database): false when it was seen since.
-pub fn set_offline(conn: &mut DbConn, id: i64, seen_until: DateTime<Utc>) -> DbResult<bool> {
+pub fn set_offline(conn: &mut DbConn, id: AgentId, seen_until: DateTime<Utc>) -> DbResult<bool> {
     let n = with_conn!(conn, |c| diesel::update(
         agents::table.find(id).filter(agents::last_seen_at.is_null().or(agents::last_seen_at.le(Some(ts(seen_until)))))
     )
@@ -120,7 +121,7 @@ pub fn set_offline(conn: &mut DbConn, id: i64, seen_until: DateTime<Utc>) -> DbR
 }
 
 /// Remembers the highest event sequence stored for an agent (what the server acknowledged).
-pub fn set_acked(conn: &mut DbConn, id: i64, seq: i64) -> DbResult<()> {
+pub fn set_acked(conn: &mut DbConn, id: AgentId, seq: i64) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(agents::table.find(id).filter(agents::last_acked_seq.lt(seq)))
         .set(agents::last_acked_seq.eq(seq))
         .execute(c))?;

@@ -2,7 +2,7 @@
 
 use super::schema::group_runs;
 use super::{ts, with_conn, DbConn, DbResult};
-use baton_schema::ids::GroupId;
+use baton_schema::ids::{GroupId, GroupRunId};
 use baton_schema::run::RunStatus;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -10,7 +10,7 @@ use diesel::prelude::*;
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = group_runs)]
 pub struct GroupRunRow {
-    pub id: i64,
+    pub id: GroupRunId,
     pub group_id: GroupId,
     pub run_date: NaiveDate,
     pub slot: String,
@@ -30,7 +30,7 @@ pub fn create(
     slot: &str,
     status: RunStatus,
     now: DateTime<Utc>,
-) -> DbResult<(i64, bool)> {
+) -> DbResult<(GroupRunId, bool)> {
     let started = (status == RunStatus::Running).then(|| ts(now));
     let ended = (status == RunStatus::Skipped).then(|| ts(now));
     let n = with_conn!(conn, |c| diesel::insert_into(group_runs::table)
@@ -55,7 +55,7 @@ pub fn create(
 
 /// A group run starts its tasks (its group dependency holds, or an operator's change lets an
 /// ended one go on).
-pub fn set_running(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> DbResult<()> {
+pub fn set_running(conn: &mut DbConn, id: GroupRunId, now: DateTime<Utc>) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(group_runs::table.find(id))
         .set((group_runs::status.eq(RunStatus::Running.as_str()), group_runs::ended_at.eq(None::<NaiveDateTime>)))
         .execute(c))?;
@@ -101,14 +101,14 @@ pub fn of_group(conn: &mut DbConn, group_id: GroupId, limit: i64) -> DbResult<Ve
         .load(c))?)
 }
 
-pub fn finish(conn: &mut DbConn, id: i64, status: RunStatus, now: DateTime<Utc>) -> DbResult<()> {
+pub fn finish(conn: &mut DbConn, id: GroupRunId, status: RunStatus, now: DateTime<Utc>) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(group_runs::table.find(id))
         .set((group_runs::status.eq(status.as_str()), group_runs::ended_at.eq(Some(ts(now)))))
         .execute(c))?;
     Ok(())
 }
 
-pub fn get(conn: &mut DbConn, id: i64) -> DbResult<GroupRunRow> {
+pub fn get(conn: &mut DbConn, id: GroupRunId) -> DbResult<GroupRunRow> {
     Ok(with_conn!(conn, |c| group_runs::table.find(id).select(GroupRunRow::as_select()).first(c))?)
 }
 

@@ -2,7 +2,7 @@
 
 use super::schema::run_transitions;
 use super::{to_json, ts, with_conn, DbConn, DbResult};
-use baton_schema::ids::{GroupId, RunId};
+use baton_schema::ids::{GroupId, GroupRunId, RunId};
 use baton_schema::run::{Reason, RunStatus, Transition};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -109,13 +109,13 @@ pub struct Foreign {
     pub row: TransitionRow,
     pub task_name: String,
     pub group_id: Option<GroupId>,
-    pub group_run_id: Option<i64>,
+    pub group_run_id: Option<GroupRunId>,
 }
 
 /// Transitions after `after` stored by servers other than `me`, in the order they were stored.
 pub fn foreign_after(conn: &mut DbConn, after: i64, me: &str, limit: i64) -> DbResult<(i64, Vec<Foreign>)> {
     use super::schema::runs;
-    let rows: Vec<(TransitionRow, String, Option<GroupId>, Option<i64>)> = with_conn!(conn, |c| {
+    let rows: Vec<(TransitionRow, String, Option<GroupId>, Option<GroupRunId>)> = with_conn!(conn, |c| {
         run_transitions::table
             .inner_join(runs::table)
             .filter(run_transitions::id.gt(after))

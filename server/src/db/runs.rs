@@ -3,7 +3,7 @@
 use super::groups::like_pattern;
 use super::schema::runs;
 use super::{ts, with_conn, DbConn, DbError, DbResult};
-use baton_schema::ids::{GroupId, RunId, TaskId};
+use baton_schema::ids::{AgentId, GroupId, GroupRunId, RunId, TaskId};
 use baton_schema::run::RunStatus;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -24,7 +24,7 @@ pub struct RunRow {
     pub task_name: String,
     pub instance_id: Option<i64>,
     pub group_id: Option<GroupId>,
-    pub group_run_id: Option<i64>,
+    pub group_run_id: Option<GroupRunId>,
     pub run_date: NaiveDate,
     pub slot: String,
     #[diesel(deserialize_as = String)]
@@ -34,7 +34,7 @@ pub struct RunRow {
     pub command: String,
     pub target: String,
     pub run_as_user: String,
-    pub agent_id: Option<i64>,
+    pub agent_id: Option<AgentId>,
     pub pid: Option<i64>,
     pub exit_code: Option<i32>,
     pub scheduled_for: Option<NaiveDateTime>,
@@ -61,7 +61,7 @@ pub struct NewRun {
     pub task_name: String,
     pub instance_id: Option<i64>,
     pub group_id: Option<GroupId>,
-    pub group_run_id: Option<i64>,
+    pub group_run_id: Option<GroupRunId>,
     pub run_date: NaiveDate,
     pub slot: String,
     #[diesel(serialize_as = String)]
@@ -121,7 +121,7 @@ pub struct RunChange {
     pub status: RunStatus,
     pub attempt: i32,
     pub reason: Option<Option<String>>,
-    pub agent_id: Option<Option<i64>>,
+    pub agent_id: Option<Option<AgentId>>,
     pub pid: Option<Option<i64>>,
     pub exit_code: Option<Option<i32>>,
     pub triggered_at: Option<Option<NaiveDateTime>>,
@@ -135,7 +135,7 @@ pub struct RunChange {
 pub struct Expected {
     pub status: RunStatus,
     pub attempt: i32,
-    pub agent_id: Option<i64>,
+    pub agent_id: Option<AgentId>,
 }
 
 /// Applies a change only if the run is still as `expected` (status, attempt and agent): servers
@@ -373,7 +373,7 @@ pub fn unfinished(conn: &mut DbConn) -> DbResult<Vec<RunRow>> {
 /// Claims a waiting run (sent while no agent was there) for an agent before it is sent: one
 /// server wins, and a restart sends it to that agent again (whose journal accepts an attempt
 /// once), never to a second one. False when another claimed it first, or it moved on.
-pub fn claim(conn: &mut DbConn, id: RunId, attempt: i32, agent_id: i64, now: DateTime<Utc>) -> DbResult<bool> {
+pub fn claim(conn: &mut DbConn, id: RunId, attempt: i32, agent_id: AgentId, now: DateTime<Utc>) -> DbResult<bool> {
     let n = with_conn!(conn, |c| diesel::update(
         runs::table
             .find(id)
@@ -410,7 +410,7 @@ pub fn clear_terminate(conn: &mut DbConn, id: RunId) -> DbResult<()> {
 }
 
 /// Runs on (or sent to) one agent: a server that gets the agent's connection takes charge of them.
-pub fn on_agent(conn: &mut DbConn, agent_id: i64) -> DbResult<Vec<RunRow>> {
+pub fn on_agent(conn: &mut DbConn, agent_id: AgentId) -> DbResult<Vec<RunRow>> {
     Ok(with_conn!(conn, |c| runs::table
         .filter(runs::agent_id.eq(agent_id))
         .filter(runs::status.eq_any(ON_AGENT))
@@ -421,7 +421,7 @@ pub fn on_agent(conn: &mut DbConn, agent_id: i64) -> DbResult<Vec<RunRow>> {
 
 /// The run queue, as the database holds it: runs waiting for a retry or never dispatched,
 /// runs sent while no agent was there, and runs on the given (silent) agents.
-pub fn queued(conn: &mut DbConn, silent_agents: &[i64], limit: i64) -> DbResult<Vec<RunRow>> {
+pub fn queued(conn: &mut DbConn, silent_agents: &[AgentId], limit: i64) -> DbResult<Vec<RunRow>> {
     Ok(with_conn!(conn, |c| runs::table
         .filter(
             runs::status
@@ -476,7 +476,7 @@ pub fn last_slots(
     Ok(rows.into_iter().filter_map(|(id, at)| Some((id?, super::utc(at?)))).collect())
 }
 /// The runs of one group run, in order of creation.
-pub fn of_group_run(conn: &mut DbConn, group_run_id: i64) -> DbResult<Vec<RunRow>> {
+pub fn of_group_run(conn: &mut DbConn, group_run_id: GroupRunId) -> DbResult<Vec<RunRow>> {
     Ok(with_conn!(conn, |c| runs::table
         .filter(runs::group_run_id.eq(group_run_id))
         .order(runs::id)

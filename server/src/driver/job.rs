@@ -2,7 +2,7 @@
 //! any server can carry the run on), and a run's place in a group run.
 
 use crate::db;
-use baton_schema::ids::GroupId;
+use baton_schema::ids::{GroupId, GroupRunId};
 use baton_schema::run::RetryPolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -82,12 +82,12 @@ impl JobSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupRunRef {
     pub group_id: GroupId,
-    pub group_run_id: i64,
+    pub group_run_id: GroupRunId,
 }
 
 impl GroupRunRef {
     /// From a stored run's columns: a run belongs to a group run when it has both.
-    pub fn of(group_id: Option<GroupId>, group_run_id: Option<i64>) -> Option<Self> {
+    pub fn of(group_id: Option<GroupId>, group_run_id: Option<GroupRunId>) -> Option<Self> {
         group_id.zip(group_run_id).map(|(group_id, group_run_id)| Self { group_id, group_run_id })
     }
 }

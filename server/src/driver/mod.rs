@@ -7,7 +7,7 @@ use crate::agents::AgentHub;
 use crate::clock::SharedClock;
 use crate::db::{self, Db};
 use baton_schema::agent::v1::{AgentEvent, Dispatch, ServerMsg, Stream as OutStream};
-use baton_schema::ids::RunId;
+use baton_schema::ids::{AgentId, RunId};
 use baton_schema::run::{Outcome, RetryPolicy, RunEvent, RunMachine, RunStatus, Transition};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
@@ -145,11 +145,11 @@ pub struct Driver {
 /// A run's agent, resolved to its id inside a write (by name when it is not connected here).
 struct AgentRef {
     name: Option<String>,
-    id: Option<i64>,
+    id: Option<AgentId>,
 }
 
 impl AgentRef {
-    fn id(&self, c: &mut db::DbConn) -> db::DbResult<Option<i64>> {
+    fn id(&self, c: &mut db::DbConn) -> db::DbResult<Option<AgentId>> {
         match (&self.name, self.id) {
             (_, Some(id)) => Ok(Some(id)),
             (Some(n), None) => Ok(db::agents::by_name(c, n)?.map(|a| a.id)),
@@ -722,7 +722,7 @@ impl Driver {
 
     /// Holds a stored run with the job it was made with, from where it is: its machine (status,
     /// attempt, agent, pid, reason, retry time) and its deadlines. False when already held.
-    fn hold(&self, r: &db::runs::RunRow, agent_names: &HashMap<i64, String>, now: DateTime<Utc>) -> bool {
+    fn hold(&self, r: &db::runs::RunRow, agent_names: &HashMap<AgentId, String>, now: DateTime<Utc>) -> bool {
         let status = r.status;
         let spec = JobSpec::of_row(r).unwrap_or_else(|| {
             tracing::warn!(run = %r.id, "a run stored without its job: carried on with default limits");
@@ -780,7 +780,7 @@ impl Driver {
         }
     }
 
-    async fn agent_names(&self) -> HashMap<i64, String> {
+    async fn agent_names(&self) -> HashMap<AgentId, String> {
         self.db.run(db::agents::list).await.unwrap_or_default().into_iter().map(|a| (a.id, a.name)).collect()
     }
 }

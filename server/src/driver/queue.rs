@@ -8,6 +8,7 @@
 
 use super::{Driver, GroupRunRef, OutputUpdate, RunUpdate};
 use crate::db;
+use baton_schema::ids::AgentId;
 use baton_schema::run::{RunEvent, RunStatus};
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ const SWEEP_LIMIT: i64 = 1_000;
 impl Driver {
     /// An agent connected here: this server holds its runs from now on (before its replayed
     /// events are read), and sends again what it was sent but may not have had.
-    pub async fn adopt_agent(&self, name: &str, agent_id: i64) {
+    pub async fn adopt_agent(&self, name: &str, agent_id: AgentId) {
         let rows = match self.db.run(move |c| db::runs::on_agent(c, agent_id)).await {
             Ok(r) => r,
             Err(e) => {
@@ -109,7 +110,7 @@ impl Driver {
 
     /// Carries out requests to terminate runs made through other servers: those this server
     /// holds, and those on no agent of the instances it holds leases on.
-    async fn terminate_requested(&self, now: DateTime<Utc>, names: &std::collections::HashMap<i64, String>) {
+    async fn terminate_requested(&self, now: DateTime<Utc>, names: &std::collections::HashMap<AgentId, String>) {
         let rows = match self.db.run(db::runs::terminate_requested).await {
             Ok(r) => r,
             Err(e) => {

@@ -17,7 +17,7 @@ use actix::prelude::*;
 use baton_schema::clock::{Action, ScheduleClock};
 use baton_schema::definition::{GroupDef, MisfirePolicy, TaskDef};
 use baton_schema::flow::{self, FlowAction, Member};
-use baton_schema::ids::{GroupId, RunId, TaskId};
+use baton_schema::ids::{GroupId, GroupRunId, RunId, TaskId};
 use baton_schema::run::{Reason, RunEvent, RunStatus};
 use baton_schema::schedule::Slot;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -42,7 +42,7 @@ impl MemberRun {
 
 #[derive(Debug, Clone)]
 struct OpenRun {
-    id: i64,
+    id: GroupRunId,
     slot: Slot,
     /// Waiting for the group's own dependency on other groups.
     held: bool,
@@ -60,7 +60,7 @@ struct Group {
     /// Its active tasks by name.
     tasks: Arc<BTreeMap<String, (TaskId, TaskDef)>>,
     flow: Arc<Vec<Member>>,
-    open: BTreeMap<i64, OpenRun>,
+    open: BTreeMap<GroupRunId, OpenRun>,
 }
 
 fn open_run_from_db(c: &mut DbConn, row: &db::group_runs::GroupRunRow) -> DbResult<OpenRun> {
@@ -199,10 +199,10 @@ async fn pass(mut p: Pass) -> Passed {
                     })
                 });
                 if let Err(e) = started.await {
-                    tracing::error!(group_run = id, error = %e, "starting a group run");
+                    tracing::error!(group_run = %id, error = %e, "starting a group run");
                     return Passed { run: p.run, ended: None, changed, crashed: false };
                 }
-                tracing::info!(group = %p.group_name, group_run = id, "group dependency holds");
+                tracing::info!(group = %p.group_name, group_run = %id, "group dependency holds");
                 p.run.held = false;
                 changed = true;
             }
@@ -235,7 +235,7 @@ async fn pass(mut p: Pass) -> Passed {
         });
         match again.await {
             Ok(()) => p.run.reopened = false,
-            Err(e) => tracing::error!(group_run = id, error = %e, "running a group run again"),
+            Err(e) => tracing::error!(group_run = %id, error = %e, "running a group run again"),
         }
     }
     for action in &step.actions {
@@ -358,7 +358,7 @@ impl GroupActor {
                 }
                 if act.group.is_some() {
                     act.deps.group_actors.fetch_add(1, Ordering::Relaxed);
-                    let open: Vec<i64> =
+                    let open: Vec<GroupRunId> =
                         act.group.as_ref().map(|g| g.open.keys().copied().collect()).unwrap_or_default();
                     for id in open {
                         act.advance(id, ctx);
@@ -419,7 +419,7 @@ impl GroupActor {
                 .map(move |res, act, ctx| match res {
                     Ok(Some(run)) => {
                         let id = run.id;
-                        tracing::info!(group = %act.gid, group_run = id, run_date = %date, "group fired");
+                        tracing::info!(group = %act.gid, group_run = %id, run_date = %date, "group fired");
                         act.deps.fired.fetch_add(1, Ordering::Relaxed);
                         if let Some(g) = act.group.as_mut() {
                             g.open.insert(id, run);
@@ -439,7 +439,7 @@ impl GroupActor {
     }
 
     /// Runs one pass over an open group run, then stores its end if it ended.
-    fn advance(&mut self, id: i64, ctx: &mut Context<Self>) {
+    fn advance(&mut self, id: GroupRunId, ctx: &mut Context<Self>) {
         let Some(g) = self.group.as_ref() else { return };
         let Some(run) = g.open.get(&id).cloned() else { return };
         let p = Pass {
@@ -476,7 +476,7 @@ impl GroupActor {
                                 status,
                             });
                         }
-                        Err(e) => tracing::error!(group_run = id, error = %e, "ending a group run"),
+                        Err(e) => tracing::error!(group_run = %id, error = %e, "ending a group run"),
                     }
                 }
                 done
@@ -491,7 +491,7 @@ impl GroupActor {
                 let Some(g) = act.group.as_mut() else { return };
                 match done.ended {
                     Some(status) => {
-                        tracing::info!(group = %g.def.name, group_run = done.run.id, status = status.as_str(), "group run ended");
+                        tracing::info!(group = %g.def.name, group_run = %done.run.id, status = status.as_str(), "group run ended");
                         g.open.remove(&done.run.id);
                         act.announce(date);
                     }
@@ -560,7 +560,7 @@ impl Handler<MemberChanged> for GroupActor {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct MemberUpdate {
-    pub group_run_id: i64,
+    pub group_run_id: GroupRunId,
     pub task_name: String,
     pub status: RunStatus,
     pub attempt: u32,
@@ -627,7 +627,7 @@ impl Handler<DateChanged> for GroupActor {
         if !names_it {
             return;
         }
-        let held: Vec<i64> =
+        let held: Vec<GroupRunId> =
             g.open.values().filter(|r| r.held && r.slot.run_date == d.run_date).map(|r| r.id).collect();
         if held.is_empty() && g.def.schedule.is_none() {
             // A group that follows others opens its run of the day when one of them does.

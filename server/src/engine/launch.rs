@@ -4,7 +4,7 @@
 use crate::db;
 use crate::driver::{GroupRunRef, JobSpec};
 use baton_schema::definition::TaskDef;
-use baton_schema::ids::{GroupId, TaskId};
+use baton_schema::ids::{GroupId, GroupRunId, TaskId};
 use baton_schema::placeholder::expand_command;
 use baton_schema::schedule::Slot;
 use baton_schema::FieldError;
@@ -18,7 +18,7 @@ pub struct Origin<'a> {
     /// The task's group (id, and name for `${T:group_name}`).
     pub group: Option<(GroupId, &'a str)>,
     /// The group run it belongs to, whose flow follows it (none for a forced run).
-    pub group_run_id: Option<i64>,
+    pub group_run_id: Option<GroupRunId>,
     pub slot: &'a Slot,
 }
 
