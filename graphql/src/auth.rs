@@ -7,6 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Object, SimpleObject};
 use baton_schema::access::{InstanceAccess, Role};
+use baton_schema::ids::UserId;
 use chrono::{DateTime, Utc};
 
 /// Sessions, users and API tokens.
@@ -26,7 +27,7 @@ pub trait Auth: Send + Sync {
     async fn update_user(
         &self,
         actor: &Principal,
-        id: i64,
+        id: UserId,
         role: Option<Role>,
         instances: Option<InstanceAccess>,
         disabled: Option<bool>,
@@ -35,11 +36,11 @@ pub trait Auth: Send + Sync {
     async fn set_password(
         &self,
         actor: &Principal,
-        id: i64,
+        id: UserId,
         password: &str,
         current: Option<&str>,
     ) -> BackendResult<bool>;
-    async fn api_tokens(&self, user_id: Option<i64>) -> BackendResult<Vec<ApiTokenRecord>>;
+    async fn api_tokens(&self, user_id: Option<UserId>) -> BackendResult<Vec<ApiTokenRecord>>;
     async fn create_api_token(
         &self,
         actor: &Principal,
@@ -56,7 +57,7 @@ pub const SESSION_HOURS: i64 = 12;
 
 #[derive(SimpleObject)]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub username: String,
     /// viewer, user, operator, admin or superadmin
     pub role: String,
@@ -115,7 +116,7 @@ impl AuthQuery {
     }
 
     /// The caller's tokens; admins may ask for anyone's (or everyone's, without `userId`).
-    async fn api_tokens(&self, ctx: &Context<'_>, user_id: Option<i64>) -> ApiResult<Vec<ApiTokenRecord>> {
+    async fn api_tokens(&self, ctx: &Context<'_>, user_id: Option<UserId>) -> ApiResult<Vec<ApiTokenRecord>> {
         let p = principal(ctx)?;
         let whose = match user_id {
             Some(u) if u == p.user_id => Some(u),
@@ -183,7 +184,7 @@ impl AuthMutation {
     async fn update_user(
         &self,
         ctx: &Context<'_>,
-        id: i64,
+        id: UserId,
         role: Option<String>,
         instances: Option<String>,
         disabled: Option<bool>,
@@ -198,7 +199,7 @@ impl AuthMutation {
     async fn set_password(
         &self,
         ctx: &Context<'_>,
-        id: i64,
+        id: UserId,
         password: String,
         current_password: Option<String>,
     ) -> ApiResult<bool> {

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use baton_schema::access::{InstanceAccess, Role};
 use baton_schema::calendar::CalendarDraft;
 use baton_schema::definition::{GroupDraft, TaskDraft};
-use baton_schema::ids::{AgentId, GroupId, GroupRunId, RunId, TaskId};
+use baton_schema::ids::{AgentId, GroupId, GroupRunId, InstanceId, RunId, TaskId, UserId};
 use baton_schema::FieldError;
 use chrono::{DateTime, Utc};
 
@@ -14,7 +14,7 @@ pub type BackendResult<T> = Result<T, ApiError>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceInfo {
-    pub id: i64,
+    pub id: InstanceId,
     pub name: String,
     pub description: String,
 }
@@ -22,7 +22,7 @@ pub struct InstanceInfo {
 /// The authenticated caller of a request (set by the HTTP layer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub username: String,
     pub role: Role,
     pub instances: InstanceAccess,
@@ -54,7 +54,7 @@ pub struct Page<T> {
 #[derive(Debug, Clone)]
 pub struct TaskRecord {
     pub draft: TaskDraft,
-    pub instance_id: i64,
+    pub instance_id: InstanceId,
     pub group_id: Option<GroupId>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -64,7 +64,7 @@ pub struct TaskRecord {
 #[derive(Debug, Clone)]
 pub struct GroupRecord {
     pub draft: GroupDraft,
-    pub instance_id: i64,
+    pub instance_id: InstanceId,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -96,7 +96,7 @@ pub struct FlowGraphData {
 
 #[derive(Debug, Clone)]
 pub struct UserRecord {
-    pub id: i64,
+    pub id: UserId,
     pub username: String,
     pub role: Role,
     pub instances: InstanceAccess,
@@ -109,7 +109,7 @@ pub struct UserRecord {
 #[graphql(name = "ApiToken")]
 pub struct ApiTokenRecord {
     pub id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,

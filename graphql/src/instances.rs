@@ -7,6 +7,7 @@ use crate::error::ApiResult;
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Object, SimpleObject};
 use baton_schema::access::Role;
+use baton_schema::ids::InstanceId;
 
 /// The instances: what exists, and making new ones.
 #[async_trait::async_trait]
@@ -20,7 +21,7 @@ pub trait Instances: Send + Sync {
 /// A namespace of tasks and groups; names are unique within it.
 #[derive(SimpleObject)]
 pub struct Instance {
-    pub id: i64,
+    pub id: InstanceId,
     pub name: String,
     pub description: String,
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use baton_graphql::backend::{AdhocRequest, BackendResult, RunRecord};
 use baton_graphql::{schema_builder, ApiError, Execution, Principal};
 use baton_schema::access::{InstanceAccess, Role};
-use baton_schema::ids::{RunId, TaskId};
+use baton_schema::ids::{RunId, TaskId, UserId};
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,7 +33,7 @@ impl Execution for NoTasks {
 }
 
 fn as_role(role: Role) -> Principal {
-    Principal { user_id: 1, username: "ada".into(), role, instances: InstanceAccess::All }
+    Principal { user_id: UserId(1), username: "ada".into(), role, instances: InstanceAccess::All }
 }
 
 /// Runs `query` as `who` against the fake; the response as JSON, and the calls that reached it.

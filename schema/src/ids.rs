@@ -83,3 +83,7 @@ id_type!(/// One run of a group for a run date (its member runs carry it).
     GroupRunId);
 id_type!(/// An agent as registered (its name is what it reports; this is its row).
     AgentId);
+id_type!(/// A user account.
+    UserId);
+id_type!(/// An instance: the unit of access and of scheduling leases.
+    InstanceId);

@@ -6,6 +6,7 @@
 
 use crate::clock::SharedClock;
 use crate::db::{self, Db, DbConn, DbResult};
+use baton_schema::ids::InstanceId;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -14,7 +15,7 @@ use std::sync::{Arc, RwLock};
 #[derive(Debug)]
 pub struct Leases {
     owner: String,
-    held: RwLock<BTreeMap<i64, i64>>,
+    held: RwLock<BTreeMap<InstanceId, i64>>,
     /// Other servers may share the database (PostgreSQL).
     shared: bool,
 }
@@ -57,23 +58,23 @@ impl Leases {
     }
 
     /// The instances this server schedules now.
-    pub fn held(&self) -> BTreeSet<i64> {
+    pub fn held(&self) -> BTreeSet<InstanceId> {
         self.held.read().map(|h| h.keys().copied().collect()).unwrap_or_default()
     }
 
-    pub fn holds(&self, instance_id: i64) -> bool {
+    pub fn holds(&self, instance_id: InstanceId) -> bool {
         self.held.read().is_ok_and(|h| h.contains_key(&instance_id))
     }
 
     /// Inside a write's transaction: an error unless this server still holds the instance's lease
     /// (same fencing token, not expired at `now`).
-    pub fn fence(&self, c: &mut DbConn, instance_id: i64, now: DateTime<Utc>) -> DbResult<()> {
+    pub fn fence(&self, c: &mut DbConn, instance_id: InstanceId, now: DateTime<Utc>) -> DbResult<()> {
         self.fence_for(instance_id)?.check(c, now)
     }
 
     /// What a write for the instance is fenced by while this server holds its lease (checked in
     /// the write's own statement by `db::runs::advance`).
-    pub fn fence_for(&self, instance_id: i64) -> DbResult<db::instance_leases::Fence> {
+    pub fn fence_for(&self, instance_id: InstanceId) -> DbResult<db::instance_leases::Fence> {
         let token = self.held.read().ok().and_then(|h| h.get(&instance_id).copied());
         let token = token.ok_or_else(|| db::instance_leases::lost(instance_id))?;
         Ok(db::instance_leases::Fence { instance_id, owner: self.owner.clone(), token })
@@ -83,8 +84,8 @@ impl Leases {
 /// What a round changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changes {
-    pub gained: Vec<i64>,
-    pub lost: Vec<i64>,
+    pub gained: Vec<InstanceId>,
+    pub lost: Vec<InstanceId>,
 }
 
 impl Changes {
@@ -115,7 +116,7 @@ impl LeaseKeeper {
         db::definition_changes::forget_before(c, now - Duration::hours(1))?;
         db::agent_changes::forget_before(c, now - Duration::hours(1))?;
         let live = db::servers::live(c, now - self.ttl)?.len().max(1);
-        let instances: Vec<i64> = db::instances::list(c)?.into_iter().map(|i| i.id).collect();
+        let instances: Vec<InstanceId> = db::instances::list(c)?.into_iter().map(|i| i.id).collect();
         let share = instances.len().div_ceil(live);
         let before = self.leases.held.read().map(|h| h.clone()).unwrap_or_default();
         let mut held = BTreeMap::new();
@@ -181,7 +182,7 @@ impl LeaseKeeper {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "renewing instance leases; scheduling stops until they are back");
-                    let lost: Vec<i64> = keeper.leases.held().into_iter().collect();
+                    let lost: Vec<InstanceId> = keeper.leases.held().into_iter().collect();
                     if let Ok(mut h) = keeper.leases.held.write() {
                         h.clear();
                     }

@@ -26,7 +26,7 @@ fn runs_timeline_output_and_dashboard() {
             kind: "scheduled".into(),
             task_id: Some(baton_schema::ids::TaskId(tid)),
             task_name: "nightly_load".into(),
-            instance_id: Some(1),
+            instance_id: Some(baton_schema::ids::InstanceId(1)),
             group_id: None,
             group_run_id: None,
             run_date: today,

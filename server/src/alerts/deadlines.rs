@@ -4,6 +4,7 @@
 use super::facts::{queue_rule, run_facts, task_env, Facts};
 use crate::db::{self, DbConn, DbResult};
 use baton_schema::alert::{deadline_due, RunFact};
+use baton_schema::ids::InstanceId;
 #[cfg(test)]
 use baton_schema::run::RunStatus;
 use baton_schema::schedule::{Schedule, ScheduleDraft};
@@ -13,7 +14,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 /// with whether the schedule runs that day (its days and calendar allow it), and the timezone.
 fn judged_days(
     c: &mut DbConn,
-    instance_id: i64,
+    instance_id: InstanceId,
     schedule: Option<&str>,
     now: DateTime<Utc>,
 ) -> DbResult<(chrono_tz::Tz, Vec<(NaiveDate, bool)>)> {

@@ -2,6 +2,7 @@
 
 use super::schema::api_tokens;
 use super::{ts, with_conn, DbConn, DbError, DbResult};
+use baton_schema::ids::UserId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -9,7 +10,7 @@ use diesel::prelude::*;
 #[diesel(table_name = api_tokens)]
 pub struct ApiTokenRow {
     pub id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub name: String,
     pub token_hash: String,
     pub created_at: NaiveDateTime,
@@ -20,7 +21,7 @@ pub struct ApiTokenRow {
 
 pub fn insert(
     conn: &mut DbConn,
-    user_id: i64,
+    user_id: UserId,
     name: &str,
     token_hash: &str,
     expires_at: Option<DateTime<Utc>>,
@@ -56,7 +57,7 @@ pub fn touch(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> DbResult<()> {
     Ok(())
 }
 
-pub fn list(conn: &mut DbConn, user_id: Option<i64>) -> DbResult<Vec<ApiTokenRow>> {
+pub fn list(conn: &mut DbConn, user_id: Option<UserId>) -> DbResult<Vec<ApiTokenRow>> {
     Ok(with_conn!(conn, |c| {
         let mut q = api_tokens::table.order(api_tokens::id).select(ApiTokenRow::as_select()).into_boxed();
         if let Some(u) = user_id {
@@ -67,7 +68,7 @@ pub fn list(conn: &mut DbConn, user_id: Option<i64>) -> DbResult<Vec<ApiTokenRow
 }
 
 /// Revokes every live token of a user (their password was reset); how many there were.
-pub fn revoke_for_user(conn: &mut DbConn, user_id: i64, now: DateTime<Utc>) -> DbResult<usize> {
+pub fn revoke_for_user(conn: &mut DbConn, user_id: UserId, now: DateTime<Utc>) -> DbResult<usize> {
     Ok(with_conn!(conn, |c| diesel::update(
         api_tokens::table.filter(api_tokens::user_id.eq(user_id).and(api_tokens::revoked_at.is_null()))
     )

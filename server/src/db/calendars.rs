@@ -3,6 +3,7 @@
 use super::schema::{calendar_dates, calendars};
 use super::{ts, with_conn, DbConn, DbResult};
 use baton_schema::calendar::{Calendar, CalendarDraft, HolidayDraft};
+use baton_schema::ids::InstanceId;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -10,7 +11,7 @@ use diesel::prelude::*;
 #[diesel(table_name = calendars)]
 pub struct CalendarRow {
     pub id: i64,
-    pub instance_id: i64,
+    pub instance_id: InstanceId,
     pub name: String,
     pub description: String,
     pub created_at: NaiveDateTime,
@@ -28,7 +29,7 @@ pub struct CalendarDateRow {
 }
 
 /// Creates or replaces (by name within the instance) a calendar and all its dates.
-pub fn save(conn: &mut DbConn, instance_id: i64, cal: &Calendar, now: DateTime<Utc>) -> DbResult<i64> {
+pub fn save(conn: &mut DbConn, instance_id: InstanceId, cal: &Calendar, now: DateTime<Utc>) -> DbResult<i64> {
     with_conn!(conn, |c| c.transaction::<_, super::DbError, _>(|c| {
         let existing: Option<i64> = calendars::table
             .filter(calendars::instance_id.eq(instance_id).and(calendars::name.eq(cal.name.as_str())))
@@ -73,7 +74,7 @@ pub fn save(conn: &mut DbConn, instance_id: i64, cal: &Calendar, now: DateTime<U
     }))
 }
 
-pub fn list(conn: &mut DbConn, instance_id: Option<i64>) -> DbResult<Vec<CalendarRow>> {
+pub fn list(conn: &mut DbConn, instance_id: Option<InstanceId>) -> DbResult<Vec<CalendarRow>> {
     Ok(with_conn!(conn, |c| {
         let mut q = calendars::table.select(CalendarRow::as_select()).order(calendars::name).into_boxed();
         if let Some(i) = instance_id {
@@ -83,7 +84,7 @@ pub fn list(conn: &mut DbConn, instance_id: Option<i64>) -> DbResult<Vec<Calenda
     })?)
 }
 
-pub fn by_name(conn: &mut DbConn, instance_id: i64, name: &str) -> DbResult<Option<CalendarRow>> {
+pub fn by_name(conn: &mut DbConn, instance_id: InstanceId, name: &str) -> DbResult<Option<CalendarRow>> {
     Ok(with_conn!(conn, |c| calendars::table
         .filter(calendars::instance_id.eq(instance_id).and(calendars::name.eq(name)))
         .select(CalendarRow::as_select())
@@ -113,7 +114,7 @@ pub fn draft(conn: &mut DbConn, row: &CalendarRow) -> DbResult<CalendarDraft> {
 }
 
 /// The validated calendar, for schedule evaluation.
-pub fn load(conn: &mut DbConn, instance_id: i64, name: &str) -> DbResult<Option<Calendar>> {
+pub fn load(conn: &mut DbConn, instance_id: InstanceId, name: &str) -> DbResult<Option<Calendar>> {
     let Some(row) = by_name(conn, instance_id, name)? else { return Ok(None) };
     let d = draft(conn, &row)?;
     Calendar::parse(&d).map(Some).map_err(|e| super::DbError::Corrupt(format!("calendar {name}: {e}")))

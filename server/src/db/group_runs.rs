@@ -2,7 +2,7 @@
 
 use super::schema::group_runs;
 use super::{ts, with_conn, DbConn, DbResult};
-use baton_schema::ids::{GroupId, GroupRunId};
+use baton_schema::ids::{GroupId, GroupRunId, InstanceId};
 use baton_schema::run::RunStatus;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -79,7 +79,11 @@ pub fn open_of_group(conn: &mut DbConn, group_id: GroupId) -> DbResult<Vec<Group
 }
 
 /// The latest status of each group of an instance on a run date, by group name.
-pub fn states_on(conn: &mut DbConn, instance_id: i64, run_date: NaiveDate) -> DbResult<Vec<(String, RunStatus)>> {
+pub fn states_on(
+    conn: &mut DbConn,
+    instance_id: InstanceId,
+    run_date: NaiveDate,
+) -> DbResult<Vec<(String, RunStatus)>> {
     use super::schema::groups;
     let rows: Vec<(String, String)> = with_conn!(conn, |c| group_runs::table
         .inner_join(groups::table)

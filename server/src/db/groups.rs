@@ -3,7 +3,7 @@
 use super::schema::groups;
 use super::{from_json, to_json, ts, with_conn, DbConn, DbResult};
 use baton_schema::definition::{AlertRuleDraft, GroupDef, GroupDraft};
-use baton_schema::ids::GroupId;
+use baton_schema::ids::{GroupId, InstanceId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -11,7 +11,7 @@ use diesel::prelude::*;
 #[diesel(table_name = groups)]
 pub struct GroupRow {
     pub id: GroupId,
-    pub instance_id: i64,
+    pub instance_id: InstanceId,
     pub name: String,
     pub description: String,
     pub owner: String,
@@ -43,7 +43,7 @@ impl GroupRow {
 
 #[derive(Debug, Clone, Default)]
 pub struct GroupFilter {
-    pub instance_ids: Option<Vec<i64>>,
+    pub instance_ids: Option<Vec<InstanceId>>,
     pub active: Option<bool>,
     /// Part of the name.
     pub search: Option<String>,
@@ -91,7 +91,7 @@ pub fn get(conn: &mut DbConn, id: GroupId) -> DbResult<GroupRow> {
     Ok(with_conn!(conn, |c| groups::table.find(id).select(GroupRow::as_select()).first(c))?)
 }
 
-pub fn by_name(conn: &mut DbConn, instance_id: i64, name: &str) -> DbResult<Option<GroupRow>> {
+pub fn by_name(conn: &mut DbConn, instance_id: InstanceId, name: &str) -> DbResult<Option<GroupRow>> {
     Ok(with_conn!(conn, |c| groups::table
         .filter(groups::instance_id.eq(instance_id).and(groups::name.eq(name)))
         .select(GroupRow::as_select())
@@ -99,7 +99,7 @@ pub fn by_name(conn: &mut DbConn, instance_id: i64, name: &str) -> DbResult<Opti
         .optional())?)
 }
 
-pub fn in_instance(conn: &mut DbConn, instance_id: i64) -> DbResult<Vec<GroupRow>> {
+pub fn in_instance(conn: &mut DbConn, instance_id: InstanceId) -> DbResult<Vec<GroupRow>> {
     Ok(with_conn!(conn, |c| groups::table
         .filter(groups::instance_id.eq(instance_id))
         .order(groups::id)
@@ -111,7 +111,7 @@ pub fn in_instance(conn: &mut DbConn, instance_id: i64) -> DbResult<Vec<GroupRow
 #[derive(Debug, Clone, Insertable, AsChangeset)]
 #[diesel(table_name = groups, treat_none_as_null = true)]
 struct GroupFields {
-    instance_id: i64,
+    instance_id: InstanceId,
     name: String,
     description: String,
     owner: String,
@@ -122,7 +122,7 @@ struct GroupFields {
 }
 
 impl GroupFields {
-    fn new(instance_id: i64, g: &GroupDef) -> Self {
+    fn new(instance_id: InstanceId, g: &GroupDef) -> Self {
         GroupFields {
             instance_id,
             name: g.name.to_string(),
@@ -137,7 +137,7 @@ impl GroupFields {
 }
 
 /// Inserts a group (with the given id when importing by id) and returns its GID.
-pub fn insert(conn: &mut DbConn, instance_id: i64, g: &GroupDef, now: DateTime<Utc>) -> DbResult<GroupId> {
+pub fn insert(conn: &mut DbConn, instance_id: InstanceId, g: &GroupDef, now: DateTime<Utc>) -> DbResult<GroupId> {
     let fields = GroupFields::new(instance_id, g);
     let stamps = (groups::version.eq(1), groups::created_at.eq(ts(now)), groups::updated_at.eq(ts(now)));
     Ok(with_conn!(conn, |c| match g.gid {
@@ -150,7 +150,13 @@ pub fn insert(conn: &mut DbConn, instance_id: i64, g: &GroupDef, now: DateTime<U
 }
 
 /// Updates every field of a group and bumps its version.
-pub fn update(conn: &mut DbConn, id: GroupId, instance_id: i64, g: &GroupDef, now: DateTime<Utc>) -> DbResult<()> {
+pub fn update(
+    conn: &mut DbConn,
+    id: GroupId,
+    instance_id: InstanceId,
+    g: &GroupDef,
+    now: DateTime<Utc>,
+) -> DbResult<()> {
     let fields = GroupFields::new(instance_id, g);
     let n = with_conn!(conn, |c| diesel::update(groups::table.find(id))
         .set((&fields, groups::version.eq(groups::version + 1), groups::updated_at.eq(ts(now))))

@@ -2,6 +2,7 @@
 
 use super::schema::instance_leases;
 use super::{ts, with_conn, DbConn, DbError, DbResult};
+use baton_schema::ids::InstanceId;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
@@ -9,7 +10,7 @@ use diesel::prelude::*;
 /// Returns the fencing token when held; a new holder gets a larger token than any before it.
 pub fn acquire(
     conn: &mut DbConn,
-    instance_id: i64,
+    instance_id: InstanceId,
     owner: &str,
     ttl: Duration,
     now: DateTime<Utc>,
@@ -56,14 +57,20 @@ pub fn acquire(
 /// transaction of a write that creates or advances runs: with PostgreSQL the lease row is locked
 /// (FOR SHARE) until that transaction ends, so a takeover waits for it and the write happened
 /// under a lease that was valid when it committed.
-pub fn holds(conn: &mut DbConn, instance_id: i64, owner: &str, token: i64, now: DateTime<Utc>) -> DbResult<bool> {
+pub fn holds(
+    conn: &mut DbConn,
+    instance_id: InstanceId,
+    owner: &str,
+    token: i64,
+    now: DateTime<Utc>,
+) -> DbResult<bool> {
     let q = instance_leases::table
         .find(instance_id)
         .filter(instance_leases::owner.eq(owner))
         .filter(instance_leases::fencing_token.eq(token))
         .filter(instance_leases::expires_at.gt(ts(now)))
         .select(instance_leases::instance_id);
-    let found: Option<i64> = match conn {
+    let found: Option<InstanceId> = match conn {
         DbConn::Pg(c) => q.for_share().first(c).optional()?,
         DbConn::Sqlite(c) => q.first(c).optional()?,
     };
@@ -72,7 +79,7 @@ pub fn holds(conn: &mut DbConn, instance_id: i64, owner: &str, token: i64, now: 
 
 /// Gives a lease back at once (a server holding more than its share), so another takes it at
 /// its next round.
-pub fn release(conn: &mut DbConn, instance_id: i64, owner: &str, now: DateTime<Utc>) -> DbResult<()> {
+pub fn release(conn: &mut DbConn, instance_id: InstanceId, owner: &str, now: DateTime<Utc>) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(
         instance_leases::table.find(instance_id).filter(instance_leases::owner.eq(owner))
     )
@@ -82,7 +89,7 @@ pub fn release(conn: &mut DbConn, instance_id: i64, owner: &str, now: DateTime<U
 }
 
 /// Every lease's instance and holder.
-pub fn holders(conn: &mut DbConn) -> DbResult<Vec<(i64, String)>> {
+pub fn holders(conn: &mut DbConn) -> DbResult<Vec<(InstanceId, String)>> {
     Ok(with_conn!(conn, |c| instance_leases::table
         .order(instance_leases::instance_id)
         .select((instance_leases::instance_id, instance_leases::owner))
@@ -93,7 +100,7 @@ pub fn holders(conn: &mut DbConn) -> DbResult<Vec<(i64, String)>> {
 /// `token`, not expired at the write's time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fence {
-    pub instance_id: i64,
+    pub instance_id: InstanceId,
     pub owner: String,
     pub token: i64,
 }
@@ -110,6 +117,6 @@ impl Fence {
 }
 
 /// What a write fenced by a lease this server no longer holds fails with.
-pub fn lost(instance_id: i64) -> DbError {
+pub fn lost(instance_id: InstanceId) -> DbError {
     DbError::Conflict(format!("this server no longer holds the lease on instance {instance_id}"))
 }

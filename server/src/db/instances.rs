@@ -2,13 +2,14 @@
 
 use super::schema::instances;
 use super::{ts, with_conn, DbConn, DbResult};
+use baton_schema::ids::InstanceId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = instances)]
 pub struct InstanceRow {
-    pub id: i64,
+    pub id: InstanceId,
     pub name: String,
     pub description: String,
     pub created_at: NaiveDateTime,
@@ -26,7 +27,7 @@ pub fn by_name(conn: &mut DbConn, name: &str) -> DbResult<Option<InstanceRow>> {
         .optional())?)
 }
 
-pub fn get(conn: &mut DbConn, id: i64) -> DbResult<InstanceRow> {
+pub fn get(conn: &mut DbConn, id: InstanceId) -> DbResult<InstanceRow> {
     Ok(with_conn!(conn, |c| instances::table.find(id).select(InstanceRow::as_select()).first(c))?)
 }
 
@@ -41,7 +42,7 @@ pub fn ensure(conn: &mut DbConn, name: &str, now: DateTime<Utc>) -> DbResult<Ins
         .get_result(c))?)
 }
 
-pub fn set_description(conn: &mut DbConn, id: i64, description: &str) -> DbResult<()> {
+pub fn set_description(conn: &mut DbConn, id: InstanceId, description: &str) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(instances::table.find(id))
         .set(instances::description.eq(description))
         .execute(c))?;

@@ -3,7 +3,7 @@
 use super::groups::like_pattern;
 use super::schema::runs;
 use super::{ts, with_conn, DbConn, DbError, DbResult};
-use baton_schema::ids::{AgentId, GroupId, GroupRunId, RunId, TaskId};
+use baton_schema::ids::{AgentId, GroupId, GroupRunId, InstanceId, RunId, TaskId};
 use baton_schema::run::RunStatus;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -22,7 +22,7 @@ pub struct RunRow {
     pub kind: String,
     pub task_id: Option<TaskId>,
     pub task_name: String,
-    pub instance_id: Option<i64>,
+    pub instance_id: Option<InstanceId>,
     pub group_id: Option<GroupId>,
     pub group_run_id: Option<GroupRunId>,
     pub run_date: NaiveDate,
@@ -59,7 +59,7 @@ pub struct NewRun {
     pub kind: String,
     pub task_id: Option<TaskId>,
     pub task_name: String,
-    pub instance_id: Option<i64>,
+    pub instance_id: Option<InstanceId>,
     pub group_id: Option<GroupId>,
     pub group_run_id: Option<GroupRunId>,
     pub run_date: NaiveDate,
@@ -277,7 +277,7 @@ pub struct RunFilter {
     pub statuses: Option<Vec<RunStatus>>,
     pub task_id: Option<TaskId>,
     pub group_id: Option<GroupId>,
-    pub instance_ids: Option<Vec<i64>>,
+    pub instance_ids: Option<Vec<InstanceId>>,
     pub kind: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub run_date: Option<NaiveDate>,
@@ -336,7 +336,7 @@ pub fn count(conn: &mut DbConn, f: &RunFilter) -> DbResult<i64> {
 pub fn status_counts(
     conn: &mut DbConn,
     run_date: NaiveDate,
-    instance_ids: Option<&[i64]>,
+    instance_ids: Option<&[InstanceId]>,
 ) -> DbResult<Vec<(RunStatus, i64)>> {
     use diesel::dsl::count_star;
     let counts: Vec<(String, i64)> = with_conn!(conn, |c| match instance_ids {

@@ -3,6 +3,7 @@
 use super::schema::{sessions, users};
 use super::users::UserRow;
 use super::{ts, with_conn, DbConn, DbResult};
+use baton_schema::ids::UserId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -10,7 +11,7 @@ use diesel::prelude::*;
 #[diesel(table_name = sessions)]
 pub struct SessionRow {
     pub id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub token_hash: String,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
@@ -19,7 +20,7 @@ pub struct SessionRow {
 
 pub fn insert(
     conn: &mut DbConn,
-    user_id: i64,
+    user_id: UserId,
     token_hash: &str,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -52,7 +53,7 @@ pub fn delete_by_hash(conn: &mut DbConn, token_hash: &str) -> DbResult<usize> {
 }
 
 /// Ends every session of a user (after a role change, a disable or a password change).
-pub fn delete_for_user(conn: &mut DbConn, user_id: i64) -> DbResult<usize> {
+pub fn delete_for_user(conn: &mut DbConn, user_id: UserId) -> DbResult<usize> {
     Ok(with_conn!(conn, |c| diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(c))?)
 }
 

@@ -4,7 +4,7 @@ use super::groups::like_pattern;
 use super::schema::tasks;
 use super::{from_json, to_json, ts, with_conn, DbConn, DbError, DbResult};
 use baton_schema::definition::{AlertRuleDraft, TaskDef, TaskDraft};
-use baton_schema::ids::{GroupId, TaskId};
+use baton_schema::ids::{GroupId, InstanceId, TaskId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 #[diesel(table_name = tasks)]
 pub struct TaskRow {
     pub id: TaskId,
-    pub instance_id: i64,
+    pub instance_id: InstanceId,
     pub group_id: Option<GroupId>,
     pub name: String,
     pub description: String,
@@ -70,7 +70,7 @@ impl TaskRow {
 
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
-    pub instance_ids: Option<Vec<i64>>,
+    pub instance_ids: Option<Vec<InstanceId>>,
     pub group_id: Option<GroupId>,
     /// Only tasks without a group.
     pub ungrouped: bool,
@@ -127,7 +127,7 @@ pub fn get_many(conn: &mut DbConn, ids: &[TaskId]) -> DbResult<Vec<TaskRow>> {
     })
 }
 
-pub fn by_name(conn: &mut DbConn, instance_id: i64, name: &str) -> DbResult<Option<TaskRow>> {
+pub fn by_name(conn: &mut DbConn, instance_id: InstanceId, name: &str) -> DbResult<Option<TaskRow>> {
     Ok(with_conn!(conn, |c| tasks::table
         .filter(tasks::instance_id.eq(instance_id).and(tasks::name.eq(name)))
         .select(TaskRow::as_select())
@@ -143,7 +143,7 @@ pub fn in_group(conn: &mut DbConn, group_id: GroupId) -> DbResult<Vec<TaskRow>> 
         .load(c))?)
 }
 
-pub fn in_instance(conn: &mut DbConn, instance_id: i64) -> DbResult<Vec<TaskRow>> {
+pub fn in_instance(conn: &mut DbConn, instance_id: InstanceId) -> DbResult<Vec<TaskRow>> {
     Ok(with_conn!(conn, |c| tasks::table
         .filter(tasks::instance_id.eq(instance_id))
         .order(tasks::id)
@@ -159,7 +159,7 @@ fn clamp(v: u32) -> i32 {
 #[derive(Debug, Clone, Insertable, AsChangeset)]
 #[diesel(table_name = tasks, treat_none_as_null = true)]
 struct TaskFields {
-    instance_id: i64,
+    instance_id: InstanceId,
     group_id: Option<GroupId>,
     name: String,
     description: String,
@@ -182,7 +182,7 @@ struct TaskFields {
 }
 
 impl TaskFields {
-    fn new(instance_id: i64, group_id: Option<GroupId>, t: &TaskDef) -> Self {
+    fn new(instance_id: InstanceId, group_id: Option<GroupId>, t: &TaskDef) -> Self {
         TaskFields {
             instance_id,
             group_id,
@@ -211,7 +211,7 @@ impl TaskFields {
 /// Inserts a task (with its TID when importing by id) and returns the TID.
 pub fn insert(
     conn: &mut DbConn,
-    instance_id: i64,
+    instance_id: InstanceId,
     group_id: Option<GroupId>,
     t: &TaskDef,
     now: DateTime<Utc>,
@@ -231,7 +231,7 @@ pub fn insert(
 pub fn update(
     conn: &mut DbConn,
     id: TaskId,
-    instance_id: i64,
+    instance_id: InstanceId,
     group_id: Option<GroupId>,
     t: &TaskDef,
     now: DateTime<Utc>,

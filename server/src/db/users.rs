@@ -2,13 +2,14 @@
 
 use super::schema::users;
 use super::{ts, with_conn, DbConn, DbError, DbResult};
+use baton_schema::ids::UserId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct UserRow {
-    pub id: i64,
+    pub id: UserId,
     pub username: String,
     pub password_hash: String,
     pub role: String,
@@ -26,7 +27,7 @@ pub fn insert(
     role: &str,
     instances: &str,
     now: DateTime<Utc>,
-) -> DbResult<i64> {
+) -> DbResult<UserId> {
     Ok(with_conn!(conn, |c| diesel::insert_into(users::table)
         .values((
             users::username.eq(username),
@@ -49,7 +50,7 @@ pub fn by_username(conn: &mut DbConn, username: &str) -> DbResult<Option<UserRow
         .optional())?)
 }
 
-pub fn get(conn: &mut DbConn, id: i64) -> DbResult<UserRow> {
+pub fn get(conn: &mut DbConn, id: UserId) -> DbResult<UserRow> {
     Ok(with_conn!(conn, |c| users::table.find(id).select(UserRow::as_select()).first(c))?)
 }
 
@@ -64,7 +65,7 @@ pub fn count(conn: &mut DbConn) -> DbResult<i64> {
 /// Changes role, instances and disabled flag together.
 pub fn update_access(
     conn: &mut DbConn,
-    id: i64,
+    id: UserId,
     role: &str,
     instances: &str,
     disabled: bool,
@@ -84,7 +85,7 @@ pub fn update_access(
     Ok(())
 }
 
-pub fn set_password(conn: &mut DbConn, id: i64, password_hash: &str, now: DateTime<Utc>) -> DbResult<()> {
+pub fn set_password(conn: &mut DbConn, id: UserId, password_hash: &str, now: DateTime<Utc>) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::update(users::table.find(id))
         .set((users::password_hash.eq(password_hash), users::updated_at.eq(ts(now))))
         .execute(c))?;

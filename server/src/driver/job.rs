@@ -2,7 +2,7 @@
 //! any server can carry the run on), and a run's place in a group run.
 
 use crate::db;
-use baton_schema::ids::{GroupId, GroupRunId};
+use baton_schema::ids::{GroupId, GroupRunId, InstanceId};
 use baton_schema::run::RetryPolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -25,7 +25,7 @@ pub struct JobSpec {
     /// The group run it belongs to, whose flow follows its transitions.
     pub group_run: Option<GroupRunRef>,
     /// Its instance (none for adhoc runs): its lease holder decides its retries and deadlines.
-    pub instance_id: Option<i64>,
+    pub instance_id: Option<InstanceId>,
 }
 
 /// What a run needs to be carried out again, stored with it when it is made (`runs.job`): the

@@ -7,7 +7,7 @@ use crate::agents::AgentHub;
 use crate::clock::SharedClock;
 use crate::db::{self, Db};
 use baton_schema::agent::v1::{AgentEvent, Dispatch, ServerMsg, Stream as OutStream};
-use baton_schema::ids::{AgentId, RunId};
+use baton_schema::ids::{AgentId, InstanceId, RunId};
 use baton_schema::run::{Outcome, RetryPolicy, RunEvent, RunMachine, RunStatus, Transition};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
@@ -266,7 +266,7 @@ impl Driver {
         machine: &RunMachine,
         transitions: &[Transition],
         exit_code: Option<i32>,
-        fence: Option<i64>,
+        fence: Option<InstanceId>,
     ) -> impl std::future::Future<Output = Option<i32>> + Send + 'static {
         let now = self.clock.now();
         let (server, leases) = (self.leases.owner().to_string(), self.leases.clone());
@@ -693,7 +693,7 @@ impl Driver {
 
     /// Lets go of the runs of instances whose leases this server lost, but for those on its
     /// connected agents: their new holder carries them on.
-    pub fn let_go(&self, instances: &[i64]) {
+    pub fn let_go(&self, instances: &[InstanceId]) {
         let online = self.hub.online();
         if let Ok(mut runs) = self.runs.lock() {
             runs.retain(|_, a| {

@@ -6,7 +6,7 @@ use super::*;
 use crate::agents::{AgentHub, HeartbeatPolicy};
 use crate::clock::ManualClock;
 use crate::db::DatabaseUrl;
-use baton_schema::ids::{RunId, TaskId};
+use baton_schema::ids::{InstanceId, RunId, TaskId};
 use baton_schema::run::Reason;
 use std::collections::BTreeMap;
 
@@ -33,7 +33,7 @@ fn job() -> JobSpec {
 }
 
 /// A new (IDLE) run of `spec`'s job, made at t(0).
-fn new_run(spec: &JobSpec, kind: &str, slot: &str, instance_id: Option<i64>) -> db::runs::NewRun {
+fn new_run(spec: &JobSpec, kind: &str, slot: &str, instance_id: Option<InstanceId>) -> db::runs::NewRun {
     let now = db::ts(t(0));
     db::runs::NewRun {
         kind: kind.into(),
@@ -86,7 +86,7 @@ fn a_stored_job_gives_back_the_job_it_was_made_from() {
         kind: "scheduled".into(),
         task_id: Some(TaskId(1)),
         task_name: spec.task.clone(),
-        instance_id: Some(1),
+        instance_id: Some(InstanceId(1)),
         group_id: None,
         group_run_id: None,
         run_date: spec.run_date,

@@ -17,7 +17,7 @@ use actix::prelude::*;
 use baton_schema::clock::{Action, ScheduleClock};
 use baton_schema::definition::{GroupDef, MisfirePolicy, TaskDef};
 use baton_schema::flow::{self, FlowAction, Member};
-use baton_schema::ids::{GroupId, GroupRunId, RunId, TaskId};
+use baton_schema::ids::{GroupId, GroupRunId, InstanceId, RunId, TaskId};
 use baton_schema::run::{Reason, RunEvent, RunStatus};
 use baton_schema::schedule::Slot;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -54,7 +54,7 @@ struct OpenRun {
 /// What the actor knows of its group.
 struct Group {
     def: GroupDef,
-    instance_id: i64,
+    instance_id: InstanceId,
     clock: Option<ScheduleClock>,
     timer: Option<SpawnHandle>,
     /// Its active tasks by name.
@@ -138,7 +138,7 @@ struct Pass {
     deps: EngineDeps,
     gid: GroupId,
     group_name: String,
-    instance_id: i64,
+    instance_id: InstanceId,
     dependency: Option<baton_schema::dependency::DependencyExpr>,
     tasks: Arc<BTreeMap<String, (TaskId, TaskDef)>>,
     flow: Arc<Vec<Member>>,
@@ -273,7 +273,7 @@ async fn pass(mut p: Pass) -> Passed {
 /// What opening a group run needs to know of its group.
 struct Opening {
     gid: GroupId,
-    instance_id: i64,
+    instance_id: InstanceId,
     name: String,
     /// The group has a dependency of its own: its run waits for it.
     held: bool,

@@ -4,7 +4,7 @@
 use crate::db;
 use crate::driver::{GroupRunRef, JobSpec};
 use baton_schema::definition::TaskDef;
-use baton_schema::ids::{GroupId, GroupRunId, TaskId};
+use baton_schema::ids::{GroupId, GroupRunId, InstanceId, TaskId};
 use baton_schema::placeholder::expand_command;
 use baton_schema::schedule::Slot;
 use baton_schema::FieldError;
@@ -14,7 +14,7 @@ use std::collections::HashMap;
 /// Where a run comes from.
 pub struct Origin<'a> {
     pub task_id: TaskId,
-    pub instance_id: i64,
+    pub instance_id: InstanceId,
     /// The task's group (id, and name for `${T:group_name}`).
     pub group: Option<(GroupId, &'a str)>,
     /// The group run it belongs to, whose flow follows it (none for a forced run).

@@ -12,7 +12,7 @@ pub mod task;
 use crate::db::{self, Db};
 use crate::driver::{Driver, RunUpdate};
 use actix::prelude::*;
-use baton_schema::ids::{GroupId, TaskId};
+use baton_schema::ids::{GroupId, InstanceId, TaskId};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use group::{DateChanged, GroupActor, MemberChanged, MemberUpdate, Reload};
 use std::collections::HashMap;
@@ -76,7 +76,7 @@ impl EngineDeps {
 pub struct Engine {
     deps: EngineDeps,
     tasks: HashMap<TaskId, Addr<TaskActor>>,
-    groups: HashMap<GroupId, (i64, Addr<GroupActor>)>,
+    groups: HashMap<GroupId, (InstanceId, Addr<GroupActor>)>,
 }
 
 /// A task's definition changed (or was created or deleted): start, reload or stop its actor.
@@ -98,7 +98,7 @@ pub struct ReloadAll;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct GroupRunChanged {
-    pub instance_id: i64,
+    pub instance_id: InstanceId,
     pub run_date: NaiveDate,
     pub group: String,
 }
@@ -107,17 +107,17 @@ pub struct GroupRunChanged {
 /// one query per actor), and the groups.
 struct Loaded {
     tasks: Vec<(TaskId, task::Loaded)>,
-    groups: Vec<(GroupId, i64)>,
+    groups: Vec<(GroupId, InstanceId)>,
 }
 
 fn load_everything(
     c: &mut db::DbConn,
     grace: Duration,
     now: DateTime<Utc>,
-    held: &std::collections::BTreeSet<i64>,
+    held: &std::collections::BTreeSet<InstanceId>,
 ) -> db::DbResult<Loaded> {
     let last_slots = db::runs::last_slots(c, now - task::CATCH_UP)?;
-    let instances: HashMap<i64, String> = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
+    let instances: HashMap<InstanceId, String> = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
     let filter = db::tasks::TaskFilter { active: Some(true), ungrouped: true, ..Default::default() };
     let mut calendars = CalendarCache::new();
     let mut tasks = Vec::new();
@@ -157,7 +157,7 @@ impl Engine {
     }
 
     /// Starts a group's actor, or has the running one read its group again.
-    fn start_group(&mut self, gid: GroupId, instance_id: i64, ctx: &mut Context<Self>) {
+    fn start_group(&mut self, gid: GroupId, instance_id: InstanceId, ctx: &mut Context<Self>) {
         if let Some((inst, a)) = self.groups.get_mut(&gid) {
             *inst = instance_id;
             a.do_send(Reload);

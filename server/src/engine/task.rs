@@ -10,7 +10,7 @@ use actix::prelude::*;
 use baton_schema::calendar::Calendar;
 use baton_schema::clock::{Action, ScheduleClock, ON_TIME};
 use baton_schema::definition::TaskDef;
-use baton_schema::ids::{RunId, TaskId};
+use baton_schema::ids::{InstanceId, RunId, TaskId};
 use baton_schema::run::{Reason, RunEvent};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 pub struct Loaded {
     def: TaskDef,
     tid: TaskId,
-    instance_id: i64,
+    instance_id: InstanceId,
     clock: ScheduleClock,
     timer: Option<SpawnHandle>,
 }
@@ -50,9 +50,14 @@ pub fn handled_until(
 }
 
 /// Calendars by (instance, name), read once per load.
-pub type CalendarCache = HashMap<(i64, String), Option<Calendar>>;
+pub type CalendarCache = HashMap<(InstanceId, String), Option<Calendar>>;
 
-pub fn calendar(c: &mut DbConn, cache: &mut CalendarCache, instance_id: i64, name: &str) -> DbResult<Option<Calendar>> {
+pub fn calendar(
+    c: &mut DbConn,
+    cache: &mut CalendarCache,
+    instance_id: InstanceId,
+    name: &str,
+) -> DbResult<Option<Calendar>> {
     let key = (instance_id, name.to_string());
     if let Some(cal) = cache.get(&key) {
         return Ok(cal.clone());
@@ -66,7 +71,7 @@ pub fn calendar(c: &mut DbConn, cache: &mut CalendarCache, instance_id: i64, nam
 pub fn prepare(
     c: &mut DbConn,
     row: &db::tasks::TaskRow,
-    instances: &HashMap<i64, String>,
+    instances: &HashMap<InstanceId, String>,
     calendars: &mut CalendarCache,
     grace: Duration,
     now: DateTime<Utc>,
@@ -118,7 +123,7 @@ async fn load_task(deps: &EngineDeps, tid: TaskId) -> Result<Option<Loaded>, ()>
 }
 
 /// Makes the run of one slot (once) and starts it, or records it as skipped.
-async fn carry_out(deps: EngineDeps, tid: TaskId, instance_id: i64, def: TaskDef, action: Action) {
+async fn carry_out(deps: EngineDeps, tid: TaskId, instance_id: InstanceId, def: TaskDef, action: Action) {
     let (slot, skip): (_, Option<Reason>) = match action {
         Action::Fire(s) => (s, None),
         Action::Skip(s, r) => (s, Some(r)),

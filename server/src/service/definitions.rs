@@ -9,7 +9,7 @@ use baton_graphql::ApiError;
 use baton_schema::calendar::{Calendar, CalendarDraft};
 use baton_schema::definition::{GroupDef, GroupDraft, TaskDef, TaskDraft};
 use baton_schema::dependency::{check_graph, DependencyExpr};
-use baton_schema::ids::{GroupId, TaskId};
+use baton_schema::ids::{GroupId, InstanceId, TaskId};
 use baton_schema::{FieldError, FieldErrors};
 use chrono::Utc;
 use futures_util::stream::BoxStream;
@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Builds full task records (instance and group names, alert rules) for rows, in a few queries.
 pub(crate) fn task_records(c: &mut DbConn, rows: Vec<db::tasks::TaskRow>) -> SvcResult<Vec<TaskRecord>> {
-    let instances: HashMap<i64, String> = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
+    let instances: HashMap<InstanceId, String> = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
     let mut group_ids: Vec<GroupId> = rows.iter().filter_map(|r| r.group_id).collect();
     group_ids.sort_unstable();
     group_ids.dedup();
@@ -45,7 +45,7 @@ pub(crate) fn task_records(c: &mut DbConn, rows: Vec<db::tasks::TaskRow>) -> Svc
 }
 
 pub(crate) fn group_records(c: &mut DbConn, rows: Vec<db::groups::GroupRow>) -> SvcResult<Vec<GroupRecord>> {
-    let instances: HashMap<i64, String> = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
+    let instances: HashMap<InstanceId, String> = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
     let ids: Vec<GroupId> = rows.iter().map(|r| r.id).collect();
     let mut alerts = db::alert_rules::of_groups(c, &ids)?;
     rows.into_iter()
@@ -73,7 +73,7 @@ fn parse_expr(raw: &Option<String>) -> Option<DependencyExpr> {
 pub(crate) fn check_task_context(
     c: &mut DbConn,
     t: &TaskDef,
-    instance_id: i64,
+    instance_id: InstanceId,
     self_tid: Option<TaskId>,
 ) -> SvcResult<Option<GroupId>> {
     let mut errors = FieldErrors::new();
@@ -175,7 +175,7 @@ fn collect_edges<I: Copy + PartialEq>(expr: &DependencyExpr, ids: &HashMap<Strin
 pub(crate) fn check_group_context(
     c: &mut DbConn,
     g: &GroupDef,
-    instance_id: i64,
+    instance_id: InstanceId,
     self_gid: Option<GroupId>,
 ) -> SvcResult<()> {
     let mut errors = FieldErrors::new();
@@ -225,7 +225,7 @@ pub(crate) fn check_group_context(
 pub(crate) fn write_group_edges(
     c: &mut DbConn,
     gid: GroupId,
-    instance_id: i64,
+    instance_id: InstanceId,
     dep: Option<&DependencyExpr>,
 ) -> SvcResult<()> {
     let mut edges = Vec::new();
@@ -632,7 +632,8 @@ impl baton_graphql::Calendars for Services {
                 Some(name) => Some(instance_for(c, &p, name)?.id),
                 None => None,
             };
-            let names: HashMap<i64, String> = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
+            let names: HashMap<InstanceId, String> =
+                db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
             let mut out = Vec::new();
             for row in db::calendars::list(c, only)? {
                 let inst = names.get(&row.instance_id).cloned().unwrap_or_default();

@@ -18,6 +18,7 @@ use crate::db::{self, DbConn, DbError};
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::{InstanceAccess, Role};
+use baton_schema::ids::InstanceId;
 use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -213,7 +214,7 @@ impl Services {
 }
 
 /// The ids of the instances `p` may see (None: all).
-pub(crate) fn visible_instances(c: &mut DbConn, access: &InstanceAccess) -> SvcResult<Option<Vec<i64>>> {
+pub(crate) fn visible_instances(c: &mut DbConn, access: &InstanceAccess) -> SvcResult<Option<Vec<InstanceId>>> {
     Ok(match access {
         InstanceAccess::All => None,
         InstanceAccess::Only(names) => {
@@ -232,7 +233,7 @@ pub(crate) fn instance_for(c: &mut DbConn, p: &Principal, name: &str) -> SvcResu
 }
 
 /// Checks that `p` may see the instance with this id.
-pub(crate) fn check_instance_id(c: &mut DbConn, p: &Principal, id: i64) -> SvcResult<String> {
+pub(crate) fn check_instance_id(c: &mut DbConn, p: &Principal, id: InstanceId) -> SvcResult<String> {
     let row = db::instances::get(c, id)?;
     if !p.instances.allows(&row.name) {
         return Err(ApiError::NotFound("record".into()).into());

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_schema::calendar::Calendar;
 use baton_schema::definition::TaskDef;
+use baton_schema::ids::InstanceId;
 use baton_schema::schedule::slots_after;
 use chrono::{Duration, Utc};
 use std::collections::HashMap;
@@ -25,7 +26,8 @@ impl baton_graphql::SchedulerState for Services {
                 ..Default::default()
             };
             let rows = db::tasks::page(c, &filter, None, i64::MAX)?;
-            let instances: HashMap<i64, String> = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
+            let instances: HashMap<InstanceId, String> =
+                db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
             let now = Utc::now();
             let mut out: Vec<UpcomingRecord> = Vec::new();
             for row in rows.into_iter().filter(|r| r.schedule.is_some()) {

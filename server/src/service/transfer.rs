@@ -11,7 +11,7 @@ use baton_schema::calendar::CalendarDraft;
 use baton_schema::definition::{GroupDef, TaskDef};
 use baton_schema::dependency::{check_graph, DependencyExpr};
 use baton_schema::document::{Document, InstanceDoc};
-use baton_schema::ids::{GroupId, TaskId};
+use baton_schema::ids::{GroupId, InstanceId, TaskId};
 use baton_schema::FieldError;
 use chrono::Utc;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -69,8 +69,8 @@ fn resolve<I: Copy + std::fmt::Display>(
     c: &mut DbConn,
     (kind, id_field): (&str, &str),
     id: Option<I>,
-    instance_id: i64,
-    instance_of: impl FnOnce(&mut DbConn, I) -> db::DbResult<i64>,
+    instance_id: InstanceId,
+    instance_of: impl FnOnce(&mut DbConn, I) -> db::DbResult<InstanceId>,
     by_name: impl FnOnce() -> Option<I>,
     at: &str,
 ) -> Result<Result<Option<I>, FieldError>, Abort> {

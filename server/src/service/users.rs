@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_graphql::{ApiError, SESSION_HOURS};
 use baton_schema::access::{InstanceAccess, Role};
+use baton_schema::ids::UserId;
 use chrono::{DateTime, Duration, Utc};
 
 fn user_record(r: db::users::UserRow) -> SvcResult<UserRecord> {
@@ -63,7 +64,7 @@ pub fn insert_user(
     password: &str,
     role: Role,
     instances: &InstanceAccess,
-) -> SvcResult<i64> {
+) -> SvcResult<UserId> {
     check_username(username)?;
     check_password(password)?;
     let hash = auth::hash_password(password).map_err(|_| SvcError::Api(ApiError::Internal))?;
@@ -195,7 +196,7 @@ impl baton_graphql::Auth for Services {
     async fn update_user(
         &self,
         actor: &Principal,
-        id: i64,
+        id: UserId,
         role: Option<Role>,
         instances: Option<InstanceAccess>,
         disabled: Option<bool>,
@@ -257,7 +258,7 @@ impl baton_graphql::Auth for Services {
     async fn set_password(
         &self,
         actor: &Principal,
-        id: i64,
+        id: UserId,
         password: &str,
         current: Option<&str>,
     ) -> BackendResult<bool> {
@@ -322,7 +323,7 @@ impl baton_graphql::Auth for Services {
         .await
     }
 
-    async fn api_tokens(&self, user_id: Option<i64>) -> BackendResult<Vec<ApiTokenRecord>> {
+    async fn api_tokens(&self, user_id: Option<UserId>) -> BackendResult<Vec<ApiTokenRecord>> {
         self.run(move |c| Ok(db::api_tokens::list(c, user_id)?.into_iter().map(token_record).collect())).await
     }
 
