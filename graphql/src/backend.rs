@@ -12,13 +12,6 @@ use chrono::{DateTime, Utc};
 
 pub type BackendResult<T> = Result<T, ApiError>;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceInfo {
-    pub id: InstanceId,
-    pub name: String,
-    pub description: String,
-}
-
 /// The authenticated caller of a request (set by the HTTP layer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

@@ -1,6 +1,5 @@
 //! Instances: the namespaces tasks and groups live in.
 
-use crate::backend::InstanceInfo;
 use crate::backend::*;
 use crate::definitions::domain;
 use crate::error::ApiResult;
@@ -14,22 +13,16 @@ use baton_schema::ids::InstanceId;
 pub trait Instances: Send + Sync {
     /// The server's version.
     fn version(&self) -> &str;
-    async fn instances(&self) -> BackendResult<Vec<InstanceInfo>>;
-    async fn create_instance(&self, actor: &Principal, name: &str, description: &str) -> BackendResult<InstanceInfo>;
+    async fn instances(&self) -> BackendResult<Vec<Instance>>;
+    async fn create_instance(&self, actor: &Principal, name: &str, description: &str) -> BackendResult<Instance>;
 }
 
 /// A namespace of tasks and groups; names are unique within it.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     pub id: InstanceId,
     pub name: String,
     pub description: String,
-}
-
-impl From<InstanceInfo> for Instance {
-    fn from(i: InstanceInfo) -> Self {
-        Self { id: i.id, name: i.name, description: i.description }
-    }
 }
 
 #[derive(Default)]
@@ -42,7 +35,7 @@ impl InstanceQuery {
     async fn instances(&self, ctx: &Context<'_>) -> ApiResult<Vec<Instance>> {
         let access = &principal(ctx)?.instances;
         let all = domain::<dyn Instances>(ctx).instances().await?;
-        Ok(all.into_iter().filter(|i| access.allows(&i.name)).map(Instance::from).collect())
+        Ok(all.into_iter().filter(|i| access.allows(&i.name)).collect())
     }
 }
 
@@ -58,6 +51,6 @@ impl InstanceMutation {
         name: String,
         #[graphql(default)] description: String,
     ) -> ApiResult<Instance> {
-        Ok(domain::<dyn Instances>(ctx).create_instance(principal(ctx)?, &name, &description).await?.into())
+        Ok(domain::<dyn Instances>(ctx).create_instance(principal(ctx)?, &name, &description).await?)
     }
 }

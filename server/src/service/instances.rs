@@ -9,17 +9,17 @@ impl baton_graphql::Instances for Services {
         env!("CARGO_PKG_VERSION")
     }
 
-    async fn instances(&self) -> BackendResult<Vec<InstanceInfo>> {
+    async fn instances(&self) -> BackendResult<Vec<baton_graphql::Instance>> {
         self.run(|c| {
             Ok(db::instances::list(c)?
                 .into_iter()
-                .map(|r| InstanceInfo { id: r.id, name: r.name, description: r.description })
+                .map(|r| baton_graphql::Instance { id: r.id, name: r.name, description: r.description })
                 .collect())
         })
         .await
     }
 
-    async fn create_instance(&self, actor: &Principal, name: &str, description: &str) -> BackendResult<InstanceInfo> {
+    async fn create_instance(&self, actor: &Principal, name: &str, description: &str) -> BackendResult<baton_graphql::Instance> {
         let (actor, name, description) = (actor.clone(), name.to_string(), description.to_string());
         let info = self
             .run(move |c| {
@@ -33,7 +33,7 @@ impl baton_graphql::Instances for Services {
                         db::instances::set_description(c, row.id, &description)?;
                     }
                     audit(c, &actor.username, "createInstance", &name, None, Some(name.clone()))?;
-                    Ok(InstanceInfo { id: row.id, name: row.name, description })
+                    Ok(baton_graphql::Instance { id: row.id, name: row.name, description })
                 })
             })
             .await?;
