@@ -7,7 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Enum, Object, SimpleObject, Subscription};
 use baton_schema::access::{InstanceAccess, Role};
-use baton_schema::ids::AgentId;
+use baton_schema::ids::{AgentId, AgentTokenId};
 use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
@@ -26,7 +26,7 @@ pub trait Agents: Send + Sync {
     ) -> BackendResult<AgentRecord>;
     /// A new enrollment token, shown once.
     async fn create_agent_token(&self, actor: &Principal, name: &str) -> BackendResult<(String, AgentTokenRecord)>;
-    async fn revoke_agent_token(&self, actor: &Principal, id: i64) -> BackendResult<bool>;
+    async fn revoke_agent_token(&self, actor: &Principal, id: AgentTokenId) -> BackendResult<bool>;
     fn agent_changes(&self) -> BoxStream<'static, AgentChangeRecord>;
 }
 
@@ -137,7 +137,7 @@ impl AgentMutation {
 
     /// Agents using it can no longer connect.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
-    async fn revoke_agent_token(&self, ctx: &Context<'_>, id: i64) -> ApiResult<bool> {
+    async fn revoke_agent_token(&self, ctx: &Context<'_>, id: AgentTokenId) -> ApiResult<bool> {
         Ok(domain::<dyn Agents>(ctx).revoke_agent_token(principal(ctx)?, id).await?)
     }
 }

@@ -9,7 +9,7 @@ use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use baton_schema::access::Role;
 use baton_schema::alert::{Header, IntegrationDraft, IntegrationKind};
-use baton_schema::ids::RunId;
+use baton_schema::ids::{AlertDeliveryId, IntegrationId, RunId};
 use chrono::{DateTime, Utc};
 
 /// Integrations, credentials and alert deliveries.
@@ -49,7 +49,7 @@ pub struct HeaderPair {
 /// credential store under `credentialKey`.
 #[derive(SimpleObject)]
 pub struct Integration {
-    pub id: i64,
+    pub id: IntegrationId,
     pub name: String,
     /// webhook, slack, teams, discord, email or pagerduty
     pub kind: String,
@@ -157,7 +157,7 @@ impl From<IntegrationInput> for IntegrationDraft {
 /// An alert in the delivery log.
 #[derive(SimpleObject)]
 pub struct AlertDelivery {
-    pub id: i64,
+    pub id: AlertDeliveryId,
     pub integration: String,
     /// task:ID, group:ID or test.
     pub source: String,

@@ -7,7 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, Object, SimpleObject};
 use baton_schema::access::{InstanceAccess, Role};
-use baton_schema::ids::UserId;
+use baton_schema::ids::{ApiTokenId, UserId};
 use chrono::{DateTime, Utc};
 
 /// Sessions, users and API tokens.
@@ -47,7 +47,7 @@ pub trait Auth: Send + Sync {
         name: &str,
         expires_at: Option<DateTime<Utc>>,
     ) -> BackendResult<(String, ApiTokenRecord)>;
-    async fn revoke_api_token(&self, actor: &Principal, id: i64) -> BackendResult<bool>;
+    async fn revoke_api_token(&self, actor: &Principal, id: ApiTokenId) -> BackendResult<bool>;
 }
 
 /// The session cookie the browser keeps (HTTP-only); clients use the same token as a bearer token.
@@ -222,7 +222,7 @@ impl AuthMutation {
     }
 
     /// Revokes one of the caller's tokens (admins: anyone's).
-    async fn revoke_api_token(&self, ctx: &Context<'_>, id: i64) -> ApiResult<bool> {
+    async fn revoke_api_token(&self, ctx: &Context<'_>, id: ApiTokenId) -> ApiResult<bool> {
         Ok(domain::<dyn Auth>(ctx).revoke_api_token(principal(ctx)?, id).await?)
     }
 }

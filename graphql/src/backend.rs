@@ -6,7 +6,10 @@ use crate::error::ApiError;
 use baton_schema::access::{InstanceAccess, Role};
 use baton_schema::calendar::CalendarDraft;
 use baton_schema::definition::{GroupDraft, TaskDraft};
-use baton_schema::ids::{AgentId, GroupId, GroupRunId, InstanceId, RunId, TaskId, UserId};
+use baton_schema::ids::{
+    AgentId, AgentTokenId, AlertDeliveryId, ApiTokenId, CalendarId, GroupId, GroupRunId, InstanceId, IntegrationId,
+    RunId, TaskId, UserId,
+};
 use baton_schema::FieldError;
 use chrono::{DateTime, Utc};
 
@@ -73,7 +76,7 @@ pub struct DefinitionFilter {
 
 #[derive(Debug, Clone)]
 pub struct CalendarRecord {
-    pub id: i64,
+    pub id: CalendarId,
     pub instance: String,
     pub draft: CalendarDraft,
     pub updated_at: DateTime<Utc>,
@@ -101,7 +104,7 @@ pub struct UserRecord {
 #[derive(Debug, Clone, async_graphql::SimpleObject)]
 #[graphql(name = "ApiToken")]
 pub struct ApiTokenRecord {
-    pub id: i64,
+    pub id: ApiTokenId,
     pub user_id: UserId,
     pub name: String,
     pub created_at: DateTime<Utc>,
@@ -282,7 +285,7 @@ pub struct AgentRecord {
 #[derive(Debug, Clone, async_graphql::SimpleObject)]
 #[graphql(name = "AgentToken")]
 pub struct AgentTokenRecord {
-    pub id: i64,
+    pub id: AgentTokenId,
     pub name: String,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
@@ -397,7 +400,7 @@ pub struct SchedulerHealth {
 /// An integration as stored (its secret stays in the credential store).
 #[derive(Debug, Clone)]
 pub struct IntegrationRecord {
-    pub id: i64,
+    pub id: IntegrationId,
     pub draft: baton_schema::alert::IntegrationDraft,
     /// Whether its credential is set.
     pub credential_set: bool,
@@ -432,7 +435,7 @@ pub struct AlertAttemptRecord {
 /// One alert in the delivery log.
 #[derive(Debug, Clone)]
 pub struct AlertDeliveryRecord {
-    pub id: i64,
+    pub id: AlertDeliveryId,
     pub integration: String,
     pub source: String,
     pub run_id: Option<RunId>,

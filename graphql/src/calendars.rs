@@ -8,6 +8,7 @@ use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use baton_schema::access::Role;
 use baton_schema::calendar::{Calendar as ValidCalendar, CalendarDraft, HolidayDraft};
+use baton_schema::ids::CalendarId;
 use baton_schema::schedule::{preview, DstNote, Schedule, ScheduleDraft};
 use chrono::{DateTime, Utc};
 
@@ -35,7 +36,7 @@ pub struct Holiday {
 
 #[derive(SimpleObject)]
 pub struct Calendar {
-    pub id: i64,
+    pub id: CalendarId,
     pub instance: String,
     pub name: String,
     pub description: String,

@@ -87,3 +87,13 @@ id_type!(/// A user account.
     UserId);
 id_type!(/// An instance: the unit of access and of scheduling leases.
     InstanceId);
+id_type!(/// A holiday calendar.
+    CalendarId);
+id_type!(/// An API token (not its secret).
+    ApiTokenId);
+id_type!(/// An agent enrollment token (not its secret).
+    AgentTokenId);
+id_type!(/// An alert integration.
+    IntegrationId);
+id_type!(/// One alert in the delivery log (its attempts hang off it).
+    AlertDeliveryId);

@@ -5,7 +5,7 @@
 use crate::db::{self, Db};
 use baton_schema::agent::v1::ServerMsg;
 use baton_schema::agent::AgentStatus;
-use baton_schema::ids::AgentId;
+use baton_schema::ids::{AgentId, AgentTokenId};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,7 +46,7 @@ pub(super) struct Conn {
     /// Which connection this is, so a stale close cannot remove a newer one.
     pub(super) serial: u64,
     /// The enrollment token it came with: revoking it closes the connection.
-    pub(super) token_id: i64,
+    pub(super) token_id: AgentTokenId,
 }
 
 /// The registry of connected agents.
@@ -157,7 +157,7 @@ impl AgentHub {
 
     /// Closes the connections of agents enrolled with the token `token_id` (it was revoked):
     /// they are told why, which ends them. Returns how many there were.
-    pub fn disconnect_token(&self, token_id: i64) -> usize {
+    pub fn disconnect_token(&self, token_id: AgentTokenId) -> usize {
         let Ok(conns) = self.conns.lock() else { return 0 };
         let reason = "the enrollment token was revoked".to_string();
         conns
@@ -169,7 +169,7 @@ impl AgentHub {
 
     /// Closes the connections whose tokens were revoked, here or through another server.
     async fn drop_revoked(&self) {
-        let ids: Vec<i64> = match self.conns.lock() {
+        let ids: Vec<AgentTokenId> = match self.conns.lock() {
             Ok(conns) => conns.values().map(|c| c.token_id).collect(),
             Err(_) => return,
         };

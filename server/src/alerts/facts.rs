@@ -4,7 +4,7 @@
 use crate::db::{self, alert_deliveries::NewDelivery, DbConn, DbResult};
 use baton_schema::alert::trigger_name;
 use baton_schema::definition::AlertRule;
-use baton_schema::ids::{RunId, TaskId};
+use baton_schema::ids::{AlertDeliveryId, RunId, TaskId};
 use baton_schema::placeholder::{expand, PlaceholderContext};
 use baton_schema::run::Reason;
 use chrono::{NaiveDate, Utc};
@@ -167,7 +167,7 @@ pub(super) fn queue_rule(
     facts: &Facts,
     occasion: &str,
     what: Option<&str>,
-) -> DbResult<Option<i64>> {
+) -> DbResult<Option<AlertDeliveryId>> {
     let trigger = trigger_name(&rule.trigger);
     let who = if facts.task_name.is_empty() { facts.group_name.as_str() } else { facts.task_name.as_str() };
     let subject = match (what, trigger) {

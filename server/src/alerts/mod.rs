@@ -10,7 +10,7 @@ mod policy;
 pub mod send;
 mod worker;
 
-use baton_schema::ids::{GroupId, GroupRunId};
+use baton_schema::ids::{AlertDeliveryId, GroupId, GroupRunId};
 pub use deadlines::check_deadlines;
 use facts::{queue_rule, run_facts, Facts};
 pub use policy::AlertPolicy;
@@ -42,7 +42,7 @@ pub struct Alerts {
     policy: AlertPolicy,
     bell: Arc<Bell>,
     /// The id of the delivery last attempted (a test alert waits for its own).
-    attempted: tokio::sync::watch::Sender<i64>,
+    attempted: tokio::sync::watch::Sender<Option<AlertDeliveryId>>,
     /// Names of the tasks that have alert rules (None: to be read again). A run of any other
     /// task ends without a query: with SQLite's one connection, a query per run would compete
     /// with the writer on every run.
@@ -79,7 +79,7 @@ impl Alerts {
             vault,
             policy,
             bell: Arc::new(Bell::default()),
-            attempted: tokio::sync::watch::Sender::new(0),
+            attempted: tokio::sync::watch::Sender::new(None),
             with_rules: Mutex::new(None),
         });
         let me = alerts.clone();

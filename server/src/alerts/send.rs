@@ -308,7 +308,7 @@ mod tests {
         let now = chrono::Utc::now().naive_utc();
         (
             DeliveryRow {
-                id: 1,
+                id: baton_schema::ids::AlertDeliveryId(1),
                 dedupe_key: "k".into(),
                 integration: "ops".into(),
                 source: "task:3".into(),

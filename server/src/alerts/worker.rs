@@ -88,17 +88,19 @@ impl Alerts {
         };
         let outcome = result.map_err(|f| f.to_string());
         match &outcome {
-            Ok(detail) => tracing::info!(delivery = d.id, integration = %d.integration, attempt, %detail, "alert sent"),
+            Ok(detail) => {
+                tracing::info!(delivery = %d.id, integration = %d.integration, attempt, %detail, "alert sent")
+            }
             Err(e) => {
-                tracing::warn!(delivery = d.id, integration = %d.integration, attempt, error = %e, "alert not sent")
+                tracing::warn!(delivery = %d.id, integration = %d.integration, attempt, error = %e, "alert not sent")
             }
         }
         let recorded = self.db.conn().map_err(|e| e.to_string()).and_then(|mut c| {
             db::alert_deliveries::record_attempt(&mut c, d.id, attempt, outcome, next, now).map_err(|e| e.to_string())
         });
         if let Err(e) = recorded {
-            tracing::error!(delivery = d.id, error = %e, "recording an alert attempt");
+            tracing::error!(delivery = %d.id, error = %e, "recording an alert attempt");
         }
-        self.attempted.send_replace(d.id);
+        self.attempted.send_replace(Some(d.id));
     }
 }

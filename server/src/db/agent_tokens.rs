@@ -2,13 +2,14 @@
 
 use super::schema::agent_tokens;
 use super::{ts, with_conn, DbConn, DbError, DbResult};
+use baton_schema::ids::AgentTokenId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = agent_tokens)]
 pub struct AgentTokenRow {
-    pub id: i64,
+    pub id: AgentTokenId,
     pub name: String,
     pub token_hash: String,
     pub created_by: String,
@@ -18,7 +19,13 @@ pub struct AgentTokenRow {
     pub agent_name: Option<String>,
 }
 
-pub fn insert(conn: &mut DbConn, name: &str, token_hash: &str, created_by: &str, now: DateTime<Utc>) -> DbResult<i64> {
+pub fn insert(
+    conn: &mut DbConn,
+    name: &str,
+    token_hash: &str,
+    created_by: &str,
+    now: DateTime<Utc>,
+) -> DbResult<AgentTokenId> {
     Ok(with_conn!(conn, |c| diesel::insert_into(agent_tokens::table)
         .values((
             agent_tokens::name.eq(name),
@@ -43,7 +50,7 @@ pub fn list(conn: &mut DbConn) -> DbResult<Vec<AgentTokenRow>> {
     Ok(with_conn!(conn, |c| agent_tokens::table.order(agent_tokens::id).select(AgentTokenRow::as_select()).load(c))?)
 }
 
-pub fn revoke(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> DbResult<()> {
+pub fn revoke(conn: &mut DbConn, id: AgentTokenId, now: DateTime<Utc>) -> DbResult<()> {
     let n =
         with_conn!(conn, |c| diesel::update(agent_tokens::table.find(id).filter(agent_tokens::revoked_at.is_null()))
             .set(agent_tokens::revoked_at.eq(Some(ts(now))))
@@ -57,7 +64,7 @@ pub fn revoke(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> DbResult<()> {
 /// Binds the live token `id` to the agent `name` on its first registration: Ok(None) when it is
 /// (or already was) bound to that name, Ok(Some(why)) when the token is another agent's or the
 /// name is another live token's.
-pub fn bind(conn: &mut DbConn, id: i64, name: &str) -> DbResult<Option<String>> {
+pub fn bind(conn: &mut DbConn, id: AgentTokenId, name: &str) -> DbResult<Option<String>> {
     let token = with_conn!(conn, |c| agent_tokens::table.find(id).select(AgentTokenRow::as_select()).first(c))?;
     match token.agent_name.as_deref() {
         Some(n) if n == name => return Ok(None),
@@ -87,7 +94,7 @@ pub fn bind(conn: &mut DbConn, id: i64, name: &str) -> DbResult<Option<String>> 
 }
 
 /// Of these token ids, those revoked (their agents must go).
-pub fn revoked_among(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<i64>> {
+pub fn revoked_among(conn: &mut DbConn, ids: &[AgentTokenId]) -> DbResult<Vec<AgentTokenId>> {
     Ok(with_conn!(conn, |c| agent_tokens::table
         .filter(agent_tokens::id.eq_any(ids).and(agent_tokens::revoked_at.is_not_null()))
         .select(agent_tokens::id)

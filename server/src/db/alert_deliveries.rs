@@ -2,14 +2,14 @@
 
 use super::schema::{alert_attempts, alert_deliveries};
 use super::{ts, with_conn, DbConn, DbResult};
-use baton_schema::ids::RunId;
+use baton_schema::ids::{AlertDeliveryId, RunId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = alert_deliveries)]
 pub struct DeliveryRow {
-    pub id: i64,
+    pub id: AlertDeliveryId,
     /// One alert per key: a rule firing twice for the same thing is sent once.
     pub dedupe_key: String,
     pub integration: String,
@@ -34,7 +34,7 @@ pub struct DeliveryRow {
 #[diesel(table_name = alert_attempts)]
 pub struct AttemptRow {
     pub id: i64,
-    pub delivery_id: i64,
+    pub delivery_id: AlertDeliveryId,
     pub attempt: i32,
     pub at: NaiveDateTime,
     pub ok: bool,
@@ -57,8 +57,8 @@ pub struct NewDelivery {
 
 /// Queues a delivery unless one with the same key exists; the new id, or `None` when it was a
 /// duplicate.
-pub fn enqueue(conn: &mut DbConn, d: &NewDelivery, now: DateTime<Utc>) -> DbResult<Option<i64>> {
-    let id: Option<i64> = with_conn!(conn, |c| diesel::insert_into(alert_deliveries::table)
+pub fn enqueue(conn: &mut DbConn, d: &NewDelivery, now: DateTime<Utc>) -> DbResult<Option<AlertDeliveryId>> {
+    let id: Option<AlertDeliveryId> = with_conn!(conn, |c| diesel::insert_into(alert_deliveries::table)
         .values((
             d,
             alert_deliveries::status.eq("pending"),
@@ -97,7 +97,7 @@ pub fn next_due(conn: &mut DbConn) -> DbResult<Option<NaiveDateTime>> {
 /// Records one attempt and the delivery's new state (`next` = when to try again, if at all).
 pub fn record_attempt(
     conn: &mut DbConn,
-    id: i64,
+    id: AlertDeliveryId,
     attempt: i32,
     result: Result<String, String>,
     next: Option<DateTime<Utc>>,
@@ -153,12 +153,12 @@ pub fn list(conn: &mut DbConn, integration: Option<&str>, limit: i64) -> DbResul
     })?)
 }
 
-pub fn get(conn: &mut DbConn, id: i64) -> DbResult<Option<DeliveryRow>> {
+pub fn get(conn: &mut DbConn, id: AlertDeliveryId) -> DbResult<Option<DeliveryRow>> {
     Ok(with_conn!(conn, |c| alert_deliveries::table.find(id).select(DeliveryRow::as_select()).first(c).optional())?)
 }
 
 /// The attempts of these deliveries, in order.
-pub fn attempts_of(conn: &mut DbConn, ids: &[i64]) -> DbResult<Vec<AttemptRow>> {
+pub fn attempts_of(conn: &mut DbConn, ids: &[AlertDeliveryId]) -> DbResult<Vec<AttemptRow>> {
     super::in_chunks(ids, |ids| {
         Ok(with_conn!(conn, |c| alert_attempts::table
             .filter(alert_attempts::delivery_id.eq_any(ids))

@@ -2,14 +2,14 @@
 
 use super::schema::api_tokens;
 use super::{ts, with_conn, DbConn, DbError, DbResult};
-use baton_schema::ids::UserId;
+use baton_schema::ids::{ApiTokenId, UserId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = api_tokens)]
 pub struct ApiTokenRow {
-    pub id: i64,
+    pub id: ApiTokenId,
     pub user_id: UserId,
     pub name: String,
     pub token_hash: String,
@@ -26,7 +26,7 @@ pub fn insert(
     token_hash: &str,
     expires_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-) -> DbResult<i64> {
+) -> DbResult<ApiTokenId> {
     Ok(with_conn!(conn, |c| diesel::insert_into(api_tokens::table)
         .values((
             api_tokens::user_id.eq(user_id),
@@ -50,7 +50,7 @@ pub fn find_live(conn: &mut DbConn, token_hash: &str, now: DateTime<Utc>) -> DbR
         .optional())?)
 }
 
-pub fn touch(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> DbResult<()> {
+pub fn touch(conn: &mut DbConn, id: ApiTokenId, now: DateTime<Utc>) -> DbResult<()> {
     with_conn!(conn, |c| diesel::update(api_tokens::table.find(id))
         .set(api_tokens::last_used_at.eq(Some(ts(now))))
         .execute(c))?;
@@ -76,7 +76,7 @@ pub fn revoke_for_user(conn: &mut DbConn, user_id: UserId, now: DateTime<Utc>) -
     .execute(c))?)
 }
 
-pub fn revoke(conn: &mut DbConn, id: i64, now: DateTime<Utc>) -> DbResult<()> {
+pub fn revoke(conn: &mut DbConn, id: ApiTokenId, now: DateTime<Utc>) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::update(api_tokens::table.find(id).filter(api_tokens::revoked_at.is_null()))
         .set(api_tokens::revoked_at.eq(Some(ts(now))))
         .execute(c))?;

@@ -3,14 +3,14 @@
 use super::schema::{calendar_dates, calendars};
 use super::{ts, with_conn, DbConn, DbResult};
 use baton_schema::calendar::{Calendar, CalendarDraft, HolidayDraft};
-use baton_schema::ids::InstanceId;
+use baton_schema::ids::{CalendarId, InstanceId};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = calendars)]
 pub struct CalendarRow {
-    pub id: i64,
+    pub id: CalendarId,
     pub instance_id: InstanceId,
     pub name: String,
     pub description: String,
@@ -22,16 +22,16 @@ pub struct CalendarRow {
 #[diesel(table_name = calendar_dates)]
 pub struct CalendarDateRow {
     pub id: i64,
-    pub calendar_id: i64,
+    pub calendar_id: CalendarId,
     pub start_date: NaiveDate,
     pub end_date: NaiveDate,
     pub reason: String,
 }
 
 /// Creates or replaces (by name within the instance) a calendar and all its dates.
-pub fn save(conn: &mut DbConn, instance_id: InstanceId, cal: &Calendar, now: DateTime<Utc>) -> DbResult<i64> {
+pub fn save(conn: &mut DbConn, instance_id: InstanceId, cal: &Calendar, now: DateTime<Utc>) -> DbResult<CalendarId> {
     with_conn!(conn, |c| c.transaction::<_, super::DbError, _>(|c| {
-        let existing: Option<i64> = calendars::table
+        let existing: Option<CalendarId> = calendars::table
             .filter(calendars::instance_id.eq(instance_id).and(calendars::name.eq(cal.name.as_str())))
             .select(calendars::id)
             .first(c)
@@ -92,7 +92,7 @@ pub fn by_name(conn: &mut DbConn, instance_id: InstanceId, name: &str) -> DbResu
         .optional())?)
 }
 
-pub fn dates(conn: &mut DbConn, calendar_id: i64) -> DbResult<Vec<CalendarDateRow>> {
+pub fn dates(conn: &mut DbConn, calendar_id: CalendarId) -> DbResult<Vec<CalendarDateRow>> {
     Ok(with_conn!(conn, |c| calendar_dates::table
         .filter(calendar_dates::calendar_id.eq(calendar_id))
         .order((calendar_dates::start_date, calendar_dates::id))
@@ -120,6 +120,6 @@ pub fn load(conn: &mut DbConn, instance_id: InstanceId, name: &str) -> DbResult<
     Calendar::parse(&d).map(Some).map_err(|e| super::DbError::Corrupt(format!("calendar {name}: {e}")))
 }
 
-pub fn delete(conn: &mut DbConn, id: i64) -> DbResult<usize> {
+pub fn delete(conn: &mut DbConn, id: CalendarId) -> DbResult<usize> {
     Ok(with_conn!(conn, |c| diesel::delete(calendars::table.find(id)).execute(c))?)
 }

@@ -2,13 +2,14 @@
 
 use super::schema::integrations;
 use super::{ts, with_conn, DbConn, DbError, DbResult};
+use baton_schema::ids::IntegrationId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = integrations)]
 pub struct IntegrationRow {
-    pub id: i64,
+    pub id: IntegrationId,
     pub name: String,
     /// webhook, slack, teams, discord, email, pagerduty
     pub kind: String,
@@ -26,7 +27,7 @@ pub fn insert(
     config: &str,
     credential_key: Option<&str>,
     now: DateTime<Utc>,
-) -> DbResult<i64> {
+) -> DbResult<IntegrationId> {
     Ok(with_conn!(conn, |c| diesel::insert_into(integrations::table)
         .values((
             integrations::name.eq(name),
@@ -42,7 +43,7 @@ pub fn insert(
 
 pub fn update(
     conn: &mut DbConn,
-    id: i64,
+    id: IntegrationId,
     kind: &str,
     config: &str,
     credential_key: Option<&str>,
@@ -74,7 +75,7 @@ pub fn by_name(conn: &mut DbConn, name: &str) -> DbResult<Option<IntegrationRow>
         .optional())?)
 }
 
-pub fn delete(conn: &mut DbConn, id: i64) -> DbResult<()> {
+pub fn delete(conn: &mut DbConn, id: IntegrationId) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::delete(integrations::table.find(id)).execute(c))?;
     if n == 0 {
         return Err(DbError::NotFound);

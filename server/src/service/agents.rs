@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::InstanceAccess;
+use baton_schema::ids::AgentTokenId;
 use chrono::Utc;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
@@ -122,7 +123,7 @@ impl baton_graphql::Agents for Services {
         self.run(move |c| create_token(c, &name, &actor)).await
     }
 
-    async fn revoke_agent_token(&self, actor: &Principal, id: i64) -> BackendResult<bool> {
+    async fn revoke_agent_token(&self, actor: &Principal, id: AgentTokenId) -> BackendResult<bool> {
         let actor = actor.username.clone();
         self.run(move |c| {
             db::transaction(c, |c| {

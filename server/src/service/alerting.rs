@@ -10,6 +10,7 @@ use baton_graphql::ApiError;
 use baton_schema::access::{InstanceAccess, Role};
 use baton_schema::alert::{Integration, IntegrationDraft};
 use baton_schema::definition::AlertRule;
+use baton_schema::ids::AlertDeliveryId;
 use baton_schema::names::CredentialKey;
 use baton_schema::{FieldError, FieldErrors};
 use chrono::Utc;
@@ -99,8 +100,8 @@ fn delivery_records(
     c: &mut DbConn,
     rows: Vec<db::alert_deliveries::DeliveryRow>,
 ) -> SvcResult<Vec<AlertDeliveryRecord>> {
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let mut log: BTreeMap<i64, Vec<AlertAttemptRecord>> = BTreeMap::new();
+    let ids: Vec<AlertDeliveryId> = rows.iter().map(|r| r.id).collect();
+    let mut log: BTreeMap<AlertDeliveryId, Vec<AlertAttemptRecord>> = BTreeMap::new();
     for a in db::alert_deliveries::attempts_of(c, &ids)? {
         log.entry(a.delivery_id).or_default().push(AlertAttemptRecord {
             attempt: a.attempt,

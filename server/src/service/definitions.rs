@@ -689,7 +689,7 @@ impl baton_graphql::Calendars for Services {
                 })
             })
             .await?;
-        self.publish(ChangeKind::Calendar, record.id, &record.draft.name, &record.instance, "updated");
+        self.publish(ChangeKind::Calendar, record.id.0, &record.draft.name, &record.instance, "updated");
         Ok(record)
     }
 
@@ -735,7 +735,7 @@ impl baton_graphql::Calendars for Services {
                 })
             })
             .await?;
-        self.publish(ChangeKind::Calendar, id, name, instance, "deleted");
+        self.publish(ChangeKind::Calendar, id.0, name, instance, "deleted");
         Ok(true)
     }
 }

@@ -19,7 +19,12 @@ impl baton_graphql::Instances for Services {
         .await
     }
 
-    async fn create_instance(&self, actor: &Principal, name: &str, description: &str) -> BackendResult<baton_graphql::Instance> {
+    async fn create_instance(
+        &self,
+        actor: &Principal,
+        name: &str,
+        description: &str,
+    ) -> BackendResult<baton_graphql::Instance> {
         let (actor, name, description) = (actor.clone(), name.to_string(), description.to_string());
         let info = self
             .run(move |c| {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use baton_graphql::backend::*;
 use baton_graphql::{ApiError, SESSION_HOURS};
 use baton_schema::access::{InstanceAccess, Role};
-use baton_schema::ids::UserId;
+use baton_schema::ids::{ApiTokenId, UserId};
 use chrono::{DateTime, Duration, Utc};
 
 fn user_record(r: db::users::UserRow) -> SvcResult<UserRecord> {
@@ -367,7 +367,7 @@ impl baton_graphql::Auth for Services {
         .await
     }
 
-    async fn revoke_api_token(&self, actor: &Principal, id: i64) -> BackendResult<bool> {
+    async fn revoke_api_token(&self, actor: &Principal, id: ApiTokenId) -> BackendResult<bool> {
         let actor = actor.clone();
         self.run(move |c| {
             let row = db::api_tokens::list(c, None)?
