@@ -262,3 +262,23 @@ fn modules_do_not_reach_back_into_their_crate_root() {
         }
     }
 }
+
+/// Every id type is carried somewhere: an id type nothing uses is deleted, not kept "for later".
+#[test]
+fn every_id_type_is_used_outside_its_definition() {
+    let ids = std::fs::read_to_string(root().join("schema/src/ids.rs")).unwrap();
+    let defined: Vec<&str> = ids
+        .split("id_type!(")
+        .skip(1)
+        .filter_map(|d| d.split(");").next())
+        .filter_map(|d| d.split_whitespace().last())
+        .collect();
+    assert!(defined.len() >= 3 && defined.contains(&"RunId"), "id types read from ids.rs: {defined:?}");
+    let elsewhere: String = sources()
+        .into_iter()
+        .filter(|f| f != "schema/src/ids.rs" && !f.starts_with("tests/"))
+        .map(|f| std::fs::read_to_string(root().join(f)).unwrap())
+        .collect();
+    let unused: Vec<&&str> = defined.iter().filter(|d| !elsewhere.contains(**d)).collect();
+    assert!(unused.is_empty(), "id types nothing uses: {unused:?}");
+}
