@@ -2,14 +2,14 @@
 //! `setCredential` and never come out: no type here has a field that could hold one.
 
 use crate::backend::*;
-use crate::backend::{AlertAttemptRecord, AlertDeliveryRecord, CredentialKeyRecord, IntegrationRecord};
+use crate::backend::{AlertDeliveryRecord, CredentialKeyRecord, IntegrationRecord};
 use crate::definitions::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::guard::{principal, RoleGuard};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use baton_schema::access::Role;
 use baton_schema::alert::{Header, IntegrationDraft, IntegrationKind};
-use baton_schema::ids::{AlertDeliveryId, IntegrationId, RunId};
+use baton_schema::ids::IntegrationId;
 use chrono::{DateTime, Utc};
 
 /// Integrations, credentials and alert deliveries.
@@ -154,47 +154,6 @@ impl From<IntegrationInput> for IntegrationDraft {
     }
 }
 
-/// An alert in the delivery log.
-#[derive(SimpleObject)]
-pub struct AlertDelivery {
-    pub id: AlertDeliveryId,
-    pub integration: String,
-    /// task:ID, group:ID or test.
-    pub source: String,
-    pub run_id: Option<RunId>,
-    /// The rule's trigger (failure, not_started_by...), or test.
-    pub trigger: String,
-    pub subject: String,
-    pub message: String,
-    /// PENDING (queued or waiting to retry), SENT or FAILED (given up).
-    pub status: String,
-    pub attempts: i32,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub log: Vec<AlertAttemptRecord>,
-}
-
-impl From<AlertDeliveryRecord> for AlertDelivery {
-    fn from(r: AlertDeliveryRecord) -> Self {
-        AlertDelivery {
-            id: r.id,
-            integration: r.integration,
-            source: r.source,
-            run_id: r.run_id,
-            trigger: r.trigger,
-            subject: r.subject,
-            message: r.message,
-            status: r.status,
-            attempts: r.attempts,
-            next_attempt_at: r.next_attempt_at,
-            last_error: r.last_error,
-            created_at: r.created_at,
-            log: r.log.into_iter().collect(),
-        }
-    }
-}
-
 #[derive(Default)]
 pub struct AlertQuery;
 
@@ -219,14 +178,14 @@ impl AlertQuery {
         ctx: &Context<'_>,
         integration: Option<String>,
         #[graphql(default = 100)] limit: i32,
-    ) -> ApiResult<Vec<AlertDelivery>> {
+    ) -> ApiResult<Vec<AlertDeliveryRecord>> {
         if !(1..=1000).contains(&limit) {
             return Err(ApiError::invalid("limit", "range", "must be between 1 and 1000").into());
         }
         let list = domain::<dyn Alerting>(ctx)
             .alert_deliveries(principal(ctx)?, integration.as_deref(), i64::from(limit))
             .await?;
-        Ok(list.into_iter().map(AlertDelivery::from).collect())
+        Ok(list)
     }
 }
 
@@ -277,7 +236,7 @@ impl AlertMutation {
 
     /// Sends a test alert through an integration and answers with its first attempt.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
-    async fn send_test_alert(&self, ctx: &Context<'_>, integration: String) -> ApiResult<AlertDelivery> {
-        Ok(domain::<dyn Alerting>(ctx).send_test_alert(principal(ctx)?, &integration).await?.into())
+    async fn send_test_alert(&self, ctx: &Context<'_>, integration: String) -> ApiResult<AlertDeliveryRecord> {
+        Ok(domain::<dyn Alerting>(ctx).send_test_alert(principal(ctx)?, &integration).await?)
     }
 }

@@ -336,11 +336,13 @@ pub struct OutputUpdateRecord {
     pub data: String,
 }
 
-/// An operator's command to the scheduler (force-run, terminate, modify status, freeze,
-/// unfreeze, enable, disable), with who, when, origin, target and the scheduler's answer.
-#[derive(Debug, Clone)]
+/// An operator's command to the scheduler and the scheduler's answer.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+#[graphql(name = "OperatorEvent")]
 pub struct OperatorEventRecord {
     pub id: i64,
+    /// force_run, terminate, modify_status, freeze, unfreeze, enable, disable (or missed, the
+    /// scheduler's own note of a slot missed while it was down)
     pub kind: String,
     pub actor: String,
     pub origin: String,
@@ -350,6 +352,7 @@ pub struct OperatorEventRecord {
     pub run_date: Option<chrono::NaiveDate>,
     /// What was asked, as JSON.
     pub payload: String,
+    /// The scheduler's answer, once acknowledged.
     pub result: Option<String>,
     pub ok: Option<bool>,
     pub created_at: DateTime<Utc>,
@@ -432,17 +435,20 @@ pub struct AlertAttemptRecord {
     pub detail: String,
 }
 
-/// One alert in the delivery log.
-#[derive(Debug, Clone)]
+/// An alert in the delivery log.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+#[graphql(name = "AlertDelivery")]
 pub struct AlertDeliveryRecord {
     pub id: AlertDeliveryId,
     pub integration: String,
+    /// task:ID, group:ID or test.
     pub source: String,
     pub run_id: Option<RunId>,
+    /// The rule's trigger (failure, not_started_by...), or test.
     pub trigger: String,
     pub subject: String,
     pub message: String,
-    /// PENDING, SENT or FAILED.
+    /// PENDING (queued or waiting to retry), SENT or FAILED (given up).
     pub status: String,
     pub attempts: i32,
     pub next_attempt_at: Option<DateTime<Utc>>,

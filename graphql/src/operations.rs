@@ -41,48 +41,6 @@ pub trait Operations: Send + Sync {
     async fn group_runs(&self, p: &Principal, gid: GroupId, limit: i64) -> BackendResult<Vec<GroupRunRecord>>;
 }
 
-/// An operator's command to the scheduler and the scheduler's answer.
-#[derive(SimpleObject)]
-pub struct OperatorEvent {
-    pub id: i64,
-    /// force_run, terminate, modify_status, freeze, unfreeze, enable, disable (or missed, the
-    /// scheduler's own note of a slot missed while it was down)
-    pub kind: String,
-    pub actor: String,
-    pub origin: String,
-    pub task_id: Option<TaskId>,
-    pub group_id: Option<GroupId>,
-    pub run_id: Option<RunId>,
-    pub run_date: Option<NaiveDate>,
-    /// What was asked, as JSON.
-    pub payload: String,
-    /// The scheduler's answer, once acknowledged.
-    pub result: Option<String>,
-    pub ok: Option<bool>,
-    pub created_at: DateTime<Utc>,
-    pub acknowledged_at: Option<DateTime<Utc>>,
-}
-
-impl From<OperatorEventRecord> for OperatorEvent {
-    fn from(e: OperatorEventRecord) -> Self {
-        OperatorEvent {
-            id: e.id,
-            kind: e.kind,
-            actor: e.actor,
-            origin: e.origin,
-            task_id: e.task_id,
-            group_id: e.group_id,
-            run_id: e.run_id,
-            run_date: e.run_date,
-            payload: e.payload,
-            result: e.result,
-            ok: e.ok,
-            created_at: e.created_at,
-            acknowledged_at: e.acknowledged_at,
-        }
-    }
-}
-
 /// One run of a group.
 #[derive(SimpleObject)]
 pub struct GroupRun {
@@ -130,9 +88,9 @@ impl OperatorQuery {
         ctx: &Context<'_>,
         task_id: Option<TaskId>,
         #[graphql(default = 100)] limit: i32,
-    ) -> ApiResult<Vec<OperatorEvent>> {
+    ) -> ApiResult<Vec<OperatorEventRecord>> {
         let list = domain::<dyn Operations>(ctx).operator_events(principal(ctx)?, task_id, limit_of(limit)?).await?;
-        Ok(list.into_iter().map(OperatorEvent::from).collect())
+        Ok(list)
     }
 
     /// Slots missed while the server was down in the last `hours`: run late (within the misfire
@@ -173,8 +131,8 @@ impl OperatorMutation {
     /// Sets an ended run's status to SUCCESS, FAILED or SKIPPED; in a group, dependants that
     /// were waiting on it proceed. Recorded and acknowledged.
     #[graphql(guard = "RoleGuard(Role::Operator)")]
-    async fn modify_run_status(&self, ctx: &Context<'_>, id: RunId, status: Status) -> ApiResult<OperatorEvent> {
-        Ok(domain::<dyn Operations>(ctx).modify_run_status(principal(ctx)?, id, status.into()).await?.into())
+    async fn modify_run_status(&self, ctx: &Context<'_>, id: RunId, status: Status) -> ApiResult<OperatorEventRecord> {
+        Ok(domain::<dyn Operations>(ctx).modify_run_status(principal(ctx)?, id, status.into()).await?)
     }
 
     /// Holds a task for a run date (default today in its timezone): its waiting runs become
@@ -185,8 +143,8 @@ impl OperatorMutation {
         ctx: &Context<'_>,
         tid: TaskId,
         run_date: Option<NaiveDate>,
-    ) -> ApiResult<OperatorEvent> {
-        Ok(domain::<dyn Operations>(ctx).freeze_task(principal(ctx)?, tid, run_date, true).await?.into())
+    ) -> ApiResult<OperatorEventRecord> {
+        Ok(domain::<dyn Operations>(ctx).freeze_task(principal(ctx)?, tid, run_date, true).await?)
     }
 
     /// Releases a frozen task for a run date: its frozen runs start (or wait for their
@@ -197,7 +155,7 @@ impl OperatorMutation {
         ctx: &Context<'_>,
         tid: TaskId,
         run_date: Option<NaiveDate>,
-    ) -> ApiResult<OperatorEvent> {
-        Ok(domain::<dyn Operations>(ctx).freeze_task(principal(ctx)?, tid, run_date, false).await?.into())
+    ) -> ApiResult<OperatorEventRecord> {
+        Ok(domain::<dyn Operations>(ctx).freeze_task(principal(ctx)?, tid, run_date, false).await?)
     }
 }
