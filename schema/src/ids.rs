@@ -48,26 +48,23 @@ macro_rules! id_type {
             }
         }
 
-        /// An `Int` in the API, as the bare number was: clients see no change.
+        /// An `Int` in the API, parsed and written as the bare number was (async-graphql's own
+        /// `i64` scalar does it): clients see no change.
         #[cfg(feature = "graphql")]
         #[async_graphql::Scalar(name = "Int")]
         impl async_graphql::ScalarType for $name {
             fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
-                match &value {
-                    async_graphql::Value::Number(n) => n
-                        .as_i64()
-                        .map(Self)
-                        .ok_or_else(|| async_graphql::InputValueError::custom("an id is a whole number")),
-                    _ => Err(async_graphql::InputValueError::expected_type(value)),
-                }
+                <i64 as async_graphql::ScalarType>::parse(value)
+                    .map(Self)
+                    .map_err(async_graphql::InputValueError::propagate)
             }
 
             fn is_valid(value: &async_graphql::Value) -> bool {
-                matches!(value, async_graphql::Value::Number(n) if n.is_i64())
+                <i64 as async_graphql::ScalarType>::is_valid(value)
             }
 
             fn to_value(&self) -> async_graphql::Value {
-                async_graphql::Value::Number(self.0.into())
+                async_graphql::ScalarType::to_value(&self.0)
             }
         }
     };
