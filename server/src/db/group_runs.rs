@@ -85,14 +85,20 @@ pub fn states_on(
     run_date: NaiveDate,
 ) -> DbResult<Vec<(String, RunStatus)>> {
     use super::schema::groups;
-    let rows: Vec<(String, String)> = with_conn!(conn, |c| group_runs::table
+    /// A group's name and one of its runs' status, read as the rows read statuses.
+    #[derive(Queryable)]
+    struct GroupState {
+        name: String,
+        #[diesel(deserialize_as = String)]
+        status: RunStatus,
+    }
+    let rows: Vec<GroupState> = with_conn!(conn, |c| group_runs::table
         .inner_join(groups::table)
         .filter(groups::instance_id.eq(instance_id).and(group_runs::run_date.eq(run_date)))
         .order(group_runs::id)
         .select((groups::name, group_runs::status))
         .load(c))?;
-    // The column is checked text: every word is a status.
-    Ok(rows.into_iter().filter_map(|(name, s)| RunStatus::try_from(s).ok().map(|s| (name, s))).collect())
+    Ok(rows.into_iter().map(|r| (r.name, r.status)).collect())
 }
 
 /// Newest first, for the API.
