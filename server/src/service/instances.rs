@@ -2,6 +2,7 @@
 
 use super::*;
 use async_trait::async_trait;
+use baton_graphql::Instance;
 
 #[async_trait]
 impl baton_graphql::Instances for Services {
@@ -9,22 +10,17 @@ impl baton_graphql::Instances for Services {
         env!("CARGO_PKG_VERSION")
     }
 
-    async fn instances(&self) -> BackendResult<Vec<baton_graphql::Instance>> {
+    async fn instances(&self) -> BackendResult<Vec<Instance>> {
         self.run(|c| {
             Ok(db::instances::list(c)?
                 .into_iter()
-                .map(|r| baton_graphql::Instance { id: r.id, name: r.name, description: r.description })
+                .map(|r| Instance { id: r.id, name: r.name, description: r.description })
                 .collect())
         })
         .await
     }
 
-    async fn create_instance(
-        &self,
-        actor: &Principal,
-        name: &str,
-        description: &str,
-    ) -> BackendResult<baton_graphql::Instance> {
+    async fn create_instance(&self, actor: &Principal, name: &str, description: &str) -> BackendResult<Instance> {
         let (actor, name, description) = (actor.clone(), name.to_string(), description.to_string());
         let info = self
             .run(move |c| {
@@ -38,7 +34,7 @@ impl baton_graphql::Instances for Services {
                         db::instances::set_description(c, row.id, &description)?;
                     }
                     audit(c, &actor.username, "createInstance", &name, None, Some(name.clone()))?;
-                    Ok(baton_graphql::Instance { id: row.id, name: row.name, description })
+                    Ok(Instance { id: row.id, name: row.name, description })
                 })
             })
             .await?;
