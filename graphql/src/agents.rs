@@ -17,7 +17,7 @@ use futures_util::{Stream, StreamExt};
 pub trait Agents: Send + Sync {
     async fn agents(&self) -> BackendResult<Vec<AgentRecord>>;
     async fn agent_tokens(&self) -> BackendResult<Vec<AgentTokenRecord>>;
-    /// Sets which instances' adhoc runs may reach an agent; the actor must have all of them.
+    /// Sets which instances' runs an agent takes; the actor must have all of them.
     async fn set_agent_instances(
         &self,
         actor: &Principal,
@@ -54,7 +54,7 @@ pub struct Agent {
     /// heartbeat said: none is expected, and the agent's log has each.
     pub write_failures: i64,
     pub last_seen_at: Option<DateTime<Utc>>,
-    /// `*` or the instances whose operators' adhoc runs may reach this agent.
+    /// `*` or the instances whose runs (tasks' and operators' adhoc runs) this agent takes.
     pub instances: String,
 }
 
@@ -127,8 +127,9 @@ impl AgentMutation {
         Ok(CreatedAgentToken { token, info })
     }
 
-    /// Which instances' operators may run adhoc commands on the agent (`*`, the default, or a
-    /// comma-separated list); the caller must have every instance of the old and the new list.
+    /// Which instances' runs the agent takes, their tasks' and their operators' adhoc commands
+    /// (`*`, the default, or a comma-separated list); the caller must have every instance of the
+    /// old and the new list.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn set_agent_instances(&self, ctx: &Context<'_>, name: String, instances: String) -> ApiResult<Agent> {
         let instances = InstanceAccess::parse(&instances).map_err(ApiError::from)?;

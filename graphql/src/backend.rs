@@ -277,7 +277,7 @@ pub struct AgentRecord {
     /// Failed writes to its own state (journals, acknowledgements), as its last heartbeat said.
     pub write_failures: i64,
     pub last_seen_at: Option<DateTime<Utc>>,
-    /// The instances whose operators' adhoc runs may reach it.
+    /// The instances whose runs (tasks' and operators' adhoc runs) it takes.
     pub instances: InstanceAccess,
 }
 

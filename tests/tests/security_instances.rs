@@ -194,3 +194,24 @@ fn adhoc_runs_reach_only_agents_serving_the_callers_instances() {
     let res = s.graphql_as(Some(&local), set, json!({ "i": "default" })).unwrap();
     assert_eq!(error_code(&res).as_deref(), Some("FORBIDDEN"), "{res}");
 }
+
+#[test]
+fn tasks_reach_only_agents_serving_their_instance() {
+    let (s, admin, _agent) = rig();
+    let set = "mutation($i: String!) { setAgentInstances(name: \"a1\", instances: $i) { instances } }";
+    gql(&s, &admin, set, json!({ "i": "default" }));
+    let theirs = task(&s, &admin, "job_other", "other");
+    let mine = task(&s, &admin, "job_default", "default");
+    let waiting = force_run(&s, &admin, theirs);
+    // A run forced after it is dispatched after it: by the time that one succeeds, a1 had its
+    // chance to take the other instance's run.
+    let later = force_run(&s, &admin, mine);
+    wait_success(&s, &admin, later);
+    let run = |id: i64| gql(&s, &admin, "query($id: Int!) { run(id: $id) { status agentId } }", json!({ "id": id }));
+    let r = run(waiting);
+    assert_eq!(r["run"]["status"], "TRIGGERED", "{r}");
+    assert!(r["run"]["agentId"].is_null(), "a1 serves only default: {r}");
+    // Once a1 serves every instance, the waiting run goes to it.
+    gql(&s, &admin, set, json!({ "i": "*" }));
+    wait_success(&s, &admin, waiting);
+}

@@ -3,9 +3,10 @@
 //! revoked tokens. The driver depends on this and on nothing of the socket.
 
 use crate::db::{self, Db};
+use baton_schema::access::InstanceAccess;
 use baton_schema::agent::v1::ServerMsg;
 use baton_schema::agent::AgentStatus;
-use baton_schema::ids::{AgentId, AgentTokenId};
+use baton_schema::ids::{AgentId, AgentTokenId, InstanceId};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,38 @@ pub(super) struct Conn {
     pub(super) serial: u64,
     /// The enrollment token it came with: revoking it closes the connection.
     pub(super) token_id: AgentTokenId,
+    /// The instances whose runs it takes (its `instances` setting), none until it is registered.
+    pub(super) serves: Serves,
+}
+
+/// The instances whose runs an agent takes: every one, or those listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Serves {
+    All,
+    Only(Vec<InstanceId>),
+}
+
+impl Serves {
+    /// An agent's `instances` setting with its names made ids (names of no instance match
+    /// nothing; an unreadable setting serves none).
+    pub fn of(setting: &str, known: &[db::instances::InstanceRow]) -> Serves {
+        match InstanceAccess::parse(setting) {
+            Ok(InstanceAccess::All) => Serves::All,
+            Ok(InstanceAccess::Only(names)) => {
+                Serves::Only(known.iter().filter(|i| names.contains(&i.name)).map(|i| i.id).collect())
+            }
+            Err(_) => Serves::Only(Vec::new()),
+        }
+    }
+
+    /// Whether a run of `instance` (none for adhoc runs, checked when they are asked for) may go
+    /// to the agent.
+    pub fn takes(&self, instance: Option<InstanceId>) -> bool {
+        match (self, instance) {
+            (Serves::All, _) | (_, None) => true,
+            (Serves::Only(ids), Some(i)) => ids.contains(&i),
+        }
+    }
 }
 
 /// The registry of connected agents.
@@ -87,9 +120,9 @@ impl AgentHub {
             .unwrap_or_default()
     }
 
-    /// Online agents a target (an agent name, a hostname or a queue) reaches, with their ids;
-    /// read from memory, so dispatch costs no database round trip.
-    pub fn candidates(&self, target: &str) -> Vec<(String, AgentId)> {
+    /// Online agents a target (an agent name, a hostname or a queue) reaches that take runs of
+    /// `instance`, with their ids; read from memory, so dispatch costs no database round trip.
+    pub fn candidates(&self, target: &str, instance: Option<InstanceId>) -> Vec<(String, AgentId)> {
         self.conns
             .lock()
             .map(|c| {
@@ -97,6 +130,7 @@ impl AgentHub {
                     .filter(|(name, v)| {
                         v.online && (*name == target || v.hostname == target || v.queues.iter().any(|q| q == target))
                     })
+                    .filter(|(_, v)| v.serves.takes(instance))
                     .filter_map(|(name, v)| Some((name.clone(), v.id?)))
                     .collect()
             })
@@ -186,8 +220,31 @@ impl AgentHub {
         }
     }
 
-    /// Marks agents that missed their heartbeats OFFLINE, and closes those whose tokens were
-    /// revoked; runs until the server stops.
+    /// Sets which instances a connected agent serves (its setting changed through this server).
+    pub fn set_serves(&self, name: &str, serves: Serves) {
+        if let Ok(mut conns) = self.conns.lock() {
+            if let Some(c) = conns.get_mut(name) {
+                c.serves = serves;
+            }
+        }
+    }
+
+    /// Reads again which instances the connected agents serve: their settings may have changed
+    /// through another server.
+    async fn refresh_serves(&self) {
+        let read = self.db.run(|c| Ok::<_, db::DbError>((db::agents::list(c)?, db::instances::list(c)?))).await;
+        match read {
+            Ok((agents, known)) => {
+                for a in agents {
+                    self.set_serves(&a.name, Serves::of(&a.instances, &known));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading which instances the agents serve"),
+        }
+    }
+
+    /// Marks agents that missed their heartbeats OFFLINE, closes those whose tokens were
+    /// revoked and reads their instance settings again; runs until the server stops.
     pub async fn watch_heartbeats(self: Arc<Self>) {
         let limit = chrono::Duration::seconds(i64::from(self.policy.interval_seconds * self.policy.missed));
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -195,6 +252,7 @@ impl AgentHub {
             tick.tick().await;
             if round % 8 == 0 {
                 self.drop_revoked().await;
+                self.refresh_serves().await;
             }
             let now = self.clock.now();
             let lost: Vec<(String, AgentId, DateTime<Utc>)> = match self.conns.lock() {

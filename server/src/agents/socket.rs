@@ -2,7 +2,7 @@
 //! frames each way with their caps and rate limits, heartbeats and acknowledgements, and agent
 //! events handed to the driver.
 
-use super::hub::{AgentHub, Conn};
+use super::hub::{AgentHub, Conn, Serves};
 use crate::db;
 use crate::driver::Driver;
 use crate::service::auth::token_hash;
@@ -108,6 +108,7 @@ async fn admit(
             online: false,
             serial,
             token_id,
+            serves: Serves::Only(Vec::new()),
         };
         conns.insert(name.clone(), conn);
     }
@@ -115,7 +116,7 @@ async fn admit(
     let row = hub
         .db
         .run(move |c| {
-            db::agents::register(
+            let row = db::agents::register(
                 c,
                 &db::agents::Registration {
                     name: &reg_name,
@@ -125,10 +126,12 @@ async fn admit(
                     os: &os,
                 },
                 now,
-            )
+            )?;
+            let serves = Serves::of(&row.instances, &db::instances::list(c)?);
+            Ok::<_, db::DbError>((row, serves))
         })
         .await;
-    let row = match row {
+    let (row, serves) = match row {
         Ok(r) => r,
         Err(e) => {
             if let Ok(mut conns) = hub.conns.lock() {
@@ -140,6 +143,7 @@ async fn admit(
     if let Ok(mut conns) = hub.conns.lock() {
         if let Some(c) = conns.get_mut(&name) {
             c.id = Some(row.id);
+            c.serves = serves;
             c.online = true;
         }
     }

@@ -24,7 +24,7 @@ pub struct AgentRow {
     pub last_acked_seq: i64,
     pub last_seen_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
-    /// `*` or the instances whose operators' adhoc runs may reach it.
+    /// `*` or the instances whose runs it takes (their tasks' runs and their operators' adhoc runs).
     pub instances: String,
     /// Failed writes to its own state, as its last heartbeat said.
     pub write_failures: i64,
@@ -128,7 +128,7 @@ pub fn set_acked(conn: &mut DbConn, id: AgentId, seq: i64) -> DbResult<()> {
     Ok(())
 }
 
-/// Sets the instances whose adhoc runs may reach the agent; false when there is no such agent.
+/// Sets the instances whose runs the agent takes; false when there is no such agent.
 pub fn set_instances(conn: &mut DbConn, name: &str, instances: &str) -> DbResult<bool> {
     let n = with_conn!(conn, |c| diesel::update(agents::table.filter(agents::name.eq(name)))
         .set(agents::instances.eq(instances))

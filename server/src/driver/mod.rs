@@ -229,11 +229,12 @@ impl Driver {
         load
     }
 
-    /// The least busy online agent whose name, hostname or queue is `target`. The load is
+    /// The least busy online agent whose name, hostname or queue is `target` and that takes runs
+    /// of `instance`. The load is
     /// counted afresh at most every `LOAD_FRESH` (counting walks every active run) and each pick
     /// adds to it meanwhile, so a burst of thousands of dispatches is spread without being
     /// quadratic.
-    fn pick_agent(&self, target: &str) -> Option<String> {
+    fn pick_agent(&self, target: &str, instance: Option<InstanceId>) -> Option<String> {
         let Ok(mut cached) = self.load.lock() else { return None };
         let now = std::time::Instant::now();
         if cached.0.is_none_or(|at| now.duration_since(at) >= LOAD_FRESH) {
@@ -242,7 +243,7 @@ impl Driver {
         let load = &mut cached.1;
         let name = self
             .hub
-            .candidates(target)
+            .candidates(target, instance)
             .into_iter()
             .min_by_key(|(name, _)| (load.get(name).copied().unwrap_or(0), name.clone()))
             .map(|(name, _)| name)?;
@@ -434,7 +435,7 @@ impl Driver {
     /// Sends the next attempt to an agent (or waits for one until the accept deadline).
     async fn dispatch(&self, run_id: RunId) {
         let Some(spec) = self.runs.lock().ok().and_then(|r| r.get(&run_id).map(|a| a.spec.clone())) else { return };
-        let agent = self.pick_agent(&spec.target);
+        let agent = self.pick_agent(&spec.target, spec.instance_id);
         if !self.apply(run_id, RunEvent::Dispatched { agent: agent.clone().unwrap_or_default() }, None).await {
             return;
         }
@@ -668,7 +669,7 @@ impl Driver {
         else {
             return;
         };
-        let Some(agent) = self.pick_agent(&spec.target) else { return };
+        let Some(agent) = self.pick_agent(&spec.target, spec.instance_id) else { return };
         let Some(agent_id) = self.hub.id_of(&agent) else { return };
         let stored_attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
         match self.db.run(move |c| db::runs::claim(c, id, stored_attempt, agent_id, now)).await {

@@ -91,7 +91,7 @@ impl Driver {
                 }
                 // Waiting for an agent: the holder judges its accept deadline; a server with a
                 // fitting agent online here (`candidates`) claims it, in `tick`.
-                (RunStatus::Triggered, None) if mine || !self.hub.candidates(&r.target).is_empty() => {
+                (RunStatus::Triggered, None) if mine || !self.hub.candidates(&r.target, r.instance_id).is_empty() => {
                     self.hold(&r, &names, now);
                 }
                 (RunStatus::Triggered, Some(_)) if mine => {

@@ -112,10 +112,16 @@ impl baton_graphql::Agents for Services {
                     Some(instances.to_string()),
                 )?;
                 let row = db::agents::by_name(c, &name)?.ok_or(db::DbError::NotFound)?;
-                Ok(agent_record(row))
+                let serves = crate::agents::Serves::of(&row.instances, &db::instances::list(c)?);
+                Ok((agent_record(row), serves))
             })
         })
         .await
+        .map(|(record, serves)| {
+            // Its runs follow the new setting at once here, on other servers at their next read.
+            self.hub.set_serves(&record.name, serves);
+            record
+        })
     }
 
     async fn create_agent_token(&self, actor: &Principal, name: &str) -> BackendResult<(String, AgentTokenRecord)> {
