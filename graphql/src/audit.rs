@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 /// The audit log.
 #[async_trait::async_trait]
 pub trait Audit: Send + Sync {
-    /// Newest first; a caller limited to some instances sees only their own actions.
+    /// Newest first; a caller limited to some instances sees their own actions and the entries
+    /// about their instances.
     async fn audit_log(&self, p: &Principal, f: &AuditFilter, page: PageArgs) -> BackendResult<Page<AuditRecord>>;
 }
 
@@ -21,6 +22,8 @@ pub struct AuditFilterInput {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub since: Option<DateTime<Utc>>,
+    /// Only the entries about this instance.
+    pub instance: Option<String>,
 }
 
 #[derive(Default)]
@@ -41,7 +44,7 @@ impl AuditQuery {
         after: Option<String>,
     ) -> ApiResult<ListConnection<AuditRecord>> {
         let f = filter.unwrap_or_default();
-        let f = AuditFilter { actor: f.actor, action: f.action, since: f.since };
+        let f = AuditFilter { actor: f.actor, action: f.action, since: f.since, instance: f.instance };
         let page = domain::<dyn Audit>(ctx).audit_log(principal(ctx)?, &f, page_args(first, after)?).await?;
         Ok(connection(page, |a| a.id, AuditRecord::from))
     }

@@ -123,6 +123,8 @@ pub struct AuditRecord {
     /// The mutation's name, e.g. createTask.
     pub action: String,
     pub target: String,
+    /// The instance it is about; none for global things (users, tokens, credentials...).
+    pub instance: Option<String>,
     /// JSON of the record before the change, where it applies.
     pub before: Option<String>,
     /// JSON of the record after the change, where it applies.
@@ -136,6 +138,7 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub since: Option<DateTime<Utc>>,
+    pub instance: Option<String>,
 }
 
 /// Import mode: merge upserts what the document has; replace also deletes what it lacks.

@@ -1,6 +1,7 @@
 //! Instances isolate, over the real server and a real agent: a caller limited to one instance
 //! sees no run, output, operator event, alert delivery or audit entry of another through any
-//! query or subscription, and an admin of one instance grants only that instance.
+//! query or subscription, an admin of one instance grants only that instance and reads the audit
+//! entries of that instance, and agents take only the runs of the instances they serve.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use baton_tests::{data, error_code, wait_for, Agent, Server, Subscription};
@@ -157,13 +158,29 @@ fn an_admin_of_one_instance_grants_only_that_instance() {
         .unwrap();
     assert_eq!(error_code(&touch).as_deref(), Some("FORBIDDEN"), "{touch}");
 
-    // The audit log names no instance: an admin of one sees only their own actions.
-    let log = gql(&s, &local, "{ auditLog(first: 100) { nodes { actor action } } }", json!({}));
-    let actors: Vec<&str> =
-        log["auditLog"]["nodes"].as_array().unwrap().iter().filter_map(|e| e["actor"].as_str()).collect();
-    assert!(!actors.is_empty() && actors.iter().all(|a| *a == "local_admin"), "{log}");
-    let all = gql(&s, &admin, "{ auditLog(first: 100) { nodes { actor } } }", json!({}));
-    assert!(all.to_string().contains("\"admin\""), "the superadmin sees everyone's: {all}");
+    // The audit log: an admin of one instance reads their own entries and those about their
+    // instance, whoever made them; nothing about another instance or about global things.
+    task(&s, &admin, "here", "default");
+    task(&s, &admin, "there", "other");
+    let q =
+        "query($f: AuditFilterInput) { auditLog(first: 100, filter: $f) { nodes { actor action target instance } } }";
+    let log = gql(&s, &local, q, json!({}));
+    let nodes = log["auditLog"]["nodes"].as_array().unwrap();
+    assert!(nodes.iter().any(|e| e["actor"] == "local_admin" && e["action"] == "createUser"), "{log}");
+    assert!(
+        nodes.iter().any(|e| e["actor"] == "admin" && e["action"] == "createTask" && e["instance"] == "default"),
+        "another admin's change in this instance: {log}"
+    );
+    for e in nodes {
+        assert!(e["actor"] == "local_admin" || e["instance"] == "default", "not theirs to read: {e}");
+    }
+    let other_only = gql(&s, &local, q, json!({ "f": { "instance": "other" } }));
+    assert_eq!(other_only["auditLog"]["nodes"], json!([]), "{other_only}");
+    let all = gql(&s, &admin, q, json!({ "f": { "instance": "other" } }));
+    let targets: Vec<&str> =
+        all["auditLog"]["nodes"].as_array().unwrap().iter().filter_map(|e| e["target"].as_str()).collect();
+    assert!(targets.iter().any(|t| t.ends_with(" there")), "the superadmin reads every instance's: {all}");
+    assert!(targets.iter().all(|t| !t.ends_with(" here")), "the filter keeps one instance: {all}");
 }
 
 #[test]

@@ -294,6 +294,7 @@ diesel::table! {
         before_value -> Nullable<Text>,
         after_value -> Nullable<Text>,
         origin -> Text,
+        instance_id -> Nullable<BigInt>,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The audit log as the API reads it: newest first, a limited caller seeing only their own actions.
+//! The audit log as the API reads it: newest first, a limited caller seeing their own actions and
+//! the entries about their instances.
 
 use super::*;
 use async_trait::async_trait;
@@ -6,16 +7,32 @@ use async_trait::async_trait;
 #[async_trait]
 impl baton_graphql::Audit for Services {
     async fn audit_log(&self, p: &Principal, f: &AuditFilter, page: PageArgs) -> BackendResult<Page<AuditRecord>> {
-        // Audit entries name no instance: a caller limited to some sees only their own.
-        let actor = match (&p.instances, &f.actor) {
-            (InstanceAccess::All, a) => a.clone(),
-            (InstanceAccess::Only(_), Some(a)) if *a != p.username => {
-                return Ok(Page { items: Vec::new(), total: 0, has_next: false })
-            }
-            (InstanceAccess::Only(_), _) => Some(p.username.clone()),
-        };
-        let f = db::audit::AuditFilter { actor, action: f.action.clone(), since: f.since };
+        let (p, f) = (p.clone(), f.clone());
         self.run(move |c| {
+            let known = db::instances::list(c)?;
+            let id_of = |name: &str| known.iter().find(|i| i.name == name).map(|i| i.id);
+            // A caller limited to some instances reads their own entries and those about theirs.
+            let visible_to = match &p.instances {
+                InstanceAccess::All => None,
+                InstanceAccess::Only(names) => Some(db::audit::Visible {
+                    actor: p.username.clone(),
+                    instances: names.iter().filter_map(|n| id_of(n)).collect(),
+                }),
+            };
+            let instance = match &f.instance {
+                Some(name) => match id_of(name) {
+                    Some(id) => Some(id),
+                    None => return Ok(Page { items: Vec::new(), total: 0, has_next: false }),
+                },
+                None => None,
+            };
+            let f = db::audit::AuditFilter {
+                actor: f.actor.clone(),
+                action: f.action.clone(),
+                since: f.since,
+                instance,
+                visible_to,
+            };
             let mut rows = db::audit::page(c, &f, page.after, page.first + 1)?;
             let has_next = rows.len() as i64 > page.first;
             rows.truncate(page.first as usize);
@@ -29,6 +46,7 @@ impl baton_graphql::Audit for Services {
                         actor: r.actor,
                         action: r.action,
                         target: r.target,
+                        instance: r.instance_id.and_then(|i| known.iter().find(|k| k.id == i)).map(|k| k.name.clone()),
                         before: r.before_value,
                         after: r.after_value,
                         origin: r.origin,

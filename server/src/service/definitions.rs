@@ -1,7 +1,7 @@
 //! Tasks, groups, calendars and flow graphs: validated against their instance, written with their
 //! dependency edges and alert rules in one transaction, audited, and published.
 
-use super::{audit, check_instance_id, instance_for, visible_instances, Found, Services, SvcResult};
+use super::{audit_in, check_instance_id, instance_for, visible_instances, Found, Services, SvcResult};
 use crate::db::{self, to_json, DbConn};
 use async_trait::async_trait;
 use baton_graphql::backend::*;
@@ -290,8 +290,9 @@ impl Services {
                     }?
                     .remove(0);
                     let action = if tid.is_some() { "updateTask" } else { "createTask" };
-                    audit(
+                    audit_in(
                         c,
+                        Some(inst.id),
                         &p.username,
                         action,
                         &format!("task {id} {}", def.name),
@@ -345,8 +346,9 @@ impl Services {
                     }?
                     .remove(0);
                     let action = if gid.is_some() { "updateGroup" } else { "createGroup" };
-                    audit(
+                    audit_in(
                         c,
+                        Some(inst.id),
                         &p.username,
                         action,
                         &format!("group {id} {}", def.name),
@@ -428,8 +430,9 @@ impl baton_graphql::Definitions for Services {
                         }
                         other => super::SvcError::from(other),
                     })?;
-                    audit(
+                    audit_in(
                         c,
+                        Some(row.instance_id),
                         &p.username,
                         "deleteTask",
                         &format!("task {tid} {}", row.name),
@@ -462,8 +465,9 @@ impl baton_graphql::Definitions for Services {
                     let event = super::operator::record_event(c, &p.username, kind, &target, "{}".into())?;
                     let result = format!("task {} {kind}d", row.name);
                     db::events::acknowledge(c, event, true, &result, Utc::now())?;
-                    audit(
+                    audit_in(
                         c,
+                        Some(row.instance_id),
                         &p.username,
                         "setTaskActive",
                         &format!("task {tid} {}", row.name),
@@ -547,8 +551,9 @@ impl baton_graphql::Definitions for Services {
                         }
                         other => super::SvcError::from(other),
                     })?;
-                    audit(
+                    audit_in(
                         c,
+                        Some(row.instance_id),
                         &p.username,
                         "deleteGroup",
                         &format!("group {gid} {}", row.name),
@@ -576,8 +581,9 @@ impl baton_graphql::Definitions for Services {
                     let event = super::operator::record_event(c, &p.username, kind, &target, "{}".into())?;
                     let result = format!("group {} {kind}d", row.name);
                     db::events::acknowledge(c, event, true, &result, Utc::now())?;
-                    audit(
+                    audit_in(
                         c,
+                        Some(row.instance_id),
                         &p.username,
                         "setGroupActive",
                         &format!("group {gid} {}", row.name),
@@ -677,8 +683,9 @@ impl baton_graphql::Calendars for Services {
                     };
                     let id = db::calendars::save(c, inst.id, &cal, Utc::now())?;
                     let after = cal.to_draft();
-                    audit(
+                    audit_in(
                         c,
+                        Some(inst.id),
                         &p.username,
                         "saveCalendar",
                         &format!("calendar {}", cal.name),
@@ -723,8 +730,9 @@ impl baton_graphql::Calendars for Services {
                     }
                     let before = db::calendars::draft(c, &row)?;
                     db::calendars::delete(c, row.id)?;
-                    audit(
+                    audit_in(
                         c,
+                        Some(inst.id),
                         &p.username,
                         "deleteCalendar",
                         &format!("calendar {cal_name}"),

@@ -2,7 +2,7 @@
 
 use super::definitions::task_records;
 use super::Found;
-use super::{audit, check_instance_id, require, task_timezone, Services, SvcError};
+use super::{audit, audit_in, check_instance_id, require, task_timezone, Services, SvcError};
 use crate::db::{self, to_json};
 use crate::driver::JobSpec;
 use crate::engine::launch::{self, Origin};
@@ -186,8 +186,9 @@ impl baton_graphql::Execution for Services {
                         &target,
                         format!("{{\"run_date\":\"{date}\"}}"),
                     )?;
-                    audit(
+                    audit_in(
                         c,
+                        Some(row.instance_id),
                         &pc.username,
                         "forceRun",
                         &format!("task {tid} {}", def.name),
@@ -216,7 +217,8 @@ impl baton_graphql::Execution for Services {
         };
         let event = self
             .run(move |c| {
-                audit(c, &actor, "terminateRun", &format!("run {id}"), None, None)?;
+                let instance = db::runs::get(c, id)?.instance_id;
+                audit_in(c, instance, &actor, "terminateRun", &format!("run {id}"), None, None)?;
                 super::operator::record_event(c, &actor, "terminate", &target, "{}".into())
             })
             .await?;

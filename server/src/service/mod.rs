@@ -262,7 +262,7 @@ pub(crate) fn require(p: &Principal, role: Role) -> SvcResult<()> {
     }
 }
 
-/// Records one mutation in the audit log.
+/// Records one mutation of something global (a user, a token, a credential...) in the audit log.
 pub(crate) fn audit(
     c: &mut DbConn,
     actor: &str,
@@ -271,6 +271,20 @@ pub(crate) fn audit(
     before: Option<String>,
     after: Option<String>,
 ) -> SvcResult<()> {
-    db::audit::record(c, &db::audit::AuditEntry { actor, action, target, before, after, origin: "api" }, Utc::now())?;
+    audit_in(c, None, actor, action, target, before, after)
+}
+
+/// Records one mutation in the audit log, with the instance it is about: its admins read it.
+pub(crate) fn audit_in(
+    c: &mut DbConn,
+    instance: Option<InstanceId>,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: Option<String>,
+    after: Option<String>,
+) -> SvcResult<()> {
+    let entry = db::audit::AuditEntry { actor, action, target, before, after, origin: "api", instance };
+    db::audit::record(c, &entry, Utc::now())?;
     Ok(())
 }

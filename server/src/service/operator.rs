@@ -5,7 +5,7 @@
 
 use super::runs::record as run_record;
 use super::Found;
-use super::{audit, check_instance_id, require, visible_instances, Services, SvcError, SvcResult};
+use super::{audit_in, check_instance_id, require, visible_instances, Services, SvcError, SvcResult};
 use crate::db::{self, DbConn};
 use async_trait::async_trait;
 use baton_graphql::backend::*;
@@ -100,8 +100,9 @@ impl baton_graphql::Operations for Services {
                     run_date: Some(row.run_date),
                 };
                 let payload = format!("{{\"from\":\"{}\",\"to\":\"{}\"}}", row.status, to.as_str());
-                audit(
+                audit_in(
                     c,
+                    row.instance_id,
                     &pc.username,
                     "modifyRunStatus",
                     &format!("run {id}"),
@@ -142,8 +143,9 @@ impl baton_graphql::Operations for Services {
                 let tz = super::task_timezone(c, &row)?;
                 let date = run_date.unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive());
                 let target = Target { task_id: Some(tid), group_id: row.group_id, run_id: None, run_date: Some(date) };
-                audit(
+                audit_in(
                     c,
+                    Some(row.instance_id),
                     &pc.username,
                     if freeze { "freezeTask" } else { "unfreezeTask" },
                     &format!("task {tid} {}", row.name),

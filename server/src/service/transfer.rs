@@ -2,7 +2,7 @@
 //! database (created, changed field by field, deleted), and applied in one transaction or not at all.
 
 use super::definitions::{group_records, task_records, write_group_edges, write_task_edges};
-use super::{audit, Services, SvcError};
+use super::{audit, audit_in, Services, SvcError};
 use crate::db::{self, DbConn};
 use async_trait::async_trait;
 use baton_graphql::backend::*;
@@ -465,7 +465,15 @@ impl baton_graphql::Transfer for Services {
                         plan.changed.len(),
                         plan.deleted.len()
                     );
-                    audit(c, &p.username, "importDefinitions", "definitions", None, Some(summary))?;
+                    // One entry per instance of the document, so each instance's admins read it.
+                    for inst in &valid.instances {
+                        let id = db::instances::by_name(c, inst.name.as_str())?.map(|r| r.id);
+                        let target = format!("definitions of {}", inst.name);
+                        audit_in(c, id, &p.username, "importDefinitions", &target, None, Some(summary.clone()))?;
+                    }
+                    if valid.instances.is_empty() {
+                        audit(c, &p.username, "importDefinitions", "definitions", None, Some(summary))?;
+                    }
                     plan.applied = true;
                     Ok(plan)
                 });
