@@ -15,17 +15,29 @@ use chrono::{DateTime, Utc};
 /// Integrations, credentials and alert deliveries.
 #[async_trait::async_trait]
 pub trait Alerting: Send + Sync {
-    async fn integrations(&self) -> BackendResult<Vec<IntegrationRecord>>;
-    /// Creates (`name` None) or updates the integration called `name`.
+    /// The global integrations and those of the caller's instances.
+    async fn integrations(&self, p: &Principal) -> BackendResult<Vec<IntegrationRecord>>;
+    /// Creates (`name` None) in `instance` (None: global) or updates the integration called
+    /// `name` (which keeps its instance).
     async fn save_integration(
         &self,
         p: &Principal,
         name: Option<&str>,
+        instance: Option<&str>,
         draft: baton_schema::alert::IntegrationDraft,
     ) -> BackendResult<IntegrationRecord>;
     async fn delete_integration(&self, p: &Principal, name: &str) -> BackendResult<bool>;
-    async fn credential_keys(&self) -> BackendResult<Vec<CredentialKeyRecord>>;
-    async fn set_credential(&self, p: &Principal, key: &str, value: &str) -> BackendResult<CredentialKeyRecord>;
+    /// The global keys and those of the caller's instances.
+    async fn credential_keys(&self, p: &Principal) -> BackendResult<Vec<CredentialKeyRecord>>;
+    /// Sets a new key in `instance` (None: global), or rotates an existing one in the instance it
+    /// belongs to.
+    async fn set_credential(
+        &self,
+        p: &Principal,
+        key: &str,
+        value: &str,
+        instance: Option<&str>,
+    ) -> BackendResult<CredentialKeyRecord>;
     async fn delete_credential(&self, p: &Principal, key: &str) -> BackendResult<bool>;
     /// Newest first; a caller limited to some instances sees only deliveries about runs they may see.
     async fn alert_deliveries(
@@ -51,6 +63,8 @@ pub struct HeaderPair {
 pub struct Integration {
     pub id: IntegrationId,
     pub name: String,
+    /// The instance it belongs to (only its alert rules may name it); none for a global one.
+    pub instance: Option<String>,
     /// webhook, slack, teams, discord, email or pagerduty
     pub kind: String,
     pub credential_key: Option<String>,
@@ -84,6 +98,7 @@ impl From<IntegrationRecord> for Integration {
         Integration {
             id: r.id,
             name: d.name,
+            instance: r.instance,
             kind: d.kind,
             credential_key: d.credential_key,
             credential_set: r.credential_set,
@@ -159,16 +174,19 @@ pub struct AlertQuery;
 
 #[Object]
 impl AlertQuery {
-    /// Every integration (names are offered to alert rules in the forms).
+    /// The global integrations and those of the caller's instances (names are offered to alert
+    /// rules in the forms).
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn integrations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Integration>> {
-        Ok(domain::<dyn Alerting>(ctx).integrations().await?.into_iter().map(Integration::from).collect())
+        let list = domain::<dyn Alerting>(ctx).integrations(principal(ctx)?).await?;
+        Ok(list.into_iter().map(Integration::from).collect())
     }
 
-    /// The credential store's keys; values are never returned.
+    /// The credential store's keys, global and of the caller's instances; values are never
+    /// returned.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn credential_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<CredentialKeyRecord>> {
-        Ok(domain::<dyn Alerting>(ctx).credential_keys().await?.into_iter().collect())
+        Ok(domain::<dyn Alerting>(ctx).credential_keys(principal(ctx)?).await?)
     }
 
     /// The delivery log, newest first.
@@ -194,42 +212,54 @@ pub struct AlertMutation;
 
 #[Object]
 impl AlertMutation {
-    /// Integrations and credentials are global to every instance: only a superadmin manages them.
-    #[graphql(guard = "RoleGuard(Role::Superadmin)")]
-    async fn create_integration(&self, ctx: &Context<'_>, input: IntegrationInput) -> ApiResult<Integration> {
-        Ok(domain::<dyn Alerting>(ctx).save_integration(principal(ctx)?, None, input.into()).await?.into())
+    /// Creates an integration in `instance`, managed by that instance's admins and named only by
+    /// its alert rules; without an instance it is global (every instance's), and only a
+    /// superadmin manages it.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
+    async fn create_integration(
+        &self,
+        ctx: &Context<'_>,
+        input: IntegrationInput,
+        instance: Option<String>,
+    ) -> ApiResult<Integration> {
+        let backend = domain::<dyn Alerting>(ctx);
+        Ok(backend.save_integration(principal(ctx)?, None, instance.as_deref(), input.into()).await?.into())
     }
 
-    /// Replaces the settings of the integration called `name` (its name stays).
-    #[graphql(guard = "RoleGuard(Role::Superadmin)")]
+    /// Replaces the settings of the integration called `name` (its name and instance stay).
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn update_integration(
         &self,
         ctx: &Context<'_>,
         name: String,
         input: IntegrationInput,
     ) -> ApiResult<Integration> {
-        Ok(domain::<dyn Alerting>(ctx).save_integration(principal(ctx)?, Some(&name), input.into()).await?.into())
+        let backend = domain::<dyn Alerting>(ctx);
+        Ok(backend.save_integration(principal(ctx)?, Some(&name), None, input.into()).await?.into())
     }
 
     /// Refused while alert rules name it.
-    #[graphql(guard = "RoleGuard(Role::Superadmin)")]
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn delete_integration(&self, ctx: &Context<'_>, name: String) -> ApiResult<bool> {
         Ok(domain::<dyn Alerting>(ctx).delete_integration(principal(ctx)?, &name).await?)
     }
 
-    /// Sets or rotates a secret; the answer carries its key and version, not the value.
-    #[graphql(guard = "RoleGuard(Role::Superadmin)")]
+    /// Sets or rotates a secret; the answer carries its key and version, not the value. A new key
+    /// belongs to `instance` (its admins manage it, and only its tasks and integrations may name
+    /// it) or, without one, is global and a superadmin's; a rotation keeps the key's instance.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn set_credential(
         &self,
         ctx: &Context<'_>,
         key: String,
         #[graphql(secret)] value: String,
+        instance: Option<String>,
     ) -> ApiResult<CredentialKeyRecord> {
-        Ok(domain::<dyn Alerting>(ctx).set_credential(principal(ctx)?, &key, &value).await?)
+        Ok(domain::<dyn Alerting>(ctx).set_credential(principal(ctx)?, &key, &value, instance.as_deref()).await?)
     }
 
     /// Refused while an integration or a task names it.
-    #[graphql(guard = "RoleGuard(Role::Superadmin)")]
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn delete_credential(&self, ctx: &Context<'_>, key: String) -> ApiResult<bool> {
         Ok(domain::<dyn Alerting>(ctx).delete_credential(principal(ctx)?, &key).await?)
     }

@@ -408,6 +408,8 @@ pub struct SchedulerHealth {
 pub struct IntegrationRecord {
     pub id: IntegrationId,
     pub draft: baton_schema::alert::IntegrationDraft,
+    /// The instance it belongs to; none for a global one.
+    pub instance: Option<String>,
     /// Whether its credential is set.
     pub credential_set: bool,
     /// Alert rules that name it.
@@ -420,6 +422,9 @@ pub struct IntegrationRecord {
 #[graphql(name = "CredentialKey")]
 pub struct CredentialKeyRecord {
     pub key: String,
+    /// The instance it belongs to (only its definitions and integrations may name it); none for a
+    /// global one.
+    pub instance: Option<String>,
     /// Raised by each rotation.
     pub version: i64,
     pub updated_at: DateTime<Utc>,

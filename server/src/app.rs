@@ -80,7 +80,7 @@ pub async fn build(config: &Config, db: Db) -> anyhow::Result<App> {
         driver.subscribe(),
         deps.group_ends.subscribe(),
     )?;
-    let services = Services::new(db.clone(), hub.clone(), driver.clone(), deps.clone(), vault, alerts.clone());
+    let services = Services::new(db.clone(), hub.clone(), driver.clone(), deps.clone(), vault.clone(), alerts.clone());
     let engine = crate::engine::Engine::start(deps);
     let (on_change, runs_of) = (engine.clone(), driver.clone());
     actix_web::rt::spawn(keeper.keep(db.clone(), clock, move |changes| {

@@ -5,6 +5,7 @@
 use crate::db::{self, DbConn};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use baton_schema::ids::InstanceId;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use std::path::{Path, PathBuf};
@@ -32,8 +33,15 @@ impl std::fmt::Display for KeySource {
 pub struct Vault {
     cipher: ChaCha20Poly1305,
     pub source: KeySource,
-    /// The opened values, for dispatches (which must not wait for storage) and deliveries.
-    values: std::sync::RwLock<std::collections::HashMap<String, String>>,
+    /// The opened values by key, for dispatches (which must not wait for storage) and deliveries.
+    values: std::sync::RwLock<std::collections::HashMap<String, Held>>,
+}
+
+/// An opened value, with who may use it.
+struct Held {
+    value: String,
+    /// The instance it belongs to; none for a global one.
+    instance: Option<InstanceId>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -97,13 +105,14 @@ impl Vault {
             }
         };
         let mut values = std::collections::HashMap::new();
-        for (key, _, _) in &stored {
-            let Some(row) = db::credentials::get(conn, key).map_err(|e| anyhow::anyhow!("reading credentials: {e}"))?
+        for k in &stored {
+            let Some(row) =
+                db::credentials::get(conn, &k.key).map_err(|e| anyhow::anyhow!("reading credentials: {e}"))?
             else {
                 continue;
             };
             let value = vault.open_row(&row).map_err(|e| anyhow::anyhow!("wrong master key: {e}"))?;
-            values.insert(key.clone(), value);
+            values.insert(k.key.clone(), Held { value, instance: row.instance_id });
         }
         if let Ok(mut v) = vault.values.write() {
             *v = values;
@@ -144,23 +153,34 @@ impl Vault {
         }
     }
 
-    /// The value under `key` as last stored through this vault.
-    pub fn lookup(&self, key: &str) -> Option<String> {
-        self.values.read().ok().and_then(|v| v.get(key).cloned())
+    /// The value under `key` for a use in `instance` (none: a global use, such as a global
+    /// integration or an adhoc run): a credential of another instance is not there for it.
+    pub fn lookup_for(&self, key: &str, instance: Option<InstanceId>) -> Option<String> {
+        let values = self.values.read().ok()?;
+        let held = values.get(key)?;
+        (held.instance.is_none() || held.instance == instance).then(|| held.value.clone())
+    }
+
+    /// Whether a value is held under `key`.
+    pub fn is_set(&self, key: &str) -> bool {
+        self.values.read().is_ok_and(|v| v.contains_key(key))
     }
 
     /// Every value held, for masking.
     pub fn all_values(&self) -> Vec<String> {
-        self.values.read().map(|v| v.values().cloned().collect()).unwrap_or_default()
+        self.values.read().map(|v| v.values().map(|h| h.value.clone()).collect()).unwrap_or_default()
     }
 
-    /// Seals and stores `value` under `key` (a new version when it exists); returns the version.
-    pub fn set(&self, conn: &mut DbConn, key: &str, value: &str) -> anyhow::Result<i64> {
+    /// Seals and stores `value` under `key` (a new version when it exists, which keeps its
+    /// instance; a new key belongs to `instance`); returns the version.
+    pub fn set(&self, conn: &mut DbConn, key: &str, value: &str, instance: Option<InstanceId>) -> anyhow::Result<i64> {
         let (nonce, ct) = self.seal(key, value)?;
-        let version =
-            db::credentials::put(conn, key, &nonce, &ct, chrono::Utc::now()).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Ok(mut v) = self.values.write() {
-            v.insert(key.to_string(), value.to_string());
+        let sealed = db::credentials::Sealed { nonce: &nonce, ciphertext: &ct };
+        let version = db::credentials::put(conn, key, &sealed, instance, chrono::Utc::now())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let row = db::credentials::get(conn, key).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let (Ok(mut v), Some(row)) = (self.values.write(), row) {
+            v.insert(key.to_string(), Held { value: value.to_string(), instance: row.instance_id });
         }
         Ok(version)
     }
@@ -199,7 +219,7 @@ pub fn rotate(conn: &mut DbConn, env_key: Option<&str>, key_file: &Path) -> anyh
     let new = Vault::from_key(key, if from_env { KeySource::Env } else { KeySource::File(key_file.to_path_buf()) });
     let resealed = db::transaction(conn, |c| -> anyhow::Result<usize> {
         let keys = db::credentials::keys(c).map_err(|e| anyhow::anyhow!("{e}"))?;
-        for (k, _, _) in &keys {
+        for k in keys.iter().map(|k| &k.key) {
             let value = old.get(c, k)?.ok_or_else(|| anyhow::anyhow!("credential {k} vanished"))?;
             let (nonce, ct) = new.seal(k, &value)?;
             db::credentials::reseal(c, k, &nonce, &ct).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -271,10 +291,11 @@ mod tests {
         assert_eq!(mode, 0o600);
         let (nonce, ct) = vault.seal("alerts/email", "hunter2-secret").unwrap();
         assert!(!ct.contains("hunter2"));
-        db::credentials::put(&mut c, "alerts/email", &nonce, &ct, chrono::Utc::now()).unwrap();
+        let sealed = db::credentials::Sealed { nonce: &nonce, ciphertext: &ct };
+        db::credentials::put(&mut c, "alerts/email", &sealed, None, chrono::Utc::now()).unwrap();
         assert_eq!(vault.get(&mut c, "alerts/email").unwrap().as_deref(), Some("hunter2-secret"));
         // Bound to its key: the same ciphertext under another key does not open.
-        db::credentials::put(&mut c, "alerts/other", &nonce, &ct, chrono::Utc::now()).unwrap();
+        db::credentials::put(&mut c, "alerts/other", &sealed, None, chrono::Utc::now()).unwrap();
         assert!(vault.get(&mut c, "alerts/other").is_err());
         db::credentials::delete(&mut c, "alerts/other").unwrap();
 
@@ -301,6 +322,26 @@ mod tests {
         assert!(!elsewhere.exists() && !elsewhere.with_extension("key.new").exists());
         assert!(Vault::open(&mut c, Some(env_key.trim()), &key_file).is_err());
         let vault = Vault::open(&mut c, Some(&new_key), &key_file).unwrap();
-        assert_eq!(vault.lookup("alerts/email").as_deref(), Some("hunter2-secret"));
+        assert_eq!(vault.lookup_for("alerts/email", None).as_deref(), Some("hunter2-secret"));
+    }
+
+    #[test]
+    fn a_value_serves_its_instance_or_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(DatabaseUrl::Sqlite(dir.path().join("b.db"))).unwrap();
+        let mut c = db.conn().unwrap();
+        let here = Vault::open(&mut c, None, &dir.path().join("master.key")).unwrap();
+        let default = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
+        let other = db::instances::ensure(&mut c, "other", chrono::Utc::now()).unwrap().id;
+        here.set(&mut c, "db/default", "v1", Some(default)).unwrap();
+        here.set(&mut c, "shared", "g1", None).unwrap();
+        assert_eq!(here.lookup_for("db/default", Some(default)).as_deref(), Some("v1"));
+        assert_eq!(here.lookup_for("db/default", Some(other)), None, "another instance's");
+        assert_eq!(here.lookup_for("db/default", None), None, "a global use");
+        assert_eq!(here.lookup_for("shared", Some(other)).as_deref(), Some("g1"));
+        // A rotation keeps the key's instance.
+        here.set(&mut c, "db/default", "v2", None).unwrap();
+        assert_eq!(here.lookup_for("db/default", Some(default)).as_deref(), Some("v2"));
+        assert_eq!(here.lookup_for("db/default", None), None);
     }
 }

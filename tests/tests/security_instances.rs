@@ -232,3 +232,75 @@ fn tasks_reach_only_agents_serving_their_instance() {
     gql(&s, &admin, set, json!({ "i": "*" }));
     wait_success(&s, &admin, waiting);
 }
+
+#[test]
+fn credentials_and_integrations_belong_to_an_instance_or_to_all() {
+    let (s, admin, _agent) = rig();
+    let here = user(&s, &admin, "admin_default", "admin", "default");
+    let there = user(&s, &admin, "admin_other", "admin", "other");
+    let set = |token: &str, key: &str, instance: Option<&str>| {
+        let q = "mutation($k: String!, $i: String) { setCredential(key: $k, value: \"s3cret-default\", instance: $i) { key instance version } }";
+        s.graphql_as(Some(token), q, json!({ "k": key, "i": instance })).unwrap()
+    };
+    let rule = |res: &Value| res["errors"][0]["extensions"]["rule"].as_str().map(str::to_string);
+
+    // An admin sets a credential in their instance, not a global one nor in another instance.
+    let res = set(&here, "db/token", Some("default"));
+    assert_eq!(res["data"]["setCredential"]["instance"], "default", "{res}");
+    assert_eq!(error_code(&set(&here, "db/global", None)).as_deref(), Some("FORBIDDEN"));
+    assert_eq!(error_code(&set(&here, "db/theirs", Some("other"))).as_deref(), Some("FORBIDDEN"));
+    // Another instance's admin neither sees nor touches it, and is not told whose the key is.
+    let keys = |token: &str| gql(&s, token, "{ credentialKeys { key instance } }", json!({}))["credentialKeys"].clone();
+    assert_eq!(keys(&there), json!([]));
+    let res = set(&there, "db/token", Some("other"));
+    assert_eq!(rule(&res).as_deref(), Some("unique"), "{res}");
+    assert!(!res.to_string().contains("default"), "{res}");
+    let res = s.graphql_as(Some(&there), "mutation { deleteCredential(key: \"db/token\") }", json!({})).unwrap();
+    assert_eq!(error_code(&res).as_deref(), Some("NOT_FOUND"), "{res}");
+    // A global credential is everyone's to see and name, and a superadmin's to change.
+    set(&admin, "shared/hook", None);
+    assert_eq!(keys(&there), json!([{ "key": "shared/hook", "instance": null }]));
+    assert_eq!(error_code(&set(&here, "shared/hook", None)).as_deref(), Some("FORBIDDEN"));
+
+    // Integrations likewise; one of an instance names only global keys or that instance's.
+    let hook = |token: &str, name: &str, key: &str, instance: Option<&str>| {
+        let q = "mutation($n: String!, $k: String!, $i: String) { createIntegration(instance: $i, input: {name: $n, kind: \"webhook\", credentialKey: $k}) { name instance } }";
+        s.graphql_as(Some(token), q, json!({ "n": name, "k": key, "i": instance })).unwrap()
+    };
+    let res = hook(&here, "hook_here", "db/token", Some("default"));
+    assert_eq!(res["data"]["createIntegration"]["instance"], "default", "{res}");
+    let res = hook(&there, "hook_there", "db/token", Some("other"));
+    assert_eq!(rule(&res).as_deref(), Some("unknown_credential"), "{res}");
+    let res = hook(&admin, "hook_global", "db/token", None);
+    assert_eq!(rule(&res).as_deref(), Some("unknown_credential"), "a global integration names global keys: {res}");
+    assert!(hook(&there, "hook_there", "shared/hook", Some("other"))["data"]["createIntegration"].is_object());
+    let names = |token: &str| {
+        let list = gql(&s, token, "{ integrations { name } }", json!({}));
+        let mut v: Vec<String> =
+            list["integrations"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&here), ["hook_here"]);
+    assert_eq!(names(&there), ["hook_there"]);
+
+    // Definitions of an instance name only what is global or theirs, whoever saves them.
+    let save = |instance: &str, name: &str, extra: Value| {
+        let mut t = json!({ "name": name, "instance": instance, "command": "test \"$SECRET\" = s3cret-default",
+                            "target": "etl", "runAsUser": "root" });
+        t.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        s.graphql_as(Some(&admin), "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": t }))
+            .unwrap()
+    };
+    let profile = json!({ "profile": [{ "name": "SECRET", "value": "${C:db/token}" }] });
+    let res = save("other", "borrows_a_key", profile.clone());
+    assert_eq!(rule(&res).as_deref(), Some("unknown_credential"), "{res}");
+    let alert = json!({ "alerts": [{ "on": "failure", "integration": "hook_here" }] });
+    let res = save("other", "borrows_a_hook", alert.clone());
+    assert_eq!(rule(&res).as_deref(), Some("unknown_integration"), "{res}");
+    assert!(save("default", "uses_its_hook", alert)["data"]["createTask"]["tid"].is_i64());
+    // And the instance's own task gets the value at dispatch.
+    let res = save("default", "uses_its_key", profile);
+    let tid = res["data"]["createTask"]["tid"].as_i64().unwrap_or_else(|| panic!("{res}"));
+    wait_success(&s, &admin, force_run(&s, &admin, tid));
+}

@@ -87,11 +87,23 @@ impl Ctx {
         );
         k
     }
-    /// A webhook integration; its name.
+    /// A webhook integration, global; its name.
     fn integration(&self) -> String {
         let n = self.unique("hook");
         self.gql(CREATE_HOOK, json!({ "n": n, "k": self.hook_key() }));
         n
+    }
+    /// A webhook integration of instance `default`; its name.
+    fn integration_here(&self) -> String {
+        let n = self.unique("hook");
+        self.gql(CREATE_HOOK_HERE, json!({ "n": n, "k": self.hook_key() }));
+        n
+    }
+    /// A credential of instance `default`; its key.
+    fn key_here(&self) -> String {
+        let k = format!("keys/{}", self.unique("k"));
+        self.gql(SET_KEY_HERE, json!({ "k": k }));
+        k
     }
     fn user(&self, instances: &str) -> i64 {
         self.gql(
@@ -105,6 +117,10 @@ impl Ctx {
 
 const CREATE_HOOK: &str =
     "mutation($n: String!, $k: String!) { createIntegration(input: {name: $n, kind: \"webhook\", credentialKey: $k}) { name } }";
+const CREATE_HOOK_HERE: &str =
+    "mutation($n: String!, $k: String!) { createIntegration(instance: \"default\", input: {name: $n, kind: \"webhook\", credentialKey: $k}) { name } }";
+const SET_KEY_HERE: &str =
+    "mutation($k: String!) { setCredential(key: $k, value: \"v\", instance: \"default\") { version } }";
 
 type Build = Box<dyn Fn(&Ctx, &Caller) -> (String, Value)>;
 
@@ -273,26 +289,23 @@ fn mutations() -> Vec<Op> {
             c.gql("mutation($t: Int!) { freezeTask(tid: $t) { ok } }", json!({ "t": tid }));
             q("mutation($t: Int!) { unfreezeTask(tid: $t) { ok } }", json!({ "t": tid }))
         }),
-        op("createIntegration", Some("superadmin"), Global, |c, _| {
-            q(CREATE_HOOK, json!({ "n": c.unique("hook"), "k": c.hook_key() }))
+        // Integrations and credentials of instance `default` (global ones, a superadmin's only, are
+        // in `security_instances.rs`).
+        op("createIntegration", Some("admin"), Instance, |c, _| {
+            q(CREATE_HOOK_HERE, json!({ "n": c.unique("hook"), "k": c.hook_key() }))
         }),
-        op("updateIntegration", Some("superadmin"), Global, |c, _| {
-            let (n, k) = (c.integration(), c.hook_key());
+        op("updateIntegration", Some("admin"), Instance, |c, _| {
+            let (n, k) = (c.integration_here(), c.hook_key());
             q("mutation($n: String!, $k: String!) { updateIntegration(name: $n, input: {name: $n, kind: \"webhook\", credentialKey: $k}) { name } }", json!({ "n": n, "k": k }))
         }),
-        op("deleteIntegration", Some("superadmin"), Global, |c, _| {
-            q("mutation($n: String!) { deleteIntegration(name: $n) }", json!({ "n": c.integration() }))
+        op("deleteIntegration", Some("admin"), Instance, |c, _| {
+            q("mutation($n: String!) { deleteIntegration(name: $n) }", json!({ "n": c.integration_here() }))
         }),
-        op("setCredential", Some("superadmin"), Global, |c, _| {
-            q(
-                "mutation($k: String!) { setCredential(key: $k, value: \"v\") { version } }",
-                json!({ "k": format!("keys/{}", c.unique("k")) }),
-            )
+        op("setCredential", Some("admin"), Instance, |c, _| {
+            q(SET_KEY_HERE, json!({ "k": format!("keys/{}", c.unique("k")) }))
         }),
-        op("deleteCredential", Some("superadmin"), Global, |c, _| {
-            let k = format!("keys/{}", c.unique("k"));
-            c.gql("mutation($k: String!) { setCredential(key: $k, value: \"v\") { version } }", json!({ "k": k }));
-            q("mutation($k: String!) { deleteCredential(key: $k) }", json!({ "k": k }))
+        op("deleteCredential", Some("admin"), Instance, |c, _| {
+            q("mutation($k: String!) { deleteCredential(key: $k) }", json!({ "k": c.key_here() }))
         }),
         op("sendTestAlert", Some("admin"), Global, |c, _| {
             q("mutation($n: String!) { sendTestAlert(integration: $n) { status } }", json!({ "n": c.integration() }))

@@ -330,24 +330,30 @@ fn tasks_and_groups_are_built_in_the_browser_with_the_flow_graph_and_an_import_p
         let c = browser(&driver).await;
         login(&c, &base, "admin", &password).await;
 
-        // Integrations: a credential set (and never shown back), a Slack integration that uses
-        // it, refused first for a credential that does not exist, then a test alert logged.
+        // Integrations: a credential set in an instance (and never shown back), a Slack
+        // integration of that instance that uses it, refused first for a credential that does not
+        // exist, then a test alert logged.
         c.goto(&s.url("/integrations")).await.unwrap();
         text_until(&c, "main h2", "the integrations page", |t| t.contains("Integrations")).await;
         let secret_url = format!("{}/slack/UI-T0KEN", sink.base_url);
         fill(&c, "#c-key", "hooks/ops").await;
         fill(&c, "#c-value", &secret_url).await;
+        fill(&c, "#c-instance", "default").await;
         click(&c, "#set-credential").await;
         text_until(&c, "#integrations-notice", "the credential set", |t| t.contains("hooks/ops set (version 1)")).await;
-        text_until(&c, "#credential-keys-table", "the key listed", |t| t.contains("hooks/ops")).await;
+        text_until(&c, "#key-hooks-ops", "the key listed", |t| t.contains("hooks/ops") && t.contains("default")).await;
         fill(&c, "#i-name", "ops").await;
+        fill(&c, "#i-instance", "default").await;
         choose(&c, "#i-kind", "slack").await;
         fill(&c, "#i-credentialKey", "hooks/none").await;
         click(&c, "#save-integration").await;
         text_until(&c, "#error-credential_key", "the unknown credential", |t| t.contains("no credential hooks/none")).await;
         fill(&c, "#i-credentialKey", "hooks/ops").await;
         click(&c, "#save-integration").await;
-        text_until(&c, "#integration-ops", "the integration", |t| t.contains("slack") && t.contains("hooks/ops ✓")).await;
+        text_until(&c, "#integration-ops", "the integration", |t| {
+            t.contains("slack") && t.contains("hooks/ops ✓") && t.contains("default")
+        })
+        .await;
         click(&c, "#test-ops").await;
         text_until(&c, "#integrations-notice", "the test alert", |t| t.contains("Test alert through ops: SENT")).await;
         text_until(&c, "#deliveries", "the delivery log", |t| t.contains("[Baton] Test alert from admin") && t.contains("HTTP 200")).await;

@@ -268,7 +268,7 @@ pub fn prepare(c: &mut DbConn, vault: &Vault, d: &DeliveryRow) -> Result<Prepare
         .map_err(|e| Failure::Permanent(format!("integration {} is invalid: {e}", d.integration)))?;
     let mut credentials = HashMap::new();
     for key in integration.credential_keys() {
-        let value = vault.lookup(key.as_str()).ok_or_else(|| {
+        let value = vault.lookup_for(key.as_str(), row.instance_id).ok_or_else(|| {
             Failure::Permanent(format!("credential {key} of integration {} is not set", d.integration))
         })?;
         credentials.insert(key.to_string(), value);

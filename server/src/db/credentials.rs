@@ -2,6 +2,7 @@
 
 use super::schema::credentials;
 use super::{ts, with_conn, DbConn, DbError, DbResult};
+use baton_schema::ids::InstanceId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -15,17 +16,43 @@ pub struct CredentialRow {
     pub version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The instance it belongs to; none for a global one.
+    pub instance_id: Option<InstanceId>,
 }
 
-/// Sets or rotates the encrypted value under `key`; returns its version (1, then one more per
-/// rotation).
-pub fn put(conn: &mut DbConn, key: &str, nonce: &str, ciphertext: &str, now: DateTime<Utc>) -> DbResult<i64> {
+/// A credential without its value.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = credentials)]
+pub struct KeyRow {
+    pub key: String,
+    pub version: i64,
+    pub updated_at: NaiveDateTime,
+    pub instance_id: Option<InstanceId>,
+}
+
+/// The sealed form of a value.
+pub struct Sealed<'a> {
+    pub nonce: &'a str,
+    pub ciphertext: &'a str,
+}
+
+/// Sets or rotates the encrypted value under `key`, created in `instance` (a rotation keeps the
+/// instance it has); returns its version (1, then one more per rotation).
+pub fn put(
+    conn: &mut DbConn,
+    key: &str,
+    sealed: &Sealed<'_>,
+    instance: Option<InstanceId>,
+    now: DateTime<Utc>,
+) -> DbResult<i64> {
+    let (nonce, ciphertext) = (sealed.nonce, sealed.ciphertext);
     Ok(with_conn!(conn, |c| diesel::insert_into(credentials::table)
         .values((
             credentials::key.eq(key),
             credentials::nonce.eq(nonce),
             credentials::ciphertext.eq(ciphertext),
             credentials::version.eq(1),
+            credentials::instance_id.eq(instance),
             credentials::created_at.eq(ts(now)),
             credentials::updated_at.eq(ts(now)),
         ))
@@ -50,11 +77,8 @@ pub fn get(conn: &mut DbConn, key: &str) -> DbResult<Option<CredentialRow>> {
 }
 
 /// Keys only, never values.
-pub fn keys(conn: &mut DbConn) -> DbResult<Vec<(String, i64, NaiveDateTime)>> {
-    Ok(with_conn!(conn, |c| credentials::table
-        .order(credentials::key)
-        .select((credentials::key, credentials::version, credentials::updated_at))
-        .load(c))?)
+pub fn keys(conn: &mut DbConn) -> DbResult<Vec<KeyRow>> {
+    Ok(with_conn!(conn, |c| credentials::table.order(credentials::key).select(KeyRow::as_select()).load(c))?)
 }
 
 pub fn delete(conn: &mut DbConn, key: &str) -> DbResult<()> {

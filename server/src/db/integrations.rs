@@ -2,7 +2,7 @@
 
 use super::schema::integrations;
 use super::{ts, with_conn, DbConn, DbError, DbResult};
-use baton_schema::ids::IntegrationId;
+use baton_schema::ids::{InstanceId, IntegrationId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -18,22 +18,31 @@ pub struct IntegrationRow {
     pub credential_key: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The instance it belongs to; none for a global one.
+    pub instance_id: Option<InstanceId>,
+}
+
+/// What an integration is stored as, besides its name.
+pub struct Stored<'a> {
+    pub kind: &'a str,
+    pub config: &'a str,
+    pub credential_key: Option<&'a str>,
 }
 
 pub fn insert(
     conn: &mut DbConn,
     name: &str,
-    kind: &str,
-    config: &str,
-    credential_key: Option<&str>,
+    s: &Stored<'_>,
+    instance: Option<InstanceId>,
     now: DateTime<Utc>,
 ) -> DbResult<IntegrationId> {
     Ok(with_conn!(conn, |c| diesel::insert_into(integrations::table)
         .values((
             integrations::name.eq(name),
-            integrations::kind.eq(kind),
-            integrations::config.eq(config),
-            integrations::credential_key.eq(credential_key),
+            integrations::kind.eq(s.kind),
+            integrations::config.eq(s.config),
+            integrations::credential_key.eq(s.credential_key),
+            integrations::instance_id.eq(instance),
             integrations::created_at.eq(ts(now)),
             integrations::updated_at.eq(ts(now)),
         ))
@@ -41,19 +50,12 @@ pub fn insert(
         .get_result(c))?)
 }
 
-pub fn update(
-    conn: &mut DbConn,
-    id: IntegrationId,
-    kind: &str,
-    config: &str,
-    credential_key: Option<&str>,
-    now: DateTime<Utc>,
-) -> DbResult<()> {
+pub fn update(conn: &mut DbConn, id: IntegrationId, s: &Stored<'_>, now: DateTime<Utc>) -> DbResult<()> {
     let n = with_conn!(conn, |c| diesel::update(integrations::table.find(id))
         .set((
-            integrations::kind.eq(kind),
-            integrations::config.eq(config),
-            integrations::credential_key.eq(credential_key),
+            integrations::kind.eq(s.kind),
+            integrations::config.eq(s.config),
+            integrations::credential_key.eq(s.credential_key),
             integrations::updated_at.eq(ts(now))
         ))
         .execute(c))?;

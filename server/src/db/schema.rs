@@ -96,6 +96,7 @@ diesel::table! {
         credential_key -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        instance_id -> Nullable<BigInt>,
     }
 }
 
@@ -120,6 +121,7 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        instance_id -> Nullable<BigInt>,
     }
 }
 

@@ -264,19 +264,19 @@ pub fn delete(conn: &mut DbConn, id: TaskId) -> DbResult<()> {
     Ok(())
 }
 
-/// (task name, credential key) for every `${C:key}` in a task's profile.
-pub fn naming_credentials(conn: &mut DbConn) -> DbResult<Vec<(String, String)>> {
-    let rows: Vec<(String, String)> = with_conn!(conn, |c| tasks::table
+/// (instance, task name, credential key) for every `${C:key}` in a task's profile.
+pub fn naming_credentials(conn: &mut DbConn) -> DbResult<Vec<(InstanceId, String, String)>> {
+    let rows: Vec<(InstanceId, String, String)> = with_conn!(conn, |c| tasks::table
         .filter(tasks::profile.like("%${C:%"))
         .order(tasks::id)
-        .select((tasks::name, tasks::profile))
+        .select((tasks::instance_id, tasks::name, tasks::profile))
         .load(c))?;
     let mut out = Vec::new();
-    for (name, profile) in rows {
+    for (instance, name, profile) in rows {
         let profile: std::collections::BTreeMap<String, String> = super::from_json("task profile", &profile)?;
         for (var, value) in &profile {
             for key in baton_schema::placeholder::credential_refs(var, value).unwrap_or_default() {
-                out.push((name.clone(), key.to_string()));
+                out.push((instance, name.clone(), key.to_string()));
             }
         }
     }

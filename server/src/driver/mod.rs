@@ -468,7 +468,8 @@ impl Driver {
     }
 
     /// Sends an attempt to its agent: whether it reached the agent's connection. A credential its
-    /// profile names that is not set is an error (the run fails with it rather than run without).
+    /// profile names that is not set, or belongs to another instance, is an error (the run fails
+    /// with it rather than run without).
     fn send_dispatch(&self, run_id: RunId, attempt: u32, agent: &str, spec: &JobSpec) -> Result<bool, String> {
         let mut env = spec.env.clone();
         let mut secrets = Vec::new();
@@ -477,20 +478,24 @@ impl Driver {
                 continue;
             }
             let mut missing = None;
-            *value = baton_schema::placeholder::expand_credentials(value, |key| match self.vault.lookup(key) {
-                Some(v) => {
-                    if !secrets.contains(&v) {
-                        secrets.push(v.clone());
+            *value = baton_schema::placeholder::expand_credentials(value, |key| {
+                match self.vault.lookup_for(key, spec.instance_id) {
+                    Some(v) => {
+                        if !secrets.contains(&v) {
+                            secrets.push(v.clone());
+                        }
+                        Some(v)
                     }
-                    Some(v)
-                }
-                None => {
-                    missing = Some(key.to_string());
-                    None
+                    None => {
+                        missing = Some(key.to_string());
+                        None
+                    }
                 }
             });
             if let Some(key) = missing {
-                return Err(format!("profile variable {name} names credential {key}, which is not set"));
+                return Err(format!(
+                    "profile variable {name} names credential {key}, which is not set for this task's instance"
+                ));
             }
         }
         env.insert("BATON_RUN_ID".into(), run_id.to_string());

@@ -1,8 +1,10 @@
 //! Integrations, the credential store and the delivery log, as the API sees them: admins define
-//! channels and set secrets (sealed at once, never returned, audited without their value), and
-//! definitions may only name integrations and credentials that exist.
+//! channels and set secrets (sealed at once, never returned, audited without their value), each
+//! belonging to one instance (its admins' to manage, its definitions' to name) or global (a
+//! superadmin's, everyone's to name), and definitions may only name integrations and credentials
+//! that exist where they may use them.
 
-use super::{audit, require, Services, SvcResult};
+use super::{audit_in, instance_for, require, Services, SvcResult};
 use crate::db::{self, DbConn};
 use async_trait::async_trait;
 use baton_graphql::backend::*;
@@ -10,51 +12,108 @@ use baton_graphql::ApiError;
 use baton_schema::access::{InstanceAccess, Role};
 use baton_schema::alert::{Integration, IntegrationDraft};
 use baton_schema::definition::AlertRule;
-use baton_schema::ids::AlertDeliveryId;
+use baton_schema::ids::{AlertDeliveryId, InstanceId};
 use baton_schema::names::CredentialKey;
 use baton_schema::{FieldError, FieldErrors};
 use chrono::Utc;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-/// The integrations and credential keys that exist, to check definitions against.
+/// Whether something of `owner` (none: global) may be used by what is in `user` (none: global):
+/// global things by everything, an instance's by that instance's only.
+fn usable(owner: Option<InstanceId>, user: Option<InstanceId>) -> bool {
+    owner.is_none() || owner == user
+}
+
+/// The instances by id, to say whose an integration or a credential is.
+struct Owners(Vec<db::instances::InstanceRow>);
+
+impl Owners {
+    fn load(c: &mut DbConn) -> SvcResult<Self> {
+        Ok(Self(db::instances::list(c)?))
+    }
+
+    fn name(&self, id: Option<InstanceId>) -> Option<String> {
+        let id = id?;
+        self.0.iter().find(|i| i.id == id).map(|i| i.name.clone())
+    }
+
+    /// Whether `p` sees something of `owner`: global things are everyone's to see.
+    fn sees(&self, p: &Principal, owner: Option<InstanceId>) -> bool {
+        owner.is_none() || self.name(owner).is_some_and(|n| p.instances.allows(&n))
+    }
+
+    /// Checks that `p` may manage `what`, of `owner`: an instance's, an admin who has it; a
+    /// global one, a superadmin. What `p` may not see is not found.
+    fn check_manages(&self, p: &Principal, owner: Option<InstanceId>, what: &str) -> SvcResult<()> {
+        require(p, Role::Admin)?;
+        if !self.sees(p, owner) {
+            return Err(ApiError::NotFound(what.to_string()).into());
+        }
+        if owner.is_none() && p.role < Role::Superadmin {
+            return Err(ApiError::Forbidden(format!("{what} is global: only a superadmin manages it")).into());
+        }
+        Ok(())
+    }
+}
+
+/// The instance a new integration or credential goes in (None: global), checked for `p`.
+fn owner_for(c: &mut DbConn, p: &Principal, instance: Option<&str>) -> SvcResult<Option<InstanceId>> {
+    match instance.filter(|i| !i.is_empty()) {
+        Some(name) => Ok(Some(instance_for(c, p, name)?.id)),
+        None if p.role >= Role::Superadmin => Ok(None),
+        None => Err(ApiError::Forbidden(
+            "only a superadmin makes global integrations and credentials; name one of your instances".into(),
+        )
+        .into()),
+    }
+}
+
+/// The integrations and credential keys that exist, with their instances, to check definitions
+/// against.
 pub(crate) struct References {
-    integrations: std::collections::HashSet<String>,
-    credentials: std::collections::HashSet<String>,
+    integrations: HashMap<String, Option<InstanceId>>,
+    credentials: HashMap<String, Option<InstanceId>>,
 }
 
 impl References {
     pub(crate) fn load(c: &mut DbConn) -> SvcResult<Self> {
         Ok(Self {
-            integrations: db::integrations::list(c)?.into_iter().map(|i| i.name).collect(),
-            credentials: db::credentials::keys(c)?.into_iter().map(|(k, _, _)| k).collect(),
+            integrations: db::integrations::list(c)?.into_iter().map(|i| (i.name, i.instance_id)).collect(),
+            credentials: db::credentials::keys(c)?.into_iter().map(|k| (k.key, k.instance_id)).collect(),
         })
     }
 
-    /// Checks that alert rules name existing integrations and a profile existing credentials;
-    /// errors are under `prefix` (empty for a form, `$.instances[0].tasks[3].` in an import).
+    /// Checks that alert rules name integrations and a profile credentials that exist globally or
+    /// in `instance` (those of other instances are as unknown); errors are under `prefix` (empty
+    /// for a form, `$.instances[0].tasks[3].` in an import).
     pub(crate) fn check(
         &self,
         alerts: &[AlertRule],
         profile: Option<&BTreeMap<String, String>>,
+        instance: InstanceId,
         prefix: &str,
         errors: &mut FieldErrors,
     ) {
+        let here = Some(instance);
         for (i, rule) in alerts.iter().enumerate() {
-            if !self.integrations.contains(&rule.integration) {
+            if !self.integrations.get(&rule.integration).is_some_and(|owner| usable(*owner, here)) {
                 errors.push(FieldError::new(
                     format!("{prefix}alerts[{i}].integration"),
                     "unknown_integration",
-                    format!("no integration {}; define it on the integrations page first", rule.integration),
+                    format!(
+                        "no integration {} global or in this instance; define it on the integrations page first",
+                        rule.integration
+                    ),
                 ));
             }
         }
         for (name, value) in profile.into_iter().flatten() {
             for key in baton_schema::placeholder::credential_refs(name, value).unwrap_or_default() {
-                if !self.credentials.contains(key.as_str()) {
+                if !self.credentials.get(key.as_str()).is_some_and(|owner| usable(*owner, here)) {
                     errors.push(FieldError::new(
                         format!("{prefix}profile.{name}"),
                         "unknown_credential",
-                        format!("no credential {key}; set it first"),
+                        format!("no credential {key} global or in this instance; set it first"),
                     ));
                 }
             }
@@ -62,17 +121,18 @@ impl References {
     }
 }
 
-/// [`References::check`] for one definition typed in a form.
+/// [`References::check`] for one definition of `instance` typed in a form.
 pub(crate) fn check_references(
     c: &mut DbConn,
     alerts: &[AlertRule],
     profile: Option<&BTreeMap<String, String>>,
+    instance: InstanceId,
     errors: &mut FieldErrors,
 ) -> SvcResult<()> {
     if alerts.is_empty() && profile.is_none_or(|p| !p.values().any(|v| v.contains("${C:"))) {
         return Ok(());
     }
-    References::load(c)?.check(alerts, profile, "", errors);
+    References::load(c)?.check(alerts, profile, instance, "", errors);
     Ok(())
 }
 
@@ -88,12 +148,20 @@ fn keys_of(row: &db::integrations::IntegrationRow) -> Vec<String> {
 fn record(
     c: &mut DbConn,
     row: db::integrations::IntegrationRow,
+    owners: &Owners,
     vault: &crate::vault::Vault,
 ) -> SvcResult<IntegrationRecord> {
     let draft: IntegrationDraft = db::from_json("integration", &row.config)?;
-    let credential_set = row.credential_key.as_deref().is_some_and(|k| vault.lookup(k).is_some());
+    let credential_set = row.credential_key.as_deref().is_some_and(|k| vault.lookup_for(k, row.instance_id).is_some());
     let rules = db::alert_rules::count_naming(c, &row.name)?;
-    Ok(IntegrationRecord { id: row.id, draft, credential_set, rules, updated_at: db::utc(row.updated_at) })
+    Ok(IntegrationRecord {
+        id: row.id,
+        draft,
+        instance: owners.name(row.instance_id),
+        credential_set,
+        rules,
+        updated_at: db::utc(row.updated_at),
+    })
 }
 
 fn delivery_records(
@@ -134,46 +202,67 @@ impl Services {}
 
 #[async_trait]
 impl baton_graphql::Alerting for Services {
-    async fn integrations(&self) -> BackendResult<Vec<IntegrationRecord>> {
-        let vault = self.vault.clone();
-        self.run(move |c| db::integrations::list(c)?.into_iter().map(|r| record(c, r, &vault)).collect()).await
+    async fn integrations(&self, p: &Principal) -> BackendResult<Vec<IntegrationRecord>> {
+        let (vault, p) = (self.vault.clone(), p.clone());
+        self.run(move |c| {
+            let owners = Owners::load(c)?;
+            db::integrations::list(c)?
+                .into_iter()
+                .filter(|r| owners.sees(&p, r.instance_id))
+                .map(|r| record(c, r, &owners, &vault))
+                .collect()
+        })
+        .await
     }
 
     async fn save_integration(
         &self,
         p: &Principal,
         name: Option<&str>,
+        instance: Option<&str>,
         draft: IntegrationDraft,
     ) -> BackendResult<IntegrationRecord> {
         let vault = self.vault.clone();
-        let (p, name) = (p.clone(), name.map(String::from));
+        let (p, name, instance) = (p.clone(), name.map(String::from), instance.map(String::from));
         self.run(move |c| {
             require(&p, Role::Admin)?;
             let valid = Integration::parse(&draft)?;
             db::transaction(c, |c| {
                 let now = Utc::now();
+                let owners = Owners::load(c)?;
+                let existing = match &name {
+                    Some(n) => {
+                        let row = db::integrations::by_name(c, n)?
+                            .ok_or_else(|| ApiError::NotFound(format!("integration {n}")))?;
+                        owners.check_manages(&p, row.instance_id, &format!("integration {n}"))?;
+                        Some(row)
+                    }
+                    None => None,
+                };
+                let owner = match &existing {
+                    Some(old) => old.instance_id,
+                    None => owner_for(c, &p, instance.as_deref())?,
+                };
                 let mut errors = FieldErrors::new();
                 for key in valid.credential_keys() {
-                    if db::credentials::get(c, key.as_str())?.is_none() {
+                    let found = db::credentials::get(c, key.as_str())?;
+                    if !found.is_some_and(|k| usable(k.instance_id, owner)) {
                         let own = valid.credential_key.as_ref() == Some(&key);
+                        let whose = if owner.is_some() { "global or in this instance" } else { "global" };
                         errors.push(FieldError::new(
                             if own { "credential_key" } else { "headers" },
                             "unknown_credential",
                             if own {
-                                format!("no credential {key}; set it first (it holds {})", valid.kind.secret_is())
+                                format!(
+                                    "no credential {key} {whose}; set it first (it holds {})",
+                                    valid.kind.secret_is()
+                                )
                             } else {
-                                format!("no credential {key}; set it first")
+                                format!("no credential {key} {whose}; set it first")
                             },
                         ));
                     }
                 }
-                let existing = match &name {
-                    Some(n) => Some(
-                        db::integrations::by_name(c, n)?
-                            .ok_or_else(|| ApiError::NotFound(format!("integration {n}")))?,
-                    ),
-                    None => None,
-                };
                 if let Some(old) = &existing {
                     if old.name != valid.name.as_str() {
                         errors.push(FieldError::new(
@@ -183,24 +272,30 @@ impl baton_graphql::Alerting for Services {
                         ));
                     }
                 } else if db::integrations::by_name(c, valid.name.as_str())?.is_some() {
+                    // Names are unique across instances; which instance has it is not said.
                     errors.push(FieldError::new("name", "unique", format!("integration {} exists", valid.name)));
                 }
                 if !errors.is_empty() {
                     return Err(errors.into());
                 }
                 let config = db::to_json(&valid.draft);
-                let key = valid.credential_key.as_ref().map(|k| k.as_str());
+                let stored = db::integrations::Stored {
+                    kind: valid.kind.as_str(),
+                    config: &config,
+                    credential_key: valid.credential_key.as_ref().map(|k| k.as_str()),
+                };
                 match &existing {
-                    Some(old) => db::integrations::update(c, old.id, valid.kind.as_str(), &config, key, now)?,
+                    Some(old) => db::integrations::update(c, old.id, &stored, now)?,
                     None => {
-                        db::integrations::insert(c, valid.name.as_str(), valid.kind.as_str(), &config, key, now)?;
+                        db::integrations::insert(c, valid.name.as_str(), &stored, owner, now)?;
                     }
                 }
                 let before = existing.map(|o| o.config);
                 let action = if before.is_some() { "updateIntegration" } else { "createIntegration" };
-                audit(c, &p.username, action, &format!("integration {}", valid.name), before, Some(config))?;
+                let target = format!("integration {}", valid.name);
+                audit_in(c, owner, &p.username, action, &target, before, Some(config))?;
                 let row = db::integrations::by_name(c, valid.name.as_str())?.ok_or(db::DbError::NotFound)?;
-                record(c, row, &vault)
+                record(c, row, &owners, &vault)
             })
         })
         .await
@@ -213,6 +308,7 @@ impl baton_graphql::Alerting for Services {
             db::transaction(c, |c| {
                 let row = db::integrations::by_name(c, &name)?
                     .ok_or_else(|| ApiError::NotFound(format!("integration {name}")))?;
+                Owners::load(c)?.check_manages(&p, row.instance_id, &format!("integration {name}"))?;
                 let rules = db::alert_rules::count_naming(c, &name)?;
                 if rules > 0 {
                     return Err(ApiError::Conflict(format!(
@@ -221,42 +317,56 @@ impl baton_graphql::Alerting for Services {
                     .into());
                 }
                 db::integrations::delete(c, row.id)?;
-                audit(c, &p.username, "deleteIntegration", &format!("integration {name}"), Some(row.config), None)?;
+                let target = format!("integration {name}");
+                audit_in(c, row.instance_id, &p.username, "deleteIntegration", &target, Some(row.config), None)?;
                 Ok(true)
             })
         })
         .await
     }
 
-    async fn credential_keys(&self) -> BackendResult<Vec<CredentialKeyRecord>> {
-        self.run(|c| {
+    async fn credential_keys(&self, p: &Principal) -> BackendResult<Vec<CredentialKeyRecord>> {
+        let p = p.clone();
+        self.run(move |c| {
+            let owners = Owners::load(c)?;
             let integrations = db::integrations::list(c)?;
             let keys = db::credentials::keys(c)?;
+            // What names a key, as far as the caller may see it.
             let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for i in &integrations {
+            for i in integrations.iter().filter(|i| owners.sees(&p, i.instance_id)) {
                 for k in keys_of(i) {
                     users.entry(k).or_default().push(format!("integration {}", i.name));
                 }
             }
-            for (task, key) in db::tasks::naming_credentials(c)? {
-                users.entry(key).or_default().push(format!("task {task}"));
+            for (instance, task, key) in db::tasks::naming_credentials(c)? {
+                if owners.sees(&p, Some(instance)) {
+                    users.entry(key).or_default().push(format!("task {task}"));
+                }
             }
             Ok(keys
                 .into_iter()
-                .map(|(key, version, updated_at)| CredentialKeyRecord {
-                    used_by: users.remove(&key).unwrap_or_default(),
-                    key,
-                    version,
-                    updated_at: db::utc(updated_at),
+                .filter(|k| owners.sees(&p, k.instance_id))
+                .map(|k| CredentialKeyRecord {
+                    used_by: users.remove(&k.key).unwrap_or_default(),
+                    instance: owners.name(k.instance_id),
+                    key: k.key,
+                    version: k.version,
+                    updated_at: db::utc(k.updated_at),
                 })
                 .collect())
         })
         .await
     }
 
-    async fn set_credential(&self, p: &Principal, key: &str, value: &str) -> BackendResult<CredentialKeyRecord> {
+    async fn set_credential(
+        &self,
+        p: &Principal,
+        key: &str,
+        value: &str,
+        instance: Option<&str>,
+    ) -> BackendResult<CredentialKeyRecord> {
         let vault = self.vault.clone();
-        let (p, key, value) = (p.clone(), key.to_string(), value.to_string());
+        let (p, key, value, instance) = (p.clone(), key.to_string(), value.to_string(), instance.map(String::from));
         self.run(move |c| {
             require(&p, Role::Admin)?;
             let key = CredentialKey::parse(&key)?;
@@ -266,21 +376,45 @@ impl baton_graphql::Alerting for Services {
             if value.len() > 65_536 {
                 return Err(FieldError::new("value", "max_length", "must be at most 65536 bytes").into());
             }
-            let version = vault.set(c, key.as_str(), &value).map_err(|e| {
+            let owners = Owners::load(c)?;
+            let owner = match db::credentials::get(c, key.as_str())? {
+                // A rotation: the key keeps its instance.
+                Some(old) => {
+                    if !owners.sees(&p, old.instance_id) {
+                        // Keys are unique across instances; which instance has it is not said.
+                        return Err(FieldError::new("key", "unique", format!("credential {key} exists")).into());
+                    }
+                    owners.check_manages(&p, old.instance_id, &format!("credential {key}"))?;
+                    if let Some(asked) = instance.as_deref().filter(|i| !i.is_empty()) {
+                        if owners.name(old.instance_id).as_deref() != Some(asked) {
+                            return Err(FieldError::new(
+                                "instance",
+                                "immutable",
+                                format!("credential {key} keeps the instance it was set in"),
+                            )
+                            .into());
+                        }
+                    }
+                    old.instance_id
+                }
+                None => owner_for(c, &p, instance.as_deref())?,
+            };
+            let version = vault.set(c, key.as_str(), &value, owner).map_err(|e| {
                 tracing::error!(key = %key, error = %e, "sealing a credential");
                 ApiError::Internal
             })?;
             // The audit log says who set which key and its version; never the value.
-            audit(
-                c,
-                &p.username,
-                "setCredential",
-                &format!("credential {key}"),
-                None,
-                Some(format!("{{\"version\":{version}}}")),
-            )?;
+            let target = format!("credential {key}");
+            let after = Some(format!("{{\"version\":{version}}}"));
+            audit_in(c, owner, &p.username, "setCredential", &target, None, after)?;
             let updated_at = Utc::now();
-            Ok(CredentialKeyRecord { key: key.to_string(), version, updated_at, used_by: Vec::new() })
+            Ok(CredentialKeyRecord {
+                key: key.to_string(),
+                instance: owners.name(owner),
+                version,
+                updated_at,
+                used_by: Vec::new(),
+            })
         })
         .await
     }
@@ -291,6 +425,9 @@ impl baton_graphql::Alerting for Services {
         self.run(move |c| {
             require(&p, Role::Admin)?;
             db::transaction(c, |c| {
+                let row =
+                    db::credentials::get(c, &key)?.ok_or_else(|| ApiError::NotFound(format!("credential {key}")))?;
+                Owners::load(c)?.check_manages(&p, row.instance_id, &format!("credential {key}"))?;
                 let users: Vec<String> = db::integrations::list(c)?
                     .into_iter()
                     .filter(|i| keys_of(i).contains(&key))
@@ -298,18 +435,16 @@ impl baton_graphql::Alerting for Services {
                     .chain(
                         db::tasks::naming_credentials(c)?
                             .into_iter()
-                            .filter(|(_, k)| *k == key)
-                            .map(|(t, _)| format!("task {t}")),
+                            .filter(|(_, _, k)| *k == key)
+                            .map(|(_, t, _)| format!("task {t}")),
                     )
                     .collect();
                 if !users.is_empty() {
                     return Err(ApiError::Conflict(format!("credential {key} is used by {}", users.join(", "))).into());
                 }
-                db::credentials::delete(c, &key).map_err(|e| match e {
-                    db::DbError::NotFound => ApiError::NotFound(format!("credential {key}")).into(),
-                    other => super::SvcError::from(other),
-                })?;
-                audit(c, &p.username, "deleteCredential", &format!("credential {key}"), None, None)?;
+                db::credentials::delete(c, &key)?;
+                let target = format!("credential {key}");
+                audit_in(c, row.instance_id, &p.username, "deleteCredential", &target, None, None)?;
                 vault.forget(&key);
                 Ok(true)
             })
@@ -352,12 +487,14 @@ impl baton_graphql::Alerting for Services {
         let (p2, n2) = (p.clone(), name.clone());
         self.run(move |c| {
             require(&p2, Role::Admin)?;
-            if db::integrations::by_name(c, &n2)?.is_none() {
+            let row = db::integrations::by_name(c, &n2)?;
+            let owners = Owners::load(c)?;
+            let Some(row) = row.filter(|r| owners.sees(&p2, r.instance_id)) else {
                 return Err(
                     ApiError::invalid("integration", "unknown_integration", format!("no integration {n2}")).into()
                 );
-            }
-            audit(c, &p2.username, "sendTestAlert", &format!("integration {n2}"), None, None)?;
+            };
+            audit_in(c, row.instance_id, &p2.username, "sendTestAlert", &format!("integration {n2}"), None, None)?;
             Ok(())
         })
         .await?;

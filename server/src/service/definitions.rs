@@ -131,7 +131,7 @@ pub(crate) fn check_task_context(
             errors.push(e.into_field_error());
         }
     }
-    super::alerting::check_references(c, &t.alerts, Some(&t.profile), &mut errors)?;
+    super::alerting::check_references(c, &t.alerts, Some(&t.profile), instance_id, &mut errors)?;
     if errors.is_empty() {
         Ok(group_id)
     } else {
@@ -214,7 +214,7 @@ pub(crate) fn check_group_context(
     if let Err(e) = check_graph(&nodes) {
         errors.push(e.into_field_error());
     }
-    super::alerting::check_references(c, &g.alerts, None, &mut errors)?;
+    super::alerting::check_references(c, &g.alerts, None, instance_id, &mut errors)?;
     if errors.is_empty() {
         Ok(())
     } else {

@@ -155,7 +155,7 @@ fn apply_instance(
     for (j, g) in inst.groups.iter().enumerate() {
         let gat = format!("{at}.groups[{j}]");
         let mut found = baton_schema::FieldErrors::new();
-        references.check(&g.alerts, None, &format!("{gat}."), &mut found);
+        references.check(&g.alerts, None, instance.id, &format!("{gat}."), &mut found);
         plan.errors.extend(found.0);
         let by_name = || before_groups.iter().find(|b| b.draft.name == g.name.as_str()).and_then(|b| b.draft.gid);
         let instance_of = |c: &mut DbConn, id| Ok(db::groups::get(c, id)?.instance_id);
@@ -205,7 +205,7 @@ fn apply_instance(
     for (j, t) in inst.tasks.iter().enumerate() {
         let tat = format!("{at}.tasks[{j}]");
         let mut found = baton_schema::FieldErrors::new();
-        references.check(&t.alerts, Some(&t.profile), &format!("{tat}."), &mut found);
+        references.check(&t.alerts, Some(&t.profile), instance.id, &format!("{tat}."), &mut found);
         plan.errors.extend(found.0);
         let group_id = match &t.group {
             Some(g) => match group_ids.get(g.as_str()) {

@@ -1,6 +1,6 @@
 //! Integrations & credentials: the alert channels (with a test button), the credential store's
-//! keys (set or rotated here, never shown back), and the delivery log of every alert with its
-//! attempts, refreshed every few seconds.
+//! keys (set or rotated here, never shown back), each of one instance or of all, and the delivery
+//! log of every alert with its attempts, refreshed every few seconds.
 
 use super::{field_error, input_value};
 use crate::gql;
@@ -128,6 +128,11 @@ fn label(field: &str) -> &'static str {
     }
 }
 
+/// Whose an integration or a credential is: its instance's, or every instance's.
+fn instance_of(instance: &Option<String>) -> String {
+    instance.clone().unwrap_or_else(|| "all".into())
+}
+
 /// `2026-11-28T20:05:26.33+00:00` as `2026-11-28 20:05:26`.
 fn short_time(t: &str) -> String {
     t.get(..19).unwrap_or(t).replace('T', " ")
@@ -169,8 +174,13 @@ fn integration_input(refs: &HashMap<&'static str, NodeRef>, kind: &str) -> updat
     }
 }
 
-/// Creates the integration, or updates the one of that name.
-async fn save(update: bool, i: update_integration::IntegrationInput) -> Result<(), gql::Error> {
+/// Creates the integration in `instance` (None: global), or updates the one of that name (which
+/// keeps its instance).
+async fn save(
+    update: bool,
+    i: update_integration::IntegrationInput,
+    instance: Option<String>,
+) -> Result<(), gql::Error> {
     if update {
         let vars = update_integration::Variables { name: i.name.clone(), input: i };
         return gql::run::<ops::UpdateIntegration>(vars).await.map(drop);
@@ -181,7 +191,7 @@ async fn save(update: bool, i: update_integration::IntegrationInput) -> Result<(
         name, kind, credential_key, method, body, smtp_host, smtp_port, security, username, from, to, ca_file,
         events_url, severity; headers: headers
     });
-    gql::run::<ops::CreateIntegration>(create_integration::Variables { input }).await.map(drop)
+    gql::run::<ops::CreateIntegration>(create_integration::Variables { input, instance }).await.map(drop)
 }
 
 #[derive(Properties, PartialEq)]
@@ -201,7 +211,8 @@ pub fn integrations(props: &Props) -> Html {
     let notice = use_state(|| None::<(String, bool)>);
     let refs: HashMap<&'static str, NodeRef> =
         (*use_state(|| FIELDS.iter().map(|k| (*k, NodeRef::default())).collect::<HashMap<_, _>>())).clone();
-    let (key_ref, value_ref) = (use_node_ref(), use_node_ref());
+    let (key_ref, value_ref, key_instance_ref, instance_ref) =
+        (use_node_ref(), use_node_ref(), use_node_ref(), use_node_ref());
     {
         let data = data.clone();
         use_effect_with(*bump, move |_| {
@@ -222,8 +233,8 @@ pub fn integrations(props: &Props) -> Html {
         });
     }
     let save_integration = {
-        let (refs, kind, form_error, bump, notice) =
-            (refs.clone(), kind.clone(), form_error.clone(), bump.clone(), notice.clone());
+        let (refs, kind, form_error, bump, notice, instance_ref) =
+            (refs.clone(), kind.clone(), form_error.clone(), bump.clone(), notice.clone(), instance_ref.clone());
         let existing: Vec<String> = match &*data {
             Load::Ready(d) => d.integrations.iter().map(|i| i.name.clone()).collect(),
             _ => Vec::new(),
@@ -233,9 +244,10 @@ pub fn integrations(props: &Props) -> Html {
             let input = integration_input(&refs, &kind);
             let name = input.name.clone();
             let update = existing.contains(&name);
+            let instance = Some(input_value(&instance_ref).trim().to_string()).filter(|i| !i.is_empty());
             let (form_error, bump, notice) = (form_error.clone(), bump.clone(), notice.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match save(update, input).await {
+                match save(update, input, instance).await {
                     Ok(_) => {
                         form_error.set(None);
                         notice.set(Some((format!("Integration {name} saved."), true)));
@@ -247,11 +259,18 @@ pub fn integrations(props: &Props) -> Html {
         })
     };
     let set_credential = {
-        let (key_ref, value_ref, key_error, bump, notice) =
-            (key_ref.clone(), value_ref.clone(), key_error.clone(), bump.clone(), notice.clone());
+        let (key_ref, value_ref, key_instance_ref, key_error, bump, notice) = (
+            key_ref.clone(),
+            value_ref.clone(),
+            key_instance_ref.clone(),
+            key_error.clone(),
+            bump.clone(),
+            notice.clone(),
+        );
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let key = input_value(&key_ref);
+            let instance = Some(input_value(&key_instance_ref).trim().to_string()).filter(|i| !i.is_empty());
             let value_input = value_ref.cast::<HtmlInputElement>();
             let value = value_input.as_ref().map(|i| i.value()).unwrap_or_default();
             // The value leaves the page with this request and is not kept in it.
@@ -260,7 +279,7 @@ pub fn integrations(props: &Props) -> Html {
             }
             let (key_error, bump, notice) = (key_error.clone(), bump.clone(), notice.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match gql::run::<ops::SetCredential>(set_credential::Variables { key, value }).await {
+                match gql::run::<ops::SetCredential>(set_credential::Variables { key, value, instance }).await {
                     Ok(d) => {
                         key_error.set(None);
                         let r = d.set_credential;
@@ -307,13 +326,13 @@ pub fn integrations(props: &Props) -> Html {
         html! { <p class="muted" id="no-integrations">{ "No integration yet." }</p> }
     } else {
         html! {
-            <table id="integrations"><thead><tr><th>{ "Name" }</th><th>{ "Kind" }</th><th>{ "Credential" }</th><th>{ "Rules" }</th><th></th></tr></thead><tbody>
+            <table id="integrations"><thead><tr><th>{ "Name" }</th><th>{ "Instance" }</th><th>{ "Kind" }</th><th>{ "Credential" }</th><th>{ "Rules" }</th><th></th></tr></thead><tbody>
             { for ready.integrations.iter().map(|i| {
                 let test = act(Act::Test(i.name.clone()));
                 let delete = act(Act::DeleteIntegration(i.name.clone()));
                 html! {
                     <tr id={format!("integration-{}", i.name)}>
-                        <td>{ &i.name }</td><td>{ &i.kind }</td>
+                        <td>{ &i.name }</td><td>{ instance_of(&i.instance) }</td><td>{ &i.kind }</td>
                         <td title={i.secret_is.clone()}>{ i.credential_key.clone().unwrap_or_else(|| "—".into()) }{ if i.credential_key.is_some() { if i.credential_set { " ✓" } else { " (not set)" } } else { "" } }</td>
                         <td>{ i.rules }</td>
                         <td>if admin {
@@ -332,6 +351,8 @@ pub fn integrations(props: &Props) -> Html {
             <h3>{ "Create or update an integration" }</h3>
             <div class="grid">
                 <label>{ "Name" }<input id="i-name" ref={refs["name"].clone()} />{ err("name") }</label>
+                <label>{ "Instance (empty: every instance's, a superadmin's to make; kept on update)" }
+                    <input id="i-instance" ref={instance_ref} placeholder="default" />{ err("instance") }</label>
                 <label>{ "Kind" }<select id="i-kind" ref={refs["kind"].clone()} onchange={on_kind}>
                     { for ["slack", "teams", "discord", "webhook", "email", "pagerduty"].iter().map(|k| html! { <option value={*k} selected={*k == kind.as_str()}>{ *k }</option> }) }
                 </select>{ err("kind") }</label>
@@ -356,11 +377,11 @@ pub fn integrations(props: &Props) -> Html {
         <>
             <h3>{ "Credentials" }</h3>
             <p class="muted">{ "Values are encrypted at rest and never shown again; set a key anew to rotate it." }</p>
-            <table id="credential-keys-table"><thead><tr><th>{ "Key" }</th><th>{ "Version" }</th><th>{ "Updated" }</th><th>{ "Used by" }</th><th></th></tr></thead><tbody>
+            <table id="credential-keys-table"><thead><tr><th>{ "Key" }</th><th>{ "Instance" }</th><th>{ "Version" }</th><th>{ "Updated" }</th><th>{ "Used by" }</th><th></th></tr></thead><tbody>
             { for ready.credential_keys.iter().map(|k| {
                 let delete = act(Act::DeleteCredential(k.key.clone()));
                 html! {
-                    <tr id={format!("key-{}", k.key.replace('/', "-"))}><td>{ &k.key }</td><td>{ k.version }</td><td>{ short_time(&k.updated_at) }</td>
+                    <tr id={format!("key-{}", k.key.replace('/', "-"))}><td>{ &k.key }</td><td>{ instance_of(&k.instance) }</td><td>{ k.version }</td><td>{ short_time(&k.updated_at) }</td>
                     <td>{ k.used_by.join(", ") }</td><td><button class="small danger" onclick={delete}>{ "Delete" }</button></td></tr>
                 }
             }) }
@@ -369,6 +390,8 @@ pub fn integrations(props: &Props) -> Html {
                 <div class="grid">
                     <label>{ "Key" }<input id="c-key" ref={key_ref} placeholder="alerts/email" />{ field_error(&key_error, "key") }</label>
                     <label>{ "Value" }<input id="c-value" ref={value_ref} type="password" autocomplete="off" />{ field_error(&key_error, "value") }</label>
+                    <label>{ "Instance (empty: every instance's, a superadmin's to set; a rotation keeps it)" }
+                        <input id="c-instance" ref={key_instance_ref} placeholder="default" />{ field_error(&key_error, "instance") }</label>
                 </div>
                 <button id="set-credential" type="submit">{ "Set credential" }</button>
             </form>
