@@ -102,6 +102,7 @@ pub async fn build(config: &Config, db: Db) -> anyhow::Result<App> {
     });
     if !alone {
         actix_web::rt::spawn(services.clone().follow_other_servers());
+        actix_web::rt::spawn(vault.follow(db.clone()));
     }
     let backend: Arc<dyn Backend> = services;
     Ok(App { schema: build_schema(backend.clone()), backend, db, hub, driver })

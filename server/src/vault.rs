@@ -37,9 +37,10 @@ pub struct Vault {
     values: std::sync::RwLock<std::collections::HashMap<String, Held>>,
 }
 
-/// An opened value, with who may use it.
+/// An opened value, with what says whether it is current and who may use it.
 struct Held {
     value: String,
+    version: i64,
     /// The instance it belongs to; none for a global one.
     instance: Option<InstanceId>,
 }
@@ -112,7 +113,7 @@ impl Vault {
                 continue;
             };
             let value = vault.open_row(&row).map_err(|e| anyhow::anyhow!("wrong master key: {e}"))?;
-            values.insert(k.key.clone(), Held { value, instance: row.instance_id });
+            values.insert(k.key.clone(), Held { value, version: row.version, instance: row.instance_id });
         }
         if let Ok(mut v) = vault.values.write() {
             *v = values;
@@ -180,9 +181,51 @@ impl Vault {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let row = db::credentials::get(conn, key).map_err(|e| anyhow::anyhow!("{e}"))?;
         if let (Ok(mut v), Some(row)) = (self.values.write(), row) {
-            v.insert(key.to_string(), Held { value: value.to_string(), instance: row.instance_id });
+            v.insert(key.to_string(), Held { value: value.to_string(), version, instance: row.instance_id });
         }
         Ok(version)
+    }
+
+    /// Reads again what changed in storage (set, rotated or deleted through another server
+    /// sharing the database); returns how many keys changed.
+    pub fn refresh(&self, conn: &mut DbConn) -> anyhow::Result<usize> {
+        let stored = db::credentials::keys(conn).map_err(|e| anyhow::anyhow!("reading credentials: {e}"))?;
+        let stale: Vec<&db::credentials::KeyRow> = {
+            let held = self.values.read().map_err(|_| anyhow::anyhow!("the vault's lock is poisoned"))?;
+            stored
+                .iter()
+                .filter(|k| held.get(&k.key).is_none_or(|h| h.version != k.version || h.instance != k.instance_id))
+                .collect()
+        };
+        let mut opened = Vec::new();
+        for k in stale {
+            if let Some(row) = db::credentials::get(conn, &k.key).map_err(|e| anyhow::anyhow!("{e}"))? {
+                let value = self.open_row(&row)?;
+                opened.push((row.key, Held { value, version: row.version, instance: row.instance_id }));
+            }
+        }
+        let mut held = self.values.write().map_err(|_| anyhow::anyhow!("the vault's lock is poisoned"))?;
+        let before = held.len();
+        held.retain(|key, _| stored.iter().any(|k| k.key == *key));
+        let changed = opened.len() + (before - held.len());
+        held.extend(opened);
+        Ok(changed)
+    }
+
+    /// Keeps the held values current with storage, every second, until the server stops: with a
+    /// shared database, credentials change through the other servers too.
+    pub async fn follow(self: std::sync::Arc<Self>, db: db::Db) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let vault = self.clone();
+            match db.run(move |c| Ok(vault.refresh(c))).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(changed = n, "credentials changed through another server"),
+                Ok(Err(e)) => tracing::error!(error = %e, "reading the credentials again"),
+                Err(e) => tracing::error!(error = %e, "reading the credentials again"),
+            }
+        }
     }
 
     /// Forgets `key` (after its row was deleted).
@@ -343,5 +386,31 @@ mod tests {
         here.set(&mut c, "db/default", "v2", None).unwrap();
         assert_eq!(here.lookup_for("db/default", Some(default)).as_deref(), Some("v2"));
         assert_eq!(here.lookup_for("db/default", None), None);
+    }
+
+    #[test]
+    fn changes_made_through_another_server_are_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(DatabaseUrl::Sqlite(dir.path().join("b.db"))).unwrap();
+        let mut c = db.conn().unwrap();
+        let key_file = dir.path().join("master.key");
+        let here = Vault::open(&mut c, None, &key_file).unwrap();
+        // Another server on the same database and key.
+        let there = Vault::open(&mut c, None, &key_file).unwrap();
+        let default = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
+        here.set(&mut c, "db/default", "v1", Some(default)).unwrap();
+        here.set(&mut c, "shared", "g1", None).unwrap();
+        assert_eq!(there.lookup_for("shared", None), None, "not read yet");
+        assert_eq!(there.refresh(&mut c).unwrap(), 2);
+        assert_eq!(there.lookup_for("db/default", Some(default)).as_deref(), Some("v1"));
+        assert_eq!(there.refresh(&mut c).unwrap(), 0, "nothing changed since");
+        // A rotation and a deletion through the first reach the second at its next read.
+        here.set(&mut c, "db/default", "v2", None).unwrap();
+        db::credentials::delete(&mut c, "shared").unwrap();
+        here.forget("shared");
+        assert_eq!(there.refresh(&mut c).unwrap(), 2);
+        assert_eq!(there.lookup_for("db/default", Some(default)).as_deref(), Some("v2"), "it keeps its instance");
+        assert_eq!(there.lookup_for("shared", None), None);
+        assert_eq!(there.all_values(), ["v2"]);
     }
 }

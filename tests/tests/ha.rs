@@ -4,6 +4,7 @@
 //! woken (the third server ran the slots meanwhile; the stopped one stored nothing after it was
 //! deposed), and a subscription on a server that schedules and dispatches nothing sees every
 //! transition, in order and once, and the agents moving between the others. Every slot has one run, every run ends, no attempt runs twice.
+//! A credential set through one server is there for another's dispatch at once.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use baton_schema::ids::RunId;
@@ -328,4 +329,45 @@ fn subscribe(
     ws.send(Message::Text(json!({ "id": "2", "type": "subscribe", "payload": { "query": q } }).to_string().into()))
         .unwrap();
     ws
+}
+
+#[test]
+fn a_credential_set_through_one_server_reaches_anothers_dispatch() {
+    let Some(url) = fresh_postgres() else {
+        assert!(!in_ci(), "PostgreSQL must be there in CI (cargo xtask test starts it)");
+        eprintln!("skipped: BATON_TEST_DATABASE_URL is not set");
+        return;
+    };
+    // Servers that share a database share the master key too.
+    let env = [("BATON_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")];
+    let args = ["--database-url", url.as_str()];
+    let start = || Server::start_env(tempfile::tempdir().unwrap(), "127.0.0.1:0", &args, &env).unwrap();
+    let (a, b) = (start(), start());
+    let admin = a.login("admin", &a.admin_password).unwrap();
+    let token = gql(&a, &admin, "mutation { createAgentToken(name: \"t\") { token } }", json!({}))["createAgentToken"]
+        ["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The agent knows only server b: b dispatches whatever is made through a.
+    let _agent = Agent::start(&b.base_url, &token, "a1", "etl").unwrap();
+    wait_for("the agent", Duration::from_secs(20), || {
+        (gql(&a, &admin, "{ agents { status } }", json!({}))["agents"][0]["status"] == "ONLINE").then_some(())
+    })
+    .unwrap();
+    let set = "mutation { setCredential(key: \"db/token\", value: \"s3cret-1\", instance: \"default\") { version } }";
+    assert_eq!(gql(&a, &admin, set, json!({}))["setCredential"]["version"], 1);
+    let t = json!({ "name": "uses_a_key", "command": "test \"$SECRET\" = s3cret-1", "target": "etl",
+                    "runAsUser": "root", "profile": [{ "name": "SECRET", "value": "${C:db/token}" }] });
+    let tid = gql(&a, &admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": t }))
+        ["createTask"]["tid"]
+        .clone();
+    let run = gql(&a, &admin, "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": tid }))["forceRun"]["id"]
+        .clone();
+    let end = wait_for("the run to end", Duration::from_secs(30), || {
+        let r = gql(&a, &admin, "query($id: Int!) { run(id: $id) { status reason agentId } }", json!({ "id": run }));
+        matches!(r["run"]["status"].as_str(), Some("SUCCESS" | "FAILED")).then_some(r)
+    })
+    .unwrap();
+    assert_eq!(end["run"]["status"], "SUCCESS", "b held the value set through a: {end}");
 }

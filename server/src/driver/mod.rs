@@ -453,6 +453,7 @@ impl Driver {
     /// Sends an attempt to its agent and notes whether it reached the connection; a profile that
     /// names a credential that is not set fails the attempt.
     async fn send_attempt(&self, run_id: RunId, attempt: u32, agent: &str, spec: &JobSpec) {
+        self.read_missing_credentials(spec).await;
         match self.send_dispatch(run_id, attempt, agent, spec) {
             Ok(sent) => {
                 if let Ok(mut runs) = self.runs.lock() {
@@ -464,6 +465,25 @@ impl Driver {
             Err(message) => {
                 self.apply(run_id, RunEvent::AgentRefused { message }, None).await;
             }
+        }
+    }
+
+    /// Reads the credential store again when the profile names a key this server does not hold
+    /// for the run's instance: it may have been set through another server a moment ago (they are
+    /// read again every second anyway). Costs nothing when every key is held.
+    async fn read_missing_credentials(&self, spec: &JobSpec) {
+        let missing = spec.env.iter().filter(|(_, v)| v.contains("${C:")).any(|(name, value)| {
+            let keys = baton_schema::placeholder::credential_refs(name, value).unwrap_or_default();
+            keys.iter().any(|k| self.vault.lookup_for(k.as_str(), spec.instance_id).is_none())
+        });
+        if !missing {
+            return;
+        }
+        let vault = self.vault.clone();
+        match self.db.run(move |c| Ok(vault.refresh(c))).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "reading the credentials again"),
+            Err(e) => tracing::error!(error = %e, "reading the credentials again"),
         }
     }
 
