@@ -267,7 +267,12 @@ pub fn prepare(c: &mut DbConn, vault: &Vault, d: &DeliveryRow) -> Result<Prepare
     let integration = Integration::parse(&draft)
         .map_err(|e| Failure::Permanent(format!("integration {} is invalid: {e}", d.integration)))?;
     let mut credentials = HashMap::new();
-    for key in integration.credential_keys() {
+    let keys = integration.credential_keys();
+    // A key set through another server a moment ago is read here before it is called missing.
+    if keys.iter().any(|k| vault.lookup_for(k.as_str(), row.instance_id).is_none()) {
+        vault.refresh(c).map_err(|e| Failure::Retry(format!("reading the credentials again: {e}")))?;
+    }
+    for key in keys {
         let value = vault.lookup_for(key.as_str(), row.instance_id).ok_or_else(|| {
             Failure::Permanent(format!("credential {key} of integration {} is not set", d.integration))
         })?;
@@ -376,5 +381,28 @@ mod tests {
         let s = "https://hooks.example.com/services/T000/B000/XXXXSECRET";
         assert_eq!(scrub(&format!("bad uri {s}"), s), "bad uri ***");
         assert_eq!(scrub("GET /services/T000/B000/XXXXSECRET failed", s), "GET /*** failed");
+    }
+
+    #[test]
+    fn a_key_set_through_another_server_is_read_before_it_is_called_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db::Db::open(db::DatabaseUrl::Sqlite(dir.path().join("b.db"))).unwrap();
+        let mut c = db.conn().unwrap();
+        let key_file = dir.path().join("master.key");
+        let (here, there) =
+            (Vault::open(&mut c, None, &key_file).unwrap(), Vault::open(&mut c, None, &key_file).unwrap());
+        here.set(&mut c, "hooks/ops", "http://127.0.0.1:9/hook", None).unwrap();
+        let draft = IntegrationDraft {
+            name: "ops".into(),
+            kind: "slack".into(),
+            credential_key: Some("hooks/ops".into()),
+            ..Default::default()
+        };
+        let config = db::to_json(&draft);
+        let stored = db::integrations::Stored { kind: "slack", config: &config, credential_key: Some("hooks/ops") };
+        db::integrations::insert(&mut c, "ops", &stored, None, chrono::Utc::now()).unwrap();
+        let (d, _) = delivery("failure");
+        let ready = prepare(&mut c, &there, &d).map_err(|e| format!("{e:?}")).unwrap();
+        assert_eq!(ready.credentials.get("hooks/ops").map(String::as_str), Some("http://127.0.0.1:9/hook"));
     }
 }
