@@ -6,6 +6,7 @@
 //! with no directory of their own: one file fewer to create. The journal owns its record types
 //! (`Job`, `ExitRecord`), which the shim and the runner write and read.
 
+use baton_schema::agent::v1::CredentialVersion;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -58,9 +59,13 @@ pub struct Job {
     pub kill_grace_seconds: u32,
     /// The job had credentials: their values, and the variables holding them, are not in the
     /// journal (they reach the shim through the launcher's pipe and the agent keeps them in
-    /// memory to mask the output), so an agent restarted mid-attempt cannot mask its output.
+    /// memory to mask the output), so an agent restarted mid-attempt asks the server for them
+    /// again by `credentials` before it sends more output.
     #[serde(default)]
     pub masked: bool,
+    /// The keys and versions of those credentials (never their values).
+    #[serde(default)]
+    pub credentials: Vec<CredentialVersion>,
 }
 
 /// The variables of a job that hold credentials: given to the shim in memory, never on disk.
@@ -79,6 +84,7 @@ impl Job {
             max_run_time_seconds: 5,
             kill_grace_seconds: 1,
             masked: false,
+            credentials: Vec::new(),
         }
     }
 }

@@ -94,6 +94,11 @@ async fn session(
                         return End::Lost(format!("replaying: {e}"));
                     }
                 }
+                for m in agent.runner.secrets_wanted() {
+                    if let Err(e) = send(&mut ws, &m).await {
+                        return End::Lost(format!("asking for credentials: {e}"));
+                    }
+                }
                 heartbeat_seconds.max(1)
             }
             Ok(ServerMsg::Refused { reason }) => return End::Refused(reason),
@@ -150,6 +155,14 @@ async fn session(
                             l.ack(seq);
                         }
                     }
+                    Ok(ServerMsg::Secrets { run_id, attempt, values }) => {
+                        tracing::info!(run = run_id.0, attempt, "credentials given again to mask its output");
+                        agent.runner.secrets_answered(run_id.0, attempt, Some(values));
+                    }
+                    Ok(ServerMsg::NoSecrets { run_id, attempt, reason }) => {
+                        tracing::warn!(run = run_id.0, attempt, %reason, "credentials not given again; its output is withheld");
+                        agent.runner.secrets_answered(run_id.0, attempt, None);
+                    }
                     Ok(ServerMsg::Welcome { .. }) => {}
                     Err(e) => tracing::warn!(error = %e, "unreadable frame from the server"),
                 },
@@ -165,11 +178,11 @@ async fn run(cfg: Config) -> Result<()> {
     tracing::info!(name = %cfg.name, state_dir = %cfg.state_dir.display(), servers = ?cfg.servers, "starting");
     let log = Arc::new(Mutex::new(log::EventLog::open(&cfg.state_dir)?));
     let (tx, outbox) = mpsc::unbounded_channel();
-    let events = log::start_writer(log.clone(), tx)?;
+    let events = log::start_writer(log.clone(), tx.clone())?;
     if cfg.allow_run_as.is_empty() {
         tracing::warn!("no run-as user is allowed (the agent runs as root: name users, root included, with --allow-run-as); every dispatch will be refused");
     }
-    let runner = runner::Runner::new(&cfg.state_dir, events, cfg.allow_run_as.clone())?;
+    let runner = runner::Runner::new(&cfg.state_dir, events, tx, cfg.allow_run_as.clone())?;
     runner.resume();
     runner.sweep_forever(cfg.keep_runs);
     let mut agent = Agent { log, runner, outbox };

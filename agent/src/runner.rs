@@ -6,14 +6,15 @@ use crate::journal::{self, ExitRecord, Fact, Job, Journal, SecretEnv};
 use crate::log::Work;
 use crate::shim::kill_group;
 use anyhow::{Context, Result};
-use baton_schema::agent::v1::{AgentEvent, Dispatch, Stream};
+use baton_schema::agent::v1::{AgentEvent, AgentMsg, CredentialVersion, Dispatch, Stream};
+use baton_schema::ids::RunId;
 use baton_schema::run::Outcome;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// How often a running attempt's output files are read.
 const OUTPUT_POLL: Duration = Duration::from_millis(25);
@@ -21,9 +22,13 @@ const OUTPUT_POLL: Duration = Duration::from_millis(25);
 /// Largest output chunk per event.
 const CHUNK: usize = 64 * 1024;
 
-/// What stands in for the output of an attempt whose credentials a restarted agent no longer has.
+/// What stands in for the output of an attempt whose credentials a restarted agent could not get
+/// back from the server.
 pub const WITHHELD: &str =
-    "[baton: output withheld from here: the agent restarted and no longer holds this run's credentials to mask them]\n";
+    "[baton: output withheld from here: the agent restarted and could not get this run's credentials back to mask them]\n";
+
+/// The server's answer about an attempt's credentials: their values, or none (withhold).
+type SecretsAnswer = Option<Vec<String>>;
 
 /// How a followed attempt's output is masked.
 struct Mask {
@@ -31,8 +36,30 @@ struct Mask {
     secrets: Vec<String>,
     /// The values are not known (see `Runner::follow`): nothing is sent.
     withhold: bool,
+    /// The values were asked for again and have not come yet: output waits.
+    pending: Option<oneshot::Receiver<SecretsAnswer>>,
     /// Whether the notice was sent, per stream (stdout, stderr).
     noticed: [bool; 2],
+}
+
+impl Mask {
+    /// Whether output may be read: the values are known, or known to be gone.
+    fn settled(&mut self) -> bool {
+        let Some(rx) = self.pending.as_mut() else { return true };
+        match rx.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => return false,
+            Ok(Some(values)) => self.secrets = values,
+            Ok(None) | Err(oneshot::error::TryRecvError::Closed) => self.withhold = true,
+        }
+        self.pending = None;
+        true
+    }
+}
+
+/// An attempt whose credentials were asked for again, and where the answer goes.
+struct Wanted {
+    credentials: Vec<CredentialVersion>,
+    answer: oneshot::Sender<SecretsAnswer>,
 }
 
 #[derive(Clone)]
@@ -46,6 +73,10 @@ pub struct Runner {
     wakers: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
     /// The users jobs may run as here (`--allow-run-as`).
     allow_run_as: Arc<Vec<String>>,
+    /// Frames for the server that are not logged events (asking for credentials again).
+    requests: mpsc::UnboundedSender<AgentMsg>,
+    /// Resumed attempts waiting for their credentials, by (run, attempt).
+    wanted: Arc<Mutex<HashMap<(i64, u32), Wanted>>>,
 }
 
 /// The running `baton-agent launcher` and the pipe its requests go into.
@@ -55,7 +86,12 @@ struct Launcher {
 }
 
 impl Runner {
-    pub fn new(state_dir: &Path, events: std::sync::mpsc::Sender<Work>, allow_run_as: Vec<String>) -> Result<Runner> {
+    pub fn new(
+        state_dir: &Path,
+        events: std::sync::mpsc::Sender<Work>,
+        requests: mpsc::UnboundedSender<AgentMsg>,
+        allow_run_as: Vec<String>,
+    ) -> Result<Runner> {
         let runs_dir = state_dir.join("runs");
         // The agent's alone: the shim opens an attempt's files here before it becomes the
         // run-as user, and the job gets them as open files only.
@@ -67,7 +103,49 @@ impl Runner {
             active: Arc::new(Mutex::new(HashSet::new())),
             launcher: Arc::new(Mutex::new(None)),
             wakers: Arc::new(Mutex::new(HashMap::new())),
+            requests,
+            wanted: Arc::new(Mutex::new(HashMap::new())),
         })
+    }
+
+    /// What to ask a server that has just welcomed the agent: the credentials of every resumed
+    /// attempt still waiting for them.
+    pub fn secrets_wanted(&self) -> Vec<AgentMsg> {
+        let Ok(wanted) = self.wanted.lock() else { return Vec::new() };
+        wanted
+            .iter()
+            .map(|((run_id, attempt), w)| AgentMsg::SecretsWanted {
+                run_id: RunId(*run_id),
+                attempt: *attempt,
+                credentials: w.credentials.clone(),
+            })
+            .collect()
+    }
+
+    /// The server's answer about an attempt's credentials.
+    pub fn secrets_answered(&self, run_id: i64, attempt: u32, answer: SecretsAnswer) {
+        let waiting = self.wanted.lock().ok().and_then(|mut w| w.remove(&(run_id, attempt)));
+        if let Some(w) = waiting {
+            let _ = w.answer.send(answer);
+        }
+    }
+
+    /// Asks the server for a resumed attempt's credentials (again after each reconnection, until
+    /// it answers); the answer comes through the receiver.
+    fn want_secrets(
+        &self,
+        run_id: i64,
+        attempt: u32,
+        credentials: Vec<CredentialVersion>,
+    ) -> oneshot::Receiver<SecretsAnswer> {
+        let (answer, rx) = oneshot::channel();
+        let msg = AgentMsg::SecretsWanted { run_id: RunId(run_id), attempt, credentials: credentials.clone() };
+        if let Ok(mut w) = self.wanted.lock() {
+            w.insert((run_id, attempt), Wanted { credentials, answer });
+        }
+        // Dropped when no server is connected; `secrets_wanted` asks the next one.
+        let _ = self.requests.send(msg);
+        rx
     }
 
     /// Starts the launcher, and a thread that reads its shims' news and wakes their followers.
@@ -188,6 +266,7 @@ impl Runner {
             max_run_time_seconds: d.max_run_time_seconds,
             kill_grace_seconds: d.kill_grace_seconds,
             masked: !secrets.is_empty(),
+            credentials: d.credentials,
         };
         match journal::create(&base, &job) {
             Ok(()) => {}
@@ -279,8 +358,9 @@ impl Runner {
     }
 
     /// `secrets`: the credential values to mask, when this agent accepted the attempt; a
-    /// restarted agent has none (they are never on disk), so the output of an attempt that had
-    /// credentials is withheld from then on, with a notice in its place.
+    /// restarted agent has none (they are never on disk), so for an attempt that had credentials
+    /// it asks the server for them again and sends no output until they come; if they cannot be
+    /// given (rotated since), the rest of the output is withheld, with a notice in its place.
     fn follow(
         &self,
         run_id: i64,
@@ -299,8 +379,11 @@ impl Runner {
             let job: Option<Job> = journal.job.clone();
             let mut progress = journal.progress.clone();
             let (mut out_file, mut err_file) = (None, None);
-            let withhold = secrets.is_none() && job.as_ref().is_some_and(|j| j.masked);
-            let mut mask = Mask { secrets: secrets.unwrap_or_default(), withhold, noticed: [false; 2] };
+            let lost = secrets.is_none() && job.as_ref().is_some_and(|j| j.masked);
+            let ask = job.as_ref().map(|j| j.credentials.clone()).filter(|c| lost && !c.is_empty());
+            let pending = ask.map(|c| me.want_secrets(run_id, attempt, c));
+            let withhold = lost && pending.is_none();
+            let mut mask = Mask { secrets: secrets.unwrap_or_default(), withhold, pending, noticed: [false; 2] };
             let (out_path, err_path) = match &job {
                 Some(j) => (j.stdout_path.clone(), j.stderr_path.clone()),
                 None => (journal::file(&base, "out"), journal::file(&base, "err")),
@@ -327,6 +410,13 @@ impl Runner {
                         progress.spawned = true;
                         changed = true;
                     }
+                }
+                if !mask.settled() {
+                    // No output, and so no end, before the credentials to mask it are back.
+                    if wake.is_none() {
+                        wait = (wait * 2).min(Duration::from_millis(25));
+                    }
+                    continue;
                 }
                 let exit: Option<ExitRecord> = journal.exit.clone();
                 // After the exit, drain everything; before it, a chunk per stream per tick.

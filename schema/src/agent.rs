@@ -122,6 +122,20 @@ pub mod v1 {
             attempt: u32,
             event: AgentEvent,
         },
+        /// The agent restarted while an attempt with credentials ran: it asks for their values
+        /// again (they are never on its disk) to mask the output still to send.
+        SecretsWanted {
+            run_id: RunId,
+            attempt: u32,
+            credentials: Vec<CredentialVersion>,
+        },
+    }
+
+    /// A credential a dispatch carried, by key and version (never its value).
+    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+    pub struct CredentialVersion {
+        pub key: String,
+        pub version: i64,
     }
 
     /// What happened to a run on the agent.
@@ -177,6 +191,19 @@ pub mod v1 {
             code: String,
             message: String,
         },
+        /// The answer to `SecretsWanted`: the values the attempt was dispatched with.
+        Secrets {
+            run_id: RunId,
+            attempt: u32,
+            values: Vec<String>,
+        },
+        /// The answer to `SecretsWanted` when the values cannot be given again (a credential was
+        /// rotated or deleted since, or the attempt is not this agent's).
+        NoSecrets {
+            run_id: RunId,
+            attempt: u32,
+            reason: String,
+        },
     }
 
     /// Work for the agent: one attempt of one run.
@@ -195,6 +222,9 @@ pub mod v1 {
         /// Values of the credentials in `env`: the agent masks them in the output it sends.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub secrets: Vec<String>,
+        /// Which credentials those are, to ask for them again after a restart.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub credentials: Vec<CredentialVersion>,
     }
 
     /// Parses a frame from an agent, with a short error that is safe to send back.
@@ -229,6 +259,24 @@ pub mod v1 {
                 serde_json::to_string(&end).unwrap(),
                 r#"{"kind":"ended","outcome":{"kind":"exited","code":2}}"#
             );
+        }
+
+        #[test]
+        fn credentials_are_asked_for_by_key_and_version() {
+            let ask = AgentMsg::SecretsWanted {
+                run_id: RunId(3),
+                attempt: 1,
+                credentials: vec![CredentialVersion { key: "db/password".into(), version: 2 }],
+            };
+            let text = serde_json::to_string(&ask).unwrap();
+            assert_eq!(
+                text,
+                r#"{"type":"secrets_wanted","run_id":3,"attempt":1,"credentials":[{"key":"db/password","version":2}]}"#
+            );
+            assert_eq!(parse_agent_frame(&text).unwrap(), ask);
+            let no = ServerMsg::NoSecrets { run_id: RunId(3), attempt: 1, reason: "rotated".into() };
+            let text = serde_json::to_string(&no).unwrap();
+            assert_eq!(text, r#"{"type":"no_secrets","run_id":3,"attempt":1,"reason":"rotated"}"#);
         }
 
         #[test]

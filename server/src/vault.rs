@@ -157,9 +157,14 @@ impl Vault {
     /// The value under `key` for a use in `instance` (none: a global use, such as a global
     /// integration or an adhoc run): a credential of another instance is not there for it.
     pub fn lookup_for(&self, key: &str, instance: Option<InstanceId>) -> Option<String> {
+        self.held_for(key, instance).map(|(value, _)| value)
+    }
+
+    /// [`Vault::lookup_for`], with the value's version.
+    pub fn held_for(&self, key: &str, instance: Option<InstanceId>) -> Option<(String, i64)> {
         let values = self.values.read().ok()?;
         let held = values.get(key)?;
-        (held.instance.is_none() || held.instance == instance).then(|| held.value.clone())
+        (held.instance.is_none() || held.instance == instance).then(|| (held.value.clone(), held.version))
     }
 
     /// Whether a value is held under `key`.

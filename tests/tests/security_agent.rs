@@ -256,21 +256,27 @@ fn a_credential_is_never_on_the_agents_disk_even_across_an_agent_restart() {
     let mut agent = Agent::start_with_state(&s.base_url, &token, "a1", "etl", state.path()).unwrap();
     wait_online(&s, &admin);
     let secret = "s3cret-Value-4217";
-    gql(
-        &s,
-        &admin,
-        "mutation($v: String!) { setCredential(key: \"db/password\", value: $v) { version } }",
-        json!({ "v": secret }),
-    );
+    let set = |v: &str| {
+        gql(
+            &s,
+            &admin,
+            "mutation($v: String!) { setCredential(key: \"db/password\", value: $v) { version } }",
+            json!({ "v": v }),
+        )
+    };
+    set(secret);
     // The job prints the secret, waits to be told to go on, and prints it again.
+    let start = |name: &str, go: &std::path::Path| {
+        let command = format!(
+            "echo \"pw=$DB_PASSWORD\"; while [ ! -e {go} ]; do sleep 0.05; done; echo \"again=$DB_PASSWORD\"",
+            go = go.display()
+        );
+        let task = json!({ "name": name, "command": command, "target": "etl", "runAsUser": "root",
+                           "profile": [{ "name": "DB_PASSWORD", "value": "${C:db/password}" }] });
+        force_task(&s, &admin, task)
+    };
     let go = state.path().join("go");
-    let command = format!(
-        "echo \"pw=$DB_PASSWORD\"; while [ ! -e {go} ]; do sleep 0.05; done; echo \"again=$DB_PASSWORD\"",
-        go = go.display()
-    );
-    let task = json!({ "name": "uses_secret", "command": command, "target": "etl", "runAsUser": "root",
-                       "profile": [{ "name": "DB_PASSWORD", "value": "${C:db/password}" }] });
-    let id = force_task(&s, &admin, task);
+    let id = start("uses_secret", &go);
     let masked = format!("pw={}\n", "*".repeat(secret.len()));
     wait_for("the masked first line", Duration::from_secs(30), || (stdout(&s, &admin, id) == masked).then_some(()))
         .unwrap();
@@ -280,11 +286,27 @@ fn a_credential_is_never_on_the_agents_disk_even_across_an_agent_restart() {
     let journal = std::fs::read_to_string(state.path().join("runs").join(format!("{id}-1.journal"))).unwrap();
     assert!(journal.contains("\"job\"") && !journal.contains("\"DB_PASSWORD\":"), "{journal}");
 
-    // A restarted agent cannot mask what follows: it withholds it, and says so.
+    // A restarted agent asks the server for the values again and masks what follows.
     agent.signal("KILL");
     let _ = agent.wait_exit(Duration::from_secs(5));
-    let _again = Agent::start_with_state(&s.base_url, &token, "a1", "etl", state.path()).unwrap();
+    let mut again = Agent::start_with_state(&s.base_url, &token, "a1", "etl", state.path()).unwrap();
     std::fs::write(&go, "").unwrap();
+    assert_eq!(ended(&s, &admin, id)["status"], "SUCCESS");
+    let out = stdout(&s, &admin, id);
+    assert_eq!(out, format!("{masked}again={}\n", "*".repeat(secret.len())));
+    assert_eq!(files_holding(state.path(), secret), Vec::<String>::new());
+
+    // Rotated while the agent was away, the values the job runs with are gone: the rest is
+    // withheld, and the output says so.
+    let go2 = state.path().join("go2");
+    let id = start("uses_secret_2", &go2);
+    wait_for("the masked first line", Duration::from_secs(30), || (stdout(&s, &admin, id) == masked).then_some(()))
+        .unwrap();
+    again.signal("KILL");
+    let _ = again.wait_exit(Duration::from_secs(5));
+    set("r0tated-Value-8841");
+    let _third = Agent::start_with_state(&s.base_url, &token, "a1", "etl", state.path()).unwrap();
+    std::fs::write(&go2, "").unwrap();
     assert_eq!(ended(&s, &admin, id)["status"], "SUCCESS");
     let out = stdout(&s, &admin, id);
     assert!(out.starts_with(&masked) && out.contains("output withheld"), "{out}");

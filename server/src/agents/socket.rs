@@ -273,6 +273,16 @@ pub async fn agent_socket(
                                     storing.push_back(Box::pin(std::future::ready(seq)));
                                 }
                             }
+                            Ok(AgentMsg::SecretsWanted { run_id, attempt, credentials }) => {
+                                let answer = match driver.secrets_again(id, run_id, attempt, credentials).await {
+                                    Ok(values) => ServerMsg::Secrets { run_id, attempt, values },
+                                    Err(reason) => {
+                                        tracing::warn!(agent = %name, run = %run_id, attempt, %reason, "credentials not given again");
+                                        ServerMsg::NoSecrets { run_id, attempt, reason }
+                                    }
+                                };
+                                send(&mut session, &answer).await;
+                            }
                             Err(message) => {
                                 bad += 1;
                                 send(&mut session, &ServerMsg::Error { code: "malformed".into(), message }).await;
