@@ -6,7 +6,7 @@
 use crate::agents::AgentHub;
 use crate::clock::SharedClock;
 use crate::db::{self, Db};
-use baton_schema::agent::v1::{AgentEvent, CredentialVersion, Dispatch, ServerMsg, Stream as OutStream};
+use baton_schema::agent::v1::{AgentEvent, Dispatch, ServerMsg, Stream as OutStream};
 use baton_schema::ids::{AgentId, InstanceId, RunId};
 use baton_schema::run::{Outcome, RetryPolicy, RunEvent, RunMachine, RunStatus, Transition};
 use chrono::{DateTime, Duration, Utc};
@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
+use credentials::Resolved;
 use feed::RunFeed;
 use job::legacy_job;
 pub use job::{GroupRunRef, JobSpec, StoredJob};
@@ -468,108 +469,11 @@ impl Driver {
         }
     }
 
-    /// Reads the credential store again when the profile names a key this server does not hold
-    /// for the run's instance: it may have been set through another server a moment ago (they are
-    /// read again every second anyway). Costs nothing when every key is held.
-    async fn read_missing_credentials(&self, spec: &JobSpec) {
-        let missing = spec.env.iter().filter(|(_, v)| v.contains("${C:")).any(|(name, value)| {
-            let keys = baton_schema::placeholder::credential_refs(name, value).unwrap_or_default();
-            keys.iter().any(|k| self.vault.lookup_for(k.as_str(), spec.instance_id).is_none())
-        });
-        if !missing {
-            return;
-        }
-        let vault = self.vault.clone();
-        match self.db.run(move |c| Ok(vault.refresh(c))).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "reading the credentials again"),
-            Err(e) => tracing::error!(error = %e, "reading the credentials again"),
-        }
-    }
-
-    /// The credential values an attempt was dispatched with, for its agent that restarted and
-    /// asks for them again (`credentials`: the keys and versions its dispatch named). Refused
-    /// when the attempt is not that agent's and still running, when the keys are not those its
-    /// profile names, or when one was rotated or deleted since (the values it ran with are gone).
-    pub async fn secrets_again(
-        &self,
-        agent: AgentId,
-        run_id: RunId,
-        attempt: u32,
-        mut credentials: Vec<CredentialVersion>,
-    ) -> Result<Vec<String>, String> {
-        let row = match self.db.run(move |c| db::runs::get(c, run_id)).await {
-            Ok(row) => row,
-            Err(db::DbError::NotFound) => return Err(format!("no run {run_id}")),
-            Err(e) => {
-                tracing::error!(error = %e, run = %run_id, "reading a run for its credentials");
-                return Err("the server could not read the run".into());
-            }
-        };
-        let running = matches!(row.status, RunStatus::Started | RunStatus::Running);
-        if row.agent_id != Some(agent) || row.attempt != i32::try_from(attempt).unwrap_or(-1) || !running {
-            return Err(format!("run {run_id} attempt {attempt} is not running on this agent"));
-        }
-        let spec = JobSpec::of_row(&row).unwrap_or_else(|| legacy_job(&row));
-        let mut named: Vec<String> = spec
-            .env
-            .iter()
-            .flat_map(|(n, v)| baton_schema::placeholder::credential_refs(n, v).unwrap_or_default())
-            .map(|k| k.to_string())
-            .collect();
-        named.sort();
-        named.dedup();
-        credentials.sort();
-        credentials.dedup();
-        if credentials.iter().map(|c| &c.key).ne(named.iter()) {
-            return Err(format!("the credentials asked for are not those run {run_id} names"));
-        }
-        self.read_missing_credentials(&spec).await;
-        let mut values = Vec::new();
-        for c in &credentials {
-            match self.vault.held_for(&c.key, spec.instance_id) {
-                Some((value, version)) if version == c.version => values.push(value),
-                _ => return Err(format!("credential {} changed since the attempt started", c.key)),
-            }
-        }
-        Ok(values)
-    }
-
     /// Sends an attempt to its agent: whether it reached the agent's connection. A credential its
     /// profile names that is not set, or belongs to another instance, is an error (the run fails
-    /// with it rather than run without).
+    /// with it rather than run without: `resolve_credentials`).
     fn send_dispatch(&self, run_id: RunId, attempt: u32, agent: &str, spec: &JobSpec) -> Result<bool, String> {
-        let mut env = spec.env.clone();
-        let (mut secrets, mut credentials) = (Vec::new(), Vec::new());
-        for (name, value) in env.iter_mut() {
-            if !value.contains("${C:") {
-                continue;
-            }
-            let mut missing = None;
-            *value = baton_schema::placeholder::expand_credentials(value, |key| {
-                match self.vault.held_for(key, spec.instance_id) {
-                    Some((v, version)) => {
-                        if !secrets.contains(&v) {
-                            secrets.push(v.clone());
-                        }
-                        let named = CredentialVersion { key: key.to_string(), version };
-                        if !credentials.contains(&named) {
-                            credentials.push(named);
-                        }
-                        Some(v)
-                    }
-                    None => {
-                        missing = Some(key.to_string());
-                        None
-                    }
-                }
-            });
-            if let Some(key) = missing {
-                return Err(format!(
-                    "profile variable {name} names credential {key}, which is not set for this task's instance"
-                ));
-            }
-        }
+        let Resolved { mut env, secrets, credentials } = self.resolve_credentials(spec)?;
         env.insert("BATON_RUN_ID".into(), run_id.to_string());
         env.insert("BATON_TASK".into(), spec.task.clone());
         env.insert("BATON_RUN_DATE".into(), spec.run_date.format("%Y%m%d").to_string());
@@ -864,6 +768,7 @@ impl Driver {
     }
 }
 
+mod credentials;
 mod feed;
 mod job;
 mod queue;
