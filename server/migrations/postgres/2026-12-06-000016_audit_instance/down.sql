@@ -1,2 +1,1 @@
-DROP INDEX audit_log_instance;
 ALTER TABLE audit_log DROP COLUMN instance_id;

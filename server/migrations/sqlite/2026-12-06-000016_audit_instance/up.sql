@@ -1,4 +1,3 @@
 -- The instance an audit entry is about (none for users, tokens and other global things), so an
 -- admin of some instances reads the entries of those.
 ALTER TABLE audit_log ADD COLUMN instance_id BIGINT;
-CREATE INDEX audit_log_instance ON audit_log (instance_id, id);
