@@ -413,6 +413,9 @@ impl Runner {
                 }
                 if !mask.settled() {
                     // No output, and so no end, before the credentials to mask it are back.
+                    if changed {
+                        me.record_after_logged(&base, Fact::Progress(progress.clone()));
+                    }
                     if wake.is_none() {
                         wait = (wait * 2).min(Duration::from_millis(25));
                     }
