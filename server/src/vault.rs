@@ -177,16 +177,15 @@ impl Vault {
         self.values.read().map(|v| v.values().map(|h| h.value.clone()).collect()).unwrap_or_default()
     }
 
-    /// Seals and stores `value` under `key` (a new version when it exists, which keeps its
-    /// instance; a new key belongs to `instance`); returns the version.
+    /// Seals and stores `value` under `key` in `instance` (a new version when it exists there);
+    /// returns the version. A key of another instance is refused with the storage's
+    /// [`db::DbError::Conflict`], which the error carries.
     pub fn set(&self, conn: &mut DbConn, key: &str, value: &str, instance: Option<InstanceId>) -> anyhow::Result<i64> {
         let (nonce, ct) = self.seal(key, value)?;
         let sealed = db::credentials::Sealed { nonce: &nonce, ciphertext: &ct };
-        let version = db::credentials::put(conn, key, &sealed, instance, chrono::Utc::now())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let row = db::credentials::get(conn, key).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let (Ok(mut v), Some(row)) = (self.values.write(), row) {
-            v.insert(key.to_string(), Held { value: value.to_string(), version, instance: row.instance_id });
+        let version = db::credentials::put(conn, key, &sealed, instance, chrono::Utc::now())?;
+        if let Ok(mut v) = self.values.write() {
+            v.insert(key.to_string(), Held { value: value.to_string(), version, instance });
         }
         Ok(version)
     }
@@ -388,9 +387,15 @@ mod tests {
         assert_eq!(here.lookup_for("db/default", None), None, "a global use");
         assert_eq!(here.lookup_for("shared", Some(other)).as_deref(), Some("g1"));
         // A rotation keeps the key's instance.
-        here.set(&mut c, "db/default", "v2", None).unwrap();
+        here.set(&mut c, "db/default", "v2", Some(default)).unwrap();
         assert_eq!(here.lookup_for("db/default", Some(default)).as_deref(), Some("v2"));
         assert_eq!(here.lookup_for("db/default", None), None);
+        // Set as global or as another instance's, the key is not touched.
+        for elsewhere in [None, Some(other)] {
+            let e = here.set(&mut c, "db/default", "stolen", elsewhere).unwrap_err();
+            assert!(matches!(e.downcast_ref::<db::DbError>(), Some(db::DbError::Conflict(_))), "{e}");
+        }
+        assert_eq!(here.lookup_for("db/default", Some(default)).as_deref(), Some("v2"));
     }
 
     #[test]
@@ -410,7 +415,7 @@ mod tests {
         assert_eq!(there.lookup_for("db/default", Some(default)).as_deref(), Some("v1"));
         assert_eq!(there.refresh(&mut c).unwrap(), 0, "nothing changed since");
         // A rotation and a deletion through the first reach the second at its next read.
-        here.set(&mut c, "db/default", "v2", None).unwrap();
+        here.set(&mut c, "db/default", "v2", Some(default)).unwrap();
         db::credentials::delete(&mut c, "shared").unwrap();
         here.forget("shared");
         assert_eq!(there.refresh(&mut c).unwrap(), 2);

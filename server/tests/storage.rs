@@ -433,11 +433,14 @@ fn sessions_tokens_and_credentials() {
         assert!(db::api_tokens::find_live(&mut c, "th", now()).unwrap().is_none());
         assert!(matches!(db::api_tokens::revoke(&mut c, tok, now()), Err(DbError::NotFound)));
 
-        // A rotation keeps the instance the key was set in.
+        // A rotation keeps the instance the key was set in; a key of another instance (or a
+        // global one for an instance's) is not touched.
         let default = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
         let sealed = |nonce, ciphertext| db::credentials::Sealed { nonce, ciphertext };
         db::credentials::put(&mut c, "alerts/email", &sealed("n1", "c1"), Some(default), now()).unwrap();
-        db::credentials::put(&mut c, "alerts/email", &sealed("n2", "c2"), None, now()).unwrap();
+        db::credentials::put(&mut c, "alerts/email", &sealed("n2", "c2"), Some(default), now()).unwrap();
+        let elsewhere = db::credentials::put(&mut c, "alerts/email", &sealed("n3", "c3"), None, now());
+        assert!(matches!(elsewhere, Err(DbError::Conflict(_))), "{}: {elsewhere:?}", t.name);
         let row = db::credentials::get(&mut c, "alerts/email").unwrap().unwrap();
         assert_eq!((row.version, row.ciphertext.as_str()), (2, "c2"), "{}", t.name);
         assert_eq!(row.instance_id, Some(default), "{}", t.name);

@@ -36,8 +36,9 @@ pub struct Sealed<'a> {
     pub ciphertext: &'a str,
 }
 
-/// Sets or rotates the encrypted value under `key`, created in `instance` (a rotation keeps the
-/// instance it has); returns its version (1, then one more per rotation).
+/// Sets the encrypted value under `key` in `instance` (none: global): a new key at version 1,
+/// or a rotation (one more) of the key as it stands in that instance. A key of another instance
+/// is never touched, even by two callers racing: it is a `Conflict` and nothing changes.
 pub fn put(
     conn: &mut DbConn,
     key: &str,
@@ -46,26 +47,38 @@ pub fn put(
     now: DateTime<Utc>,
 ) -> DbResult<i64> {
     let (nonce, ciphertext) = (sealed.nonce, sealed.ciphertext);
-    Ok(with_conn!(conn, |c| diesel::insert_into(credentials::table)
-        .values((
-            credentials::key.eq(key),
-            credentials::nonce.eq(nonce),
-            credentials::ciphertext.eq(ciphertext),
-            credentials::version.eq(1),
-            credentials::instance_id.eq(instance),
-            credentials::created_at.eq(ts(now)),
-            credentials::updated_at.eq(ts(now)),
-        ))
-        .on_conflict(credentials::key)
-        .do_update()
-        .set((
-            credentials::nonce.eq(nonce),
-            credentials::ciphertext.eq(ciphertext),
-            credentials::version.eq(credentials::version + 1),
-            credentials::updated_at.eq(ts(now)),
-        ))
-        .returning(credentials::version)
-        .get_result(c))?)
+    super::transaction(conn, |conn| {
+        // The update locks the row; a rotation of another instance's key is rolled back.
+        let rotated: Option<(i64, Option<InstanceId>)> =
+            with_conn!(conn, |c| diesel::update(credentials::table.filter(credentials::key.eq(key)))
+                .set((
+                    credentials::nonce.eq(nonce),
+                    credentials::ciphertext.eq(ciphertext),
+                    credentials::version.eq(credentials::version + 1),
+                    credentials::updated_at.eq(ts(now)),
+                ))
+                .returning((credentials::version, credentials::instance_id))
+                .get_result(c)
+                .optional())?;
+        match rotated {
+            Some((version, owner)) if owner == instance => Ok(version),
+            Some(_) => Err(DbError::Conflict(format!("credential {key} exists elsewhere"))),
+            None => {
+                with_conn!(conn, |c| diesel::insert_into(credentials::table)
+                    .values((
+                        credentials::key.eq(key),
+                        credentials::nonce.eq(nonce),
+                        credentials::ciphertext.eq(ciphertext),
+                        credentials::version.eq(1),
+                        credentials::instance_id.eq(instance),
+                        credentials::created_at.eq(ts(now)),
+                        credentials::updated_at.eq(ts(now)),
+                    ))
+                    .execute(c))?;
+                Ok(1)
+            }
+        }
+    })
 }
 
 pub fn get(conn: &mut DbConn, key: &str) -> DbResult<Option<CredentialRow>> {
