@@ -105,19 +105,11 @@ impl Vault {
                 }
             }
         };
-        let mut values = std::collections::HashMap::new();
-        for k in &stored {
-            let Some(row) =
-                db::credentials::get(conn, &k.key).map_err(|e| anyhow::anyhow!("reading credentials: {e}"))?
-            else {
-                continue;
-            };
-            let value = vault.open_row(&row).map_err(|e| anyhow::anyhow!("wrong master key: {e}"))?;
-            values.insert(k.key.clone(), Held { value, version: row.version, instance: row.instance_id });
-        }
-        if let Ok(mut v) = vault.values.write() {
-            *v = values;
-        }
+        // Opens every value, as any later read of what changed does.
+        vault.refresh(conn).map_err(|e| match e.downcast_ref::<Undecryptable>() {
+            Some(_) => anyhow::anyhow!("wrong master key: {e}"),
+            None => e,
+        })?;
         Ok(vault)
     }
 
@@ -167,11 +159,6 @@ impl Vault {
         (held.instance.is_none() || held.instance == instance).then(|| (held.value.clone(), held.version))
     }
 
-    /// Whether a value is held under `key`.
-    pub fn is_set(&self, key: &str) -> bool {
-        self.values.read().is_ok_and(|v| v.contains_key(key))
-    }
-
     /// Every value held, for masking.
     pub fn all_values(&self) -> Vec<String> {
         self.values.read().map(|v| v.values().map(|h| h.value.clone()).collect()).unwrap_or_default()
@@ -203,7 +190,8 @@ impl Vault {
         };
         let mut opened = Vec::new();
         for k in stale {
-            if let Some(row) = db::credentials::get(conn, &k.key).map_err(|e| anyhow::anyhow!("{e}"))? {
+            let row = db::credentials::get(conn, &k.key).map_err(|e| anyhow::anyhow!("reading credentials: {e}"))?;
+            if let Some(row) = row {
                 let value = self.open_row(&row)?;
                 opened.push((row.key, Held { value, version: row.version, instance: row.instance_id }));
             }
@@ -216,18 +204,27 @@ impl Vault {
         Ok(changed)
     }
 
+    /// [`Vault::refresh`] on the blocking pool; a failure is logged (the values held stay).
+    pub async fn reread(self: &std::sync::Arc<Self>, db: &db::Db) -> usize {
+        let vault = self.clone();
+        match db.run(move |c| Ok(vault.refresh(c))).await.map_err(anyhow::Error::from).and_then(|r| r) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the credentials again");
+                0
+            }
+        }
+    }
+
     /// Keeps the held values current with storage, every second, until the server stops: with a
     /// shared database, credentials change through the other servers too.
     pub async fn follow(self: std::sync::Arc<Self>, db: db::Db) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tick.tick().await;
-            let vault = self.clone();
-            match db.run(move |c| Ok(vault.refresh(c))).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(changed = n, "credentials changed through another server"),
-                Ok(Err(e)) => tracing::error!(error = %e, "reading the credentials again"),
-                Err(e) => tracing::error!(error = %e, "reading the credentials again"),
+            let n = self.reread(&db).await;
+            if n > 0 {
+                tracing::info!(changed = n, "credentials changed through another server");
             }
         }
     }

@@ -26,14 +26,8 @@ impl Driver {
             let keys = baton_schema::placeholder::credential_refs(name, value).unwrap_or_default();
             keys.iter().any(|k| self.vault.lookup_for(k.as_str(), spec.instance_id).is_none())
         });
-        if !missing {
-            return;
-        }
-        let vault = self.vault.clone();
-        match self.db.run(move |c| Ok(vault.refresh(c))).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "reading the credentials again"),
-            Err(e) => tracing::error!(error = %e, "reading the credentials again"),
+        if missing {
+            self.vault.reread(&self.db).await;
         }
     }
 
