@@ -22,11 +22,8 @@ impl Driver {
     /// for the run's instance: it may have been set through another server a moment ago (they are
     /// read again every second anyway). Costs nothing when every key is held.
     pub(super) async fn read_missing_credentials(&self, spec: &JobSpec) {
-        let missing = spec.env.iter().filter(|(_, v)| v.contains("${C:")).any(|(name, value)| {
-            let keys = baton_schema::placeholder::credential_refs(name, value).unwrap_or_default();
-            keys.iter().any(|k| self.vault.lookup_for(k.as_str(), spec.instance_id).is_none())
-        });
-        if missing {
+        let keys = spec.credential_keys();
+        if keys.iter().any(|k| self.vault.lookup_for(k, spec.instance_id).is_none()) {
             self.vault.reread(&self.db).await;
         }
     }
@@ -55,14 +52,7 @@ impl Driver {
             return Err(format!("run {run_id} attempt {attempt} is not running on this agent"));
         }
         let spec = JobSpec::of_row(&row).unwrap_or_else(|| legacy_job(&row));
-        let mut named: Vec<String> = spec
-            .env
-            .iter()
-            .flat_map(|(n, v)| baton_schema::placeholder::credential_refs(n, v).unwrap_or_default())
-            .map(|k| k.to_string())
-            .collect();
-        named.sort();
-        named.dedup();
+        let named = spec.credential_keys();
         credentials.sort();
         credentials.dedup();
         if credentials.iter().map(|c| &c.key).ne(named.iter()) {

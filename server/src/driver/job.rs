@@ -43,6 +43,20 @@ pub struct StoredJob {
 }
 
 impl JobSpec {
+    /// The credential keys its profile names (`${C:key}`), sorted, each once.
+    pub fn credential_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .env
+            .iter()
+            .filter(|(_, v)| v.contains("${C:"))
+            .flat_map(|(n, v)| baton_schema::placeholder::credential_refs(n, v).unwrap_or_default())
+            .map(|k| k.to_string())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
     /// The part of the job that has no column of its own, as stored in `runs.job`.
     pub fn stored(&self) -> String {
         db::to_json(&StoredJob {
