@@ -220,26 +220,19 @@ impl AgentHub {
         }
     }
 
-    /// Sets which instances a connected agent serves (its setting changed through this server).
-    pub fn set_serves(&self, name: &str, serves: Serves) {
-        if let Ok(mut conns) = self.conns.lock() {
-            if let Some(c) = conns.get_mut(name) {
-                c.serves = serves;
-            }
-        }
-    }
-
-    /// Reads again which instances the connected agents serve: their settings may have changed
-    /// through another server.
-    async fn refresh_serves(&self) {
+    /// Reads again which instances the connected agents serve: after `setAgentInstances` here,
+    /// and (with a shared database) now and then for changes made through other servers.
+    pub async fn read_serves(&self) {
         let read = self.db.run(|c| Ok::<_, db::DbError>((db::agents::list(c)?, db::instances::list(c)?))).await;
-        match read {
-            Ok((agents, known)) => {
-                for a in agents {
-                    self.set_serves(&a.name, Serves::of(&a.instances, &known));
-                }
+        let (agents, known) = match read {
+            Ok(read) => read,
+            Err(e) => return tracing::warn!(error = %e, "reading which instances the agents serve"),
+        };
+        let Ok(mut conns) = self.conns.lock() else { return };
+        for a in agents {
+            if let Some(c) = conns.get_mut(&a.name) {
+                c.serves = Serves::of(&a.instances, &known);
             }
-            Err(e) => tracing::warn!(error = %e, "reading which instances the agents serve"),
         }
     }
 
@@ -252,7 +245,10 @@ impl AgentHub {
             tick.tick().await;
             if round % 8 == 0 {
                 self.drop_revoked().await;
-                self.refresh_serves().await;
+                // Alone on its database, every change of a setting is made through this server.
+                if self.server.is_some() {
+                    self.read_serves().await;
+                }
             }
             let now = self.clock.now();
             let lost: Vec<(String, AgentId, DateTime<Utc>)> = match self.conns.lock() {

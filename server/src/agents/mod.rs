@@ -5,5 +5,5 @@
 mod hub;
 mod socket;
 
-pub use hub::{AgentChange, AgentHub, HeartbeatPolicy, Serves};
+pub use hub::{AgentChange, AgentHub, HeartbeatPolicy};
 pub use socket::{agent_socket, MAX_SEQ_AHEAD};

@@ -91,37 +91,36 @@ impl baton_graphql::Agents for Services {
         instances: InstanceAccess,
     ) -> BackendResult<AgentRecord> {
         let (actor, name) = (actor.clone(), name.to_string());
-        self.run(move |c| {
-            db::transaction(c, |c| {
-                let row = db::agents::by_name(c, &name)?.ok_or_else(|| ApiError::NotFound(format!("agent {name}")))?;
-                let before = agent_record(row).instances;
-                if !actor.instances.covers(&before) || !actor.instances.covers(&instances) {
-                    return Err(ApiError::Forbidden(format!(
-                        "you may set only instances you have ({}) on an agent that serves only those",
-                        actor.instances
-                    ))
-                    .into());
-                }
-                db::agents::set_instances(c, &name, &instances.to_string())?;
-                audit(
-                    c,
-                    &actor.username,
-                    "setAgentInstances",
-                    &name,
-                    Some(before.to_string()),
-                    Some(instances.to_string()),
-                )?;
-                let row = db::agents::by_name(c, &name)?.ok_or(db::DbError::NotFound)?;
-                let serves = crate::agents::Serves::of(&row.instances, &db::instances::list(c)?);
-                Ok((agent_record(row), serves))
+        let record = self
+            .run(move |c| {
+                db::transaction(c, |c| {
+                    let row =
+                        db::agents::by_name(c, &name)?.ok_or_else(|| ApiError::NotFound(format!("agent {name}")))?;
+                    let before = agent_record(row).instances;
+                    if !actor.instances.covers(&before) || !actor.instances.covers(&instances) {
+                        return Err(ApiError::Forbidden(format!(
+                            "you may set only instances you have ({}) on an agent that serves only those",
+                            actor.instances
+                        ))
+                        .into());
+                    }
+                    db::agents::set_instances(c, &name, &instances.to_string())?;
+                    audit(
+                        c,
+                        &actor.username,
+                        "setAgentInstances",
+                        &name,
+                        Some(before.to_string()),
+                        Some(instances.to_string()),
+                    )?;
+                    let row = db::agents::by_name(c, &name)?.ok_or(db::DbError::NotFound)?;
+                    Ok(agent_record(row))
+                })
             })
-        })
-        .await
-        .map(|(record, serves)| {
-            // Its runs follow the new setting at once here, on other servers at their next read.
-            self.hub.set_serves(&record.name, serves);
-            record
-        })
+            .await?;
+        // Its runs follow the new setting at once here, on other servers at their next read.
+        self.hub.read_serves().await;
+        Ok(record)
     }
 
     async fn create_agent_token(&self, actor: &Principal, name: &str) -> BackendResult<(String, AgentTokenRecord)> {
