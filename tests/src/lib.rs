@@ -259,6 +259,23 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// Enrolls an agent through `api` (a token of its own, made by `admin`), starts it against
+    /// `servers` (one URL or several) and waits until `api` lists it ONLINE.
+    pub fn enrolled(api: &Server, admin: &str, servers: &str, name: &str, queues: &str) -> Result<Agent> {
+        let made = data(api.graphql_as(
+            Some(admin),
+            "mutation($n: String!) { createAgentToken(name: $n) { token } }",
+            serde_json::json!({ "n": name }),
+        )?);
+        let token = made["createAgentToken"]["token"].as_str().context("no token made")?.to_string();
+        let agent = Agent::start(servers, &token, name, queues)?;
+        wait_for(&format!("agent {name} online"), Duration::from_secs(20), || {
+            let res = data(api.graphql_as(Some(admin), "{ agents { name status } }", serde_json::json!({})).ok()?);
+            res["agents"].as_array()?.iter().any(|a| a["name"] == name && a["status"] == "ONLINE").then_some(())
+        })?;
+        Ok(agent)
+    }
+
     /// Starts the real agent binary against `server` with the given token, name and queues.
     pub fn start(server: &str, token: &str, name: &str, queues: &str) -> Result<Agent> {
         Self::start_with_args(server, token, name, queues, &[])

@@ -344,17 +344,8 @@ fn a_credential_set_through_one_server_reaches_anothers_dispatch() {
     let start = || Server::start_env(tempfile::tempdir().unwrap(), "127.0.0.1:0", &args, &env).unwrap();
     let (a, b) = (start(), start());
     let admin = a.login("admin", &a.admin_password).unwrap();
-    let token = gql(&a, &admin, "mutation { createAgentToken(name: \"t\") { token } }", json!({}))["createAgentToken"]
-        ["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
     // The agent knows only server b: b dispatches whatever is made through a.
-    let _agent = Agent::start(&b.base_url, &token, "a1", "etl").unwrap();
-    wait_for("the agent", Duration::from_secs(20), || {
-        (gql(&a, &admin, "{ agents { status } }", json!({}))["agents"][0]["status"] == "ONLINE").then_some(())
-    })
-    .unwrap();
+    let _agent = Agent::enrolled(&a, &admin, &b.base_url, "a1", "etl").unwrap();
     let set = "mutation { setCredential(key: \"db/token\", value: \"s3cret-1\", instance: \"default\") { version } }";
     assert_eq!(gql(&a, &admin, set, json!({}))["setCredential"]["version"], 1);
     let t = json!({ "name": "uses_a_key", "command": "test \"$SECRET\" = s3cret-1", "target": "etl",

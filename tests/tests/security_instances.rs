@@ -49,16 +49,7 @@ fn rig() -> (Server, String, Agent) {
     let s = Server::start().unwrap();
     let admin = s.admin().unwrap();
     gql(&s, &admin, "mutation { createInstance(name: \"other\") { id } }", json!({}));
-    let token = gql(&s, &admin, "mutation { createAgentToken(name: \"t\") { token } }", json!({}))["createAgentToken"]
-        ["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let agent = Agent::start(&s.base_url, &token, "a1", "etl").unwrap();
-    wait_for("the agent", Duration::from_secs(20), || {
-        (gql(&s, &admin, "{ agents { status } }", json!({}))["agents"][0]["status"] == "ONLINE").then_some(())
-    })
-    .unwrap();
+    let agent = Agent::enrolled(&s, &admin, &s.base_url, "a1", "etl").unwrap();
     (s, admin, agent)
 }
 
