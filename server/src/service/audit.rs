@@ -12,13 +12,8 @@ impl baton_graphql::Audit for Services {
             let known = db::instances::list(c)?;
             let id_of = |name: &str| known.iter().find(|i| i.name == name).map(|i| i.id);
             // A caller limited to some instances reads their own entries and those about theirs.
-            let visible_to = match &p.instances {
-                InstanceAccess::All => None,
-                InstanceAccess::Only(names) => Some(db::audit::Visible {
-                    actor: p.username.clone(),
-                    instances: names.iter().filter_map(|n| id_of(n)).collect(),
-                }),
-            };
+            let visible_to = visible_instances(c, &p.instances)?
+                .map(|instances| db::audit::Visible { actor: p.username.clone(), instances });
             let instance = match &f.instance {
                 Some(name) => match id_of(name) {
                     Some(id) => Some(id),
