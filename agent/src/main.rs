@@ -178,11 +178,11 @@ async fn run(cfg: Config) -> Result<()> {
     tracing::info!(name = %cfg.name, state_dir = %cfg.state_dir.display(), servers = ?cfg.servers, "starting");
     let log = Arc::new(Mutex::new(log::EventLog::open(&cfg.state_dir)?));
     let (tx, outbox) = mpsc::unbounded_channel();
-    let events = log::start_writer(log.clone(), tx.clone())?;
+    let events = log::start_writer(log.clone(), tx)?;
     if cfg.allow_run_as.is_empty() {
         tracing::warn!("no run-as user is allowed (the agent runs as root: name users, root included, with --allow-run-as); every dispatch will be refused");
     }
-    let runner = runner::Runner::new(&cfg.state_dir, events, tx, cfg.allow_run_as.clone())?;
+    let runner = runner::Runner::new(&cfg.state_dir, events, cfg.allow_run_as.clone())?;
     runner.resume();
     runner.sweep_forever(cfg.keep_runs);
     let mut agent = Agent { log, runner, outbox };

@@ -14,7 +14,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{oneshot, Notify};
 
 /// How often a running attempt's output files are read.
 const OUTPUT_POLL: Duration = Duration::from_millis(25);
@@ -73,9 +73,8 @@ pub struct Runner {
     wakers: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
     /// The users jobs may run as here (`--allow-run-as`).
     allow_run_as: Arc<Vec<String>>,
-    /// Frames for the server that are not logged events (asking for credentials again).
-    requests: mpsc::UnboundedSender<AgentMsg>,
-    /// Resumed attempts waiting for their credentials, by (run, attempt).
+    /// Resumed attempts waiting for their credentials, by (run, attempt); every server that
+    /// welcomes the agent is asked for them (`secrets_wanted`) until one answers.
     wanted: Arc<Mutex<HashMap<(i64, u32), Wanted>>>,
 }
 
@@ -86,12 +85,7 @@ struct Launcher {
 }
 
 impl Runner {
-    pub fn new(
-        state_dir: &Path,
-        events: std::sync::mpsc::Sender<Work>,
-        requests: mpsc::UnboundedSender<AgentMsg>,
-        allow_run_as: Vec<String>,
-    ) -> Result<Runner> {
+    pub fn new(state_dir: &Path, events: std::sync::mpsc::Sender<Work>, allow_run_as: Vec<String>) -> Result<Runner> {
         let runs_dir = state_dir.join("runs");
         // The agent's alone: the shim opens an attempt's files here before it becomes the
         // run-as user, and the job gets them as open files only.
@@ -103,7 +97,6 @@ impl Runner {
             active: Arc::new(Mutex::new(HashSet::new())),
             launcher: Arc::new(Mutex::new(None)),
             wakers: Arc::new(Mutex::new(HashMap::new())),
-            requests,
             wanted: Arc::new(Mutex::new(HashMap::new())),
         })
     }
@@ -130,8 +123,9 @@ impl Runner {
         }
     }
 
-    /// Asks the server for a resumed attempt's credentials (again after each reconnection, until
-    /// it answers); the answer comes through the receiver.
+    /// Notes that a resumed attempt wants its credentials (attempts are resumed before the agent
+    /// connects, so the first server to welcome it is asked); the answer comes through the
+    /// receiver.
     fn want_secrets(
         &self,
         run_id: i64,
@@ -139,12 +133,9 @@ impl Runner {
         credentials: Vec<CredentialVersion>,
     ) -> oneshot::Receiver<SecretsAnswer> {
         let (answer, rx) = oneshot::channel();
-        let msg = AgentMsg::SecretsWanted { run_id: RunId(run_id), attempt, credentials: credentials.clone() };
         if let Ok(mut w) = self.wanted.lock() {
             w.insert((run_id, attempt), Wanted { credentials, answer });
         }
-        // Dropped when no server is connected; `secrets_wanted` asks the next one.
-        let _ = self.requests.send(msg);
         rx
     }
 
