@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use baton_schema::access::{InstanceAccess, Role};
 use baton_server::client::{self, Remote};
 use baton_server::config::{Config, Overrides};
-use baton_server::db::{DatabaseUrl, Db};
+use baton_server::db::{self, DatabaseUrl, Db, DbConn};
 use baton_server::service::users;
 use clap::{Args, Parser, Subcommand};
 use std::io::Read;
@@ -34,12 +34,13 @@ struct Storage {
 }
 
 impl Storage {
-    fn open(self) -> anyhow::Result<Db> {
+    /// One connection, closed before the command returns (see `db::connect_once`).
+    fn open(self) -> anyhow::Result<DbConn> {
         let url = match self.database_url {
             Some(u) => DatabaseUrl::parse(&u),
             None => DatabaseUrl::sqlite_in(&self.data.unwrap_or_else(|| PathBuf::from("data"))),
         };
-        Db::open(url)
+        db::connect_once(&url)
     }
 }
 
@@ -227,15 +228,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let instances =
                 InstanceAccess::parse(&instances).map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
             let password = read_password_stdin()?;
-            let db = storage.open()?;
-            let mut conn = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut conn = storage.open()?;
             let id = users::insert_user(&mut conn, &username, &password, role, &instances).map_err(api_error)?;
             println!("created user {username} (id {id}, role {role})");
             Ok(())
         }
         Command::AgentToken { command: AgentTokenCommand::Create { name, storage } } => {
-            let db = storage.open()?;
-            let mut conn = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut conn = storage.open()?;
             let (token, _) = baton_server::service::agents::create_token(&mut conn, &name, "baton agent-token")
                 .map_err(api_error)?;
             println!("agent token {name} created; give it to baton-agent --token:");
@@ -246,8 +245,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let key_file = key_file
                 .unwrap_or_else(|| storage.data.clone().unwrap_or_else(|| PathBuf::from("data")).join("master.key"));
             let env_key = std::env::var(baton_server::vault::KEY_ENV).ok();
-            let db = storage.open()?;
-            let mut conn = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut conn = storage.open()?;
             let done = baton_server::vault::rotate(&mut conn, env_key.as_deref(), &key_file)?;
             match done.new_env_key {
                 Some(key) => {

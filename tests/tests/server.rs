@@ -136,3 +136,42 @@ fn a_second_server_on_the_same_sqlite_file_refuses_to_start() {
     let again = Server::start_in(data_dir, &[]).unwrap();
     assert_eq!(ureq::get(&again.url("/healthz")).call().unwrap().status(), 200);
 }
+
+/// The one-shot commands leave no thread behind that touches TLS or a pool while the process
+/// exits: against PostgreSQL (over TLS where the server offers it), each verb exits 0 every time.
+#[test]
+fn every_database_verb_exits_cleanly_fifty_times_on_postgresql() {
+    let Some(url) = baton_tests::fresh_postgres() else {
+        assert!(!in_ci(), "PostgreSQL must be there in CI (cargo xtask test starts it)");
+        eprintln!("skipped: BATON_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = Command::new(binary("baton"));
+        cmd.args(args).args(["--database-url", &url, "--data"]).arg(data.path());
+        cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        cmd.stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(text) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "baton {args:?} ended with {:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for i in 0..50 {
+        run(&["agent-token", "create", "--name", &format!("t{i}")], None);
+        run(
+            &["user", "create", "--username", &format!("u{i}"), "--role", "viewer", "--password-stdin"],
+            Some("a-long-password\n"),
+        );
+        run(&["master-key", "rotate"], None);
+    }
+}

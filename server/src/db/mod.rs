@@ -233,12 +233,6 @@ impl Db {
     /// the embedded migrations of the backend.
     pub fn open(url: DatabaseUrl) -> anyhow::Result<Db> {
         use anyhow::Context;
-        if let DatabaseUrl::Sqlite(p) = &url {
-            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating the data directory {}", dir.display()))?;
-            }
-        }
         // SQLite has one writer; a transaction that reads and then writes fails at once
         // (SQLITE_BUSY_SNAPSHOT, whatever the busy timeout) when another connection wrote in
         // between. One connection serialises all access and avoids that; statements are short.
@@ -246,15 +240,9 @@ impl Db {
             DatabaseUrl::Sqlite(_) => 1,
             DatabaseUrl::Postgres(_) => 16,
         };
-        let manager = Manager { url: url.clone() };
         // Probe once directly, so an unreachable database is one clear error rather than a pool timeout.
-        let mut probe = manager.connect().with_context(|| format!("cannot open the database {}", url.redacted()))?;
-        match &mut probe {
-            DbConn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
-            DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
-        }
-        .map_err(|e| anyhow::anyhow!("applying migrations to {}: {e}", url.redacted()))?;
-        drop(probe);
+        drop(connect_once(&url)?);
+        let manager = Manager { url: url.clone() };
         let pool = r2d2::Pool::builder()
             .max_size(max)
             .min_idle(Some(1))
@@ -342,6 +330,26 @@ impl Db {
         .await
         .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?
     }
+}
+
+/// One connection of the configured backend, opened and migrated on the caller's thread, with
+/// no pool: the one-shot commands use it, so when they return no pool thread is left opening a
+/// connection (with TLS, for PostgreSQL) while the process tears its libraries down.
+pub fn connect_once(url: &DatabaseUrl) -> anyhow::Result<DbConn> {
+    use anyhow::Context;
+    if let DatabaseUrl::Sqlite(p) = url {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+        }
+    }
+    let manager = Manager { url: url.clone() };
+    let mut conn = manager.connect().with_context(|| format!("cannot open the database {}", url.redacted()))?;
+    match &mut conn {
+        DbConn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+    }
+    .map_err(|e| anyhow::anyhow!("applying migrations to {}: {e}", url.redacted()))?;
+    Ok(conn)
 }
 
 /// Ids per `IN (...)` list: SQLite binds at most 32,766 variables per statement.
