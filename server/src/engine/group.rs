@@ -152,6 +152,9 @@ struct Passed {
     changed: bool,
     /// The flow machine panicked: the actor restarts.
     crashed: bool,
+    /// A write failed (the database is away, or the lease was lost meanwhile): the actor reads
+    /// the database again in a moment.
+    failed: bool,
 }
 
 fn spec_of(p: &Pass, name: &str) -> Option<JobSpec> {
@@ -175,7 +178,7 @@ async fn pass(mut p: Pass) -> Passed {
             Ok(rows) => rows.into_iter().collect::<HashMap<String, RunStatus>>(),
             Err(e) => {
                 tracing::error!(group = %p.group_name, error = %e, "reading the day's group runs");
-                return Passed { run: p.run, ended: None, changed, crashed: false };
+                return Passed { run: p.run, ended: None, changed, crashed: false, failed: true };
             }
         };
         // The groups it names take part in its flow: while one of them failed, it waits (an
@@ -186,7 +189,7 @@ async fn pass(mut p: Pass) -> Passed {
         }
         let waiting = BTreeSet::from([p.group_name.clone()]);
         let Some(step) = super::guarded("group dependency", p.gid, || flow::step(&me, &waiting, &states)) else {
-            return Passed { run: p.run, ended: None, changed, crashed: true };
+            return Passed { run: p.run, ended: None, changed, crashed: true, failed: false };
         };
         match step.actions.first() {
             Some(FlowAction::Start(_)) => {
@@ -200,21 +203,34 @@ async fn pass(mut p: Pass) -> Passed {
                 });
                 if let Err(e) = started.await {
                     tracing::error!(group_run = %id, error = %e, "starting a group run");
-                    return Passed { run: p.run, ended: None, changed, crashed: false };
+                    return Passed { run: p.run, ended: None, changed, crashed: false, failed: true };
                 }
                 tracing::info!(group = %p.group_name, group_run = %id, "group dependency holds");
                 p.run.held = false;
                 changed = true;
             }
             Some(FlowAction::Skip(_, reason)) => {
-                for m in p.run.members.values_mut().filter(|m| m.waiting()) {
-                    if let Ok(s) = p.deps.driver.settle(m.run_id, RunEvent::Skip { reason: reason.clone() }).await {
-                        m.status = s;
+                let waiting: Vec<String> =
+                    p.run.members.iter().filter(|(_, m)| m.waiting()).map(|(n, _)| n.clone()).collect();
+                for name in waiting {
+                    let Some(m) = p.run.members.get_mut(&name) else { continue };
+                    match p.deps.driver.settle(m.run_id, RunEvent::Skip { reason: reason.clone() }).await {
+                        Ok(s) => m.status = s,
+                        Err(e) => {
+                            tracing::error!(run = %m.run_id, error = %e, "skipping a run");
+                            return Passed { run: p.run, ended: None, changed, crashed: false, failed: true };
+                        }
                     }
                 }
-                return Passed { run: p.run, ended: Some(RunStatus::Skipped), changed: true, crashed: false };
+                return Passed {
+                    run: p.run,
+                    ended: Some(RunStatus::Skipped),
+                    changed: true,
+                    crashed: false,
+                    failed: false,
+                };
             }
-            None => return Passed { run: p.run, ended: None, changed, crashed: false },
+            None => return Passed { run: p.run, ended: None, changed, crashed: false, failed: false },
         }
     }
     let waiting: BTreeSet<String> = p.run.members.iter().filter(|(_, m)| m.waiting()).map(|(n, _)| n.clone()).collect();
@@ -222,7 +238,7 @@ async fn pass(mut p: Pass) -> Passed {
     // Members that left the group since the run opened are not part of its flow.
     let flow: Vec<Member> = p.flow.iter().filter(|m| p.run.members.contains_key(&m.name)).cloned().collect();
     let Some(step) = super::guarded("group flow", p.gid, || flow::step(&flow, &waiting, &states)) else {
-        return Passed { run: p.run, ended: None, changed, crashed: true };
+        return Passed { run: p.run, ended: None, changed, crashed: true, failed: false };
     };
     if p.run.reopened && step.actions.iter().any(|a| matches!(a, FlowAction::Start(_))) {
         let id = p.run.id;
@@ -235,7 +251,10 @@ async fn pass(mut p: Pass) -> Passed {
         });
         match again.await {
             Ok(()) => p.run.reopened = false,
-            Err(e) => tracing::error!(group_run = %id, error = %e, "running a group run again"),
+            Err(e) => {
+                tracing::error!(group_run = %id, error = %e, "running a group run again");
+                return Passed { run: p.run, ended: None, changed, crashed: false, failed: true };
+            }
         }
     }
     for action in &step.actions {
@@ -246,7 +265,7 @@ async fn pass(mut p: Pass) -> Passed {
                 let (now, inst, leases) = (p.deps.clock.now(), p.instance_id, p.deps.leases.clone());
                 if let Err(e) = p.deps.db.run(move |c| leases.fence(c, inst, now)).await {
                     tracing::warn!(group = %p.group_name, task = %name, error = %e, "not started");
-                    return Passed { run: p.run, ended: None, changed, crashed: false };
+                    return Passed { run: p.run, ended: None, changed, crashed: false, failed: true };
                 }
                 let Some(m) = p.run.members.get_mut(name) else { continue };
                 m.status = RunStatus::Triggered;
@@ -259,13 +278,16 @@ async fn pass(mut p: Pass) -> Passed {
                 let Some(m) = p.run.members.get_mut(name) else { continue };
                 match p.deps.driver.settle(m.run_id, RunEvent::Skip { reason: reason.clone() }).await {
                     Ok(s) => m.status = s,
-                    Err(e) => tracing::error!(run = %m.run_id, error = %e, "skipping a run"),
+                    Err(e) => {
+                        tracing::error!(run = %m.run_id, error = %e, "skipping a run");
+                        return Passed { run: p.run, ended: None, changed, crashed: false, failed: true };
+                    }
                 }
             }
         }
         changed = true;
     }
-    Passed { run: p.run, ended: step.outcome, changed, crashed: false }
+    Passed { run: p.run, ended: step.outcome, changed, crashed: false, failed: false }
 }
 
 /// Opens the group run of a slot (once) with a run per active task, waiting; a slot skipped by
@@ -390,18 +412,36 @@ impl GroupActor {
             ctx.stop();
             return;
         };
-        for a in actions {
-            let (slot, skip) = match a {
+        let slots: Vec<(Slot, Option<Reason>)> = actions
+            .into_iter()
+            .map(|a| match a {
                 Action::Fire(s) => (s, None),
                 Action::Skip(s, r) => (s, Some(r)),
-            };
-            self.open(slot, skip, ctx);
+            })
+            .collect();
+        if !slots.is_empty() {
+            self.open(slots, ctx);
         }
         self.arm(ctx);
     }
 
-    /// Opens the group run of a slot and advances it.
-    fn open(&mut self, slot: Slot, skip: Option<Reason>, ctx: &mut Context<Self>) {
+    /// A write failed (the database is away, or the lease was lost meanwhile): nothing more is
+    /// done from what the actor holds, and in a moment it restarts and reads the database again,
+    /// so a slot whose group run was not stored is handled again from the last one that was (run,
+    /// late, or recorded as missed by the misfire policy), and open group runs carry on.
+    fn reload_later(&mut self, ctx: &mut Context<Self>) {
+        if let Some(g) = self.group.take() {
+            if let Some(h) = g.timer {
+                ctx.cancel_future(h);
+            }
+            self.deps.group_actors.fetch_sub(1, Ordering::Relaxed);
+        }
+        ctx.run_later(super::task::RELOAD_PAUSE, |_, ctx| ctx.stop());
+    }
+
+    /// Opens the group runs of slots, in order, and advances them; a slot that cannot be stored
+    /// stops the ones after it.
+    fn open(&mut self, slots: Vec<(Slot, Option<Reason>)>, ctx: &mut Context<Self>) {
         let Some(g) = self.group.as_ref() else { return };
         let db = self.deps.db.clone();
         let opening = Opening {
@@ -412,24 +452,37 @@ impl GroupActor {
             tasks: g.tasks.clone(),
             leases: self.deps.leases.clone(),
         };
-        let (date, now) = (slot.run_date, self.deps.clock.now());
+        let clock = self.deps.clock.clone();
+        let opening = Arc::new(opening);
         ctx.wait(
-            async move { db.run(move |c| open_run(c, &opening, &slot, skip.as_ref(), now)).await }
-                .into_actor(self)
-                .map(move |res, act, ctx| match res {
-                    Ok(Some(run)) => {
-                        let id = run.id;
-                        tracing::info!(group = %act.gid, group_run = %id, run_date = %date, "group fired");
-                        act.deps.fired.fetch_add(1, Ordering::Relaxed);
-                        if let Some(g) = act.group.as_mut() {
-                            g.open.insert(id, run);
-                            act.announce(date);
-                        }
-                        act.advance(id, ctx);
+            async move {
+                let mut opened = Vec::new();
+                for (slot, skip) in slots {
+                    let (o, now) = (opening.clone(), clock.now());
+                    match db.run(move |c| open_run(c, &o, &slot, skip.as_ref(), now)).await {
+                        Ok(run) => opened.extend(run),
+                        Err(e) => return (opened, Some(e)),
                     }
-                    Ok(None) => {}
-                    Err(e) => tracing::error!(group = %act.gid, error = %e, "opening a group run"),
-                }),
+                }
+                (opened, None)
+            }
+            .into_actor(self)
+            .map(move |(opened, failed), act, ctx| {
+                for run in opened {
+                    let (id, date) = (run.id, run.slot.run_date);
+                    tracing::info!(group = %act.gid, group_run = %id, run_date = %date, "group fired");
+                    act.deps.fired.fetch_add(1, Ordering::Relaxed);
+                    if let Some(g) = act.group.as_mut() {
+                        g.open.insert(id, run);
+                        act.announce(date);
+                    }
+                    act.advance(id, ctx);
+                }
+                if let Some(e) = failed {
+                    tracing::warn!(group = %act.gid, error = %e, "opening a group run; the slot is handled again");
+                    act.reload_later(ctx);
+                }
+            }),
         );
     }
 
@@ -476,7 +529,10 @@ impl GroupActor {
                                 status,
                             });
                         }
-                        Err(e) => tracing::error!(group_run = %id, error = %e, "ending a group run"),
+                        Err(e) => {
+                            tracing::error!(group_run = %id, error = %e, "ending a group run");
+                            return Passed { ended: None, failed: true, ..done };
+                        }
                     }
                 }
                 done
@@ -485,6 +541,10 @@ impl GroupActor {
             .map(|done, act, ctx| {
                 if done.crashed {
                     ctx.stop();
+                    return;
+                }
+                if done.failed {
+                    act.reload_later(ctx);
                     return;
                 }
                 let date = done.run.slot.run_date;
@@ -632,7 +692,7 @@ impl Handler<DateChanged> for GroupActor {
         if held.is_empty() && g.def.schedule.is_none() {
             // A group that follows others opens its run of the day when one of them does.
             let slot = launch::stored_slot(d.run_date, "", self.deps.clock.now());
-            self.open(slot, None, ctx);
+            self.open(vec![(slot, None)], ctx);
             return;
         }
         for id in held {

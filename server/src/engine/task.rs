@@ -33,6 +33,9 @@ pub fn start_of_today(tz: chrono_tz::Tz, now: DateTime<Utc>) -> DateTime<Utc> {
         .map_or(now, |t| t.with_timezone(&Utc))
 }
 
+/// How long an actor whose database work failed waits before it reads the database again.
+pub const RELOAD_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How far back a (re)loaded clock looks for slots it has not handled.
 pub const CATCH_UP: Duration = Duration::hours(24);
 
@@ -122,8 +125,11 @@ async fn load_task(deps: &EngineDeps, tid: TaskId) -> Result<Option<Loaded>, ()>
     }
 }
 
-/// Makes the run of one slot (once) and starts it, or records it as skipped.
-async fn carry_out(deps: EngineDeps, tid: TaskId, instance_id: InstanceId, def: TaskDef, action: Action) {
+/// Makes the run of one slot (once) and starts it, or records it as skipped. False when the slot's
+/// run could not be stored (the database is away, or the lease was lost meanwhile): the slot is
+/// then still to be handled, by this server after it reads the database again or by the next
+/// holder of the lease.
+async fn carry_out(deps: EngineDeps, tid: TaskId, instance_id: InstanceId, def: TaskDef, action: Action) -> bool {
     let (slot, skip): (_, Option<Reason>) = match action {
         Action::Fire(s) => (s, None),
         Action::Skip(s, r) => (s, Some(r)),
@@ -172,8 +178,12 @@ async fn carry_out(deps: EngineDeps, tid: TaskId, instance_id: InstanceId, def: 
         Ok((db::runs::Created::Existing(_), _)) => {
             tracing::debug!(task = %def.name, slot = %slot.key(), "slot already has its run")
         }
-        Err(e) => tracing::error!(task = %def.name, error = %e, "creating a scheduled run"),
+        Err(e) => {
+            tracing::warn!(task = %def.name, slot = %slot.key(), error = %e, "creating a scheduled run; the slot is handled again");
+            return false;
+        }
     }
+    true
 }
 
 /// Notes in the missed-runs ledger (the `events` table, kind `missed`) a slot handled late
@@ -250,19 +260,39 @@ impl TaskActor {
             ctx.stop();
             return;
         };
-        if !actions.is_empty() {
-            let (deps, tid, inst, def) = (self.deps.clone(), l.tid, l.instance_id, l.def.clone());
-            // Slots are carried out in order, one after the other.
-            ctx.spawn(
-                async move {
-                    for a in actions {
-                        carry_out(deps.clone(), tid, inst, def.clone(), a).await;
+        if actions.is_empty() {
+            self.arm(ctx);
+            return;
+        }
+        let (deps, tid, inst, def) = (self.deps.clone(), l.tid, l.instance_id, l.def.clone());
+        // Slots are carried out in order, one after the other, and the clock is polled again
+        // only once they are: a slot that fails stops the ones after it, so none is stored
+        // after a slot that was not.
+        ctx.spawn(
+            async move {
+                for a in actions {
+                    if !carry_out(deps.clone(), tid, inst, def.clone(), a).await {
+                        return false;
                     }
                 }
-                .into_actor(self),
-            );
+                true
+            }
+            .into_actor(self)
+            .map(|stored, act, ctx| if stored { act.arm(ctx) } else { act.reload_later(ctx) }),
+        );
+    }
+
+    /// A slot's run could not be stored: the clock, which moved past it, is dropped, and in a
+    /// moment the actor restarts and reads the database again, so the slot is handled again from
+    /// the last one stored (run, late, or recorded as missed by the misfire policy).
+    fn reload_later(&mut self, ctx: &mut Context<Self>) {
+        if let Some(l) = self.loaded.take() {
+            if let Some(h) = l.timer {
+                ctx.cancel_future(h);
+            }
+            self.deps.actors.fetch_sub(1, Ordering::Relaxed);
         }
-        self.arm(ctx);
+        ctx.run_later(RELOAD_PAUSE, |_, ctx| ctx.stop());
     }
 
     fn take_charge(&mut self, loaded: Option<Box<Loaded>>, ctx: &mut Context<Self>) {
@@ -287,7 +317,7 @@ impl Actor for TaskActor {
             Ok(l) => act.take_charge(l.map(Box::new), ctx),
             // The database is away: try again in a moment, through the supervisor.
             Err(()) => {
-                ctx.run_later(std::time::Duration::from_secs(1), |_, ctx| ctx.stop());
+                ctx.run_later(RELOAD_PAUSE, |_, ctx| ctx.stop());
             }
         }));
     }
