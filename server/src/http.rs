@@ -30,9 +30,19 @@ struct AppState {
     db: Db,
 }
 
+/// `200 ok` while the database answers; `503 degraded` with the reason while it does not (the
+/// server keeps running and carries on by itself when it answers again).
 #[get("/healthz")]
-async fn healthz() -> impl Responder {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+async fn healthz(state: web::Data<AppState>) -> impl Responder {
+    let version = env!("CARGO_PKG_VERSION");
+    match state.db.health().down() {
+        None => HttpResponse::Ok().json(serde_json::json!({"status": "ok", "version": version})),
+        Some((for_how_long, why)) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "status": "degraded",
+            "version": version,
+            "database": format!("unreachable for {} s: {why}", for_how_long.as_secs()),
+        })),
+    }
 }
 
 /// The token a request carries: `Authorization: Bearer ...`, else the session cookie.

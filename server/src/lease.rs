@@ -9,6 +9,7 @@ use crate::db::{self, Db, DbConn, DbResult};
 use baton_schema::ids::InstanceId;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// The leases this server holds, shared with the engine, which schedules only their instances.
@@ -16,6 +17,9 @@ use std::sync::{Arc, RwLock};
 pub struct Leases {
     owner: String,
     held: RwLock<BTreeMap<InstanceId, i64>>,
+    /// Moves on each time the keeper gives every lease up: a round that began before it stores
+    /// nothing of what it found (its answer came too late to be trusted).
+    epoch: AtomicU64,
     /// Other servers may share the database (PostgreSQL).
     shared: bool,
 }
@@ -39,7 +43,7 @@ impl Leases {
     }
 
     fn unshared_named(owner: String) -> Leases {
-        Leases { owner, held: RwLock::new(BTreeMap::new()), shared: false }
+        Leases { owner, held: RwLock::new(BTreeMap::new()), epoch: AtomicU64::new(0), shared: false }
     }
 
     /// Whether other servers may share this server's database.
@@ -64,6 +68,16 @@ impl Leases {
 
     pub fn holds(&self, instance_id: InstanceId) -> bool {
         self.held.read().is_ok_and(|h| h.contains_key(&instance_id))
+    }
+
+    /// Stops scheduling every instance at once (the keeper could not renew in time, or the server
+    /// is stopping); returns what was held.
+    pub fn give_up(&self) -> Vec<InstanceId> {
+        let Ok(mut h) = self.held.write() else { return Vec::new() };
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let lost = h.keys().copied().collect();
+        h.clear();
+        lost
     }
 
     /// Inside a write's transaction: an error unless this server still holds the instance's lease
@@ -109,6 +123,12 @@ impl LeaseKeeper {
     /// took after it expired is lost), give back what exceeds its share of the instances over the
     /// live servers, and take free or expired leases up to that share.
     pub fn round(&self, c: &mut DbConn, now: DateTime<Utc>) -> DbResult<Changes> {
+        self.round_since(c, now, self.leases.epoch.load(Ordering::SeqCst))
+    }
+
+    /// A round that stores what it found only if the leases were not given up since `epoch`
+    /// (read before it waited for its connection).
+    fn round_since(&self, c: &mut DbConn, now: DateTime<Utc>, epoch: u64) -> DbResult<Changes> {
         let owner = self.leases.owner.clone();
         db::servers::heartbeat(c, &owner, now)?;
         db::servers::forget_before(c, now - self.ttl * 100)?;
@@ -148,10 +168,24 @@ impl LeaseKeeper {
             gained: held.keys().filter(|i| !before.contains_key(i)).copied().collect(),
             lost: before.keys().filter(|i| !held.contains_key(i)).copied().collect(),
         };
-        if let Ok(mut h) = self.leases.held.write() {
-            *h = held;
+        let mut h = self.leases.held.write().map_err(|_| db::DbError::Unavailable("the lease table lock".into()))?;
+        if self.leases.epoch.load(Ordering::SeqCst) != epoch {
+            // Given up while this round ran: what it renewed expires by itself or is renewed by
+            // the next round, which starts from nothing held and tells the engine what it gains.
+            return Err(db::DbError::Unavailable("a lease round that came back too late".into()));
         }
+        *h = held;
         Ok(changes)
+    }
+
+    /// Gives back every lease this server holds, at once (a graceful stop), so a survivor takes
+    /// them over at its next round instead of after they expire.
+    pub fn release_all(&self, c: &mut DbConn, now: DateTime<Utc>) -> DbResult<Vec<InstanceId>> {
+        let held = self.leases.give_up();
+        for &instance in &held {
+            db::instance_leases::release(c, instance, &self.leases.owner, now)?;
+        }
+        Ok(held)
     }
 
     /// Forgets every lease held by a server that is gone (SQLite: the serve lock proves no other
@@ -166,32 +200,60 @@ impl LeaseKeeper {
         Ok(())
     }
 
-    /// Keeps the leases until the server stops, telling `changed` what each round changed. A round
-    /// that fails (the database is away) holds nothing afterwards: the leases expire by themselves.
+    /// Keeps the leases until the server stops, telling `changed` what each round changed.
+    ///
+    /// A round reads the time once it holds a connection, so one that waited in the pool's
+    /// checkout still writes leases that last their full term from then, never one already
+    /// expired. A round that fails, or has not come back by the time what this server holds
+    /// expires, gives every lease up at once: the engine stops creating runs rather than have
+    /// its writes refused by the fence, and the next round that works takes them again.
     pub async fn keep(self, db: Db, clock: SharedClock, changed: impl Fn(Changes) + Send + 'static) {
         let every = (self.ttl / 3).to_std().unwrap_or(std::time::Duration::from_secs(3));
+        let ttl = self.ttl;
         let keeper = Arc::new(self);
+        // When the leases this server holds expire, as the last round that worked wrote them.
+        let mut held_until: Option<DateTime<Utc>> = None;
         loop {
-            let now = clock.now();
-            let k = keeper.clone();
-            match db.run(move |c| k.round(c, now)).await {
-                Ok(changes) if !changes.is_empty() => {
-                    tracing::info!(gained = ?changes.gained, lost = ?changes.lost, "instance leases changed");
-                    changed(changes);
+            let (k, round_clock) = (keeper.clone(), clock.clone());
+            // A round given up on (below) may still get its connection later: it must then
+            // store nothing, or the engine would never hear of what it holds.
+            let epoch = keeper.leases.epoch.load(Ordering::SeqCst);
+            let round = db.run(move |c| {
+                let now = round_clock.now();
+                k.round_since(c, now, epoch).map(|changes| (changes, now))
+            });
+            let limit = match held_until {
+                Some(until) => (until - clock.now()).to_std().unwrap_or_default(),
+                None => ttl.to_std().unwrap_or(every * 3),
+            };
+            let failed = match tokio::time::timeout(limit, round).await {
+                Ok(Ok((changes, at))) => {
+                    held_until = Some(at + ttl);
+                    db.health().available();
+                    if !changes.is_empty() {
+                        tracing::info!(gained = ?changes.gained, lost = ?changes.lost, "instance leases changed");
+                        changed(changes);
+                    }
+                    None
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "renewing instance leases; scheduling stops until they are back");
-                    let lost: Vec<InstanceId> = keeper.leases.held().into_iter().collect();
-                    if let Ok(mut h) = keeper.leases.held.write() {
-                        h.clear();
-                    }
-                    if !lost.is_empty() {
-                        changed(Changes { gained: Vec::new(), lost });
-                    }
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!("no answer within {} ms", limit.as_millis())),
+            };
+            if let Some(why) = failed {
+                tracing::error!(error = %why, "renewing instance leases; scheduling stops until they are back");
+                db.health().unavailable(&why);
+                held_until = None;
+                let lost = keeper.leases.give_up();
+                if !lost.is_empty() {
+                    changed(Changes { gained: Vec::new(), lost });
                 }
             }
-            tokio::time::sleep(every).await;
+            // The next round starts in a third of the term, and always before the leases expire.
+            let wait = match held_until {
+                Some(until) => every.min((until - clock.now() - ttl / 3).to_std().unwrap_or_default()),
+                None => every,
+            };
+            tokio::time::sleep(wait).await;
         }
     }
 }

@@ -214,12 +214,54 @@ impl From<r2d2::PoolError> for DbError {
 
 pub type DbResult<T> = Result<T, DbError>;
 
+/// Whether the database answers, as the last round trip found it: `/healthz` says degraded
+/// while it does not, and the server carries on by itself once it does again.
+#[derive(Debug, Default)]
+pub struct Health {
+    down: std::sync::atomic::AtomicBool,
+    since: std::sync::Mutex<Option<(std::time::Instant, String)>>,
+}
+
+impl Health {
+    /// A round trip worked.
+    pub fn available(&self) {
+        use std::sync::atomic::Ordering;
+        if self.down.swap(false, Ordering::Relaxed) {
+            if let Ok(mut s) = self.since.lock() {
+                if let Some((at, _)) = s.take() {
+                    tracing::info!(after_ms = at.elapsed().as_millis() as u64, "the database answers again");
+                }
+            }
+        }
+    }
+
+    /// A round trip failed for want of the database; the first failure's time is kept.
+    pub fn unavailable(&self, why: &str) {
+        if let Ok(mut s) = self.since.lock() {
+            match s.as_mut() {
+                Some((_, reason)) => why.clone_into(reason),
+                None => *s = Some((std::time::Instant::now(), why.to_string())),
+            }
+        }
+        self.down.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long the database has not answered, and the last reason; None while it answers.
+    pub fn down(&self) -> Option<(std::time::Duration, String)> {
+        if !self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        self.since.lock().ok()?.as_ref().map(|(at, why)| (at.elapsed(), why.clone()))
+    }
+}
+
 /// The pool, and the way async code reaches it.
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<Manager>,
     url: DatabaseUrl,
     batcher: batch::Batcher,
+    health: std::sync::Arc<Health>,
 }
 
 impl std::fmt::Debug for Db {
@@ -255,11 +297,16 @@ impl Db {
             DatabaseUrl::Postgres(_) => (4, true),
         };
         let batcher = batch::Batcher::start(pool.clone(), writers, keep);
-        Ok(Db { pool, url, batcher })
+        Ok(Db { pool, url, batcher, health: std::sync::Arc::default() })
     }
 
     pub fn url(&self) -> &DatabaseUrl {
         &self.url
+    }
+
+    /// Whether the database answers.
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     pub fn conn(&self) -> DbResult<PooledConnection<Manager>> {
@@ -322,9 +369,10 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> DbResult<T> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, health) = (self.pool.clone(), self.health.clone());
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
+            let mut conn = pool.get().inspect_err(|e| health.unavailable(&e.to_string()))?;
+            health.available();
             f(&mut conn)
         })
         .await
