@@ -43,6 +43,28 @@ pub struct EventLog {
 
 impl EventLog {
     /// Opens the log in `dir`, recovering what was not acknowledged.
+    /// The name of this agent's state (`Hello::incarnation`): read from `DIR/incarnation`, or
+    /// made (random) when the state directory has none, as on a fresh install.
+    pub fn incarnation(dir: &Path) -> Result<String> {
+        let path = dir.join("incarnation");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let id = text.trim();
+            if id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Ok(id.to_string());
+            }
+        }
+        let mut bytes = [0u8; 16];
+        std::io::Read::read_exact(&mut File::open("/dev/urandom")?, &mut bytes)
+            .context("reading randomness for the agent's incarnation")?;
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let tmp = dir.join("incarnation.new");
+        let mut f = OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&tmp)?;
+        std::io::Write::write_all(&mut f, id.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(id)
+    }
+
     pub fn open(dir: &Path) -> Result<EventLog> {
         let path = dir.join("events.log");
         let acked_path = dir.join("acked");

@@ -33,6 +33,8 @@ enum End {
 /// What outlives a connection: the event log, the runner and the queue of frames to send.
 struct Agent {
     log: Arc<Mutex<log::EventLog>>,
+    /// The name of this agent's state (`Hello::incarnation`).
+    incarnation: String,
     runner: runner::Runner,
     outbox: mpsc::UnboundedReceiver<AgentMsg>,
 }
@@ -68,6 +70,8 @@ async fn session(
         version: env!("CARGO_PKG_VERSION").into(),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
         last_acked_seq: agent.log.lock().map(|l| l.acked()).unwrap_or(0),
+        incarnation: agent.incarnation.clone(),
+        attempts: Some(agent.runner.attempts()),
     };
     if let Err(e) = send(&mut ws, &hello).await {
         return End::Lost(format!("sending hello: {e}"));
@@ -176,6 +180,7 @@ async fn session(
 
 async fn run(cfg: Config) -> Result<()> {
     tracing::info!(name = %cfg.name, state_dir = %cfg.state_dir.display(), servers = ?cfg.servers, "starting");
+    let incarnation = log::EventLog::incarnation(&cfg.state_dir)?;
     let log = Arc::new(Mutex::new(log::EventLog::open(&cfg.state_dir)?));
     let (tx, outbox) = mpsc::unbounded_channel();
     let events = log::start_writer(log.clone(), tx)?;
@@ -185,7 +190,7 @@ async fn run(cfg: Config) -> Result<()> {
     let runner = runner::Runner::new(&cfg.state_dir, events, cfg.allow_run_as.clone())?;
     runner.resume();
     runner.sweep_forever(cfg.keep_runs);
-    let mut agent = Agent { log, runner, outbox };
+    let mut agent = Agent { log, incarnation, runner, outbox };
     let mut sampler = stats::Sampler::default();
     let mut backoff = Duration::from_millis(250);
     let mut i = 0usize;

@@ -6,7 +6,7 @@ use crate::journal::{self, ExitRecord, Fact, Job, Journal, SecretEnv};
 use crate::log::Work;
 use crate::shim::kill_group;
 use anyhow::{Context, Result};
-use baton_schema::agent::v1::{AgentEvent, AgentMsg, CredentialVersion, Dispatch, Stream};
+use baton_schema::agent::v1::{AgentEvent, AgentMsg, AttemptRef, CredentialVersion, Dispatch, Stream};
 use baton_schema::ids::RunId;
 use baton_schema::run::Outcome;
 use std::collections::{HashMap, HashSet};
@@ -284,6 +284,13 @@ impl Runner {
             }
         }
         self.follow(run_id, attempt, base, Some(wake), Some(secrets));
+    }
+
+    /// The attempts whose files are here (told to each server in the hello).
+    pub fn attempts(&self) -> Vec<AttemptRef> {
+        journal::list(&self.runs_dir)
+            .map(|(_, run_id, attempt, _)| AttemptRef { run_id: RunId(run_id), attempt })
+            .collect()
     }
 
     /// Follows the attempts that were running when the agent stopped.

@@ -111,6 +111,15 @@ pub mod v1 {
             version: String,
             os: String,
             last_acked_seq: u64,
+            /// Names the agent's state: made with its state directory, so an agent whose state
+            /// was made anew under the same name (a rebuilt host) is a new incarnation, whose
+            /// events are numbered apart from the old one's. Empty from agents before it.
+            #[serde(default)]
+            incarnation: String,
+            /// The attempts whose files the agent holds; an attempt the server has as started or
+            /// running on it but not in here is lost. None from agents before it.
+            #[serde(default)]
+            attempts: Option<Vec<AttemptRef>>,
         },
         Heartbeat {
             stats: AgentStats,
@@ -129,6 +138,13 @@ pub mod v1 {
             attempt: u32,
             credentials: Vec<CredentialVersion>,
         },
+    }
+
+    /// One attempt of one run.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    pub struct AttemptRef {
+        pub run_id: RunId,
+        pub attempt: u32,
     }
 
     /// A credential a dispatch carried, by key and version (never its value).

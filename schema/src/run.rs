@@ -104,6 +104,11 @@ pub enum Reason {
         after_seconds: u32,
     },
     AgentLost,
+    /// The agent no longer has the attempt: `cause` says why (its host was rebuilt, its state
+    /// was wiped).
+    AttemptLost {
+        cause: String,
+    },
     AcceptExpired,
     /// The agent refused the work (for example, it cannot become the run-as user).
     Refused {
@@ -142,6 +147,7 @@ impl fmt::Display for Reason {
             Self::SpawnError { message } => write!(f, "could not start: {message}"),
             Self::Timeout { after_seconds } => write!(f, "timed out after {after_seconds} s"),
             Self::AgentLost => f.write_str("agent lost"),
+            Self::AttemptLost { cause } => write!(f, "{cause}: attempt lost"),
             Self::AcceptExpired => f.write_str("accept expired"),
             Self::Refused { message } => write!(f, "refused by the agent: {message}"),
             Self::TerminatedBy { user } => write!(f, "terminated by {user}"),
@@ -191,6 +197,10 @@ pub enum RunEvent {
     },
     AcceptExpired,
     AgentLost,
+    /// The agent the attempt was sent to no longer has it (see `Reason::AttemptLost`).
+    AttemptLost {
+        cause: String,
+    },
     /// An operator terminated a run that had not reached an agent process yet.
     Terminate {
         user: String,
@@ -297,6 +307,9 @@ impl RunMachine {
             }
             (Triggered | Started | Running, RunEvent::AgentLost) => {
                 self.finish_attempt(&mut out, Failed, Some(Reason::AgentLost), now)
+            }
+            (Triggered | Started | Running, RunEvent::AttemptLost { cause }) => {
+                self.finish_attempt(&mut out, Failed, Some(Reason::AttemptLost { cause: cause.clone() }), now)
             }
             (Idle | Triggered | Started, RunEvent::Terminate { user }) => {
                 self.retry_at = None;

@@ -469,19 +469,46 @@ fn instance_leases_are_fenced() {
 }
 
 #[test]
-fn agents_register_once_per_name() {
+fn agents_register_once_per_name_and_a_new_incarnation_numbers_its_events_anew() {
     for t in databases() {
         let mut c = t.db.conn().unwrap();
         let queues = vec!["etl".to_string(), "reports".to_string()];
-        let r = db::agents::Registration { name: "a1", hostname: "h1", queues: &queues, version: "0.1.0", os: "linux" };
-        let first = db::agents::register(&mut c, &r, now()).unwrap();
-        let again =
+        let r = db::agents::Registration {
+            name: "a1",
+            hostname: "h1",
+            queues: &queues,
+            version: "0.1.0",
+            os: "linux",
+            incarnation: "i1",
+        };
+        let (first, new) = db::agents::register(&mut c, &r, now()).unwrap();
+        assert!(!new, "a first registration is no reinstall");
+        let (again, new) =
             db::agents::register(&mut c, &db::agents::Registration { hostname: "h2", ..r.clone() }, now()).unwrap();
+        assert!(!new, "the same incarnation again");
         assert_eq!(first.id, again.id, "{}", t.name);
         assert_eq!((again.hostname.as_str(), again.queue_list()), ("h2", vec!["etl", "reports"]));
-        db::agents::set_acked(&mut c, first.id, 7).unwrap();
-        db::agents::set_acked(&mut c, first.id, 3).unwrap();
-        assert_eq!(db::agents::by_name(&mut c, "a1").unwrap().unwrap().last_acked_seq, 7, "acks never go back");
+        db::agents::set_acked(&mut c, first.id, "i1", 7).unwrap();
+        db::agents::set_acked(&mut c, first.id, "i1", 3).unwrap();
+        let acked = |c: &mut db::DbConn| db::agents::by_name(c, "a1").unwrap().unwrap().last_acked_seq;
+        assert_eq!(acked(&mut c), 7, "acks never go back");
+
+        // A rebuilt host: the same name, state made anew. Its events are numbered from 1 again,
+        // and what a connection of the old incarnation stores late counts for nothing.
+        let (rebuilt, new) =
+            db::agents::register(&mut c, &db::agents::Registration { incarnation: "i2", ..r.clone() }, now()).unwrap();
+        assert!(new, "{}: another incarnation under a known name", t.name);
+        assert_eq!((rebuilt.id, rebuilt.last_acked_seq, rebuilt.incarnation.as_str()), (first.id, 0, "i2"));
+        db::agents::set_acked(&mut c, first.id, "i1", 9).unwrap();
+        assert_eq!(acked(&mut c), 0, "the old incarnation's acknowledgement");
+        db::agents::set_acked(&mut c, first.id, "i2", 1).unwrap();
+        assert_eq!(acked(&mut c), 1);
+
+        // An agent from before incarnations says none: it keeps the stored one.
+        let (old, new) =
+            db::agents::register(&mut c, &db::agents::Registration { incarnation: "", ..r.clone() }, now()).unwrap();
+        assert!(!new);
+        assert_eq!((old.incarnation.as_str(), old.last_acked_seq), ("i2", 1));
     }
 }
 

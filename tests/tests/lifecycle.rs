@@ -622,3 +622,67 @@ fn runs_for_a_queue_are_spread_over_its_agents_by_load() {
     }
     assert_eq!(per_agent.values().copied().collect::<Vec<i32>>(), vec![4, 4], "{per_agent:?}");
 }
+
+/// A host rebuilt under the same agent name (the agent killed with its job, its state directory
+/// wiped, a fresh agent started with the same token): the old attempts fail at once as lost,
+/// a task that allows a retry runs again on the new agent, and the new agent's events (numbered
+/// from 1 again) are not taken for the old one's.
+#[test]
+fn a_rebuilt_agent_host_fails_its_lost_attempts_at_once_and_its_new_events_count() {
+    // Agent loss would take 5 minutes: what ends the old attempts is the new incarnation.
+    let cfg = std::env::temp_dir().join(format!("baton-rebuilt-{}.toml", std::process::id()));
+    std::fs::write(&cfg, "agent_heartbeat_seconds = 1\nagent_lost_seconds = 300\n").unwrap();
+    let server = Server::start_with(&["--config", cfg.to_str().unwrap()]).unwrap();
+    let admin = server.admin().unwrap();
+    let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut agent = Agent::start_with_state(&server.base_url, &token, "a1", "etl", state.path()).unwrap();
+    wait_online(&server, &admin, "a1");
+    let lone = adhoc(&server, &admin, "sleep 30", "root", 60);
+    let t = json!({ "name": "retried", "command": "test -e \"$MARK\" || { touch \"$MARK\"; sleep 30; }",
+                    "target": "a1", "runAsUser": "root", "retryAttempts": 1, "retryDelaySeconds": 0,
+                    "profile": [{ "name": "MARK", "value": state.path().with_extension("mark").display().to_string() }] });
+    let tid = data(
+        server
+            .graphql_as(Some(&admin), "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": t }))
+            .unwrap(),
+    )["createTask"]["tid"]
+        .clone();
+    let retried = data(
+        server
+            .graphql_as(Some(&admin), "mutation($t: Int!) { forceRun(tid: $t) { id } }", json!({ "t": tid }))
+            .unwrap(),
+    )["forceRun"]["id"]
+        .as_i64()
+        .unwrap();
+    let mut pids = Vec::new();
+    for id in [lone, retried] {
+        pids.push(wait_status(&server, &admin, id, &["RUNNING"], Duration::from_secs(20))["pid"].as_i64().unwrap());
+    }
+
+    // The host is rebuilt: the agent and its jobs are gone, and so is its state.
+    agent.signal("KILL");
+    agent.wait_exit(Duration::from_secs(10)).unwrap();
+    for pid in pids {
+        let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+    }
+    std::fs::remove_dir_all(state.path()).unwrap();
+    wait_for("the old agent's connection to close", Duration::from_secs(20), || {
+        let res = data(server.graphql_as(Some(&admin), "{ agents { name status } }", json!({})).ok()?);
+        res["agents"].as_array()?.iter().any(|a| a["name"] == "a1" && a["status"] != "ONLINE").then_some(())
+    })
+    .unwrap();
+    let _fresh = Agent::start_with_state(&server.base_url, &token, "a1", "etl", state.path()).unwrap();
+    let lost = wait_status(&server, &admin, lone, &["FAILED", "SUCCESS"], Duration::from_secs(20));
+    assert_eq!(lost["reason"], "agent reinstalled: attempt lost", "{lost}");
+    // The task allowed one retry: its second attempt ran on the new agent, and ended.
+    let again = wait_status(&server, &admin, retried, &["SUCCESS", "FAILED"], Duration::from_secs(30));
+    assert_eq!((again["status"].as_str(), again["attempt"].as_i64()), (Some("SUCCESS"), Some(2)), "{again}");
+    let first = &again["transitions"].as_array().unwrap().iter().find(|t| t["to"] == "FAILED").cloned();
+    assert!(first.is_some(), "the lost attempt is in the history: {again}");
+    // A new run on the new agent reaches its end: its events are its own, not duplicates.
+    let fresh = adhoc(&server, &admin, "echo new", "root", 60);
+    let done = wait_status(&server, &admin, fresh, &["SUCCESS", "FAILED"], Duration::from_secs(20));
+    assert_eq!(done["status"], "SUCCESS", "{done}");
+    assert_eq!(output(&server, &admin, fresh, "STDOUT"), "new\n");
+}

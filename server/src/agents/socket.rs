@@ -4,7 +4,7 @@
 
 use super::hub::{AgentHub, Conn, Serves};
 use crate::db;
-use crate::driver::Driver;
+use crate::driver::{Driver, Holding};
 use crate::service::auth::token_hash;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::AggregatedMessage;
@@ -60,13 +60,14 @@ impl Bucket {
     }
 }
 
+/// An event being stored: its sequence, and whether it may be acknowledged (false: its write
+/// failed).
+type Storing = Pin<Box<dyn Future<Output = (u64, bool)> + Send>>;
+
 /// Checks the first frame of a connection and registers the agent.
-async fn admit(
-    hub: &AgentHub,
-    hello: AgentMsg,
-    tx: &mpsc::UnboundedSender<ServerMsg>,
-) -> Result<(String, AgentId, u64), String> {
-    let AgentMsg::Hello { protocol, token, name, hostname, queues, version, os, .. } = hello else {
+async fn admit(hub: &AgentHub, hello: AgentMsg, tx: &mpsc::UnboundedSender<ServerMsg>) -> Result<Admitted, String> {
+    let AgentMsg::Hello { protocol, token, name, hostname, queues, version, os, incarnation, attempts, .. } = hello
+    else {
         return Err("the first frame must be hello".into());
     };
     if protocol != PROTOCOL_VERSION {
@@ -112,11 +113,11 @@ async fn admit(
         };
         conns.insert(name.clone(), conn);
     }
-    let reg_name = name.clone();
+    let (reg_name, reg_incarnation) = (name.clone(), incarnation.clone());
     let row = hub
         .db
         .run(move |c| {
-            let row = db::agents::register(
+            let (row, reinstalled) = db::agents::register(
                 c,
                 &db::agents::Registration {
                     name: &reg_name,
@@ -124,14 +125,15 @@ async fn admit(
                     queues: &queues,
                     version: &version,
                     os: &os,
+                    incarnation: &reg_incarnation,
                 },
                 now,
             )?;
             let serves = Serves::of(&row.instances, &db::instances::list(c)?);
-            Ok::<_, db::DbError>((row, serves))
+            Ok::<_, db::DbError>((row, reinstalled, serves))
         })
         .await;
-    let (row, serves) = match row {
+    let (row, reinstalled, serves) = match row {
         Ok(r) => r,
         Err(e) => {
             if let Ok(mut conns) = hub.conns.lock() {
@@ -147,7 +149,25 @@ async fn admit(
             c.online = true;
         }
     }
-    Ok((name, row.id, u64::try_from(row.last_acked_seq).unwrap_or(0)))
+    let holding = match attempts {
+        _ if reinstalled => {
+            tracing::warn!(agent = %name, "a new incarnation of the agent (its state was made anew): its old attempts are lost");
+            Holding::Reinstalled
+        }
+        Some(list) => Holding::Only(list),
+        None => Holding::Unknown,
+    };
+    let acked = u64::try_from(row.last_acked_seq).unwrap_or(0);
+    Ok(Admitted { name, id: row.id, acked, incarnation: row.incarnation, holding })
+}
+
+/// An agent let in: who it is, the last event stored of its incarnation, and what it holds.
+struct Admitted {
+    name: String,
+    id: AgentId,
+    acked: u64,
+    incarnation: String,
+    holding: Holding,
 }
 
 /// `GET /agent`: the WebSocket of one agent.
@@ -180,7 +200,7 @@ pub async fn agent_socket(
             Ok(h) => admit(&hub, h, &tx).await,
             Err(e) => Err(e),
         };
-        let (name, id, mut acked) = match admitted {
+        let Admitted { name, id, mut acked, incarnation, holding } = match admitted {
             Ok(a) => a,
             Err(reason) => {
                 tracing::warn!(%peer, %reason, "agent refused");
@@ -191,7 +211,7 @@ pub async fn agent_socket(
         };
         tracing::info!(agent = %name, %peer, "agent connected");
         // Its runs are this server's before its replayed events are read.
-        driver.adopt_agent(&name, id).await;
+        driver.adopt_agent(&name, id, holding).await;
         hub.publish(&name, AgentStatus::Online);
         send(
             &mut session,
@@ -209,19 +229,30 @@ pub async fn agent_socket(
             (Bucket::new(FRAMES_PER_SECOND, FRAMES_BURST), Bucket::new(BYTES_PER_SECOND, BYTES_BURST));
         // Events being stored, in the order they came: each is acknowledged once it and every
         // event before it are stored.
-        let mut storing: FuturesOrdered<Pin<Box<dyn Future<Output = u64> + Send>>> = FuturesOrdered::new();
+        // An event whose write failed (the database is away) is not acknowledged, nor is any
+        // after it: the connection is closed, and the agent sends them again when it is back.
+        let mut storing: FuturesOrdered<Storing> = FuturesOrdered::new();
+        let mut failed = false;
         loop {
             tokio::select! {
-                Some(seq) = storing.next(), if !storing.is_empty() => {
+                Some((seq, ok)) = storing.next(), if !storing.is_empty() => {
                     // One acknowledgement for all that is stored by now.
-                    let mut last = seq;
-                    while let Some(Some(s)) = storing.next().now_or_never() {
-                        last = s;
+                    let mut last = ok.then_some(seq);
+                    failed = !ok;
+                    while !failed {
+                        let Some(Some((s, ok))) = storing.next().now_or_never() else { break };
+                        if ok { last = Some(s) } else { failed = true }
                     }
                     // Recorded once every event up to it is stored (a run's writes may go on
                     // another connection than this one), and before the agent hears of it.
-                    record_ack(&hub, &name, id, last).await;
-                    send(&mut session, &ServerMsg::Ack { seq: last }).await;
+                    if let Some(last) = last {
+                        record_ack(&hub, &name, id, &incarnation, last).await;
+                        send(&mut session, &ServerMsg::Ack { seq: last }).await;
+                    }
+                    if failed {
+                        tracing::warn!(agent = %name, "an event was not stored; closing, so the agent sends it again");
+                        break;
+                    }
                 }
                 out = rx.recv() => match out {
                     // A refusal (its token was revoked) is the last frame.
@@ -264,13 +295,13 @@ pub async fn agent_socket(
                                     }
                                     acked = seq;
                                     storing.push_back(Box::pin(async move {
-                                        if let Some(stored) = stored {
-                                            stored.await;
+                                        match stored {
+                                            Some(stored) => (seq, stored.await),
+                                            None => (seq, true),
                                         }
-                                        seq
                                     }));
                                 } else {
-                                    storing.push_back(Box::pin(std::future::ready(seq)));
+                                    storing.push_back(Box::pin(std::future::ready((seq, true))));
                                 }
                             }
                             Ok(AgentMsg::SecretsWanted { run_id, attempt, credentials }) => {
@@ -308,14 +339,24 @@ pub async fn agent_socket(
                 break;
             }
         }
+        // The connection is over: the agent is let in again at once when it reconnects, even
+        // while what it sent here is still being stored (the database may be slow to answer).
+        if let Ok(mut conns) = hub.conns.lock() {
+            if let Some(c) = conns.get_mut(&name).filter(|c| c.serial == serial) {
+                c.online = false;
+            }
+        }
         // What is queued is stored whatever happens to the connection; wait for it, so that
         // each transition is published too (the agent's replay is acknowledged as a duplicate).
         let mut last = None;
-        while let Some(seq) = storing.next().await {
-            last = Some(seq);
+        while let Some((seq, ok)) = storing.next().await {
+            failed |= !ok;
+            if !failed {
+                last = Some(seq);
+            }
         }
         if let Some(last) = last {
-            record_ack(&hub, &name, id, last).await;
+            record_ack(&hub, &name, id, &incarnation, last).await;
         }
         let _ = session.close(None).await;
         let removed = hub.conns.lock().ok().and_then(|mut c| {
@@ -335,9 +376,10 @@ pub async fn agent_socket(
 }
 
 /// Stores the highest event sequence acknowledged to an agent (its replay starts after it).
-async fn record_ack(hub: &AgentHub, name: &str, id: AgentId, seq: u64) {
+async fn record_ack(hub: &AgentHub, name: &str, id: AgentId, incarnation: &str, seq: u64) {
     let seq = i64::try_from(seq).unwrap_or(i64::MAX);
-    if let Err(e) = hub.db.submit(move |c| db::agents::set_acked(c, id, seq)).await {
+    let incarnation = incarnation.to_string();
+    if let Err(e) = hub.db.submit(move |c| db::agents::set_acked(c, id, &incarnation, seq)).await {
         tracing::error!(agent = %name, error = %e, "recording an acknowledgement");
     }
 }

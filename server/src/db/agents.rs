@@ -28,6 +28,8 @@ pub struct AgentRow {
     pub instances: String,
     /// Failed writes to its own state, as its last heartbeat said.
     pub write_failures: i64,
+    /// The name of its state (empty from agents before it), see `Hello::incarnation`.
+    pub incarnation: String,
 }
 
 impl AgentRow {
@@ -44,10 +46,36 @@ pub struct Registration<'a> {
     pub queues: &'a [String],
     pub version: &'a str,
     pub os: &'a str,
+    pub incarnation: &'a str,
 }
 
-/// Records a (re)connecting agent as ONLINE, creating it on first contact; returns its row.
-pub fn register(conn: &mut DbConn, r: &Registration<'_>, now: DateTime<Utc>) -> DbResult<AgentRow> {
+/// Records a (re)connecting agent as ONLINE, creating it on first contact; returns its row and
+/// whether it is a new incarnation of an agent known under that name (its state was made anew:
+/// a rebuilt host), whose event numbering then starts again (`last_acked_seq` 0).
+pub fn register(conn: &mut DbConn, r: &Registration<'_>, now: DateTime<Utc>) -> DbResult<(AgentRow, bool)> {
+    super::transaction(conn, |conn| {
+        let before: Option<String> = with_conn!(conn, |c| agents::table
+            .filter(agents::name.eq(r.name))
+            .select(agents::incarnation)
+            .first(c)
+            .optional())?;
+        let reinstalled =
+            before.as_deref().is_some_and(|b| !b.is_empty() && !r.incarnation.is_empty() && b != r.incarnation);
+        // An agent from before incarnations keeps the one it had.
+        let incarnation = if r.incarnation.is_empty() { before.unwrap_or_default() } else { r.incarnation.to_string() };
+        let row = upsert(conn, r, &incarnation, now)?;
+        if !reinstalled {
+            return Ok((row, false));
+        }
+        let row = with_conn!(conn, |c| diesel::update(agents::table.find(row.id))
+            .set(agents::last_acked_seq.eq(0))
+            .returning(AgentRow::as_returning())
+            .get_result(c))?;
+        Ok((row, true))
+    })
+}
+
+fn upsert(conn: &mut DbConn, r: &Registration<'_>, incarnation: &str, now: DateTime<Utc>) -> DbResult<AgentRow> {
     let queues = r.queues.join(",");
     Ok(with_conn!(conn, |c| diesel::insert_into(agents::table)
         .values((
@@ -59,6 +87,7 @@ pub fn register(conn: &mut DbConn, r: &Registration<'_>, now: DateTime<Utc>) -> 
             agents::status.eq(AgentStatus::Online.as_str()),
             agents::last_seen_at.eq(Some(ts(now))),
             agents::created_at.eq(ts(now)),
+            agents::incarnation.eq(incarnation),
         ))
         .on_conflict(agents::name)
         .do_update()
@@ -69,6 +98,7 @@ pub fn register(conn: &mut DbConn, r: &Registration<'_>, now: DateTime<Utc>) -> 
             agents::os.eq(r.os),
             agents::status.eq(AgentStatus::Online.as_str()),
             agents::last_seen_at.eq(Some(ts(now))),
+            agents::incarnation.eq(incarnation),
         ))
         .returning(AgentRow::as_returning())
         .get_result(c))?)
@@ -120,11 +150,14 @@ pub fn set_offline(conn: &mut DbConn, id: AgentId, seen_until: DateTime<Utc>) ->
     Ok(n == 1)
 }
 
-/// Remembers the highest event sequence stored for an agent (what the server acknowledged).
-pub fn set_acked(conn: &mut DbConn, id: AgentId, seq: i64) -> DbResult<()> {
-    with_conn!(conn, |c| diesel::update(agents::table.find(id).filter(agents::last_acked_seq.lt(seq)))
-        .set(agents::last_acked_seq.eq(seq))
-        .execute(c))?;
+/// Remembers the highest event sequence stored for an agent (what the server acknowledged), of
+/// one incarnation: what a connection of an older one stores late does not count for the new.
+pub fn set_acked(conn: &mut DbConn, id: AgentId, incarnation: &str, seq: i64) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::update(
+        agents::table.find(id).filter(agents::last_acked_seq.lt(seq)).filter(agents::incarnation.eq(incarnation))
+    )
+    .set(agents::last_acked_seq.eq(seq))
+    .execute(c))?;
     Ok(())
 }
 

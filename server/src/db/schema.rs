@@ -142,6 +142,7 @@ diesel::table! {
         created_at -> Timestamp,
         instances -> Text,
         write_failures -> BigInt,
+        incarnation -> Text,
     }
 }
 

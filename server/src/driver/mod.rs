@@ -18,6 +18,7 @@ use credentials::Resolved;
 use feed::RunFeed;
 use job::legacy_job;
 pub use job::{GroupRunRef, JobSpec, StoredJob};
+pub use queue::Holding;
 
 /// Applies an event to a stored run that is not on an agent, through the run machine, and
 /// stores the result with its transitions (inside the caller's transaction). An illegal event is
@@ -65,11 +66,24 @@ pub struct Settled {
     pub first_seq: i32,
 }
 
-/// Ends once a change is stored and published.
-pub type Stored = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+/// Ends once an agent's event is dealt with: true when it may be acknowledged (stored and
+/// published, or refused for good), false when its write failed (the database is away): then it
+/// must not be, so that the agent sends it again.
+pub type Stored = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
 
-/// Ends once a change is stored (true, then published) or refused (false).
-type StoredOk = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
+/// How the write of a change ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// Stored (then published), or nothing to store.
+    Done,
+    /// Refused for good: another server moved the run on, or this one lost its lease.
+    Refused,
+    /// Not stored: the database failed; the change may be made again.
+    Failed,
+}
+
+/// Ends once a change is written or not.
+type StoredOk = std::pin::Pin<Box<dyn std::future::Future<Output = Written> + Send>>;
 
 /// Publishes stored transitions, the first of which has `seq` `first_seq` in its run.
 fn publish(
@@ -269,7 +283,7 @@ impl Driver {
         transitions: &[Transition],
         exit_code: Option<i32>,
         fence: Option<InstanceId>,
-    ) -> impl std::future::Future<Output = Option<i32>> + Send + 'static {
+    ) -> impl std::future::Future<Output = Result<i32, Written>> + Send + 'static {
         let now = self.clock.now();
         let (server, leases) = (self.leases.owner().to_string(), self.leases.clone());
         let (was_status, was_attempt) = (before.status, i32::try_from(before.attempt).unwrap_or(i32::MAX));
@@ -311,14 +325,14 @@ impl Driver {
         });
         async move {
             match stored.await {
-                Ok(first_seq) => Some(first_seq),
+                Ok(first_seq) => Ok(first_seq),
                 Err(db::DbError::Conflict(why)) => {
                     tracing::info!(run = %run_id, %why, "another server carries this run on");
-                    None
+                    Err(Written::Refused)
                 }
                 Err(e) => {
                     tracing::error!(run = %run_id, error = %e, "storing run transitions");
-                    None
+                    Err(Written::Failed)
                 }
             }
         }
@@ -352,7 +366,7 @@ impl Driver {
     /// whether it applied and was stored (then published).
     async fn apply(&self, run_id: RunId, event: RunEvent, exit_code: Option<i32>) -> bool {
         match self.apply_now(run_id, event, exit_code) {
-            Some(done) => done.await,
+            Some(done) => done.await == Written::Done,
             None => false,
         }
     }
@@ -397,24 +411,25 @@ impl Driver {
             (!transitions.is_empty()).then(|| self.store(run_id, &before, &machine, &transitions, exit_code, fence));
         let (feed, runs) = (self.feed.clone(), self.runs.clone());
         Some(Box::pin(async move {
-            let ok = match stored {
+            let written = match stored {
                 Some(stored) => match stored.await {
-                    Some(first_seq) => {
+                    Ok(first_seq) => {
                         publish(&feed, run_id, &task, group_run, first_seq, transitions);
-                        true
+                        Written::Done
                     }
-                    None => false,
+                    Err(w) => w,
                 },
-                None => true,
+                None => Written::Done,
             };
             // A run that ended, or that another server changed meanwhile, is no longer this
-            // server's to hold.
-            if machine.status.is_final() || !ok {
+            // server's to hold; nor one whose step was not stored (what is in memory is ahead of
+            // the database): it is read again from there when its agent comes back.
+            if machine.status.is_final() || written != Written::Done {
                 if let Ok(mut runs) = runs.lock() {
                     runs.remove(&run_id);
                 }
             }
-            ok
+            written
         }))
     }
 
@@ -543,12 +558,11 @@ impl Driver {
                 return Some(self.store_output(run_id, attempt, stream, offset, data));
             }
         };
-        // An event the run's machine refuses is ignored (logged); it is still acknowledged.
+        // An event the run's machine refuses is ignored (logged); it is still acknowledged. One
+        // whose write failed is not.
         Some(match applied {
-            Some(stored) => Box::pin(async move {
-                stored.await;
-            }),
-            None => Box::pin(std::future::ready(())),
+            Some(stored) => Box::pin(async move { stored.await != Written::Failed }),
+            None => Box::pin(std::future::ready(true)),
         })
     }
 
@@ -579,9 +593,13 @@ impl Driver {
             match stored.await {
                 Ok(true) => {
                     let _ = output.send(OutputUpdate { run_id, attempt, stream, offset, data });
+                    true
                 }
-                Ok(false) => {}
-                Err(e) => tracing::error!(run = %run_id, error = %e, "storing output"),
+                Ok(false) => true,
+                Err(e) => {
+                    tracing::error!(run = %run_id, error = %e, "storing output");
+                    false
+                }
             }
         })
     }

@@ -8,6 +8,7 @@
 
 use super::{Driver, GroupRunRef, OutputUpdate, RunUpdate};
 use crate::db;
+use baton_schema::agent::v1::AttemptRef;
 use baton_schema::ids::AgentId;
 use baton_schema::run::{RunEvent, RunStatus};
 use chrono::{DateTime, Duration, Utc};
@@ -19,10 +20,43 @@ const UNDISPATCHED_AFTER: Duration = Duration::seconds(5);
 /// How many queued runs one sweep looks at.
 const SWEEP_LIMIT: i64 = 1_000;
 
+/// What a connecting agent says of the attempts it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holding {
+    /// A new incarnation under a known name (its state was made anew): none of the old ones.
+    Reinstalled,
+    /// The attempts whose files it has.
+    Only(Vec<AttemptRef>),
+    /// An agent from before it says nothing: its attempts are judged as before (accept expiry,
+    /// agent lost).
+    Unknown,
+}
+
+impl Holding {
+    /// Why an attempt the database has on the agent, with `status`, is lost; None while it may
+    /// still be there. An attempt sent but not accepted may not have reached the agent: it is
+    /// sent again (or expires) as before, unless the agent was reinstalled.
+    pub fn lost(&self, status: RunStatus, attempt: AttemptRef) -> Option<&'static str> {
+        match self {
+            Self::Reinstalled if matches!(status, RunStatus::Triggered | RunStatus::Started | RunStatus::Running) => {
+                Some("agent reinstalled")
+            }
+            Self::Only(list)
+                if matches!(status, RunStatus::Started | RunStatus::Running) && !list.contains(&attempt) =>
+            {
+                Some("the agent no longer has it")
+            }
+            _ => None,
+        }
+    }
+}
+
 impl Driver {
     /// An agent connected here: this server holds its runs from now on (before its replayed
-    /// events are read), and sends again what it was sent but may not have had.
-    pub async fn adopt_agent(&self, name: &str, agent_id: AgentId) {
+    /// events are read), and sends again what it was sent but may not have had. Attempts the
+    /// agent no longer has (`holding`) fail at once as lost, and are retried if their task allows:
+    /// none stays running with nothing behind it.
+    pub async fn adopt_agent(&self, name: &str, agent_id: AgentId, holding: Holding) {
         let rows = match self.db.run(move |c| db::runs::on_agent(c, agent_id)).await {
             Ok(r) => r,
             Err(e) => {
@@ -35,6 +69,21 @@ impl Driver {
         let held = rows.iter().filter(|r| self.hold(r, &names, now)).count();
         if held > 0 {
             tracing::info!(agent = %name, runs = held, "took charge of the runs of a connected agent");
+        }
+        // An attempt sent to it but not accepted may have gone down with the old connection (a
+        // frame queued as it closed): it is sent again; the agent accepts an attempt once.
+        if let Ok(mut runs) = self.runs.lock() {
+            for r in rows.iter().filter(|r| r.status == RunStatus::Triggered) {
+                if let Some(a) = runs.get_mut(&r.id).filter(|a| a.machine.agent.as_deref() == Some(name)) {
+                    a.sent = false;
+                }
+            }
+        }
+        for r in &rows {
+            let attempt = AttemptRef { run_id: r.id, attempt: u32::try_from(r.attempt).unwrap_or(0) };
+            let Some(cause) = holding.lost(r.status, attempt) else { continue };
+            tracing::warn!(agent = %name, run = %r.id, attempt = attempt.attempt, %cause, "attempt lost");
+            self.apply(r.id, RunEvent::AttemptLost { cause: cause.into() }, None).await;
         }
     }
 

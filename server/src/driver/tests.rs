@@ -207,8 +207,15 @@ fn a_run_whose_agent_went_silent_is_lost_at_its_time_by_the_lease_holder() {
     let (id, instance) = {
         let mut c = db.conn().unwrap();
         let instance = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
-        let reg = db::agents::Registration { name: "a1", hostname: "h", queues: &[], version: "v", os: "linux" };
-        let agent = db::agents::register(&mut c, &reg, t(0)).unwrap().id;
+        let reg = db::agents::Registration {
+            name: "a1",
+            hostname: "h",
+            queues: &[],
+            version: "v",
+            os: "linux",
+            incarnation: "i1",
+        };
+        let agent = db::agents::register(&mut c, &reg, t(0)).unwrap().0.id;
         let now = db::ts(t(0));
         let new = db::runs::NewRun {
             job: Some(
