@@ -555,3 +555,137 @@ pub fn next_agent_frame(ws: &mut AgentSocket) -> Option<serde_json::Value> {
         }
     }
 }
+
+/// A PostgreSQL cluster of one test's own (`initdb` into a temporary directory, its own port on
+/// 127.0.0.1), for the tests that stop or stall PostgreSQL: no other test loses its database.
+/// As root, the cluster runs as the `postgres` user (PostgreSQL refuses to run as root).
+pub struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_user: Option<&'static str>,
+}
+
+impl PrivatePostgres {
+    /// Starts a new cluster, or None when PostgreSQL's server programs are not installed here.
+    pub fn start() -> Option<PrivatePostgres> {
+        let bin = postgres_bin_dir()?;
+        let dir = tempfile::Builder::new().prefix("baton-pg-").tempdir().expect("a temporary directory");
+        let as_user = is_root().then_some("postgres");
+        if let Some(user) = as_user {
+            let ok = Command::new("chown").args(["-R", user]).arg(dir.path()).status().is_ok_and(|s| s.success());
+            assert!(ok, "chown of {} to {user}", dir.path().display());
+        }
+        let pg = PrivatePostgres { dir, bin, port: free_port(), as_user };
+        let data = pg.data_dir();
+        let out = pg
+            .command("initdb")
+            .args(["-A", "trust", "-U", "baton", "--no-sync", "-D"])
+            .arg(&data)
+            .output()
+            .expect("initdb runs");
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        pg.resume_service();
+        Some(pg)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        match self.as_user {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(path);
+                c
+            }
+            None => Command::new(path),
+        }
+    }
+
+    /// A URL for `--database-url`.
+    pub fn url(&self) -> String {
+        format!("postgres://baton@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the cluster (fast shutdown: sessions are ended, as when a database host goes away).
+    pub fn stop(&self) {
+        let out = self.command("pg_ctl").args(["stop", "-m", "fast", "-w", "-D"]).arg(self.data_dir()).output();
+        assert!(out.as_ref().is_ok_and(|o| o.status.success()), "pg_ctl stop: {out:?}");
+    }
+
+    /// Starts it again (also the first start), and waits until it takes connections.
+    pub fn resume_service(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("postgres.log");
+        let out = self
+            .command("pg_ctl")
+            .args(["start", "-w", "-t", "60", "-o", &options, "-l"])
+            .arg(&log)
+            .arg("-D")
+            .arg(self.data_dir())
+            .output()
+            .expect("pg_ctl runs");
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    /// The postmaster and every process it started.
+    fn processes(&self) -> Vec<u32> {
+        let pid_file = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).unwrap_or_default();
+        let Some(main) = pid_file.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) else { return Vec::new() };
+        let mut pids = vec![main];
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let ppid = stat.rsplit(") ").next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok());
+            if ppid == Some(main) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// SIGSTOPs (true) or SIGCONTs (false) the whole cluster: connections stay open and nothing
+    /// answers, as when a database host stalls.
+    pub fn stall(&self, stalled: bool) {
+        let sig = if stalled { "-STOP" } else { "-CONT" };
+        for pid in self.processes() {
+            let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+        }
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.stall(false);
+        let _ = self.command("pg_ctl").args(["stop", "-m", "immediate", "-D"]).arg(self.data_dir()).output();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Where PostgreSQL's server programs are (Debian puts them under /usr/lib/postgresql/VERSION/bin).
+fn postgres_bin_dir() -> Option<PathBuf> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
+        .collect();
+    versions.sort_by_key(|p| p.parent().and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok()).unwrap_or(0));
+    versions.pop()
+}

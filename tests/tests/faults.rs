@@ -1,0 +1,188 @@
+//! Faults of the world around the server, over the real binaries: PostgreSQL stopped and stalled
+//! (a private cluster of the test's own, so no other test loses its database). The rule: no slot
+//! is dropped without a record, every run ends, no attempt runs twice, and the server says it is
+//! degraded while its database is away and carries on by itself when it is back.
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
+use baton_schema::ids::TaskId;
+use baton_schema::run::RunStatus;
+use baton_server::db::{self, DatabaseUrl, Db};
+use baton_tests::{data, executions, in_ci, wait_for, Agent, PrivatePostgres, Server};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn gql(s: &Server, token: &str, q: &str, v: Value) -> Value {
+    data(s.graphql_as(Some(token), q, v).unwrap())
+}
+
+fn private_postgres() -> Option<PrivatePostgres> {
+    let pg = PrivatePostgres::start();
+    if pg.is_none() {
+        assert!(!in_ci(), "PostgreSQL's server programs must be there in CI (cargo xtask test installs them)");
+        eprintln!("skipped: PostgreSQL's server programs (initdb, pg_ctl) are not installed");
+    }
+    pg
+}
+
+/// Whether a server's `/healthz` says it is degraded.
+fn degraded(s: &Server) -> bool {
+    let Ok(res) = ureq::get(&s.url("/healthz")).config().http_status_as_error(false).build().call() else {
+        return false;
+    };
+    res.status() == 503 && res.into_body().read_to_string().is_ok_and(|b| b.contains("\"degraded\""))
+}
+
+/// Runs of the tasks every 2 s through the faults `faults` does, then checks that every slot from
+/// the first to the last has exactly one run, every run ended (a skipped one with its reason),
+/// and no attempt ran twice. Returns the lateness of each slot's start after its due time.
+fn every_slot_survives(servers: usize, faults: impl FnOnce(&PrivatePostgres, &[Server], &dyn Fn(usize))) {
+    let Some(pg) = private_postgres() else { return };
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("baton.toml");
+    std::fs::write(&config, "agent_heartbeat_seconds = 1\nagent_lost_seconds = 60\nlease_seconds = 3\n").unwrap();
+    let url = pg.url();
+    let args = ["--config", config.to_str().unwrap(), "--database-url", &url];
+    let fleet: Vec<Server> = (0..servers).map(|_| Server::start_with(&args).unwrap()).collect();
+    let s = &fleet[0];
+    let admin = s.login("admin", &s.admin_password).unwrap();
+    let urls: Vec<String> = fleet.iter().map(|s| s.base_url.clone()).collect();
+    let _agent = Agent::enrolled(s, &admin, &urls.join(","), "a1", "etl").unwrap();
+    let log = scratch.path().join("executions.log");
+    let tids: Vec<i64> = (0..10)
+        .map(|i| {
+            let cmd = format!("echo \"$BATON_RUN_ID $BATON_ATTEMPT\" >> {}", log.display());
+            let t = json!({ "name": format!("every2s_{i}"), "command": cmd, "target": "etl", "runAsUser": "root",
+                            "schedule": {"cron": "*/2 * * * * *", "timezone": "UTC"}, "misfirePolicy": "run_all" });
+            gql(s, &admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": t }))
+                ["createTask"]["tid"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    // Waits until `n` more attempts ran.
+    let more = |n: usize| {
+        let seen = executions(&log).len();
+        wait_for("more runs", Duration::from_secs(90), || (executions(&log).len() >= seen + n).then_some(())).unwrap();
+    };
+    more(30);
+    faults(&pg, &fleet, &more);
+    more(30);
+
+    // Stop scheduling, let every run end, check the invariants.
+    let token = s.login("admin", &s.admin_password).unwrap();
+    for tid in &tids {
+        gql(s, &token, "mutation($t: Int!) { setTaskActive(tid: $t, active: false) { tid } }", json!({ "t": tid }));
+    }
+    let store = Db::open(DatabaseUrl::Postgres(url.clone())).unwrap();
+    let all = |store: &Db| {
+        let mut c = store.conn().unwrap();
+        db::runs::page(&mut c, &db::runs::RunFilter::default(), None, 100_000).unwrap()
+    };
+    let runs = wait_for("every run to end", Duration::from_secs(90), || {
+        let runs = all(&store);
+        runs.iter().all(|r| r.status.is_final()).then_some(runs)
+    })
+    .unwrap_or_else(|e| {
+        let open: Vec<_> = all(&store)
+            .into_iter()
+            .filter(|r| !r.status.is_final())
+            .map(|r| (r.id, r.status, r.attempt, r.scheduled_for))
+            .collect();
+        panic!("{e}: {open:?}")
+    });
+    let executed = executions(&log);
+    assert!(executed.values().all(|n| *n == 1), "an attempt ran twice: {executed:?}");
+    let mut late: Vec<(NaiveDateTime, i64)> = Vec::new();
+    for tid in &tids {
+        let mine: Vec<_> = runs.iter().filter(|r| r.task_id == Some(TaskId(*tid))).collect();
+        let mut slots: Vec<NaiveDateTime> = mine.iter().map(|r| r.scheduled_for.unwrap()).collect();
+        slots.sort();
+        let n = slots.len();
+        slots.dedup();
+        assert_eq!(n, slots.len(), "task {tid}: a slot with two runs");
+        assert!(n >= 20, "task {tid}: only {n} slots");
+        let gaps: Vec<_> = slots.windows(2).filter(|w| (w[1] - w[0]).num_seconds() != 2).collect();
+        assert!(gaps.is_empty(), "task {tid}: slots with no run and no record: {gaps:?}");
+        for r in &mine {
+            match r.status {
+                RunStatus::Success => {
+                    assert_eq!(executed.get(&(r.id.0, i64::from(r.attempt))), Some(&1), "run {} ran once", r.id);
+                    let started = r.triggered_at.unwrap();
+                    late.push((r.scheduled_for.unwrap(), (started - r.scheduled_for.unwrap()).num_milliseconds()));
+                }
+                RunStatus::Skipped => assert!(r.reason.is_some(), "run {} skipped with no reason", r.id),
+                other => panic!("run {} of task {tid} ended {other:?}: {:?}", r.id, r.reason),
+            }
+        }
+    }
+    late.sort();
+    let worst = late.iter().map(|(_, ms)| *ms).max().unwrap_or_default();
+    let mut ms: Vec<i64> = late.iter().map(|(_, ms)| *ms).collect();
+    ms.sort_unstable();
+    eprintln!(
+        "{servers} server(s): {} slots ran; lateness p50 {} ms, worst {worst} ms",
+        ms.len(),
+        ms.get(ms.len() / 2).copied().unwrap_or_default()
+    );
+}
+
+/// How long after PostgreSQL came back the first slot due after that started.
+fn first_slot_after(store_url: &str, back: DateTime<Utc>) -> Option<i64> {
+    let store = Db::open(DatabaseUrl::Postgres(store_url.to_string())).ok()?;
+    let mut c = store.conn().ok()?;
+    let runs = db::runs::page(&mut c, &db::runs::RunFilter::default(), None, 100_000).ok()?;
+    runs.iter()
+        .filter(|r| r.scheduled_for.is_some_and(|s| s.and_utc() >= back) && r.triggered_at.is_some())
+        .filter_map(|r| Some((r.scheduled_for?, r.triggered_at?)))
+        .min()
+        .map(|(slot, started)| (started - slot).num_milliseconds())
+}
+
+/// Stops PostgreSQL for 8 s, twice; each time the server says it is degraded meanwhile.
+fn stop_twice(pg: &PrivatePostgres, fleet: &[Server], more: &dyn Fn(usize)) {
+    for round in 0..2 {
+        let stopped = Instant::now();
+        pg.stop();
+        wait_for("the server to say it is degraded", Duration::from_secs(8), || degraded(&fleet[0]).then_some(()))
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        std::thread::sleep(Duration::from_secs(8).saturating_sub(stopped.elapsed()));
+        pg.resume_service();
+        let back = Utc::now();
+        wait_for("the server to say it is well", Duration::from_secs(15), || (!degraded(&fleet[0])).then_some(()))
+            .unwrap();
+        more(20);
+        let late = wait_for("a slot due after PostgreSQL came back to start", Duration::from_secs(30), || {
+            first_slot_after(&pg.url(), back)
+        })
+        .unwrap();
+        eprintln!("round {round}: the first slot due after PostgreSQL came back started {late} ms after it was due");
+    }
+}
+
+/// SIGSTOPs PostgreSQL for 15 s: connections stay open and nothing answers.
+fn stall(pg: &PrivatePostgres, fleet: &[Server], more: &dyn Fn(usize)) {
+    pg.stall(true);
+    let stalled = Instant::now();
+    wait_for("a server to say it is degraded", Duration::from_secs(14), || fleet.iter().any(degraded).then_some(()))
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(15).saturating_sub(stalled.elapsed()));
+    pg.stall(false);
+    more(20);
+}
+
+#[test]
+fn a_database_stopped_twice_and_stalled_loses_no_slot_on_one_server() {
+    every_slot_survives(1, |pg, fleet, more| {
+        stop_twice(pg, fleet, more);
+        stall(pg, fleet, more);
+    });
+}
+
+#[test]
+fn a_database_stopped_and_stalled_loses_no_slot_under_three_servers() {
+    every_slot_survives(3, |pg, fleet, more| {
+        stop_twice(pg, fleet, more);
+        stall(pg, fleet, more);
+    });
+}
