@@ -21,6 +21,38 @@ pub struct App {
     pub backend: Arc<dyn Backend>,
     pub hub: Arc<AgentHub>,
     pub driver: Arc<Driver>,
+    pub stopping: Stopping,
+}
+
+/// What the engine and the driver are told when the leases change.
+type LeasesChanged = Arc<dyn Fn(crate::lease::Changes) + Send + Sync>;
+
+/// A graceful stop's first step, which the HTTP server's graceful stop follows.
+#[derive(Clone)]
+pub struct Stopping {
+    db: Db,
+    leases: Arc<crate::lease::Leases>,
+    hub: Arc<AgentHub>,
+    clock: crate::clock::SharedClock,
+    changed: LeasesChanged,
+}
+
+impl Stopping {
+    /// Stops taking work at once: the engine stops creating runs, the leases go back in the
+    /// database (a survivor takes them over at its next round, not after they expire), and the
+    /// agents' connections close once what they sent is stored (they move to another server).
+    pub async fn begin(&self) {
+        let lost = self.leases.stop_taking();
+        (self.changed)(crate::lease::Changes { gained: Vec::new(), lost: lost.clone() });
+        self.hub.close_all();
+        let (leases, now) = (self.leases.clone(), self.clock.now());
+        let given_back = self.db.run(move |c| leases.step_down(c, now));
+        match tokio::time::timeout(std::time::Duration::from_secs(2), given_back).await {
+            Ok(Ok(_)) => tracing::info!(instances = ?lost, "stopping: leases given back"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "stopping: the leases expire by themselves"),
+            Err(_) => tracing::warn!("stopping: the database did not answer; the leases expire by themselves"),
+        }
+    }
 }
 
 /// Builds every part on `db` as `config` says and starts its background work (on the current
@@ -83,10 +115,14 @@ pub async fn build(config: &Config, db: Db) -> anyhow::Result<App> {
     let services = Services::new(db.clone(), hub.clone(), driver.clone(), deps.clone(), vault.clone(), alerts.clone());
     let engine = crate::engine::Engine::start(deps);
     let (on_change, runs_of) = (engine.clone(), driver.clone());
-    actix_web::rt::spawn(keeper.keep(db.clone(), clock, move |changes| {
+    let changed: LeasesChanged = Arc::new(move |changes: crate::lease::Changes| {
         runs_of.let_go(&changes.lost);
         on_change.do_send(crate::engine::ReloadAll);
-    }));
+    });
+    let keeper_changed = changed.clone();
+    let stopping =
+        Stopping { db: db.clone(), leases: keeper.leases.clone(), hub: hub.clone(), clock: clock.clone(), changed };
+    actix_web::rt::spawn(keeper.keep(db.clone(), clock, move |changes| keeper_changed(changes)));
     // Definitions changed through the API reach the engine at once: no restart, no refresh.
     let mut changes = services.definition_changes();
     actix_web::rt::spawn(async move {
@@ -105,5 +141,5 @@ pub async fn build(config: &Config, db: Db) -> anyhow::Result<App> {
         actix_web::rt::spawn(vault.follow(db.clone()));
     }
     let backend: Arc<dyn Backend> = services;
-    Ok(App { schema: build_schema(backend.clone()), backend, db, hub, driver })
+    Ok(App { schema: build_schema(backend.clone()), backend, db, hub, driver, stopping })
 }

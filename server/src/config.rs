@@ -24,6 +24,9 @@ pub struct Config {
     pub alerts: crate::alerts::AlertPolicy,
     /// How long an instance lease lasts unless renewed (renewed every third of it).
     pub lease_seconds: u32,
+    /// On SIGTERM, how long the server waits for its connections and writes before it exits
+    /// (it stops taking work and gives its leases back at once).
+    pub shutdown_seconds: u32,
     /// The largest request body read (a GraphQL POST, an import).
     pub max_body_bytes: usize,
     /// Origins besides the server's own whose pages may use a session cookie or open a socket.
@@ -67,6 +70,8 @@ pub struct FileConfig {
     /// Seconds an instance lease lasts unless renewed (3-300, default 10): a server that stops
     /// renewing loses its instances to a survivor within this and 2 s.
     pub lease_seconds: Option<u32>,
+    /// Seconds a stopping server waits for its connections and writes (1-300, default 5).
+    pub shutdown_seconds: Option<u32>,
     /// The largest request body read, in bytes (1 KiB-1 GiB, default 16 MiB).
     pub max_body_bytes: Option<usize>,
     /// Origins (`https://ops.example.com`) besides the server's own whose pages may send the
@@ -155,6 +160,10 @@ impl Config {
         if !(3..=300).contains(&lease_seconds) {
             bail!("lease_seconds: {lease_seconds} must be between 3 and 300");
         }
+        let shutdown_seconds = f.shutdown_seconds.unwrap_or(5);
+        if !(1..=300).contains(&shutdown_seconds) {
+            bail!("shutdown_seconds: {shutdown_seconds} must be between 1 and 300");
+        }
         let max_body_bytes = f.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if !(1024..=1 << 30).contains(&max_body_bytes) {
             bail!("max_body_bytes: {max_body_bytes} must be between 1024 and 1073741824");
@@ -171,6 +180,7 @@ impl Config {
         let master_key_file = f.master_key_file.unwrap_or_else(|| data_dir.join("master.key"));
         Ok(Config {
             lease_seconds,
+            shutdown_seconds,
             max_body_bytes,
             tls,
             allowed_origins: allowed_origins.into_iter().map(|o| o.trim_end_matches('/').to_string()).collect(),

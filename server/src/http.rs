@@ -190,7 +190,7 @@ async fn ui(req: HttpRequest) -> HttpResponse {
 
 /// Binds, prints the address it listens on (tests read it when the port is 0), and serves.
 pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
-    let crate::app::App { db, schema, backend, hub, driver } = crate::app::build(&config, db).await?;
+    let crate::app::App { db, schema, backend, hub, driver, stopping } = crate::app::build(&config, db).await?;
     let state = AppState { schema, backend, db };
     let policy = WebPolicy { max_body_bytes: config.max_body_bytes, allowed_origins: config.allowed_origins.clone() };
     let server = HttpServer::new(move || {
@@ -221,6 +221,8 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
             let _ = tcp.set_nodelay(true);
         }
     });
+    // Signals are ours: a stop first hands the work over, then lets the connections finish.
+    let server = server.disable_signals().shutdown_timeout(u64::from(config.shutdown_seconds));
     let (server, scheme) = match &config.tls {
         Some(files) => (server.bind_rustls_0_23(config.listen, tls_config(files)?), "https"),
         None => (server.bind(config.listen), "http"),
@@ -230,6 +232,28 @@ pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
         println!("baton listening on {scheme}://{addr}");
         tracing::info!(%addr, scheme, "listening");
     }
-    server.run().await?;
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        let why = stop_signal().await;
+        tracing::info!(signal = why, "stopping: no new work; handing over to the other servers");
+        stopping.begin().await;
+        handle.stop(true).await;
+    });
+    server.await?;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT; says which.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot listen for SIGTERM and SIGINT; the server stops only when killed");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
 }

@@ -12,6 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+/// How often a server looks for a lease given back, between its rounds.
+const FREE_LEASE_LOOK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The leases this server holds, shared with the engine, which schedules only their instances.
 #[derive(Debug)]
 pub struct Leases {
@@ -20,6 +23,8 @@ pub struct Leases {
     /// Moves on each time the keeper gives every lease up: a round that began before it stores
     /// nothing of what it found (its answer came too late to be trusted).
     epoch: AtomicU64,
+    /// The server is stopping: it takes no lease again.
+    stopping: std::sync::atomic::AtomicBool,
     /// Other servers may share the database (PostgreSQL).
     shared: bool,
 }
@@ -43,7 +48,13 @@ impl Leases {
     }
 
     fn unshared_named(owner: String) -> Leases {
-        Leases { owner, held: RwLock::new(BTreeMap::new()), epoch: AtomicU64::new(0), shared: false }
+        Leases {
+            owner,
+            held: RwLock::new(BTreeMap::new()),
+            epoch: AtomicU64::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            shared: false,
+        }
     }
 
     /// Whether other servers may share this server's database.
@@ -78,6 +89,27 @@ impl Leases {
         let lost = h.keys().copied().collect();
         h.clear();
         lost
+    }
+
+    /// The first step of a graceful stop, with no database: takes no lease again and gives up
+    /// what it holds (the engine stops creating runs). Returns what was held.
+    pub fn stop_taking(&self) -> Vec<InstanceId> {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.give_up()
+    }
+
+    /// A graceful stop: takes no lease again, gives up what it holds (the engine stops creating)
+    /// and gives it back in the database at once, and leaves the live servers, so a survivor
+    /// takes it over at its next round instead of after it expires. Returns what was held.
+    pub fn step_down(&self, c: &mut DbConn, now: DateTime<Utc>) -> DbResult<Vec<InstanceId>> {
+        let held = self.stop_taking();
+        for (instance, holder) in db::instance_leases::holders(c)? {
+            if holder == self.owner {
+                db::instance_leases::release(c, instance, &self.owner, now)?;
+            }
+        }
+        db::servers::forget(c, &self.owner)?;
+        Ok(held)
     }
 
     /// Inside a write's transaction: an error unless this server still holds the instance's lease
@@ -129,6 +161,9 @@ impl LeaseKeeper {
     /// A round that stores what it found only if the leases were not given up since `epoch`
     /// (read before it waited for its connection).
     fn round_since(&self, c: &mut DbConn, now: DateTime<Utc>, epoch: u64) -> DbResult<Changes> {
+        if self.leases.stopping.load(Ordering::SeqCst) {
+            return Ok(Changes::default());
+        }
         let owner = self.leases.owner.clone();
         db::servers::heartbeat(c, &owner, now)?;
         db::servers::forget_before(c, now - self.ttl * 100)?;
@@ -176,16 +211,6 @@ impl LeaseKeeper {
         }
         *h = held;
         Ok(changes)
-    }
-
-    /// Gives back every lease this server holds, at once (a graceful stop), so a survivor takes
-    /// them over at its next round instead of after they expire.
-    pub fn release_all(&self, c: &mut DbConn, now: DateTime<Utc>) -> DbResult<Vec<InstanceId>> {
-        let held = self.leases.give_up();
-        for &instance in &held {
-            db::instance_leases::release(c, instance, &self.leases.owner, now)?;
-        }
-        Ok(held)
     }
 
     /// Forgets every lease held by a server that is gone (SQLite: the serve lock proves no other
@@ -248,12 +273,30 @@ impl LeaseKeeper {
                     changed(Changes { gained: Vec::new(), lost });
                 }
             }
-            // The next round starts in a third of the term, and always before the leases expire.
-            let wait = match held_until {
+            // The next round starts in a third of the term, and always before the leases expire;
+            // meanwhile a lease given back (a server stopping) is looked for every second, and
+            // taken over at once.
+            let next = match held_until {
                 Some(until) => every.min((until - clock.now() - ttl / 3).to_std().unwrap_or_default()),
                 None => every,
             };
-            tokio::time::sleep(wait).await;
+            let due = tokio::time::Instant::now() + next;
+            loop {
+                let step = due.saturating_duration_since(tokio::time::Instant::now()).min(FREE_LEASE_LOOK);
+                if step.is_zero() {
+                    break;
+                }
+                tokio::time::sleep(step).await;
+                if keeper.leases.stopping.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let now = clock.now();
+                if let Ok(Ok(true)) =
+                    tokio::time::timeout(FREE_LEASE_LOOK, db.run(move |c| db::instance_leases::any_free(c, now))).await
+                {
+                    break;
+                }
+            }
         }
     }
 }

@@ -176,6 +176,15 @@ impl Server {
         self.child.id()
     }
 
+    /// Stops the server gracefully (SIGTERM) and waits for it to exit: how long it took, and
+    /// whether it exited successfully.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<(Duration, bool)> {
+        let started = Instant::now();
+        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        let status = wait_for("the server to exit", timeout, || self.child.try_wait().ok().flatten())?;
+        Ok((started.elapsed(), status.success()))
+    }
+
     /// What the server wrote to stderr so far.
     pub fn stderr_lines(&self) -> Vec<String> {
         self.stderr.try_iter().collect()

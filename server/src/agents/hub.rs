@@ -94,9 +94,22 @@ pub struct AgentHub {
     /// This server's name when it shares its database: the changes it sees are recorded under it
     /// for the other servers.
     server: Option<String>,
+    /// Set when the server stops: every agent connection closes (the agents move to another
+    /// server) and no new one is let in.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl AgentHub {
+    /// Closes every agent connection and lets none in again (a graceful stop).
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Whether the server is stopping; `changed()` wakes when it starts to.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
     pub fn new(
         db: Db,
         policy: HeartbeatPolicy,
@@ -105,7 +118,8 @@ impl AgentHub {
     ) -> Arc<AgentHub> {
         let (changes, _) = broadcast::channel(1024);
         let conns = Mutex::new(HashMap::new());
-        Arc::new(AgentHub { db, policy, conns, serial: Default::default(), changes, clock, server })
+        let closing = tokio::sync::watch::Sender::new(false);
+        Arc::new(AgentHub { db, policy, conns, serial: Default::default(), changes, clock, server, closing })
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<AgentChange> {

@@ -185,6 +185,12 @@ pub async fn agent_socket(
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     actix_web::rt::spawn(async move {
         let (tx, mut rx) = mpsc::unbounded_channel::<ServerMsg>();
+        // A stopping server lets no agent in: closed without a refusal, it tries another.
+        let mut closing = hub.closing();
+        if *closing.borrow_and_update() {
+            let _ = session.close(Some(actix_ws::CloseCode::Restart.into())).await;
+            return;
+        }
         let send = |s: &mut actix_ws::Session, m: &ServerMsg| {
             let text = serde_json::to_string(m).unwrap_or_default();
             let mut s = s.clone();
@@ -233,8 +239,14 @@ pub async fn agent_socket(
         // after it: the connection is closed, and the agent sends them again when it is back.
         let mut storing: FuturesOrdered<Storing> = FuturesOrdered::new();
         let mut failed = false;
+        let mut going_away = false;
         loop {
             tokio::select! {
+                Ok(()) = closing.changed() => {
+                    tracing::info!(agent = %name, "the server is stopping: closing, so the agent moves to another");
+                    going_away = true;
+                    break;
+                }
                 Some((seq, ok)) = storing.next(), if !storing.is_empty() => {
                     // One acknowledgement for all that is stored by now.
                     let mut last = ok.then_some(seq);
@@ -357,8 +369,11 @@ pub async fn agent_socket(
         }
         if let Some(last) = last {
             record_ack(&hub, &name, id, &incarnation, last).await;
+            // Told before the close, so the agent does not replay what is stored.
+            send(&mut session, &ServerMsg::Ack { seq: last }).await;
         }
-        let _ = session.close(None).await;
+        let code = if going_away { actix_ws::CloseCode::Restart } else { actix_ws::CloseCode::Normal };
+        let _ = session.close(Some(code.into())).await;
         let removed = hub.conns.lock().ok().and_then(|mut c| {
             if c.get(&name).is_some_and(|x| x.serial == serial) {
                 c.remove(&name).map(|x| x.last_heartbeat)

@@ -120,3 +120,13 @@ impl Fence {
 pub fn lost(instance_id: InstanceId) -> DbError {
     DbError::Conflict(format!("this server no longer holds the lease on instance {instance_id}"))
 }
+
+/// Whether some lease is free (given back or expired) at `now`: a survivor takes it at once.
+pub fn any_free(conn: &mut DbConn, now: DateTime<Utc>) -> DbResult<bool> {
+    let found: Option<InstanceId> = with_conn!(conn, |c| instance_leases::table
+        .filter(instance_leases::expires_at.le(ts(now)))
+        .select(instance_leases::instance_id)
+        .first(c)
+        .optional())?;
+    Ok(found.is_some())
+}

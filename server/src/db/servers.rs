@@ -35,3 +35,9 @@ pub fn forget_before(conn: &mut DbConn, before: DateTime<Utc>) -> DbResult<usize
 pub fn forget_others(conn: &mut DbConn, id: &str) -> DbResult<usize> {
     Ok(with_conn!(conn, |c| diesel::delete(servers::table.filter(servers::id.ne(id))).execute(c))?)
 }
+
+/// A server that stops leaves the live ones at once (its share goes to the others).
+pub fn forget(conn: &mut DbConn, id: &str) -> DbResult<()> {
+    with_conn!(conn, |c| diesel::delete(servers::table.filter(servers::id.eq(id))).execute(c))?;
+    Ok(())
+}
