@@ -50,6 +50,8 @@ pub(super) struct Conn {
     pub(super) token_id: AgentTokenId,
     /// The instances whose runs it takes (its `instances` setting), none until it is registered.
     pub(super) serves: Serves,
+    /// The name of its state (`Hello::incarnation`): the same agent reconnecting has the same.
+    pub(super) incarnation: String,
 }
 
 /// The instances whose runs an agent takes: every one, or those listed.

@@ -95,9 +95,13 @@ async fn admit(hub: &AgentHub, hello: AgentMsg, tx: &mpsc::UnboundedSender<Serve
     {
         let mut conns = hub.conns.lock().map_err(|_| "internal error".to_string())?;
         // A live agent of that name keeps it; a stale one (missed heartbeats) is replaced, and
-        // dropping its sender ends its connection.
-        if conns.get(&name).is_some_and(|c| c.online) {
-            return Err(format!("an agent named {name} is already online"));
+        // dropping its sender ends its connection. The same agent (its incarnation) reconnecting
+        // before this server saw its old connection close replaces it too.
+        if let Some(old) = conns.get(&name).filter(|c| c.online) {
+            if incarnation.is_empty() || old.incarnation != incarnation {
+                return Err(format!("an agent named {name} is already online"));
+            }
+            tracing::info!(agent = %name, "the agent reconnected before its old connection closed; the new one takes over");
         }
         // Reserve the name before the database write, so two racing agents cannot both get it.
         let conn = Conn {
@@ -110,6 +114,7 @@ async fn admit(hub: &AgentHub, hello: AgentMsg, tx: &mpsc::UnboundedSender<Serve
             serial,
             token_id,
             serves: Serves::Only(Vec::new()),
+            incarnation: incarnation.clone(),
         };
         conns.insert(name.clone(), conn);
     }
