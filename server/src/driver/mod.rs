@@ -67,8 +67,8 @@ pub struct Settled {
 }
 
 /// Ends once an agent's event is dealt with: true when it may be acknowledged (stored and
-/// published, or refused for good), false when its write failed (the database is away): then it
-/// must not be, so that the agent sends it again.
+/// published, or ignored), false when its write failed or was refused: then it must not be, so
+/// that the agent sends it again.
 pub type Stored = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
 
 /// How the write of a change ended.
@@ -559,9 +559,12 @@ impl Driver {
             }
         };
         // An event the run's machine refuses is ignored (logged); it is still acknowledged. One
-        // whose write failed is not.
+        // whose write failed is not, nor one whose write was refused because the run changed
+        // meanwhile (this server's view of it was stale: another server stored the agent's
+        // earlier events late): the agent sends it again, and it is judged against the run as
+        // stored.
         Some(match applied {
-            Some(stored) => Box::pin(async move { stored.await != Written::Failed }),
+            Some(stored) => Box::pin(async move { stored.await == Written::Done }),
             None => Box::pin(std::future::ready(true)),
         })
     }
