@@ -129,11 +129,23 @@ struct Active {
     /// restart, or whose agent was away when it was sent, is sent (again) to the same agent once
     /// it is online: the agent accepts an attempt once, so a second copy changes nothing.
     sent: bool,
+    /// When it was last sent: a frame can go down with a connection that closes as it is sent,
+    /// so an attempt not accepted `RESEND_AFTER` later is sent again.
+    sent_at: Option<DateTime<Utc>>,
 }
+
+/// How long an attempt sent to an agent connected here may stay unaccepted before it is sent
+/// again (the agent accepts it once; a second copy changes nothing).
+const RESEND_AFTER: Duration = Duration::seconds(5);
 
 impl Active {
     fn new(machine: RunMachine, spec: JobSpec) -> Self {
-        Self { machine, spec, accept_by: None, sent: false }
+        Self { machine, spec, accept_by: None, sent: false, sent_at: None }
+    }
+
+    /// Whether the attempt should go (again) to its agent, connected here, at `now`.
+    fn unsent(&self, now: DateTime<Utc>) -> bool {
+        !self.sent || self.sent_at.is_some_and(|at| now - at >= RESEND_AFTER)
     }
 }
 
@@ -475,6 +487,7 @@ impl Driver {
                 if let Ok(mut runs) = self.runs.lock() {
                     if let Some(a) = runs.get_mut(&run_id).filter(|a| a.machine.attempt == attempt) {
                         a.sent = sent;
+                        a.sent_at = sent.then(|| self.clock.now());
                     }
                 }
             }
@@ -639,7 +652,7 @@ impl Driver {
                 match (a.machine.status, agent) {
                     (RunStatus::Triggered, _) if a.accept_by.is_some_and(|t| now >= t) => expired.push(*id),
                     (RunStatus::Triggered, None) => waiting.push(*id),
-                    (RunStatus::Triggered, Some(agent)) if here && !a.sent => {
+                    (RunStatus::Triggered, Some(agent)) if here && a.unsent(now) => {
                         unsent.push((*id, a.machine.attempt, agent, a.spec.clone()));
                     }
                     (RunStatus::Idle, _) if a.machine.retry_at.is_some_and(|t| now >= t) => retry.push(*id),
