@@ -464,6 +464,130 @@ pub fn check_graph(nodes: &BTreeMap<String, Option<DependencyExpr>>) -> Result<(
     Ok(())
 }
 
+/// Why a term cannot be removed from an expression on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TermRemoval {
+    /// The expression does not parse.
+    Syntax(DependencySyntaxError),
+    /// No term names it.
+    NotNamed(String),
+    /// Several terms name it (`S:a or F:a`): which to remove is the operator's choice.
+    Several(String),
+}
+
+impl fmt::Display for TermRemoval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Syntax(e) => write!(f, "at character {}: {}", e.position + 1, e.message),
+            Self::NotNamed(n) => write!(f, "no term of the dependency names {n}"),
+            Self::Several(n) => write!(f, "several terms of the dependency name {n}: edit the expression"),
+        }
+    }
+}
+
+/// Where each token of `src` ends (its first character after).
+fn token_ends(toks: &[(usize, Tok)], chars: &[char]) -> Vec<usize> {
+    toks.iter()
+        .map(|(start, t)| {
+            start
+                + match t {
+                    Tok::LParen | Tok::RParen => 1,
+                    Tok::And | Tok::Or if matches!(chars.get(*start), Some('&' | '|')) => 2,
+                    Tok::And => 3,
+                    Tok::Or => 2,
+                    Tok::Atom(_, name) => 2 + name.chars().count(),
+                }
+        })
+        .collect()
+}
+
+/// `src` without the term that names `name`, the rest kept as written: the operator that bound
+/// the term goes with it (the tighter one, `and`, when it sits between two), and so do
+/// parentheses left around one term or around the whole expression. `Ok(None)` when nothing is
+/// left. `(S:a or S:b) and S:c` without `c` is `S:a or S:b`; without `b`, `S:a and S:c`.
+pub fn without_term(src: &str, name: &str) -> Result<Option<String>, TermRemoval> {
+    DependencyExpr::parse(src).map_err(TermRemoval::Syntax)?;
+    let chars: Vec<char> = src.chars().collect();
+    let toks = tokenize(src).map_err(TermRemoval::Syntax)?;
+    let ends = token_ends(&toks, &chars);
+    let hits: Vec<usize> = (0..toks.len()).filter(|&i| matches!(&toks[i].1, Tok::Atom(_, n) if n == name)).collect();
+    let at = match hits.as_slice() {
+        [] => return Err(TermRemoval::NotNamed(name.to_string())),
+        [one] => *one,
+        _ => return Err(TermRemoval::Several(name.to_string())),
+    };
+    // The operand that goes: the term, or the parentheses it is alone in.
+    let (mut lo, mut hi) = (at, at);
+    while lo > 0 && hi + 1 < toks.len() && toks[lo - 1].1 == Tok::LParen && toks[hi + 1].1 == Tok::RParen {
+        lo -= 1;
+        hi += 1;
+    }
+    let operator = |i: Option<usize>| {
+        i.and_then(|i| toks.get(i)).map(|(_, t)| t.clone()).filter(|t| matches!(t, Tok::And | Tok::Or))
+    };
+    let (before, after) = (operator(lo.checked_sub(1)), operator(Some(hi + 1)));
+    let cut = match (before, after) {
+        (None, None) => return Ok(None),
+        // `x and TERM or y`, `x or TERM or y`: the operator before goes, with the space before it.
+        (Some(b), a) if !(b == Tok::Or && a == Some(Tok::And)) => ends[lo - 2]..ends[hi],
+        // `TERM and y`, `x or TERM and y`: the operator after goes, up to the next operand.
+        _ => toks[lo].0..toks[hi + 2].0,
+    };
+    let left: String = chars[..cut.start].iter().chain(&chars[cut.end..]).collect();
+    Ok(Some(drop_spare_parentheses(left.trim())))
+}
+
+/// Drops parentheses around a single term, around parentheses, and around the whole expression.
+fn drop_spare_parentheses(src: &str) -> String {
+    let mut text = src.to_string();
+    loop {
+        let chars: Vec<char> = text.chars().collect();
+        let Ok(toks) = tokenize(&text) else { return text };
+        let ends = token_ends(&toks, &chars);
+        let n = toks.len();
+        let around_one = (0..n.saturating_sub(2)).find(|&i| {
+            toks[i].1 == Tok::LParen && matches!(toks[i + 1].1, Tok::Atom(..)) && toks[i + 2].1 == Tok::RParen
+        });
+        // `((x))`: the outer pair goes.
+        let doubled = (0..n.saturating_sub(1)).find_map(|i| {
+            let close = closing(&toks, i)?;
+            (toks[i].1 == Tok::LParen && toks[i + 1].1 == Tok::LParen && closing(&toks, i + 1) == Some(close - 1))
+                .then_some((i, close))
+        });
+        let whole = n >= 2 && toks[0].1 == Tok::LParen && closing(&toks, 0) == Some(n - 1);
+        let (open, close) = match (around_one, doubled, whole) {
+            (Some(i), _, _) => (i, i + 2),
+            (None, Some(pair), _) => pair,
+            (None, None, true) => (0, n - 1),
+            (None, None, false) => return text,
+        };
+        let (o, c) = (toks[open].0, toks[close].0);
+        let kept: String = chars[..o].iter().chain(&chars[ends[open]..c]).chain(&chars[ends[close]..]).collect();
+        text = kept.trim().to_string();
+    }
+}
+
+/// The index of the parenthesis that closes the one at `open`.
+fn closing(toks: &[(usize, Tok)], open: usize) -> Option<usize> {
+    if toks.get(open).map(|(_, t)| t) != Some(&Tok::LParen) {
+        return None;
+    }
+    let mut depth = 0usize;
+    for (i, (_, t)) in toks.iter().enumerate().skip(open) {
+        match t {
+            Tok::LParen => depth += 1,
+            Tok::RParen => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,5 +686,95 @@ mod tests {
         assert_eq!(check_graph(&ok), Ok(()));
         assert!(matches!(check_graph(&graph(&[("a", Some("S:zz"))])), Err(GraphError::UnknownName { .. })));
         assert!(matches!(check_graph(&graph(&[("a", Some("S:a"))])), Err(GraphError::SelfReference { .. })));
+    }
+
+    #[test]
+    fn a_term_is_removed_and_the_rest_kept_as_written() {
+        let cases = [
+            ("(S:a or S:b) and S:c", "c", Some("S:a or S:b")),
+            ("(S:a or S:b) and S:c", "b", Some("S:a and S:c")),
+            ("(S:a or S:b) and S:c", "a", Some("S:b and S:c")),
+            ("S:a", "a", None),
+            ("(S:a)", "a", None),
+            ("S:a and S:b or S:c", "b", Some("S:a or S:c")),
+            ("S:a or S:b and S:c", "b", Some("S:a or S:c")),
+            ("S:a or S:b and S:c", "a", Some("S:b and S:c")),
+            ("S:a or S:b or S:c", "b", Some("S:a or S:c")),
+            ("S:a && (F:b || E:c) && S:d", "c", Some("S:a && F:b && S:d")),
+            ("S:a and ((F:b or E:c) and S:d)", "d", Some("S:a and (F:b or E:c)")),
+            ("(S:x or S:y) and (S:a or S:b)", "a", Some("(S:x or S:y) and S:b")),
+            ("  S:a   and   T:b  ", "a", Some("T:b")),
+        ];
+        for (src, name, want) in cases {
+            let got = without_term(src, name).unwrap_or_else(|e| panic!("{src} without {name}: {e}"));
+            assert_eq!(got.as_deref(), want, "{src} without {name}");
+            if let Some(left) = &got {
+                let parsed = DependencyExpr::parse(left).unwrap();
+                assert!(!parsed.names().contains(&name), "{left}");
+            }
+        }
+        assert_eq!(without_term("S:a or F:a", "a"), Err(TermRemoval::Several("a".into())));
+        assert_eq!(without_term("S:a", "b"), Err(TermRemoval::NotNamed("b".into())));
+        assert!(matches!(without_term("S:a and", "a"), Err(TermRemoval::Syntax(_))));
+    }
+
+    proptest::proptest! {
+        /// Removing a term leaves an expression that parses, names the others and not it, and
+        /// means what the original meant with that term taken out of its and/or.
+        #[test]
+        fn removing_a_term_keeps_the_rest(tree in expr_strategy(), pick in 0usize..8) {
+            let src = render(&tree);
+            let names = DependencyExpr::parse(&src).unwrap().names().into_iter().map(String::from).collect::<Vec<_>>();
+            let name = &names[pick % names.len()];
+            if let Ok(left) = without_term(&src, name) {
+                let want = remove(&tree, name);
+                match (left, want) {
+                    (None, None) => {}
+                    (Some(l), Some(w)) => {
+                        proptest::prop_assert_eq!(DependencyExpr::parse(&l).unwrap(), DependencyExpr::parse(&render(&w)).unwrap(), "{} without {}", src, name);
+                    }
+                    (l, w) => proptest::prop_assert!(false, "{} without {}: {:?} against {:?}", src, name, l, w.map(|w| render(&w))),
+                }
+            }
+        }
+    }
+
+    fn expr_strategy() -> impl proptest::strategy::Strategy<Value = DependencyExpr> {
+        use proptest::prelude::*;
+        let leaf =
+            (0usize..6).prop_map(|i| DependencyExpr::State { state: StateLetter::Success, name: format!("t{i}") });
+        leaf.prop_recursive(4, 16, 2, |inner| {
+            (inner.clone(), inner, proptest::bool::ANY).prop_map(|(a, b, and)| {
+                if and {
+                    DependencyExpr::And(Box::new(a), Box::new(b))
+                } else {
+                    DependencyExpr::Or(Box::new(a), Box::new(b))
+                }
+            })
+        })
+    }
+
+    /// Writes a tree with parentheses around every operation.
+    fn render(e: &DependencyExpr) -> String {
+        match e {
+            DependencyExpr::State { state, name } => format!("{}:{name}", state.letter()),
+            DependencyExpr::And(a, b) => format!("({} and {})", render(a), render(b)),
+            DependencyExpr::Or(a, b) => format!("({} or {})", render(a), render(b)),
+        }
+    }
+
+    /// The tree without every term naming `name` (None when nothing is left).
+    fn remove(e: &DependencyExpr, name: &str) -> Option<DependencyExpr> {
+        match e {
+            DependencyExpr::State { name: n, .. } => (n != name).then(|| e.clone()),
+            DependencyExpr::And(a, b) | DependencyExpr::Or(a, b) => match (remove(a, name), remove(b, name)) {
+                (Some(x), Some(y)) => Some(if matches!(e, DependencyExpr::And(..)) {
+                    DependencyExpr::And(Box::new(x), Box::new(y))
+                } else {
+                    DependencyExpr::Or(Box::new(x), Box::new(y))
+                }),
+                (x, y) => x.or(y),
+            },
+        }
     }
 }

@@ -294,6 +294,13 @@ async fn choose(c: &Client, css: &str, value: &str) {
     }
 }
 
+/// Clicks an element through a dispatched event: for an edge's label, which another label may
+/// cover where two edges cross.
+async fn dispatch_click(c: &Client, css: &str) {
+    let script = "document.querySelector(arguments[0]).dispatchEvent(new MouseEvent('click', {bubbles: true}))";
+    c.execute(script, vec![json!(css)]).await.unwrap();
+}
+
 async fn click(c: &Client, css: &str) {
     c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await.unwrap().click().await.unwrap();
 }
@@ -453,6 +460,49 @@ fn tasks_and_groups_are_built_in_the_browser_with_the_flow_graph_and_an_import_p
         assert!(y("#node-extract rect").await < y("#node-transform rect").await);
         assert!(y("#node-transform rect").await < y("#node-load rect").await);
         shot(&c, "flow-graph").await;
+
+        // Removing an edge removes only that term of the expression, keeping the rest as
+        // written; an edge that is not one term is not removed, and the form is offered.
+        let tid_of = |name: &str| -> i64 {
+            let res = gql(&s, &admin, "query($n: String) { tasks(filter: {search: $n}) { nodes { tid name } } }", json!({ "n": name }));
+            res["tasks"]["nodes"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap()["tid"].as_i64().unwrap()
+        };
+        let made = gql(&s, &admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }",
+            json!({ "t": { "name": "check", "command": "true", "target": "etl", "runAsUser": "root", "group": "etl" } }));
+        assert!(made["createTask"]["tid"].is_i64(), "{made}");
+        let load = tid_of("load");
+        let set_load = |dependency: &str| {
+            let t = json!({ "name": "load", "command": "true", "target": "etl", "runAsUser": "root", "group": "etl", "dependency": dependency });
+            let res = gql(&s, &admin, "mutation($id: Int!, $t: TaskInput!) { updateTask(tid: $id, input: $t) { dependency } }", json!({ "id": load, "t": t }));
+            assert_eq!(res["updateTask"]["dependency"], dependency, "{res}");
+        };
+        let written = "(S:extract or S:check) and S:transform";
+        for (removed, left) in [("transform", "S:extract or S:check"), ("check", "S:extract and S:transform"), ("extract", "S:check and S:transform")] {
+            set_load(written);
+            click(&c, "#tab-tasks").await;
+            click(&c, "#tab-groups").await;
+            click(&c, &format!("#group-{gid}")).await;
+            let edge = format!("#edge-{}-{load} text", tid_of(removed));
+            c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(&edge)).await.unwrap();
+            dispatch_click(&c, &edge).await;
+            text_until(&c, "#flow-notice", "the edge removed", |t| t.contains("removed") && t.contains(left)).await;
+            wait_for("the expression kept as written", Duration::from_secs(10), || (dependency_of("load") == json!(left)).then_some(())).unwrap();
+        }
+        set_load("S:extract or F:extract");
+        click(&c, "#tab-tasks").await;
+        click(&c, "#tab-groups").await;
+        click(&c, &format!("#group-{gid}")).await;
+        let edge = format!("#edge-{}-{load} text", tid_of("extract"));
+        c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(&edge)).await.unwrap();
+        dispatch_click(&c, &edge).await;
+        text_until(&c, "#flow-notice", "the refusal", |t| t.contains("several terms")).await;
+        assert_eq!(dependency_of("load"), json!("S:extract or F:extract"), "nothing rewritten");
+        click(&c, "#edit-expression").await;
+        c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#f-dependency")).await.unwrap();
+        click(&c, "#tab-tasks").await;
+        click(&c, "#tab-groups").await;
+        click(&c, &format!("#group-{gid}")).await;
+        c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("#node-load")).await.unwrap();
 
         // An import shows its plan first, and applies only when asked.
         let doc = json!({"kind": "baton.definitions", "version": 1, "instances": [{"name": "default",

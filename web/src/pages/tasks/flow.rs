@@ -29,6 +29,8 @@ pub(super) fn flow_graph(props: &FlowProps) -> Html {
     let connecting = use_state(|| false);
     // (message, whether it reports a refusal)
     let notice = use_state(|| None::<(String, bool)>);
+    // A task whose expression must be edited by hand (an edge that is not one term).
+    let fix = use_state(|| None::<i64>);
     let gid = props.gid;
     let reload = {
         let data = data.clone();
@@ -103,25 +105,38 @@ pub(super) fn flow_graph(props: &FlowProps) -> Html {
             })
         }
     };
+    // Removing an edge removes only that term of the dependant's expression, keeping the rest as
+    // written; when that is not one term (`S:a or F:a`), the task's form opens on the expression.
     let remove_edge = {
-        let (notice, reload) = (notice.clone(), reload.clone());
+        let (notice, reload, fix) = (notice.clone(), reload.clone(), fix.clone());
         let nodes = g.nodes.clone();
-        let edges = g.edges.clone();
         move |e: &Edge| {
-            let (notice, reload, nodes, edges) = (notice.clone(), reload.clone(), nodes.clone(), edges.clone());
+            let (notice, reload, fix, nodes) = (notice.clone(), reload.clone(), fix.clone(), nodes.clone());
             let (dependant, upstream) = (e.from, e.to);
             Callback::from(move |_: MouseEvent| {
-                // What remains: the other edges of that task, all required.
-                let terms: Vec<String> = edges
-                    .iter()
-                    .filter(|x| x.from == dependant && x.to != upstream)
-                    .filter_map(|x| nodes.iter().find(|n| n.tid == x.to).map(|n| format!("{}:{}", x.state, n.name)))
-                    .collect();
-                let expr = (!terms.is_empty()).then(|| terms.join(" and "));
-                let (notice, reload) = (notice.clone(), reload.clone());
+                let (Some(down), Some(up)) =
+                    (nodes.iter().find(|n| n.tid == dependant), nodes.iter().find(|n| n.tid == upstream))
+                else {
+                    return;
+                };
+                let written = down.dependency.clone().unwrap_or_default();
+                let expr = match baton_schema::dependency::without_term(&written, &up.name) {
+                    Ok(expr) => expr,
+                    Err(why) => {
+                        notice.set(Some((format!("Not removed: {why}."), true)));
+                        fix.set(Some(dependant));
+                        return;
+                    }
+                };
+                fix.set(None);
+                let (notice, reload, task) = (notice.clone(), reload.clone(), down.name.clone());
                 wasm_bindgen_futures::spawn_local(async move {
+                    let said = match &expr {
+                        Some(left) => format!("Dependency removed: {task} now waits for {left}."),
+                        None => format!("Dependency removed: {task} waits for nothing now."),
+                    };
                     notice.set(Some(match set_dependency(dependant, expr).await {
-                        Ok(()) => ("Dependency removed.".into(), false),
+                        Ok(()) => (said, false),
                         Err(e) => (e.message, true),
                     }));
                     reload.emit(());
@@ -143,6 +158,7 @@ pub(super) fn flow_graph(props: &FlowProps) -> Html {
                 </p>
             }
             if let Some((n, refused)) = &*notice { <p class={if *refused { "error" } else { "notice" }} id="flow-notice">{ n.clone() }</p> }
+            if let Some(t) = *fix { <p><button id="edit-expression" onclick={{ let f = props.on_open.clone(); Callback::from(move |_: MouseEvent| f.emit(t)) }}>{ "Edit the expression" }</button></p> }
             if g.nodes.is_empty() { <p class="muted" id="no-tasks">{ "This group has no task yet." }</p> }
             <svg id="flow-graph" width={(g.width + 20.0).to_string()} height={(g.height + 20.0).to_string()} viewBox={format!("-10 -10 {} {}", g.width + 20.0, g.height + 20.0)}>
                 <defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" /></marker></defs>
