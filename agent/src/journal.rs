@@ -145,6 +145,29 @@ pub fn append_to(journal: &mut File, fact: &Fact) -> std::io::Result<()> {
     journal.write_all(&line(fact)?)
 }
 
+/// As `append_to`, waiting out a full disk (no space, or over quota): the shim's facts are the
+/// attempt's result, written once there is room again rather than lost. A line cut short by the
+/// failed write is ended first, so it is skipped alone when read.
+pub fn append_waiting(journal: &mut File, fact: &Fact) -> std::io::Result<()> {
+    let mut pause = std::time::Duration::from_millis(100);
+    let mut torn = false;
+    loop {
+        let res = if torn {
+            journal.write_all(b"\n").and_then(|()| append_to(journal, fact))
+        } else {
+            append_to(journal, fact)
+        };
+        match res {
+            Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOSPC | nix::libc::EDQUOT)) => {
+                torn = true;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Starts the journal of a new attempt with its job, for the agent only (what it says the agent
 /// trusts); fails if there is one already (an attempt is accepted once). The job holds no
 /// credential values: those reach the shim through the launcher's pipe only.

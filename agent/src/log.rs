@@ -39,10 +39,11 @@ pub struct EventLog {
     pending: VecDeque<(u64, AgentMsg)>,
     /// The last sequence written and synced; beyond it, a write is still on its way to disk.
     published: u64,
+    /// The last write failed, perhaps part way: the next one ends that line first.
+    torn: bool,
 }
 
 impl EventLog {
-    /// Opens the log in `dir`, recovering what was not acknowledged.
     /// The name of this agent's state (`Hello::incarnation`): read from `DIR/incarnation`, or
     /// made (random) when the state directory has none, as on a fresh install.
     pub fn incarnation(dir: &Path) -> Result<String> {
@@ -65,6 +66,7 @@ impl EventLog {
         Ok(id)
     }
 
+    /// Opens the log in `dir`, recovering what was not acknowledged.
     pub fn open(dir: &Path) -> Result<EventLog> {
         let path = dir.join("events.log");
         let acked_path = dir.join("acked");
@@ -93,13 +95,23 @@ impl EventLog {
             .with_context(|| format!("opening {}", path.display()))?;
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("restricting {}", path.display()))?;
-        Ok(EventLog { path, acked_path, file: Arc::new(file), next_seq: last + 1, acked, pending, published: last })
+        Ok(EventLog {
+            path,
+            acked_path,
+            file: Arc::new(file),
+            next_seq: last + 1,
+            acked,
+            pending,
+            published: last,
+            torn: false,
+        })
     }
 
     /// Appends events, numbered in order, in one write; returns their frames and the file to
     /// sync. They are not replayed (nor sent) until `publish`.
     fn write(&mut self, entries: Vec<Entry>) -> Result<(Vec<AgentMsg>, Arc<File>)> {
-        let mut text = String::new();
+        // A line cut short by a failed write is ended, so it is skipped alone when read back.
+        let mut text = if self.torn { "\n".to_string() } else { String::new() };
         let mut msgs = Vec::with_capacity(entries.len());
         for (i, (run_id, attempt, event)) in entries.into_iter().enumerate() {
             let msg = AgentMsg::Event { seq: self.next_seq + i as u64, run_id: RunId(run_id), attempt, event };
@@ -107,7 +119,9 @@ impl EventLog {
             text.push('\n');
             msgs.push(msg);
         }
+        self.torn = true;
         (&*self.file).write_all(text.as_bytes())?;
+        self.torn = false;
         self.next_seq += msgs.len() as u64;
         Ok((msgs, self.file.clone()))
     }
@@ -177,13 +191,22 @@ pub fn start_writer(
                     }
                     next = if batch.len() < MAX_BATCH { rx.try_recv().ok() } else { None };
                 }
-                // What vouches for events that could not be written is not done.
-                let written = if batch.is_empty() { Some(true) } else { write_batch(&log, &out, batch) };
-                match written {
-                    None => return,
-                    Some(false) => {}
-                    Some(true) => then.into_iter().for_each(|f| f()),
+                // A batch that cannot be written (a full disk) is tried again, with a growing
+                // pause, until it is: events are never dropped. Meanwhile the events that come
+                // wait in the queue, and what vouches for them (`then`) is not done.
+                let mut pause = std::time::Duration::from_millis(50);
+                loop {
+                    let written = if batch.is_empty() { Some(true) } else { write_batch(&log, &out, &batch) };
+                    match written {
+                        None => return,
+                        Some(true) => break,
+                        Some(false) => {
+                            std::thread::sleep(pause);
+                            pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                        }
+                    }
                 }
+                then.into_iter().for_each(|f| f());
             }
         })
         .context("starting the event log writer")?;
@@ -195,14 +218,14 @@ pub fn start_writer(
 fn write_batch(
     log: &Mutex<EventLog>,
     out: &tokio::sync::mpsc::UnboundedSender<AgentMsg>,
-    batch: Vec<Entry>,
+    batch: &[Entry],
 ) -> Option<bool> {
     let durable = batch.iter().any(|(_, _, e)| !matches!(e, AgentEvent::Output { .. }));
-    let written = log.lock().ok()?.write(batch);
+    let written = log.lock().ok()?.write(batch.to_vec());
     let (msgs, file) = match written {
         Ok(w) => w,
         Err(e) => {
-            tracing::error!(error = %e, "writing the event log");
+            crate::stats::write_failed("the event log (tried again)", &e);
             return Some(false);
         }
     };

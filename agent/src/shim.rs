@@ -159,7 +159,7 @@ fn run(base: &Path, name: &str, secret_env: &SecretEnv) -> Result<()> {
         }
     };
     let pid = child.id();
-    journal::append_to(&mut record, &Fact::Pid(pid)).context("recording the pid")?;
+    journal::append_waiting(&mut record, &Fact::Pid(pid)).context("recording the pid")?;
     // Wake the agent at once (it reads the pid from the journal, as a restarted agent would).
     announce(name, &format!("pid {pid}"));
     // A watchdog enforces the maximum run time while this thread waits for the exit.
@@ -192,5 +192,5 @@ fn run(base: &Path, name: &str, secret_env: &SecretEnv) -> Result<()> {
 
 /// Records how the attempt ended through the journal the shim holds open.
 fn write_exit_to(journal: &mut std::fs::File, rec: ExitRecord) -> Result<()> {
-    journal::append_to(journal, &Fact::Exit(rec)).context("recording the exit")
+    journal::append_waiting(journal, &Fact::Exit(rec)).context("recording the exit")
 }

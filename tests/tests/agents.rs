@@ -212,3 +212,79 @@ fn hostile_frames_get_errors_and_the_server_carries_on() {
     let _a = Agent::start(&s.base_url, &real, "real", "etl").unwrap();
     wait_status(&s, &admin, "real", "ONLINE", Duration::from_secs(15));
 }
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// A tmpfs of `size` (such as "2m"), or None when this process may not mount (not root).
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk { dir })
+    }
+
+    /// Bytes still free on it.
+    fn free(&self) -> u64 {
+        let out =
+            std::process::Command::new("df").args(["--output=avail", "-B1"]).arg(self.dir.path()).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().trim().parse().unwrap()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// The agent's state on a 2 MiB tmpfs, a job printing 1 MiB when 256 KiB are left: the disk
+/// fills, the agent counts its failed writes in its heartbeat and loses no event (it writes them
+/// again, the shim waits to record the exit), and once space returns the run ends with its true
+/// outcome and the next one runs.
+#[test]
+fn a_full_disk_on_the_agent_loses_nothing_and_the_run_ends_when_space_returns() {
+    let Some(disk) = SmallDisk::mount("2m") else {
+        assert!(!baton_tests::in_ci(), "CI runs as root: the tmpfs must mount");
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let s = server();
+    let admin = s.admin().unwrap();
+    let token = agent_token_cli(s.data_dir.path(), "hosts").unwrap();
+    let state = disk.dir.path().join("state");
+    let _a = Agent::start_with_state(&s.base_url, &token, "a1", "etl", &state).unwrap();
+    wait_status(&s, &admin, "a1", "ONLINE", Duration::from_secs(15));
+    let filler = disk.dir.path().join("filler");
+    std::fs::write(&filler, vec![0u8; usize::try_from(disk.free().saturating_sub(256 * 1024)).unwrap()]).unwrap();
+    let run = "mutation { runAdhoc(agents: [\"a1\"], command: \"head -c 1048576 /dev/zero | tr '\\\\0' x; echo; echo done\", runAsUser: \"root\") { id } }";
+    let id = data(s.graphql_as(Some(&admin), run, json!({})).unwrap())["runAdhoc"][0]["id"].as_i64().unwrap();
+    let query = "query($id: Int!) { run(id: $id) { status exitCode reason } }";
+    let status = |s: &Server| data(s.graphql_as(Some(&admin), query, json!({ "id": id })).unwrap())["run"].clone();
+    wait_for("the failed writes in a heartbeat", Duration::from_secs(30), || {
+        agent_row(&s, &admin, "a1").filter(|a| a["writeFailures"].as_i64().unwrap_or(0) > 0)
+    })
+    .unwrap();
+    // Space returns: what waited is written, and the run ends with what really happened.
+    std::fs::remove_file(&filler).unwrap();
+    let ended = wait_for("the run to end", Duration::from_secs(60), || {
+        let r = status(&s);
+        matches!(r["status"].as_str(), Some("SUCCESS" | "FAILED")).then_some(r)
+    })
+    .unwrap();
+    assert!(ended["exitCode"].is_i64(), "the job's own exit, not a loss: {ended}");
+    let next = "mutation { runAdhoc(agents: [\"a1\"], command: \"echo again\", runAsUser: \"root\") { id } }";
+    let id2 = data(s.graphql_as(Some(&admin), next, json!({})).unwrap())["runAdhoc"][0]["id"].as_i64().unwrap();
+    wait_for("the next run", Duration::from_secs(30), || {
+        let r = data(s.graphql_as(Some(&admin), query, json!({ "id": id2 })).unwrap())["run"].clone();
+        (r["status"] == "SUCCESS").then_some(())
+    })
+    .unwrap();
+}
