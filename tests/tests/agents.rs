@@ -213,45 +213,13 @@ fn hostile_frames_get_errors_and_the_server_carries_on() {
     wait_status(&s, &admin, "real", "ONLINE", Duration::from_secs(15));
 }
 
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    /// A tmpfs of `size` (such as "2m"), or None when this process may not mount (not root).
-    fn mount(size: &str) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
-            .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(SmallDisk { dir })
-    }
-
-    /// Bytes still free on it.
-    fn free(&self) -> u64 {
-        let out =
-            std::process::Command::new("df").args(["--output=avail", "-B1"]).arg(self.dir.path()).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().trim().parse().unwrap()
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
-    }
-}
-
 /// The agent's state on a 2 MiB tmpfs, a job printing 1 MiB when 256 KiB are left: the disk
 /// fills, the agent counts its failed writes in its heartbeat and loses no event (it writes them
 /// again, the shim waits to record the exit), and once space returns the run ends with its true
 /// outcome and the next one runs.
 #[test]
 fn a_full_disk_on_the_agent_loses_nothing_and_the_run_ends_when_space_returns() {
-    let Some(disk) = SmallDisk::mount("2m") else {
+    let Some(disk) = baton_tests::SmallDisk::mount("2m") else {
         assert!(!baton_tests::in_ci(), "CI runs as root: the tmpfs must mount");
         eprintln!("skipped: mounting a tmpfs needs root");
         return;

@@ -297,3 +297,36 @@ fn a_graceful_stop_hands_over_at_once_and_a_rolling_restart_loses_nothing() {
     }
     eprintln!("rolling restart: the latest slot started {worst} ms after it was due");
 }
+
+/// The server's SQLite database on a small tmpfs that fills: writes are INTERNAL errors to the
+/// API (nothing half-stored), and once space returns the server carries on by itself.
+#[test]
+fn a_full_disk_under_sqlite_is_an_error_and_the_server_recovers_when_space_returns() {
+    let Some(disk) = baton_tests::SmallDisk::mount("8m") else {
+        assert!(!in_ci(), "CI runs as root: the tmpfs must mount");
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let data_dir = tempfile::tempdir_in(disk.dir.path()).unwrap();
+    let s = Server::start_in(data_dir, &[]).unwrap();
+    let admin = s.login("admin", &s.admin_password).unwrap();
+    let filler = disk.dir.path().join("filler");
+    std::fs::write(&filler, vec![0u8; usize::try_from(disk.free().saturating_sub(64 * 1024)).unwrap()]).unwrap();
+    let create = |i: usize| {
+        let t = json!({ "name": format!("t{i}"), "command": "true", "target": "etl", "runAsUser": "root",
+                        "description": "x".repeat(4000) });
+        s.graphql_as(Some(&admin), "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": t }))
+            .unwrap()
+    };
+    let refused = (0..200).map(create).find(|res| res["errors"].is_array()).expect("the disk filled up");
+    assert_eq!(baton_tests::error_code(&refused).as_deref(), Some("INTERNAL"), "{refused}");
+    std::fs::remove_file(&filler).unwrap();
+    let made = wait_for("a write to work again", Duration::from_secs(20), || {
+        let res = create(1000);
+        res["data"]["createTask"]["tid"].as_i64()
+    })
+    .unwrap();
+    assert!(made > 0);
+    let health = ureq::get(&s.url("/healthz")).call().unwrap().into_body().read_to_string().unwrap();
+    assert!(health.contains("\"ok\""), "{health}");
+}

@@ -167,8 +167,11 @@ impl ManageConnection for Manager {
         with_conn!(conn, |c| c.batch_execute("SELECT 1")).map_err(r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, _conn: &mut DbConn) -> bool {
-        false
+    /// A connection whose transaction could not be ended (a commit that failed on a full disk, a
+    /// server gone mid-statement) is dropped rather than handed out again: every later
+    /// transaction on it would fail, and the server would not recover by itself.
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        std::thread::panicking() || diesel::r2d2::R2D2Connection::is_broken(conn)
     }
 }
 
