@@ -6,12 +6,14 @@
 //! is a compare-and-set on the run (`db::runs::set_if`), so two servers never both advance it,
 //! and transitions another server stored are published here too (`follow_others`).
 
-use super::{Driver, GroupRunRef, OutputUpdate, RunUpdate};
+use super::job::legacy_job;
+use super::{Active, Driver, GroupRunRef, JobSpec, OutputUpdate, RunUpdate};
 use crate::db;
 use baton_schema::agent::v1::AttemptRef;
 use baton_schema::ids::AgentId;
-use baton_schema::run::{RunEvent, RunStatus};
+use baton_schema::run::{RunEvent, RunMachine, RunStatus};
 use chrono::{DateTime, Duration, Utc};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A run made this long ago and still not dispatched was left by a server that stopped.
@@ -253,5 +255,71 @@ impl Driver {
             },
         )
         .await;
+    }
+}
+
+impl Driver {
+    /// Holds a stored run with the job it was made with, from where it is: its machine (status,
+    /// attempt, agent, pid, reason, retry time) and its deadlines. False when already held.
+    fn hold(&self, r: &db::runs::RunRow, agent_names: &HashMap<AgentId, String>, now: DateTime<Utc>) -> bool {
+        let status = r.status;
+        let spec = JobSpec::of_row(r).unwrap_or_else(|| {
+            tracing::warn!(run = %r.id, "a run stored without its job: carried on with default limits");
+            legacy_job(r)
+        });
+        let mut machine = RunMachine::new(spec.retry);
+        machine.status = status;
+        machine.attempt = u32::try_from(r.attempt).unwrap_or(0);
+        machine.agent = r.agent_id.and_then(|a| agent_names.get(&a).cloned());
+        machine.pid = r.pid.and_then(|p| u32::try_from(p).ok());
+        machine.reason = r.reason.as_deref().and_then(|j| serde_json::from_str(j).ok());
+        if let Some(baton_schema::run::Reason::RetryScheduled { at, .. }) = &machine.reason {
+            machine.retry_at = Some(*at);
+        }
+        let mut active = Active::new(machine, spec);
+        if status == RunStatus::Triggered {
+            let since = r.triggered_at.map_or(now, db::utc);
+            active.accept_by = Some(since + Duration::seconds(i64::from(active.spec.accept_expiry_seconds)));
+        }
+        let Ok(mut runs) = self.runs.lock() else { return false };
+        if runs.contains_key(&r.id) {
+            return false;
+        }
+        runs.insert(r.id, active);
+        true
+    }
+
+    /// At start: carries every unfinished run on from where it was. Runs on agents are followed
+    /// again (their agents' replayed events land, their deadlines hold); runs sent to an agent
+    /// that may never have had them are sent again to that same agent once it is online; runs
+    /// waiting for a retry are retried at their time; runs made but never dispatched are
+    /// dispatched now. With several servers, `sweep` and `adopt_agent` share this out instead.
+    pub async fn recover(&self) {
+        let rows = match self.db.run(db::runs::unfinished).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "loading unfinished runs");
+                return;
+            }
+        };
+        let names = self.agent_names().await;
+        let now = self.clock.now();
+        let mut undispatched = Vec::new();
+        let n = rows.len();
+        for r in &rows {
+            if self.hold(r, &names, now) && r.status == RunStatus::Idle && r.attempt == 0 {
+                undispatched.push(r.id);
+            }
+        }
+        for id in undispatched {
+            self.dispatch(id).await;
+        }
+        if n > 0 {
+            tracing::info!(runs = n, "carried on unfinished runs");
+        }
+    }
+
+    async fn agent_names(&self) -> HashMap<AgentId, String> {
+        self.db.run(db::agents::list).await.unwrap_or_default().into_iter().map(|a| (a.id, a.name)).collect()
     }
 }
