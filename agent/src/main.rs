@@ -127,7 +127,10 @@ async fn session(
                 if heard.elapsed() > silent_after {
                     return End::Lost(format!("the server stopped answering for {} s", silent_after.as_secs()));
                 }
-                let msg = AgentMsg::Heartbeat { stats: sampler.sample(agent.runner.running()) };
+                let msg = AgentMsg::Heartbeat {
+                    stats: sampler.sample(agent.runner.running()),
+                    attempts: Some(agent.runner.attempts()),
+                };
                 if let Err(e) = send(&mut ws, &msg).await {
                     return End::Lost(format!("sending a heartbeat: {e}"));
                 }

@@ -123,21 +123,16 @@ pub mod v1 {
         },
         Heartbeat {
             stats: AgentStats,
+            /// The attempts whose files the agent holds now (None from agents before it): one the
+            /// server has as started or running on it but not in here was lost, and fails.
+            #[serde(default)]
+            attempts: Option<Vec<AttemptRef>>,
         },
         /// A run event, durable on the agent until acknowledged.
-        Event {
-            seq: u64,
-            run_id: RunId,
-            attempt: u32,
-            event: AgentEvent,
-        },
+        Event { seq: u64, run_id: RunId, attempt: u32, event: AgentEvent },
         /// The agent restarted while an attempt with credentials ran: it asks for their values
         /// again (they are never on its disk) to mask the output still to send.
-        SecretsWanted {
-            run_id: RunId,
-            attempt: u32,
-            credentials: Vec<CredentialVersion>,
-        },
+        SecretsWanted { run_id: RunId, attempt: u32, credentials: Vec<CredentialVersion> },
     }
 
     /// One attempt of one run.

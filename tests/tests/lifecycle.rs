@@ -686,3 +686,25 @@ fn a_rebuilt_agent_host_fails_its_lost_attempts_at_once_and_its_new_events_count
     assert_eq!(done["status"], "SUCCESS", "{done}");
     assert_eq!(output(&server, &admin, fresh, "STDOUT"), "new\n");
 }
+
+/// An agent that loses an attempt's files while it runs (its state wiped under it) says so in its
+/// next heartbeat, which lists the attempts it holds: the run fails at once as lost instead of
+/// staying RUNNING until the agent goes away.
+#[test]
+fn an_attempt_the_agent_no_longer_has_fails_at_its_next_heartbeat() {
+    let cfg = std::env::temp_dir().join(format!("baton-lost-files-{}.toml", std::process::id()));
+    std::fs::write(&cfg, "agent_heartbeat_seconds = 1\nagent_lost_seconds = 300\n").unwrap();
+    let server = Server::start_with(&["--config", cfg.to_str().unwrap()]).unwrap();
+    let admin = server.admin().unwrap();
+    let token = agent_token_cli(server.data_dir.path(), "hosts").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let _agent = Agent::start_with_state(&server.base_url, &token, "a1", "etl", state.path()).unwrap();
+    wait_online(&server, &admin, "a1");
+    let id = adhoc(&server, &admin, "sleep 30", "root", 60);
+    let running = wait_status(&server, &admin, id, &["RUNNING"], Duration::from_secs(20));
+    std::fs::remove_file(state.path().join("runs").join(format!("{id}-1.journal"))).unwrap();
+    let lost = wait_status(&server, &admin, id, &["FAILED", "SUCCESS"], Duration::from_secs(10));
+    assert_eq!(lost["reason"], "the agent no longer has it: attempt lost", "{lost}");
+    let pid = running["pid"].as_i64().unwrap();
+    let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+}

@@ -283,7 +283,12 @@ pub async fn agent_socket(
                             tokio::time::sleep(wait).await;
                         }
                         match v1::parse_agent_frame(&t) {
-                            Ok(AgentMsg::Heartbeat { stats }) => on_heartbeat(&hub, &name, id, stats).await,
+                            Ok(AgentMsg::Heartbeat { stats, attempts }) => {
+                                on_heartbeat(&hub, &name, id, stats).await;
+                                if let Some(list) = attempts {
+                                    driver.attempts_held(&name, &list).await;
+                                }
+                            }
                             Ok(AgentMsg::Hello { .. }) => {
                                 bad += 1;
                                 send(&mut session, &ServerMsg::Error { code: "protocol".into(), message: "already registered".into() }).await;

@@ -10,7 +10,7 @@ use super::job::legacy_job;
 use super::{Active, Driver, GroupRunRef, JobSpec, OutputUpdate, RunUpdate};
 use crate::db;
 use baton_schema::agent::v1::AttemptRef;
-use baton_schema::ids::AgentId;
+use baton_schema::ids::{AgentId, RunId};
 use baton_schema::run::{RunEvent, RunMachine, RunStatus};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
@@ -86,6 +86,29 @@ impl Driver {
             let Some(cause) = holding.lost(r.status, attempt) else { continue };
             tracing::warn!(agent = %name, run = %r.id, attempt = attempt.attempt, %cause, "attempt lost");
             self.apply(r.id, RunEvent::AttemptLost { cause: cause.into() }, None).await;
+        }
+    }
+
+    /// What an agent connected here holds, as its heartbeat says: an attempt this server has on
+    /// it as started or running that is not among them was lost (its files went), and fails at
+    /// once, retried if its task allows. The heartbeat is read after every event the agent sent
+    /// before it, and the agent creates an attempt's files before it says it accepted it, so an
+    /// attempt the server has as started is in the list unless the agent lost it.
+    pub async fn attempts_held(&self, name: &str, holds: &[AttemptRef]) {
+        let lost: Vec<(RunId, u32)> = match self.runs.lock() {
+            Ok(runs) => runs
+                .iter()
+                .filter(|(_, a)| a.machine.agent.as_deref() == Some(name))
+                .filter(|(_, a)| matches!(a.machine.status, RunStatus::Started | RunStatus::Running))
+                .filter(|(id, a)| !holds.contains(&AttemptRef { run_id: **id, attempt: a.machine.attempt }))
+                .map(|(id, a)| (*id, a.machine.attempt))
+                .collect(),
+            Err(_) => return,
+        };
+        for (id, attempt) in lost {
+            let cause = "the agent no longer has it";
+            tracing::warn!(agent = %name, run = %id, attempt, %cause, "attempt lost");
+            self.apply(id, RunEvent::AttemptLost { cause: cause.into() }, None).await;
         }
     }
 
