@@ -9,7 +9,7 @@
 //! time against a state that matches the database; after a restart it reloads that state.
 
 use super::launch::{self, Origin};
-use super::task::{calendar, handled_until, is_missed, note_missed, record_skip, CalendarCache, CATCH_UP};
+use super::task::{calendar, handled_until, is_missed, note_missed, record_skip, CalendarCache, LAST_SLOT_LOOKBACK};
 use super::{EngineDeps, GroupRunChanged};
 use crate::db::{self, DbConn, DbResult};
 use crate::driver::JobSpec;
@@ -112,7 +112,7 @@ fn load(
                 Some(n) => calendar(c, &mut CalendarCache::new(), row.instance_id, n.as_str())?,
                 None => None,
             };
-            let last = db::runs::last_slot_of(c, None, Some(gid), now - CATCH_UP)?;
+            let last = db::runs::last_slot_of(c, None, Some(gid), now - LAST_SLOT_LOOKBACK)?;
             let from = handled_until(s.timezone, now, db::utc(row.updated_at), last);
             Some(ScheduleClock::new(s.clone(), cal, MisfirePolicy::RunOnce, grace, from))
         }

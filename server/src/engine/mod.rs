@@ -116,7 +116,7 @@ fn load_everything(
     now: DateTime<Utc>,
     held: &std::collections::BTreeSet<InstanceId>,
 ) -> db::DbResult<Loaded> {
-    let last_slots = db::runs::last_slots(c, now - task::CATCH_UP)?;
+    let last_slots = db::runs::last_slots(c, now - task::LAST_SLOT_LOOKBACK)?;
     let instances: HashMap<InstanceId, String> = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
     let filter = db::tasks::TaskFilter { active: Some(true), ungrouped: true, ..Default::default() };
     let mut calendars = CalendarCache::new();

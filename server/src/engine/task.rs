@@ -39,6 +39,11 @@ pub const RELOAD_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 /// How far back a (re)loaded clock looks for slots it has not handled.
 pub const CATCH_UP: Duration = Duration::hours(24);
 
+/// How far back the last slot handled is looked for: further than `CATCH_UP`, so a daily slot
+/// missed by a downtime across midnight (its predecessor a little more than a day old) is found
+/// and handled, not skipped unrecorded; a weekly one too.
+pub const LAST_SLOT_LOOKBACK: Duration = Duration::days(8);
+
 /// Where a clock starts after a (re)load: after the last slot the engine handled, so the slots of
 /// a downtime (even one across midnight) go through the misfire policy; never before the
 /// definition last changed, nor more than `CATCH_UP` back. With no slot handled since then, at the
@@ -110,7 +115,7 @@ async fn load_task(deps: &EngineDeps, tid: TaskId) -> Result<Option<Loaded>, ()>
                 return Ok(None);
             }
             let instances = db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
-            let last = db::runs::last_slot_of(c, Some(tid), None, now - CATCH_UP)?;
+            let last = db::runs::last_slot_of(c, Some(tid), None, now - LAST_SLOT_LOOKBACK)?;
             prepare(c, &row, &instances, &mut CalendarCache::new(), grace, now, last)
         })
         .await;
