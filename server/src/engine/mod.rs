@@ -203,7 +203,11 @@ impl Engine {
                     }
                     tracing::info!(tasks = n, groups = g, ms = started.elapsed().as_millis() as u64, "engine armed");
                 }
-                Err(e) => tracing::error!(error = %e, "loading definitions for the engine"),
+                Err(e) => {
+                    // Nothing else would load it again: the leases may not change any more.
+                    tracing::error!(error = %e, "loading definitions for the engine; trying again in a moment");
+                    ctx.run_later(task::RELOAD_PAUSE, |act, ctx| act.load_all(ctx));
+                }
             },
         ));
     }
