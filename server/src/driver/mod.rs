@@ -447,35 +447,40 @@ impl Driver {
 
     /// Takes charge of a stored run (status Idle) and dispatches its first attempt. The dispatch
     /// runs on its own: a caller dropped meanwhile (an actor retired while it handled a slot)
-    /// cannot leave it stored as sent but never sent.
-    pub async fn start(self: &Arc<Self>, run_id: RunId, spec: JobSpec) {
+    /// cannot leave it stored as sent but never sent. False when the dispatch was not stored (the
+    /// run is still Idle): a group run reads its state again and starts it again.
+    pub async fn start(self: &Arc<Self>, run_id: RunId, spec: JobSpec) -> bool {
         let machine = RunMachine::new(spec.retry);
         if let Ok(mut runs) = self.runs.lock() {
             if runs.contains_key(&run_id) {
-                return;
+                return true;
             }
             runs.insert(run_id, Active::new(machine, spec));
         }
         let me = self.clone();
-        let _ = tokio::spawn(async move { me.dispatch(run_id).await }).await;
+        tokio::spawn(async move { me.dispatch(run_id).await }).await.unwrap_or(false)
     }
 
-    /// Sends the next attempt to an agent (or waits for one until the accept deadline).
-    async fn dispatch(&self, run_id: RunId) {
-        let Some(spec) = self.runs.lock().ok().and_then(|r| r.get(&run_id).map(|a| a.spec.clone())) else { return };
+    /// Sends the next attempt to an agent (or waits for one until the accept deadline); whether
+    /// its dispatch was stored.
+    async fn dispatch(&self, run_id: RunId) -> bool {
+        let Some(spec) = self.runs.lock().ok().and_then(|r| r.get(&run_id).map(|a| a.spec.clone())) else {
+            return false;
+        };
         let agent = self.pick_agent(&spec.target, spec.instance_id);
         if !self.apply(run_id, RunEvent::Dispatched { agent: agent.clone().unwrap_or_default() }, None).await {
-            return;
+            return false;
         }
         let attempt = {
-            let Ok(mut runs) = self.runs.lock() else { return };
-            let Some(a) = runs.get_mut(&run_id) else { return };
+            let Ok(mut runs) = self.runs.lock() else { return true };
+            let Some(a) = runs.get_mut(&run_id) else { return true };
             a.accept_by = Some(self.clock.now() + Duration::seconds(i64::from(spec.accept_expiry_seconds)));
             a.machine.attempt
         };
         if let Some(agent) = agent {
             self.send_attempt(run_id, attempt, &agent, &spec).await;
         }
+        true
     }
 
     /// Sends an attempt to its agent and notes whether it reached the connection; a profile that

@@ -272,7 +272,10 @@ async fn pass(mut p: Pass) -> Passed {
                 m.attempt = m.attempt.max(1);
                 p.deps.fired.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(group = %p.group_name, task = %name, run = %m.run_id, "dependency holds: started");
-                p.deps.driver.start(m.run_id, spec).await;
+                if !p.deps.driver.start(m.run_id, spec).await {
+                    tracing::warn!(group = %p.group_name, task = %name, "its dispatch was not stored; the group run is read again");
+                    return Passed { run: p.run, ended: None, changed, crashed: false, failed: true };
+                }
             }
             FlowAction::Skip(name, reason) => {
                 let Some(m) = p.run.members.get_mut(name) else { continue };
