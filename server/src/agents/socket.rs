@@ -222,7 +222,16 @@ pub async fn agent_socket(
         };
         tracing::info!(agent = %name, %peer, "agent connected");
         // Its runs are this server's before its replayed events are read.
-        driver.adopt_agent(&name, id, holding).await;
+        let serial = hub.conns.lock().ok().and_then(|c| c.get(&name).map(|c| c.serial)).unwrap_or(0);
+        if !driver.adopt_agent(&name, id, holding).await {
+            if let Ok(mut conns) = hub.conns.lock() {
+                if conns.get(&name).is_some_and(|c| c.serial == serial) {
+                    conns.remove(&name);
+                }
+            }
+            let _ = session.close(Some(actix_ws::CloseCode::Again.into())).await;
+            return;
+        }
         hub.publish(&name, AgentStatus::Online);
         send(
             &mut session,
@@ -234,7 +243,6 @@ pub async fn agent_socket(
             },
         )
         .await;
-        let serial = hub.conns.lock().ok().and_then(|c| c.get(&name).map(|c| c.serial)).unwrap_or(0);
         let mut bad = 0u32;
         let (mut frames, mut bytes) =
             (Bucket::new(FRAMES_PER_SECOND, FRAMES_BURST), Bucket::new(BYTES_PER_SECOND, BYTES_BURST));

@@ -58,12 +58,14 @@ impl Driver {
     /// events are read), and sends again what it was sent but may not have had. Attempts the
     /// agent no longer has (`holding`) fail at once as lost, and are retried if their task allows:
     /// none stays running with nothing behind it.
-    pub async fn adopt_agent(&self, name: &str, agent_id: AgentId, holding: Holding) {
+    /// False when its runs could not be read: the connection must not go on (the agent's events
+    /// for runs not held here would be taken as not its own), and the agent connects again.
+    pub async fn adopt_agent(&self, name: &str, agent_id: AgentId, holding: Holding) -> bool {
         let rows = match self.db.run(move |c| db::runs::on_agent(c, agent_id)).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(agent = %name, error = %e, "loading the runs of a connected agent");
-                return;
+                return false;
             }
         };
         let names = std::collections::HashMap::from([(agent_id, name.to_string())]);
@@ -87,6 +89,7 @@ impl Driver {
             tracing::warn!(agent = %name, run = %r.id, attempt = attempt.attempt, %cause, "attempt lost");
             self.apply(r.id, RunEvent::AttemptLost { cause: cause.into() }, None).await;
         }
+        true
     }
 
     /// What an agent connected here holds, as its heartbeat says: an attempt this server has on
@@ -318,14 +321,20 @@ impl Driver {
     /// waiting for a retry are retried at their time; runs made but never dispatched are
     /// dispatched now. With several servers, `sweep` and `adopt_agent` share this out instead.
     pub async fn recover(&self) {
-        let rows = match self.db.run(db::runs::unfinished).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "loading unfinished runs");
-                return;
+        // Both read at once, until they are: a run held without its agent's name would take none
+        // of that agent's events as its own.
+        let (rows, names) = loop {
+            let read = self.db.run(|c| Ok((db::runs::unfinished(c)?, db::agents::list(c)?))).await;
+            match read {
+                Ok((rows, agents)) => {
+                    break (rows, agents.into_iter().map(|a| (a.id, a.name)).collect::<HashMap<_, _>>())
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "loading unfinished runs; trying again in a moment");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
             }
         };
-        let names = self.agent_names().await;
         let now = self.clock.now();
         let mut undispatched = Vec::new();
         let n = rows.len();
@@ -340,9 +349,5 @@ impl Driver {
         if n > 0 {
             tracing::info!(runs = n, "carried on unfinished runs");
         }
-    }
-
-    async fn agent_names(&self) -> HashMap<AgentId, String> {
-        self.db.run(db::agents::list).await.unwrap_or_default().into_iter().map(|a| (a.id, a.name)).collect()
     }
 }
