@@ -203,6 +203,13 @@ impl LeaseKeeper {
             gained: held.keys().filter(|i| !before.contains_key(i)).copied().collect(),
             lost: before.keys().filter(|i| !held.contains_key(i)).copied().collect(),
         };
+        // A stop began while this round ran: what it renewed goes back at once.
+        if self.leases.stopping.load(Ordering::SeqCst) {
+            for &instance in held.keys() {
+                db::instance_leases::release(c, instance, &owner, now)?;
+            }
+            return Ok(Changes::default());
+        }
         let mut h = self.leases.held.write().map_err(|_| db::DbError::Unavailable("the lease table lock".into()))?;
         if self.leases.epoch.load(Ordering::SeqCst) != epoch {
             // Given up while this round ran: what it renewed expires by itself or is renewed by
