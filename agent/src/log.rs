@@ -142,10 +142,16 @@ impl EventLog {
             return;
         }
         self.acked = seq;
+        // Never number an event at or below what the server has stored (a state restored from
+        // an older copy): it would be taken for a duplicate.
+        self.next_seq = self.next_seq.max(seq + 1);
         while self.pending.front().is_some_and(|(s, _)| *s <= seq) {
             self.pending.pop_front();
         }
-        if let Err(e) = std::fs::write(&self.acked_path, seq.to_string()) {
+        // Written aside and moved into place: a full disk leaves the old value, not an empty file.
+        let aside = self.acked_path.with_extension("new");
+        if let Err(e) = std::fs::write(&aside, seq.to_string()).and_then(|()| std::fs::rename(&aside, &self.acked_path))
+        {
             crate::stats::write_failed("the acknowledged sequence", &e);
         }
         // Nothing left to replay (nor on its way to disk): start the file afresh rather than let it grow.

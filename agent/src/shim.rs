@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub fn write_exit(base: &Path, rec: &ExitRecord) -> Result<()> {
-    journal::append(base, &Fact::Exit(rec.clone())).context("recording the exit")
+    let mut journal = journal::open_for_append(base).context("opening the journal")?;
+    journal::append_waiting(&mut journal, &Fact::Exit(rec.clone())).context("recording the exit")
 }
 
 /// Records that the attempt's job could not be started, and why.
