@@ -8,10 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Failed writes to the agent's own state, for the heartbeat.
 static WRITE_FAILURES: AtomicU64 = AtomicU64::new(0);
 
+/// The last failed write since the last heartbeat, which says why the agent is degraded.
+static LAST_FAILURE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 /// Logs a failed write to the agent's own state (`what` says which) and counts it for the
 /// heartbeat: the agent carries on, but the server and its operators learn of it.
 pub fn write_failed(what: &str, error: &dyn std::fmt::Display) {
     WRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut last) = LAST_FAILURE.lock() {
+        *last = Some(format!("writing {what}: {error}"));
+    }
     tracing::error!(%error, "writing {what}");
 }
 
@@ -60,6 +66,7 @@ impl Sampler {
             uptime_seconds: uptime_seconds().unwrap_or(0),
             running,
             write_failures: WRITE_FAILURES.load(Ordering::Relaxed),
+            degraded: LAST_FAILURE.lock().ok().and_then(|mut l| l.take()),
         }
     }
 }

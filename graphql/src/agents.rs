@@ -53,6 +53,9 @@ pub struct Agent {
     /// Failed writes to its own state (journals, acknowledgements) since it started, as its last
     /// heartbeat said: none is expected, and the agent's log has each.
     pub write_failures: i64,
+    /// Why it is degraded now: the last of its writes to its own state that failed since the
+    /// heartbeat before (a full disk, say); null while they work.
+    pub degraded: Option<String>,
     pub last_seen_at: Option<DateTime<Utc>>,
     /// `*` or the instances whose runs (tasks' and operators' adhoc runs) this agent takes.
     pub instances: String,
@@ -72,6 +75,7 @@ impl From<AgentRecord> for Agent {
             memory_percent: a.memory_percent,
             uptime_seconds: a.uptime_seconds,
             write_failures: a.write_failures,
+            degraded: a.degraded,
             last_seen_at: a.last_seen_at,
             instances: a.instances.to_string(),
         }

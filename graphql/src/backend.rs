@@ -279,6 +279,8 @@ pub struct AgentRecord {
     pub uptime_seconds: Option<i64>,
     /// Failed writes to its own state (journals, acknowledgements), as its last heartbeat said.
     pub write_failures: i64,
+    /// Why it is degraded now (its last failed write to its own state), as its last heartbeat said.
+    pub degraded: Option<String>,
     pub last_seen_at: Option<DateTime<Utc>>,
     /// The instances whose runs (tasks' and operators' adhoc runs) it takes.
     pub instances: InstanceAccess,

@@ -85,7 +85,7 @@ pub mod v1 {
     }
 
     /// The agent's resource figures, sent with each heartbeat.
-    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct AgentStats {
         pub cpu_percent: f32,
         pub memory_percent: f32,
@@ -95,6 +95,10 @@ pub mod v1 {
         /// started; none is expected, each is also in the agent's log.
         #[serde(default)]
         pub write_failures: u64,
+        /// Why the agent is degraded now: the last of its writes to its own state that failed
+        /// since the heartbeat before (a full disk, say); None while they work.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub degraded: Option<String>,
     }
 
     /// Messages from the agent to the server.

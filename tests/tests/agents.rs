@@ -21,7 +21,7 @@ fn agent_row(s: &Server, token: &str, name: &str) -> Option<Value> {
     let res = data(
         s.graphql_as(
             Some(token),
-            "{ agents { name hostname queues version os status cpuPercent memoryPercent uptimeSeconds writeFailures } }",
+            "{ agents { name hostname queues version os status cpuPercent memoryPercent uptimeSeconds writeFailures degraded } }",
             json!({}),
         )
         .ok()?,
@@ -53,6 +53,7 @@ fn agents_register_heartbeat_and_report_figures() {
     assert!(mem > 0.0 && mem <= 100.0, "{row}");
     assert!(row["uptimeSeconds"].as_i64().unwrap() > 0);
     assert_eq!(row["writeFailures"], 0, "a healthy agent writes all it must");
+    assert!(row["degraded"].is_null(), "{row}");
 
     // Tokens from the API work too, and a revoked one does not.
     let created = data(
@@ -236,10 +237,14 @@ fn a_full_disk_on_the_agent_loses_nothing_and_the_run_ends_when_space_returns() 
     let id = data(s.graphql_as(Some(&admin), run, json!({})).unwrap())["runAdhoc"][0]["id"].as_i64().unwrap();
     let query = "query($id: Int!) { run(id: $id) { status exitCode reason } }";
     let status = |s: &Server| data(s.graphql_as(Some(&admin), query, json!({ "id": id })).unwrap())["run"].clone();
-    wait_for("the failed writes in a heartbeat", Duration::from_secs(30), || {
-        agent_row(&s, &admin, "a1").filter(|a| a["writeFailures"].as_i64().unwrap_or(0) > 0)
+    let full = wait_for("the failed writes in a heartbeat", Duration::from_secs(30), || {
+        agent_row(&s, &admin, "a1")
+            .filter(|a| a["writeFailures"].as_i64().unwrap_or(0) > 0 && a["degraded"].is_string())
     })
     .unwrap();
+    // Degraded, with the reason, and still online.
+    assert!(full["degraded"].as_str().unwrap().contains("No space left on device"), "{full}");
+    assert_eq!(full["status"], "ONLINE", "{full}");
     // Space returns: what waited is written, and the run ends with what really happened.
     std::fs::remove_file(&filler).unwrap();
     let ended = wait_for("the run to end", Duration::from_secs(60), || {
@@ -248,6 +253,10 @@ fn a_full_disk_on_the_agent_loses_nothing_and_the_run_ends_when_space_returns() 
     })
     .unwrap();
     assert!(ended["exitCode"].is_i64(), "the job's own exit, not a loss: {ended}");
+    wait_for("the agent no longer degraded", Duration::from_secs(20), || {
+        agent_row(&s, &admin, "a1").filter(|a| a["degraded"].is_null())
+    })
+    .unwrap();
     let next = "mutation { runAdhoc(agents: [\"a1\"], command: \"echo again\", runAsUser: \"root\") { id } }";
     let id2 = data(s.graphql_as(Some(&admin), next, json!({})).unwrap())["runAdhoc"][0]["id"].as_i64().unwrap();
     wait_for("the next run", Duration::from_secs(30), || {

@@ -438,6 +438,8 @@ async fn on_heartbeat(hub: &AgentHub, name: &str, id: AgentId, stats: v1::AgentS
         memory_percent: f64::from(stats.memory_percent),
         uptime_seconds: i64::try_from(stats.uptime_seconds).unwrap_or(i64::MAX),
         write_failures: i64::try_from(stats.write_failures).unwrap_or(i64::MAX),
+        // An agent's words, kept short.
+        degraded: stats.degraded.map(|d| d.chars().take(500).collect()),
     };
     if stats.write_failures > 0 {
         tracing::warn!(agent = %name, failures = stats.write_failures, "the agent failed to write its own state");

@@ -30,6 +30,8 @@ pub struct AgentRow {
     pub write_failures: i64,
     /// The name of its state (empty from agents before it), see `Hello::incarnation`.
     pub incarnation: String,
+    /// Why it is degraded now, as its last heartbeat said (see `AgentStats::degraded`).
+    pub degraded: Option<String>,
 }
 
 impl AgentRow {
@@ -113,12 +115,13 @@ pub fn silent_since(conn: &mut DbConn, since: DateTime<Utc>) -> DbResult<Vec<Age
 }
 
 /// What a heartbeat says of an agent.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Beat {
     pub cpu_percent: f64,
     pub memory_percent: f64,
     pub uptime_seconds: i64,
     pub write_failures: i64,
+    pub degraded: Option<String>,
 }
 
 pub fn heartbeat(conn: &mut DbConn, id: AgentId, beat: Beat, now: DateTime<Utc>) -> DbResult<()> {
@@ -128,6 +131,7 @@ pub fn heartbeat(conn: &mut DbConn, id: AgentId, beat: Beat, now: DateTime<Utc>)
             agents::memory_percent.eq(Some(beat.memory_percent)),
             agents::uptime_seconds.eq(Some(beat.uptime_seconds)),
             agents::write_failures.eq(beat.write_failures),
+            agents::degraded.eq(beat.degraded),
             agents::last_seen_at.eq(Some(ts(now))),
         ))
         .execute(c))?;

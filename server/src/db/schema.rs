@@ -143,6 +143,7 @@ diesel::table! {
         instances -> Text,
         write_failures -> BigInt,
         incarnation -> Text,
+        degraded -> Nullable<Text>,
     }
 }
 

@@ -58,6 +58,7 @@ pub(super) fn agent_record(a: db::agents::AgentRow) -> AgentRecord {
         memory_percent: a.memory_percent,
         uptime_seconds: a.uptime_seconds,
         write_failures: a.write_failures,
+        degraded: a.degraded,
         last_seen_at: a.last_seen_at.map(db::utc),
     }
 }

@@ -36,7 +36,9 @@ pub fn agents() -> Html {
             </tr></thead><tbody>
             { for d.agents.iter().map(|a| html! {
                 <tr class={format!("agent-{}", a.status.as_str().to_lowercase())}>
-                    <td>{ &a.name }</td><td>{ a.status.as_str() }</td><td>{ &a.hostname }</td><td>{ a.queues.join(", ") }</td>
+                    <td>{ &a.name }</td><td>{ a.status.as_str() }
+                        if let Some(why) = &a.degraded { <span class="error degraded">{ format!(" degraded: {why}") }</span> }
+                    </td><td>{ &a.hostname }</td><td>{ a.queues.join(", ") }</td>
                     <td>{ &a.version }</td><td>{ pct(a.cpu_percent) }</td><td>{ pct(a.memory_percent) }</td>
                     <td>{ a.uptime_seconds.map(|s| format!("{}h {:02}m", s / 3600, (s % 3600) / 60)).unwrap_or_else(|| "–".into()) }</td>
                     <td class={(a.write_failures > 0).then_some("error")}>{ a.write_failures }</td>
