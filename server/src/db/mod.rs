@@ -229,7 +229,8 @@ impl Health {
     /// A round trip worked.
     pub fn available(&self) {
         use std::sync::atomic::Ordering;
-        if self.down.swap(false, Ordering::Relaxed) {
+        // Every checkout says so: a read, not a write, while all is well.
+        if self.down.load(Ordering::Relaxed) && self.down.swap(false, Ordering::Relaxed) {
             if let Ok(mut s) = self.since.lock() {
                 if let Some((at, _)) = s.take() {
                     tracing::info!(after_ms = at.elapsed().as_millis() as u64, "the database answers again");
