@@ -294,7 +294,8 @@ impl LeaseKeeper {
                     break;
                 }
                 tokio::time::sleep(step).await;
-                if keeper.leases.stopping.load(Ordering::SeqCst) {
+                // Alone (SQLite), no other server gives a lease back.
+                if !keeper.leases.shared() || keeper.leases.stopping.load(Ordering::SeqCst) {
                     continue;
                 }
                 let now = clock.now();
