@@ -33,6 +33,28 @@ fn degraded(s: &Server) -> bool {
     res.status() == 503 && res.into_body().read_to_string().is_ok_and(|b| b.contains("\"degraded\""))
 }
 
+/// Makes `n` tasks named `PREFIX_I` that fire every 2 s (misfire: run all) and append
+/// `$BATON_RUN_ID $BATON_ATTEMPT` to `log`; returns their ids.
+fn every_2s(s: &Server, admin: &str, prefix: &str, n: usize, log: &std::path::Path) -> Vec<i64> {
+    (0..n)
+        .map(|i| {
+            let cmd = format!("echo \"$BATON_RUN_ID $BATON_ATTEMPT\" >> {}", log.display());
+            let t = json!({ "name": format!("{prefix}_{i}"), "command": cmd, "target": "etl", "runAsUser": "root",
+                            "schedule": {"cron": "*/2 * * * * *", "timezone": "UTC"}, "misfirePolicy": "run_all" });
+            gql(s, admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": t }))["createTask"]
+                ["tid"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Waits until `n` more attempts are in `log` than when it was called.
+fn more_runs(log: &std::path::Path, n: usize, timeout: Duration) {
+    let seen = executions(log).len();
+    wait_for("more runs", timeout, || (executions(log).len() >= seen + n).then_some(())).unwrap();
+}
+
 /// Runs of the tasks every 2 s through the faults `faults` does, then checks that every slot from
 /// the first to the last has exactly one run, every run ended (a skipped one with its reason),
 /// and no attempt ran twice. Returns the lateness of each slot's start after its due time.
@@ -49,22 +71,8 @@ fn every_slot_survives(servers: usize, faults: impl FnOnce(&PrivatePostgres, &[S
     let urls: Vec<String> = fleet.iter().map(|s| s.base_url.clone()).collect();
     let _agent = Agent::enrolled(s, &admin, &urls.join(","), "a1", "etl").unwrap();
     let log = scratch.path().join("executions.log");
-    let tids: Vec<i64> = (0..10)
-        .map(|i| {
-            let cmd = format!("echo \"$BATON_RUN_ID $BATON_ATTEMPT\" >> {}", log.display());
-            let t = json!({ "name": format!("every2s_{i}"), "command": cmd, "target": "etl", "runAsUser": "root",
-                            "schedule": {"cron": "*/2 * * * * *", "timezone": "UTC"}, "misfirePolicy": "run_all" });
-            gql(s, &admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": t }))
-                ["createTask"]["tid"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    // Waits until `n` more attempts ran.
-    let more = |n: usize| {
-        let seen = executions(&log).len();
-        wait_for("more runs", Duration::from_secs(90), || (executions(&log).len() >= seen + n).then_some(())).unwrap();
-    };
+    let tids = every_2s(s, &admin, "every2s", 10, &log);
+    let more = |n: usize| more_runs(&log, n, Duration::from_secs(90));
     more(30);
     faults(&pg, &fleet, &more);
     more(30);
@@ -210,21 +218,8 @@ fn a_graceful_stop_hands_over_at_once_and_a_rolling_restart_loses_nothing() {
     let urls: Vec<String> = fleet.iter().map(|s| s.base_url.clone()).collect();
     let _agent = Agent::enrolled(&fleet[0], &admin, &urls.join(","), "a1", "etl").unwrap();
     let log = scratch.path().join("executions.log");
-    let tids: Vec<i64> = (0..4)
-        .map(|i| {
-            let cmd = format!("echo \"$BATON_RUN_ID $BATON_ATTEMPT\" >> {}", log.display());
-            let t = json!({ "name": format!("rolling_{i}"), "command": cmd, "target": "etl", "runAsUser": "root",
-                            "schedule": {"cron": "*/2 * * * * *", "timezone": "UTC"}, "misfirePolicy": "run_all" });
-            gql(&fleet[0], &admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": t }))
-                ["createTask"]["tid"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    let more = |n: usize| {
-        let seen = executions(&log).len();
-        wait_for("more runs", Duration::from_secs(60), || (executions(&log).len() >= seen + n).then_some(())).unwrap();
-    };
+    let tids = every_2s(&fleet[0], &admin, "rolling", 4, &log);
+    let more = |n: usize| more_runs(&log, n, Duration::from_secs(60));
     more(12);
     let store = Db::open(DatabaseUrl::Postgres(url.clone())).unwrap();
     let holder = || baton_tests::lease_holder_pid(&store);
