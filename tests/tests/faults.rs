@@ -40,7 +40,10 @@ fn every_2s(s: &Server, admin: &str, prefix: &str, n: usize, log: &std::path::Pa
         .map(|i| {
             let cmd = format!("echo \"$BATON_RUN_ID $BATON_ATTEMPT\" >> {}", log.display());
             let t = json!({ "name": format!("{prefix}_{i}"), "command": cmd, "target": "etl", "runAsUser": "root",
-                            "schedule": {"cron": "*/2 * * * * *", "timezone": "UTC"}, "misfirePolicy": "run_all" });
+                            "schedule": {"cron": "*/2 * * * * *", "timezone": "UTC"}, "misfirePolicy": "run_all",
+                            // A dispatch lost in a stall (issue 21's open case B) is failed and
+                            // retried at its accept expiry: the bound, short here.
+                            "acceptExpirySeconds": 20, "retryAttempts": 1, "retryDelaySeconds": 0 });
             gql(s, admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": t }))["createTask"]
                 ["tid"]
                 .as_i64()
