@@ -329,3 +329,94 @@ fn a_full_disk_under_sqlite_is_an_error_and_the_server_recovers_when_space_retur
     let health = ureq::get(&s.url("/healthz")).call().unwrap().into_body().read_to_string().unwrap();
     assert!(health.contains("\"ok\""), "{health}");
 }
+
+/// An agent connection to `s` that said `hello`; its first answer.
+fn agent_socket(s: &Server, hello: &Value) -> baton_tests::AgentSocket {
+    let (mut ws, _) = tungstenite::connect(s.url("/agent").replacen("http", "ws", 1).as_str()).unwrap();
+    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = ws.get_mut() {
+        tcp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    }
+    ws.send(tungstenite::Message::Text(hello.to_string().into())).unwrap();
+    ws
+}
+
+/// The next frame of `ws` within `within` (None when none came).
+fn frame_within(ws: &mut baton_tests::AgentSocket, within: Duration) -> Option<Value> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => return serde_json::from_str(&t).ok(),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("the agent connection broke: {e}"),
+        }
+    }
+    None
+}
+
+fn event(seq: u64, run: i64, attempt: u64, event: Value) -> tungstenite::Message {
+    let frame = json!({ "type": "event", "seq": seq, "run_id": run, "attempt": attempt, "event": event });
+    tungstenite::Message::Text(frame.to_string().into())
+}
+
+/// An agent event is acknowledged only once what it changes is stored, even when the agent
+/// reconnects while the first write of it hangs (a database stalled for that connection): the
+/// replay on the new connection is judged against the run as stored, never against a step still
+/// being written, which may yet fail. The write hangs on a lock the test holds on the run's row;
+/// reads go on.
+#[test]
+fn a_replayed_event_is_acknowledged_only_once_its_step_is_stored() {
+    use diesel::{Connection, RunQueryDsl};
+    let Some(url) = baton_tests::fresh_postgres() else {
+        assert!(!in_ci(), "PostgreSQL must be there in CI (cargo xtask test starts it)");
+        eprintln!("skipped: BATON_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let s = Server::start_with(&["--database-url", &url]).unwrap();
+    let admin = s.login("admin", &s.admin_password).unwrap();
+    let made = gql(&s, &admin, "mutation { createAgentToken(name: \"fake\") { token } }", json!({}));
+    let hello = json!({ "type": "hello", "protocol": 1, "token": made["createAgentToken"]["token"], "name": "fake",
+                        "hostname": "h", "queues": [], "version": "x", "os": "y", "last_acked_seq": 0,
+                        "incarnation": "state-1", "attempts": [] });
+    let mut first = agent_socket(&s, &hello);
+    assert_eq!(frame_within(&mut first, Duration::from_secs(10)).unwrap()["type"], "welcome");
+    let q = "mutation { runAdhoc(agents: [\"fake\"], command: \"true\", runAsUser: \"root\", maxRunTimeSeconds: 60) { id } }";
+    let run = gql(&s, &admin, q, json!({}))["runAdhoc"][0]["id"].as_i64().unwrap();
+    let dispatch = std::iter::from_fn(|| frame_within(&mut first, Duration::from_secs(10)))
+        .find(|f| f["type"] == "dispatch")
+        .unwrap();
+    assert_eq!(dispatch["run_id"], run);
+    let attempt = dispatch["attempt"].as_u64().unwrap();
+    let store = Db::open(DatabaseUrl::Postgres(url.clone())).unwrap();
+    let status = || db::runs::get(&mut store.conn().unwrap(), baton_schema::ids::RunId(run)).unwrap().status;
+    assert_eq!(status(), RunStatus::Triggered);
+
+    // The run's row locked: storing its next step hangs.
+    let mut locker = diesel::PgConnection::establish(&url).unwrap();
+    diesel::sql_query("BEGIN").execute(&mut locker).unwrap();
+    diesel::sql_query(format!("SELECT id FROM runs WHERE id = {run} FOR UPDATE")).execute(&mut locker).unwrap();
+    first.send(event(1, run, attempt, json!({ "kind": "accepted" }))).unwrap();
+    // The agent gives up on that connection and says it again on a new one.
+    let mut again = hello.clone();
+    again["attempts"] = json!([{ "run_id": run, "attempt": attempt }]);
+    let mut second = agent_socket(&s, &again);
+    second.send(event(1, run, attempt, json!({ "kind": "accepted" }))).unwrap();
+    let hung = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < hung {
+        let Some(f) = frame_within(&mut second, Duration::from_millis(500)) else { continue };
+        if f["type"] == "ack" {
+            assert_ne!(status(), RunStatus::Triggered, "event {f} acknowledged before its step was stored");
+        }
+    }
+    diesel::sql_query("COMMIT").execute(&mut locker).unwrap();
+    let ack = std::iter::from_fn(|| frame_within(&mut second, Duration::from_secs(20)))
+        .find(|f| f["type"] == "ack" && f["seq"].as_u64() >= Some(1))
+        .expect("the event is acknowledged once stored");
+    assert_eq!(status(), RunStatus::Started, "{ack}");
+    // The run carries on to its end through the new connection.
+    second.send(event(2, run, attempt, json!({ "kind": "spawned", "pid": 4242 }))).unwrap();
+    let ended = json!({ "kind": "ended", "outcome": { "kind": "exited", "code": 0 } });
+    second.send(event(3, run, attempt, ended)).unwrap();
+    wait_for("the run to end", Duration::from_secs(20), || (status() == RunStatus::Success).then_some(())).unwrap();
+}

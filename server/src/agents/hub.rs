@@ -99,9 +99,23 @@ pub struct AgentHub {
     /// Set when the server stops: every agent connection closes (the agents move to another
     /// server) and no new one is let in.
     closing: tokio::sync::watch::Sender<bool>,
+    /// One per agent name, held by a connection from the moment it takes the agent's runs until
+    /// every event it received is stored or failed: a reconnection waits for the connection
+    /// before it, so a replayed event is judged against the run as stored, never against a step
+    /// still being written (or about to fail).
+    writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl AgentHub {
+    /// The right to write an agent's events on this server; one connection at a time holds it.
+    pub(super) async fn writing(&self, name: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = match self.writers.lock() {
+            Ok(mut w) => w.entry(name.to_string()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        lock.lock_owned().await
+    }
+
     /// Closes every agent connection and lets none in again (a graceful stop).
     pub fn close_all(&self) {
         self.closing.send_replace(true);
@@ -121,7 +135,8 @@ impl AgentHub {
         let (changes, _) = broadcast::channel(1024);
         let conns = Mutex::new(HashMap::new());
         let closing = tokio::sync::watch::Sender::new(false);
-        Arc::new(AgentHub { db, policy, conns, serial: Default::default(), changes, clock, server, closing })
+        let writers = Mutex::default();
+        Arc::new(AgentHub { db, policy, conns, serial: Default::default(), changes, clock, server, closing, writers })
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<AgentChange> {

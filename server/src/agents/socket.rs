@@ -163,7 +163,7 @@ async fn admit(hub: &AgentHub, hello: AgentMsg, tx: &mpsc::UnboundedSender<Serve
         None => Holding::Unknown,
     };
     let acked = u64::try_from(row.last_acked_seq).unwrap_or(0);
-    Ok(Admitted { name, id: row.id, acked, incarnation: row.incarnation, holding })
+    Ok(Admitted { name, id: row.id, acked, incarnation: row.incarnation, holding, serial })
 }
 
 /// An agent let in: who it is, the last event stored of its incarnation, and what it holds.
@@ -173,6 +173,8 @@ struct Admitted {
     acked: u64,
     incarnation: String,
     holding: Holding,
+    /// Which connection this is in the registry.
+    serial: u64,
 }
 
 /// `GET /agent`: the WebSocket of one agent.
@@ -211,7 +213,7 @@ pub async fn agent_socket(
             Ok(h) => admit(&hub, h, &tx).await,
             Err(e) => Err(e),
         };
-        let Admitted { name, id, mut acked, incarnation, holding } = match admitted {
+        let Admitted { name, id, mut acked, incarnation, holding, serial } = match admitted {
             Ok(a) => a,
             Err(reason) => {
                 tracing::warn!(%peer, %reason, "agent refused");
@@ -221,8 +223,13 @@ pub async fn agent_socket(
             }
         };
         tracing::info!(agent = %name, %peer, "agent connected");
+        // The registry holds the only sender: a newer connection of the agent, or a stale one
+        // dropped, ends this one.
+        drop(tx);
+        // The agent's connection before this one (replaced, or closed while the database was
+        // slow) finishes storing what it received before this one takes the agent's runs.
+        let _writing = hub.writing(&name).await;
         // Its runs are this server's before its replayed events are read.
-        let serial = hub.conns.lock().ok().and_then(|c| c.get(&name).map(|c| c.serial)).unwrap_or(0);
         if !driver.adopt_agent(&name, id, holding).await {
             if let Ok(mut conns) = hub.conns.lock() {
                 if conns.get(&name).is_some_and(|c| c.serial == serial) {
