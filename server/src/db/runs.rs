@@ -421,8 +421,9 @@ pub fn on_agent(conn: &mut DbConn, agent_id: AgentId) -> DbResult<Vec<RunRow>> {
 
 /// The run queue, as the database holds it: runs waiting for a retry or never dispatched,
 /// runs sent while no agent was there, and runs on the given (silent) agents.
-pub fn queued(conn: &mut DbConn, silent_agents: &[AgentId], limit: i64) -> DbResult<Vec<RunRow>> {
+pub fn queued(conn: &mut DbConn, silent_agents: &[AgentId], after: RunId, limit: i64) -> DbResult<Vec<RunRow>> {
     Ok(with_conn!(conn, |c| runs::table
+        .filter(runs::id.gt(after))
         .filter(
             runs::status
                 .eq(IDLE)

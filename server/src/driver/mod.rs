@@ -167,6 +167,9 @@ pub struct Driver {
     leases: Arc<crate::lease::Leases>,
     /// Runs per agent as last counted, and when.
     load: Mutex<(Option<std::time::Instant>, HashMap<String, usize>)>,
+    /// Where the next sweep of the queue reads from: each reads one page after the last, and
+    /// starts over at the end, so no run waits behind a page of runs this server cannot act on.
+    swept_to: std::sync::atomic::AtomicI64,
 }
 
 /// A run's agent, resolved to its id inside a write (by name when it is not connected here).
@@ -212,6 +215,7 @@ impl Driver {
             clock,
             leases,
             load: Mutex::new((None, HashMap::new())),
+            swept_to: Default::default(),
         })
     }
 

@@ -14,13 +14,14 @@ use baton_schema::ids::{AgentId, RunId};
 use baton_schema::run::{RunEvent, RunMachine, RunStatus};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// A run made this long ago and still not dispatched was left by a server that stopped.
 const UNDISPATCHED_AFTER: Duration = Duration::seconds(5);
 
-/// How many queued runs one sweep looks at.
-const SWEEP_LIMIT: i64 = 1_000;
+/// How many queued runs one sweep looks at; the next sweep looks at the page after it.
+pub(super) const SWEEP_LIMIT: i64 = 1_000;
 
 /// What a connecting agent says of the attempts it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,12 +127,13 @@ impl Driver {
     /// One look at the queue in the database, at `now`: carries on what this server should.
     pub async fn sweep(&self, now: DateTime<Utc>) {
         let lost_since = now - self.agent_lost_after;
+        let after = RunId(self.swept_to.load(Ordering::Relaxed));
         let found = self
             .db
             .run(move |c| {
                 let silent = db::agents::silent_since(c, lost_since)?;
                 let names = db::agents::list(c)?.into_iter().map(|a| (a.id, a.name)).collect();
-                let queued = db::runs::queued(c, &silent, SWEEP_LIMIT)?;
+                let queued = db::runs::queued(c, &silent, after, SWEEP_LIMIT)?;
                 Ok((silent, names, queued))
             })
             .await;
@@ -142,6 +144,12 @@ impl Driver {
                 return;
             }
         };
+        // The next sweep reads the page after this one; after a short page, from the start.
+        let next = match rows.last() {
+            Some(last) if rows.len() as i64 == SWEEP_LIMIT => last.id.0,
+            _ => 0,
+        };
+        self.swept_to.store(next, Ordering::Relaxed);
         self.terminate_requested(now, &names).await;
         for r in rows {
             let held = self.runs.lock().is_ok_and(|runs| runs.contains_key(&r.id));

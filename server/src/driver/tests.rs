@@ -204,41 +204,7 @@ fn a_run_whose_agent_went_silent_is_lost_at_its_time_by_the_lease_holder() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
     let spec = job();
-    let (id, instance) = {
-        let mut c = db.conn().unwrap();
-        let instance = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
-        let reg = db::agents::Registration {
-            name: "a1",
-            hostname: "h",
-            queues: &[],
-            version: "v",
-            os: "linux",
-            incarnation: "i1",
-        };
-        let agent = db::agents::register(&mut c, &reg, t(0)).unwrap().0.id;
-        let now = db::ts(t(0));
-        let new = db::runs::NewRun {
-            job: Some(
-                JobSpec { retry: RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 }, ..spec.clone() }.stored(),
-            ),
-            ..new_run(&spec, "forced", "force-2", Some(instance))
-        };
-        let id = db::runs::create(&mut c, &new).unwrap().id();
-        let running = db::runs::RunChange {
-            status: RunStatus::Running,
-            attempt: 1,
-            reason: None,
-            agent_id: Some(Some(agent)),
-            pid: Some(Some(42)),
-            exit_code: None,
-            triggered_at: Some(Some(now)),
-            started_at: Some(Some(now)),
-            ended_at: None,
-            updated_at: now,
-        };
-        db::runs::set(&mut c, id, &running).unwrap();
-        (id, instance)
-    };
+    let (id, instance) = running_on_silent_agent(&db, &spec);
     actix::System::new().block_on(async move {
         let clock = ManualClock::at(t(1));
         let driver = driver_on(&db, &clock, "holder", t(1));
@@ -258,6 +224,75 @@ fn a_run_whose_agent_went_silent_is_lost_at_its_time_by_the_lease_holder() {
         assert_eq!(r.status, RunStatus::Failed);
         let reason: Reason = serde_json::from_str(r.reason.as_deref().unwrap()).unwrap();
         assert_eq!(reason, Reason::AgentLost);
+    });
+}
+
+/// A run of `spec` (of the `default` instance) stored as running on agent `a1`, last heard from
+/// at t(0): its id and instance.
+fn running_on_silent_agent(db: &Db, spec: &JobSpec) -> (RunId, InstanceId) {
+    let mut c = db.conn().unwrap();
+    let instance = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
+    let reg = db::agents::Registration {
+        name: "a1",
+        hostname: "h",
+        queues: &[],
+        version: "v",
+        os: "linux",
+        incarnation: "i1",
+    };
+    let agent = db::agents::register(&mut c, &reg, t(0)).unwrap().0.id;
+    let now = db::ts(t(0));
+    let new = db::runs::NewRun {
+        job: Some(
+            JobSpec { retry: RetryPolicy { retry_attempts: 0, retry_delay_seconds: 0 }, ..spec.clone() }.stored(),
+        ),
+        ..new_run(spec, "forced", "force-2", Some(instance))
+    };
+    let id = db::runs::create(&mut c, &new).unwrap().id();
+    let running = db::runs::RunChange {
+        status: RunStatus::Running,
+        attempt: 1,
+        reason: None,
+        agent_id: Some(Some(agent)),
+        pid: Some(Some(42)),
+        exit_code: None,
+        triggered_at: Some(Some(now)),
+        started_at: Some(Some(now)),
+        ended_at: None,
+        updated_at: now,
+    };
+    db::runs::set(&mut c, id, &running).unwrap();
+    (id, instance)
+}
+
+/// The sweep reads the queue a page at a time and moves on to the next page: a run this server
+/// must act on is reached however many runs it cannot act on (of an instance another server
+/// holds) come before it.
+#[test]
+fn a_run_behind_a_page_of_other_servers_runs_is_still_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
+    let spec = job();
+    actix::System::new().block_on(async move {
+        let clock = ManualClock::at(t(1));
+        let driver = driver_on(&db, &clock, "holder", t(1));
+        let busy = db::instances::ensure(&mut db.conn().unwrap(), "busy", t(1)).unwrap().id;
+        let other = driver_on(&db, &clock, "other", t(1));
+        assert!(other.leases.holds(busy) && !driver.leases.holds(busy));
+        // A full page and one of the other server's runs waiting for it, before this server's.
+        db::transaction(&mut db.conn().unwrap(), |c| {
+            for i in 0..=queue::SWEEP_LIMIT {
+                db::runs::create(c, &new_run(&spec, "forced", &format!("force-busy-{i}"), Some(busy)))?;
+            }
+            Ok::<_, db::DbError>(())
+        })
+        .unwrap();
+        let (id, _) = running_on_silent_agent(&db, &spec);
+        clock.set(t(61));
+        driver.sweep(t(61)).await;
+        assert_eq!(stored(&db, id).status, RunStatus::Running, "the first page is the other server's runs");
+        driver.sweep(t(61)).await;
+        assert_eq!(stored(&db, id).status, RunStatus::Failed, "the next sweep reads the next page");
     });
 }
 
