@@ -130,3 +130,22 @@ pub fn of_group_on(conn: &mut DbConn, group_id: GroupId, run_date: NaiveDate) ->
         .select(GroupRunRow::as_select())
         .load(c))?)
 }
+
+/// The run dates on which any of the groups `names` of an instance opened a group run since
+/// `since` (a group that follows them owes a run on each), oldest first.
+pub fn dates_opened_by(
+    conn: &mut DbConn,
+    instance_id: InstanceId,
+    names: &[String],
+    since: DateTime<Utc>,
+) -> DbResult<Vec<NaiveDate>> {
+    use super::schema::groups;
+    Ok(with_conn!(conn, |c| group_runs::table
+        .inner_join(groups::table)
+        .filter(groups::instance_id.eq(instance_id).and(groups::name.eq_any(names)))
+        .filter(group_runs::created_at.ge(ts(since)))
+        .select(group_runs::run_date)
+        .distinct()
+        .order(group_runs::run_date)
+        .load(c))?)
+}

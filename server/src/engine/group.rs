@@ -1,9 +1,9 @@
 //! One actor per group. A scheduled group opens a group run per slot (once per group, run date
 //! and slot) with one run per active task, waiting; a group without a schedule but with a
-//! dependency on other groups opens one when a group it names opens one that day. The pure flow
-//! machine of `baton-schema` decides, at each change of its tasks' states, who starts, who can
-//! never start and how the group run ends; a group run whose own dependency does not hold yet
-//! waits for the other groups of its run date. An inactive group starts nothing: its tasks hold.
+//! dependency on other groups opens one when a group it names opens one that day (or, when it
+//! missed that, once it is loaded again). The pure flow machine of `baton-schema` decides, at
+//! each change of its tasks' states, who starts, who can never start and how the group run ends;
+//! a group run whose own dependency does not hold yet waits for the other groups of its run date. An inactive group starts nothing: its tasks hold.
 //!
 //! All of the actor's database work runs under `ctx.wait`, so its messages are handled one at a
 //! time against a state that matches the database; after a restart it reloads that state.
@@ -61,6 +61,9 @@ struct Group {
     tasks: Arc<BTreeMap<String, (TaskId, TaskDef)>>,
     flow: Arc<Vec<Member>>,
     open: BTreeMap<GroupRunId, OpenRun>,
+    /// Run dates on which a group it follows opened a run and it has none (its own opening
+    /// failed, or the news came while it was reloading): it opens them when it is loaded.
+    owed: Vec<NaiveDate>,
 }
 
 fn open_run_from_db(c: &mut DbConn, row: &db::group_runs::GroupRunRow) -> DbResult<OpenRun> {
@@ -122,6 +125,16 @@ fn load(
     for r in db::group_runs::open_of_group(c, gid)? {
         open.insert(r.id, open_run_from_db(c, &r)?);
     }
+    let mut owed = Vec::new();
+    if let (None, Some(dependency)) = (&def.schedule, &def.dependency) {
+        let names: Vec<String> = dependency.names().into_iter().map(str::to_string).collect();
+        let since = db::utc(row.updated_at).max(now - LAST_SLOT_LOOKBACK);
+        for date in db::group_runs::dates_opened_by(c, row.instance_id, &names, since)? {
+            if db::group_runs::of_group_on(c, gid, date)?.is_empty() {
+                owed.push(date);
+            }
+        }
+    }
     Ok(Some(Group {
         def,
         instance_id: row.instance_id,
@@ -130,6 +143,7 @@ fn load(
         tasks: Arc::new(tasks),
         flow: Arc::new(flow),
         open,
+        owed,
     }))
 }
 
@@ -387,6 +401,11 @@ impl GroupActor {
                         act.group.as_ref().map(|g| g.open.keys().copied().collect()).unwrap_or_default();
                     for id in open {
                         act.advance(id, ctx);
+                    }
+                    let owed = act.group.as_mut().map(|g| std::mem::take(&mut g.owed)).unwrap_or_default();
+                    if !owed.is_empty() {
+                        let now = act.deps.clock.now();
+                        act.open(owed.into_iter().map(|d| (launch::stored_slot(d, "", now), None)).collect(), ctx);
                     }
                     act.wake(ctx);
                 }
@@ -703,3 +722,7 @@ impl Handler<DateChanged> for GroupActor {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "group_tests.rs"]
+mod tests;
