@@ -54,7 +54,7 @@ impl Tail {
 }
 
 /// Follows a table that other servers write, until the server stops: `last` gives where to
-/// start, `read(conn, from)` the rows after `from` that other servers wrote (and how far it read),
+/// start (asked again until the database answers), `read(conn, from)` the rows after `from` that other servers wrote (and how far it read),
 /// `id` a row's id; each new row goes to `publish`, in order, once.
 pub async fn follow<R, L, F, I, P>(
     db: super::Db,
@@ -66,19 +66,20 @@ pub async fn follow<R, L, F, I, P>(
     mut publish: P,
 ) where
     R: Send + 'static,
-    L: FnOnce(&mut super::DbConn) -> super::DbResult<i64> + Send + 'static,
+    L: Fn(&mut super::DbConn) -> super::DbResult<i64> + Send + Sync + Clone + 'static,
     F: Fn(&mut super::DbConn, i64) -> super::DbResult<(i64, Vec<R>)> + Send + Sync + Clone + 'static,
     I: Fn(&R) -> i64,
     P: FnMut(R),
 {
-    let mut tail = match db.run(last).await {
-        Ok(start) => Tail::after(start),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot follow other servers' {what}");
-            return;
+    let mut tick = tokio::time::interval(every);
+    // Where to start, read again until the database answers.
+    let mut tail = loop {
+        tick.tick().await;
+        match db.run(last.clone()).await {
+            Ok(start) => break Tail::after(start),
+            Err(e) => tracing::warn!(error = %e, "finding where to follow other servers' {what} from"),
         }
     };
-    let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         let (read, from) = (read.clone(), tail.from());
@@ -98,7 +99,45 @@ pub async fn follow<R, L, F, I, P>(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A database that does not answer when following begins delays it; it never ends it.
+    #[test]
+    fn following_begins_once_the_database_answers() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::super::Db::open(super::super::DatabaseUrl::sqlite_in(dir.path())).unwrap();
+        let asked = Arc::new(AtomicU32::new(0));
+        let counted = asked.clone();
+        let last = move |_: &mut super::super::DbConn| match counted.fetch_add(1, Ordering::SeqCst) {
+            0 | 1 => Err(super::super::DbError::Conflict("the database is away".into())),
+            _ => Ok(10),
+        };
+        let read = |_: &mut super::super::DbConn, from: i64| Ok((from.max(11), vec![11_i64]));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        actix::System::new().block_on(async move {
+            let every = std::time::Duration::from_millis(5);
+            let following = follow(
+                db,
+                every,
+                "rows",
+                last,
+                read,
+                |r| *r,
+                move |r| {
+                    let _ = tx.send(r);
+                },
+            );
+            tokio::select! {
+                () = following => panic!("following ended"),
+                got = rx.recv() => assert_eq!(got, Some(11)),
+                () = tokio::time::sleep(std::time::Duration::from_secs(10)) => panic!("nothing followed"),
+            }
+        });
+        assert_eq!(asked.load(Ordering::SeqCst), 3, "asked where to start until it answered");
+    }
 
     #[test]
     fn a_row_that_commits_after_a_later_one_is_still_handed_out_once() {
