@@ -12,6 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// At most this many events share a write and a sync.
@@ -21,7 +22,7 @@ const MAX_BATCH: usize = 512;
 pub type Entry = (i64, u32, AgentEvent);
 
 /// What the writer is given, in order.
-pub enum Work {
+enum Work {
     /// An event to log and then send.
     Event(Entry),
     /// Something to do once every event given before it is written (and synced, if any was a
@@ -173,6 +174,49 @@ impl EventLog {
     }
 }
 
+/// Bytes of output waiting to be written to the log beyond which no more is read from the jobs'
+/// files (`EventQueue::behind`): while the log's disk is full, output waits where it is.
+const MAX_BACKLOG: usize = 8 << 20;
+
+/// The queue of the writer thread, and how much output waits in it.
+#[derive(Clone)]
+pub struct EventQueue {
+    tx: std::sync::mpsc::Sender<Work>,
+    backlog: Arc<AtomicUsize>,
+}
+
+impl EventQueue {
+    /// Queues an event; false when the writer has stopped.
+    pub fn event(&self, entry: Entry) -> bool {
+        let size = output_bytes(&entry);
+        self.backlog.fetch_add(size, Ordering::Relaxed);
+        let sent = self.tx.send(Work::Event(entry)).is_ok();
+        if !sent {
+            self.backlog.fetch_sub(size, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    /// Queues work to do once every event queued before it is written; false when the writer
+    /// has stopped.
+    pub fn then(&self, f: Box<dyn FnOnce() + Send>) -> bool {
+        self.tx.send(Work::Then(f)).is_ok()
+    }
+
+    /// Whether so much output waits to be written (the log's disk is full, or slow) that no more
+    /// should be read for now: memory stays bounded, and the output stays in the job's file.
+    pub fn behind(&self) -> bool {
+        self.backlog.load(Ordering::Relaxed) > MAX_BACKLOG
+    }
+}
+
+fn output_bytes((_, _, event): &Entry) -> usize {
+    match event {
+        AgentEvent::Output { data, .. } => data.len(),
+        _ => 0,
+    }
+}
+
 /// Starts the writer thread: events sent to the returned queue are written, synced when a
 /// lifecycle event is among them (output chunks alone are only written: a crash loses at most
 /// output the job's file on disk still has), then made pending and handed to `out` for sending,
@@ -181,8 +225,10 @@ impl EventLog {
 pub fn start_writer(
     log: Arc<Mutex<EventLog>>,
     out: tokio::sync::mpsc::UnboundedSender<AgentMsg>,
-) -> Result<std::sync::mpsc::Sender<Work>> {
+) -> Result<EventQueue> {
     let (tx, rx) = std::sync::mpsc::channel::<Work>();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let written = backlog.clone();
     std::thread::Builder::new()
         .name("event-log".into())
         .spawn(move || {
@@ -202,10 +248,13 @@ pub fn start_writer(
                 // wait in the queue, and what vouches for them (`then`) is not done.
                 let mut pause = std::time::Duration::from_millis(50);
                 loop {
-                    let written = if batch.is_empty() { Some(true) } else { write_batch(&log, &out, &batch) };
-                    match written {
+                    let stored = if batch.is_empty() { Some(true) } else { write_batch(&log, &out, &batch) };
+                    match stored {
                         None => return,
-                        Some(true) => break,
+                        Some(true) => {
+                            written.fetch_sub(batch.iter().map(output_bytes).sum(), Ordering::Relaxed);
+                            break;
+                        }
                         Some(false) => {
                             std::thread::sleep(pause);
                             pause = (pause * 2).min(std::time::Duration::from_secs(2));
@@ -216,7 +265,7 @@ pub fn start_writer(
             }
         })
         .context("starting the event log writer")?;
-    Ok(tx)
+    Ok(EventQueue { tx, backlog })
 }
 
 /// Writes, syncs and publishes a batch of events: whether they were written; None when the
@@ -293,7 +342,7 @@ mod tests {
         let (out, mut sent) = tokio::sync::mpsc::unbounded_channel();
         let events = start_writer(log.clone(), out).unwrap();
         for pid in 0..2000 {
-            events.send(Work::Event((pid as i64, 1, AgentEvent::Spawned { pid }))).unwrap();
+            assert!(events.event((pid as i64, 1, AgentEvent::Spawned { pid })));
         }
         let mut seqs = Vec::new();
         while seqs.len() < 2000 {
@@ -322,14 +371,12 @@ mod tests {
         let (seen, on_disk) = std::sync::mpsc::channel();
         for round in 1..=3usize {
             for pid in 0..100 {
-                events.send(Work::Event((i64::from(pid), 1, AgentEvent::Spawned { pid }))).unwrap();
+                assert!(events.event((i64::from(pid), 1, AgentEvent::Spawned { pid })));
             }
             let (path, seen) = (dir.path().to_path_buf(), seen.clone());
-            events
-                .send(Work::Then(Box::new(move || {
-                    seen.send(EventLog::open(&path).unwrap().pending().len()).unwrap();
-                })))
-                .unwrap();
+            assert!(events.then(Box::new(move || {
+                seen.send(EventLog::open(&path).unwrap().pending().len()).unwrap();
+            })));
             assert_eq!(on_disk.recv().unwrap(), round * 100, "every event given before it is in the file");
         }
     }

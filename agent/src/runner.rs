@@ -3,7 +3,7 @@
 //! The files survive an agent restart, so a restarted agent picks up where it left off.
 
 use crate::journal::{self, ExitRecord, Fact, Job, Journal, SecretEnv};
-use crate::log::Work;
+use crate::log::EventQueue;
 use crate::shim::kill_group;
 use anyhow::{Context, Result};
 use baton_schema::agent::v1::{AgentEvent, AgentMsg, AttemptRef, CredentialVersion, Dispatch, Stream};
@@ -66,7 +66,7 @@ struct Wanted {
 pub struct Runner {
     runs_dir: PathBuf,
     /// The event log's writer, which stores each event and then sends it.
-    events: std::sync::mpsc::Sender<Work>,
+    events: EventQueue,
     active: Arc<Mutex<HashSet<(i64, u32)>>>,
     launcher: Arc<Mutex<Option<Launcher>>>,
     /// The follower to wake when a shim has news, by attempt name.
@@ -85,7 +85,7 @@ struct Launcher {
 }
 
 impl Runner {
-    pub fn new(state_dir: &Path, events: std::sync::mpsc::Sender<Work>, allow_run_as: Vec<String>) -> Result<Runner> {
+    pub fn new(state_dir: &Path, events: EventQueue, allow_run_as: Vec<String>) -> Result<Runner> {
         let runs_dir = state_dir.join("runs");
         // The agent's alone: the shim opens an attempt's files here before it becomes the
         // run-as user, and the job gets them as open files only.
@@ -209,7 +209,7 @@ impl Runner {
 
     /// Logs an event; the log's writer hands it to the connection (if any) once it is stored.
     fn emit(&self, run_id: i64, attempt: u32, event: AgentEvent) {
-        if self.events.send(Work::Event((run_id, attempt, event))).is_err() {
+        if !self.events.event((run_id, attempt, event)) {
             tracing::error!(run = run_id, "the event log writer has stopped");
         }
     }
@@ -223,7 +223,7 @@ impl Runner {
                 crate::stats::write_failed("an attempt's journal", &e);
             }
         });
-        if self.events.send(Work::Then(record)).is_err() {
+        if !self.events.then(record) {
             tracing::error!("the event log writer has stopped");
         }
     }
@@ -420,14 +420,18 @@ impl Runner {
                     continue;
                 }
                 let exit: Option<ExitRecord> = journal.exit.clone();
-                // After the exit, drain everything; before it, a chunk per stream per tick.
-                loop {
+                // After the exit, drain everything; before it, a chunk per stream per tick. While
+                // the event log is far behind (its disk is full), the output waits in its files,
+                // and the end with it.
+                let mut drained = false;
+                while !me.events.behind() {
                     let ended = exit.is_some();
                     let (o, e) = (&mut progress.stdout, &mut progress.stderr);
                     let a = me.pump(run_id, attempt, Stream::Stdout, &out_path, &mut out_file, o, &mut mask, ended);
                     let b = me.pump(run_id, attempt, Stream::Stderr, &err_path, &mut err_file, e, &mut mask, ended);
                     changed |= a || b;
-                    if exit.is_none() || !(a || b) {
+                    drained = !(a || b);
+                    if exit.is_none() || drained {
                         break;
                     }
                 }
@@ -444,7 +448,7 @@ impl Runner {
                         (wait * 2).min(Duration::from_millis(25))
                     };
                 }
-                if let Some(exit) = exit {
+                if let Some(exit) = exit.filter(|_| drained) {
                     let outcome = if let Some(e) = exit.spawn_error {
                         Outcome::SpawnFailed { message: e }
                     } else if let Ok(by) = std::fs::read_to_string(journal::file(&base, "terminate")) {

@@ -265,3 +265,67 @@ fn a_full_disk_on_the_agent_loses_nothing_and_the_run_ends_when_space_returns() 
     })
     .unwrap();
 }
+
+/// The agent's resident memory, in bytes.
+fn resident(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next());
+    kib.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0) * 1024
+}
+
+/// While the agent's state disk is full, a job writing 48 MiB to an output file of its own on
+/// another disk goes on: the agent reads no more of it than it can hold (its memory stays
+/// bounded; the output waits in the file), and once space returns every byte reaches the server
+/// and the run ends with what happened.
+#[test]
+fn output_waits_in_its_file_while_the_agent_cannot_log_it() {
+    let Some(disk) = baton_tests::SmallDisk::mount("16m") else {
+        assert!(!baton_tests::in_ci(), "CI runs as root: the tmpfs must mount");
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let s = server();
+    let admin = s.admin().unwrap();
+    let token = agent_token_cli(s.data_dir.path(), "hosts").unwrap();
+    let agent = Agent::start_with_state(&s.base_url, &token, "a1", "etl", &disk.dir.path().join("state")).unwrap();
+    wait_status(&s, &admin, "a1", "ONLINE", Duration::from_secs(15));
+    let idle = resident(agent.pid());
+    let filler = disk.dir.path().join("filler");
+    std::fs::write(&filler, vec![0u8; usize::try_from(disk.free().saturating_sub(64 * 1024)).unwrap()]).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = elsewhere.path().join("big.out");
+    const SIZE: u64 = 48 << 20;
+    let task = json!({ "name": "big", "target": "a1", "runAsUser": "root", "stdoutPath": out.to_str().unwrap(),
+                       "command": format!("head -c {SIZE} /dev/zero | tr '\\0' x") });
+    let tid = data(
+        s.graphql_as(Some(&admin), "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": task }))
+            .unwrap(),
+    )["createTask"]["tid"]
+        .as_i64()
+        .unwrap();
+    let force = "mutation($t: Int!) { forceRun(tid: $t) { id } }";
+    let id = data(s.graphql_as(Some(&admin), force, json!({ "t": tid })).unwrap())["forceRun"]["id"].as_i64().unwrap();
+    // The job writes it all; the agent, unable to log, holds at most its bound.
+    let mut most = 0;
+    wait_for("the job to write its output", Duration::from_secs(60), || {
+        most = most.max(resident(agent.pid()));
+        std::fs::metadata(&out).is_ok_and(|m| m.len() == SIZE).then_some(())
+    })
+    .unwrap();
+    let watched = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < watched {
+        most = most.max(resident(agent.pid()));
+        std::thread::yield_now();
+    }
+    eprintln!("agent resident memory: {} MiB idle, at most {} MiB while its disk was full", idle >> 20, most >> 20);
+    assert!(most < idle + (24 << 20), "the agent held {} MiB (idle {} MiB)", most >> 20, idle >> 20);
+    std::fs::remove_file(&filler).unwrap();
+    let query = "query($id: Int!) { run(id: $id) { status exitCode stdoutBytes } }";
+    let ended = wait_for("the run to end", Duration::from_secs(120), || {
+        let r = data(s.graphql_as(Some(&admin), query, json!({ "id": id })).unwrap())["run"].clone();
+        (r["status"] != "RUNNING" && r["status"] != "STARTED" && r["status"] != "TRIGGERED").then_some(r)
+    })
+    .unwrap();
+    assert_eq!((ended["status"].as_str(), ended["exitCode"].as_i64()), (Some("SUCCESS"), Some(0)), "{ended}");
+    assert_eq!(ended["stdoutBytes"].as_u64(), Some(SIZE), "every byte reached the server: {ended}");
+}
