@@ -420,3 +420,38 @@ fn a_replayed_event_is_acknowledged_only_once_its_step_is_stored() {
     second.send(event(3, run, attempt, ended)).unwrap();
     wait_for("the run to end", Duration::from_secs(20), || (status() == RunStatus::Success).then_some(())).unwrap();
 }
+
+/// A database that fails is no reason to turn an agent away for good: one connecting while its
+/// registration cannot be written is told to try again (not refused, which would end it), and is
+/// let in once the database works. The test makes the registration fail by moving the agents'
+/// table away, and puts it back.
+#[test]
+fn an_agent_whose_registration_fails_tries_again_and_is_let_in() {
+    use diesel::{Connection, RunQueryDsl};
+    let Some(url) = baton_tests::fresh_postgres() else {
+        assert!(!in_ci(), "PostgreSQL must be there in CI (cargo xtask test starts it)");
+        eprintln!("skipped: BATON_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let s = Server::start_with(&["--database-url", &url]).unwrap();
+    let admin = s.login("admin", &s.admin_password).unwrap();
+    let made = gql(&s, &admin, "mutation { createAgentToken(name: \"late\") { token } }", json!({}));
+    let token = made["createAgentToken"]["token"].as_str().unwrap().to_string();
+    let mut dba = diesel::PgConnection::establish(&url).unwrap();
+    diesel::sql_query("ALTER TABLE agents RENAME TO agents_away").execute(&mut dba).unwrap();
+    let mut agent = Agent::start(&s.base_url, &token, "late", "etl").unwrap();
+    let mut said = Vec::new();
+    wait_for("the agent to be turned away twice", Duration::from_secs(30), || {
+        said.extend(agent.stderr_lines());
+        (said.iter().filter(|l| l.contains("disconnected")).count() >= 2 || !baton_tests::alive(agent.pid()))
+            .then_some(())
+    })
+    .unwrap();
+    assert!(baton_tests::alive(agent.pid()), "the agent gave up: {said:#?}");
+    diesel::sql_query("ALTER TABLE agents_away RENAME TO agents").execute(&mut dba).unwrap();
+    wait_for("the agent online", Duration::from_secs(30), || {
+        let res = s.graphql_as(Some(&admin), "{ agents { name status } }", json!({})).ok()?;
+        res["data"]["agents"].as_array()?.iter().any(|a| a["name"] == "late" && a["status"] == "ONLINE").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:#?}", agent.wait_exit(Duration::from_secs(1))));
+}

@@ -64,42 +64,54 @@ impl Bucket {
 /// failed).
 type Storing = Pin<Box<dyn Future<Output = (u64, bool)> + Send>>;
 
+/// Why an agent was not let in.
+enum TurnedAway {
+    /// For good (a bad token, a name taken, another protocol): the agent is told, and stops.
+    Refused(String),
+    /// For now (the database did not answer): the connection closes, and the agent tries again.
+    Unavailable(String),
+}
+
+fn unavailable(e: db::DbError) -> TurnedAway {
+    TurnedAway::Unavailable(e.to_string())
+}
+
 /// Checks the first frame of a connection and registers the agent.
-async fn admit(hub: &AgentHub, hello: AgentMsg, tx: &mpsc::UnboundedSender<ServerMsg>) -> Result<Admitted, String> {
+async fn admit(hub: &AgentHub, hello: AgentMsg, tx: &mpsc::UnboundedSender<ServerMsg>) -> Result<Admitted, TurnedAway> {
+    use TurnedAway::{Refused, Unavailable};
     let AgentMsg::Hello { protocol, token, name, hostname, queues, version, os, incarnation, attempts, .. } = hello
     else {
-        return Err("the first frame must be hello".into());
+        return Err(Refused("the first frame must be hello".into()));
     };
     if protocol != PROTOCOL_VERSION {
-        return Err(format!("protocol {protocol} is not supported (the server speaks {PROTOCOL_VERSION})"));
+        return Err(Refused(format!("protocol {protocol} is not supported (the server speaks {PROTOCOL_VERSION})")));
     }
     let now = hub.clock.now();
     if baton_schema::names::Target::parse(&name).is_err()
         || queues.iter().any(|q| baton_schema::names::Target::parse(q).is_err())
     {
-        return Err("agent and queue names may contain only letters, digits, '_', '-' and '.'".into());
+        return Err(Refused("agent and queue names may contain only letters, digits, '_', '-' and '.'".into()));
     }
     let hash = token_hash(&token);
-    let known = hub.db.run(move |c| db::agent_tokens::find_live(c, &hash)).await.map_err(|e| e.to_string())?;
+    let known = hub.db.run(move |c| db::agent_tokens::find_live(c, &hash)).await.map_err(unavailable)?;
     let Some(token) = known else {
-        return Err("the enrollment token is unknown or revoked".into());
+        return Err(Refused("the enrollment token is unknown or revoked".into()));
     };
     // A token enrolls one agent, the name it first registered; no other token takes that name.
     let (token_id, bind_name) = (token.id, name.clone());
-    let refused =
-        hub.db.run(move |c| db::agent_tokens::bind(c, token_id, &bind_name)).await.map_err(|e| e.to_string())?;
+    let refused = hub.db.run(move |c| db::agent_tokens::bind(c, token_id, &bind_name)).await.map_err(unavailable)?;
     if let Some(why) = refused {
-        return Err(why);
+        return Err(Refused(why));
     }
     let serial = hub.serial.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     {
-        let mut conns = hub.conns.lock().map_err(|_| "internal error".to_string())?;
+        let mut conns = hub.conns.lock().map_err(|_| Unavailable("internal error".into()))?;
         // A live agent of that name keeps it; a stale one (missed heartbeats) is replaced, and
         // dropping its sender ends its connection. The same agent (its incarnation) reconnecting
         // before this server saw its old connection close replaces it too.
         if let Some(old) = conns.get(&name).filter(|c| c.online) {
             if incarnation.is_empty() || old.incarnation != incarnation {
-                return Err(format!("an agent named {name} is already online"));
+                return Err(Refused(format!("an agent named {name} is already online")));
             }
             tracing::info!(agent = %name, "the agent reconnected before its old connection closed; the new one takes over");
         }
@@ -144,7 +156,7 @@ async fn admit(hub: &AgentHub, hello: AgentMsg, tx: &mpsc::UnboundedSender<Serve
             if let Ok(mut conns) = hub.conns.lock() {
                 conns.remove(&name);
             }
-            return Err(format!("registration failed: {e}"));
+            return Err(Unavailable(format!("registration failed: {e}")));
         }
     };
     if let Ok(mut conns) = hub.conns.lock() {
@@ -211,14 +223,19 @@ pub async fn agent_socket(
         };
         let admitted = match hello {
             Ok(h) => admit(&hub, h, &tx).await,
-            Err(e) => Err(e),
+            Err(e) => Err(TurnedAway::Refused(e)),
         };
         let Admitted { name, id, mut acked, incarnation, holding, serial } = match admitted {
             Ok(a) => a,
-            Err(reason) => {
+            Err(TurnedAway::Refused(reason)) => {
                 tracing::warn!(%peer, %reason, "agent refused");
                 send(&mut session, &ServerMsg::Refused { reason }).await;
                 let _ = session.close(None).await;
+                return;
+            }
+            Err(TurnedAway::Unavailable(reason)) => {
+                tracing::warn!(%peer, %reason, "agent not let in for now; it tries again");
+                let _ = session.close(Some(actix_ws::CloseCode::Again.into())).await;
                 return;
             }
         };
