@@ -341,7 +341,15 @@ pub async fn agent_socket(
                                 // (in order) once stored. A replay of what is stored already changes
                                 // nothing and is acknowledged again.
                                 if seq > acked {
-                                    let stored = driver.on_agent_event(&name, run_id, attempt, event);
+                                    let mut stored = driver.on_agent_event(&name, run_id, attempt, event.clone());
+                                    if stored.is_none() {
+                                        // Judged against the run as stored: this server may have let go of it.
+                                        match driver.take_over(&name, id, run_id, attempt).await {
+                                            Ok(true) => stored = driver.on_agent_event(&name, run_id, attempt, event),
+                                            Ok(false) => {}
+                                            Err(()) => stored = Some(Box::pin(std::future::ready(false))),
+                                        }
+                                    }
                                     if stored.is_none() {
                                         bad += 1;
                                         let message = format!("run {run_id} attempt {attempt} is not dispatched to this agent (event {seq} ignored)");

@@ -93,6 +93,31 @@ impl Driver {
         true
     }
 
+    /// An event came from an agent connected here for a run this server does not hold: judged
+    /// against the run as stored. A run whose current attempt is on that agent is taken over
+    /// (this server let go of it: a write of it failed, or its lease moved), so the event is
+    /// applied, never acknowledged away; one that moved on is not the agent's any more. Err
+    /// when the database did not answer: the event is not acknowledged, and comes again.
+    pub async fn take_over(&self, name: &str, agent_id: AgentId, run_id: RunId, attempt: u32) -> Result<bool, ()> {
+        let row = match self.db.run(move |c| db::runs::get(c, run_id)).await {
+            Ok(row) => row,
+            Err(db::DbError::NotFound) => return Ok(false),
+            Err(e) => {
+                tracing::warn!(agent = %name, run = %run_id, error = %e, "reading a run an agent sent an event for");
+                return Err(());
+            }
+        };
+        let on_agent = matches!(row.status, RunStatus::Triggered | RunStatus::Started | RunStatus::Running);
+        if !on_agent || row.agent_id != Some(agent_id) || u32::try_from(row.attempt).ok() != Some(attempt) {
+            return Ok(false);
+        }
+        let names = HashMap::from([(agent_id, name.to_string())]);
+        if self.hold(&row, &names, self.clock.now()) {
+            tracing::info!(agent = %name, run = %run_id, "took over a run its agent sent an event for");
+        }
+        Ok(true)
+    }
+
     /// What an agent connected here holds, as its heartbeat says: an attempt this server has on
     /// it as started or running that is not among them was lost (its files went), and fails at
     /// once, retried if its task allows. The heartbeat is read after every event the agent sent

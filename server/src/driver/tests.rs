@@ -296,6 +296,33 @@ fn a_run_behind_a_page_of_other_servers_runs_is_still_reached() {
     });
 }
 
+/// An agent's event for a run this server does not hold (it let go of it) is judged against the
+/// run as stored: a run whose current attempt is on that agent is taken over and the event
+/// applied, never acknowledged away; a run that moved on (another attempt, another agent, ended)
+/// is not the agent's any more.
+#[test]
+fn an_event_for_a_run_let_go_of_is_judged_against_the_run_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
+    let spec = job();
+    let (id, _) = running_on_silent_agent(&db, &spec);
+    let agent = db::agents::list(&mut db.conn().unwrap()).unwrap()[0].id;
+    actix::System::new().block_on(async move {
+        let clock = ManualClock::at(t(1));
+        let driver = driver_on(&db, &clock, "holder", t(1));
+        let ended = AgentEvent::Ended { outcome: Outcome::Exited { code: 0 } };
+        assert!(driver.on_agent_event("a1", id, 1, ended.clone()).is_none(), "not held");
+        assert_eq!(driver.take_over("a1", agent, id, 2).await, Ok(false), "another attempt");
+        assert_eq!(driver.take_over("a1", AgentId(agent.0 + 1), id, 1).await, Ok(false), "another agent");
+        assert_eq!(driver.take_over("a1", agent, RunId(id.0 + 100), 1).await, Ok(false), "no such run");
+        assert_eq!(driver.take_over("a1", agent, id, 1).await, Ok(true));
+        let stored_ok = driver.on_agent_event("a1", id, 1, ended).expect("held now");
+        assert!(stored_ok.await, "stored");
+        assert_eq!(stored(&db, id).status, RunStatus::Success);
+        assert_eq!(driver.take_over("a1", agent, id, 1).await, Ok(false), "ended: the agent's no more");
+    });
+}
+
 /// A run of `spec` stepped `events.len()` times through the run machine (as an operator's
 /// freezes would be), each step stored as its own write: the run's id.
 fn stepped_run(db: &Db, spec: &JobSpec, events: &[RunEvent]) -> RunId {
