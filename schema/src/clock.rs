@@ -11,6 +11,11 @@ use chrono::{DateTime, Duration, Utc};
 /// A slot is on time when handled within this of its instant; later, it was missed.
 pub const ON_TIME: Duration = Duration::seconds(5);
 
+/// Slots missed by more than this are not handled one by one: one Skipped run, the latest of
+/// them, records how many there were and since when (a week's downtime of a task every second
+/// is one record, not 600 000).
+pub const CATCH_UP: Duration = Duration::hours(24);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Start a run for this slot.
@@ -52,10 +57,15 @@ impl ScheduleClock {
         if now <= self.cursor {
             return Vec::new();
         }
+        let mut out = Vec::new();
+        let horizon = now - CATCH_UP;
+        if self.cursor < horizon {
+            out.extend(self.missed_before(horizon, now));
+            self.cursor = horizon;
+        }
         let due: Vec<Slot> =
             slots_after(&self.schedule, self.calendar.as_ref(), self.cursor).take_while(|s| s.at <= now).collect();
         self.cursor = now;
-        let mut out = Vec::new();
         let missed_in_grace: Vec<usize> = due
             .iter()
             .enumerate()
@@ -85,6 +95,24 @@ impl ScheduleClock {
             }
         }
         out
+    }
+
+    /// The one record of the slots (holidays aside) after the cursor and up to `horizon`, when
+    /// there are any: counted, not collected.
+    fn missed_before(&self, horizon: DateTime<Utc>, now: DateTime<Utc>) -> Option<Action> {
+        let mut since = None;
+        let mut last = None;
+        let mut slots = 0u64;
+        for slot in slots_after(&self.schedule, self.calendar.as_ref(), self.cursor).take_while(|s| s.at <= horizon) {
+            if slot.holiday.is_none() {
+                since.get_or_insert(slot.at);
+                slots += 1;
+                last = Some(slot);
+            }
+        }
+        let (last, since) = (last?, since?);
+        let by_seconds = (now - last.at).num_seconds();
+        Some(Action::Skip(last, Reason::MissedMany { slots, since, by_seconds }))
     }
 }
 
@@ -128,6 +156,27 @@ mod tests {
         }
         assert_eq!(fired, vec!["fire 10:00", "fire 10:10", "fire 10:20", "fire 10:30", "fire 10:40", "fire 10:50"]);
         assert_eq!(now, t("2026-11-28T10:50:00.003Z"));
+    }
+
+    #[test]
+    fn slots_past_the_catch_up_window_are_one_record() {
+        // Down for three days: the slots more than a day late are one Skipped run, the latest of
+        // them, with how many and since when; the last day's go through the misfire policy.
+        let mut c = clock("*/5 * * * *", MisfirePolicy::Skip, "2026-11-25T10:00:00Z");
+        let now = t("2026-11-28T10:01:00Z");
+        let actions = c.poll(now);
+        let Action::Skip(first, Reason::MissedMany { slots, since, by_seconds }) = &actions[0] else {
+            panic!("{:?}", actions[0]);
+        };
+        // 10:05 on the 25th to 10:00 on the 27th, 12 an hour.
+        assert_eq!((*slots, *since), (2 * 24 * 12, t("2026-11-25T10:05:00Z")));
+        assert_eq!((first.at, *by_seconds), (t("2026-11-27T10:00:00Z"), 24 * 3600 + 60));
+        assert_eq!(actions.len(), 1 + 24 * 12, "then each slot of the last day");
+        assert!(actions[1..].iter().all(|a| matches!(a, Action::Skip(_, Reason::Missed { .. }))));
+        assert!(matches!(&actions[1], Action::Skip(s, _) if s.at == t("2026-11-27T10:05:00Z")));
+        // Every slot is in one record or another, once; the next poll starts after them.
+        assert!(c.poll(now).is_empty());
+        assert!(kinds(&actions).iter().filter(|k| k.contains("none was run")).count() == 1);
     }
 
     #[test]

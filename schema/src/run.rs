@@ -123,6 +123,13 @@ pub enum Reason {
     Missed {
         by_seconds: i64,
     },
+    /// Slots further back than the catch-up window, none of them run: one Skipped run (the
+    /// latest of them) records them all.
+    MissedMany {
+        slots: u64,
+        since: DateTime<Utc>,
+        by_seconds: i64,
+    },
     ModifiedBy {
         user: String,
     },
@@ -155,6 +162,11 @@ impl fmt::Display for Reason {
             Self::Missed { by_seconds } => {
                 write!(f, "missed by {by_seconds} s while the server was down")
             }
+            Self::MissedMany { slots, since, by_seconds } => write!(
+                f,
+                "{slots} slots from {since} on missed while the server was down (this, the last of them, by {by_seconds} s): \
+                 past the catch-up window, none was run"
+            ),
             Self::ModifiedBy { user } => write!(f, "status modified by {user}"),
             Self::RetryScheduled { next_attempt, at } => {
                 write!(f, "attempt {next_attempt} at {at}")

@@ -116,7 +116,7 @@ fn load(
                 None => None,
             };
             let last = db::runs::last_slot_of(c, None, Some(gid), now - LAST_SLOT_LOOKBACK)?;
-            let from = handled_until(s.timezone, now, db::utc(row.updated_at), last);
+            let from = handled_until(now, db::utc(row.updated_at), last);
             Some(ScheduleClock::new(s.clone(), cal, MisfirePolicy::RunOnce, grace, from))
         }
         None => None,

@@ -12,7 +12,7 @@ use baton_schema::clock::{Action, ScheduleClock, ON_TIME};
 use baton_schema::definition::TaskDef;
 use baton_schema::ids::{InstanceId, RunId, TaskId};
 use baton_schema::run::{Reason, RunEvent};
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
@@ -25,36 +25,21 @@ pub struct Loaded {
     timer: Option<SpawnHandle>,
 }
 
-/// The local midnight of today in `tz`, in UTC.
-pub fn start_of_today(tz: chrono_tz::Tz, now: DateTime<Utc>) -> DateTime<Utc> {
-    let today = now.with_timezone(&tz).date_naive();
-    tz.from_local_datetime(&today.and_hms_opt(0, 0, 0).unwrap_or_default())
-        .earliest()
-        .map_or(now, |t| t.with_timezone(&Utc))
-}
-
 /// How long an actor whose database work failed waits before it reads the database again.
 pub const RELOAD_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// How far back a (re)loaded clock looks for slots it has not handled.
-pub const CATCH_UP: Duration = Duration::hours(24);
-
-/// How far back the last slot handled is looked for: further than `CATCH_UP`, so a daily slot
-/// missed by a downtime across midnight (its predecessor a little more than a day old) is found
-/// and handled, not skipped unrecorded; a weekly one too.
+/// How far back the last slot handled is looked for, and so how far back a downtime's slots are
+/// recorded: further than the clock's catch-up window, so a daily slot missed by a downtime
+/// across midnight (its predecessor a little more than a day old) is found and handled, and the
+/// slots of a downtime of up to a week are recorded (those beyond the window as one record).
 pub const LAST_SLOT_LOOKBACK: Duration = Duration::days(8);
 
 /// Where a clock starts after a (re)load: after the last slot the engine handled, so the slots of
-/// a downtime (even one across midnight) go through the misfire policy; never before the
-/// definition last changed, nor more than `CATCH_UP` back. With no slot handled since then, at the
-/// later of local midnight and the change.
-pub fn handled_until(
-    tz: chrono_tz::Tz,
-    now: DateTime<Utc>,
-    changed_at: DateTime<Utc>,
-    last_slot: Option<DateTime<Utc>>,
-) -> DateTime<Utc> {
-    last_slot.unwrap_or_else(|| start_of_today(tz, now)).max(changed_at).max(now - CATCH_UP)
+/// a downtime (even one across midnight) go through the misfire policy, or past the clock's
+/// catch-up window into one record of them all; never before the definition last changed, nor
+/// more than `LAST_SLOT_LOOKBACK` back (with no slot handled since then, from there).
+pub fn handled_until(now: DateTime<Utc>, changed_at: DateTime<Utc>, last_slot: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    last_slot.unwrap_or(now - LAST_SLOT_LOOKBACK).max(changed_at).max(now - LAST_SLOT_LOOKBACK)
 }
 
 /// Calendars by (instance, name), read once per load.
@@ -96,7 +81,7 @@ pub fn prepare(
         Some(name) => calendar(c, calendars, row.instance_id, name.as_str())?,
         None => None,
     };
-    let from = handled_until(schedule.timezone, now, db::utc(row.updated_at), last_slot);
+    let from = handled_until(now, db::utc(row.updated_at), last_slot);
     let clock = ScheduleClock::new(schedule, cal, def.misfire_policy, grace, from);
     // The clock holds the schedule; the definition keeps only what a run is made of.
     let mut def = def;
@@ -222,7 +207,8 @@ pub fn note_missed(
 
 /// Whether a slot handled now was missed while the server was down.
 pub fn is_missed(slot_at: DateTime<Utc>, skip: Option<&Reason>, now: DateTime<Utc>) -> bool {
-    matches!(skip, Some(Reason::Missed { .. })) || (skip.is_none() && now - slot_at > ON_TIME)
+    matches!(skip, Some(Reason::Missed { .. } | Reason::MissedMany { .. }))
+        || (skip.is_none() && now - slot_at > ON_TIME)
 }
 
 /// Records a new (IDLE) run as Skipped with its reason, through the run machine.
@@ -408,7 +394,7 @@ mod tests {
         let draft = ScheduleDraft { cron: Some("*/5 * * * *".into()), timezone: "UTC".into(), ..Default::default() };
         let schedule = Schedule::parse(&draft).unwrap();
         let (now, changed) = (t("2027-03-02T00:12:00Z"), t("2027-02-01T09:00:00Z"));
-        let from = handled_until(chrono_tz::UTC, now, changed, Some(t("2027-03-01T23:55:00Z")));
+        let from = handled_until(now, changed, Some(t("2027-03-01T23:55:00Z")));
         assert_eq!(from, t("2027-03-01T23:55:00Z"));
         let mut clock = ScheduleClock::new(schedule, None, MisfirePolicy::RunAll, Duration::minutes(15), from);
         let got: Vec<(String, bool)> = clock
@@ -426,7 +412,7 @@ mod tests {
 
         // Last handled 23:40: yesterday's 23:45, 23:50 and 23:55 (27 to 17 minutes late, past the
         // 15 minutes of grace) are skipped as missed; today's slots run late.
-        let from = handled_until(chrono_tz::UTC, now, changed, Some(t("2027-03-01T23:40:00Z")));
+        let from = handled_until(now, changed, Some(t("2027-03-01T23:40:00Z")));
         let mut clock = ScheduleClock::new(
             Schedule::parse(&draft).unwrap(),
             None,
@@ -458,12 +444,14 @@ mod tests {
             ]
         );
 
-        // With nothing handled yet, from local midnight (or the change, if later), as before;
-        // never more than a day back.
-        assert_eq!(handled_until(chrono_tz::UTC, now, changed, None), t("2027-03-02T00:00:00Z"));
-        assert_eq!(handled_until(chrono_tz::UTC, now, now - Duration::minutes(3), None), now - Duration::minutes(3));
-        let long_ago = Some(t("2027-02-20T00:00:00Z"));
-        assert_eq!(handled_until(chrono_tz::UTC, now, changed, long_ago), now - CATCH_UP);
+        // With nothing handled in the look-back, from its start (or the change, if later): the
+        // slots of a downtime of days are recorded; never before the look-back.
+        assert_eq!(handled_until(now, changed, None), now - LAST_SLOT_LOOKBACK);
+        assert_eq!(handled_until(now, now - Duration::minutes(3), None), now - Duration::minutes(3));
+        let days_ago = Some(t("2027-02-27T00:00:00Z"));
+        assert_eq!(handled_until(now, changed, days_ago), t("2027-02-27T00:00:00Z"));
+        let long_ago = Some(t("2027-02-10T00:00:00Z"));
+        assert_eq!(handled_until(now, changed, long_ago), now - LAST_SLOT_LOOKBACK);
     }
 
     #[test]
