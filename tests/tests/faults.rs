@@ -40,10 +40,7 @@ fn every_2s(s: &Server, admin: &str, prefix: &str, n: usize, log: &std::path::Pa
         .map(|i| {
             let cmd = format!("echo \"$BATON_RUN_ID $BATON_ATTEMPT\" >> {}", log.display());
             let t = json!({ "name": format!("{prefix}_{i}"), "command": cmd, "target": "etl", "runAsUser": "root",
-                            "schedule": {"cron": "*/2 * * * * *", "timezone": "UTC"}, "misfirePolicy": "run_all",
-                            // A dispatch lost in a stall (issue 21's open case B) is failed and
-                            // retried at its accept expiry: the bound, short here.
-                            "acceptExpirySeconds": 20, "retryAttempts": 1, "retryDelaySeconds": 0 });
+                            "schedule": {"cron": "*/2 * * * * *", "timezone": "UTC"}, "misfirePolicy": "run_all" });
             gql(s, admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": t }))["createTask"]
                 ["tid"]
                 .as_i64()
@@ -68,11 +65,16 @@ fn every_slot_survives(servers: usize, faults: impl FnOnce(&PrivatePostgres, &[S
     std::fs::write(&config, "agent_heartbeat_seconds = 1\nagent_lost_seconds = 60\nlease_seconds = 3\n").unwrap();
     let url = pg.url();
     let args = ["--config", config.to_str().unwrap(), "--database-url", &url];
-    let fleet: Vec<Server> = (0..servers).map(|_| Server::start_with(&args).unwrap()).collect();
+    // Their runs' steps logged, for the report of a run that did not end.
+    let start = || {
+        let env = [("BATON_LOG", "info")];
+        Server::start_env(tempfile::tempdir().unwrap(), "127.0.0.1:0", &args, &env).unwrap()
+    };
+    let fleet: Vec<Server> = (0..servers).map(|_| start()).collect();
     let s = &fleet[0];
     let admin = s.login("admin", &s.admin_password).unwrap();
     let urls: Vec<String> = fleet.iter().map(|s| s.base_url.clone()).collect();
-    let _agent = Agent::enrolled(s, &admin, &urls.join(","), "a1", "etl").unwrap();
+    let agent = Agent::enrolled(s, &admin, &urls.join(","), "a1", "etl").unwrap();
     let log = scratch.path().join("executions.log");
     let tids = every_2s(s, &admin, "every2s", 10, &log);
     let more = |n: usize| more_runs(&log, n, Duration::from_secs(90));
@@ -100,7 +102,14 @@ fn every_slot_survives(servers: usize, faults: impl FnOnce(&PrivatePostgres, &[S
             .filter(|r| !r.status.is_final())
             .map(|r| (r.id, r.status, r.attempt, r.scheduled_for))
             .collect();
-        panic!("{e}: {open:?}")
+        // What the servers and the agent said of them, for the report.
+        let lines: Vec<String> = fleet.iter().flat_map(Server::stderr_lines).chain(agent.stderr_lines()).collect();
+        let said: Vec<&String> = lines
+            .iter()
+            .filter(|l| open.iter().any(|(id, ..)| l.contains(&format!("{id} ")) || l.contains(&format!("={id}"))))
+            .take(300)
+            .collect();
+        panic!("{e}: {open:?}\n{}", said.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n"))
     });
     let executed = executions(&log);
     assert!(executed.values().all(|n| *n == 1), "an attempt ran twice: {executed:?}");
