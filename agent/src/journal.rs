@@ -106,10 +106,36 @@ pub struct Progress {
     pub stderr: u64,
 }
 
+/// Which file the shim opened for a stream, as the run-as user for a task's own path: the agent
+/// reads that file and no other (a path the job controls may lead elsewhere by the time the
+/// agent looks), and only when the run-as user could read it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    pub fn of(meta: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId { dev: meta.dev(), ino: meta.ino() }
+    }
+}
+
+/// The files of an attempt's two streams as the shim opened them: None for a file the run-as
+/// user may write but not read (its output is not sent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opened {
+    pub stdout: Option<FileId>,
+    pub stderr: Option<FileId>,
+}
+
 /// One line of the journal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fact {
+    /// The output files the job writes to (the shim, before it starts the job).
+    Opened(Opened),
     /// What to run (the agent, when it accepts the attempt; always the first line).
     Job(Job),
     /// The job's process id (the shim, once the job started).
@@ -203,6 +229,7 @@ pub struct Journal {
     pub exit: Option<ExitRecord>,
     pub progress: Progress,
     pub reported: bool,
+    pub opened: Option<Opened>,
 }
 
 impl Journal {
@@ -232,6 +259,7 @@ impl Journal {
                 Ok(Fact::Exit(e)) => self.exit = Some(e),
                 Ok(Fact::Progress(p)) => self.progress = p,
                 Ok(Fact::Reported) => self.reported = true,
+                Ok(Fact::Opened(o)) => self.opened = Some(o),
                 // A line torn by a crash mid-write; what follows it is whole.
                 Err(_) => {}
             }

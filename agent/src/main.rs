@@ -8,6 +8,7 @@ mod journal;
 mod launcher;
 mod log;
 mod mask;
+mod paths;
 mod runner;
 mod shim;
 mod stats;

@@ -427,8 +427,11 @@ impl Runner {
                 while !me.events.behind() {
                     let ended = exit.is_some();
                     let (o, e) = (&mut progress.stdout, &mut progress.stderr);
-                    let a = me.pump(run_id, attempt, Stream::Stdout, &out_path, &mut out_file, o, &mut mask, ended);
-                    let b = me.pump(run_id, attempt, Stream::Stderr, &err_path, &mut err_file, e, &mut mask, ended);
+                    let (out_access, err_access) = access(&journal, &base, &out_path, &err_path);
+                    let out = (out_path.as_path(), out_access, &mut out_file);
+                    let err = (err_path.as_path(), err_access, &mut err_file);
+                    let a = me.pump((run_id, attempt), Stream::Stdout, out, o, &mut mask, ended);
+                    let b = me.pump((run_id, attempt), Stream::Stderr, err, e, &mut mask, ended);
                     changed |= a || b;
                     drained = !(a || b);
                     if exit.is_none() || drained {
@@ -476,30 +479,33 @@ impl Runner {
 
     /// Logs the next chunk of a stream from `offset`, secrets masked; returns whether there was
     /// one. Chunks end on whole UTF-8 characters; invalid bytes are replaced.
-    #[allow(clippy::too_many_arguments)]
     fn pump(
         &self,
-        run_id: i64,
-        attempt: u32,
+        (run_id, attempt): (i64, u32),
         stream: Stream,
-        path: &Path,
-        file: &mut Option<std::fs::File>,
+        (path, access, file): (&Path, Access, &mut Option<std::fs::File>),
         offset: &mut u64,
         mask: &mut Mask,
         exited: bool,
     ) -> bool {
         use std::os::unix::fs::FileExt;
-        // Opened once the shim created it, then kept open; read at the offset logged so far.
-        // Never through a link, and only a plain file: the run-as user may have replaced its
-        // output path with a link to something only the agent may read.
+        // Opened once the shim recorded which file it opened, then kept open; read at the offset
+        // logged so far. Only that file: the job may have put a link, or another file, at its
+        // output path since, to something only the agent may read.
         if file.is_none() {
-            use std::os::unix::fs::OpenOptionsExt;
-            *file = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-                .open(path)
-                .ok()
-                .filter(|f| f.metadata().is_ok_and(|m| m.is_file()));
+            *file = match access {
+                Access::NotYet => None,
+                Access::Unreadable => {
+                    if *offset == 0 {
+                        let data = format!("[baton: not sent: the run-as user may not read {}]\n", path.display());
+                        self.emit(run_id, attempt, AgentEvent::Output { stream, offset: 0, data: data.clone() });
+                        *offset = data.len() as u64;
+                    }
+                    return false;
+                }
+                Access::File(id) => crate::paths::open_identified(path, id),
+                Access::Unchecked => crate::paths::open_no_links(path),
+            };
         }
         let Some(f) = file.as_ref() else { return false };
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -536,6 +542,34 @@ impl Runner {
         self.emit(run_id, attempt, AgentEvent::Output { stream, offset: *offset, data });
         *offset += take as u64;
         true
+    }
+}
+
+/// Which file of a stream the agent may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// The shim has not said which file it opened yet.
+    NotYet,
+    /// The run-as user may not read it: its content is not sent.
+    Unreadable,
+    /// This one, and only if the file at its path still is this one.
+    File(journal::FileId),
+    /// An attempt whose shim predates `Fact::Opened` (started before the agent was upgraded):
+    /// its files in the state directory, through no link.
+    Unchecked,
+}
+
+/// What the agent may read of each stream of an attempt, from its journal.
+fn access(journal: &Journal, base: &Path, out: &Path, err: &Path) -> (Access, Access) {
+    let of = |id: Option<journal::FileId>| id.map_or(Access::Unreadable, Access::File);
+    match journal.opened {
+        Some(o) => (of(o.stdout), of(o.stderr)),
+        None if journal.pid.is_some() || journal.exit.as_ref().is_some_and(|e| e.spawn_error.is_none()) => {
+            let own =
+                |p: &Path, kind| if p == journal::file(base, kind) { Access::Unchecked } else { Access::Unreadable };
+            (own(out, "out"), own(err, "err"))
+        }
+        None => (Access::NotYet, Access::NotYet),
     }
 }
 

@@ -117,18 +117,28 @@ fn run(base: &Path, name: &str, secret_env: &SecretEnv) -> Result<()> {
         Err(why) => return write_exit_to(&mut record, ExitRecord { spawn_error: Some(why), ..Default::default() }),
     };
     // A task's own output paths are opened as the run-as user: a link there leads only where
-    // that user may write.
-    let as_user = |p: &Path| std::fs::OpenOptions::new().create(true).append(true).open(p);
+    // that user may write. Opened to read as well where the user may, which tells the agent
+    // (by the file's identity in the journal) that it may send that file's content.
+    let as_user = |p: &Path| {
+        let open = |read| std::fs::OpenOptions::new().create(true).append(true).read(read).open(p);
+        open(true).map(|f| (f, true)).or_else(|_| open(false).map(|f| (f, false)))
+    };
     let mut files = Vec::new();
+    let mut ids = Vec::new();
     for (p, o) in [&job.stdout_path, &job.stderr_path].into_iter().zip(opened) {
-        match o.unwrap_or_else(|| as_user(p)) {
-            Ok(f) => files.push(f),
+        match o.map(|r| r.map(|f| (f, true))).unwrap_or_else(|| as_user(p)) {
+            Ok((f, readable)) => {
+                ids.push(f.metadata().ok().filter(|_| readable).map(|m| journal::FileId::of(&m)));
+                files.push(f);
+            }
             Err(e) => {
                 let why = format!("opening the output file {}: {e}", p.display());
                 return write_exit_to(&mut record, ExitRecord { spawn_error: Some(why), ..Default::default() });
             }
         }
     }
+    let opened = journal::Opened { stdout: ids.first().copied().flatten(), stderr: ids.get(1).copied().flatten() };
+    journal::append_waiting(&mut record, &Fact::Opened(opened)).context("recording the output files")?;
     let (Some(err), Some(out)) = (files.pop(), files.pop()) else {
         return write_exit_to(
             &mut record,

@@ -122,6 +122,84 @@ fn a_link_from_an_output_path_does_not_reach_what_only_root_may_touch() {
     assert!(!stdout(&s, &admin, id).contains("secret-hash"), "nor streamed");
 }
 
+/// Whatever path a task's output names, the agent (root) sends only what the run-as user could
+/// read: a root-only file named as the output path (no link) is not read when the job cannot
+/// open it, and a root-only file the job moved to its output path while the agent was away is
+/// not read by the restarted agent, which reads only the file the shim opened as the user.
+#[test]
+fn the_agent_never_reads_past_the_run_as_users_rights_through_an_output_path() {
+    if !as_root() {
+        return;
+    }
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    let token = agent_token(&s, &admin, "t").0;
+    let state = tempfile::tempdir().unwrap();
+    let mut agent = Agent::start_with_state(&s.base_url, &token, "a1", "etl", state.path()).unwrap();
+    wait_online(&s, &admin);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret_text = "padding-padding-padding root:secret-hash\n";
+    let root_only = |path: &std::path::Path| {
+        std::fs::write(path, secret_text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    // Named as the output path itself.
+    let shadow = dir.path().join("shadow");
+    root_only(&shadow);
+    let task = json!({ "name": "named", "command": "echo from-the-job", "target": "etl", "runAsUser": "nobody",
+                       "stdoutPath": shadow.to_string_lossy() });
+    let id = force_task(&s, &admin, task);
+    let r = ended(&s, &admin, id);
+    assert_eq!(r["status"], "FAILED", "nobody may not write root's file: {r}");
+    assert!(!stdout(&s, &admin, id).contains("secret-hash"), "root's file was sent as the run's output");
+
+    // A root file anyone may write to but only root may read: the job writes, nothing is sent.
+    let drop_box = dir.path().join("drop-box");
+    root_only(&drop_box);
+    std::fs::set_permissions(&drop_box, std::fs::Permissions::from_mode(0o622)).unwrap();
+    let task = json!({ "name": "write_only", "command": "echo from-the-job", "target": "etl", "runAsUser": "nobody",
+                       "stdoutPath": drop_box.to_string_lossy() });
+    let id = force_task(&s, &admin, task);
+    assert_eq!(ended(&s, &admin, id)["status"], "SUCCESS");
+    let sent = stdout(&s, &admin, id);
+    assert!(sent.contains("not sent: the run-as user may not read"), "{sent:?}");
+    assert!(!sent.contains("secret-hash") && !sent.contains("from-the-job"), "{sent:?}");
+
+    // Moved to the output path by the job (a root-only file left in nobody's directory), while
+    // the agent is away; the agent comes back and resumes the attempt.
+    let home = dir.path().join("nobody-home");
+    std::fs::create_dir(&home).unwrap();
+    root_only(&home.join("left-by-root"));
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let out = home.join("job.log");
+    let moved = home.join("moved");
+    let command = format!(
+        "echo first; while [ ! -e {go} ]; do sleep 0.1; done; mv -f {left} {out}; touch {moved}; sleep 1",
+        go = home.join("go").display(),
+        left = home.join("left-by-root").display(),
+        out = out.display(),
+        moved = moved.display()
+    );
+    let task = json!({ "name": "swapped", "command": command, "target": "etl", "runAsUser": "nobody",
+                       "stdoutPath": out.to_string_lossy() });
+    let id = force_task(&s, &admin, task);
+    wait_for("the job's first line", Duration::from_secs(20), || {
+        stdout(&s, &admin, id).contains("first").then_some(())
+    })
+    .unwrap();
+    agent.signal("KILL");
+    let _ = agent.wait_exit(Duration::from_secs(10));
+    std::fs::write(home.join("go"), "").unwrap();
+    wait_for("the job to move root's file", Duration::from_secs(20), || moved.exists().then_some(())).unwrap();
+    let _agent = Agent::start_with_state(&s.base_url, &token, "a1", "etl", state.path()).unwrap();
+    let r = ended(&s, &admin, id);
+    assert_eq!(r["status"], "SUCCESS", "{r}");
+    let sent = stdout(&s, &admin, id);
+    assert!(!sent.contains("secret-hash"), "root's file was sent as the run's output: {sent:?}");
+    assert_eq!(sent, "first\n");
+}
+
 #[test]
 fn the_job_cannot_read_the_agents_state_or_write_its_journal() {
     if !as_root() {
