@@ -541,6 +541,37 @@ impl TestCertificates {
     }
 }
 
+/// A GraphQL request to a server on 127.0.0.1 sent from another loopback address `from` (say
+/// 127.0.0.2), as a client on another host: the server sees that address. Plain HTTP/1.1.
+pub fn graphql_from(
+    from: std::net::Ipv4Addr,
+    base_url: &str,
+    query: &str,
+    variables: serde_json::Value,
+) -> Result<serde_json::Value> {
+    use std::io::{Read, Write};
+    let host = base_url.trim_start_matches("http://");
+    let to: std::net::SocketAddr = host.parse().context("a server address")?;
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&std::net::SocketAddr::from((from, 0)).into())?;
+    socket.connect(&to.into())?;
+    let mut stream: std::net::TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = serde_json::json!({ "query": query, "variables": variables }).to_string();
+    write!(
+        stream,
+        "POST /graphql HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (_, json) = response.split_once("\r\n\r\n").context("an HTTP response")?;
+    // A chunked body (actix answers JSON with a length, but allow for chunks): take the JSON.
+    let start = json.find('{').context("a JSON body")?;
+    let end = json.rfind('}').context("a JSON body")?;
+    Ok(serde_json::from_str(&json[start..=end])?)
+}
+
 /// A raw agent connection (`/agent`), for tests that speak the protocol themselves.
 pub type AgentSocket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
 

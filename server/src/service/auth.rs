@@ -59,76 +59,136 @@ pub fn new_password() -> anyhow::Result<String> {
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 
-/// Counts failed logins in a sliding window, per key (`user:NAME`, `ip:ADDR`). Pure: time is an
-/// argument.
+/// The longest user name and password a login takes: longer ones are refused before anything
+/// is looked up, hashed or counted.
+pub const MAX_USERNAME_BYTES: usize = 64;
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Slows down repeated failed logins. Failures count per address and name (`ADDR NAME`) and per
+/// address (`ADDR`), never per name alone: failures from one address never lock a user out from
+/// another. After `FREE` failures of a key in the window, each further attempt waits a delay that
+/// doubles with every failure, up to `MAX_DELAY`; an address that fails `ADDRESS_LIMIT` times in
+/// the window, whatever the names, waits out the window. At most `MAX_KEYS` keys are kept: past
+/// it, the keys whose last failure is oldest go first. Pure: time is an argument.
 #[derive(Debug)]
 pub struct LoginLimiter {
     window: Duration,
-    limits: Vec<(&'static str, usize)>,
-    failures: HashMap<String, VecDeque<DateTime<Utc>>>,
+    failures: HashMap<String, Failures>,
+    max_keys: usize,
 }
 
+/// One key's failures in the window, oldest first.
+#[derive(Debug, Default)]
+struct Failures {
+    at: VecDeque<DateTime<Utc>>,
+    /// A wait was reported since the last failure (the audit log has it once).
+    reported: bool,
+}
+
+/// Failures of an (address, name) before attempts wait.
+const FREE: usize = 3;
+/// The longest wait between attempts of one (address, name).
+const MAX_DELAY: i64 = 300;
+/// Failures of one address, whatever the names, after which it waits out the window.
+const ADDRESS_LIMIT: usize = 30;
+/// How many keys the limiter keeps at most.
+pub const MAX_KEYS: usize = 100_000;
+
 impl Default for LoginLimiter {
-    /// 5 failures per user name and 20 per address in 5 minutes.
     fn default() -> Self {
-        Self { window: Duration::minutes(5), limits: vec![("user:", 5), ("ip:", 20)], failures: HashMap::new() }
+        Self { window: Duration::minutes(15), failures: HashMap::new(), max_keys: MAX_KEYS }
     }
 }
 
+/// Why a login must wait, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    pub seconds: i64,
+    /// The address failed too often, whatever the names (else: this name from this address).
+    pub address: bool,
+    /// The first refusal since the key's last failure (worth recording once).
+    pub first: bool,
+}
+
 impl LoginLimiter {
-    fn limit(&self, key: &str) -> usize {
-        self.limits.iter().find(|(p, _)| key.starts_with(p)).map_or(5, |(_, n)| *n)
+    /// The keys of a login: the (address, name) pair and the address.
+    pub fn keys(address: &str, name: &str) -> [String; 2] {
+        [format!("{address} {name}"), address.to_string()]
     }
 
     fn prune(&mut self, now: DateTime<Utc>) {
         let window = self.window;
-        self.failures.retain(|_, q| {
-            while q.front().is_some_and(|t| *t <= now - window) {
-                q.pop_front();
+        self.failures.retain(|_, f| {
+            while f.at.front().is_some_and(|t| *t <= now - window) {
+                f.at.pop_front();
             }
-            !q.is_empty()
+            !f.at.is_empty()
         });
+    }
+
+    /// How long the key `[pair, address]` must wait at `now`, if at all.
+    fn wait(&self, keys: &[String; 2], now: DateTime<Utc>) -> Option<Wait> {
+        if let Some(f) = self.failures.get(&keys[1]).filter(|f| f.at.len() >= ADDRESS_LIMIT) {
+            let oldest = f.at.front().copied().unwrap_or(now);
+            let seconds = (oldest + self.window - now).num_seconds().max(1);
+            return Some(Wait { seconds, address: true, first: false });
+        }
+        let f = self.failures.get(&keys[0]).filter(|f| f.at.len() >= FREE)?;
+        let doublings = u32::try_from(f.at.len() - FREE).unwrap_or(u32::MAX).min(16);
+        let delay = Duration::seconds((1i64 << doublings).min(MAX_DELAY));
+        let until = f.at.back().copied().unwrap_or(now) + delay;
+        (until > now).then(|| Wait { seconds: (until - now).num_seconds().max(1), address: false, first: false })
     }
 
     /// Takes an attempt before the password is checked, counted as a failure until it
     /// succeeds: a burst of parallel attempts cannot pass the limit while each is being checked.
-    /// `Err(seconds to wait)` when a key has used up its attempts.
-    pub fn reserve(&mut self, keys: &[String], now: DateTime<Utc>) -> Result<(), i64> {
-        self.check(keys, now)?;
+    pub fn reserve(&mut self, keys: &[String; 2], now: DateTime<Utc>) -> Result<(), Wait> {
+        self.prune(now);
+        if let Some(mut w) = self.wait(keys, now) {
+            let key = if w.address { &keys[1] } else { &keys[0] };
+            if let Some(f) = self.failures.get_mut(key) {
+                w.first = !std::mem::replace(&mut f.reported, true);
+            }
+            return Err(w);
+        }
         self.failed(keys, now);
         Ok(())
     }
 
-    /// `Err(seconds to wait)` when any key has used up its attempts.
-    pub fn check(&mut self, keys: &[String], now: DateTime<Utc>) -> Result<(), i64> {
-        self.prune(now);
+    pub fn failed(&mut self, keys: &[String; 2], now: DateTime<Utc>) {
         for k in keys {
-            if let Some(q) = self.failures.get(k) {
-                if q.len() >= self.limit(k) {
-                    let oldest = q.front().copied().unwrap_or(now);
-                    return Err((oldest + self.window - now).num_seconds().max(1));
-                }
+            if !self.failures.contains_key(k) && self.failures.len() >= self.max_keys {
+                self.evict();
             }
-        }
-        Ok(())
-    }
-
-    pub fn failed(&mut self, keys: &[String], now: DateTime<Utc>) {
-        for k in keys {
-            self.failures.entry(k.clone()).or_default().push_back(now);
+            let f = self.failures.entry(k.clone()).or_default();
+            f.at.push_back(now);
+            f.reported = false;
         }
     }
 
-    /// A reserved attempt succeeded: the user's failures are forgotten, and the attempt's
-    /// reservation given back to the other keys.
-    pub fn succeeded(&mut self, keys: &[String]) {
-        for (i, k) in keys.iter().enumerate() {
-            if i == 0 {
-                self.failures.remove(k);
-            } else if let Some(q) = self.failures.get_mut(k) {
-                q.pop_back();
-            }
+    /// Drops the tenth of the keys whose last failure is oldest.
+    fn evict(&mut self) {
+        let mut last: Vec<(DateTime<Utc>, String)> =
+            self.failures.iter().filter_map(|(k, f)| Some((*f.at.back()?, k.clone()))).collect();
+        let n = (last.len() / 10).max(1);
+        last.select_nth_unstable(n - 1);
+        for (_, k) in last.into_iter().take(n) {
+            self.failures.remove(&k);
         }
+    }
+
+    /// A reserved attempt succeeded: the pair's failures are forgotten, and the attempt's
+    /// reservation given back to the address.
+    pub fn succeeded(&mut self, keys: &[String; 2]) {
+        self.failures.remove(&keys[0]);
+        if let Some(f) = self.failures.get_mut(&keys[1]) {
+            f.at.pop_back();
+        }
+    }
+
+    /// How many keys are kept.
+    pub fn keys_kept(&self) -> usize {
+        self.failures.len()
     }
 }
 
@@ -151,19 +211,42 @@ mod tests {
     }
 
     #[test]
-    fn limiter_blocks_then_forgets() {
-        let t0: DateTime<Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
+    fn failures_slow_their_address_and_name_not_the_user_elsewhere() {
+        let t = |s: i64| "2026-11-28T12:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::seconds(s);
         let mut l = LoginLimiter::default();
-        let keys = vec!["user:ada".to_string(), "ip:127.0.0.1".to_string()];
-        for i in 0..5 {
-            assert!(l.check(&keys, t0 + Duration::seconds(i)).is_ok());
-            l.failed(&keys, t0 + Duration::seconds(i));
+        let from_attacker = LoginLimiter::keys("10.0.0.9", "admin");
+        for i in 0..3 {
+            assert!(l.reserve(&from_attacker, t(i)).is_ok(), "the first failures are free");
         }
-        assert_eq!(l.check(&keys, t0 + Duration::seconds(10)), Err(290));
-        // Another user from the same address is still allowed (the address limit is 20).
-        assert!(l.check(&["user:bob".to_string(), "ip:127.0.0.1".to_string()], t0 + Duration::seconds(10)).is_ok());
-        assert!(l.check(&keys, t0 + Duration::seconds(301)).is_ok(), "the window slid past the first failure");
-        l.succeeded(&keys);
-        assert!(l.check(&keys, t0 + Duration::seconds(11)).is_ok());
+        // Then each attempt waits after the last failure, the wait doubling with each failure.
+        let wait = |seconds, first| Err(Wait { seconds, address: false, first });
+        assert_eq!(l.reserve(&from_attacker, t(2)), wait(1, true));
+        assert!(l.reserve(&from_attacker, t(3)).is_ok());
+        assert_eq!(l.reserve(&from_attacker, t(3)), wait(2, true));
+        assert_eq!(l.reserve(&from_attacker, t(4)), wait(1, false), "reported once");
+        assert!(l.reserve(&from_attacker, t(5)).is_ok());
+        assert_eq!(l.reserve(&from_attacker, t(5)), wait(4, true));
+        // The owner, from another address, is not slowed at all.
+        let from_owner = LoginLimiter::keys("192.168.1.5", "admin");
+        assert!(l.reserve(&from_owner, t(7)).is_ok());
+        l.succeeded(&from_owner);
+        // Another name from the attacker's address is free too, until the address's own limit.
+        for i in 0..ADDRESS_LIMIT {
+            let _ = l.reserve(&LoginLimiter::keys("10.0.0.9", &format!("user{i}")), t(8));
+        }
+        assert!(matches!(l.reserve(&LoginLimiter::keys("10.0.0.9", "other"), t(9)), Err(Wait { address: true, .. })));
+        assert!(l.reserve(&from_owner, t(9)).is_ok(), "the owner's address is its own");
+        // The window slides past every failure.
+        assert!(l.reserve(&from_attacker, t(9) + Duration::minutes(15)).is_ok());
+    }
+
+    #[test]
+    fn the_limiter_keeps_a_bounded_number_of_keys() {
+        let t0: DateTime<Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
+        let mut l = LoginLimiter { max_keys: 1_000, ..LoginLimiter::default() };
+        for i in 0..10_000 {
+            let _ = l.reserve(&LoginLimiter::keys(&format!("10.0.{}.{}", i / 256, i % 256), "x"), t0);
+        }
+        assert!(l.keys_kept() <= 1_000, "{} keys kept", l.keys_kept());
     }
 }

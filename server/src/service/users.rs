@@ -37,7 +37,7 @@ fn token_record(r: db::api_tokens::ApiTokenRow) -> ApiTokenRecord {
 
 pub fn check_username(name: &str) -> Result<(), baton_schema::FieldError> {
     let ok = !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= auth::MAX_USERNAME_BYTES
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
     if ok {
         Ok(())
@@ -123,10 +123,27 @@ impl Services {}
 #[async_trait]
 impl baton_graphql::Auth for Services {
     async fn login(&self, client: &ClientInfo, username: &str, password: &str) -> BackendResult<(String, UserRecord)> {
-        let keys = vec![format!("user:{username}"), format!("ip:{}", client.ip)];
+        // Refused before anything is looked up, hashed or counted: a limiter key is never longer
+        // than an address and a user name.
+        check_username(username)?;
+        if password.len() > auth::MAX_PASSWORD_BYTES {
+            let rule = format!("at most {} bytes", auth::MAX_PASSWORD_BYTES);
+            return Err(ApiError::invalid("password", "length", rule));
+        }
+        let keys = auth::LoginLimiter::keys(&client.ip, username);
         let now = Utc::now();
-        if let Err(wait) = self.limiter.lock().map_err(|_| ApiError::Internal)?.reserve(&keys, now) {
-            return Err(ApiError::Forbidden(format!("too many failed logins; try again in {wait} s")));
+        let reserved = self.limiter.lock().map_err(|_| ApiError::Internal)?.reserve(&keys, now);
+        if let Err(wait) = reserved {
+            let who = if wait.address { "from this address" } else { "for this user from this address" };
+            if wait.first {
+                let (actor, target) = (client.ip.clone(), username.to_string());
+                let detail = format!("{{\"waitSeconds\":{},\"address\":{}}}", wait.seconds, wait.address);
+                let recorded = self.run(move |c| audit(c, &actor, "loginSlowed", &target, None, Some(detail))).await;
+                if let Err(e) = recorded {
+                    tracing::warn!(error = ?e, "recording a slowed login");
+                }
+            }
+            return Err(ApiError::Forbidden(format!("too many failed logins {who}; try again in {} s", wait.seconds)));
         }
         // The user is read, then the connection given back before the (slow) hash is checked;
         // unknown and disabled users are checked against a decoy hash, at the same cost.
