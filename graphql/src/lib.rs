@@ -19,6 +19,7 @@ mod execution;
 pub mod guard;
 mod instances;
 pub mod layout;
+pub mod limits;
 mod meta;
 mod operations;
 mod runs;
@@ -137,6 +138,7 @@ pub fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscri
     Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        .extension(limits::DocumentLimits)
 }
 
 /// Attaches to one request the caller, where it came from, and DataLoaders scoped to the caller.

@@ -296,3 +296,35 @@ fn lists_and_output_count_in_the_query_cost() {
     assert!(res["errors"].is_null(), "{res}");
     still_up(&s);
 }
+
+/// A few kilobytes of fragments that spread one another three times each (3^24 fields once
+/// expanded, nested less deep than the parser's limit)
+/// from an anonymous client: each is refused at once, naming the rule, and `/healthz` answers
+/// throughout.
+#[test]
+fn a_fragment_bomb_is_refused_before_it_is_expanded() {
+    let s = Server::start().unwrap();
+    let mut bomb = String::from("query { ...f25 }\nfragment f1 on Query { __typename }\n");
+    for i in 2..=25 {
+        bomb.push_str(&format!("fragment f{i} on Query {{ ...f{p} ...f{p} ...f{p} }}\n", p = i - 1));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    for _ in 0..3 {
+        let (url, body, tx) = (s.url("/graphql"), query_body(&bomb, json!({})), tx.clone());
+        std::thread::spawn(move || {
+            let resp = client().post(&url).header("Content-Type", "application/json").send(body);
+            let text = resp.ok().and_then(|mut r| r.body_mut().read_to_string().ok()).unwrap_or_default();
+            let _ = tx.send(serde_json::from_str::<Value>(&text).unwrap_or(Value::Null));
+        });
+    }
+    for _ in 0..3 {
+        let res = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("answered at once");
+        let e = &res["errors"][0]["extensions"];
+        assert_eq!(
+            (e["code"].as_str(), e["field"].as_str(), e["rule"].as_str()),
+            (Some("VALIDATION"), Some("query"), Some("fields")),
+            "{res}"
+        );
+        still_up(&s);
+    }
+}
