@@ -33,6 +33,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// HTTPS and WSS: the certificate chain and its private key (PEM files).
     pub tls: Option<TlsFiles>,
+    /// How many GraphQL sockets may be open.
+    pub socket_caps: crate::socket_caps::SocketCaps,
 }
 
 /// The PEM files the server's TLS is made of.
@@ -81,6 +83,11 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// GraphQL sockets open at once: in all (default 10,000), from one address (256), for one
+    /// user (64).
+    pub max_sockets: Option<usize>,
+    pub max_sockets_per_address: Option<usize>,
+    pub max_sockets_per_user: Option<usize>,
 }
 
 /// Values given on the command line or in the environment (they win over the file).
@@ -177,8 +184,19 @@ impl Config {
             (None, None) => None,
             _ => bail!("tls_cert, tls_key: give both (the certificate chain and its private key) or neither"),
         };
+        let caps = crate::socket_caps::SocketCaps::default();
+        let cap = |key: &str, value: Option<usize>, default: usize| match value.unwrap_or(default) {
+            n @ 1..=1_000_000 => Ok(n),
+            n => Err(anyhow::anyhow!("{key}: {n} must be between 1 and 1000000")),
+        };
+        let socket_caps = crate::socket_caps::SocketCaps {
+            total: cap("max_sockets", f.max_sockets, caps.total)?,
+            per_address: cap("max_sockets_per_address", f.max_sockets_per_address, caps.per_address)?,
+            per_user: cap("max_sockets_per_user", f.max_sockets_per_user, caps.per_user)?,
+        };
         let master_key_file = f.master_key_file.unwrap_or_else(|| data_dir.join("master.key"));
         Ok(Config {
+            socket_caps,
             lease_seconds,
             shutdown_seconds,
             max_body_bytes,

@@ -1,6 +1,7 @@
 //! The GraphQL WebSocket (`/graphql/ws`, graphql-transport-ws or graphql-ws): frames and
-//! messages capped in size, and the socket closed once its caller's session ends or their role,
-//! instances or state change, since what it may see was decided when it opened.
+//! messages capped in size, counted against the socket caps, closed (4408) unless it sends
+//! `connection_init` within `INIT_WITHIN`, and closed once its caller's session ends or their
+//! role, instances or state change, since what it may see was decided when it opened.
 
 use crate::db::Db;
 use actix_web::http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
@@ -14,6 +15,12 @@ use std::time::Duration;
 
 /// How often an open socket checks that its caller is still who they were.
 const RECHECK: Duration = Duration::from_secs(2);
+
+/// How long a socket may stay open without `connection_init`.
+pub const INIT_WITHIN: Duration = Duration::from_secs(5);
+
+/// Close code for a socket that did not send `connection_init` in time (graphql-transport-ws).
+const INIT_TIMEOUT: u16 = 4408;
 
 /// Close code for a socket whose caller's access ended or changed (the 4000s are the
 /// application's; 4403 as graphql-transport-ws uses 4403 for "forbidden").
@@ -29,6 +36,8 @@ pub struct SocketParts {
     pub db: Db,
     /// The largest message (after continuations) read.
     pub max_message_bytes: usize,
+    /// Its place in the socket counts, given back when it closes.
+    pub admission: crate::socket_caps::Admission,
 }
 
 /// Upgrades the request and serves the socket on its own task. `token` and `from_upgrade` are
@@ -57,12 +66,16 @@ pub fn serve(
         .aggregate_continuations()
         .max_continuation_size(parts.max_message_bytes);
     let caller: Caller = Arc::new(Mutex::new(token.zip(from_upgrade.clone())));
-    let SocketParts { schema, backend, db, .. } = parts;
+    let SocketParts { schema, backend, db, admission, .. } = parts;
+    let admission = Arc::new(admission);
+    let initialised = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (input, messages) = tokio::sync::mpsc::channel::<String>(16);
     let messages = tokio_stream::wrappers::ReceiverStream::new(messages);
     let on_init = {
         let (db, backend, caller) = (db.clone(), backend.clone(), caller.clone());
+        let (admission, initialised) = (admission.clone(), initialised.clone());
         move |value: serde_json::Value| async move {
+            initialised.store(true, std::sync::atomic::Ordering::SeqCst);
             let init_token = value
                 .get("token")
                 .or_else(|| value.get("Authorization"))
@@ -78,15 +91,25 @@ pub fn serve(
                 }
                 None => from_upgrade,
             };
+            if let Some(p) = &principal {
+                admission.of_user(&p.user_id.to_string()).map_err(async_graphql::Error::new)?;
+            }
             Ok(request_data(&backend, principal, client))
         }
     };
     let mut graphql = Box::pin(WebSocket::new(schema, messages, protocol).on_connection_init(on_init));
     actix_web::rt::spawn(async move {
+        let _counted = admission;
         let mut recheck = tokio::time::interval(RECHECK);
         recheck.tick().await;
+        let init_by = tokio::time::sleep(INIT_WITHIN);
+        tokio::pin!(init_by);
         let closing = loop {
             tokio::select! {
+                () = &mut init_by, if !initialised.load(std::sync::atomic::Ordering::SeqCst) => {
+                    let description = "Connection initialisation timeout".to_string();
+                    break Some(CloseReason { code: CloseCode::Other(INIT_TIMEOUT), description: Some(description) });
+                }
                 frame = stream.next() => match frame {
                     Some(Ok(AggregatedMessage::Text(t))) => {
                         if input.send(t.to_string()).await.is_err() {

@@ -28,6 +28,8 @@ struct AppState {
     schema: BatonSchema,
     backend: Arc<dyn Backend>,
     db: Db,
+    /// The GraphQL sockets open, against their caps.
+    sockets: Arc<crate::socket_caps::SocketCounts>,
 }
 
 /// `200 ok` while the database answers; `503 degraded` with the reason while it does not (the
@@ -158,13 +160,24 @@ async fn subscriptions(
         return Ok(refused.response());
     }
     let token = request_token(&http);
-    let from_upgrade = users::principal_for(&state.db, token.clone()).await;
     let client = client_info(&http, token.clone());
+    let refused = |why: String| Ok(refusal(StatusCode::TOO_MANY_REQUESTS, "socket", "limit", why).response());
+    let admission = match state.sockets.admit(&client.ip) {
+        Ok(a) => a,
+        Err(why) => return refused(why),
+    };
+    let from_upgrade = users::principal_for(&state.db, token.clone()).await;
+    if let Some(p) = &from_upgrade {
+        if let Err(why) = admission.of_user(&p.user_id.to_string()) {
+            return refused(why);
+        }
+    }
     let parts = crate::graphql_socket::SocketParts {
         schema: state.schema.clone(),
         backend: state.backend.clone(),
         db: state.db.clone(),
         max_message_bytes: policy.max_body_bytes,
+        admission,
     };
     crate::graphql_socket::serve(parts, &http, payload, token, from_upgrade, client)
 }
@@ -191,7 +204,8 @@ async fn ui(req: HttpRequest) -> HttpResponse {
 /// Binds, prints the address it listens on (tests read it when the port is 0), and serves.
 pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
     let crate::app::App { db, schema, backend, hub, driver, stopping } = crate::app::build(&config, db).await?;
-    let state = AppState { schema, backend, db };
+    let sockets = crate::socket_caps::SocketCounts::new(config.socket_caps);
+    let state = AppState { schema, backend, db, sockets };
     let policy = WebPolicy { max_body_bytes: config.max_body_bytes, allowed_origins: config.allowed_origins.clone() };
     let server = HttpServer::new(move || {
         App::new()

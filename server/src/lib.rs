@@ -16,5 +16,6 @@ pub mod graphql_socket;
 pub mod http;
 pub mod lease;
 pub mod service;
+pub mod socket_caps;
 pub mod vault;
 pub mod web_guard;

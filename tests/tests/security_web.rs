@@ -328,3 +328,47 @@ fn a_fragment_bomb_is_refused_before_it_is_expanded() {
         still_up(&s);
     }
 }
+
+/// GraphQL sockets are capped per address, per user and in total, and one that never sends
+/// `connection_init` is closed with 4408 within a few seconds; `/healthz` answers throughout.
+#[test]
+fn idle_and_excess_sockets_are_refused_or_closed() {
+    let (s, _dir) = server_with("max_sockets_per_address = 3\nmax_sockets_per_user = 1\n");
+    let admin = s.admin().unwrap();
+    let open = || {
+        let mut req = s.url("/graphql/ws").replace("http://", "ws://").into_client_request().unwrap();
+        req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+        // Refused at the upgrade: its HTTP status.
+        tungstenite::connect(req).map(|(ws, _)| ws).map_err(|e| match e {
+            tungstenite::Error::Http(resp) => resp.status().as_u16(),
+            _ => 0,
+        })
+    };
+    let closed_with = |ws: &mut tungstenite::WebSocket<_>| loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string()),
+            Ok(tungstenite::Message::Close(None)) | Err(_) => return (0, String::new()),
+            Ok(_) => {}
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut idle: Vec<_> = (0..3).map(|_| open().unwrap()).collect();
+    // A fourth from this address is refused at the upgrade.
+    assert_eq!(open().map(|_| ()), Err(429), "a fourth socket from one address");
+    still_up(&s);
+    // Those that never said connection_init are closed, in a few seconds.
+    for ws in &mut idle {
+        assert_eq!(closed_with(ws).0, 4408);
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "{:?}", started.elapsed());
+    // Their places are given back; one user gets one socket here.
+    let init = json!({ "type": "connection_init", "payload": { "token": admin } }).to_string();
+    let mut first = open().unwrap();
+    first.send(tungstenite::Message::Text(init.clone().into())).unwrap();
+    assert!(matches!(first.read().unwrap(), tungstenite::Message::Text(t) if t.contains("connection_ack")));
+    let mut second = open().unwrap();
+    second.send(tungstenite::Message::Text(init.into())).unwrap();
+    let (code, reason) = closed_with(&mut second);
+    assert!(code != 0 && reason.contains("max_sockets_per_user"), "closed {code}: {reason}");
+    still_up(&s);
+}
