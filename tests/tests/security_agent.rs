@@ -391,3 +391,31 @@ fn a_credential_is_never_on_the_agents_disk_even_across_an_agent_restart() {
     assert!(!out.contains(secret) && !out.contains("again="), "{out}");
     assert_eq!(files_holding(state.path(), secret), Vec::<String>::new());
 }
+
+/// What an agent or a client says about itself is bounded before it is hashed, stored or used
+/// as a key: a megabyte token or hostname in a hello is refused naming the field, a bearer token
+/// longer than any the server issues is no token, and the server carries on.
+#[test]
+fn oversized_claims_are_refused_before_they_are_hashed_or_stored() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    let (token, _) = agent_token(&s, &admin, "t");
+    let huge = "x".repeat(1 << 20);
+    let (_, answer) = hello(&s, &huge, "a1");
+    assert_eq!(
+        (answer["type"].as_str(), answer["reason"].as_str()),
+        (Some("refused"), Some("the enrollment token is unknown or revoked"))
+    );
+    let url = s.url("/agent").replace("http://", "ws://");
+    let (mut ws, _) = tungstenite::connect(url.as_str()).unwrap();
+    let hello = json!({"type": "hello", "protocol": 1, "token": token, "name": "a1", "hostname": huge, "queues": [],
+                       "version": "x", "os": "y", "last_acked_seq": 0});
+    ws.send(tungstenite::Message::Text(hello.to_string().into())).unwrap();
+    let answer = next_agent_frame(&mut ws).unwrap();
+    assert_eq!(answer["reason"], "hostname: at most 255 bytes", "{answer}");
+    let res = s.graphql_as(Some(&"x".repeat(4096)), "{ me { username } }", json!({})).unwrap();
+    assert_eq!(baton_tests::error_code(&res).as_deref(), Some("UNAUTHENTICATED"), "{res}");
+    // The token is still free for its agent.
+    let (_, answer) = self::hello(&s, &token, "a1");
+    assert_eq!(answer["type"], "welcome", "{answer}");
+}

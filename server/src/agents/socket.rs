@@ -92,6 +92,23 @@ async fn admit(hub: &AgentHub, hello: AgentMsg, tx: &mpsc::UnboundedSender<Serve
     {
         return Err(Refused("agent and queue names may contain only letters, digits, '_', '-' and '.'".into()));
     }
+    // Checked before anything is hashed, stored or looked up.
+    if token.len() > crate::service::auth::MAX_TOKEN_BYTES {
+        return Err(Refused("the enrollment token is unknown or revoked".into()));
+    }
+    let fields =
+        [("hostname", &hostname, 255), ("version", &version, 64), ("os", &os, 128), ("incarnation", &incarnation, 64)];
+    for (field, value, most) in fields {
+        if value.len() > most {
+            return Err(Refused(format!("{field}: at most {most} bytes")));
+        }
+    }
+    if queues.len() > 64 {
+        return Err(Refused("queues: at most 64".into()));
+    }
+    if attempts.as_ref().is_some_and(|a| a.len() > 100_000) {
+        return Err(Refused("attempts: at most 100000".into()));
+    }
     let hash = token_hash(&token);
     let known = hub.db.run(move |c| db::agent_tokens::find_live(c, &hash)).await.map_err(unavailable)?;
     let Some(token) = known else {

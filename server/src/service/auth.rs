@@ -64,6 +64,10 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 pub const MAX_USERNAME_BYTES: usize = 64;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// The longest token looked up (sessions, API and enrollment tokens are 67 bytes): a longer one
+/// is no token, refused before it is hashed.
+pub const MAX_TOKEN_BYTES: usize = 128;
+
 /// Slows down repeated failed logins. Failures count per address and name (`ADDR NAME`) and per
 /// address (`ADDR`), never per name alone: failures from one address never lock a user out from
 /// another. After `FREE` failures of a key in the window, each further attempt waits a delay that

@@ -77,6 +77,9 @@ pub fn insert_user(
 
 /// The principal a session or API token stands for, if it is live and its user is enabled.
 pub fn authenticate(c: &mut DbConn, token: &str) -> SvcResult<Option<Principal>> {
+    if token.len() > auth::MAX_TOKEN_BYTES {
+        return Ok(None);
+    }
     let now = Utc::now();
     let hash = auth::token_hash(token);
     let row = if let Some(u) = db::sessions::live_user(c, &hash, now)? {
@@ -100,7 +103,7 @@ pub fn authenticate(c: &mut DbConn, token: &str) -> SvcResult<Option<Principal>>
 /// The principal of a request's token (none, unknown or failing to look up: no one), for the
 /// HTTP handlers and the GraphQL socket.
 pub async fn principal_for(db: &db::Db, token: Option<String>) -> Option<Principal> {
-    let token = token?;
+    let token = token.filter(|t| t.len() <= auth::MAX_TOKEN_BYTES)?;
     db.run(move |c| Ok(authenticate(c, &token))).await.ok()?.unwrap_or_else(|e| {
         tracing::warn!(error = ?e, "authenticating a request");
         None
