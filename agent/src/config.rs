@@ -88,15 +88,15 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Whether a server URL names this host (loopback), where plain text never leaves the machine.
+/// Whether a server URL names this host (loopback), where plain text never leaves the machine:
+/// the host as a URL parser reads it, so `http://127.0.0.1:1@elsewhere/` is elsewhere.
 fn on_this_host(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    match url::Url::parse(url).ok().as_ref().and_then(url::Url::host) {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// A TLS client that trusts the certificates the CA in `ca` (PEM) signed, and nothing else.
@@ -258,7 +258,10 @@ mod tests {
         for ok in ["http://127.0.0.1:8080", "ws://localhost:1", "http://[::1]:8080", "https://baton.example.com"] {
             assert_eq!(plain(ok, false), Ok(()), "{ok}");
         }
-        for refused in ["http://baton.example.com:8080", "ws://10.0.0.1:8080", "http://127.0.0.1.example.com"] {
+        let fooled =
+            ["http://127.0.0.1:1@baton.example.com/", "ws://localhost@10.0.0.1:8080", "http://[::1]@example.com"];
+        let elsewhere = ["http://baton.example.com:8080", "ws://10.0.0.1:8080", "http://127.0.0.1.example.com"];
+        for refused in elsewhere.into_iter().chain(fooled) {
             let err = plain(refused, false).unwrap_err();
             assert!(err.starts_with("server:") && err.contains("--insecure"), "{refused}: {err}");
             assert_eq!(plain(refused, true), Ok(()), "{refused} with --insecure");
