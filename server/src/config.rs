@@ -86,6 +86,9 @@ pub struct FileConfig {
     /// GraphQL sockets open at once: in all (default 10,000), from one address (256), for one
     /// user (64).
     pub max_sockets: Option<usize>,
+    /// Hosts webhooks may reach although they resolve to loopback, private or link-local
+    /// addresses (`["hooks.internal", "127.0.0.1"]`); none by default.
+    pub alert_allowed_hosts: Option<Vec<String>>,
     pub max_sockets_per_address: Option<usize>,
     pub max_sockets_per_user: Option<usize>,
 }
@@ -207,6 +210,7 @@ impl Config {
                 attempts: alert_attempts,
                 retry_base: std::time::Duration::from_millis(alert_retry_base_ms),
                 check_every: std::time::Duration::from_secs(u64::from(alert_check_seconds)),
+                allowed_hosts: std::sync::Arc::new(f.alert_allowed_hosts.unwrap_or_default()),
             },
             listen,
             data_dir,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 fn config() -> String {
     let path = std::env::temp_dir().join(format!("baton-alerts-{}-{}.toml", std::process::id(), free_port()));
-    std::fs::write(&path, "agent_heartbeat_seconds = 1\nalert_retry_base_ms = 200\nalert_attempts = 4\n").unwrap();
+    std::fs::write(&path, "agent_heartbeat_seconds = 1\nalert_retry_base_ms = 200\nalert_attempts = 4\nalert_allowed_hosts = [\"127.0.0.1\"]\n").unwrap();
     path.to_string_lossy().into_owned()
 }
 
@@ -410,7 +410,8 @@ fn a_missing_or_wrong_master_key_stops_the_server_and_decrypts_nothing() {
     assert!(err.contains("BATON_MASTER_KEY environment variable: not base64"), "{err}");
 
     // The right key, from the environment: the secret is there, and works.
-    let s = Server::start_env(data_dir, "127.0.0.1:0", &[], &[("BATON_MASTER_KEY", key.trim())]).unwrap();
+    let s = Server::start_env(data_dir, "127.0.0.1:0", &["--config", &config()], &[("BATON_MASTER_KEY", key.trim())])
+        .unwrap();
     let admin = s.login("admin", &password).unwrap();
     let sent = gql(&s, &admin, "mutation { sendTestAlert(integration: \"ops\") { status } }", json!({}));
     assert_eq!(sent["sendTestAlert"]["status"], "SENT");
@@ -536,7 +537,7 @@ fn secrets_are_masked_in_output_across_chunks_and_never_returned_logged_or_expor
 #[test]
 fn the_master_key_is_rotated_with_every_value_sealed_again() {
     let sink = Sink::start();
-    let s = Server::start().unwrap();
+    let s = Server::start_with(&["--config", &config()]).unwrap();
     let admin = s.admin().unwrap();
     set_credential(&s, &admin, "hooks/ops", &format!("{}/ops/R0TATED", sink.base_url));
     integration(&s, &admin, json!({ "name": "ops", "kind": "slack", "credentialKey": "hooks/ops" }));
@@ -564,9 +565,52 @@ fn the_master_key_is_rotated_with_every_value_sealed_again() {
     // The old key opens nothing any more; the new one opens everything.
     let err = refused_start(data_dir.path(), &[("BATON_MASTER_KEY", old_key.trim())]);
     assert!(err.contains("wrong master key: credential hooks/ops cannot be decrypted"), "{err}");
-    let s = Server::start_in(data_dir, &[]).unwrap();
+    let s = Server::start_in(data_dir, &["--config", &config()]).unwrap();
     let admin = s.login("admin", &password).unwrap();
     let sent = gql(&s, &admin, "mutation { sendTestAlert(integration: \"ops\") { status } }", json!({}));
     assert_eq!(sent["sendTestAlert"]["status"], "SENT");
     assert_eq!(sink.to("/ops/R0TATED").len(), 1);
+}
+
+/// What leaves the server is encoded for where it goes and goes only where allowed: a job's
+/// output pasted into a webhook's JSON body stays one string (it cannot add fields), and a
+/// webhook to an address on this host is refused for good unless `alert_allowed_hosts` lists it.
+#[test]
+fn a_webhook_body_is_escaped_and_a_private_address_must_be_listed() {
+    let sink = Sink::start();
+    let s = Server::start_with(&["--config", &config()]).unwrap();
+    let admin = s.admin().unwrap();
+    let _agent = with_agent(&s, &admin);
+    set_credential(&s, &admin, "hooks/escape", &format!("{}/hook/escape", sink.base_url));
+    let body = "{\"task\":\"${T:task_name}\",\"out\":\"${P:stdout}\"}";
+    integration(
+        &s,
+        &admin,
+        json!({ "name": "escape", "kind": "webhook", "credentialKey": "hooks/escape", "body": body }),
+    );
+    let command = r#"printf '%s\n' '","admin":true,"x":"'; exit 1"#;
+    let tid = task(
+        &s,
+        &admin,
+        json!({ "name": "sly", "command": command, "target": "etl", "runAsUser": "root",
+                "alerts": [{ "on": "failure", "integration": "escape" }] }),
+    );
+    force_run(&s, &admin, tid);
+    let got = wait_for("the alert", Duration::from_secs(30), || sink.to("/hook/escape").into_iter().next()).unwrap();
+    let sent = got.json();
+    let keys: Vec<&String> = sent.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["out", "task"], "the output added fields: {sent}");
+    assert!(sent["out"].as_str().unwrap().contains("\"admin\":true"), "{sent}");
+
+    // A server with no list refuses the same address, naming the key, and tries no more.
+    let bare = Server::start().unwrap();
+    let admin = bare.admin().unwrap();
+    set_credential(&bare, &admin, "hooks/local", &format!("{}/hook/local", sink.base_url));
+    integration(&bare, &admin, json!({ "name": "local", "kind": "slack", "credentialKey": "hooks/local" }));
+    let sent = gql(&bare, &admin, "mutation { sendTestAlert(integration: \"local\") { status } }", json!({}));
+    assert_eq!(sent["sendTestAlert"]["status"], "FAILED", "{sent}");
+    let d = deliveries(&bare, &admin, Some("local"));
+    assert_eq!(d[0]["attempts"], 1, "refused for good: {d:?}");
+    assert!(d[0]["lastError"].as_str().unwrap().contains("alert_allowed_hosts lists 127.0.0.1"), "{d:?}");
+    assert!(sink.to("/hook/local").is_empty(), "nothing reached it");
 }

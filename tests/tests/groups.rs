@@ -12,7 +12,11 @@ use std::time::Duration;
 
 fn config() -> String {
     let path = std::env::temp_dir().join(format!("baton-groups-{}-{}.toml", std::process::id(), free_port()));
-    std::fs::write(&path, "agent_heartbeat_seconds = 1\nmisfire_grace_seconds = 900\n").unwrap();
+    std::fs::write(
+        &path,
+        "agent_heartbeat_seconds = 1\nmisfire_grace_seconds = 900\nalert_allowed_hosts = [\"127.0.0.1\"]\n",
+    )
+    .unwrap();
     path.to_string_lossy().into_owned()
 }
 

@@ -313,7 +313,11 @@ fn tasks_and_groups_are_built_in_the_browser_with_the_flow_graph_and_an_import_p
         return;
     };
     let sink = baton_tests::sink::Sink::start();
-    let s = Server::start().unwrap();
+    // The sink is on this host: alerts may go there only when listed.
+    let config = tempfile::tempdir().unwrap();
+    let config_file = config.path().join("baton.toml");
+    std::fs::write(&config_file, "alert_allowed_hosts = [\"127.0.0.1\"]\n").unwrap();
+    let s = Server::start_with(&["--config", config_file.to_str().unwrap()]).unwrap();
     let admin = s.admin().unwrap();
     let password = s.admin_password.clone();
     let base = s.url("/");

@@ -6,6 +6,7 @@
 
 mod deadlines;
 mod facts;
+mod outbound;
 mod policy;
 pub mod send;
 mod worker;

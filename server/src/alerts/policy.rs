@@ -1,5 +1,5 @@
-//! How alert deliveries are retried: the attempts and the backoff between them, and how often
-//! deadlines are checked.
+//! How alert deliveries are retried (the attempts and the backoff between them), where they may
+//! go, and how often deadlines are checked.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -12,6 +12,9 @@ pub struct AlertPolicy {
     pub retry_base: std::time::Duration,
     /// How often deadlines are checked.
     pub check_every: std::time::Duration,
+    /// Hosts (names or addresses, as in the URL) webhooks may reach although they resolve to a
+    /// loopback, private or link-local address (`alert_allowed_hosts`).
+    pub allowed_hosts: std::sync::Arc<Vec<String>>,
 }
 
 impl Default for AlertPolicy {
@@ -20,6 +23,7 @@ impl Default for AlertPolicy {
             attempts: 6,
             retry_base: std::time::Duration::from_secs(2),
             check_every: std::time::Duration::from_secs(15),
+            allowed_hosts: std::sync::Arc::default(),
         }
     }
 }

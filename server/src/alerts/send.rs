@@ -8,6 +8,7 @@ use baton_schema::alert::{Channel, Integration, IntegrationDraft, SmtpSecurity};
 use baton_schema::placeholder::{expand, PlaceholderContext};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a delivery attempt failed, and whether trying again can help.
@@ -76,10 +77,17 @@ pub fn http_call(
     };
     Some(match channel {
         Channel::Webhook { method, headers, body } => {
-            let values = values_of(details);
+            let raw = values_of(details);
+            // Each value is encoded for the body's format, so a job's output cannot add fields.
+            let content_type = headers.iter().find(|h| h.name.eq_ignore_ascii_case("content-type"));
+            let format = BodyFormat::of(content_type.map_or("application/json", |h| h.value.as_str()));
+            let values: HashMap<String, String> = raw.iter().map(|(k, v)| (k.clone(), format.encode(v))).collect();
             let render = |t: &str| expand(t, PlaceholderContext::Alert, &values).unwrap_or_else(|_| t.to_string());
-            let mut header_values = values.clone();
-            header_values.extend(credentials.iter().map(|(k, v)| (format!("C:{k}"), v.clone())));
+            // A header value is one line.
+            let one_line = |v: &str| v.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>();
+            let mut header_values: HashMap<String, String> =
+                raw.iter().map(|(k, v)| (k.clone(), one_line(v))).collect();
+            header_values.extend(credentials.iter().map(|(k, v)| (format!("C:{k}"), one_line(v))));
             let render_header =
                 |t: &str| expand(t, PlaceholderContext::Header, &header_values).unwrap_or_else(|_| t.to_string());
             let body = match body {
@@ -170,6 +178,58 @@ pub fn http_call(
     })
 }
 
+/// The format of a webhook's body, as its `Content-Type` says: what its placeholders' values
+/// are encoded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyFormat {
+    /// Inside a JSON string (or as a number): escaped as JSON string content.
+    Json,
+    /// `application/x-www-form-urlencoded`: percent-encoded.
+    Form,
+    /// XML or HTML: entities for `& < > " '`.
+    Markup,
+    /// Anything else (`text/plain`): as it is.
+    Text,
+}
+
+impl BodyFormat {
+    fn of(content_type: &str) -> BodyFormat {
+        let t = content_type.to_ascii_lowercase();
+        if t.contains("json") {
+            BodyFormat::Json
+        } else if t.contains("x-www-form-urlencoded") {
+            BodyFormat::Form
+        } else if t.contains("xml") || t.contains("html") {
+            BodyFormat::Markup
+        } else {
+            BodyFormat::Text
+        }
+    }
+
+    fn encode(self, v: &str) -> String {
+        match self {
+            BodyFormat::Json => {
+                let quoted = Value::String(v.to_string()).to_string();
+                quoted[1..quoted.len() - 1].to_string()
+            }
+            BodyFormat::Form => v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect(),
+            BodyFormat::Markup => v
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+                .replace('\'', "&#39;"),
+            BodyFormat::Text => v.to_string(),
+        }
+    }
+}
+
 /// Replaces the secret (and, for a URL, its path and query) wherever it appears.
 fn scrub(text: &str, secret: &str) -> String {
     if secret.is_empty() {
@@ -186,18 +246,22 @@ fn scrub(text: &str, secret: &str) -> String {
     out
 }
 
-fn send_http(call: &HttpCall) -> Result<String, Failure> {
-    let config = ureq::Agent::config_builder().timeout_global(Some(SEND_TIMEOUT)).http_status_as_error(false).build();
-    let agent: ureq::Agent = config.into();
+fn send_http(call: &HttpCall, allowed_hosts: &Arc<Vec<String>>) -> Result<String, Failure> {
+    let agent = super::outbound::agent(allowed_hosts.clone(), SEND_TIMEOUT);
     let mut req = ureq::http::Request::builder().method(call.method.as_str()).uri(&call.url);
     for (n, v) in &call.headers {
         req = req.header(n, v);
     }
     let req = req.body(call.body.clone()).map_err(|e| Failure::Permanent(format!("building the request: {e}")))?;
-    let resp = agent.run(req).map_err(|e| Failure::Retry(format!("sending: {e}")))?;
+    let resp = agent.run(req).map_err(|e| match e {
+        // Refused by where it would go: trying again changes nothing.
+        ureq::Error::BadUri(why) => Failure::Permanent(why),
+        e => Failure::Retry(format!("sending: {e}")),
+    })?;
     let status = resp.status().as_u16();
     match status {
         200..=299 => Ok(format!("HTTP {status}")),
+        300..=399 => Err(Failure::Permanent(format!("HTTP {status}: alerts do not follow redirects"))),
         408 | 425 | 429 | 500..=599 => Err(Failure::Retry(format!("HTTP {status}"))),
         _ => Err(Failure::Permanent(format!("HTTP {status}"))),
     }
@@ -283,12 +347,12 @@ pub fn prepare(c: &mut DbConn, vault: &Vault, d: &DeliveryRow) -> Result<Prepare
 
 impl Prepared {
     /// One attempt at sending; secrets are scrubbed from what it says.
-    pub fn send(&self, d: &DeliveryRow) -> Result<String, Failure> {
+    pub fn send(&self, d: &DeliveryRow, allowed_hosts: &Arc<Vec<String>>) -> Result<String, Failure> {
         let secret = self.integration.credential_key.as_ref().and_then(|k| self.credentials.get(k.as_str()).cloned());
         let details: Value = serde_json::from_str(&d.details).unwrap_or(Value::Null);
         let channel = &self.integration.channel;
         let result = match http_call(channel, d, &details, secret.as_deref().unwrap_or_default(), &self.credentials) {
-            Some(call) => send_http(&call),
+            Some(call) => send_http(&call, allowed_hosts),
             None => send_email(channel, d, secret.as_deref()),
         };
         let clean = |m: String| self.credentials.values().fold(m, |m, v| scrub(&m, v));
@@ -374,6 +438,15 @@ mod tests {
         let body: Value =
             serde_json::from_str(&http_call(&pd, &ok, &details, "ROUTING", &HashMap::new()).unwrap().body).unwrap();
         assert_eq!((body["event_action"].as_str(), body.get("payload")), (Some("resolve"), None));
+    }
+
+    #[test]
+    fn values_are_encoded_for_the_bodys_format() {
+        let sly = "a\"b&c<d> e=f\n";
+        assert_eq!(BodyFormat::of("application/json; charset=utf-8").encode(sly), "a\\\"b&c<d> e=f\\n");
+        assert_eq!(BodyFormat::of("application/x-www-form-urlencoded").encode(sly), "a%22b%26c%3Cd%3E%20e%3Df%0A");
+        assert_eq!(BodyFormat::of("text/xml").encode(sly), "a&quot;b&amp;c&lt;d&gt; e=f\n");
+        assert_eq!(BodyFormat::of("text/plain").encode(sly), sly);
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Alerts {
             Ok(mut c) => send::prepare(&mut c, &self.vault, d),
             Err(e) => Err(send::Failure::Retry(format!("reading the integration: {e}"))),
         };
-        let result = prepared.and_then(|p| p.send(d));
+        let result = prepared.and_then(|p| p.send(d, &self.policy.allowed_hosts));
         let now = Utc::now();
         let next = match &result {
             Ok(_) => None,
