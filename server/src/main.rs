@@ -235,8 +235,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::AgentToken { command: AgentTokenCommand::Create { name, storage } } => {
             let mut conn = storage.open()?;
-            let (token, _) = baton_server::service::agents::create_token(&mut conn, &name, "baton agent-token")
-                .map_err(api_error)?;
+            let (token, _) = baton_server::service::agents::create_token(
+                &mut conn,
+                &name,
+                "baton agent-token",
+                &baton_schema::access::InstanceAccess::All,
+            )
+            .map_err(api_error)?;
             println!("agent token {name} created; give it to baton-agent --token:");
             println!("{token}");
             Ok(())

@@ -380,6 +380,11 @@ pub fn agent_token_cli(data_dir: &Path, name: &str) -> Result<String> {
     Ok(stdout.lines().last().unwrap_or_default().trim().to_string())
 }
 
+/// This host's name, as the agent reads it (and claims it in its hello).
+pub fn this_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
 /// A free port on 127.0.0.1 (for a server that must come back on the same address).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
@@ -575,11 +580,24 @@ pub fn graphql_from(
 /// A raw agent connection (`/agent`), for tests that speak the protocol themselves.
 pub type AgentSocket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
 
-/// Opens an agent connection and says hello as `name` with `token`; the server's first answer.
+/// Opens an agent connection and says hello as `name` with `token` (hostname `h`, no queues);
+/// the server's first answer.
 pub fn agent_hello(base_url: &str, token: &str, name: &str) -> Result<(AgentSocket, serde_json::Value)> {
+    agent_hello_as(base_url, token, name, "h", &[])
+}
+
+/// The same, claiming `hostname` and `queues` (an enrollment token keeps what its agent first
+/// claimed).
+pub fn agent_hello_as(
+    base_url: &str,
+    token: &str,
+    name: &str,
+    hostname: &str,
+    queues: &[&str],
+) -> Result<(AgentSocket, serde_json::Value)> {
     let (mut ws, _) = tungstenite::connect(format!("{}/agent", base_url.replacen("http", "ws", 1)).as_str())?;
-    let hello = serde_json::json!({"type": "hello", "protocol": 1, "token": token, "name": name, "hostname": "h",
-                                   "queues": [], "version": "x", "os": "y", "last_acked_seq": 0});
+    let hello = serde_json::json!({"type": "hello", "protocol": 1, "token": token, "name": name, "hostname": hostname,
+                                   "queues": queues, "version": "x", "os": "y", "last_acked_seq": 0});
     ws.send(tungstenite::Message::Text(hello.to_string().into()))?;
     let answer = next_agent_frame(&mut ws).context("the server closed the connection")?;
     Ok((ws, answer))

@@ -5,7 +5,7 @@
 //! tests run as root (as in CI).
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
-use baton_tests::{agent_hello, data, in_ci, next_agent_frame, wait_for, Agent, AgentSocket, Server};
+use baton_tests::{agent_hello, agent_hello_as, data, in_ci, next_agent_frame, wait_for, Agent, AgentSocket, Server};
 use serde_json::{json, Value};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
@@ -258,20 +258,23 @@ fn an_agent_is_who_its_token_says() {
     let admin = s.admin().unwrap();
     let (prod, prod_id) = agent_token(&s, &admin, "prod");
     let (other, _) = agent_token(&s, &admin, "other");
-    // The first registration binds the token to its name.
-    let (ws, answer) = hello(&s, &prod, "prod01");
+    // The first registration binds the token to its name (and to the hostname and queues it
+    // claims: this host's and etl, as the real agent started with it below claims).
+    let host = baton_tests::this_hostname();
+    let as_prod01 = |token: &str, name: &str| agent_hello_as(&s.base_url, token, name, &host, &["etl"]).unwrap();
+    let (ws, answer) = as_prod01(&prod, "prod01");
     assert_eq!(answer["type"], "welcome", "{answer}");
     drop(ws);
     // Another live token cannot take that name, online or not; the token no other name.
-    let (_, answer) = hello(&s, &other, "prod01");
+    let (_, answer) = as_prod01(&other, "prod01");
     assert_eq!(answer["type"], "refused", "{answer}");
     assert_eq!(answer["reason"], "agent prod01 is enrolled with another token");
-    let (_, answer) = hello(&s, &prod, "prod02");
+    let (_, answer) = as_prod01(&prod, "prod02");
     assert_eq!(answer["reason"], "this enrollment token belongs to agent prod01, not prod02", "{answer}");
 
     // An event numbered far past what was stored is refused: it would hide the real agent's.
     let (mut ws, answer) = wait_for("prod01's name to be free again", Duration::from_secs(10), || {
-        let (ws, answer) = hello(&s, &prod, "prod01");
+        let (ws, answer) = as_prod01(&prod, "prod01");
         (answer["type"] == "welcome").then_some((ws, answer))
     })
     .unwrap();

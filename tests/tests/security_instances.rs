@@ -295,3 +295,58 @@ fn credentials_and_integrations_belong_to_an_instance_or_to_all() {
     let tid = res["data"]["createTask"]["tid"].as_i64().unwrap_or_else(|| panic!("{res}"));
     wait_success(&s, &admin, force_run(&s, &admin, tid));
 }
+
+/// Says hello as agent `name` with `token`, claiming `hostname` and `queues`; the first answer
+/// and the connection.
+fn hello(s: &Server, token: &str, name: &str, hostname: &str, queues: &[&str]) -> (baton_tests::AgentSocket, Value) {
+    let (mut ws, _) = tungstenite::connect(s.url("/agent").replacen("http", "ws", 1).as_str()).unwrap();
+    let hello = json!({"type": "hello", "protocol": 1, "token": token, "name": name, "hostname": hostname,
+                       "queues": queues, "version": "x", "os": "y", "last_acked_seq": 0, "incarnation": "i1"});
+    ws.send(tungstenite::Message::Text(hello.to_string().into())).unwrap();
+    let answer = baton_tests::next_agent_frame(&mut ws).unwrap();
+    (ws, answer)
+}
+
+/// An agent is only what the server issued: a token an admin of `other` makes enrols an agent
+/// that serves `other` only, whatever it says of itself (here the hostname of `default`'s
+/// agent, which `default`'s task targets); and it may not later claim another hostname or more
+/// queues than at its first registration.
+#[test]
+fn an_agent_serves_only_its_makers_instances_and_claims_no_more_than_it_first_did() {
+    let (s, admin, agent) = rig();
+    let ada = user(&s, &admin, "ada", "admin", "other");
+    let made = gql(&s, &ada, "mutation { createAgentToken(name: \"ada-agent\") { token } }", json!({}));
+    let token = made["createAgentToken"]["token"].as_str().unwrap().to_string();
+    // It claims the hostname `default`'s task targets.
+    let (mut evil, answer) = hello(&s, &token, "evil", "target-of-default", &["etl"]);
+    assert_eq!(answer["type"], "welcome", "{answer}");
+    let agents = gql(&s, &admin, "{ agents { name instances } }", json!({}));
+    let evil_row = agents["agents"].as_array().unwrap().iter().find(|a| a["name"] == "evil").unwrap().clone();
+    assert_eq!(evil_row["instances"], "other", "{agents}");
+    // `default`'s run for that target, with `default`'s agent away: it waits; evil gets nothing.
+    drop(agent);
+    let t =
+        json!({ "name": "victim", "command": "echo secret-work", "target": "target-of-default", "runAsUser": "root" });
+    let tid = gql(&s, &admin, "mutation($t: TaskInput!) { createTask(input: $t) { tid } }", json!({ "t": t }))
+        ["createTask"]["tid"]
+        .as_i64()
+        .unwrap();
+    let run = force_run(&s, &admin, tid);
+    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = evil.get_mut() {
+        tcp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    }
+    while let Ok(frame) = evil.read() {
+        if let tungstenite::Message::Text(t) = frame {
+            assert!(!t.contains("\"dispatch\""), "another instance's run reached the agent: {t}");
+        }
+    }
+    let r = gql(&s, &admin, "query($id: Int!) { run(id: $id) { status agentId } }", json!({ "id": run }));
+    assert_eq!(r["run"]["status"], "TRIGGERED", "{r}");
+    assert!(r["run"]["agentId"].is_null(), "{r}");
+    drop(evil);
+    // Later claims beyond the first registration are refused.
+    let (_, answer) = hello(&s, &token, "evil", "another-host", &["etl"]);
+    assert_eq!(answer["reason"], "this enrollment token is bound to hostname target-of-default, not another-host");
+    let (_, answer) = hello(&s, &token, "evil", "target-of-default", &["etl", "payroll"]);
+    assert_eq!(answer["reason"], "queues payroll are not this enrollment token's (it was bound to: etl)", "{answer}");
+}

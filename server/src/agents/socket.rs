@@ -116,8 +116,20 @@ async fn admit(hub: &AgentHub, hello: AgentMsg, tx: &mpsc::UnboundedSender<Serve
     };
     // A token enrolls one agent, the name it first registered; no other token takes that name.
     let (token_id, bind_name) = (token.id, name.clone());
-    let refused = hub.db.run(move |c| db::agent_tokens::bind(c, token_id, &bind_name)).await.map_err(unavailable)?;
+    // And what it first said of itself (hostname, queues), since targets match them.
+    let (claimed_host, claimed_queues) = (hostname.clone(), queues.clone());
+    let refused = hub
+        .db
+        .run(move |c| {
+            db::transaction(c, |c| match db::agent_tokens::bind(c, token_id, &bind_name)? {
+                Some(why) => Ok(Some(why)),
+                None => db::agent_tokens::bind_claims(c, token_id, &claimed_host, &claimed_queues),
+            })
+        })
+        .await
+        .map_err(unavailable)?;
     if let Some(why) = refused {
+        tracing::warn!(agent = %name, %why, "an agent claimed more than its enrollment token allows");
         return Err(Refused(why));
     }
     let serial = hub.serial.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -147,11 +159,12 @@ async fn admit(hub: &AgentHub, hello: AgentMsg, tx: &mpsc::UnboundedSender<Serve
         };
         conns.insert(name.clone(), conn);
     }
-    let (reg_name, reg_incarnation) = (name.clone(), incarnation.clone());
+    let (reg_name, reg_incarnation, token_instances) = (name.clone(), incarnation.clone(), token.instances.clone());
     let row = hub
         .db
         .run(move |c| {
-            let (row, reinstalled) = db::agents::register(
+            let new = db::agents::by_name(c, &reg_name)?.is_none();
+            let (mut row, reinstalled) = db::agents::register(
                 c,
                 &db::agents::Registration {
                     name: &reg_name,
@@ -163,6 +176,11 @@ async fn admit(hub: &AgentHub, hello: AgentMsg, tx: &mpsc::UnboundedSender<Serve
                 },
                 now,
             )?;
+            // A new agent serves the instances of whoever made its token, no more.
+            if new && row.instances != token_instances {
+                db::agents::set_instances(c, &reg_name, &token_instances)?;
+                row.instances = token_instances;
+            }
             let serves = Serves::of(&row.instances, &db::instances::list(c)?);
             Ok::<_, db::DbError>((row, reinstalled, serves))
         })

@@ -17,17 +17,23 @@ pub struct AgentTokenRow {
     pub revoked_at: Option<NaiveDateTime>,
     /// The agent it enrolled (its first registration).
     pub agent_name: Option<String>,
+    /// The instances its agent serves when it first registers (its maker's).
+    pub instances: String,
+    /// The hostname and queues (comma-separated) its agent claimed when it first registered.
+    pub hostname: Option<String>,
+    pub queues: Option<String>,
 }
 
 pub fn insert(
     conn: &mut DbConn,
     name: &str,
     token_hash: &str,
-    created_by: &str,
+    (created_by, instances): (&str, &str),
     now: DateTime<Utc>,
 ) -> DbResult<AgentTokenId> {
     Ok(with_conn!(conn, |c| diesel::insert_into(agent_tokens::table)
         .values((
+            agent_tokens::instances.eq(instances),
             agent_tokens::name.eq(name),
             agent_tokens::token_hash.eq(token_hash),
             agent_tokens::created_by.eq(created_by),
@@ -91,6 +97,35 @@ pub fn bind(conn: &mut DbConn, id: AgentTokenId, name: &str) -> DbResult<Option<
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Binds the hostname and queues an agent claims to its token at its first registration; later,
+/// a claim beyond them is refused (the reason: `Some`). Targets match hostnames and queues, so
+/// an agent is only what its first registration said.
+pub fn bind_claims(conn: &mut DbConn, id: AgentTokenId, hostname: &str, queues: &[String]) -> DbResult<Option<String>> {
+    let token = with_conn!(conn, |c| agent_tokens::table.find(id).select(AgentTokenRow::as_select()).first(c))?;
+    if let Some(bound) = token.hostname.as_deref().filter(|h| *h != hostname) {
+        return Ok(Some(format!("this enrollment token is bound to hostname {bound}, not {hostname}")));
+    }
+    if let Some(bound) = token.queues.as_deref() {
+        let allowed: Vec<&str> = bound.split(',').filter(|q| !q.is_empty()).collect();
+        let extra: Vec<&str> = queues.iter().map(String::as_str).filter(|q| !allowed.contains(q)).collect();
+        if !extra.is_empty() {
+            return Ok(Some(format!(
+                "queues {} are not this enrollment token's (it was bound to: {bound})",
+                extra.join(", ")
+            )));
+        }
+    }
+    if token.hostname.is_none() || token.queues.is_none() {
+        with_conn!(conn, |c| diesel::update(agent_tokens::table.find(id))
+            .set((
+                agent_tokens::hostname.eq(token.hostname.as_deref().unwrap_or(hostname)),
+                agent_tokens::queues.eq(token.queues.clone().unwrap_or_else(|| queues.join(","))),
+            ))
+            .execute(c))?;
+    }
+    Ok(None)
 }
 
 /// Of these token ids, those revoked (their agents must go).

@@ -156,6 +156,9 @@ diesel::table! {
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
         agent_name -> Nullable<Text>,
+        instances -> Text,
+        hostname -> Nullable<Text>,
+        queues -> Nullable<Text>,
     }
 }
 

@@ -24,14 +24,22 @@ fn token_record(r: db::agent_tokens::AgentTokenRow) -> AgentTokenRecord {
 }
 
 /// Creates an enrollment token and returns it (only its hash is stored).
-pub fn create_token(c: &mut DbConn, name: &str, created_by: &str) -> SvcResult<(String, AgentTokenRecord)> {
+/// `instances`: those its agent serves when it first registers (its maker's).
+pub fn create_token(
+    c: &mut DbConn,
+    name: &str,
+    created_by: &str,
+    instances: &InstanceAccess,
+) -> SvcResult<(String, AgentTokenRecord)> {
     let name = name.trim();
     if name.is_empty() || name.len() > 128 {
         return Err(ApiError::invalid("name", "length", "must be 1-128 characters").into());
     }
     let token = super::auth::new_token("ba_").map_err(|_| SvcError::Api(ApiError::Internal))?;
     db::transaction(c, |c| {
-        let id = match db::agent_tokens::insert(c, name, &super::auth::token_hash(&token), created_by, Utc::now()) {
+        let maker = (created_by, instances.to_string());
+        let hash = super::auth::token_hash(&token);
+        let id = match db::agent_tokens::insert(c, name, &hash, (maker.0, &maker.1), Utc::now()) {
             Err(db::DbError::Conflict(_)) => {
                 return Err(ApiError::Conflict(format!("an agent token named {name} exists")).into())
             }
@@ -125,8 +133,9 @@ impl baton_graphql::Agents for Services {
     }
 
     async fn create_agent_token(&self, actor: &Principal, name: &str) -> BackendResult<(String, AgentTokenRecord)> {
-        let (actor, name) = (actor.username.clone(), name.to_string());
-        self.run(move |c| create_token(c, &name, &actor)).await
+        let (name, instances) = (name.to_string(), actor.instances.clone());
+        let actor = actor.username.clone();
+        self.run(move |c| create_token(c, &name, &actor, &instances)).await
     }
 
     async fn revoke_agent_token(&self, actor: &Principal, id: AgentTokenId) -> BackendResult<bool> {
