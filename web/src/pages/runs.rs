@@ -148,8 +148,20 @@ async fn read_range(id: i64, stream: Stream, from: i64, until: i64) -> (String, 
             Stream::Stdout => run_output_chunk::OutputStream::STDOUT,
             Stream::Stderr => run_output_chunk::OutputStream::STDERR,
         };
-        let vars = run_output_chunk::Variables { id, stream, offset: at };
-        let Ok(c) = gql::run::<ops::RunOutputChunk>(vars).await else {
+        // A read that fails (the server busy, a connection dropped) is tried again a few times
+        // before the view settles for what it has: a failed read must not show an empty stream.
+        let mut answer = None;
+        for attempt in 0..6u32 {
+            let vars = run_output_chunk::Variables { id, stream: stream.clone(), offset: at };
+            match gql::run::<ops::RunOutputChunk>(vars).await {
+                Ok(c) => {
+                    answer = Some(c);
+                    break;
+                }
+                Err(_) => gloo_timers::future::TimeoutFuture::new(200 << attempt).await,
+            }
+        }
+        let Some(c) = answer else {
             break;
         };
         let c = c.run_output;
