@@ -19,6 +19,9 @@ const RECHECK: Duration = Duration::from_secs(2);
 /// How long a socket may stay open without `connection_init`.
 pub const INIT_WITHIN: Duration = Duration::from_secs(5);
 
+/// Messages read from a socket and not yet handled, at most.
+const WAITING: usize = 64;
+
 /// Close code for a socket that did not send `connection_init` in time (graphql-transport-ws).
 const INIT_TIMEOUT: u16 = 4408;
 
@@ -69,7 +72,7 @@ pub fn serve(
     let SocketParts { schema, backend, db, admission, .. } = parts;
     let admission = Arc::new(admission);
     let initialised = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (input, messages) = tokio::sync::mpsc::channel::<String>(16);
+    let (input, messages) = tokio::sync::mpsc::channel::<String>(WAITING);
     let messages = tokio_stream::wrappers::ReceiverStream::new(messages);
     let on_init = {
         let (db, backend, caller) = (db.clone(), backend.clone(), caller.clone());
@@ -111,11 +114,17 @@ pub fn serve(
                     break Some(CloseReason { code: CloseCode::Other(INIT_TIMEOUT), description: Some(description) });
                 }
                 frame = stream.next() => match frame {
-                    Some(Ok(AggregatedMessage::Text(t))) => {
-                        if input.send(t.to_string()).await.is_err() {
-                            break None;
+                    // Never waits for room: a client that sends faster than its messages are
+                    // handled (or while its connection_init is still being checked) is closed,
+                    // so the loop always gets back to its deadlines.
+                    Some(Ok(AggregatedMessage::Text(t))) => match input.try_send(t.to_string()) {
+                        Ok(()) => {}
+                        Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                            let description = Some(format!("more than {WAITING} messages waiting"));
+                            break Some(CloseReason { code: CloseCode::Policy, description });
                         }
-                    }
+                        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break None,
+                    },
                     Some(Ok(AggregatedMessage::Binary(_))) => {
                         break Some(CloseReason { code: CloseCode::Unsupported, description: Some("text frames only".into()) });
                     }

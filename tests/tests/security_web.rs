@@ -370,5 +370,29 @@ fn idle_and_excess_sockets_are_refused_or_closed() {
     second.send(tungstenite::Message::Text(init.into())).unwrap();
     let (code, reason) = closed_with(&mut second);
     assert!(code != 0 && reason.contains("max_sockets_per_user"), "closed {code}: {reason}");
+    drop((first, second));
+    // A flood of messages behind a connection_init still being checked closes the socket at once
+    // (it never stalls the socket's deadlines), and its place comes back.
+    let mut flood = open().unwrap();
+    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = flood.get_mut() {
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    }
+    let junk = json!({ "type": "connection_init", "payload": { "token": "not-a-token" } }).to_string();
+    let _ = flood.send(tungstenite::Message::Text(junk.into()));
+    for _ in 0..200 {
+        let _ = flood.send(tungstenite::Message::Text("{\"type\":\"ping\"}".into()));
+    }
+    let (code, reason) = closed_with(&mut flood);
+    assert_eq!(code, 1008, "{reason}");
+    wait_for_places(&open);
     still_up(&s);
+}
+
+/// Waits until three sockets open again from this address (closed ones gave their places back).
+fn wait_for_places<T>(open: &impl Fn() -> Result<T, u16>) {
+    baton_tests::wait_for("the sockets' places back", std::time::Duration::from_secs(10), || {
+        let three: Vec<_> = (0..3).map(|_| open()).collect();
+        three.iter().all(Result::is_ok).then_some(())
+    })
+    .unwrap();
 }
