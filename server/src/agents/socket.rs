@@ -60,6 +60,9 @@ impl Bucket {
     }
 }
 
+/// The most attempts a hello or a heartbeat may list.
+const MAX_ATTEMPTS_LISTED: usize = 100_000;
+
 /// An event being stored: its sequence, and whether it may be acknowledged (false: its write
 /// failed).
 type Storing = Pin<Box<dyn Future<Output = (u64, bool)> + Send>>;
@@ -106,8 +109,8 @@ async fn admit(hub: &AgentHub, hello: AgentMsg, tx: &mpsc::UnboundedSender<Serve
     if queues.len() > 64 {
         return Err(Refused("queues: at most 64".into()));
     }
-    if attempts.as_ref().is_some_and(|a| a.len() > 100_000) {
-        return Err(Refused("attempts: at most 100000".into()));
+    if attempts.as_ref().is_some_and(|a| a.len() > MAX_ATTEMPTS_LISTED) {
+        return Err(Refused(format!("attempts: at most {MAX_ATTEMPTS_LISTED}")));
     }
     let hash = token_hash(&token);
     let known = hub.db.run(move |c| db::agent_tokens::find_live(c, &hash)).await.map_err(unavailable)?;
@@ -353,7 +356,14 @@ pub async fn agent_socket(
                             Ok(AgentMsg::Heartbeat { stats, attempts }) => {
                                 on_heartbeat(&hub, &name, id, stats).await;
                                 if let Some(list) = attempts {
-                                    driver.attempts_held(&name, &list).await;
+                                    if list.len() > MAX_ATTEMPTS_LISTED {
+                                        bad += 1;
+                                        let message = format!("attempts: at most {MAX_ATTEMPTS_LISTED}");
+                                        send(&mut session, &ServerMsg::Error { code: "malformed".into(), message }).await;
+                                    } else if !driver.attempts_held(&name, &list).await {
+                                        tracing::warn!(agent = %name, "a lost attempt's failure was not stored; closing, so the agent is judged again");
+                                        break;
+                                    }
                                 }
                             }
                             Ok(AgentMsg::Hello { .. }) => {
@@ -380,7 +390,13 @@ pub async fn agent_socket(
                                     if stored.is_none() {
                                         // Judged against the run as stored: this server may have let go of it.
                                         match driver.take_over(&name, id, run_id, attempt).await {
-                                            Ok(true) => stored = driver.on_agent_event(&name, run_id, attempt, event),
+                                            // Stored as this agent's, yet memory is elsewhere (a
+                                            // newer attempt being written): once that write is
+                                            // done, the event is stale; if it fails, it comes again.
+                                            Ok(true) => {
+                                                stored = driver.on_agent_event(&name, run_id, attempt, event)
+                                                    .or_else(|| Some(driver.settled(run_id)));
+                                            }
                                             Ok(false) => {}
                                             Err(()) => stored = Some(Box::pin(std::future::ready(false))),
                                         }

@@ -132,7 +132,13 @@ struct Active {
     /// When it was last sent: a frame can go down with a connection that closes as it is sent,
     /// so an attempt not accepted `RESEND_AFTER` later is sent again.
     sent_at: Option<DateTime<Utc>>,
+    /// The write of its latest step: until it is done, memory is ahead of the database, and an
+    /// agent's event judged against memory is acknowledged only once it is (`settled`).
+    pending: Option<Pending>,
 }
+
+/// A write any number of waiters may await.
+type Pending = futures_util::future::Shared<StoredOk>;
 
 /// How long an attempt sent to an agent connected here may stay unaccepted before it is sent
 /// again (the agent accepts it once; a second copy changes nothing).
@@ -140,7 +146,7 @@ const RESEND_AFTER: Duration = Duration::seconds(5);
 
 impl Active {
     fn new(machine: RunMachine, spec: JobSpec) -> Self {
-        Self { machine, spec, accept_by: None, sent: false, sent_at: None }
+        Self { machine, spec, accept_by: None, sent: false, sent_at: None, pending: None }
     }
 
     /// Whether the attempt should go (again) to its agent, connected here, at `now`.
@@ -426,7 +432,7 @@ impl Driver {
         let stored =
             (!transitions.is_empty()).then(|| self.store(run_id, &before, &machine, &transitions, exit_code, fence));
         let (feed, runs) = (self.feed.clone(), self.runs.clone());
-        Some(Box::pin(async move {
+        let done: StoredOk = Box::pin(async move {
             let written = match stored {
                 Some(stored) => match stored.await {
                     Ok(first_seq) => {
@@ -446,7 +452,31 @@ impl Driver {
                 }
             }
             written
-        }))
+        });
+        let shared = futures_util::FutureExt::shared(done);
+        if let Ok(mut runs) = self.runs.lock() {
+            if let Some(active) = runs.get_mut(&run_id) {
+                active.pending = Some(shared.clone());
+            }
+        }
+        Some(Box::pin(shared))
+    }
+
+    /// Ends once the latest write of a run held here is done: true when it was stored (or there
+    /// is none), so that an agent's event judged against memory may be acknowledged; false when
+    /// it failed (memory was ahead of the database: the event must come again).
+    pub fn settled(&self, run_id: RunId) -> Stored {
+        let pending = self.runs.lock().ok().and_then(|r| r.get(&run_id).and_then(|a| a.pending.clone()));
+        Self::after(pending)
+    }
+
+    fn after(pending: Option<Pending>) -> Stored {
+        Box::pin(async move {
+            match pending {
+                Some(p) => p.await == Written::Done,
+                None => true,
+            }
+        })
     }
 
     /// Takes charge of a stored run (status Idle) and dispatches its first attempt. The dispatch
@@ -558,12 +588,16 @@ impl Driver {
     /// it; the future ends once it is stored (and published). None when the run is not this
     /// agent's (the caller answers with an error).
     pub fn on_agent_event(&self, agent: &str, run_id: RunId, attempt: u32, event: AgentEvent) -> Option<Stored> {
-        let owned = self.runs.lock().ok().is_some_and(|r| {
-            r.get(&run_id).is_some_and(|a| a.machine.agent.as_deref() == Some(agent) && a.machine.attempt == attempt)
-        });
-        if !owned {
-            return None;
-        }
+        // The write of the step before this event, if it is still going: an event the machine
+        // refuses against memory is acknowledged only once memory is what is stored.
+        let pending = {
+            let runs = self.runs.lock().ok()?;
+            let a = runs.get(&run_id)?;
+            if a.machine.agent.as_deref() != Some(agent) || a.machine.attempt != attempt {
+                return None;
+            }
+            a.pending.clone()
+        };
         let applied = match event {
             AgentEvent::Accepted => self.apply_now(run_id, RunEvent::Accepted, None),
             AgentEvent::Refused { reason } => self.apply_now(run_id, RunEvent::AgentRefused { message: reason }, None),
@@ -587,7 +621,7 @@ impl Driver {
         // stored.
         Some(match applied {
             Some(stored) => Box::pin(async move { stored.await == Written::Done }),
-            None => Box::pin(std::future::ready(true)),
+            None => Self::after(pending),
         })
     }
 

@@ -323,6 +323,44 @@ fn an_event_for_a_run_let_go_of_is_judged_against_the_run_as_stored() {
     });
 }
 
+/// An agent's event that memory refuses while the step before it is still being written is
+/// acknowledged only once that write is stored: here the write fails (another server moved the
+/// run meanwhile), so the event is not acknowledged and comes again.
+#[test]
+fn an_event_judged_against_a_step_not_yet_stored_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
+    let spec = job();
+    let (id, _) = running_on_silent_agent(&db, &spec);
+    let agent = db::agents::list(&mut db.conn().unwrap()).unwrap()[0].id;
+    actix::System::new().block_on(async move {
+        let clock = ManualClock::at(t(1));
+        let driver = driver_on(&db, &clock, "holder", t(1));
+        assert_eq!(driver.take_over("a1", agent, id, 1).await, Ok(true));
+        // Another server ends the run; this one, not knowing, fails it as lost.
+        let now = db::ts(t(1));
+        let ended = db::runs::RunChange {
+            status: RunStatus::Success,
+            attempt: 1,
+            reason: None,
+            agent_id: Some(Some(agent)),
+            pid: None,
+            exit_code: Some(Some(0)),
+            triggered_at: None,
+            started_at: None,
+            ended_at: Some(Some(now)),
+            updated_at: now,
+        };
+        db::runs::set(&mut db.conn().unwrap(), id, &ended).unwrap();
+        let lost = driver.apply_now(id, RunEvent::AgentLost, None).expect("applied in memory");
+        // The agent's end, judged against memory (already failed): refused there.
+        let end = AgentEvent::Ended { outcome: Outcome::Exited { code: 0 } };
+        let ack = driver.on_agent_event("a1", id, 1, end).expect("the run is held");
+        assert_eq!(lost.await, Written::Refused);
+        assert!(!ack.await, "acknowledged although the step it was judged against was never stored");
+    });
+}
+
 /// A run of `spec` stepped `events.len()` times through the run machine (as an operator's
 /// freezes would be), each step stored as its own write: the run's id.
 fn stepped_run(db: &Db, spec: &JobSpec, events: &[RunEvent]) -> RunId {
