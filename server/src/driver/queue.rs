@@ -84,13 +84,16 @@ impl Driver {
                 }
             }
         }
+        // A lost attempt whose failure cannot be stored turns the agent away for now: it comes
+        // back, and is judged again, rather than stay connected with the run let go of.
+        let mut stored = true;
         for r in &rows {
             let attempt = AttemptRef { run_id: r.id, attempt: u32::try_from(r.attempt).unwrap_or(0) };
             let Some(cause) = holding.lost(r.status, attempt) else { continue };
             tracing::warn!(agent = %name, run = %r.id, attempt = attempt.attempt, %cause, "attempt lost");
-            self.apply(r.id, RunEvent::AttemptLost { cause: cause.into() }, None).await;
+            stored &= self.written(r.id, RunEvent::AttemptLost { cause: cause.into() }).await;
         }
-        true
+        stored
     }
 
     /// An event came from an agent connected here for a run this server does not hold: judged
@@ -123,7 +126,11 @@ impl Driver {
     /// once, retried if its task allows. The heartbeat is read after every event the agent sent
     /// before it, and the agent creates an attempt's files before it says it accepted it, so an
     /// attempt the server has as started is in the list unless the agent lost it.
-    pub async fn attempts_held(&self, name: &str, holds: &[AttemptRef]) {
+    /// False when a lost attempt's failure could not be stored: the caller closes the agent's
+    /// connection, so its runs are read again from the database when it comes back (the run was
+    /// let go of, and nothing else would judge it while the agent stays connected).
+    pub async fn attempts_held(&self, name: &str, holds: &[AttemptRef]) -> bool {
+        let holds: std::collections::HashSet<&AttemptRef> = holds.iter().collect();
         let lost: Vec<(RunId, u32)> = match self.runs.lock() {
             Ok(runs) => runs
                 .iter()
@@ -132,12 +139,23 @@ impl Driver {
                 .filter(|(id, a)| !holds.contains(&AttemptRef { run_id: **id, attempt: a.machine.attempt }))
                 .map(|(id, a)| (*id, a.machine.attempt))
                 .collect(),
-            Err(_) => return,
+            Err(_) => return true,
         };
+        let mut stored = true;
         for (id, attempt) in lost {
             let cause = "the agent no longer has it";
             tracing::warn!(agent = %name, run = %id, attempt, %cause, "attempt lost");
-            self.apply(id, RunEvent::AttemptLost { cause: cause.into() }, None).await;
+            stored &= self.written(id, RunEvent::AttemptLost { cause: cause.into() }).await;
+        }
+        stored
+    }
+
+    /// Applies an event and stores it; false only when it applied and its write did not go
+    /// through (an event the run's machine refuses is no failure here).
+    async fn written(&self, id: RunId, event: RunEvent) -> bool {
+        match self.apply_now(id, event, None) {
+            Some(done) => done.await == super::Written::Done,
+            None => true,
         }
     }
 
