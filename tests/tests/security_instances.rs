@@ -349,4 +349,13 @@ fn an_agent_serves_only_its_makers_instances_and_claims_no_more_than_it_first_di
     assert_eq!(answer["reason"], "this enrollment token is bound to hostname target-of-default, not another-host");
     let (_, answer) = hello(&s, &token, "evil", "target-of-default", &["etl", "payroll"]);
     assert_eq!(answer["reason"], "queues payroll are not this enrollment token's (it was bound to: etl)", "{answer}");
+    // Nor may she free `default`'s agent name to take it with a token of hers: its token serves
+    // beyond her instances.
+    let tokens = gql(&s, &admin, "{ agentTokens { id agentName } }", json!({}));
+    let a1 = tokens["agentTokens"].as_array().unwrap().iter().find(|t| t["agentName"] == "a1").unwrap()["id"].clone();
+    let res =
+        s.graphql_as(Some(&ada), "mutation($id: Int!) { revokeAgentToken(id: $id) }", json!({ "id": a1 })).unwrap();
+    assert_eq!(error_code(&res).as_deref(), Some("FORBIDDEN"), "{res}");
+    let (_, answer) = hello(&s, &token, "a1", "target-of-default", &["etl"]);
+    assert_eq!(answer["type"], "refused", "{answer}");
 }

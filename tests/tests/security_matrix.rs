@@ -249,12 +249,21 @@ fn mutations() -> Vec<Op> {
         op("createAgentToken", Some("admin"), Global, |c, _| {
             q("mutation($n: String!) { createAgentToken(name: $n) { token } }", json!({ "n": c.unique("at") }))
         }),
-        op("revokeAgentToken", Some("admin"), Global, |c, _| {
-            let id = c.gql(
+        // A token made by an admin of `default`: its agent serves `default`, so only callers
+        // with `default` may revoke it.
+        op("revokeAgentToken", Some("admin"), Instance, |c, _| {
+            let maker = c.unique("tokenmaker");
+            c.gql(
+                "mutation($u: String!) { createUser(username: $u, password: \"password-123\", role: \"admin\", instances: \"default\") { id } }",
+                json!({ "u": maker }),
+            );
+            let maker = c.s.login(&maker, "password-123").unwrap();
+            let made = c.s.graphql_as(
+                Some(&maker),
                 "mutation($n: String!) { createAgentToken(name: $n) { info { id } } }",
                 json!({ "n": c.unique("at") }),
-            )["createAgentToken"]["info"]["id"]
-                .clone();
+            );
+            let id = data(made.unwrap())["createAgentToken"]["info"]["id"].clone();
             q("mutation($id: Int!) { revokeAgentToken(id: $id) }", json!({ "id": id }))
         }),
         op("setAgentInstances", Some("admin"), Instance, |c, _| {

@@ -163,6 +163,7 @@ async fn admit(hub: &AgentHub, hello: AgentMsg, tx: &mpsc::UnboundedSender<Serve
         conns.insert(name.clone(), conn);
     }
     let (reg_name, reg_incarnation, token_instances) = (name.clone(), incarnation.clone(), token.instances.clone());
+    let fresh = token.agent_name.is_none();
     let row = hub
         .db
         .run(move |c| {
@@ -179,8 +180,9 @@ async fn admit(hub: &AgentHub, hello: AgentMsg, tx: &mpsc::UnboundedSender<Serve
                 },
                 now,
             )?;
-            // A new agent serves the instances of whoever made its token, no more.
-            if new && row.instances != token_instances {
+            // A new agent serves the instances of whoever made its token, no more; so does an
+            // agent whose name a new token took (its old token was revoked).
+            if (new || fresh) && row.instances != token_instances {
                 db::agents::set_instances(c, &reg_name, &token_instances)?;
                 row.instances = token_instances;
             }

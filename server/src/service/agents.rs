@@ -139,9 +139,25 @@ impl baton_graphql::Agents for Services {
     }
 
     async fn revoke_agent_token(&self, actor: &Principal, id: AgentTokenId) -> BackendResult<bool> {
-        let actor = actor.username.clone();
+        let (access, actor) = (actor.instances.clone(), actor.username.clone());
         self.run(move |c| {
             db::transaction(c, |c| {
+                // Only an admin of every instance its agent serves may revoke it (else an admin of
+                // one instance could free another's agent name and take it with a token of its own).
+                let token = db::agent_tokens::list(c)?
+                    .into_iter()
+                    .find(|t| t.id == id)
+                    .ok_or_else(|| SvcError::Api(ApiError::NotFound("agent token".into())))?;
+                let agent = match token.agent_name.as_deref() {
+                    Some(name) => db::agents::by_name(c, name)?.map(|a| a.instances),
+                    None => None,
+                };
+                let serves = |s: &str| InstanceAccess::parse(s).unwrap_or(InstanceAccess::All);
+                if !access.covers(&serves(&token.instances)) || agent.is_some_and(|a| !access.covers(&serves(&a))) {
+                    return Err(
+                        ApiError::Forbidden("this agent token's agent serves instances beyond yours".into()).into()
+                    );
+                }
                 db::agent_tokens::revoke(c, id, Utc::now()).found("agent token")?;
                 audit(c, &actor, "revokeAgentToken", &id.to_string(), None, None)?;
                 Ok(true)
