@@ -1,10 +1,11 @@
 //! Logins and passwords under attack, over the real server: a parallel burst of wrong passwords
-//! gets no more tries than the limit, changing one's own password needs the current one, and an
-//! admin's reset ends the user's sessions and revokes their API tokens.
+//! gets no more tries than the limit, failures slow their address and never the owner elsewhere,
+//! changing one's own password needs the current one, and an admin's reset ends the user's
+//! sessions and revokes their API tokens.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use baton_tests::{data, error_code, graphql_at, Server};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const LOGIN: &str = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }";
 
@@ -70,4 +71,54 @@ fn own_password_changes_need_the_current_one_and_resets_revoke_tokens() {
         assert_eq!(error_code(&res).as_deref(), Some("UNAUTHENTICATED"), "{res}");
     }
     assert!(s.login("bob", "reset-password-1").is_ok());
+}
+
+/// Failed logins slow down the address they come from for that user name (a delay that grows
+/// with each failure), and are recorded once in the audit log; they never lock the owner out from
+/// another address. Names and passwords longer than a login takes are refused before anything.
+#[test]
+fn failed_logins_slow_their_address_not_the_owner_elsewhere() {
+    let s = Server::start().unwrap();
+    let login = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }";
+    let here = |p: &str| s.graphql(login, json!({ "u": "admin", "p": p })).unwrap();
+    for _ in 0..3 {
+        assert_eq!(error_code(&here("nope-nope")).as_deref(), Some("UNAUTHENTICATED"));
+    }
+    // From this address, even the right password waits now.
+    let res = here(&s.admin_password);
+    assert_eq!(error_code(&res).as_deref(), Some("FORBIDDEN"), "{res}");
+    assert!(res["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("too many failed logins for this user from this address"));
+    // From another address, the owner logs in at once.
+    let elsewhere = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let res = baton_tests::graphql_from(elsewhere, &s.base_url, login, json!({ "u": "admin", "p": s.admin_password }))
+        .unwrap();
+    let token = res["data"]["login"]["token"].as_str().unwrap_or_else(|| panic!("{res}")).to_string();
+    let audit = data(
+        s.graphql_as(Some(&token), "{ auditLog(first: 50) { edges { node { action actor target } } } }", json!({}))
+            .unwrap(),
+    );
+    let slowed: Vec<&Value> = audit["auditLog"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["node"]["action"] == "loginSlowed")
+        .collect();
+    assert_eq!(slowed.len(), 1, "recorded once: {audit}");
+    assert_eq!(
+        (slowed[0]["node"]["actor"].as_str(), slowed[0]["node"]["target"].as_str()),
+        (Some("127.0.0.1"), Some("admin"))
+    );
+    // Oversized names and passwords are refused before any work, naming the field and the rule.
+    let huge = "a".repeat(1 << 20);
+    let res = s.graphql(login, json!({ "u": huge, "p": "x" })).unwrap();
+    assert_eq!(error_code(&res).as_deref(), Some("VALIDATION"), "{}", &res.to_string()[..200]);
+    assert_eq!(res["errors"][0]["extensions"]["field"], "username");
+    let res = s.graphql(login, json!({ "u": "admin", "p": huge })).unwrap();
+    assert_eq!(
+        (res["errors"][0]["extensions"]["field"].as_str(), res["errors"][0]["extensions"]["rule"].as_str()),
+        (Some("password"), Some("length"))
+    );
 }
