@@ -118,24 +118,28 @@ pub fn http_call(
             }
             HttpCall { method: method.clone(), url: secret.to_string(), headers: hs, body }
         }
-        Channel::Slack => call(json!({
-            "text": format!("*{}*\n{}", d.subject, d.message),
-            "attachments": [{ "color": format!("#{}", colour(&status)), "text": d.message, "fallback": d.subject }],
-        })),
+        // Chat messages carry a job's output: it is text there, never a mention, a link or markup.
+        Channel::Slack => {
+            let (subject, message) = (slack_text(&d.subject), slack_text(&d.message));
+            call(json!({
+                "text": format!("*{subject}*\n{message}"),
+                "attachments": [{ "color": format!("#{}", colour(&status)), "text": message, "fallback": subject }],
+            }))
+        }
         Channel::Teams => call(json!({
             "@type": "MessageCard",
             "@context": "https://schema.org/extensions",
             "summary": d.subject,
             "themeColor": colour(&status),
-            "title": d.subject,
-            "text": d.message.replace('\n', "  \n"),
+            "title": BodyFormat::Markup.encode(&d.subject),
+            "text": markup_text(&d.message).replace('\n', "  \n"),
         })),
         Channel::Discord => {
             let mut content = format!("**{}**\n{}", d.subject, d.message);
             if content.chars().count() > 2000 {
                 content = content.chars().take(1997).collect::<String>() + "...";
             }
-            call(json!({ "content": content, "username": "Baton" }))
+            call(json!({ "content": content, "username": "Baton", "allowed_mentions": { "parse": [] } }))
         }
         Channel::Pagerduty { events_url, severity } => {
             // One incident per task and run date (or group): a success resolves it.
@@ -228,6 +232,23 @@ impl BodyFormat {
             BodyFormat::Text => v.to_string(),
         }
     }
+}
+
+/// Text for Slack's mrkdwn: `& < >` escaped, so `<!channel>` or `<url|label>` stay text.
+fn slack_text(v: &str) -> String {
+    v.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Text for a Teams card (markdown and HTML): entities for HTML, backslashes before markdown.
+fn markup_text(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in BodyFormat::Markup.encode(v).chars() {
+        if matches!(c, '*' | '_' | '[' | ']' | '(' | ')' | '`' | '#' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Replaces the secret (and, for a URL, its path and query) wherever it appears.
@@ -419,6 +440,11 @@ mod tests {
             serde_json::from_str(&http_call(&Channel::Slack, &d, &details, "u", &HashMap::new()).unwrap().body)
                 .unwrap();
         assert_eq!(slack["text"], "*[Baton] load failed*\nload failed: exit code 2");
+        assert_eq!(
+            slack_text("<!channel> & <https://evil|reset>"),
+            "&lt;!channel&gt; &amp; &lt;https://evil|reset&gt;"
+        );
+        assert_eq!(markup_text("<b>**x**</b> [y](z)"), "&lt;b&gt;\\*\\*x\\*\\*&lt;/b&gt; \\[y\\]\\(z\\)");
         let teams: Value =
             serde_json::from_str(&http_call(&Channel::Teams, &d, &details, "u", &HashMap::new()).unwrap().body)
                 .unwrap();
