@@ -113,9 +113,13 @@ impl AgentQuery {
         Ok(domain::<dyn Agents>(ctx).agents().await?.into_iter().map(Agent::from).collect())
     }
 
+    /// The tokens whose agents serve only instances the caller has.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn agent_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<AgentTokenRecord>> {
-        Ok(domain::<dyn Agents>(ctx).agent_tokens().await?)
+        let p = principal(ctx)?;
+        let covered =
+            |t: &AgentTokenRecord| InstanceAccess::parse(&t.instances).is_ok_and(|serves| p.instances.covers(&serves));
+        Ok(domain::<dyn Agents>(ctx).agent_tokens().await?.into_iter().filter(covered).collect())
     }
 }
 

@@ -98,6 +98,11 @@ fn client(ctx: &Context<'_>) -> ClientInfo {
     ctx.data_opt::<ClientInfo>().cloned().unwrap_or_default()
 }
 
+/// Whether an admin sees a user: themselves, or one whose instances they have all of.
+fn sees(p: &Principal, u: &UserRecord) -> bool {
+    u.id == p.user_id || p.instances.covers(&u.instances)
+}
+
 #[derive(Default)]
 pub struct AuthQuery;
 
@@ -110,12 +115,16 @@ impl AuthQuery {
         users.into_iter().find(|u| u.id == p.user_id).map(User::from).ok_or_else(|| ApiError::Unauthenticated.into())
     }
 
+    /// The users whose instances the caller has all of (and the caller).
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn users(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
-        Ok(domain::<dyn Auth>(ctx).users().await?.into_iter().map(User::from).collect())
+        let p = principal(ctx)?;
+        let users = domain::<dyn Auth>(ctx).users().await?;
+        Ok(users.into_iter().filter(|u| sees(p, u)).map(User::from).collect())
     }
 
-    /// The caller's tokens; admins may ask for anyone's (or everyone's, without `userId`).
+    /// The caller's tokens; admins may ask for those of the users they see (or all of theirs,
+    /// without `userId`).
     async fn api_tokens(&self, ctx: &Context<'_>, user_id: Option<UserId>) -> ApiResult<Vec<ApiTokenRecord>> {
         let p = principal(ctx)?;
         let whose = match user_id {
@@ -127,7 +136,13 @@ impl AuthQuery {
             None if p.role >= Role::Admin => None,
             None => Some(p.user_id),
         };
-        Ok(domain::<dyn Auth>(ctx).api_tokens(whose).await?)
+        let tokens = domain::<dyn Auth>(ctx).api_tokens(whose).await?;
+        if whose == Some(p.user_id) {
+            return Ok(tokens);
+        }
+        let seen: Vec<UserId> =
+            domain::<dyn Auth>(ctx).users().await?.iter().filter(|u| sees(p, u)).map(|u| u.id).collect();
+        Ok(tokens.into_iter().filter(|t| seen.contains(&t.user_id)).collect())
     }
 }
 

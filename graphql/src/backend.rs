@@ -297,6 +297,8 @@ pub struct AgentTokenRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The agent this token enrolled (its first registration); it registers no other.
     pub agent_name: Option<String>,
+    /// `*` or the instances its agent serves when it first registers (its maker's).
+    pub instances: String,
 }
 
 /// An agent came online, went offline, or came back.

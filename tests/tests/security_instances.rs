@@ -359,3 +359,34 @@ fn an_agent_serves_only_its_makers_instances_and_claims_no_more_than_it_first_di
     let (_, answer) = hello(&s, &token, "a1", "target-of-default", &["etl"]);
     assert_eq!(answer["type"], "refused", "{answer}");
 }
+
+/// An admin of one instance sees and touches only the users, API tokens and agent tokens of
+/// their instances: not the superadmin, not another instance's users, their tokens or agents.
+#[test]
+fn a_scoped_admin_sees_only_the_users_and_tokens_of_its_instances() {
+    let (s, admin, _agent) = rig();
+    let ada = user(&s, &admin, "ada", "admin", "other");
+    user(&s, &admin, "olga", "viewer", "other");
+    user(&s, &admin, "dora", "viewer", "default");
+    let made = gql(&s, &admin, "mutation { createApiToken(name: \"root-ci\") { token info { id } } }", json!({}));
+    let root_token = made["createApiToken"]["info"]["id"].clone();
+    gql(&s, &ada, "mutation { createAgentToken(name: \"ada-agent\") { token } }", json!({}));
+
+    let names = |v: &Value, list: &str, field: &str| -> Vec<String> {
+        v[list].as_array().unwrap().iter().map(|x| x[field].as_str().unwrap_or_default().to_string()).collect()
+    };
+    let users = names(&gql(&s, &ada, "{ users { username } }", json!({})), "users", "username");
+    assert!(users.contains(&"ada".to_string()) && users.contains(&"olga".to_string()), "{users:?}");
+    assert!(!users.contains(&"admin".to_string()) && !users.contains(&"dora".to_string()), "{users:?}");
+    let tokens = names(&gql(&s, &ada, "{ apiTokens { name } }", json!({})), "apiTokens", "name");
+    assert!(!tokens.contains(&"root-ci".to_string()), "{tokens:?}");
+    let res = s
+        .graphql_as(Some(&ada), "mutation($id: Int!) { revokeApiToken(id: $id) }", json!({ "id": root_token }))
+        .unwrap();
+    assert_eq!(error_code(&res).as_deref(), Some("NOT_FOUND"), "{res}");
+    let agent_tokens = names(&gql(&s, &ada, "{ agentTokens { name } }", json!({})), "agentTokens", "name");
+    assert_eq!(agent_tokens, ["ada-agent"], "the superadmin's token of agent a1 is not hers to see");
+    // The superadmin sees them all.
+    let all = names(&gql(&s, &admin, "{ agentTokens { name } }", json!({})), "agentTokens", "name");
+    assert_eq!(all.len(), 2, "{all:?}");
+}

@@ -20,6 +20,7 @@ fn token_record(r: db::agent_tokens::AgentTokenRow) -> AgentTokenRecord {
         created_at: db::utc(r.created_at),
         revoked_at: r.revoked_at.map(db::utc),
         agent_name: r.agent_name,
+        instances: r.instances,
     }
 }
 

@@ -396,6 +396,11 @@ impl baton_graphql::Auth for Services {
                 .ok_or(ApiError::NotFound("token".into()))?;
             if row.user_id != actor.user_id {
                 require(&actor, Role::Admin)?;
+                // Only a user the admin sees (every instance of theirs the admin's).
+                let owner = user_record(db::users::get(c, row.user_id)?)?;
+                if !actor.instances.covers(&owner.instances) {
+                    return Err(ApiError::NotFound("token".into()).into());
+                }
             }
             db::transaction(c, |c| {
                 db::api_tokens::revoke(c, id, Utc::now())?;
