@@ -170,6 +170,33 @@ mod tests {
         assert_eq!(checked(&format!("{{ {many_aliases} }}")).unwrap_err().rule, "fields");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+        /// Whatever a client sends that parses, the check answers without panicking, and refuses
+        /// only with a rule and a message.
+        #[test]
+        fn any_document_is_checked_or_refused(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("{ "), proptest::strategy::Just("} "), proptest::strategy::Just("a "),
+                    proptest::strategy::Just("...f "), proptest::strategy::Just("...g "),
+                    proptest::strategy::Just("fragment f on Query "), proptest::strategy::Just("fragment g on Query "),
+                    proptest::strategy::Just("@include(if: true) "), proptest::strategy::Just("x: a "),
+                    proptest::strategy::Just("query q "), proptest::strategy::Just("... on Query "),
+                ],
+                0..60,
+            ),
+        ) {
+            let text = parts.concat();
+            if let Ok(doc) = async_graphql::parser::parse_query(&text) {
+                if let Err(e) = check(&doc) {
+                    proptest::prop_assert!(!e.rule.is_empty() && !e.message.is_empty());
+                }
+            }
+        }
+    }
+
     #[test]
     fn directives_fragments_and_cycles_are_bounded() {
         let directives: String = (0..65).map(|_| "__typename @include(if: true) ").collect();

@@ -1,10 +1,14 @@
 //! Property tests (bounded, for CI) feeding the parsers what a hostile user or agent could send:
-//! schedules, import documents and agent protocol frames. Whatever the input: no panic, no stack
+//! schedules, import documents, agent protocol frames, dependency expressions, placeholders in
+//! commands and alert templates, and names. Whatever the input: no panic, no stack
 //! overflow, and a refusal names the field it is about.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use baton_schema::agent::v1::parse_agent_frame;
+use baton_schema::dependency::DependencyExpr;
 use baton_schema::document::Document;
+use baton_schema::names::Target;
+use baton_schema::placeholder::{expand, expand_command, PlaceholderContext};
 use baton_schema::schedule::{preview, Schedule, ScheduleDraft};
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
@@ -79,6 +83,44 @@ proptest! {
                 }
                 Err(errors) => prop_assert!(errors.0.iter().all(|e| e.field.starts_with('$'))),
             }
+        }
+    }
+
+    #[test]
+    fn dependency_expressions_parse_or_are_refused(
+        src in "[ -~]{0,80}",
+        tokens in proptest::collection::vec(
+            prop_oneof![Just("S:a"), Just("F:b"), Just("E:c"), Just("and"), Just("or"), Just("not"),
+                        Just("("), Just(")"), Just(" "), Just("G:g"), Just("S:"), Just("x")],
+            0..40,
+        ),
+    ) {
+        for text in [src, tokens.concat(), tokens.join(" ")] {
+            if let Ok(e) = DependencyExpr::parse(&text) {
+                // What parses prints back to what parses the same.
+                let again = DependencyExpr::parse(&e.to_string());
+                prop_assert!(again.is_ok(), "{text:?} printed {e} which does not parse");
+            }
+        }
+    }
+
+    #[test]
+    fn placeholders_expand_or_are_refused_naming_the_field(text in "([ -~]|\\$\\{|[ETPC]:|\\}){0,40}") {
+        let values = std::collections::HashMap::from([("T:task_name".to_string(), "load".to_string())]);
+        for ctx in [PlaceholderContext::Command, PlaceholderContext::Alert, PlaceholderContext::Header] {
+            if let Err(e) = expand(&text, ctx, &values) {
+                prop_assert!(!e.field.is_empty() && !e.rule.is_empty());
+            }
+        }
+        if let Err(e) = expand_command(&text, &values) {
+            prop_assert!(!e.field.is_empty() && !e.rule.is_empty());
+        }
+    }
+
+    #[test]
+    fn names_parse_or_are_refused(text in "[ -~]{0,300}") {
+        if let Err(e) = Target::parse(&text) {
+            prop_assert!(!e.rule.is_empty());
         }
     }
 
