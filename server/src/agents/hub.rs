@@ -143,6 +143,11 @@ impl AgentHub {
         self.changes.subscribe()
     }
 
+    /// Ids of the agents online here now.
+    pub fn online_ids(&self) -> Vec<AgentId> {
+        self.conns.lock().map(|c| c.values().filter(|v| v.online).filter_map(|v| v.id).collect()).unwrap_or_default()
+    }
+
     /// Names of the agents online now.
     pub fn online(&self) -> Vec<String> {
         self.conns

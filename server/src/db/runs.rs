@@ -421,14 +421,19 @@ pub fn on_agent(conn: &mut DbConn, agent_id: AgentId) -> DbResult<Vec<RunRow>> {
 
 /// The run queue, as the database holds it: runs waiting for a retry or never dispatched,
 /// runs sent while no agent was there, and runs on the given (silent) agents.
-pub fn queued(conn: &mut DbConn, silent_agents: &[AgentId], after: RunId, limit: i64) -> DbResult<Vec<RunRow>> {
+pub fn queued(
+    conn: &mut DbConn,
+    (silent_agents, agents_here): (&[AgentId], &[AgentId]),
+    after: RunId,
+    limit: i64,
+) -> DbResult<Vec<RunRow>> {
     Ok(with_conn!(conn, |c| runs::table
         .filter(runs::id.gt(after))
         .filter(
             runs::status
                 .eq(IDLE)
                 .and(runs::attempt.gt(0).or(runs::group_run_id.is_null()))
-                .or(runs::status.eq(TRIGGERED).and(runs::agent_id.is_null()))
+                .or(runs::status.eq(TRIGGERED).and(runs::agent_id.is_null().or(runs::agent_id.eq_any(agents_here))))
                 .or(runs::status.eq_any(ON_AGENT).and(runs::agent_id.eq_any(silent_agents))),
         )
         .order(runs::id)

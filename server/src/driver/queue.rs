@@ -171,12 +171,14 @@ impl Driver {
     pub async fn sweep(&self, now: DateTime<Utc>) {
         let lost_since = now - self.agent_lost_after;
         let after = RunId(self.swept_to.load(Ordering::Relaxed));
+        let here = self.hub.online_ids();
+        let here_too = here.clone();
         let found = self
             .db
             .run(move |c| {
                 let silent = db::agents::silent_since(c, lost_since)?;
                 let names = db::agents::list(c)?.into_iter().map(|a| (a.id, a.name)).collect();
-                let queued = db::runs::queued(c, &silent, after, SWEEP_LIMIT)?;
+                let queued = db::runs::queued(c, (&silent, &here_too), after, SWEEP_LIMIT)?;
                 Ok((silent, names, queued))
             })
             .await;
@@ -221,6 +223,12 @@ impl Driver {
                 // fitting agent online here (`candidates`) claims it, in `tick`.
                 (RunStatus::Triggered, None) if mine || !self.hub.candidates(&r.target, r.instance_id).is_empty() => {
                     self.hold(&r, &names, now);
+                }
+                // Sent to an agent connected here by a server that does not hold it (another
+                // server, before the agent moved here; or this one, which let go of it): held
+                // here and sent again (the agent accepts an attempt once).
+                (RunStatus::Triggered, Some(agent)) if here.contains(&agent) && self.hold(&r, &names, now) => {
+                    tracing::info!(run = %r.id, "holding an attempt sent to an agent connected here");
                 }
                 (RunStatus::Triggered, Some(_)) if mine => {
                     let expiry =
