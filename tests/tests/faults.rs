@@ -224,13 +224,20 @@ fn a_graceful_stop_hands_over_at_once_and_a_rolling_restart_loses_nothing() {
     let config = scratch.path().join("baton.toml");
     std::fs::write(&config, "agent_heartbeat_seconds = 1\nlease_seconds = 10\nshutdown_seconds = 5\n").unwrap();
     let args = ["--config", config.to_str().unwrap(), "--database-url", &url];
-    let mut fleet: Vec<Server> = (0..3).map(|_| Server::start_with(&args).unwrap()).collect();
+    // Their runs' steps logged, for the report of a run that did not end.
+    let start = |listen: &str| {
+        let env = [("BATON_LOG", "info")];
+        Server::start_env(tempfile::tempdir().unwrap(), listen, &args, &env).unwrap()
+    };
+    let mut fleet: Vec<Server> = (0..3).map(|_| start("127.0.0.1:0")).collect();
     let password = fleet[0].admin_password.clone();
     let admin = fleet[0].login("admin", &password).unwrap();
     let urls: Vec<String> = fleet.iter().map(|s| s.base_url.clone()).collect();
-    let _agent = Agent::enrolled(&fleet[0], &admin, &urls.join(","), "a1", "etl").unwrap();
+    let agent = Agent::enrolled(&fleet[0], &admin, &urls.join(","), "a1", "etl").unwrap();
     let log = scratch.path().join("executions.log");
     let tids = every_2s(&fleet[0], &admin, "rolling", 4, &log);
+    // What the servers stopped so far said (their logs go with them).
+    let mut said: Vec<String> = Vec::new();
     let more = |n: usize| more_runs(&log, n, Duration::from_secs(60));
     more(12);
     let store = Db::open(DatabaseUrl::Postgres(url.clone())).unwrap();
@@ -264,7 +271,8 @@ fn a_graceful_stop_hands_over_at_once_and_a_rolling_restart_loses_nothing() {
         }
         // Back on the same address: the agent knows the servers by their URLs.
         let addr = fleet[victim].base_url.trim_start_matches("http://").to_string();
-        fleet[victim] = Server::start_at(tempfile::tempdir().unwrap(), &addr, &args).unwrap();
+        said.extend(fleet[victim].stderr_lines());
+        fleet[victim] = start(&addr);
         more(8);
     }
     eprintln!(
@@ -281,12 +289,24 @@ fn a_graceful_stop_hands_over_at_once_and_a_rolling_restart_loses_nothing() {
             json!({ "t": tid }),
         );
     }
+    let all = |store: &Db| {
+        let mut c = store.conn().unwrap();
+        db::runs::page(&mut c, &db::runs::RunFilter::default(), None, 100_000).unwrap()
+    };
     let runs = wait_for("every run to end", Duration::from_secs(60), || {
-        let mut c = store.conn().ok()?;
-        let runs = db::runs::page(&mut c, &db::runs::RunFilter::default(), None, 100_000).ok()?;
+        let runs = all(&store);
         runs.iter().all(|r| r.status.is_final()).then_some(runs)
     })
-    .unwrap();
+    .unwrap_or_else(|e| {
+        let open: Vec<_> = all(&store).into_iter().filter(|r| !r.status.is_final()).map(|r| (r.id, r.status)).collect();
+        said.extend(fleet.iter().flat_map(Server::stderr_lines).chain(agent.stderr_lines()));
+        let about: Vec<&String> = said
+            .iter()
+            .filter(|l| open.iter().any(|(id, _)| l.contains(&format!("{id} ")) || l.contains(&format!("={id}"))))
+            .take(300)
+            .collect();
+        panic!("{e}: {open:?}\n{}", about.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n"))
+    });
     let executed = executions(&log);
     assert!(executed.values().all(|n| *n == 1), "an attempt ran twice: {executed:?}");
     let mut worst = 0;
