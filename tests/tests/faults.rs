@@ -25,6 +25,17 @@ fn private_postgres() -> Option<PrivatePostgres> {
     pg
 }
 
+/// A fresh database on the shared PostgreSQL server, for the tests that do not stop it; None
+/// (the test is skipped) when there is none, which CI never allows.
+fn shared_postgres() -> Option<String> {
+    let url = baton_tests::fresh_postgres();
+    if url.is_none() {
+        assert!(!in_ci(), "PostgreSQL must be there in CI (cargo xtask test starts it)");
+        eprintln!("skipped: BATON_TEST_DATABASE_URL is not set");
+    }
+    url
+}
+
 /// Whether a server's `/healthz` says it is degraded.
 fn degraded(s: &Server) -> bool {
     let Ok(res) = ureq::get(&s.url("/healthz")).config().http_status_as_error(false).build().call() else {
@@ -215,11 +226,7 @@ fn a_database_stopped_and_stalled_loses_no_slot_under_three_servers() {
 /// run twice.
 #[test]
 fn a_graceful_stop_hands_over_at_once_and_a_rolling_restart_loses_nothing() {
-    let Some(url) = baton_tests::fresh_postgres() else {
-        assert!(!in_ci(), "PostgreSQL must be there in CI (cargo xtask test starts it)");
-        eprintln!("skipped: BATON_TEST_DATABASE_URL is not set");
-        return;
-    };
+    let Some(url) = shared_postgres() else { return };
     let scratch = tempfile::tempdir().unwrap();
     let config = scratch.path().join("baton.toml");
     std::fs::write(&config, "agent_heartbeat_seconds = 1\nlease_seconds = 10\nshutdown_seconds = 5\n").unwrap();
@@ -397,11 +404,7 @@ fn event(seq: u64, run: i64, attempt: u64, event: Value) -> tungstenite::Message
 #[test]
 fn a_replayed_event_is_acknowledged_only_once_its_step_is_stored() {
     use diesel::{Connection, RunQueryDsl};
-    let Some(url) = baton_tests::fresh_postgres() else {
-        assert!(!in_ci(), "PostgreSQL must be there in CI (cargo xtask test starts it)");
-        eprintln!("skipped: BATON_TEST_DATABASE_URL is not set");
-        return;
-    };
+    let Some(url) = shared_postgres() else { return };
     let s = Server::start_with(&["--database-url", &url]).unwrap();
     let admin = s.login("admin", &s.admin_password).unwrap();
     let made = gql(&s, &admin, "mutation { createAgentToken(name: \"fake\") { token } }", json!({}));
@@ -457,11 +460,7 @@ fn a_replayed_event_is_acknowledged_only_once_its_step_is_stored() {
 #[test]
 fn an_agent_whose_registration_fails_tries_again_and_is_let_in() {
     use diesel::{Connection, RunQueryDsl};
-    let Some(url) = baton_tests::fresh_postgres() else {
-        assert!(!in_ci(), "PostgreSQL must be there in CI (cargo xtask test starts it)");
-        eprintln!("skipped: BATON_TEST_DATABASE_URL is not set");
-        return;
-    };
+    let Some(url) = shared_postgres() else { return };
     let s = Server::start_with(&["--database-url", &url]).unwrap();
     let admin = s.login("admin", &s.admin_password).unwrap();
     let made = gql(&s, &admin, "mutation { createAgentToken(name: \"late\") { token } }", json!({}));
