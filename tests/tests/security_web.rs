@@ -169,25 +169,37 @@ fn server_with(lines: &str) -> (Server, tempfile::TempDir) {
     (Server::start_with(&["--config", path.to_str().unwrap()]).unwrap(), dir)
 }
 
+type GraphqlSocket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// A graphql-transport-ws connection to `/graphql/ws`, or the HTTP status it was refused with
+/// at the upgrade (0 for any other failure).
+fn graphql_socket(s: &Server) -> Result<GraphqlSocket, u16> {
+    let mut req = s.url("/graphql/ws").replace("http://", "ws://").into_client_request().unwrap();
+    req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    tungstenite::connect(req).map(|(ws, _)| ws).map_err(|e| match e {
+        tungstenite::Error::Http(resp) => resp.status().as_u16(),
+        _ => 0,
+    })
+}
+
+/// Reads a socket until the server closes it: the close code and reason (0 when it just ended).
+fn closed_with(ws: &mut GraphqlSocket) -> (u16, String) {
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string()),
+            Ok(tungstenite::Message::Close(None)) | Err(_) => return (0, String::new()),
+            Ok(_) => {}
+        }
+    }
+}
+
 #[test]
 fn socket_messages_are_capped_even_in_pieces() {
     use tungstenite::protocol::frame::{coding::Data, coding::OpCode, Frame};
     let (s, _dir) = server_with("max_body_bytes = 1048576\n");
     let admin = s.admin().unwrap();
-    let open = || {
-        let mut req = s.url("/graphql/ws").replace("http://", "ws://").into_client_request().unwrap();
-        req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-        let (ws, _) = tungstenite::connect(req).unwrap();
-        ws
-    };
-    let closed_for_size = |ws: &mut tungstenite::WebSocket<_>| loop {
-        match ws.read() {
-            Ok(tungstenite::Message::Close(Some(f))) => return u16::from(f.code),
-            Ok(tungstenite::Message::Close(None)) => return 0,
-            Ok(_) => {}
-            Err(_) => return 0,
-        }
-    };
+    let open = || graphql_socket(&s).unwrap();
+    let closed_for_size = |ws: &mut GraphqlSocket| closed_with(ws).0;
     // One message over the cap.
     let mut ws = open();
     let big = json!({ "type": "connection_init", "payload": { "token": admin, "pad": "x".repeat(2 << 20) } });
@@ -335,22 +347,7 @@ fn a_fragment_bomb_is_refused_before_it_is_expanded() {
 fn idle_and_excess_sockets_are_refused_or_closed() {
     let (s, _dir) = server_with("max_sockets_per_address = 3\nmax_sockets_per_user = 1\n");
     let admin = s.admin().unwrap();
-    let open = || {
-        let mut req = s.url("/graphql/ws").replace("http://", "ws://").into_client_request().unwrap();
-        req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-        // Refused at the upgrade: its HTTP status.
-        tungstenite::connect(req).map(|(ws, _)| ws).map_err(|e| match e {
-            tungstenite::Error::Http(resp) => resp.status().as_u16(),
-            _ => 0,
-        })
-    };
-    let closed_with = |ws: &mut tungstenite::WebSocket<_>| loop {
-        match ws.read() {
-            Ok(tungstenite::Message::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string()),
-            Ok(tungstenite::Message::Close(None)) | Err(_) => return (0, String::new()),
-            Ok(_) => {}
-        }
-    };
+    let open = || graphql_socket(&s);
     let started = std::time::Instant::now();
     let mut idle: Vec<_> = (0..3).map(|_| open().unwrap()).collect();
     // A fourth from this address is refused at the upgrade.
