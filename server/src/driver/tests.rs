@@ -204,7 +204,7 @@ fn a_run_whose_agent_went_silent_is_lost_at_its_time_by_the_lease_holder() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
     let spec = job();
-    let (id, instance) = running_on_silent_agent(&db, &spec);
+    let (id, instance, _) = running_on_silent_agent(&db, &spec);
     actix::System::new().block_on(async move {
         let clock = ManualClock::at(t(1));
         let driver = driver_on(&db, &clock, "holder", t(1));
@@ -228,8 +228,8 @@ fn a_run_whose_agent_went_silent_is_lost_at_its_time_by_the_lease_holder() {
 }
 
 /// A run of `spec` (of the `default` instance) stored as running on agent `a1`, last heard from
-/// at t(0): its id and instance.
-fn running_on_silent_agent(db: &Db, spec: &JobSpec) -> (RunId, InstanceId) {
+/// at t(0): its id, its instance and the agent's id.
+fn running_on_silent_agent(db: &Db, spec: &JobSpec) -> (RunId, InstanceId, AgentId) {
     let mut c = db.conn().unwrap();
     let instance = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
     let reg = db::agents::Registration {
@@ -262,7 +262,7 @@ fn running_on_silent_agent(db: &Db, spec: &JobSpec) -> (RunId, InstanceId) {
         updated_at: now,
     };
     db::runs::set(&mut c, id, &running).unwrap();
-    (id, instance)
+    (id, instance, agent)
 }
 
 /// The sweep reads the queue a page at a time and moves on to the next page: a run this server
@@ -287,7 +287,7 @@ fn a_run_behind_a_page_of_other_servers_runs_is_still_reached() {
             Ok::<_, db::DbError>(())
         })
         .unwrap();
-        let (id, _) = running_on_silent_agent(&db, &spec);
+        let (id, ..) = running_on_silent_agent(&db, &spec);
         clock.set(t(61));
         driver.sweep(t(61)).await;
         assert_eq!(stored(&db, id).status, RunStatus::Running, "the first page is the other server's runs");
@@ -305,8 +305,7 @@ fn an_event_for_a_run_let_go_of_is_judged_against_the_run_as_stored() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
     let spec = job();
-    let (id, _) = running_on_silent_agent(&db, &spec);
-    let agent = db::agents::list(&mut db.conn().unwrap()).unwrap()[0].id;
+    let (id, _, agent) = running_on_silent_agent(&db, &spec);
     actix::System::new().block_on(async move {
         let clock = ManualClock::at(t(1));
         let driver = driver_on(&db, &clock, "holder", t(1));
@@ -331,8 +330,7 @@ fn an_event_judged_against_a_step_not_yet_stored_waits_for_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(DatabaseUrl::sqlite_in(dir.path())).unwrap();
     let spec = job();
-    let (id, _) = running_on_silent_agent(&db, &spec);
-    let agent = db::agents::list(&mut db.conn().unwrap()).unwrap()[0].id;
+    let (id, _, agent) = running_on_silent_agent(&db, &spec);
     actix::System::new().block_on(async move {
         let clock = ManualClock::at(t(1));
         let driver = driver_on(&db, &clock, "holder", t(1));
