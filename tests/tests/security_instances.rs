@@ -204,6 +204,43 @@ fn adhoc_runs_reach_only_agents_serving_the_callers_instances() {
 }
 
 #[test]
+fn an_adhoc_run_is_seen_only_by_operators_of_the_instances_its_agent_served() {
+    let (s, admin, _agent) = rig();
+    let set = "mutation($i: String!) { setAgentInstances(name: \"a1\", instances: $i) { instances } }";
+    gql(&s, &admin, set, json!({ "i": "other" }));
+    let mine = user(&s, &admin, "op_default", "operator", "default");
+    let theirs = user(&s, &admin, "op_other", "operator", "other");
+    let viewer_all = user(&s, &admin, "viewer_all", "viewer", "*");
+    let adhoc =
+        "mutation { runAdhoc(agents: [\"a1\"], command: \"echo secret-of-other\", runAsUser: \"root\") { id } }";
+    let id = gql(&s, &theirs, adhoc, json!({}))["runAdhoc"][0]["id"].as_i64().unwrap();
+    wait_success(&s, &admin, id);
+    // Its agent served only `other` then; it keeps that reach when the agent changes hands.
+    gql(&s, &admin, set, json!({ "i": "default" }));
+    let ask = |token: &str, q: &str| s.graphql_as(Some(token), q, json!({ "id": id })).unwrap();
+    let listed = |token: &str| {
+        let r = ask(token, "query { runs(filter: { kind: \"adhoc\" }) { edges { node { id } } } }");
+        r["data"]["runs"]["edges"].as_array().unwrap_or_else(|| panic!("{r}")).iter().any(|e| e["node"]["id"] == id)
+    };
+    assert!(listed(&theirs) && listed(&admin), "its operators see it");
+    assert!(!listed(&mine), "an operator of another instance does not list it");
+    assert!(!listed(&viewer_all), "adhoc runs are for operators and up");
+    for token in [&mine, &viewer_all] {
+        for q in [
+            "query($id: Int!) { run(id: $id) { id } }",
+            "query($id: Int!) { runOutput(runId: $id, stream: STDOUT) { data } }",
+            "mutation($id: Int!) { modifyRunStatus(id: $id, status: FAILED) { id } }",
+        ] {
+            let r = ask(token, q);
+            assert!(r["data"].is_null() || r["data"].as_object().unwrap().values().all(Value::is_null), "{q}: {r}");
+            assert!(matches!(error_code(&r).as_deref(), Some("NOT_FOUND" | "FORBIDDEN")), "{q}: {r}");
+        }
+    }
+    let r = ask(&theirs, "query($id: Int!) { runOutput(runId: $id, stream: STDOUT) { data } }");
+    assert!(r["data"]["runOutput"]["data"].as_str().unwrap().contains("secret-of-other"), "{r}");
+}
+
+#[test]
 fn tasks_reach_only_agents_serving_their_instance() {
     let (s, admin, _agent) = rig();
     let set = "mutation($i: String!) { setAgentInstances(name: \"a1\", instances: $i) { instances } }";

@@ -50,6 +50,8 @@ pub struct RunRow {
     pub job: Option<String>,
     /// Who asked another server to terminate it (see `request_terminate`).
     pub terminate_by: Option<String>,
+    /// An adhoc run's reach: the instances its agent served when it went (see `Reach`).
+    pub adhoc_instances: Option<String>,
 }
 
 /// What a new run is made of. `kind` is scheduled, forced or adhoc.
@@ -283,12 +285,67 @@ pub struct RunFilter {
     pub run_date: Option<NaiveDate>,
     /// Part of the task's name.
     pub search: Option<String>,
+    /// Which adhoc runs (those without an instance) to include.
+    pub adhoc: AdhocRuns,
+}
+
+/// Which adhoc runs a list includes: they belong to no instance but reach those of their agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AdhocRuns {
+    /// All of them (the caller sees every instance and adhoc runs).
+    #[default]
+    All,
+    /// None (the caller may not see adhoc runs).
+    None,
+    /// Those whose agent served one of these instances, or every instance.
+    Reaching(Vec<String>),
+}
+
+/// How an adhoc run's reach is stored: `*`, or the names between commas (`,a,b,`).
+pub fn reach_text(access: &baton_schema::access::InstanceAccess) -> String {
+    match access {
+        baton_schema::access::InstanceAccess::All => "*".into(),
+        baton_schema::access::InstanceAccess::Only(names) => format!(",{},", names.join(",")),
+    }
+}
+
+/// The instances an adhoc run reaches, from its stored text (None: not recorded).
+pub fn reach_of(text: Option<&str>) -> Option<baton_schema::access::InstanceAccess> {
+    match text? {
+        "*" => Some(baton_schema::access::InstanceAccess::All),
+        t => Some(baton_schema::access::InstanceAccess::Only(
+            t.split(',').filter(|n| !n.is_empty()).map(String::from).collect(),
+        )),
+    }
+}
+
+/// Records an adhoc run's reach, in the transaction that made it.
+pub fn set_reach(conn: &mut DbConn, id: RunId, access: &baton_schema::access::InstanceAccess) -> DbResult<()> {
+    let text = reach_text(access);
+    with_conn!(conn, |c| diesel::update(runs::table.find(id)).set(runs::adhoc_instances.eq(&text)).execute(c))?;
+    Ok(())
 }
 
 macro_rules! filtered {
     ($f:expr) => {{
         let f: &RunFilter = $f;
         let mut q = runs::table.into_boxed();
+        // Who may see which runs comes first: the filters after it are ANDed to the whole.
+        match (&f.instance_ids, &f.adhoc) {
+            (None, AdhocRuns::All) => {}
+            (None, _) => q = q.filter(runs::instance_id.is_not_null()),
+            (Some(ids), AdhocRuns::Reaching(names)) => {
+                q = q.filter(runs::instance_id.eq_any(ids.clone())).or_filter(runs::adhoc_instances.eq("*"));
+                for n in names {
+                    let escaped = n.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                    q = q.or_filter(runs::adhoc_instances.like(format!("%,{escaped},%")).escape('\\'));
+                }
+            }
+            (Some(ids), AdhocRuns::None) => q = q.filter(runs::instance_id.eq_any(ids.clone())),
+            (Some(ids), AdhocRuns::All) => {
+                q = q.filter(runs::instance_id.eq_any(ids.clone()).or(runs::instance_id.is_null()))
+            }
+        }
         if let Some(s) = &f.statuses {
             q = q.filter(runs::status.eq_any(s.iter().map(|s| s.as_str())));
         }
@@ -297,9 +354,6 @@ macro_rules! filtered {
         }
         if let Some(g) = f.group_id {
             q = q.filter(runs::group_id.eq(g));
-        }
-        if let Some(ids) = &f.instance_ids {
-            q = q.filter(runs::instance_id.eq_any(ids.clone()));
         }
         if let Some(k) = &f.kind {
             q = q.filter(runs::kind.eq(k.clone()));

@@ -206,6 +206,7 @@ diesel::table! {
         updated_at -> Timestamp,
         job -> Nullable<Text>,
         terminate_by -> Nullable<Text>,
+        adhoc_instances -> Nullable<Text>,
     }
 }
 

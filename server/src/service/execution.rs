@@ -103,6 +103,7 @@ impl baton_graphql::Execution for Services {
         let caller = p.instances.clone();
         let ids: Vec<RunId> = self
             .run(move |c| {
+                let mut reach = Vec::new();
                 for a in &names {
                     let Some(row) = db::agents::by_name(c, a)? else {
                         return Err(ApiError::invalid("agents", "unknown_agent", format!("no agent {a}")).into());
@@ -114,13 +115,16 @@ impl baton_graphql::Execution for Services {
                         ))
                         .into());
                     }
+                    reach.push(serves);
                 }
                 db::transaction(c, |c| {
                     let stamp = now.format("%Y%m%dT%H%M%S%.6f").to_string();
                     let mut ids = Vec::new();
-                    for spec in &to_make {
+                    for (spec, serves) in to_make.iter().zip(&reach) {
                         let run = new_run(now.date_naive(), format!("adhoc-{stamp}-{}", spec.target), spec, now);
-                        ids.push(db::runs::create(c, &run)?.id());
+                        let id = db::runs::create(c, &run)?.id();
+                        db::runs::set_reach(c, id, serves)?;
+                        ids.push(id);
                     }
                     let after = format!(
                         "{{\"agents\":{},\"command\":{},\"run_as_user\":{}}}",

@@ -89,10 +89,7 @@ impl baton_graphql::Operations for Services {
         let event = self
             .run(move |c| {
                 require(&pc, Role::Operator)?;
-                let row = db::runs::get(c, id).found("run")?;
-                if let Some(i) = row.instance_id {
-                    check_instance_id(c, &pc, i).found("run")?;
-                }
+                let row = super::runs::visible_run(c, &pc, id)?;
                 let target = Target {
                     task_id: row.task_id,
                     group_id: row.group_id,
@@ -200,15 +197,16 @@ impl baton_graphql::Operations for Services {
             for e in rows {
                 // Events about a task are shown to those who may see the task, events about a
                 // run to those who may see the run; the rest to those who see every instance.
-                if let Some(ids) = &visible {
-                    let instance = match (e.task_id, e.run_id) {
-                        (Some(t), _) => db::tasks::get(c, t).ok().map(|row| row.instance_id),
-                        (None, Some(r)) => db::runs::get(c, r).ok().and_then(|row| row.instance_id),
-                        (None, None) => None,
-                    };
-                    if !instance.is_some_and(|i| ids.contains(&i)) {
-                        continue;
-                    }
+                let shown = match (e.task_id, e.run_id) {
+                    (Some(t), _) => match &visible {
+                        None => true,
+                        Some(ids) => db::tasks::get(c, t).is_ok_and(|row| ids.contains(&row.instance_id)),
+                    },
+                    (None, Some(r)) => super::runs::visible_run(c, &p, r).is_ok(),
+                    (None, None) => visible.is_none(),
+                };
+                if !shown {
+                    continue;
                 }
                 out.push(event_record(e));
             }

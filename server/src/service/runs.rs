@@ -1,7 +1,7 @@
 //! Runs for the API: lists scoped to the caller's instances, a run's timeline, output by offset.
 
 use super::Found;
-use super::{check_instance_id, instance_for, visible_instances, Services, SvcResult};
+use super::{instance_for, visible_instances, Services, SvcResult};
 use crate::db::{self, DbConn};
 use async_trait::async_trait;
 use baton_graphql::backend::*;
@@ -87,34 +87,58 @@ fn assemble(chunks: &[(i64, &str)], offset: i64, limit: i64) -> (i64, i64, Strin
     (start, end.max(offset), data, total)
 }
 
-/// Whether `p` may see a run of this instance (adhoc runs, without one, are for operators and up).
-fn may_see(p: &Principal, instance: Option<&str>) -> bool {
-    match instance {
-        Some(name) => p.instances.allows(name),
-        None => p.role >= baton_schema::access::Role::Operator,
+/// Where a run belongs: a task's runs to its instance, an adhoc run to the instances its agent
+/// served when it went (None: not recorded, for those who see every instance).
+#[derive(Debug, Clone)]
+enum RunScope {
+    Instance(String),
+    Adhoc(Option<InstanceAccess>),
+}
+
+/// Whether `p` may see a run of this scope (adhoc runs are for operators and up, of an
+/// instance their agent served).
+fn may_see(p: &Principal, scope: &RunScope) -> bool {
+    match scope {
+        RunScope::Instance(name) => p.instances.allows(name),
+        RunScope::Adhoc(reach) => {
+            p.role >= baton_schema::access::Role::Operator
+                && match (&p.instances, reach) {
+                    (InstanceAccess::All, _) => true,
+                    (_, None) => false,
+                    (mine, Some(its)) => super::agents::adhoc_may_reach(mine, its),
+                }
+        }
     }
+}
+
+/// The scope of a stored run.
+fn scope_of(c: &mut DbConn, row: &db::runs::RunRow) -> db::DbResult<RunScope> {
+    Ok(match row.instance_id {
+        Some(i) => RunScope::Instance(db::instances::get(c, i)?.name),
+        None => RunScope::Adhoc(db::runs::reach_of(row.adhoc_instances.as_deref())),
+    })
 }
 
 /// The instance of each run (a run never moves), remembered for filtering live events: each
 /// run is looked up once, whoever subscribes.
 #[derive(Default)]
 pub struct RunScopes {
-    known: Mutex<HashMap<RunId, Option<String>>>,
+    known: Mutex<HashMap<RunId, RunScope>>,
 }
 
 /// Runs remembered before the memory starts over.
 const SCOPES_KEPT: usize = 100_000;
 
 impl RunScopes {
-    /// The run's instance (None: adhoc); Err when it cannot be found.
-    async fn instance_of(&self, db: &db::Db, run_id: RunId) -> Result<Option<String>, String> {
+    /// Where the run belongs; Err when it cannot be found.
+    async fn scope_of(&self, db: &db::Db, run_id: RunId) -> Result<RunScope, String> {
         if let Some(known) = self.known.lock().map_err(|_| "poisoned")?.get(&run_id) {
             return Ok(known.clone());
         }
-        let instance = db
+        let scope = db
             .run(move |c| {
                 let row = db::runs::get(c, run_id)?;
-                row.instance_id.map(|i| db::instances::get(c, i).map(|r| r.name)).transpose()
+                scope_of(c, &row)
             })
             .await
             .map_err(|e| e.to_string())?;
@@ -122,18 +146,18 @@ impl RunScopes {
         if known.len() >= SCOPES_KEPT {
             known.clear();
         }
-        known.insert(run_id, instance.clone());
-        Ok(instance)
+        known.insert(run_id, scope.clone());
+        Ok(scope)
     }
 
     /// Whether `p` may see the run; a run that cannot be looked up is not shown.
     pub async fn visible(&self, db: &db::Db, p: &Principal, run_id: RunId) -> bool {
         // Who sees every instance and adhoc runs sees every run: nothing to look up.
-        if matches!(p.instances, InstanceAccess::All) && may_see(p, None) {
+        if matches!(p.instances, InstanceAccess::All) && p.role >= baton_schema::access::Role::Operator {
             return true;
         }
-        match self.instance_of(db, run_id).await {
-            Ok(instance) => may_see(p, instance.as_deref()),
+        match self.scope_of(db, run_id).await {
+            Ok(scope) => may_see(p, &scope),
             Err(e) => {
                 tracing::warn!(run = %run_id, error = %e, "looking up a run's instance for a subscriber");
                 false
@@ -142,19 +166,22 @@ impl RunScopes {
     }
 }
 
-/// The run, if the caller may see it (adhoc runs without an instance are for operators and up).
-fn visible_run(c: &mut DbConn, p: &Principal, id: RunId) -> SvcResult<db::runs::RunRow> {
+/// The run, if the caller may see it; else NOT_FOUND, as if it did not exist.
+pub(super) fn visible_run(c: &mut DbConn, p: &Principal, id: RunId) -> SvcResult<db::runs::RunRow> {
     let row = db::runs::get(c, id).found("run")?;
-    match row.instance_id {
-        Some(i) => {
-            check_instance_id(c, p, i).found("run")?;
-        }
-        None => {
-            // Not the caller's to see: as if it did not exist.
-            super::require(p, baton_schema::access::Role::Operator).map_err(|_| ApiError::NotFound("run".into()))?
-        }
+    if !may_see(p, &scope_of(c, &row)?) {
+        return Err(ApiError::NotFound("run".into()).into());
     }
     Ok(row)
+}
+
+/// Which adhoc runs a list shows `p`.
+pub(super) fn adhoc_runs_for(p: &Principal) -> db::runs::AdhocRuns {
+    match &p.instances {
+        _ if p.role < baton_schema::access::Role::Operator => db::runs::AdhocRuns::None,
+        InstanceAccess::All => db::runs::AdhocRuns::All,
+        InstanceAccess::Only(names) => db::runs::AdhocRuns::Reaching(names.clone()),
+    }
 }
 
 impl Services {}
@@ -173,9 +200,11 @@ impl baton_graphql::Runs for Services {
                 since: f.since,
                 run_date: f.run_date,
                 search: f.search.clone(),
+                adhoc: adhoc_runs_for(&p),
             };
             if let Some(name) = &f.instance {
                 filter.instance_ids = Some(vec![instance_for(c, &p, name)?.id]);
+                filter.adhoc = db::runs::AdhocRuns::None;
             }
             let mut rows = db::runs::page(c, &filter, page.after.map(RunId), page.first + 1)?;
             let has_next = rows.len() as i64 > page.first;
