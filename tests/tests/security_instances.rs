@@ -301,7 +301,25 @@ fn credentials_and_integrations_belong_to_an_instance_or_to_all() {
     assert_eq!(rule(&res).as_deref(), Some("unknown_credential"), "{res}");
     let res = hook(&admin, "hook_global", "db/token", None);
     assert_eq!(rule(&res).as_deref(), Some("unknown_credential"), "a global integration names global keys: {res}");
-    assert!(hook(&there, "hook_there", "shared/hook", Some("other"))["data"]["createIntegration"].is_object());
+    // A global credential is named only by what a superadmin writes: an instance's admin would
+    // otherwise send it to their own endpoint, as the integration's key or in a header.
+    let res = hook(&there, "hook_there", "shared/hook", Some("other"));
+    assert_eq!(rule(&res).as_deref(), Some("global_credential"), "{res}");
+    assert_eq!(res["errors"][0]["extensions"]["field"], "credential_key", "{res}");
+    let in_header = "mutation($i: IntegrationInput!) { createIntegration(instance: \"other\", input: $i) { name } }";
+    set(&there, "db/theirs", Some("other"));
+    let header = json!({ "i": { "name": "hook_header", "kind": "webhook", "credentialKey": "db/theirs",
+        "headers": [{ "name": "X-Key", "value": "${C:shared/hook}" }] } });
+    let res = s.graphql_as(Some(&there), in_header, header.clone()).unwrap();
+    assert_eq!(rule(&res).as_deref(), Some("global_credential"), "{res}");
+    assert!(gql(&s, &admin, in_header, header)["createIntegration"].is_object(), "a superadmin may");
+    // Nor does an instance's admin change what a superadmin wrote while it names one.
+    let upd = "mutation($i: IntegrationInput!) { updateIntegration(name: \"hook_header\", input: $i) { name } }";
+    let moved = json!({ "i": { "name": "hook_header", "kind": "webhook", "credentialKey": "db/theirs",
+        "method": "PUT", "headers": [{ "name": "X-Key", "value": "${C:shared/hook}" }] } });
+    let res = s.graphql_as(Some(&there), upd, moved).unwrap();
+    assert_eq!(rule(&res).as_deref(), Some("global_credential"), "{res}");
+    assert!(hook(&there, "hook_there", "db/theirs", Some("other"))["data"]["createIntegration"].is_object());
     let names = |token: &str| {
         let list = gql(&s, token, "{ integrations { name } }", json!({}));
         let mut v: Vec<String> =
@@ -310,7 +328,7 @@ fn credentials_and_integrations_belong_to_an_instance_or_to_all() {
         v
     };
     assert_eq!(names(&here), ["hook_here"]);
-    assert_eq!(names(&there), ["hook_there"]);
+    assert_eq!(names(&there), ["hook_header", "hook_there"]);
 
     // Definitions of an instance name only what is global or theirs, whoever saves them.
     let save = |instance: &str, name: &str, extra: Value| {
@@ -331,6 +349,26 @@ fn credentials_and_integrations_belong_to_an_instance_or_to_all() {
     let res = save("default", "uses_its_key", profile);
     let tid = res["data"]["createTask"]["tid"].as_i64().unwrap_or_else(|| panic!("{res}"));
     wait_success(&s, &admin, force_run(&s, &admin, tid));
+    // A task's profile names a global key only when a superadmin writes it, in a form or an import.
+    let global = json!({ "name": "reads_global", "instance": "other", "command": "true", "target": "etl",
+                         "runAsUser": "root", "profile": [{ "name": "K", "value": "${C:shared/hook}" }] });
+    let create = "mutation($t: TaskInput!) { createTask(input: $t) { tid } }";
+    let res = s.graphql_as(Some(&there), create, json!({ "t": global })).unwrap();
+    assert_eq!(rule(&res).as_deref(), Some("global_credential"), "{res}");
+    assert_eq!(res["errors"][0]["extensions"]["field"], "profile.K", "{res}");
+    let tid = gql(&s, &admin, create, json!({ "t": global }))["createTask"]["tid"].as_i64().unwrap();
+    let edit = json!({ "name": "reads_global", "instance": "other", "command": "echo $K", "target": "etl",
+                       "runAsUser": "root", "profile": [{ "name": "K", "value": "${C:shared/hook}" }] });
+    let update = "mutation($id: Int!, $t: TaskInput!) { updateTask(tid: $id, input: $t) { tid } }";
+    let res = s.graphql_as(Some(&there), update, json!({ "id": tid, "t": edit })).unwrap();
+    assert_eq!(rule(&res).as_deref(), Some("global_credential"), "an edit that keeps it: {res}");
+    let doc = json!({ "kind": "baton.definitions", "version": 1, "instances": [{ "name": "other",
+        "tasks": [{ "name": "imported_global", "instance": "other", "command": "echo $K", "target": "etl", "run_as_user": "root",
+                    "profile": { "K": "${C:shared/hook}" } }] }] });
+    let import = "mutation($d: JSON!) { importDefinitions(document: $d, mode: MERGE) { errors { path rule } } }";
+    let res = gql(&s, &there, import, json!({ "d": doc }));
+    let errors = res["importDefinitions"]["errors"].as_array().unwrap();
+    assert!(errors.iter().any(|e| e["rule"] == "global_credential"), "{res}");
 }
 
 /// Says hello as agent `name` with `token`, claiming `hostname` and `queues`; the first answer

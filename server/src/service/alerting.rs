@@ -73,13 +73,32 @@ fn owner_for(c: &mut DbConn, p: &Principal, instance: Option<&str>) -> SvcResult
 pub(crate) struct References {
     integrations: HashMap<String, Option<InstanceId>>,
     credentials: HashMap<String, Option<InstanceId>>,
+    /// Whether the writer may name global credentials (see [`may_name_global_credentials`]).
+    names_globals: bool,
+}
+
+/// Whether `p` may write a definition that names a global credential: only a superadmin, as
+/// only a superadmin manages them (an instance's admin would otherwise read one through a job
+/// or a webhook of theirs).
+pub(crate) fn may_name_global_credentials(p: &Principal) -> bool {
+    p.role >= Role::Superadmin
+}
+
+/// The error for a definition written by `p` that names global credential `key`.
+fn global_credential(field: String, key: &str) -> FieldError {
+    FieldError::new(
+        field,
+        "global_credential",
+        format!("credential {key} is global: only a superadmin may name it; set one in this instance instead"),
+    )
 }
 
 impl References {
-    pub(crate) fn load(c: &mut DbConn) -> SvcResult<Self> {
+    pub(crate) fn load(c: &mut DbConn, writer: &Principal) -> SvcResult<Self> {
         Ok(Self {
             integrations: db::integrations::list(c)?.into_iter().map(|i| (i.name, i.instance_id)).collect(),
             credentials: db::credentials::keys(c)?.into_iter().map(|k| (k.key, k.instance_id)).collect(),
+            names_globals: may_name_global_credentials(writer),
         })
     }
 
@@ -109,12 +128,17 @@ impl References {
         }
         for (name, value) in profile.into_iter().flatten() {
             for key in baton_schema::placeholder::credential_refs(name, value).unwrap_or_default() {
-                if !self.credentials.get(key.as_str()).is_some_and(|owner| usable(*owner, here)) {
-                    errors.push(FieldError::new(
+                match self.credentials.get(key.as_str()) {
+                    Some(owner) if usable(*owner, here) => {
+                        if owner.is_none() && !self.names_globals {
+                            errors.push(global_credential(format!("{prefix}profile.{name}"), key.as_str()));
+                        }
+                    }
+                    _ => errors.push(FieldError::new(
                         format!("{prefix}profile.{name}"),
                         "unknown_credential",
                         format!("no credential {key} global or in this instance; set it first"),
-                    ));
+                    )),
                 }
             }
         }
@@ -127,12 +151,13 @@ pub(crate) fn check_references(
     alerts: &[AlertRule],
     profile: Option<&BTreeMap<String, String>>,
     instance: InstanceId,
+    writer: &Principal,
     errors: &mut FieldErrors,
 ) -> SvcResult<()> {
     if alerts.is_empty() && profile.is_none_or(|p| !p.values().any(|v| v.contains("${C:"))) {
         return Ok(());
     }
-    References::load(c)?.check(alerts, profile, instance, "", errors);
+    References::load(c, writer)?.check(alerts, profile, instance, "", errors);
     Ok(())
 }
 
@@ -246,8 +271,16 @@ impl baton_graphql::Alerting for Services {
                 let mut errors = FieldErrors::new();
                 for key in valid.credential_keys() {
                     let found = db::credentials::get(c, key.as_str())?;
+                    let own = valid.credential_key.as_ref() == Some(&key);
+                    if owner.is_some()
+                        && !may_name_global_credentials(&p)
+                        && found.as_ref().is_some_and(|k| k.instance_id.is_none())
+                    {
+                        let field = if own { "credential_key" } else { "headers" };
+                        errors.push(global_credential(field.into(), key.as_str()));
+                        continue;
+                    }
                     if !found.is_some_and(|k| usable(k.instance_id, owner)) {
-                        let own = valid.credential_key.as_ref() == Some(&key);
                         let whose = if owner.is_some() { "global or in this instance" } else { "global" };
                         errors.push(FieldError::new(
                             if own { "credential_key" } else { "headers" },

@@ -75,6 +75,7 @@ pub(crate) fn check_task_context(
     t: &TaskDef,
     instance_id: InstanceId,
     self_tid: Option<TaskId>,
+    writer: &Principal,
 ) -> SvcResult<Option<GroupId>> {
     let mut errors = FieldErrors::new();
     if let Some(cal) = t.schedule.as_ref().and_then(|s| s.calendar.as_ref()) {
@@ -131,7 +132,7 @@ pub(crate) fn check_task_context(
             errors.push(e.into_field_error());
         }
     }
-    super::alerting::check_references(c, &t.alerts, Some(&t.profile), instance_id, &mut errors)?;
+    super::alerting::check_references(c, &t.alerts, Some(&t.profile), instance_id, writer, &mut errors)?;
     if errors.is_empty() {
         Ok(group_id)
     } else {
@@ -177,6 +178,7 @@ pub(crate) fn check_group_context(
     g: &GroupDef,
     instance_id: InstanceId,
     self_gid: Option<GroupId>,
+    writer: &Principal,
 ) -> SvcResult<()> {
     let mut errors = FieldErrors::new();
     if let Some(cal) = g.schedule.as_ref().and_then(|s| s.calendar.as_ref()) {
@@ -214,7 +216,7 @@ pub(crate) fn check_group_context(
     if let Err(e) = check_graph(&nodes) {
         errors.push(e.into_field_error());
     }
-    super::alerting::check_references(c, &g.alerts, None, instance_id, &mut errors)?;
+    super::alerting::check_references(c, &g.alerts, None, instance_id, writer, &mut errors)?;
     if errors.is_empty() {
         Ok(())
     } else {
@@ -263,7 +265,7 @@ impl Services {
                         None => None,
                     };
                     let inst = instance_for(c, &p, def.instance.as_str())?;
-                    let group_id = check_task_context(c, &def, inst.id, tid)?;
+                    let group_id = check_task_context(c, &def, inst.id, tid, &p)?;
                     let id = match tid {
                         Some(t) => {
                             db::tasks::update(
@@ -328,7 +330,7 @@ impl Services {
                         None => None,
                     };
                     let inst = instance_for(c, &p, def.instance.as_str())?;
-                    check_group_context(c, &def, inst.id, gid)?;
+                    check_group_context(c, &def, inst.id, gid, &p)?;
                     let id = match gid {
                         Some(g) => {
                             db::groups::update(c, g, inst.id, &def, Utc::now())

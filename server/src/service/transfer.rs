@@ -111,6 +111,7 @@ fn apply_instance(
     inst: &baton_schema::document::ValidInstance,
     raw: &InstanceDoc,
     mode: ImportMode,
+    writer: &Principal,
     plan: &mut ImportPlan,
 ) -> Result<(), Abort> {
     let at = format!("$.instances[{i}]");
@@ -151,7 +152,7 @@ fn apply_instance(
         group_records(c, rows)
     }?;
     let mut kept_groups: HashSet<GroupId> = HashSet::new();
-    let references = super::alerting::References::load(c)?;
+    let references = super::alerting::References::load(c, writer)?;
     for (j, g) in inst.groups.iter().enumerate() {
         let gat = format!("{at}.groups[{j}]");
         let mut found = baton_schema::FieldErrors::new();
@@ -450,7 +451,7 @@ impl baton_graphql::Transfer for Services {
                 let result = db::transaction(c, |c| -> Result<ImportPlan, Abort> {
                     let mut plan = ImportPlan::default();
                     for (i, inst) in valid.instances.iter().enumerate() {
-                        apply_instance(c, i, inst, &doc.instances[i], mode, &mut plan)?;
+                        apply_instance(c, i, inst, &doc.instances[i], mode, &p, &mut plan)?;
                     }
                     db::sync_id_sequences(c)?;
                     if !plan.errors.is_empty() {
