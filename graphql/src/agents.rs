@@ -15,7 +15,8 @@ use futures_util::{Stream, StreamExt};
 /// Agents and their enrollment tokens.
 #[async_trait::async_trait]
 pub trait Agents: Send + Sync {
-    async fn agents(&self) -> BackendResult<Vec<AgentRecord>>;
+    /// The agents `p` sees: those serving every instance or one of `p`'s.
+    async fn agents(&self, p: &Principal) -> BackendResult<Vec<AgentRecord>>;
     async fn agent_tokens(&self) -> BackendResult<Vec<AgentTokenRecord>>;
     /// Sets which instances' runs an agent takes; the actor must have all of them.
     async fn set_agent_instances(
@@ -27,7 +28,8 @@ pub trait Agents: Send + Sync {
     /// A new enrollment token, shown once.
     async fn create_agent_token(&self, actor: &Principal, name: &str) -> BackendResult<(String, AgentTokenRecord)>;
     async fn revoke_agent_token(&self, actor: &Principal, id: AgentTokenId) -> BackendResult<bool>;
-    fn agent_changes(&self) -> BoxStream<'static, AgentChangeRecord>;
+    /// Agents' comings and goings, of the agents `p` sees.
+    fn agent_changes(&self, p: &Principal) -> BoxStream<'static, AgentChangeRecord>;
 }
 
 /// Whether an agent is connected to a server; the domain's own `AgentStatus`.
@@ -107,10 +109,10 @@ pub struct AgentQuery;
 
 #[Object]
 impl AgentQuery {
-    /// Every agent that ever registered, by name.
+    /// Every agent that ever registered and serves every instance or one of the caller's, by name.
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn agents(&self, ctx: &Context<'_>) -> ApiResult<Vec<Agent>> {
-        Ok(domain::<dyn Agents>(ctx).agents().await?.into_iter().map(Agent::from).collect())
+        Ok(domain::<dyn Agents>(ctx).agents(principal(ctx)?).await?.into_iter().map(Agent::from).collect())
     }
 
     /// The tokens whose agents serve only instances the caller has.
@@ -158,7 +160,7 @@ pub struct AgentSubscription;
 impl AgentSubscription {
     /// Agents coming online, going OFFLINE, or coming back.
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
-    async fn agent_events(&self, ctx: &Context<'_>) -> impl Stream<Item = AgentEvent> {
-        domain::<dyn Agents>(ctx).agent_changes().map(AgentEvent::from)
+    async fn agent_events(&self, ctx: &Context<'_>) -> async_graphql::Result<impl Stream<Item = AgentEvent>> {
+        Ok(domain::<dyn Agents>(ctx).agent_changes(principal(ctx)?).map(AgentEvent::from))
     }
 }

@@ -120,6 +120,10 @@ impl CalendarQuery {
         if !(1..=500).contains(&count) {
             return Err(ApiError::invalid("count", "range", "must be between 1 and 500").into());
         }
+        // A preview reads the instance's calendars: only for those who have it.
+        if !principal(ctx)?.instances.allows(&instance) {
+            return Err(ApiError::Forbidden(format!("no access to instance {instance}")).into());
+        }
         let draft: ScheduleDraft = schedule.into();
         let parsed = Schedule::parse(&draft).map_err(|e| {
             let mut scoped = baton_schema::FieldErrors::new();

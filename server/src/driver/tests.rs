@@ -111,6 +111,7 @@ fn a_stored_job_gives_back_the_job_it_was_made_from() {
         updated_at: db::ts(t(0)),
         job: Some(spec.stored()),
         terminate_by: None,
+        adhoc_instances: None,
     };
     let back = JobSpec::of_row(&row).unwrap();
     assert_eq!(back.stored(), spec.stored());

@@ -82,12 +82,19 @@ pub(super) fn adhoc_may_reach(caller: &InstanceAccess, agent: &InstanceAccess) -
     }
 }
 
+/// Whether a caller with `caller`'s instances sees an agent serving `agent`'s: they share one,
+/// or either has every one.
+fn sees_agent(caller: &InstanceAccess, agent: &InstanceAccess) -> bool {
+    matches!(caller, InstanceAccess::All) || adhoc_may_reach(caller, agent)
+}
+
 impl Services {}
 
 #[async_trait]
 impl baton_graphql::Agents for Services {
-    async fn agents(&self) -> BackendResult<Vec<AgentRecord>> {
-        self.run(|c| Ok(db::agents::list(c)?.into_iter().map(agent_record).collect())).await
+    async fn agents(&self, p: &Principal) -> BackendResult<Vec<AgentRecord>> {
+        let all = self.run(|c| Ok(db::agents::list(c)?.into_iter().map(agent_record).collect::<Vec<_>>())).await?;
+        Ok(all.into_iter().filter(|a| sees_agent(&p.instances, &a.instances)).collect())
     }
 
     async fn agent_tokens(&self) -> BackendResult<Vec<AgentTokenRecord>> {
@@ -170,10 +177,23 @@ impl baton_graphql::Agents for Services {
         Ok(true)
     }
 
-    fn agent_changes(&self) -> BoxStream<'static, AgentChangeRecord> {
+    fn agent_changes(&self, p: &Principal) -> BoxStream<'static, AgentChangeRecord> {
+        let (db, caller) = (self.db.clone(), p.instances.clone());
         tokio_stream::wrappers::BroadcastStream::new(self.hub.subscribe())
-            .filter_map(|r| async move {
-                r.ok().map(|c| AgentChangeRecord { name: c.name, status: c.status, at: Utc::now() })
+            .filter_map(move |r| {
+                let (db, caller) = (db.clone(), caller.clone());
+                async move {
+                    let c = r.ok()?;
+                    if !matches!(caller, InstanceAccess::All) {
+                        // Rare (an agent coming or going): looked up each time, never stale.
+                        let name = c.name.clone();
+                        let row = db.run(move |conn| db::agents::by_name(conn, &name)).await.ok().flatten()?;
+                        if !sees_agent(&caller, &agent_record(row).instances) {
+                            return None;
+                        }
+                    }
+                    Some(AgentChangeRecord { name: c.name, status: c.status, at: Utc::now() })
+                }
             })
             .boxed()
     }
