@@ -613,4 +613,22 @@ fn a_webhook_body_is_escaped_and_a_private_address_must_be_listed() {
     assert_eq!(d[0]["attempts"], 1, "refused for good: {d:?}");
     assert!(d[0]["lastError"].as_str().unwrap().contains("alert_allowed_hosts lists 127.0.0.1"), "{d:?}");
     assert!(sink.to("/hook/local").is_empty(), "nothing reached it");
+    // So does an e-mail integration whose SMTP host is on loopback; one whose `ca_file` is a
+    // device that never ends is refused before anything is read.
+    let smtp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    set_credential(&bare, &admin, "mail/pw", "pw");
+    for (name, host, ca) in [("mail_local", "127.0.0.1", None), ("mail_ca", "127.0.0.1", Some("/dev/zero"))] {
+        let input = json!({ "name": name, "kind": "email", "credentialKey": "mail/pw", "smtpHost": host,
+            "smtpPort": smtp.local_addr().unwrap().port(), "security": if ca.is_some() { "tls" } else { "none" },
+            "username": "u", "from": "baton@example.org", "to": ["ops@example.org"], "caFile": ca });
+        integration(&bare, &admin, input);
+        let q = format!("mutation {{ sendTestAlert(integration: \"{name}\") {{ status lastError }} }}");
+        let sent = gql(&bare, &admin, &q, json!({}));
+        assert_eq!(sent["sendTestAlert"]["status"], "FAILED", "{sent}");
+        let why = sent["sendTestAlert"]["lastError"].as_str().unwrap();
+        let want = if ca.is_some() { "not a regular file" } else { "alert_allowed_hosts lists 127.0.0.1" };
+        assert!(why.contains(want), "{why}");
+    }
+    smtp.set_nonblocking(true).unwrap();
+    assert!(smtp.accept().is_err(), "no SMTP connection was made");
 }

@@ -1,4 +1,4 @@
-//! Where an HTTP alert may go: its host must resolve to public addresses only, unless the
+//! Where an HTTP or SMTP alert may go: its host must resolve to public addresses only, unless the
 //! operator listed that host in `alert_allowed_hosts`. The check is made on the addresses the
 //! request then connects to (a resolver of ureq's own), so a name that resolves elsewhere a
 //! moment later cannot slip past it; redirects are not followed.
@@ -83,6 +83,48 @@ impl Resolver for GuardedResolver {
     }
 }
 
+/// The address an SMTP alert connects to: `host` resolved once, its first address alerts may
+/// reach (any of them when `allowed` lists the host). The caller connects to that address, so
+/// a name that resolves elsewhere a moment later cannot slip past.
+pub fn smtp_address(allowed: &[String], host: &str, port: u16) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let all: Vec<_> = (host, port).to_socket_addrs().map_err(|e| format!("resolving {host}: {e}"))?.collect();
+    if listed(allowed, host) {
+        return all.first().copied().ok_or_else(|| format!("{host} has no address"));
+    }
+    if let Some(ok) = all.iter().find(|a| forbidden(a.ip()).is_none()) {
+        return Ok(*ok);
+    }
+    match all.first() {
+        Some(a) => Err(format!(
+            "{host} is {}, a {} address: alerts go there only if alert_allowed_hosts lists {host}",
+            a.ip(),
+            forbidden(a.ip()).unwrap_or("refused")
+        )),
+        None => Err(format!("{host} has no address")),
+    }
+}
+
+/// The largest `ca_file` an e-mail integration may name.
+pub const MAX_CA_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads an e-mail integration's `ca_file`: a regular file of at most [`MAX_CA_FILE_BYTES`]
+/// (never a device or a pipe that would not end); errors never quote its contents.
+pub fn read_ca_file(path: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("reading ca_file {path}: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("reading ca_file {path}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("ca_file {path} is not a regular file"));
+    }
+    if meta.len() > MAX_CA_FILE_BYTES {
+        return Err(format!("ca_file {path} is over {MAX_CA_FILE_BYTES} bytes"));
+    }
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE_BYTES).read_to_end(&mut pem).map_err(|e| format!("reading ca_file {path}: {e}"))?;
+    Ok(pem)
+}
+
 /// An HTTP client for alerts: the guarded resolver, no redirects, every status handed back.
 pub fn agent(allowed: Arc<Vec<String>>, timeout: std::time::Duration) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
@@ -122,6 +164,28 @@ mod tests {
         let allowed = vec!["hooks.internal".to_string(), "127.0.0.1".to_string(), "[::1]".to_string()];
         assert!(listed(&allowed, "HOOKS.internal") && listed(&allowed, "127.0.0.1") && listed(&allowed, "[::1]"));
         assert!(!listed(&allowed, "127.0.0.2"));
+    }
+
+    #[test]
+    fn an_smtp_host_on_a_private_address_is_refused_unless_listed() {
+        let refused = smtp_address(&[], "127.0.0.1", 25).unwrap_err();
+        assert!(refused.contains("alert_allowed_hosts lists 127.0.0.1"), "{refused}");
+        let listed = smtp_address(&["localhost".to_string()], "localhost", 2525).unwrap();
+        assert!(listed.ip().is_loopback() && listed.port() == 2525, "{listed}");
+    }
+
+    #[test]
+    fn a_ca_file_must_be_a_small_regular_file() {
+        assert!(read_ca_file("/dev/zero").unwrap_err().contains("not a regular file"));
+        let dir = std::env::temp_dir().join(format!("baton-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.pem");
+        std::fs::write(&big, vec![b'x'; (MAX_CA_FILE_BYTES + 1) as usize]).unwrap();
+        assert!(read_ca_file(big.to_str().unwrap()).unwrap_err().contains("over"));
+        let ok = dir.join("ca.pem");
+        std::fs::write(&ok, b"-----BEGIN CERTIFICATE-----\n").unwrap();
+        assert_eq!(read_ca_file(ok.to_str().unwrap()).unwrap().len(), 28);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -288,7 +288,12 @@ fn send_http(call: &HttpCall, allowed_hosts: &Arc<Vec<String>>) -> Result<String
     }
 }
 
-fn send_email(channel: &Channel, d: &DeliveryRow, password: Option<&str>) -> Result<String, Failure> {
+fn send_email(
+    channel: &Channel,
+    d: &DeliveryRow,
+    password: Option<&str>,
+    allowed_hosts: &[String],
+) -> Result<String, Failure> {
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
     use lettre::{Message, SmtpTransport, Transport};
@@ -309,7 +314,7 @@ fn send_email(channel: &Channel, d: &DeliveryRow, password: Option<&str>) -> Res
         SmtpSecurity::StartTls | SmtpSecurity::Tls => {
             let mut params = TlsParameters::builder(host.clone());
             if let Some(path) = ca_file {
-                let pem = std::fs::read(path).map_err(|e| bad(&format!("reading ca_file {path}"), &e))?;
+                let pem = super::outbound::read_ca_file(path).map_err(Failure::Permanent)?;
                 params = params.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| bad("ca_file", &e))?);
             }
             let params = params.build_rustls().map_err(|e| bad("TLS settings", &e))?;
@@ -320,8 +325,10 @@ fn send_email(channel: &Channel, d: &DeliveryRow, password: Option<&str>) -> Res
             }
         }
     };
+    // Connect to the address checked (TLS still checks the certificate against `host`).
+    let addr = super::outbound::smtp_address(allowed_hosts, host, *port).map_err(Failure::Permanent)?;
     let mut transport =
-        SmtpTransport::builder_dangerous(host.as_str()).port(*port).tls(tls).timeout(Some(SEND_TIMEOUT));
+        SmtpTransport::builder_dangerous(addr.ip().to_string()).port(addr.port()).tls(tls).timeout(Some(SEND_TIMEOUT));
     if let (Some(user), Some(pw)) = (username, password) {
         transport = transport.credentials(Credentials::new(user.clone(), pw.to_string()));
     }
@@ -374,7 +381,7 @@ impl Prepared {
         let channel = &self.integration.channel;
         let result = match http_call(channel, d, &details, secret.as_deref().unwrap_or_default(), &self.credentials) {
             Some(call) => send_http(&call, allowed_hosts),
-            None => send_email(channel, d, secret.as_deref()),
+            None => send_email(channel, d, secret.as_deref(), allowed_hosts),
         };
         let clean = |m: String| self.credentials.values().fold(m, |m, v| scrub(&m, v));
         match result {
