@@ -1,7 +1,8 @@
 //! The GraphQL WebSocket (`/graphql/ws`, graphql-transport-ws or graphql-ws): frames and
-//! messages capped in size, counted against the socket caps, closed (4408) unless it sends
-//! `connection_init` within `INIT_WITHIN`, and closed once its caller's session ends or their
-//! role, instances or state change, since what it may see was decided when it opened.
+//! messages capped in size, at most `MAX_OPERATIONS` running at once, counted against the
+//! socket caps, closed (4408) unless it sends `connection_init` within `INIT_WITHIN`, and closed
+//! once its caller's session ends or their role, instances or state change, since what it may
+//! see was decided when it opened.
 
 use crate::db::Db;
 use actix_web::http::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
@@ -21,6 +22,60 @@ pub const INIT_WITHIN: Duration = Duration::from_secs(5);
 
 /// Messages read from a socket and not yet handled, at most.
 const WAITING: usize = 64;
+
+/// Operations (subscriptions, or queries sent over the socket) running on one socket, at most.
+pub const MAX_OPERATIONS: usize = 100;
+
+/// The operations running on one socket, by the id the client gave them, so that one socket
+/// cannot hold more than [`MAX_OPERATIONS`] streams open.
+struct Operations {
+    protocol: Protocols,
+    running: std::collections::HashSet<String>,
+}
+
+impl Operations {
+    /// A client's message: None to pass it on, or the error to answer instead (the operation
+    /// does not start; the socket stays).
+    fn incoming(&mut self, text: &str) -> Option<String> {
+        let msg: serde_json::Value = serde_json::from_str(text).ok()?;
+        let id = msg.get("id").and_then(|v| v.as_str()).map(str::to_string);
+        match (msg.get("type").and_then(|v| v.as_str()), id) {
+            (Some("subscribe" | "start"), Some(id)) => {
+                if self.running.len() >= MAX_OPERATIONS && !self.running.contains(&id) {
+                    let error = serde_json::json!({ "message": format!(
+                        "more than {MAX_OPERATIONS} operations on one socket: complete one first, or open another socket"
+                    ), "extensions": { "code": "LIMIT" } });
+                    // graphql-transport-ws sends a list of errors, graphql-ws one.
+                    let payload = match self.protocol {
+                        Protocols::GraphQLWS => serde_json::json!([error]),
+                        _ => error,
+                    };
+                    return Some(serde_json::json!({ "type": "error", "id": id, "payload": payload }).to_string());
+                }
+                self.running.insert(id);
+                None
+            }
+            (Some("complete" | "stop"), Some(id)) => {
+                self.running.remove(&id);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// A message to the client: an operation it completes or fails has ended.
+    fn outgoing(&mut self, text: &str) {
+        // The message type is serialised first: only these two are parsed.
+        if text.starts_with("{\"type\":\"complete\"") || text.starts_with("{\"type\":\"error\"") {
+            if let Some(id) = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|m| m.get("id").and_then(|v| v.as_str()).map(str::to_string))
+            {
+                self.running.remove(&id);
+            }
+        }
+    }
+}
 
 /// Close code for a socket that did not send `connection_init` in time (graphql-transport-ws).
 const INIT_TIMEOUT: u16 = 4408;
@@ -101,6 +156,7 @@ pub fn serve(
         }
     };
     let mut graphql = Box::pin(WebSocket::new(schema, messages, protocol).on_connection_init(on_init));
+    let mut operations = Operations { protocol, running: std::collections::HashSet::new() };
     actix_web::rt::spawn(async move {
         let _counted = admission;
         let mut recheck = tokio::time::interval(RECHECK);
@@ -117,13 +173,20 @@ pub fn serve(
                     // Never waits for room: a client that sends faster than its messages are
                     // handled (or while its connection_init is still being checked) is closed,
                     // so the loop always gets back to its deadlines.
-                    Some(Ok(AggregatedMessage::Text(t))) => match input.try_send(t.to_string()) {
+                    Some(Ok(AggregatedMessage::Text(t))) => match operations.incoming(&t) {
+                        Some(refused) => {
+                            if session.text(refused).await.is_err() {
+                                break None;
+                            }
+                        }
+                        None => match input.try_send(t.to_string()) {
                         Ok(()) => {}
                         Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
                             let description = Some(format!("more than {WAITING} messages waiting"));
                             break Some(CloseReason { code: CloseCode::Policy, description });
                         }
                         Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break None,
+                        },
                     },
                     Some(Ok(AggregatedMessage::Binary(_))) => {
                         break Some(CloseReason { code: CloseCode::Unsupported, description: Some("text frames only".into()) });
@@ -140,6 +203,7 @@ pub fn serve(
                 },
                 out = graphql.next() => match out {
                     Some(WsMessage::Text(t)) => {
+                        operations.outgoing(&t);
                         if session.text(t).await.is_err() {
                             break None;
                         }

@@ -393,3 +393,36 @@ fn wait_for_places<T>(open: &impl Fn() -> Result<T, u16>) {
     })
     .unwrap();
 }
+
+/// One socket runs at most 100 operations at once: the next is refused with an error for its
+/// id and the socket stays; once one completes, another may start.
+#[test]
+fn a_socket_runs_a_bounded_number_of_subscriptions() {
+    let s = Server::start().unwrap();
+    let admin = s.admin().unwrap();
+    let mut ws = graphql_socket(&s).unwrap();
+    let send = |ws: &mut GraphqlSocket, v: Value| ws.send(tungstenite::Message::Text(v.to_string().into())).unwrap();
+    send(&mut ws, json!({ "type": "connection_init", "payload": { "token": admin } }));
+    let next = |ws: &mut GraphqlSocket| -> Value {
+        loop {
+            if let tungstenite::Message::Text(t) = ws.read().unwrap() {
+                return serde_json::from_str(&t).unwrap();
+            }
+        }
+    };
+    assert_eq!(next(&mut ws)["type"], "connection_ack");
+    let subscribe = |id: &str| json!({ "type": "subscribe", "id": id, "payload": { "query": "subscription { agentEvents { name } }" } });
+    for i in 0..100 {
+        send(&mut ws, subscribe(&format!("s{i}")));
+    }
+    send(&mut ws, subscribe("one-too-many"));
+    let refused = next(&mut ws);
+    assert_eq!((refused["type"].as_str(), refused["id"].as_str()), (Some("error"), Some("one-too-many")), "{refused}");
+    assert!(refused["payload"][0]["message"].as_str().unwrap().contains("more than 100 operations"), "{refused}");
+    // Completing one makes room; the socket was never closed.
+    send(&mut ws, json!({ "type": "complete", "id": "s0" }));
+    send(&mut ws, json!({ "type": "subscribe", "id": "q", "payload": { "query": "{ version }" } }));
+    let answer = std::iter::repeat_with(|| next(&mut ws)).find(|m| m["id"] == "q").unwrap();
+    assert_eq!(answer["type"], "next", "{answer}");
+    still_up(&s);
+}
