@@ -1,7 +1,8 @@
 //! Tidy: the workspace's house rules, checked on its source files and manifests (as
 //! rust-analyzer's `tidy.rs`): every file says why it exists, the domain core cannot reach the
 //! disk or the clock, crates depend only on what ARCHITECTURE.md allows, modules import one
-//! another one way only, and no file outgrows what a newcomer can hold in their head.
+//! another one way only, no file outgrows what a newcomer can hold in their head, and every
+//! test the threat model in SECURITY.md names exists.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -281,4 +282,32 @@ fn every_id_type_is_used_outside_its_definition() {
         .collect();
     let unused: Vec<&&str> = defined.iter().filter(|d| !elsewhere.contains(**d)).collect();
     assert!(unused.is_empty(), "id types nothing uses: {unused:?}");
+}
+
+/// Every test SECURITY.md's threat model names exists where it says, so a renamed or deleted
+/// test cannot leave a row that nothing checks.
+#[test]
+fn every_test_the_threat_model_names_exists() {
+    let doc = std::fs::read_to_string(root().join("SECURITY.md")).unwrap();
+    let table = doc.split("## Threat model").nth(1).unwrap().split("\n## ").next().unwrap();
+    let mut missing = Vec::new();
+    let mut rows = 0;
+    for row in table.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| asset")) {
+        rows += 1;
+        let tests = row.rsplit('|').nth(1).unwrap();
+        let mut file: Option<String> = None;
+        for word in tests.split('`').skip(1).step_by(2) {
+            if word.ends_with(".rs") {
+                file = Some(if word.contains('/') { word.to_string() } else { format!("tests/tests/{word}") });
+            } else if word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                let path = file.clone().unwrap_or_else(|| panic!("a test before its file in: {row}"));
+                let source = std::fs::read_to_string(root().join(&path)).unwrap_or_default();
+                if !source.contains(&format!("fn {word}(")) {
+                    missing.push(format!("{path}: {word}"));
+                }
+            }
+        }
+    }
+    assert!(rows >= 20, "the threat model has its rows ({rows})");
+    assert!(missing.is_empty(), "named in SECURITY.md but not found:\n{}", missing.join("\n"));
 }
