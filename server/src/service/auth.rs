@@ -23,6 +23,62 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
+/// Password hashes and checks on a few threads of their own, with a bounded queue. Each argon2
+/// hash takes 19 MiB; run on the shared blocking pool, a flood of logins spreads them over many
+/// threads whose allocator arenas each keep that much, and memory grows to hundreds of MiB. Here
+/// at most `threads` run at once and at most `queue` wait; past that a login is refused, not
+/// queued without end.
+pub struct Hasher {
+    jobs: std::sync::mpsc::SyncSender<Box<dyn FnOnce() + Send>>,
+}
+
+/// The hasher's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+impl Hasher {
+    pub fn start(threads: usize, queue: usize) -> Self {
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Box<dyn FnOnce() + Send>>(queue);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new().name(format!("baton-hash-{i}")).spawn(move || loop {
+                let job = match rx.lock() {
+                    Ok(r) => r.recv(),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "starting a password hashing thread");
+            }
+        }
+        Self { jobs }
+    }
+
+    /// Runs `f` on a hashing thread; `Busy` when the queue is full.
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .try_send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| Busy)?;
+        rx.await.map_err(|_| Busy)
+    }
+}
+
+impl Default for Hasher {
+    /// One thread per core, up to four; 64 waiting.
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::start(cores.min(4), 64)
+    }
+}
+
 /// A hash no password matches, checked for unknown and disabled users so that a login costs the
 /// same whether the name exists or not.
 pub fn decoy_hash() -> &'static str {
@@ -207,6 +263,41 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong horse", &h));
         assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[tokio::test]
+    async fn the_hasher_runs_a_bounded_number_and_refuses_past_its_queue() {
+        let hasher = std::sync::Arc::new(Hasher::start(1, 1));
+        let (hold, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel();
+        let first = tokio::spawn({
+            let h = hasher.clone();
+            async move {
+                h.run(move || {
+                    let _ = started.send(());
+                    let _ = held.recv();
+                })
+                .await
+            }
+        });
+        running.await.unwrap();
+        // One runs, one waits; a third is refused at once.
+        let second = tokio::spawn({
+            let h = hasher.clone();
+            async move { h.run(|| 2).await }
+        });
+        tokio::task::yield_now().await;
+        let mut third = Err(Busy);
+        for _ in 0..100 {
+            third = hasher.run(|| 3).await;
+            if third.is_err() {
+                break;
+            }
+        }
+        assert_eq!(third, Err(Busy));
+        hold.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Ok(()));
+        assert_eq!(second.await.unwrap(), Ok(2));
         let t = new_token("bt_").unwrap();
         assert_eq!(t.len(), 67);
         assert_ne!(t, new_token("bt_").unwrap());

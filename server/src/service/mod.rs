@@ -115,6 +115,8 @@ pub struct Services {
     changes: broadcast::Sender<DefinitionChange>,
     sequence: AtomicU64,
     limiter: Mutex<auth::LoginLimiter>,
+    /// Where passwords are hashed and checked.
+    hasher: auth::Hasher,
     /// Which instance each run is in, for live events.
     run_scopes: Arc<runs::RunScopes>,
 }
@@ -140,6 +142,7 @@ impl Services {
             changes,
             sequence: AtomicU64::new(0),
             limiter: Mutex::new(auth::LoginLimiter::default()),
+            hasher: auth::Hasher::default(),
             run_scopes: Arc::default(),
         })
     }

@@ -57,6 +57,11 @@ pub fn check_password(password: &str) -> Result<(), baton_schema::FieldError> {
     Ok(())
 }
 
+/// The refusal when more passwords are being checked than the hasher queues.
+fn busy() -> ApiError {
+    ApiError::Forbidden("too many passwords are being checked; try again in a moment".into())
+}
+
 /// Creates a user directly in storage (the CLI and first start use this; the API adds its checks).
 pub fn insert_user(
     c: &mut DbConn,
@@ -68,7 +73,18 @@ pub fn insert_user(
     check_username(username)?;
     check_password(password)?;
     let hash = auth::hash_password(password).map_err(|_| SvcError::Api(ApiError::Internal))?;
-    match db::users::insert(c, username, &hash, role.as_str(), &instances.to_string(), Utc::now()) {
+    insert_hashed(c, username, &hash, role, instances)
+}
+
+/// Creates a user whose password was hashed already.
+fn insert_hashed(
+    c: &mut DbConn,
+    username: &str,
+    hash: &str,
+    role: Role,
+    instances: &InstanceAccess,
+) -> SvcResult<UserId> {
+    match db::users::insert(c, username, hash, role.as_str(), &instances.to_string(), Utc::now()) {
         Ok(id) => Ok(id),
         Err(db::DbError::Conflict(_)) => Err(ApiError::Conflict(format!("user {username} exists")).into()),
         Err(e) => Err(e.into()),
@@ -154,12 +170,14 @@ impl baton_graphql::Auth for Services {
         let row = self.run(move |c| Ok(db::users::by_username(c, &name)?)).await?;
         let hash = row.as_ref().filter(|r| !r.disabled).map(|r| r.password_hash.clone());
         let password = password.to_string();
-        let matches = tokio::task::spawn_blocking(move || {
-            let ok = auth::verify_password(&password, hash.as_deref().unwrap_or(auth::decoy_hash()));
-            ok && hash.is_some()
-        })
-        .await
-        .map_err(|_| ApiError::Internal)?;
+        let matches = self
+            .hasher
+            .run(move || {
+                let ok = auth::verify_password(&password, hash.as_deref().unwrap_or(auth::decoy_hash()));
+                ok && hash.is_some()
+            })
+            .await
+            .map_err(|auth::Busy| busy())?;
         let Some(row) = row.filter(|_| matches) else {
             return Err(ApiError::Unauthenticated);
         };
@@ -201,10 +219,20 @@ impl baton_graphql::Auth for Services {
                 actor.instances
             )));
         }
-        let (actor, username, password) = (actor.clone(), username.to_string(), password.to_string());
+        check_username(username)?;
+        check_password(password)?;
+        // Hashed off the database connection, on the hasher's threads.
+        let password = password.to_string();
+        let hash = self
+            .hasher
+            .run(move || auth::hash_password(&password))
+            .await
+            .map_err(|auth::Busy| busy())?
+            .map_err(|_| ApiError::Internal)?;
+        let (actor, username) = (actor.clone(), username.to_string());
         self.run(move |c| {
             db::transaction(c, |c| {
-                let id = insert_user(c, &username, &password, role, &instances)?;
+                let id = insert_hashed(c, &username, &hash, role, &instances)?;
                 let after = format!("{{\"username\":{username:?},\"role\":\"{role}\",\"instances\":\"{instances}\"}}");
                 audit(c, &actor.username, "createUser", &username, None, Some(after))?;
                 user_record(db::users::get(c, id)?)
@@ -308,17 +336,18 @@ impl baton_graphql::Auth for Services {
                     "give your current password to change it",
                 ));
             };
-            let ok = tokio::task::spawn_blocking(move || auth::verify_password(&current, &stored))
-                .await
-                .map_err(|_| ApiError::Internal)?;
+            let ok =
+                self.hasher.run(move || auth::verify_password(&current, &stored)).await.map_err(|auth::Busy| busy())?;
             if !ok {
                 return Err(ApiError::invalid("currentPassword", "mismatch", "is not your current password"));
             }
         }
         let password = password.to_string();
-        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        let hash = self
+            .hasher
+            .run(move || auth::hash_password(&password))
             .await
-            .map_err(|_| ApiError::Internal)?
+            .map_err(|auth::Busy| busy())?
             .map_err(|_| ApiError::Internal)?;
         let actor = actor.clone();
         self.run(move |c| {
