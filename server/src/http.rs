@@ -95,7 +95,10 @@ async fn graphql(
     if let Err(refused) = policy.check_origin(&http) {
         return refused.response();
     }
-    let body = match policy.read_json(&http, payload).await {
+    // Who asks decides how much may be read: a request without a session, a login's, is small.
+    let token = request_token(&http);
+    let principal = users::principal_for(&state.db, token.clone()).await;
+    let body = match policy.read_json(&http, payload, policy.body_limit(principal.is_some())).await {
         Ok(b) => b,
         Err(refused) => return refused.response(),
     };
@@ -106,8 +109,6 @@ async fn graphql(
                 .response()
         }
     };
-    let token = request_token(&http);
-    let principal = users::principal_for(&state.db, token.clone()).await;
     let request = prepare_request(req, &state.backend, principal, client_info(&http, token));
     let response = state.schema.execute(request).await;
     let mut out = HttpResponse::Ok();
@@ -176,7 +177,7 @@ async fn subscriptions(
         schema: state.schema.clone(),
         backend: state.backend.clone(),
         db: state.db.clone(),
-        max_message_bytes: policy.max_body_bytes,
+        max_message_bytes: policy.body_limit(from_upgrade.is_some()),
         admission,
     };
     crate::graphql_socket::serve(parts, &http, payload, token, from_upgrade, client)

@@ -75,9 +75,28 @@ impl WebPolicy {
         ))
     }
 
-    /// Reads a JSON body of at most `max_body_bytes`: another content type (a form, `text/plain`,
-    /// which a page of another site can send without asking) and a bigger body are refused.
-    pub async fn read_json(&self, req: &HttpRequest, mut payload: web::Payload) -> Result<web::Bytes, Refusal> {
+    /// The most a request (or a GraphQL socket's message) may send without a session: enough
+    /// for a login, so that floods of large anonymous bodies cost the server little memory.
+    pub const ANONYMOUS_BODY_BYTES: usize = 64 * 1024;
+
+    /// The body limit for a caller: `max_body_bytes` once signed in, else [`Self::ANONYMOUS_BODY_BYTES`].
+    pub fn body_limit(&self, signed_in: bool) -> usize {
+        if signed_in {
+            self.max_body_bytes
+        } else {
+            Self::ANONYMOUS_BODY_BYTES.min(self.max_body_bytes)
+        }
+    }
+
+    /// Reads a JSON body of at most `limit` bytes (see [`Self::body_limit`]): another content type
+    /// (a form, `text/plain`, which a page of another site can send without asking) and a bigger
+    /// body are refused.
+    pub async fn read_json(
+        &self,
+        req: &HttpRequest,
+        mut payload: web::Payload,
+        limit: usize,
+    ) -> Result<web::Bytes, Refusal> {
         let media = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -92,14 +111,23 @@ impl WebPolicy {
                 "the body must be application/json".into(),
             ));
         }
-        let limit = self.max_body_bytes;
+        let anonymous = limit < self.max_body_bytes;
         let too_big = || {
-            refusal(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body",
-                "max_body_bytes",
-                format!("the body is larger than {limit} bytes (max_body_bytes)"),
-            )
+            if anonymous {
+                refusal(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body",
+                    "anonymous_body_bytes",
+                    format!("the body is larger than {limit} bytes, the most a request without a session may send"),
+                )
+            } else {
+                refusal(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body",
+                    "max_body_bytes",
+                    format!("the body is larger than {limit} bytes (max_body_bytes)"),
+                )
+            }
         };
         let declared = req
             .headers()

@@ -86,13 +86,31 @@ fn hostile_input_is_refused_naming_the_field_and_the_limit() {
     still_up(&s);
     // Just under it is read (and answered).
     let pad = "x".repeat(15 << 20);
-    let (status, res) =
-        post(&s, &[("Content-Type", "application/json")], query_body("{ __typename }", json!({ "pad": pad })));
+    let (status, res) = post(
+        &s,
+        &[("Content-Type", "application/json"), ("Authorization", &format!("Bearer {admin}"))],
+        query_body("{ __typename }", json!({ "pad": pad })),
+    );
     assert_eq!((status, &res["data"]["__typename"]), (200, &json!("Query")), "{res}");
+    // Without a session (or with a token that is none), 64 KiB is the most: enough for a login.
+    for auth in [None, Some("Bearer bt_not-a-token")] {
+        let mut headers = vec![("Content-Type", "application/json")];
+        headers.extend(auth.map(|a| ("Authorization", a)));
+        let pad = "x".repeat(65 << 10);
+        let (status, res) = post(&s, &headers, query_body("{ __typename }", json!({ "pad": pad })));
+        assert_eq!((status, &res["errors"][0]["extensions"]["rule"]), (413, &json!("anonymous_body_bytes")), "{res}");
+        let pad = "x".repeat(60 << 10);
+        let (status, res) = post(&s, &headers, query_body("{ __typename }", json!({ "pad": pad })));
+        assert_eq!((status, &res["data"]["__typename"]), (200, &json!("Query")), "{res}");
+    }
     // Deeply nested JSON is a clear error too.
     let nested = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
     let body = format!("{{\"query\": \"{{ __typename }}\", \"variables\": {{\"v\": {nested}}}}}");
-    let (status, res) = post(&s, &[("Content-Type", "application/json")], body.into_bytes());
+    let (status, res) = post(
+        &s,
+        &[("Content-Type", "application/json"), ("Authorization", &format!("Bearer {admin}"))],
+        body.into_bytes(),
+    );
     assert_eq!(status, 400, "{res}");
     assert_eq!(res["errors"][0]["extensions"]["rule"], "graphql_request");
     still_up(&s);
