@@ -1,5 +1,6 @@
 //! The real `baton` binary: it starts on port 0 with a fresh data directory, answers /healthz and
-//! GraphQL, serves the wasm UI, and fails clearly on bad configuration.
+//! GraphQL, serves the wasm UI, and fails clearly on bad configuration; and `schema.rs` says what
+//! the migrations make.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use baton_tests::{binary, chromium, in_ci, Server};
@@ -173,5 +174,129 @@ fn every_database_verb_exits_cleanly_fifty_times_on_postgresql() {
             Some("a-long-password\n"),
         );
         run(&["master-key", "rotate"], None);
+    }
+}
+
+/// The columns of each table: name -> (SQL type as the database reports it, nullable).
+type Columns = std::collections::BTreeMap<String, std::collections::BTreeMap<String, (String, bool)>>;
+
+/// The tables `server/src/db/schema.rs` declares, parsed from its `diesel::table!` blocks: the
+/// diesel type of each column and whether it is `Nullable`.
+fn declared_schema() -> Columns {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../server/src/db/schema.rs")).unwrap();
+    let mut out = Columns::new();
+    for block in text.split("diesel::table! {").skip(1) {
+        let mut lines = block.lines().map(str::trim).filter(|l| !l.is_empty());
+        let head = lines.next().unwrap();
+        let table = head.split_whitespace().next().unwrap().to_string();
+        let columns = out.entry(table).or_default();
+        for line in lines.take_while(|l| *l != "}") {
+            let Some((name, ty)) = line.trim_end_matches(',').split_once(" -> ") else { continue };
+            let nullable = ty.starts_with("Nullable<");
+            let ty = ty.trim_start_matches("Nullable<").trim_end_matches('>');
+            columns.insert(name.to_string(), (ty.to_string(), nullable));
+        }
+    }
+    out
+}
+
+/// The tables a freshly migrated database has (diesel's own bookkeeping left out).
+fn migrated_schema(url: &baton_server::db::DatabaseUrl) -> Columns {
+    use diesel::sql_types::{Integer, Text};
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Column {
+        #[diesel(sql_type = Text)]
+        table_name: String,
+        #[diesel(sql_type = Text)]
+        column_name: String,
+        #[diesel(sql_type = Text)]
+        data_type: String,
+        #[diesel(sql_type = Integer)]
+        nullable: i32,
+    }
+    let rows: Vec<Column> = match baton_server::db::connect_once(url).unwrap() {
+        baton_server::db::DbConn::Pg(mut c) => diesel::sql_query(
+            "SELECT table_name::text AS table_name, column_name::text AS column_name, data_type::text AS data_type,
+                    CASE WHEN is_nullable = 'YES' THEN 1 ELSE 0 END AS nullable
+             FROM information_schema.columns WHERE table_schema = 'public'",
+        )
+        .load(&mut c)
+        .unwrap(),
+        baton_server::db::DbConn::Sqlite(mut c) => diesel::sql_query(
+            "SELECT m.name AS table_name, p.name AS column_name, p.type AS data_type,
+                    CASE WHEN p.\"notnull\" = 0 AND p.pk = 0 THEN 1 ELSE 0 END AS nullable
+             FROM sqlite_master m JOIN pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
+        )
+        .load(&mut c)
+        .unwrap(),
+    };
+    let mut out = Columns::new();
+    for r in rows.into_iter().filter(|r| r.table_name != "__diesel_schema_migrations") {
+        out.entry(r.table_name).or_default().insert(r.column_name, (r.data_type.to_lowercase(), r.nullable == 1));
+    }
+    out
+}
+
+/// Whether a column the database reports as `sql` may be read as diesel's `declared`.
+fn type_matches(declared: &str, sql: &str) -> bool {
+    let accepted: &[&str] = match declared {
+        "BigInt" => &["bigint", "integer"],
+        "Integer" => &["integer", "int"],
+        "Text" => &["text", "character varying"],
+        "Timestamp" => &["timestamp", "timestamp without time zone"],
+        "Date" => &["date"],
+        "Bool" => &["boolean"],
+        "Double" => &["double", "double precision", "real"],
+        "Binary" => &["blob", "bytea"],
+        _ => &[],
+    };
+    accepted.contains(&sql)
+}
+
+/// `schema.rs` is written by hand over two migration trees: it must say what both of them make,
+/// table for table and column for column (name, type and nullability), as crates.io checks
+/// `diesel print-schema` against its file.
+#[test]
+fn schema_rs_matches_what_the_migrations_make_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![baton_server::db::DatabaseUrl::Sqlite(dir.path().join("schema.db"))];
+    urls.extend(baton_tests::fresh_postgres().map(|u| baton_server::db::DatabaseUrl::parse(&u)));
+    let declared = declared_schema();
+    assert!(declared.len() >= 20 && declared["runs"].len() >= 20, "schema.rs was read: {:?}", declared.keys());
+    for url in &urls {
+        let made = migrated_schema(url);
+        let mut wrong = Vec::new();
+        let tables: std::collections::BTreeSet<&String> = declared.keys().chain(made.keys()).collect();
+        for table in tables {
+            let (d, m) = (declared.get(table), made.get(table));
+            let (Some(d), Some(m)) = (d, m) else {
+                wrong.push(format!(
+                    "table {table}: in schema.rs {}, made by the migrations {}",
+                    d.is_some(),
+                    m.is_some()
+                ));
+                continue;
+            };
+            let columns: std::collections::BTreeSet<&String> = d.keys().chain(m.keys()).collect();
+            for col in columns {
+                match (d.get(col), m.get(col)) {
+                    (Some((ty, null)), Some((sql, sql_null))) => {
+                        if !type_matches(ty, sql) || null != sql_null {
+                            wrong.push(format!(
+                                "{table}.{col}: schema.rs says {ty} (nullable {null}), the database {sql} (nullable {sql_null})"
+                            ));
+                        }
+                    }
+                    (d, m) => wrong.push(format!(
+                        "{table}.{col}: in schema.rs {}, made by the migrations {}",
+                        d.is_some(),
+                        m.is_some()
+                    )),
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}:\n{}", url.redacted(), wrong.join("\n"));
     }
 }
