@@ -398,6 +398,13 @@ pub fn alive(pid: u32) -> bool {
     })
 }
 
+/// A process's resident memory, in bytes (0 once it is gone).
+pub fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next());
+    kib.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0) * 1024
+}
+
 /// A fresh, empty database on the PostgreSQL server of `BATON_TEST_DATABASE_URL` (set by
 /// `cargo xtask test`), as a URL for `--database-url`; None when the variable is not set.
 pub fn fresh_postgres() -> Option<String> {

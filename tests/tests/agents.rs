@@ -266,13 +266,6 @@ fn a_full_disk_on_the_agent_loses_nothing_and_the_run_ends_when_space_returns() 
     .unwrap();
 }
 
-/// The agent's resident memory, in bytes.
-fn resident(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next());
-    kib.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0) * 1024
-}
-
 /// While the agent's state disk is full, a job writing 48 MiB to an output file of its own on
 /// another disk goes on: the agent reads no more of it than it can hold (its memory stays
 /// bounded; the output waits in the file), and once space returns every byte reaches the server
@@ -289,7 +282,7 @@ fn output_waits_in_its_file_while_the_agent_cannot_log_it() {
     let token = agent_token_cli(s.data_dir.path(), "hosts").unwrap();
     let agent = Agent::start_with_state(&s.base_url, &token, "a1", "etl", &disk.dir.path().join("state")).unwrap();
     wait_status(&s, &admin, "a1", "ONLINE", Duration::from_secs(15));
-    let idle = resident(agent.pid());
+    let idle = baton_tests::resident_bytes(agent.pid());
     let filler = disk.dir.path().join("filler");
     std::fs::write(&filler, vec![0u8; usize::try_from(disk.free().saturating_sub(64 * 1024)).unwrap()]).unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
@@ -308,13 +301,13 @@ fn output_waits_in_its_file_while_the_agent_cannot_log_it() {
     // The job writes it all; the agent, unable to log, holds at most its bound.
     let mut most = 0;
     wait_for("the job to write its output", Duration::from_secs(60), || {
-        most = most.max(resident(agent.pid()));
+        most = most.max(baton_tests::resident_bytes(agent.pid()));
         std::fs::metadata(&out).is_ok_and(|m| m.len() == SIZE).then_some(())
     })
     .unwrap();
     let watched = std::time::Instant::now() + Duration::from_secs(3);
     while std::time::Instant::now() < watched {
-        most = most.max(resident(agent.pid()));
+        most = most.max(baton_tests::resident_bytes(agent.pid()));
         std::thread::yield_now();
     }
     eprintln!("agent resident memory: {} MiB idle, at most {} MiB while its disk was full", idle >> 20, most >> 20);

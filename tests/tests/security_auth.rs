@@ -1,7 +1,7 @@
 //! Logins and passwords under attack, over the real server: a parallel burst of wrong passwords
 //! gets no more tries than the limit, failures slow their address and never the owner elsewhere,
-//! changing one's own password needs the current one, and an admin's reset ends the user's
-//! sessions and revokes their API tokens.
+//! changing one's own password needs the current one, an admin's reset ends the user's
+//! sessions and revokes their API tokens, and checking passwords does not grow the server.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use baton_tests::{data, error_code, graphql_at, Server};
@@ -121,5 +121,30 @@ fn failed_logins_slow_their_address_not_the_owner_elsewhere() {
     assert_eq!(
         (res["errors"][0]["extensions"]["field"].as_str(), res["errors"][0]["extensions"]["rule"].as_str()),
         (Some("password"), Some("length"))
+    );
+}
+
+/// Each password check needs 19 MiB of argon2 memory: failed logins (each checked against a
+/// hash, an unknown name's against a decoy) must not keep that much more per login, as they
+/// once did (a flood of new names took the server to 470 MiB).
+#[test]
+fn failed_logins_do_not_grow_the_servers_memory() {
+    let s = Server::start().unwrap();
+    let fail = |name: &str| {
+        let res = s.graphql(LOGIN, json!({ "u": name, "p": "wrong-password" })).unwrap();
+        assert_eq!(error_code(&res).as_deref(), Some("UNAUTHENTICATED"), "{res}");
+    };
+    // The first check allocates the hasher's memory once.
+    fail("warm-up");
+    let before = baton_tests::resident_bytes(s.pid());
+    for i in 0..20 {
+        fail(&format!("nobody-{i}"));
+    }
+    let after = baton_tests::resident_bytes(s.pid());
+    assert!(
+        after < before + (16 << 20),
+        "20 failed logins grew the server from {} MiB to {} MiB",
+        before >> 20,
+        after >> 20
     );
 }

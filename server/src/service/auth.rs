@@ -3,8 +3,8 @@
 //! Passwords are hashed with argon2; session and API tokens are random and stored only as SHA-256
 //! hashes, so a database leak yields no usable credential.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{self, Output, PasswordHash, SaltString};
+use argon2::{Argon2, Params};
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
@@ -13,21 +13,77 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("reading random bytes: {e}"))?;
     let salt = SaltString::encode_b64(&bytes).map_err(|e| anyhow::anyhow!("encoding a salt: {e}"))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+    let argon = Argon2::default();
+    let params = argon.params().clone();
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf).map_err(|e| anyhow::anyhow!("a salt: {e}"))?;
+    let output = Output::init_with(params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN), |out| {
+        hash_into(&argon, password.as_bytes(), salt_bytes, out).map_err(|_| password_hash::Error::Crypto)
+    })
+    .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))?;
+    let phc = PasswordHash {
+        algorithm: argon2::Algorithm::default().ident(),
+        version: Some(argon2::Version::default().into()),
+        params: (&params).try_into().map_err(|e| anyhow::anyhow!("hashing a password: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
 }
 
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    let Ok(phc) = PasswordHash::new(hash) else { return false };
+    let (Some(salt), Some(expected)) = (phc.salt, phc.hash) else { return false };
+    let (Ok(algorithm), Ok(version), Ok(params)) = (
+        argon2::Algorithm::try_from(phc.algorithm),
+        phc.version.map(argon2::Version::try_from).transpose(),
+        Params::try_from(&phc),
+    ) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version.unwrap_or_default(), params);
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else { return false };
+    let computed = Output::init_with(expected.len(), |out| {
+        hash_into(&argon, password.as_bytes(), salt_bytes, out).map_err(|_| password_hash::Error::Crypto)
+    });
+    // `Output`'s equality takes the same time wherever the bytes differ.
+    computed.is_ok_and(|c| c == expected)
 }
 
-/// Password hashes and checks on a few threads of their own, with a bounded queue. Each argon2
-/// hash takes 19 MiB; run on the shared blocking pool, a flood of logins spreads them over many
-/// threads whose allocator arenas each keep that much, and memory grows to hundreds of MiB. Here
-/// at most `threads` run at once and at most `queue` wait; past that a login is refused, not
-/// queued without end.
+/// The most argon2 memory a stored hash may ask for, in 1 KiB blocks (64 MiB).
+const MAX_BLOCKS: usize = 64 * 1024;
+
+thread_local! {
+    /// This thread's argon2 memory, reused by each hash it computes: the allocator, asked for
+    /// 19 MiB per hash, kept each one resident (19 MiB more per login, to hundreds of MiB).
+    static MEMORY: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `argon` into `out` with this thread's memory.
+fn hash_into(argon: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), argon2::Error> {
+    let count = argon.params().block_count();
+    if count > MAX_BLOCKS {
+        return Err(argon2::Error::MemoryTooMuch);
+    }
+    // Only the hasher's threads keep theirs; another (a one-shot command) gives it back.
+    if !std::thread::current().name().is_some_and(|n| n.starts_with("baton-hash-")) {
+        let mut memory = vec![argon2::Block::default(); count];
+        return argon.hash_password_into_with_memory(password, salt, out, &mut memory);
+    }
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < count {
+            memory.resize(count, argon2::Block::default());
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut memory[..count])
+    })
+}
+
+/// Password hashes and checks on threads of their own, with a bounded queue. Each argon2 hash
+/// needs 19 MiB; run anywhere, a flood of logins grew the server by that much per login, to
+/// hundreds of MiB. Here at most `threads` run at once, each reusing one buffer (`hash_into`),
+/// and at most `queue` wait; past that a login is refused, not queued without end.
 pub struct Hasher {
     jobs: std::sync::mpsc::SyncSender<Box<dyn FnOnce() + Send>>,
 }
@@ -72,10 +128,10 @@ impl Hasher {
 }
 
 impl Default for Hasher {
-    /// One thread per core, up to four; 64 waiting.
+    /// One thread (19 MiB of argon2 memory, about 50 checks a second), 64 waiting: logins are
+    /// few, and a flood of them costs no more memory than one.
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::start(cores.min(4), 64)
+        Self::start(1, 64)
     }
 }
 
@@ -263,6 +319,16 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong horse", &h));
         assert!(!verify_password("x", "not a hash"));
+        // Hashes stored before (made by argon2's own hasher) still verify, and the reverse.
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let theirs = Argon2::default().hash_password(b"correct horse", &salt).unwrap().to_string();
+        assert!(verify_password("correct horse", &theirs) && !verify_password("wrong horse", &theirs));
+        let ours = PasswordHash::new(&h).unwrap();
+        assert!(Argon2::default().verify_password(b"correct horse", &ours).is_ok());
+        // A stored hash asking for more memory than any we make is refused, not computed.
+        let greedy = theirs.replace("m=19456", "m=1048576");
+        assert!(!verify_password("correct horse", &greedy));
     }
 
     #[tokio::test]
