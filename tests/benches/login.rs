@@ -1,6 +1,7 @@
 //! What a failed login costs, for a user name that exists and for one that does not, measured
 //! in the same run: they should cost the same, so that timing does not tell which names exist.
-//! The limiter allows 20 failures per address in 5 minutes, so each side gets 9 tries.
+//! The limiter allows 30 failures per address in 15 minutes and 3 per name before it slows
+//! them, so each side gets 9 names, one try each.
 //!
 //! ```sh
 //! cargo build --release --bins && cargo bench -p baton-tests --bench login
@@ -32,7 +33,7 @@ fn main() {
             .unwrap(),
         );
     }
-    // One wrong password per name (the per-name limit is 5), alternating the two kinds.
+    // One wrong password per name, alternating the two kinds.
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     for i in 0..tries {
         for (name, into) in [(format!("known{i}"), &mut known), (format!("unknown{i}"), &mut unknown)] {
