@@ -2,7 +2,7 @@
 //! subscriptions over WebSocket at `/graphql/ws` or `/graphql` with an upgrade), and the embedded
 //! web UI at `/`. Callers are identified here, from the session cookie or a bearer token.
 
-use crate::agents::agent_socket;
+use crate::agent_gateway::agent_socket;
 use crate::config::Config;
 use crate::db::Db;
 use crate::service::users;

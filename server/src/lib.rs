@@ -3,6 +3,7 @@
 //! The binary `baton` (src/main.rs) is a thin shell over this library, so tests can reach the
 //! storage layer directly.
 
+pub mod agent_gateway;
 pub mod agents;
 pub mod alerts;
 pub mod app;

@@ -217,6 +217,28 @@ fn modules_import_one_another_one_way_only() {
                 }
             }
         }
+        // Folders too: a top-level module and everything under it are one unit, and units import
+        // one another one way only (the agent gateway sits above the hub and the driver).
+        let mut folders: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+        for (from, tos) in &edges {
+            for to in tos {
+                let (a, b) = (from.iter().take(1).cloned().collect(), to.iter().take(1).cloned().collect::<Vec<_>>());
+                if a != b && !b.is_empty() {
+                    folders.entry(a).or_default().insert(b);
+                }
+            }
+        }
+        let folder_names: Vec<Vec<String>> = folders.keys().cloned().collect();
+        for start in &folder_names {
+            let mut seen = BTreeSet::new();
+            let mut todo: Vec<Vec<String>> = folders.get(start).into_iter().flatten().cloned().collect();
+            while let Some(m) = todo.pop() {
+                assert!(&m != start, "{src}: the folder {} is in an import circle", start.join("::"));
+                if seen.insert(m.clone()) {
+                    todo.extend(folders.get(&m).into_iter().flatten().cloned());
+                }
+            }
+        }
         // A circle: a module that reaches itself again.
         for start in mods.keys() {
             let mut seen = BTreeSet::new();

@@ -35,23 +35,23 @@ pub struct AgentChange {
 }
 
 /// One connected agent.
-pub(super) struct Conn {
+pub(crate) struct Conn {
     /// None while its registration is being written.
-    pub(super) id: Option<AgentId>,
-    pub(super) hostname: String,
-    pub(super) queues: Vec<String>,
+    pub(crate) id: Option<AgentId>,
+    pub(crate) hostname: String,
+    pub(crate) queues: Vec<String>,
     /// Frames for the agent.
-    pub(super) tx: mpsc::UnboundedSender<ServerMsg>,
-    pub(super) last_heartbeat: DateTime<Utc>,
-    pub(super) online: bool,
+    pub(crate) tx: mpsc::UnboundedSender<ServerMsg>,
+    pub(crate) last_heartbeat: DateTime<Utc>,
+    pub(crate) online: bool,
     /// Which connection this is, so a stale close cannot remove a newer one.
-    pub(super) serial: u64,
+    pub(crate) serial: u64,
     /// The enrollment token it came with: revoking it closes the connection.
-    pub(super) token_id: AgentTokenId,
+    pub(crate) token_id: AgentTokenId,
     /// The instances whose runs it takes (its `instances` setting), none until it is registered.
-    pub(super) serves: Serves,
+    pub(crate) serves: Serves,
     /// The name of its state (`Hello::incarnation`): the same agent reconnecting has the same.
-    pub(super) incarnation: String,
+    pub(crate) incarnation: String,
 }
 
 /// The instances whose runs an agent takes: every one, or those listed.
@@ -86,13 +86,13 @@ impl Serves {
 
 /// The registry of connected agents.
 pub struct AgentHub {
-    pub(super) db: Db,
+    pub(crate) db: Db,
     pub policy: HeartbeatPolicy,
-    pub(super) conns: Mutex<HashMap<String, Conn>>,
-    pub(super) serial: std::sync::atomic::AtomicU64,
+    pub(crate) conns: Mutex<HashMap<String, Conn>>,
+    pub(crate) serial: std::sync::atomic::AtomicU64,
     changes: broadcast::Sender<AgentChange>,
     /// Heartbeat times and agents' last-seen times come from it.
-    pub(super) clock: crate::clock::SharedClock,
+    pub(crate) clock: crate::clock::SharedClock,
     /// This server's name when it shares its database: the changes it sees are recorded under it
     /// for the other servers.
     server: Option<String>,
@@ -108,7 +108,7 @@ pub struct AgentHub {
 
 impl AgentHub {
     /// The right to write an agent's events on this server; one connection at a time holds it.
-    pub(super) async fn writing(&self, name: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    pub(crate) async fn writing(&self, name: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = match self.writers.lock() {
             Ok(mut w) => w.entry(name.to_string()).or_default().clone(),
             Err(_) => Arc::default(),
@@ -184,7 +184,7 @@ impl AgentHub {
     }
 
     /// Publishes a change here, and records it for the other servers sharing the database.
-    pub(super) fn publish(&self, name: &str, status: AgentStatus) {
+    pub(crate) fn publish(&self, name: &str, status: AgentStatus) {
         let _ = self.changes.send(AgentChange { name: name.into(), status });
         let Some(server) = self.server.clone() else { return };
         let (name, now) = (name.to_string(), self.clock.now());
@@ -217,7 +217,7 @@ impl AgentHub {
 
     /// Marks an agent this server last saw at `seen` OFFLINE and says so, unless another server
     /// has seen it since (it moved there).
-    pub(super) async fn went_offline(&self, name: &str, id: AgentId, seen: DateTime<Utc>) {
+    pub(crate) async fn went_offline(&self, name: &str, id: AgentId, seen: DateTime<Utc>) {
         match self.db.run(move |c| db::agents::set_offline(c, id, seen)).await {
             Ok(true) => self.publish(name, AgentStatus::Offline),
             Ok(false) => tracing::info!(agent = %name, "left this server for another"),

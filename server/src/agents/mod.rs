@@ -1,9 +1,8 @@
-//! The agent gateway: agents connect to `/agent` over WebSocket, authenticate with an enrollment
-//! token, register, and heartbeat. The hub knows which agents are online, refuses a second agent
-//! of a name already online, and marks an agent OFFLINE (no new work) after missed heartbeats.
+//! The agents known to this server: the hub knows which are online, refuses a second agent of a
+//! name already online, and marks an agent OFFLINE (no new work) after missed heartbeats. Their
+//! socket is `agent_gateway`, above this and the driver.
 
 mod hub;
-mod socket;
 
 pub use hub::{AgentChange, AgentHub, HeartbeatPolicy};
-pub use socket::{agent_socket, MAX_SEQ_AHEAD};
+pub(crate) use hub::{Conn, Serves};

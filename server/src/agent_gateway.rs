@@ -1,8 +1,9 @@
-//! The agent socket at `/agent`: admission (token, name binding, one connection per name), the
-//! frames each way with their caps and rate limits, heartbeats and acknowledgements, and agent
-//! events handed to the driver.
+//! The agent gateway, the socket at `/agent`: admission (token, name binding, one connection per
+//! name), the frames each way with their caps and rate limits, heartbeats and acknowledgements,
+//! and agent events handed to the driver. It sits above both the hub (who is online) and the
+//! driver (what runs where), which do not know it.
 
-use super::hub::{AgentHub, Conn, Serves};
+use crate::agents::{AgentHub, Conn, Serves};
 use crate::db;
 use crate::driver::{Driver, Holding};
 use crate::service::auth::token_hash;
