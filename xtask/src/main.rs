@@ -323,6 +323,7 @@ fn test() -> Result<()> {
         Err(e) => return Err(e),
     }
     ensure_openssl_headers()?;
+    tidy()?;
     build_ui()?;
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -343,10 +344,20 @@ fn test() -> Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
+mod tidy;
+
+/// The house rules (`tidy.rs`), checked without building the workspace's crates.
+fn tidy() -> Result<()> {
+    step("tidy: the house rules");
+    run(cargo().args(["test", "--package", "xtask", "--", "tidy::"]))
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ui") => build_ui(),
+        Some("tidy") => tidy(),
         Some("test") => test(),
         Some("run") => {
             ensure_openssl_headers()?;
@@ -358,7 +369,7 @@ fn main() -> Result<()> {
                 .args(extra))
         }
         _ => {
-            eprintln!("usage: cargo xtask <run [-- SERVE-ARGS] | test | ui>");
+            eprintln!("usage: cargo xtask <run [-- SERVE-ARGS] | test | tidy | ui>");
             std::process::exit(2);
         }
     }

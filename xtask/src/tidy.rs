@@ -1,5 +1,5 @@
-//! Tidy: the workspace's house rules, checked on its source files and manifests (as
-//! rust-analyzer's `tidy.rs`): every file says why it exists, the domain core cannot reach the
+//! Tidy: the workspace's house rules, checked on its source files and manifests without building
+//! them (`cargo xtask tidy`, and part of `cargo test --workspace`; as rust-analyzer's `tidy.rs`): every file says why it exists, the domain core cannot reach the
 //! disk or the clock, crates depend only on what ARCHITECTURE.md allows, modules import one
 //! another one way only, no file outgrows what a newcomer can hold in their head, and every
 //! test the threat model in SECURITY.md names exists.
