@@ -22,6 +22,8 @@ pub struct App {
     pub hub: Arc<AgentHub>,
     pub driver: Arc<Driver>,
     pub stopping: Stopping,
+    /// The server's clock: everything that reads the time reads it.
+    pub clock: crate::clock::SharedClock,
 }
 
 /// What the engine and the driver are told when the leases change.
@@ -122,7 +124,7 @@ pub async fn build(config: &Config, db: Db) -> anyhow::Result<App> {
     let keeper_changed = changed.clone();
     let stopping =
         Stopping { db: db.clone(), leases: keeper.leases.clone(), hub: hub.clone(), clock: clock.clone(), changed };
-    actix_web::rt::spawn(keeper.keep(db.clone(), clock, move |changes| keeper_changed(changes)));
+    actix_web::rt::spawn(keeper.keep(db.clone(), clock.clone(), move |changes| keeper_changed(changes)));
     // Definitions changed through the API reach the engine at once: no restart, no refresh.
     let mut changes = services.definition_changes();
     actix_web::rt::spawn(async move {
@@ -141,5 +143,5 @@ pub async fn build(config: &Config, db: Db) -> anyhow::Result<App> {
         actix_web::rt::spawn(vault.follow(db.clone()));
     }
     let backend: Arc<dyn Backend> = services;
-    Ok(App { schema: build_schema(backend.clone()), backend, db, hub, driver, stopping })
+    Ok(App { schema: build_schema(backend.clone()), backend, db, hub, driver, stopping, clock })
 }

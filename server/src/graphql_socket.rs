@@ -96,6 +96,8 @@ pub struct SocketParts {
     pub max_message_bytes: usize,
     /// Its place in the socket counts, given back when it closes.
     pub admission: crate::socket_caps::Admission,
+    /// The server's clock (sessions expire by it).
+    pub clock: crate::clock::SharedClock,
 }
 
 /// Upgrades the request and serves the socket on its own task. `token` and `from_upgrade` are
@@ -124,13 +126,13 @@ pub fn serve(
         .aggregate_continuations()
         .max_continuation_size(parts.max_message_bytes);
     let caller: Caller = Arc::new(Mutex::new(token.zip(from_upgrade.clone())));
-    let SocketParts { schema, backend, db, admission, .. } = parts;
+    let SocketParts { schema, backend, db, admission, clock, .. } = parts;
     let admission = Arc::new(admission);
     let initialised = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (input, messages) = tokio::sync::mpsc::channel::<String>(WAITING);
     let messages = tokio_stream::wrappers::ReceiverStream::new(messages);
     let on_init = {
-        let (db, backend, caller) = (db.clone(), backend.clone(), caller.clone());
+        let (db, backend, caller, clock) = (db.clone(), backend.clone(), caller.clone(), clock.clone());
         let (admission, initialised) = (admission.clone(), initialised.clone());
         move |value: serde_json::Value| async move {
             initialised.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -141,7 +143,7 @@ pub fn serve(
                 .map(|t| t.trim_start_matches("Bearer ").to_string());
             let principal = match init_token {
                 Some(t) => {
-                    let p = crate::service::users::principal_for(&db, Some(t.clone())).await;
+                    let p = crate::service::users::principal_for(&db, Some(t.clone()), clock.now()).await;
                     if let Ok(mut c) = caller.lock() {
                         *c = p.clone().map(|p| (t, p));
                     }
@@ -217,7 +219,8 @@ pub fn serve(
                     let known = caller.lock().ok().and_then(|c| c.clone());
                     if let Some((token, was)) = known {
                         // A storage error says nothing about the caller: the socket stays.
-                        let now = db.run(move |c| Ok(crate::service::users::authenticate(c, &token))).await;
+                        let at = clock.now();
+                        let now = db.run(move |c| Ok(crate::service::users::authenticate(c, &token, at))).await;
                         if matches!(now, Ok(Ok(p)) if p.as_ref() != Some(&was)) {
                             let description = "the session ended, or the user's access changed".to_string();
                             break Some(CloseReason { code: CloseCode::Other(ACCESS_CHANGED), description: Some(description) });

@@ -30,6 +30,7 @@ struct AppState {
     db: Db,
     /// The GraphQL sockets open, against their caps.
     sockets: Arc<crate::socket_caps::SocketCounts>,
+    clock: crate::clock::SharedClock,
 }
 
 /// `200 ok` while the database answers; `503 degraded` with the reason while it does not (the
@@ -97,7 +98,7 @@ async fn graphql(
     }
     // Who asks decides how much may be read: a request without a session, a login's, is small.
     let token = request_token(&http);
-    let principal = users::principal_for(&state.db, token.clone()).await;
+    let principal = users::principal_for(&state.db, token.clone(), state.clock.now()).await;
     let body = match policy.read_json(&http, payload, policy.body_limit(principal.is_some())).await {
         Ok(b) => b,
         Err(refused) => return refused.response(),
@@ -167,7 +168,7 @@ async fn subscriptions(
         Ok(a) => a,
         Err(why) => return refused(why),
     };
-    let from_upgrade = users::principal_for(&state.db, token.clone()).await;
+    let from_upgrade = users::principal_for(&state.db, token.clone(), state.clock.now()).await;
     if let Some(p) = &from_upgrade {
         if let Err(why) = admission.of_user(&p.user_id.to_string()) {
             return refused(why);
@@ -179,6 +180,7 @@ async fn subscriptions(
         db: state.db.clone(),
         max_message_bytes: policy.body_limit(from_upgrade.is_some()),
         admission,
+        clock: state.clock.clone(),
     };
     crate::graphql_socket::serve(parts, &http, payload, token, from_upgrade, client)
 }
@@ -204,9 +206,9 @@ async fn ui(req: HttpRequest) -> HttpResponse {
 
 /// Binds, prints the address it listens on (tests read it when the port is 0), and serves.
 pub async fn serve(config: Config, db: Db) -> anyhow::Result<()> {
-    let crate::app::App { db, schema, backend, hub, driver, stopping } = crate::app::build(&config, db).await?;
+    let crate::app::App { db, schema, backend, hub, driver, stopping, clock } = crate::app::build(&config, db).await?;
     let sockets = crate::socket_caps::SocketCounts::new(config.socket_caps);
-    let state = AppState { schema, backend, db, sockets };
+    let state = AppState { schema, backend, db, sockets, clock };
     let policy = WebPolicy { max_body_bytes: config.max_body_bytes, allowed_origins: config.allowed_origins.clone() };
     let server = HttpServer::new(move || {
         App::new()

@@ -211,7 +211,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let _serving = config.database.lock_for_serving()?;
             let db = Db::open(config.database.clone())?;
             let mut conn = db.conn().map_err(|e| anyhow::anyhow!("{e}"))?;
-            if let Some(password) = users::bootstrap(&mut conn).map_err(api_error)? {
+            if let Some(password) = users::bootstrap(&mut conn, chrono::Utc::now()).map_err(api_error)? {
                 println!(
                     "baton: created the first superadmin: username admin, password {password} (shown once; change it)"
                 );
@@ -229,7 +229,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 InstanceAccess::parse(&instances).map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
             let password = read_password_stdin()?;
             let mut conn = storage.open()?;
-            let id = users::insert_user(&mut conn, &username, &password, role, &instances).map_err(api_error)?;
+            let id = users::insert_user(&mut conn, chrono::Utc::now(), &username, &password, role, &instances)
+                .map_err(api_error)?;
             println!("created user {username} (id {id}, role {role})");
             Ok(())
         }
@@ -237,6 +238,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut conn = storage.open()?;
             let (token, _) = baton_server::service::agents::create_token(
                 &mut conn,
+                chrono::Utc::now(),
                 &name,
                 "baton agent-token",
                 &baton_schema::access::InstanceAccess::All,

@@ -8,7 +8,7 @@ use baton_graphql::backend::*;
 use baton_graphql::ApiError;
 use baton_schema::access::InstanceAccess;
 use baton_schema::ids::AgentTokenId;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
@@ -28,6 +28,7 @@ fn token_record(r: db::agent_tokens::AgentTokenRow) -> AgentTokenRecord {
 /// `instances`: those its agent serves when it first registers (its maker's).
 pub fn create_token(
     c: &mut DbConn,
+    now: DateTime<Utc>,
     name: &str,
     created_by: &str,
     instances: &InstanceAccess,
@@ -40,13 +41,13 @@ pub fn create_token(
     db::transaction(c, |c| {
         let maker = (created_by, instances.to_string());
         let hash = super::auth::token_hash(&token);
-        let id = match db::agent_tokens::insert(c, name, &hash, (maker.0, &maker.1), Utc::now()) {
+        let id = match db::agent_tokens::insert(c, name, &hash, (maker.0, &maker.1), now) {
             Err(db::DbError::Conflict(_)) => {
                 return Err(ApiError::Conflict(format!("an agent token named {name} exists")).into())
             }
             other => other?,
         };
-        audit(c, created_by, "createAgentToken", name, None, None)?;
+        audit(c, now, created_by, "createAgentToken", name, None, None)?;
         let row = db::agent_tokens::list(c)?.into_iter().find(|t| t.id == id).ok_or(db::DbError::NotFound)?;
         Ok((token, token_record(row)))
     })
@@ -107,6 +108,7 @@ impl baton_graphql::Agents for Services {
         name: &str,
         instances: InstanceAccess,
     ) -> BackendResult<AgentRecord> {
+        let now = self.now();
         let (actor, name) = (actor.clone(), name.to_string());
         let record = self
             .run(move |c| {
@@ -124,6 +126,7 @@ impl baton_graphql::Agents for Services {
                     db::agents::set_instances(c, &name, &instances.to_string())?;
                     audit(
                         c,
+                        now,
                         &actor.username,
                         "setAgentInstances",
                         &name,
@@ -141,12 +144,13 @@ impl baton_graphql::Agents for Services {
     }
 
     async fn create_agent_token(&self, actor: &Principal, name: &str) -> BackendResult<(String, AgentTokenRecord)> {
-        let (name, instances) = (name.to_string(), actor.instances.clone());
+        let (name, instances, now) = (name.to_string(), actor.instances.clone(), self.now());
         let actor = actor.username.clone();
-        self.run(move |c| create_token(c, &name, &actor, &instances)).await
+        self.run(move |c| create_token(c, now, &name, &actor, &instances)).await
     }
 
     async fn revoke_agent_token(&self, actor: &Principal, id: AgentTokenId) -> BackendResult<bool> {
+        let now = self.now();
         let (access, actor) = (actor.instances.clone(), actor.username.clone());
         self.run(move |c| {
             db::transaction(c, |c| {
@@ -166,8 +170,8 @@ impl baton_graphql::Agents for Services {
                         ApiError::Forbidden("this agent token's agent serves instances beyond yours".into()).into()
                     );
                 }
-                db::agent_tokens::revoke(c, id, Utc::now()).found("agent token")?;
-                audit(c, &actor, "revokeAgentToken", &id.to_string(), None, None)?;
+                db::agent_tokens::revoke(c, id, now).found("agent token")?;
+                audit(c, now, &actor, "revokeAgentToken", &id.to_string(), None, None)?;
                 Ok(true)
             })
         })
@@ -178,6 +182,7 @@ impl baton_graphql::Agents for Services {
     }
 
     fn agent_changes(&self, p: &Principal) -> BoxStream<'static, AgentChangeRecord> {
+        let now = self.now();
         let (db, caller) = (self.db.clone(), p.instances.clone());
         tokio_stream::wrappers::BroadcastStream::new(self.hub.subscribe())
             .filter_map(move |r| {
@@ -192,7 +197,7 @@ impl baton_graphql::Agents for Services {
                             return None;
                         }
                     }
-                    Some(AgentChangeRecord { name: c.name, status: c.status, at: Utc::now() })
+                    Some(AgentChangeRecord { name: c.name, status: c.status, at: now })
                 }
             })
             .boxed()

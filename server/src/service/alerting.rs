@@ -15,7 +15,6 @@ use baton_schema::definition::AlertRule;
 use baton_schema::ids::{AlertDeliveryId, InstanceId};
 use baton_schema::names::CredentialKey;
 use baton_schema::{FieldError, FieldErrors};
-use chrono::Utc;
 use std::collections::{BTreeMap, HashMap};
 
 /// Whether something of `owner` (none: global) may be used by what is in `user` (none: global):
@@ -247,13 +246,13 @@ impl baton_graphql::Alerting for Services {
         instance: Option<&str>,
         draft: IntegrationDraft,
     ) -> BackendResult<IntegrationRecord> {
+        let now = self.now();
         let vault = self.vault.clone();
         let (p, name, instance) = (p.clone(), name.map(String::from), instance.map(String::from));
         self.run(move |c| {
             require(&p, Role::Admin)?;
             let valid = Integration::parse(&draft)?;
             db::transaction(c, |c| {
-                let now = Utc::now();
                 let owners = Owners::load(c)?;
                 let existing = match &name {
                     Some(n) => {
@@ -326,7 +325,7 @@ impl baton_graphql::Alerting for Services {
                 let before = existing.map(|o| o.config);
                 let action = if before.is_some() { "updateIntegration" } else { "createIntegration" };
                 let target = format!("integration {}", valid.name);
-                audit_in(c, owner, &p.username, action, &target, before, Some(config))?;
+                audit_in(c, now, owner, &p.username, action, &target, before, Some(config))?;
                 let row = db::integrations::by_name(c, valid.name.as_str())?.ok_or(db::DbError::NotFound)?;
                 record(c, row, &owners, &vault)
             })
@@ -335,6 +334,7 @@ impl baton_graphql::Alerting for Services {
     }
 
     async fn delete_integration(&self, p: &Principal, name: &str) -> BackendResult<bool> {
+        let now = self.now();
         let (p, name) = (p.clone(), name.to_string());
         self.run(move |c| {
             require(&p, Role::Admin)?;
@@ -351,7 +351,7 @@ impl baton_graphql::Alerting for Services {
                 }
                 db::integrations::delete(c, row.id)?;
                 let target = format!("integration {name}");
-                audit_in(c, row.instance_id, &p.username, "deleteIntegration", &target, Some(row.config), None)?;
+                audit_in(c, now, row.instance_id, &p.username, "deleteIntegration", &target, Some(row.config), None)?;
                 Ok(true)
             })
         })
@@ -398,6 +398,7 @@ impl baton_graphql::Alerting for Services {
         value: &str,
         instance: Option<&str>,
     ) -> BackendResult<CredentialKeyRecord> {
+        let now = self.now();
         let vault = self.vault.clone();
         let (p, key, value, instance) = (p.clone(), key.to_string(), value.to_string(), instance.map(String::from));
         self.run(move |c| {
@@ -443,8 +444,8 @@ impl baton_graphql::Alerting for Services {
             // The audit log says who set which key and its version; never the value.
             let target = format!("credential {key}");
             let after = Some(format!("{{\"version\":{version}}}"));
-            audit_in(c, owner, &p.username, "setCredential", &target, None, after)?;
-            let updated_at = Utc::now();
+            audit_in(c, now, owner, &p.username, "setCredential", &target, None, after)?;
+            let updated_at = now;
             Ok(CredentialKeyRecord {
                 key: key.to_string(),
                 instance: owners.name(owner),
@@ -457,6 +458,7 @@ impl baton_graphql::Alerting for Services {
     }
 
     async fn delete_credential(&self, p: &Principal, key: &str) -> BackendResult<bool> {
+        let now = self.now();
         let vault = self.vault.clone();
         let (p, key) = (p.clone(), key.to_string());
         self.run(move |c| {
@@ -481,7 +483,7 @@ impl baton_graphql::Alerting for Services {
                 }
                 db::credentials::delete(c, &key)?;
                 let target = format!("credential {key}");
-                audit_in(c, row.instance_id, &p.username, "deleteCredential", &target, None, None)?;
+                audit_in(c, now, row.instance_id, &p.username, "deleteCredential", &target, None, None)?;
                 vault.forget(&key);
                 Ok(true)
             })
@@ -519,6 +521,7 @@ impl baton_graphql::Alerting for Services {
     }
 
     async fn send_test_alert(&self, p: &Principal, integration: &str) -> BackendResult<AlertDeliveryRecord> {
+        let now = self.now();
         let alerts = self.alerts.clone();
         let name = integration.to_string();
         let (p2, n2) = (p.clone(), name.clone());
@@ -531,7 +534,7 @@ impl baton_graphql::Alerting for Services {
                     ApiError::invalid("integration", "unknown_integration", format!("no integration {n2}")).into()
                 );
             };
-            audit_in(c, row.instance_id, &p2.username, "sendTestAlert", &format!("integration {n2}"), None, None)?;
+            audit_in(c, now, row.instance_id, &p2.username, "sendTestAlert", &format!("integration {n2}"), None, None)?;
             Ok(())
         })
         .await?;

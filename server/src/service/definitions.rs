@@ -11,7 +11,6 @@ use baton_schema::definition::{GroupDef, GroupDraft, TaskDef, TaskDraft};
 use baton_schema::dependency::{check_graph, DependencyExpr};
 use baton_schema::ids::{GroupId, InstanceId, TaskId};
 use baton_schema::{FieldError, FieldErrors};
-use chrono::Utc;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashMap};
@@ -251,6 +250,7 @@ impl Services {
         tid: Option<TaskId>,
         draft: TaskDraft,
     ) -> BackendResult<TaskRecord> {
+        let now = self.now();
         let p = p.clone();
         let (record, instance) = self
             .run(move |c| {
@@ -268,21 +268,12 @@ impl Services {
                     let group_id = check_task_context(c, &def, inst.id, tid, &p)?;
                     let id = match tid {
                         Some(t) => {
-                            db::tasks::update(
-                                c,
-                                t,
-                                inst.id,
-                                group_id,
-                                &TaskDef { tid: Some(t), ..def.clone() },
-                                Utc::now(),
-                            )
-                            .map_err(|e| conflict_as_name(e, &def.name.to_string(), &inst.name))?;
+                            db::tasks::update(c, t, inst.id, group_id, &TaskDef { tid: Some(t), ..def.clone() }, now)
+                                .map_err(|e| conflict_as_name(e, &def.name.to_string(), &inst.name))?;
                             t
                         }
-                        None => {
-                            db::tasks::insert(c, inst.id, group_id, &TaskDef { tid: None, ..def.clone() }, Utc::now())
-                                .map_err(|e| conflict_as_name(e, &def.name.to_string(), &inst.name))?
-                        }
+                        None => db::tasks::insert(c, inst.id, group_id, &TaskDef { tid: None, ..def.clone() }, now)
+                            .map_err(|e| conflict_as_name(e, &def.name.to_string(), &inst.name))?,
                     };
                     write_task_edges(c, id, group_id, def.dependency.as_ref())?;
                     db::alert_rules::replace(c, db::alert_rules::Owner::Task(id), &def.alerts)?;
@@ -294,6 +285,7 @@ impl Services {
                     let action = if tid.is_some() { "updateTask" } else { "createTask" };
                     audit_in(
                         c,
+                        now,
                         Some(inst.id),
                         &p.username,
                         action,
@@ -316,6 +308,7 @@ impl Services {
         gid: Option<GroupId>,
         draft: GroupDraft,
     ) -> BackendResult<GroupRecord> {
+        let now = self.now();
         let p = p.clone();
         let (record, instance) = self
             .run(move |c| {
@@ -333,11 +326,11 @@ impl Services {
                     check_group_context(c, &def, inst.id, gid, &p)?;
                     let id = match gid {
                         Some(g) => {
-                            db::groups::update(c, g, inst.id, &def, Utc::now())
+                            db::groups::update(c, g, inst.id, &def, now)
                                 .map_err(|e| conflict_as_name(e, &def.name.to_string(), &inst.name))?;
                             g
                         }
-                        None => db::groups::insert(c, inst.id, &GroupDef { gid: None, ..def.clone() }, Utc::now())
+                        None => db::groups::insert(c, inst.id, &GroupDef { gid: None, ..def.clone() }, now)
                             .map_err(|e| conflict_as_name(e, &def.name.to_string(), &inst.name))?,
                     };
                     write_group_edges(c, id, inst.id, def.dependency.as_ref())?;
@@ -350,6 +343,7 @@ impl Services {
                     let action = if gid.is_some() { "updateGroup" } else { "createGroup" };
                     audit_in(
                         c,
+                        now,
                         Some(inst.id),
                         &p.username,
                         action,
@@ -419,6 +413,7 @@ impl baton_graphql::Definitions for Services {
     }
 
     async fn delete_task(&self, p: &Principal, tid: TaskId) -> BackendResult<bool> {
+        let now = self.now();
         let p = p.clone();
         let (name, instance) = self
             .run(move |c| {
@@ -434,6 +429,7 @@ impl baton_graphql::Definitions for Services {
                     })?;
                     audit_in(
                         c,
+                        now,
                         Some(row.instance_id),
                         &p.username,
                         "deleteTask",
@@ -450,13 +446,14 @@ impl baton_graphql::Definitions for Services {
     }
 
     async fn set_task_active(&self, p: &Principal, tid: TaskId, active: bool) -> BackendResult<TaskRecord> {
+        let now = self.now();
         let p = p.clone();
         let (record, instance) = self
             .run(move |c| {
                 db::transaction(c, |c| {
                     let row = db::tasks::get(c, tid).found("task")?;
                     let instance = check_instance_id(c, &p, row.instance_id).found("task")?;
-                    db::tasks::set_active(c, tid, active, Utc::now())?;
+                    db::tasks::set_active(c, tid, active, now)?;
                     let target = super::operator::Target {
                         task_id: Some(tid),
                         group_id: row.group_id,
@@ -464,11 +461,12 @@ impl baton_graphql::Definitions for Services {
                         run_date: None,
                     };
                     let kind = if active { "enable" } else { "disable" };
-                    let event = super::operator::record_event(c, &p.username, kind, &target, "{}".into())?;
+                    let event = super::operator::record_event(c, now, &p.username, kind, &target, "{}".into())?;
                     let result = format!("task {} {kind}d", row.name);
-                    db::events::acknowledge(c, event, true, &result, Utc::now())?;
+                    db::events::acknowledge(c, event, true, &result, now)?;
                     audit_in(
                         c,
+                        now,
                         Some(row.instance_id),
                         &p.username,
                         "setTaskActive",
@@ -540,6 +538,7 @@ impl baton_graphql::Definitions for Services {
     }
 
     async fn delete_group(&self, p: &Principal, gid: GroupId) -> BackendResult<bool> {
+        let now = self.now();
         let p = p.clone();
         let (name, instance) = self
             .run(move |c| {
@@ -555,6 +554,7 @@ impl baton_graphql::Definitions for Services {
                     })?;
                     audit_in(
                         c,
+                        now,
                         Some(row.instance_id),
                         &p.username,
                         "deleteGroup",
@@ -571,20 +571,22 @@ impl baton_graphql::Definitions for Services {
     }
 
     async fn set_group_active(&self, p: &Principal, gid: GroupId, active: bool) -> BackendResult<GroupRecord> {
+        let now = self.now();
         let p = p.clone();
         let (record, instance) = self
             .run(move |c| {
                 db::transaction(c, |c| {
                     let row = db::groups::get(c, gid).found("group")?;
                     let instance = check_instance_id(c, &p, row.instance_id).found("group")?;
-                    db::groups::set_active(c, gid, active, Utc::now())?;
+                    db::groups::set_active(c, gid, active, now)?;
                     let target = super::operator::Target { group_id: Some(gid), ..Default::default() };
                     let kind = if active { "enable" } else { "disable" };
-                    let event = super::operator::record_event(c, &p.username, kind, &target, "{}".into())?;
+                    let event = super::operator::record_event(c, now, &p.username, kind, &target, "{}".into())?;
                     let result = format!("group {} {kind}d", row.name);
-                    db::events::acknowledge(c, event, true, &result, Utc::now())?;
+                    db::events::acknowledge(c, event, true, &result, now)?;
                     audit_in(
                         c,
+                        now,
                         Some(row.instance_id),
                         &p.username,
                         "setGroupActive",
@@ -673,6 +675,7 @@ impl baton_graphql::Calendars for Services {
         instance: &str,
         draft: CalendarDraft,
     ) -> BackendResult<CalendarRecord> {
+        let now = self.now();
         let (p, instance_name) = (p.clone(), instance.to_string());
         let record = self
             .run(move |c| {
@@ -683,10 +686,11 @@ impl baton_graphql::Calendars for Services {
                         Some(row) => Some(db::calendars::draft(c, &row)?),
                         None => None,
                     };
-                    let id = db::calendars::save(c, inst.id, &cal, Utc::now())?;
+                    let id = db::calendars::save(c, inst.id, &cal, now)?;
                     let after = cal.to_draft();
                     audit_in(
                         c,
+                        now,
                         Some(inst.id),
                         &p.username,
                         "saveCalendar",
@@ -694,7 +698,7 @@ impl baton_graphql::Calendars for Services {
                         before.map(|b| to_json(&b)),
                         Some(to_json(&after)),
                     )?;
-                    Ok(CalendarRecord { id, instance: instance_name.clone(), draft: after, updated_at: Utc::now() })
+                    Ok(CalendarRecord { id, instance: instance_name.clone(), draft: after, updated_at: now })
                 })
             })
             .await?;
@@ -703,6 +707,7 @@ impl baton_graphql::Calendars for Services {
     }
 
     async fn delete_calendar(&self, p: &Principal, instance: &str, name: &str) -> BackendResult<bool> {
+        let now = self.now();
         let (p, instance_name, cal_name) = (p.clone(), instance.to_string(), name.to_string());
         let id = self
             .run(move |c| {
@@ -734,6 +739,7 @@ impl baton_graphql::Calendars for Services {
                     db::calendars::delete(c, row.id)?;
                     audit_in(
                         c,
+                        now,
                         Some(inst.id),
                         &p.username,
                         "deleteCalendar",

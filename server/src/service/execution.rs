@@ -132,7 +132,7 @@ impl baton_graphql::Execution for Services {
                         to_json(&command),
                         to_json(&user)
                     );
-                    audit(c, &actor, "runAdhoc", &names.join(","), None, Some(after))?;
+                    audit(c, now, &actor, "runAdhoc", &names.join(","), None, Some(after))?;
                     Ok::<_, SvcError>(ids)
                 })
             })
@@ -185,6 +185,7 @@ impl baton_graphql::Execution for Services {
                     };
                     let event = super::operator::record_event(
                         c,
+                        now,
                         &pc.username,
                         "force_run",
                         &target,
@@ -192,6 +193,7 @@ impl baton_graphql::Execution for Services {
                     )?;
                     audit_in(
                         c,
+                        now,
                         Some(row.instance_id),
                         &pc.username,
                         "forceRun",
@@ -210,6 +212,7 @@ impl baton_graphql::Execution for Services {
     }
 
     async fn terminate_run(&self, p: &Principal, id: RunId) -> BackendResult<bool> {
+        let now = self.now();
         require(p, Role::Operator).map_err(ApiError::from)?;
         let run = self.run_record(p, id).await?;
         let actor = p.username.clone();
@@ -222,8 +225,8 @@ impl baton_graphql::Execution for Services {
         let event = self
             .run(move |c| {
                 let instance = db::runs::get(c, id)?.instance_id;
-                audit_in(c, instance, &actor, "terminateRun", &format!("run {id}"), None, None)?;
-                super::operator::record_event(c, &actor, "terminate", &target, "{}".into())
+                audit_in(c, now, instance, &actor, "terminateRun", &format!("run {id}"), None, None)?;
+                super::operator::record_event(c, now, &actor, "terminate", &target, "{}".into())
             })
             .await?;
         let outcome = self.driver.terminate(id, &p.username).await;

@@ -21,6 +21,7 @@ impl baton_graphql::Instances for Services {
     }
 
     async fn create_instance(&self, actor: &Principal, name: &str, description: &str) -> BackendResult<Instance> {
+        let now = self.now();
         let (actor, name, description) = (actor.clone(), name.to_string(), description.to_string());
         let info = self
             .run(move |c| {
@@ -29,11 +30,11 @@ impl baton_graphql::Instances for Services {
                     return Err(ApiError::Conflict(format!("instance {name} exists")).into());
                 }
                 db::transaction(c, |c| {
-                    let row = db::instances::ensure(c, &name, Utc::now())?;
+                    let row = db::instances::ensure(c, &name, now)?;
                     if !description.is_empty() {
                         db::instances::set_description(c, row.id, &description)?;
                     }
-                    audit(c, &actor.username, "createInstance", &name, None, Some(name.clone()))?;
+                    audit(c, now, &actor.username, "createInstance", &name, None, Some(name.clone()))?;
                     Ok(Instance { id: row.id, name: row.name, description })
                 })
             })

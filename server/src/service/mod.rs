@@ -131,6 +131,7 @@ impl Services {
         alerts: Arc<crate::alerts::Alerts>,
     ) -> Arc<Services> {
         let (changes, _) = broadcast::channel(4096);
+        let started_at = driver.now();
         Arc::new(Services {
             db,
             hub,
@@ -138,13 +139,18 @@ impl Services {
             engine,
             vault,
             alerts,
-            started_at: Utc::now(),
+            started_at,
             changes,
             sequence: AtomicU64::new(0),
             limiter: Mutex::new(auth::LoginLimiter::default()),
             hasher: auth::Hasher::default(),
             run_scopes: Arc::default(),
         })
+    }
+
+    /// The time, from the server's clock (the driver's): services read no other.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.driver.now()
     }
 
     /// Runs blocking storage work and turns its failure into an API error.
@@ -268,18 +274,21 @@ pub(crate) fn require(p: &Principal, role: Role) -> SvcResult<()> {
 /// Records one mutation of something global (a user, a token, a credential...) in the audit log.
 pub(crate) fn audit(
     c: &mut DbConn,
+    now: DateTime<Utc>,
     actor: &str,
     action: &str,
     target: &str,
     before: Option<String>,
     after: Option<String>,
 ) -> SvcResult<()> {
-    audit_in(c, None, actor, action, target, before, after)
+    audit_in(c, now, None, actor, action, target, before, after)
 }
 
 /// Records one mutation in the audit log, with the instance it is about: its admins read it.
+#[allow(clippy::too_many_arguments)] // An audit entry's fields, each named at the call.
 pub(crate) fn audit_in(
     c: &mut DbConn,
+    now: DateTime<Utc>,
     instance: Option<InstanceId>,
     actor: &str,
     action: &str,
@@ -288,6 +297,6 @@ pub(crate) fn audit_in(
     after: Option<String>,
 ) -> SvcResult<()> {
     let entry = db::audit::AuditEntry { actor, action, target, before, after, origin: "api", instance };
-    db::audit::record(c, &entry, Utc::now())?;
+    db::audit::record(c, &entry, now)?;
     Ok(())
 }

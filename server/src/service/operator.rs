@@ -43,7 +43,14 @@ pub(crate) struct Target {
 }
 
 /// Records an operator's event before it is carried out.
-pub(crate) fn record_event(c: &mut DbConn, actor: &str, kind: &str, t: &Target, payload: String) -> SvcResult<i64> {
+pub(crate) fn record_event(
+    c: &mut DbConn,
+    now: DateTime<Utc>,
+    actor: &str,
+    kind: &str,
+    t: &Target,
+    payload: String,
+) -> SvcResult<i64> {
     Ok(db::events::insert(
         c,
         &db::events::NewEvent {
@@ -55,7 +62,7 @@ pub(crate) fn record_event(c: &mut DbConn, actor: &str, kind: &str, t: &Target, 
             run_id: t.run_id,
             run_date: t.run_date,
             payload,
-            created_at: db::ts(Utc::now()),
+            created_at: db::ts(now),
         },
     )?)
 }
@@ -67,12 +74,13 @@ impl Services {
         id: i64,
         outcome: Result<String, String>,
     ) -> BackendResult<OperatorEventRecord> {
+        let now = self.now();
         let (ok, text) = match outcome {
             Ok(t) => (true, t),
             Err(t) => (false, t),
         };
         self.run(move |c| {
-            db::events::acknowledge(c, id, ok, &text, Utc::now())?;
+            db::events::acknowledge(c, id, ok, &text, now)?;
             Ok(event_record(db::events::get(c, id)?))
         })
         .await
@@ -82,6 +90,7 @@ impl Services {
 #[async_trait]
 impl baton_graphql::Operations for Services {
     async fn modify_run_status(&self, p: &Principal, id: RunId, to: RunStatus) -> BackendResult<OperatorEventRecord> {
+        let now = self.now();
         if !matches!(to, RunStatus::Success | RunStatus::Failed | RunStatus::Skipped) {
             return Err(ApiError::invalid("status", "one_of", "must be SUCCESS, FAILED or SKIPPED"));
         }
@@ -99,6 +108,7 @@ impl baton_graphql::Operations for Services {
                 let payload = format!("{{\"from\":\"{}\",\"to\":\"{}\"}}", row.status, to.as_str());
                 audit_in(
                     c,
+                    now,
                     row.instance_id,
                     &pc.username,
                     "modifyRunStatus",
@@ -106,7 +116,7 @@ impl baton_graphql::Operations for Services {
                     Some(row.status.to_string()),
                     Some(to.as_str().into()),
                 )?;
-                record_event(c, &pc.username, "modify_status", &target, payload)
+                record_event(c, now, &pc.username, "modify_status", &target, payload)
             })
             .await?;
         let outcome = self
@@ -129,6 +139,7 @@ impl baton_graphql::Operations for Services {
         run_date: Option<NaiveDate>,
         freeze: bool,
     ) -> BackendResult<OperatorEventRecord> {
+        let now = self.now();
         let pc = p.clone();
         let kind = if freeze { "freeze" } else { "unfreeze" };
         let (event, date, runs) = self
@@ -138,10 +149,11 @@ impl baton_graphql::Operations for Services {
                 check_instance_id(c, &pc, row.instance_id).found("task")?;
                 // Today is the day in the task's timezone (its group's when grouped).
                 let tz = super::task_timezone(c, &row)?;
-                let date = run_date.unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive());
+                let date = run_date.unwrap_or_else(|| now.with_timezone(&tz).date_naive());
                 let target = Target { task_id: Some(tid), group_id: row.group_id, run_id: None, run_date: Some(date) };
                 audit_in(
                     c,
+                    now,
                     Some(row.instance_id),
                     &pc.username,
                     if freeze { "freezeTask" } else { "unfreezeTask" },
@@ -149,7 +161,7 @@ impl baton_graphql::Operations for Services {
                     None,
                     Some(date.to_string()),
                 )?;
-                let event = record_event(c, &pc.username, kind, &target, format!("{{\"run_date\":\"{date}\"}}"))?;
+                let event = record_event(c, now, &pc.username, kind, &target, format!("{{\"run_date\":\"{date}\"}}"))?;
                 // Waiting runs of the day are frozen; frozen ones are released.
                 let status = if freeze { RunStatus::Idle } else { RunStatus::Frozen };
                 let runs: Vec<db::runs::RunRow> =

@@ -8,7 +8,7 @@ use baton_schema::calendar::Calendar;
 use baton_schema::definition::TaskDef;
 use baton_schema::ids::InstanceId;
 use baton_schema::schedule::slots_after;
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
@@ -17,6 +17,7 @@ impl Services {}
 #[async_trait]
 impl baton_graphql::SchedulerState for Services {
     async fn upcoming_runs(&self, p: &Principal, limit: usize) -> BackendResult<Vec<UpcomingRecord>> {
+        let now = self.now();
         let p = p.clone();
         self.run(move |c| {
             let filter = db::tasks::TaskFilter {
@@ -28,7 +29,6 @@ impl baton_graphql::SchedulerState for Services {
             let rows = db::tasks::page(c, &filter, None, i64::MAX)?;
             let instances: HashMap<InstanceId, String> =
                 db::instances::list(c)?.into_iter().map(|i| (i.id, i.name)).collect();
-            let now = Utc::now();
             let mut out: Vec<UpcomingRecord> = Vec::new();
             for row in rows.into_iter().filter(|r| r.schedule.is_some()) {
                 let instance = instances.get(&row.instance_id).cloned().unwrap_or_default();
@@ -59,8 +59,9 @@ impl baton_graphql::SchedulerState for Services {
     }
 
     async fn scheduler_health(&self, p: &Principal) -> BackendResult<SchedulerHealth> {
+        let now = self.now();
         let p = p.clone();
-        let since = Utc::now() - Duration::hours(24);
+        let since = now - Duration::hours(24);
         let (instances, last_24h) = self
             .run(move |c| -> SvcResult<(Vec<String>, i64)> {
                 let names =

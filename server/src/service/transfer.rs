@@ -13,7 +13,6 @@ use baton_schema::dependency::{check_graph, DependencyExpr};
 use baton_schema::document::{Document, InstanceDoc};
 use baton_schema::ids::{GroupId, InstanceId, TaskId};
 use baton_schema::FieldError;
-use chrono::Utc;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Why an import transaction was rolled back.
@@ -105,6 +104,7 @@ fn doc_instances(plan: &ImportPlan) -> HashSet<&str> {
 }
 
 /// Plans and writes one instance of the document; problems go to `plan.errors` with JSON paths.
+#[allow(clippy::too_many_arguments)] // To be split by its parts (issue 23).
 fn apply_instance(
     c: &mut DbConn,
     i: usize,
@@ -112,11 +112,11 @@ fn apply_instance(
     raw: &InstanceDoc,
     mode: ImportMode,
     writer: &Principal,
+    now: chrono::DateTime<chrono::Utc>,
     plan: &mut ImportPlan,
 ) -> Result<(), Abort> {
     let at = format!("$.instances[{i}]");
     let name = inst.name.to_string();
-    let now = Utc::now();
     let instance = match db::instances::by_name(c, &name)? {
         Some(row) => row,
         None => {
@@ -423,6 +423,7 @@ impl baton_graphql::Transfer for Services {
         mode: ImportMode,
         dry_run: bool,
     ) -> BackendResult<ImportPlan> {
+        let now = self.now();
         let doc = match Document::from_value(value) {
             Ok(d) => d,
             Err(e) => return Ok(ImportPlan { errors: e.0, ..Default::default() }),
@@ -451,7 +452,7 @@ impl baton_graphql::Transfer for Services {
                 let result = db::transaction(c, |c| -> Result<ImportPlan, Abort> {
                     let mut plan = ImportPlan::default();
                     for (i, inst) in valid.instances.iter().enumerate() {
-                        apply_instance(c, i, inst, &doc.instances[i], mode, &p, &mut plan)?;
+                        apply_instance(c, i, inst, &doc.instances[i], mode, &p, now, &mut plan)?;
                     }
                     db::sync_id_sequences(c)?;
                     if !plan.errors.is_empty() {
@@ -470,10 +471,10 @@ impl baton_graphql::Transfer for Services {
                     for inst in &valid.instances {
                         let id = db::instances::by_name(c, inst.name.as_str())?.map(|r| r.id);
                         let target = format!("definitions of {}", inst.name);
-                        audit_in(c, id, &p.username, "importDefinitions", &target, None, Some(summary.clone()))?;
+                        audit_in(c, now, id, &p.username, "importDefinitions", &target, None, Some(summary.clone()))?;
                     }
                     if valid.instances.is_empty() {
-                        audit(c, &p.username, "importDefinitions", "definitions", None, Some(summary))?;
+                        audit(c, now, &p.username, "importDefinitions", "definitions", None, Some(summary))?;
                     }
                     plan.applied = true;
                     Ok(plan)

@@ -65,6 +65,7 @@ fn busy() -> ApiError {
 /// Creates a user directly in storage (the CLI and first start use this; the API adds its checks).
 pub fn insert_user(
     c: &mut DbConn,
+    now: DateTime<Utc>,
     username: &str,
     password: &str,
     role: Role,
@@ -73,18 +74,19 @@ pub fn insert_user(
     check_username(username)?;
     check_password(password)?;
     let hash = auth::hash_password(password).map_err(|_| SvcError::Api(ApiError::Internal))?;
-    insert_hashed(c, username, &hash, role, instances)
+    insert_hashed(c, now, username, &hash, role, instances)
 }
 
 /// Creates a user whose password was hashed already.
 fn insert_hashed(
     c: &mut DbConn,
+    now: DateTime<Utc>,
     username: &str,
     hash: &str,
     role: Role,
     instances: &InstanceAccess,
 ) -> SvcResult<UserId> {
-    match db::users::insert(c, username, hash, role.as_str(), &instances.to_string(), Utc::now()) {
+    match db::users::insert(c, username, hash, role.as_str(), &instances.to_string(), now) {
         Ok(id) => Ok(id),
         Err(db::DbError::Conflict(_)) => Err(ApiError::Conflict(format!("user {username} exists")).into()),
         Err(e) => Err(e.into()),
@@ -92,11 +94,10 @@ fn insert_hashed(
 }
 
 /// The principal a session or API token stands for, if it is live and its user is enabled.
-pub fn authenticate(c: &mut DbConn, token: &str) -> SvcResult<Option<Principal>> {
+pub fn authenticate(c: &mut DbConn, token: &str, now: DateTime<Utc>) -> SvcResult<Option<Principal>> {
     if token.len() > auth::MAX_TOKEN_BYTES {
         return Ok(None);
     }
-    let now = Utc::now();
     let hash = auth::token_hash(token);
     let row = if let Some(u) = db::sessions::live_user(c, &hash, now)? {
         u
@@ -118,22 +119,22 @@ pub fn authenticate(c: &mut DbConn, token: &str) -> SvcResult<Option<Principal>>
 
 /// The principal of a request's token (none, unknown or failing to look up: no one), for the
 /// HTTP handlers and the GraphQL socket.
-pub async fn principal_for(db: &db::Db, token: Option<String>) -> Option<Principal> {
+pub async fn principal_for(db: &db::Db, token: Option<String>, now: DateTime<Utc>) -> Option<Principal> {
     let token = token.filter(|t| t.len() <= auth::MAX_TOKEN_BYTES)?;
-    db.run(move |c| Ok(authenticate(c, &token))).await.ok()?.unwrap_or_else(|e| {
+    db.run(move |c| Ok(authenticate(c, &token, now))).await.ok()?.unwrap_or_else(|e| {
         tracing::warn!(error = ?e, "authenticating a request");
         None
     })
 }
 
 /// On first start, with no user at all, creates `admin` as superadmin and returns its password.
-pub fn bootstrap(c: &mut DbConn) -> SvcResult<Option<String>> {
+pub fn bootstrap(c: &mut DbConn, now: DateTime<Utc>) -> SvcResult<Option<String>> {
     if db::users::count(c)? > 0 {
         return Ok(None);
     }
     let password = auth::new_password().map_err(|_| SvcError::Api(ApiError::Internal))?;
-    insert_user(c, "admin", &password, Role::Superadmin, &InstanceAccess::All)?;
-    audit(c, "baton", "bootstrapSuperadmin", "admin", None, None)?;
+    insert_user(c, now, "admin", &password, Role::Superadmin, &InstanceAccess::All)?;
+    audit(c, now, "baton", "bootstrapSuperadmin", "admin", None, None)?;
     Ok(Some(password))
 }
 
@@ -142,6 +143,7 @@ impl Services {}
 #[async_trait]
 impl baton_graphql::Auth for Services {
     async fn login(&self, client: &ClientInfo, username: &str, password: &str) -> BackendResult<(String, UserRecord)> {
+        let now = self.now();
         // Refused before anything is looked up, hashed or counted: a limiter key is never longer
         // than an address and a user name.
         check_username(username)?;
@@ -150,14 +152,14 @@ impl baton_graphql::Auth for Services {
             return Err(ApiError::invalid("password", "length", rule));
         }
         let keys = auth::LoginLimiter::keys(&client.ip, username);
-        let now = Utc::now();
         let reserved = self.limiter.lock().map_err(|_| ApiError::Internal)?.reserve(&keys, now);
         if let Err(wait) = reserved {
             let who = if wait.address { "from this address" } else { "for this user from this address" };
             if wait.first {
                 let (actor, target) = (client.ip.clone(), username.to_string());
                 let detail = format!("{{\"waitSeconds\":{},\"address\":{}}}", wait.seconds, wait.address);
-                let recorded = self.run(move |c| audit(c, &actor, "loginSlowed", &target, None, Some(detail))).await;
+                let recorded =
+                    self.run(move |c| audit(c, now, &actor, "loginSlowed", &target, None, Some(detail))).await;
                 if let Err(e) = recorded {
                     tracing::warn!(error = ?e, "recording a slowed login");
                 }
@@ -185,7 +187,7 @@ impl baton_graphql::Auth for Services {
             .run(move |c| {
                 let token = auth::new_token("bs_").map_err(|_| SvcError::Api(ApiError::Internal))?;
                 db::sessions::insert(c, row.id, &auth::token_hash(&token), now + Duration::hours(SESSION_HOURS), now)?;
-                audit(c, &row.username, "login", &row.username, None, None)?;
+                audit(c, now, &row.username, "login", &row.username, None, None)?;
                 Ok((token, user_record(row)?))
             })
             .await?;
@@ -210,6 +212,7 @@ impl baton_graphql::Auth for Services {
         role: Role,
         instances: InstanceAccess,
     ) -> BackendResult<UserRecord> {
+        let now = self.now();
         if !actor.role.may_grant(role) {
             return Err(ApiError::Forbidden(format!("a {} cannot grant the {role} role", actor.role)));
         }
@@ -232,9 +235,9 @@ impl baton_graphql::Auth for Services {
         let (actor, username) = (actor.clone(), username.to_string());
         self.run(move |c| {
             db::transaction(c, |c| {
-                let id = insert_hashed(c, &username, &hash, role, &instances)?;
+                let id = insert_hashed(c, now, &username, &hash, role, &instances)?;
                 let after = format!("{{\"username\":{username:?},\"role\":\"{role}\",\"instances\":\"{instances}\"}}");
-                audit(c, &actor.username, "createUser", &username, None, Some(after))?;
+                audit(c, now, &actor.username, "createUser", &username, None, Some(after))?;
                 user_record(db::users::get(c, id)?)
             })
         })
@@ -249,6 +252,7 @@ impl baton_graphql::Auth for Services {
         instances: Option<InstanceAccess>,
         disabled: Option<bool>,
     ) -> BackendResult<UserRecord> {
+        let now = self.now();
         let actor = actor.clone();
         self.run(move |c| {
             db::transaction(c, |c| {
@@ -273,14 +277,7 @@ impl baton_graphql::Auth for Services {
                 let new_role = role.unwrap_or(before.role);
                 let new_instances = instances.clone().unwrap_or_else(|| before.instances.clone());
                 let new_disabled = disabled.unwrap_or(before.disabled);
-                db::users::update_access(
-                    c,
-                    id,
-                    new_role.as_str(),
-                    &new_instances.to_string(),
-                    new_disabled,
-                    Utc::now(),
-                )?;
+                db::users::update_access(c, id, new_role.as_str(), &new_instances.to_string(), new_disabled, now)?;
                 let changed =
                     new_role != before.role || new_instances != before.instances || new_disabled != before.disabled;
                 if changed {
@@ -294,7 +291,7 @@ impl baton_graphql::Auth for Services {
                 let a = format!(
                     "{{\"role\":\"{new_role}\",\"instances\":\"{new_instances}\",\"disabled\":{new_disabled}}}"
                 );
-                audit(c, &actor.username, "updateUser", &before.username, Some(b), Some(a))?;
+                audit(c, now, &actor.username, "updateUser", &before.username, Some(b), Some(a))?;
                 user_record(db::users::get(c, id)?)
             })
         })
@@ -310,6 +307,7 @@ impl baton_graphql::Auth for Services {
         password: &str,
         current: Option<&str>,
     ) -> BackendResult<bool> {
+        let now = self.now();
         check_password(password)?;
         let own = id == actor.user_id;
         let (stored, target) = self
@@ -352,7 +350,6 @@ impl baton_graphql::Auth for Services {
         let actor = actor.clone();
         self.run(move |c| {
             db::transaction(c, |c| {
-                let now = Utc::now();
                 db::users::set_password(c, id, &hash, now)?;
                 db::sessions::delete_for_user(c, id)?;
                 if !own {
@@ -360,6 +357,7 @@ impl baton_graphql::Auth for Services {
                 }
                 audit(
                     c,
+                    now,
                     &actor.username,
                     if own { "setPassword" } else { "resetPassword" },
                     &target.username,
@@ -382,30 +380,25 @@ impl baton_graphql::Auth for Services {
         name: &str,
         expires_at: Option<DateTime<Utc>>,
     ) -> BackendResult<(String, ApiTokenRecord)> {
+        let now = self.now();
         let (actor, name) = (actor.clone(), name.trim().to_string());
         if name.is_empty() || name.len() > 128 {
             return Err(ApiError::invalid("name", "length", "must be 1-128 characters"));
         }
-        if expires_at.is_some_and(|e| e <= Utc::now()) {
+        if expires_at.is_some_and(|e| e <= now) {
             return Err(ApiError::invalid("expiresAt", "future", "must be in the future"));
         }
         self.run(move |c| {
             let token = auth::new_token("bt_").map_err(|_| SvcError::Api(ApiError::Internal))?;
             db::transaction(c, |c| {
-                let id = match db::api_tokens::insert(
-                    c,
-                    actor.user_id,
-                    &name,
-                    &auth::token_hash(&token),
-                    expires_at,
-                    Utc::now(),
-                ) {
-                    Err(db::DbError::Conflict(_)) => {
-                        return Err(ApiError::Conflict(format!("you already have a token named {name}")).into())
-                    }
-                    other => other?,
-                };
-                audit(c, &actor.username, "createApiToken", &name, None, None)?;
+                let id =
+                    match db::api_tokens::insert(c, actor.user_id, &name, &auth::token_hash(&token), expires_at, now) {
+                        Err(db::DbError::Conflict(_)) => {
+                            return Err(ApiError::Conflict(format!("you already have a token named {name}")).into())
+                        }
+                        other => other?,
+                    };
+                audit(c, now, &actor.username, "createApiToken", &name, None, None)?;
                 let row = db::api_tokens::list(c, Some(actor.user_id))?
                     .into_iter()
                     .find(|t| t.id == id)
@@ -417,6 +410,7 @@ impl baton_graphql::Auth for Services {
     }
 
     async fn revoke_api_token(&self, actor: &Principal, id: ApiTokenId) -> BackendResult<bool> {
+        let now = self.now();
         let actor = actor.clone();
         self.run(move |c| {
             let row = db::api_tokens::list(c, None)?
@@ -432,8 +426,8 @@ impl baton_graphql::Auth for Services {
                 }
             }
             db::transaction(c, |c| {
-                db::api_tokens::revoke(c, id, Utc::now())?;
-                audit(c, &actor.username, "revokeApiToken", &row.name, None, None)?;
+                db::api_tokens::revoke(c, id, now)?;
+                audit(c, now, &actor.username, "revokeApiToken", &row.name, None, None)?;
                 Ok(true)
             })
         })
