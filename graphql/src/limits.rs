@@ -1,7 +1,9 @@
 //! Bounds on what one GraphQL document may ask for, checked as soon as it is parsed, before the
-//! schema's own checks (which expand fragment spreads) and before it is validated or run: fragments that spread one another are counted once per use, with each
-//! fragment's size worked out once, so a few kilobytes that would expand to millions of fields
-//! are refused in linear time instead of validated in exponential time.
+//! schema's own checks (which expand fragment spreads) and before it is validated or run:
+//! fragments that spread one another are counted once per use, with each fragment's size worked
+//! out once, so a few kilobytes that would expand to millions of fields (or arguments) are
+//! refused in linear time instead of validated in exponential time; and the errors a response
+//! lists are capped, so a small document cannot ask for a huge answer.
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
@@ -17,6 +19,12 @@ pub const MAX_DIRECTIVES: usize = 64;
 pub const MAX_FRAGMENTS: usize = 256;
 /// Operations defined in a document.
 pub const MAX_OPERATIONS: usize = 16;
+/// Arguments (of fields and directives) once fragments are expanded, and variables defined.
+pub const MAX_ARGUMENTS: u64 = 2_000;
+/// Errors one response lists: past it, a note says how many more there were. Each argument or
+/// field the schema does not know is an error of its own, so without it a small document
+/// could ask for a response thousands of times its size.
+pub const MAX_ERRORS: usize = 100;
 
 /// Why a document was refused: the rule, and what was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,14 +56,49 @@ pub fn check(doc: &ExecutableDocument) -> Result<(), TooBig> {
         return too_big("directives", format!("{directives} directives; at most {MAX_DIRECTIVES}"));
     }
     let mut sizes = Sizes { doc, known: HashMap::new(), open: Vec::new() };
-    let mut fields = 0u64;
+    let mut total = Size::default();
     for (_, op) in &operations {
-        fields = fields.saturating_add(sizes.of(&op.node.selection_set.node)?);
+        total = total.add(sizes.of(&op.node.selection_set.node)?);
+        total.arguments = total.arguments.saturating_add(op.node.variable_definitions.len() as u64);
+        total.arguments = total.arguments.saturating_add(arguments_of(&op.node.directives));
     }
-    if fields > MAX_FIELDS {
+    if total.fields > MAX_FIELDS {
+        let fields = total.fields;
         return too_big("fields", format!("{fields} fields once fragments are expanded; at most {MAX_FIELDS}"));
     }
+    if total.arguments > MAX_ARGUMENTS {
+        let n = total.arguments;
+        return too_big(
+            "arguments",
+            format!("{n} arguments and variables once fragments are expanded; at most {MAX_ARGUMENTS}"),
+        );
+    }
     Ok(())
+}
+
+/// What a selection set asks for once its fragment spreads are expanded.
+#[derive(Debug, Clone, Copy, Default)]
+struct Size {
+    fields: u64,
+    arguments: u64,
+}
+
+impl Size {
+    fn add(self, other: Size) -> Size {
+        Size {
+            fields: self.fields.saturating_add(other.fields),
+            arguments: self.arguments.saturating_add(other.arguments),
+        }
+    }
+
+    fn over(&self) -> bool {
+        self.fields > MAX_FIELDS || self.arguments > MAX_ARGUMENTS
+    }
+}
+
+/// Arguments written in a list of directives.
+fn arguments_of(directives: &[async_graphql::Positioned<async_graphql::parser::types::Directive>]) -> u64 {
+    directives.iter().map(|d| d.node.arguments.len() as u64).sum()
 }
 
 /// Directives written in a selection set (not expanding spreads).
@@ -73,30 +116,42 @@ fn directives_in(set: &SelectionSet) -> usize {
 /// Expanded sizes of selection sets, each fragment's worked out once.
 struct Sizes<'a> {
     doc: &'a ExecutableDocument,
-    known: HashMap<&'a Name, u64>,
+    known: HashMap<&'a Name, Size>,
     /// Fragments being worked out: one met again spreads itself.
     open: Vec<&'a Name>,
 }
 
 impl<'a> Sizes<'a> {
-    fn of(&mut self, set: &'a SelectionSet) -> Result<u64, TooBig> {
-        let mut total = 0u64;
+    fn of(&mut self, set: &'a SelectionSet) -> Result<Size, TooBig> {
+        let mut total = Size::default();
         for s in &set.items {
             let n = match &s.node {
-                Selection::Field(f) => 1u64.saturating_add(self.of(&f.node.selection_set.node)?),
-                Selection::InlineFragment(f) => self.of(&f.node.selection_set.node)?,
-                Selection::FragmentSpread(f) => self.fragment(&f.node.fragment_name.node)?,
+                Selection::Field(f) => {
+                    let own = Size {
+                        fields: 1,
+                        arguments: (f.node.arguments.len() as u64).saturating_add(arguments_of(&f.node.directives)),
+                    };
+                    own.add(self.of(&f.node.selection_set.node)?)
+                }
+                Selection::InlineFragment(f) => {
+                    let own = Size { fields: 0, arguments: arguments_of(&f.node.directives) };
+                    own.add(self.of(&f.node.selection_set.node)?)
+                }
+                Selection::FragmentSpread(f) => {
+                    let own = Size { fields: 0, arguments: arguments_of(&f.node.directives) };
+                    own.add(self.fragment(&f.node.fragment_name.node)?)
+                }
             };
-            total = total.saturating_add(n);
-            if total > MAX_FIELDS {
-                // Past the limit already: no need to count further.
+            total = total.add(n);
+            if total.over() {
+                // Past a limit already: no need to count further.
                 return Ok(total);
             }
         }
         Ok(total)
     }
 
-    fn fragment(&mut self, name: &'a Name) -> Result<u64, TooBig> {
+    fn fragment(&mut self, name: &'a Name) -> Result<Size, TooBig> {
         if let Some(n) = self.known.get(name) {
             return Ok(*n);
         }
@@ -104,13 +159,31 @@ impl<'a> Sizes<'a> {
             return Err(TooBig { rule: "fragments", message: format!("fragment {name} spreads itself") });
         }
         // An unknown fragment is the validator's to report; it adds nothing here.
-        let Some(def) = self.doc.fragments.get(name) else { return Ok(0) };
+        let Some(def) = self.doc.fragments.get(name) else { return Ok(Size::default()) };
         self.open.push(name);
         let n = self.of(&def.node.selection_set.node)?;
         self.open.pop();
         self.known.insert(name, n);
         Ok(n)
     }
+}
+
+/// At most [`MAX_ERRORS`] errors, and a note of how many more there were.
+fn capped(mut errors: Vec<async_graphql::ServerError>) -> Vec<async_graphql::ServerError> {
+    if errors.len() > MAX_ERRORS {
+        let more = errors.len() - MAX_ERRORS;
+        errors.truncate(MAX_ERRORS);
+        errors.push(
+            crate::error::ApiError::invalid(
+                "query",
+                "errors",
+                format!("{more} more errors not shown; at most {MAX_ERRORS} are listed"),
+            )
+            .extend()
+            .into_server_error(Default::default()),
+        );
+    }
+    errors
 }
 
 /// The extension that applies `check` to every document the schema parses (HTTP and sockets).
@@ -138,6 +211,27 @@ impl Extension for DocumentLimitsExtension {
             crate::error::ApiError::invalid("query", e.rule, e.message).extend().into_server_error(Default::default())
         })?;
         next.run(ctx, request).await
+    }
+
+    /// Validation reports every unknown argument and field: the list is capped.
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: async_graphql::extensions::NextValidation<'_>,
+    ) -> Result<async_graphql::ValidationResult, Vec<async_graphql::ServerError>> {
+        next.run(ctx).await.map_err(capped)
+    }
+
+    /// So is what execution reports (an error per field at most, but up to 10,000 fields).
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: async_graphql::extensions::NextExecute<'_>,
+    ) -> async_graphql::Response {
+        let mut response = next.run(ctx, operation_name).await;
+        response.errors = capped(std::mem::take(&mut response.errors));
+        response
     }
 }
 
@@ -206,5 +300,29 @@ mod tests {
         let cycle = "{ ...a } fragment a on Query { ...b } fragment b on Query { ...a }";
         assert_eq!(checked(cycle).unwrap_err().message, "fragment a spreads itself");
         assert!(checked("{ __typename ...missing }").is_ok(), "left to the validator");
+    }
+
+    #[test]
+    fn arguments_are_counted_per_use_even_repeated_or_unknown() {
+        let repeated: String = (0..2_001).map(|_| "a: 1 ").collect();
+        assert_eq!(checked(&format!("{{ version({repeated}) }}")).unwrap_err().rule, "arguments");
+        // 10 arguments in a fragment spread 201 times: 2,010 once expanded.
+        let ten: String = (0..10).map(|i| format!("a{i}: 1 ")).collect();
+        let spreads: String = (0..201).map(|i| format!("x{i}: __typename ...f ")).collect();
+        let doc = format!("{{ {spreads} }} fragment f on Query {{ version({ten}) }}");
+        assert_eq!(checked(&doc).unwrap_err().rule, "arguments");
+        let variables: String = (0..2_001).map(|i| format!("$v{i}: Int ")).collect();
+        assert_eq!(checked(&format!("query({variables}) {{ version }}")).unwrap_err().rule, "arguments");
+        assert!(checked("query($a: Int) { version(x: 1) }").is_ok());
+    }
+
+    #[test]
+    fn a_response_lists_at_most_max_errors() {
+        let errors: Vec<async_graphql::ServerError> =
+            (0..5_000).map(|i| async_graphql::ServerError::new(format!("unknown field f{i}"), None)).collect();
+        let listed = capped(errors);
+        assert_eq!(listed.len(), MAX_ERRORS + 1);
+        assert!(listed[MAX_ERRORS].message.contains("4900 more errors not shown"), "{}", listed[MAX_ERRORS].message);
+        assert_eq!(capped(vec![async_graphql::ServerError::new("one", None)]).len(), 1);
     }
 }

@@ -331,6 +331,28 @@ fn lists_and_output_count_in_the_query_cost() {
 /// expanded, nested less deep than the parser's limit)
 /// from an anonymous client: each is refused at once, naming the rule, and `/healthz` answers
 /// throughout.
+/// A small document cannot ask for a large answer: repeated or unknown arguments are counted
+/// before validation, and a response lists at most 100 errors (each unknown field is one).
+#[test]
+fn a_small_document_gets_a_small_answer() {
+    let s = Server::start().unwrap();
+    let ask = |query: String| {
+        let (status, res) = post(&s, &[("Content-Type", "application/json")], query_body(&query, json!({})));
+        (status, res.to_string().len(), res)
+    };
+    let repeated: String = (0..12_000).map(|_| "a:1,").collect();
+    let (status, size, res) = ask(format!("{{version({repeated})}}"));
+    assert_eq!((status, &res["errors"][0]["extensions"]["rule"]), (200, &json!("arguments")), "{res}");
+    assert!(size < 1_000, "{size} bytes");
+    let unknown: String = (0..5_000).map(|i| format!("f{i} ")).collect();
+    let (_, size, res) = ask(format!("{{ {unknown} }}"));
+    let errors = res["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 101, "{}", &res.to_string()[..300]);
+    assert!(errors[100]["message"].as_str().unwrap().contains("4900 more errors not shown"), "{}", errors[100]);
+    assert!(size < 64 << 10, "{size} bytes for a document of {} bytes", unknown.len());
+    still_up(&s);
+}
+
 #[test]
 fn a_fragment_bomb_is_refused_before_it_is_expanded() {
     let s = Server::start().unwrap();
