@@ -86,6 +86,8 @@ fn hash_into(argon: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -
 /// and at most `queue` wait; past that a login is refused, not queued without end.
 pub struct Hasher {
     jobs: std::sync::mpsc::SyncSender<Box<dyn FnOnce() + Send>>,
+    /// How long a check takes here, in nanoseconds (a moving average; 0 before the first).
+    typical: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The hasher's queue is full.
@@ -112,7 +114,35 @@ impl Hasher {
                 tracing::error!(error = %e, "starting a password hashing thread");
             }
         }
-        Self { jobs }
+        Self { jobs, typical: Default::default() }
+    }
+
+    /// Checks `password` against a stored hash on a hashing thread, timing it.
+    pub async fn verify(&self, password: String, hash: String) -> Result<bool, Busy> {
+        let typical = self.typical.clone();
+        self.run(move || {
+            let started = std::time::Instant::now();
+            let ok = verify_password(&password, &hash);
+            let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let old = typical.load(std::sync::atomic::Ordering::Relaxed);
+            let new = if old == 0 { took } else { (old.saturating_mul(7) / 8).saturating_add(took / 8) };
+            typical.store(new, std::sync::atomic::Ordering::Relaxed);
+            ok
+        })
+        .await
+    }
+
+    /// Takes as long as a check, for a user who does not exist (or is disabled), without taking
+    /// a hashing thread: a flood of unknown names costs no memory or CPU and cannot crowd out
+    /// owners' checks. Until a check was timed, one is made against the decoy hash.
+    pub async fn decoy(&self, password: String) -> Result<(), Busy> {
+        match self.typical.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => self.verify(password, decoy_hash().to_string()).await.map(|_| ()),
+            nanos => {
+                tokio::time::sleep(std::time::Duration::from_nanos(nanos)).await;
+                Ok(())
+            }
+        }
     }
 
     /// Runs `f` on a hashing thread; `Busy` when the queue is full.
@@ -302,6 +332,16 @@ impl LoginLimiter {
         }
     }
 
+    /// A reserved attempt was never checked (the hasher was busy): it is given back, so that
+    /// what others cause never counts against a key.
+    pub fn release(&mut self, keys: &[String; 2]) {
+        for k in keys {
+            if let Some(f) = self.failures.get_mut(k) {
+                f.at.pop_back();
+            }
+        }
+    }
+
     /// How many keys are kept.
     pub fn keys_kept(&self) -> usize {
         self.failures.len()
@@ -329,6 +369,18 @@ mod tests {
         // A stored hash asking for more memory than any we make is refused, not computed.
         let greedy = theirs.replace("m=19456", "m=1048576");
         assert!(!verify_password("correct horse", &greedy));
+    }
+
+    #[test]
+    fn an_attempt_never_checked_is_given_back() {
+        let mut l = LoginLimiter::default();
+        let keys = LoginLimiter::keys("10.0.0.1", "owner");
+        let now = Utc::now();
+        for _ in 0..FREE {
+            l.reserve(&keys, now).unwrap();
+            l.release(&keys);
+        }
+        assert!(l.reserve(&keys, now).is_ok(), "released attempts do not count");
     }
 
     #[tokio::test]

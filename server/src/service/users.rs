@@ -172,14 +172,18 @@ impl baton_graphql::Auth for Services {
         let row = self.run(move |c| Ok(db::users::by_username(c, &name)?)).await?;
         let hash = row.as_ref().filter(|r| !r.disabled).map(|r| r.password_hash.clone());
         let password = password.to_string();
-        let matches = self
-            .hasher
-            .run(move || {
-                let ok = auth::verify_password(&password, hash.as_deref().unwrap_or(auth::decoy_hash()));
-                ok && hash.is_some()
-            })
-            .await
-            .map_err(|auth::Busy| busy())?;
+        let checked = match hash {
+            Some(hash) => self.hasher.verify(password, hash).await,
+            None => self.hasher.decoy(password).await.map(|()| false),
+        };
+        let matches = match checked {
+            Ok(m) => m,
+            Err(auth::Busy) => {
+                // Not checked: nothing is counted against this address and name.
+                self.limiter.lock().map_err(|_| ApiError::Internal)?.release(&keys);
+                return Err(busy());
+            }
+        };
         let Some(row) = row.filter(|_| matches) else {
             return Err(ApiError::Unauthenticated);
         };
