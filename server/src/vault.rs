@@ -159,6 +159,11 @@ impl Vault {
         (held.instance.is_none() || held.instance == instance).then(|| (held.value.clone(), held.version))
     }
 
+    /// Whether `key` is held as a global credential (of no instance).
+    pub fn is_global(&self, key: &str) -> bool {
+        self.values.read().is_ok_and(|v| v.get(key).is_some_and(|h| h.instance.is_none()))
+    }
+
     /// Every value held, for masking.
     pub fn all_values(&self) -> Vec<String> {
         self.values.read().map(|v| v.values().map(|h| h.value.clone()).collect()).unwrap_or_default()

@@ -357,6 +357,19 @@ fn credentials_and_integrations_belong_to_an_instance_or_to_all() {
     assert_eq!(rule(&res).as_deref(), Some("global_credential"), "{res}");
     assert_eq!(res["errors"][0]["extensions"]["field"], "profile.K", "{res}");
     let tid = gql(&s, &admin, create, json!({ "t": global }))["createTask"]["tid"].as_i64().unwrap();
+    // Its runs go only to agents serving every instance, which only an admin of every instance
+    // makes: an agent an instance's admin enrolled never receives a global credential.
+    let serve = "mutation($i: String!) { setAgentInstances(name: \"a1\", instances: $i) { instances } }";
+    gql(&s, &admin, serve, json!({ "i": "other" }));
+    let waiting = force_run(&s, &admin, tid);
+    let plain = json!({ "name": "plain_other", "instance": "other", "command": "true", "target": "etl",
+                        "runAsUser": "root" });
+    let plain = gql(&s, &admin, create, json!({ "t": plain }))["createTask"]["tid"].as_i64().unwrap();
+    wait_success(&s, &admin, force_run(&s, &admin, plain));
+    let r = gql(&s, &admin, "query($id: Int!) { run(id: $id) { status agentId } }", json!({ "id": waiting }));
+    assert_eq!((r["run"]["status"].as_str(), r["run"]["agentId"].as_i64()), (Some("TRIGGERED"), None), "{r}");
+    gql(&s, &admin, serve, json!({ "i": "*" }));
+    wait_success(&s, &admin, waiting);
     let edit = json!({ "name": "reads_global", "instance": "other", "command": "echo $K", "target": "etl",
                        "runAsUser": "root", "profile": [{ "name": "K", "value": "${C:shared/hook}" }] });
     let update = "mutation($id: Int!, $t: TaskInput!) { updateTask(tid: $id, input: $t) { tid } }";

@@ -157,8 +157,15 @@ impl AgentHub {
     }
 
     /// Online agents a target (an agent name, a hostname or a queue) reaches that take runs of
-    /// `instance`, with their ids; read from memory, so dispatch costs no database round trip.
-    pub fn candidates(&self, target: &str, instance: Option<InstanceId>) -> Vec<(String, AgentId)> {
+    /// `instance` (and, for a run that carries a global credential, serve every instance: only
+    /// an admin of every instance makes or sets those), with their ids; read from memory, so
+    /// dispatch costs no database round trip.
+    pub fn candidates(
+        &self,
+        target: &str,
+        instance: Option<InstanceId>,
+        global_secrets: bool,
+    ) -> Vec<(String, AgentId)> {
         self.conns
             .lock()
             .map(|c| {
@@ -167,6 +174,7 @@ impl AgentHub {
                         v.online && (*name == target || v.hostname == target || v.queues.iter().any(|q| q == target))
                     })
                     .filter(|(_, v)| v.serves.takes(instance))
+                    .filter(|(_, v)| !global_secrets || v.serves == Serves::All)
                     .filter_map(|(name, v)| Some((name.clone(), v.id?)))
                     .collect()
             })

@@ -271,7 +271,11 @@ impl Driver {
     /// counted afresh at most every `LOAD_FRESH` (counting walks every active run) and each pick
     /// adds to it meanwhile, so a burst of thousands of dispatches is spread without being
     /// quadratic.
-    fn pick_agent(&self, target: &str, instance: Option<InstanceId>) -> Option<String> {
+    fn pick_agent(&self, spec: &JobSpec) -> Option<String> {
+        let (target, instance) = (spec.target.as_str(), spec.instance_id);
+        // A global credential goes only to agents that serve every instance: an agent enrolled
+        // by an instance's admin must never receive one, even in that instance's task.
+        let global_secrets = instance.is_some() && spec.credential_keys().iter().any(|k| self.vault.is_global(k));
         let Ok(mut cached) = self.load.lock() else { return None };
         let now = std::time::Instant::now();
         if cached.0.is_none_or(|at| now.duration_since(at) >= LOAD_FRESH) {
@@ -280,7 +284,7 @@ impl Driver {
         let load = &mut cached.1;
         let name = self
             .hub
-            .candidates(target, instance)
+            .candidates(target, instance, global_secrets)
             .into_iter()
             .min_by_key(|(name, _)| (load.get(name).copied().unwrap_or(0), name.clone()))
             .map(|(name, _)| name)?;
@@ -501,7 +505,7 @@ impl Driver {
         let Some(spec) = self.runs.lock().ok().and_then(|r| r.get(&run_id).map(|a| a.spec.clone())) else {
             return false;
         };
-        let agent = self.pick_agent(&spec.target, spec.instance_id);
+        let agent = self.pick_agent(&spec);
         if !self.apply(run_id, RunEvent::Dispatched { agent: agent.clone().unwrap_or_default() }, None).await {
             return false;
         }
@@ -728,7 +732,7 @@ impl Driver {
         else {
             return;
         };
-        let Some(agent) = self.pick_agent(&spec.target, spec.instance_id) else { return };
+        let Some(agent) = self.pick_agent(&spec) else { return };
         let Some(agent_id) = self.hub.id_of(&agent) else { return };
         let stored_attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
         match self.db.run(move |c| db::runs::claim(c, id, stored_attempt, agent_id, now)).await {

@@ -221,7 +221,9 @@ impl Driver {
                 }
                 // Waiting for an agent: the holder judges its accept deadline; a server with a
                 // fitting agent online here (`candidates`) claims it, in `tick`.
-                (RunStatus::Triggered, None) if mine || !self.hub.candidates(&r.target, r.instance_id).is_empty() => {
+                (RunStatus::Triggered, None)
+                    if mine || !self.hub.candidates(&r.target, r.instance_id, false).is_empty() =>
+                {
                     self.hold(&r, &names, now);
                 }
                 // Sent to an agent connected here by a server that does not hold it (another
