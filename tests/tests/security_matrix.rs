@@ -28,11 +28,13 @@ fn sdl_fields(root: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// What a call touches: nothing of an instance's, or instance `default`'s.
+/// What a call touches: nothing of an instance's, instance `default`'s, or what only a caller
+/// with every instance may touch (every caller here has one instance).
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Scope {
     Global,
     Instance,
+    Every,
 }
 
 /// Who calls: their role, whether they have instance `default`, their token and user name.
@@ -189,7 +191,7 @@ fn mutations() -> Vec<Op> {
             );
             q("mutation($id: Int!) { revokeApiToken(id: $id) }", json!({ "id": made["createApiToken"]["info"]["id"] }))
         }),
-        op("createInstance", Some("admin"), Global, |c, _| {
+        op("createInstance", Some("admin"), Every, |c, _| {
             q("mutation($n: String!) { createInstance(name: $n) { id } }", json!({ "n": c.unique("inst") }))
         }),
         op("createTask", Some("admin"), Instance, move |c, _| {
@@ -373,6 +375,9 @@ fn expected(op: &Op, who: Option<&Caller>) -> Vec<Outcome> {
     }
     if op.scope == Scope::Instance && !who.inside {
         return vec![Outcome::Refused, Outcome::Hidden];
+    }
+    if op.scope == Scope::Every {
+        return vec![Outcome::Refused];
     }
     vec![Outcome::Done]
 }

@@ -3,6 +3,7 @@
 use super::*;
 use async_trait::async_trait;
 use baton_graphql::Instance;
+use baton_schema::access::InstanceAccess;
 
 #[async_trait]
 impl baton_graphql::Instances for Services {
@@ -21,6 +22,13 @@ impl baton_graphql::Instances for Services {
     }
 
     async fn create_instance(&self, actor: &Principal, name: &str, description: &str) -> BackendResult<Instance> {
+        // A new instance is outside every scoped admin's instances: only an admin of all makes one.
+        if !matches!(actor.instances, InstanceAccess::All) {
+            return Err(ApiError::Forbidden(format!(
+                "only an admin of every instance creates instances (yours: {})",
+                actor.instances
+            )));
+        }
         let now = self.now();
         let (actor, name, description) = (actor.clone(), name.to_string(), description.to_string());
         let info = self
