@@ -31,7 +31,22 @@ pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return forbidden(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let seg = v6.segments();
+            let low_v4 = std::net::Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8);
+            // Forms that carry an IPv4 address: IPv4-compatible (`::a.b.c.d`) and NAT64
+            // (`64:ff9b::a.b.c.d`) in their low 32 bits, 6to4 (`2002:AABB:CCDD::`) after 2002.
+            let compatible = seg[..6].iter().all(|s| *s == 0) && !v6.is_loopback() && !v6.is_unspecified();
+            let nat64 = seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6].iter().all(|s| *s == 0);
+            if compatible || nat64 {
+                return forbidden(IpAddr::V4(low_v4));
+            }
+            if seg[0] == 0x2002 {
+                let v4 = std::net::Ipv4Addr::new((seg[1] >> 8) as u8, seg[1] as u8, (seg[2] >> 8) as u8, seg[2] as u8);
+                if let Some(why) = forbidden(IpAddr::V4(v4)) {
+                    return Some(why);
+                }
+            }
+            let first = seg[0];
             if v6.is_loopback() {
                 Some("loopback")
             } else if first & 0xffc0 == 0xfe80 {
@@ -155,10 +170,16 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "::",
+            "::127.0.0.1",
+            "::169.254.169.254",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "2002:a00:1::1",
         ] {
             assert!(forbidden(ip.parse().unwrap()).is_some(), "{ip}");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "172.32.0.1", "100.128.0.1"] {
+        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "172.32.0.1", "100.128.0.1", "64:ff9b::808:808"] {
             assert_eq!(forbidden(ip.parse().unwrap()), None, "{ip}");
         }
         let allowed = vec!["hooks.internal".to_string(), "127.0.0.1".to_string(), "[::1]".to_string()];
