@@ -38,6 +38,7 @@ pub use definitions::Definitions;
 pub use error::ApiError;
 pub use execution::Execution;
 pub use instances::{Instance, Instances};
+pub use meta::Clock;
 pub use operations::Operations;
 pub use runs::Runs;
 pub use scheduler::SchedulerState;
@@ -117,6 +118,7 @@ domains!(
     scheduler::SchedulerState,
     agents::Agents,
     alerting::Alerting,
+    meta::Clock,
 );
 
 pub type BatonSchema = Schema<Query, Mutation, Subscription>;

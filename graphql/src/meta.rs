@@ -1,6 +1,18 @@
-//! Facts about the server itself.
+//! Facts about the server itself, and its clock: resolvers read the time from it, never from
+//! the system, so what they decide follows the server's clock (simulated in tests).
 
 use async_graphql::{Context, Object};
+use chrono::{DateTime, Utc};
+
+/// The server's clock.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The time now, by the server's clock.
+pub fn now(ctx: &Context<'_>) -> DateTime<Utc> {
+    crate::definitions::domain::<dyn Clock>(ctx).now()
+}
 
 #[derive(Default)]
 pub struct MetaQuery;

@@ -105,7 +105,7 @@ impl OperatorQuery {
         if !(1..=24 * 366).contains(&hours) {
             return Err(ApiError::invalid("hours", "range", "must be between 1 and 8784").into());
         }
-        let since = Utc::now() - Duration::hours(i64::from(hours));
+        let since = crate::meta::now(ctx) - Duration::hours(i64::from(hours));
         let list = domain::<dyn Operations>(ctx).missed_runs(principal(ctx)?, since, limit_of(limit)?).await?;
         Ok(list.into_iter().map(Run).collect())
     }

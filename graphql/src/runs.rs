@@ -240,7 +240,9 @@ impl RunQuery {
         let f = filter.unwrap_or_default();
         let since = match (f.since, f.since_hours) {
             (Some(s), _) => Some(s),
-            (None, Some(h)) if (1..=24 * 366).contains(&h) => Some(Utc::now() - chrono::Duration::hours(i64::from(h))),
+            (None, Some(h)) if (1..=24 * 366).contains(&h) => {
+                Some(crate::meta::now(ctx) - chrono::Duration::hours(i64::from(h)))
+            }
             (None, Some(_)) => {
                 return Err(ApiError::invalid("filter.sinceHours", "range", "must be between 1 and 8784").into())
             }
@@ -287,7 +289,7 @@ impl RunQuery {
     /// Counts by status for a run date (today, UTC, by default).
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn dashboard(&self, ctx: &Context<'_>, run_date: Option<NaiveDate>) -> ApiResult<Dashboard> {
-        let date = run_date.unwrap_or_else(|| Utc::now().date_naive());
+        let date = run_date.unwrap_or_else(|| crate::meta::now(ctx).date_naive());
         let counts = domain::<dyn Runs>(ctx).status_counts(principal(ctx)?, date).await?;
         Ok(Dashboard {
             run_date: date,

@@ -65,10 +65,11 @@ pub struct Scheduler {
     pub group_actors: i64,
 }
 
-impl From<SchedulerHealth> for Scheduler {
-    fn from(h: SchedulerHealth) -> Self {
+impl Scheduler {
+    /// The health as of `now`.
+    fn at(h: SchedulerHealth, now: chrono::DateTime<chrono::Utc>) -> Self {
         Scheduler {
-            uptime_seconds: (Utc::now() - h.started_at).num_seconds(),
+            uptime_seconds: (now - h.started_at).num_seconds(),
             version: h.version,
             instances: h.instances,
             started_at: h.started_at,
@@ -104,6 +105,7 @@ impl SchedulerQuery {
     /// The scheduler's health, for the Scheduler page.
     #[graphql(guard = "RoleGuard(Role::Viewer)")]
     async fn scheduler(&self, ctx: &Context<'_>) -> ApiResult<Scheduler> {
-        Ok(domain::<dyn SchedulerState>(ctx).scheduler_health(principal(ctx)?).await?.into())
+        let health = domain::<dyn SchedulerState>(ctx).scheduler_health(principal(ctx)?).await?;
+        Ok(Scheduler::at(health, crate::meta::now(ctx)))
     }
 }

@@ -111,6 +111,7 @@ pub async fn build(config: &Config, db: Db) -> anyhow::Result<App> {
         db.clone(),
         vault.clone(),
         config.alerts.clone(),
+        clock.clone(),
         driver.subscribe(),
         deps.group_ends.subscribe(),
     )?;

@@ -172,10 +172,17 @@ impl Vault {
     /// Seals and stores `value` under `key` in `instance` (a new version when it exists there);
     /// returns the version. A key of another instance is refused with the storage's
     /// [`db::DbError::Conflict`], which the error carries.
-    pub fn set(&self, conn: &mut DbConn, key: &str, value: &str, instance: Option<InstanceId>) -> anyhow::Result<i64> {
+    pub fn set(
+        &self,
+        conn: &mut DbConn,
+        key: &str,
+        value: &str,
+        instance: Option<InstanceId>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<i64> {
         let (nonce, ct) = self.seal(key, value)?;
         let sealed = db::credentials::Sealed { nonce: &nonce, ciphertext: &ct };
-        let version = db::credentials::put(conn, key, &sealed, instance, chrono::Utc::now())?;
+        let version = db::credentials::put(conn, key, &sealed, instance, now)?;
         if let Ok(mut v) = self.values.write() {
             v.insert(key.to_string(), Held { value: value.to_string(), version, instance });
         }
@@ -382,19 +389,19 @@ mod tests {
         let here = Vault::open(&mut c, None, &dir.path().join("master.key")).unwrap();
         let default = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
         let other = db::instances::ensure(&mut c, "other", chrono::Utc::now()).unwrap().id;
-        here.set(&mut c, "db/default", "v1", Some(default)).unwrap();
-        here.set(&mut c, "shared", "g1", None).unwrap();
+        here.set(&mut c, "db/default", "v1", Some(default), chrono::Utc::now()).unwrap();
+        here.set(&mut c, "shared", "g1", None, chrono::Utc::now()).unwrap();
         assert_eq!(here.lookup_for("db/default", Some(default)).as_deref(), Some("v1"));
         assert_eq!(here.lookup_for("db/default", Some(other)), None, "another instance's");
         assert_eq!(here.lookup_for("db/default", None), None, "a global use");
         assert_eq!(here.lookup_for("shared", Some(other)).as_deref(), Some("g1"));
         // A rotation keeps the key's instance.
-        here.set(&mut c, "db/default", "v2", Some(default)).unwrap();
+        here.set(&mut c, "db/default", "v2", Some(default), chrono::Utc::now()).unwrap();
         assert_eq!(here.lookup_for("db/default", Some(default)).as_deref(), Some("v2"));
         assert_eq!(here.lookup_for("db/default", None), None);
         // Set as global or as another instance's, the key is not touched.
         for elsewhere in [None, Some(other)] {
-            let e = here.set(&mut c, "db/default", "stolen", elsewhere).unwrap_err();
+            let e = here.set(&mut c, "db/default", "stolen", elsewhere, chrono::Utc::now()).unwrap_err();
             assert!(matches!(e.downcast_ref::<db::DbError>(), Some(db::DbError::Conflict(_))), "{e}");
         }
         assert_eq!(here.lookup_for("db/default", Some(default)).as_deref(), Some("v2"));
@@ -410,14 +417,14 @@ mod tests {
         // Another server on the same database and key.
         let there = Vault::open(&mut c, None, &key_file).unwrap();
         let default = db::instances::by_name(&mut c, "default").unwrap().unwrap().id;
-        here.set(&mut c, "db/default", "v1", Some(default)).unwrap();
-        here.set(&mut c, "shared", "g1", None).unwrap();
+        here.set(&mut c, "db/default", "v1", Some(default), chrono::Utc::now()).unwrap();
+        here.set(&mut c, "shared", "g1", None, chrono::Utc::now()).unwrap();
         assert_eq!(there.lookup_for("shared", None), None, "not read yet");
         assert_eq!(there.refresh(&mut c).unwrap(), 2);
         assert_eq!(there.lookup_for("db/default", Some(default)).as_deref(), Some("v1"));
         assert_eq!(there.refresh(&mut c).unwrap(), 0, "nothing changed since");
         // A rotation and a deletion through the first reach the second at its next read.
-        here.set(&mut c, "db/default", "v2", Some(default)).unwrap();
+        here.set(&mut c, "db/default", "v2", Some(default), chrono::Utc::now()).unwrap();
         db::credentials::delete(&mut c, "shared").unwrap();
         here.forget("shared");
         assert_eq!(there.refresh(&mut c).unwrap(), 2);

@@ -1,8 +1,10 @@
-//! Tidy: the workspace's house rules, checked on its source files and manifests without building
-//! them (`cargo xtask tidy`, and part of `cargo test --workspace`; as rust-analyzer's `tidy.rs`): every file says why it exists, the domain core cannot reach the
-//! disk or the clock, crates depend only on what ARCHITECTURE.md allows, modules import one
-//! another one way only, no file outgrows what a newcomer can hold in their head, and every
-//! test the threat model in SECURITY.md names exists.
+//! Tidy: the workspace's house rules, checked on its source files and manifests without
+//! building them (`cargo xtask tidy`, and part of `cargo test --workspace`; as rust-analyzer's
+//! `tidy.rs`): every file says why it exists, the domain core cannot reach the disk or the
+//! clock, the server reads the time only from its clock, crates depend only on what
+//! ARCHITECTURE.md allows, modules and folders import one another one way only, no file outgrows
+//! what a newcomer can hold in their head, and every test the threat model in SECURITY.md names
+//! exists.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -332,4 +334,31 @@ fn every_test_the_threat_model_names_exists() {
     }
     assert!(rows >= 20, "the threat model has its rows ({rows})");
     assert!(missing.is_empty(), "named in SECURITY.md but not found:\n{}", missing.join("\n"));
+}
+
+/// The server reads the time only from its clock (`server/src/clock.rs`), which tests replace
+/// with a simulated one: no `Utc::now()` in the server or the API outside tests, but for the
+/// command line's one-shot commands and a server's start-up name.
+#[test]
+fn the_server_reads_the_time_only_from_its_clock() {
+    const ALLOWED: [(&str, &str); 3] = [
+        ("server/src/clock.rs", "the system clock itself"),
+        ("server/src/main.rs", "one-shot commands, no server running"),
+        ("server/src/lease.rs", "a server's name at start-up, when randomness fails"),
+    ];
+    let mut found = Vec::new();
+    for file in sources().into_iter().filter(|f| f.starts_with("server/src/") || f.starts_with("graphql/src/")) {
+        if ALLOWED.iter().any(|(a, _)| *a == file) {
+            continue;
+        }
+        let text = std::fs::read_to_string(root().join(&file)).unwrap();
+        // Unit tests (at the end of a file) may read the system clock.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            if line.contains("Utc::now()") && !line.trim_start().starts_with("//") {
+                found.push(format!("{file}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "read the time from the server's clock instead:\n{}", found.join("\n"));
 }

@@ -73,7 +73,7 @@ pub fn check_deadlines(c: &mut DbConn, now: DateTime<Utc>) -> DbResult<usize> {
                         runs.iter().map(|r| fact_of(r.started_at, r.ended_at, r.id)).collect();
                     for due in deadline_due(&rule.trigger, date, tz, expected, &facts_in, now) {
                         let facts = match due.run_id.and_then(|id| runs.iter().find(|r| r.id == id)) {
-                            Some(run) => run_facts(c, run, Some(&task))?,
+                            Some(run) => run_facts(c, run, Some(&task), now)?,
                             None => Facts {
                                 source: format!("task:{tid}"),
                                 task_name: task.name.clone(),
@@ -84,7 +84,7 @@ pub fn check_deadlines(c: &mut DbConn, now: DateTime<Utc>) -> DbResult<usize> {
                                 ..Default::default()
                             },
                         };
-                        if queue_rule(c, &rule, position, &facts, &due.occasion, Some(&due.what))?.is_some() {
+                        if queue_rule(c, &rule, position, &facts, &due.occasion, Some(&due.what), now)?.is_some() {
                             queued += 1;
                         }
                     }
@@ -115,7 +115,7 @@ pub fn check_deadlines(c: &mut DbConn, now: DateTime<Utc>) -> DbResult<usize> {
                             status,
                             ..Default::default()
                         };
-                        if queue_rule(c, &rule, position, &facts, &due.occasion, Some(&due.what))?.is_some() {
+                        if queue_rule(c, &rule, position, &facts, &due.occasion, Some(&due.what), now)?.is_some() {
                             queued += 1;
                         }
                     }

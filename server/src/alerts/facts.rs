@@ -7,7 +7,7 @@ use baton_schema::definition::AlertRule;
 use baton_schema::ids::{AlertDeliveryId, RunId, TaskId};
 use baton_schema::placeholder::{expand, PlaceholderContext};
 use baton_schema::run::Reason;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 
@@ -113,7 +113,12 @@ pub(super) fn task_env(
     env
 }
 
-pub(super) fn run_facts(c: &mut DbConn, run: &db::runs::RunRow, task: Option<&db::tasks::TaskRow>) -> DbResult<Facts> {
+pub(super) fn run_facts(
+    c: &mut DbConn,
+    run: &db::runs::RunRow,
+    task: Option<&db::tasks::TaskRow>,
+    now: DateTime<Utc>,
+) -> DbResult<Facts> {
     let group_name = match run.group_id {
         Some(g) => db::groups::get(c, g).map(|g| g.name).unwrap_or_default(),
         None => String::new(),
@@ -125,7 +130,7 @@ pub(super) fn run_facts(c: &mut DbConn, run: &db::runs::RunRow, task: Option<&db
         .map(|r| r.to_string());
     let duration_seconds = match (run.started_at, run.ended_at) {
         (Some(s), Some(e)) => Some((e - s).num_seconds()),
-        (Some(s), None) => Some((Utc::now().naive_utc() - s).num_seconds()),
+        (Some(s), None) => Some((now.naive_utc() - s).num_seconds()),
         _ => None,
     };
     Ok(Facts {
@@ -167,6 +172,7 @@ pub(super) fn queue_rule(
     facts: &Facts,
     occasion: &str,
     what: Option<&str>,
+    now: DateTime<Utc>,
 ) -> DbResult<Option<AlertDeliveryId>> {
     let trigger = trigger_name(&rule.trigger);
     let who = if facts.task_name.is_empty() { facts.group_name.as_str() } else { facts.task_name.as_str() };
@@ -192,7 +198,7 @@ pub(super) fn queue_rule(
         message,
         details: details.to_string(),
     };
-    db::alert_deliveries::enqueue(c, &new, Utc::now())
+    db::alert_deliveries::enqueue(c, &new, now)
 }
 
 pub(super) fn default_message(f: &Facts, subject: &str) -> String {

@@ -23,7 +23,7 @@ use crate::vault::Vault;
 use baton_schema::alert::answers;
 use baton_schema::definition::AlertRule;
 use baton_schema::run::{Reason, RunStatus};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
@@ -48,6 +48,8 @@ pub struct Alerts {
     /// task ends without a query: with SQLite's one connection, a query per run would compete
     /// with the writer on every run.
     with_rules: Mutex<Option<std::collections::HashSet<String>>>,
+    /// The server's clock: deliveries are queued, due and tried by it.
+    clock: crate::clock::SharedClock,
 }
 
 fn rules_of(c: &mut DbConn, owner: Owner) -> DbResult<Vec<AlertRule>> {
@@ -72,6 +74,7 @@ impl Alerts {
         db: Db,
         vault: Arc<Vault>,
         policy: AlertPolicy,
+        clock: crate::clock::SharedClock,
         mut updates: broadcast::Receiver<RunUpdate>,
         mut group_ends: broadcast::Receiver<GroupRunEnd>,
     ) -> anyhow::Result<Arc<Alerts>> {
@@ -82,6 +85,7 @@ impl Alerts {
             bell: Arc::new(Bell::default()),
             attempted: tokio::sync::watch::Sender::new(None),
             with_rules: Mutex::new(None),
+            clock,
         });
         let me = alerts.clone();
         actix_web::rt::spawn(async move {
@@ -100,7 +104,8 @@ impl Alerts {
             let mut every = tokio::time::interval(me.policy.check_every);
             loop {
                 every.tick().await;
-                match me.db.run(|c| check_deadlines(c, Utc::now())).await {
+                let now = me.clock.now();
+                match me.db.run(move |c| check_deadlines(c, now)).await {
                     Ok(0) => {}
                     Ok(n) => {
                         tracing::info!(queued = n, "deadline alerts");
@@ -128,7 +133,7 @@ impl Alerts {
         if !self.may_have_rules(&u.task_name).await {
             return;
         }
-        let run_id = u.run_id;
+        let (run_id, now) = (u.run_id, self.clock.now());
         let res = self
             .db
             .run(move |c| {
@@ -141,7 +146,7 @@ impl Alerts {
                     return Ok(0);
                 }
                 let task = db::tasks::get(c, tid).ok();
-                let mut facts = run_facts(c, &run, task.as_ref())?;
+                let mut facts = run_facts(c, &run, task.as_ref(), now)?;
                 facts.source = format!("task:{tid}");
                 // The status the transition reached (the run may have moved on since).
                 facts.status = t.to.as_str().to_string();
@@ -152,7 +157,7 @@ impl Alerts {
                 let occasion = format!("run{run_id}:a{}:{}", t.attempt, t.to.as_str());
                 let mut queued = 0;
                 for (i, rule) in answering {
-                    if queue_rule(c, rule, i, &facts, &occasion, None)?.is_some() {
+                    if queue_rule(c, rule, i, &facts, &occasion, None, now)?.is_some() {
                         queued += 1;
                     }
                 }
@@ -167,6 +172,7 @@ impl Alerts {
     }
 
     async fn on_group_end(&self, e: GroupRunEnd) {
+        let now = self.clock.now();
         let res = self
             .db
             .run(move |c| {
@@ -176,7 +182,7 @@ impl Alerts {
                     from: RunStatus::Running,
                     to: status,
                     attempt: 1,
-                    at: Utc::now(),
+                    at: now,
                     reason: None,
                 };
                 let group = db::groups::get(c, e.group_id)?;
@@ -193,7 +199,7 @@ impl Alerts {
                 let mut queued = 0;
                 for (i, rule) in rules.iter().enumerate() {
                     if answers(&rule.trigger, &as_transition)
-                        && queue_rule(c, rule, i, &facts, &occasion, None)?.is_some()
+                        && queue_rule(c, rule, i, &facts, &occasion, None, now)?.is_some()
                     {
                         queued += 1;
                     }
@@ -236,7 +242,7 @@ impl Alerts {
 
     /// Queues a test alert through `integration` and waits (a little) for its first attempt.
     pub async fn send_test(&self, integration: &str, actor: &str) -> DbResult<db::alert_deliveries::DeliveryRow> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let subject = format!("[Baton] Test alert from {actor}");
         let facts = Facts {
             source: "test".into(),

@@ -497,7 +497,7 @@ mod tests {
         let key_file = dir.path().join("master.key");
         let (here, there) =
             (Vault::open(&mut c, None, &key_file).unwrap(), Vault::open(&mut c, None, &key_file).unwrap());
-        here.set(&mut c, "hooks/ops", "http://127.0.0.1:9/hook", None).unwrap();
+        here.set(&mut c, "hooks/ops", "http://127.0.0.1:9/hook", None, chrono::Utc::now()).unwrap();
         let draft = IntegrationDraft {
             name: "ops".into(),
             kind: "slack".into(),

@@ -3,7 +3,6 @@
 
 use super::{send, Alerts};
 use crate::db;
-use chrono::Utc;
 use std::sync::{Condvar, Mutex};
 
 /// Wakes the delivery worker when something is queued.
@@ -35,7 +34,7 @@ impl Alerts {
     /// something is queued.
     pub(super) fn deliver_forever(&self) {
         loop {
-            let now = Utc::now();
+            let now = self.clock.now();
             let due = self
                 .db
                 .conn()
@@ -62,7 +61,9 @@ impl Alerts {
                 .and_then(|mut c| db::alert_deliveries::next_due(&mut c).ok().flatten())
                 .map(db::utc);
             let wait = match next {
-                Some(at) => (at - Utc::now()).to_std().unwrap_or_default().min(std::time::Duration::from_secs(60)),
+                Some(at) => {
+                    (at - self.clock.now()).to_std().unwrap_or_default().min(std::time::Duration::from_secs(60))
+                }
                 None => std::time::Duration::from_secs(60),
             };
             if !wait.is_zero() {
@@ -80,7 +81,7 @@ impl Alerts {
             Err(e) => Err(send::Failure::Retry(format!("reading the integration: {e}"))),
         };
         let result = prepared.and_then(|p| p.send(d, &self.policy.allowed_hosts));
-        let now = Utc::now();
+        let now = self.clock.now();
         let next = match &result {
             Ok(_) => None,
             Err(send::Failure::Permanent(_)) => None,

@@ -433,7 +433,7 @@ impl baton_graphql::Alerting for Services {
                 }
                 None => owner_for(c, &p, instance.as_deref())?,
             };
-            let version = vault.set(c, key.as_str(), &value, owner).map_err(|e| -> super::SvcError {
+            let version = vault.set(c, key.as_str(), &value, owner, now).map_err(|e| -> super::SvcError {
                 // Set in another instance between the read above and this write.
                 if let Some(db::DbError::Conflict(_)) = e.downcast_ref::<db::DbError>() {
                     return FieldError::new("key", "unique", format!("credential {key} exists")).into();

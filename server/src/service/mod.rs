@@ -300,3 +300,9 @@ pub(crate) fn audit_in(
     db::audit::record(c, &entry, now)?;
     Ok(())
 }
+
+impl baton_graphql::Clock for Services {
+    fn now(&self) -> DateTime<Utc> {
+        self.driver.now()
+    }
+}
