@@ -103,19 +103,44 @@ fn doc_instances(plan: &ImportPlan) -> HashSet<&str> {
         .collect()
 }
 
-/// Plans and writes one instance of the document; problems go to `plan.errors` with JSON paths.
-#[allow(clippy::too_many_arguments)] // To be split by its parts (issue 23).
+/// One instance of a document being imported: what each step of it needs.
+struct Importing<'a> {
+    /// Its JSON path, `$.instances[i]`.
+    at: String,
+    name: String,
+    instance: InstanceId,
+    inst: &'a baton_schema::document::ValidInstance,
+    raw: &'a InstanceDoc,
+    /// The integrations and credentials its definitions may name.
+    references: super::alerting::References,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+/// The groups as they were and those the document kept.
+struct GroupsDone {
+    before: Vec<GroupRecord>,
+    kept: HashSet<GroupId>,
+}
+
+/// The tasks as they were, those the document kept, and those written (position in the
+/// document, id, new); the instance's groups by name.
+struct TasksDone {
+    before: Vec<TaskRecord>,
+    kept: HashSet<TaskId>,
+    written: Vec<(usize, TaskId, bool)>,
+    group_ids: HashMap<String, GroupId>,
+}
+
+/// Plans and writes one instance of the document (`i`-th, as validated and as written);
+/// problems go to `plan.errors` with JSON paths.
 fn apply_instance(
     c: &mut DbConn,
-    i: usize,
-    inst: &baton_schema::document::ValidInstance,
-    raw: &InstanceDoc,
+    (i, inst, raw): (usize, &baton_schema::document::ValidInstance, &InstanceDoc),
     mode: ImportMode,
     writer: &Principal,
     now: chrono::DateTime<chrono::Utc>,
     plan: &mut ImportPlan,
 ) -> Result<(), Abort> {
-    let at = format!("$.instances[{i}]");
     let name = inst.name.to_string();
     let instance = match db::instances::by_name(c, &name)? {
         Some(row) => row,
@@ -124,166 +149,202 @@ fn apply_instance(
             db::instances::ensure(c, &name, now)?
         }
     };
-
-    // Calendars, by name.
-    let mut existing_cals: HashMap<String, db::calendars::CalendarRow> =
-        db::calendars::list(c, Some(instance.id))?.into_iter().map(|r| (r.name.clone(), r)).collect();
-    for cal in &inst.calendars {
-        let after = cal.to_draft();
-        match existing_cals.remove(cal.name.as_str()) {
-            Some(row) => {
-                let before: CalendarDraft = db::calendars::draft(c, &row)?;
-                let fields = diff_drafts(Some(&before), &after);
-                if !fields.is_empty() {
-                    plan.changed.push(PlanChange { item: item("calendar", &name, cal.name.as_str()), fields });
-                    db::calendars::save(c, instance.id, cal, now)?;
-                }
-            }
-            None => {
-                plan.created.push(item("calendar", &name, cal.name.as_str()));
-                db::calendars::save(c, instance.id, cal, now)?;
-            }
-        }
-    }
-
-    // Groups: by GID when given and present, else by name.
-    let before_groups = {
-        let rows = db::groups::in_instance(c, instance.id)?;
-        group_records(c, rows)
-    }?;
-    let mut kept_groups: HashSet<GroupId> = HashSet::new();
     let references = super::alerting::References::load(c, writer)?;
-    for (j, g) in inst.groups.iter().enumerate() {
-        let gat = format!("{at}.groups[{j}]");
-        let mut found = baton_schema::FieldErrors::new();
-        references.check(&g.alerts, None, instance.id, &format!("{gat}."), &mut found);
-        plan.errors.extend(found.0);
-        let by_name = || before_groups.iter().find(|b| b.draft.name == g.name.as_str()).and_then(|b| b.draft.gid);
-        let instance_of = |c: &mut DbConn, id| Ok(db::groups::get(c, id)?.instance_id);
-        let existing = match resolve(c, ("group", "gid"), g.gid, instance.id, instance_of, by_name, &gat)? {
-            Ok(found) => found,
-            Err(e) => {
-                plan.errors.push(e);
-                continue;
-            }
-        };
-        match existing {
-            Some(id) => {
-                kept_groups.insert(id);
-                let before = before_groups.iter().find(|b| b.draft.gid == Some(id));
-                let after = GroupDef { gid: Some(id), ..g.clone() }.to_draft();
-                let fields = diff_drafts(before.map(|b| &b.draft), &after);
-                if !fields.is_empty() {
-                    plan.changed.push(PlanChange { item: item("group", &name, g.name.as_str()), fields });
-                    if let Err(e) = db::groups::update(c, id, instance.id, g, now) {
-                        plan.errors.push(FieldError::new(format!("{gat}.name"), "conflict", e.to_string()));
+    let step = Importing { at: format!("$.instances[{i}]"), name, instance: instance.id, inst, raw, references, now };
+    let calendars_left = step.calendars(c, plan)?;
+    let groups = step.groups(c, plan)?;
+    let tasks = step.tasks(c, plan)?;
+    if mode == ImportMode::Replace {
+        step.remove_missing(c, plan, &groups, &tasks, calendars_left)?;
+    }
+    step.dependencies(c, plan, &tasks)
+}
+
+impl Importing<'_> {
+    /// Calendars, by name; returns those the instance had and the document does not name.
+    fn calendars(
+        &self,
+        c: &mut DbConn,
+        plan: &mut ImportPlan,
+    ) -> Result<HashMap<String, db::calendars::CalendarRow>, Abort> {
+        let (name, now, inst) = (&self.name, self.now, self.inst);
+        let mut existing_cals: HashMap<String, db::calendars::CalendarRow> =
+            db::calendars::list(c, Some(self.instance))?.into_iter().map(|r| (r.name.clone(), r)).collect();
+        for cal in &inst.calendars {
+            let after = cal.to_draft();
+            match existing_cals.remove(cal.name.as_str()) {
+                Some(row) => {
+                    let before: CalendarDraft = db::calendars::draft(c, &row)?;
+                    let fields = diff_drafts(Some(&before), &after);
+                    if !fields.is_empty() {
+                        plan.changed.push(PlanChange { item: item("calendar", name, cal.name.as_str()), fields });
+                        db::calendars::save(c, self.instance, cal, now)?;
                     }
                 }
-            }
-            None => {
-                plan.created.push(item("group", &name, g.name.as_str()));
-                match db::groups::insert(c, instance.id, g, now) {
-                    Ok(id) => {
-                        kept_groups.insert(id);
-                    }
-                    Err(e) => plan.errors.push(FieldError::new(format!("{gat}.name"), "conflict", e.to_string())),
+                None => {
+                    plan.created.push(item("calendar", name, cal.name.as_str()));
+                    db::calendars::save(c, self.instance, cal, now)?;
                 }
             }
         }
+        Ok(existing_cals)
     }
 
-    // Tasks: by TID when given and present, else by name.
-    let before_tasks = {
-        let rows = db::tasks::in_instance(c, instance.id)?;
-        task_records(c, rows)
-    }?;
-    let group_ids: HashMap<String, GroupId> =
-        db::groups::in_instance(c, instance.id)?.into_iter().map(|g| (g.name, g.id)).collect();
-    let calendar_names: HashSet<String> =
-        db::calendars::list(c, Some(instance.id))?.into_iter().map(|r| r.name).collect();
-    let mut kept_tasks: HashSet<TaskId> = HashSet::new();
-    let mut written: Vec<(usize, TaskId, bool)> = Vec::new();
-    for (j, t) in inst.tasks.iter().enumerate() {
-        let tat = format!("{at}.tasks[{j}]");
-        let mut found = baton_schema::FieldErrors::new();
-        references.check(&t.alerts, Some(&t.profile), instance.id, &format!("{tat}."), &mut found);
-        plan.errors.extend(found.0);
-        let group_id = match &t.group {
-            Some(g) => match group_ids.get(g.as_str()) {
-                Some(id) => Some(*id),
-                None => {
-                    plan.errors.push(FieldError::new(
-                        format!("{tat}.group"),
-                        "unknown_group",
-                        format!("no group {g} in instance {name}"),
-                    ));
+    /// Groups: by GID when given and present, else by name.
+    fn groups(&self, c: &mut DbConn, plan: &mut ImportPlan) -> Result<GroupsDone, Abort> {
+        let (name, now, inst, at, references) = (&self.name, self.now, self.inst, &self.at, &self.references);
+        let before_groups = {
+            let rows = db::groups::in_instance(c, self.instance)?;
+            group_records(c, rows)
+        }?;
+        let mut kept_groups: HashSet<GroupId> = HashSet::new();
+        for (j, g) in inst.groups.iter().enumerate() {
+            let gat = format!("{at}.groups[{j}]");
+            let mut found = baton_schema::FieldErrors::new();
+            references.check(&g.alerts, None, self.instance, &format!("{gat}."), &mut found);
+            plan.errors.extend(found.0);
+            let by_name = || before_groups.iter().find(|b| b.draft.name == g.name.as_str()).and_then(|b| b.draft.gid);
+            let instance_of = |c: &mut DbConn, id| Ok(db::groups::get(c, id)?.instance_id);
+            let existing = match resolve(c, ("group", "gid"), g.gid, self.instance, instance_of, by_name, &gat)? {
+                Ok(found) => found,
+                Err(e) => {
+                    plan.errors.push(e);
                     continue;
                 }
-            },
-            None => None,
-        };
-        if let Some(cal) = t.schedule.as_ref().and_then(|s| s.calendar.as_ref()) {
-            if !calendar_names.contains(cal.as_str()) {
-                plan.errors.push(FieldError::new(
-                    format!("{tat}.schedule.calendar"),
-                    "unknown_calendar",
-                    format!("no calendar {cal} in instance {name}"),
-                ));
-            }
-        }
-        let by_name = || before_tasks.iter().find(|b| b.draft.name == t.name.as_str()).and_then(|b| b.draft.tid);
-        let instance_of = |c: &mut DbConn, id| Ok(db::tasks::get(c, id)?.instance_id);
-        let existing = match resolve(c, ("task", "tid"), t.tid, instance.id, instance_of, by_name, &tat)? {
-            Ok(found) => found,
-            Err(e) => {
-                plan.errors.push(e);
-                continue;
-            }
-        };
-        let is_new = existing.is_none();
-        let id = match existing {
-            Some(id) => {
-                let before = before_tasks.iter().find(|b| b.draft.tid == Some(id));
-                let after = TaskDef { tid: Some(id), ..t.clone() }.to_draft();
-                let fields = diff_drafts(before.map(|b| &b.draft), &after);
-                if !fields.is_empty() {
-                    plan.changed.push(PlanChange { item: item("task", &name, t.name.as_str()), fields });
-                    if let Err(e) = db::tasks::update(c, id, instance.id, group_id, t, now) {
-                        plan.errors.push(FieldError::new(format!("{tat}.name"), "conflict", e.to_string()));
-                        continue;
+            };
+            match existing {
+                Some(id) => {
+                    kept_groups.insert(id);
+                    let before = before_groups.iter().find(|b| b.draft.gid == Some(id));
+                    let after = GroupDef { gid: Some(id), ..g.clone() }.to_draft();
+                    let fields = diff_drafts(before.map(|b| &b.draft), &after);
+                    if !fields.is_empty() {
+                        plan.changed.push(PlanChange { item: item("group", name, g.name.as_str()), fields });
+                        if let Err(e) = db::groups::update(c, id, self.instance, g, now) {
+                            plan.errors.push(FieldError::new(format!("{gat}.name"), "conflict", e.to_string()));
+                        }
                     }
                 }
-                id
-            }
-            None => {
-                plan.created.push(item("task", &name, t.name.as_str()));
-                match db::tasks::insert(c, instance.id, group_id, t, now) {
-                    Ok(id) => id,
-                    Err(e) => {
-                        plan.errors.push(FieldError::new(format!("{tat}.name"), "conflict", e.to_string()));
-                        continue;
+                None => {
+                    plan.created.push(item("group", name, g.name.as_str()));
+                    match db::groups::insert(c, self.instance, g, now) {
+                        Ok(id) => {
+                            kept_groups.insert(id);
+                        }
+                        Err(e) => plan.errors.push(FieldError::new(format!("{gat}.name"), "conflict", e.to_string())),
                     }
                 }
             }
-        };
-        kept_tasks.insert(id);
-        written.push((j, id, is_new));
-        // A new task has no rules or edges to replace yet.
-        if !(is_new && t.alerts.is_empty()) {
-            db::alert_rules::replace(c, db::alert_rules::Owner::Task(id), &t.alerts).map_err(SvcError::from)?;
         }
+        Ok(GroupsDone { before: before_groups, kept: kept_groups })
     }
 
-    // Replace mode: what the instance has and the document lacks goes.
-    if mode == ImportMode::Replace {
-        for b in &before_tasks {
+    /// Tasks: by TID when given and present, else by name.
+    fn tasks(&self, c: &mut DbConn, plan: &mut ImportPlan) -> Result<TasksDone, Abort> {
+        let (name, now, inst, at, references) = (&self.name, self.now, self.inst, &self.at, &self.references);
+        let before_tasks = {
+            let rows = db::tasks::in_instance(c, self.instance)?;
+            task_records(c, rows)
+        }?;
+        let group_ids: HashMap<String, GroupId> =
+            db::groups::in_instance(c, self.instance)?.into_iter().map(|g| (g.name, g.id)).collect();
+        let calendar_names: HashSet<String> =
+            db::calendars::list(c, Some(self.instance))?.into_iter().map(|r| r.name).collect();
+        let mut kept_tasks: HashSet<TaskId> = HashSet::new();
+        let mut written: Vec<(usize, TaskId, bool)> = Vec::new();
+        for (j, t) in inst.tasks.iter().enumerate() {
+            let tat = format!("{at}.tasks[{j}]");
+            let mut found = baton_schema::FieldErrors::new();
+            references.check(&t.alerts, Some(&t.profile), self.instance, &format!("{tat}."), &mut found);
+            plan.errors.extend(found.0);
+            let group_id = match &t.group {
+                Some(g) => match group_ids.get(g.as_str()) {
+                    Some(id) => Some(*id),
+                    None => {
+                        plan.errors.push(FieldError::new(
+                            format!("{tat}.group"),
+                            "unknown_group",
+                            format!("no group {g} in instance {name}"),
+                        ));
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            if let Some(cal) = t.schedule.as_ref().and_then(|s| s.calendar.as_ref()) {
+                if !calendar_names.contains(cal.as_str()) {
+                    plan.errors.push(FieldError::new(
+                        format!("{tat}.schedule.calendar"),
+                        "unknown_calendar",
+                        format!("no calendar {cal} in instance {name}"),
+                    ));
+                }
+            }
+            let by_name = || before_tasks.iter().find(|b| b.draft.name == t.name.as_str()).and_then(|b| b.draft.tid);
+            let instance_of = |c: &mut DbConn, id| Ok(db::tasks::get(c, id)?.instance_id);
+            let existing = match resolve(c, ("task", "tid"), t.tid, self.instance, instance_of, by_name, &tat)? {
+                Ok(found) => found,
+                Err(e) => {
+                    plan.errors.push(e);
+                    continue;
+                }
+            };
+            let is_new = existing.is_none();
+            let id = match existing {
+                Some(id) => {
+                    let before = before_tasks.iter().find(|b| b.draft.tid == Some(id));
+                    let after = TaskDef { tid: Some(id), ..t.clone() }.to_draft();
+                    let fields = diff_drafts(before.map(|b| &b.draft), &after);
+                    if !fields.is_empty() {
+                        plan.changed.push(PlanChange { item: item("task", name, t.name.as_str()), fields });
+                        if let Err(e) = db::tasks::update(c, id, self.instance, group_id, t, now) {
+                            plan.errors.push(FieldError::new(format!("{tat}.name"), "conflict", e.to_string()));
+                            continue;
+                        }
+                    }
+                    id
+                }
+                None => {
+                    plan.created.push(item("task", name, t.name.as_str()));
+                    match db::tasks::insert(c, self.instance, group_id, t, now) {
+                        Ok(id) => id,
+                        Err(e) => {
+                            plan.errors.push(FieldError::new(format!("{tat}.name"), "conflict", e.to_string()));
+                            continue;
+                        }
+                    }
+                }
+            };
+            kept_tasks.insert(id);
+            written.push((j, id, is_new));
+            // A new task has no rules or edges to replace yet.
+            if !(is_new && t.alerts.is_empty()) {
+                db::alert_rules::replace(c, db::alert_rules::Owner::Task(id), &t.alerts).map_err(SvcError::from)?;
+            }
+        }
+        Ok(TasksDone { before: before_tasks, kept: kept_tasks, written, group_ids })
+    }
+
+    /// Replace mode: what the instance has and the document lacks goes.
+    fn remove_missing(
+        &self,
+        c: &mut DbConn,
+        plan: &mut ImportPlan,
+        groups: &GroupsDone,
+        tasks: &TasksDone,
+        existing_cals: HashMap<String, db::calendars::CalendarRow>,
+    ) -> Result<(), Abort> {
+        let (name, at) = (&self.name, &self.at);
+        let (before_tasks, kept_tasks, before_groups, kept_groups) =
+            (&tasks.before, &tasks.kept, &groups.before, &groups.kept);
+        for b in before_tasks {
             let Some(id) = b.draft.tid else { continue };
             if !kept_tasks.contains(&id) {
-                plan.deleted.push(item("task", &name, &b.draft.name));
+                plan.deleted.push(item("task", name, &b.draft.name));
                 db::dependencies::replace_for_task(c, id, &[])?;
             }
         }
-        for b in &before_tasks {
+        for b in before_tasks {
             let Some(id) = b.draft.tid else { continue };
             if !kept_tasks.contains(&id) {
                 if let Err(e) = db::tasks::delete(c, id) {
@@ -295,10 +356,10 @@ fn apply_instance(
                 }
             }
         }
-        for b in &before_groups {
+        for b in before_groups {
             let Some(id) = b.draft.gid else { continue };
             if !kept_groups.contains(&id) {
-                plan.deleted.push(item("group", &name, &b.draft.name));
+                plan.deleted.push(item("group", name, &b.draft.name));
                 db::dependencies::replace_for_group(c, id, &[])?;
                 if let Err(e) = db::groups::delete(c, id) {
                     plan.errors.push(FieldError::new(
@@ -310,57 +371,62 @@ fn apply_instance(
             }
         }
         for (cal_name, row) in existing_cals {
-            plan.deleted.push(item("calendar", &name, &cal_name));
+            plan.deleted.push(item("calendar", name, &cal_name));
             db::calendars::delete(c, row.id)?;
         }
+        Ok(())
     }
 
-    // Dependencies are checked on the merged result, one group at a time, then written as edges.
-    let mut by_group: BTreeMap<GroupId, Vec<db::tasks::TaskRow>> = BTreeMap::new();
-    for row in db::tasks::in_instance(c, instance.id)? {
-        if let Some(g) = row.group_id {
-            by_group.entry(g).or_default().push(row);
+    /// Dependencies are checked on the merged result, one group at a time, then written as edges.
+    fn dependencies(&self, c: &mut DbConn, plan: &mut ImportPlan, tasks: &TasksDone) -> Result<(), Abort> {
+        let (inst, raw, at) = (self.inst, self.raw, &self.at);
+        let (written, group_ids) = (&tasks.written, &tasks.group_ids);
+        let mut by_group: BTreeMap<GroupId, Vec<db::tasks::TaskRow>> = BTreeMap::new();
+        for row in db::tasks::in_instance(c, self.instance)? {
+            if let Some(g) = row.group_id {
+                by_group.entry(g).or_default().push(row);
+            }
         }
-    }
-    for (gid, members) in &by_group {
-        let nodes: BTreeMap<String, Option<DependencyExpr>> = members
-            .iter()
-            .map(|m| (m.name.clone(), m.dependency.as_deref().and_then(|d| DependencyExpr::parse(d).ok())))
-            .collect();
-        if let Err(e) = check_graph(&nodes) {
-            let j = inst.tasks.iter().position(|t| t.name.as_str() == e.owner()).unwrap_or(0);
-            plan.errors.push(e.into_field_error().under(&format!("{at}.tasks[{j}]")));
-            continue;
-        }
-        let _ = gid;
-    }
-    if plan.errors.is_empty() {
-        for (j, id, is_new) in &written {
-            let t = &inst.tasks[*j];
-            if *is_new && t.dependency.is_none() {
+        for (gid, members) in &by_group {
+            let nodes: BTreeMap<String, Option<DependencyExpr>> = members
+                .iter()
+                .map(|m| (m.name.clone(), m.dependency.as_deref().and_then(|d| DependencyExpr::parse(d).ok())))
+                .collect();
+            if let Err(e) = check_graph(&nodes) {
+                let j = inst.tasks.iter().position(|t| t.name.as_str() == e.owner()).unwrap_or(0);
+                plan.errors.push(e.into_field_error().under(&format!("{at}.tasks[{j}]")));
                 continue;
             }
-            let gid = t.group.as_ref().and_then(|g| group_ids.get(g.as_str()).copied());
-            write_task_edges(c, *id, gid, t.dependency.as_ref())?;
+            let _ = gid;
         }
-        let groups_now = db::groups::in_instance(c, instance.id)?;
-        let nodes: BTreeMap<String, Option<DependencyExpr>> = groups_now
-            .iter()
-            .map(|g| (g.name.clone(), g.dependency.as_deref().and_then(|d| DependencyExpr::parse(d).ok())))
-            .collect();
-        if let Err(e) = check_graph(&nodes) {
-            let j = raw.groups.iter().position(|g| g.name == e.owner()).unwrap_or(0);
-            plan.errors.push(e.into_field_error().under(&format!("{at}.groups[{j}]")));
-        } else {
-            for g in &inst.groups {
-                if let Some(id) = group_ids.get(g.name.as_str()) {
-                    write_group_edges(c, *id, instance.id, g.dependency.as_ref())?;
-                    db::alert_rules::replace(c, db::alert_rules::Owner::Group(*id), &g.alerts)?;
+        if plan.errors.is_empty() {
+            for (j, id, is_new) in written {
+                let t = &inst.tasks[*j];
+                if *is_new && t.dependency.is_none() {
+                    continue;
+                }
+                let gid = t.group.as_ref().and_then(|g| group_ids.get(g.as_str()).copied());
+                write_task_edges(c, *id, gid, t.dependency.as_ref())?;
+            }
+            let groups_now = db::groups::in_instance(c, self.instance)?;
+            let nodes: BTreeMap<String, Option<DependencyExpr>> = groups_now
+                .iter()
+                .map(|g| (g.name.clone(), g.dependency.as_deref().and_then(|d| DependencyExpr::parse(d).ok())))
+                .collect();
+            if let Err(e) = check_graph(&nodes) {
+                let j = raw.groups.iter().position(|g| g.name == e.owner()).unwrap_or(0);
+                plan.errors.push(e.into_field_error().under(&format!("{at}.groups[{j}]")));
+            } else {
+                for g in &inst.groups {
+                    if let Some(id) = group_ids.get(g.name.as_str()) {
+                        write_group_edges(c, *id, self.instance, g.dependency.as_ref())?;
+                        db::alert_rules::replace(c, db::alert_rules::Owner::Group(*id), &g.alerts)?;
+                    }
                 }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[async_trait]
@@ -452,7 +518,7 @@ impl baton_graphql::Transfer for Services {
                 let result = db::transaction(c, |c| -> Result<ImportPlan, Abort> {
                     let mut plan = ImportPlan::default();
                     for (i, inst) in valid.instances.iter().enumerate() {
-                        apply_instance(c, i, inst, &doc.instances[i], mode, &p, now, &mut plan)?;
+                        apply_instance(c, (i, inst, &doc.instances[i]), mode, &p, now, &mut plan)?;
                     }
                     db::sync_id_sequences(c)?;
                     if !plan.errors.is_empty() {
