@@ -644,3 +644,67 @@ fn every_query_as_every_role_in_and_out_of_its_instance() {
     }
     assert!(failures.is_empty(), "{} wrong:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// The records each instance owns, and whose owner the API checks when a query returns them.
+const RECORDS: [&str; 11] = [
+    "Task",
+    "Group",
+    "Run",
+    "GroupRun",
+    "Agent",
+    "AgentToken",
+    "ApiToken",
+    "User",
+    "Calendar",
+    "Integration",
+    "AlertDelivery",
+];
+
+/// The object fields that return a record, each with why it cannot reach past the caller's
+/// instances: a new one fails `object_fields_that_reach_records_are_decided` until it is here.
+const REACHING_FIELDS: [(&str, &str); 11] = [
+    ("CreatedAgentToken.info", "the token just made, by its maker"),
+    ("CreatedApiToken.info", "the caller's own new token"),
+    ("FlowGraph.group", "the group the caller asked the graph of, checked by flowGraph"),
+    ("GroupConnection.nodes", "the page groups(...) filtered"),
+    ("GroupEdge.node", "the page groups(...) filtered"),
+    ("LoginPayload.user", "the caller"),
+    ("RunConnection.nodes", "the page runs(...) filtered"),
+    ("RunEdge.node", "the page runs(...) filtered"),
+    ("Task.group", "the task's group, always of the task's instance (saving checks it)"),
+    ("TaskConnection.nodes", "the page tasks(...) filtered"),
+    ("TaskEdge.node", "the page tasks(...) filtered"),
+];
+
+/// The queries and mutations are checked as every role above; the objects they return reach
+/// other records only through fields decided here (a field that took arguments or returned
+/// another instance's record would need its own row in the matrix).
+#[test]
+fn object_fields_that_reach_records_are_decided() {
+    let sdl = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../graphql/schema.graphql")).unwrap();
+    let mut reaching = BTreeSet::new();
+    let mut with_arguments = Vec::new();
+    for block in sdl.split("\ntype ").skip(1) {
+        let name: String = block.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        if matches!(name.as_str(), "Query" | "Mutation" | "Subscription") {
+            continue;
+        }
+        let body = block.split("\n}").next().unwrap();
+        for line in body.lines().filter_map(|l| l.strip_prefix('\t')) {
+            let field: String = line.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if field.is_empty() || !line[field.len()..].starts_with(['(', ':']) {
+                continue;
+            }
+            if line[field.len()..].starts_with('(') {
+                with_arguments.push(format!("{name}.{field}"));
+            }
+            let ty: String = line.rsplit(':').next().unwrap().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+            if RECORDS.contains(&ty.as_str()) {
+                reaching.insert(format!("{name}.{field}"));
+            }
+        }
+    }
+    let decided: BTreeSet<String> = REACHING_FIELDS.iter().map(|(f, _)| f.to_string()).collect();
+    assert_eq!(reaching, decided, "object fields returning a record, and the decided ones");
+    assert!(with_arguments.is_empty(), "object fields with arguments need rows of their own: {with_arguments:?}");
+}
