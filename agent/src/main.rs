@@ -14,7 +14,7 @@ mod shim;
 mod stats;
 
 use anyhow::{Context, Result};
-use baton_schema::agent::v1::{AgentMsg, ServerMsg, PROTOCOL_VERSION};
+use baton_schema::agent::v1::{self, AgentMsg, ServerMsg, PROTOCOL_VERSION};
 use clap::Parser;
 use config::{Cli, Config};
 use futures_util::{SinkExt, StreamExt};
@@ -38,6 +38,17 @@ struct Agent {
     incarnation: String,
     runner: runner::Runner,
     outbox: mpsc::UnboundedReceiver<AgentMsg>,
+}
+
+/// An event's kind, for the debug log.
+fn event_name(e: &v1::AgentEvent) -> &'static str {
+    match e {
+        v1::AgentEvent::Accepted => "accepted",
+        v1::AgentEvent::Refused { .. } => "refused",
+        v1::AgentEvent::Spawned { .. } => "spawned",
+        v1::AgentEvent::Output { .. } => "output",
+        v1::AgentEvent::Ended { .. } => "ended",
+    }
 }
 
 async fn send(ws: &mut Socket, msg: &AgentMsg) -> Result<(), String> {
@@ -141,6 +152,12 @@ async fn session(
             }
             out = agent.outbox.recv() => {
                 if let Some(m) = out {
+                    if let AgentMsg::Event { seq, run_id, attempt, event } = &m {
+                        // Output is too frequent to log; every step of a run is logged at debug.
+                        if !matches!(event, v1::AgentEvent::Output { .. }) {
+                            tracing::debug!(seq, run = run_id.0, attempt, event = event_name(event), "sending");
+                        }
+                    }
                     if let Err(e) = send(&mut ws, &m).await {
                         return End::Lost(format!("sending an event: {e}"));
                     }
@@ -159,6 +176,7 @@ async fn session(
                         agent.runner.terminate(run_id.0, attempt, grace_seconds, by);
                     }
                     Ok(ServerMsg::Ack { seq }) => {
+                        tracing::debug!(seq, "acknowledged");
                         if let Ok(mut l) = agent.log.lock() {
                             l.ack(seq);
                         }

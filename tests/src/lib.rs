@@ -310,7 +310,9 @@ impl Agent {
             .arg(&state_dir)
             .args(if extra.iter().any(|a| a.starts_with("--allow-run-as")) { &[][..] } else { &TEST_RUN_AS[..] })
             .args(extra)
-            .env("BATON_LOG", std::env::var("TEST_LOG").map(|_| "debug").unwrap_or("info"))
+            // Each step of each run it sends and each acknowledgement (debug): what a test
+            // reports when a run does not end.
+            .env("BATON_LOG", std::env::var("TEST_LOG").map(|_| "debug").unwrap_or("info,baton_agent=debug"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
