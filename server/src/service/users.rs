@@ -173,7 +173,7 @@ impl baton_graphql::Auth for Services {
         let hash = row.as_ref().filter(|r| !r.disabled).map(|r| r.password_hash.clone());
         let password = password.to_string();
         let checked = match hash {
-            Some(hash) => self.hasher.verify(password, hash).await,
+            Some(hash) => self.hasher.verify(password, Some(hash)).await,
             None => self.hasher.decoy(password).await.map(|()| false),
         };
         let matches = match checked {
