@@ -307,9 +307,26 @@ fn a_graceful_stop_hands_over_at_once_and_a_rolling_restart_loses_nothing() {
     .unwrap_or_else(|e| {
         let open: Vec<_> = all(&store).into_iter().filter(|r| !r.status.is_final()).map(|r| (r.id, r.status)).collect();
         said.extend(fleet.iter().flat_map(Server::stderr_lines).chain(agent.stderr_lines()));
+        let about_run =
+            |l: &String| open.iter().any(|(id, _)| l.contains(&format!("{id} ")) || l.contains(&format!("={id}")));
+        // The agent's events for those runs, then every acknowledgement and replay from the
+        // first of them on (acknowledgements are cumulative and name no run), and what the
+        // servers said of agents coming and going.
+        let first_seq = said
+            .iter()
+            .filter(|l| about_run(l) && l.contains("sending seq="))
+            .filter_map(|l| l.split("seq=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+            .min()
+            .unwrap_or(u64::MAX);
+        let acked_after = |l: &String| {
+            l.split("acknowledged seq=")
+                .nth(1)
+                .and_then(|r| r.trim().parse::<u64>().ok())
+                .is_some_and(|n| n >= first_seq)
+        };
         let about: Vec<&String> = said
             .iter()
-            .filter(|l| open.iter().any(|(id, _)| l.contains(&format!("{id} ")) || l.contains(&format!("={id}"))))
+            .filter(|l| about_run(l) || acked_after(l) || l.contains("replaying") || l.contains("stopping"))
             .take(300)
             .collect();
         panic!("{e}: {open:?}\n{}", about.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n"))
