@@ -86,9 +86,20 @@ fn hash_into(argon: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -
 /// and at most `queue` wait; past that a login is refused, not queued without end.
 pub struct Hasher {
     jobs: std::sync::mpsc::SyncSender<Box<dyn FnOnce() + Send>>,
-    /// How long a check takes here, in nanoseconds (a moving average; 0 before the first).
+    /// How long a check takes here, in nanoseconds: the median of the last few (0 before the
+    /// first), so that the first check, slower while its memory is new, does not skew it.
     typical: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The last checks' durations.
+    recent: std::sync::Arc<std::sync::Mutex<VecDeque<u64>>>,
+    /// Jobs queued or running.
+    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Jobs waiting past which a decoy is timed, not computed.
+const DECOYS_COMPUTED_UNDER: usize = 8;
+
+/// Checks whose durations the typical one is the median of.
+const TIMED: usize = 9;
 
 /// The hasher's queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,33 +125,41 @@ impl Hasher {
                 tracing::error!(error = %e, "starting a password hashing thread");
             }
         }
-        Self { jobs, typical: Default::default() }
+        Self { jobs, typical: Default::default(), recent: Default::default(), waiting: Default::default() }
     }
 
     /// Checks `password` against a stored hash (None: the decoy, which nothing matches) on a
     /// hashing thread, timing it. The decoy is made there too, in the thread's own memory.
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, Busy> {
-        let typical = self.typical.clone();
+        let (typical, recent) = (self.typical.clone(), self.recent.clone());
         self.run(move || {
             // The decoy is made once, before timing: only the check itself is timed.
             let stored = hash.as_deref().unwrap_or_else(|| decoy_hash());
             let started = std::time::Instant::now();
             let ok = verify_password(&password, stored) && hash.is_some();
             let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            let old = typical.load(std::sync::atomic::Ordering::Relaxed);
-            let new = if old == 0 { took } else { (old.saturating_mul(7) / 8).saturating_add(took / 8) };
-            typical.store(new, std::sync::atomic::Ordering::Relaxed);
+            if let Ok(mut recent) = recent.lock() {
+                if recent.len() == TIMED {
+                    recent.pop_front();
+                }
+                recent.push_back(took);
+                let mut sorted: Vec<u64> = recent.iter().copied().collect();
+                sorted.sort_unstable();
+                typical.store(sorted[sorted.len() / 2], std::sync::atomic::Ordering::Relaxed);
+            }
             ok
         })
         .await
     }
 
-    /// Takes as long as a check, for a user who does not exist (or is disabled), without taking
-    /// a hashing thread: a flood of unknown names costs no memory or CPU and cannot crowd out
-    /// owners' checks. Until a check was timed, one is made against the decoy hash.
+    /// Takes as long as a check, for a user who does not exist (or is disabled): a real check
+    /// against the decoy hash while the hasher is not busy (so it costs exactly what a check
+    /// costs), else a wait as long as the typical check without taking a hashing thread, so a
+    /// flood of made-up names cannot crowd out owners' checks.
     pub async fn decoy(&self, password: String) -> Result<(), Busy> {
+        let busy = self.waiting.load(std::sync::atomic::Ordering::Relaxed) >= DECOYS_COMPUTED_UNDER;
         match self.typical.load(std::sync::atomic::Ordering::Relaxed) {
-            0 => self.verify(password, None).await.map(|_| ()),
+            nanos if nanos == 0 || !busy => self.verify(password, None).await.map(|_| ()),
             nanos => {
                 tokio::time::sleep(std::time::Duration::from_nanos(nanos)).await;
                 Ok(())
@@ -151,11 +170,17 @@ impl Hasher {
     /// Runs `f` on a hashing thread; `Busy` when the queue is full.
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs
-            .try_send(Box::new(move || {
-                let _ = tx.send(f());
-            }))
-            .map_err(|_| Busy)?;
+        let waiting = self.waiting.clone();
+        waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let done = waiting.clone();
+        let sent = self.jobs.try_send(Box::new(move || {
+            let _ = tx.send(f());
+            done.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }));
+        if sent.is_err() {
+            waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(Busy);
+        }
         rx.await.map_err(|_| Busy)
     }
 }
