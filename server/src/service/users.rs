@@ -57,6 +57,18 @@ pub fn check_password(password: &str) -> Result<(), baton_schema::FieldError> {
     Ok(())
 }
 
+impl Services {
+    /// A new password's hash, made off the database connection on the hasher's thread.
+    async fn hash_password(&self, password: &str) -> BackendResult<String> {
+        let password = password.to_string();
+        self.hasher
+            .run(move || auth::hash_password(&password))
+            .await
+            .map_err(|auth::Busy| busy())?
+            .map_err(|_| ApiError::Internal)
+    }
+}
+
 /// The refusal when more passwords are being checked than the hasher queues.
 fn busy() -> ApiError {
     ApiError::Forbidden("too many passwords are being checked; try again in a moment".into())
@@ -228,14 +240,7 @@ impl baton_graphql::Auth for Services {
         }
         check_username(username)?;
         check_password(password)?;
-        // Hashed off the database connection, on the hasher's threads.
-        let password = password.to_string();
-        let hash = self
-            .hasher
-            .run(move || auth::hash_password(&password))
-            .await
-            .map_err(|auth::Busy| busy())?
-            .map_err(|_| ApiError::Internal)?;
+        let hash = self.hash_password(password).await?;
         let (actor, username) = (actor.clone(), username.to_string());
         self.run(move |c| {
             db::transaction(c, |c| {
@@ -344,13 +349,7 @@ impl baton_graphql::Auth for Services {
                 return Err(ApiError::invalid("currentPassword", "mismatch", "is not your current password"));
             }
         }
-        let password = password.to_string();
-        let hash = self
-            .hasher
-            .run(move || auth::hash_password(&password))
-            .await
-            .map_err(|auth::Busy| busy())?
-            .map_err(|_| ApiError::Internal)?;
+        let hash = self.hash_password(password).await?;
         let actor = actor.clone();
         self.run(move |c| {
             db::transaction(c, |c| {
