@@ -198,6 +198,21 @@ fn named_paths(text: &str, keyword: &str, base: &[String]) -> Vec<Vec<String>> {
     out
 }
 
+/// Whether following `edges` from `start` comes back to it.
+fn reaches_itself(edges: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>, start: &Vec<String>) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<&Vec<String>> = edges.get(start).into_iter().flatten().collect();
+    while let Some(m) = todo.pop() {
+        if m == start {
+            return true;
+        }
+        if seen.insert(m) {
+            todo.extend(edges.get(m).into_iter().flatten());
+        }
+    }
+    false
+}
+
 #[test]
 fn modules_import_one_another_one_way_only() {
     for src in SOURCE_DIRS {
@@ -230,27 +245,12 @@ fn modules_import_one_another_one_way_only() {
                 }
             }
         }
-        let folder_names: Vec<Vec<String>> = folders.keys().cloned().collect();
-        for start in &folder_names {
-            let mut seen = BTreeSet::new();
-            let mut todo: Vec<Vec<String>> = folders.get(start).into_iter().flatten().cloned().collect();
-            while let Some(m) = todo.pop() {
-                assert!(&m != start, "{src}: the folder {} is in an import circle", start.join("::"));
-                if seen.insert(m.clone()) {
-                    todo.extend(folders.get(&m).into_iter().flatten().cloned());
-                }
-            }
+        for start in folders.keys() {
+            assert!(!reaches_itself(&folders, start), "{src}: the folder {} is in an import circle", start.join("::"));
         }
         // A circle: a module that reaches itself again.
         for start in mods.keys() {
-            let mut seen = BTreeSet::new();
-            let mut todo: Vec<Vec<String>> = edges.get(start).into_iter().flatten().cloned().collect();
-            while let Some(m) = todo.pop() {
-                assert!(&m != start, "{src}: {} is in an import circle", start.join("::"));
-                if seen.insert(m.clone()) {
-                    todo.extend(edges.get(&m).into_iter().flatten().cloned());
-                }
-            }
+            assert!(!reaches_itself(&edges, start), "{src}: {} is in an import circle", start.join("::"));
         }
     }
 }
